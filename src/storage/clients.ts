@@ -1,0 +1,61 @@
+import { BlobServiceClient, ContainerClient, StorageSharedKeyCredential, type StoragePipelineOptions } from '@azure/storage-blob';
+import type { StorageLocation, Topology } from '../topology/topology';
+
+/** Azurite's published development key: not a secret, and only ever used for a loopback endpoint. */
+const AZURITE_DEV_ACCOUNT = 'devstoreaccount1';
+const AZURITE_DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+const PIPELINE: StoragePipelineOptions = {
+  // Temporal owns the long retries; the SDK's own stay short so an outage surfaces as a failed attempt.
+  retryOptions: { maxTries: 3, retryDelayInMs: 200, maxRetryDelayInMs: 2000, tryTimeoutInMs: 120_000 },
+};
+
+function isLoopback(url: URL): boolean {
+  return url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]';
+}
+
+export function blobServiceClient(location: StorageLocation, env: NodeJS.ProcessEnv = process.env): BlobServiceClient {
+  if (location.connectionStringEnv && env[location.connectionStringEnv]) {
+    return BlobServiceClient.fromConnectionString(env[location.connectionStringEnv]!, PIPELINE);
+  }
+  if (location.sasTokenEnv && env[location.sasTokenEnv]) {
+    const sas = env[location.sasTokenEnv]!.replace(/^\?/, '');
+    return new BlobServiceClient(`${location.endpoint}?${sas}`, undefined, PIPELINE);
+  }
+  const url = new URL(location.endpoint);
+  const accountName = location.accountName ?? url.hostname.split('.')[0];
+  let key = location.accountKeyEnv ? env[location.accountKeyEnv] : undefined;
+  if (!key && isLoopback(url) && accountName === AZURITE_DEV_ACCOUNT) key = AZURITE_DEV_KEY;
+  if (!key) {
+    throw new Error(
+      `no credentials for storage ${location.id}: set ${location.accountKeyEnv ?? location.connectionStringEnv ?? location.sasTokenEnv ?? 'a credential variable'}`,
+    );
+  }
+  return new BlobServiceClient(location.endpoint, new StorageSharedKeyCredential(accountName, key), PIPELINE);
+}
+
+/** One container client per storage location of the topology, made once per process. */
+export class StorageClients {
+  private readonly containers = new Map<string, ContainerClient>();
+
+  constructor(
+    readonly topology: Topology,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
+
+  container(locationId: string): ContainerClient {
+    let client = this.containers.get(locationId);
+    if (!client) {
+      const location = this.topology.storage.find((s) => s.id === locationId);
+      if (!location) throw new Error(`no storage location ${locationId} in the topology`);
+      client = blobServiceClient(location, this.env).getContainerClient(location.container);
+      this.containers.set(locationId, client);
+    }
+    return client;
+  }
+
+  /** Creates every location's container; harmless when they exist. */
+  async ensureContainers(): Promise<void> {
+    await Promise.all(this.topology.storage.map((s) => this.container(s.id).createIfNotExists()));
+  }
+}

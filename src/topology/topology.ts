@@ -1,0 +1,120 @@
+import fs from 'node:fs';
+import { VmhubError } from '../errors';
+
+/** Data centers, their storage locations and the default SDDCs (SPEC §3). */
+export interface Topology {
+  dataCenters: DataCenter[];
+  storage: StorageLocation[];
+  sddcs: SddcSeed[];
+}
+
+export interface DataCenter {
+  id: string;
+  /** Other data centers, nearest first. */
+  nearest: string[];
+}
+
+export interface StorageLocation {
+  id: string;
+  dataCenter: string;
+  role: 'primary' | 'replica';
+  /** Blob service URL including the account, e.g. http://127.0.0.1:10000/devstoreaccount1 */
+  endpoint: string;
+  accountName?: string;
+  /** Names of environment variables holding credentials; the values never enter this file. */
+  accountKeyEnv?: string;
+  connectionStringEnv?: string;
+  sasTokenEnv?: string;
+  container: string;
+}
+
+export interface Capacity {
+  cpus: number;
+  memoryMiB: number;
+  diskGiB: number;
+}
+
+export interface SddcSeed {
+  name: string;
+  dataCenter: string;
+  capacity: Capacity;
+}
+
+/** Replaces `${NAME}` and `${NAME:-default}` in string values from the environment. */
+export function interpolate(value: string, env: NodeJS.ProcessEnv): string {
+  return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, fallback?: string) => {
+    const v = env[name];
+    if (v !== undefined && v !== '') return v;
+    if (fallback !== undefined) return fallback;
+    throw new VmhubError('InvalidTopology', `topology refers to \${${name}}, which is not set`);
+  });
+}
+
+export function parseTopology(text: string, env: NodeJS.ProcessEnv = process.env): Topology {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text, (_k, v: unknown) => (typeof v === 'string' ? interpolate(v, env) : v));
+  } catch (err) {
+    if (err instanceof VmhubError) throw err;
+    throw new VmhubError('InvalidTopology', `topology is not valid JSON: ${(err as Error).message}`);
+  }
+  const t = raw as Partial<Topology>;
+  const fail = (msg: string): never => {
+    throw new VmhubError('InvalidTopology', `topology: ${msg}`);
+  };
+  if (!Array.isArray(t.dataCenters) || t.dataCenters.length === 0) fail('dataCenters must be a non-empty list');
+  if (!Array.isArray(t.storage) || t.storage.length === 0) fail('storage must be a non-empty list');
+  const dcIds = new Set(t.dataCenters!.map((dc) => dc.id));
+  const dataCenters = t.dataCenters!.map((dc) => ({ id: dc.id, nearest: (dc.nearest ?? []).filter((n) => n !== dc.id) }));
+  for (const dc of dataCenters) for (const n of dc.nearest) if (!dcIds.has(n)) fail(`data center ${dc.id} lists unknown ${n}`);
+  const seen = new Set<string>();
+  for (const s of t.storage!) {
+    if (!s.id || seen.has(s.id)) fail(`storage ids must be present and unique (${s.id})`);
+    seen.add(s.id);
+    if (!dcIds.has(s.dataCenter)) fail(`storage ${s.id} is in unknown data center ${s.dataCenter}`);
+    if (s.role !== 'primary' && s.role !== 'replica') fail(`storage ${s.id} role must be primary or replica`);
+    if (!/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/.test(s.container ?? '')) fail(`storage ${s.id} container name is invalid`);
+    try {
+      new URL(s.endpoint);
+    } catch {
+      fail(`storage ${s.id} endpoint is not a URL`);
+    }
+  }
+  const primaries = t.storage!.filter((s) => s.role === 'primary');
+  if (primaries.length !== 1) fail(`exactly one primary storage location is required, found ${primaries.length}`);
+  const sddcs = t.sddcs ?? [];
+  for (const s of sddcs) if (!dcIds.has(s.dataCenter)) fail(`SDDC ${s.name} is in unknown data center ${s.dataCenter}`);
+  return { dataCenters, storage: t.storage!, sddcs };
+}
+
+export function loadTopology(file: string, env: NodeJS.ProcessEnv = process.env): Topology {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new VmhubError('InvalidTopology', `cannot read topology ${file}: ${(err as Error).message}`);
+  }
+  return parseTopology(text, env);
+}
+
+export function primaryLocation(topology: Topology): StorageLocation {
+  return topology.storage.find((s) => s.role === 'primary')!;
+}
+
+export function replicaLocations(topology: Topology): StorageLocation[] {
+  return topology.storage.filter((s) => s.role === 'replica');
+}
+
+export function findLocation(topology: Topology, id: string): StorageLocation {
+  const location = topology.storage.find((s) => s.id === id);
+  if (!location) throw new VmhubError('InvalidTopology', `no storage location ${id} in the topology`);
+  return location;
+}
+
+/** Data centers ordered from the given one outwards: itself, then its `nearest` list, then the rest. */
+export function dataCentersByDistance(topology: Topology, from: string): string[] {
+  const dc = topology.dataCenters.find((d) => d.id === from);
+  const order = [from, ...(dc?.nearest ?? [])];
+  for (const d of topology.dataCenters) if (!order.includes(d.id)) order.push(d.id);
+  return order;
+}
