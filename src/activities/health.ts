@@ -1,0 +1,29 @@
+import type { PublishDeps } from './publish';
+
+export interface HealthReport {
+  token: string;
+  blobs: Array<{ storage: string; container: string; blob: string; etag: string }>;
+  catalogCollection: string;
+}
+
+/** Writes a small marker to every storage location and to the catalog: proves a worker reaches each service. */
+export function createHealthActivities({ storage, catalog }: PublishDeps) {
+  return {
+    async checkServices(token: string): Promise<HealthReport> {
+      const body = JSON.stringify({ token, at: new Date().toISOString() });
+      const blobs = await Promise.all(
+        storage.topology.storage.map(async (location) => {
+          const container = storage.container(location.id);
+          await container.createIfNotExists();
+          const blob = `_vmhub/health/${token}.json`;
+          const res = await container.getBlockBlobClient(blob).upload(body, Buffer.byteLength(body), {
+            blobHTTPHeaders: { blobContentType: 'application/json' },
+          });
+          return { storage: location.id, container: location.container, blob, etag: res.etag! };
+        }),
+      );
+      await catalog.db.collection('health').replaceOne({ _id: token as never }, { token, at: new Date() }, { upsert: true });
+      return { token, blobs, catalogCollection: 'health' };
+    },
+  };
+}

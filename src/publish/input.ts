@@ -1,0 +1,104 @@
+import { VmhubError } from '../errors';
+import { IMAGE_FORMATS, type ImageFormat } from '../images/format';
+
+/** PublishImage's input, result and progress (SPEC §4, contract). Plain data: the workflow bundle imports this. */
+export interface PublishInput {
+  source: string;
+  image: string;
+  version?: string;
+  format?: ImageFormat;
+  deployTo?: string[];
+}
+
+export interface BlobLocation {
+  storage: string;
+  container: string;
+  blob: string;
+}
+
+export interface PublishResult {
+  image: string;
+  version: string;
+  format: ImageFormat;
+  sizeBytes: number;
+  sha256: string;
+  blockSize: number;
+  blockCount: number;
+  location: BlobLocation;
+  metadata: Record<string, unknown>;
+}
+
+export type PublishPhase =
+  | 'validating'
+  | 'probing'
+  | 'staging'
+  | 'committing'
+  | 'extracting-metadata'
+  | 'replicating'
+  | 'deploying'
+  | 'done'
+  | 'failed';
+
+export interface PublishProgress {
+  phase: PublishPhase;
+  bytesTotal: number;
+  bytesStaged: number;
+  blocksTotal: number;
+  blocksStaged: number;
+  /** Blocks sent to storage by this publish, and blocks found already staged with identical bytes. */
+  blocksUploaded: number;
+  blocksReused: number;
+  startedAt: string;
+}
+
+export const IMAGE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/** semver.org's own pattern: MAJOR.MINOR.PATCH, optional pre-release and build. */
+export const SEMVER =
+  /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
+
+export function isSemver(v: unknown): v is string {
+  return typeof v === 'string' && v.length <= 128 && SEMVER.test(v);
+}
+
+export function validateImageName(image: unknown): string {
+  if (typeof image !== 'string' || !IMAGE_NAME.test(image)) {
+    throw new VmhubError('InvalidInput', `image name ${JSON.stringify(image)} must match ${IMAGE_NAME.source}`);
+  }
+  return image;
+}
+
+export function validateVersion(version: unknown): string {
+  if (version === undefined) {
+    throw new VmhubError('InvalidInput', 'no version given and the image declares no semantic version; pass one (e.g. "version": "1.2.3")');
+  }
+  if (!isSemver(version)) {
+    throw new VmhubError('InvalidInput', `version ${JSON.stringify(version)} is not a semantic version (MAJOR.MINOR.PATCH[-pre][+build])`);
+  }
+  return version;
+}
+
+/** Checks the shape of a PublishImage input; the source itself is checked against the repository by an activity. */
+export function validatePublishInput(input: unknown): PublishInput {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new VmhubError('InvalidInput', 'PublishImage input must be a JSON object with source and image');
+  }
+  const i = input as Record<string, unknown>;
+  if (typeof i.source !== 'string' || i.source.trim() === '') throw new VmhubError('InvalidSource', 'source is required');
+  validateImageName(i.image);
+  if (i.version !== undefined) validateVersion(i.version);
+  if (i.format !== undefined && !IMAGE_FORMATS.includes(i.format as ImageFormat)) {
+    throw new VmhubError('InvalidInput', `format ${JSON.stringify(i.format)} must be one of ${IMAGE_FORMATS.join(', ')}`);
+  }
+  if (i.deployTo !== undefined && (!Array.isArray(i.deployTo) || i.deployTo.some((s) => typeof s !== 'string' || s === ''))) {
+    throw new VmhubError('InvalidInput', 'deployTo must be a list of SDDC names');
+  }
+  return i as unknown as PublishInput;
+}
+
+export function publishWorkflowId(image: string, version: string): string {
+  return `publish:${image}:${version}`;
+}
+
+export function blobName(image: string, version: string, format: ImageFormat): string {
+  return `${image}/${version}/${image}-${version}.${format}`;
+}

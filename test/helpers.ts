@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { ActivityDeps } from '../src/activities';
+import { loadConfig, type Config } from '../src/config';
+import { connectClient, connectWorker } from '../src/temporal';
+import { createControlWorker, openDeps } from '../src/worker';
+
+/** A control worker on a task queue of its own, running in this process against the test services. */
+export interface TestWorld {
+  config: Config;
+  deps: ActivityDeps;
+  client: Client;
+  worker: Worker;
+  close(): Promise<void>;
+}
+
+export async function startWorld(overrides: Partial<Config> = {}): Promise<TestWorld> {
+  const config: Config = { ...loadConfig(), taskQueue: `test-${randomUUID()}`, ...overrides };
+  const deps = await openDeps(config);
+  await deps.storage.ensureContainers();
+  const connection: NativeConnection = await connectWorker(config.temporal);
+  const worker = await createControlWorker(connection, deps);
+  const running = worker.run();
+  const client = await connectClient(config.temporal);
+  return {
+    config,
+    deps,
+    client,
+    worker,
+    async close() {
+      worker.shutdown();
+      await running;
+      await connection.close();
+      await client.connection.close();
+      await deps.catalog.close();
+    },
+  };
+}
+
+/** Deterministic, incompressible bytes: the same seed always gives the same file. */
+export function writeImageFile(file: string, sizeBytes: number, seed = 1): string {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const fd = fs.openSync(file, 'w');
+  const chunk = Buffer.alloc(1024 * 1024);
+  let x = seed >>> 0 || 1;
+  for (let written = 0; written < sizeBytes; ) {
+    for (let i = 0; i < chunk.length; i += 4) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      chunk.writeUInt32LE(x >>> 0, i);
+    }
+    const n = Math.min(chunk.length, sizeBytes - written);
+    fs.writeSync(fd, chunk, 0, n);
+    written += n;
+  }
+  fs.closeSync(fd);
+  return file;
+}
+
+export function repositoryRoot(): string {
+  return loadConfig().repositoryRoots[0];
+}
