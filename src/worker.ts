@@ -1,6 +1,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
 import { Catalog } from './catalog/catalog';
+import { installLogging } from './logging';
 import { loadConfig, type Config } from './config';
 import { StorageClients } from './storage/clients';
 import { connectWorker } from './temporal';
@@ -34,6 +35,7 @@ export async function createControlWorker(connection: NativeConnection, deps: Ac
 
 async function main(): Promise<void> {
   const [role] = process.argv.slice(2);
+  installLogging();
   const config = loadConfig();
   if (role !== 'control') throw new Error(`unknown worker role "${role ?? ''}": use "control" or "agent <sddc>"`);
   const deps = await openDeps(config);

@@ -5,6 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../src/activities';
 import { loadConfig, type Config } from '../src/config';
+import { installLogging } from '../src/logging';
 import { connectClient, connectWorker } from '../src/temporal';
 import { createControlWorker, openDeps } from '../src/worker';
 
@@ -18,6 +19,7 @@ export interface TestWorld {
 }
 
 export async function startWorld(overrides: Partial<Config> = {}): Promise<TestWorld> {
+  installLogging((process.env.VMHUB_LOG_LEVEL as 'WARN' | undefined) ?? 'ERROR');
   const config: Config = { ...loadConfig(), taskQueue: `test-${randomUUID()}`, ...overrides };
   const deps = await openDeps(config);
   await deps.storage.ensureContainers();

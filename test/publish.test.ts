@@ -1,0 +1,164 @@
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { PublishInput, PublishProgress, PublishResult } from '../src/publish/input';
+import { publishWorkflowId } from '../src/publish/input';
+import { startFileServer } from './harness/range-server';
+import { repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
+
+const MiB = 1024 * 1024;
+
+function sha256(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** An ISO-shaped file: incompressible bytes with the ISO 9660 signature where a reader looks for it. */
+function writeIso(name: string, sizeBytes: number, seed: number): string {
+  const file = writeImageFile(path.join(repositoryRoot(), name), sizeBytes, seed);
+  const fd = fs.openSync(file, 'r+');
+  fs.writeSync(fd, Buffer.from('\x01CD001\x01', 'latin1'), 0, 7, 32768);
+  fs.closeSync(fd);
+  return file;
+}
+
+describe('PublishImage', () => {
+  let world: TestWorld;
+  beforeAll(async () => {
+    world = await startWorld({ blockSizeBytes: 4 * MiB, transferConcurrency: 4, rangeFanOut: 2 });
+  });
+  afterAll(() => world.close());
+
+  const publish = (input: PublishInput, version = input.version ?? 'none') =>
+    world.client.workflow.execute('PublishImage', {
+      args: [input],
+      taskQueue: world.config.taskQueue,
+      workflowId: `${publishWorkflowId(input.image, version)}:${randomUUID()}`,
+    }) as Promise<PublishResult>;
+
+  async function failure(input: PublishInput): Promise<ApplicationFailure> {
+    const err = await publish(input).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    return cause as ApplicationFailure;
+  }
+
+  async function download(result: PublishResult): Promise<Buffer> {
+    return world.deps.storage.container(result.location.storage).getBlockBlobClient(result.location.blob).downloadToBuffer();
+  }
+
+  it('stages many blocks in parallel, commits them in order and records the verified SHA-256', async () => {
+    const file = writeIso('multi.iso', 37 * MiB + 12345, 7);
+    const handle = await world.client.workflow.start('PublishImage', {
+      args: [{ source: 'multi.iso', image: 'multi', version: '1.0.0' }],
+      taskQueue: world.config.taskQueue,
+      workflowId: publishWorkflowId('multi', '1.0.0'),
+    });
+    const result = (await handle.result()) as PublishResult;
+
+    expect(result).toMatchObject({ image: 'multi', version: '1.0.0', format: 'iso', sizeBytes: 37 * MiB + 12345 });
+    expect(result.blockSize).toBe(4 * MiB);
+    expect(result.blockCount).toBe(10);
+    expect(result.sha256).toBe(sha256(file));
+    expect((await download(result)).equals(fs.readFileSync(file))).toBe(true);
+
+    const props = await world.deps.storage.container('east-primary').getBlockBlobClient(result.location.blob).getProperties();
+    expect(props.metadata?.sha256).toBe(result.sha256);
+    expect(props.contentType).toBe('application/x-iso9660-image');
+
+    const record = await world.deps.catalog.getVersion('multi', '1.0.0');
+    expect(record).toMatchObject({ status: 'available', sha256: result.sha256, sizeBytes: result.sizeBytes, format: 'iso' });
+
+    const progress = await handle.query<PublishProgress>('progress');
+    expect(progress).toMatchObject({ phase: 'done', bytesTotal: result.sizeBytes, bytesStaged: result.sizeBytes, blocksStaged: 10, blocksUploaded: 10 });
+
+    const described = await handle.describe();
+    expect(described.searchAttributes.VmImage).toEqual(['multi']);
+    expect(described.searchAttributes.VmImageVersion).toEqual(['1.0.0']);
+  });
+
+  it('publishes from an http(s) server that answers Range requests', async () => {
+    const file = writeIso('over-http.iso', 9 * MiB + 1, 11);
+    const server = await startFileServer(repositoryRoot());
+    try {
+      const result = await publish({ source: server.url('over-http.iso'), image: 'over-http', version: '2.0.0-rc.1+b7' });
+      expect(result.sha256).toBe(sha256(file));
+      expect(result.blockCount).toBe(3);
+      expect((await download(result)).equals(fs.readFileSync(file))).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('returns the same record for the same bytes, and refuses other bytes under the same version', async () => {
+    writeIso('same.iso', 5 * MiB, 21);
+    const first = await publish({ source: 'same.iso', image: 'same', version: '1.2.3' });
+    const again = await publish({ source: 'same.iso', image: 'same', version: '1.2.3' });
+    expect(again).toEqual(first);
+
+    writeIso('other.iso', 5 * MiB, 22);
+    const conflict = await failure({ source: 'other.iso', image: 'same', version: '1.2.3' });
+    expect(conflict.type).toBe('VersionConflict');
+    expect(conflict.message).toContain(first.sha256);
+
+    const blob = world.deps.storage.container('east-primary').getBlockBlobClient(first.location.blob);
+    expect((await blob.getProperties()).metadata?.sha256).toBe(first.sha256);
+    expect(await world.deps.catalog.getVersion('same', '1.2.3')).toMatchObject({ status: 'available', sha256: first.sha256 });
+  });
+
+  describe('bad input fails with a typed error and records nothing', () => {
+    beforeAll(() => {
+      writeIso('good.iso', 5 * MiB, 31);
+      writeImageFile(path.join(repositoryRoot(), 'random.bin'), 3 * MiB, 32);
+      fs.writeFileSync(path.join(repositoryRoot(), 'empty.iso'), '');
+      const outside = path.join(path.dirname(repositoryRoot()), 'outside.iso');
+      writeIso('../outside.iso', MiB, 33);
+      fs.symlinkSync(outside, path.join(repositoryRoot(), 'escape.iso'));
+    });
+
+    const cases: Array<[string, Partial<PublishInput>, string]> = [
+      ['a path with ..', { source: '../outside.iso' }, 'InvalidSource'],
+      ['an absolute path outside the roots', { source: '/etc/passwd' }, 'InvalidSource'],
+      ['a symlink out of the root', { source: 'escape.iso' }, 'InvalidSource'],
+      ['a missing file', { source: 'nope.iso' }, 'InvalidSource'],
+      ['an unsupported scheme', { source: 'ftp://example.invalid/x.iso' }, 'InvalidSource'],
+      ['an empty source', { source: '' }, 'InvalidSource'],
+      ['an image name with capitals', { image: 'Bad_Name' }, 'InvalidInput'],
+      ['a version that is not semantic', { version: '16.1' }, 'InvalidInput'],
+      ['no version for an ISO', { version: undefined }, 'InvalidInput'],
+      ['an unknown format', { format: 'vmdk' as never }, 'InvalidInput'],
+      ['a format that disagrees with the bytes', { format: 'ova' }, 'InvalidImage'],
+      ['bytes of no supported format', { source: 'random.bin' }, 'InvalidImage'],
+      ['an empty file', { source: 'empty.iso' }, 'InvalidImage'],
+    ];
+
+    it.each(cases)('%s', async (_name, change, type) => {
+      const image = `bad-${randomUUID().slice(0, 8)}`;
+      const input = { source: 'good.iso', image, version: '1.0.0', ...change } as PublishInput;
+      const err = await failure(input);
+      expect(err.type).toBe(type);
+      expect(err.message.length).toBeGreaterThan(10);
+      expect(err.message).not.toContain('\n');
+      expect(await world.deps.catalog.versions.countDocuments({ image })).toBe(0);
+      const blobs = [];
+      for await (const b of world.deps.storage.container('east-primary').listBlobsFlat({ prefix: `${image}/` })) blobs.push(b.name);
+      expect(blobs).toEqual([]);
+    });
+
+    it('an http server without Range support', async () => {
+      const server = await startFileServer(repositoryRoot(), false);
+      try {
+        const err = await failure({ source: server.url('good.iso'), image: 'no-ranges', version: '1.0.0' });
+        expect(err.type).toBe('InvalidSource');
+        expect(err.message).toContain('Range');
+      } finally {
+        await server.close();
+      }
+    });
+  });
+});
