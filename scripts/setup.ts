@@ -16,7 +16,9 @@ function aptInstall(packages: string[]): void {
   const asRoot = process.getuid?.() === 0;
   const sudo = asRoot ? [] : onPath('sudo') ? ['sudo'] : undefined;
   if (!sudo || !onPath('apt-get')) {
-    throw new Error(`missing ${packages.join(', ')}: install them with your package manager (Debian: apt-get install ${packages.join(' ')})`);
+    throw new Error(
+      `missing ${packages.join(', ')}: install them with your package manager (Debian: apt-get install ${packages.join(' ')})`,
+    );
   }
   const run = (args: string[]) =>
     execFileSync(sudo.length ? 'sudo' : args[0], sudo.length ? args : args.slice(1), {

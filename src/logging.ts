@@ -20,7 +20,9 @@ export function logLine(entry: Pick<LogEntry, 'level' | 'message' | 'meta'> & { 
 
 let installed = false;
 
-export function installLogging(level: LogLevel = (process.env.VMHUB_LOG_LEVEL?.toUpperCase() as LogLevel | undefined) ?? 'INFO'): void {
+export function installLogging(
+  level: LogLevel = (process.env.VMHUB_LOG_LEVEL?.toUpperCase() as LogLevel | undefined) ?? 'INFO',
+): void {
   if (installed) return;
   installed = true;
   Runtime.install({ logger: new DefaultLogger(level, (entry) => process.stderr.write(`${logLine(entry)}\n`)) });

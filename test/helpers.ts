@@ -48,7 +48,7 @@ export function writeImageFile(file: string, sizeBytes: number, seed = 1): strin
   const fd = fs.openSync(file, 'w');
   const chunk = Buffer.alloc(1024 * 1024);
   let x = seed >>> 0 || 1;
-  for (let written = 0; written < sizeBytes; ) {
+  for (let written = 0; written < sizeBytes;) {
     for (let i = 0; i < chunk.length; i += 4) {
       x ^= x << 13;
       x ^= x >>> 17;

@@ -75,7 +75,13 @@ describe('PublishImage', () => {
     expect(record).toMatchObject({ status: 'available', sha256: result.sha256, sizeBytes: result.sizeBytes, format: 'iso' });
 
     const progress = await handle.query<PublishProgress>('progress');
-    expect(progress).toMatchObject({ phase: 'done', bytesTotal: result.sizeBytes, bytesStaged: result.sizeBytes, blocksStaged: 10, blocksUploaded: 10 });
+    expect(progress).toMatchObject({
+      phase: 'done',
+      bytesTotal: result.sizeBytes,
+      bytesStaged: result.sizeBytes,
+      blocksStaged: 10,
+      blocksUploaded: 10,
+    });
 
     const described = await handle.describe();
     expect(described.searchAttributes.VmImage).toEqual(['multi']);
@@ -146,7 +152,8 @@ describe('PublishImage', () => {
       expect(err.message).not.toContain('\n');
       expect(await world.deps.catalog.versions.countDocuments({ image })).toBe(0);
       const blobs = [];
-      for await (const b of world.deps.storage.container('east-primary').listBlobsFlat({ prefix: `${image}/` })) blobs.push(b.name);
+      for await (const b of world.deps.storage.container('east-primary').listBlobsFlat({ prefix: `${image}/` }))
+        blobs.push(b.name);
       expect(blobs).toEqual([]);
     });
 

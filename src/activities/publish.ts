@@ -145,7 +145,9 @@ export function createPublishActivities({ storage, catalog, config }: PublishDep
         blockCount: input.plan.blockCount,
         location,
       });
-      return claim.state === 'available' ? { state: 'available', existing: resultFromRecord(claim.record) } : { state: 'claimed', location };
+      return claim.state === 'available'
+        ? { state: 'available', existing: resultFromRecord(claim.record) }
+        : { state: 'claimed', location };
     },
 
     /**
@@ -196,21 +198,27 @@ export function createPublishActivities({ storage, catalog, config }: PublishDep
           const indices: number[] = [];
           for (let i = progress.next; i < end; i++) indices.push(i);
 
-          await runPool(indices, config.transferConcurrency, async (i) => {
-            const { start, end: stop } = blockBounds(input.plan, i);
-            const bytes = await s.read(start, stop, signal);
-            const id = blockId(i, blockDigest(bytes));
-            if (staged.has(id)) {
-              progress.reused++;
-            } else {
-              await blob.stageBlock(id, bytes, bytes.length, { abortSignal: signal });
-              progress.uploaded++;
-              progress.bytesUploaded += bytes.length;
-            }
-            done.add(i);
-            while (done.has(progress.next)) done.delete(progress.next++);
-            heartbeat(progress);
-          });
+          // A slow block must not look like a dead worker: beat on a timer as well as after each block.
+          const keepAlive = setInterval(() => heartbeat(progress), 5_000);
+          try {
+            await runPool(indices, config.transferConcurrency, async (i) => {
+              const { start, end: stop } = blockBounds(input.plan, i);
+              const bytes = await s.read(start, stop, signal);
+              const id = blockId(i, blockDigest(bytes));
+              if (staged.has(id)) {
+                progress.reused++;
+              } else {
+                await blob.stageBlock(id, bytes, bytes.length, { abortSignal: signal });
+                progress.uploaded++;
+                progress.bytesUploaded += bytes.length;
+              }
+              done.add(i);
+              while (done.has(progress.next)) done.delete(progress.next++);
+              heartbeat(progress);
+            });
+          } finally {
+            clearInterval(keepAlive);
+          }
           return { uploaded: progress.uploaded, reused: progress.reused, bytesUploaded: progress.bytesUploaded };
         }),
       );
@@ -265,7 +273,12 @@ export function createPublishActivities({ storage, catalog, config }: PublishDep
       });
     },
 
-    async markAvailable(input: { image: string; version: string; sha256: string; metadata: Record<string, unknown> }): Promise<PublishResult> {
+    async markAvailable(input: {
+      image: string;
+      version: string;
+      sha256: string;
+      metadata: Record<string, unknown>;
+    }): Promise<PublishResult> {
       return resultFromRecord(await catalog.markAvailable(input.image, input.version, input.sha256, input.metadata));
     },
 

@@ -36,7 +36,10 @@ export interface ReplicaRecord {
 
 export type ClaimResult = { state: 'claimed' } | { state: 'available'; record: ImageVersionRecord };
 
-export type NewVersion = Pick<ImageVersionRecord, 'image' | 'version' | 'format' | 'sizeBytes' | 'location' | 'blockSize' | 'blockCount'>;
+export type NewVersion = Pick<
+  ImageVersionRecord,
+  'image' | 'version' | 'format' | 'sizeBytes' | 'location' | 'blockSize' | 'blockCount'
+>;
 
 const DUPLICATE_KEY = 11000;
 
@@ -96,7 +99,12 @@ export class Catalog {
   }
 
   /** uploading → available, with the verified digest and metadata. Repeating it is harmless. */
-  async markAvailable(image: string, version: string, sha256: string, metadata: Record<string, unknown>): Promise<ImageVersionRecord> {
+  async markAvailable(
+    image: string,
+    version: string,
+    sha256: string,
+    metadata: Record<string, unknown>,
+  ): Promise<ImageVersionRecord> {
     const now = new Date();
     await this.versions.updateOne(
       { image, version, status: 'uploading' },

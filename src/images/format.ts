@@ -17,7 +17,9 @@ export function sniffFormat(head: Uint8Array): ImageFormat | undefined {
   const text = (from: number, to: number) => Buffer.from(head.subarray(from, to)).toString('latin1');
   if (head.length >= 262 && text(257, 262) === 'ustar') return 'ova';
   if (head.length >= SNIFF_BYTES && text(32769, 32774) === 'CD001') return 'iso';
-  const start = text(0, Math.min(head.length, 512)).replace(/^\uFEFF|^\xEF\xBB\xBF/, '').trimStart();
+  const start = text(0, Math.min(head.length, 512))
+    .replace(/^\uFEFF|^\xEF\xBB\xBF/, '')
+    .trimStart();
   if (start.startsWith('<?xml') || /^<([A-Za-z_][\w.-]*:)?Envelope[\s>]/.test(start)) return 'ovf';
   return undefined;
 }

@@ -29,15 +29,7 @@ export interface PublishResult {
 }
 
 export type PublishPhase =
-  | 'validating'
-  | 'probing'
-  | 'staging'
-  | 'committing'
-  | 'extracting-metadata'
-  | 'replicating'
-  | 'deploying'
-  | 'done'
-  | 'failed';
+  'validating' | 'probing' | 'staging' | 'committing' | 'extracting-metadata' | 'replicating' | 'deploying' | 'done' | 'failed';
 
 export interface PublishProgress {
   phase: PublishPhase;
@@ -69,10 +61,16 @@ export function validateImageName(image: unknown): string {
 
 export function validateVersion(version: unknown): string {
   if (version === undefined) {
-    throw new VmhubError('InvalidInput', 'no version given and the image declares no semantic version; pass one (e.g. "version": "1.2.3")');
+    throw new VmhubError(
+      'InvalidInput',
+      'no version given and the image declares no semantic version; pass one (e.g. "version": "1.2.3")',
+    );
   }
   if (!isSemver(version)) {
-    throw new VmhubError('InvalidInput', `version ${JSON.stringify(version)} is not a semantic version (MAJOR.MINOR.PATCH[-pre][+build])`);
+    throw new VmhubError(
+      'InvalidInput',
+      `version ${JSON.stringify(version)} is not a semantic version (MAJOR.MINOR.PATCH[-pre][+build])`,
+    );
   }
   return version;
 }

@@ -3,7 +3,8 @@ import { startServices, servicesStatus, stopServices, type ServiceStatus } from 
 /** `npm run services -- start|stop|status` */
 function print(rows: ServiceStatus[]): void {
   if (rows.length === 0) console.log('no embedded services');
-  for (const r of rows) console.log(`${r.name.padEnd(22)} ${r.state.padEnd(9)} ${r.pid ? `pid ${r.pid}`.padEnd(11) : ''.padEnd(11)} ${r.url}`);
+  for (const r of rows)
+    console.log(`${r.name.padEnd(22)} ${r.state.padEnd(9)} ${r.pid ? `pid ${r.pid}`.padEnd(11) : ''.padEnd(11)} ${r.url}`);
 }
 
 async function main(): Promise<void> {

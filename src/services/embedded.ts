@@ -62,10 +62,19 @@ export function plannedServices(config: Config = loadConfig(), env: NodeJS.Proce
       dirs: [dir('temporal')],
       command: temporalBinary(),
       args: [
-        'server', 'start-dev',
-        '--ip', '127.0.0.1', '--port', String(temporal.port), '--ui-port', String(uiPort),
-        '--db-filename', path.join(dir('temporal'), 'temporal.db'),
-        '--ui-disable-news-fetch', '--log-level', 'warn',
+        'server',
+        'start-dev',
+        '--ip',
+        '127.0.0.1',
+        '--port',
+        String(temporal.port),
+        '--ui-port',
+        String(uiPort),
+        '--db-filename',
+        path.join(dir('temporal'), 'temporal.db'),
+        '--ui-disable-news-fetch',
+        '--log-level',
+        'warn',
         ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([k, v]) => ['--search-attribute', `${k}=${v}`]),
       ],
     }));
@@ -80,10 +89,22 @@ export function plannedServices(config: Config = loadConfig(), env: NodeJS.Proce
         server.kind === 'mongod'
           ? ['--bind_ip', '127.0.0.1', '--port', String(catalog.port), '--dbpath', dbDir, '--quiet']
           : [
-              '--handler=sqlite', `--sqlite-url=file:${dbDir}/`, `--listen-addr=127.0.0.1:${catalog.port}`,
-              `--state-dir=${dbDir}`, '--telemetry=disable', '--debug-addr=-', '--log-level=warn',
+              '--handler=sqlite',
+              `--sqlite-url=file:${dbDir}/`,
+              `--listen-addr=127.0.0.1:${catalog.port}`,
+              `--state-dir=${dbDir}`,
+              '--telemetry=disable',
+              '--debug-addr=-',
+              '--log-level=warn',
             ];
-      return { name: `catalog (${server.kind})`, port: catalog.port, url: `mongodb://127.0.0.1:${catalog.port}`, command: server.binary, args, dirs: [dbDir] };
+      return {
+        name: `catalog (${server.kind})`,
+        port: catalog.port,
+        url: `mongodb://127.0.0.1:${catalog.port}`,
+        command: server.binary,
+        args,
+        dirs: [dbDir],
+      };
     });
   }
 
@@ -103,8 +124,17 @@ export function plannedServices(config: Config = loadConfig(), env: NodeJS.Proce
       dirs: [dir(`azurite/${dataCenter}`)],
       command: process.execPath,
       args: [
-        azuriteBlobScript(), '--blobHost', '127.0.0.1', '--blobPort', String(port),
-        '--location', dir(`azurite/${dataCenter}`), '--silent', '--loose', '--skipApiVersionCheck', '--disableTelemetry',
+        azuriteBlobScript(),
+        '--blobHost',
+        '127.0.0.1',
+        '--blobPort',
+        String(port),
+        '--location',
+        dir(`azurite/${dataCenter}`),
+        '--silent',
+        '--loose',
+        '--skipApiVersionCheck',
+        '--disableTelemetry',
       ],
     }));
   }
@@ -167,7 +197,10 @@ function readPidFile(file: string): PidFile | undefined {
   }
 }
 
-export async function startServices(config: Config = loadConfig(), env: NodeJS.ProcessEnv = process.env): Promise<ServiceStatus[]> {
+export async function startServices(
+  config: Config = loadConfig(),
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ServiceStatus[]> {
   const dir = servicesDir(config);
   const result: ServiceStatus[] = [];
   for (const make of plannedServices(config, env)) {
@@ -189,10 +222,16 @@ export async function startServices(config: Config = loadConfig(), env: NodeJS.P
     child.unref();
     const pid = child.pid!;
     fs.writeFileSync(pidFile, JSON.stringify({ pid, port: spec.port, name: spec.name } satisfies PidFile));
-    await waitFor(spec.name, async () => {
-      if (!pidAlive(pid)) throw new Error(`${spec.name} exited at start; log ${logFile}:\n${fs.readFileSync(logFile, 'utf8').slice(-2000)}`);
-      return portOpen(spec.port);
-    }, 120_000, logFile);
+    await waitFor(
+      spec.name,
+      async () => {
+        if (!pidAlive(pid))
+          throw new Error(`${spec.name} exited at start; log ${logFile}:\n${fs.readFileSync(logFile, 'utf8').slice(-2000)}`);
+        return portOpen(spec.port);
+      },
+      120_000,
+      logFile,
+    );
     if (spec.name === 'temporal') await waitForTemporal(spec.command, spec.port, logFile);
     result.push({ name: spec.name, url: spec.url, state: 'running', pid });
   }
@@ -201,25 +240,40 @@ export async function startServices(config: Config = loadConfig(), env: NodeJS.P
 
 /** The frontend port opens before the default namespace is usable; wait until the namespace answers. */
 async function waitForTemporal(binary: string, port: number, logFile: string): Promise<void> {
-  await waitFor('temporal namespace', async () => {
-    try {
-      execFileSync(binary, ['operator', 'namespace', 'describe', '--namespace', 'default', '--address', `127.0.0.1:${port}`], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  }, 60_000, logFile);
+  await waitFor(
+    'temporal namespace',
+    async () => {
+      try {
+        execFileSync(binary, ['operator', 'namespace', 'describe', '--namespace', 'default', '--address', `127.0.0.1:${port}`], {
+          stdio: 'ignore',
+        });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+    logFile,
+  );
 }
 
 export async function servicesStatus(config: Config = loadConfig()): Promise<ServiceStatus[]> {
   const dir = servicesDir(config);
   const result: ServiceStatus[] = [];
-  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.pid')).sort()) {
+  for (const file of fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.pid'))
+    .sort()) {
     const p = readPidFile(path.join(dir, file));
     if (!p) continue;
     const alive = pidAlive(p.pid);
     const open = alive && (await portOpen(p.port));
-    result.push({ name: p.name, url: `127.0.0.1:${p.port}`, pid: p.pid, state: open ? 'running' : alive ? 'unhealthy' : 'stopped' });
+    result.push({
+      name: p.name,
+      url: `127.0.0.1:${p.port}`,
+      pid: p.pid,
+      state: open ? 'running' : alive ? 'unhealthy' : 'stopped',
+    });
   }
   return result;
 }

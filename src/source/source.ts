@@ -35,7 +35,10 @@ export function resolveSource(source: string, roots: string[]): SourceRef {
       throw new VmhubError('InvalidSource', `source ${source} is not a valid URL`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new VmhubError('InvalidSource', `source scheme ${url.protocol} is not supported; use a repository path or an http(s) URL`);
+      throw new VmhubError(
+        'InvalidSource',
+        `source scheme ${url.protocol} is not supported; use a repository path or an http(s) URL`,
+      );
     }
     if (url.username || url.password) throw new VmhubError('InvalidSource', 'source URL may not carry credentials');
     return { kind: 'http', url: url.toString() };
@@ -50,7 +53,8 @@ export function resolveSource(source: string, roots: string[]): SourceRef {
   } catch {
     throw new VmhubError('InvalidSource', `source ${source} does not exist in the repository`);
   }
-  if (!inside(fs.realpathSync(root), real)) throw new VmhubError('InvalidSource', `source ${source} links outside its repository root`);
+  if (!inside(fs.realpathSync(root), real))
+    throw new VmhubError('InvalidSource', `source ${source} links outside its repository root`);
   if (!fs.statSync(real).isFile()) throw new VmhubError('InvalidSource', `source ${source} is not a regular file`);
   return { kind: 'file', path: real };
 }
@@ -77,7 +81,8 @@ class FileSource implements ImageSource {
     let done = 0;
     while (done < buf.length) {
       const { bytesRead } = await this.handle.read(buf, done, buf.length - done, start + done);
-      if (bytesRead === 0) throw new VmhubError('SourceChanged', `source ended at ${start + done} bytes, expected ${this.sizeBytes}`);
+      if (bytesRead === 0)
+        throw new VmhubError('SourceChanged', `source ended at ${start + done} bytes, expected ${this.sizeBytes}`);
       done += bytesRead;
     }
     return buf;
@@ -111,7 +116,8 @@ class HttpSource implements ImageSource {
       throw new Error(`cannot reach ${redact(ref.url)}: ${(err as Error).message}`);
     }
     await res.body?.cancel();
-    if (res.status === 404 || res.status === 410) throw new VmhubError('InvalidSource', `${redact(ref.url)} answered ${res.status}`);
+    if (res.status === 404 || res.status === 410)
+      throw new VmhubError('InvalidSource', `${redact(ref.url)} answered ${res.status}`);
     if (res.status >= 500) throw new Error(`${redact(ref.url)} answered ${res.status}`);
     const total = /\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
     if (res.status !== 206 || !total) {
@@ -123,7 +129,8 @@ class HttpSource implements ImageSource {
   async read(start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
     const res = await this.get(start, end, signal);
     const buf = Buffer.from(await res.arrayBuffer());
-    if (buf.length !== end - start) throw new Error(`short read from ${redact(this.ref.url)}: ${buf.length} of ${end - start} bytes`);
+    if (buf.length !== end - start)
+      throw new Error(`short read from ${redact(this.ref.url)}: ${buf.length} of ${end - start} bytes`);
     return buf;
   }
 

@@ -35,7 +35,8 @@ export function planBlocks(sizeBytes: number, preferredBlockSize: number): Block
 export function planRanges(blockCount: number): BlockRange[] {
   const perRange = Math.max(MIN_BLOCKS_PER_RANGE, Math.ceil(blockCount / MAX_RANGES));
   const ranges: BlockRange[] = [];
-  for (let first = 0; first < blockCount; first += perRange) ranges.push({ first, count: Math.min(perRange, blockCount - first) });
+  for (let first = 0; first < blockCount; first += perRange)
+    ranges.push({ first, count: Math.min(perRange, blockCount - first) });
   return ranges;
 }
 
@@ -43,4 +44,3 @@ export function blockBounds(plan: BlockPlan, index: number): { start: number; en
   const start = index * plan.blockSize;
   return { start, end: Math.min(start + plan.blockSize, plan.sizeBytes) };
 }
-

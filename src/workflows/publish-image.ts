@@ -11,7 +11,13 @@ import {
 import type { PublishActivities } from '../activities/publish';
 import { runPool } from '../concurrency';
 import { asFailure } from '../failures';
-import { validatePublishInput, validateVersion, type PublishInput, type PublishProgress, type PublishResult } from '../publish/input';
+import {
+  validatePublishInput,
+  validateVersion,
+  type PublishInput,
+  type PublishProgress,
+  type PublishResult,
+} from '../publish/input';
 import { planRanges } from '../storage/block-plan';
 import { formatBytes } from '../units';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
@@ -26,7 +32,7 @@ const quick = proxyActivities<PublishActivities>({
 /** Long transfers: a heartbeat timeout notices a dead worker quickly, and the retry resumes from the last heartbeat. */
 const transfer = proxyActivities<PublishActivities>({
   startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '20 seconds',
+  heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
 
@@ -65,7 +71,9 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
   const version = validateVersion(input.version);
   upsertSearchAttributes([{ key: VERSION_KEY, value: version }]);
   const { plan } = probe;
-  setCurrentDetails(`Publish ${input.image} ${version} (${formatBytes(plan.sizeBytes)} ${probe.format.toUpperCase()}) from ${probe.origin}`);
+  setCurrentDetails(
+    `Publish ${input.image} ${version} (${formatBytes(plan.sizeBytes)} ${probe.format.toUpperCase()}) from ${probe.origin}`,
+  );
   progress.bytesTotal = plan.sizeBytes;
   progress.blocksTotal = plan.blockCount;
 
@@ -87,7 +95,9 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
 
   try {
     progress.phase = 'staging';
-    const hashing = transfer.hashSource.executeWithOptions({ summary: 'SHA-256 of the whole image' }, [{ source: input.source, plan }]);
+    const hashing = transfer.hashSource.executeWithOptions({ summary: 'SHA-256 of the whole image' }, [
+      { source: input.source, plan },
+    ]);
     await runPool(planRanges(plan.blockCount), probe.rangeFanOut, async (range) => {
       const last = range.first + range.count - 1;
       const staged = await transfer.stageBlockRange.executeWithOptions({ summary: `stage blocks ${range.first}–${last}` }, [

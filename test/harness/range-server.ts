@@ -3,7 +3,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** A local HTTP file server; with ranges=true it answers Range requests (206), otherwise only whole files. */
-export async function startFileServer(root: string, ranges = true): Promise<{ url: (name: string) => string; close(): Promise<void> }> {
+export async function startFileServer(
+  root: string,
+  ranges = true,
+): Promise<{ url: (name: string) => string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const file = `${root}/${decodeURIComponent((req.url ?? '/').slice(1))}`;
     if (!fs.existsSync(file)) {
@@ -15,7 +18,11 @@ export async function startFileServer(root: string, ranges = true): Promise<{ ur
     if (ranges && m) {
       const start = Number(m[1]);
       const end = m[2] ? Math.min(Number(m[2]), size - 1) : size - 1;
-      res.writeHead(206, { 'Content-Range': `bytes ${start}-${end}/${size}`, 'Content-Length': end - start + 1, 'Accept-Ranges': 'bytes' });
+      res.writeHead(206, {
+        'Content-Range': `bytes ${start}-${end}/${size}`,
+        'Content-Length': end - start + 1,
+        'Accept-Ranges': 'bytes',
+      });
       fs.createReadStream(file, { start, end }).pipe(res);
     } else {
       res.writeHead(200, { 'Content-Length': size });

@@ -1,0 +1,46 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { VmhubError } from '../../src/errors';
+import { dataCentersByDistance, interpolate, parseTopology, primaryLocation } from '../../src/topology/topology';
+
+const defaultTopology = fs.readFileSync(path.resolve(__dirname, '../../config/topology.json'), 'utf8');
+
+describe('topology', () => {
+  it('reads the default topology with ports from the environment', () => {
+    const t = parseTopology(defaultTopology, { AZURITE_DC_WEST_PORT: '20010' });
+    expect(primaryLocation(t).endpoint).toBe('http://127.0.0.1:10000/devstoreaccount1');
+    expect(t.storage.find((s) => s.role === 'replica')!.endpoint).toBe('http://127.0.0.1:20010/devstoreaccount1');
+    expect(t.sddcs.map((s) => `${s.name}@${s.dataCenter}`)).toEqual(['east-1@dc-east', 'east-2@dc-east', 'west-1@dc-west']);
+  });
+
+  it.each([
+    ['${A}', { A: 'x' }, 'x'],
+    ['${A:-d}', {}, 'd'],
+    ['${A:-d}', { A: '' }, 'd'],
+    ['p${A}q${B:-2}', { A: '1' }, 'p1q2'],
+  ])('interpolates %s', (value, env, expected) => {
+    expect(interpolate(value, env)).toBe(expected);
+  });
+
+  it('names a missing variable', () => {
+    expect(() => interpolate('${NOPE}', {})).toThrow(/NOPE/);
+  });
+
+  it.each([
+    ['no primary', (t: any) => (t.storage[0].role = 'replica'), /exactly one primary/],
+    ['two primaries', (t: any) => (t.storage[1].role = 'primary'), /exactly one primary/],
+    ['unknown data center', (t: any) => (t.storage[1].dataCenter = 'dc-moon'), /unknown data center/],
+    ['bad container', (t: any) => (t.storage[0].container = 'Bad_Container'), /container/],
+    ['duplicate ids', (t: any) => (t.storage[1].id = t.storage[0].id), /unique/],
+  ])('rejects %s', (_name, mutate, message) => {
+    const t = JSON.parse(defaultTopology);
+    mutate(t);
+    expect(() => parseTopology(JSON.stringify(t), {})).toThrow(VmhubError);
+    expect(() => parseTopology(JSON.stringify(t), {})).toThrow(message);
+  });
+
+  it('orders data centers from one outwards', () => {
+    const t = parseTopology(defaultTopology, {});
+    expect(dataCentersByDistance(t, 'dc-west')).toEqual(['dc-west', 'dc-east']);
+  });
+});
