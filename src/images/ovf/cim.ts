@@ -1,0 +1,108 @@
+import { VmhubError } from '../../errors';
+
+/** CIM_ResourceAllocationSettingData ResourceType codes (DSP1041), with the names people use. */
+export const RESOURCE_TYPES: Record<number, string> = {
+  1: 'Other',
+  2: 'Computer System',
+  3: 'Processor',
+  4: 'Memory',
+  5: 'IDE Controller',
+  6: 'Parallel SCSI HBA',
+  7: 'FC HBA',
+  8: 'iSCSI HBA',
+  9: 'IB HCA',
+  10: 'Ethernet Adapter',
+  11: 'Other Network Adapter',
+  12: 'I/O Slot',
+  13: 'I/O Device',
+  14: 'Floppy Drive',
+  15: 'CD Drive',
+  16: 'DVD Drive',
+  17: 'Disk Drive',
+  18: 'Tape Drive',
+  19: 'Storage Extent',
+  20: 'Other Storage Device',
+  21: 'Serial Port',
+  22: 'Parallel Port',
+  23: 'USB Controller',
+  24: 'Graphics Controller',
+  25: 'IEEE 1394 Controller',
+  26: 'Partitionable Unit',
+  27: 'Base Partitionable Unit',
+  28: 'Power',
+  29: 'Cooling Capacity',
+  30: 'Ethernet Switch Port',
+  31: 'Logical Disk',
+  32: 'Storage Volume',
+  33: 'Ethernet Connection',
+  35: 'Sound Card',
+};
+
+export const ResourceType = {
+  Processor: 3,
+  Memory: 4,
+  EthernetAdapter: 10,
+  CdDrive: 15,
+  DvdDrive: 16,
+  DiskDrive: 17,
+} as const;
+
+/** Programmatic units of DSP0004 as exporters write them: `byte * 2^20`, `byte*2^30`, `MegaBytes`, `byte`. */
+export function byteMultiplier(units: string | undefined, fallback = 1): number | undefined {
+  if (units === undefined || units.trim() === '') return fallback;
+  const u = units.replace(/\s+/g, '').toLowerCase();
+  const power = /^bytes?(?:\*(\d+)\^(\d+))?$/.exec(u);
+  if (power) return power[1] ? Number(power[1]) ** Number(power[2]) : 1;
+  const named: Record<string, number> = {
+    kilobytes: 2 ** 10,
+    kb: 2 ** 10,
+    kib: 2 ** 10,
+    megabytes: 2 ** 20,
+    mb: 2 ** 20,
+    mib: 2 ** 20,
+    gigabytes: 2 ** 30,
+    gb: 2 ** 30,
+    gib: 2 ** 30,
+    terabytes: 2 ** 40,
+    tb: 2 ** 40,
+    tib: 2 ** 40,
+  };
+  return named[u];
+}
+
+/** The most any single quantity may claim before it is treated as absurd: 1 PiB, or a million CPUs. */
+const MAX_BYTES = 2 ** 50;
+const MAX_COUNT = 1_000_000;
+
+/** A whole, non-negative quantity from the descriptor; anything else makes the image invalid. */
+export function quantity(value: string | undefined, what: string): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const v = value.trim();
+  if (!/^-?\d+$/.test(v)) throw new VmhubError('InvalidImage', `${what} "${v.slice(0, 40)}" is not a whole number`);
+  const n = Number(v);
+  if (n < 0) throw new VmhubError('InvalidImage', `${what} is negative (${v})`);
+  if (!Number.isSafeInteger(n)) throw new VmhubError('InvalidImage', `${what} is absurdly large (${v.slice(0, 40)})`);
+  return n;
+}
+
+export function count(value: string | undefined, what: string): number | undefined {
+  const n = quantity(value, what);
+  if (n !== undefined && n > MAX_COUNT) throw new VmhubError('InvalidImage', `${what} is absurdly large (${n})`);
+  return n;
+}
+
+/** A size in bytes from a quantity and its units; undefined when the units are unknown. */
+export function bytes(
+  value: string | undefined,
+  units: string | undefined,
+  what: string,
+  defaultMultiplier = 1,
+): number | undefined {
+  const n = quantity(value, what);
+  if (n === undefined) return undefined;
+  const m = byteMultiplier(units, defaultMultiplier);
+  if (m === undefined) throw new VmhubError('InvalidImage', `${what} has unknown units "${units}"`);
+  const total = n * m;
+  if (total > MAX_BYTES) throw new VmhubError('InvalidImage', `${what} is absurdly large (${n} × ${m} bytes)`);
+  return total;
+}
