@@ -28,7 +28,11 @@ describe('PublishImage history size', () => {
     const accounting: Partial<Activities> = {
       probeSource: async () => ({ format: 'iso', plan, rangeFanOut: 4, origin: 'repository' }),
       claimVersion: async () => ({ state: 'claimed', location }),
-      hashSource: async () => ({ sha256: 'f'.repeat(64), blockListDigest: 'e'.repeat(64) }),
+      inspectSource: async () => ({
+        sha256: 'f'.repeat(64),
+        blockListDigest: 'e'.repeat(64),
+        metadata: { kind: 'iso', volumeId: 'BIG', volumeSizeBytes: plan.sizeBytes, bootable: false, joliet: false, udf: false },
+      }),
       stageBlockRange: async ({ range }) => {
         const bytes = Math.min(plan.sizeBytes, (range.first + range.count) * plan.blockSize) - range.first * plan.blockSize;
         bytesAccounted += bytes;

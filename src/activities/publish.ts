@@ -6,9 +6,14 @@ import { runPool } from '../concurrency';
 import type { Config } from '../config';
 import { VmhubError } from '../errors';
 import { withFailures } from '../failures';
-import { CONTENT_TYPES, decideFormat, SNIFF_BYTES, type ImageFormat } from '../images/format';
+import { CONTENT_TYPES, type ImageFormat } from '../images/format';
+import { createInspector, type ImageMetadata } from '../images/inspect';
+import { peekDescriptor } from '../images/ova';
+import { parseOvf } from '../images/ovf/envelope';
+import { describeOvf } from '../images/ovf/metadata';
 import { blobName, type BlobLocation, type PublishResult } from '../publish/input';
-import { openSource, resolveSource, type ImageSource } from '../source/source';
+import { openImageSource } from '../source/image-source';
+import type { ImageSource } from '../source/source';
 import { blockDigest, blockId, blockListDigest, parseBlockId } from '../storage/block-ids';
 import { blockBounds, planBlocks, type BlockPlan, type BlockRange } from '../storage/block-plan';
 import type { StorageClients } from '../storage/clients';
@@ -27,6 +32,8 @@ export interface ProbeResult {
   rangeFanOut: number;
   /** Where the bytes come from, for people: "repository" or the URL's host. */
   origin: string;
+  /** The version the image declares for itself (OVF ProductSection), as written. */
+  productVersion?: string;
 }
 
 export interface ClaimInput {
@@ -64,6 +71,10 @@ export interface SourceDigest {
   blockListDigest: string;
 }
 
+export interface Inspection extends SourceDigest {
+  metadata: ImageMetadata;
+}
+
 export interface CommitInput {
   source: string;
   location: BlobLocation;
@@ -83,7 +94,7 @@ export function resultFromRecord(r: {
   blockSize: number;
   blockCount: number;
   location: BlobLocation;
-  metadata?: Record<string, unknown>;
+  metadata?: ImageMetadata;
 }): PublishResult {
   return {
     image: r.image,
@@ -94,20 +105,21 @@ export function resultFromRecord(r: {
     blockSize: r.blockSize,
     blockCount: r.blockCount,
     location: r.location,
-    metadata: r.metadata ?? {},
+    metadata: r.metadata!,
   };
 }
 
 export function createPublishActivities({ storage, catalog, config }: PublishDeps) {
-  const open = async (source: string): Promise<ImageSource> =>
-    openSource(resolveSource(source, config.repositoryRoots), cancellationSignal());
-
-  const withSource = async <T>(source: string, fn: (s: ImageSource) => Promise<T>): Promise<T> => {
-    const s = await open(source);
+  const withSource = async <T>(
+    source: string,
+    fn: (s: ImageSource, format: ImageFormat) => Promise<T>,
+    declared?: ImageFormat,
+  ): Promise<T> => {
+    const { image, format } = await openImageSource(source, config.repositoryRoots, { declared, signal: cancellationSignal() });
     try {
-      return await fn(s);
+      return await fn(image, format);
     } finally {
-      await s.close();
+      await image.close();
     }
   };
 
@@ -117,13 +129,25 @@ export function createPublishActivities({ storage, catalog, config }: PublishDep
     /** Checks the source, tells its format from its bytes and plans its blocks. */
     async probeSource(input: { source: string; format?: ImageFormat }): Promise<ProbeResult> {
       return withFailures(() =>
-        withSource(input.source, async (s) => {
-          if (s.sizeBytes === 0) throw new VmhubError('InvalidImage', `${input.source} is empty`);
-          const head = await s.read(0, Math.min(SNIFF_BYTES, s.sizeBytes));
-          const format = decideFormat(head, input.format, input.source);
-          const origin = s.ref.kind === 'http' ? new URL(s.ref.url).host : 'repository';
-          return { format, plan: planBlocks(s.sizeBytes, config.blockSizeBytes), rangeFanOut: config.rangeFanOut, origin };
-        }),
+        withSource(
+          input.source,
+          async (s, format) => {
+            const origin = s.ref.kind === 'http' ? new URL(s.ref.url).host : 'repository';
+            let productVersion: string | undefined;
+            if (format !== 'iso') {
+              const descriptor = await peekDescriptor((start, end) => s.read(start, end, cancellationSignal()), s.sizeBytes);
+              if (descriptor) productVersion = describeOvf(await parseOvf(descriptor)).version;
+            }
+            return {
+              format,
+              plan: planBlocks(s.sizeBytes, config.blockSizeBytes),
+              rangeFanOut: config.rangeFanOut,
+              origin,
+              productVersion,
+            };
+          },
+          input.format,
+        ),
       );
     },
 
@@ -151,25 +175,29 @@ export function createPublishActivities({ storage, catalog, config }: PublishDep
     },
 
     /**
-     * One sequential pass over the source: the SHA-256 of the whole image, and a digest of the block IDs
-     * it implies, which the commit compares with the staged blocks so both describe the same bytes.
+     * One sequential pass over the source: the SHA-256 of the whole image, a digest of the block IDs it
+     * implies (the commit compares it with the staged blocks, so the committed blob is these very bytes),
+     * and the image's metadata, with every OVA member checked against the manifest on the way.
      */
-    async hashSource(input: { source: string; plan: BlockPlan }): Promise<SourceDigest> {
+    async inspectSource(input: { source: string; plan: BlockPlan }): Promise<Inspection> {
       return withFailures(() =>
-        withSource(input.source, async (s) => {
+        withSource(input.source, async (s, format) => {
           if (s.sizeBytes !== input.plan.sizeBytes) {
             throw new VmhubError('SourceChanged', `source is now ${s.sizeBytes} bytes, was ${input.plan.sizeBytes}`);
           }
           const whole = createHash('sha256');
+          const inspector = createInspector(format);
           const ids: string[] = [];
           for (let i = 0; i < input.plan.blockCount; i++) {
             const { start, end } = blockBounds(input.plan, i);
             const block = await s.read(start, end, cancellationSignal());
             whole.update(block);
             ids.push(blockId(i, blockDigest(block)));
+            await inspector.write(block);
             heartbeat({ block: i });
           }
-          return { sha256: whole.digest('hex'), blockListDigest: blockListDigest(ids) };
+          const metadata = await inspector.finish();
+          return { sha256: whole.digest('hex'), blockListDigest: blockListDigest(ids), metadata };
         }),
       );
     },
@@ -277,7 +305,7 @@ export function createPublishActivities({ storage, catalog, config }: PublishDep
       image: string;
       version: string;
       sha256: string;
-      metadata: Record<string, unknown>;
+      metadata: ImageMetadata;
     }): Promise<PublishResult> {
       return resultFromRecord(await catalog.markAvailable(input.image, input.version, input.sha256, input.metadata));
     },

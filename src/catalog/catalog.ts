@@ -1,5 +1,6 @@
 import { MongoClient, MongoServerError, type Collection, type Db } from 'mongodb';
 import type { ImageFormat } from '../images/format';
+import type { ImageMetadata } from '../images/inspect';
 import type { BlobLocation } from '../publish/input';
 
 /** The catalog of SPEC §5 in MongoDB: image versions, SDDCs and deployments. */
@@ -15,7 +16,7 @@ export interface ImageVersionRecord {
   location: BlobLocation;
   blockSize: number;
   blockCount: number;
-  metadata?: Record<string, unknown>;
+  metadata?: ImageMetadata;
   replicas: ReplicaRecord[];
   error?: string;
   createdAt: Date;
@@ -99,12 +100,7 @@ export class Catalog {
   }
 
   /** uploading → available, with the verified digest and metadata. Repeating it is harmless. */
-  async markAvailable(
-    image: string,
-    version: string,
-    sha256: string,
-    metadata: Record<string, unknown>,
-  ): Promise<ImageVersionRecord> {
+  async markAvailable(image: string, version: string, sha256: string, metadata: ImageMetadata): Promise<ImageVersionRecord> {
     const now = new Date();
     await this.versions.updateOne(
       { image, version, status: 'uploading' },

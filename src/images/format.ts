@@ -6,11 +6,14 @@ export const IMAGE_FORMATS: readonly ImageFormat[] = ['ova', 'ovf', 'iso'];
 /** Bytes from the start of an image that are enough to tell its format: the ISO 9660 volume descriptor is at 32 KiB. */
 export const SNIFF_BYTES = 32 * 1024 + 6;
 
+/** An OVF package is published as the OVA that holds it, so both are stored as archives. */
 export const CONTENT_TYPES: Record<ImageFormat, string> = {
-  ova: 'application/x-virtualbox-ova',
-  ovf: 'application/ovf+xml',
+  ova: 'application/ovf+tar',
+  ovf: 'application/ovf+tar',
   iso: 'application/x-iso9660-image',
 };
+
+export const BLOB_EXTENSIONS: Record<ImageFormat, string> = { ova: 'ova', ovf: 'ova', iso: 'iso' };
 
 /** What the bytes say the image is, or undefined when they match no supported format. */
 export function sniffFormat(head: Uint8Array): ImageFormat | undefined {

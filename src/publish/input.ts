@@ -1,5 +1,6 @@
 import { VmhubError } from '../errors';
-import { IMAGE_FORMATS, type ImageFormat } from '../images/format';
+import { BLOB_EXTENSIONS, IMAGE_FORMATS, type ImageFormat } from '../images/format';
+import type { ImageMetadata } from '../images/inspect';
 
 /** PublishImage's input, result and progress (SPEC §4, contract). Plain data: the workflow bundle imports this. */
 export interface PublishInput {
@@ -25,11 +26,11 @@ export interface PublishResult {
   blockSize: number;
   blockCount: number;
   location: BlobLocation;
-  metadata: Record<string, unknown>;
+  metadata: ImageMetadata;
 }
 
 export type PublishPhase =
-  'validating' | 'probing' | 'staging' | 'committing' | 'extracting-metadata' | 'replicating' | 'deploying' | 'done' | 'failed';
+  'validating' | 'probing' | 'staging' | 'committing' | 'cataloging' | 'replicating' | 'deploying' | 'done' | 'failed';
 
 export interface PublishProgress {
   phase: PublishPhase;
@@ -98,5 +99,5 @@ export function publishWorkflowId(image: string, version: string): string {
 }
 
 export function blobName(image: string, version: string, format: ImageFormat): string {
-  return `${image}/${version}/${image}-${version}.${format}`;
+  return `${image}/${version}/${image}-${version}.${BLOB_EXTENSIONS[format]}`;
 }

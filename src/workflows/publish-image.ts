@@ -12,6 +12,7 @@ import type { PublishActivities } from '../activities/publish';
 import { runPool } from '../concurrency';
 import { asFailure } from '../failures';
 import {
+  isSemver,
   validatePublishInput,
   validateVersion,
   type PublishInput,
@@ -68,7 +69,7 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
 
   progress.phase = 'probing';
   const probe = await quick.probeSource({ source: input.source, format: input.format });
-  const version = validateVersion(input.version);
+  const version = resolveVersion(input.version, probe.productVersion);
   upsertSearchAttributes([{ key: VERSION_KEY, value: version }]);
   const { plan } = probe;
   setCurrentDetails(
@@ -79,7 +80,7 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
 
   const claim = await quick.claimVersion({ image: input.image, version, format: probe.format, plan });
   if (claim.state === 'available') {
-    const { sha256 } = await transfer.hashSource.executeWithOptions({ summary: 'compare with the published version' }, [
+    const { sha256 } = await transfer.inspectSource.executeWithOptions({ summary: 'compare with the published version' }, [
       { source: input.source, plan },
     ]);
     if (sha256 !== claim.existing.sha256) {
@@ -95,7 +96,7 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
 
   try {
     progress.phase = 'staging';
-    const hashing = transfer.hashSource.executeWithOptions({ summary: 'SHA-256 of the whole image' }, [
+    const inspecting = transfer.inspectSource.executeWithOptions({ summary: 'SHA-256 and metadata of the whole image' }, [
       { source: input.source, plan },
     ]);
     await runPool(planRanges(plan.blockCount), probe.rangeFanOut, async (range) => {
@@ -109,15 +110,15 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
       progress.blocksReused += staged.reused;
     });
     progress.bytesStaged = plan.sizeBytes;
-    const digest = await hashing;
+    const { metadata, ...digest } = await inspecting;
 
     progress.phase = 'committing';
     await quick.commitBlocks.executeWithOptions({ summary: `commit ${plan.blockCount} blocks` }, [
       { source: input.source, location, plan, format: probe.format, digest, image: input.image, version },
     ]);
 
-    progress.phase = 'extracting-metadata';
-    const result = await quick.markAvailable({ image: input.image, version, sha256: digest.sha256, metadata: {} });
+    progress.phase = 'cataloging';
+    const result = await quick.markAvailable({ image: input.image, version, sha256: digest.sha256, metadata });
     progress.phase = 'done';
     return result;
   } catch (err) {
@@ -127,4 +128,16 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
     );
     throw err;
   }
+}
+
+/** The version asked for, else the one the image declares, if that is a semantic version. */
+function resolveVersion(asked: string | undefined, declared: string | undefined): string {
+  if (asked !== undefined) return validateVersion(asked);
+  if (declared !== undefined && isSemver(declared)) return declared;
+  throw ApplicationFailure.nonRetryable(
+    declared === undefined
+      ? 'no version given and the image declares none; pass one (e.g. "version": "1.2.3")'
+      : `no version given and the image declares "${declared}", which is not a semantic version; pass one (e.g. "version": "1.2.3")`,
+    'InvalidInput',
+  );
 }

@@ -147,7 +147,7 @@ function parseItem(el: XmlElement): OvfItem {
   const all = (local: string) => children(el, local, schema).map((c) => c.text);
   const configurations = attr(el, 'configuration', isOvf)?.split(/\s+/).filter(Boolean);
   return {
-    instanceId: text('InstanceID'),
+    instanceId: text('InstanceID') ?? text('InstanceId'), // OVF 0.9 spells it InstanceId
     resourceType: count(text('ResourceType'), 'ResourceType') ?? 0,
     resourceSubType: text('ResourceSubType'),
     elementName: text('ElementName') ?? text('Caption'),
@@ -171,7 +171,8 @@ function parseHardware(vs: XmlElement): OvfVirtualSystem['hardware'] {
   );
   const vmwConfig = sections.flatMap((s) => children(s, 'Config', isVmw));
   const vmwFirmware = vmwConfig.find((c) => attr(c, 'key', isVmw) === 'firmware');
-  const vboxFirmware = child(child(child(vs, 'Machine', isVbox), 'Hardware', isVbox), 'Firmware', isVbox);
+  // VirtualBox writes its machine's inner elements unprefixed, so they fall in the default namespace.
+  const vboxFirmware = child(child(child(vs, 'Machine', isVbox), 'Hardware'), 'Firmware');
   const firmware = (attr(vmwFirmware, 'value', isVmw) ?? attr(vboxFirmware, 'type') ?? 'bios').toLowerCase();
   return { families: [...new Set(families)], firmware, items: items.map(parseItem) };
 }
@@ -199,7 +200,7 @@ function parseProducts(vs: XmlElement): OvfProduct[] {
 
 function parseVirtualSystem(vs: XmlElement): OvfVirtualSystem {
   const osSection = child(vs, 'OperatingSystemSection', isOvf);
-  const vboxOs = childText(vs, 'OSType', isVbox);
+  const vboxOs = childText(osSection, 'OSType', isVbox) ?? childText(vs, 'OSType', isVbox);
   return {
     id: attr(vs, 'id', isOvf) ?? '',
     name: childText(vs, 'Name', isOvf),

@@ -121,7 +121,9 @@ export function describeOvf(env: OvfEnvelope): OvfMetadata {
   const first = env.virtualSystems[0];
   const product = env.virtualSystems.map(mainProduct).find((p) => p?.product || p?.version);
   const items = env.virtualSystems.flatMap((vs) => itemsFor(vs.hardware.items, defaultOption?.id));
-  const name = env.collection?.name ?? first.name ?? product?.product ?? env.collection?.id ?? first.id;
+  const name = env.collection
+    ? (env.collection.name ?? product?.product ?? env.collection.id)
+    : (first.name ?? product?.product ?? first.id);
   if (!name) throw new VmhubError('InvalidImage', 'descriptor names no virtual system');
 
   return {

@@ -1,0 +1,38 @@
+import type { ImageFormat } from './format';
+import { ISO_HEAD_BYTES, parseIso, type IsoMetadata } from './iso';
+import { OvaInspector, type OvaMetadata } from './ova';
+
+/** The metadata the catalog keeps of an image, read from its bytes in one sequential pass. */
+export type ImageMetadata = OvaMetadata | IsoMetadata;
+
+export interface Inspector {
+  write(chunk: Buffer): Promise<void>;
+  finish(): Promise<ImageMetadata>;
+}
+
+/** Keeps the volume descriptors at the start of an ISO and lets the rest pass. */
+class IsoInspector implements Inspector {
+  private readonly head: Buffer[] = [];
+  private kept = 0;
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.kept >= ISO_HEAD_BYTES) return;
+    const part = chunk.subarray(0, ISO_HEAD_BYTES - this.kept);
+    this.head.push(Buffer.from(part));
+    this.kept += part.length;
+  }
+
+  async finish(): Promise<IsoMetadata> {
+    return parseIso(Buffer.concat(this.head));
+  }
+}
+
+/** OVF packages are published as an OVA assembled from the package, so both read as archives. */
+export function createInspector(format: ImageFormat): Inspector {
+  return format === 'iso' ? new IsoInspector() : new OvaInspector();
+}
+
+/** The semantic version an image declares for itself, if any: the OVF ProductSection Version. */
+export function declaredVersion(metadata: ImageMetadata): string | undefined {
+  return metadata.kind === 'ova' ? metadata.version : undefined;
+}
