@@ -70,6 +70,8 @@ export class OvaInspector {
 
   constructor() {
     this.extract.on('entry', (header, stream, next) => {
+      // A failed entry is reported once, through the archive; its own stream only echoes it.
+      stream.on('error', () => undefined);
       this.onEntry(header, stream as AsyncIterable<Buffer>).then(
         () => next(),
         (err: unknown) => {
@@ -81,7 +83,7 @@ export class OvaInspector {
     });
     this.finished = new Promise<void>((resolve, reject) => {
       this.extract.once('finish', resolve);
-      this.extract.once('error', (err) => {
+      this.extract.on('error', (err) => {
         this.failure ??= err;
         reject(this.failure);
       });
