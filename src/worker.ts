@@ -1,5 +1,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
+import { createAgentActivities } from './activities/agent';
+import { validateSddcName } from './names';
 import { Catalog } from './catalog/catalog';
 import { installLogging } from './logging';
 import { loadConfig, type Config } from './config';
@@ -33,19 +35,42 @@ export async function createControlWorker(connection: NativeConnection, deps: Ac
   });
 }
 
+/** The agent of one SDDC: only the download activities, on the SDDC's own task queue. */
+export async function createAgentWorker(connection: NativeConnection, config: Config, sddc: string): Promise<Worker> {
+  const storage = new StorageClients(loadTopology(config.topologyPath));
+  return Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: agentTaskQueue(sddc),
+    activities: createAgentActivities({ storage, config }),
+    maxConcurrentActivityTaskExecutions: 4,
+  });
+}
+
+export function agentTaskQueue(sddc: string, env: NodeJS.ProcessEnv = process.env): string {
+  return env.VMHUB_AGENT_TASK_QUEUE ?? `sddc-${sddc}`;
+}
+
 async function main(): Promise<void> {
-  const [role] = process.argv.slice(2);
+  const [role, sddc] = process.argv.slice(2);
   installLogging();
   const config = loadConfig();
-  if (role !== 'control') throw new Error(`unknown worker role "${role ?? ''}": use "control" or "agent <sddc>"`);
-  const deps = await openDeps(config);
   const connection = await connectWorker(config.temporal);
   try {
-    const worker = await createControlWorker(connection, deps);
-    await worker.run();
+    if (role === 'control') {
+      const deps = await openDeps(config);
+      try {
+        await (await createControlWorker(connection, deps)).run();
+      } finally {
+        await deps.catalog.close();
+      }
+    } else if (role === 'agent' && sddc) {
+      await (await createAgentWorker(connection, config, validateSddcName(sddc))).run();
+    } else {
+      throw new Error(`unknown worker role "${[role, sddc].filter(Boolean).join(' ')}": use "control" or "agent <sddc>"`);
+    }
   } finally {
     await connection.close();
-    await deps.catalog.close();
   }
 }
 

@@ -20,7 +20,10 @@ export interface TestWorld {
 
 export async function startWorld(overrides: Partial<Config> = {}): Promise<TestWorld> {
   installLogging((process.env.VMHUB_LOG_LEVEL as 'WARN' | undefined) ?? 'ERROR');
-  const config: Config = { ...loadConfig(), taskQueue: `test-${randomUUID()}`, ...overrides };
+  const base = loadConfig();
+  // Each test file gets a catalog database of its own, so registrations and records never cross.
+  const mongodbUri = base.mongodbUri.replace(/\/[^/?]*(\?|$)/, `/vmhub_${randomUUID().slice(0, 8)}$1`);
+  const config: Config = { ...base, taskQueue: `test-${randomUUID()}`, mongodbUri, ...overrides };
   const deps = await openDeps(config);
   await deps.storage.ensureContainers();
   const connection: NativeConnection = await connectWorker(config.temporal);

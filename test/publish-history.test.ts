@@ -48,6 +48,7 @@ describe('PublishImage history size', () => {
         location,
       }),
       abandonPublish: async () => undefined,
+      replicaLocations: async () => ({ replicas: [] }),
     };
     const taskQueue = `history-${randomUUID()}`;
     const workflowId = `publish:big:1.0.0:${randomUUID()}`;

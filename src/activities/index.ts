@@ -1,5 +1,7 @@
+import { createDeployActivities } from './deploy';
 import { createHealthActivities } from './health';
 import { createPublishActivities, type PublishDeps } from './publish';
+import { createReplicationActivities } from './replicate';
 
 export type ActivityDeps = PublishDeps;
 
@@ -8,6 +10,8 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createPublishActivities(deps),
     ...createHealthActivities(deps),
+    ...createReplicationActivities(deps),
+    ...createDeployActivities(deps),
   };
 }
 

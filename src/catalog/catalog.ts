@@ -1,4 +1,6 @@
-import { MongoClient, MongoServerError, type Collection, type Db } from 'mongodb';
+import { MongoClient, MongoServerError, type Collection, type Db, type Filter } from 'mongodb';
+import semver from 'semver';
+import type { Capacity } from '../topology/topology';
 import type { ImageFormat } from '../images/format';
 import type { ImageMetadata } from '../images/inspect';
 import type { BlobLocation } from '../publish/input';
@@ -35,6 +37,38 @@ export interface ReplicaRecord {
   reason?: string;
 }
 
+export interface SddcRecord {
+  name: string;
+  dataCenter: string;
+  taskQueue: string;
+  datastore: string;
+  capacity: Capacity;
+  createdAt: Date;
+}
+
+export type DeploymentStatus = 'deploying' | 'deployed' | 'already-present' | 'skipped' | 'failed';
+
+export interface DeploymentRecord {
+  image: string;
+  version: string;
+  sddc: string;
+  status: DeploymentStatus;
+  source?: string;
+  path?: string;
+  bytes?: number;
+  error?: string;
+  startedAt?: Date;
+  updatedAt: Date;
+  deployedAt?: Date;
+}
+
+/** What a version needs, compared with an SDDC's capacity (disk in bytes, memory in MiB). */
+export interface Requirements {
+  cpus?: number;
+  memoryMiB?: number;
+  diskBytes?: number;
+}
+
 export type ClaimResult = { state: 'claimed' } | { state: 'available'; record: ImageVersionRecord };
 
 export type NewVersion = Pick<
@@ -46,12 +80,16 @@ const DUPLICATE_KEY = 11000;
 
 export class Catalog {
   readonly versions: Collection<ImageVersionRecord>;
+  readonly sddcs: Collection<SddcRecord>;
+  readonly deployments: Collection<DeploymentRecord>;
 
   constructor(
     readonly db: Db,
     private readonly client?: MongoClient,
   ) {
     this.versions = db.collection<ImageVersionRecord>('image_versions');
+    this.sddcs = db.collection<SddcRecord>('sddcs');
+    this.deployments = db.collection<DeploymentRecord>('deployments');
   }
 
   static async connect(uri: string): Promise<Catalog> {
@@ -64,14 +102,17 @@ export class Catalog {
 
   async ensureIndexes(): Promise<void> {
     await this.versions.createIndex({ image: 1, version: 1 }, { unique: true, name: 'image_version' });
+    await this.sddcs.createIndex({ name: 1 }, { unique: true, name: 'sddc_name' });
+    await this.deployments.createIndex({ image: 1, version: 1, sddc: 1 }, { unique: true, name: 'image_version_sddc' });
   }
 
   async close(): Promise<void> {
     await this.client?.close();
   }
 
-  getVersion(image: string, version: string): Promise<ImageVersionRecord | null> {
-    return this.versions.findOne({ image, version }, { projection: { _id: 0 } });
+  async getVersion(image: string, version: string): Promise<ImageVersionRecord | null> {
+    const record = await this.versions.findOne({ image, version }, { projection: { _id: 0 } });
+    return record && { ...record, replicas: record.replicas ?? [] };
   }
 
   /**
@@ -84,9 +125,10 @@ export class Catalog {
       await this.versions.updateOne(
         { image: v.image, version: v.version, status: { $ne: 'available' } },
         {
-          $set: { ...v, status: 'uploading', updatedAt: now },
+          // New bytes may be coming: copies of earlier ones are no replicas of this version.
+          $set: { ...v, status: 'uploading', replicas: [], updatedAt: now },
           $unset: { error: '', sha256: '', metadata: '' },
-          $setOnInsert: { replicas: [], createdAt: now },
+          $setOnInsert: { createdAt: now },
         },
         { upsert: true },
       );
@@ -119,5 +161,69 @@ export class Catalog {
       { image, version, status: { $ne: 'available' } },
       { $set: { status: 'failed', error, updatedAt: new Date() } },
     );
+  }
+
+  /** Versions of an image (or of every image), newest semantic version first. */
+  async listVersions(image?: string, filter: Filter<ImageVersionRecord> = {}): Promise<ImageVersionRecord[]> {
+    const records = await this.versions.find({ ...(image ? { image } : {}), ...filter }, { projection: { _id: 0 } }).toArray();
+    return records.sort((a, b) => a.image.localeCompare(b.image) || semver.rcompare(a.version, b.version));
+  }
+
+  /** The highest available semantic version of an image. */
+  async latest(image: string): Promise<ImageVersionRecord | undefined> {
+    return (await this.listVersions(image, { status: 'available' }))[0];
+  }
+
+  /** Available versions whose resources fit within a capacity. */
+  fitting(capacity: Requirements, image?: string): Promise<ImageVersionRecord[]> {
+    const filter: Filter<ImageVersionRecord> = { status: 'available', 'metadata.resources': { $exists: true } };
+    if (capacity.cpus !== undefined) filter['metadata.resources.cpus'] = { $lte: capacity.cpus };
+    if (capacity.memoryMiB !== undefined) filter['metadata.resources.memoryMiB'] = { $lte: capacity.memoryMiB };
+    if (capacity.diskBytes !== undefined) filter['metadata.resources.diskBytes'] = { $lte: capacity.diskBytes };
+    return this.listVersions(image, filter);
+  }
+
+  /** Available versions whose guest OS type (vmw:osType or VirtualBox OSType) is the one given. */
+  byOs(osType: string): Promise<ImageVersionRecord[]> {
+    return this.listVersions(undefined, { status: 'available', 'metadata.os.osType': osType });
+  }
+
+  async setReplica(image: string, version: string, replica: ReplicaRecord): Promise<void> {
+    const record = await this.getVersion(image, version);
+    if (!record) throw new Error(`no catalog record for ${image}@${version}`);
+    const replicas = [...record.replicas.filter((r) => r.location !== replica.location), replica];
+    await this.versions.updateOne({ image, version }, { $set: { replicas, updatedAt: new Date() } });
+  }
+
+  async addSddc(sddc: Omit<SddcRecord, 'createdAt'>): Promise<SddcRecord> {
+    const record = { ...sddc, createdAt: new Date() };
+    await this.sddcs.updateOne(
+      { name: sddc.name },
+      { $set: sddc, $setOnInsert: { createdAt: record.createdAt } },
+      { upsert: true },
+    );
+    return (await this.sddcs.findOne({ name: sddc.name }, { projection: { _id: 0 } }))!;
+  }
+
+  listSddcs(): Promise<SddcRecord[]> {
+    return this.sddcs.find({}, { projection: { _id: 0 }, sort: { name: 1 } }).toArray();
+  }
+
+  async removeSddc(name: string): Promise<boolean> {
+    return (await this.sddcs.deleteOne({ name })).deletedCount === 1;
+  }
+
+  async recordDeployment(d: Omit<DeploymentRecord, 'updatedAt'>): Promise<void> {
+    const now = new Date();
+    await this.deployments.updateOne(
+      { image: d.image, version: d.version, sddc: d.sddc },
+      { $set: { ...d, updatedAt: now, ...(d.status === 'deployed' ? { deployedAt: now } : {}) } },
+      { upsert: true },
+    );
+  }
+
+  /** Where a version is deployed (or was tried), one row per SDDC. */
+  deploymentsOf(image: string, version: string): Promise<DeploymentRecord[]> {
+    return this.deployments.find({ image, version }, { projection: { _id: 0 }, sort: { sddc: 1 } }).toArray();
   }
 }

@@ -1,6 +1,7 @@
 import { VmhubError } from '../errors';
 import { BLOB_EXTENSIONS, IMAGE_FORMATS, type ImageFormat } from '../images/format';
 import type { ImageMetadata } from '../images/inspect';
+import { validateImageName, validateSddcName, validateVersion } from '../names';
 
 /** PublishImage's input, result and progress (SPEC §4, contract). Plain data: the workflow bundle imports this. */
 export interface PublishInput {
@@ -44,38 +45,6 @@ export interface PublishProgress {
   startedAt: string;
 }
 
-export const IMAGE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-/** semver.org's own pattern: MAJOR.MINOR.PATCH, optional pre-release and build. */
-export const SEMVER =
-  /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
-
-export function isSemver(v: unknown): v is string {
-  return typeof v === 'string' && v.length <= 128 && SEMVER.test(v);
-}
-
-export function validateImageName(image: unknown): string {
-  if (typeof image !== 'string' || !IMAGE_NAME.test(image)) {
-    throw new VmhubError('InvalidInput', `image name ${JSON.stringify(image)} must match ${IMAGE_NAME.source}`);
-  }
-  return image;
-}
-
-export function validateVersion(version: unknown): string {
-  if (version === undefined) {
-    throw new VmhubError(
-      'InvalidInput',
-      'no version given and the image declares no semantic version; pass one (e.g. "version": "1.2.3")',
-    );
-  }
-  if (!isSemver(version)) {
-    throw new VmhubError(
-      'InvalidInput',
-      `version ${JSON.stringify(version)} is not a semantic version (MAJOR.MINOR.PATCH[-pre][+build])`,
-    );
-  }
-  return version;
-}
-
 /** Checks the shape of a PublishImage input; the source itself is checked against the repository by an activity. */
 export function validatePublishInput(input: unknown): PublishInput {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
@@ -88,8 +57,9 @@ export function validatePublishInput(input: unknown): PublishInput {
   if (i.format !== undefined && !IMAGE_FORMATS.includes(i.format as ImageFormat)) {
     throw new VmhubError('InvalidInput', `format ${JSON.stringify(i.format)} must be one of ${IMAGE_FORMATS.join(', ')}`);
   }
-  if (i.deployTo !== undefined && (!Array.isArray(i.deployTo) || i.deployTo.some((s) => typeof s !== 'string' || s === ''))) {
-    throw new VmhubError('InvalidInput', 'deployTo must be a list of SDDC names');
+  if (i.deployTo !== undefined) {
+    if (!Array.isArray(i.deployTo)) throw new VmhubError('InvalidInput', 'deployTo must be a list of SDDC names');
+    i.deployTo.forEach(validateSddcName);
   }
   return i as unknown as PublishInput;
 }

@@ -2,36 +2,33 @@ import {
   ApplicationFailure,
   CancellationScope,
   defineQuery,
+  executeChild,
   proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { PublishActivities } from '../activities/publish';
+import type { Activities } from '../activities';
 import { runPool } from '../concurrency';
 import { asFailure } from '../failures';
-import {
-  isSemver,
-  validatePublishInput,
-  validateVersion,
-  type PublishInput,
-  type PublishProgress,
-  type PublishResult,
-} from '../publish/input';
+import { validatePublishInput, type PublishInput, type PublishProgress, type PublishResult } from '../publish/input';
+import { isSemver, validateVersion } from '../names';
 import { planRanges } from '../storage/block-plan';
 import { formatBytes } from '../units';
+import { deployWorkflowId } from '../deploy/input';
+import { DeployToSDDCs } from './deploy-to-sddcs';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
 
 export const publishProgressQuery = defineQuery<PublishProgress>('progress');
 
-const quick = proxyActivities<PublishActivities>({
+const quick = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
 /** Long transfers: a heartbeat timeout notices a dead worker quickly, and the retry resumes from the last heartbeat. */
-const transfer = proxyActivities<PublishActivities>({
+const transfer = proxyActivities<Activities>({
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
@@ -66,6 +63,7 @@ export async function PublishImage(rawInput: PublishInput): Promise<PublishResul
 async function publish(rawInput: PublishInput, progress: PublishProgress): Promise<PublishResult> {
   const input = validatePublishInput(rawInput);
   upsertSearchAttributes([{ key: IMAGE_KEY, value: input.image }]);
+  if (input.deployTo && input.deployTo.length > 0) await quick.checkSddcs(input.deployTo);
 
   progress.phase = 'probing';
   const probe = await quick.probeSource({ source: input.source, format: input.format });
@@ -89,11 +87,12 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
         'VersionConflict',
       );
     }
-    progress.phase = 'done';
+    await distribute(input, claim.existing, progress);
     return claim.existing;
   }
   const { location } = claim;
 
+  let result: PublishResult;
   try {
     progress.phase = 'staging';
     const inspecting = transfer.inspectSource.executeWithOptions({ summary: 'SHA-256 and metadata of the whole image' }, [
@@ -118,9 +117,7 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
     ]);
 
     progress.phase = 'cataloging';
-    const result = await quick.markAvailable({ image: input.image, version, sha256: digest.sha256, metadata });
-    progress.phase = 'done';
-    return result;
+    result = await quick.markAvailable({ image: input.image, version, sha256: digest.sha256, metadata });
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     await CancellationScope.nonCancellable(() =>
@@ -128,6 +125,30 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
     );
     throw err;
   }
+  await distribute(input, result, progress);
+  return result;
+}
+
+/** After the version is available: copy it to every replica location, then deploy it if asked. */
+async function distribute(input: PublishInput, result: PublishResult, progress: PublishProgress): Promise<void> {
+  progress.phase = 'replicating';
+  const { replicas } = await quick.replicaLocations();
+  await Promise.all(
+    replicas.map((location) =>
+      transfer.replicateImage.executeWithOptions({ summary: `replicate to ${location}` }, [
+        { image: result.image, version: result.version, location },
+      ]),
+    ),
+  );
+  if (input.deployTo && input.deployTo.length > 0) {
+    progress.phase = 'deploying';
+    await executeChild(DeployToSDDCs, {
+      args: [{ image: result.image, version: result.version, sddcs: input.deployTo }],
+      workflowId: deployWorkflowId(result.image, result.version, workflowInfo().workflowId),
+      staticSummary: `Deploy ${result.image} ${result.version} to ${input.deployTo.join(', ')}`,
+    });
+  }
+  progress.phase = 'done';
 }
 
 /** The version asked for, else the one the image declares, if that is a semantic version. */

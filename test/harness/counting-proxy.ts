@@ -9,12 +9,14 @@ export interface CountingProxy {
   port: number;
   blockPuts: number;
   blockBytes: number;
+  /** Bytes of blob content served to GETs (downloads). */
+  getBytes: number;
   delayMs: number;
   close(): Promise<void>;
 }
 
 export async function startCountingProxy(targetPort: number, delayMs = 0): Promise<CountingProxy> {
-  const state = { blockPuts: 0, blockBytes: 0, delayMs };
+  const state = { blockPuts: 0, blockBytes: 0, getBytes: 0, delayMs };
   const server = http.createServer((req, res) => {
     const isBlockPut = req.method === 'PUT' && /[?&]comp=block(&|$)/.test(req.url ?? '');
     const forward = () => {
@@ -25,6 +27,7 @@ export async function startCountingProxy(targetPort: number, delayMs = 0): Promi
             state.blockPuts++;
             state.blockBytes += Number(req.headers['content-length'] ?? 0);
           }
+          if (req.method === 'GET') up.on('data', (chunk: Buffer) => (state.getBytes += chunk.length));
           res.writeHead(up.statusCode ?? 502, up.headers);
           up.pipe(res);
         },
@@ -43,6 +46,9 @@ export async function startCountingProxy(targetPort: number, delayMs = 0): Promi
     },
     get blockBytes() {
       return state.blockBytes;
+    },
+    get getBytes() {
+      return state.getBytes;
     },
     get delayMs() {
       return state.delayMs;

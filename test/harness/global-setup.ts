@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { loadConfig } from '../../src/config';
-import { startServices } from '../../src/services/embedded';
+import { startServices, stopServices } from '../../src/services/embedded';
 
 /**
  * Brings up the embedded services on free ports in a throwaway data folder for this test run, and
@@ -22,10 +22,25 @@ async function freePort(): Promise<number> {
   });
 }
 
-export default async function globalSetup(): Promise<void> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-test-'));
-  process.env.VMHUB_TEST_DATA_DIR = dataDir;
-  if (process.env.VMHUB_TEST_REUSE_SERVICES !== '1') {
+/** Services left by a test run that was killed before its teardown: stop them and drop their data. */
+async function sweepAbandonedRuns(): Promise<void> {
+  for (const name of fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('vmhub-test-'))) {
+    const dir = path.join(os.tmpdir(), name);
+    const owner = Number(fs.existsSync(path.join(dir, 'owner.pid')) ? fs.readFileSync(path.join(dir, 'owner.pid'), 'utf8') : NaN);
+    if (!Number.isInteger(owner)) continue;
+    try {
+      process.kill(owner, 0);
+      continue;
+    } catch {
+      // the run that owned this folder is gone
+    }
+    await stopServices(loadConfig({ ...process.env, VMHUB_DATA_DIR: dir }));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function startOnFreePorts(dataDir: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
     const [temporal, ui, catalog, east, west] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
     Object.assign(process.env, {
       VMHUB_DATA_DIR: dataDir,
@@ -35,13 +50,29 @@ export default async function globalSetup(): Promise<void> {
       AZURITE_DC_EAST_PORT: String(east),
       AZURITE_DC_WEST_PORT: String(west),
     });
-    process.env.VMHUB_TEST_OWNS_SERVICES = '1';
+    try {
+      const started = await startServices(loadConfig());
+      process.stderr.write(`\ntest services: ${started.map((s) => `${s.name} ${s.url}`).join('; ')}\n`);
+      return;
+    } catch (err) {
+      // A port found free can be taken before the service binds it; try other ports.
+      await stopServices(loadConfig());
+      if (attempt === 3) throw err;
+      process.stderr.write(`test services did not start (${(err as Error).message.split('\n')[0]}); trying other ports\n`);
+    }
   }
+}
+
+export default async function globalSetup(): Promise<void> {
+  await sweepAbandonedRuns();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-test-'));
+  fs.writeFileSync(path.join(dataDir, 'owner.pid'), String(process.pid));
+  process.env.VMHUB_TEST_DATA_DIR = dataDir;
   process.env.VMHUB_REPOSITORY_ROOTS = path.join(dataDir, 'repository');
   fs.mkdirSync(process.env.VMHUB_REPOSITORY_ROOTS, { recursive: true });
-  if (process.env.VMHUB_TEST_OWNS_SERVICES === '1') {
-    const started = await startServices(loadConfig());
-    process.stderr.write(`\ntest services: ${started.map((s) => `${s.name} ${s.url}`).join('; ')}\n`);
+  if (process.env.VMHUB_TEST_REUSE_SERVICES !== '1') {
+    process.env.VMHUB_TEST_OWNS_SERVICES = '1';
+    await startOnFreePorts(dataDir);
   }
 
   const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: quietLogger });

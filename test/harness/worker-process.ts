@@ -1,8 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { stopProcessGroup } from '../../src/services/embedded';
 
-/** A real worker process (`src/worker.ts`), so a test can SIGKILL it mid-activity the way a crash would. */
+/**
+ * A real worker process (`src/worker.ts`), so a test can SIGKILL it mid-activity the way a crash would.
+ * Its output goes to test-output/workers/, where a failing test's story can be read.
+ */
 export interface WorkerProcess {
   child: ChildProcess;
   output(): string;
@@ -19,8 +23,15 @@ export function spawnWorker(args: string[], env: NodeJS.ProcessEnv): WorkerProce
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const logDir = path.join(root, 'test-output', 'workers');
+  fs.mkdirSync(logDir, { recursive: true });
+  const log = fs.createWriteStream(path.join(logDir, `${args.join('-')}-${child.pid}.log`));
+  const capture = (d: Buffer) => {
+    out += d.toString();
+    log.write(d);
+  };
+  child.stdout!.on('data', capture);
+  child.stderr!.on('data', capture);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     child,

@@ -1,0 +1,106 @@
+import type { SddcRecord } from '../catalog/catalog';
+import { capacityShortfall, sourceOrder, type SourceCandidate } from '../deploy/placement';
+import type { DeployInput, DeployResultRow } from '../deploy/input';
+import { VmhubError } from '../errors';
+import { withFailures } from '../failures';
+import type { ImageFormat } from '../images/format';
+import { dataCentersByDistance } from '../topology/topology';
+import type { SourceFailure } from './agent';
+import type { PublishDeps } from './publish';
+
+export interface DeploymentTarget {
+  sddc: Pick<SddcRecord, 'name' | 'dataCenter' | 'taskQueue' | 'datastore'>;
+  /** Why the version does not fit this SDDC, when it does not. */
+  shortfall?: string;
+  sources: SourceCandidate[];
+}
+
+export interface DeploymentPlan {
+  image: string;
+  version: string;
+  format: ImageFormat;
+  sha256: string;
+  sizeBytes: number;
+  blob: string;
+  targets: DeploymentTarget[];
+}
+
+/** Control-plane side of DeployToSDDCs: resolve the input against the catalog, and record what happened. */
+export function createDeployActivities({ storage, catalog }: PublishDeps) {
+  return {
+    /** Fails with UnknownSddc unless every name is registered: checked before a publish uploads anything. */
+    async checkSddcs(names: string[]): Promise<void> {
+      return withFailures(async () => {
+        const registered = new Set((await catalog.listSddcs()).map((s) => s.name));
+        const unknown = names.filter((n) => !registered.has(n));
+        if (unknown.length > 0) throw new VmhubError('UnknownSddc', `unknown SDDC ${unknown.join(', ')}`);
+      });
+    },
+
+    async planDeployment(input: DeployInput): Promise<DeploymentPlan> {
+      return withFailures(async () => {
+        const record =
+          input.version === 'latest' ? await catalog.latest(input.image) : await catalog.getVersion(input.image, input.version);
+        if (!record || record.status !== 'available' || !record.sha256) {
+          throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version in the catalog`);
+        }
+        const registered = await catalog.listSddcs();
+        let sddcs: SddcRecord[];
+        if (input.sddcs === 'all') {
+          if (registered.length === 0)
+            throw new VmhubError('UnknownSddc', 'no SDDC is registered; add one with `vmhub sddc add`');
+          sddcs = registered;
+        } else {
+          const unknown = input.sddcs.filter((n) => !registered.some((s) => s.name === n));
+          if (unknown.length > 0)
+            throw new VmhubError(
+              'UnknownSddc',
+              `unknown SDDC ${unknown.join(', ')}; registered: ${registered.map((s) => s.name).join(', ') || 'none'}`,
+            );
+          sddcs = input.sddcs.map((n) => registered.find((s) => s.name === n)!);
+        }
+        const resources = record.metadata && 'resources' in record.metadata ? record.metadata.resources : undefined;
+        return {
+          image: record.image,
+          version: record.version,
+          format: record.format,
+          sha256: record.sha256,
+          sizeBytes: record.sizeBytes,
+          blob: record.location.blob,
+          targets: sddcs.map((s) => ({
+            sddc: { name: s.name, dataCenter: s.dataCenter, taskQueue: s.taskQueue, datastore: s.datastore },
+            shortfall: capacityShortfall(resources, s.capacity),
+            sources: sourceOrder(
+              storage.topology.storage,
+              record.replicas,
+              dataCentersByDistance(storage.topology, s.dataCenter),
+            ),
+          })),
+        };
+      });
+    },
+
+    async recordDeployment(input: { image: string; version: string; row: DeployResultRow }): Promise<void> {
+      const { row } = input;
+      await catalog.recordDeployment({
+        image: input.image,
+        version: input.version,
+        sddc: row.sddc,
+        status: row.status,
+        source: row.source ?? undefined,
+        path: row.path,
+        bytes: row.bytes,
+        error: row.reason,
+      });
+    },
+
+    /** Marks the replicas an agent found missing, stale, unreachable or wrong; the primary is never marked. */
+    async markSourceFailures(input: { image: string; version: string; failures: SourceFailure[] }): Promise<void> {
+      for (const f of input.failures) {
+        const location = storage.topology.storage.find((s) => s.id === f.location);
+        if (location?.role !== 'replica') continue;
+        await catalog.setReplica(input.image, input.version, { location: f.location, status: f.status, reason: f.reason });
+      }
+    },
+  };
+}

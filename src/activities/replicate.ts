@@ -1,0 +1,136 @@
+import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
+import type { ReplicaRecord } from '../catalog/catalog';
+import { runPool } from '../concurrency';
+import { VmhubError } from '../errors';
+import { withFailures } from '../failures';
+import { blockDigest, blockListDigest, parseBlockId } from '../storage/block-ids';
+import { findLocation } from '../topology/topology';
+import type { PublishDeps } from './publish';
+
+export interface ReplicateInput {
+  image: string;
+  version: string;
+  /** The replica storage location to copy to. */
+  location: string;
+}
+
+interface ReplicateCheckpoint {
+  next: number;
+  copied: number;
+}
+
+/**
+ * Copies a committed image from the primary to a replica location with a streamed ranged copy: each
+ * committed block is read from the primary, its bytes checked against the digest in its block ID, and
+ * staged on the replica under the same ID; then the replica commits the same block list. Equal block
+ * lists (and sizes) mean equal bytes, so the replica is verified without reading it back. Blocks already
+ * staged on the replica are skipped, so a retry resumes.
+ */
+export function createReplicationActivities({ storage, catalog, config }: PublishDeps) {
+  return {
+    async replicaLocations(): Promise<{ replicas: string[] }> {
+      return { replicas: storage.topology.storage.filter((s) => s.role === 'replica').map((s) => s.id) };
+    },
+
+    async replicateImage(input: ReplicateInput): Promise<ReplicaRecord> {
+      return withFailures(async () => {
+        const record = await catalog.getVersion(input.image, input.version);
+        if (!record || record.status !== 'available' || !record.sha256) {
+          throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version`);
+        }
+        const target = findLocation(storage.topology, input.location);
+        if (target.role !== 'replica') throw new VmhubError('InvalidInput', `${input.location} is not a replica location`);
+        const signal = cancellationSignal();
+        const source = storage.container(record.location.storage).getBlockBlobClient(record.location.blob);
+        const container = storage.container(target.id);
+        await container.createIfNotExists({ abortSignal: signal });
+        const replica = container.getBlockBlobClient(record.location.blob);
+
+        const existing = await replica.getProperties({ abortSignal: signal }).catch(() => undefined);
+        if (existing?.metadata?.sha256 === record.sha256 && existing.contentLength === record.sizeBytes) {
+          const verified: ReplicaRecord = {
+            location: target.id,
+            status: 'verified',
+            etag: existing.etag,
+            sha256: record.sha256,
+            verifiedAt: new Date(),
+          };
+          await catalog.setReplica(input.image, input.version, verified);
+          return verified;
+        }
+        await catalog.setReplica(input.image, input.version, { location: target.id, status: 'pending' });
+
+        const committed = (await source.getBlockList('committed', { abortSignal: signal })).committedBlocks ?? [];
+        const staged = new Set(
+          (
+            (await replica.getBlockList('uncommitted', { abortSignal: signal }).catch(() => undefined))?.uncommittedBlocks ?? []
+          ).map((b) => b.name),
+        );
+        const offsets: number[] = [];
+        let offset = 0;
+        for (const b of committed) {
+          offsets.push(offset);
+          offset += b.size ?? 0;
+        }
+        if (offset !== record.sizeBytes) throw new Error(`primary blob is ${offset} bytes, the catalog says ${record.sizeBytes}`);
+
+        const progress: ReplicateCheckpoint = (activityInfo().heartbeatDetails as ReplicateCheckpoint | undefined) ?? {
+          next: 0,
+          copied: 0,
+        };
+        const done = new Set<number>();
+        const indices = committed.map((_, i) => i).filter((i) => i >= progress.next);
+        const keepAlive = setInterval(() => heartbeat(progress), 5_000);
+        try {
+          await runPool(indices, config.transferConcurrency, async (i) => {
+            const block = committed[i];
+            if (!staged.has(block.name)) {
+              const bytes = await source.downloadToBuffer(offsets[i], block.size, { abortSignal: signal });
+              const expected = parseBlockId(block.name)?.digest;
+              if (expected !== undefined && blockDigest(bytes) !== expected) {
+                throw new Error(`block ${i} read from ${record.location.storage} does not match its digest`);
+              }
+              await replica.stageBlock(block.name, bytes, bytes.length, { abortSignal: signal });
+              progress.copied++;
+            }
+            done.add(i);
+            while (done.has(progress.next)) done.delete(progress.next++);
+            heartbeat(progress);
+          });
+        } finally {
+          clearInterval(keepAlive);
+        }
+
+        const ids = committed.map((b) => b.name);
+        const response = await replica.commitBlockList(ids, {
+          abortSignal: signal,
+          metadata: { sha256: record.sha256, image: input.image, version: input.version },
+          blobHTTPHeaders: { blobContentType: (await source.getProperties({ abortSignal: signal })).contentType },
+        });
+        const after = await replica.getBlockList('committed', { abortSignal: signal });
+        const props = await replica.getProperties({ abortSignal: signal });
+        if (
+          blockListDigest((after.committedBlocks ?? []).map((b) => b.name)) !== blockListDigest(ids) ||
+          props.contentLength !== record.sizeBytes
+        ) {
+          throw new Error(`replica ${target.id} does not hold the committed block list after commit`);
+        }
+        log.info('replicated', {
+          image: input.image,
+          version: input.version,
+          location: target.id,
+          blocksCopied: progress.copied,
+        });
+        const verified: ReplicaRecord = {
+          location: target.id,
+          status: 'verified',
+          etag: response.etag,
+          sha256: record.sha256,
+          verifiedAt: new Date(),
+        };
+        await catalog.setReplica(input.image, input.version, verified);
+        return verified;
+      });
+    },
+  };
+}

@@ -1,0 +1,265 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { DeployInput, DeployProgress, DeployResult } from '../src/deploy/input';
+import type { PublishResult } from '../src/publish/input';
+import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
+import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
+import { filler, ovaFromDescriptor } from './images/build';
+import { repositoryRoot, startWorld, type TestWorld } from './helpers';
+
+const MiB = 2 ** 20;
+
+const DESCRIPTOR = `<?xml version="1.0"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
+  xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">
+  <References><File ovf:href="edge-disk1.vmdk" ovf:id="f1"/></References>
+  <DiskSection><Info/><Disk ovf:diskId="d1" ovf:fileRef="f1" ovf:capacity="20" ovf:capacityAllocationUnits="byte * 2^30"/></DiskSection>
+  <VirtualSystem ovf:id="edge"><Info/><Name>edge</Name>
+    <ProductSection><Info/><Product>Edge</Product><Version>VERSION</Version></ProductSection>
+    <VirtualHardwareSection><Info/>
+      <Item><rasd:InstanceID>1</rasd:InstanceID><rasd:ResourceType>3</rasd:ResourceType><rasd:VirtualQuantity>4</rasd:VirtualQuantity></Item>
+      <Item><rasd:AllocationUnits>byte * 2^20</rasd:AllocationUnits><rasd:InstanceID>2</rasd:InstanceID><rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>8192</rasd:VirtualQuantity></Item>
+      <Item><rasd:HostResource>ovf:/disk/d1</rasd:HostResource><rasd:InstanceID>3</rasd:InstanceID><rasd:ResourceType>17</rasd:ResourceType></Item>
+    </VirtualHardwareSection>
+  </VirtualSystem>
+</Envelope>`;
+
+/**
+ * DeployToSDDCs on the real services, with each SDDC agent a real worker process on its own task queue:
+ * east-1 and east-2 in dc-east (primary storage), west-1 in dc-west (replica storage).
+ */
+describe('replication and DeployToSDDCs', () => {
+  let world: TestWorld;
+  const agents = new Map<string, WorkerProcess>();
+  const queues = new Map<string, string>();
+  const datastores = path.join(repositoryRoot(), '..', `sddc-${randomUUID().slice(0, 6)}`);
+
+  function startAgent(name: string, env: NodeJS.ProcessEnv = {}): WorkerProcess {
+    const agent = spawnWorker(['agent', name], {
+      VMHUB_AGENT_TASK_QUEUE: queues.get(name)!,
+      VMHUB_TRANSFER_CONCURRENCY: '2',
+      ...env,
+    });
+    agents.set(name, agent);
+    return agent;
+  }
+
+  async function register(
+    name: string,
+    dataCenter: string,
+    capacity = { cpus: 64, memoryMiB: 262144, diskGiB: 2048 },
+  ): Promise<void> {
+    queues.set(name, `sddc-${name}-${randomUUID().slice(0, 8)}`);
+    await world.deps.catalog.addSddc({
+      name,
+      dataCenter,
+      taskQueue: queues.get(name)!,
+      datastore: path.join(datastores, name),
+      capacity,
+    });
+  }
+
+  beforeAll(async () => {
+    world = await startWorld({ blockSizeBytes: 4 * MiB });
+    await register('east-1', 'dc-east');
+    await register('east-2', 'dc-east');
+    await register('west-1', 'dc-west');
+    await register('tiny', 'dc-east', { cpus: 2, memoryMiB: 4096, diskGiB: 10 });
+    await register('ghost', 'dc-west');
+    for (const name of ['east-1', 'east-2', 'west-1']) startAgent(name);
+  });
+  afterAll(async () => {
+    for (const a of agents.values()) await a.stop();
+    await world.close();
+  });
+
+  async function publish(version: string, diskBytes = 6 * MiB): Promise<PublishResult> {
+    const file = `edge-${version}.ova`;
+    ovaFromDescriptor(path.join(repositoryRoot(), file), DESCRIPTOR.replace('VERSION', version), {
+      fileSize: diskBytes,
+      manifest: 'sha256',
+    });
+    return (await world.client.workflow.execute('PublishImage', {
+      args: [{ source: file, image: 'edge', version }],
+      taskQueue: world.config.taskQueue,
+      workflowId: `publish:edge:${version}:${randomUUID()}`,
+    })) as PublishResult;
+  }
+
+  const deploy = (input: DeployInput) =>
+    world.client.workflow.start('DeployToSDDCs', {
+      args: [input],
+      taskQueue: world.config.taskQueue,
+      workflowId: `deploy:${input.image}:${input.version}:${randomUUID()}`,
+    });
+
+  const rows = (r: DeployResult) => Object.fromEntries(r.results.map((x) => [x.sddc, x]));
+  const replicaBlob = (p: PublishResult) => world.deps.storage.container('west-replica').getBlockBlobClient(p.location.blob);
+  const replicaStatus = async (p: PublishResult) =>
+    (await world.deps.catalog.getVersion(p.image, p.version))?.replicas.find((r) => r.location === 'west-replica');
+
+  it('replicates on publish, and each SDDC reads from the copy in its own data center', async () => {
+    const published = await publish('1.0.0');
+    const replica = await replicaStatus(published);
+    expect(replica).toMatchObject({ status: 'verified', sha256: published.sha256 });
+    expect(
+      (await replicaBlob(published).downloadToBuffer()).equals(
+        await world.deps.storage.container('east-primary').getBlockBlobClient(published.location.blob).downloadToBuffer(),
+      ),
+    ).toBe(true);
+
+    const handle = await deploy({ image: 'edge', version: '1.0.0', sddcs: ['east-1', 'east-2', 'west-1'] });
+    const result = (await handle.result()) as DeployResult;
+    const r = rows(result);
+    expect(r['west-1']).toMatchObject({ status: 'deployed', source: 'west-replica', dataCenter: 'dc-west' });
+    expect(r['east-1']).toMatchObject({ status: 'deployed', source: 'east-primary' });
+    expect(r['east-2']).toMatchObject({ status: 'deployed', source: 'east-primary' });
+    const original = fs.readFileSync(path.join(repositoryRoot(), 'edge-1.0.0.ova'));
+    for (const name of ['east-1', 'east-2', 'west-1']) {
+      expect(r[name].path).toBe(path.join(datastores, name, 'edge', '1.0.0', 'edge-1.0.0.ova'));
+      expect(fs.readFileSync(r[name].path!).equals(original)).toBe(true);
+      expect(fs.readdirSync(path.dirname(r[name].path!)).filter((f) => f.includes('partial'))).toEqual([]);
+    }
+    const recorded = await world.deps.catalog.deploymentsOf('edge', '1.0.0');
+    expect(recorded.map((d) => [d.sddc, d.status, d.source])).toEqual([
+      ['east-1', 'deployed', 'east-primary'],
+      ['east-2', 'deployed', 'east-primary'],
+      ['west-1', 'deployed', 'west-replica'],
+    ]);
+    const progress = await handle.query<DeployProgress>('progress');
+    expect(progress['west-1']).toMatchObject({
+      phase: 'done',
+      status: 'deployed',
+      source: 'west-replica',
+      bytesDone: published.sizeBytes,
+    });
+    const described = await handle.describe();
+    expect(described.searchAttributes.VmSddc).toEqual(['east-1', 'east-2', 'west-1']);
+
+    const again = (await (
+      await deploy({ image: 'edge', version: 'latest', sddcs: ['east-1', 'west-1'] })
+    ).result()) as DeployResult;
+    expect(again.version).toBe('1.0.0');
+    expect(again.results.map((x) => x.status)).toEqual(['already-present', 'already-present']);
+  });
+
+  it('falls back to the primary when the replica blob is missing, and marks the replica', async () => {
+    const published = await publish('1.1.0');
+    await replicaBlob(published).delete();
+    const result = (await (await deploy({ image: 'edge', version: '1.1.0', sddcs: ['west-1'] })).result()) as DeployResult;
+    expect(rows(result)['west-1']).toMatchObject({ status: 'deployed', source: 'east-primary' });
+    expect(await replicaStatus(published)).toMatchObject({ status: 'failed', reason: 'blob is missing' });
+  });
+
+  it('detects replica bytes altered in place, falls back, and marks the replica', async () => {
+    const published = await publish('1.2.0');
+    const tampered = filler(published.sizeBytes, 99);
+    await replicaBlob(published).uploadData(tampered, { metadata: { sha256: published.sha256 } });
+    const result = (await (await deploy({ image: 'edge', version: '1.2.0', sddcs: ['west-1'] })).result()) as DeployResult;
+    expect(rows(result)['west-1']).toMatchObject({ status: 'deployed', source: 'east-primary' });
+    expect((await replicaStatus(published))?.status).toBe('stale');
+
+    // Even with the catalog fooled into trusting the altered blob, its bytes fail the SHA-256 check.
+    const etag = (await replicaBlob(published).getProperties()).etag;
+    await world.deps.catalog.setReplica('edge', '1.2.0', {
+      location: 'west-replica',
+      status: 'verified',
+      etag,
+      sha256: published.sha256,
+    });
+    fs.rmSync(path.join(datastores, 'west-1', 'edge', '1.2.0'), { recursive: true });
+    const second = (await (await deploy({ image: 'edge', version: '1.2.0', sddcs: ['west-1'] })).result()) as DeployResult;
+    expect(rows(second)['west-1']).toMatchObject({ status: 'deployed', source: 'east-primary' });
+    expect(await replicaStatus(published)).toMatchObject({ status: 'failed' });
+    expect((await replicaStatus(published))?.reason).toMatch(/SHA-256/);
+  });
+
+  it('falls back to the primary when the replica storage is down', async () => {
+    const published = await publish('1.3.0');
+    await agents.get('west-1')!.stop();
+    // This agent sees dc-west's storage at an address where nothing answers.
+    const down = await startCountingProxy(1);
+    await down.close();
+    startAgent('west-1', { AZURITE_DC_WEST_PORT: String(down.port) });
+    try {
+      const result = (await (await deploy({ image: 'edge', version: '1.3.0', sddcs: ['west-1'] })).result()) as DeployResult;
+      expect(rows(result)['west-1']).toMatchObject({ status: 'deployed', source: 'east-primary' });
+      expect((await replicaStatus(published))?.reason).toMatch(/unreachable/);
+    } finally {
+      await agents.get('west-1')!.stop();
+      startAgent('west-1');
+    }
+  });
+
+  it('resumes a download on a new agent after the first is killed, fetching again at most what was in flight', async () => {
+    const published = await publish('2.0.0', 60 * MiB);
+    const proxy: CountingProxy = await startCountingProxy(Number(process.env.AZURITE_DC_EAST_PORT), 2000);
+    await agents.get('east-2')!.stop();
+    const slow = startAgent('east-2', { AZURITE_DC_EAST_PORT: String(proxy.port) });
+    try {
+      const handle = await deploy({ image: 'edge', version: '2.0.0', sddcs: ['east-2'] });
+      const state = path.join(datastores, 'east-2', 'edge', '2.0.0', '.edge-2.0.0.ova.partial.json');
+      const onDisk = () =>
+        fs.existsSync(state) ? (JSON.parse(fs.readFileSync(state, 'utf8')) as { doneBelow: number }).doneBelow : 0;
+      await until('a few chunks checkpointed on disk', () => onDisk() >= 2, 120_000);
+      await slow.kill();
+      const fetchedBeforeKill = proxy.getBytes;
+      proxy.delayMs = 0;
+      startAgent('east-2', { AZURITE_DC_EAST_PORT: String(proxy.port) });
+      const result = (await handle.result()) as DeployResult;
+      const row = rows(result)['east-2'];
+      expect(row).toMatchObject({ status: 'deployed', source: 'east-primary', bytes: published.sizeBytes });
+      expect(fs.readFileSync(row.path!).equals(fs.readFileSync(path.join(repositoryRoot(), 'edge-2.0.0.ova')))).toBe(true);
+      const fetchedTwice = proxy.getBytes - published.sizeBytes;
+      const inFlight = 2 * 8 * MiB;
+      expect(fetchedBeforeKill).toBeLessThan(published.sizeBytes);
+      expect(fetchedTwice).toBeLessThanOrEqual(inFlight + 1024 * 1024);
+      fs.mkdirSync('test-output', { recursive: true });
+      const report = {
+        sizeBytes: published.sizeBytes,
+        fetchedBeforeKill,
+        totalFetched: proxy.getBytes,
+        fetchedTwice,
+        inFlightBound: inFlight,
+      };
+      fs.writeFileSync('test-output/deploy-resume.json', JSON.stringify(report, null, 2));
+      process.stderr.write(`deploy crash-resume: ${JSON.stringify(report)}\n`);
+    } finally {
+      await agents.get('east-2')!.stop();
+      await proxy.close();
+      startAgent('east-2');
+    }
+  });
+
+  it('skips an SDDC the version does not fit, says why, and fails an SDDC with no agent visibly', async () => {
+    await publish('3.0.0');
+    const result = (await (
+      await deploy({ image: 'edge', version: '3.0.0', sddcs: ['tiny', 'ghost', 'east-1'] })
+    ).result()) as DeployResult;
+    const r = rows(result);
+    expect(r.tiny).toMatchObject({ status: 'skipped', source: null });
+    expect(r.tiny.reason).toMatch(
+      /4 CPUs needed, 2 available.*8192 MiB memory needed, 4096 MiB available.*20 GiB disk needed, 10 GiB available/,
+    );
+    expect(r.ghost.status).toBe('failed');
+    expect(r.ghost.reason).toMatch(/schedule.?to.?start|ScheduleToStart|timed out/i);
+    expect(r['east-1'].status).toBe('deployed');
+  }, 150_000);
+
+  it.each([
+    [{ image: 'edge', version: '1.0.0', sddcs: ['nowhere'] }, 'UnknownSddc'],
+    [{ image: 'edge', version: '9.9.9', sddcs: ['east-1'] }, 'UnknownImage'],
+    [{ image: 'edge', version: 'newest', sddcs: ['east-1'] }, 'InvalidInput'],
+    [{ image: 'edge', version: '1.0.0', sddcs: [] }, 'InvalidInput'],
+  ] as Array<[DeployInput, string]>)('rejects %j with %s', async (input, type) => {
+    const err = await (await deploy(input)).result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe(type);
+  });
+});
