@@ -10,6 +10,17 @@ import { formatBytes } from './units';
  * Starting and following vmhub's workflows from a client (the CLI, the demo): the workflow-ID
  * conventions of SPEC §4, summaries for the Web UI, and failures reduced to their type and message.
  */
+/** A workflow started on a queue no worker polls would wait silently; say so instead. */
+export async function requireWorker(client: Client, config: Config): Promise<void> {
+  const response = await client.workflowService.describeTaskQueue({
+    namespace: config.temporal.namespace,
+    taskQueue: { name: config.taskQueue },
+  });
+  if ((response.pollers ?? []).length === 0) {
+    throw new Error(`no worker is polling task queue ${config.taskQueue}; start one with \`npm run worker\``);
+  }
+}
+
 export function startPublish(client: Client, config: Config, input: PublishInput): Promise<WorkflowHandle> {
   const version = input.version ?? 'declared';
   return client.workflow.start('PublishImage', {

@@ -28,6 +28,8 @@ export interface ServiceStatus {
   url: string;
   state: 'running' | 'stopped' | 'unhealthy';
   pid?: number;
+  /** True when this call started it, false when it was already running. */
+  startedNow?: boolean;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
@@ -209,7 +211,7 @@ export async function startServices(
     const logFile = path.join(dir, `${slug(spec.name)}.log`);
     const existing = readPidFile(pidFile);
     if (existing && pidAlive(existing.pid) && (await portOpen(spec.port))) {
-      result.push({ name: spec.name, url: spec.url, state: 'running', pid: existing.pid });
+      result.push({ name: spec.name, url: spec.url, state: 'running', pid: existing.pid, startedNow: false });
       continue;
     }
     if (await portOpen(spec.port)) {
@@ -233,7 +235,7 @@ export async function startServices(
       logFile,
     );
     if (spec.name === 'temporal') await waitForTemporal(spec.command, spec.port, logFile);
-    result.push({ name: spec.name, url: spec.url, state: 'running', pid });
+    result.push({ name: spec.name, url: spec.url, state: 'running', pid, startedNow: true });
   }
   return result;
 }
@@ -278,12 +280,14 @@ export async function servicesStatus(config: Config = loadConfig()): Promise<Ser
   return result;
 }
 
-export async function stopServices(config: Config = loadConfig()): Promise<ServiceStatus[]> {
+/** Stops the embedded services, or only those with the given pids. */
+export async function stopServices(config: Config = loadConfig(), only?: number[]): Promise<ServiceStatus[]> {
   const dir = servicesDir(config);
   const stopped: ServiceStatus[] = [];
   for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.pid'))) {
     const pidFile = path.join(dir, file);
     const p = readPidFile(pidFile);
+    if (only && (!p || !only.includes(p.pid))) continue;
     if (p && pidAlive(p.pid)) {
       await stopProcessGroup(p.pid);
       stopped.push({ name: p.name, url: `127.0.0.1:${p.port}`, state: 'stopped', pid: p.pid });

@@ -1,0 +1,162 @@
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { Catalog } from '../src/catalog/catalog';
+import { loadConfig, PROJECT_ROOT, type Config } from '../src/config';
+import type { DeployResult } from '../src/deploy/input';
+import { describeFailure, requireWorker, resultTable, startDeploy, startPublish } from '../src/operations';
+import type { PublishResult } from '../src/publish/input';
+import { startServices, stopServices } from '../src/services/embedded';
+import { spawnWorker, type WorkerProcess } from '../src/services/worker-process';
+import { connectClient } from '../src/temporal';
+import { loadTopology } from '../src/topology/topology';
+import { formatBytes } from '../src/units';
+import { buildSampleOva } from './sample-ova';
+
+/**
+ * The main job (SPEC §9 `npm run demo`): start the embedded services, the control worker and one agent
+ * per default SDDC; register the SDDCs; publish a sample OVA, replicate it and deploy it to every SDDC;
+ * print a summary. Keeps running until Ctrl-C, or with --exit stops what it started.
+ */
+const args = new Set(process.argv.slice(2));
+const exitWhenDone = args.has('--exit');
+const json = args.has('--json');
+const IMAGE = 'photon';
+const VERSION = '5.0.0';
+const DISK_BYTES = 256 * 2 ** 20;
+
+function say(line: string): void {
+  if (!json || process.stderr.isTTY) process.stderr.write(`${line}\n`);
+}
+
+async function waitForWorkers(client: Client, config: Config): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      return await requireWorker(client, config);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  const config = loadConfig();
+  const topology = loadTopology(config.topologyPath);
+
+  say('starting the embedded services (first run: fetching the Temporal CLI and building FerretDB) ...');
+  const services = await startServices(config);
+  for (const s of services) say(`  ${s.name.padEnd(20)} ${s.startedNow ? 'started' : 'already running'}  ${s.url}`);
+  const ourServices = services.filter((s) => s.startedNow).map((s) => s.pid!);
+
+  const logs = path.join(config.dataDir, 'logs');
+  const workers: WorkerProcess[] = [spawnWorker(['control'], {}, path.join(logs, 'worker.log'))];
+  for (const s of topology.sddcs) workers.push(spawnWorker(['agent', s.name], {}, path.join(logs, `agent-${s.name}.log`)));
+  say(
+    `started the control worker and agents for ${topology.sddcs.map((s) => s.name).join(', ')} (logs in ${path.relative(PROJECT_ROOT, logs)}/)`,
+  );
+
+  const stopAll = async () => {
+    await Promise.all(workers.map((w) => w.stop()));
+    await stopServices(config, ourServices);
+  };
+
+  const catalog = await Catalog.connect(config.mongodbUri);
+  const client = await connectClient(config.temporal);
+  let ok = false;
+  try {
+    for (const s of topology.sddcs) {
+      await catalog.addSddc({
+        name: s.name,
+        dataCenter: s.dataCenter,
+        taskQueue: `sddc-${s.name}`,
+        datastore: path.join(config.dataDir, 'sddc', s.name),
+        capacity: s.capacity,
+      });
+    }
+    say(`registered SDDCs ${topology.sddcs.map((s) => `${s.name} (${s.dataCenter})`).join(', ')}`);
+
+    const sample = buildSampleOva(path.join(config.repositoryRoots[0], 'demo', `${IMAGE}-${VERSION}.ova`), DISK_BYTES);
+    say(
+      `sample OVA ${path.relative(PROJECT_ROOT, sample.path)} (${formatBytes(sample.sizeBytes)}, descriptor: ${sample.descriptorFrom})`,
+    );
+
+    await waitForWorkers(client, config);
+    const source = path.relative(config.repositoryRoots[0], sample.path);
+    say(`publishing ${IMAGE} ${VERSION} and replicating it ...`);
+    const publish = await startPublish(client, config, { source, image: IMAGE, version: VERSION });
+    const published = (await publish.result()) as PublishResult;
+    const record = await catalog.getVersion(IMAGE, VERSION);
+
+    const sddcs = topology.sddcs.map((s) => s.name);
+    say(`deploying to ${sddcs.join(', ')} ...`);
+    const deploy = await startDeploy(client, config, { image: IMAGE, version: VERSION, sddcs });
+    const deployed = (await deploy.result()) as DeployResult;
+    ok = deployed.results.every((r) => r.status === 'deployed' || r.status === 'already-present');
+
+    const webUi = `http://127.0.0.1:${process.env.TEMPORAL_UI_PORT ?? Number(config.temporal.address.split(':')[1] ?? 7233) + 1000}`;
+    const summary = {
+      image: published.image,
+      version: published.version,
+      format: published.format,
+      sizeBytes: published.sizeBytes,
+      sha256: published.sha256,
+      blocks: published.blockCount,
+      replicas: (record?.replicas ?? []).map((r) => ({ location: r.location, status: r.status })),
+      results: deployed.results.map((r) => ({
+        sddc: r.sddc,
+        dataCenter: r.dataCenter,
+        status: r.status,
+        source: r.source,
+        path: r.path,
+        reason: r.reason,
+      })),
+      workflows: { publish: publish.workflowId, deploy: deploy.workflowId },
+      elapsedSeconds: Math.round((Date.now() - started) / 100) / 10,
+      webUi,
+    };
+    if (json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    else {
+      const lines = [
+        '',
+        `image      ${summary.image}@${summary.version} (${summary.format}, ${formatBytes(summary.sizeBytes)}, ${summary.blocks} blocks)`,
+        `sha256     ${summary.sha256}`,
+        `replicas   ${summary.replicas.map((r) => `${r.location} ${r.status}`).join(', ') || 'none'}`,
+        '',
+        `${'SDDC'.padEnd(14)} ${'DC'.padEnd(10)} ${'STATUS'.padEnd(16)} ${'SOURCE'.padEnd(14)} PATH`,
+        ...resultTable(deployed),
+        '',
+        `elapsed    ${summary.elapsedSeconds}s`,
+        `Web UI     ${webUi}/namespaces/${config.temporal.namespace}/workflows?query=${encodeURIComponent(`VmImage="${IMAGE}"`)}`,
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    }
+  } catch (err) {
+    process.stderr.write(`demo failed: ${describeFailure(err)}\n`);
+  } finally {
+    await client.connection.close();
+    await catalog.close();
+  }
+
+  if (exitWhenDone) {
+    await stopAll();
+    return ok ? 0 : 1;
+  }
+  say('\nservices and workers keep running; press Ctrl-C to stop them');
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  say('stopping ...');
+  await stopAll();
+  return ok ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`demo failed: ${describeFailure(err)}\n`);
+    process.exit(1);
+  },
+);

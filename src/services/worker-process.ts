@@ -1,0 +1,42 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../config';
+import { stopProcessGroup } from './embedded';
+
+/**
+ * A vmhub worker (`src/worker.ts control` or `agent <sddc>`) in a process of its own, its output written
+ * to a log file. The demo runs its workers this way; tests do too, so they can SIGKILL one mid-activity.
+ */
+export interface WorkerProcess {
+  child: ChildProcess;
+  logFile: string;
+  kill(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function spawnWorker(args: string[], env: NodeJS.ProcessEnv, logFile: string): WorkerProcess {
+  fs.mkdirSync(path.dirname(logFile), { recursive: true });
+  const log = fs.openSync(logFile, 'a');
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join('src', 'worker.ts'), ...args], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ['ignore', log, log],
+  });
+  fs.closeSync(log);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  return {
+    child,
+    logFile,
+    async kill() {
+      if (running()) process.kill(-child.pid!, 'SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (running()) await stopProcessGroup(child.pid!);
+      await exited;
+    },
+  };
+}
