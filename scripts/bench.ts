@@ -128,16 +128,19 @@ async function main(): Promise<void> {
         .getBlockBlobClient(`baseline/${randomUUID()}.bin`)
         .uploadFile(small, { blockSize: BLOCK_MIB * MiB, concurrency: CONCURRENCY }),
     );
-    const publishOn = async (file: string, image: string) => {
-      const worker = spawnWorker(['control'], env, path.join(dir, 'logs', `worker-${image}.log`));
-      workers.push(worker);
+    const waitForPoller = async (taskQueue: string, polling: 'workflows' | 'activities' = 'workflows') => {
       while (
-        await requireWorker(client, config).then(
+        await requireWorker(client, { ...config, taskQueue }, polling).then(
           () => false,
           () => true,
         )
       )
         await new Promise((r) => setTimeout(r, 200));
+    };
+    const publishOn = async (file: string, image: string) => {
+      const worker = spawnWorker(['control'], env, path.join(dir, 'logs', `worker-${image}.log`));
+      workers.push(worker);
+      await waitForPoller(config.taskQueue);
       const run = await timed(
         async () =>
           (await client.workflow.execute('PublishImage', {
@@ -193,7 +196,10 @@ async function main(): Promise<void> {
       { ...env, VMHUB_TRANSFER_CONCURRENCY: String(CONCURRENCY) },
       path.join(dir, 'logs', 'agent.log'),
     );
-    workers.push(agent);
+    const control = spawnWorker(['control'], env, path.join(dir, 'logs', 'worker-deploy.log'));
+    workers.push(agent, control);
+    await waitForPoller(`sddc-${sddc}`, 'activities');
+    await waitForPoller(config.taskQueue);
     const deploy = await timed(
       async () =>
         (await client.workflow.execute('DeployToSDDCs', {
@@ -202,7 +208,7 @@ async function main(): Promise<void> {
           workflowId: `deploy:bench-small:1.0.0:${randomUUID()}`,
         })) as DeployResult,
     );
-    await agent.stop();
+    await Promise.all([agent.stop(), control.stop()]);
     if (deploy.value.results[0]?.status !== 'deployed')
       throw new Error(`bench deploy did not deploy: ${JSON.stringify(deploy.value.results[0])}`);
     report(

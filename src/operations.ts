@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import type { Config } from './config';
 import { deployWorkflowId, type DeployInput, type DeployProgress, type DeployResult } from './deploy/input';
 import { publishWorkflowId, type PublishInput, type PublishProgress } from './publish/input';
@@ -10,11 +11,19 @@ import { formatBytes } from './units';
  * Starting and following vmhub's workflows from a client (the CLI, the demo): the workflow-ID
  * conventions of SPEC §4, summaries for the Web UI, and failures reduced to their type and message.
  */
-/** A workflow started on a queue no worker polls would wait silently; say so instead. */
-export async function requireWorker(client: Client, config: Config): Promise<void> {
+/** Work started on a queue no worker polls would wait silently; say so instead. */
+export async function requireWorker(
+  client: Client,
+  config: Config,
+  polling: 'workflows' | 'activities' = 'workflows',
+): Promise<void> {
   const response = await client.workflowService.describeTaskQueue({
     namespace: config.temporal.namespace,
     taskQueue: { name: config.taskQueue },
+    taskQueueType:
+      polling === 'workflows'
+        ? temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+        : temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
   });
   if ((response.pollers ?? []).length === 0) {
     throw new Error(`no worker is polling task queue ${config.taskQueue}; start one with \`npm run worker\``);

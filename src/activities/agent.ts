@@ -17,14 +17,18 @@ export interface AgentDeps {
   config: Config;
 }
 
-export interface DownloadInput {
-  sddc: string;
+/** A published version as a deployment needs it: what to fetch and what its bytes must hash to. */
+export interface ImageToDeploy {
   image: string;
   version: string;
   format: ImageFormat;
   sha256: string;
   sizeBytes: number;
   blob: string;
+}
+
+export interface DownloadInput extends ImageToDeploy {
+  sddc: string;
   datastore: string;
   sources: SourceCandidate[];
 }

@@ -3,9 +3,8 @@ import { capacityShortfall, sourceOrder, type SourceCandidate } from '../deploy/
 import type { DeployInput, DeployResultRow } from '../deploy/input';
 import { VmhubError } from '../errors';
 import { withFailures } from '../failures';
-import type { ImageFormat } from '../images/format';
 import { dataCentersByDistance } from '../topology/topology';
-import type { SourceFailure } from './agent';
+import type { ImageToDeploy, SourceFailure } from './agent';
 import type { PublishDeps } from './publish';
 
 export interface DeploymentTarget {
@@ -15,13 +14,7 @@ export interface DeploymentTarget {
   sources: SourceCandidate[];
 }
 
-export interface DeploymentPlan {
-  image: string;
-  version: string;
-  format: ImageFormat;
-  sha256: string;
-  sizeBytes: number;
-  blob: string;
+export interface DeploymentPlan extends ImageToDeploy {
   targets: DeploymentTarget[];
 }
 

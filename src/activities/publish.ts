@@ -188,12 +188,22 @@ export function createPublishActivities({ storage, catalog, config }: PublishDep
           const whole = createHash('sha256');
           const inspector = createInspector(format);
           const ids: string[] = [];
-          for (let i = 0; i < input.plan.blockCount; i++) {
+          const readBlock = (i: number) => {
             const { start, end } = blockBounds(input.plan, i);
-            const block = await s.read(start, end, cancellationSignal());
+            const reading = s.read(start, end, cancellationSignal());
+            reading.catch(() => undefined); // awaited below; a failure after the loop has stopped is moot
+            return reading;
+          };
+          // Read one block ahead, and hash each block for its ID on the thread pool while the
+          // whole-image hash and the inspector take it on this thread.
+          let next = input.plan.blockCount > 0 ? readBlock(0) : undefined;
+          for (let i = 0; i < input.plan.blockCount; i++) {
+            const block = await next!;
+            next = i + 1 < input.plan.blockCount ? readBlock(i + 1) : undefined;
+            const digest = blockDigest(block);
             whole.update(block);
-            ids.push(blockId(i, blockDigest(block)));
             await inspector.write(block);
+            ids.push(blockId(i, await digest));
             heartbeat({ block: i });
           }
           const metadata = await inspector.finish();
@@ -232,7 +242,7 @@ export function createPublishActivities({ storage, catalog, config }: PublishDep
             await runPool(indices, config.transferConcurrency, async (i) => {
               const { start, end: stop } = blockBounds(input.plan, i);
               const bytes = await s.read(start, stop, signal);
-              const id = blockId(i, blockDigest(bytes));
+              const id = blockId(i, await blockDigest(bytes));
               if (staged.has(id)) {
                 progress.reused++;
               } else {
@@ -281,7 +291,7 @@ export function createPublishActivities({ storage, catalog, config }: PublishDep
           await withSource(input.source, async (s) => {
             for (const i of ambiguous) {
               const { start, end } = blockBounds(input.plan, i);
-              ids[i] = blockId(i, blockDigest(await s.read(start, end, signal)));
+              ids[i] = blockId(i, await blockDigest(await s.read(start, end, signal)));
             }
           });
         }

@@ -47,17 +47,19 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
         const replica = container.getBlockBlobClient(record.location.blob);
 
         const existing = await replica.getProperties({ abortSignal: signal }).catch(() => undefined);
-        if (existing?.metadata?.sha256 === record.sha256 && existing.contentLength === record.sizeBytes) {
+        const recordVerified = async (etag: string | undefined): Promise<ReplicaRecord> => {
           const verified: ReplicaRecord = {
             location: target.id,
             status: 'verified',
-            etag: existing.etag,
+            etag,
             sha256: record.sha256,
             verifiedAt: new Date(),
           };
           await catalog.setReplica(input.image, input.version, verified);
           return verified;
-        }
+        };
+        if (existing?.metadata?.sha256 === record.sha256 && existing.contentLength === record.sizeBytes)
+          return recordVerified(existing.etag);
         await catalog.setReplica(input.image, input.version, { location: target.id, status: 'pending' });
 
         const committed = (await source.getBlockList('committed', { abortSignal: signal })).committedBlocks ?? [];
@@ -87,7 +89,7 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
             if (!staged.has(block.name)) {
               const bytes = await source.downloadToBuffer(offsets[i], block.size, { abortSignal: signal });
               const expected = parseBlockId(block.name)?.digest;
-              if (expected !== undefined && blockDigest(bytes) !== expected) {
+              if (expected !== undefined && (await blockDigest(bytes)) !== expected) {
                 throw new Error(`block ${i} read from ${record.location.storage} does not match its digest`);
               }
               await replica.stageBlock(block.name, bytes, bytes.length, { abortSignal: signal });
@@ -121,15 +123,7 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
           location: target.id,
           blocksCopied: progress.copied,
         });
-        const verified: ReplicaRecord = {
-          location: target.id,
-          status: 'verified',
-          etag: response.etag,
-          sha256: record.sha256,
-          verifiedAt: new Date(),
-        };
-        await catalog.setReplica(input.image, input.version, verified);
-        return verified;
+        return recordVerified(response.etag);
       });
     },
   };

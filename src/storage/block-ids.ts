@@ -1,12 +1,15 @@
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 
 /**
  * Block IDs that bind each block's bytes: `<index, 6 digits>-<first 32 hex digits of the block's SHA-256>`,
  * base64-encoded, so every ID of a blob has the same length (Azure requires it), says its position, and
  * says which bytes it holds: an attempt that finds its ID among the uncommitted blocks skips the upload.
  */
-export function blockDigest(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex').slice(0, 32);
+/** SHA-256 of a block, computed off the event loop (WebCrypto runs on the thread pool) so uploads keep flowing. */
+export async function blockDigest(bytes: Uint8Array): Promise<string> {
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes))
+    .toString('hex')
+    .slice(0, 32);
 }
 
 export function blockId(index: number, digest: string): string {
