@@ -22,7 +22,7 @@ const exitWhenDone = args.has('--exit');
 const json = args.has('--json');
 const IMAGE = 'photon';
 const VERSION = '5.0.0';
-const DISK_BYTES = 256 * 2 ** 20;
+const DISK_BYTES = Number(process.env.VMHUB_DEMO_DISK_MIB ?? 256) * 2 ** 20;
 
 function say(line: string): void {
   if (!json || process.stderr.isTTY) process.stderr.write(`${line}\n`);
@@ -85,14 +85,18 @@ async function main(): Promise<number> {
     await waitForWorkers(client, config);
     const source = path.relative(config.repositoryRoots[0], sample.path);
     say(`publishing ${IMAGE} ${VERSION} and replicating it ...`);
+    const publishStarted = Date.now();
     const publish = await startPublish(client, config, { source, image: IMAGE, version: VERSION });
     const published = (await publish.result()) as PublishResult;
+    const publishSeconds = (Date.now() - publishStarted) / 1000;
     const record = await catalog.getVersion(IMAGE, VERSION);
 
     const sddcs = topology.sddcs.map((s) => s.name);
     say(`deploying to ${sddcs.join(', ')} ...`);
+    const deployStarted = Date.now();
     const deploy = await startDeploy(client, config, { image: IMAGE, version: VERSION, sddcs });
     const deployed = (await deploy.result()) as DeployResult;
+    const deploySeconds = (Date.now() - deployStarted) / 1000;
     ok = deployed.results.every((r) => r.status === 'deployed' || r.status === 'already-present');
 
     const webUi = `http://127.0.0.1:${process.env.TEMPORAL_UI_PORT ?? Number(config.temporal.address.split(':')[1] ?? 7233) + 1000}`;
@@ -113,7 +117,7 @@ async function main(): Promise<number> {
         reason: r.reason,
       })),
       workflows: { publish: publish.workflowId, deploy: deploy.workflowId },
-      elapsedSeconds: Math.round((Date.now() - started) / 100) / 10,
+      seconds: { publishAndReplicate: publishSeconds, deploy: deploySeconds, total: (Date.now() - started) / 1000 },
       webUi,
     };
     if (json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
@@ -127,7 +131,7 @@ async function main(): Promise<number> {
         `${'SDDC'.padEnd(14)} ${'DC'.padEnd(10)} ${'STATUS'.padEnd(16)} ${'SOURCE'.padEnd(14)} PATH`,
         ...resultTable(deployed),
         '',
-        `elapsed    ${summary.elapsedSeconds}s`,
+        `elapsed    ${summary.seconds.total.toFixed(1)}s (publish + replicate ${publishSeconds.toFixed(1)}s, deploy ${deploySeconds.toFixed(1)}s)`,
         `Web UI     ${webUi}/namespaces/${config.temporal.namespace}/workflows?query=${encodeURIComponent(`VmImage="${IMAGE}"`)}`,
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
