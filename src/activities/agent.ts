@@ -202,45 +202,74 @@ export function createAgentActivities({ storage, config }: AgentDeps) {
           bytesDone: Math.min(state.doneBelow * CHUNK, input.sizeBytes),
           bytesTotal: input.sizeBytes,
         });
+      // The bytes are verified in order as they arrive, so nothing is read back at the end; what an
+      // earlier attempt left on disk is read once, first. Downloads run at most one pool ahead of it.
+      const hash = createHash('sha256');
+      const inspector = input.format === 'iso' ? undefined : createInspector(input.format);
+      let invalid: unknown;
+      const feed = async (buf: Buffer) => {
+        hash.update(buf);
+        if (inspector && invalid === undefined) await inspector.write(buf).catch((err: unknown) => (invalid = err));
+      };
+      for (let i = 0; i < state.doneBelow; i++) {
+        const buf = Buffer.allocUnsafe(Math.min(CHUNK, input.sizeBytes - i * CHUNK));
+        await handle.read(buf, 0, buf.length, i * CHUNK);
+        await feed(buf);
+      }
+      let verifiedBelow = state.doneBelow;
+      const arrived = new Map<number, Buffer>();
+      let verifying = Promise.resolve();
+      const verifyInOrder = () =>
+        (verifying = verifying.then(async () => {
+          while (arrived.has(verifiedBelow)) {
+            const buf = arrived.get(verifiedBelow)!;
+            arrived.delete(verifiedBelow++);
+            await feed(buf);
+          }
+        }));
+
       const keepAlive = setInterval(beat, 5_000);
+      let stopped = false;
       try {
         await runPool(pending, config.transferConcurrency, async (i) => {
-          const offset = i * CHUNK;
-          const count = Math.min(CHUNK, input.sizeBytes - offset);
-          let bytes: Buffer;
+          while (!stopped && i - verifiedBelow > config.transferConcurrency) await new Promise((r) => setTimeout(r, 10));
+          if (stopped) return;
           try {
-            bytes = await blob.downloadToBuffer(offset, count, { abortSignal: signal });
+            const offset = i * CHUNK;
+            const count = Math.min(CHUNK, input.sizeBytes - offset);
+            let bytes: Buffer;
+            try {
+              bytes = await blob.downloadToBuffer(offset, count, { abortSignal: signal });
+            } catch (err) {
+              if (signal.aborted) throw err;
+              throw new SourceProblem('failed', `unreachable while reading: ${(err as Error).message.split('\n')[0]}`);
+            }
+            await handle.write(bytes, 0, bytes.length, offset);
+            bytesFetched += bytes.length;
+            arrived.set(i, bytes);
+            void verifyInOrder();
+            done.add(i);
+            while (done.has(state.doneBelow)) done.delete(state.doneBelow++);
+            beat();
+            if (Date.now() - lastCheckpoint > 1_000) {
+              lastCheckpoint = Date.now();
+              await checkpoint();
+            }
           } catch (err) {
-            if (signal.aborted) throw err;
-            throw new SourceProblem('failed', `unreachable while reading: ${(err as Error).message.split('\n')[0]}`);
-          }
-          await handle.write(bytes, 0, bytes.length, offset);
-          bytesFetched += bytes.length;
-          done.add(i);
-          while (done.has(state.doneBelow)) done.delete(state.doneBelow++);
-          beat();
-          if (Date.now() - lastCheckpoint > 1_000) {
-            lastCheckpoint = Date.now();
-            await checkpoint();
+            // Lanes waiting for this chunk to be verified must not wait for ever.
+            stopped = true;
+            throw err;
           }
         });
       } finally {
         clearInterval(keepAlive);
       }
       await checkpoint();
+      await verifyInOrder();
+      if (verifiedBelow !== chunks) throw new Error(`verified ${verifiedBelow} of ${chunks} chunks`);
 
-      // One pass: the SHA-256 decides whether the source gave the right bytes; only then does an
-      // OVA's own verdict (manifest, structure) count, and that one is final.
-      const hash = createHash('sha256');
-      const inspector = input.format === 'iso' ? undefined : createInspector(input.format);
-      let invalid: unknown;
-      for (let offset = 0; offset < input.sizeBytes; offset += CHUNK) {
-        const buf = Buffer.allocUnsafe(Math.min(CHUNK, input.sizeBytes - offset));
-        await handle.read(buf, 0, buf.length, offset);
-        hash.update(buf);
-        if (inspector && invalid === undefined) await inspector.write(buf).catch((err: unknown) => (invalid = err));
-        signal.throwIfAborted();
-      }
+      // The SHA-256 decides whether the source gave the right bytes; only then does an OVA's own
+      // verdict (manifest, structure) count, and that one is final.
       const sha256 = hash.digest('hex');
       if (sha256 !== input.sha256) {
         fs.rmSync(paths.partial, { force: true });
