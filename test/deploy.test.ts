@@ -1,14 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import type { DeployInput, DeployProgress, DeployResult } from '../src/deploy/input';
 import type { PublishResult } from '../src/publish/input';
 import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, ovaFromDescriptor } from './images/build';
-import { repositoryRoot, startWorld, type TestWorld } from './helpers';
+import { repositoryRoot, startWorld, type TestWorld, workflowFailure } from './helpers';
 
 const MiB = 2 ** 20;
 
@@ -255,11 +253,6 @@ describe('replication and DeployToSDDCs', () => {
     [{ image: 'edge', version: 'newest', sddcs: ['east-1'] }, 'InvalidInput'],
     [{ image: 'edge', version: '1.0.0', sddcs: [] }, 'InvalidInput'],
   ] as Array<[DeployInput, string]>)('rejects %j with %s', async (input, type) => {
-    const err = await (await deploy(input)).result().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect(((err as WorkflowFailedError).cause as ApplicationFailure).type).toBe(type);
+    expect((await workflowFailure((await deploy(input)).result())).type).toBe(type);
   });
 });

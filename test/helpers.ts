@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Client } from '@temporalio/client';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../src/activities';
 import { loadConfig, type Config } from '../src/config';
@@ -68,4 +69,16 @@ export function writeImageFile(file: string, sizeBytes: number, seed = 1): strin
 
 export function repositoryRoot(): string {
   return loadConfig().repositoryRoots[0];
+}
+
+/** The ApplicationFailure a workflow run ended with; fails the test if the run succeeded or failed otherwise. */
+export async function workflowFailure(run: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await run.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  return cause as ApplicationFailure;
 }

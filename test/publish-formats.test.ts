@@ -1,12 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import type { PublishInput, PublishResult } from '../src/publish/input';
 import { filler, isoImage, manifestLine, ovaFromDescriptor, tarArchive, withFileSizes } from './images/build';
 import { describeWithFixtures, fixture } from './images/fixtures';
-import { repositoryRoot, startWorld, type TestWorld } from './helpers';
+import { repositoryRoot, startWorld, type TestWorld, workflowFailure } from './helpers';
 
 const MiB = 2 ** 20;
 
@@ -25,14 +23,7 @@ describe('PublishImage of OVA, OVF package and ISO', () => {
       workflowId: `publish:${input.image}:${input.version ?? 'declared'}:${randomUUID()}`,
     }) as Promise<PublishResult>;
 
-  async function failure(input: PublishInput): Promise<ApplicationFailure> {
-    const err = await run(input).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    return (err as WorkflowFailedError).cause as ApplicationFailure;
-  }
+  const failure = (input: PublishInput) => workflowFailure(run(input));
 
   const blobBytes = (r: PublishResult) =>
     world.deps.storage.container(r.location.storage).getBlockBlobClient(r.location.blob).downloadToBuffer();

@@ -1,12 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import type { PublishInput, PublishProgress, PublishResult } from '../src/publish/input';
 import { publishWorkflowId } from '../src/publish/input';
 import { startFileServer } from './harness/range-server';
-import { repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
+import { repositoryRoot, startWorld, writeImageFile, type TestWorld, workflowFailure } from './helpers';
 
 const MiB = 1024 * 1024;
 
@@ -37,16 +35,7 @@ describe('PublishImage', () => {
       workflowId: `${publishWorkflowId(input.image, version)}:${randomUUID()}`,
     }) as Promise<PublishResult>;
 
-  async function failure(input: PublishInput): Promise<ApplicationFailure> {
-    const err = await publish(input).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    const cause = (err as WorkflowFailedError).cause;
-    expect(cause).toBeInstanceOf(ApplicationFailure);
-    return cause as ApplicationFailure;
-  }
+  const failure = (input: PublishInput) => workflowFailure(publish(input));
 
   async function download(result: PublishResult): Promise<Buffer> {
     return world.deps.storage.container(result.location.storage).getBlockBlobClient(result.location.blob).downloadToBuffer();

@@ -32,11 +32,6 @@ export function createDeployActivities({ storage, catalog }: PublishDeps) {
 
     async planDeployment(input: DeployInput): Promise<DeploymentPlan> {
       return withFailures(async () => {
-        const record =
-          input.version === 'latest' ? await catalog.latest(input.image) : await catalog.getVersion(input.image, input.version);
-        if (!record || record.status !== 'available' || !record.sha256) {
-          throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version in the catalog`);
-        }
         const registered = await catalog.listSddcs();
         let sddcs: SddcRecord[];
         if (input.sddcs === 'all') {
@@ -51,6 +46,11 @@ export function createDeployActivities({ storage, catalog }: PublishDeps) {
               `unknown SDDC ${unknown.join(', ')}; registered: ${registered.map((s) => s.name).join(', ') || 'none'}`,
             );
           sddcs = input.sddcs.map((n) => registered.find((s) => s.name === n)!);
+        }
+        const record =
+          input.version === 'latest' ? await catalog.latest(input.image) : await catalog.getVersion(input.image, input.version);
+        if (!record || record.status !== 'available' || !record.sha256) {
+          throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version in the catalog`);
         }
         const resources = record.metadata && 'resources' in record.metadata ? record.metadata.resources : undefined;
         return {
