@@ -78,6 +78,11 @@ export type NewVersion = Pick<
 
 const DUPLICATE_KEY = 11000;
 
+/** FerretDB leaves out an empty array written at insert; every record read has a replica list. */
+function withReplicas(record: ImageVersionRecord): ImageVersionRecord {
+  return { ...record, replicas: record.replicas ?? [] };
+}
+
 export class Catalog {
   readonly versions: Collection<ImageVersionRecord>;
   readonly sddcs: Collection<SddcRecord>;
@@ -112,7 +117,7 @@ export class Catalog {
 
   async getVersion(image: string, version: string): Promise<ImageVersionRecord | null> {
     const record = await this.versions.findOne({ image, version }, { projection: { _id: 0 } });
-    return record && { ...record, replicas: record.replicas ?? [] };
+    return record && withReplicas(record);
   }
 
   /**
@@ -165,7 +170,9 @@ export class Catalog {
 
   /** Versions of an image (or of every image), newest semantic version first. */
   async listVersions(image?: string, filter: Filter<ImageVersionRecord> = {}): Promise<ImageVersionRecord[]> {
-    const records = await this.versions.find({ ...(image ? { image } : {}), ...filter }, { projection: { _id: 0 } }).toArray();
+    const records = (
+      await this.versions.find({ ...(image ? { image } : {}), ...filter }, { projection: { _id: 0 } }).toArray()
+    ).map(withReplicas);
     return records.sort((a, b) => a.image.localeCompare(b.image) || semver.rcompare(a.version, b.version));
   }
 

@@ -31,8 +31,3 @@ class IsoInspector implements Inspector {
 export function createInspector(format: ImageFormat): Inspector {
   return format === 'iso' ? new IsoInspector() : new OvaInspector();
 }
-
-/** The semantic version an image declares for itself, if any: the OVF ProductSection Version. */
-export function declaredVersion(metadata: ImageMetadata): string | undefined {
-  return metadata.kind === 'ova' ? metadata.version : undefined;
-}

@@ -1,43 +1,6 @@
 import { VmhubError } from '../../errors';
 
-/** CIM_ResourceAllocationSettingData ResourceType codes (DSP1041), with the names people use. */
-export const RESOURCE_TYPES: Record<number, string> = {
-  1: 'Other',
-  2: 'Computer System',
-  3: 'Processor',
-  4: 'Memory',
-  5: 'IDE Controller',
-  6: 'Parallel SCSI HBA',
-  7: 'FC HBA',
-  8: 'iSCSI HBA',
-  9: 'IB HCA',
-  10: 'Ethernet Adapter',
-  11: 'Other Network Adapter',
-  12: 'I/O Slot',
-  13: 'I/O Device',
-  14: 'Floppy Drive',
-  15: 'CD Drive',
-  16: 'DVD Drive',
-  17: 'Disk Drive',
-  18: 'Tape Drive',
-  19: 'Storage Extent',
-  20: 'Other Storage Device',
-  21: 'Serial Port',
-  22: 'Parallel Port',
-  23: 'USB Controller',
-  24: 'Graphics Controller',
-  25: 'IEEE 1394 Controller',
-  26: 'Partitionable Unit',
-  27: 'Base Partitionable Unit',
-  28: 'Power',
-  29: 'Cooling Capacity',
-  30: 'Ethernet Switch Port',
-  31: 'Logical Disk',
-  32: 'Storage Volume',
-  33: 'Ethernet Connection',
-  35: 'Sound Card',
-};
-
+/** CIM_ResourceAllocationSettingData ResourceType codes (DSP1041) that vmhub reads. */
 export const ResourceType = {
   Processor: 3,
   Memory: 4,
