@@ -188,12 +188,11 @@ async function main(): Promise<void> {
       name: sddc,
       dataCenter: 'dc-east',
       taskQueue: `sddc-${sddc}`,
-      datastore: path.join(dir, 'sddc'),
       capacity: { cpus: 1, memoryMiB: 1, diskGiB: 1 },
     });
     const agent = spawnWorker(
       ['agent', sddc],
-      { ...env, VMHUB_TRANSFER_CONCURRENCY: String(CONCURRENCY) },
+      { ...env, VMHUB_TRANSFER_CONCURRENCY: String(CONCURRENCY), VMHUB_DATASTORE: path.join(dir, 'sddc') },
       path.join(dir, 'logs', 'agent.log'),
     );
     const control = spawnWorker(['control'], env, path.join(dir, 'logs', 'worker-deploy.log'));

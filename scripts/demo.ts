@@ -2,8 +2,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Catalog } from '../src/catalog/catalog';
 import { loadConfig, PROJECT_ROOT, type Config } from '../src/config';
-import type { DeployResult } from '../src/deploy/input';
-import { describeFailure, requireWorker, resultTable, startDeploy, startPublish } from '../src/operations';
+import { deployOutcome, describeFailure, requireWorker, resultTable, startDeploy, startPublish } from '../src/operations';
 import type { PublishResult } from '../src/publish/input';
 import { startServices, stopServices } from '../src/services/embedded';
 import { spawnWorker, type WorkerProcess } from '../src/services/worker-process';
@@ -71,7 +70,6 @@ async function main(): Promise<number> {
         name: s.name,
         dataCenter: s.dataCenter,
         taskQueue: `sddc-${s.name}`,
-        datastore: path.join(config.dataDir, 'sddc', s.name),
         capacity: s.capacity,
       });
     }
@@ -95,7 +93,7 @@ async function main(): Promise<number> {
     say(`deploying to ${sddcs.join(', ')} ...`);
     const deployStarted = Date.now();
     const deploy = await startDeploy(client, config, { image: IMAGE, version: VERSION, sddcs });
-    const deployed = (await deploy.result()) as DeployResult;
+    const deployed = await deployOutcome(deploy);
     const deploySeconds = (Date.now() - deployStarted) / 1000;
     ok = deployed.results.every((r) => r.status === 'deployed' || r.status === 'already-present');
 

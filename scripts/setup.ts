@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { catalogServer, onPath, temporalBinary } from '../src/services/tools';
+import { catalogServer, onPath, temporalBinary, testServerBinary } from '../src/services/tools';
 
 /**
  * Installs what the embedded services need (Temporal CLI, catalog server), and with --test the Debian
  * packages the tests use: docker-compose (checks docker-compose.yml offline), xorriso (builds test ISOs)
- * and chromium (Web UI test). Everything is skipped when already present.
+ * and chromium (Web UI test), and the SDK's time-skipping test server. Everything is skipped when already present.
  */
 const TEST_PACKAGES: Array<{ binary: string; pkg: string }> = [
   { binary: 'docker-compose', pkg: 'docker-compose' },
@@ -38,6 +38,7 @@ function main(): void {
   if (process.argv.includes('--test')) {
     const missing = TEST_PACKAGES.filter((p) => !onPath(p.binary)).map((p) => p.pkg);
     if (missing.length > 0) aptInstall(missing);
+    lines.push(`test server: ${testServerBinary()}`);
     lines.push(`test tools: ${TEST_PACKAGES.map((p) => onPath(p.binary) ?? `${p.binary} (missing)`).join(', ')}`);
   }
   process.stderr.write(`${lines.join('\n')}\nsetup took ${((Date.now() - started) / 1000).toFixed(1)}s\n`);

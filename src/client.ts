@@ -1,13 +1,23 @@
-import path from 'node:path';
 import { Command, Option } from 'commander';
 import { MultiBar, Presets, SingleBar } from 'cli-progress';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { Catalog, type Requirements } from './catalog/catalog';
-import { loadConfig, PROJECT_ROOT, type Config } from './config';
+import { loadConfig, type Config } from './config';
 import type { DeployInput, DeployProgress, DeployResult } from './deploy/input';
 import { validateSddcName } from './names';
-import { deployLines, describeFailure, publishLine, requireWorker, resultTable, startDeploy, startPublish } from './operations';
+import {
+  cancelAndReport,
+  deployIncomplete,
+  deployLines,
+  deployOutcome,
+  describeFailure,
+  publishLine,
+  requireWorker,
+  resultTable,
+  startDeploy,
+  startPublish,
+} from './operations';
 import type { PublishInput, PublishProgress, PublishResult } from './publish/input';
 import { connectClient } from './temporal';
 import { loadTopology } from './topology/topology';
@@ -116,7 +126,7 @@ async function downloadedBytes(handle: WorkflowHandle): Promise<Map<string, numb
 
 /** Follows a deployment: one bar per SDDC with its source and state on a terminal, then the result. */
 async function followDeploy(handle: WorkflowHandle, o: Io): Promise<DeployResult> {
-  const result = handle.result() as Promise<DeployResult>;
+  const result = deployOutcome(handle);
   if (!o.tty) return result;
   const bars = new MultiBar(
     { format: ' {sddc} {bar} {percentage}% | {state} from {source}', hideCursor: true },
@@ -193,12 +203,14 @@ export function buildProgram(): Command {
           const handle = await startPublish(client, config, input);
           if (!opts.wait) return emit(o, { workflowId: handle.workflowId }, () => [handle.workflowId]);
           const r = await followPublish(handle, o);
-          emit(o, r, () => [
+          emit(o, { workflowId: handle.workflowId, ...r }, () => [
             `published ${r.image}@${r.version} (${r.format}, ${formatBytes(r.sizeBytes)}, ${r.blockCount} blocks of ${formatBytes(r.blockSize)})`,
             `sha256   ${r.sha256}`,
             `blob     ${r.location.storage}/${r.location.container}/${r.location.blob}`,
             `workflow ${handle.workflowId}`,
+            ...(r.deploy ? [`deploy   ${r.deploy.workflowId}`, ...resultTable({ ...r, results: r.deploy.results })] : []),
           ]);
+          if (r.deploy && deployIncomplete({ ...r, results: r.deploy.results })) process.exitCode = 2;
         });
       },
     );
@@ -219,8 +231,12 @@ export function buildProgram(): Command {
         const handle = await startDeploy(client, config, input);
         if (!opts.wait) return emit(o, { workflowId: handle.workflowId }, () => [handle.workflowId]);
         const r = await followDeploy(handle, o);
-        emit(o, r, () => [`deployed ${r.image}@${r.version}  (workflow ${handle.workflowId})`, ...resultTable(r)]);
-        if (r.results.some((x) => x.status === 'failed')) process.exitCode = 2;
+        const incomplete = deployIncomplete(r);
+        emit(o, { workflowId: handle.workflowId, ...r }, () => [
+          `${incomplete ? 'deploy incomplete:' : 'deployed'} ${r.image}@${r.version}  (workflow ${handle.workflowId})`,
+          ...resultTable(r),
+        ]);
+        if (incomplete) process.exitCode = 2;
       });
     });
 
@@ -324,13 +340,12 @@ export function buildProgram(): Command {
     .option('--cpus <n>', 'CPUs available', '64')
     .option('--memory <size>', 'memory available', '512GiB')
     .option('--disk <size>', 'disk available', '4TiB')
-    .option('--datastore <path>', 'where its agent writes images (default .data/sddc/<name>)')
     .option('--task-queue <queue>', "its agent's task queue (default sddc-<name>)")
     .addOption(json())
     .action(
       async (
         name: string,
-        opts: { dc: string; cpus: string; memory: string; disk: string; datastore?: string; taskQueue?: string; json?: boolean },
+        opts: { dc: string; cpus: string; memory: string; disk: string; taskQueue?: string; json?: boolean },
       ) => {
         const o = io(Boolean(opts.json));
         validateSddcName(name);
@@ -345,16 +360,13 @@ export function buildProgram(): Command {
             name,
             dataCenter: opts.dc,
             taskQueue: opts.taskQueue ?? `sddc-${name}`,
-            datastore: path.resolve(PROJECT_ROOT, opts.datastore ?? path.join(config.dataDir, 'sddc', name)),
             capacity: {
               cpus: Number(opts.cpus),
               memoryMiB: Math.floor(parseSize(opts.memory) / 2 ** 20),
               diskGiB: Math.floor(parseSize(opts.disk) / 2 ** 30),
             },
           });
-          emit(o, record, () => [
-            `registered ${record.name} in ${record.dataCenter} (task queue ${record.taskQueue}, datastore ${record.datastore})`,
-          ]);
+          emit(o, record, () => [`registered ${record.name} in ${record.dataCenter} (task queue ${record.taskQueue})`]);
         });
       },
     );
@@ -370,7 +382,7 @@ export function buildProgram(): Command {
             ? ['no SDDCs registered']
             : list.map(
                 (s) =>
-                  `${s.name.padEnd(14)} ${s.dataCenter.padEnd(10)} ${s.taskQueue.padEnd(20)} ${s.capacity.cpus} CPU, ${s.capacity.memoryMiB} MiB, ${s.capacity.diskGiB} GiB  ${s.datastore}`,
+                  `${s.name.padEnd(14)} ${s.dataCenter.padEnd(10)} ${s.taskQueue.padEnd(20)} ${s.capacity.cpus} CPU, ${s.capacity.memoryMiB} MiB, ${s.capacity.diskGiB} GiB`,
               ),
         );
       });
@@ -389,14 +401,17 @@ export function buildProgram(): Command {
 
   program
     .command('cancel')
-    .description('cancel a running workflow; a publish cleans up what it staged')
+    .description('cancel a running workflow, wait for it to stop, and report what it cleaned up')
     .argument('<workflow-id>')
     .addOption(json())
     .action(async (workflowId: string, opts: { json?: boolean }) => {
       const o = io(Boolean(opts.json));
       await withClient(async (client) => {
-        await client.workflow.getHandle(workflowId).cancel();
-        emit(o, { cancelled: workflowId }, () => [`cancel requested for ${workflowId}`]);
+        const report = await cancelAndReport(client, workflowId);
+        emit(o, report, () => [
+          `${workflowId}: ${report.status}`,
+          ...(report.cleanup.length > 0 ? report.cleanup.map((c) => `  cleaned up: ${c}`) : ['  nothing to clean up']),
+        ]);
       });
     });
 

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { parseSourceHosts } from './source/policy';
 
 /** Everything vmhub reads from its environment, in one place, with the defaults of SPEC §9. */
 export interface Config {
@@ -8,12 +9,16 @@ export interface Config {
   topologyPath: string;
   repositoryRoots: string[];
   dataDir: string;
+  /** VMHUB_DATASTORE: where an SDDC agent writes images; unset, each agent uses `<dataDir>/sddc/<sddc>`. */
+  datastore?: string;
   /** Preferred block size; the block plan raises it when a blob would need more than 50,000 blocks. */
   blockSizeBytes: number;
   /** Uploads or ranged reads in flight inside one activity. */
   transferConcurrency: number;
   /** Range activities running at once inside one workflow. */
   rangeFanOut: number;
+  /** VMHUB_SOURCE_HOSTS: the http(s) hosts images may come from; empty means public addresses over https only. */
+  sourceHosts: string[];
 }
 
 export interface TemporalConfig {
@@ -39,9 +44,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     topologyPath: path.resolve(PROJECT_ROOT, env.VMHUB_TOPOLOGY ?? 'config/topology.json'),
     repositoryRoots: roots,
     dataDir,
+    datastore: env.VMHUB_DATASTORE ? path.resolve(PROJECT_ROOT, env.VMHUB_DATASTORE) : undefined,
     blockSizeBytes: positiveInt(env.VMHUB_BLOCK_SIZE_MIB, 8, 'VMHUB_BLOCK_SIZE_MIB') * MiB,
     transferConcurrency: positiveInt(env.VMHUB_TRANSFER_CONCURRENCY, 8, 'VMHUB_TRANSFER_CONCURRENCY'),
     rangeFanOut: positiveInt(env.VMHUB_RANGE_FAN_OUT, 4, 'VMHUB_RANGE_FAN_OUT'),
+    sourceHosts: parseSourceHosts(env.VMHUB_SOURCE_HOSTS ?? ''),
   };
 }
 

@@ -1,17 +1,27 @@
 /**
- * The problems an operator can act on (SPEC §7). Domain code throws VmhubError with one of these types;
- * activities and workflows turn it into a non-retryable Temporal ApplicationFailure of the same type.
+ * The problems an operator can act on. Domain code throws VmhubError with one of these types; activities
+ * and workflows turn it into a non-retryable Temporal ApplicationFailure of the same type.
  */
-export type ErrorType =
-  | 'InvalidSource'
-  | 'InvalidInput'
-  | 'InvalidImage'
-  | 'ManifestMismatch'
-  | 'VersionConflict'
-  | 'UnknownSddc'
-  | 'UnknownImage'
-  | 'SourceChanged'
-  | 'InvalidTopology';
+export const ERROR_TYPES = [
+  'InvalidSource',
+  'InvalidInput',
+  'InvalidImage',
+  'ManifestMismatch',
+  'VersionConflict',
+  'UnknownSddc',
+  'UnknownImage',
+  'SourceChanged',
+  'InvalidTopology',
+  'InsufficientSpace',
+  'DeployIncomplete',
+  'NoAgent',
+  'StorageMismatch',
+] as const;
+
+export type ErrorType = (typeof ERROR_TYPES)[number];
+
+/** Every retry policy names these: none of them can change by trying again. */
+export const NON_RETRYABLE_ERROR_TYPES: string[] = [...ERROR_TYPES];
 
 export class VmhubError extends Error {
   override name = 'VmhubError';

@@ -1,5 +1,5 @@
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
-import { isVmhubError } from './errors';
+import { isVmhubError, NON_RETRYABLE_ERROR_TYPES } from './errors';
 
 /**
  * The failure an operator should see. A VmhubError becomes a non-retryable ApplicationFailure of the same
@@ -9,8 +9,13 @@ import { isVmhubError } from './errors';
  */
 export function asFailure(err: unknown): unknown {
   if (isVmhubError(err)) return ApplicationFailure.nonRetryable(err.message, err.type);
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable) return err.cause;
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && isFinal(err.cause)) return err.cause;
   return err;
+}
+
+/** A failure no retry can change: non-retryable by its own say, or of a type every retry policy names. */
+function isFinal(failure: ApplicationFailure): boolean {
+  return failure.nonRetryable || NON_RETRYABLE_ERROR_TYPES.includes(failure.type ?? '');
 }
 
 /** Runs fn, turning a VmhubError into the failure operators see. */

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, defaultPayloadConverter, TemporalFailure } from '@temporalio/common';
 import type { Config } from './config';
 import { deployWorkflowId, type DeployInput, type DeployProgress, type DeployResult } from './deploy/input';
+import { temporalView } from './temporal';
 import { publishWorkflowId, type PublishInput, type PublishProgress } from './publish/input';
 import { formatBytes } from './units';
 
@@ -17,30 +17,54 @@ export async function requireWorker(
   config: Config,
   polling: 'workflows' | 'activities' = 'workflows',
 ): Promise<void> {
-  const response = await client.workflowService.describeTaskQueue({
-    namespace: config.temporal.namespace,
-    taskQueue: { name: config.taskQueue },
-    taskQueueType:
-      polling === 'workflows'
-        ? temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
-        : temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-  });
-  if ((response.pollers ?? []).length === 0) {
+  const pollers = await temporalView(client).recentPollers(config.taskQueue, polling === 'workflows' ? 'workflow' : 'activity');
+  if (pollers === 0) {
     throw new Error(`no worker is polling task queue ${config.taskQueue}; start one with \`npm run worker\``);
   }
 }
 
-export function startPublish(client: Client, config: Config, input: PublishInput): Promise<WorkflowHandle> {
-  const version = input.version ?? 'declared';
-  return client.workflow.start('PublishImage', {
-    args: [input],
-    taskQueue: config.taskQueue,
-    workflowId: publishWorkflowId(input.image, version),
-    // Starting a publish that is already running attaches to it.
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    staticSummary: `Publish ${input.image} ${input.version ?? '(version from the image)'} from ${input.source}`,
-    staticDetails: `Source: \`${input.source}\`${input.deployTo?.length ? `\n\nThen deploy to: ${input.deployTo.join(', ')}` : ''}`,
-  });
+/**
+ * Starts a publish. With a version its workflow ID is `publish:<image>:<version>`, and starting the same
+ * publish while it runs attaches to it; a different publish of that version running under the ID is a
+ * VersionConflict rather than a silent attach. Without a version the ID is unique to this start, since
+ * the version is only known once the image is read.
+ */
+export async function startPublish(client: Client, config: Config, input: PublishInput): Promise<WorkflowHandle> {
+  const workflowId = publishWorkflowId(input.image, input.version ?? `from-image-${uniqueSuffix()}`);
+  try {
+    return await client.workflow.start('PublishImage', {
+      args: [input],
+      taskQueue: config.taskQueue,
+      workflowId,
+      workflowIdConflictPolicy: 'FAIL',
+      staticSummary: `Publish ${input.image} ${input.version ?? '(version from the image)'} from ${input.source}`,
+      staticDetails: `Source: \`${input.source}\`${input.deployTo?.length ? `\n\nThen deploy to: ${input.deployTo.join(', ')}` : ''}`,
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+  const running = client.workflow.getHandle(workflowId);
+  const started = await running.fetchHistory().then((h) => h.events?.[0]?.workflowExecutionStartedEventAttributes?.input);
+  const [runningInput] = (started?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload<PublishInput>(p));
+  if (runningInput && samePublish(runningInput, input)) return running;
+  throw ApplicationFailure.nonRetryable(
+    `${input.image}@${input.version} is being published from ${runningInput?.source ?? 'another source'} by workflow ${workflowId}; wait for it or cancel it`,
+    'VersionConflict',
+  );
+}
+
+function samePublish(a: PublishInput, b: PublishInput): boolean {
+  return (
+    a.source === b.source &&
+    a.image === b.image &&
+    a.version === b.version &&
+    a.format === b.format &&
+    (a.deployTo ?? []).join(',') === (b.deployTo ?? []).join(',')
+  );
+}
+
+function uniqueSuffix(): string {
+  return `${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 6)}`;
 }
 
 export function startDeploy(client: Client, config: Config, input: DeployInput): Promise<WorkflowHandle> {
@@ -48,13 +72,55 @@ export function startDeploy(client: Client, config: Config, input: DeployInput):
   return client.workflow.start('DeployToSDDCs', {
     args: [input],
     taskQueue: config.taskQueue,
-    workflowId: deployWorkflowId(
-      input.image,
-      input.version,
-      `${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 6)}`,
-    ),
+    workflowId: deployWorkflowId(input.image, input.version, uniqueSuffix()),
     staticSummary: `Deploy ${input.image} ${input.version} to ${targets}`,
   });
+}
+
+/**
+ * How a deploy ended: its result, also when some SDDCs failed (the run then fails with DeployIncomplete,
+ * whose details carry every row). Anything else is thrown.
+ */
+export async function deployOutcome(handle: WorkflowHandle): Promise<DeployResult> {
+  try {
+    return (await handle.result()) as DeployResult;
+  } catch (err) {
+    const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+    if (cause instanceof ApplicationFailure && cause.type === 'DeployIncomplete') return cause.details?.[0] as DeployResult;
+    throw err;
+  }
+}
+
+/** True when some SDDC ended neither deployed nor already present: the CLI then exits 2. */
+export function deployIncomplete(result: DeployResult): boolean {
+  return result.results.some((r) => r.status === 'failed');
+}
+
+/**
+ * Cancels a publish or deploy and waits (up to `timeoutMs`) for it to stop, then says what it cleaned
+ * up: a publish reports what it removed, a deploy which SDDCs were stopped.
+ */
+export async function cancelAndReport(
+  client: Client,
+  workflowId: string,
+  timeoutMs = 60_000,
+): Promise<{ workflowId: string; status: string; cleanup: string[] }> {
+  const handle = client.workflow.getHandle(workflowId);
+  await handle.cancel();
+  const deadline = Date.now() + timeoutMs;
+  let status = (await handle.describe()).status.name as string;
+  while (status === 'RUNNING' && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    status = (await handle.describe()).status.name;
+  }
+  const progress = await handle.query<PublishProgress | DeployProgress>('progress').catch(() => undefined);
+  let cleanup: string[] = [];
+  if (progress && 'phase' in progress) cleanup = (progress as PublishProgress).cleanup ?? [];
+  else if (progress)
+    cleanup = Object.values(progress as DeployProgress)
+      .filter((s) => s.status === 'failed' && s.reason?.startsWith('cancelled'))
+      .map((s) => `${s.sddc}: ${s.reason}`);
+  return { workflowId, status, cleanup };
 }
 
 /** One line saying what went wrong: a Temporal failure's type and message, never a stack trace. */

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
 import type { TemporalConfig } from './config';
 
@@ -29,4 +30,38 @@ export async function connectClient(config: TemporalConfig): Promise<Client> {
 
 export function connectWorker(config: TemporalConfig): Promise<NativeConnection> {
   return NativeConnection.connect(connectionOptions(config));
+}
+
+/** What the control plane asks Temporal about other work: whether a run has closed, and who polls a queue. */
+export interface TemporalView {
+  isClosed(run: { workflowId: string; runId: string }): Promise<boolean>;
+  /** Workers that polled the task queue within the last `withinMs`. */
+  recentPollers(taskQueue: string, kind: 'workflow' | 'activity', withinMs?: number): Promise<number>;
+}
+
+export function temporalView(client: Client): TemporalView {
+  return {
+    async isClosed(run) {
+      try {
+        const description = await client.workflow.getHandle(run.workflowId, run.runId).describe();
+        return description.status.name !== 'RUNNING';
+      } catch (err) {
+        // A run the server no longer knows (deleted, or past retention) holds nothing.
+        if ((err as Error).name === 'WorkflowNotFoundError') return true;
+        throw err;
+      }
+    },
+    async recentPollers(taskQueue, kind, withinMs = 60_000) {
+      const response = await client.workflowService.describeTaskQueue({
+        namespace: client.options.namespace,
+        taskQueue: { name: taskQueue },
+        taskQueueType:
+          kind === 'workflow'
+            ? temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+            : temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+      });
+      const since = Date.now() - withinMs;
+      return (response.pollers ?? []).filter((p) => Number(p.lastAccessTime?.seconds ?? 0) * 1000 >= since).length;
+    },
+  };
 }

@@ -6,23 +6,62 @@ import { Catalog } from './catalog/catalog';
 import { installLogging } from './logging';
 import { loadConfig, type Config } from './config';
 import { StorageClients } from './storage/clients';
-import { connectWorker } from './temporal';
+import { connectClient, connectWorker, temporalView } from './temporal';
 import { loadTopology } from './topology/topology';
 
 /**
  * Worker entry points: `control` polls the control-plane queue (`vm-images`); `agent <sddc>` polls one
- * SDDC's own queue. VMHUB_WORKFLOW_BUNDLE names a prebuilt workflow bundle (tests build it once).
+ * SDDC's own queue.
+ *
+ * The workflow code comes from VMHUB_WORKFLOW_BUNDLE when it names a prebuilt bundle (the Docker image,
+ * the tests); else from dist/workflow-bundle.js (`npm run build:bundle`) while that file is newer than
+ * every .ts file under src/ and package-lock.json, so an edited checkout never runs a stale bundle;
+ * else the sources are bundled at start.
  */
-export function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
-  const bundle = process.env.VMHUB_WORKFLOW_BUNDLE;
-  return bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: require.resolve('./workflows') };
+export function workflowSource(env: NodeJS.ProcessEnv = process.env): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  if (env.VMHUB_WORKFLOW_BUNDLE) return { workflowBundle: { codePath: env.VMHUB_WORKFLOW_BUNDLE } };
+  const fs = require('node:fs') as typeof import('node:fs');
+  const path = require('node:path') as typeof import('node:path');
+  const root = path.resolve(__dirname, '..');
+  const prebuilt = path.join(root, 'dist', 'workflow-bundle.js');
+  const modified = (file: string) => fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  const built = modified(prebuilt);
+  if (built > 0) {
+    const src = path.join(root, 'src');
+    const inputs = fs
+      .readdirSync(src, { recursive: true, encoding: 'utf8' })
+      .filter((name) => name.endsWith('.ts'))
+      .map((name) => path.join(src, name))
+      .concat(path.join(root, 'package-lock.json'));
+    if (inputs.every((file) => modified(file) <= built)) return { workflowBundle: { codePath: prebuilt } };
+  }
+  return { workflowsPath: require.resolve('./workflows') };
 }
 
-export async function openDeps(config: Config): Promise<ActivityDeps> {
+/** The control plane's clients; `close` releases them. */
+export async function openDeps(config: Config): Promise<ActivityDeps & { close(): Promise<void> }> {
   const storage = new StorageClients(loadTopology(config.topologyPath));
   const catalog = await Catalog.connect(config.mongodbUri);
-  return { storage, catalog, config };
+  const client = await connectClient(config.temporal).catch(async (err: unknown) => {
+    await catalog.close();
+    throw err;
+  });
+  return {
+    storage,
+    catalog,
+    config,
+    temporal: temporalView(client),
+    async close() {
+      await Promise.all([catalog.close(), client.connection.close()]);
+    },
+  };
 }
+
+/**
+ * On SIGTERM or SIGINT the SDK stops polling and gives running activities this long to finish or
+ * heartbeat their progress before it cancels them; the next worker resumes from the last heartbeat.
+ */
+const SHUTDOWN_GRACE = '30 seconds';
 
 export async function createControlWorker(connection: NativeConnection, deps: ActivityDeps): Promise<Worker> {
   return Worker.create({
@@ -32,6 +71,7 @@ export async function createControlWorker(connection: NativeConnection, deps: Ac
     ...workflowSource(),
     activities: createActivities(deps),
     maxConcurrentActivityTaskExecutions: 16,
+    shutdownGraceTime: SHUTDOWN_GRACE,
   });
 }
 
@@ -44,6 +84,7 @@ export async function createAgentWorker(connection: NativeConnection, config: Co
     taskQueue: agentTaskQueue(sddc),
     activities: createAgentActivities({ storage, config }),
     maxConcurrentActivityTaskExecutions: 4,
+    shutdownGraceTime: SHUTDOWN_GRACE,
   });
 }
 
@@ -62,7 +103,7 @@ async function main(): Promise<void> {
       try {
         await (await createControlWorker(connection, deps)).run();
       } finally {
-        await deps.catalog.close();
+        await deps.close();
       }
     } else if (role === 'agent' && sddc) {
       await (await createAgentWorker(connection, config, validateSddcName(sddc))).run();

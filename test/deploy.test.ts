@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
 import type { DeployInput, DeployProgress, DeployResult } from '../src/deploy/input';
 import type { PublishResult } from '../src/publish/input';
 import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
@@ -38,6 +40,7 @@ describe('replication and DeployToSDDCs', () => {
   function startAgent(name: string, env: NodeJS.ProcessEnv = {}): WorkerProcess {
     const agent = spawnWorker(['agent', name], {
       VMHUB_AGENT_TASK_QUEUE: queues.get(name)!,
+      VMHUB_DATASTORE: path.join(datastores, name),
       VMHUB_TRANSFER_CONCURRENCY: '2',
       ...env,
     });
@@ -55,7 +58,6 @@ describe('replication and DeployToSDDCs', () => {
       name,
       dataCenter,
       taskQueue: queues.get(name)!,
-      datastore: path.join(datastores, name),
       capacity,
     });
   }
@@ -230,6 +232,50 @@ describe('replication and DeployToSDDCs', () => {
       await proxy.close();
       startAgent('east-2');
     }
+  });
+
+  it('stops a cancelled download on the agent, which removes its partial, state and lock files', async () => {
+    await publish('2.1.0', 60 * MiB);
+    const proxy = await startCountingProxy(Number(process.env.AZURITE_DC_EAST_PORT), 1000);
+    await agents.get('east-1')!.stop();
+    startAgent('east-1', { AZURITE_DC_EAST_PORT: String(proxy.port) });
+    const dir = path.join(datastores, 'east-1', 'edge', '2.1.0');
+    try {
+      const handle = await deploy({ image: 'edge', version: '2.1.0', sddcs: ['east-1'] });
+      await until('a chunk checkpointed on disk', () => fs.existsSync(path.join(dir, '.edge-2.1.0.ova.partial.json')), 120_000);
+      expect(fs.existsSync(path.join(dir, '.edge-2.1.0.ova.lock'))).toBe(true);
+      // The reads still to come hang, so the cancel finds the download running.
+      proxy.delayMs = 30_000;
+      await handle.cancel();
+      const err = await handle.result().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      expect(fs.readdirSync(dir)).toEqual([]);
+      const [row] = await world.deps.catalog.deploymentsOf('edge', '2.1.0');
+      expect(row).toMatchObject({ sddc: 'east-1', status: 'failed', error: expect.stringMatching(/cancelled/) });
+    } finally {
+      await agents.get('east-1')!.stop();
+      await proxy.close();
+      startAgent('east-1');
+    }
+  });
+
+  it('writes only where its own configuration says, and refuses a link in its datastore that leads out', async () => {
+    await publish('2.2.0');
+    const outside = fs.mkdtempSync(path.join(datastores, '..', 'outside-'));
+    fs.mkdirSync(path.join(datastores, 'west-1', 'edge'), { recursive: true });
+    fs.symlinkSync(outside, path.join(datastores, 'west-1', 'edge', '2.2.0'));
+    const failure = await workflowFailure(
+      (await deploy({ image: 'edge', version: '2.2.0', sddcs: ['west-1', 'east-2'] })).result(),
+    );
+    expect(failure.type).toBe('DeployIncomplete');
+    const r = rows(failure.details![0] as DeployResult);
+    expect(r['west-1'].reason).toMatch(/^InvalidInput: .*2\.2\.0 is a link/);
+    expect(r['east-2']).toMatchObject({
+      status: 'deployed',
+      path: path.join(datastores, 'east-2', 'edge', '2.2.0', 'edge-2.2.0.ova'),
+    });
+    expect(fs.readdirSync(outside)).toEqual([]);
   });
 
   it('skips an SDDC the version does not fit, says why, and fails an SDDC with no agent visibly', async () => {

@@ -41,7 +41,7 @@ export async function startWorld(overrides: Partial<Config> = {}): Promise<TestW
       await running;
       await connection.close();
       await client.connection.close();
-      await deps.catalog.close();
+      await deps.close();
     },
   };
 }

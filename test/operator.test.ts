@@ -38,7 +38,6 @@ describe('operator experience', () => {
       name: sddc,
       dataCenter: 'dc-west',
       taskQueue: `sddc-${sddc}`,
-      datastore: path.join(repositoryRoot(), '..', 'ops-datastore'),
       capacity: { cpus: 8, memoryMiB: 16384, diskGiB: 100 },
     });
     agentConnection = await connectWorker(world.config.temporal);

@@ -1,20 +1,32 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { activityInfo, ApplicationFailure, cancellationSignal, heartbeat, log } from '@temporalio/activity';
+import {
+  activityInfo,
+  ApplicationFailure,
+  CancelledFailure,
+  cancellationDetails,
+  cancellationSignal,
+  heartbeat,
+  log,
+} from '@temporalio/activity';
 import { RestError } from '@azure/storage-blob';
 import { runPool } from '../concurrency';
 import type { Config } from '../config';
 import type { SourceCandidate } from '../deploy/placement';
 import { VmhubError } from '../errors';
-import { BLOB_EXTENSIONS, type ImageFormat } from '../images/format';
+import { BLOB_EXTENSIONS, IMAGE_FORMATS, type ImageFormat } from '../images/format';
 import { createInspector } from '../images/inspect';
+import { validateImageName, validateSddcName, validateVersion } from '../names';
 import type { StorageClients } from '../storage/clients';
+import { formatBytes } from '../units';
 
-/** Activities of an SDDC agent: they run on the SDDC's own task queue and write into its datastore. */
+/** An SDDC agent: its activities run on the SDDC's own task queue and write only into its own datastore. */
 export interface AgentDeps {
   storage: StorageClients;
   config: Config;
+  /** The SDDC this agent serves; it takes downloads for no other. */
+  sddc: string;
 }
 
 /** A published version as a deployment needs it: what to fetch and what its bytes must hash to. */
@@ -27,9 +39,9 @@ export interface ImageToDeploy {
   blob: string;
 }
 
+/** What to deploy; where it goes on disk is the agent's own business (VMHUB_DATASTORE). */
 export interface DownloadInput extends ImageToDeploy {
   sddc: string;
-  datastore: string;
   sources: SourceCandidate[];
 }
 
@@ -60,25 +72,227 @@ interface PartialState {
 }
 
 const CHUNK = 8 * 1024 * 1024;
+/** The progress on disk is made durable at least this often, and at least once a second. */
+const CHECKPOINT_BYTES = 64 * 1024 * 1024;
+const { O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } = fs.constants;
 
-export function deploymentPaths(datastore: string, image: string, version: string, format: ImageFormat) {
-  const dir = path.join(datastore, image, version);
+/** The agent's datastore root: VMHUB_DATASTORE, else `<data dir>/sddc/<sddc>`. */
+export function datastoreRoot(config: Config, sddc: string): string {
+  return config.datastore ?? path.join(config.dataDir, 'sddc', sddc);
+}
+
+/** Checks a download request again on the agent: it decides paths, so it trusts no name it did not check. */
+export function checkDownloadInput(input: DownloadInput, sddc: string): void {
+  validateSddcName(input.sddc);
+  if (input.sddc !== sddc) throw new VmhubError('InvalidInput', `this agent serves SDDC ${sddc}, not ${input.sddc}`);
+  validateImageName(input.image);
+  validateVersion(input.version);
+  if (!IMAGE_FORMATS.includes(input.format)) {
+    throw new VmhubError('InvalidInput', `format ${JSON.stringify(input.format)} is not one of ${IMAGE_FORMATS.join(', ')}`);
+  }
+  if (typeof input.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(input.sha256)) {
+    throw new VmhubError('InvalidInput', `sha256 ${JSON.stringify(input.sha256)} is not 64 lowercase hex digits`);
+  }
+  if (!Number.isSafeInteger(input.sizeBytes) || input.sizeBytes < 0) {
+    throw new VmhubError('InvalidInput', `sizeBytes ${JSON.stringify(input.sizeBytes)} is not a byte count`);
+  }
+}
+
+/**
+ * Creates `<root>/<image>/<version>` one level at a time and refuses a level whose real path is not where
+ * it should be (a symlink), so nothing is ever created or written through a link, inside the root or out.
+ */
+export async function deploymentDir(root: string, image: string, version: string): Promise<string> {
+  await fs.promises.mkdir(root, { recursive: true });
+  let dir = await fs.promises.realpath(root);
+  for (const name of [image, version]) {
+    dir = path.join(dir, name);
+    await fs.promises.mkdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+    const real = await fs.promises.realpath(dir).catch(() => undefined);
+    if (real !== dir) {
+      throw new VmhubError(
+        'InvalidInput',
+        `${dir} is a link (to ${real ?? 'nowhere'}); the agent writes only into real directories of its datastore`,
+      );
+    }
+  }
+  return dir;
+}
+
+export function deploymentPaths(dir: string, image: string, version: string, format: ImageFormat) {
   const file = `${image}-${version}.${BLOB_EXTENSIONS[format]}`;
   return {
     dir,
     final: path.join(dir, file),
     partial: path.join(dir, `.${file}.partial`),
     state: path.join(dir, `.${file}.partial.json`),
+    lock: path.join(dir, `.${file}.lock`),
     digest: path.join(dir, `${file}.sha256`),
   };
 }
 
-function readJson<T>(file: string): T | undefined {
+type DeploymentPaths = ReturnType<typeof deploymentPaths>;
+
+/** Writes all of buf at position: a write may take fewer bytes than asked, so it goes on from where that one stopped. */
+export async function writeFully(
+  handle: Pick<fs.promises.FileHandle, 'write'>,
+  buf: Uint8Array,
+  position: number,
+): Promise<void> {
+  for (let done = 0; done < buf.length;) {
+    const { bytesWritten } = await handle.write(buf, done, buf.length - done, position + done);
+    if (bytesWritten <= 0) throw new Error(`write at offset ${position + done} wrote nothing`);
+    done += bytesWritten;
+  }
+}
+
+/** Opens a file in the datastore without following a link at its name. */
+async function openNoFollow(file: string, flags: number): Promise<fs.promises.FileHandle> {
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+    return await fs.promises.open(file, flags | O_NOFOLLOW, 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') {
+      throw new VmhubError('InvalidInput', `${file} is a link; the agent does not follow links in its datastore`);
+    }
+    throw err;
+  }
+}
+
+/** A small file's text, or undefined when there is none. */
+async function readNoFollow(file: string): Promise<string | undefined> {
+  const handle = await openNoFollow(file, O_RDONLY).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (!handle) return undefined;
+  try {
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+async function writeNoFollow(file: string, text: string, flags: number, durable: boolean): Promise<void> {
+  const handle = await openNoFollow(file, O_WRONLY | O_CREAT | flags);
+  try {
+    await writeFully(handle, Buffer.from(text), 0);
+    if (durable) await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Refuses a download the filesystem has no room for, rather than failing with a full disk half-way. */
+export function checkFreeSpace(stats: { bavail: number; bsize: number }, neededBytes: number, dir: string): void {
+  const available = stats.bavail * stats.bsize;
+  if (available < neededBytes) {
+    throw new VmhubError(
+      'InsufficientSpace',
+      `${dir} has ${formatBytes(available)} free; the download needs ${formatBytes(neededBytes)} more`,
+    );
+  }
+}
+
+/** Who holds a download lock. `process` tells this process from an earlier one that had the same pid. */
+export interface LockHolder {
+  pid: number;
+  process: string;
+  activityId: string;
+  workflowId?: string;
+  since: string;
+}
+
+const THIS_PROCESS = randomUUID();
+
+export function lockHolder(activityId: string, workflowId?: string): LockHolder {
+  return { pid: process.pid, process: THIS_PROCESS, activityId, workflowId, since: new Date().toISOString() };
+}
+
+export function holderAlive(holder: LockHolder, pidRunning = isRunning): boolean {
+  if (holder.pid === process.pid) return holder.process === THIS_PROCESS;
+  return pidRunning(holder.pid);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export type LockOutcome = { acquired: true; tookOverFrom?: string } | { acquired: false; holder: LockHolder };
+
+/**
+ * Takes the lock of one target file, or says which live holder has it. The holder is written to a file of
+ * its own (O_CREAT|O_EXCL) and linked to the lock's name, so a lock never exists half-written. A lock whose
+ * holder is dead is renamed aside before it is removed: of two agents taking it over at once only the one
+ * that renamed it removes it, and a lock that changed in between is put back and judged again. Inside one
+ * process, locks are taken and released one at a time, so its own activities never race on them.
+ */
+export function acquireLock(lock: string, holder: LockHolder, alive = holderAlive): Promise<LockOutcome> {
+  return oneAtATime(async () => {
+    const own = `${lock}.${randomUUID()}`;
+    await writeNoFollow(own, JSON.stringify(holder), O_EXCL, false);
+    let tookOverFrom: string | undefined;
+    try {
+      for (;;) {
+        try {
+          await fs.promises.link(own, lock);
+          return { acquired: true, tookOverFrom };
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        }
+        const seen = await readNoFollow(lock);
+        if (seen === undefined) continue;
+        const other = parseHolder(seen);
+        if (other && alive(other)) return { acquired: false, holder: other };
+        const aside = `${own}.stale`;
+        try {
+          await fs.promises.rename(lock, aside);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          throw err;
+        }
+        if ((await fs.promises.readFile(aside, 'utf8')) === seen) tookOverFrom = seen;
+        else await fs.promises.link(aside, lock).catch(() => undefined);
+        await fs.promises.rm(aside, { force: true });
+      }
+    } finally {
+      await fs.promises.rm(own, { force: true });
+    }
+  });
+}
+
+/** Removes the lock if it is still this holder's. */
+export function releaseLock(lock: string, holder: LockHolder): Promise<void> {
+  return oneAtATime(async () => {
+    if ((await readNoFollow(lock)) === JSON.stringify(holder)) await fs.promises.rm(lock, { force: true });
+  });
+}
+
+let lockTurn: Promise<unknown> = Promise.resolve();
+
+function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
+  const turn = lockTurn.then(fn);
+  lockTurn = turn.catch(() => undefined);
+  return turn;
+}
+
+function parseHolder(text: string): LockHolder | undefined {
+  try {
+    const h = JSON.parse(text) as LockHolder;
+    return Number.isInteger(h.pid) && typeof h.process === 'string' ? h : undefined;
   } catch {
     return undefined;
   }
+}
+
+async function discardPartial(paths: DeploymentPaths): Promise<void> {
+  await Promise.all([fs.promises.rm(paths.partial, { force: true }), fs.promises.rm(paths.state, { force: true })]);
 }
 
 class SourceProblem extends Error {
@@ -90,64 +304,90 @@ class SourceProblem extends Error {
   }
 }
 
-export function createAgentActivities({ storage, config }: AgentDeps) {
+export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
+  const root = datastoreRoot(config, sddc);
   return {
     /**
      * Downloads an image into `<datastore>/<image>/<version>/` from the first good source: parallel ranged
      * reads into a partial file, resumed from what is on disk after a crash, then the SHA-256 (and an OVA's
      * manifest) checked before an atomic rename to the final name. A source that is missing, stale,
-     * unreachable or yields bad bytes is reported and the next one is tried.
+     * unreachable or yields bad bytes is reported and the next one is tried. One download per target at a
+     * time; a cancel removes the partial file.
      */
     async downloadImage(input: DownloadInput): Promise<DownloadOutput> {
-      const paths = deploymentPaths(input.datastore, input.image, input.version, input.format);
-      fs.mkdirSync(paths.dir, { recursive: true });
-      if (fs.existsSync(paths.final) && fs.statSync(paths.final).size === input.sizeBytes && fs.existsSync(paths.digest)) {
-        if (fs.readFileSync(paths.digest, 'utf8').split(/\s/)[0] === input.sha256) {
-          return {
-            status: 'already-present',
-            source: null,
-            path: paths.final,
-            bytes: input.sizeBytes,
-            bytesFetched: 0,
-            bytesResumed: 0,
-            sourceFailures: [],
-          };
-        }
-      }
       const failures: SourceFailure[] = [];
-      for (const source of input.sources) {
-        try {
-          const fetched = await fetchFrom(source, input, paths);
-          return {
-            status: 'deployed',
-            source: source.location,
-            path: paths.final,
-            bytes: input.sizeBytes,
-            ...fetched,
-            sourceFailures: failures,
-          };
-        } catch (err) {
-          if (err instanceof SourceProblem) {
-            log.warn('source rejected, trying the next', { location: source.location, status: err.status, reason: err.message });
-            failures.push({ location: source.location, status: err.status, reason: err.message });
-            continue;
-          }
-          if (err instanceof VmhubError) throw ApplicationFailure.nonRetryable(err.message, err.type, failures);
-          throw err;
+      try {
+        checkDownloadInput(input, sddc);
+        const dir = await deploymentDir(root, input.image, input.version);
+        const paths = deploymentPaths(dir, input.image, input.version, input.format);
+        const info = activityInfo();
+        const holder = lockHolder(info.activityId, info.workflowExecution?.workflowId);
+        const lock = await acquireLock(paths.lock, holder);
+        if (!lock.acquired) {
+          const { pid, activityId, workflowId } = lock.holder;
+          throw ApplicationFailure.retryable(
+            `${paths.final} is being downloaded by pid ${pid} (activity ${activityId} of ${workflowId ?? 'no workflow'})`,
+            'DownloadInProgress',
+          );
         }
+        if (lock.tookOverFrom) log.warn('took over the lock of a download whose agent is gone', { lock: lock.tookOverFrom });
+        try {
+          return await downloadLocked(input, paths, failures);
+        } catch (err) {
+          const signal = cancellationSignal();
+          if (!signal.aborted) throw err;
+          // Only a cancel the workflow asked for drops the work done: a shutdown or timeout resumes it.
+          if (cancellationDetails()?.cancelRequested) {
+            await discardPartial(paths);
+            log.info('download cancelled; partial file removed', { path: paths.partial });
+          }
+          throw signal.reason instanceof CancelledFailure ? signal.reason : new CancelledFailure('download cancelled');
+        } finally {
+          await releaseLock(paths.lock, holder);
+        }
+      } catch (err) {
+        if (err instanceof VmhubError) throw ApplicationFailure.nonRetryable(err.message, err.type, failures);
+        throw err;
       }
-      throw ApplicationFailure.retryable(
-        `no source could deliver ${input.image}@${input.version}: ${failures.map((f) => `${f.location} ${f.reason}`).join('; ')}`,
-        'NoSource',
-        failures,
-      );
     },
   };
+
+  async function downloadLocked(
+    input: DownloadInput,
+    paths: DeploymentPaths,
+    failures: SourceFailure[],
+  ): Promise<DownloadOutput> {
+    const result = { path: paths.final, bytes: input.sizeBytes, sourceFailures: failures };
+    const final = await fs.promises.lstat(paths.final).catch(() => undefined);
+    if (final?.isFile() && final.size === input.sizeBytes) {
+      if ((await readNoFollow(paths.digest))?.split(/\s/)[0] === input.sha256) {
+        await discardPartial(paths);
+        return { ...result, status: 'already-present', source: null, bytesFetched: 0, bytesResumed: 0 };
+      }
+    }
+    // Whatever holds the final name is not this version: it goes before the new digest is written.
+    if (final) await fs.promises.rm(paths.final, { force: true });
+    for (const source of input.sources) {
+      try {
+        const fetched = await fetchFrom(source, input, paths);
+        return { ...result, status: 'deployed', source: source.location, ...fetched };
+      } catch (err) {
+        if (!(err instanceof SourceProblem)) throw err;
+        log.warn('source rejected, trying the next', { location: source.location, status: err.status, reason: err.message });
+        failures.push({ location: source.location, status: err.status, reason: err.message });
+      }
+    }
+    throw ApplicationFailure.retryable(
+      `no source could deliver ${input.image}@${input.version}: ${failures.map((f) => `${f.location} ${f.reason}`).join('; ')}`,
+      'NoSource',
+      failures,
+    );
+  }
 
   async function fetchFrom(
     source: SourceCandidate,
     input: DownloadInput,
-    paths: ReturnType<typeof deploymentPaths>,
+    paths: DeploymentPaths,
   ): Promise<{ bytesFetched: number; bytesResumed: number }> {
     const signal = cancellationSignal();
     const blob = storage.container(source.location).getBlockBlobClient(input.blob);
@@ -155,8 +395,8 @@ export function createAgentActivities({ storage, config }: AgentDeps) {
     try {
       props = await blob.getProperties({ abortSignal: signal });
     } catch (err) {
-      if (err instanceof RestError && err.statusCode === 404) throw new SourceProblem('failed', 'blob is missing');
       if (signal.aborted) throw err;
+      if (err instanceof RestError && err.statusCode === 404) throw new SourceProblem('failed', 'blob is missing');
       throw new SourceProblem('failed', `unreachable: ${(err as Error).message.split('\n')[0]}`);
     }
     if (props.contentLength !== input.sizeBytes || props.metadata?.sha256 !== input.sha256) {
@@ -168,21 +408,31 @@ export function createAgentActivities({ storage, config }: AgentDeps) {
     if (source.etag && props.etag !== source.etag)
       throw new SourceProblem('stale', `changed since it was verified (etag ${props.etag})`);
 
-    const previous = readJson<PartialState>(paths.state);
+    const previous = parseState(await readNoFollow(paths.state));
+    const partial = await fs.promises.lstat(paths.partial).catch(() => undefined);
     const resumable =
-      previous &&
-      previous.location === source.location &&
+      previous?.location === source.location &&
       previous.etag === props.etag &&
       previous.chunkSize === CHUNK &&
-      fs.existsSync(paths.partial);
+      partial?.isFile() === true;
+    if (!resumable) await discardPartial(paths);
     const state: PartialState = resumable
       ? previous
       : { location: source.location, etag: props.etag!, sizeBytes: input.sizeBytes, chunkSize: CHUNK, doneBelow: 0 };
     const bytesResumed = Math.min(state.doneBelow * CHUNK, input.sizeBytes);
+    const allocated = resumable ? partial.blocks * 512 : 0;
+    checkFreeSpace(await fs.promises.statfs(paths.dir), Math.max(0, input.sizeBytes - allocated), paths.dir);
     if (resumable) log.info('resuming download from disk', { location: source.location, bytesResumed });
 
-    const handle = await fs.promises.open(paths.partial, resumable ? 'r+' : 'w+');
+    const handle = await openNoFollow(paths.partial, O_RDWR | O_CREAT);
     let bytesFetched = 0;
+    const beat = () =>
+      heartbeat({
+        location: source.location,
+        bytesDone: Math.min(state.doneBelow * CHUNK, input.sizeBytes),
+        bytesTotal: input.sizeBytes,
+      });
+    const keepAlive = setInterval(beat, 5_000);
     try {
       await handle.truncate(input.sizeBytes);
       const chunks = Math.ceil(input.sizeBytes / CHUNK);
@@ -190,18 +440,15 @@ export function createAgentActivities({ storage, config }: AgentDeps) {
       const pending: number[] = [];
       for (let i = state.doneBelow; i < chunks; i++) pending.push(i);
       // Record progress only once the bytes below it are on disk.
+      let lastCheckpoint = { at: Date.now(), doneBelow: state.doneBelow };
       const checkpoint = async () => {
         const doneBelow = state.doneBelow;
+        lastCheckpoint = { at: Date.now(), doneBelow };
         await handle.datasync();
-        fs.writeFileSync(paths.state, JSON.stringify({ ...state, doneBelow }));
+        await writeNoFollow(paths.state, JSON.stringify({ ...state, doneBelow }), O_TRUNC, false);
       };
-      let lastCheckpoint = Date.now();
-      const beat = () =>
-        heartbeat({
-          location: source.location,
-          bytesDone: Math.min(state.doneBelow * CHUNK, input.sizeBytes),
-          bytesTotal: input.sizeBytes,
-        });
+      const checkpointDue = () =>
+        Date.now() - lastCheckpoint.at > 1_000 || (state.doneBelow - lastCheckpoint.doneBelow) * CHUNK >= CHECKPOINT_BYTES;
       // The bytes are verified in order as they arrive, so nothing is read back at the end; what an
       // earlier attempt left on disk is read once, first. Downloads run at most one pool ahead of it.
       const hash = createHash('sha256');
@@ -212,9 +459,12 @@ export function createAgentActivities({ storage, config }: AgentDeps) {
         if (inspector && invalid === undefined) await inspector.write(buf).catch((err: unknown) => (invalid = err));
       };
       for (let i = 0; i < state.doneBelow; i++) {
+        signal.throwIfAborted();
         const buf = Buffer.allocUnsafe(Math.min(CHUNK, input.sizeBytes - i * CHUNK));
-        await handle.read(buf, 0, buf.length, i * CHUNK);
+        const { bytesRead } = await handle.read(buf, 0, buf.length, i * CHUNK);
+        if (bytesRead !== buf.length) throw new Error(`short read of ${paths.partial} at offset ${i * CHUNK}`);
         await feed(buf);
+        beat();
       }
       let verifiedBelow = state.doneBelow;
       const arrived = new Map<number, Buffer>();
@@ -228,42 +478,34 @@ export function createAgentActivities({ storage, config }: AgentDeps) {
           }
         }));
 
-      const keepAlive = setInterval(beat, 5_000);
       let stopped = false;
-      try {
-        await runPool(pending, config.transferConcurrency, async (i) => {
-          while (!stopped && i - verifiedBelow > config.transferConcurrency) await new Promise((r) => setTimeout(r, 10));
-          if (stopped) return;
+      await runPool(pending, config.transferConcurrency, async (i) => {
+        while (!stopped && i - verifiedBelow > config.transferConcurrency) await new Promise((r) => setTimeout(r, 10));
+        if (stopped) return;
+        try {
+          const offset = i * CHUNK;
+          const count = Math.min(CHUNK, input.sizeBytes - offset);
+          let bytes: Buffer;
           try {
-            const offset = i * CHUNK;
-            const count = Math.min(CHUNK, input.sizeBytes - offset);
-            let bytes: Buffer;
-            try {
-              bytes = await blob.downloadToBuffer(offset, count, { abortSignal: signal });
-            } catch (err) {
-              if (signal.aborted) throw err;
-              throw new SourceProblem('failed', `unreachable while reading: ${(err as Error).message.split('\n')[0]}`);
-            }
-            await handle.write(bytes, 0, bytes.length, offset);
-            bytesFetched += bytes.length;
-            arrived.set(i, bytes);
-            void verifyInOrder();
-            done.add(i);
-            while (done.has(state.doneBelow)) done.delete(state.doneBelow++);
-            beat();
-            if (Date.now() - lastCheckpoint > 1_000) {
-              lastCheckpoint = Date.now();
-              await checkpoint();
-            }
+            bytes = await blob.downloadToBuffer(offset, count, { abortSignal: signal });
           } catch (err) {
-            // Lanes waiting for this chunk to be verified must not wait for ever.
-            stopped = true;
-            throw err;
+            if (signal.aborted) throw err;
+            throw new SourceProblem('failed', `unreachable while reading: ${(err as Error).message.split('\n')[0]}`);
           }
-        });
-      } finally {
-        clearInterval(keepAlive);
-      }
+          await writeFully(handle, bytes, offset);
+          bytesFetched += bytes.length;
+          arrived.set(i, bytes);
+          void verifyInOrder();
+          done.add(i);
+          while (done.has(state.doneBelow)) done.delete(state.doneBelow++);
+          beat();
+          if (checkpointDue()) await checkpoint();
+        } catch (err) {
+          // Lanes waiting for this chunk to be verified must not wait for ever.
+          stopped = true;
+          throw err;
+        }
+      });
       await checkpoint();
       await verifyInOrder();
       if (verifiedBelow !== chunks) throw new Error(`verified ${verifiedBelow} of ${chunks} chunks`);
@@ -272,23 +514,31 @@ export function createAgentActivities({ storage, config }: AgentDeps) {
       // verdict (manifest, structure) count, and that one is final.
       const sha256 = hash.digest('hex');
       if (sha256 !== input.sha256) {
-        fs.rmSync(paths.partial, { force: true });
-        fs.rmSync(paths.state, { force: true });
+        await discardPartial(paths);
         throw new SourceProblem('failed', `yielded bytes with SHA-256 ${sha256}, expected ${input.sha256}`);
       }
       if (inspector && invalid === undefined) await inspector.finish().catch((err: unknown) => (invalid = err));
       if (invalid !== undefined) {
+        await discardPartial(paths);
         throw invalid instanceof VmhubError
           ? invalid
           : new VmhubError('InvalidImage', `image fails verification: ${(invalid as Error).message}`);
       }
       await handle.sync();
     } finally {
+      clearInterval(keepAlive);
       await handle.close();
     }
-    fs.renameSync(paths.partial, paths.final);
-    fs.writeFileSync(paths.digest, `${input.sha256}  ${path.basename(paths.final)}\n`);
-    fs.rmSync(paths.state, { force: true });
+    // The digest is durable before the final name appears, and the rename is durable before the state goes.
+    await writeNoFollow(paths.digest, `${input.sha256}  ${path.basename(paths.final)}\n`, O_TRUNC, true);
+    await fs.promises.rename(paths.partial, paths.final);
+    const dir = await fs.promises.open(paths.dir, O_RDONLY | O_DIRECTORY);
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    await fs.promises.rm(paths.state, { force: true });
     log.info('deployed', {
       image: input.image,
       version: input.version,
@@ -298,6 +548,14 @@ export function createAgentActivities({ storage, config }: AgentDeps) {
       attempt: activityInfo().attempt,
     });
     return { bytesFetched, bytesResumed };
+  }
+}
+
+function parseState(text: string | undefined): PartialState | undefined {
+  try {
+    return text === undefined ? undefined : (JSON.parse(text) as PartialState);
+  } catch {
+    return undefined;
   }
 }
 

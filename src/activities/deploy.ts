@@ -8,7 +8,7 @@ import type { ImageToDeploy, SourceFailure } from './agent';
 import type { PublishDeps } from './publish';
 
 export interface DeploymentTarget {
-  sddc: Pick<SddcRecord, 'name' | 'dataCenter' | 'taskQueue' | 'datastore'>;
+  sddc: Pick<SddcRecord, 'name' | 'dataCenter' | 'taskQueue'>;
   /** Why the version does not fit this SDDC, when it does not. */
   shortfall?: string;
   sources: SourceCandidate[];
@@ -19,8 +19,13 @@ export interface DeploymentPlan extends ImageToDeploy {
 }
 
 /** Control-plane side of DeployToSDDCs: resolve the input against the catalog, and record what happened. */
-export function createDeployActivities({ storage, catalog }: PublishDeps) {
+export function createDeployActivities({ storage, catalog, temporal }: PublishDeps) {
   return {
+    /** Agents that polled an SDDC's task queue within the last minute: none means a download would only wait. */
+    async agentsPolling(input: { taskQueue: string }): Promise<number> {
+      return temporal.recentPollers(input.taskQueue, 'activity');
+    },
+
     /** Fails with UnknownSddc unless every name is registered: checked before a publish uploads anything. */
     async checkSddcs(names: string[]): Promise<void> {
       return withFailures(async () => {
@@ -61,7 +66,7 @@ export function createDeployActivities({ storage, catalog }: PublishDeps) {
           sizeBytes: record.sizeBytes,
           blob: record.location.blob,
           targets: sddcs.map((s) => ({
-            sddc: { name: s.name, dataCenter: s.dataCenter, taskQueue: s.taskQueue, datastore: s.datastore },
+            sddc: { name: s.name, dataCenter: s.dataCenter, taskQueue: s.taskQueue },
             shortfall: capacityShortfall(resources, s.capacity),
             sources: sourceOrder(
               storage.topology.storage,

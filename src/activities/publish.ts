@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
-import type { ContainerClient } from '@azure/storage-blob';
-import type { Catalog } from '../catalog/catalog';
+import { RestError, type ContainerClient } from '@azure/storage-blob';
+import type { Catalog, RunRef } from '../catalog/catalog';
 import { runPool } from '../concurrency';
 import type { Config } from '../config';
 import { VmhubError } from '../errors';
@@ -15,14 +15,16 @@ import { blobName, type BlobLocation, type PublishResult } from '../publish/inpu
 import { openImageSource } from '../source/image-source';
 import type { ImageSource } from '../source/source';
 import { blockDigest, blockId, blockListDigest, parseBlockId } from '../storage/block-ids';
-import { blockBounds, planBlocks, type BlockPlan, type BlockRange } from '../storage/block-plan';
+import { blockBounds, planBlocks, rangesOf, type BlockPlan, type BlockRange } from '../storage/block-plan';
 import type { StorageClients } from '../storage/clients';
+import type { TemporalView } from '../temporal';
 import { primaryLocation } from '../topology/topology';
 
 export interface PublishDeps {
   storage: StorageClients;
   catalog: Catalog;
   config: Config;
+  temporal: TemporalView;
 }
 
 export interface ProbeResult {
@@ -44,6 +46,16 @@ export interface ClaimInput {
 }
 
 export type ClaimOutput = { state: 'claimed'; location: BlobLocation } | { state: 'available'; existing: PublishResult };
+
+/** A commit either happened, or names the ranges whose blocks are no longer staged, to stage again. */
+export type CommitOutput = { committed: true; etag: string } | { committed: false; missing: BlockRange[] };
+
+/** What abandoning a publish removed, for the operator. */
+export interface AbandonOutput {
+  /** False when this run held no claim: another run's version and blob were left alone. */
+  owned: boolean;
+  removed: string[];
+}
 
 export interface StageInput {
   source: string;
@@ -109,7 +121,39 @@ export function resultFromRecord(r: {
   };
 }
 
-export function createPublishActivities({ storage, catalog, config }: PublishDeps) {
+/** The workflow run this activity works for: the owner a claim records. */
+function thisRun(): RunRef {
+  const run = activityInfo().workflowExecution;
+  if (!run) throw new Error('a publish activity runs only inside a workflow');
+  return { workflowId: run.workflowId, runId: run.runId };
+}
+
+function lostClaim(image: string, version: string): VmhubError {
+  return new VmhubError('VersionConflict', `this run no longer owns ${image}@${version}: another run took it over`);
+}
+
+function notFoundAsUndefined(err: unknown): undefined {
+  if (err instanceof RestError && err.statusCode === 404) return undefined;
+  throw err;
+}
+
+/** A block plan for an image of this size; an image no block blob can hold is an invalid image. */
+function planImage(sizeBytes: number, blockSizeBytes: number): BlockPlan {
+  try {
+    return planBlocks(sizeBytes, blockSizeBytes);
+  } catch (err) {
+    if (err instanceof RangeError) throw new VmhubError('InvalidImage', err.message);
+    throw err;
+  }
+}
+
+export function createPublishActivities({ storage, catalog, config, temporal }: PublishDeps) {
+  /** Fails unless this run still owns the version's claim: a run that lost it must not commit. */
+  const requireClaim = async (image: string, version: string): Promise<void> => {
+    const record = await catalog.getVersion(image, version);
+    if (record?.status !== 'uploading' || record.owner?.runId !== thisRun().runId) throw lostClaim(image, version);
+  };
+
   const withSource = async <T>(
     source: string,
     fn: (s: ImageSource, format: ImageFormat) => Promise<T>,
@@ -140,7 +184,7 @@ export function createPublishActivities({ storage, catalog, config }: PublishDep
             }
             return {
               format,
-              plan: planBlocks(s.sizeBytes, config.blockSizeBytes),
+              plan: planImage(s.sizeBytes, config.blockSizeBytes),
               rangeFanOut: config.rangeFanOut,
               origin,
               productVersion,
@@ -151,27 +195,44 @@ export function createPublishActivities({ storage, catalog, config }: PublishDep
       );
     },
 
-    /** Starts the catalog record `uploading`, or reports the version that is already available. */
+    /**
+     * Claims image@version for this run, or reports the version that is already available. A claim held
+     * by another run that is still open is a VersionConflict naming it; one left by a closed run is taken over.
+     */
     async claimVersion(input: ClaimInput): Promise<ClaimOutput> {
-      const primary = primaryLocation(storage.topology);
-      const location: BlobLocation = {
-        storage: primary.id,
-        container: primary.container,
-        blob: blobName(input.image, input.version, input.format),
-      };
-      await storage.container(primary.id).createIfNotExists();
-      const claim = await catalog.claimVersion({
-        image: input.image,
-        version: input.version,
-        format: input.format,
-        sizeBytes: input.plan.sizeBytes,
-        blockSize: input.plan.blockSize,
-        blockCount: input.plan.blockCount,
-        location,
+      return withFailures(async () => {
+        const primary = primaryLocation(storage.topology);
+        const location: BlobLocation = {
+          storage: primary.id,
+          container: primary.container,
+          blob: blobName(input.image, input.version, input.format),
+        };
+        await storage.container(primary.id).createIfNotExists();
+        const version = {
+          image: input.image,
+          version: input.version,
+          format: input.format,
+          sizeBytes: input.plan.sizeBytes,
+          blockSize: input.plan.blockSize,
+          blockCount: input.plan.blockCount,
+          location,
+        };
+        const me = thisRun();
+        const claim = await catalog.claimVersion(version, me);
+        if (claim.state === 'available') return { state: 'available', existing: resultFromRecord(claim.record) };
+        if (claim.state === 'claimed') return { state: 'claimed', location };
+        if (claim.owner && !(await temporal.isClosed(claim.owner))) {
+          throw new VmhubError(
+            'VersionConflict',
+            `${input.image}@${input.version} is being published by workflow ${claim.owner.workflowId}; wait for it or cancel it`,
+          );
+        }
+        log.info('taking over a claim left by a closed run', { image: input.image, version: input.version, previous: claim.owner });
+        if (!(await catalog.takeOver(version, me, claim.owner))) {
+          throw new Error(`the claim on ${input.image}@${input.version} changed while being taken over; retrying`);
+        }
+        return { state: 'claimed', location };
       });
-      return claim.state === 'available'
-        ? { state: 'available', existing: resultFromRecord(claim.record) }
-        : { state: 'claimed', location };
     },
 
     /**
@@ -262,27 +323,41 @@ export function createPublishActivities({ storage, catalog, config }: PublishDep
       );
     },
 
-    /** Commits the staged blocks in order, after checking they are the bytes the hashing pass saw; verifies the size. */
-    async commitBlocks(input: CommitInput): Promise<{ etag: string }> {
+    /**
+     * Commits the staged blocks in order, after checking that this run still owns the version and that
+     * the blocks are the bytes the hashing pass saw; verifies the size. Blocks no longer staged are
+     * reported for staging again rather than retried blind.
+     */
+    async commitBlocks(input: CommitInput): Promise<CommitOutput> {
       return withFailures(async () => {
+        await requireClaim(input.image, input.version);
         const blob = container(input.location).getBlockBlobClient(input.location.blob);
         const signal = cancellationSignal();
-        const committed = await blob.getProperties({ abortSignal: signal }).catch(() => undefined);
-        if (committed?.metadata?.sha256 === input.digest.sha256 && committed.contentLength === input.plan.sizeBytes) {
-          return { etag: committed.etag! };
+        const committed = await blob.getProperties({ abortSignal: signal }).catch(notFoundAsUndefined);
+        if (
+          committed?.metadata?.sha256 === input.digest.sha256 &&
+          committed.metadata.run === thisRun().runId &&
+          committed.contentLength === input.plan.sizeBytes
+        ) {
+          return { committed: true, etag: committed.etag! };
         }
-        const list = await blob.getBlockList('uncommitted', { abortSignal: signal });
+        const list = await blob.getBlockList('uncommitted', { abortSignal: signal }).catch(notFoundAsUndefined);
         const byIndex = new Map<number, string[]>();
-        for (const b of list.uncommittedBlocks ?? []) {
+        for (const b of list?.uncommittedBlocks ?? []) {
           const parsed = parseBlockId(b.name);
           if (!parsed || parsed.index >= input.plan.blockCount) continue;
           byIndex.set(parsed.index, [...(byIndex.get(parsed.index) ?? []), b.name]);
         }
+        const missing: number[] = [];
+        for (let i = 0; i < input.plan.blockCount; i++) if (!byIndex.has(i)) missing.push(i);
+        if (missing.length > 0) {
+          log.warn('blocks are no longer staged', { missing: missing.length });
+          return { committed: false, missing: rangesOf(missing) };
+        }
         const ids: string[] = [];
         const ambiguous: number[] = [];
         for (let i = 0; i < input.plan.blockCount; i++) {
-          const candidates = byIndex.get(i) ?? [];
-          if (candidates.length === 0) throw new Error(`block ${i} is not staged`);
+          const candidates = byIndex.get(i)!;
           if (candidates.length > 1) ambiguous.push(i);
           ids.push(candidates[0]);
         }
@@ -300,32 +375,61 @@ export function createPublishActivities({ storage, catalog, config }: PublishDep
         }
         const response = await blob.commitBlockList(ids, {
           abortSignal: signal,
+          // Whatever another writer did to the blob since it was read makes this commit fail, not overwrite.
+          conditions: committed ? { ifMatch: committed.etag } : { ifNoneMatch: '*' },
           blobHTTPHeaders: { blobContentType: CONTENT_TYPES[input.format] },
-          metadata: { sha256: input.digest.sha256, image: input.image, version: input.version },
+          metadata: { sha256: input.digest.sha256, image: input.image, version: input.version, run: thisRun().runId },
         });
         const props = await blob.getProperties({ abortSignal: signal });
         if (props.contentLength !== input.plan.sizeBytes) {
-          throw new Error(`committed blob is ${props.contentLength} bytes, expected ${input.plan.sizeBytes}`);
+          throw new VmhubError('StorageMismatch', `committed blob is ${props.contentLength} bytes, expected ${input.plan.sizeBytes}`);
         }
-        return { etag: response.etag! };
+        return { committed: true, etag: response.etag! };
       });
     },
 
+    /** uploading → available, for the run that owns the claim. */
     async markAvailable(input: {
       image: string;
       version: string;
       sha256: string;
       metadata: ImageMetadata;
     }): Promise<PublishResult> {
-      return resultFromRecord(await catalog.markAvailable(input.image, input.version, input.sha256, input.metadata));
+      return withFailures(async () => {
+        const record = await catalog.markAvailable(input.image, input.version, thisRun(), input.sha256, input.metadata);
+        if (!record) throw lostClaim(input.image, input.version);
+        return resultFromRecord(record);
+      });
     },
 
-    /** After a failed publish: no committed blob and no available version remain. */
-    async abandonPublish(input: { image: string; version: string; location: BlobLocation; error: string }): Promise<void> {
+    /**
+     * After a failed or cancelled publish, once its staging has stopped: no committed blob, no staged
+     * blocks and no available version remain. Writing the blob is what discards uncommitted blocks on
+     * Azure, hence the empty upload before the delete. Only the run that owns the claim touches anything.
+     */
+    async abandonPublish(input: {
+      image: string;
+      version: string;
+      location: BlobLocation;
+      status: 'failed' | 'cancelled';
+      error: string;
+    }): Promise<AbandonOutput> {
       const record = await catalog.getVersion(input.image, input.version);
-      if (record?.status === 'available') return;
-      await container(input.location).getBlockBlobClient(input.location.blob).deleteIfExists();
-      await catalog.markFailed(input.image, input.version, input.error);
+      if (record?.status !== 'uploading' || record.owner?.runId !== thisRun().runId) return { owned: false, removed: [] };
+      const blob = container(input.location).getBlockBlobClient(input.location.blob);
+      const removed: string[] = [];
+      const props = await blob.getProperties().catch(notFoundAsUndefined);
+      const list = await blob.getBlockList('uncommitted').catch(notFoundAsUndefined);
+      const staged = list?.uncommittedBlocks?.length ?? 0;
+      if (props || staged > 0) {
+        await blob.upload('', 0);
+        await blob.deleteIfExists();
+        if (props) removed.push(`committed blob ${input.location.storage}/${input.location.blob}`);
+        if (staged > 0) removed.push(`${staged} staged blocks`);
+      }
+      await catalog.endClaim(input.image, input.version, thisRun(), input.status, input.error);
+      removed.push(`catalog record marked ${input.status}`);
+      return { owned: true, removed };
     },
   };
 }

@@ -6,12 +6,19 @@ import type { ImageMetadata } from '../images/inspect';
 import type { BlobLocation } from '../publish/input';
 
 /** The catalog of SPEC §5 in MongoDB: image versions, SDDCs and deployments. */
-export type VersionStatus = 'uploading' | 'available' | 'failed';
+export type VersionStatus = 'uploading' | 'available' | 'failed' | 'cancelled';
+
+/** The workflow run that holds an `uploading` claim: only it may commit, mark available or abandon. */
+export interface RunRef {
+  workflowId: string;
+  runId: string;
+}
 
 export interface ImageVersionRecord {
   image: string;
   version: string;
   status: VersionStatus;
+  owner?: RunRef;
   format: ImageFormat;
   sizeBytes: number;
   sha256?: string;
@@ -41,7 +48,6 @@ export interface SddcRecord {
   name: string;
   dataCenter: string;
   taskQueue: string;
-  datastore: string;
   capacity: Capacity;
   createdAt: Date;
 }
@@ -69,7 +75,10 @@ export interface Requirements {
   diskBytes?: number;
 }
 
-export type ClaimResult = { state: 'claimed' } | { state: 'available'; record: ImageVersionRecord };
+export type ClaimResult =
+  | { state: 'claimed' }
+  | { state: 'available'; record: ImageVersionRecord }
+  | { state: 'owned'; owner: RunRef | undefined };
 
 export type NewVersion = Pick<
   ImageVersionRecord,
@@ -78,13 +87,24 @@ export type NewVersion = Pick<
 
 const DUPLICATE_KEY = 11000;
 
-/** FerretDB leaves out an empty array written at insert; every record read has a replica list. */
-function withReplicas(record: ImageVersionRecord): ImageVersionRecord {
-  return { ...record, replicas: record.replicas ?? [] };
+/**
+ * Replicas are stored keyed by location, so each one is updated on its own (`$set` on
+ * `replicas.<location>`) and concurrent updates of two locations never overwrite each other; every record
+ * read has them as a list.
+ */
+type StoredVersion = Omit<ImageVersionRecord, 'replicas'> & { replicas?: Record<string, ReplicaRecord> };
+
+function withReplicas(record: StoredVersion): ImageVersionRecord {
+  return { ...record, replicas: Object.values(record.replicas ?? {}) };
+}
+
+function replicaKey(location: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(location)) throw new Error(`storage location id ${JSON.stringify(location)} cannot key a replica`);
+  return `replicas.${location}`;
 }
 
 export class Catalog {
-  readonly versions: Collection<ImageVersionRecord>;
+  readonly versions: Collection<StoredVersion>;
   readonly sddcs: Collection<SddcRecord>;
   readonly deployments: Collection<DeploymentRecord>;
 
@@ -92,7 +112,7 @@ export class Catalog {
     readonly db: Db,
     private readonly client?: MongoClient,
   ) {
-    this.versions = db.collection<ImageVersionRecord>('image_versions');
+    this.versions = db.collection<StoredVersion>('image_versions');
     this.sddcs = db.collection<SddcRecord>('sddcs');
     this.deployments = db.collection<DeploymentRecord>('deployments');
   }
@@ -121,69 +141,99 @@ export class Catalog {
   }
 
   /**
-   * Records that a publish of image@version has begun, unless that version is already available:
-   * then the caller compares digests (same bytes: idempotent; different: VersionConflict).
+   * Claims image@version for one run, unless it is available (the caller then compares digests) or
+   * another run holds an `uploading` claim (the caller may take it over once that run has closed). A
+   * failed or cancelled version, and the run's own claim, are claimed again.
    */
-  async claimVersion(v: NewVersion): Promise<ClaimResult> {
+  async claimVersion(v: NewVersion, owner: RunRef): Promise<ClaimResult> {
+    const claimed = await this.versions.updateOne(
+      {
+        image: v.image,
+        version: v.version,
+        $or: [{ status: { $in: ['failed', 'cancelled'] } }, { status: 'uploading', 'owner.runId': owner.runId }],
+      },
+      this.claimUpdate(v, owner),
+    );
+    if (claimed.matchedCount === 1) return { state: 'claimed' };
     const now = new Date();
     try {
-      await this.versions.updateOne(
-        { image: v.image, version: v.version, status: { $ne: 'available' } },
-        {
-          // New bytes may be coming: copies of earlier ones are no replicas of this version.
-          $set: { ...v, status: 'uploading', replicas: [], updatedAt: now },
-          $unset: { error: '', sha256: '', metadata: '' },
-          $setOnInsert: { createdAt: now },
-        },
-        { upsert: true },
-      );
+      await this.versions.insertOne({ ...v, status: 'uploading', owner, createdAt: now, updatedAt: now });
       return { state: 'claimed' };
     } catch (err) {
       if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
     }
     const record = await this.getVersion(v.image, v.version);
     if (record?.status === 'available') return { state: 'available', record };
-    throw new Error(`catalog changed under the publish of ${v.image}@${v.version}; retrying`);
+    if (record?.status === 'uploading' && record.owner?.runId !== owner.runId) return { state: 'owned', owner: record.owner };
+    throw new Error(`catalog changed under the claim of ${v.image}@${v.version}; retrying`);
   }
 
-  /** uploading → available, with the verified digest and metadata. Repeating it is harmless. */
-  async markAvailable(image: string, version: string, sha256: string, metadata: ImageMetadata): Promise<ImageVersionRecord> {
+  /** Takes over an `uploading` claim from a run known to have closed; false if the claim changed meanwhile. */
+  async takeOver(v: NewVersion, owner: RunRef, previous: RunRef | undefined): Promise<boolean> {
+    const result = await this.versions.updateOne(
+      {
+        image: v.image,
+        version: v.version,
+        status: 'uploading',
+        ...(previous ? { 'owner.runId': previous.runId } : { owner: { $exists: false } }),
+      },
+      this.claimUpdate(v, owner),
+    );
+    return result.matchedCount === 1;
+  }
+
+  private claimUpdate(v: NewVersion, owner: RunRef) {
+    // New bytes may be coming: copies of earlier ones are no replicas of this version.
+    return {
+      $set: { ...v, status: 'uploading' as const, owner, replicas: {}, updatedAt: new Date() },
+      $unset: { error: '' as const, sha256: '' as const, metadata: '' as const },
+    };
+  }
+
+  /** uploading → available, with the verified digest and metadata, for the claim's owner only. Repeating it is harmless. */
+  async markAvailable(
+    image: string,
+    version: string,
+    owner: RunRef,
+    sha256: string,
+    metadata: ImageMetadata,
+  ): Promise<ImageVersionRecord | undefined> {
     const now = new Date();
     await this.versions.updateOne(
-      { image, version, status: 'uploading' },
+      { image, version, status: 'uploading', 'owner.runId': owner.runId },
       { $set: { status: 'available', sha256, metadata, publishedAt: now, updatedAt: now } },
     );
     const record = await this.getVersion(image, version);
-    if (record?.status !== 'available' || record.sha256 !== sha256) {
-      throw new Error(`catalog record of ${image}@${version} is ${record?.status ?? 'missing'}, cannot mark it available`);
-    }
-    return record;
+    const ours = record?.status === 'available' && record.sha256 === sha256 && record.owner?.runId === owner.runId;
+    return ours ? record : undefined;
   }
 
-  /** A publish that failed leaves its record `failed`, never touching an available one. */
-  async markFailed(image: string, version: string, error: string): Promise<void> {
-    await this.versions.updateOne(
-      { image, version, status: { $ne: 'available' } },
-      { $set: { status: 'failed', error, updatedAt: new Date() } },
+  /** Ends the owner's `uploading` claim as failed or cancelled; false when the run holds no such claim. */
+  async endClaim(image: string, version: string, owner: RunRef, status: 'failed' | 'cancelled', error: string): Promise<boolean> {
+    const result = await this.versions.updateOne(
+      { image, version, status: 'uploading', 'owner.runId': owner.runId },
+      { $set: { status, error, updatedAt: new Date() } },
     );
+    return result.matchedCount === 1;
   }
 
   /** Versions of an image (or of every image), newest semantic version first. */
-  async listVersions(image?: string, filter: Filter<ImageVersionRecord> = {}): Promise<ImageVersionRecord[]> {
+  async listVersions(image?: string, filter: Filter<StoredVersion> = {}): Promise<ImageVersionRecord[]> {
     const records = (
       await this.versions.find({ ...(image ? { image } : {}), ...filter }, { projection: { _id: 0 } }).toArray()
     ).map(withReplicas);
     return records.sort((a, b) => a.image.localeCompare(b.image) || semver.rcompare(a.version, b.version));
   }
 
-  /** The highest available semantic version of an image. */
-  async latest(image: string): Promise<ImageVersionRecord | undefined> {
-    return (await this.listVersions(image, { status: 'available' }))[0];
+  /** The highest available release version of an image; pre-releases only when asked for. */
+  async latest(image: string, options: { includePrerelease?: boolean } = {}): Promise<ImageVersionRecord | undefined> {
+    const available = await this.listVersions(image, { status: 'available' });
+    return available.find((r) => options.includePrerelease || semver.prerelease(r.version) === null);
   }
 
   /** Available versions whose resources fit within a capacity. */
   fitting(capacity: Requirements, image?: string): Promise<ImageVersionRecord[]> {
-    const filter: Filter<ImageVersionRecord> = { status: 'available', 'metadata.resources': { $exists: true } };
+    const filter: Filter<StoredVersion> = { status: 'available', 'metadata.resources': { $exists: true } };
     if (capacity.cpus !== undefined) filter['metadata.resources.cpus'] = { $lte: capacity.cpus };
     if (capacity.memoryMiB !== undefined) filter['metadata.resources.memoryMiB'] = { $lte: capacity.memoryMiB };
     if (capacity.diskBytes !== undefined) filter['metadata.resources.diskBytes'] = { $lte: capacity.diskBytes };
@@ -196,10 +246,11 @@ export class Catalog {
   }
 
   async setReplica(image: string, version: string, replica: ReplicaRecord): Promise<void> {
-    const record = await this.getVersion(image, version);
-    if (!record) throw new Error(`no catalog record for ${image}@${version}`);
-    const replicas = [...record.replicas.filter((r) => r.location !== replica.location), replica];
-    await this.versions.updateOne({ image, version }, { $set: { replicas, updatedAt: new Date() } });
+    const result = await this.versions.updateOne(
+      { image, version },
+      { $set: { [replicaKey(replica.location)]: replica, updatedAt: new Date() } },
+    );
+    if (result.matchedCount === 0) throw new Error(`no catalog record for ${image}@${version}`);
   }
 
   async addSddc(sddc: Omit<SddcRecord, 'createdAt'>): Promise<SddcRecord> {

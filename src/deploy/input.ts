@@ -35,6 +35,7 @@ export interface SddcProgress {
   bytesDone: number;
   bytesTotal: number;
   status?: DeployStatus;
+  reason?: string;
 }
 
 export type DeployProgress = Record<string, SddcProgress>;

@@ -1,3 +1,4 @@
+import { VmhubError } from '../errors';
 import type { ImageFormat } from './format';
 import { ISO_HEAD_BYTES, parseIso, type IsoMetadata } from './iso';
 import { OvaInspector, type OvaMetadata } from './ova';
@@ -27,7 +28,22 @@ class IsoInspector implements Inspector {
   }
 }
 
+/** Metadata travels in activity results and the catalog record: bounded well below Temporal's payload limit. */
+export const MAX_METADATA_BYTES = 512 * 1024;
+
+function checkMetadataSize(metadata: ImageMetadata): ImageMetadata {
+  const size = Buffer.byteLength(JSON.stringify(metadata));
+  if (size > MAX_METADATA_BYTES) {
+    throw new VmhubError('InvalidImage', `image metadata is ${size} bytes serialized, more than the ${MAX_METADATA_BYTES} accepted`);
+  }
+  return metadata;
+}
+
 /** OVF packages are published as an OVA assembled from the package, so both read as archives. */
 export function createInspector(format: ImageFormat): Inspector {
-  return format === 'iso' ? new IsoInspector() : new OvaInspector();
+  const inspector = format === 'iso' ? new IsoInspector() : new OvaInspector();
+  return {
+    write: (chunk) => inspector.write(chunk),
+    finish: async () => checkMetadataSize(await inspector.finish()),
+  };
 }

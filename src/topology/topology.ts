@@ -6,6 +6,17 @@ export interface Topology {
   dataCenters: DataCenter[];
   storage: StorageLocation[];
   sddcs: SddcSeed[];
+  sources: SourceCredential[];
+}
+
+/**
+ * Signed access to an image server: a URL under `urlPrefix` is fetched with the token held by the
+ * environment variable `sasTokenEnv` as its query string, so the token is never in a workflow input.
+ */
+export interface SourceCredential {
+  id: string;
+  urlPrefix: string;
+  sasTokenEnv: string;
 }
 
 export interface DataCenter {
@@ -84,7 +95,25 @@ export function parseTopology(text: string, env: NodeJS.ProcessEnv = process.env
   if (primaries.length !== 1) fail(`exactly one primary storage location is required, found ${primaries.length}`);
   const sddcs = t.sddcs ?? [];
   for (const s of sddcs) if (!dcIds.has(s.dataCenter)) fail(`SDDC ${s.name} is in unknown data center ${s.dataCenter}`);
-  return { dataCenters, storage: t.storage!, sddcs };
+  const sources = t.sources ?? [];
+  if (!Array.isArray(sources)) fail('sources must be a list');
+  const sourceIds = new Set<string>();
+  for (const s of sources) {
+    if (!s.id || sourceIds.has(s.id)) fail(`source ids must be present and unique (${s.id})`);
+    sourceIds.add(s.id);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(s.sasTokenEnv ?? '')) fail(`source ${s.id} sasTokenEnv must name an environment variable`);
+    let prefix: URL | undefined;
+    try {
+      prefix = new URL(s.urlPrefix);
+    } catch {
+      fail(`source ${s.id} urlPrefix is not a URL`);
+    }
+    const plain = /^https?:$/.test(prefix!.protocol) && !prefix!.username && !prefix!.password && !/[?#]/.test(s.urlPrefix);
+    if (!plain || !prefix!.pathname.endsWith('/')) {
+      fail(`source ${s.id} urlPrefix must be an http(s) URL ending in "/", without credentials, query or fragment`);
+    }
+  }
+  return { dataCenters, storage: t.storage!, sddcs, sources };
 }
 
 export function loadTopology(file: string, env: NodeJS.ProcessEnv = process.env): Topology {

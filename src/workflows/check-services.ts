@@ -1,12 +1,18 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { createHealthActivities, HealthReport } from '../activities/health';
 
 const { checkServices } = proxyActivities<ReturnType<typeof createHealthActivities>>({
   startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 3 },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['InvalidInput'] },
 });
+
+/** The token names a blob and a catalog key: a short plain word, never a path. */
+const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** A round trip through Temporal, every storage location and the catalog. */
 export async function CheckServices(token: string): Promise<HealthReport> {
+  if (typeof token !== 'string' || !TOKEN.test(token)) {
+    throw ApplicationFailure.nonRetryable(`token must be 1 to 64 letters, digits, "-" or "_"`, 'InvalidInput');
+  }
   return checkServices(token);
 }

@@ -1,7 +1,11 @@
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
   defineQuery,
+  isCancellation,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -17,21 +21,24 @@ import {
   type DeployResult,
   type DeployResultRow,
 } from '../deploy/input';
+import { NON_RETRYABLE_ERROR_TYPES } from '../errors';
 import { asFailure } from '../failures';
 import { formatBytes } from '../units';
+import { BOOKKEEPING } from './activity-options';
 import { IMAGE_KEY, SDDC_KEY, VERSION_KEY } from './search-attributes';
 
 export const deployProgressQuery = defineQuery<DeployProgress>('progress');
 
-const control = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
-});
+const control = proxyActivities<Activities>(BOOKKEEPING);
+
+const CANCELLED_REASON = 'cancelled: the download stopped and the agent removed its partial files';
 
 /**
- * DeployToSDDCs (SPEC §4): resolve the version and the SDDCs, then for each SDDC in parallel check its
- * capacity, and have its agent download from the nearest verified copy. One SDDC failing never fails
- * the others; the workflow itself fails only for invalid input.
+ * DeployToSDDCs: resolve the version and the SDDCs, then for each SDDC in parallel check its capacity,
+ * and have its agent download from the nearest verified copy. One SDDC failing never stops the others;
+ * the run completes when every SDDC is deployed, already present or skipped, and otherwise fails with
+ * DeployIncomplete carrying every row, so running it again is the retry. A cancel stops every download
+ * and waits until the agents have removed their partial files.
  */
 export async function DeployToSDDCs(rawInput: DeployInput): Promise<DeployResult> {
   const progress: DeployProgress = {};
@@ -50,7 +57,17 @@ export async function DeployToSDDCs(rawInput: DeployInput): Promise<DeployResult
       progress[t.sddc.name] = { sddc: t.sddc.name, phase: 'pending', source: null, bytesDone: 0, bytesTotal: plan.sizeBytes };
     }
     const results = await Promise.all(plan.targets.map((t) => deployTo(plan, t, progress)));
-    return { image: plan.image, version: plan.version, results };
+    if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('deploy cancelled');
+    const result = { image: plan.image, version: plan.version, results };
+    const failed = results.filter((r) => r.status === 'failed');
+    if (failed.length > 0) {
+      throw ApplicationFailure.nonRetryable(
+        `${failed.length} of ${results.length} SDDCs failed: ${failed.map((r) => `${r.sddc} (${r.reason})`).join('; ')}`,
+        'DeployIncomplete',
+        result,
+      );
+    }
+    return result;
   } catch (err) {
     throw asFailure(err);
   }
@@ -64,45 +81,73 @@ async function deployTo(plan: DeploymentPlan, target: DeploymentTarget, progress
   if (target.shortfall) {
     row = { ...base, status: 'skipped', source: null, reason: `does not fit: ${target.shortfall}` };
   } else {
-    const agent = proxyActivities<AgentActivities>({
-      taskQueue: sddc.taskQueue,
-      // An SDDC whose agent is not polling fails visibly instead of waiting forever.
-      scheduleToStartTimeout: '45 seconds',
-      startToCloseTimeout: '12 hours',
-      heartbeatTimeout: '20 seconds',
-      retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
-    });
-    p.phase = 'downloading';
-    p.source = target.sources[0]?.location ?? null;
     try {
-      const out = await agent.downloadImage.executeWithOptions({ summary: `download to ${sddc.name}` }, [
-        {
-          sddc: sddc.name,
-          image: plan.image,
-          version: plan.version,
-          format: plan.format,
-          sha256: plan.sha256,
-          sizeBytes: plan.sizeBytes,
-          blob: plan.blob,
-          datastore: sddc.datastore,
-          sources: target.sources,
-        },
-      ]);
-      await markFailures(plan, out.sourceFailures);
-      row = { ...base, status: out.status, source: out.source, path: out.path, bytes: out.bytes };
-      p.bytesDone = plan.sizeBytes;
+      row = { ...base, ...(await download(plan, target, p)) };
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : err;
-      if (cause instanceof ApplicationFailure)
-        await markFailures(plan, (cause.details?.[0] as SourceFailure[] | undefined) ?? []);
-      row = { ...base, status: 'failed', source: null, reason: failureReason(cause) };
+      if (cause instanceof ApplicationFailure) {
+        const failures = (cause.details?.[0] as SourceFailure[] | undefined) ?? [];
+        await CancellationScope.nonCancellable(() => markFailures(plan, failures));
+      }
+      const reason = isCancellation(err) ? CANCELLED_REASON : failureReason(cause);
+      row = { ...base, status: 'failed', source: null, reason };
     }
   }
-  await control.recordDeployment({ image: plan.image, version: plan.version, row });
+  await CancellationScope.nonCancellable(() => control.recordDeployment({ image: plan.image, version: plan.version, row }));
   p.phase = 'done';
   p.status = row.status;
   p.source = row.source;
+  p.reason = row.reason;
   return row;
+}
+
+/** Has the SDDC's agent download and verify the image; an SDDC whose agent does not poll fails at once. */
+async function download(
+  plan: DeploymentPlan,
+  target: DeploymentTarget,
+  p: DeployProgress[string],
+): Promise<Omit<DeployResultRow, 'sddc' | 'dataCenter'>> {
+  const { sddc } = target;
+  p.phase = 'checking';
+  if ((await control.agentsPolling({ taskQueue: sddc.taskQueue })) === 0) {
+    return {
+      status: 'failed',
+      source: null,
+      reason: `NoAgent: no agent has polled task queue ${sddc.taskQueue} in the last minute; start it with \`npm run agent -- ${sddc.name}\``,
+    };
+  }
+  const agent = proxyActivities<AgentActivities>({
+    taskQueue: sddc.taskQueue,
+    // The agent was polling a moment ago: a restart of it (even a long one) resumes the download.
+    scheduleToStartTimeout: '30 minutes',
+    startToCloseTimeout: '12 hours',
+    heartbeatTimeout: '20 seconds',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: {
+      initialInterval: '2 seconds',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+    },
+  });
+  p.phase = 'downloading';
+  p.source = target.sources[0]?.location ?? null;
+  const out = await agent.downloadImage.executeWithOptions({ summary: `download to ${sddc.name}` }, [
+    {
+      sddc: sddc.name,
+      image: plan.image,
+      version: plan.version,
+      format: plan.format,
+      sha256: plan.sha256,
+      sizeBytes: plan.sizeBytes,
+      blob: plan.blob,
+      sources: target.sources,
+    },
+  ]);
+  await markFailures(plan, out.sourceFailures);
+  p.bytesDone = plan.sizeBytes;
+  return { status: out.status, source: out.source, path: out.path, bytes: out.bytes };
 }
 
 async function markFailures(plan: DeploymentPlan, failures: SourceFailure[]): Promise<void> {
@@ -110,6 +155,7 @@ async function markFailures(plan: DeploymentPlan, failures: SourceFailure[]): Pr
 }
 
 function failureReason(err: unknown): string {
+  if (err instanceof ApplicationFailure && err.type) return `${err.type}: ${err.message}`;
   if (err instanceof Error) {
     const inner = err.cause instanceof Error && err.message.includes('timed out') ? ` (${err.cause.message})` : '';
     return `${err.message}${inner}`;

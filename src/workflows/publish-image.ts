@@ -1,8 +1,10 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  ChildWorkflowFailure,
   defineQuery,
   executeChild,
+  isCancellation,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -10,34 +12,37 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { CommitInput, Inspection, ProbeResult } from '../activities/publish';
 import { runPool } from '../concurrency';
 import { asFailure } from '../failures';
-import { validatePublishInput, type PublishInput, type PublishProgress, type PublishResult } from '../publish/input';
+import {
+  validatePublishInput,
+  type BlobLocation,
+  type PublishInput,
+  type PublishProgress,
+  type PublishResult,
+} from '../publish/input';
 import { isSemver, validateVersion } from '../names';
-import { planRanges } from '../storage/block-plan';
+import { planRanges, rangesContaining, type BlockPlan, type BlockRange } from '../storage/block-plan';
 import { formatBytes } from '../units';
-import { deployWorkflowId } from '../deploy/input';
+import { deployWorkflowId, type DeployResult } from '../deploy/input';
+import { BOOKKEEPING, TRANSFER } from './activity-options';
 import { DeployToSDDCs } from './deploy-to-sddcs';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
 
 export const publishProgressQuery = defineQuery<PublishProgress>('progress');
 
-const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
-});
+const quick = proxyActivities<Activities>(BOOKKEEPING);
+const transfer = proxyActivities<Activities>(TRANSFER);
 
-/** Long transfers: a heartbeat timeout notices a dead worker quickly, and the retry resumes from the last heartbeat. */
-const transfer = proxyActivities<Activities>({
-  startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
-});
+/** Rounds of staging again blocks that storage no longer holds at commit, before the publish gives up. */
+const RESTAGE_ROUNDS = 2;
 
 /**
- * PublishImage (SPEC §4): validate → probe → claim → stage blocks in parallel while hashing → commit and
- * verify → record metadata → mark available. The block IDs never pass through history: workers derive
- * them from the bytes, and the commit checks them against the hashing pass.
+ * PublishImage: validate → probe → claim → stage blocks in parallel while hashing → commit and verify →
+ * record metadata → mark available → replicate → deploy. The block IDs never pass through history:
+ * workers derive them from the bytes, and the commit checks them against the hashing pass. A failure or
+ * a cancel before the version is available stops every transfer, then removes what the run wrote.
  */
 export async function PublishImage(rawInput: PublishInput): Promise<PublishResult> {
   const progress: PublishProgress = {
@@ -55,7 +60,7 @@ export async function PublishImage(rawInput: PublishInput): Promise<PublishResul
   try {
     return await publish(rawInput, progress);
   } catch (err) {
-    progress.phase = 'failed';
+    progress.phase = isCancellation(err) ? 'cancelled' : 'failed';
     throw asFailure(err);
   }
 }
@@ -87,50 +92,114 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
         'VersionConflict',
       );
     }
-    await distribute(input, claim.existing, progress);
-    return claim.existing;
+    return distribute(input, claim.existing, progress);
   }
   const { location } = claim;
 
   let result: PublishResult;
   try {
     progress.phase = 'staging';
-    const inspecting = transfer.inspectSource.executeWithOptions({ summary: 'SHA-256 and metadata of the whole image' }, [
-      { source: input.source, plan },
-    ]);
-    await runPool(planRanges(plan.blockCount), probe.rangeFanOut, async (range) => {
-      const last = range.first + range.count - 1;
-      const staged = await transfer.stageBlockRange.executeWithOptions({ summary: `stage blocks ${range.first}–${last}` }, [
-        { source: input.source, location, plan, range },
-      ]);
-      progress.blocksStaged += range.count;
-      progress.bytesStaged = Math.min(plan.sizeBytes, progress.bytesStaged + range.count * plan.blockSize);
-      progress.blocksUploaded += staged.uploaded;
-      progress.blocksReused += staged.reused;
-    });
-    progress.bytesStaged = plan.sizeBytes;
-    const { metadata, ...digest } = await inspecting;
-
+    const { metadata, ...digest } = await stageAndInspect(input.source, probe, location, progress);
     progress.phase = 'committing';
-    await quick.commitBlocks.executeWithOptions({ summary: `commit ${plan.blockCount} blocks` }, [
-      { source: input.source, location, plan, format: probe.format, digest, image: input.image, version },
-    ]);
-
+    const commitInput = { source: input.source, location, plan, format: probe.format, digest, image: input.image, version };
+    await commit(commitInput, probe.rangeFanOut, progress);
     progress.phase = 'cataloging';
     result = await quick.markAvailable({ image: input.image, version, sha256: digest.sha256, metadata });
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    await CancellationScope.nonCancellable(() =>
-      quick.abandonPublish({ image: input.image, version, location, error: reason.slice(0, 500) }),
+    const cancelled = isCancellation(err);
+    progress.phase = cancelled ? 'cancelling' : 'failed';
+    const reason = cancelled ? 'cancelled' : err instanceof Error ? err.message : String(err);
+    const abandoned = await CancellationScope.nonCancellable(() =>
+      quick.abandonPublish({
+        image: input.image,
+        version,
+        location,
+        status: cancelled ? 'cancelled' : 'failed',
+        error: reason.slice(0, 500),
+      }),
     );
+    progress.cleanup = abandoned.removed;
     throw err;
   }
-  await distribute(input, result, progress);
-  return result;
+  return distribute(input, result, progress);
+}
+
+/**
+ * Stages every block range while one pass hashes and inspects the whole image, in one cancellation
+ * scope: the first failure cancels the rest and waits until every transfer has stopped, so nothing is
+ * still writing when the caller cleans up, and the run fails with that first failure's type.
+ */
+async function stageAndInspect(
+  source: string,
+  probe: ProbeResult,
+  location: BlobLocation,
+  progress: PublishProgress,
+): Promise<Inspection> {
+  const { plan } = probe;
+  return CancellationScope.cancellable(async () => {
+    const scope = CancellationScope.current();
+    let first: { error: unknown } | undefined;
+    const failFast = <T>(work: Promise<T>): Promise<T> =>
+      work.catch((error: unknown) => {
+        first ??= { error };
+        scope.cancel();
+        throw error;
+      });
+    const inspecting = failFast(
+      transfer.inspectSource.executeWithOptions({ summary: 'SHA-256 and metadata of the whole image' }, [{ source, plan }]),
+    );
+    const staging = stageRanges(source, location, plan, planRanges(plan.blockCount), probe.rangeFanOut, progress, failFast);
+    try {
+      const [inspection] = await Promise.all([inspecting, staging]);
+      return inspection;
+    } catch (err) {
+      await Promise.allSettled([inspecting, staging]);
+      throw first?.error ?? err;
+    }
+  });
+}
+
+async function stageRanges(
+  source: string,
+  location: BlobLocation,
+  plan: BlockPlan,
+  ranges: BlockRange[],
+  fanOut: number,
+  progress: PublishProgress,
+  failFast: <T>(work: Promise<T>) => Promise<T> = (work) => work,
+): Promise<void> {
+  await runPool(ranges, fanOut, async (range) => {
+    const last = range.first + range.count - 1;
+    const staged = await failFast(
+      transfer.stageBlockRange.executeWithOptions({ summary: `stage blocks ${range.first}–${last}` }, [
+        { source, location, plan, range },
+      ]),
+    );
+    progress.blocksStaged = Math.min(plan.blockCount, progress.blocksStaged + range.count);
+    progress.bytesStaged = Math.min(plan.sizeBytes, progress.bytesStaged + range.count * plan.blockSize);
+    progress.blocksUploaded += staged.uploaded;
+    progress.blocksReused += staged.reused;
+  });
+}
+
+/** Commits the block list; blocks storage no longer holds (expired, or discarded by another writer) are staged again first. */
+async function commit(input: CommitInput, fanOut: number, progress: PublishProgress): Promise<void> {
+  for (let round = 0; ; round++) {
+    const out = await quick.commitBlocks.executeWithOptions({ summary: `commit ${input.plan.blockCount} blocks` }, [input]);
+    if (out.committed) return;
+    if (round === RESTAGE_ROUNDS) {
+      throw ApplicationFailure.nonRetryable(
+        `storage lost staged blocks ${out.missing.map((r) => `${r.first}–${r.first + r.count - 1}`).join(', ')} again after ${RESTAGE_ROUNDS} rounds of staging them`,
+        'StorageMismatch',
+      );
+    }
+    const ranges = rangesContaining(planRanges(input.plan.blockCount), out.missing);
+    await stageRanges(input.source, input.location, input.plan, ranges, fanOut, progress);
+  }
 }
 
 /** After the version is available: copy it to every replica location, then deploy it if asked. */
-async function distribute(input: PublishInput, result: PublishResult, progress: PublishProgress): Promise<void> {
+async function distribute(input: PublishInput, result: PublishResult, progress: PublishProgress): Promise<PublishResult> {
   progress.phase = 'replicating';
   const { replicas } = await quick.replicaLocations();
   await Promise.all(
@@ -140,15 +209,27 @@ async function distribute(input: PublishInput, result: PublishResult, progress: 
       ]),
     ),
   );
-  if (input.deployTo && input.deployTo.length > 0) {
-    progress.phase = 'deploying';
-    await executeChild(DeployToSDDCs, {
+  if (!input.deployTo || input.deployTo.length === 0) {
+    progress.phase = 'done';
+    return result;
+  }
+  progress.phase = 'deploying';
+  const workflowId = deployWorkflowId(result.image, result.version, workflowInfo().workflowId);
+  let deployed: DeployResult;
+  try {
+    deployed = await executeChild(DeployToSDDCs, {
       args: [{ image: result.image, version: result.version, sddcs: input.deployTo }],
-      workflowId: deployWorkflowId(result.image, result.version, workflowInfo().workflowId),
+      workflowId,
       staticSummary: `Deploy ${result.image} ${result.version} to ${input.deployTo.join(', ')}`,
     });
+  } catch (err) {
+    // The version is published either way: an incomplete deploy is reported in the result, not as a failed publish.
+    const cause = err instanceof ChildWorkflowFailure ? err.cause : undefined;
+    if (!(cause instanceof ApplicationFailure) || cause.type !== 'DeployIncomplete') throw err;
+    deployed = cause.details?.[0] as DeployResult;
   }
   progress.phase = 'done';
+  return { ...result, deploy: { workflowId, results: deployed.results } };
 }
 
 /** The version asked for, else the one the image declares, if that is a semantic version. */

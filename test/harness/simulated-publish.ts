@@ -28,7 +28,7 @@ export function accountingActivities(plan: BlockPlan): { activities: Partial<Act
       bytes += staged;
       return { uploaded: range.count, reused: 0, bytesUploaded: staged };
     },
-    commitBlocks: async () => ({ etag: '"simulated"' }),
+    commitBlocks: async () => ({ committed: true, etag: '"simulated"' }),
     markAvailable: async (i) => ({
       ...i,
       format: 'iso',
@@ -37,7 +37,7 @@ export function accountingActivities(plan: BlockPlan): { activities: Partial<Act
       blockCount: plan.blockCount,
       location,
     }),
-    abandonPublish: async () => undefined,
+    abandonPublish: async () => ({ owned: true, removed: [] }),
     replicaLocations: async () => ({ replicas: [] }),
   };
   return { activities, bytesAccounted: () => bytes };

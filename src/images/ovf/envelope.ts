@@ -101,11 +101,23 @@ function ovfVersion(root: XmlElement): OvfEnvelope['ovfVersion'] {
   return '1.x';
 }
 
+/** A package references each file once, and at most this many files. */
+export const MAX_FILES = 1000;
+
 function parseFiles(root: XmlElement): OvfFile[] {
-  return children(child(root, 'References', isOvf), 'File', isOvf).map((f) => {
+  const refs = children(child(root, 'References', isOvf), 'File', isOvf);
+  if (refs.length > MAX_FILES) throw new VmhubError('InvalidImage', `descriptor references ${refs.length} files, more than ${MAX_FILES}`);
+  const hrefs = new Set<string>();
+  const ids = new Set<string>();
+  return refs.map((f) => {
     const href = attr(f, 'href', isOvf);
     const id = attr(f, 'id', isOvf);
     if (!href || !id) throw new VmhubError('InvalidImage', 'descriptor has a File without id or href');
+    if (hrefs.has(href) || ids.has(id)) {
+      throw new VmhubError('InvalidImage', `descriptor references ${JSON.stringify(href.slice(0, 200))} (file ${JSON.stringify(id.slice(0, 100))}) twice`);
+    }
+    hrefs.add(href);
+    ids.add(id);
     return {
       id,
       href,

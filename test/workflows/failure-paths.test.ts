@@ -1,0 +1,285 @@
+import { randomUUID } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { WorkflowFailedError, type Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import type { Activities } from '../../src/activities';
+import type { AgentActivities } from '../../src/activities/agent';
+import type { DeploymentPlan } from '../../src/activities/deploy';
+import type { DeployResult, DeployResultRow } from '../../src/deploy/input';
+import type { PublishProgress } from '../../src/publish/input';
+import { testServerBinary } from '../../src/services/tools';
+import { planBlocks } from '../../src/storage/block-plan';
+import { workflowSource } from '../../src/worker';
+
+/**
+ * The failure, concurrency and cancellation paths of PublishImage and DeployToSDDCs, on the SDK's
+ * time-skipping test server with mocked activities: each path must end the run, typed, with cleanup
+ * done only after every transfer has stopped.
+ */
+const MiB = 1024 * 1024;
+const plan = planBlocks(64 * MiB, 4 * MiB); // 16 blocks: one range
+const location = { storage: 'east-primary', container: 'vm-images', blob: 'app/1.0.0/app-1.0.0.ova' };
+const metadata = { kind: 'iso' as const, volumeId: 'APP', volumeSizeBytes: plan.sizeBytes, bootable: false, joliet: false, udf: false };
+
+let env: TestWorkflowEnvironment;
+beforeAll(async () => {
+  env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: testServerBinary() } },
+  });
+  const keyword = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+  await (env.connection as Connection).operatorService.addSearchAttributes({
+    namespace: env.namespace ?? 'default',
+    searchAttributes: { VmImage: keyword, VmImageVersion: keyword, VmSddc: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST },
+  });
+}, 120_000);
+afterAll(() => env?.teardown());
+
+/** Heartbeats until cancelled, as a long transfer does; records that it was running and when it stopped. */
+function transferUntilCancelled(log: string[], name: string): () => Promise<never> {
+  return async () => {
+    log.push(`${name} started`);
+    const ctx = Context.current();
+    try {
+      for (;;) {
+        ctx.heartbeat();
+        await ctx.sleep(50);
+      }
+    } finally {
+      log.push(`${name} stopped`);
+    }
+  };
+}
+
+function publishActivities(log: string[], overrides: Partial<Activities>): Partial<Activities> {
+  return {
+    checkSddcs: async () => undefined,
+    probeSource: async () => ({ format: 'ova', plan, rangeFanOut: 4, origin: 'repository' }),
+    claimVersion: async () => ({ state: 'claimed', location }),
+    inspectSource: async () => ({ sha256: 'a'.repeat(64), blockListDigest: 'b'.repeat(64), metadata }),
+    stageBlockRange: async ({ range }) => ({ uploaded: range.count, reused: 0, bytesUploaded: range.count * plan.blockSize }),
+    commitBlocks: async () => {
+      log.push('commit');
+      return { committed: true, etag: '"1"' };
+    },
+    markAvailable: async (i) => ({
+      ...i,
+      format: 'ova',
+      sizeBytes: plan.sizeBytes,
+      blockSize: plan.blockSize,
+      blockCount: plan.blockCount,
+      location,
+    }),
+    abandonPublish: async (i) => {
+      log.push(`abandon ${i.status}`);
+      return { owned: true, removed: ['12 staged blocks', `catalog record marked ${i.status}`] };
+    },
+    replicaLocations: async () => ({ replicas: [] }),
+    ...overrides,
+  };
+}
+
+async function runWorker<T>(
+  activities: object,
+  fn: (taskQueue: string) => Promise<T>,
+  agent?: { taskQueue: string; activities: Partial<AgentActivities> },
+): Promise<T> {
+  const taskQueue = `wf-${randomUUID()}`;
+  const options = { connection: env.nativeConnection, maxHeartbeatThrottleInterval: '100 milliseconds' as const };
+  const worker = await Worker.create({ ...options, taskQueue, ...workflowSource(), activities });
+  const agentWorker = agent && (await Worker.create({ ...options, taskQueue: agent.taskQueue, activities: agent.activities }));
+  const run = () => worker.runUntil(fn(taskQueue));
+  return agentWorker ? agentWorker.runUntil(run) : run();
+}
+
+/** The failure a run ended with. */
+async function failureOf(run: Promise<unknown>): Promise<unknown> {
+  const err = await run.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  return (err as WorkflowFailedError).cause;
+}
+
+const publishInput = { source: 'app.ova', image: 'app', version: '1.0.0' };
+
+describe('PublishImage failure paths', () => {
+  it('an inspection failure while ranges stage cancels them, waits for them to stop, then cleans up', async () => {
+    const log: string[] = [];
+    const activities = publishActivities(log, {
+      stageBlockRange: transferUntilCancelled(log, 'stage'),
+      inspectSource: async () => {
+        await new Promise((r) => setTimeout(r, 300));
+        throw ApplicationFailure.nonRetryable('disk1.vmdk does not match the manifest', 'ManifestMismatch');
+      },
+    });
+    const cause = await runWorker(activities, (taskQueue) =>
+      failureOf(env.client.workflow.execute('PublishImage', { args: [publishInput], taskQueue, workflowId: randomUUID() })),
+    );
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect((cause as ApplicationFailure).type).toBe('ManifestMismatch');
+    expect(log).toEqual(['stage started', 'stage stopped', 'abandon failed']);
+  });
+
+  it('a cancel during staging stops staging, commits nothing and ends the run Cancelled with its cleanup reported', async () => {
+    const log: string[] = [];
+    const activities = publishActivities(log, {
+      stageBlockRange: transferUntilCancelled(log, 'stage'),
+      inspectSource: transferUntilCancelled(log, 'inspect'),
+    });
+    const { cause, progress } = await runWorker(activities, async (taskQueue) => {
+      const handle = await env.client.workflow.start('PublishImage', { args: [publishInput], taskQueue, workflowId: randomUUID() });
+      while (log.filter((l) => l.endsWith('started')).length < 2) await new Promise((r) => setTimeout(r, 20));
+      await handle.cancel();
+      const failed = await failureOf(handle.result());
+      return { cause: failed, progress: await handle.query<PublishProgress>('progress') };
+    });
+    expect(cause).toBeInstanceOf(CancelledFailure);
+    expect(log).not.toContain('commit');
+    expect(log[log.length - 1]).toBe('abandon cancelled');
+    expect(log.filter((l) => l.endsWith('stopped'))).toHaveLength(2);
+    expect(progress.phase).toBe('cancelled');
+    expect(progress.cleanup).toEqual(['12 staged blocks', 'catalog record marked cancelled']);
+  });
+
+  it('a version another run is uploading fails fast with VersionConflict, touching nothing', async () => {
+    const log: string[] = [];
+    const activities = publishActivities(log, {
+      claimVersion: async () => {
+        throw ApplicationFailure.nonRetryable('app@1.0.0 is being published by workflow publish:app:1.0.0', 'VersionConflict');
+      },
+      stageBlockRange: transferUntilCancelled(log, 'stage'),
+    });
+    const cause = await runWorker(activities, (taskQueue) =>
+      failureOf(env.client.workflow.execute('PublishImage', { args: [publishInput], taskQueue, workflowId: randomUUID() })),
+    );
+    expect((cause as ApplicationFailure).type).toBe('VersionConflict');
+    expect((cause as ApplicationFailure).message).toContain('publish:app:1.0.0');
+    expect(log).toEqual([]);
+  });
+
+  it('blocks missing at commit are staged again, then committed', async () => {
+    const log: string[] = [];
+    let commits = 0;
+    const activities = publishActivities(log, {
+      stageBlockRange: async ({ range }) => {
+        log.push(`stage ${range.first}+${range.count}`);
+        return { uploaded: range.count, reused: 0, bytesUploaded: 0 };
+      },
+      commitBlocks: async () => {
+        commits++;
+        return commits === 1 ? { committed: false, missing: [{ first: 3, count: 2 }] } : { committed: true, etag: '"2"' };
+      },
+    });
+    const result = await runWorker(activities, (taskQueue) =>
+      env.client.workflow.execute('PublishImage', { args: [publishInput], taskQueue, workflowId: randomUUID() }),
+    );
+    expect(result.version).toBe('1.0.0');
+    expect(commits).toBe(2);
+    expect(log).toEqual(['stage 0+16', 'stage 0+16']);
+  });
+
+  it('an error that cannot change is not retried', async () => {
+    let probes = 0;
+    const activities = publishActivities([], {
+      probeSource: async () => {
+        probes++;
+        throw ApplicationFailure.create({ message: 'tar header at 4194816 is not valid', type: 'InvalidImage' });
+      },
+    });
+    const cause = await runWorker(activities, (taskQueue) =>
+      failureOf(env.client.workflow.execute('PublishImage', { args: [publishInput], taskQueue, workflowId: randomUUID() })),
+    );
+    expect((cause as ApplicationFailure).type).toBe('InvalidImage');
+    expect(probes).toBe(1);
+  });
+});
+
+describe('DeployToSDDCs failure paths', () => {
+  const deployPlan = (taskQueue: string, names: string[]): DeploymentPlan => ({
+    image: 'app',
+    version: '1.0.0',
+    format: 'ova',
+    sha256: 'a'.repeat(64),
+    sizeBytes: plan.sizeBytes,
+    blob: location.blob,
+    targets: names.map((name) => ({
+      sddc: { name, dataCenter: 'dc-east', taskQueue },
+      shortfall: name === 'tiny' ? 'needs 4 CPUs, has 2' : undefined,
+      sources: [{ location: 'east-primary', role: 'primary' as const, dataCenter: 'dc-east' }],
+    })),
+  });
+
+  function deployActivities(rows: DeployResultRow[], agentTaskQueue: string, names: string[], polling: number): Partial<Activities> {
+    return {
+      planDeployment: async () => deployPlan(agentTaskQueue, names),
+      agentsPolling: async () => polling,
+      recordDeployment: async ({ row }) => {
+        rows.push(row);
+      },
+      markSourceFailures: async () => undefined,
+    };
+  }
+
+  it('an SDDC whose agent never polls fails at once, without a download, and the run ends DeployIncomplete', async () => {
+    const rows: DeployResultRow[] = [];
+    const agentQueue = `sddc-${randomUUID()}`;
+    let downloads = 0;
+    const cause = await runWorker(
+      deployActivities(rows, agentQueue, ['east-1', 'tiny'], 0),
+      (taskQueue) =>
+        failureOf(
+          env.client.workflow.execute('DeployToSDDCs', {
+            args: [{ image: 'app', version: '1.0.0', sddcs: ['east-1', 'tiny'] }],
+            taskQueue,
+            workflowId: randomUUID(),
+          }),
+        ),
+      {
+        taskQueue: agentQueue,
+        activities: {
+          downloadImage: async () => {
+            downloads++;
+            throw new Error('not reached');
+          },
+        },
+      },
+    );
+    expect((cause as ApplicationFailure).type).toBe('DeployIncomplete');
+    const result = (cause as ApplicationFailure).details?.[0] as DeployResult;
+    const byName = Object.fromEntries(result.results.map((r) => [r.sddc, r]));
+    expect(byName['east-1'].status).toBe('failed');
+    expect(byName['east-1'].reason).toContain('NoAgent');
+    expect(byName.tiny.status).toBe('skipped');
+    expect(downloads).toBe(0);
+    expect(rows).toHaveLength(2);
+  });
+
+  it('a cancel during a download stops it, waits for the agent to clean up, records the SDDC and ends Cancelled', async () => {
+    const rows: DeployResultRow[] = [];
+    const log: string[] = [];
+    const agentQueue = `sddc-${randomUUID()}`;
+    const cause = await runWorker(
+      deployActivities(rows, agentQueue, ['east-1'], 1),
+      async (taskQueue) => {
+        const handle = await env.client.workflow.start('DeployToSDDCs', {
+          args: [{ image: 'app', version: '1.0.0', sddcs: ['east-1'] }],
+          taskQueue,
+          workflowId: randomUUID(),
+        });
+        while (!log.includes('download started')) await new Promise((r) => setTimeout(r, 20));
+        await handle.cancel();
+        return failureOf(handle.result());
+      },
+      { taskQueue: agentQueue, activities: { downloadImage: transferUntilCancelled(log, 'download') } },
+    );
+    expect(cause).toBeInstanceOf(CancelledFailure);
+    expect(log).toEqual(['download started', 'download stopped']);
+    expect(rows).toHaveLength(1);
+    expect(rows[0].status).toBe('failed');
+    expect(rows[0].reason).toMatch(/^cancelled/);
+  });
+});

@@ -1,0 +1,138 @@
+import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { loadConfig } from '../src/config';
+import { temporalBinary } from '../src/services/tools';
+import { loadTopology } from '../src/topology/topology';
+import { CheckServices } from '../src/workflows/check-services';
+import { startWorld } from './helpers';
+
+/**
+ * Runs after every other test file (see jest.sequencer.js): exports the history of every workflow the
+ * suite left on the test server, as an operator would with `temporal workflow show`, and fails on any
+ * storage credential in it. Histories are kept for the namespace's retention and shown to anyone with
+ * read access, so credentials must stay in the workers' environment.
+ */
+const AZURITE_DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+const PATTERNS: Array<{ name: string; pattern: RegExp }> = [
+  { name: 'an AccountKey= setting', pattern: /AccountKey=/i },
+  { name: 'a connection string', pattern: /DefaultEndpointsProtocol=|SharedAccessSignature=/i },
+  { name: 'a SAS signature (sig=)', pattern: /(?<![A-Za-z0-9_])sig=/i },
+];
+
+/** The credential values in this environment: Azurite's key and whatever the topology's variables hold. */
+function credentialValues(env: NodeJS.ProcessEnv = process.env): string[] {
+  const names = loadTopology(loadConfig(env).topologyPath, env).storage.flatMap((s) =>
+    [s.accountKeyEnv, s.connectionStringEnv, s.sasTokenEnv].filter((n): n is string => n !== undefined),
+  );
+  const values = names.map((n) => env[n]).filter((v): v is string => v !== undefined && v.length >= 8);
+  return [AZURITE_DEV_KEY, ...values];
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Where a history (as `temporal workflow show --output json` prints it) holds a credential: each
+ * finding names the JSON path and what was found, never the value. Payloads are base64 in that
+ * output, so every string that decodes as base64 is searched decoded as well.
+ */
+function findCredentials(history: unknown, secrets: string[]): string[] {
+  const findings: string[] = [];
+  const check = (text: string, where: string) => {
+    const plain = text.replace(/\\\//g, '/');
+    for (const secret of secrets) if (plain.includes(secret)) findings.push(`${where}: a storage account key`);
+    for (const { name, pattern } of PATTERNS) if (pattern.test(plain)) findings.push(`${where}: ${name}`);
+  };
+  const walk = (value: unknown, where: string): void => {
+    if (typeof value === 'string') {
+      check(value, where);
+      if (value.length >= 8 && BASE64.test(value)) check(Buffer.from(value, 'base64').toString('utf8'), `${where} (decoded)`);
+    } else if (Array.isArray(value)) {
+      value.forEach((v, i) => walk(v, `${where}[${i}]`));
+    } else if (value !== null && typeof value === 'object') {
+      for (const [k, v] of Object.entries(value)) walk(v, `${where}.${k}`);
+    }
+  };
+  walk(history, '$');
+  return findings;
+}
+
+const run = promisify(execFile);
+
+async function temporalJson(args: string[]): Promise<unknown> {
+  const { temporal } = loadConfig();
+  const { stdout } = await run(
+    temporalBinary(),
+    [...args, '--output', 'json', '--address', temporal.address, '--namespace', temporal.namespace],
+    { maxBuffer: 512 * 1024 * 1024 },
+  );
+  return JSON.parse(stdout);
+}
+
+interface Execution {
+  execution: { workflowId: string; runId: string };
+}
+
+async function listExecutions(): Promise<Execution[]> {
+  return (await temporalJson(['workflow', 'list'])) as Execution[];
+}
+
+/** Runs one small workflow, so a run of this file alone still has a history to check. */
+async function runCheckServices(): Promise<void> {
+  const world = await startWorld();
+  try {
+    const token = randomUUID();
+    await world.client.workflow.execute(CheckServices, {
+      args: [token],
+      taskQueue: world.config.taskQueue,
+      workflowId: `history-secrets-${token}`,
+    });
+  } finally {
+    await world.close();
+  }
+}
+
+async function inBatches<T>(items: T[], size: number, each: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(each));
+}
+
+describe('workflow histories', () => {
+  it('finds a credential wherever it hides in an exported history', () => {
+    const encoded = Buffer.from(JSON.stringify({ conn: `BlobEndpoint=x;AccountKey=${AZURITE_DEV_KEY}` })).toString('base64');
+    const history = { events: [{ input: { payloads: [{ metadata: { encoding: 'anNvbi9wbGFpbg==' }, data: encoded }] } }] };
+    expect(findCredentials(history, [AZURITE_DEV_KEY])).toEqual([
+      '$.events[0].input.payloads[0].data (decoded): a storage account key',
+      '$.events[0].input.payloads[0].data (decoded): an AccountKey= setting',
+    ]);
+    expect(findCredentials({ url: 'https://a.blob.core.windows.net/c/b?sv=2024&sig=abc' }, [])).toEqual([
+      '$.url: a SAS signature (sig=)',
+    ]);
+    expect(findCredentials({ design: 'signature', sigma: 'sig', token: 'abc' }, [AZURITE_DEV_KEY])).toEqual([]);
+  });
+
+  it('hold no storage credential, in any workflow the tests ran', async () => {
+    let executions = await listExecutions();
+    if (executions.length === 0) {
+      await runCheckServices();
+      // The visibility store lags the history a little.
+      for (let i = 0; i < 50 && executions.length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        executions = await listExecutions();
+      }
+    }
+    expect(executions.length).toBeGreaterThan(0);
+
+    const secrets = credentialValues();
+    const findings: string[] = [];
+    let checked = 0;
+    await inBatches(executions, 8, async ({ execution: { workflowId, runId } }) => {
+      const history = await temporalJson(['workflow', 'show', '--workflow-id', workflowId, '--run-id', runId]);
+      expect((history as { events?: unknown[] }).events?.length).toBeGreaterThan(0);
+      findings.push(...findCredentials(history, secrets).map((f) => `${workflowId} (${runId}) ${f}`));
+      checked++;
+    });
+    expect(checked).toBe(executions.length);
+    expect(findings).toEqual([]);
+  });
+});
