@@ -176,6 +176,7 @@ export function buildProgram(): Command {
     .requiredOption('--image <name>', 'image name')
     .option('--version <version>', 'semantic version; default: the version the image declares')
     .addOption(new Option('--format <format>', 'image format').choices(['ova', 'ovf', 'iso']))
+    .option('--sha256 <hex>', "the image's expected SHA-256 (e.g. its vendor's checksum): other bytes fail and commit nothing")
     .option('--deploy <sddcs>', 'comma-separated SDDCs to deploy to once published')
     .option('--no-wait', 'start the workflow and print its ID')
     .addOption(json())
@@ -186,6 +187,7 @@ export function buildProgram(): Command {
           image: string;
           version?: string;
           format?: PublishInput['format'];
+          sha256?: string;
           deploy?: string;
           wait: boolean;
           json?: boolean;
@@ -197,6 +199,7 @@ export function buildProgram(): Command {
           image: opts.image,
           version: opts.version,
           format: opts.format,
+          sha256: opts.sha256,
           deployTo: opts.deploy?.split(',').filter(Boolean),
         };
         await withClient(async (client, config) => {

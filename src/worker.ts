@@ -82,7 +82,7 @@ export async function createAgentWorker(connection: NativeConnection, config: Co
     connection,
     namespace: config.temporal.namespace,
     taskQueue: agentTaskQueue(sddc),
-    activities: createAgentActivities({ storage, config }),
+    activities: createAgentActivities({ storage, config, sddc }),
     maxConcurrentActivityTaskExecutions: 4,
     shutdownGraceTime: SHUTDOWN_GRACE,
   });

@@ -24,7 +24,7 @@ function writeIso(name: string, sizeBytes: number, seed: number): string {
 describe('PublishImage', () => {
   let world: TestWorld;
   beforeAll(async () => {
-    world = await startWorld({ blockSizeBytes: 4 * MiB, transferConcurrency: 4, rangeFanOut: 2 });
+    world = await startWorld({ blockSizeBytes: 4 * MiB, transferConcurrency: 4, rangeFanOut: 2, sourceHosts: ['127.0.0.1'] });
   });
   afterAll(() => world.close());
 
@@ -81,7 +81,12 @@ describe('PublishImage', () => {
     const file = writeIso('over-http.iso', 9 * MiB + 1, 11);
     const server = await startFileServer(repositoryRoot());
     try {
-      const result = await publish({ source: server.url('over-http.iso'), image: 'over-http', version: '2.0.0-rc.1+b7' });
+      const result = await publish({
+        source: server.url('over-http.iso'),
+        image: 'over-http',
+        version: '2.0.0-rc.1+b7',
+        sha256: sha256(file),
+      });
       expect(result.sha256).toBe(sha256(file));
       expect(result.blockCount).toBe(3);
       expect((await download(result)).equals(fs.readFileSync(file))).toBe(true);
@@ -130,6 +135,7 @@ describe('PublishImage', () => {
       ['a format that disagrees with the bytes', { format: 'ova' }, 'InvalidImage'],
       ['bytes of no supported format', { source: 'random.bin' }, 'InvalidImage'],
       ['an empty file', { source: 'empty.iso' }, 'InvalidImage'],
+      ['a pinned sha256 that is not hexadecimal', { sha256: 'abc' }, 'InvalidInput'],
     ];
 
     it.each(cases)('%s', async (_name, change, type) => {
@@ -144,6 +150,20 @@ describe('PublishImage', () => {
       for await (const b of world.deps.storage.container('east-primary').listBlobsFlat({ prefix: `${image}/` }))
         blobs.push(b.name);
       expect(blobs).toEqual([]);
+    });
+
+    it('an image that does not hash to its pinned sha256 commits nothing and leaves no staged block', async () => {
+      const err = await failure({ source: 'good.iso', image: 'pinned', version: '1.0.0', sha256: 'ab'.repeat(32) });
+      expect(err.type).toBe('ManifestMismatch');
+      expect(err.message).toContain('ab'.repeat(32));
+      expect(await world.deps.catalog.getVersion('pinned', '1.0.0')).toMatchObject({ status: 'failed' });
+      const blob = world.deps.storage.container('east-primary').getBlockBlobClient('pinned/1.0.0/pinned-1.0.0.iso');
+      expect(await blob.exists()).toBe(false);
+      const staged = await blob.getBlockList('uncommitted').then(
+        (l) => l.uncommittedBlocks?.length ?? 0,
+        () => 0,
+      );
+      expect(staged).toBe(0);
     });
 
     it('an http server without Range support', async () => {

@@ -1,15 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  activityInfo,
-  ApplicationFailure,
-  CancelledFailure,
-  cancellationDetails,
-  cancellationSignal,
-  heartbeat,
-  log,
-} from '@temporalio/activity';
+import { activityInfo, ApplicationFailure, cancellationDetails, cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import { RestError } from '@azure/storage-blob';
 import { runPool } from '../concurrency';
 import type { Config } from '../config';
@@ -72,14 +64,9 @@ interface PartialState {
 }
 
 const CHUNK = 8 * 1024 * 1024;
-/** The progress on disk is made durable at least this often, and at least once a second. */
+/** Progress on disk is made durable after this many bytes, and after a second at the latest. */
 const CHECKPOINT_BYTES = 64 * 1024 * 1024;
 const { O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } = fs.constants;
-
-/** The agent's datastore root: VMHUB_DATASTORE, else `<data dir>/sddc/<sddc>`. */
-export function datastoreRoot(config: Config, sddc: string): string {
-  return config.datastore ?? path.join(config.dataDir, 'sddc', sddc);
-}
 
 /** Checks a download request again on the agent: it decides paths, so it trusts no name it did not check. */
 export function checkDownloadInput(input: DownloadInput, sddc: string): void {
@@ -305,7 +292,8 @@ class SourceProblem extends Error {
 }
 
 export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
-  const root = datastoreRoot(config, sddc);
+  // The agent's own configuration says where it writes; nothing in a task does.
+  const root = config.datastore ?? path.join(config.dataDir, 'sddc', sddc);
   return {
     /**
      * Downloads an image into `<datastore>/<image>/<version>/` from the first good source: parallel ranged
@@ -341,7 +329,8 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
             await discardPartial(paths);
             log.info('download cancelled; partial file removed', { path: paths.partial });
           }
-          throw signal.reason instanceof CancelledFailure ? signal.reason : new CancelledFailure('download cancelled');
+          // The SDK aborts the signal with the CancelledFailure it expects back.
+          throw signal.reason;
         } finally {
           await releaseLock(paths.lock, holder);
         }
@@ -439,13 +428,16 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
       const done = new Set<number>();
       const pending: number[] = [];
       for (let i = state.doneBelow; i < chunks; i++) pending.push(i);
-      // Record progress only once the bytes below it are on disk.
+      // Record progress only once the bytes below it are on disk; one checkpoint at a time, in order.
       let lastCheckpoint = { at: Date.now(), doneBelow: state.doneBelow };
-      const checkpoint = async () => {
+      let checkpoints = Promise.resolve();
+      const checkpoint = () => {
         const doneBelow = state.doneBelow;
         lastCheckpoint = { at: Date.now(), doneBelow };
-        await handle.datasync();
-        await writeNoFollow(paths.state, JSON.stringify({ ...state, doneBelow }), O_TRUNC, false);
+        return (checkpoints = checkpoints.then(async () => {
+          await handle.datasync();
+          await writeNoFollow(paths.state, JSON.stringify({ ...state, doneBelow }), O_TRUNC, false);
+        }));
       };
       const checkpointDue = () =>
         Date.now() - lastCheckpoint.at > 1_000 || (state.doneBelow - lastCheckpoint.doneBelow) * CHUNK >= CHECKPOINT_BYTES;

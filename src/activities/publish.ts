@@ -36,6 +36,8 @@ export interface ProbeResult {
   origin: string;
   /** The version the image declares for itself (OVF ProductSection), as written. */
   productVersion?: string;
+  /** What identifies the source's content now (ETag, modification time); later reads pin it. */
+  sourceVersion?: string;
 }
 
 export interface ClaimInput {
@@ -59,6 +61,7 @@ export interface AbandonOutput {
 
 export interface StageInput {
   source: string;
+  pin?: string;
   location: BlobLocation;
   plan: BlockPlan;
   range: BlockRange;
@@ -89,6 +92,7 @@ export interface Inspection extends SourceDigest {
 
 export interface CommitInput {
   source: string;
+  pin?: string;
   location: BlobLocation;
   plan: BlockPlan;
   format: ImageFormat;
@@ -154,12 +158,18 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
     if (record?.status !== 'uploading' || record.owner?.runId !== thisRun().runId) throw lostClaim(image, version);
   };
 
+  const policy = { hosts: config.sourceHosts, credentials: storage.topology.sources };
+  /** Opens the source; with `pin` (the version the probe saw), other content is SourceChanged. */
   const withSource = async <T>(
     source: string,
     fn: (s: ImageSource, format: ImageFormat) => Promise<T>,
-    declared?: ImageFormat,
+    options: { declared?: ImageFormat; pin?: string } = {},
   ): Promise<T> => {
-    const { image, format } = await openImageSource(source, config.repositoryRoots, { declared, signal: cancellationSignal() });
+    const { image, format } = await openImageSource(source, config.repositoryRoots, {
+      ...options,
+      policy,
+      signal: cancellationSignal(),
+    });
     try {
       return await fn(image, format);
     } finally {
@@ -188,9 +198,10 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
               rangeFanOut: config.rangeFanOut,
               origin,
               productVersion,
+              sourceVersion: s.version,
             };
           },
-          input.format,
+          { declared: input.format },
         ),
       );
     },
@@ -240,9 +251,11 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
      * implies (the commit compares it with the staged blocks, so the committed blob is these very bytes),
      * and the image's metadata, with every OVA member checked against the manifest on the way.
      */
-    async inspectSource(input: { source: string; plan: BlockPlan }): Promise<Inspection> {
+    async inspectSource(input: { source: string; plan: BlockPlan; pin?: string }): Promise<Inspection> {
       return withFailures(() =>
-        withSource(input.source, async (s, format) => {
+        withSource(
+          input.source,
+          async (s, format) => {
           if (s.sizeBytes !== input.plan.sizeBytes) {
             throw new VmhubError('SourceChanged', `source is now ${s.sizeBytes} bytes, was ${input.plan.sizeBytes}`);
           }
@@ -269,7 +282,9 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
           }
           const metadata = await inspector.finish();
           return { sha256: whole.digest('hex'), blockListDigest: blockListDigest(ids), metadata };
-        }),
+          },
+          { pin: input.pin },
+        ),
       );
     },
 
@@ -279,7 +294,9 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
      */
     async stageBlockRange(input: StageInput): Promise<StageOutput> {
       return withFailures(() =>
-        withSource(input.source, async (s) => {
+        withSource(
+          input.source,
+          async (s) => {
           const blob = container(input.location).getBlockBlobClient(input.location.blob);
           const signal = cancellationSignal();
           const resumed = activityInfo().heartbeatDetails as StageCheckpoint | undefined;
@@ -319,7 +336,9 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
             clearInterval(keepAlive);
           }
           return { uploaded: progress.uploaded, reused: progress.reused, bytesUploaded: progress.bytesUploaded };
-        }),
+          },
+          { pin: input.pin },
+        ),
       );
     },
 
@@ -363,12 +382,16 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
         }
         if (ambiguous.length > 0) {
           // Blocks left by an earlier attempt with other bytes: the source says which one is right.
-          await withSource(input.source, async (s) => {
-            for (const i of ambiguous) {
-              const { start, end } = blockBounds(input.plan, i);
-              ids[i] = blockId(i, await blockDigest(await s.read(start, end, signal)));
-            }
-          });
+          await withSource(
+            input.source,
+            async (s) => {
+              for (const i of ambiguous) {
+                const { start, end } = blockBounds(input.plan, i);
+                ids[i] = blockId(i, await blockDigest(await s.read(start, end, signal)));
+              }
+            },
+            { pin: input.pin },
+          );
         }
         if (blockListDigest(ids) !== input.digest.blockListDigest) {
           throw new VmhubError('SourceChanged', 'the source changed while it was being published; start the publish again');

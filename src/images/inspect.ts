@@ -34,7 +34,10 @@ export const MAX_METADATA_BYTES = 512 * 1024;
 function checkMetadataSize(metadata: ImageMetadata): ImageMetadata {
   const size = Buffer.byteLength(JSON.stringify(metadata));
   if (size > MAX_METADATA_BYTES) {
-    throw new VmhubError('InvalidImage', `image metadata is ${size} bytes serialized, more than the ${MAX_METADATA_BYTES} accepted`);
+    throw new VmhubError(
+      'InvalidImage',
+      `image metadata is ${size} bytes serialized, more than the ${MAX_METADATA_BYTES} accepted`,
+    );
   }
   return metadata;
 }

@@ -4,7 +4,7 @@ import { parseManifest, type DigestAlgorithm, type ManifestEntry } from './manif
 import { parseOvf, type OvfEnvelope } from './ovf/envelope';
 import { describeOvf, type OvfMetadata } from './ovf/metadata';
 import { TarReader, type TarEntry, type TarSink } from './tar-reader';
-import { MAX_DESCRIPTOR_BYTES } from './xml';
+import { MAX_DESCRIPTOR_BYTES, quoted } from './xml';
 
 /**
  * Walks an OVA (a tar archive: ustar, GNU and PAX headers) as its bytes stream past once: refuses unsafe
@@ -49,7 +49,10 @@ const UNSAFE_NAMES: Array<[(name: string) => boolean, string]> = [
   [(n) => n.startsWith('/'), 'it is absolute'],
   [(n) => n.split('/').some((part) => part === '' || part === '.' || part === '..'), 'it has an empty, . or .. segment'],
   [(n) => !decodable(n), 'its percent-encoding is malformed'],
-  [(n) => /%(2e|2f|5c|25|[01][0-9a-f]|7f)/i.test(n), 'its percent-encoding hides a dot, slash, backslash, % or control character'],
+  [
+    (n) => /%(2e|2f|5c|25|[01][0-9a-f]|7f)/i.test(n),
+    'its percent-encoding hides a dot, slash, backslash, % or control character',
+  ],
 ];
 
 function decodable(name: string): boolean {
@@ -65,11 +68,6 @@ function decodable(name: string): boolean {
 export function checkEntryName(name: string, what = 'archive entry'): void {
   const problem = UNSAFE_NAMES.find(([unsafe]) => unsafe(name))?.[1];
   if (problem) throw new VmhubError('InvalidImage', `${what} ${quoted(name)} has an unsafe path: ${problem}`);
-}
-
-/** A name from the image as it may be shown in one line. */
-export function quoted(name: string): string {
-  return JSON.stringify(name.slice(0, 200));
 }
 
 /** `<stem><ext>` with the extension in any case: `a.ovf` has the manifest `a.mf` or `a.MF`. */
@@ -103,8 +101,9 @@ export class OvaInspector {
 
   private onEntry(header: TarEntry): TarSink {
     const { name, size } = header;
-    if (header.type !== 'file') throw new VmhubError('InvalidImage', `archive entry ${quoted(name)} is a ${header.type}, not a regular file`);
-    checkEntryName(name);
+    checkEntryName(header.type === 'directory' ? name.replace(/\/$/, '') : name);
+    if (header.type !== 'file')
+      throw new VmhubError('InvalidImage', `archive entry ${quoted(name)} is a ${header.type}, not a regular file`);
     if (this.names.has(name)) throw new VmhubError('InvalidImage', `archive holds ${quoted(name)} twice`);
     this.names.add(name);
     const lower = name.toLowerCase();
@@ -120,7 +119,8 @@ export class OvaInspector {
     }
     if (lower.endsWith('.mf') && !this.manifest && (!this.descriptor || sibling(name, this.descriptor.name, '.mf'))) {
       const budget = MAX_MANIFEST_BYTES - this.earlyManifestBytes;
-      if (size > budget) throw new VmhubError('InvalidImage', `manifest ${quoted(name)} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+      if (size > budget)
+        throw new VmhubError('InvalidImage', `manifest ${quoted(name)} is larger than ${MAX_MANIFEST_BYTES} bytes`);
       return collector(size, (bytes) => {
         this.entries.push({ name, size, digests: digestsOf(bytes, this.algorithmsFor(name)) });
         if (this.descriptor) return this.adoptManifest(name, bytes);
@@ -176,7 +176,10 @@ export class OvaInspector {
       if (!entry) throw new VmhubError('ManifestMismatch', `manifest lists ${quoted(m.file)}, which the archive lacks`);
       const actual = entry.digests.get(m.algorithm);
       if (actual !== m.digest) {
-        throw new VmhubError('ManifestMismatch', `${quoted(m.file)}: ${m.algorithm.toUpperCase()} is ${actual}, the manifest says ${m.digest}`);
+        throw new VmhubError(
+          'ManifestMismatch',
+          `${quoted(m.file)}: ${m.algorithm.toUpperCase()} is ${actual}, the manifest says ${m.digest}`,
+        );
       }
     }
     const referenced = new Set(envelope.files.map((f) => f.href));

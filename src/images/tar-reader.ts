@@ -1,5 +1,6 @@
 import { VmhubError } from '../errors';
 import { BLOCK, padded } from './tar-header';
+import { quoted } from './xml';
 
 /**
  * A streaming reader of tar archives (ustar, GNU and PAX headers, base-256 sizes) for untrusted
@@ -52,7 +53,10 @@ function numeric(block: Buffer, from: number, length: number, offset: number): n
     if (!Number.isSafeInteger(n)) throw corrupt(offset, 'a number too large in a header');
     return n;
   }
-  const text = block.toString('latin1', from, from + length).replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  const text = block
+    .toString('latin1', from, from + length)
+    .replace(/[\0 ]+$/, '')
+    .replace(/^ +/, '');
   if (!/^[0-7]*$/.test(text)) throw corrupt(offset, 'a header field that is not octal');
   return text === '' ? 0 : parseInt(text, 8);
 }
@@ -79,7 +83,11 @@ function parseHeader(block: Buffer, offset: number): Header | 'zero' {
   const name = cString(block, 0, 100);
   // GNU headers keep times where ustar keeps the name's prefix.
   const prefix = magic === 'ustar\0' ? cString(block, 345, 500) : '';
-  return { name: prefix ? `${prefix}/${name}` : name, size: numeric(block, 124, 12, offset), flag: String.fromCharCode(block[156]) };
+  return {
+    name: prefix ? `${prefix}/${name}` : name,
+    size: numeric(block, 124, 12, offset),
+    flag: String.fromCharCode(block[156]),
+  };
 }
 
 /** PAX records, `LENGTH key=value\n`, as a map; anything else is corrupt. */
@@ -90,7 +98,12 @@ function parsePax(data: Buffer, offset: number): Map<string, string> {
     if (data[at] === 0) break;
     const space = data.indexOf(0x20, at);
     const length = space === -1 ? NaN : Number(data.toString('latin1', at, space));
-    if (!Number.isSafeInteger(length) || length <= space - at + 1 || at + length > data.length || data[at + length - 1] !== 0x0a) {
+    if (
+      !Number.isSafeInteger(length) ||
+      length <= space - at + 1 ||
+      at + length > data.length ||
+      data[at + length - 1] !== 0x0a
+    ) {
       throw corrupt(offset, 'a malformed PAX header');
     }
     const record = data.toString('utf8', space + 1, at + length - 1);
@@ -139,7 +152,10 @@ export class TarReader {
     if (this.failure) throw this.failure;
     const s = this.state;
     if (s.kind === 'end' || (s.kind === 'header' && this.filled === 0)) return;
-    this.failure = new VmhubError('InvalidImage', s.kind === 'data' ? `archive is truncated inside ${s.name}` : 'archive is truncated');
+    this.failure = new VmhubError(
+      'InvalidImage',
+      s.kind === 'data' ? `archive is truncated inside ${quoted(s.name)}` : 'archive is truncated',
+    );
     throw this.failure;
   }
 

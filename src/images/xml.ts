@@ -79,6 +79,11 @@ export async function parseXml(text: string, what = 'descriptor'): Promise<XmlEl
 
 export type NsTest = (ns: string) => boolean;
 
+/** A name or text from an image as it may be shown in a one-line message. */
+export function quoted(text: string): string {
+  return JSON.stringify(text.slice(0, 200));
+}
+
 /** The element's local name, or for OVF 0.9's `<Section xsi:type="ovf:DiskSection_Type">` the typed name (`DiskSection`). */
 export function kind(el: XmlElement): string {
   if (el.local === 'Section' || el.local === 'Content') {

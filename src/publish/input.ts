@@ -10,6 +10,8 @@ export interface PublishInput {
   image: string;
   version?: string;
   format?: ImageFormat;
+  /** The image's expected SHA-256, such as its vendor publishes: other bytes fail and commit nothing. */
+  sha256?: string;
   deployTo?: string[];
 }
 
@@ -71,6 +73,9 @@ export function validatePublishInput(input: unknown): PublishInput {
   if (i.version !== undefined) validateVersion(i.version);
   if (i.format !== undefined && !IMAGE_FORMATS.includes(i.format as ImageFormat)) {
     throw new VmhubError('InvalidInput', `format ${JSON.stringify(i.format)} must be one of ${IMAGE_FORMATS.join(', ')}`);
+  }
+  if (i.sha256 !== undefined && (typeof i.sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(i.sha256))) {
+    throw new VmhubError('InvalidInput', 'sha256 must be 64 hexadecimal digits');
   }
   if (i.deployTo !== undefined) {
     if (!Array.isArray(i.deployTo)) throw new VmhubError('InvalidInput', 'deployTo must be a list of SDDC names');

@@ -36,7 +36,8 @@ export class FileSource implements ImageSource {
       if (inodeOf(stat) !== ref.inode) {
         throw new VmhubError('InvalidSource', `${ref.path} was replaced by another file after it was checked`);
       }
-      return new FileSource(ref, handle, Number(stat.size), `file:${inodeOf(stat)}:${stat.size}:${stat.mtimeNs}`);
+      // The device number is left out of the version: hosts mounting the same share see different ones.
+      return new FileSource(ref, handle, Number(stat.size), `file:${stat.ino}:${stat.size}:${stat.mtimeNs}`);
     } catch (err) {
       await handle.close();
       throw err;

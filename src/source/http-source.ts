@@ -21,7 +21,8 @@ function validatorOf(res: http.IncomingMessage): Validator | undefined {
   const etag = res.headers.etag;
   if (etag && /^"[^"]*"$/.test(etag)) return { response: 'etag', request: 'If-Match', value: etag };
   const modified = res.headers['last-modified'];
-  if (modified && !Number.isNaN(Date.parse(modified))) return { response: 'last-modified', request: 'If-Unmodified-Since', value: modified };
+  if (modified && !Number.isNaN(Date.parse(modified)))
+    return { response: 'last-modified', request: 'If-Unmodified-Since', value: modified };
   return undefined;
 }
 
@@ -33,7 +34,10 @@ function shown(value: string): string {
 function checkEncoding(res: http.IncomingMessage, where: string): void {
   const encoding = res.headers['content-encoding'];
   if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
-    throw new VmhubError('InvalidSource', `${where} answered with Content-Encoding ${shown(encoding)}; only identity is accepted`);
+    throw new VmhubError(
+      'InvalidSource',
+      `${where} answered with Content-Encoding ${shown(encoding)}; only identity is accepted`,
+    );
   }
   const transfer = res.headers['transfer-encoding'];
   if (transfer !== undefined && transfer.trim().toLowerCase() !== 'chunked') {
@@ -95,7 +99,12 @@ async function get(
   }
 }
 
-function send(url: URL, policy: SourcePolicy, headers: Record<string, string>, signal?: AbortSignal): Promise<http.IncomingMessage> {
+function send(
+  url: URL,
+  policy: SourcePolicy,
+  headers: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<http.IncomingMessage> {
   const lookup = checkTarget(url, policy);
   const { path, secret } = requestTarget(url, policy);
   const client = url.protocol === 'https:' ? https : http;
@@ -183,20 +192,27 @@ export class HttpSource implements ImageSource {
   private checkAnswer(res: http.IncomingMessage, start: number, end: number): void {
     const status = res.statusCode ?? 0;
     if (status === 412) throw new VmhubError('SourceChanged', `${this.where} changed since it was first read`);
-    if ([404, 410, 416].includes(status)) throw new VmhubError('SourceChanged', `${this.where} answered ${status}: it changed or went away`);
+    if ([404, 410, 416].includes(status))
+      throw new VmhubError('SourceChanged', `${this.where} answered ${status}: it changed or went away`);
     if (status >= 500 || status === 429) throw new Error(`${this.where} answered ${status}`);
     if (status !== 206) throw new VmhubError('InvalidSource', `${this.where} answered ${status} to a range request`);
     checkEncoding(res, this.where);
     const seen = this.validator && res.headers[this.validator.response];
     if (seen !== undefined && seen !== this.validator!.value) {
-      throw new VmhubError('SourceChanged', `${this.where} changed since it was first read (${this.validator!.response} ${shown(seen)})`);
+      throw new VmhubError(
+        'SourceChanged',
+        `${this.where} changed since it was first read (${this.validator!.response} ${shown(seen)})`,
+      );
     }
     const range = contentRange(res, this.where);
     if (range.total !== this.sizeBytes) {
       throw new VmhubError('SourceChanged', `${this.where} is now ${range.total} bytes, was ${this.sizeBytes}`);
     }
     if (range.start !== start || range.end !== end - 1) {
-      throw new VmhubError('InvalidSource', `${this.where} answered bytes ${range.start}-${range.end} when asked for ${start}-${end - 1}`);
+      throw new VmhubError(
+        'InvalidSource',
+        `${this.where} answered bytes ${range.start}-${range.end} when asked for ${start}-${end - 1}`,
+      );
     }
   }
 

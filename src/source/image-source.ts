@@ -1,6 +1,9 @@
 import { decideFormat, SNIFF_BYTES, type ImageFormat } from '../images/format';
+import { VmhubError } from '../errors';
+import { openSource } from './open';
 import { OvfPackageSource } from './ovf-package';
-import { openSource, resolveSource, type ImageSource } from './source';
+import type { SourcePolicy } from './policy';
+import { resolveSource, type ImageSource } from './source';
 
 /**
  * The bytes to publish for a `source`: the file or URL itself for an OVA or ISO, or for an OVF
@@ -11,19 +14,29 @@ export interface OpenedImage {
   format: ImageFormat;
 }
 
-export async function openImageSource(
-  source: string,
-  roots: string[],
-  options: { declared?: ImageFormat; signal?: AbortSignal } = {},
-): Promise<OpenedImage> {
-  const raw = await openSource(resolveSource(source, roots), options.signal);
+export interface OpenImageOptions {
+  declared?: ImageFormat;
+  signal?: AbortSignal;
+  /** Which http(s) servers the source may be read from: the strict policy by default. */
+  policy?: SourcePolicy;
+  /** The `version` an earlier open saw: other content is `SourceChanged`. */
+  pin?: string;
+}
+
+export async function openImageSource(source: string, roots: string[], options: OpenImageOptions = {}): Promise<OpenedImage> {
+  const { signal, policy } = options;
+  const raw = await openSource(resolveSource(source, roots), { signal, policy });
+  let image: ImageSource = raw;
   try {
-    const head = raw.sizeBytes === 0 ? Buffer.alloc(0) : await raw.read(0, Math.min(SNIFF_BYTES, raw.sizeBytes), options.signal);
+    const head = raw.sizeBytes === 0 ? Buffer.alloc(0) : await raw.read(0, Math.min(SNIFF_BYTES, raw.sizeBytes), signal);
     const format = decideFormat(head, options.declared, source);
-    if (format !== 'ovf') return { image: raw, format };
-    return { image: await OvfPackageSource.open(raw, roots, options.signal), format };
+    if (format === 'ovf') image = await OvfPackageSource.open(raw, roots, { signal, policy });
+    if (options.pin !== undefined && image.version !== options.pin) {
+      throw new VmhubError('SourceChanged', `${source} changed since it was first read`);
+    }
+    return { image, format };
   } catch (err) {
-    await raw.close();
+    await image.close();
     throw err;
   }
 }

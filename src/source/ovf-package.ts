@@ -1,16 +1,19 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { VmhubError } from '../errors';
 import { checkEntryName } from '../images/ova';
 import { parseOvf } from '../images/ovf/envelope';
-import { MAX_DESCRIPTOR_BYTES } from '../images/xml';
+import { MAX_DESCRIPTOR_BYTES, quoted } from '../images/xml';
 import { END_OF_ARCHIVE, entryHeader, padded } from '../images/tar-header';
-import { openSource, resolveSource, type ImageSource, type SourceRef } from './source';
+import { openSource } from './open';
+import { MissingSource, resolveSource, type ImageSource, type OpenOptions, type SourceRef } from './source';
 
 /**
  * An OVF package (a descriptor beside the files it references, and its manifest and certificate when
  * present) read as the OVA that holds them: descriptor first, then manifest, certificate and files in
  * the descriptor's order. The archive is never written anywhere; its bytes are computed on demand, so
- * it can be staged in parallel ranges like any other image.
+ * it can be staged in parallel ranges like any other image. The descriptor's bytes are the ones read
+ * and parsed at open, kept in memory (at most MAX_DESCRIPTOR_BYTES).
  */
 type Part = { length: number } & ({ bytes: Buffer } | { source: ImageSource });
 type Segment = Part & { offset: number };
@@ -19,19 +22,25 @@ export class OvfPackageSource implements ImageSource {
   private constructor(
     readonly ref: SourceRef,
     private readonly segments: Segment[],
+    private readonly sources: ImageSource[],
     readonly sizeBytes: number,
-    readonly entries: string[],
+    readonly version: string,
   ) {}
 
-  static async open(descriptor: ImageSource, roots: string[], signal?: AbortSignal): Promise<OvfPackageSource> {
+  /** Opens the files beside the descriptor; the package then owns the descriptor and closes it with the rest. */
+  static async open(descriptor: ImageSource, roots: string[], options: OpenOptions = {}): Promise<OvfPackageSource> {
     if (descriptor.sizeBytes > MAX_DESCRIPTOR_BYTES) {
       throw new VmhubError('InvalidImage', `descriptor is larger than ${MAX_DESCRIPTOR_BYTES} bytes`);
     }
-    const text = (await descriptor.read(0, descriptor.sizeBytes, signal)).toString('utf8');
-    const envelope = await parseOvf(text);
+    const text = await descriptor.read(0, descriptor.sizeBytes, options.signal);
+    const envelope = await parseOvf(text.toString('utf8'));
     const base = refName(descriptor.ref);
+    checkEntryName(base, 'descriptor');
     const stem = base.replace(/\.ovf$/i, '');
-    const members: Array<{ name: string; source: ImageSource }> = [{ name: base, source: descriptor }];
+    const members: Array<{ name: string; part: Part; version?: string }> = [
+      { name: base, part: { length: text.length, bytes: text }, version: descriptor.version },
+    ];
+    const names = new Set([base]);
     const opened: ImageSource[] = [];
     try {
       for (const [name, optional] of [
@@ -39,11 +48,14 @@ export class OvfPackageSource implements ImageSource {
         [`${stem}.cert`, true],
         ...envelope.files.map((f) => [f.href, false] as const),
       ] as const) {
-        checkEntryName(name);
-        const sibling = await openSibling(descriptor.ref, name, roots, optional, signal);
+        checkEntryName(name, 'file reference');
+        if (names.has(name))
+          throw new VmhubError('InvalidImage', `descriptor references ${quoted(name)}, which is already in the package`);
+        names.add(name);
+        const sibling = await openSibling(descriptor.ref, name, roots, optional, options);
         if (!sibling) continue;
         opened.push(sibling);
-        members.push({ name, source: sibling });
+        members.push({ name, part: { length: sibling.sizeBytes, source: sibling }, version: sibling.version });
       }
     } catch (err) {
       await Promise.all(opened.map((s) => s.close()));
@@ -56,19 +68,18 @@ export class OvfPackageSource implements ImageSource {
       offset += segment.length;
     };
     for (const m of members) {
-      const head = entryHeader(m.name, m.source.sizeBytes);
+      const head = entryHeader(m.name, m.part.length);
       add({ length: head.length, bytes: head });
-      add({ length: m.source.sizeBytes, source: m.source });
-      const pad = padded(m.source.sizeBytes) - m.source.sizeBytes;
+      add(m.part);
+      const pad = padded(m.part.length) - m.part.length;
       if (pad > 0) add({ length: pad, bytes: Buffer.alloc(pad) });
     }
     add({ length: END_OF_ARCHIVE.length, bytes: END_OF_ARCHIVE });
-    return new OvfPackageSource(
-      descriptor.ref,
-      segments,
-      offset,
-      members.map((m) => m.name),
-    );
+    // The package is the version of all its members together.
+    const version = createHash('sha256')
+      .update(JSON.stringify(members.map((m) => [m.name, m.part.length, m.version ?? null])))
+      .digest('hex');
+    return new OvfPackageSource(descriptor.ref, segments, [descriptor, ...opened], offset, `package:${version}`);
   }
 
   async read(start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
@@ -86,40 +97,49 @@ export class OvfPackageSource implements ImageSource {
     return Buffer.concat(parts);
   }
 
-  async *chunks(start: number, end: number, signal?: AbortSignal): AsyncIterable<Buffer> {
-    const step = 4 * 1024 * 1024;
-    for (let at = start; at < end; at += step) yield await this.read(at, Math.min(at + step, end), signal);
-  }
-
   async close(): Promise<void> {
-    await Promise.all(
-      this.segments.filter((s): s is Segment & { source: ImageSource } => 'source' in s).map((s) => s.source.close()),
-    );
+    await Promise.all(this.sources.map((s) => s.close()));
   }
 }
 
+/** The descriptor's own name: a file's base name, or a URL's last path segment decoded. */
 function refName(ref: SourceRef): string {
-  return ref.kind === 'file' ? path.basename(ref.path) : decodeURIComponent(path.posix.basename(new URL(ref.url).pathname));
+  if (ref.kind === 'file') return path.basename(ref.path);
+  try {
+    return decodeURIComponent(path.posix.basename(new URL(ref.url).pathname));
+  } catch {
+    throw new VmhubError('InvalidSource', 'the descriptor URL has a malformed percent-encoding');
+  }
 }
 
+/**
+ * A file the descriptor references, beside it: in the same repository directory, or on the same
+ * origin under the same URL path. Only a missing optional file (manifest, certificate) is skipped;
+ * a file that may not be read fails the package as it would fail the descriptor.
+ */
 async function openSibling(
   descriptor: SourceRef,
   name: string,
   roots: string[],
   optional: boolean,
-  signal?: AbortSignal,
+  options: OpenOptions,
 ): Promise<ImageSource | undefined> {
   try {
-    const ref: SourceRef =
-      descriptor.kind === 'file'
-        ? resolveSource(path.join(path.dirname(descriptor.path), name), roots)
-        : { kind: 'http', url: new URL(name, descriptor.url).toString() };
-    return await openSource(ref, signal);
+    return await openSource(siblingRef(descriptor, name, roots), options);
   } catch (err) {
-    if (optional && err instanceof VmhubError && err.type === 'InvalidSource') return undefined;
-    if (err instanceof VmhubError && err.type === 'InvalidSource') {
-      throw new VmhubError('InvalidImage', `OVF package lacks ${name}, which its descriptor refers to`);
-    }
-    throw err;
+    if (!(err instanceof MissingSource)) throw err;
+    if (optional) return undefined;
+    throw new VmhubError('InvalidImage', `OVF package lacks ${quoted(name)}, which its descriptor refers to`);
   }
+}
+
+function siblingRef(descriptor: SourceRef, name: string, roots: string[]): SourceRef {
+  if (descriptor.kind === 'file') return resolveSource(path.join(path.dirname(descriptor.path), name), roots);
+  const base = new URL(descriptor.url);
+  const url = new URL(name, base);
+  const directory = base.pathname.slice(0, base.pathname.lastIndexOf('/') + 1);
+  if (url.origin !== base.origin || !url.pathname.startsWith(directory) || url.search !== '' || url.hash !== '') {
+    throw new VmhubError('InvalidImage', `file reference ${quoted(name)} leaves the descriptor's directory`);
+  }
+  return { kind: 'http', url: url.href };
 }

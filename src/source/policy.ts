@@ -58,9 +58,7 @@ function isIpLiteral(hostname: string): boolean {
 
 function onAllowList(hostname: string, hosts: readonly string[]): boolean {
   const host = hostname.replace(/\.$/, '');
-  return hosts.some((entry) =>
-    entry.startsWith('*.') ? !isIpLiteral(host) && host.endsWith(entry.slice(1)) : host === entry,
-  );
+  return hosts.some((entry) => (entry.startsWith('*.') ? !isIpLiteral(host) && host.endsWith(entry.slice(1)) : host === entry));
 }
 
 function refuse(reason: string): never {

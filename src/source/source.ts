@@ -16,7 +16,7 @@ export interface ImageSource {
   readonly sizeBytes: number;
   /**
    * The version of the content this source is bound to: an opaque validator (an http ETag or
-   * Last-Modified, a file's identity, size and modification time), undefined when the server gives none.
+   * Last-Modified, a file's inode, size and modification time), undefined when the server gives none.
    */
   readonly version: string | undefined;
   /** Reads [start, end) into a fresh buffer. */
@@ -80,7 +80,10 @@ function checkSourceUrl(source: string): string {
   }
   const where = `${url.protocol}//${url.host}${url.pathname}`;
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new VmhubError('InvalidSource', `source scheme ${url.protocol} is not supported; use a repository path or an http(s) URL`);
+    throw new VmhubError(
+      'InvalidSource',
+      `source scheme ${url.protocol} is not supported; use a repository path or an http(s) URL`,
+    );
   }
   if (url.username || url.password || /^[a-z]+:\/\/[^/]*@/i.test(source)) {
     throw new VmhubError('InvalidSource', `source URL ${where} may not carry credentials`);

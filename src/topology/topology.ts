@@ -101,7 +101,8 @@ export function parseTopology(text: string, env: NodeJS.ProcessEnv = process.env
   for (const s of sources) {
     if (!s.id || sourceIds.has(s.id)) fail(`source ids must be present and unique (${s.id})`);
     sourceIds.add(s.id);
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(s.sasTokenEnv ?? '')) fail(`source ${s.id} sasTokenEnv must name an environment variable`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(s.sasTokenEnv ?? ''))
+      fail(`source ${s.id} sasTokenEnv must name an environment variable`);
     let prefix: URL | undefined;
     try {
       prefix = new URL(s.urlPrefix);

@@ -12,7 +12,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { CommitInput, Inspection, ProbeResult } from '../activities/publish';
+import type { CommitInput, Inspection, ProbeResult, StageInput } from '../activities/publish';
 import { runPool } from '../concurrency';
 import { asFailure } from '../failures';
 import {
@@ -23,7 +23,7 @@ import {
   type PublishResult,
 } from '../publish/input';
 import { isSemver, validateVersion } from '../names';
-import { planRanges, rangesContaining, type BlockPlan, type BlockRange } from '../storage/block-plan';
+import { planRanges, rangesContaining, type BlockRange } from '../storage/block-plan';
 import { formatBytes } from '../units';
 import { deployWorkflowId, type DeployResult } from '../deploy/input';
 import { BOOKKEEPING, TRANSFER } from './activity-options';
@@ -86,6 +86,7 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
     const { sha256 } = await transfer.inspectSource.executeWithOptions({ summary: 'compare with the published version' }, [
       { source: input.source, plan },
     ]);
+    requirePinnedDigest(input, sha256);
     if (sha256 !== claim.existing.sha256) {
       throw ApplicationFailure.nonRetryable(
         `${input.image}@${version} is already published with SHA-256 ${claim.existing.sha256}; the source's is ${sha256}`,
@@ -100,8 +101,18 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
   try {
     progress.phase = 'staging';
     const { metadata, ...digest } = await stageAndInspect(input.source, probe, location, progress);
+    requirePinnedDigest(input, digest.sha256);
     progress.phase = 'committing';
-    const commitInput = { source: input.source, location, plan, format: probe.format, digest, image: input.image, version };
+    const commitInput = {
+      source: input.source,
+      pin: probe.sourceVersion,
+      location,
+      plan,
+      format: probe.format,
+      digest,
+      image: input.image,
+      version,
+    };
     await commit(commitInput, probe.rangeFanOut, progress);
     progress.phase = 'cataloging';
     result = await quick.markAvailable({ image: input.image, version, sha256: digest.sha256, metadata });
@@ -146,9 +157,17 @@ async function stageAndInspect(
         throw error;
       });
     const inspecting = failFast(
-      transfer.inspectSource.executeWithOptions({ summary: 'SHA-256 and metadata of the whole image' }, [{ source, plan }]),
+      transfer.inspectSource.executeWithOptions({ summary: 'SHA-256 and metadata of the whole image' }, [
+        { source, plan, pin: probe.sourceVersion },
+      ]),
     );
-    const staging = stageRanges(source, location, plan, planRanges(plan.blockCount), probe.rangeFanOut, progress, failFast);
+    const staging = stageRanges(
+      { source, pin: probe.sourceVersion, location, plan },
+      planRanges(plan.blockCount),
+      probe.rangeFanOut,
+      progress,
+      failFast,
+    );
     try {
       const [inspection] = await Promise.all([inspecting, staging]);
       return inspection;
@@ -160,20 +179,17 @@ async function stageAndInspect(
 }
 
 async function stageRanges(
-  source: string,
-  location: BlobLocation,
-  plan: BlockPlan,
+  target: Omit<StageInput, 'range'>,
   ranges: BlockRange[],
   fanOut: number,
   progress: PublishProgress,
   failFast: <T>(work: Promise<T>) => Promise<T> = (work) => work,
 ): Promise<void> {
+  const { plan } = target;
   await runPool(ranges, fanOut, async (range) => {
     const last = range.first + range.count - 1;
     const staged = await failFast(
-      transfer.stageBlockRange.executeWithOptions({ summary: `stage blocks ${range.first}–${last}` }, [
-        { source, location, plan, range },
-      ]),
+      transfer.stageBlockRange.executeWithOptions({ summary: `stage blocks ${range.first}–${last}` }, [{ ...target, range }]),
     );
     progress.blocksStaged = Math.min(plan.blockCount, progress.blocksStaged + range.count);
     progress.bytesStaged = Math.min(plan.sizeBytes, progress.bytesStaged + range.count * plan.blockSize);
@@ -194,7 +210,7 @@ async function commit(input: CommitInput, fanOut: number, progress: PublishProgr
       );
     }
     const ranges = rangesContaining(planRanges(input.plan.blockCount), out.missing);
-    await stageRanges(input.source, input.location, input.plan, ranges, fanOut, progress);
+    await stageRanges({ source: input.source, pin: input.pin, location: input.location, plan: input.plan }, ranges, fanOut, progress);
   }
 }
 
@@ -230,6 +246,16 @@ async function distribute(input: PublishInput, result: PublishResult, progress: 
   }
   progress.phase = 'done';
   return { ...result, deploy: { workflowId, results: deployed.results } };
+}
+
+/** An image pinned by its publisher's checksum must hash to it; other bytes are never committed. */
+function requirePinnedDigest(input: PublishInput, sha256: string): void {
+  if (input.sha256 !== undefined && input.sha256.toLowerCase() !== sha256) {
+    throw ApplicationFailure.nonRetryable(
+      `the image hashes to SHA-256 ${sha256}, not the ${input.sha256.toLowerCase()} it was pinned to`,
+      'ManifestMismatch',
+    );
+  }
 }
 
 /** The version asked for, else the one the image declares, if that is a semantic version. */

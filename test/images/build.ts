@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { END_OF_ARCHIVE, entryHeader, padded } from '../../src/images/tar-header';
 
 /** Real archives and ISOs for tests, made by GNU tar and xorriso from files written here. */
 export type Member = { name: string; bytes: Buffer };
@@ -114,4 +115,14 @@ export function isoImage(
   execFileSync('xorriso', [...args, dir], { stdio: 'ignore' });
   fs.rmSync(dir, { recursive: true, force: true });
   return out;
+}
+
+/** An archive as vmhub writes one (ustar, PAX where needed), built in memory. */
+export function archive(members: Member[], end = true): Buffer {
+  const parts = members.flatMap((m) => [
+    entryHeader(m.name, m.bytes.length),
+    m.bytes,
+    Buffer.alloc(padded(m.bytes.length) - m.bytes.length),
+  ]);
+  return Buffer.concat(end ? [...parts, END_OF_ARCHIVE] : parts);
 }

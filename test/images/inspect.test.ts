@@ -240,7 +240,7 @@ describe('hostile archives and descriptors end in InvalidImage or ManifestMismat
       'a missing referenced file',
       () => tarArchive(path.join(dir, 'missing.ova'), [ovf]),
       'InvalidImage',
-      /refers to disk\.vmdk, which the archive lacks/,
+      /refers to "disk\.vmdk", which the archive lacks/,
     ],
     [
       'a file of another size than declared',
@@ -284,7 +284,7 @@ describe('hostile archives and descriptors end in InvalidImage or ManifestMismat
         return f;
       },
       'InvalidImage',
-      /truncated or corrupt|no \.ovf|unsafe/,
+      /corrupt|no \.ovf|unsafe/,
     ],
     [
       'zero bytes',
@@ -294,7 +294,7 @@ describe('hostile archives and descriptors end in InvalidImage or ManifestMismat
         return f;
       },
       'InvalidImage',
-      /truncated or corrupt|no \.ovf/,
+      /truncated|corrupt|no \.ovf/,
     ],
   ];
 

@@ -1,98 +1,35 @@
 import { randomUUID } from 'node:crypto';
-import { Context } from '@temporalio/activity';
-import { WorkflowFailedError, type Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../src/activities';
 import type { AgentActivities } from '../../src/activities/agent';
-import type { DeploymentPlan } from '../../src/activities/deploy';
 import type { DeployResult, DeployResultRow } from '../../src/deploy/input';
 import type { PublishProgress } from '../../src/publish/input';
-import { testServerBinary } from '../../src/services/tools';
-import { planBlocks } from '../../src/storage/block-plan';
-import { workflowSource } from '../../src/worker';
+import {
+  deployActivities,
+  publishActivities,
+  runWorker as runOn,
+  startTestEnvironment,
+  transferUntilCancelled,
+} from '../harness/mock-activities';
 
 /**
  * The failure, concurrency and cancellation paths of PublishImage and DeployToSDDCs, on the SDK's
  * time-skipping test server with mocked activities: each path must end the run, typed, with cleanup
  * done only after every transfer has stopped.
  */
-const MiB = 1024 * 1024;
-const plan = planBlocks(64 * MiB, 4 * MiB); // 16 blocks: one range
-const location = { storage: 'east-primary', container: 'vm-images', blob: 'app/1.0.0/app-1.0.0.ova' };
-const metadata = { kind: 'iso' as const, volumeId: 'APP', volumeSizeBytes: plan.sizeBytes, bootable: false, joliet: false, udf: false };
-
 let env: TestWorkflowEnvironment;
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testServerBinary() } },
-  });
-  const keyword = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
-  await (env.connection as Connection).operatorService.addSearchAttributes({
-    namespace: env.namespace ?? 'default',
-    searchAttributes: { VmImage: keyword, VmImageVersion: keyword, VmSddc: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST },
-  });
+  env = await startTestEnvironment();
 }, 120_000);
 afterAll(() => env?.teardown());
 
-/** Heartbeats until cancelled, as a long transfer does; records that it was running and when it stopped. */
-function transferUntilCancelled(log: string[], name: string): () => Promise<never> {
-  return async () => {
-    log.push(`${name} started`);
-    const ctx = Context.current();
-    try {
-      for (;;) {
-        ctx.heartbeat();
-        await ctx.sleep(50);
-      }
-    } finally {
-      log.push(`${name} stopped`);
-    }
-  };
-}
-
-function publishActivities(log: string[], overrides: Partial<Activities>): Partial<Activities> {
-  return {
-    checkSddcs: async () => undefined,
-    probeSource: async () => ({ format: 'ova', plan, rangeFanOut: 4, origin: 'repository' }),
-    claimVersion: async () => ({ state: 'claimed', location }),
-    inspectSource: async () => ({ sha256: 'a'.repeat(64), blockListDigest: 'b'.repeat(64), metadata }),
-    stageBlockRange: async ({ range }) => ({ uploaded: range.count, reused: 0, bytesUploaded: range.count * plan.blockSize }),
-    commitBlocks: async () => {
-      log.push('commit');
-      return { committed: true, etag: '"1"' };
-    },
-    markAvailable: async (i) => ({
-      ...i,
-      format: 'ova',
-      sizeBytes: plan.sizeBytes,
-      blockSize: plan.blockSize,
-      blockCount: plan.blockCount,
-      location,
-    }),
-    abandonPublish: async (i) => {
-      log.push(`abandon ${i.status}`);
-      return { owned: true, removed: ['12 staged blocks', `catalog record marked ${i.status}`] };
-    },
-    replicaLocations: async () => ({ replicas: [] }),
-    ...overrides,
-  };
-}
-
-async function runWorker<T>(
-  activities: object,
+const runWorker = <T>(
+  activities: Partial<Activities>,
   fn: (taskQueue: string) => Promise<T>,
   agent?: { taskQueue: string; activities: Partial<AgentActivities> },
-): Promise<T> {
-  const taskQueue = `wf-${randomUUID()}`;
-  const options = { connection: env.nativeConnection, maxHeartbeatThrottleInterval: '100 milliseconds' as const };
-  const worker = await Worker.create({ ...options, taskQueue, ...workflowSource(), activities });
-  const agentWorker = agent && (await Worker.create({ ...options, taskQueue: agent.taskQueue, activities: agent.activities }));
-  const run = () => worker.runUntil(fn(taskQueue));
-  return agentWorker ? agentWorker.runUntil(run) : run();
-}
+) => runOn(env, activities, fn, agent);
 
 /** The failure a run ended with. */
 async function failureOf(run: Promise<unknown>): Promise<unknown> {
@@ -199,31 +136,6 @@ describe('PublishImage failure paths', () => {
 });
 
 describe('DeployToSDDCs failure paths', () => {
-  const deployPlan = (taskQueue: string, names: string[]): DeploymentPlan => ({
-    image: 'app',
-    version: '1.0.0',
-    format: 'ova',
-    sha256: 'a'.repeat(64),
-    sizeBytes: plan.sizeBytes,
-    blob: location.blob,
-    targets: names.map((name) => ({
-      sddc: { name, dataCenter: 'dc-east', taskQueue },
-      shortfall: name === 'tiny' ? 'needs 4 CPUs, has 2' : undefined,
-      sources: [{ location: 'east-primary', role: 'primary' as const, dataCenter: 'dc-east' }],
-    })),
-  });
-
-  function deployActivities(rows: DeployResultRow[], agentTaskQueue: string, names: string[], polling: number): Partial<Activities> {
-    return {
-      planDeployment: async () => deployPlan(agentTaskQueue, names),
-      agentsPolling: async () => polling,
-      recordDeployment: async ({ row }) => {
-        rows.push(row);
-      },
-      markSourceFailures: async () => undefined,
-    };
-  }
-
   it('an SDDC whose agent never polls fails at once, without a download, and the run ends DeployIncomplete', async () => {
     const rows: DeployResultRow[] = [];
     const agentQueue = `sddc-${randomUUID()}`;

@@ -1,5 +1,5 @@
 import { VmhubError } from '../../errors';
-import { attr, child, children, childText, kind, parseXml, type NsTest, type XmlElement } from '../xml';
+import { attr, child, children, childText, kind, parseXml, quoted, type NsTest, type XmlElement } from '../xml';
 import { bytes, count, quantity } from './cim';
 
 /**
@@ -106,16 +106,16 @@ export const MAX_FILES = 1000;
 
 function parseFiles(root: XmlElement): OvfFile[] {
   const refs = children(child(root, 'References', isOvf), 'File', isOvf);
-  if (refs.length > MAX_FILES) throw new VmhubError('InvalidImage', `descriptor references ${refs.length} files, more than ${MAX_FILES}`);
+  if (refs.length > MAX_FILES)
+    throw new VmhubError('InvalidImage', `descriptor references ${refs.length} files, more than ${MAX_FILES}`);
   const hrefs = new Set<string>();
   const ids = new Set<string>();
   return refs.map((f) => {
     const href = attr(f, 'href', isOvf);
     const id = attr(f, 'id', isOvf);
     if (!href || !id) throw new VmhubError('InvalidImage', 'descriptor has a File without id or href');
-    if (hrefs.has(href) || ids.has(id)) {
-      throw new VmhubError('InvalidImage', `descriptor references ${JSON.stringify(href.slice(0, 200))} (file ${JSON.stringify(id.slice(0, 100))}) twice`);
-    }
+    if (hrefs.has(href)) throw new VmhubError('InvalidImage', `descriptor references ${quoted(href)} twice`);
+    if (ids.has(id)) throw new VmhubError('InvalidImage', `descriptor has two files with id ${quoted(id)}`);
     hrefs.add(href);
     ids.add(id);
     return {

@@ -44,26 +44,26 @@ export interface OvfMetadata {
 
 const MiB = 2 ** 20;
 
-/**
- * The items in force for one deployment option: among items sharing an InstanceID, the one naming the
- * option replaces the one naming none (OVF §9.8); an item naming only other options is left out.
- */
-function itemsFor(items: OvfItem[], configuration: string | undefined): OvfItem[] {
-  const chosen = new Map<string, OvfItem>();
-  const result: OvfItem[] = [];
-  for (const item of items) {
-    const matches =
-      item.configurations === undefined || (configuration !== undefined && item.configurations.includes(configuration));
-    if (!matches) continue;
-    if (item.instanceId === undefined) {
-      result.push(item);
-      continue;
-    }
-    const earlier = chosen.get(item.instanceId);
-    if (!earlier || (earlier.configurations === undefined && item.configurations !== undefined))
-      chosen.set(item.instanceId, item);
-  }
-  return [...result, ...chosen.values()];
+/** What an item adds to its VM; `diskRefs` counts the host resources of disk drives. */
+interface ItemUsage {
+  cpus: number;
+  memoryBytes: number;
+  diskBytes: number;
+  diskRefs: number;
+}
+
+/** A VM's resources, with memory rounded up to MiB per VM, and its drives' host resources. */
+interface VmUsage extends Resources {
+  diskRefs: number;
+}
+
+const NO_ITEM: ItemUsage = { cpus: 0, memoryBytes: 0, diskBytes: 0, diskRefs: 0 };
+const NO_VM: VmUsage = { cpus: 0, memoryMiB: 0, diskBytes: 0, diskRefs: 0 };
+
+function add<T extends object>(a: T, b: T, sign: 1 | -1 = 1): T {
+  const out = { ...a } as Record<string, number>;
+  for (const [k, v] of Object.entries(b) as Array<[string, number]>) out[k] += sign * v;
+  return out as T;
 }
 
 function diskIdOf(hostResource: string): { disk?: string; file?: string } {
@@ -72,43 +72,129 @@ function diskIdOf(hostResource: string): { disk?: string; file?: string } {
   return m[1] === 'disk' ? { disk: m[2] } : { file: m[2] };
 }
 
-/** CPUs, memory and the disks its drives refer to, of one VM in one deployment option. */
-function vmResources(
-  env: OvfEnvelope,
-  vs: OvfVirtualSystem,
-  configuration: string | undefined,
-): Resources & { diskRefs: number } {
-  const items = itemsFor(vs.hardware.items, configuration);
-  const cpus = items
-    .filter((i) => i.resourceType === ResourceType.Processor)
-    .reduce((n, i) => n + (count(i.virtualQuantity, 'virtual CPU count') ?? 0), 0);
-  const memoryBytes = items
-    .filter((i) => i.resourceType === ResourceType.Memory)
-    .reduce((n, i) => n + (bytes(i.virtualQuantity, i.allocationUnits, 'memory', MiB) ?? 0), 0);
-  let diskBytes = 0;
-  const referenced = items.filter((i) => i.resourceType === ResourceType.DiskDrive).flatMap((i) => i.hostResources.map(diskIdOf));
-  for (const ref of referenced) {
-    if (ref.disk) diskBytes += env.disks.find((d) => d.diskId === ref.disk)?.capacityBytes ?? 0;
-    else if (ref.file) diskBytes += env.files.find((f) => f.id === ref.file)?.size ?? 0;
+/** A map by ID where the first of a repeated ID wins, as a search in document order finds it. */
+function firstById<T>(values: T[], id: (v: T) => string | undefined): Map<string, T> {
+  const map = new Map<string, T>();
+  for (const v of values) {
+    const key = id(v);
+    if (key !== undefined && !map.has(key)) map.set(key, v);
   }
-  return { cpus, memoryMiB: Math.ceil(memoryBytes / MiB), diskBytes, diskRefs: referenced.length };
+  return map;
 }
 
-/** The envelope's total; when no drive refers to any disk, every disk of the DiskSection counts once. */
-function envelopeResources(env: OvfEnvelope, configuration: string | undefined): Resources {
-  const vms = env.virtualSystems.map((vs) => vmResources(env, vs, configuration));
-  const total = { cpus: 0, memoryMiB: 0, diskBytes: 0 };
-  for (const r of vms) {
-    total.cpus += r.cpus;
-    total.memoryMiB += r.memoryMiB;
-    total.diskBytes += r.diskBytes;
-  }
-  if (vms.every((r) => r.diskRefs === 0)) total.diskBytes = env.disks.reduce((n, d) => n + (d.capacityBytes ?? 0), 0);
-  return total;
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
 }
 
-function plainResources({ cpus, memoryMiB, diskBytes }: Resources): Resources {
-  return { cpus, memoryMiB, diskBytes };
+/**
+ * A VM's virtual hardware indexed in one pass, so that evaluating a deployment option costs only the
+ * items naming it, never every item once per option. Among items sharing an InstanceID (OVF §9.8) the
+ * first naming the option replaces the first naming none, and the others drop out.
+ */
+class Hardware {
+  /** Items naming no option: those without an InstanceID, and the first for each InstanceID. */
+  private readonly anonymous: OvfItem[];
+  private readonly shared: Map<string, OvfItem>;
+  /** Per option, the items naming it, in document order. */
+  private readonly own = new Map<string, OvfItem[]>();
+  private readonly position = new Map<OvfItem, number>();
+  private readonly sharedUsage: ItemUsage;
+
+  constructor(
+    vs: OvfVirtualSystem,
+    private readonly usageOf: (item: OvfItem) => ItemUsage,
+  ) {
+    const common: OvfItem[] = [];
+    vs.hardware.items.forEach((item, i) => {
+      this.position.set(item, i);
+      if (item.configurations === undefined) common.push(item);
+      else for (const option of new Set(item.configurations)) push(this.own, option, item);
+    });
+    this.shared = firstById(common, (item) => item.instanceId);
+    this.anonymous = common.filter((item) => item.instanceId === undefined);
+    this.sharedUsage = [...this.anonymous, ...this.shared.values()].map(usageOf).reduce((a, b) => add(a, b), NO_ITEM);
+  }
+
+  /** The deployment options this VM's items name. */
+  options(): IterableIterator<string> {
+    return this.own.keys();
+  }
+
+  /** The option's own items in force: the first naming it for each InstanceID, and every one without. */
+  private ownSelection(option: string | undefined): { byId: Map<string, OvfItem>; anonymous: OvfItem[] } {
+    const own = (option !== undefined && this.own.get(option)) || [];
+    return { byId: firstById(own, (item) => item.instanceId), anonymous: own.filter((item) => item.instanceId === undefined) };
+  }
+
+  usage(option: string | undefined): VmUsage {
+    const { byId, anonymous } = this.ownSelection(option);
+    let total = this.sharedUsage;
+    for (const [id, item] of byId) {
+      const replaced = this.shared.get(id);
+      if (replaced) total = add(total, this.usageOf(replaced), -1);
+      total = add(total, this.usageOf(item));
+    }
+    for (const item of anonymous) total = add(total, this.usageOf(item));
+    const { memoryBytes, ...rest } = total;
+    return { ...rest, memoryMiB: Math.ceil(memoryBytes / MiB) };
+  }
+
+  /** The items in force for an option: those without an InstanceID, then one per InstanceID in order of first appearance. */
+  items(option: string | undefined): OvfItem[] {
+    const { byId, anonymous } = this.ownSelection(option);
+    const at = (item: OvfItem | undefined) => (item ? this.position.get(item)! : Infinity);
+    const chosen = new Map([...this.shared, ...byId]);
+    const firstSeen = (id: string) => Math.min(at(this.shared.get(id)), at(byId.get(id)));
+    return [
+      ...[...this.anonymous, ...anonymous].sort((a, b) => at(a) - at(b)),
+      ...[...chosen.keys()].sort((a, b) => firstSeen(a) - firstSeen(b)).map((id) => chosen.get(id)!),
+    ];
+  }
+}
+
+/**
+ * Every VM's hardware, and the envelope's resources for any option: the VMs' usage with no option,
+ * adjusted by the VMs that name the option and only those. When no drive refers to any disk, every
+ * disk of the DiskSection counts once.
+ */
+class EnvelopeHardware {
+  readonly vms: Hardware[];
+  private readonly base: VmUsage;
+  private readonly naming = new Map<string, Hardware[]>();
+  private readonly allDisks: number;
+
+  constructor(env: OvfEnvelope) {
+    const disks = firstById(env.disks, (d) => d.diskId);
+    const files = firstById(env.files, (f) => f.id);
+    const usageOf = (item: OvfItem): ItemUsage => {
+      const usage = { ...NO_ITEM };
+      if (item.resourceType === ResourceType.Processor) usage.cpus = count(item.virtualQuantity, 'virtual CPU count') ?? 0;
+      if (item.resourceType === ResourceType.Memory)
+        usage.memoryBytes = bytes(item.virtualQuantity, item.allocationUnits, 'memory', MiB) ?? 0;
+      if (item.resourceType === ResourceType.DiskDrive) {
+        for (const ref of item.hostResources.map(diskIdOf)) {
+          usage.diskRefs++;
+          if (ref.disk) usage.diskBytes += disks.get(ref.disk)?.capacityBytes ?? 0;
+          else if (ref.file) usage.diskBytes += files.get(ref.file)?.size ?? 0;
+        }
+      }
+      return usage;
+    };
+    this.vms = env.virtualSystems.map((vs) => new Hardware(vs, usageOf));
+    this.base = this.vms.map((vm) => vm.usage(undefined)).reduce((a, b) => add(a, b), NO_VM);
+    for (const vm of this.vms) for (const option of vm.options()) push(this.naming, option, vm);
+    this.allDisks = env.disks.reduce((n, d) => n + (d.capacityBytes ?? 0), 0);
+  }
+
+  resources(option: string | undefined): Resources {
+    let total = this.base;
+    for (const vm of (option !== undefined && this.naming.get(option)) || []) {
+      total = add(add(total, vm.usage(undefined), -1), vm.usage(option));
+    }
+    return { cpus: total.cpus, memoryMiB: total.memoryMiB, diskBytes: total.diskRefs === 0 ? this.allDisks : total.diskBytes };
+  }
 }
 
 function mainProduct(vs: OvfVirtualSystem): OvfProduct | undefined {
@@ -117,10 +203,12 @@ function mainProduct(vs: OvfVirtualSystem): OvfProduct | undefined {
 
 export function describeOvf(env: OvfEnvelope): OvfMetadata {
   const defaultOption = env.deploymentOptions.find((o) => o.default) ?? env.deploymentOptions[0];
-  const resources = envelopeResources(env, defaultOption?.id);
+  const hardware = new EnvelopeHardware(env);
+  const resources = hardware.resources(defaultOption?.id);
   const first = env.virtualSystems[0];
   const product = env.virtualSystems.map(mainProduct).find((p) => p?.product || p?.version);
-  const items = env.virtualSystems.flatMap((vs) => itemsFor(vs.hardware.items, defaultOption?.id));
+  const items = hardware.vms.flatMap((vm) => vm.items(defaultOption?.id));
+  const fileById = firstById(env.files, (f) => f.id);
   const name = env.collection
     ? (env.collection.name ?? product?.product ?? env.collection.id)
     : (first.name ?? product?.product ?? first.id);
@@ -142,7 +230,7 @@ export function describeOvf(env: OvfEnvelope): OvfMetadata {
     memoryMiB: resources.memoryMiB,
     disks: env.disks.map((d) => ({
       diskId: d.diskId,
-      file: env.files.find((f) => f.id === d.fileRef)?.href,
+      file: d.fileRef === undefined ? undefined : fileById.get(d.fileRef)?.href,
       capacityBytes: d.capacityBytes,
       capacityUnresolved: d.capacityUnresolved,
       populatedSizeBytes: d.populatedSizeBytes,
@@ -157,7 +245,7 @@ export function describeOvf(env: OvfEnvelope): OvfMetadata {
       id: o.id,
       label: o.label,
       default: o === defaultOption,
-      resources: envelopeResources(env, o.id),
+      resources: hardware.resources(o.id),
     })),
     properties: env.virtualSystems
       .flatMap((vs) => vs.products.flatMap((p) => p.properties.map((prop) => prop.key)))
@@ -165,12 +253,10 @@ export function describeOvf(env: OvfEnvelope): OvfMetadata {
     eula: env.virtualSystems.some((vs) => vs.eula),
     virtualSystems:
       env.virtualSystems.length > 1
-        ? env.virtualSystems.map((vs) => ({
-            id: vs.id,
-            name: vs.name,
-            os: vs.os,
-            resources: plainResources(vmResources(env, vs, defaultOption?.id)),
-          }))
+        ? env.virtualSystems.map((vs, i) => {
+            const { cpus, memoryMiB, diskBytes } = hardware.vms[i].usage(defaultOption?.id);
+            return { id: vs.id, name: vs.name, os: vs.os, resources: { cpus, memoryMiB, diskBytes } };
+          })
         : undefined,
     resources,
   };

@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import type { Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import type { Activities } from '../../src/activities';
+import type { AgentActivities } from '../../src/activities/agent';
+import type { DeploymentPlan } from '../../src/activities/deploy';
+import type { DeployResultRow } from '../../src/deploy/input';
+import { testServerBinary } from '../../src/services/tools';
+import { planBlocks } from '../../src/storage/block-plan';
+import { workflowSource } from '../../src/worker';
+
+/**
+ * The real workflows on the SDK's time-skipping test server with mocked activities: the fast tests of
+ * their failure paths, and the recording of the histories that replay tests keep.
+ */
+const MiB = 1024 * 1024;
+export const plan = planBlocks(64 * MiB, 4 * MiB); // 16 blocks: one range
+export const location = { storage: 'east-primary', container: 'vm-images', blob: 'app/1.0.0/app-1.0.0.ova' };
+const metadata = { kind: 'iso' as const, volumeId: 'APP', volumeSizeBytes: plan.sizeBytes, bootable: false, joliet: false, udf: false };
+
+/** The test server, with vmhub's search attributes registered (it starts with none). */
+export async function startTestEnvironment(): Promise<TestWorkflowEnvironment> {
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: testServerBinary() } },
+  });
+  const types = temporal.api.enums.v1.IndexedValueType;
+  await (env.connection as Connection).operatorService.addSearchAttributes({
+    namespace: env.namespace ?? 'default',
+    searchAttributes: {
+      VmImage: types.INDEXED_VALUE_TYPE_KEYWORD,
+      VmImageVersion: types.INDEXED_VALUE_TYPE_KEYWORD,
+      VmSddc: types.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+    },
+  });
+  return env;
+}
+
+/** Runs fn while a workflow worker (and, if given, an agent) with these activities polls a fresh task queue. */
+export async function runWorker<T>(
+  env: TestWorkflowEnvironment,
+  activities: object,
+  fn: (taskQueue: string) => Promise<T>,
+  agent?: { taskQueue: string; activities: Partial<AgentActivities> },
+): Promise<T> {
+  const taskQueue = `wf-${randomUUID()}`;
+  const options = { connection: env.nativeConnection, maxHeartbeatThrottleInterval: '100 milliseconds' as const };
+  const worker = await Worker.create({ ...options, taskQueue, ...workflowSource(), activities });
+  const agentWorker = agent && (await Worker.create({ ...options, taskQueue: agent.taskQueue, activities: agent.activities }));
+  const run = () => worker.runUntil(fn(taskQueue));
+  return agentWorker ? agentWorker.runUntil(run) : run();
+}
+
+/** Heartbeats until cancelled, as a long transfer does; logs when it started and when it stopped. */
+export function transferUntilCancelled(log: string[], name: string): () => Promise<never> {
+  return async () => {
+    log.push(`${name} started`);
+    const ctx = Context.current();
+    try {
+      for (;;) {
+        ctx.heartbeat();
+        await ctx.sleep(50);
+      }
+    } finally {
+      log.push(`${name} stopped`);
+    }
+  };
+}
+
+/** A publish whose every step succeeds, logging commits and cleanups; overrides change single steps. */
+export function publishActivities(log: string[], overrides: Partial<Activities> = {}): Partial<Activities> {
+  return {
+    checkSddcs: async () => undefined,
+    probeSource: async () => ({ format: 'ova', plan, rangeFanOut: 4, origin: 'repository' }),
+    claimVersion: async () => ({ state: 'claimed', location }),
+    inspectSource: async () => ({ sha256: 'a'.repeat(64), blockListDigest: 'b'.repeat(64), metadata }),
+    stageBlockRange: async ({ range }) => ({ uploaded: range.count, reused: 0, bytesUploaded: range.count * plan.blockSize }),
+    commitBlocks: async () => {
+      log.push('commit');
+      return { committed: true, etag: '"1"' };
+    },
+    markAvailable: async (i) => ({
+      ...i,
+      format: 'ova',
+      sizeBytes: plan.sizeBytes,
+      blockSize: plan.blockSize,
+      blockCount: plan.blockCount,
+      location,
+    }),
+    abandonPublish: async (i) => {
+      log.push(`abandon ${i.status}`);
+      return { owned: true, removed: ['12 staged blocks', `catalog record marked ${i.status}`] };
+    },
+    replicaLocations: async () => ({ replicas: [] }),
+    ...overrides,
+  };
+}
+
+/** A deploy plan of app@1.0.0 to SDDCs served by one agent task queue; an SDDC named `tiny` does not fit. */
+export function deployPlan(taskQueue: string, names: string[]): DeploymentPlan {
+  return {
+    image: 'app',
+    version: '1.0.0',
+    format: 'ova',
+    sha256: 'a'.repeat(64),
+    sizeBytes: plan.sizeBytes,
+    blob: location.blob,
+    targets: names.map((name) => ({
+      sddc: { name, dataCenter: 'dc-east', taskQueue },
+      shortfall: name === 'tiny' ? 'needs 4 CPUs, has 2' : undefined,
+      sources: [{ location: 'east-primary', role: 'primary' as const, dataCenter: 'dc-east' }],
+    })),
+  };
+}
+
+/** The control plane's side of a deploy, recording every row it is told to record. */
+export function deployActivities(
+  rows: DeployResultRow[],
+  agentTaskQueue: string,
+  names: string[],
+  agentsPolling: number,
+): Partial<Activities> {
+  return {
+    planDeployment: async () => deployPlan(agentTaskQueue, names),
+    agentsPolling: async () => agentsPolling,
+    recordDeployment: async ({ row }) => {
+      rows.push(row);
+    },
+    markSourceFailures: async () => undefined,
+  };
+}

@@ -1,0 +1,94 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import type { DeployResultRow } from '../../src/deploy/input';
+import { deployActivities, publishActivities, runWorker, startTestEnvironment, transferUntilCancelled } from './mock-activities';
+
+/**
+ * Records the histories (binary protobuf) that test/workflows/replay.test.ts replays against the current workflow code:
+ * a publish that deploys, a deploy, and a failed publish. Run it (`npx tsx test/harness/record-histories.ts`)
+ * only to add histories of new behaviour; the histories already kept are what running workflows look like.
+ */
+async function main(): Promise<void> {
+  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows') });
+  const bundlePath = path.join(fs.mkdtempSync('/tmp/vmhub-record-'), 'bundle.js');
+  fs.writeFileSync(bundlePath, bundle.code);
+  process.env.VMHUB_WORKFLOW_BUNDLE = bundlePath;
+  const env = await startTestEnvironment();
+  const out = path.join(__dirname, '..', 'histories');
+  // A replay must run under the recorded workflow ID: the deploy a publish starts is named after it.
+  const index: Record<string, string> = {};
+  const save = async (name: string, workflowId: string) => {
+    const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    fs.writeFileSync(path.join(out, `${name}.binpb`), temporal.api.history.v1.History.encode(history).finish());
+    index[`${name}.binpb`] = workflowId;
+    fs.writeFileSync(path.join(out, 'workflow-ids.json'), `${JSON.stringify(index, null, 2)}\n`);
+    process.stderr.write(`recorded ${name}: ${history.events?.length} events\n`);
+  };
+  try {
+    const rows: DeployResultRow[] = [];
+    const agentQueue = `sddc-${randomUUID()}`;
+    const agent = {
+      taskQueue: agentQueue,
+      activities: {
+        downloadImage: async () => ({
+          status: 'deployed' as const,
+          source: 'east-primary',
+          path: '/datastore/app/1.0.0/app-1.0.0.ova',
+          bytes: 1,
+          bytesFetched: 1,
+          bytesResumed: 0,
+          sourceFailures: [],
+        }),
+      },
+    };
+    const control = { ...publishActivities([]), ...deployActivities(rows, agentQueue, ['east-1', 'tiny'], 1) };
+
+    await runWorker(
+      env,
+      control,
+      async (taskQueue) => {
+        const publishId = `publish:app:1.0.0:${randomUUID()}`;
+        await env.client.workflow.execute('PublishImage', {
+          args: [{ source: 'app.ova', image: 'app', version: '1.0.0', deployTo: ['east-1', 'tiny'] }],
+          taskQueue,
+          workflowId: publishId,
+        });
+        await save('publish-with-deploy', publishId);
+        const deployId = `deploy:app:1.0.0:${randomUUID()}`;
+        await env.client.workflow.execute('DeployToSDDCs', {
+          args: [{ image: 'app', version: '1.0.0', sddcs: ['east-1', 'tiny'] }],
+          taskQueue,
+          workflowId: deployId,
+        });
+        await save('deploy', deployId);
+      },
+      agent,
+    );
+
+    const failing = publishActivities([], {
+      stageBlockRange: transferUntilCancelled([], 'stage'),
+      inspectSource: async () => {
+        await new Promise((r) => setTimeout(r, 300));
+        throw ApplicationFailure.nonRetryable('disk1.vmdk does not match the manifest', 'ManifestMismatch');
+      },
+    });
+    await runWorker(env, failing, async (taskQueue) => {
+      const failedId = `publish:app:1.0.1:${randomUUID()}`;
+      await env.client.workflow
+        .execute('PublishImage', { args: [{ source: 'app.ova', image: 'app', version: '1.0.1' }], taskQueue, workflowId: failedId })
+        .catch(() => undefined);
+      await save('publish-failed', failedId);
+    });
+  } finally {
+    await env.teardown();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  process.exit(1);
+});

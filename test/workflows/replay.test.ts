@@ -1,0 +1,25 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { temporal } from '@temporalio/proto';
+import { Worker } from '@temporalio/worker';
+import { workflowSource } from '../../src/worker';
+
+/**
+ * Workflows already running must keep replaying after a change to workflow code: every kept history
+ * (a publish that deploys, a deploy, a failed publish) replays against the code as it is now. A change
+ * that breaks one needs `patched()`.
+ */
+const dir = path.join(__dirname, '..', 'histories');
+const files = fs.readdirSync(dir).filter((f) => f.endsWith('.binpb'));
+const workflowIds = JSON.parse(fs.readFileSync(path.join(dir, 'workflow-ids.json'), 'utf8')) as Record<string, string>;
+
+describe('recorded histories replay', () => {
+  it('keeps a publish, a deploy and a failed publish', () => {
+    expect(files).toEqual(expect.arrayContaining(['publish-with-deploy.binpb', 'deploy.binpb', 'publish-failed.binpb']));
+  });
+
+  it.each(files)('%s replays without nondeterminism', async (file) => {
+    const history = temporal.api.history.v1.History.decode(fs.readFileSync(path.join(dir, file)));
+    await expect(Worker.runReplayHistory({ ...workflowSource() }, history, workflowIds[file])).resolves.toBeUndefined();
+  });
+});
