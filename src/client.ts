@@ -92,7 +92,8 @@ async function followPublish(handle: WorkflowHandle, o: Io): Promise<PublishResu
     Presets.shades_classic,
   );
   let started = false;
-  const timer = setInterval(async () => {
+  // A refresh that fails leaves the bar as it was; the next one tries again.
+  const refresh = async () => {
     const p = await handle.query<PublishProgress>('progress').catch(() => undefined);
     if (!p || p.bytesTotal === 0) return;
     const mib = (b: number) => Math.round(b / 2 ** 20);
@@ -102,7 +103,8 @@ async function followPublish(handle: WorkflowHandle, o: Io): Promise<PublishResu
       bar.start(mib(p.bytesTotal), mib(p.bytesStaged), payload);
       started = true;
     } else bar.update(mib(p.bytesStaged), payload);
-  }, 500);
+  };
+  const timer = setInterval(() => void refresh().catch(() => undefined), 500);
   try {
     return await result;
   } finally {
@@ -133,7 +135,8 @@ async function followDeploy(handle: WorkflowHandle, o: Io): Promise<DeployResult
     Presets.shades_classic,
   );
   const rows = new Map<string, ReturnType<MultiBar['create']>>();
-  const timer = setInterval(async () => {
+  // A refresh that fails leaves the bar as it was; the next one tries again.
+  const refresh = async () => {
     const progress = await handle.query<DeployProgress>('progress').catch(() => undefined);
     if (!progress) return;
     const onDisk = await downloadedBytes(handle).catch(() => new Map<string, number>());
@@ -144,7 +147,8 @@ async function followDeploy(handle: WorkflowHandle, o: Io): Promise<DeployResult
       if (bar) bar.update(done, payload);
       else rows.set(s.sddc, bars.create(Math.max(1, s.bytesTotal), done, payload));
     }
-  }, 500);
+  };
+  const timer = setInterval(() => void refresh().catch(() => undefined), 500);
   try {
     return await result;
   } finally {

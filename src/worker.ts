@@ -1,10 +1,12 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
 import { createAgentActivities } from './activities/agent';
 import { validateSddcName } from './names';
 import { Catalog } from './catalog/catalog';
 import { installLogging } from './logging';
-import { loadConfig, type Config } from './config';
+import { loadConfig, PROJECT_ROOT, type Config } from './config';
 import { StorageClients } from './storage/clients';
 import { connectClient, connectWorker, temporalView } from './temporal';
 import { loadTopology } from './topology/topology';
@@ -20,9 +22,7 @@ import { loadTopology } from './topology/topology';
  */
 export function workflowSource(env: NodeJS.ProcessEnv = process.env): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
   if (env.VMHUB_WORKFLOW_BUNDLE) return { workflowBundle: { codePath: env.VMHUB_WORKFLOW_BUNDLE } };
-  const fs = require('node:fs') as typeof import('node:fs');
-  const path = require('node:path') as typeof import('node:path');
-  const root = path.resolve(__dirname, '..');
+  const root = PROJECT_ROOT;
   const prebuilt = path.join(root, 'dist', 'workflow-bundle.js');
   const modified = (file: string) => fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0;
   const built = modified(prebuilt);

@@ -238,7 +238,11 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
             `${input.image}@${input.version} is being published by workflow ${claim.owner.workflowId}; wait for it or cancel it`,
           );
         }
-        log.info('taking over a claim left by a closed run', { image: input.image, version: input.version, previous: claim.owner });
+        log.info('taking over a claim left by a closed run', {
+          image: input.image,
+          version: input.version,
+          previous: claim.owner,
+        });
         if (!(await catalog.takeOver(version, me, claim.owner))) {
           throw new Error(`the claim on ${input.image}@${input.version} changed while being taken over; retrying`);
         }
@@ -256,32 +260,32 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
         withSource(
           input.source,
           async (s, format) => {
-          if (s.sizeBytes !== input.plan.sizeBytes) {
-            throw new VmhubError('SourceChanged', `source is now ${s.sizeBytes} bytes, was ${input.plan.sizeBytes}`);
-          }
-          const whole = createHash('sha256');
-          const inspector = createInspector(format);
-          const ids: string[] = [];
-          const readBlock = (i: number) => {
-            const { start, end } = blockBounds(input.plan, i);
-            const reading = s.read(start, end, cancellationSignal());
-            reading.catch(() => undefined); // awaited below; a failure after the loop has stopped is moot
-            return reading;
-          };
-          // Read one block ahead, and hash each block for its ID on the thread pool while the
-          // whole-image hash and the inspector take it on this thread.
-          let next = input.plan.blockCount > 0 ? readBlock(0) : undefined;
-          for (let i = 0; i < input.plan.blockCount; i++) {
-            const block = await next!;
-            next = i + 1 < input.plan.blockCount ? readBlock(i + 1) : undefined;
-            const digest = blockDigest(block);
-            whole.update(block);
-            await inspector.write(block);
-            ids.push(blockId(i, await digest));
-            heartbeat({ block: i });
-          }
-          const metadata = await inspector.finish();
-          return { sha256: whole.digest('hex'), blockListDigest: blockListDigest(ids), metadata };
+            if (s.sizeBytes !== input.plan.sizeBytes) {
+              throw new VmhubError('SourceChanged', `source is now ${s.sizeBytes} bytes, was ${input.plan.sizeBytes}`);
+            }
+            const whole = createHash('sha256');
+            const inspector = createInspector(format);
+            const ids: string[] = [];
+            const readBlock = (i: number) => {
+              const { start, end } = blockBounds(input.plan, i);
+              const reading = s.read(start, end, cancellationSignal());
+              reading.catch(() => undefined); // awaited below; a failure after the loop has stopped is moot
+              return reading;
+            };
+            // Read one block ahead, and hash each block for its ID on the thread pool while the
+            // whole-image hash and the inspector take it on this thread.
+            let next = input.plan.blockCount > 0 ? readBlock(0) : undefined;
+            for (let i = 0; i < input.plan.blockCount; i++) {
+              const block = await next!;
+              next = i + 1 < input.plan.blockCount ? readBlock(i + 1) : undefined;
+              const digest = blockDigest(block);
+              whole.update(block);
+              await inspector.write(block);
+              ids.push(blockId(i, await digest));
+              heartbeat({ block: i });
+            }
+            const metadata = await inspector.finish();
+            return { sha256: whole.digest('hex'), blockListDigest: blockListDigest(ids), metadata };
           },
           { pin: input.pin },
         ),
@@ -297,45 +301,45 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
         withSource(
           input.source,
           async (s) => {
-          const blob = container(input.location).getBlockBlobClient(input.location.blob);
-          const signal = cancellationSignal();
-          const resumed = activityInfo().heartbeatDetails as StageCheckpoint | undefined;
-          const end = input.range.first + input.range.count;
-          const staged = new Set<string>();
-          const list = await blob.getBlockList('uncommitted', { abortSignal: signal }).catch((err: { statusCode?: number }) => {
-            if (err.statusCode === 404) return { uncommittedBlocks: [] };
-            throw err;
-          });
-          for (const b of list.uncommittedBlocks ?? []) staged.add(b.name);
-
-          const progress: StageCheckpoint = resumed ?? { next: input.range.first, uploaded: 0, reused: 0, bytesUploaded: 0 };
-          if (resumed) log.info('resuming staging', { range: input.range, next: resumed.next, alreadyStaged: staged.size });
-          const done = new Set<number>();
-          const indices: number[] = [];
-          for (let i = progress.next; i < end; i++) indices.push(i);
-
-          // A slow block must not look like a dead worker: beat on a timer as well as after each block.
-          const keepAlive = setInterval(() => heartbeat(progress), 5_000);
-          try {
-            await runPool(indices, config.transferConcurrency, async (i) => {
-              const { start, end: stop } = blockBounds(input.plan, i);
-              const bytes = await s.read(start, stop, signal);
-              const id = blockId(i, await blockDigest(bytes));
-              if (staged.has(id)) {
-                progress.reused++;
-              } else {
-                await blob.stageBlock(id, bytes, bytes.length, { abortSignal: signal });
-                progress.uploaded++;
-                progress.bytesUploaded += bytes.length;
-              }
-              done.add(i);
-              while (done.has(progress.next)) done.delete(progress.next++);
-              heartbeat(progress);
+            const blob = container(input.location).getBlockBlobClient(input.location.blob);
+            const signal = cancellationSignal();
+            const resumed = activityInfo().heartbeatDetails as StageCheckpoint | undefined;
+            const end = input.range.first + input.range.count;
+            const staged = new Set<string>();
+            const list = await blob.getBlockList('uncommitted', { abortSignal: signal }).catch((err: { statusCode?: number }) => {
+              if (err.statusCode === 404) return { uncommittedBlocks: [] };
+              throw err;
             });
-          } finally {
-            clearInterval(keepAlive);
-          }
-          return { uploaded: progress.uploaded, reused: progress.reused, bytesUploaded: progress.bytesUploaded };
+            for (const b of list.uncommittedBlocks ?? []) staged.add(b.name);
+
+            const progress: StageCheckpoint = resumed ?? { next: input.range.first, uploaded: 0, reused: 0, bytesUploaded: 0 };
+            if (resumed) log.info('resuming staging', { range: input.range, next: resumed.next, alreadyStaged: staged.size });
+            const done = new Set<number>();
+            const indices: number[] = [];
+            for (let i = progress.next; i < end; i++) indices.push(i);
+
+            // A slow block must not look like a dead worker: beat on a timer as well as after each block.
+            const keepAlive = setInterval(() => heartbeat(progress), 5_000);
+            try {
+              await runPool(indices, config.transferConcurrency, async (i) => {
+                const { start, end: stop } = blockBounds(input.plan, i);
+                const bytes = await s.read(start, stop, signal);
+                const id = blockId(i, await blockDigest(bytes));
+                if (staged.has(id)) {
+                  progress.reused++;
+                } else {
+                  await blob.stageBlock(id, bytes, bytes.length, { abortSignal: signal });
+                  progress.uploaded++;
+                  progress.bytesUploaded += bytes.length;
+                }
+                done.add(i);
+                while (done.has(progress.next)) done.delete(progress.next++);
+                heartbeat(progress);
+              });
+            } finally {
+              clearInterval(keepAlive);
+            }
+            return { uploaded: progress.uploaded, reused: progress.reused, bytesUploaded: progress.bytesUploaded };
           },
           { pin: input.pin },
         ),
@@ -405,7 +409,10 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
         });
         const props = await blob.getProperties({ abortSignal: signal });
         if (props.contentLength !== input.plan.sizeBytes) {
-          throw new VmhubError('StorageMismatch', `committed blob is ${props.contentLength} bytes, expected ${input.plan.sizeBytes}`);
+          throw new VmhubError(
+            'StorageMismatch',
+            `committed blob is ${props.contentLength} bytes, expected ${input.plan.sizeBytes}`,
+          );
         }
         return { committed: true, etag: response.etag! };
       });

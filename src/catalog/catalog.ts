@@ -76,9 +76,7 @@ export interface Requirements {
 }
 
 export type ClaimResult =
-  | { state: 'claimed' }
-  | { state: 'available'; record: ImageVersionRecord }
-  | { state: 'owned'; owner: RunRef | undefined };
+  { state: 'claimed' } | { state: 'available'; record: ImageVersionRecord } | { state: 'owned'; owner: RunRef | undefined };
 
 export type NewVersion = Pick<
   ImageVersionRecord,

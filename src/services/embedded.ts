@@ -205,39 +205,66 @@ export async function startServices(
 ): Promise<ServiceStatus[]> {
   const dir = servicesDir(config);
   const result: ServiceStatus[] = [];
-  for (const make of plannedServices(config, env)) {
-    const spec = make();
-    const pidFile = path.join(dir, `${slug(spec.name)}.pid`);
-    const logFile = path.join(dir, `${slug(spec.name)}.log`);
-    const existing = readPidFile(pidFile);
-    if (existing && pidAlive(existing.pid) && (await portOpen(spec.port))) {
-      result.push({ name: spec.name, url: spec.url, state: 'running', pid: existing.pid, startedNow: false });
-      continue;
-    }
-    if (await portOpen(spec.port)) {
-      throw new Error(`port ${spec.port} for ${spec.name} is taken by another process; free it or choose another port`);
-    }
-    for (const d of spec.dirs) fs.mkdirSync(d, { recursive: true });
-    const log = fs.openSync(logFile, 'a');
-    const child = spawn(spec.command, spec.args, { detached: true, stdio: ['ignore', log, log], cwd: config.dataDir });
-    fs.closeSync(log);
-    child.unref();
-    const pid = child.pid!;
-    fs.writeFileSync(pidFile, JSON.stringify({ pid, port: spec.port, name: spec.name } satisfies PidFile));
-    await waitFor(
-      spec.name,
-      async () => {
-        if (!pidAlive(pid))
-          throw new Error(`${spec.name} exited at start; log ${logFile}:\n${fs.readFileSync(logFile, 'utf8').slice(-2000)}`);
-        return portOpen(spec.port);
-      },
-      120_000,
-      logFile,
-    );
-    if (spec.name === 'temporal') await waitForTemporal(spec.command, spec.port, logFile);
-    result.push({ name: spec.name, url: spec.url, state: 'running', pid, startedNow: true });
-  }
+  for (const make of plannedServices(config, env)) result.push(await startSpec(make(), dir, config.dataDir));
   return result;
+}
+
+/** A service's name with or without its variant: "catalog" is "catalog (ferretdb)" or "catalog (mongod)". */
+function isNamed(serviceName: string, name: string): boolean {
+  return serviceName === name || serviceName.replace(/ \(.*\)$/, '') === name;
+}
+
+/**
+ * Starts one embedded service by name ("temporal", "catalog", "azurite dc-east") on its configured port and
+ * data folder, as startServices does; one already running is left as it is.
+ */
+export async function startService(config: Config, name: string, env: NodeJS.ProcessEnv = process.env): Promise<ServiceStatus> {
+  const spec = plannedServices(config, env)
+    .map((make) => make())
+    .find((s) => isNamed(s.name, name));
+  if (!spec) throw new Error(`no embedded service is named "${name}"`);
+  return startSpec(spec, servicesDir(config), config.dataDir);
+}
+
+/** Stops one embedded service by name and keeps its data, for startService; undefined if it was not running. */
+export async function stopService(config: Config, name: string): Promise<ServiceStatus | undefined> {
+  const dir = servicesDir(config);
+  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.pid'))) {
+    const p = readPidFile(path.join(dir, file));
+    if (p && isNamed(p.name, name)) return (await stopServices(config, [p.pid]))[0];
+  }
+  return undefined;
+}
+
+async function startSpec(spec: ServiceSpec, dir: string, dataDir: string): Promise<ServiceStatus> {
+  const pidFile = path.join(dir, `${slug(spec.name)}.pid`);
+  const logFile = path.join(dir, `${slug(spec.name)}.log`);
+  const existing = readPidFile(pidFile);
+  if (existing && pidAlive(existing.pid) && (await portOpen(spec.port))) {
+    return { name: spec.name, url: spec.url, state: 'running', pid: existing.pid, startedNow: false };
+  }
+  if (await portOpen(spec.port)) {
+    throw new Error(`port ${spec.port} for ${spec.name} is taken by another process; free it or choose another port`);
+  }
+  for (const d of spec.dirs) fs.mkdirSync(d, { recursive: true });
+  const log = fs.openSync(logFile, 'a');
+  const child = spawn(spec.command, spec.args, { detached: true, stdio: ['ignore', log, log], cwd: dataDir });
+  fs.closeSync(log);
+  child.unref();
+  const pid = child.pid!;
+  fs.writeFileSync(pidFile, JSON.stringify({ pid, port: spec.port, name: spec.name } satisfies PidFile));
+  await waitFor(
+    spec.name,
+    async () => {
+      if (!pidAlive(pid))
+        throw new Error(`${spec.name} exited at start; log ${logFile}:\n${fs.readFileSync(logFile, 'utf8').slice(-2000)}`);
+      return portOpen(spec.port);
+    },
+    120_000,
+    logFile,
+  );
+  if (spec.name === 'temporal') await waitForTemporal(spec.command, spec.port, logFile);
+  return { name: spec.name, url: spec.url, state: 'running', pid, startedNow: true };
 }
 
 /** The frontend port opens before the default namespace is usable; wait until the namespace answers. */

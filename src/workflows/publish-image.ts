@@ -210,7 +210,12 @@ async function commit(input: CommitInput, fanOut: number, progress: PublishProgr
       );
     }
     const ranges = rangesContaining(planRanges(input.plan.blockCount), out.missing);
-    await stageRanges({ source: input.source, pin: input.pin, location: input.location, plan: input.plan }, ranges, fanOut, progress);
+    await stageRanges(
+      { source: input.source, pin: input.pin, location: input.location, plan: input.plan },
+      ranges,
+      fanOut,
+      progress,
+    );
   }
 }
 

@@ -19,7 +19,14 @@ import { workflowSource } from '../../src/worker';
 const MiB = 1024 * 1024;
 export const plan = planBlocks(64 * MiB, 4 * MiB); // 16 blocks: one range
 export const location = { storage: 'east-primary', container: 'vm-images', blob: 'app/1.0.0/app-1.0.0.ova' };
-const metadata = { kind: 'iso' as const, volumeId: 'APP', volumeSizeBytes: plan.sizeBytes, bootable: false, joliet: false, udf: false };
+const metadata = {
+  kind: 'iso' as const,
+  volumeId: 'APP',
+  volumeSizeBytes: plan.sizeBytes,
+  bootable: false,
+  joliet: false,
+  udf: false,
+};
 
 /** The test server, with vmhub's search attributes registered (it starts with none). */
 export async function startTestEnvironment(): Promise<TestWorkflowEnvironment> {

@@ -79,7 +79,11 @@ async function main(): Promise<void> {
     await runWorker(env, failing, async (taskQueue) => {
       const failedId = `publish:app:1.0.1:${randomUUID()}`;
       await env.client.workflow
-        .execute('PublishImage', { args: [{ source: 'app.ova', image: 'app', version: '1.0.1' }], taskQueue, workflowId: failedId })
+        .execute('PublishImage', {
+          args: [{ source: 'app.ova', image: 'app', version: '1.0.1' }],
+          taskQueue,
+          workflowId: failedId,
+        })
         .catch(() => undefined);
       await save('publish-failed', failedId);
     });

@@ -68,7 +68,11 @@ describe('PublishImage failure paths', () => {
       inspectSource: transferUntilCancelled(log, 'inspect'),
     });
     const { cause, progress } = await runWorker(activities, async (taskQueue) => {
-      const handle = await env.client.workflow.start('PublishImage', { args: [publishInput], taskQueue, workflowId: randomUUID() });
+      const handle = await env.client.workflow.start('PublishImage', {
+        args: [publishInput],
+        taskQueue,
+        workflowId: randomUUID(),
+      });
       while (log.filter((l) => l.endsWith('started')).length < 2) await new Promise((r) => setTimeout(r, 20));
       await handle.cancel();
       const failed = await failureOf(handle.result());
