@@ -294,10 +294,10 @@ export function buildProgram(): Command {
     .action(async (opts: { image?: string; fits?: string; os?: string; json?: boolean }) => {
       const o = io(Boolean(opts.json));
       await withCatalog(async (catalog) => {
-        const records = opts.fits
-          ? await catalog.fitting(parseFits(opts.fits), opts.image)
-          : opts.os
-            ? await catalog.byOs(opts.os)
+        // Filters combine: a version is listed only when it passes every one given.
+        const records =
+          opts.fits || opts.os
+            ? await catalog.findAvailable({ image: opts.image, fits: opts.fits ? parseFits(opts.fits) : undefined, osType: opts.os })
             : await catalog.listVersions(opts.image);
         emit(o, records, () => versionRows(records));
       });

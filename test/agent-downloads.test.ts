@@ -131,7 +131,11 @@ it('takes over the lock of an agent that died, and resumes its download', async 
   const name = fileName(input);
   // What an agent killed mid-download leaves behind: a partial file, its checkpoint and its lock.
   const killed = run(agent(root, slowStorage), input);
-  await until('a checkpoint on disk', () => fs.existsSync(path.join(dir, `.${name}.partial.json`)));
+  const state = path.join(dir, `.${name}.partial.json`);
+  // The checkpoint is rewritten in place, so a read may catch it half-written.
+  await until('a chunk checkpointed on disk', () =>
+    /"doneBelow":[1-9]/.test(fs.existsSync(state) ? fs.readFileSync(state, 'utf8') : ''),
+  );
   killed.env.cancel('WORKER_SHUTDOWN', new ActivityCancellationDetails({ workerShutdown: true }));
   expect(await failureOf(killed.done)).toBeInstanceOf(CancelledFailure);
   const deadPid = execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });

@@ -197,14 +197,10 @@ export function lockHolder(activityId: string, workflowId?: string): LockHolder 
   return { pid: process.pid, process: THIS_PROCESS, activityId, workflowId, since: new Date().toISOString() };
 }
 
-export function holderAlive(holder: LockHolder, pidRunning = isRunning): boolean {
+export function holderAlive(holder: LockHolder): boolean {
   if (holder.pid === process.pid) return holder.process === THIS_PROCESS;
-  return pidRunning(holder.pid);
-}
-
-function isRunning(pid: number): boolean {
   try {
-    process.kill(pid, 0);
+    process.kill(holder.pid, 0);
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
@@ -220,7 +216,7 @@ export type LockOutcome = { acquired: true; tookOverFrom?: string } | { acquired
  * that renamed it removes it, and a lock that changed in between is put back and judged again. Inside one
  * process, locks are taken and released one at a time, so its own activities never race on them.
  */
-export function acquireLock(lock: string, holder: LockHolder, alive = holderAlive): Promise<LockOutcome> {
+export function acquireLock(lock: string, holder: LockHolder): Promise<LockOutcome> {
   return oneAtATime(async () => {
     const own = `${lock}.${randomUUID()}`;
     await writeNoFollow(own, JSON.stringify(holder), O_EXCL, false);
@@ -236,7 +232,7 @@ export function acquireLock(lock: string, holder: LockHolder, alive = holderAliv
         const seen = await readNoFollow(lock);
         if (seen === undefined) continue;
         const other = parseHolder(seen);
-        if (other && alive(other)) return { acquired: false, holder: other };
+        if (other && holderAlive(other)) return { acquired: false, holder: other };
         const aside = `${own}.stale`;
         try {
           await fs.promises.rename(lock, aside);

@@ -400,13 +400,20 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
         if (blockListDigest(ids) !== input.digest.blockListDigest) {
           throw new VmhubError('SourceChanged', 'the source changed while it was being published; start the publish again');
         }
-        const response = await blob.commitBlockList(ids, {
-          abortSignal: signal,
-          // Whatever another writer did to the blob since it was read makes this commit fail, not overwrite.
-          conditions: committed ? { ifMatch: committed.etag } : { ifNoneMatch: '*' },
-          blobHTTPHeaders: { blobContentType: CONTENT_TYPES[input.format] },
-          metadata: { sha256: input.digest.sha256, image: input.image, version: input.version, run: thisRun().runId },
-        });
+        const response = await blob
+          .commitBlockList(ids, {
+            abortSignal: signal,
+            // Whatever another writer did to the blob since it was read makes this commit fail, not overwrite.
+            conditions: committed ? { ifMatch: committed.etag } : { ifNoneMatch: '*' },
+            blobHTTPHeaders: { blobContentType: CONTENT_TYPES[input.format] },
+            metadata: { sha256: input.digest.sha256, image: input.image, version: input.version, run: thisRun().runId },
+          })
+          .catch((err: unknown) => {
+            if (err instanceof RestError && (err.statusCode === 409 || err.statusCode === 412)) {
+              throw new VmhubError('VersionConflict', `another writer changed ${input.location.blob} during the commit`);
+            }
+            throw err;
+          });
         const props = await blob.getProperties({ abortSignal: signal });
         if (props.contentLength !== input.plan.sizeBytes) {
           throw new VmhubError(

@@ -86,23 +86,16 @@ export type NewVersion = Pick<
 const DUPLICATE_KEY = 11000;
 
 /**
- * Replicas are stored keyed by location, so each one is updated on its own (`$set` on
- * `replicas.<location>`) and concurrent updates of two locations never overwrite each other; every record
- * read has them as a list.
+ * Each replica's state is a document of its own, keyed by (image, version, location), so updates of two
+ * locations never touch one document: no backend can lose one to the other (FerretDB's SQLite backend
+ * applies an update to a document by reading and rewriting it). Every version record read carries its list.
  */
-type StoredVersion = Omit<ImageVersionRecord, 'replicas'> & { replicas?: Record<string, ReplicaRecord> };
-
-function withReplicas(record: StoredVersion): ImageVersionRecord {
-  return { ...record, replicas: Object.values(record.replicas ?? {}) };
-}
-
-function replicaKey(location: string): string {
-  if (!/^[A-Za-z0-9_-]+$/.test(location)) throw new Error(`storage location id ${JSON.stringify(location)} cannot key a replica`);
-  return `replicas.${location}`;
-}
+type StoredVersion = Omit<ImageVersionRecord, 'replicas'>;
+type StoredReplica = ReplicaRecord & { image: string; version: string };
 
 export class Catalog {
   readonly versions: Collection<StoredVersion>;
+  readonly replicas: Collection<StoredReplica>;
   readonly sddcs: Collection<SddcRecord>;
   readonly deployments: Collection<DeploymentRecord>;
 
@@ -111,6 +104,7 @@ export class Catalog {
     private readonly client?: MongoClient,
   ) {
     this.versions = db.collection<StoredVersion>('image_versions');
+    this.replicas = db.collection<StoredReplica>('replicas');
     this.sddcs = db.collection<SddcRecord>('sddcs');
     this.deployments = db.collection<DeploymentRecord>('deployments');
   }
@@ -125,6 +119,7 @@ export class Catalog {
 
   async ensureIndexes(): Promise<void> {
     await this.versions.createIndex({ image: 1, version: 1 }, { unique: true, name: 'image_version' });
+    await this.replicas.createIndex({ image: 1, version: 1, location: 1 }, { unique: true, name: 'image_version_location' });
     await this.sddcs.createIndex({ name: 1 }, { unique: true, name: 'sddc_name' });
     await this.deployments.createIndex({ image: 1, version: 1, sddc: 1 }, { unique: true, name: 'image_version_sddc' });
   }
@@ -135,7 +130,7 @@ export class Catalog {
 
   async getVersion(image: string, version: string): Promise<ImageVersionRecord | null> {
     const record = await this.versions.findOne({ image, version }, { projection: { _id: 0 } });
-    return record && withReplicas(record);
+    return record && (await this.withReplicas([record]))[0];
   }
 
   /**
@@ -152,11 +147,11 @@ export class Catalog {
       },
       this.claimUpdate(v, owner),
     );
-    if (claimed.matchedCount === 1) return { state: 'claimed' };
+    if (claimed.matchedCount === 1) return this.clearReplicas(v);
     const now = new Date();
     try {
       await this.versions.insertOne({ ...v, status: 'uploading', owner, createdAt: now, updatedAt: now });
-      return { state: 'claimed' };
+      return this.clearReplicas(v);
     } catch (err) {
       if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
     }
@@ -177,13 +172,32 @@ export class Catalog {
       },
       this.claimUpdate(v, owner),
     );
-    return result.matchedCount === 1;
+    if (result.matchedCount === 0) return false;
+    await this.clearReplicas(v);
+    return true;
+  }
+
+  /** New bytes may be coming: copies of earlier ones are no replicas of this version. */
+  private async clearReplicas(v: NewVersion): Promise<{ state: 'claimed' }> {
+    await this.replicas.deleteMany({ image: v.image, version: v.version });
+    return { state: 'claimed' };
+  }
+
+  private async withReplicas(records: StoredVersion[]): Promise<ImageVersionRecord[]> {
+    if (records.length === 0) return [];
+    const images = [...new Set(records.map((r) => r.image))];
+    const replicas = await this.replicas.find({ image: { $in: images } }, { projection: { _id: 0 } }).toArray();
+    return records.map((r) => ({
+      ...r,
+      replicas: replicas
+        .filter((x) => x.image === r.image && x.version === r.version)
+        .map(({ image: _image, version: _version, ...replica }) => replica),
+    }));
   }
 
   private claimUpdate(v: NewVersion, owner: RunRef) {
-    // New bytes may be coming: copies of earlier ones are no replicas of this version.
     return {
-      $set: { ...v, status: 'uploading' as const, owner, replicas: {}, updatedAt: new Date() },
+      $set: { ...v, status: 'uploading' as const, owner, updatedAt: new Date() },
       $unset: { error: '' as const, sha256: '' as const, metadata: '' as const },
     };
   }
@@ -217,9 +231,8 @@ export class Catalog {
 
   /** Versions of an image (or of every image), newest semantic version first. */
   async listVersions(image?: string, filter: Filter<StoredVersion> = {}): Promise<ImageVersionRecord[]> {
-    const records = (
-      await this.versions.find({ ...(image ? { image } : {}), ...filter }, { projection: { _id: 0 } }).toArray()
-    ).map(withReplicas);
+    const found = await this.versions.find({ ...(image ? { image } : {}), ...filter }, { projection: { _id: 0 } }).toArray();
+    const records = await this.withReplicas(found);
     return records.sort((a, b) => a.image.localeCompare(b.image) || semver.rcompare(a.version, b.version));
   }
 
@@ -229,26 +242,26 @@ export class Catalog {
     return available.find((r) => options.includePrerelease || semver.prerelease(r.version) === null);
   }
 
-  /** Available versions whose resources fit within a capacity. */
-  fitting(capacity: Requirements, image?: string): Promise<ImageVersionRecord[]> {
-    const filter: Filter<StoredVersion> = { status: 'available', 'metadata.resources': { $exists: true } };
-    if (capacity.cpus !== undefined) filter['metadata.resources.cpus'] = { $lte: capacity.cpus };
-    if (capacity.memoryMiB !== undefined) filter['metadata.resources.memoryMiB'] = { $lte: capacity.memoryMiB };
-    if (capacity.diskBytes !== undefined) filter['metadata.resources.diskBytes'] = { $lte: capacity.diskBytes };
-    return this.listVersions(image, filter);
-  }
-
-  /** Available versions whose guest OS type (vmw:osType or VirtualBox OSType) is the one given. */
-  byOs(osType: string): Promise<ImageVersionRecord[]> {
-    return this.listVersions(undefined, { status: 'available', 'metadata.os.osType': osType });
+  /** Available versions that pass every filter given: an image, a capacity they fit, a guest OS type. */
+  findAvailable(filters: { image?: string; fits?: Requirements; osType?: string }): Promise<ImageVersionRecord[]> {
+    const filter: Filter<StoredVersion> = { status: 'available' };
+    const { fits } = filters;
+    if (fits) filter['metadata.resources'] = { $exists: true };
+    if (fits?.cpus !== undefined) filter['metadata.resources.cpus'] = { $lte: fits.cpus };
+    if (fits?.memoryMiB !== undefined) filter['metadata.resources.memoryMiB'] = { $lte: fits.memoryMiB };
+    if (fits?.diskBytes !== undefined) filter['metadata.resources.diskBytes'] = { $lte: fits.diskBytes };
+    if (filters.osType !== undefined) filter['metadata.os.osType'] = filters.osType;
+    return this.listVersions(filters.image, filter);
   }
 
   async setReplica(image: string, version: string, replica: ReplicaRecord): Promise<void> {
-    const result = await this.versions.updateOne(
-      { image, version },
-      { $set: { [replicaKey(replica.location)]: replica, updatedAt: new Date() } },
+    if ((await this.versions.countDocuments({ image, version })) === 0)
+      throw new Error(`no catalog record for ${image}@${version}`);
+    await this.replicas.replaceOne(
+      { image, version, location: replica.location },
+      { image, version, ...replica },
+      { upsert: true },
     );
-    if (result.matchedCount === 0) throw new Error(`no catalog record for ${image}@${version}`);
   }
 
   async addSddc(sddc: Omit<SddcRecord, 'createdAt'>): Promise<SddcRecord> {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import { buildBundle } from '../../scripts/build-bundle';
 import { loadConfig } from '../../src/config';
 import { startServices, stopServices } from '../../src/services/embedded';
 
@@ -75,17 +75,7 @@ export default async function globalSetup(): Promise<void> {
     await startOnFreePorts(dataDir);
   }
 
-  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: quietLogger });
   const bundlePath = path.join(dataDir, 'workflow-bundle.js');
-  fs.writeFileSync(bundlePath, bundle.code);
+  await buildBundle(bundlePath);
   process.env.VMHUB_WORKFLOW_BUNDLE = bundlePath;
 }
-
-const quietLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (message: string) => process.stderr.write(`bundler: ${message}\n`),
-  error: (message: string) => process.stderr.write(`bundler: ${message}\n`),
-};

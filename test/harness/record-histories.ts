@@ -1,9 +1,10 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import { buildBundle } from '../../scripts/build-bundle';
 import type { DeployResultRow } from '../../src/deploy/input';
 import { deployActivities, publishActivities, runWorker, startTestEnvironment, transferUntilCancelled } from './mock-activities';
 
@@ -13,9 +14,8 @@ import { deployActivities, publishActivities, runWorker, startTestEnvironment, t
  * only to add histories of new behaviour; the histories already kept are what running workflows look like.
  */
 async function main(): Promise<void> {
-  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows') });
-  const bundlePath = path.join(fs.mkdtempSync('/tmp/vmhub-record-'), 'bundle.js');
-  fs.writeFileSync(bundlePath, bundle.code);
+  const bundlePath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-record-')), 'bundle.js');
+  await buildBundle(bundlePath);
   process.env.VMHUB_WORKFLOW_BUNDLE = bundlePath;
   const env = await startTestEnvironment();
   const out = path.join(__dirname, '..', 'histories');
