@@ -63,6 +63,9 @@ export async function openDeps(config: Config): Promise<ActivityDeps & { close()
  */
 const SHUTDOWN_GRACE = '30 seconds';
 
+/** A cancel reaches an activity with the reply to its heartbeat: send them often enough that it stops within seconds. */
+const HEARTBEAT_THROTTLE = '3 seconds';
+
 export async function createControlWorker(connection: NativeConnection, deps: ActivityDeps): Promise<Worker> {
   return Worker.create({
     connection,
@@ -72,6 +75,7 @@ export async function createControlWorker(connection: NativeConnection, deps: Ac
     activities: createActivities(deps),
     maxConcurrentActivityTaskExecutions: 16,
     shutdownGraceTime: SHUTDOWN_GRACE,
+    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
   });
 }
 
@@ -85,6 +89,7 @@ export async function createAgentWorker(connection: NativeConnection, config: Co
     activities: createAgentActivities({ storage, config, sddc }),
     maxConcurrentActivityTaskExecutions: 4,
     shutdownGraceTime: SHUTDOWN_GRACE,
+    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
   });
 }
 

@@ -194,7 +194,8 @@ describe('replication and DeployToSDDCs', () => {
     try {
       const result = (await (await deploy({ image: 'edge', version: '1.3.0', sddcs: ['west-1'] })).result()) as DeployResult;
       expect(rows(result)['west-1']).toMatchObject({ status: 'deployed', source: 'east-primary' });
-      expect((await replicaStatus(published))?.reason).toMatch(/unreachable/);
+      // Unreachable is transient: the replica stays verified in the catalog.
+      expect(await replicaStatus(published)).toMatchObject({ status: 'verified' });
     } finally {
       await agents.get('west-1')!.stop();
       startAgent('west-1');

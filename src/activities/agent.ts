@@ -39,7 +39,8 @@ export interface DownloadInput extends ImageToDeploy {
 
 export interface SourceFailure {
   location: string;
-  status: 'stale' | 'failed';
+  /** `unreachable` is transient: the source is skipped for this download but not marked in the catalog. */
+  status: 'stale' | 'failed' | 'unreachable';
   reason: string;
 }
 
@@ -335,6 +336,30 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
         throw err;
       }
     },
+
+    /**
+     * After a deploy was cancelled while no download attempt ran (between retries, or with the agent
+     * down): removes what an earlier attempt left, unless a live download holds the target's lock.
+     */
+    async discardDownload(input: DownloadInput): Promise<{ removed: boolean }> {
+      try {
+        checkDownloadInput(input, sddc);
+        const dir = await deploymentDir(root, input.image, input.version);
+        const paths = deploymentPaths(dir, input.image, input.version, input.format);
+        const holder = lockHolder(activityInfo().activityId, activityInfo().workflowExecution?.workflowId);
+        const lock = await acquireLock(paths.lock, holder);
+        if (!lock.acquired) return { removed: false };
+        try {
+          await discardPartial(paths);
+          return { removed: true };
+        } finally {
+          await releaseLock(paths.lock, holder);
+        }
+      } catch (err) {
+        if (err instanceof VmhubError) throw ApplicationFailure.nonRetryable(err.message, err.type);
+        throw err;
+      }
+    },
   };
 
   async function downloadLocked(
@@ -382,7 +407,7 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
     } catch (err) {
       if (signal.aborted) throw err;
       if (err instanceof RestError && err.statusCode === 404) throw new SourceProblem('failed', 'blob is missing');
-      throw new SourceProblem('failed', `unreachable: ${(err as Error).message.split('\n')[0]}`);
+      throw new SourceProblem('unreachable', `unreachable: ${(err as Error).message.split('\n')[0]}`);
     }
     if (props.contentLength !== input.sizeBytes || props.metadata?.sha256 !== input.sha256) {
       throw new SourceProblem(
@@ -478,7 +503,7 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
             bytes = await blob.downloadToBuffer(offset, count, { abortSignal: signal });
           } catch (err) {
             if (signal.aborted) throw err;
-            throw new SourceProblem('failed', `unreachable while reading: ${(err as Error).message.split('\n')[0]}`);
+            throw new SourceProblem('unreachable', `unreachable while reading: ${(err as Error).message.split('\n')[0]}`);
           }
           await writeFully(handle, bytes, offset);
           bytesFetched += bytes.length;

@@ -92,11 +92,12 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
       });
     },
 
-    /** Marks the replicas an agent found missing, stale, unreachable or wrong; the primary is never marked. */
+    /** Marks the replicas an agent found missing, stale or wrong; the primary is never marked. */
     async markSourceFailures(input: { image: string; version: string; failures: SourceFailure[] }): Promise<void> {
       for (const f of input.failures) {
         const location = storage.topology.storage.find((s) => s.id === f.location);
-        if (location?.role !== 'replica') continue;
+        // An unreachable replica may answer again in a minute: that is no verdict on its bytes.
+        if (location?.role !== 'replica' || f.status === 'unreachable') continue;
         await catalog.setReplica(input.image, input.version, { location: f.location, status: f.status, reason: f.reason });
       }
     },

@@ -133,21 +133,39 @@ async function download(
   });
   p.phase = 'downloading';
   p.source = target.sources[0]?.location ?? null;
-  const out = await agent.downloadImage.executeWithOptions({ summary: `download to ${sddc.name}` }, [
-    {
-      sddc: sddc.name,
-      image: plan.image,
-      version: plan.version,
-      format: plan.format,
-      sha256: plan.sha256,
-      sizeBytes: plan.sizeBytes,
-      blob: plan.blob,
-      sources: target.sources,
-    },
-  ]);
+  const download = {
+    sddc: sddc.name,
+    image: plan.image,
+    version: plan.version,
+    format: plan.format,
+    sha256: plan.sha256,
+    sizeBytes: plan.sizeBytes,
+    blob: plan.blob,
+    sources: target.sources,
+  };
+  let out;
+  try {
+    out = await agent.downloadImage.executeWithOptions({ summary: `download to ${sddc.name}` }, [download]);
+  } catch (err) {
+    // A cancel between attempts reaches no running download: have the agent remove what an earlier one left.
+    if (isCancellation(err)) await CancellationScope.nonCancellable(() => discard(sddc.taskQueue, download));
+    throw err;
+  }
   await markFailures(plan, out.sourceFailures);
   p.bytesDone = plan.sizeBytes;
   return { status: out.status, source: out.source, path: out.path, bytes: out.bytes };
+}
+
+async function discard(taskQueue: string, download: Parameters<AgentActivities['discardDownload']>[0]): Promise<void> {
+  const agent = proxyActivities<AgentActivities>({
+    taskQueue,
+    scheduleToStartTimeout: '1 minute',
+    startToCloseTimeout: '1 minute',
+    retry: { maximumAttempts: 2, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
+  });
+  await agent.discardDownload
+    .executeWithOptions({ summary: `remove the partial download on ${download.sddc}` }, [download])
+    .catch(() => undefined);
 }
 
 async function markFailures(plan: DeploymentPlan, failures: SourceFailure[]): Promise<void> {

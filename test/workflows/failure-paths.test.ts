@@ -190,10 +190,19 @@ describe('DeployToSDDCs failure paths', () => {
         await handle.cancel();
         return failureOf(handle.result());
       },
-      { taskQueue: agentQueue, activities: { downloadImage: transferUntilCancelled(log, 'download') } },
+      {
+        taskQueue: agentQueue,
+        activities: {
+          downloadImage: transferUntilCancelled(log, 'download'),
+          discardDownload: async () => {
+            log.push('discard');
+            return { removed: false };
+          },
+        },
+      },
     );
     expect(cause).toBeInstanceOf(CancelledFailure);
-    expect(log).toEqual(['download started', 'download stopped']);
+    expect(log).toEqual(['download started', 'download stopped', 'discard']);
     expect(rows).toHaveLength(1);
     expect(rows[0].status).toBe('failed');
     expect(rows[0].reason).toMatch(/^cancelled/);

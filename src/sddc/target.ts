@@ -1,0 +1,163 @@
+import { VmhubError } from '../errors';
+
+/**
+ * Where an SDDC keeps a deployed image (SPEC §3): a directory of its agent's datastore, or its vCenter's
+ * content library, reached through the vSphere Automation REST API. Plain data and plain functions: the
+ * workflow bundle imports the types.
+ */
+export type SddcTarget = DirectoryTarget | ContentLibraryTarget;
+
+export interface DirectoryTarget {
+  kind: 'directory';
+}
+
+export interface ContentLibraryTarget {
+  kind: 'content-library';
+  /** The vCenter's base URL, e.g. https://vcenter.example.com/ */
+  vcenter: string;
+  /** A local library, created on `datastore` when missing. */
+  library: string;
+  /** Datastore name for a new library; default the first datastore the vCenter lists. */
+  datastore?: string;
+  /** Resource pool name for the instantiate check; default the root pool of the first cluster. */
+  resourcePool?: string;
+  /** Names of the agent's environment variables holding the vCenter login; never the values. */
+  usernameEnv: string;
+  passwordEnv: string;
+  /** Accept a certificate no CA vouches for (simulators, lab vCenters). */
+  insecureTls?: boolean;
+  /** Check every deployment by instantiating a VM from the item and removing it again. */
+  instantiate?: boolean;
+}
+
+/** Where an image landed in a content library: a result row's `target`. */
+export interface LibraryPlacement {
+  kind: 'content-library';
+  vcenter: string;
+  library: string;
+  itemId: string;
+  itemName: string;
+}
+
+/** What an instantiate check saw in the VM it deployed from the item, before it removed it. */
+export interface InstantiateCheck {
+  vm: string;
+  cpus: number;
+  memoryMiB: number;
+  removed: boolean;
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+export function isLoopbackUrl(url: URL): boolean {
+  return LOOPBACK.has(url.hostname);
+}
+
+/** Checks a target from the topology, the CLI or a task; what it returns has exactly the known fields. */
+export function parseTarget(raw: unknown, what = 'target'): SddcTarget {
+  const fail = (msg: string): never => {
+    throw new VmhubError('InvalidInput', `${what}: ${msg}`);
+  };
+  if (raw === undefined) return { kind: 'directory' };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('must be an object with a kind');
+  const t = raw as Record<string, unknown>;
+  if (t.kind === 'directory') return { kind: 'directory' };
+  if (t.kind !== 'content-library') return fail(`kind must be "content-library" or "directory", not ${JSON.stringify(t.kind)}`);
+  let url: URL | undefined;
+  try {
+    url = new URL(String(t.vcenter));
+  } catch {
+    fail(`vcenter ${JSON.stringify(t.vcenter)} is not a URL`);
+  }
+  const plainUrl = !url!.username && !url!.password && !url!.search && !url!.hash;
+  if (!plainUrl || !/^https?:$/.test(url!.protocol)) fail('vcenter must be an https URL without credentials, query or fragment');
+  // The login travels in the clear over http: only a vCenter on this machine may be reached that way.
+  if (url!.protocol === 'http:' && !isLoopbackUrl(url!)) fail('vcenter must use https unless it is on the loopback');
+  const name = (key: string, value: unknown, optional = false): string | undefined => {
+    if (value === undefined && optional) return undefined;
+    if (typeof value !== 'string' || value.length === 0 || value.length > 80 || /[\0-\x1f/\\]/.test(value))
+      fail(`${key} must be a name of 1 to 80 characters without slashes or control characters`);
+    return value as string;
+  };
+  for (const key of ['usernameEnv', 'passwordEnv']) {
+    if (typeof t[key] !== 'string' || !ENV_NAME.test(t[key])) fail(`${key} must name an environment variable`);
+  }
+  for (const key of ['insecureTls', 'instantiate']) {
+    if (t[key] !== undefined && typeof t[key] !== 'boolean') fail(`${key} must be true or false`);
+  }
+  const target: ContentLibraryTarget = {
+    kind: 'content-library',
+    vcenter: url!.href,
+    library: name('library', t.library)!,
+    usernameEnv: t.usernameEnv as string,
+    passwordEnv: t.passwordEnv as string,
+  };
+  const datastore = name('datastore', t.datastore, true);
+  const resourcePool = name('resourcePool', t.resourcePool, true);
+  if (datastore) target.datastore = datastore;
+  if (resourcePool) target.resourcePool = resourcePool;
+  if (t.insecureTls === true) target.insecureTls = true;
+  if (t.instantiate === true) target.instantiate = true;
+  return target;
+}
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+/** vcsim's own login, which it takes when it was started without one: like Azurite's key, only for the loopback. */
+const SIMULATOR_LOGIN: Credentials = { username: 'user', password: 'pass' };
+
+/**
+ * The vCenter login from the agent's environment. `forbidden` names variables the agent must never send
+ * to a vCenter (its storage credentials), whatever the catalog asks for.
+ */
+export function credentialsFor(
+  target: ContentLibraryTarget,
+  env: NodeJS.ProcessEnv,
+  forbidden: ReadonlySet<string> = new Set(),
+): Credentials {
+  for (const key of [target.usernameEnv, target.passwordEnv]) {
+    if (forbidden.has(key)) throw new VmhubError('InvalidInput', `${key} holds a storage credential; it is never sent to a vCenter`);
+  }
+  const username = env[target.usernameEnv];
+  const password = env[target.passwordEnv];
+  if (username && password) return { username, password };
+  if (!username && !password && isLoopbackUrl(new URL(target.vcenter))) return SIMULATOR_LOGIN;
+  throw new VmhubError(
+    'InvalidInput',
+    `no vCenter login for ${target.vcenter}: set ${target.usernameEnv} and ${target.passwordEnv} in the agent's environment`,
+  );
+}
+
+/** The library item of an image version: `<image>-<version>`. */
+export function libraryItemName(image: string, version: string): string {
+  return `${image}-${version}`;
+}
+
+/**
+ * An item's description records what it holds. An item still being imported says so, so a new attempt
+ * knows to finish it rather than take it for a finished one.
+ */
+const IMPORTING = ' (import in progress)';
+
+export function itemDescription(image: string, version: string, sha256: string, importing: boolean): string {
+  return `vmhub image ${image} ${version} sha256:${sha256}${importing ? IMPORTING : ''}`;
+}
+
+export type ItemState = 'absent' | 'present' | 'importing' | 'conflict';
+
+/** What an item under the image's name holds, judged by its description: only vmhub's own, with this SHA-256, is ours. */
+export function itemState(description: string | undefined | null, sha256: string, exists: boolean): ItemState {
+  if (!exists) return 'absent';
+  const m = /^vmhub image \S+ \S+ sha256:([0-9a-f]{64})( \(import in progress\))?$/.exec(description ?? '');
+  if (!m || m[1] !== sha256) return 'conflict';
+  return m[2] ? 'importing' : 'present';
+}
+
+/** The SHA-256 an item's description records, for a conflict message. */
+export function recordedSha256(description: string | undefined | null): string | undefined {
+  return /sha256:([0-9a-f]{64})/.exec(description ?? '')?.[1];
+}
