@@ -44,7 +44,7 @@ async function main(): Promise<number> {
   const config = loadConfig();
   const topology = loadTopology(config.topologyPath);
 
-  say('starting the embedded services (first run: fetching the Temporal CLI and building FerretDB) ...');
+  say('starting the embedded services (first run: fetching the Temporal CLI, building FerretDB and vcsim) ...');
   const services = await startServices(config);
   for (const s of services) say(`  ${s.name.padEnd(20)} ${s.startedNow ? 'started' : 'already running'}  ${s.url}`);
   const ourServices = services.filter((s) => s.startedNow).map((s) => s.pid!);
@@ -71,6 +71,7 @@ async function main(): Promise<number> {
         dataCenter: s.dataCenter,
         taskQueue: `sddc-${s.name}`,
         capacity: s.capacity,
+        target: s.target,
       });
     }
     say(`registered SDDCs ${topology.sddcs.map((s) => `${s.name} (${s.dataCenter})`).join(', ')}`);
@@ -112,6 +113,7 @@ async function main(): Promise<number> {
         status: r.status,
         source: r.source,
         path: r.path,
+        target: r.target,
         reason: r.reason,
       })),
       workflows: { publish: publish.workflowId, deploy: deploy.workflowId },
@@ -126,7 +128,7 @@ async function main(): Promise<number> {
         `sha256     ${summary.sha256}`,
         `replicas   ${summary.replicas.map((r) => `${r.location} ${r.status}`).join(', ') || 'none'}`,
         '',
-        `${'SDDC'.padEnd(14)} ${'DC'.padEnd(10)} ${'STATUS'.padEnd(16)} ${'SOURCE'.padEnd(14)} PATH`,
+        `${'SDDC'.padEnd(14)} ${'DC'.padEnd(10)} ${'STATUS'.padEnd(16)} ${'SOURCE'.padEnd(14)} WHERE`,
         ...resultTable(deployed),
         '',
         `elapsed    ${summary.seconds.total.toFixed(1)}s (publish + replicate ${publishSeconds.toFixed(1)}s, deploy ${deploySeconds.toFixed(1)}s)`,

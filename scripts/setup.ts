@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { catalogServer, onPath, temporalBinary, testServerBinary } from '../src/services/tools';
+import { catalogServer, onPath, temporalBinary, testServerBinary, vcsimBinary } from '../src/services/tools';
 
 /**
- * Installs what the embedded services need (Temporal CLI, catalog server), and with --test the Debian
+ * Installs what the embedded services need (Temporal CLI, catalog server, vCenter simulator), and with --test the Debian
  * packages the tests use: docker-compose (checks docker-compose.yml offline), xorriso (builds test ISOs)
  * and chromium (Web UI test), and the SDK's time-skipping test server. Everything is skipped when already present.
  */
@@ -34,7 +34,8 @@ function main(): void {
   const started = Date.now();
   const temporal = temporalBinary();
   const catalog = catalogServer();
-  const lines = [`temporal: ${temporal}`, `catalog:  ${catalog.kind} ${catalog.binary}`];
+  const vcsim = vcsimBinary();
+  const lines = [`temporal: ${temporal}`, `catalog:  ${catalog.kind} ${catalog.binary}`, `vcsim:    ${vcsim}`];
   if (process.argv.includes('--test')) {
     const missing = TEST_PACKAGES.filter((p) => !onPath(p.binary)).map((p) => p.pkg);
     if (missing.length > 0) aptInstall(missing);

@@ -6,6 +6,7 @@ import { Catalog, type Requirements } from './catalog/catalog';
 import { loadConfig, type Config } from './config';
 import type { DeployInput, DeployProgress, DeployResult } from './deploy/input';
 import { validateSddcName } from './names';
+import { describePlacement, targetFromOptions, type TargetOptions } from './sddc/target';
 import {
   cancelAndReport,
   deployIncomplete,
@@ -297,7 +298,11 @@ export function buildProgram(): Command {
         // Filters combine: a version is listed only when it passes every one given.
         const records =
           opts.fits || opts.os
-            ? await catalog.findAvailable({ image: opts.image, fits: opts.fits ? parseFits(opts.fits) : undefined, osType: opts.os })
+            ? await catalog.findAvailable({
+                image: opts.image,
+                fits: opts.fits ? parseFits(opts.fits) : undefined,
+                osType: opts.os,
+              })
             : await catalog.listVersions(opts.image);
         emit(o, records, () => versionRows(records));
       });
@@ -334,7 +339,13 @@ export function buildProgram(): Command {
               ? [`volume     ${m.volumeId}${m.bootable ? ' (bootable)' : ''}`]
               : []),
           ...record.replicas.map((r) => `replica    ${r.location} ${r.status}${r.reason ? ` (${r.reason})` : ''}`),
-          ...deployments.map((d) => `deployed   ${d.sddc} ${d.status} from ${d.source ?? '-'} ${d.path ?? d.error ?? ''}`),
+          ...deployments.map(
+            (d) =>
+              `deployed   ${d.sddc} ${d.status} from ${d.source ?? '-'} ${d.target ? describePlacement(d.target) : (d.path ?? d.error ?? '')}` +
+              (d.instantiated
+                ? `, instantiated as ${d.instantiated.vm} (${d.instantiated.cpus} CPU, ${d.instantiated.memoryMiB} MiB) and removed`
+                : ''),
+          ),
         ]);
       });
     });
@@ -348,14 +359,34 @@ export function buildProgram(): Command {
     .option('--memory <size>', 'memory available', '512GiB')
     .option('--disk <size>', 'disk available', '4TiB')
     .option('--task-queue <queue>', "its agent's task queue (default sddc-<name>)")
+    .option('--vcenter <url>', "deploy into this vCenter's content library (default: a directory of the agent's datastore)")
+    .option('--library <name>', 'the content library, created when missing', 'vmhub')
+    .option('--datastore <name>', "a new library's datastore (default: the vCenter's first)")
+    .option('--resource-pool <name>', 'where instantiate checks deploy (default: the first cluster)')
+    .option('--username-env <VAR>', "the agent's variable holding the vCenter user (default VMHUB_VC_<NAME>_USERNAME)")
+    .option('--password-env <VAR>', "the agent's variable holding the vCenter password (default VMHUB_VC_<NAME>_PASSWORD)")
+    .option('--insecure-tls', "accept the vCenter's certificate without a CA (simulators, labs)")
+    .option('--instantiate', 'check every deployment by making a VM from the item and removing it')
     .addOption(json())
     .action(
       async (
         name: string,
-        opts: { dc: string; cpus: string; memory: string; disk: string; taskQueue?: string; json?: boolean },
+        opts: TargetOptions & { dc: string; cpus: string; memory: string; disk: string; taskQueue?: string; json?: boolean },
       ) => {
         const o = io(Boolean(opts.json));
         validateSddcName(name);
+        const { vcenter, library, datastore, resourcePool, usernameEnv, passwordEnv, insecureTls, instantiate } = opts;
+        // --library has a default, so it alone does not ask for a content library.
+        const target = targetFromOptions(name, {
+          vcenter,
+          library: vcenter ? library : undefined,
+          datastore,
+          resourcePool,
+          usernameEnv,
+          passwordEnv,
+          insecureTls,
+          instantiate,
+        });
         await withCatalog(async (catalog, config) => {
           const topology = loadTopology(config.topologyPath);
           if (!topology.dataCenters.some((d) => d.id === opts.dc)) {
@@ -372,8 +403,14 @@ export function buildProgram(): Command {
               memoryMiB: Math.floor(parseSize(opts.memory) / 2 ** 20),
               diskGiB: Math.floor(parseSize(opts.disk) / 2 ** 30),
             },
+            target,
           });
-          emit(o, record, () => [`registered ${record.name} in ${record.dataCenter} (task queue ${record.taskQueue})`]);
+          emit(o, record, () => [
+            `registered ${record.name} in ${record.dataCenter} (task queue ${record.taskQueue})`,
+            target.kind === 'content-library'
+              ? `deploys into library ${target.library} on ${target.vcenter}; its agent logs in with $${target.usernameEnv} and $${target.passwordEnv}`
+              : "deploys into a directory of its agent's datastore",
+          ]);
         });
       },
     );

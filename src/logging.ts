@@ -25,5 +25,9 @@ export function installLogging(
 ): void {
   if (installed) return;
   installed = true;
-  Runtime.install({ logger: new DefaultLogger(level, (entry) => process.stderr.write(`${logLine(entry)}\n`)) });
+  Runtime.install({
+    logger: new DefaultLogger(level, (entry) => process.stderr.write(`${logLine(entry)}\n`)),
+    // The SDK's core would print its own ANSI-coloured lines; forwarded, they are JSON lines like the rest.
+    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } },
+  });
 }

@@ -3,8 +3,11 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client,
 import { ApplicationFailure, defaultPayloadConverter, TemporalFailure } from '@temporalio/common';
 import type { Config } from './config';
 import { deployWorkflowId, type DeployInput, type DeployProgress, type DeployResult } from './deploy/input';
+import { isVmhubError } from './errors';
+import { checkSourceUrl } from './source/source';
 import { temporalView } from './temporal';
 import { publishWorkflowId, type PublishInput, type PublishProgress } from './publish/input';
+import { describePlacement } from './sddc/target';
 import { formatBytes } from './units';
 
 /**
@@ -30,6 +33,8 @@ export async function requireWorker(
  * the version is only known once the image is read.
  */
 export async function startPublish(client: Client, config: Config, input: PublishInput): Promise<WorkflowHandle> {
+  // A URL carrying a secret is refused here, before it would be written into the workflow's history.
+  if (isUrl(input.source)) checkSourceUrl(input.source);
   const workflowId = publishWorkflowId(input.image, input.version ?? `from-image-${uniqueSuffix()}`);
   try {
     return await client.workflow.start('PublishImage', {
@@ -53,12 +58,17 @@ export async function startPublish(client: Client, config: Config, input: Publis
   );
 }
 
+function isUrl(source: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(source);
+}
+
 function samePublish(a: PublishInput, b: PublishInput): boolean {
   return (
     a.source === b.source &&
     a.image === b.image &&
     a.version === b.version &&
     a.format === b.format &&
+    a.sha256?.toLowerCase() === b.sha256?.toLowerCase() &&
     (a.deployTo ?? []).join(',') === (b.deployTo ?? []).join(',')
   );
 }
@@ -133,6 +143,7 @@ export function describeFailure(err: unknown): string {
     cause = (cause as Error).cause;
   }
   if (cause instanceof ApplicationFailure) return `${cause.type ?? 'Error'}: ${cause.message}`;
+  if (isVmhubError(cause)) return `${cause.type}: ${cause.message}`;
   if (cause instanceof Error) return cause.message.split('\n')[0];
   return String(cause);
 }
@@ -148,6 +159,6 @@ export function deployLines(progress: DeployProgress): string[] {
 export function resultTable(result: DeployResult): string[] {
   return result.results.map(
     (r) =>
-      `${r.sddc.padEnd(14)} ${r.dataCenter.padEnd(10)} ${r.status.padEnd(16)} ${(r.source ?? '-').padEnd(14)} ${r.path ?? r.reason ?? ''}`,
+      `${r.sddc.padEnd(14)} ${r.dataCenter.padEnd(10)} ${r.status.padEnd(16)} ${(r.source ?? '-').padEnd(14)} ${r.target ? describePlacement(r.target) : (r.path ?? r.reason ?? '')}`,
   );
 }

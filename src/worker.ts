@@ -3,6 +3,7 @@ import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
 import { createAgentActivities } from './activities/agent';
+import { createContentLibraryActivities } from './activities/content-library';
 import { validateSddcName } from './names';
 import { Catalog } from './catalog/catalog';
 import { installLogging } from './logging';
@@ -79,14 +80,17 @@ export async function createControlWorker(connection: NativeConnection, deps: Ac
   });
 }
 
-/** The agent of one SDDC: only the download activities, on the SDDC's own task queue. */
+/** The agent of one SDDC: the download and content library activities, on the SDDC's own task queue. */
 export async function createAgentWorker(connection: NativeConnection, config: Config, sddc: string): Promise<Worker> {
   const storage = new StorageClients(loadTopology(config.topologyPath));
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: agentTaskQueue(sddc),
-    activities: createAgentActivities({ storage, config, sddc }),
+    activities: {
+      ...createAgentActivities({ storage, config, sddc }),
+      ...createContentLibraryActivities({ config, sddc, topology: storage.topology }),
+    },
     maxConcurrentActivityTaskExecutions: 4,
     shutdownGraceTime: SHUTDOWN_GRACE,
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,

@@ -44,7 +44,19 @@ const CREDENTIALS = {
 describe('docker-compose.yml', () => {
   it('is valid for docker-compose, offline', () => {
     expect(composeConfig(['--services']).trim().split('\n').sort()).toEqual(
-      ['agent-east-1', 'agent-east-2', 'agent-west-1', 'azurite-east', 'azurite-west', 'mongodb', 'temporal', 'worker'].sort(),
+      [
+        'agent-east-1',
+        'agent-east-2',
+        'agent-west-1',
+        'azurite-east',
+        'azurite-west',
+        'mongodb',
+        'temporal',
+        'vcsim-east-1',
+        'vcsim-east-2',
+        'vcsim-west-1',
+        'worker',
+      ].sort(),
     );
   });
 
@@ -56,7 +68,7 @@ describe('docker-compose.yml', () => {
 
   it('pins every image to a version', () => {
     const images = values(composeConfig([], CREDENTIALS), 'image');
-    expect(images.length).toBe(8);
+    expect(images.length).toBe(11);
     for (const image of images) expect(image).toMatch(/:[^:/]*\d[^:/]*$/);
     expect(fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')).toMatch(/^ARG NODE_IMAGE=node:22\.\d+\.\d+-/m);
   });

@@ -387,11 +387,13 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
         failures.push({ location: source.location, status: err.status, reason: err.message });
       }
     }
-    throw ApplicationFailure.retryable(
-      `no source could deliver ${input.image}@${input.version}: ${failures.map((f) => `${f.location} ${f.reason}`).join('; ')}`,
-      'NoSource',
-      failures,
-    );
+    // Only an unreachable source may answer on a later attempt; missing or wrong bytes stay so.
+    throw ApplicationFailure.create({
+      message: `no source could deliver ${input.image}@${input.version}: ${failures.map((f) => `${f.location} ${f.reason}`).join('; ')}`,
+      type: 'NoSource',
+      nonRetryable: !failures.some((f) => f.status === 'unreachable'),
+      details: [failures],
+    });
   }
 
   async function fetchFrom(
@@ -400,9 +402,11 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
     paths: DeploymentPaths,
   ): Promise<{ bytesFetched: number; bytesResumed: number }> {
     const signal = cancellationSignal();
-    const blob = storage.container(source.location).getBlockBlobClient(input.blob);
+    let blob;
     let props;
     try {
+      // A location this agent's topology does not know (added on the control plane first) is passed over.
+      blob = storage.container(source.location).getBlockBlobClient(input.blob);
       props = await blob.getProperties({ abortSignal: signal });
     } catch (err) {
       if (signal.aborted) throw err;

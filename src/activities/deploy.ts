@@ -1,4 +1,5 @@
 import type { SddcRecord } from '../catalog/catalog';
+import type { Resources } from '../images/ovf/metadata';
 import { capacityShortfall, sourceOrder, type SourceCandidate } from '../deploy/placement';
 import type { DeployInput, DeployResultRow } from '../deploy/input';
 import { VmhubError } from '../errors';
@@ -8,7 +9,7 @@ import type { ImageToDeploy, SourceFailure } from './agent';
 import type { PublishDeps } from './publish';
 
 export interface DeploymentTarget {
-  sddc: Pick<SddcRecord, 'name' | 'dataCenter' | 'taskQueue'>;
+  sddc: Pick<SddcRecord, 'name' | 'dataCenter' | 'taskQueue' | 'target'>;
   /** Why the version does not fit this SDDC, when it does not. */
   shortfall?: string;
   sources: SourceCandidate[];
@@ -16,14 +17,17 @@ export interface DeploymentTarget {
 
 export interface DeploymentPlan extends ImageToDeploy {
   targets: DeploymentTarget[];
+  /** What the catalog says the image needs: an instantiate check compares the VM with it. */
+  resources?: Resources;
 }
 
 /** Control-plane side of DeployToSDDCs: resolve the input against the catalog, and record what happened. */
 export function createDeployActivities({ storage, catalog, temporal }: PublishDeps) {
   return {
-    /** Agents that polled an SDDC's task queue within the last minute: none means a download would only wait. */
+    /** Agents that polled an SDDC's task queue within the last five minutes: none means a download would only wait. */
     async agentsPolling(input: { taskQueue: string }): Promise<number> {
-      return temporal.recentPollers(input.taskQueue, 'activity');
+      // A busy agent (every slot downloading) stops polling for a while: five minutes is still alive.
+      return temporal.recentPollers(input.taskQueue, 'activity', 5 * 60_000);
     },
 
     /** Fails with UnknownSddc unless every name is registered: checked before a publish uploads anything. */
@@ -65,8 +69,9 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
           sha256: record.sha256,
           sizeBytes: record.sizeBytes,
           blob: record.location.blob,
+          resources,
           targets: sddcs.map((s) => ({
-            sddc: { name: s.name, dataCenter: s.dataCenter, taskQueue: s.taskQueue },
+            sddc: { name: s.name, dataCenter: s.dataCenter, taskQueue: s.taskQueue, target: s.target },
             shortfall: capacityShortfall(resources, s.capacity),
             sources: sourceOrder(
               storage.topology.storage,
@@ -88,6 +93,8 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
         source: row.source ?? undefined,
         path: row.path,
         bytes: row.bytes,
+        target: row.target,
+        instantiated: row.instantiated,
         error: row.reason,
       });
     },

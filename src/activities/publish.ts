@@ -408,11 +408,12 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
             blobHTTPHeaders: { blobContentType: CONTENT_TYPES[input.format] },
             metadata: { sha256: input.digest.sha256, image: input.image, version: input.version, run: thisRun().runId },
           })
-          .catch((err: unknown) => {
-            if (err instanceof RestError && (err.statusCode === 409 || err.statusCode === 412)) {
-              throw new VmhubError('VersionConflict', `another writer changed ${input.location.blob} during the commit`);
-            }
-            throw err;
+          .catch(async (err: unknown) => {
+            if (!(err instanceof RestError && (err.statusCode === 409 || err.statusCode === 412))) throw err;
+            // The SDK retries a request whose answer was lost: the blob may hold this very commit.
+            const now = await blob.getProperties({ abortSignal: signal }).catch(notFoundAsUndefined);
+            if (now?.metadata?.run === thisRun().runId && now.metadata.sha256 === input.digest.sha256) return { etag: now.etag };
+            throw new VmhubError('VersionConflict', `another writer changed ${input.location.blob} during the commit`);
           });
         const props = await blob.getProperties({ abortSignal: signal });
         if (props.contentLength !== input.plan.sizeBytes) {

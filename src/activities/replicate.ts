@@ -74,7 +74,9 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
           offsets.push(offset);
           offset += b.size ?? 0;
         }
-        if (offset !== record.sizeBytes) throw new Error(`primary blob is ${offset} bytes, the catalog says ${record.sizeBytes}`);
+        if (offset !== record.sizeBytes) {
+          throw new VmhubError('StorageMismatch', `primary blob is ${offset} bytes, the catalog says ${record.sizeBytes}`);
+        }
 
         const progress: ReplicateCheckpoint = (activityInfo().heartbeatDetails as ReplicateCheckpoint | undefined) ?? {
           next: 0,
@@ -90,7 +92,10 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
               const bytes = await source.downloadToBuffer(offsets[i], block.size, { abortSignal: signal });
               const expected = parseBlockId(block.name)?.digest;
               if (expected !== undefined && (await blockDigest(bytes)) !== expected) {
-                throw new Error(`block ${i} read from ${record.location.storage} does not match its digest`);
+                throw new VmhubError(
+                  'StorageMismatch',
+                  `block ${i} read from ${record.location.storage} does not match its digest`,
+                );
               }
               await replica.stageBlock(block.name, bytes, bytes.length, { abortSignal: signal });
               progress.copied++;
@@ -115,7 +120,7 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
           blockListDigest((after.committedBlocks ?? []).map((b) => b.name)) !== blockListDigest(ids) ||
           props.contentLength !== record.sizeBytes
         ) {
-          throw new Error(`replica ${target.id} does not hold the committed block list after commit`);
+          throw new VmhubError('StorageMismatch', `replica ${target.id} does not hold the committed block list after commit`);
         }
         log.info('replicated', {
           image: input.image,

@@ -4,6 +4,7 @@ import type { Capacity } from '../topology/topology';
 import type { ImageFormat } from '../images/format';
 import type { ImageMetadata } from '../images/inspect';
 import type { BlobLocation } from '../publish/input';
+import type { InstantiateCheck, LibraryPlacement, SddcTarget } from '../sddc/target';
 
 /** The catalog of SPEC §5 in MongoDB: image versions, SDDCs and deployments. */
 export type VersionStatus = 'uploading' | 'available' | 'failed' | 'cancelled';
@@ -49,6 +50,8 @@ export interface SddcRecord {
   dataCenter: string;
   taskQueue: string;
   capacity: Capacity;
+  /** Where its agent puts images; a record without one deploys into a directory. */
+  target?: SddcTarget;
   createdAt: Date;
 }
 
@@ -62,6 +65,9 @@ export interface DeploymentRecord {
   source?: string;
   path?: string;
   bytes?: number;
+  /** The content library item the image became, for a content-library SDDC. */
+  target?: LibraryPlacement;
+  instantiated?: InstantiateCheck;
   error?: string;
   startedAt?: Date;
   updatedAt: Date;

@@ -1,11 +1,14 @@
 import { VmhubError } from '../errors';
 import { validateImageName, validateSddcName, validateVersion } from '../names';
+import type { InstantiateCheck, LibraryPlacement } from '../sddc/target';
 
 /** DeployToSDDCs's input, result and progress (SPEC §4, contract). Plain data: the workflow bundle imports this. */
 export interface DeployInput {
   image: string;
   version: string | 'latest';
   sddcs: string[] | 'all';
+  /** For content-library SDDCs: deploy a VM from the item, check its CPUs and memory, remove it. */
+  instantiate?: boolean;
 }
 
 export type DeployStatus = 'deployed' | 'already-present' | 'skipped' | 'failed';
@@ -17,6 +20,10 @@ export interface DeployResultRow {
   source: string | null;
   path?: string;
   bytes?: number;
+  /** The library item the image became, for a content-library SDDC. */
+  target?: LibraryPlacement;
+  /** The VM the instantiate check made from the item, and removed. */
+  instantiated?: InstantiateCheck;
   reason?: string;
 }
 
@@ -26,7 +33,7 @@ export interface DeployResult {
   results: DeployResultRow[];
 }
 
-export type SddcPhase = 'pending' | 'checking' | 'downloading' | 'verifying' | 'done';
+export type SddcPhase = 'pending' | 'checking' | 'downloading' | 'verifying' | 'importing' | 'instantiating' | 'done';
 
 export interface SddcProgress {
   sddc: string;
@@ -52,6 +59,9 @@ export function validateDeployInput(input: unknown): DeployInput {
       throw new VmhubError('InvalidInput', 'sddcs must be "all" or a non-empty list of SDDC names');
     i.sddcs.forEach(validateSddcName);
     if (new Set(i.sddcs).size !== i.sddcs.length) throw new VmhubError('InvalidInput', 'sddcs lists an SDDC twice');
+  }
+  if (i.instantiate !== undefined && typeof i.instantiate !== 'boolean') {
+    throw new VmhubError('InvalidInput', 'instantiate must be true or false');
   }
   return i as unknown as DeployInput;
 }

@@ -10,6 +10,8 @@ import { quoted } from './xml';
  */
 export const MAX_MEMBERS = 10_000;
 const MAX_EXTENDED_HEADER = 1024 * 1024;
+/** Global PAX records apply to every later member: their total stays small so each member's lookup does. */
+const MAX_GLOBAL_PAX = 64 * 1024;
 
 export interface TarEntry {
   name: string;
@@ -131,6 +133,7 @@ export class TarReader {
   private zeroBlocks = 0;
   private failure: unknown;
   private readonly globalPax = new Map<string, string>();
+  private globalPaxBytes = 0;
   private pax = new Map<string, string>();
   private longName?: string;
 
@@ -207,15 +210,20 @@ export class TarReader {
     }
     if (this.zeroBlocks > 0) throw corrupt(offset, 'a member after a lone zero block');
     if (h.flag === 'x' || h.flag === 'g' || h.flag === 'L' || h.flag === 'K') {
+      // Extended headers count as members: an archive of nothing but headers is bounded too.
+      if (++this.members > MAX_MEMBERS) throw new VmhubError('InvalidImage', `archive holds more than ${MAX_MEMBERS} members`);
+      if (h.flag === 'g' && (this.globalPaxBytes += h.size) > MAX_GLOBAL_PAX) {
+        throw corrupt(offset, `global extended headers larger than ${MAX_GLOBAL_PAX} bytes`);
+      }
       if (h.size > MAX_EXTENDED_HEADER) throw corrupt(offset, `an extended header larger than ${MAX_EXTENDED_HEADER} bytes`);
       if (h.size > 0) this.state = { kind: 'extended', flag: h.flag, data: Buffer.alloc(h.size), filled: 0, at: offset };
       else this.extended(h.flag, Buffer.alloc(0), offset);
       return;
     }
     if (++this.members > MAX_MEMBERS) throw new VmhubError('InvalidImage', `archive holds more than ${MAX_MEMBERS} members`);
-    const pax = new Map([...this.globalPax, ...this.pax]);
-    const name = pax.get('path') ?? this.longName ?? h.name;
-    const paxSize = pax.get('size');
+    const pax = (key: string) => this.pax.get(key) ?? this.globalPax.get(key);
+    const name = pax('path') ?? this.longName ?? h.name;
+    const paxSize = pax('size');
     if (paxSize !== undefined && !/^\d+$/.test(paxSize)) throw corrupt(offset, 'a PAX size that is not a number');
     const size = paxSize !== undefined ? Number(paxSize) : h.size;
     if (!Number.isSafeInteger(size)) throw corrupt(offset, 'a member size too large');

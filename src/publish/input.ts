@@ -80,6 +80,8 @@ export function validatePublishInput(input: unknown): PublishInput {
   if (i.deployTo !== undefined) {
     if (!Array.isArray(i.deployTo)) throw new VmhubError('InvalidInput', 'deployTo must be a list of SDDC names');
     i.deployTo.forEach(validateSddcName);
+    const twice = i.deployTo.find((name, index) => (i.deployTo as unknown[]).indexOf(name) !== index);
+    if (twice !== undefined) throw new VmhubError('InvalidInput', `deployTo lists SDDC ${twice} twice`);
   }
   return i as unknown as PublishInput;
 }

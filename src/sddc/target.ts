@@ -120,7 +120,8 @@ export function credentialsFor(
   forbidden: ReadonlySet<string> = new Set(),
 ): Credentials {
   for (const key of [target.usernameEnv, target.passwordEnv]) {
-    if (forbidden.has(key)) throw new VmhubError('InvalidInput', `${key} holds a storage credential; it is never sent to a vCenter`);
+    if (forbidden.has(key))
+      throw new VmhubError('InvalidInput', `${key} holds a storage credential; it is never sent to a vCenter`);
   }
   const username = env[target.usernameEnv];
   const password = env[target.passwordEnv];
@@ -160,4 +161,48 @@ export function itemState(description: string | undefined | null, sha256: string
 /** The SHA-256 an item's description records, for a conflict message. */
 export function recordedSha256(description: string | undefined | null): string | undefined {
   return /sha256:([0-9a-f]{64})/.exec(description ?? '')?.[1];
+}
+
+/** One line saying where an image is in a content library, for people. */
+export function describePlacement(p: LibraryPlacement): string {
+  return `library ${p.library}/${p.itemName} on ${p.vcenter} (item ${p.itemId})`;
+}
+
+/** `vmhub sddc add`'s target options: with `--vcenter` a content library, without one a directory. */
+export interface TargetOptions {
+  vcenter?: string;
+  library?: string;
+  datastore?: string;
+  resourcePool?: string;
+  usernameEnv?: string;
+  passwordEnv?: string;
+  insecureTls?: boolean;
+  instantiate?: boolean;
+}
+
+/**
+ * The target those options describe. The login variables default to `VMHUB_VC_<SDDC>_USERNAME` and
+ * `_PASSWORD` (east-3 → VMHUB_VC_EAST_3_…), as the default topology names them.
+ */
+export function targetFromOptions(sddc: string, o: TargetOptions): SddcTarget {
+  if (o.vcenter === undefined) {
+    const stray = Object.entries(o).filter(([, v]) => v !== undefined && v !== false);
+    if (stray.length > 0) throw new VmhubError('InvalidInput', `${stray.map(([k]) => k).join(', ')} need --vcenter`);
+    return { kind: 'directory' };
+  }
+  const env = `VMHUB_VC_${sddc.toUpperCase().replace(/-/g, '_')}`;
+  return parseTarget(
+    {
+      kind: 'content-library',
+      vcenter: o.vcenter,
+      library: o.library ?? 'vmhub',
+      datastore: o.datastore,
+      resourcePool: o.resourcePool,
+      usernameEnv: o.usernameEnv ?? `${env}_USERNAME`,
+      passwordEnv: o.passwordEnv ?? `${env}_PASSWORD`,
+      insecureTls: o.insecureTls,
+      instantiate: o.instantiate,
+    },
+    'content library target',
+  );
 }

@@ -3,13 +3,14 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { loadConfig, type Config } from '../config';
-import { loadTopology } from '../topology/topology';
-import { azuriteBlobScript, catalogServer, temporalBinary } from './tools';
+import { loadTopology, type Topology } from '../topology/topology';
+import { azuriteBlobScript, catalogServer, temporalBinary, vcsimBinary } from './tools';
 
 /**
- * The embedded services (SPEC §2): Temporal dev server with its Web UI, one Azurite per data center, and
- * the catalog (FerretDB on SQLite, or mongod). Each runs detached with its pid file and log under
- * `<dataDir>/services/`, bound to 127.0.0.1; only endpoints that point at the loopback are started here.
+ * The embedded services (SPEC §2): Temporal dev server with its Web UI, one Azurite per data center, the
+ * catalog (FerretDB on SQLite, or mongod), and one vcsim per vCenter of the default SDDCs. Each runs
+ * detached with its pid file and log under `<dataDir>/services/`, bound to 127.0.0.1; only endpoints that
+ * point at the loopback are started here.
  */
 export const SEARCH_ATTRIBUTES = { VmImage: 'Keyword', VmImageVersion: 'Keyword', VmSddc: 'KeywordList' } as const;
 
@@ -21,6 +22,8 @@ export interface ServiceSpec {
   url: string;
   /** Folders the service writes to, created before it starts. */
   dirs: string[];
+  /** Variables added to the service's environment. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface ServiceStatus {
@@ -140,6 +143,48 @@ export function plannedServices(config: Config = loadConfig(), env: NodeJS.Proce
       ],
     }));
   }
+  specs.push(...vcsimServices(topology, dir, env));
+  return specs;
+}
+
+/**
+ * One vcsim per loopback vCenter of the default SDDCs, each with its datastores under
+ * `<dataDir>/vcsim/<sddc>` (vcsim keeps its inventory and libraries in memory: they start empty each
+ * time). With the target's login variables set, vcsim accepts only that login, read from a file so the
+ * password is not on its command line; without them it accepts any. Its startup line, which prints the
+ * login, goes nowhere.
+ */
+function vcsimServices(topology: Topology, dir: (name: string) => string, env: NodeJS.ProcessEnv): Array<() => ServiceSpec> {
+  const specs: Array<() => ServiceSpec> = [];
+  const ports = new Set<number>();
+  for (const sddc of topology.sddcs) {
+    if (sddc.target.kind !== 'content-library') continue;
+    const url = new URL(sddc.target.vcenter);
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    if (!LOOPBACK.has(url.hostname) || ports.has(port)) continue;
+    ports.add(port);
+    const { usernameEnv, passwordEnv } = sddc.target;
+    specs.push(() => {
+      const state = dir(`vcsim/${sddc.name}`);
+      const login: string[] = [];
+      if (env[usernameEnv] && env[passwordEnv]) {
+        fs.mkdirSync(state, { recursive: true });
+        const passwordFile = path.join(state, '.password');
+        fs.writeFileSync(passwordFile, env[passwordEnv]!, { mode: 0o600 });
+        login.push('-username', env[usernameEnv]!, '-password', passwordFile);
+      }
+      return {
+        name: `vcsim ${sddc.name}`,
+        port,
+        url: url.href,
+        dirs: [state],
+        command: vcsimBinary(),
+        args: ['-l', `127.0.0.1:${port}`, `-tls=${url.protocol === 'https:'}`, '-E', '/dev/null', ...login],
+        // vcsim makes its datastores' folders in the temporary directory.
+        env: { TMPDIR: state },
+      };
+    });
+  }
   return specs;
 }
 
@@ -248,7 +293,12 @@ async function startSpec(spec: ServiceSpec, dir: string, dataDir: string): Promi
   }
   for (const d of spec.dirs) fs.mkdirSync(d, { recursive: true });
   const log = fs.openSync(logFile, 'a');
-  const child = spawn(spec.command, spec.args, { detached: true, stdio: ['ignore', log, log], cwd: dataDir });
+  const child = spawn(spec.command, spec.args, {
+    detached: true,
+    stdio: ['ignore', log, log],
+    cwd: dataDir,
+    env: spec.env && { ...process.env, ...spec.env },
+  });
   fs.closeSync(log);
   child.unref();
   const pid = child.pid!;

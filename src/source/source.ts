@@ -71,7 +71,7 @@ export function resolveSource(source: string, roots: string[]): SourceRef {
 }
 
 /** A source URL: http(s), with no credentials, query string or fragment (signed access comes from a named source credential). */
-function checkSourceUrl(source: string): string {
+export function checkSourceUrl(source: string): string {
   let url: URL;
   try {
     url = new URL(source);

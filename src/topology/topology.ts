@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { VmhubError } from '../errors';
+import { parseTarget, type SddcTarget } from '../sddc/target';
 
 /** Data centers, their storage locations and the default SDDCs (SPEC §3). */
 export interface Topology {
@@ -49,6 +50,8 @@ export interface SddcSeed {
   name: string;
   dataCenter: string;
   capacity: Capacity;
+  /** Where its agent puts images; default a directory of its datastore. */
+  target: SddcTarget;
 }
 
 /** Replaces `${NAME}` and `${NAME:-default}` in string values from the environment. */
@@ -93,8 +96,14 @@ export function parseTopology(text: string, env: NodeJS.ProcessEnv = process.env
   }
   const primaries = t.storage!.filter((s) => s.role === 'primary');
   if (primaries.length !== 1) fail(`exactly one primary storage location is required, found ${primaries.length}`);
-  const sddcs = t.sddcs ?? [];
-  for (const s of sddcs) if (!dcIds.has(s.dataCenter)) fail(`SDDC ${s.name} is in unknown data center ${s.dataCenter}`);
+  const sddcs = (t.sddcs ?? []).map((s) => {
+    if (!dcIds.has(s.dataCenter)) fail(`SDDC ${s.name} is in unknown data center ${s.dataCenter}`);
+    try {
+      return { ...s, target: parseTarget(s.target, `SDDC ${s.name} target`) };
+    } catch (err) {
+      return fail((err as Error).message);
+    }
+  });
   const sources = t.sources ?? [];
   if (!Array.isArray(sources)) fail('sources must be a list');
   const sourceIds = new Set<string>();

@@ -29,7 +29,8 @@ export const BOOKKEEPING: ActivityOptions = {
  * them at their next heartbeat, and the run waits until they have stopped.
  */
 export const TRANSFER: ActivityOptions = {
-  startToCloseTimeout: '6 hours',
+  // Only a backstop: the heartbeat notices a dead worker. A pass over a terabyte image may take a day.
+  startToCloseTimeout: '7 days',
   heartbeatTimeout: '15 seconds',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: {

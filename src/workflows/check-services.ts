@@ -1,9 +1,10 @@
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { createHealthActivities, HealthReport } from '../activities/health';
+import { NON_RETRYABLE_ERROR_TYPES } from '../errors';
 
 const { checkServices } = proxyActivities<ReturnType<typeof createHealthActivities>>({
   startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['InvalidInput'] },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
 });
 
 /** The token names a blob and a catalog key: a short plain word, never a path. */

@@ -119,17 +119,23 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
   } catch (err) {
     const cancelled = isCancellation(err);
     progress.phase = cancelled ? 'cancelling' : 'failed';
-    const reason = cancelled ? 'cancelled' : err instanceof Error ? err.message : String(err);
-    const abandoned = await CancellationScope.nonCancellable(() =>
-      quick.abandonPublish({
-        image: input.image,
-        version,
-        location,
-        status: cancelled ? 'cancelled' : 'failed',
-        error: reason.slice(0, 500),
-      }),
-    );
-    progress.cleanup = abandoned.removed;
+    const shown = asFailure(err);
+    const reason = cancelled ? 'cancelled' : shown instanceof Error ? shown.message : String(shown);
+    try {
+      const abandoned = await CancellationScope.nonCancellable(() =>
+        quick.abandonPublish({
+          image: input.image,
+          version,
+          location,
+          status: cancelled ? 'cancelled' : 'failed',
+          error: reason.slice(0, 500),
+        }),
+      );
+      progress.cleanup = abandoned.removed;
+    } catch (cleanupErr) {
+      // The failure that ended the run is what the operator needs; a cleanup that could not finish is noted.
+      progress.cleanup = [`cleanup did not finish: ${cleanupErr instanceof Error ? cleanupErr.message : String(cleanupErr)}`];
+    }
     throw err;
   }
   return distribute(input, result, progress);
@@ -247,7 +253,9 @@ async function distribute(input: PublishInput, result: PublishResult, progress: 
     // The version is published either way: an incomplete deploy is reported in the result, not as a failed publish.
     const cause = err instanceof ChildWorkflowFailure ? err.cause : undefined;
     if (!(cause instanceof ApplicationFailure) || cause.type !== 'DeployIncomplete') throw err;
-    deployed = cause.details?.[0] as DeployResult;
+    const details: unknown = cause.details?.[0];
+    const results = (details as Partial<DeployResult> | undefined)?.results;
+    deployed = { image: result.image, version: result.version, results: Array.isArray(results) ? results : [] };
   }
   progress.phase = 'done';
   return { ...result, deploy: { workflowId, results: deployed.results } };

@@ -41,7 +41,7 @@ async function sweepAbandonedRuns(): Promise<void> {
 
 async function startOnFreePorts(dataDir: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
-    const [temporal, ui, catalog, east, west] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const [temporal, ui, catalog, east, west, vcEast1, vcEast2, vcWest1] = await Promise.all(Array.from({ length: 8 }, freePort));
     Object.assign(process.env, {
       VMHUB_DATA_DIR: dataDir,
       TEMPORAL_ADDRESS: `127.0.0.1:${temporal}`,
@@ -49,6 +49,9 @@ async function startOnFreePorts(dataDir: string): Promise<void> {
       MONGODB_URI: `mongodb://127.0.0.1:${catalog}/vmhub`,
       AZURITE_DC_EAST_PORT: String(east),
       AZURITE_DC_WEST_PORT: String(west),
+      VCSIM_EAST_1_PORT: String(vcEast1),
+      VCSIM_EAST_2_PORT: String(vcEast2),
+      VCSIM_WEST_1_PORT: String(vcWest1),
     });
     try {
       const started = await startServices(loadConfig());

@@ -96,6 +96,19 @@ describe('tar reader', () => {
     expect((await refusal(members(many(MAX_MEMBERS + 1)))).message).toMatch(/more than 10000 members/);
   });
 
+  it('counts extended headers as members and bounds global ones, so headers alone cannot make work grow', async () => {
+    const record = (value: string) => {
+      const body = ` comment=${value}\n`;
+      let length = body.length + 1;
+      while (`${length}${body}`.length !== length) length++;
+      return `${length}${body}`;
+    };
+    const globals = Array.from({ length: 20 }, () => paxHeader(record('x'.repeat(4000)), 'g'));
+    expect((await refusal(members(Buffer.concat([...globals, archive(sample)])))).message).toMatch(/global extended headers/);
+    const headersOnly = Array.from({ length: MAX_MEMBERS + 1 }, () => paxHeader(record('y'), 'x'));
+    expect((await refusal(members(Buffer.concat(headersOnly)))).message).toMatch(/more than 10000 members/);
+  });
+
   const corruptions: Array<[string, () => Buffer, RegExp]> = [
     ['a garbage header after the first members', () => Buffer.concat([archive(sample, false), filler(2048, 5)]), /corrupt/],
     [
@@ -173,9 +186,9 @@ function rechecksum(header: Buffer): void {
   header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
 }
 
-function paxHeader(records: string): Buffer {
+function paxHeader(records: string, flag: 'x' | 'g' = 'x'): Buffer {
   const header = entryHeader('PaxHeader', records.length);
-  header[156] = 'x'.charCodeAt(0);
+  header[156] = flag.charCodeAt(0);
   rechecksum(header);
   const body = Buffer.alloc(Math.ceil(records.length / 512) * 512);
   body.write(records, 'latin1');

@@ -1,0 +1,117 @@
+import { parseTopology } from '../../src/topology/topology';
+import {
+  credentialsFor,
+  itemDescription,
+  itemState,
+  parseTarget,
+  targetFromOptions,
+  type ContentLibraryTarget,
+} from '../../src/sddc/target';
+
+const SHA = 'a'.repeat(64);
+const OTHER = 'b'.repeat(64);
+
+const library = (over: Record<string, unknown> = {}) => ({
+  kind: 'content-library',
+  vcenter: 'https://vc.example.com',
+  library: 'vmhub',
+  usernameEnv: 'VC_USER',
+  passwordEnv: 'VC_PASS',
+  ...over,
+});
+
+describe('SDDC targets', () => {
+  it('reads a content library target with exactly its known fields, and a directory by default', () => {
+    expect(parseTarget(undefined)).toEqual({ kind: 'directory' });
+    expect(parseTarget({ kind: 'directory', vcenter: 'ignored' })).toEqual({ kind: 'directory' });
+    expect(parseTarget(library({ datastore: 'LocalDS_0', insecureTls: true, extra: 1 }))).toEqual({
+      kind: 'content-library',
+      vcenter: 'https://vc.example.com/',
+      library: 'vmhub',
+      datastore: 'LocalDS_0',
+      usernameEnv: 'VC_USER',
+      passwordEnv: 'VC_PASS',
+      insecureTls: true,
+    });
+  });
+
+  it.each([
+    [library({ kind: 'nfs' }), /kind must be/],
+    [library({ vcenter: 'not a url' }), /not a URL/],
+    [library({ vcenter: 'https://admin:secret@vc.example.com/' }), /without credentials/],
+    [library({ vcenter: 'https://vc.example.com/?x=1' }), /without credentials, query/],
+    [library({ vcenter: 'ftp://vc.example.com/' }), /https URL/],
+    [library({ vcenter: 'http://vc.example.com/' }), /https unless it is on the loopback/],
+    [library({ library: '' }), /library must be a name/],
+    [library({ library: 'a/b' }), /library must be a name/],
+    [library({ usernameEnv: 'not-a-name' }), /usernameEnv must name an environment variable/],
+    [library({ passwordEnv: undefined }), /passwordEnv must name/],
+    [library({ instantiate: 'yes' }), /instantiate must be true or false/],
+  ])('refuses %j', (raw, message) => {
+    expect(() => parseTarget(raw)).toThrow(message);
+  });
+
+  it('allows plain http only to a vCenter on the loopback', () => {
+    expect((parseTarget(library({ vcenter: 'http://127.0.0.1:8989' })) as ContentLibraryTarget).vcenter).toBe(
+      'http://127.0.0.1:8989/',
+    );
+  });
+
+  it('takes the login from the environment, vcsim’s own only on the loopback, and never a storage credential', () => {
+    const remote = parseTarget(library()) as ContentLibraryTarget;
+    const local = parseTarget(library({ vcenter: 'https://127.0.0.1:8989/' })) as ContentLibraryTarget;
+    expect(credentialsFor(remote, { VC_USER: 'u', VC_PASS: 'p' })).toEqual({ username: 'u', password: 'p' });
+    expect(() => credentialsFor(remote, {})).toThrow(/set VC_USER and VC_PASS/);
+    expect(() => credentialsFor(local, { VC_USER: 'u' })).toThrow(/set VC_USER and VC_PASS/);
+    expect(credentialsFor(local, {})).toEqual({ username: 'user', password: 'pass' });
+    const sneaky = parseTarget(library({ passwordEnv: 'VMHUB_DC_EAST_ACCOUNT_KEY' })) as ContentLibraryTarget;
+    expect(() =>
+      credentialsFor(sneaky, { VC_USER: 'u', VMHUB_DC_EAST_ACCOUNT_KEY: 'k' }, new Set(['VMHUB_DC_EAST_ACCOUNT_KEY'])),
+    ).toThrow(/holds a storage credential/);
+  });
+
+  it.each([
+    [undefined, false, 'absent'],
+    [itemDescription('photon', '5.0.0', SHA, false), true, 'present'],
+    [itemDescription('photon', '5.0.0', SHA, true), true, 'importing'],
+    [itemDescription('photon', '5.0.0', OTHER, false), true, 'conflict'],
+    [itemDescription('photon', '5.0.0', OTHER, true), true, 'conflict'],
+    ['uploaded by hand', true, 'conflict'],
+    [undefined, true, 'conflict'],
+  ])('an item described %j (exists: %s) is %s', (description, exists, state) => {
+    expect(itemState(description, SHA, exists)).toBe(state);
+  });
+
+  it('records image, version and SHA-256 in the description', () => {
+    expect(itemDescription('photon', '5.0.0', SHA, false)).toBe(`vmhub image photon 5.0.0 sha256:${SHA}`);
+  });
+
+  it('makes `sddc add` options a target, with login variables named after the SDDC', () => {
+    expect(targetFromOptions('east-3', {})).toEqual({ kind: 'directory' });
+    expect(targetFromOptions('east-3', { vcenter: 'https://vc3.example.com', instantiate: true })).toEqual({
+      kind: 'content-library',
+      vcenter: 'https://vc3.example.com/',
+      library: 'vmhub',
+      usernameEnv: 'VMHUB_VC_EAST_3_USERNAME',
+      passwordEnv: 'VMHUB_VC_EAST_3_PASSWORD',
+      instantiate: true,
+    });
+    expect(() => targetFromOptions('east-3', { datastore: 'ds1' })).toThrow(/datastore need --vcenter/);
+  });
+
+  it('reads the default SDDCs’ targets from the topology, and refuses a bad one as InvalidTopology', () => {
+    const topology = (sddc: unknown) =>
+      JSON.stringify({
+        dataCenters: [{ id: 'dc-east' }],
+        storage: [{ id: 'p', dataCenter: 'dc-east', role: 'primary', endpoint: 'http://127.0.0.1:1/a', container: 'vm-images' }],
+        sddcs: [sddc],
+      });
+    const seed = { name: 'east-1', dataCenter: 'dc-east', capacity: { cpus: 1, memoryMiB: 1, diskGiB: 1 } };
+    expect(parseTopology(topology(seed)).sddcs[0].target).toEqual({ kind: 'directory' });
+    const withLibrary = parseTopology(topology({ ...seed, target: library({ vcenter: 'https://${VC:-127.0.0.1}:8989/' }) }), {});
+    expect(withLibrary.sddcs[0].target).toMatchObject({ kind: 'content-library', vcenter: 'https://127.0.0.1:8989/' });
+    expect(() => parseTopology(topology({ ...seed, target: { kind: 'tape' } }))).toThrow(
+      expect.objectContaining({ type: 'InvalidTopology', message: expect.stringMatching(/SDDC east-1 target: kind/) }),
+    );
+  });
+});
