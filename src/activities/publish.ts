@@ -1,22 +1,23 @@
-import { createHash } from 'node:crypto';
 import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import { RestError, type ContainerClient } from '@azure/storage-blob';
 import type { Catalog, RunRef } from '../catalog/catalog';
-import { runPool } from '../concurrency';
 import type { Config } from '../config';
 import { VmhubError } from '../errors';
 import { withFailures } from '../failures';
 import { CONTENT_TYPES, type ImageFormat } from '../images/format';
-import { createInspector, type ImageMetadata } from '../images/inspect';
+import type { ImageMetadata } from '../images/inspect';
 import { peekDescriptor } from '../images/ova';
 import { parseOvf } from '../images/ovf/envelope';
 import { describeOvf } from '../images/ovf/metadata';
+import { letGo, TapRegistry, type Claim, type TapBlock } from '../publish/block-tap';
 import { blobName, type BlobLocation, type PublishResult } from '../publish/input';
 import { openImageSource } from '../source/image-source';
 import type { ImageSource } from '../source/source';
-import { blockDigest, blockId, blockListDigest, parseBlockId } from '../storage/block-ids';
+import { blockDigest, blockDigestOf, blockId, blockListDigest, parseBlockId } from '../storage/block-ids';
 import { blockBounds, planBlocks, rangesOf, type BlockPlan, type BlockRange } from '../storage/block-plan';
+import { ByteBudget } from '../storage/byte-budget';
 import type { StorageClients } from '../storage/clients';
+import { hashPool } from '../storage/hashing';
 import type { TemporalView } from '../temporal';
 import { primaryLocation } from '../topology/topology';
 
@@ -141,6 +142,30 @@ function notFoundAsUndefined(err: unknown): undefined {
   throw err;
 }
 
+/** Stage and inspect activities of one publish meet in this process's tap under this key. */
+function tapKey(source: string, pin: string | undefined, plan: BlockPlan): string {
+  const { workflowId, runId } = thisRun();
+  return JSON.stringify([workflowId, runId, source, pin ?? null, plan.sizeBytes, plan.blockSize]);
+}
+
+/** Runs `lanes` copies of lane until all have stopped; the first failure stops the others and is rethrown. */
+async function runLanes(lanes: number, signal: AbortSignal, lane: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const stop = new AbortController();
+  const laneSignal = AbortSignal.any([signal, stop.signal]);
+  let first: { error: unknown } | undefined;
+  await Promise.all(
+    Array.from({ length: lanes }, () =>
+      lane(laneSignal).catch((error: unknown) => {
+        first ??= { error };
+        stop.abort(error);
+      }),
+    ),
+  );
+  // A cancel is reported as the SDK's own reason, which is what makes the activity end as cancelled.
+  if (signal.aborted) throw signal.reason;
+  if (first) throw first.error;
+}
+
 /** A block plan for an image of this size; an image no block blob can hold is an invalid image. */
 function planImage(sizeBytes: number, blockSizeBytes: number): BlockPlan {
   try {
@@ -178,6 +203,12 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
   };
 
   const container = (location: BlobLocation): ContainerClient => storage.container(location.storage);
+  const budget = new ByteBudget(config.maxInflightBytes);
+  // Half the budget at most waits in taps for inspectors, so reads always have the other half.
+  const taps = new TapRegistry(config.maxInflightBytes / 2);
+  // Uploads in flight for one publish on this worker, whichever of its ranges they belong to.
+  const slots = config.rangeFanOut * config.transferConcurrency;
+  const hashes = hashPool();
 
   return {
     /** Checks the source, tells its format from its bytes and plans its blocks. */
@@ -253,39 +284,79 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
     /**
      * One sequential pass over the source: the SHA-256 of the whole image, a digest of the block IDs it
      * implies (the commit compares it with the staged blocks, so the committed blob is these very bytes),
-     * and the image's metadata, with every OVA member checked against the manifest on the way.
+     * and the image's metadata, with every OVA member checked against the manifest on the way. Blocks
+     * that this publish's staging in this process has read and digested come from the tap; the others
+     * are read here. Hashing and inspection run on a hashing thread, fed in order.
      */
     async inspectSource(input: { source: string; plan: BlockPlan; pin?: string }): Promise<Inspection> {
       return withFailures(() =>
         withSource(
           input.source,
           async (s, format) => {
-            if (s.sizeBytes !== input.plan.sizeBytes) {
-              throw new VmhubError('SourceChanged', `source is now ${s.sizeBytes} bytes, was ${input.plan.sizeBytes}`);
+            const { plan } = input;
+            if (s.sizeBytes !== plan.sizeBytes) {
+              throw new VmhubError('SourceChanged', `source is now ${s.sizeBytes} bytes, was ${plan.sizeBytes}`);
             }
-            const whole = createHash('sha256');
-            const inspector = createInspector(format);
-            const ids: string[] = [];
-            const readBlock = (i: number) => {
-              const { start, end } = blockBounds(input.plan, i);
-              const reading = s.read(start, end, cancellationSignal());
-              reading.catch(() => undefined); // awaited below; a failure after the loop has stopped is moot
-              return reading;
+            const signal = cancellationSignal();
+            const tap = taps.tap(tapKey(input.source, input.pin, plan), plan.blockCount, slots).attachInspector();
+            const stream = await hashes.openStream(format);
+            const ids: string[] = new Array<string>(plan.blockCount);
+            const counts = { fromTap: 0, readHere: 0 };
+            const readHere = async (i: number): Promise<Omit<TapBlock, 'digest'>> => {
+              const { start, end } = blockBounds(plan, i);
+              const reservation = await budget.acquire(end - start, signal);
+              try {
+                return { index: i, bytes: await s.read(start, end, signal), reservation };
+              } catch (err) {
+                reservation.release();
+                throw err;
+              }
             };
-            // Read one block ahead, and hash each block for its ID on the thread pool while the
-            // whole-image hash and the inspector take it on this thread.
-            let next = input.plan.blockCount > 0 ? readBlock(0) : undefined;
-            for (let i = 0; i < input.plan.blockCount; i++) {
-              const block = await next!;
-              next = i + 1 < input.plan.blockCount ? readBlock(i + 1) : undefined;
-              const digest = blockDigest(block);
-              whole.update(block);
-              await inspector.write(block);
-              ids.push(blockId(i, await digest));
-              heartbeat({ block: i });
+            // Blocks go to the hashing thread while the next one is fetched; at most two wait there.
+            const taking: Array<Promise<void>> = [];
+            let ahead: { index: number; block: Promise<Omit<TapBlock, 'digest'>> } | undefined;
+            let block = 0;
+            const keepAlive = setInterval(() => heartbeat({ block }), 5_000);
+            try {
+              for (; block < plan.blockCount; block++) {
+                const i = block;
+                let next: Omit<TapBlock, 'digest'> & { digest?: string };
+                if (ahead?.index === i) {
+                  next = await ahead.block;
+                  ahead = undefined;
+                } else {
+                  next = (await tap.take(i, signal)) ?? (await readHere(i));
+                }
+                if (next.digest !== undefined) counts.fromTap++;
+                else {
+                  counts.readHere++;
+                  // Reading here, the next block is likely read here too: start it now unless a lane will bring it.
+                  if (i + 1 < plan.blockCount && !tap.expects(i + 1)) ahead = { index: i + 1, block: readHere(i + 1) };
+                }
+                if (next.digest !== undefined) ids[i] = blockId(i, next.digest);
+                const reservation = next.reservation;
+                const taken = stream
+                  .push(next.bytes, next.digest === undefined)
+                  .then((hex) => {
+                    if (hex !== undefined) ids[i] = blockId(i, blockDigestOf(hex));
+                  })
+                  .finally(() => reservation.release());
+                taken.catch(() => undefined); // awaited below, in order
+                taking.push(taken);
+                if (taking.length >= 2) await taking.shift();
+                heartbeat({ block: i });
+              }
+              for (const taken of taking.splice(0)) await taken;
+              const { sha256, metadata } = await stream.finish();
+              log.info('inspected', { blocks: plan.blockCount, ...counts });
+              return { sha256, blockListDigest: blockListDigest(ids), metadata: metadata! };
+            } finally {
+              clearInterval(keepAlive);
+              tap.detach();
+              stream.close();
+              ahead?.block.then(letGo, () => undefined);
+              await Promise.allSettled(taking);
             }
-            const metadata = await inspector.finish();
-            return { sha256: whole.digest('hex'), blockListDigest: blockListDigest(ids), metadata };
           },
           { pin: input.pin },
         ),
@@ -293,18 +364,21 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
     },
 
     /**
-     * Stages a contiguous range of blocks with several uploads in flight. Blocks already staged with the
-     * same bytes (same ID) are skipped, and a retried attempt resumes after the last checkpoint.
+     * Stages a contiguous range of blocks. Its lanes take part in this publish's staging on this worker:
+     * up to fan-out × concurrency uploads in flight, lowest blocks first across the ranges running here,
+     * each block read once, digested on a hashing thread, offered to the inspection after its upload.
+     * Blocks already staged with the same bytes (same ID) are skipped, and a retried attempt resumes after
+     * the last checkpoint. Every read waits for the worker's byte budget.
      */
     async stageBlockRange(input: StageInput): Promise<StageOutput> {
       return withFailures(() =>
         withSource(
           input.source,
           async (s) => {
+            const { plan } = input;
             const blob = container(input.location).getBlockBlobClient(input.location.blob);
             const signal = cancellationSignal();
             const resumed = activityInfo().heartbeatDetails as StageCheckpoint | undefined;
-            const end = input.range.first + input.range.count;
             const staged = new Set<string>();
             const list = await blob.getBlockList('uncommitted', { abortSignal: signal }).catch((err: { statusCode?: number }) => {
               if (err.statusCode === 404) return { uncommittedBlocks: [] };
@@ -314,30 +388,53 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
 
             const progress: StageCheckpoint = resumed ?? { next: input.range.first, uploaded: 0, reused: 0, bytesUploaded: 0 };
             if (resumed) log.info('resuming staging', { range: input.range, next: resumed.next, alreadyStaged: staged.size });
-            const done = new Set<number>();
-            const indices: number[] = [];
-            for (let i = progress.next; i < end; i++) indices.push(i);
+            const tap = taps.tap(tapKey(input.source, input.pin, plan), plan.blockCount, slots);
+            const range = tap.register(input.range, progress.next);
+            const beat = () => {
+              progress.next = range.firstNotDone();
+              heartbeat(progress);
+            };
 
-            // A slow block must not look like a dead worker: beat on a timer as well as after each block.
-            const keepAlive = setInterval(() => heartbeat(progress), 5_000);
-            try {
-              await runPool(indices, config.transferConcurrency, async (i) => {
-                const { start, end: stop } = blockBounds(input.plan, i);
-                const bytes = await s.read(start, stop, signal);
-                const id = blockId(i, await blockDigest(bytes));
+            const stage = async ({ index: i }: Claim, laneSignal: AbortSignal): Promise<void> => {
+              const { start, end } = blockBounds(plan, i);
+              const reservation = await budget.acquire(end - start, laneSignal);
+              try {
+                const { hex, bytes } = await hashes.sha256Moving(await s.read(start, end, laneSignal));
+                const digest = blockDigestOf(hex);
+                const id = blockId(i, digest);
                 if (staged.has(id)) {
                   progress.reused++;
                 } else {
-                  await blob.stageBlock(id, bytes, bytes.length, { abortSignal: signal });
+                  await blob.stageBlock(id, bytes, bytes.length, { abortSignal: laneSignal });
                   progress.uploaded++;
                   progress.bytesUploaded += bytes.length;
                 }
-                done.add(i);
-                while (done.has(progress.next)) done.delete(progress.next++);
-                heartbeat(progress);
+                tap.offer({ index: i, bytes, digest, reservation });
+              } catch (err) {
+                // A request the SDK still holds may yet read them: the collector frees these bytes, not us.
+                reservation.release();
+                throw err;
+              }
+            };
+
+            // A slow block must not look like a dead worker: beat on a timer as well as after each block.
+            const keepAlive = setInterval(beat, 5_000);
+            try {
+              await runLanes(slots, signal, async (laneSignal) => {
+                for (let claim; (claim = await tap.claim(range, laneSignal)); ) {
+                  try {
+                    await stage(claim, laneSignal);
+                  } catch (err) {
+                    tap.giveBack(claim);
+                    throw err;
+                  }
+                  tap.complete(claim);
+                  beat();
+                }
               });
             } finally {
               clearInterval(keepAlive);
+              tap.unregister(range);
             }
             return { uploaded: progress.uploaded, reused: progress.reused, bytesUploaded: progress.bytesUploaded };
           },
@@ -352,7 +449,10 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
      * reported for staging again rather than retried blind.
      */
     async commitBlocks(input: CommitInput): Promise<CommitOutput> {
-      return withFailures(async () => {
+      // A commit of 50,000 blocks, or re-reading ambiguous ones, takes a while: beat so a dead worker shows.
+      const keepAlive = setInterval(() => heartbeat(), 5_000);
+      return withFailures(async (): Promise<CommitOutput> => {
+        heartbeat();
         await requireClaim(input.image, input.version);
         const blob = container(input.location).getBlockBlobClient(input.location.blob);
         const signal = cancellationSignal();
@@ -423,7 +523,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
           );
         }
         return { committed: true, etag: response.etag! };
-      });
+      }).finally(() => clearInterval(keepAlive));
     },
 
     /** uploading → available, for the run that owns the claim. */

@@ -8,11 +8,12 @@ import { NON_RETRYABLE_ERROR_TYPES } from '../errors';
  */
 
 /**
- * Catalog and bookkeeping steps: 30 attempts, backing off to a minute, ride out about 25 minutes of
- * outage. A cancelled run waits for them to stop, so cleanup never races a step still running.
+ * Catalog and bookkeeping steps: short, and without heartbeats, so their start-to-close timeout is what
+ * notices a dead worker. 30 attempts, backing off to a minute, ride out about 25 minutes of outage. A
+ * cancelled run waits for them to stop, so cleanup never races a step still running.
  */
 export const BOOKKEEPING: ActivityOptions = {
-  startToCloseTimeout: '5 minutes',
+  startToCloseTimeout: '1 minute',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: {
     initialInterval: '1 second',

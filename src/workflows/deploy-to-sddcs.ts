@@ -25,8 +25,8 @@ import {
   type DeployResultRow,
 } from '../deploy/input';
 import { NON_RETRYABLE_ERROR_TYPES } from '../errors';
-import { libraryItemName, type ContentLibraryTarget } from '../sddc/target';
 import { asFailure } from '../failures';
+import { libraryItemName, type ContentLibraryTarget } from '../sddc/target';
 import { formatBytes } from '../units';
 import { BOOKKEEPING } from './activity-options';
 import { IMAGE_KEY, SDDC_KEY, VERSION_KEY } from './search-attributes';
@@ -35,7 +35,7 @@ export const deployProgressQuery = defineQuery<DeployProgress>('progress');
 
 const control = proxyActivities<Activities>(BOOKKEEPING);
 
-const CANCELLED_REASON = 'cancelled: the download stopped and the agent removed its partial files';
+const CANCELLED_REASON = 'cancelled: the agent stopped and removed its partial download or library import';
 
 /**
  * DeployToSDDCs: resolve the version and the SDDCs, then for each SDDC in parallel check its capacity,
@@ -43,7 +43,7 @@ const CANCELLED_REASON = 'cancelled: the download stopped and the agent removed 
  * imports the image into its vCenter's library. One SDDC failing never stops the others;
  * the run completes when every SDDC is deployed, already present or skipped, and otherwise fails with
  * DeployIncomplete carrying every row, so running it again is the retry. A cancel stops every download
- * and waits until the agents have removed their partial files.
+ * and import, and waits until the agents have removed their partial files and half library items.
  */
 export async function DeployToSDDCs(rawInput: DeployInput): Promise<DeployResult> {
   const progress: DeployProgress = {};

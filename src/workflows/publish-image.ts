@@ -207,7 +207,7 @@ async function stageRanges(
 /** Commits the block list; blocks storage no longer holds (expired, or discarded by another writer) are staged again first. */
 async function commit(input: CommitInput, fanOut: number, progress: PublishProgress): Promise<void> {
   for (let round = 0; ; round++) {
-    const out = await quick.commitBlocks.executeWithOptions({ summary: `commit ${input.plan.blockCount} blocks` }, [input]);
+    const out = await transfer.commitBlocks.executeWithOptions({ summary: `commit ${input.plan.blockCount} blocks` }, [input]);
     if (out.committed) return;
     if (round === RESTAGE_ROUNDS) {
       throw ApplicationFailure.nonRetryable(
