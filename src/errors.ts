@@ -16,6 +16,10 @@ export const ERROR_TYPES = [
   'DeployIncomplete',
   'NoAgent',
   'StorageMismatch',
+  'VcenterLoginFailed',
+  'InstantiateFailed',
+  'InstantiateMismatch',
+  'StagingMissing',
 ] as const;
 
 export type ErrorType = (typeof ERROR_TYPES)[number];

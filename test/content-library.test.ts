@@ -2,6 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
 import type { DeployInput, DeployResult, DeployResultRow } from '../src/deploy/input';
 import type { PublishResult } from '../src/publish/input';
 import { VcenterConnection } from '../src/sddc/library-import';
@@ -316,6 +318,36 @@ describe('content library targets', () => {
       await slow.close();
     }
   }, 240_000);
+
+  it('a cancel during the import gives it up: no update session left open, no half item', async () => {
+    await publish(writeOva('2.1.0', 24 * MiB).file, 'edge', '2.1.0');
+    const slow = await relay(Number(new URL(targets.get('east-1')!.vcenter).port));
+    await register('east-cancel', 'dc-east', { ...targets.get('east-1')!, vcenter: `https://127.0.0.1:${slow.port}/` });
+    startAgent('east-cancel');
+    await polling('east-cancel');
+    try {
+      slow.bytesPerSecond = MiB;
+      const handle = await deploy({ image: 'edge', version: '2.1.0', sddcs: ['east-cancel'] });
+      await until('some of the disk sent to the vCenter', () => slow.sent > 4 * MiB, 120_000);
+      await handle.cancel();
+      const err = await handle.result().catch((e: unknown) => e);
+      expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      const [recorded] = await world.deps.catalog.deploymentsOf('edge', '2.1.0');
+      expect(recorded).toMatchObject({ sddc: 'east-cancel', status: 'failed', error: expect.stringMatching(/^cancelled/) });
+      await vcenter('east-1', async (conn) => {
+        const library = await conn.library.findLibrary(`vmhub-${run}`);
+        expect(await conn.library.findItem(library!.id, 'edge-2.1.0')).toBeUndefined();
+        // Every other import into this vCenter has finished: no session may still be open.
+        const ids = await conn.library.rest.get<string[]>('/rest/com/vmware/content/library/item/update-session');
+        const states = await Promise.all(ids.map(async (id) => (await conn.library.updateSession(id))?.state));
+        expect(states).toContain('CANCELED');
+        expect(states).not.toContain('ACTIVE');
+      });
+    } finally {
+      await agents.get('east-cancel')!.stop();
+      await slow.close();
+    }
+  }, 180_000);
 
   it('keeps the vCenter password out of every history and agent log', async () => {
     const workflows = world.client.workflow.list({ query: `VmImage="edge" OR VmImage="tools"` });

@@ -279,6 +279,11 @@ export async function discardImport(conn: VcenterConnection, ref: ImageRef): Pro
   await conn.library.deleteItem(item.id);
 }
 
+/** The vCenter refused to make a VM from the item: trying again gets the same answer. */
+export class InstantiateFailed extends Error {
+  override name = 'InstantiateFailed';
+}
+
 export interface InstantiateResult {
   vm: string;
   cpus: number;
@@ -312,8 +317,7 @@ export async function instantiate(
     idleTimeoutMs: 30 * 60_000,
   });
   if (!deployed.succeeded || !deployed.resource_id) {
-    throw new VmhubError(
-      'InvalidImage',
+    throw new InstantiateFailed(
       `vCenter ${conn.target.vcenter} could not deploy a VM from ${placement.itemName}: ${deploymentError(deployed)}`,
     );
   }

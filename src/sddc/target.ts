@@ -47,7 +47,8 @@ export interface InstantiateCheck {
   removed: boolean;
 }
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A vCenter login is read only from variables meant for it: a catalog entry cannot name another secret. */
+const ENV_NAME = /^VMHUB_VC_[A-Z0-9_]+$/;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 export function isLoopbackUrl(url: URL): boolean {
@@ -81,7 +82,7 @@ export function parseTarget(raw: unknown, what = 'target'): SddcTarget {
     return value as string;
   };
   for (const key of ['usernameEnv', 'passwordEnv']) {
-    if (typeof t[key] !== 'string' || !ENV_NAME.test(t[key])) fail(`${key} must name an environment variable`);
+    if (typeof t[key] !== 'string' || !ENV_NAME.test(t[key])) fail(`${key} must name an environment variable VMHUB_VC_…`);
   }
   for (const key of ['insecureTls', 'instantiate']) {
     if (t[key] !== undefined && typeof t[key] !== 'boolean') fail(`${key} must be true or false`);
@@ -120,6 +121,8 @@ export function credentialsFor(
   forbidden: ReadonlySet<string> = new Set(),
 ): Credentials {
   for (const key of [target.usernameEnv, target.passwordEnv]) {
+    if (!ENV_NAME.test(key))
+      throw new VmhubError('InvalidInput', `a vCenter login is read only from VMHUB_VC_* variables, not ${key}`);
     if (forbidden.has(key))
       throw new VmhubError('InvalidInput', `${key} holds a storage credential; it is never sent to a vCenter`);
   }
@@ -187,7 +190,9 @@ export interface TargetOptions {
 export function targetFromOptions(sddc: string, o: TargetOptions): SddcTarget {
   if (o.vcenter === undefined) {
     const stray = Object.entries(o).filter(([, v]) => v !== undefined && v !== false);
-    if (stray.length > 0) throw new VmhubError('InvalidInput', `${stray.map(([k]) => k).join(', ')} need --vcenter`);
+    if (stray.length > 0) {
+      throw new VmhubError('InvalidInput', `the content library options (${stray.map(([k]) => k).join(', ')}) need --vcenter`);
+    }
     return { kind: 'directory' };
   }
   const env = `VMHUB_VC_${sddc.toUpperCase().replace(/-/g, '_')}`;

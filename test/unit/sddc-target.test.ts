@@ -15,8 +15,8 @@ const library = (over: Record<string, unknown> = {}) => ({
   kind: 'content-library',
   vcenter: 'https://vc.example.com',
   library: 'vmhub',
-  usernameEnv: 'VC_USER',
-  passwordEnv: 'VC_PASS',
+  usernameEnv: 'VMHUB_VC_USER',
+  passwordEnv: 'VMHUB_VC_PASS',
   ...over,
 });
 
@@ -29,8 +29,8 @@ describe('SDDC targets', () => {
       vcenter: 'https://vc.example.com/',
       library: 'vmhub',
       datastore: 'LocalDS_0',
-      usernameEnv: 'VC_USER',
-      passwordEnv: 'VC_PASS',
+      usernameEnv: 'VMHUB_VC_USER',
+      passwordEnv: 'VMHUB_VC_PASS',
       insecureTls: true,
     });
   });
@@ -60,14 +60,17 @@ describe('SDDC targets', () => {
   it('takes the login from the environment, vcsim’s own only on the loopback, and never a storage credential', () => {
     const remote = parseTarget(library()) as ContentLibraryTarget;
     const local = parseTarget(library({ vcenter: 'https://127.0.0.1:8989/' })) as ContentLibraryTarget;
-    expect(credentialsFor(remote, { VC_USER: 'u', VC_PASS: 'p' })).toEqual({ username: 'u', password: 'p' });
-    expect(() => credentialsFor(remote, {})).toThrow(/set VC_USER and VC_PASS/);
-    expect(() => credentialsFor(local, { VC_USER: 'u' })).toThrow(/set VC_USER and VC_PASS/);
+    expect(credentialsFor(remote, { VMHUB_VC_USER: 'u', VMHUB_VC_PASS: 'p' })).toEqual({ username: 'u', password: 'p' });
+    expect(() => credentialsFor(remote, {})).toThrow(/set VMHUB_VC_USER and VMHUB_VC_PASS/);
+    expect(() => credentialsFor(local, { VMHUB_VC_USER: 'u' })).toThrow(/set VMHUB_VC_USER and VMHUB_VC_PASS/);
     expect(credentialsFor(local, {})).toEqual({ username: 'user', password: 'pass' });
-    const sneaky = parseTarget(library({ passwordEnv: 'VMHUB_DC_EAST_ACCOUNT_KEY' })) as ContentLibraryTarget;
-    expect(() =>
-      credentialsFor(sneaky, { VC_USER: 'u', VMHUB_DC_EAST_ACCOUNT_KEY: 'k' }, new Set(['VMHUB_DC_EAST_ACCOUNT_KEY'])),
-    ).toThrow(/holds a storage credential/);
+    expect(() => parseTarget(library({ passwordEnv: 'VMHUB_DC_EAST_ACCOUNT_KEY' }))).toThrow(/VMHUB_VC_/);
+    const sneaky = { ...remote, passwordEnv: 'TEMPORAL_API_KEY' };
+    expect(() => credentialsFor(sneaky, { VMHUB_VC_USER: 'u', TEMPORAL_API_KEY: 'k' })).toThrow(/only from VMHUB_VC_/);
+    const storageKey = { ...remote, passwordEnv: 'VMHUB_VC_KEY' };
+    expect(() => credentialsFor(storageKey, { VMHUB_VC_USER: 'u', VMHUB_VC_KEY: 'k' }, new Set(['VMHUB_VC_KEY']))).toThrow(
+      /holds a storage credential/,
+    );
   });
 
   it.each([
@@ -96,7 +99,9 @@ describe('SDDC targets', () => {
       passwordEnv: 'VMHUB_VC_EAST_3_PASSWORD',
       instantiate: true,
     });
-    expect(() => targetFromOptions('east-3', { datastore: 'ds1' })).toThrow(/datastore need --vcenter/);
+    expect(() => targetFromOptions('east-3', { datastore: 'ds1' })).toThrow(
+      /content library options \(datastore\) need --vcenter/,
+    );
   });
 
   it('reads the default SDDCs’ targets from the topology, and refuses a bad one as InvalidTopology', () => {

@@ -1,0 +1,204 @@
+import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Activities } from '../src/activities';
+import type { AgentActivities } from '../src/activities/agent';
+import type { ContentLibraryActivities } from '../src/activities/content-library';
+import type { DeploymentPlan } from '../src/activities/deploy';
+import type { DeployResult, DeployResultRow } from '../src/deploy/input';
+import type { ContentLibraryTarget, LibraryPlacement } from '../src/sddc/target';
+import { location, plan as blocks, runWorker, startTestEnvironment, transferUntilCancelled } from './harness/mock-activities';
+
+/**
+ * DeployToSDDCs's content library paths on the time-skipping test server, with mocked activities: what
+ * runs on the agent, in which order, and how each outcome becomes a result row.
+ */
+let env: TestWorkflowEnvironment;
+beforeAll(async () => {
+  env = await startTestEnvironment();
+}, 120_000);
+afterAll(() => env?.teardown());
+
+const library = (name: string): ContentLibraryTarget => ({
+  kind: 'content-library',
+  vcenter: `https://vc-${name}.example.com/`,
+  library: 'vmhub',
+  usernameEnv: 'VMHUB_VC_USER',
+  passwordEnv: 'VMHUB_VC_PASS',
+});
+
+const placement = (name: string): LibraryPlacement => ({
+  kind: 'content-library',
+  vcenter: `https://vc-${name}.example.com/`,
+  library: 'vmhub',
+  itemId: `item-${name}`,
+  itemName: 'app-1.0.0',
+});
+
+function deployPlan(agentQueue: string, names: string[], format: 'ova' | 'iso' = 'ova'): DeploymentPlan {
+  return {
+    image: 'app',
+    version: '1.0.0',
+    format,
+    sha256: 'a'.repeat(64),
+    sizeBytes: blocks.sizeBytes,
+    blob: location.blob,
+    resources: { cpus: 4, memoryMiB: 8192, diskBytes: 2 ** 34 },
+    targets: names.map((name) => ({
+      sddc: { name, dataCenter: 'dc-east', taskQueue: agentQueue, target: library(name) },
+      sources: [{ location: 'east-primary', role: 'primary' as const, dataCenter: 'dc-east' }],
+    })),
+  };
+}
+
+/** Runs a deploy of app@1.0.0 to the named content-library SDDCs, all served by one mocked agent; the calls it makes are logged. */
+async function deployWith(
+  names: string[],
+  agent: Partial<AgentActivities & ContentLibraryActivities>,
+  options: {
+    instantiate?: boolean;
+    format?: 'ova' | 'iso';
+    during?: (handle: WorkflowHandle) => Promise<void>;
+  } = {},
+) {
+  const rows: DeployResultRow[] = [];
+  const agentQueue = `sddc-${randomUUID()}`;
+  const control: Partial<Activities> = {
+    planDeployment: async () => deployPlan(agentQueue, names, options.format),
+    agentsPolling: async () => 1,
+    recordDeployment: async ({ row }) => {
+      rows.push(row);
+    },
+    markSourceFailures: async () => undefined,
+  };
+  const outcome = await runWorker(
+    env,
+    control,
+    async (taskQueue) => {
+      const handle = await env.client.workflow.start('DeployToSDDCs', {
+        args: [{ image: 'app', version: '1.0.0', sddcs: names, instantiate: options.instantiate }],
+        taskQueue,
+        workflowId: randomUUID(),
+      });
+      await options.during?.(handle);
+      return handle.result().then(
+        (r) => r as DeployResult,
+        (e: unknown) => e,
+      );
+    },
+    // The agent worker takes the mocks of both activity families, as a real agent registers both.
+    { taskQueue: agentQueue, activities: agent as Partial<AgentActivities> },
+  );
+  return { outcome, rows };
+}
+
+const downloaded = {
+  status: 'deployed' as const,
+  source: 'east-primary',
+  path: '/ds/app/1.0.0/app-1.0.0.ova',
+  bytes: blocks.sizeBytes,
+  bytesFetched: blocks.sizeBytes,
+  bytesResumed: 0,
+  sourceFailures: [],
+};
+
+describe('DeployToSDDCs into content libraries', () => {
+  it('looks for the item, downloads, then imports; an item already there needs neither', async () => {
+    const calls: string[] = [];
+    const { outcome } = await deployWith(['east-1', 'east-2'], {
+      findLibraryItem: async ({ sddc }) => {
+        calls.push(`find ${sddc}`);
+        return sddc === 'east-1' ? { state: 'present', target: placement(sddc) } : { state: 'absent' };
+      },
+      downloadImage: async ({ sddc }) => {
+        calls.push(`download ${sddc}`);
+        return downloaded;
+      },
+      importToLibrary: async ({ sddc, target }) => {
+        calls.push(`import ${sddc} into ${target.library}`);
+        return { status: 'deployed', target: placement(sddc), bytesSent: blocks.sizeBytes, bytesSkipped: 0 };
+      },
+    });
+    const rows = Object.fromEntries((outcome as DeployResult).results.map((r) => [r.sddc, r]));
+    expect(rows['east-1']).toEqual({
+      sddc: 'east-1',
+      dataCenter: 'dc-east',
+      status: 'already-present',
+      source: null,
+      target: placement('east-1'),
+    });
+    expect(rows['east-2']).toEqual({
+      sddc: 'east-2',
+      dataCenter: 'dc-east',
+      status: 'deployed',
+      source: 'east-primary',
+      bytes: blocks.sizeBytes,
+      target: placement('east-2'),
+    });
+    expect(calls.filter((c) => c.includes('east-1'))).toEqual(['find east-1']);
+    expect(calls.filter((c) => c.includes('east-2'))).toEqual(['find east-2', 'download east-2', 'import east-2 into vmhub']);
+  });
+
+  it('a VersionConflict in one library fails that SDDC only, and the run ends DeployIncomplete with every row', async () => {
+    let downloads = 0;
+    const { outcome, rows } = await deployWith(['east-1', 'east-2'], {
+      findLibraryItem: async ({ sddc }) => {
+        if (sddc === 'east-1')
+          throw ApplicationFailure.nonRetryable('library vmhub already holds app-1.0.0 with SHA-256 ffff', 'VersionConflict');
+        return { state: 'absent' };
+      },
+      downloadImage: async () => {
+        downloads++;
+        return downloaded;
+      },
+      importToLibrary: async ({ sddc }) => ({ status: 'deployed', target: placement(sddc), bytesSent: 1, bytesSkipped: 0 }),
+    });
+    expect(outcome).toBeInstanceOf(WorkflowFailedError);
+    const failure = (outcome as WorkflowFailedError).cause as ApplicationFailure;
+    expect(failure.type).toBe('DeployIncomplete');
+    const byName = Object.fromEntries((failure.details![0] as DeployResult).results.map((r) => [r.sddc, r]));
+    expect(byName['east-1']).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^VersionConflict: /) });
+    expect(byName['east-2']).toMatchObject({ status: 'deployed' });
+    expect(downloads).toBe(1);
+    expect(rows).toHaveLength(2);
+  });
+
+  it('instantiate checks the VM against the catalog’s CPUs and memory, for OVF templates only', async () => {
+    const checked: unknown[] = [];
+    const agent: Partial<AgentActivities & ContentLibraryActivities> = {
+      findLibraryItem: async ({ sddc }) => ({ state: 'present', target: placement(sddc) }),
+      instantiateFromLibrary: async ({ placement: p, expected }) => {
+        checked.push({ item: p.itemId, expected });
+        return { vm: 'vm-42', cpus: 4, memoryMiB: 8192, removed: true };
+      },
+    };
+    const { outcome } = await deployWith(['east-1'], agent, { instantiate: true });
+    expect((outcome as DeployResult).results[0].instantiated).toEqual({ vm: 'vm-42', cpus: 4, memoryMiB: 8192, removed: true });
+    expect(checked).toEqual([{ item: 'item-east-1', expected: { cpus: 4, memoryMiB: 8192 } }]);
+    const iso = await deployWith(['east-1'], agent, { instantiate: true, format: 'iso' });
+    expect((iso.outcome as DeployResult).results[0].instantiated).toBeUndefined();
+    expect(checked).toHaveLength(1);
+  });
+
+  it('a cancel during the import waits for the agent to give it up, records the SDDC and ends Cancelled', async () => {
+    const log: string[] = [];
+    const { outcome, rows } = await deployWith(
+      ['east-1'],
+      {
+        findLibraryItem: async () => ({ state: 'absent' }),
+        downloadImage: async () => downloaded,
+        importToLibrary: transferUntilCancelled(log, 'import'),
+      },
+      {
+        during: async (handle) => {
+          while (!log.includes('import started')) await new Promise((r) => setTimeout(r, 20));
+          await handle.cancel();
+        },
+      },
+    );
+    expect((outcome as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    expect(log).toEqual(['import started', 'import stopped']);
+    expect(rows).toMatchObject([{ sddc: 'east-1', status: 'failed', reason: expect.stringMatching(/^cancelled/) }]);
+  });
+});
