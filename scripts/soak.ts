@@ -113,6 +113,7 @@ async function main(): Promise<number> {
     for (const s of sets) s.env.VMHUB_WORKFLOW_BUNDLE = bundle;
     worlds.push(await openWorld(sets[0]), await openWorld(sets[1]));
 
+    fs.rmSync('test-output/soak', { recursive: true, force: true });
     const started = Date.now();
     const outcomes = await Promise.all(
       runScenarios(

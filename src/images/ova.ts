@@ -89,6 +89,16 @@ function collector(size: number, done: (bytes: Buffer) => void | Promise<void>):
   };
 }
 
+function checkDigest(listed: ManifestEntry, entry: Entry): void {
+  const actual = entry.digests.get(listed.algorithm);
+  if (actual !== listed.digest) {
+    throw new VmhubError(
+      'ManifestMismatch',
+      `${quoted(listed.file)}: ${listed.algorithm.toUpperCase()} is ${actual}, the manifest says ${listed.digest}`,
+    );
+  }
+}
+
 export class OvaInspector {
   private readonly reader = new TarReader((entry) => this.onEntry(entry));
   private readonly names = new Set<string>();
@@ -134,7 +144,11 @@ export class OvaInspector {
         for (const h of hashes.values()) h.update(chunk);
       },
       end: () => {
-        this.entries.push({ name, size, digests: new Map([...hashes].map(([a, h]) => [a, h.digest('hex')])) });
+        const entry = { name, size, digests: new Map([...hashes].map(([a, h]) => [a, h.digest('hex')])) };
+        this.entries.push(entry);
+        // A member the manifest already lists is judged now: a bad first disk fails before the rest is read.
+        const listed = this.manifest?.entries.get(name);
+        if (listed) checkDigest(listed, entry);
       },
     };
   }
@@ -174,13 +188,7 @@ export class OvaInspector {
     for (const m of manifest?.entries.values() ?? []) {
       const entry = byName.get(m.file);
       if (!entry) throw new VmhubError('ManifestMismatch', `manifest lists ${quoted(m.file)}, which the archive lacks`);
-      const actual = entry.digests.get(m.algorithm);
-      if (actual !== m.digest) {
-        throw new VmhubError(
-          'ManifestMismatch',
-          `${quoted(m.file)}: ${m.algorithm.toUpperCase()} is ${actual}, the manifest says ${m.digest}`,
-        );
-      }
+      checkDigest(m, entry);
     }
     const referenced = new Set(envelope.files.map((f) => f.href));
     const hrefById = new Map(envelope.files.map((f) => [f.id, f.href]));

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import {
   agentKill,
   azuriteOutageDuringDeploy,
@@ -24,13 +25,13 @@ import {
 /**
  * Issue 9, "every run ends", short form: each fault at least once, on the real services. Scenarios that
  * only kill processes or cancel share the suite's services, several at once; those that stop Azurite,
- * the catalog or Temporal run one at a time on services of their own. A kill during the commit or
- * markAvailable waits out that activity's start-to-close timeout, so those start first. VMHUB_FAULTS
+ * the catalog or Temporal run one at a time on services of their own. A kill during markAvailable waits
+ * out that activity's start-to-close timeout, the longest wait here, so it starts first. VMHUB_FAULTS
  * (a regular expression) runs only the scenarios it matches. Outcomes: test-output/faults.json.
  */
 const SHORT_FORM: Scenario[] = [
-  workerKill('commit'),
   workerKill('mark-available'),
+  workerKill('commit'),
   workerKill('staging'),
   workerKill('all-blocks-staged'),
   workerKill('replicating'),
@@ -60,6 +61,7 @@ describe('every run ends: faults on the real services', () => {
   const started = Date.now();
 
   beforeAll(async () => {
+    fs.rmSync('test-output/faults', { recursive: true, force: true });
     own = await startServiceSet('faults');
     worlds.push(await openWorld(currentServices()), await openWorld(own));
     outcomes = runScenarios(

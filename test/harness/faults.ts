@@ -111,10 +111,10 @@ export async function startServiceSet(name: string, workflowBundle = process.env
 /** What a request through a proxy in front of blob storage does, told by its method and query. */
 export type RequestKind = 'stage-block' | 'commit-block-list' | 'get-block-list' | 'read' | 'properties' | 'other';
 
+/** A request as a gate sees it: its kind and, for a ranged read, the first byte it asks for. */
 export interface ProxiedRequest {
-  method: string;
-  path: string;
   kind: RequestKind;
+  offset?: number;
 }
 
 function requestKind(method: string, url: string): RequestKind {
@@ -129,11 +129,11 @@ function requestKind(method: string, url: string): RequestKind {
 
 /**
  * Requests held at a point of their way through a proxy: before they are forwarded ('request'), or
- * after the service answered and before the client hears it ('response'). `reached` resolves with the
- * first one held; `open` lets every held one go on, `drop` cuts them off.
+ * after the service answered and before the client hears it ('response'). `reached` resolves when the
+ * first one is held; `open` lets every held one go on, `drop` cuts them off.
  */
 export interface Gate {
-  reached: Promise<ProxiedRequest>;
+  reached: Promise<void>;
   open(): void;
   drop(): void;
 }
@@ -141,7 +141,7 @@ export interface Gate {
 interface GateState {
   match: (r: ProxiedRequest) => boolean;
   at: 'request' | 'response';
-  reach: (r: ProxiedRequest) => void;
+  reach: () => void;
   outcome?: 'open' | 'drop';
   waiting: Array<(outcome: 'open' | 'drop') => void>;
 }
@@ -155,21 +155,20 @@ export interface HttpProxy {
   /** Blocks the service staged, and bytes of content it answered to reads, through this proxy. */
   blockPuts: number;
   readBytes: number;
-  requests: number;
   delayMs: number;
   gate(match: (r: ProxiedRequest) => boolean, at: 'request' | 'response'): Gate;
   /** Resolves when a request matching `match` has been answered in full to its client. */
-  answered(match: (r: ProxiedRequest) => boolean): Promise<ProxiedRequest>;
+  answered(match: (r: ProxiedRequest) => boolean): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startHttpProxy(targetPort: number, delayMs = 0): Promise<HttpProxy> {
-  const state = { blockPuts: 0, readBytes: 0, requests: 0, delayMs };
+  const state = { blockPuts: 0, readBytes: 0, delayMs };
   const gates: GateState[] = [];
-  const watchers: Array<{ match: (r: ProxiedRequest) => boolean; resolve: (r: ProxiedRequest) => void }> = [];
+  const watchers: Array<{ match: (r: ProxiedRequest) => boolean; resolve: () => void }> = [];
   const pass = async (r: ProxiedRequest, at: GateState['at']): Promise<'open' | 'drop'> => {
     for (const g of gates.filter((x) => x.at === at && x.match(r))) {
-      g.reach(r);
+      g.reach();
       const outcome = g.outcome ?? (await new Promise<'open' | 'drop'>((resolve) => g.waiting.push(resolve)));
       if (outcome === 'drop') return 'drop';
     }
@@ -177,12 +176,9 @@ export async function startHttpProxy(targetPort: number, delayMs = 0): Promise<H
   };
 
   const server = http.createServer((req, res) => {
-    state.requests++;
-    const r: ProxiedRequest = {
-      method: req.method ?? 'GET',
-      path: req.url ?? '/',
-      kind: requestKind(req.method ?? 'GET', req.url ?? '/'),
-    };
+    const kind = requestKind(req.method ?? 'GET', req.url ?? '/');
+    const range = /^bytes=(\d+)-/.exec(String(req.headers['x-ms-range'] ?? req.headers.range ?? ''));
+    const r: ProxiedRequest = { kind, offset: range ? Number(range[1]) : undefined };
     const body: Buffer[] = [];
     req.on('data', (chunk: Buffer) => body.push(chunk));
     req.once('end', () => {
@@ -198,15 +194,15 @@ export async function startHttpProxy(targetPort: number, delayMs = 0): Promise<H
               const answer = Buffer.concat(chunks);
               // Counted as the service did it, whether or not its client is still there to hear.
               if ((up.statusCode ?? 500) < 300) {
-                if (r.kind === 'stage-block') state.blockPuts++;
-                if (r.kind === 'read') state.readBytes += answer.length;
+                if (kind === 'stage-block') state.blockPuts++;
+                if (kind === 'read') state.readBytes += answer.length;
               }
               if ((await pass(r, 'response')) === 'drop' || res.destroyed) return void res.destroy();
               res.writeHead(up.statusCode ?? 502, up.headers);
               res.end(answer, () => {
                 for (const w of watchers.filter((x) => x.match(r))) {
                   watchers.splice(watchers.indexOf(w), 1);
-                  w.resolve(r);
+                  w.resolve();
                 }
               });
             })().catch(() => res.destroy());
@@ -226,9 +222,6 @@ export async function startHttpProxy(targetPort: number, delayMs = 0): Promise<H
     get readBytes() {
       return state.readBytes;
     },
-    get requests() {
-      return state.requests;
-    },
     get delayMs() {
       return state.delayMs;
     },
@@ -236,8 +229,8 @@ export async function startHttpProxy(targetPort: number, delayMs = 0): Promise<H
       state.delayMs = v;
     },
     gate(match, at) {
-      let reach!: (r: ProxiedRequest) => void;
-      const reached = new Promise<ProxiedRequest>((resolve) => (reach = resolve));
+      let reach!: () => void;
+      const reached = new Promise<void>((resolve) => (reach = resolve));
       const g: GateState = { match, at, reach, waiting: [] };
       gates.push(g);
       const settle = (outcome: 'open' | 'drop') => {
@@ -509,15 +502,21 @@ async function runEnd(world: FaultWorld, workflowId: string, boundMs: number): P
   }
 }
 
-/** The highest attempt each activity type of a run reached, and the types of activities a cancel was asked of. */
+/**
+ * From a run's history: the highest attempt each activity type reached, and for each activity a cancel
+ * was asked of, how long it took to stop after the request.
+ */
 async function activityHistory(
   world: FaultWorld,
   workflowId: string,
-): Promise<{ attempts: Record<string, number>; cancelRequested: string[] }> {
+): Promise<{ attempts: Record<string, number>; cancels: Array<{ activity: string; secondsToStop: number | null }> }> {
   const history = await retrying(() => world.client.workflow.getHandle(workflowId).fetchHistory());
   const types = new Map<string, string>();
   const attempts: Record<string, number> = {};
-  const cancelRequested: string[] = [];
+  const cancelAt = new Map<string, number>();
+  const cancels: Array<{ activity: string; secondsToStop: number | null }> = [];
+  const time = (e: temporal.api.history.v1.IHistoryEvent) =>
+    Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
   for (const e of history.events ?? []) {
     const scheduled = e.activityTaskScheduledEventAttributes;
     if (scheduled) types.set(String(e.eventId), scheduled.activityType?.name ?? '?');
@@ -527,9 +526,20 @@ async function activityHistory(
       attempts[type] = Math.max(attempts[type] ?? 0, started.attempt ?? 1);
     }
     const cancel = e.activityTaskCancelRequestedEventAttributes;
-    if (cancel) cancelRequested.push(types.get(String(cancel.scheduledEventId)) ?? '?');
+    if (cancel) cancelAt.set(String(cancel.scheduledEventId), time(e));
+    const closed =
+      e.activityTaskCanceledEventAttributes ??
+      e.activityTaskCompletedEventAttributes ??
+      e.activityTaskFailedEventAttributes ??
+      e.activityTaskTimedOutEventAttributes;
+    const id = String(closed?.scheduledEventId);
+    if (closed && cancelAt.has(id)) {
+      cancels.push({ activity: types.get(id) ?? '?', secondsToStop: round((time(e) - cancelAt.get(id)!) / 1000) });
+      cancelAt.delete(id);
+    }
   }
-  return { attempts, cancelRequested };
+  for (const id of cancelAt.keys()) cancels.push({ activity: types.get(id) ?? '?', secondsToStop: null });
+  return { attempts, cancels };
 }
 
 /** True once a worker has started an activity of this type for the run, and it has not finished. */
@@ -540,7 +550,7 @@ async function activityRunning(world: FaultWorld, workflowId: string, type: stri
   );
 }
 
-/** How long any run may take to end before the scenario fails: longer than every retry budget a fault here needs. */
+/** How long a run may take to end before its scenario fails: far longer than any retry here should need. */
 const END_BOUND_MS = 12 * 60_000;
 
 /** One scenario's run: the names it made (so the checks look only at its own), its processes and proxies. */
@@ -774,8 +784,8 @@ class PublishRig {
   private constructor(
     readonly run: ScenarioRun,
     readonly image: string,
-    readonly bytes: Buffer,
-    readonly format: ImageFormat,
+    bytes: Buffer,
+    format: ImageFormat,
     readonly east: HttpProxy,
     readonly west: HttpProxy,
     env: NodeJS.ProcessEnv,
@@ -810,9 +820,8 @@ class PublishRig {
     return rig;
   }
 
-  startWorker(): WorkerProcess {
+  startWorker(): void {
     this.worker = this.run.spawn(['control'], this.env);
-    return this.worker;
   }
 
   async start(input: Partial<PublishInput> = {}, suffix = this.run.tag): Promise<string> {
@@ -987,7 +996,7 @@ export function workerKill(point: PublishKillPoint, options: { fraction?: number
       const catalog = point === 'mark-available' ? await r.tcpProxy(port(r.world.services.config.mongodbUri)) : undefined;
       const env = catalog ? { MONGODB_URI: r.world.env.MONGODB_URI!.replace(/:\d+\//, `:${catalog.port}/`) } : {};
       const rig = await PublishRig.create(r, 'kill', bytes, 'iso', { env });
-      let reached: () => Promise<void>;
+      let reached: (workflowId: string) => Promise<void>;
       let afterKill = () => {};
       if (point === 'staging') {
         reached = () => until('blocks to be staged', rig.blocksAtLeast(fraction), 120_000);
@@ -996,15 +1005,15 @@ export function workerKill(point: PublishKillPoint, options: { fraction?: number
       } else if (point === 'all-blocks-staged') {
         let answered = 0;
         const gate = rig.east.gate((q) => q.kind === 'stage-block' && ++answered === rig.blocks, 'response');
-        reached = async () => void (await gate.reached);
+        reached = () => gate.reached;
         afterKill = () => gate.drop();
       } else if (point === 'commit') {
         const gate = rig.east.gate((q) => q.kind === 'commit-block-list', 'request');
-        reached = async () => void (await gate.reached);
+        reached = () => gate.reached;
         afterKill = () => (deliver ? gate.open() : gate.drop());
       } else {
         const gate = rig.east.gate((q) => q.kind === 'commit-block-list', 'response');
-        reached = async () => {
+        reached = async (workflowId) => {
           await gate.reached;
           catalog!.hold();
           gate.open();
@@ -1013,7 +1022,7 @@ export function workerKill(point: PublishKillPoint, options: { fraction?: number
         afterKill = () => catalog!.release(deliver);
       }
       const workflowId = await rig.start();
-      await reached();
+      await reached(workflowId);
       await rig.killWorker();
       r.fault(what[point]);
       afterKill();
@@ -1216,12 +1225,36 @@ export function versionRace(): Scenario {
 }
 
 /**
- * An OVA whose tar stream turns to garbage after its first members fails InvalidImage at once, never
- * retried; an OVA whose manifest misstates its first disk, before a larger second disk, fails
- * ManifestMismatch while its blocks are still being staged. Either way nothing is committed.
+ * The world's repository served over http through a proxy, for a publish whose source reads a scenario
+ * holds at a gate; the workers must then be given `env`.
+ */
+async function httpRepository(
+  r: ScenarioRun,
+): Promise<{ proxy: HttpProxy; url: (file: string) => string; env: NodeJS.ProcessEnv }> {
+  const server = await startFileServer(r.world.services.repository);
+  r.later(() => server.close());
+  const proxy = await r.proxy(port(server.origin));
+  return {
+    proxy,
+    url: (file) => `http://127.0.0.1:${proxy.port}/${encodeURIComponent(file)}`,
+    env: { VMHUB_SOURCE_HOSTS: '127.0.0.1' },
+  };
+}
+
+/** How long a bad image may take to be refused from the bytes before the reads held back. */
+const VERDICT_MS = 45_000;
+
+/**
+ * An OVA whose tar stream turns to garbage after its first members must fail InvalidImage, never
+ * retried; one whose manifest misstates its first disk, before a larger second disk, must fail
+ * ManifestMismatch while its blocks are still staging. The image is read over http and every read from
+ * the second block past the bad member on is held: the verdict may take the bytes up to the bad member
+ * and one block of read-ahead, not the rest of the image. Either way the run ends Failed, the version
+ * `failed`, and nothing is left in storage.
  */
 export function badImage(kind: 'corrupt-tar' | 'manifest-mismatch'): Scenario {
   const corrupt = kind === 'corrupt-tar';
+  const block = BLOCK_MIB * MiB;
   return {
     name: corrupt ? 'bad-image/corrupt-tar' : 'bad-image/manifest-mismatch',
     fault: corrupt
@@ -1238,19 +1271,38 @@ export function badImage(kind: 'corrupt-tar' | 'manifest-mismatch'): Scenario {
             ],
             { wrongDigest: ['disk1.vmdk'] },
           );
-      const rig = await PublishRig.create(r, corrupt ? 'corrupt' : 'mismatch', bytes, 'ova', { delayMs: 500 });
-      r.fault('published');
-      const workflowId = await rig.start();
+      // Where the image goes bad: the garbage header before the last 32 MiB, or the end of disk1, before disk2's header.
+      const badAt = corrupt ? bytes.length - 32 * MiB - 512 : bytes.length - END_OF_ARCHIVE.length - 40 * MiB - 512;
+      const heldFrom = (Math.floor(badAt / block) + 2) * block;
+      const http = await httpRepository(r);
+      const held = http.proxy.gate((q) => q.kind === 'read' && (q.offset ?? 0) >= heldFrom, 'request');
+      const rig = await PublishRig.create(r, corrupt ? 'corrupt' : 'mismatch', bytes, 'ova', { delayMs: 0, env: http.env });
+      const workflowId = await rig.start({ source: http.url(rig.source) });
+      r.fault(`reads from byte ${heldFrom} on held`);
+      const verdict = await runEnd(r.world, workflowId, VERDICT_MS).then(
+        () => 'while the later reads were held',
+        () => `only after the reads from byte ${heldFrom} on were let through, ${VERDICT_MS / 1000}s on`,
+      );
+      held.open();
       const end = await r.end(workflowId);
-      const stagedAtEnd = rig.east.blockPuts;
+      const history = await activityHistory(r.world, workflowId);
+      Object.assign(r.details, {
+        message: end.failureMessage,
+        verdict,
+        blocks: rig.blocks,
+        stagedAtEnd: rig.east.blockPuts,
+        ...history,
+      });
       expectStatus(end, 'Failed');
       const type = corrupt ? 'InvalidImage' : 'ManifestMismatch';
       check(end.failureType === type, `failed with ${end.failureType} (${end.failureMessage}), expected ${type}`);
-      const history = await activityHistory(r.world, workflowId);
-      Object.assign(r.details, { message: end.failureMessage, blocks: rig.blocks, stagedAtEnd, ...history });
       check(history.attempts.inspectSource === 1, `inspectSource ran ${history.attempts.inspectSource} times`);
-      check(stagedAtEnd < rig.blocks, `all ${rig.blocks} blocks were staged before the failure`);
       await expectNothingPublished(r, rig.image, rig.version, 'ova', 'failed');
+      check(verdict.startsWith('while'), `the run failed ${type} ${verdict}: the verdict waited for bytes past the bad member`);
+      check(
+        history.cancels.some((c) => c.activity === 'stageBlockRange'),
+        'the failure found staging finished instead of cancelling it',
+      );
     },
   };
 }
@@ -1274,20 +1326,12 @@ export function publishCancel(point: PublishCancelPoint, options: { fraction?: n
     }[point],
     async run(r) {
       const bytes = isoBytes(IMAGE_BYTES, r.seed);
-      let source: string | undefined;
-      let env: NodeJS.ProcessEnv = {};
-      let sourceGate: Gate | undefined;
-      if (point === 'probing') {
-        const server = await startFileServer(r.world.services.repository);
-        r.later(() => server.close());
-        const front = await r.proxy(port(server.origin));
-        sourceGate = front.gate(() => true, 'request');
-        env = { VMHUB_SOURCE_HOSTS: '127.0.0.1' };
-        source = `http://127.0.0.1:${front.port}/`;
-      }
-      const rig = await PublishRig.create(r, `cancel-${point}`, bytes, 'iso', { env });
+      // Probing reads the source: an http one, whose every read waits at a gate until the cancel is in.
+      const http = point === 'probing' ? await httpRepository(r) : undefined;
+      const sourceGate = http?.proxy.gate(() => true, 'request');
+      const rig = await PublishRig.create(r, `cancel-${point}`, bytes, 'iso', { env: http?.env });
       const commitGate = point === 'committing' ? rig.east.gate((q) => q.kind === 'commit-block-list', 'request') : undefined;
-      const workflowId = await rig.start(source ? { source: `${source}${encodeURIComponent(rig.source)}` } : {});
+      const workflowId = await rig.start(http ? { source: http.url(rig.source) } : {});
       const handle = r.world.client.workflow.getHandle(workflowId);
       if (sourceGate) await sourceGate.reached;
       else if (commitGate) await commitGate.reached;
