@@ -10,7 +10,7 @@ import { deployActivities, publishActivities, runWorker, startTestEnvironment, t
 
 /**
  * Records the histories (binary protobuf) that test/workflows/replay.test.ts replays against the current workflow code:
- * a publish that deploys, a deploy, and a failed publish. Run it (`npx tsx test/harness/record-histories.ts`)
+ * a publish that deploys, a deploy, a failed publish, and a publish and a deploy cancelled mid-transfer. Run it (`npx tsx test/harness/record-histories.ts`)
  * only to add histories of new behaviour; the histories already kept are what running workflows look like.
  */
 async function main(): Promise<void> {
@@ -87,6 +87,48 @@ async function main(): Promise<void> {
         .catch(() => undefined);
       await save('publish-failed', failedId);
     });
+
+    // Cancelled while transfers run: the cleanup steps a cancel takes are part of what must replay.
+    const log: string[] = [];
+    const stalled = publishActivities([], {
+      stageBlockRange: transferUntilCancelled(log, 'stage'),
+      inspectSource: transferUntilCancelled(log, 'inspect'),
+    });
+    const cancelAgent = {
+      taskQueue: agentQueue,
+      activities: { downloadImage: transferUntilCancelled(log, 'download'), discardDownload: async () => ({ removed: true }) },
+    };
+    const cancelControl = { ...stalled, ...deployActivities([], agentQueue, ['east-1'], 1) };
+    await runWorker(
+      env,
+      cancelControl,
+      async (taskQueue) => {
+        const whenStarted = async (what: string) => {
+          while (!log.includes(`${what} started`)) await new Promise((r) => setTimeout(r, 20));
+        };
+        const publishId = `publish:app:1.0.2:${randomUUID()}`;
+        const publish = await env.client.workflow.start('PublishImage', {
+          args: [{ source: 'app.ova', image: 'app', version: '1.0.2' }],
+          taskQueue,
+          workflowId: publishId,
+        });
+        await whenStarted('stage');
+        await publish.cancel();
+        await publish.result().catch(() => undefined);
+        await save('publish-cancelled', publishId);
+        const deployId = `deploy:app:1.0.0:${randomUUID()}`;
+        const deploy = await env.client.workflow.start('DeployToSDDCs', {
+          args: [{ image: 'app', version: '1.0.0', sddcs: ['east-1'] }],
+          taskQueue,
+          workflowId: deployId,
+        });
+        await whenStarted('download');
+        await deploy.cancel();
+        await deploy.result().catch(() => undefined);
+        await save('deploy-cancelled', deployId);
+      },
+      cancelAgent,
+    );
   } finally {
     await env.teardown();
   }

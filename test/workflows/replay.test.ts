@@ -14,8 +14,16 @@ const files = fs.readdirSync(dir).filter((f) => f.endsWith('.binpb'));
 const workflowIds = JSON.parse(fs.readFileSync(path.join(dir, 'workflow-ids.json'), 'utf8')) as Record<string, string>;
 
 describe('recorded histories replay', () => {
-  it('keeps a publish, a deploy and a failed publish', () => {
-    expect(files).toEqual(expect.arrayContaining(['publish-with-deploy.binpb', 'deploy.binpb', 'publish-failed.binpb']));
+  it('keeps a publish, a deploy, a failed publish, and a cancelled publish and deploy', () => {
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'publish-with-deploy.binpb',
+        'deploy.binpb',
+        'publish-failed.binpb',
+        'publish-cancelled.binpb',
+        'deploy-cancelled.binpb',
+      ]),
+    );
   });
 
   it.each(files)('%s replays without nondeterminism', async (file) => {
