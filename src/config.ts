@@ -17,6 +17,8 @@ export interface Config {
   transferConcurrency: number;
   /** Range activities running at once inside one workflow. */
   rangeFanOut: number;
+  /** VMHUB_MAX_INFLIGHT_MIB: block bytes one worker holds at most (reads, uploads, blocks waiting to be hashed). */
+  maxInflightBytes: number;
   /** VMHUB_SOURCE_HOSTS: the http(s) hosts images may come from; empty means public addresses over https only. */
   sourceHosts: string[];
 }
@@ -48,6 +50,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     blockSizeBytes: positiveInt(env.VMHUB_BLOCK_SIZE_MIB, 8, 'VMHUB_BLOCK_SIZE_MIB') * MiB,
     transferConcurrency: positiveInt(env.VMHUB_TRANSFER_CONCURRENCY, 8, 'VMHUB_TRANSFER_CONCURRENCY'),
     rangeFanOut: positiveInt(env.VMHUB_RANGE_FAN_OUT, 4, 'VMHUB_RANGE_FAN_OUT'),
+    maxInflightBytes: positiveInt(env.VMHUB_MAX_INFLIGHT_MIB, 256, 'VMHUB_MAX_INFLIGHT_MIB') * MiB,
     sourceHosts: parseSourceHosts(env.VMHUB_SOURCE_HOSTS ?? ''),
   };
 }

@@ -8,10 +8,12 @@ import {
   discardImport,
   importImage,
   instantiate,
+  InstantiateFailed,
   lookupItem,
   placementOf,
   VcenterConnection,
   type ImageRef,
+  type ImportResult,
   type Progress,
 } from '../sddc/library-import';
 import {
@@ -150,7 +152,7 @@ export function createContentLibraryActivities({ config, sddc, topology, env = p
           const found = await lookupItem(conn, ref, signal);
           // A finished import whose result was lost: its copy may be gone already.
           if (found.state === 'present')
-            return done({
+            return await done({
               status: 'already-present',
               placement: placementOf(conn.target, found.item!),
               bytesSent: 0,
@@ -178,7 +180,7 @@ export function createContentLibraryActivities({ config, sddc, topology, env = p
             bytesSkipped: result.bytesSkipped,
             attempt: info.attempt,
           });
-          return done(result);
+          return await done(result);
         } catch (err) {
           if (signal.aborted && cancellationDetails()?.cancelRequested) {
             await discardImport(conn, ref).catch((e: unknown) =>
@@ -193,12 +195,8 @@ export function createContentLibraryActivities({ config, sddc, topology, env = p
           if (removed) await removeEmptyDirs(paths.dir);
         }
 
-        async function done(r: {
-          status: ImportOutput['status'];
-          placement: LibraryPlacement;
-          bytesSent: number;
-          bytesSkipped: number;
-        }): Promise<ImportOutput> {
+        /** The result, once the verified copy is removed (or kept, with VMHUB_KEEP_STAGING=1). */
+        async function done(r: ImportResult): Promise<ImportOutput> {
           const out: ImportOutput = {
             status: r.status,
             target: r.placement,
@@ -273,12 +271,13 @@ async function removeEmptyDirs(versionDir: string): Promise<void> {
 }
 
 /**
- * A VmhubError is final, with its type; a vCenter refusing the login cannot change while the agent runs
- * with the same environment (VcenterLoginFailed); anything else (an unreachable vCenter, a dropped
- * connection) is retried.
+ * A VmhubError is final, with its type, and so is a vCenter's refusal to instantiate the item; a refused
+ * login cannot change while the agent runs with the same environment (VcenterLoginFailed); anything else
+ * (an unreachable vCenter, a dropped connection) is retried.
  */
 function asLibraryFailure(err: unknown): unknown {
   if (err instanceof VmhubError) return ApplicationFailure.nonRetryable(err.message, err.type);
+  if (err instanceof InstantiateFailed) return ApplicationFailure.nonRetryable(err.message, 'InstantiateFailed');
   if (err instanceof VsphereApiError && (err.type === 'unauthenticated' || err.type === 'InvalidLogin')) {
     return ApplicationFailure.nonRetryable(err.message, 'VcenterLoginFailed');
   }

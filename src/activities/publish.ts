@@ -9,7 +9,7 @@ import type { ImageMetadata } from '../images/inspect';
 import { peekDescriptor } from '../images/ova';
 import { parseOvf } from '../images/ovf/envelope';
 import { describeOvf } from '../images/ovf/metadata';
-import { letGo, TapRegistry, type Claim, type TapBlock } from '../publish/block-tap';
+import { HeldBytes, TapRegistry, type Claim } from '../publish/block-tap';
 import { blobName, type BlobLocation, type PublishResult } from '../publish/input';
 import { openImageSource } from '../source/image-source';
 import type { ImageSource } from '../source/source';
@@ -302,59 +302,71 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
             const stream = await hashes.openStream(format);
             const ids: string[] = new Array<string>(plan.blockCount);
             const counts = { fromTap: 0, readHere: 0 };
-            const readHere = async (i: number): Promise<Omit<TapBlock, 'digest'>> => {
+            const readHere = async (i: number): Promise<HeldBytes> => {
               const { start, end } = blockBounds(plan, i);
               const reservation = await budget.acquire(end - start, signal);
               try {
-                return { index: i, bytes: await s.read(start, end, signal), reservation };
+                return new HeldBytes(await s.read(start, end, signal), reservation);
               } catch (err) {
                 reservation.release();
                 throw err;
               }
             };
-            // Blocks go to the hashing thread while the next one is fetched; at most two wait there.
+            // A block is hashed on the thread while the next one is fetched; one at a time waits there.
             const taking: Array<Promise<void>> = [];
-            let ahead: { index: number; block: Promise<Omit<TapBlock, 'digest'>> } | undefined;
+            let ahead: { index: number; held: Promise<HeldBytes> } | undefined;
             let block = 0;
             const keepAlive = setInterval(() => heartbeat({ block }), 5_000);
             try {
               for (; block < plan.blockCount; block++) {
                 const i = block;
-                let next: Omit<TapBlock, 'digest'> & { digest?: string };
+                let next: { held: HeldBytes; digest?: string };
                 if (ahead?.index === i) {
-                  next = await ahead.block;
+                  next = { held: await ahead.held };
                   ahead = undefined;
                 } else {
-                  next = (await tap.take(i, signal)) ?? (await readHere(i));
+                  next = (await tap.take(i, signal)) ?? { held: await readHere(i) };
                 }
-                if (next.digest !== undefined) counts.fromTap++;
-                else {
+                const { held, digest } = next;
+                if (digest !== undefined) {
+                  counts.fromTap++;
+                  ids[i] = blockId(i, digest);
+                } else {
                   counts.readHere++;
                   // Reading here, the next block is likely read here too: start it now unless a lane will bring it.
-                  if (i + 1 < plan.blockCount && !tap.expects(i + 1)) ahead = { index: i + 1, block: readHere(i + 1) };
+                  if (i + 1 < plan.blockCount && !tap.expects(i + 1)) ahead = { index: i + 1, held: readHere(i + 1) };
                 }
-                if (next.digest !== undefined) ids[i] = blockId(i, next.digest);
-                const reservation = next.reservation;
+                await taking.shift();
+                // Bytes a lane is still uploading are copied; others are moved, and freed on the thread.
+                const move = held.movable;
                 const taken = stream
-                  .push(next.bytes, next.digest === undefined)
-                  .then((hex) => {
-                    if (hex !== undefined) ids[i] = blockId(i, blockDigestOf(hex));
+                  .push(held.bytes, { move, digest: digest === undefined })
+                  .then((answer) => {
+                    // An invalid image fails the publish now, not after the last byte is read.
+                    if (answer.invalid) throw answer.invalid;
+                    if (answer.sha256 !== undefined) ids[i] = blockId(i, blockDigestOf(answer.sha256));
                   })
-                  .finally(() => reservation.release());
-                taken.catch(() => undefined); // awaited below, in order
+                  .finally(() => {
+                    if (move) held.release();
+                  });
+                if (!move) held.release();
+                taken.catch(() => undefined); // awaited before the next push
                 taking.push(taken);
-                if (taking.length >= 2) await taking.shift();
                 heartbeat({ block: i });
               }
               for (const taken of taking.splice(0)) await taken;
-              const { sha256, metadata } = await stream.finish();
+              const { sha256, metadata, invalid } = await stream.finish();
+              if (invalid) throw invalid;
               log.info('inspected', { blocks: plan.blockCount, ...counts });
               return { sha256, blockListDigest: blockListDigest(ids), metadata: metadata! };
             } finally {
               clearInterval(keepAlive);
               tap.detach();
               stream.close();
-              ahead?.block.then(letGo, () => undefined);
+              ahead?.held.then(
+                (held) => held.release(),
+                () => undefined,
+              );
               await Promise.allSettled(taking);
             }
           },
@@ -395,25 +407,37 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
               heartbeat(progress);
             };
 
-            const stage = async ({ index: i }: Claim, laneSignal: AbortSignal): Promise<void> => {
+            const stage = async (claim: Claim, laneSignal: AbortSignal): Promise<void> => {
+              const i = claim.index;
               const { start, end } = blockBounds(plan, i);
               const reservation = await budget.acquire(end - start, laneSignal);
+              let held: HeldBytes;
+              let digest: string;
               try {
-                const { hex, bytes } = await hashes.sha256Moving(await s.read(start, end, laneSignal));
-                const digest = blockDigestOf(hex);
+                const moved = await hashes.sha256Moving(await s.read(start, end, laneSignal));
+                held = new HeldBytes(moved.bytes, reservation);
+                digest = blockDigestOf(moved.hex);
+              } catch (err) {
+                reservation.release();
+                throw err;
+              }
+              try {
+                tap.offer(claim, { index: i, digest, held });
                 const id = blockId(i, digest);
                 if (staged.has(id)) {
                   progress.reused++;
                 } else {
+                  const { bytes } = held;
                   await blob.stageBlock(id, bytes, bytes.length, { abortSignal: laneSignal });
                   progress.uploaded++;
                   progress.bytesUploaded += bytes.length;
                 }
-                tap.offer({ index: i, bytes, digest, reservation });
               } catch (err) {
-                // A request the SDK still holds may yet read them: the collector frees these bytes, not us.
-                reservation.release();
+                // A request that failed may still be reading the bytes: the collector frees them, not us.
+                held.pin();
                 throw err;
+              } finally {
+                held.release();
               }
             };
 
@@ -421,7 +445,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
             const keepAlive = setInterval(beat, 5_000);
             try {
               await runLanes(slots, signal, async (laneSignal) => {
-                for (let claim; (claim = await tap.claim(range, laneSignal)); ) {
+                for (let claim; (claim = await tap.claim(range, laneSignal));) {
                   try {
                     await stage(claim, laneSignal);
                   } catch (err) {

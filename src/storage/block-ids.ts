@@ -1,15 +1,19 @@
-import { createHash, webcrypto } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { hashPool } from './hashing';
 
 /**
  * Block IDs that bind each block's bytes: `<index, 6 digits>-<first 32 hex digits of the block's SHA-256>`,
  * base64-encoded, so every ID of a blob has the same length (Azure requires it), says its position, and
  * says which bytes it holds: an attempt that finds its ID among the uncommitted blocks skips the upload.
  */
-/** SHA-256 of a block, computed off the event loop (WebCrypto runs on the thread pool) so uploads keep flowing. */
+/** The part of a block's SHA-256 (hex) that its ID carries. */
+export function blockDigestOf(sha256: string): string {
+  return sha256.slice(0, 32);
+}
+
+/** The digest of a block's bytes, computed on a hashing thread (of a copy) so transfers keep flowing. */
 export async function blockDigest(bytes: Uint8Array): Promise<string> {
-  return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes))
-    .toString('hex')
-    .slice(0, 32);
+  return blockDigestOf(await hashPool().sha256(bytes));
 }
 
 export function blockId(index: number, digest: string): string {

@@ -1,0 +1,188 @@
+import os from 'node:os';
+import path from 'node:path';
+import { types } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import { VmhubError, type ErrorType } from '../errors';
+import type { ImageFormat } from '../images/format';
+import type { ImageMetadata } from '../images/inspect';
+import type { ErrorShape, HashReply, HashRequest } from './hashing-thread';
+
+/**
+ * SHA-256 on worker threads: hashing a block costs milliseconds of CPU, and on the event loop it would
+ * hold up every transfer the process drives (Node's WebCrypto digest runs on the calling thread too).
+ * A small pool, shared by the whole process, started on first use.
+ *
+ * Bytes reach a thread either copied (`sha256`), or moved (`sha256Moving`, `ImageStream.push`): a moved
+ * buffer's memory goes to the thread without a copy and the caller's Buffer is left empty, so only bytes
+ * the caller is done with, or gets back, are moved.
+ */
+type Pending = { resolve: (reply: HashReply) => void; reject: (err: unknown) => void };
+
+class HashThread {
+  readonly worker: Worker;
+  readonly pending = new Map<number, Pending>();
+  streams = 0;
+  dead?: Error;
+
+  constructor() {
+    const file = path.join(__dirname, `hashing-thread${path.extname(__filename)}`);
+    // Under tsx or ts-jest the thread loads the TypeScript source through tsx; compiled code needs nothing.
+    const tsx = file.endsWith('.ts') ? require.resolve('tsx/cjs/api') : undefined;
+    this.worker = new Worker(
+      `const { workerData } = require('node:worker_threads');
+       if (workerData.tsx) require(workerData.tsx).register();
+       require(workerData.file);`,
+      { eval: true, workerData: { file, tsx }, execArgv: [] },
+    );
+    this.worker.on('message', (reply: HashReply) => {
+      const p = this.pending.get(reply.id);
+      if (!p) return;
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0) this.worker.unref();
+      p.resolve(reply);
+    });
+    const die = (err: Error) => {
+      this.dead ??= err;
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    this.worker.on('error', die);
+    this.worker.on('exit', (code) => die(new Error(`hashing thread exited with code ${code}`)));
+    // An idle pool never keeps the process alive; a thread is held only while it has work.
+    this.worker.unref();
+  }
+
+  send(request: HashRequest, transfer: ArrayBuffer[] = []): Promise<HashReply> {
+    if (this.dead) return Promise.reject(this.dead);
+    return new Promise<HashReply>((resolve, reject) => {
+      if (this.pending.size === 0) this.worker.ref();
+      this.pending.set(request.id, { resolve, reject });
+      this.worker.postMessage(request, transfer);
+    }).then((reply) => {
+      if (reply.error) throw rebuild(reply.error);
+      return reply;
+    });
+  }
+}
+
+function rebuild(error: ErrorShape): Error {
+  return error.type ? new VmhubError(error.type as ErrorType, error.message) : new Error(error.message);
+}
+
+/** The buffer whose memory is sent: its own when it spans all of it, else a copy that does. */
+function movable(bytes: Uint8Array): { bytes: Uint8Array; transfer: ArrayBuffer[] } {
+  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && types.isArrayBuffer(bytes.buffer);
+  const own = whole ? bytes : new Uint8Array(bytes);
+  return { bytes: own, transfer: [own.buffer as ArrayBuffer] };
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+let nextId = 1;
+
+export class HashPool {
+  private readonly threads: HashThread[] = [];
+
+  // The event loop keeps a core to itself: it drives the transfers.
+  constructor(readonly size = Math.max(1, Math.min(4, os.availableParallelism() - 1))) {}
+
+  private thread(i: number): HashThread {
+    if (!this.threads[i] || this.threads[i].dead) this.threads[i] = new HashThread();
+    return this.threads[i];
+  }
+
+  /** The thread with the least work queued, for a single digest. */
+  private leastBusy(): HashThread {
+    let best = this.thread(0);
+    for (let i = 1; i < this.size; i++) if (this.thread(i).pending.size < best.pending.size) best = this.thread(i);
+    return best;
+  }
+
+  /** SHA-256 (hex) of a copy of bytes. */
+  async sha256(bytes: Uint8Array): Promise<string> {
+    return (await this.leastBusy().send({ id: nextId++, op: 'sha256', bytes, giveBack: false })).hex!;
+  }
+
+  /** SHA-256 (hex) of bytes moved to a thread and back: the caller uses the returned buffer, not its own. */
+  async sha256Moving(bytes: Buffer): Promise<{ hex: string; bytes: Buffer }> {
+    const moved = movable(bytes);
+    const reply = await this.leastBusy().send({ id: nextId++, op: 'sha256', bytes: moved.bytes, giveBack: true }, moved.transfer);
+    return { hex: reply.hex!, bytes: asBuffer(reply.bytes!) };
+  }
+
+  /** An image stream on the thread with the fewest streams: blocks pushed in order, then the whole-image SHA-256 and metadata. */
+  async openStream(format?: ImageFormat): Promise<ImageStream> {
+    let best = 0;
+    for (let i = 1; i < this.size; i++) if (this.thread(i).streams < this.thread(best).streams) best = i;
+    const thread = this.thread(best);
+    const stream = nextId++;
+    await thread.send({ id: nextId++, op: 'open', stream, format });
+    thread.streams++;
+    return new ImageStream(thread, stream);
+  }
+}
+
+/** The whole-image hash (and, with a format, the inspector) of one image, fed its bytes in order. */
+export class ImageStream {
+  private closed = false;
+
+  constructor(
+    private readonly thread: HashThread,
+    private readonly stream: number,
+  ) {}
+
+  /**
+   * Sends the next bytes of the image to the stream's thread: moved (the caller's buffer is left empty)
+   * or else copied before this returns, so the caller may let go of its bytes at once. Resolves once they
+   * are taken in, with their own SHA-256 when `digest` is asked for, the inspector's failure once it has
+   * failed, and with `giveBack` the moved bytes themselves, for the caller to use again. Pushes may
+   * overlap: the thread takes them in the order made.
+   */
+  push(
+    bytes: Buffer,
+    options: { move: boolean; digest: boolean; giveBack?: boolean },
+  ): Promise<{ sha256?: string; invalid?: Error; bytes?: Buffer }> {
+    // A copy made here and moved costs one copy; a posted (cloned) buffer would cost two.
+    const sent = movable(options.move ? bytes : new Uint8Array(bytes));
+    const request = { id: nextId++, op: 'push' as const, stream: this.stream, bytes: sent.bytes };
+    return this.thread
+      .send({ ...request, digest: options.digest, giveBack: options.giveBack === true }, sent.transfer)
+      .then((reply) => ({
+        sha256: reply.hex,
+        invalid: reply.invalid && rebuild(reply.invalid),
+        bytes: reply.bytes && asBuffer(reply.bytes),
+      }));
+  }
+
+  /**
+   * The SHA-256 of everything pushed and, when the stream has an inspector, its metadata or else its
+   * failure (an invalid image), which the caller judges after the SHA-256.
+   */
+  async finish(): Promise<{ sha256: string; metadata?: ImageMetadata; invalid?: Error }> {
+    const reply = await this.thread.send({ id: nextId++, op: 'finish', stream: this.stream });
+    this.release();
+    return { sha256: reply.hex!, metadata: reply.metadata, invalid: reply.invalid && rebuild(reply.invalid) };
+  }
+
+  /** Drops the stream without a result (after a failure or a cancel). */
+  close(): void {
+    if (this.closed) return;
+    this.release();
+    this.thread.send({ id: nextId++, op: 'close', stream: this.stream }).catch(() => undefined);
+  }
+
+  private release(): void {
+    if (!this.closed) this.thread.streams--;
+    this.closed = true;
+  }
+}
+
+let shared: HashPool | undefined;
+
+/** The process's hashing pool. */
+export function hashPool(): HashPool {
+  shared ??= new HashPool();
+  return shared;
+}

@@ -1,0 +1,199 @@
+import { HeldBytes, INSPECT_GRACE_MS, PublishTap, type Claim } from '../../src/publish/block-tap';
+import type { Reservation } from '../../src/storage/byte-budget';
+
+function reservation(bytes = 8): Reservation & { released: number } {
+  const r = { bytes, released: 0, release: () => void r.released++ };
+  return r;
+}
+
+function block(index: number, size = 8) {
+  const res = reservation(size);
+  return { index, digest: `d${index}`, held: new HeldBytes(Buffer.alloc(size, index), res), res };
+}
+
+const never = new AbortController().signal;
+
+/** Claims until none is handed out at once. */
+async function claimAll(tap: PublishTap, owner: ReturnType<PublishTap['register']>): Promise<Claim[]> {
+  const claims: Claim[] = [];
+  for (;;) {
+    const abort = new AbortController();
+    const next = tap.claim(owner, abort.signal);
+    const got = await Promise.race([next, new Promise<'none'>((r) => setImmediate(() => r('none')))]);
+    if (got === 'none') {
+      abort.abort(new Error('stop'));
+      await next.catch(() => undefined);
+      return claims;
+    }
+    if (!got) return claims;
+    claims.push(got);
+  }
+}
+
+describe('PublishTap staging', () => {
+  it('hands out the lowest blocks first across ranges, at most `slots` at a time', async () => {
+    const tap = new PublishTap(64, 3, 1000);
+    const a = tap.register({ first: 0, count: 4 }, 0);
+    const b = tap.register({ first: 4, count: 4 }, 0);
+    const claims = await claimAll(tap, b);
+    expect(claims.map((c) => c.index)).toEqual([0, 1, 2]);
+    expect(claims.every((c) => c.range === a)).toBe(true);
+    tap.complete(claims[0]);
+    expect((await tap.claim(b, never))!.index).toBe(3);
+  });
+
+  it('takes no block further than the window past the first one not yet staged', async () => {
+    const tap = new PublishTap(64, 8, 1000, undefined, 4);
+    const r = tap.register({ first: 0, count: 16 }, 0);
+    const claims = await claimAll(tap, r);
+    expect(claims.map((c) => c.index)).toEqual([0, 1, 2, 3]);
+    tap.complete(claims[1]);
+    expect(await claimAll(tap, r)).toEqual([]); // block 0 still holds the window
+    tap.complete(claims[0]);
+    expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([4, 5]);
+  });
+
+  it('resumes a range after its checkpoint and finishes when every block is staged', async () => {
+    const tap = new PublishTap(64, 4, 1000);
+    const r = tap.register({ first: 8, count: 4 }, 10);
+    expect(r.firstNotDone()).toBe(10);
+    const claims = await claimAll(tap, r);
+    expect(claims.map((c) => c.index)).toEqual([10, 11]);
+    tap.complete(claims[1]);
+    expect(r.firstNotDone()).toBe(10);
+    const last = tap.claim(r, never);
+    tap.complete(claims[0]);
+    expect(r.finished).toBe(true);
+    await expect(last).resolves.toBeUndefined();
+  });
+
+  it('gives a block back for another lane when its attempt fails', async () => {
+    const tap = new PublishTap(64, 2, 1000);
+    const r = tap.register({ first: 0, count: 3 }, 0);
+    const [first, second] = await claimAll(tap, r);
+    tap.giveBack(first);
+    expect((await tap.claim(r, never))!.index).toBe(0);
+    tap.complete(second);
+    expect((await tap.claim(r, never))!.index).toBe(2);
+  });
+
+  it('stops waiting for a claim when the signal aborts', async () => {
+    const tap = new PublishTap(64, 1, 1000);
+    const r = tap.register({ first: 0, count: 4 }, 0);
+    await tap.claim(r, never);
+    const abort = new AbortController();
+    const waiting = tap.claim(r, abort.signal);
+    abort.abort(new Error('cancelled'));
+    await expect(waiting).rejects.toThrow('cancelled');
+  });
+});
+
+describe('PublishTap inspection', () => {
+  it('gives the inspector the blocks lanes offer, in order, waiting for those still to come', async () => {
+    const tap = new PublishTap(4, 4, 1000);
+    const inspector = tap.attachInspector();
+    const r = tap.register({ first: 0, count: 4 }, 0);
+    const claims = await claimAll(tap, r);
+    const one = block(1);
+    tap.offer(claims[1], one);
+    one.held.release(); // the lane's upload is over
+    const first = inspector.take(0, never);
+    const zero = block(0);
+    tap.offer(claims[0], zero);
+    const got = await first;
+    expect(got).toMatchObject({ index: 0, digest: 'd0' });
+    // The lane still uploads block 0: the inspector must copy it rather than move it.
+    expect(got!.held.movable).toBe(false);
+    got!.held.release();
+    zero.held.release();
+    expect(zero.res.released).toBe(1);
+    const next = await inspector.take(1, never);
+    expect(next!.held.movable).toBe(true);
+    next!.held.release();
+    expect(one.res.released).toBe(1);
+  });
+
+  it('tells the inspector to read a block itself when no lane here owes it', async () => {
+    const tap = new PublishTap(64, 4, 1000);
+    const inspector = tap.attachInspector();
+    tap.register({ first: 16, count: 16 }, 0); // a later range is here: block 3's went elsewhere
+    await expect(inspector.take(3, never)).resolves.toBeUndefined();
+    expect(inspector.expects(3)).toBe(false);
+    expect(inspector.expects(20)).toBe(true);
+  });
+
+  it('waits a little for a range that has not come yet, once per registration', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    try {
+      const tap = new PublishTap(64, 4, 1000);
+      const inspector = tap.attachInspector();
+      let result: unknown = 'pending';
+      const taking = inspector.take(0, never).then((b) => (result = b));
+      await jest.advanceTimersByTimeAsync(INSPECT_GRACE_MS - 10);
+      expect(result).toBe('pending');
+      await jest.advanceTimersByTimeAsync(20);
+      await taking;
+      expect(result).toBeUndefined();
+      // The grace is spent: the next block not owed here is read at once.
+      await expect(inspector.take(1, never)).resolves.toBeUndefined();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('keeps at most its limit, dropping the blocks needed last', async () => {
+    const tap = new PublishTap(64, 8, 16);
+    const inspector = tap.attachInspector();
+    const r = tap.register({ first: 0, count: 8 }, 0);
+    const claims = await claimAll(tap, r);
+    const offered = [3, 1, 2].map((i) => {
+      const b = block(i);
+      tap.offer(claims[i], b);
+      b.held.release();
+      return b;
+    });
+    // Blocks 1 and 2 fit in 16 bytes; block 3, needed last, was let go.
+    expect(offered.map((b) => b.res.released)).toEqual([1, 0, 0]);
+    inspector.detach();
+    expect(offered.map((b) => b.res.released)).toEqual([1, 1, 1]);
+  });
+
+  it('drops blocks offered before an inspector, if none comes', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    try {
+      const tap = new PublishTap(64, 8, 1000);
+      const r = tap.register({ first: 0, count: 8 }, 0);
+      const [claim] = await claimAll(tap, r);
+      const b = block(0);
+      tap.offer(claim, b);
+      b.held.release();
+      expect(b.res.released).toBe(0);
+      await jest.advanceTimersByTimeAsync(INSPECT_GRACE_MS);
+      expect(b.res.released).toBe(1);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
+
+describe('HeldBytes', () => {
+  it('frees the memory and gives the budget back when its last holder lets go', () => {
+    const res = reservation(1 << 20);
+    const held = new HeldBytes(Buffer.alloc(1 << 20, 7), res).share();
+    held.release();
+    expect(held.bytes.length).toBe(1 << 20);
+    held.release();
+    expect(res.released).toBe(1);
+    expect(held.bytes.length).toBe(0);
+  });
+
+  it('never frees bytes a failed request may still read', () => {
+    const res = reservation(1 << 20);
+    const held = new HeldBytes(Buffer.alloc(1 << 20, 7), res);
+    held.pin();
+    expect(held.movable).toBe(false);
+    held.release();
+    expect(res.released).toBe(1);
+    expect(held.bytes[0]).toBe(7);
+  });
+});

@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto';
+import { VmhubError } from '../../src/errors';
+import { blockDigest } from '../../src/storage/block-ids';
+import { HashPool } from '../../src/storage/hashing';
+
+const MiB = 1024 * 1024;
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+function bytes(size: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(size);
+  for (let i = 0; i < size; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
+describe('HashPool', () => {
+  const pool = new HashPool(2);
+
+  it('hashes a copy, leaving the bytes to the caller', async () => {
+    const b = bytes(3 * MiB + 5, 1);
+    await expect(pool.sha256(b)).resolves.toBe(sha256(b));
+    expect(b.length).toBe(3 * MiB + 5);
+    await expect(blockDigest(b)).resolves.toBe(sha256(b).slice(0, 32));
+  });
+
+  it('moves bytes to a thread and back without changing them', async () => {
+    const b = bytes(2 * MiB, 2);
+    const want = sha256(b);
+    const copy = Buffer.from(b);
+    const moved = await pool.sha256Moving(b);
+    expect(moved.hex).toBe(want);
+    expect(moved.bytes.equals(copy)).toBe(true);
+    expect(b.length).toBe(0);
+  });
+
+  it('copies a view that shares its memory instead of moving it', async () => {
+    const whole = bytes(MiB, 3);
+    const view = whole.subarray(100, 200);
+    const moved = await pool.sha256Moving(view);
+    expect(moved.hex).toBe(sha256(whole.subarray(100, 200)));
+    expect(whole.length).toBe(MiB);
+  });
+
+  it('hashes an image pushed in order, block digests on request, and inspects it', async () => {
+    const image = Buffer.alloc(3 * MiB);
+    image.write('\x01CD001\x01', 32768, 'latin1');
+    const want = sha256(image);
+    const parts = [0, 1, 2].map((i) => Buffer.from(image.subarray(i * MiB, (i + 1) * MiB)));
+    const stream = await pool.openStream('iso');
+    const digests = await Promise.all([
+      stream.push(parts[0], { move: true, digest: true }),
+      stream.push(parts[1], { move: false, digest: false }),
+      stream.push(parts[2], { move: true, digest: true }),
+    ]);
+    expect(parts[0].length).toBe(0);
+    expect(parts[1].length).toBe(MiB);
+    expect(digests.map((d) => d.sha256)).toEqual([sha256(image.subarray(0, MiB)), undefined, sha256(image.subarray(2 * MiB))]);
+    expect(digests.every((d) => d.invalid === undefined)).toBe(true);
+    const { sha256: whole, metadata } = await stream.finish();
+    expect(whole).toBe(want);
+    expect(metadata).toMatchObject({ kind: 'iso' });
+  });
+
+  it('reports an inspector failure as the typed error, and still hashes the whole image', async () => {
+    const stream = await pool.openStream('ova');
+    const junk = Buffer.alloc(4096, 0xff);
+    const more = bytes(MiB, 4);
+    const want = sha256(Buffer.concat([junk, more]));
+    const first = await stream.push(junk, { move: false, digest: false });
+    expect(first.invalid).toBeInstanceOf(VmhubError);
+    expect(first.invalid).toMatchObject({ type: 'InvalidImage' });
+    expect((await stream.push(more, { move: true, digest: false })).invalid).toMatchObject({ type: 'InvalidImage' });
+    const end = await stream.finish();
+    expect(end.sha256).toBe(want);
+    expect(end.metadata).toBeUndefined();
+    expect(end.invalid).toMatchObject({ type: 'InvalidImage' });
+  });
+});
