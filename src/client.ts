@@ -38,9 +38,17 @@ function io(json: boolean): Io {
   return { json, tty: Boolean(process.stderr.isTTY) && !json, out: (text) => process.stdout.write(`${text}\n`) };
 }
 
+/**
+ * A line for a terminal: names, products and descriptions come from images, which could carry escape
+ * sequences that rewrite the screen; every control character is shown as `?`. (JSON escapes them itself.)
+ */
+export function printable(line: string): string {
+  return line.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
+
 function emit(o: Io, data: unknown, human: () => string[]): void {
   if (o.json) o.out(JSON.stringify(data, null, 2));
-  else for (const line of human()) o.out(line);
+  else for (const line of human()) o.out(printable(line));
 }
 
 async function withClient<T>(fn: (client: Client, config: Config) => Promise<T>): Promise<T> {
