@@ -147,9 +147,9 @@ it('takes over the lock of an agent that died, and resumes its download', async 
   expect(out.bytesResumed).toBeGreaterThan(0);
   expect(out.bytesFetched).toBe(input.sizeBytes - out.bytesResumed);
   expect(fs.readFileSync(out.path).equals(input.bytes)).toBe(true);
-  // Re-reading what is on disk heartbeats as it goes, once a chunk, before anything is fetched.
-  const beforeFetching = resumed.heartbeats.filter((h) => h.bytesDone === out.bytesResumed);
-  expect(beforeFetching.length).toBeGreaterThanOrEqual(out.bytesResumed / (8 * MiB));
+  // What is on disk is verified on a hashing thread while the rest is fetched: progress starts from it.
+  expect(resumed.heartbeats.length).toBeGreaterThan(0);
+  expect(resumed.heartbeats.every((h) => h.bytesDone >= out.bytesResumed)).toBe(true);
   expect(fs.readdirSync(dir).sort()).toEqual([name, `${name}.sha256`]);
 });
 

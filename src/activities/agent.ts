@@ -2,14 +2,13 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { activityInfo, ApplicationFailure, cancellationDetails, cancellationSignal, heartbeat, log } from '@temporalio/activity';
-import { RestError } from '@azure/storage-blob';
+import { RestError, type BlockBlobClient } from '@azure/storage-blob';
 import { runPool } from '../concurrency';
 import type { Config } from '../config';
 import type { SourceCandidate } from '../deploy/placement';
 import { VmhubError } from '../errors';
 import { BLOB_EXTENSIONS, IMAGE_FORMATS, type ImageFormat } from '../images/format';
 import { validateImageName, validateSddcName, validateVersion } from '../names';
-import { ByteBudget, type Reservation } from '../storage/byte-budget';
 import type { StorageClients } from '../storage/clients';
 import { hashPool, type ImageStream } from '../storage/hashing';
 import { formatBytes } from '../units';
@@ -69,9 +68,10 @@ const CHUNK = 8 * 1024 * 1024;
 /** Progress on disk is made durable after this many bytes, and after a second at the latest. */
 const CHECKPOINT_BYTES = 64 * 1024 * 1024;
 /**
- * Chunks reach the file in writes of at most this: for a larger write the kernel takes large page-cache
- * folios, and on a virtual machine that hands free memory back to its host those cost several times
- * more to fill (a 1 GiB download spent seconds of system time in 8 MiB writes, under half a second in 1 MiB ones).
+ * A chunk's bytes are gathered into writes of about this much as they arrive: few system calls, little
+ * held per lane, and no larger: for a larger write the kernel takes large page-cache folios, and on a
+ * virtual machine that hands free memory back to its host those cost several times more to fill (a 1 GiB
+ * download spent seconds of system time in 8 MiB writes, under half a second in 1 MiB ones).
  */
 const WRITE_PIECE = 1024 * 1024;
 const { O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } = fs.constants;
@@ -140,6 +140,21 @@ export async function writeFully(
     const { bytesWritten } = await handle.write(buf, done, buf.length - done, position + done);
     if (bytesWritten <= 0) throw new Error(`write at offset ${position + done} wrote nothing`);
     done += bytesWritten;
+  }
+}
+
+/** Writes all of buffers, in order, from position: one gathering write, then piece by piece for what it left. */
+export async function writevFully(
+  handle: Pick<fs.promises.FileHandle, 'write' | 'writev'>,
+  buffers: Buffer[],
+  position: number,
+): Promise<void> {
+  let skip = (await handle.writev(buffers, position)).bytesWritten;
+  let at = position;
+  for (const buf of buffers) {
+    if (skip < buf.length) await writeFully(handle, buf.subarray(skip), at + skip);
+    skip = Math.max(0, skip - buf.length);
+    at += buf.length;
   }
 }
 
@@ -298,7 +313,6 @@ class SourceProblem extends Error {
 export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
   // The agent's own configuration says where it writes; nothing in a task does.
   const root = config.datastore ?? path.join(config.dataDir, 'sddc', sddc);
-  const budget = new ByteBudget(config.maxInflightBytes);
   return {
     /**
      * Downloads an image into `<datastore>/<image>/<version>/` from the first good source: parallel ranged
@@ -455,7 +469,6 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
         bytesTotal: input.sizeBytes,
       });
     const keepAlive = setInterval(beat, 5_000);
-    const arrived = new Map<number, { bytes: Buffer; reservation: Reservation }>();
     let verifying: ImageStream | undefined;
     try {
       await handle.truncate(input.sizeBytes);
@@ -476,79 +489,38 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
       };
       const checkpointDue = () =>
         Date.now() - lastCheckpoint.at > 1_000 || (state.doneBelow - lastCheckpoint.doneBelow) * CHUNK >= CHECKPOINT_BYTES;
-      // The bytes are verified in order as they arrive, on a hashing thread, so nothing is read back at
-      // the end; what an earlier attempt left on disk is read once, first. A chunk's bytes, on disk
-      // already, move to the thread; until then they hold the agent's byte budget, and only that budget
-      // ever holds a download back.
+      // The bytes are verified in order as they reach the file: a hashing thread reads them back from
+      // the page cache, so the lanes hold no chunk in memory and never wait for verification, and what
+      // an earlier attempt left on disk is verified the same way.
       const verify = await hashPool().openStream(input.format === 'iso' ? undefined : input.format);
       verifying = verify;
-      // Chunk buffers come back from verification to be filled again: a fresh one per chunk would cost
-      // the kernel its page faults and the collector its work.
-      const spare: Buffer[] = [];
-      const chunkBuffer = (count: number) => (count === CHUNK ? spare.pop() : undefined) ?? Buffer.allocUnsafe(count);
-      const feed = async (buf: Buffer) => {
-        const back = await verify.push(buf, { move: true, digest: false, giveBack: buf.length === CHUNK });
-        if (back.bytes) spare.push(back.bytes);
-      };
-      for (let i = 0; i < state.doneBelow; i++) {
-        signal.throwIfAborted();
-        const buf = chunkBuffer(Math.min(CHUNK, input.sizeBytes - i * CHUNK));
-        const { bytesRead } = await handle.read(buf, 0, buf.length, i * CHUNK);
-        if (bytesRead !== buf.length) throw new Error(`short read of ${paths.partial} at offset ${i * CHUNK}`);
-        await feed(buf);
-        beat();
-      }
-      let verifiedBelow = state.doneBelow;
+      let verifiedTo = 0;
       let verification = Promise.resolve();
-      const verifyArrived = () =>
-        (verification = verification.then(async () => {
-          while (arrived.has(verifiedBelow)) {
-            const chunk = arrived.get(verifiedBelow)!;
-            arrived.delete(verifiedBelow++);
-            try {
-              await feed(chunk.bytes);
-            } finally {
-              chunk.reservation.release();
-            }
-          }
-        }));
+      const verifyWritten = () => {
+        const to = Math.min(state.doneBelow * CHUNK, input.sizeBytes);
+        if (to === verifiedTo) return;
+        const pushed = verify.pushFile(handle.fd, verifiedTo, to - verifiedTo);
+        verifiedTo = to;
+        verification = Promise.all([verification, pushed]).then(() => undefined);
+        verification.catch(() => undefined); // a failure surfaces at the last call
+      };
+      verifyWritten();
 
-      // A failed lane stops the others' waits for budget, which chunks stuck behind it may be holding.
-      const stop = new AbortController();
-      const laneSignal = AbortSignal.any([signal, stop.signal]);
       await runPool(pending, config.transferConcurrency, async (i) => {
         const offset = i * CHUNK;
         const count = Math.min(CHUNK, input.sizeBytes - offset);
-        const reservation = await budget.acquire(count, laneSignal);
-        let bytes: Buffer;
-        try {
-          try {
-            // One request per chunk: the SDK would otherwise split it into 4 MiB requests, one after the other.
-            bytes = await blob.downloadToBuffer(chunkBuffer(count), offset, count, { abortSignal: signal, blockSize: CHUNK });
-          } catch (err) {
-            if (signal.aborted) throw err;
-            throw new SourceProblem('unreachable', `unreachable while reading: ${(err as Error).message.split('\n')[0]}`);
-          }
-          for (let at = 0; at < count; at += WRITE_PIECE) {
-            await writeFully(handle, bytes.subarray(at, Math.min(at + WRITE_PIECE, count)), offset + at);
-          }
-        } catch (err) {
-          reservation.release();
-          stop.abort(err);
-          throw err;
-        }
-        bytesFetched += bytes.length;
-        arrived.set(i, { bytes, reservation });
-        verifyArrived().catch(() => undefined); // a failure surfaces at the last call
+        await streamRange(blob, handle, offset, count, signal);
+        bytesFetched += count;
         done.add(i);
         while (done.has(state.doneBelow)) done.delete(state.doneBelow++);
+        verifyWritten();
         beat();
         // The next lane does not wait for the disk: a failed checkpoint surfaces at the last one.
         if (checkpointDue()) checkpoint().catch(() => undefined);
       });
       await checkpoint();
-      await verifyArrived();
-      if (verifiedBelow !== chunks) throw new Error(`verified ${verifiedBelow} of ${chunks} chunks`);
+      await verification;
+      if (verifiedTo !== input.sizeBytes) throw new Error(`verified ${verifiedTo} of ${input.sizeBytes} bytes`);
 
       // The SHA-256 decides whether the source gave the right bytes; only then does an OVA's own
       // verdict (manifest, structure) count, and that one is final.
@@ -566,8 +538,8 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
       await handle.sync();
     } finally {
       clearInterval(keepAlive);
-      verifying?.close();
-      for (const chunk of arrived.values()) chunk.reservation.release();
+      // The hashing thread reads through this handle's descriptor: it lets go of it before the handle closes.
+      await verifying?.close();
       await handle.close();
     }
     // The digest is durable before the final name appears, and the rename is durable before the state goes.
@@ -590,6 +562,62 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
     });
     return { bytesFetched, bytesResumed };
   }
+}
+
+/**
+ * Streams the `count` bytes at `offset` of a blob into the file at the same offset as they arrive,
+ * gathered into writes of about WRITE_PIECE: the lane never holds the chunk whole. A read that fails or
+ * ends early is the source's problem; a failed write is the agent's own and is thrown as it is.
+ */
+async function streamRange(
+  blob: BlockBlobClient,
+  handle: fs.promises.FileHandle,
+  offset: number,
+  count: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const unreachable = (err: unknown) => {
+    if (signal.aborted) return err;
+    return new SourceProblem('unreachable', `unreachable while reading: ${(err as Error).message.split('\n')[0]}`);
+  };
+  let body: AsyncIterator<Buffer>;
+  try {
+    // One request per chunk, retried by the SDK from where it broke off.
+    const response = await blob.download(offset, count, { abortSignal: signal, maxRetryRequests: 5 });
+    body = (response.readableStreamBody as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  } catch (err) {
+    throw unreachable(err);
+  }
+  let written = 0;
+  let ended = false;
+  try {
+    const gathered: Buffer[] = [];
+    let size = 0;
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await body.next();
+      } catch (err) {
+        throw unreachable(err);
+      }
+      ended = next.done === true;
+      if (!ended) {
+        gathered.push(next.value);
+        size += next.value.length;
+        if (written + size > count) throw new SourceProblem('unreachable', `range at ${offset} sent more than ${count} bytes`);
+      }
+      if (size > 0 && (ended || size >= WRITE_PIECE)) {
+        await writevFully(handle, gathered.splice(0), offset + written);
+        written += size;
+        size = 0;
+      }
+      if (ended) break;
+    }
+  } finally {
+    // Leaving early (a failed write, a cancel) closes the response rather than reading it to its end.
+    if (!ended) await body.return?.().catch(() => undefined);
+  }
+  if (written !== count) throw new SourceProblem('unreachable', `range at ${offset} ended after ${written} of ${count} bytes`);
 }
 
 function parseState(text: string | undefined): PartialState | undefined {

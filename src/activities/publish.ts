@@ -362,7 +362,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
             } finally {
               clearInterval(keepAlive);
               tap.detach();
-              stream.close();
+              void stream.close();
               ahead?.held.then(
                 (held) => held.release(),
                 () => undefined,

@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import type { ImageFormat } from '../images/format';
 import { createInspector, type ImageMetadata, type Inspector } from '../images/inspect';
@@ -7,7 +8,9 @@ import { freeNow } from './free-now';
 /**
  * One hashing thread of the pool in ./hashing: SHA-256 of single blocks, and image streams that take an
  * image's blocks in order for its whole-image SHA-256 and its inspector (OVA walk and manifest digests,
- * ISO descriptors), so none of that runs on the event loop that drives the transfers. An inspector that
+ * ISO descriptors), so none of that runs on the event loop that drives the transfers. A stream also takes
+bytes that are already in a file (`pushFile`): the thread reads them itself, so they never cross between
+threads and the caller holds no buffer for them. An inspector that
  * fails stops inspecting, and says so in every later answer; the whole-image hash goes on, so that a
  * caller can still tell bytes that are not the image's from an image that is invalid.
  */
@@ -15,6 +18,7 @@ export type HashRequest =
   | { id: number; op: 'sha256'; bytes: Uint8Array; giveBack: boolean }
   | { id: number; op: 'open'; stream: number; format?: ImageFormat }
   | { id: number; op: 'push'; stream: number; bytes: Uint8Array; digest: boolean; giveBack: boolean }
+  | { id: number; op: 'pushFile'; stream: number; fd: number; position: number; length: number }
   | { id: number; op: 'finish'; stream: number }
   | { id: number; op: 'close'; stream: number };
 
@@ -39,7 +43,14 @@ interface ImageStream {
   invalid?: ErrorShape;
   /** The stream's work, one push after another. */
   turn: Promise<unknown>;
+  /** Reads of `pushFile` land here, one piece at a time. */
+  piece?: Buffer;
+  /** Set by `close`: pushes still queued do nothing, so the caller may close the file once `close` is answered. */
+  closed: boolean;
 }
+
+/** `pushFile` reads in pieces of this size: a bounded buffer per stream, whatever the length pushed. */
+const FILE_PIECE = 1024 * 1024;
 
 const streams = new Map<number, ImageStream>();
 const port = parentPort!;
@@ -96,6 +107,7 @@ function handle(req: HashRequest): void {
       whole: createHash('sha256'),
       inspector: req.format && createInspector(req.format),
       turn: Promise.resolve(),
+      closed: false,
     });
     reply({ id: req.id });
     return;
@@ -115,6 +127,22 @@ function handle(req: HashRequest): void {
       freeNow(req.bytes);
       return { id: req.id, hex, invalid: stream.invalid };
     });
+  } else if (req.op === 'pushFile') {
+    inTurn(req.id, stream, async () => {
+      for (let at = 0; at < req.length && !stream.closed;) {
+        stream.piece ??= Buffer.allocUnsafe(FILE_PIECE);
+        const position = req.position + at;
+        const read = fs.readSync(req.fd, stream.piece, 0, Math.min(FILE_PIECE, req.length - at), position);
+        if (read <= 0) throw new Error(`the file ends at offset ${position}, before the ${req.length} bytes pushed`);
+        const bytes = stream.piece.subarray(0, read);
+        stream.whole.update(bytes);
+        await inspect(stream, (inspector) => inspector.write(bytes));
+        at += read;
+        // Lets a `close` in: pushes only chain promises, which would otherwise run to the end first.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      return { id: req.id, invalid: stream.invalid };
+    });
   } else if (req.op === 'finish') {
     inTurn(req.id, stream, async () => {
       streams.delete(req.stream);
@@ -126,7 +154,8 @@ function handle(req: HashRequest): void {
     });
   } else {
     streams.delete(req.stream);
-    reply({ id: req.id });
+    stream.closed = true;
+    inTurn(req.id, stream, async () => ({ id: req.id }));
   }
 }
 

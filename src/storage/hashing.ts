@@ -157,6 +157,17 @@ export class ImageStream {
   }
 
   /**
+   * Has the thread read the next `length` bytes of the image from the open file `fd` at `position`, for
+   * bytes that are on disk already. The caller keeps the file open until the stream is finished or its
+   * `close` has resolved. Resolves once they are taken in, with the inspector's failure once it has failed.
+   */
+  pushFile(fd: number, position: number, length: number): Promise<{ invalid?: Error }> {
+    return this.thread
+      .send({ id: nextId++, op: 'pushFile', stream: this.stream, fd, position, length })
+      .then((reply) => ({ invalid: reply.invalid && rebuild(reply.invalid) }));
+  }
+
+  /**
    * The SHA-256 of everything pushed and, when the stream has an inspector, its metadata or else its
    * failure (an invalid image), which the caller judges after the SHA-256.
    */
@@ -166,11 +177,17 @@ export class ImageStream {
     return { sha256: reply.hex!, metadata: reply.metadata, invalid: reply.invalid && rebuild(reply.invalid) };
   }
 
-  /** Drops the stream without a result (after a failure or a cancel). */
-  close(): void {
-    if (this.closed) return;
+  /**
+   * Drops the stream without a result (after a failure or a cancel). Resolves, never rejects, once the
+   * thread has let go of it: from then on it reads no file the stream was pushed.
+   */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     this.release();
-    this.thread.send({ id: nextId++, op: 'close', stream: this.stream }).catch(() => undefined);
+    return this.thread.send({ id: nextId++, op: 'close', stream: this.stream }).then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   private release(): void {

@@ -11,6 +11,7 @@ import {
   lockHolder,
   releaseLock,
   writeFully,
+  writevFully,
   type DownloadInput,
   type LockHolder,
 } from '../../src/activities/agent';
@@ -47,6 +48,29 @@ describe('writeFully', () => {
   it('fails rather than loop for ever when a write takes nothing', async () => {
     const handle = { write: async (buf: Uint8Array) => ({ bytesWritten: 0, buffer: buf }) };
     await expect(writeFully(handle as never, Buffer.from('x'), 0)).rejects.toThrow(/wrote nothing/);
+  });
+});
+
+describe('writevFully', () => {
+  it('writes the rest piece by piece after a gathering write stopped short, in the middle of a buffer', async () => {
+    const disk = Buffer.alloc(64, 0);
+    const handle = {
+      writev: async (bufs: Buffer[], position: number) => {
+        // Takes the first buffer and 3 bytes of the second.
+        disk.set(bufs[0], position);
+        disk.set(bufs[1].subarray(0, 3), position + bufs[0].length);
+        return { bytesWritten: bufs[0].length + 3, buffers: bufs };
+      },
+      write: async (buf: Uint8Array, offset: number, length: number, position: number) => {
+        disk.set(buf.subarray(offset, offset + length), position);
+        return { bytesWritten: length, buffer: buf };
+      },
+    };
+    const parts = ['the quick ', 'brown fox ', 'jumps'].map((t) => Buffer.from(t));
+    await writevFully(handle as never, parts, 4);
+    expect(disk.subarray(4, 4 + 25).toString()).toBe('the quick brown fox jumps');
+    expect(disk[3]).toBe(0);
+    expect(disk[29]).toBe(0);
   });
 });
 

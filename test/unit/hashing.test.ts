@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { VmhubError } from '../../src/errors';
 import { blockDigest } from '../../src/storage/block-ids';
 import { HashPool } from '../../src/storage/hashing';
@@ -73,5 +76,53 @@ describe('HashPool', () => {
     expect(end.sha256).toBe(want);
     expect(end.metadata).toBeUndefined();
     expect(end.invalid).toMatchObject({ type: 'InvalidImage' });
+  });
+
+  it('reads bytes pushed as ranges of a file itself, in pieces, in the order pushed, with the bytes pushed in memory', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hashing-'));
+    const image = bytes(2 * MiB + 123, 5);
+    image.write('\x01CD001\x01', 32768, 'latin1');
+    fs.writeFileSync(path.join(dir, 'image.iso'), image);
+    const handle = await fs.promises.open(path.join(dir, 'image.iso'), 'r');
+    try {
+      const stream = await pool.openStream('iso');
+      const answers = await Promise.all([
+        stream.pushFile(handle.fd, 0, MiB + 7),
+        stream.push(Buffer.from(image.subarray(MiB + 7, MiB + 100)), { move: true, digest: false }),
+        stream.pushFile(handle.fd, MiB + 100, image.length - MiB - 100),
+      ]);
+      expect(answers.every((a) => a.invalid === undefined)).toBe(true);
+      const { sha256: whole, metadata } = await stream.finish();
+      expect(whole).toBe(sha256(image));
+      expect(metadata).toMatchObject({ kind: 'iso' });
+      // A range past the end of the file is an error, not a short hash.
+      const short = await pool.openStream();
+      await expect(short.pushFile(handle.fd, image.length - 10, 20)).rejects.toThrow(/ends at offset/);
+      await short.close();
+    } finally {
+      await handle.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('answers a close only once the pushes queued before it have let go of their file', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hashing-'));
+    fs.writeFileSync(path.join(dir, 'big.bin'), bytes(16 * MiB, 6));
+    const handle = await fs.promises.open(path.join(dir, 'big.bin'), 'r');
+    try {
+      const stream = await pool.openStream();
+      const pushes = [0, 1, 2, 3].map((i) => stream.pushFile(handle.fd, i * 4 * MiB, 4 * MiB));
+      const settled: boolean[] = [];
+      for (const p of pushes)
+        void p.then(
+          () => settled.push(true),
+          () => settled.push(false),
+        );
+      await stream.close();
+      expect(settled).toHaveLength(4);
+    } finally {
+      await handle.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
