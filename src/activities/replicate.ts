@@ -3,7 +3,8 @@ import type { ReplicaRecord } from '../catalog/catalog';
 import { runPool } from '../concurrency';
 import { VmhubError } from '../errors';
 import { withFailures } from '../failures';
-import { blockDigest, blockListDigest, parseBlockId } from '../storage/block-ids';
+import { blockDigestOf, blockListDigest, parseBlockId } from '../storage/block-ids';
+import { hashPool } from '../storage/hashing';
 import { findLocation } from '../topology/topology';
 import type { PublishDeps } from './publish';
 
@@ -85,19 +86,31 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
         const done = new Set<number>();
         const indices = committed.map((_, i) => i).filter((i) => i >= progress.next);
         const keepAlive = setInterval(() => heartbeat(progress), 5_000);
+        // Block buffers go round: read into, moved to a hashing thread and back, staged, then read into
+        // again, so no block is zero-filled, copied to be hashed or left to the collector.
+        const spare: Buffer[] = [];
         try {
           await runPool(indices, config.transferConcurrency, async (i) => {
             const block = committed[i];
+            const size = block.size ?? 0;
             if (!staged.has(block.name)) {
-              const bytes = await source.downloadToBuffer(offsets[i], block.size, { abortSignal: signal });
+              const into = spare.find((b) => b.length === size);
+              if (into) spare.splice(spare.indexOf(into), 1);
+              // One request per block: the SDK would otherwise split it into 4 MiB requests.
+              const read = await source.downloadToBuffer(into ?? Buffer.allocUnsafe(size), offsets[i], size, {
+                abortSignal: signal,
+                blockSize: size,
+              });
+              const { hex, bytes } = await hashPool().sha256Moving(read);
               const expected = parseBlockId(block.name)?.digest;
-              if (expected !== undefined && (await blockDigest(bytes)) !== expected) {
+              if (expected !== undefined && blockDigestOf(hex) !== expected) {
                 throw new VmhubError(
                   'StorageMismatch',
                   `block ${i} read from ${record.location.storage} does not match its digest`,
                 );
               }
               await replica.stageBlock(block.name, bytes, bytes.length, { abortSignal: signal });
+              spare.push(bytes);
               progress.copied++;
             }
             done.add(i);
