@@ -204,8 +204,10 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
 
   const container = (location: BlobLocation): ContainerClient => storage.container(location.storage);
   const budget = new ByteBudget(config.maxInflightBytes);
-  // Half the budget at most waits in taps for inspectors, so reads always have the other half.
-  const taps = new TapRegistry(config.maxInflightBytes / 2);
+  // A quarter of the budget at most waits in taps for inspectors: an inspector that keeps up needs a few
+  // blocks there, one that lags (a starved machine) reads what the tap let go, and the worker's peak
+  // memory stays near its uploads' own.
+  const taps = new TapRegistry(config.maxInflightBytes / 4);
   // Uploads in flight for one publish on this worker, whichever of its ranges they belong to.
   const slots = config.rangeFanOut * config.transferConcurrency;
   const hashes = hashPool();
