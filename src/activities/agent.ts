@@ -123,6 +123,8 @@ export function deploymentPaths(dir: string, image: string, version: string, for
     final: path.join(dir, file),
     partial: path.join(dir, `.${file}.partial`),
     state: path.join(dir, `.${file}.partial.json`),
+    /** The next checkpoint, renamed over `state` once written: a kill never leaves a checkpoint half-written. */
+    stateNext: path.join(dir, `.${file}.partial.json.next`),
     lock: path.join(dir, `.${file}.lock`),
     digest: path.join(dir, `${file}.sha256`),
   };
@@ -298,7 +300,7 @@ function parseHolder(text: string): LockHolder | undefined {
 }
 
 async function discardPartial(paths: DeploymentPaths): Promise<void> {
-  await Promise.all([fs.promises.rm(paths.partial, { force: true }), fs.promises.rm(paths.state, { force: true })]);
+  await Promise.all([paths.partial, paths.state, paths.stateNext].map((file) => fs.promises.rm(file, { force: true })));
 }
 
 class SourceProblem extends Error {
@@ -484,7 +486,8 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
         lastCheckpoint = { at: Date.now(), doneBelow };
         return (checkpoints = checkpoints.then(async () => {
           await handle.datasync();
-          await writeNoFollow(paths.state, JSON.stringify({ ...state, doneBelow }), O_TRUNC, false);
+          await writeNoFollow(paths.stateNext, JSON.stringify({ ...state, doneBelow }), O_TRUNC, false);
+          await fs.promises.rename(paths.stateNext, paths.state);
         }));
       };
       const checkpointDue = () =>
