@@ -662,7 +662,7 @@ function markdown(r: Results): string {
     `| worker RSS idle / peak, ${size} publish | ${f.memory.idleMiB.small} / ${f.memory.peakMiB.small} MiB |`,
     `| worker RSS idle / peak, 4 × ${size} publish | ${f.memory.idleMiB.large} / ${f.memory.peakMiB.large} MiB |`,
     `| history events: ${size} publish / simulated 1 TiB (${f.history.simulatedBlocks} blocks) | ${f.history.small} / ${f.history.simulatedTiB} |`,
-    `| worker SIGKILLed at ${f.resume.sentAtKillMiB} MiB staged: re-sent / extra seconds | ${f.resume.bytesResentMiB} MiB / ${f.resume.extraSeconds} s (of which the ${f.resume.heartbeatTimeoutSeconds} s heartbeat timeout) |`,
+    `| worker SIGKILLed at ${f.resume.sentAtKillMiB} MiB staged: re-sent / extra seconds | ${f.resume.bytesResentMiB} MiB / ${f.resume.extraSeconds} s (heartbeat timeout ${f.resume.heartbeatTimeoutSeconds} s) |`,
     '',
     '| target (SPEC §8) | value | |',
     '|---|---|---|',
