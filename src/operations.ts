@@ -164,7 +164,7 @@ export function resultTable(result: DeployResult): string[] {
 }
 
 /** What a row's download moved over the network, and what a delta deploy copied from the SDDC's own disk. */
-export function transferred(row: Pick<DeployResultRow, 'bytesFetched' | 'bytesReusedLocally'>): string {
+function transferred(row: Pick<DeployResultRow, 'bytesFetched' | 'bytesReusedLocally'>): string {
   if (row.bytesFetched === undefined) return '-';
   const fetched = `fetched ${formatBytes(row.bytesFetched)}`;
   return row.bytesReusedLocally ? `${fetched}, ${formatBytes(row.bytesReusedLocally)} local` : fetched;
