@@ -625,6 +625,9 @@ async function deltaDeployFigure(ctx: {
   const delta = await deployOne('1.0.1', holder);
   const { fetchedMiB, seconds } = await deployOne('1.0.1', fresh);
   for (const sddc of ctx.sddcs) fs.rmSync(path.join(ctx.datastore(sddc), published.image), { recursive: true, force: true });
+  process.stderr.write(
+    `bench: delta deploy: ${delta.fetchedMiB} MiB fetched in ${delta.seconds} s; full deploy ${fetchedMiB} MiB in ${seconds} s\n`,
+  );
   return { blocks, changedBlocks: changed, delta, full: { fetchedMiB, seconds } };
 }
 
@@ -681,6 +684,11 @@ function targets(f: Figures): Array<{ target: string; value: string; met: boolea
       target: 'a crash re-sends at most the blocks in flight',
       value: `${f.resume.bytesResentMiB} MiB re-sent (≤ ${f.resume.inFlightBoundMiB} MiB in flight)`,
       met: f.resume.bytesResentMiB <= f.resume.inFlightBoundMiB,
+    },
+    {
+      target: 'delta deploy, 1 % of blocks changed, fetches ≤ 5 % of the bytes',
+      value: `${((100 * f.deltaDeploy.delta.fetchedMiB) / f.deltaDeploy.full.fetchedMiB).toFixed(1)} %`,
+      met: f.deltaDeploy.delta.fetchedMiB <= 0.05 * f.deltaDeploy.full.fetchedMiB,
     },
   ];
 }
