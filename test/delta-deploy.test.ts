@@ -2,11 +2,15 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import { createAgentActivities, type DownloadInput, type DownloadOutput } from '../src/activities/agent';
 import { blockIndexPath, parseBlockIndex } from '../src/deploy/block-index';
+import { blockDigestOf, blockId } from '../src/storage/block-ids';
 import type { DeployInput, DeployResult, DeployResultRow } from '../src/deploy/input';
 import type { PublishResult } from '../src/publish/input';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
-import { tempDir } from './images/build';
+import { filler, tempDir } from './images/build';
 import { loadTopology } from '../src/topology/topology';
 import type { ContentLibraryTarget } from '../src/sddc/target';
 import { repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
@@ -211,4 +215,53 @@ describe('delta deploys', () => {
     },
     5 * 60_000,
   );
+
+  it('downloads the file in full when one built from local blocks fails the SHA-256: a block list whose IDs lie', async () => {
+    const small = 2 ** 20;
+    const container = world.deps.storage.container('east-primary');
+    const digestOf = (b: Buffer) => blockDigestOf(createHash('sha256').update(b).digest('hex'));
+    const blocksOf = (bytes: Buffer) =>
+      Array.from({ length: bytes.length / small }, (_, i) => bytes.subarray(i * small, (i + 1) * small));
+    /** A committed blob as a publish leaves it, except that `digests` may name other digests than the bytes have. */
+    async function commit(version: string, bytes: Buffer, digests: string[]): Promise<DownloadInput> {
+      const blob = `${image}-forged/${version}/${image}-forged-${version}.iso`;
+      const client = container.getBlockBlobClient(blob);
+      const ids = digests.map((d, i) => blockId(i, d));
+      for (const [i, b] of blocksOf(bytes).entries()) await client.stageBlock(ids[i], b, b.length);
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      await client.commitBlockList(ids, { metadata: { sha256 } });
+      return {
+        sddc: 'east-1',
+        image: `${image}-forged`,
+        version,
+        format: 'iso',
+        sha256,
+        sizeBytes: bytes.length,
+        blob,
+        sources: [{ location: 'east-primary', dataCenter: 'dc-east', role: 'primary' }],
+      };
+    }
+    const agent = createAgentActivities({
+      storage: world.deps.storage,
+      config: { ...world.config, datastore: path.join(datastores, 'forged') },
+      sddc: 'east-1',
+    });
+    const download = (input: DownloadInput) =>
+      new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') }).run(
+        agent.downloadImage,
+        input,
+      ) as Promise<DownloadOutput>;
+
+    const v1 = filler(4 * small, 11);
+    const v2 = Buffer.from(v1);
+    v2.fill(1, 2 * small, 2 * small + 100);
+    const first = await download(await commit('1.0.0', v1, blocksOf(v1).map(digestOf)));
+    expect(first).toMatchObject({ status: 'deployed', bytesFetched: v1.length, bytesReusedLocally: 0 });
+    // Block 2's ID names the digest of 1.0.0's block 2, not of its own bytes: every block looks shared.
+    const lying = await commit('1.0.1', v2, blocksOf(v1).map(digestOf));
+    const second = await download(lying);
+    expect(second).toMatchObject({ status: 'deployed', source: 'east-primary', bytesFetched: v2.length, bytesReusedLocally: 0 });
+    expect(second.sourceFailures).toEqual([]);
+    expect(fs.readFileSync(second.path).equals(v2)).toBe(true);
+  });
 });
