@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { Catalog } from '../src/catalog/catalog';
 import { loadConfig, PROJECT_ROOT, type Config } from '../src/config';
@@ -125,6 +126,7 @@ interface Figures {
   publish: PairFigure & { sourceReadsPerByte: number };
   deploy: PairFigure;
   deployThree: PairFigure;
+  deltaDeploy: DeltaDeployFigure;
   replication: PairFigure;
   memory: { idleMiB: { small: number; large: number }; peakMiB: { small: number; large: number }; largeOverSmall: number };
   resume: {
@@ -393,6 +395,14 @@ async function main(): Promise<void> {
     };
     const deploy = pairFigure(await pairs('deploy', () => deployTo([SDDCS[0]]), download(1)), SIZE);
     const deployThree = pairFigure(await pairs('deploy to three', () => deployTo(SDDCS), download(SDDCS.length)), 3 * SIZE);
+    const deltaDeploy = await deltaDeployFigure({
+      client,
+      taskQueue: control.taskQueue,
+      published: published!,
+      source: small,
+      sddcs: [SDDCS[0], SDDCS[1]],
+      datastore,
+    });
     await Promise.all([...agents.map((a) => a.stop()), control.worker.stop()]);
 
     // Replication: the replicateImage activity of a publish that finds the version already available,
@@ -504,7 +514,7 @@ async function main(): Promise<void> {
     );
     await connection.close();
     const history = { small: one.events, simulatedTiB: await historyEvents(id), simulatedBlocks: plan.blockCount };
-    figures = { publish, deploy, deployThree, replication, memory, resume, history };
+    figures = { publish, deploy, deployThree, deltaDeploy, replication, memory, resume, history };
   } finally {
     for (const w of [...running]) await w.stop();
     await catalog.close();
@@ -548,6 +558,70 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(PROJECT_ROOT, 'test-output', 'bench.md'), table);
   process.stdout.write(table);
   if (results.targets.some((t) => !t.met)) process.exitCode = 1;
+}
+
+interface DeltaDeployFigure {
+  blocks: number;
+  changedBlocks: number;
+  delta: { fetchedMiB: number; reusedMiB: number; seconds: number };
+  full: { fetchedMiB: number; seconds: number };
+}
+
+/**
+ * Delta deploy: the published image again as 1.0.1 with 1 % of its blocks changed in place; an SDDC
+ * holding 1.0.0 deploys it (copying the unchanged blocks from its disk), and an SDDC without 1.0.0
+ * deploys it in full. Leaves both SDDCs' datastores without the image.
+ */
+async function deltaDeployFigure(ctx: {
+  client: Client;
+  taskQueue: string;
+  published: PublishResult;
+  source: string;
+  sddcs: [string, string];
+  datastore: (sddc: string) => string;
+}): Promise<DeltaDeployFigure> {
+  const { client, taskQueue, published } = ctx;
+  const [holder, fresh] = ctx.sddcs;
+  const block = BLOCK_MIB * MiB;
+  const blocks = Math.ceil(published.sizeBytes / block);
+  const changed = Math.ceil(blocks / 100);
+  const next = path.join(path.dirname(ctx.source), 'bench-delta-1.0.1.iso');
+  fs.copyFileSync(ctx.source, next);
+  const fd = fs.openSync(next, 'r+');
+  for (let i = 1; i <= changed; i++)
+    fs.writeSync(fd, randomBytes(4096), 0, 4096, Math.floor((i * blocks) / (changed + 1)) * block);
+  fs.closeSync(fd);
+  await client.workflow.execute('PublishImage', {
+    args: [{ source: path.basename(next), image: published.image, version: '1.0.1', format: 'iso' }],
+    taskQueue,
+    workflowId: `publish:${published.image}:1.0.1:${randomUUID()}`,
+  });
+  fs.rmSync(next);
+  const deployOne = async (version: string, sddc: string) => {
+    const run = await timed(
+      async () =>
+        (await client.workflow.execute('DeployToSDDCs', {
+          args: [{ image: published.image, version, sddcs: [sddc] }],
+          taskQueue,
+          workflowId: `deploy:${published.image}:${version}:${randomUUID()}`,
+        })) as DeployResult,
+    );
+    const [row] = run.value.results;
+    if (row.status !== 'deployed') throw new Error(`bench delta deploy did not deploy: ${JSON.stringify(row)}`);
+    return {
+      fetchedMiB: round((row.bytesFetched ?? 0) / MiB, 1),
+      reusedMiB: round((row.bytesReusedLocally ?? 0) / MiB, 1),
+      seconds: round(run.seconds),
+    };
+  };
+  await deployOne('1.0.0', holder);
+  const delta = await deployOne('1.0.1', holder);
+  const { fetchedMiB, seconds } = await deployOne('1.0.1', fresh);
+  for (const sddc of ctx.sddcs) fs.rmSync(path.join(ctx.datastore(sddc), published.image), { recursive: true, force: true });
+  process.stderr.write(
+    `bench: delta deploy: ${delta.fetchedMiB} MiB fetched in ${delta.seconds} s; full deploy ${fetchedMiB} MiB in ${seconds} s\n`,
+  );
+  return { blocks, changedBlocks: changed, delta, full: { fetchedMiB, seconds } };
 }
 
 function versions(): Record<string, string> {
@@ -603,6 +677,11 @@ function targets(f: Figures): Array<{ target: string; value: string; met: boolea
       target: 'a crash re-sends at most the blocks in flight',
       value: `${f.resume.bytesResentMiB} MiB re-sent (≤ ${f.resume.inFlightBoundMiB} MiB in flight)`,
       met: f.resume.bytesResentMiB <= f.resume.inFlightBoundMiB,
+    },
+    {
+      target: 'delta deploy, 1 % of blocks changed, fetches ≤ 5 % of the bytes',
+      value: `${((100 * f.deltaDeploy.delta.fetchedMiB) / f.deltaDeploy.full.fetchedMiB).toFixed(1)} %`,
+      met: f.deltaDeploy.delta.fetchedMiB <= 0.05 * f.deltaDeploy.full.fetchedMiB,
     },
   ];
 }
@@ -662,6 +741,7 @@ function markdown(r: Results): string {
     `| worker RSS idle / peak, ${size} publish | ${f.memory.idleMiB.small} / ${f.memory.peakMiB.small} MiB |`,
     `| worker RSS idle / peak, 4 × ${size} publish | ${f.memory.idleMiB.large} / ${f.memory.peakMiB.large} MiB |`,
     `| history events: ${size} publish / simulated 1 TiB (${f.history.simulatedBlocks} blocks) | ${f.history.small} / ${f.history.simulatedTiB} |`,
+    `| delta deploy ${size}, ${f.deltaDeploy.changedBlocks} of ${f.deltaDeploy.blocks} blocks changed: fetched / time, against a full deploy | ${f.deltaDeploy.delta.fetchedMiB} MiB in ${f.deltaDeploy.delta.seconds} s / ${f.deltaDeploy.full.fetchedMiB} MiB in ${f.deltaDeploy.full.seconds} s |`,
     `| worker SIGKILLed at ${f.resume.sentAtKillMiB} MiB staged: re-sent / extra seconds | ${f.resume.bytesResentMiB} MiB / ${f.resume.extraSeconds} s (heartbeat timeout ${f.resume.heartbeatTimeoutSeconds} s) |`,
     '',
     '| target (SPEC §8) | value | |',

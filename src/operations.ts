@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter, TemporalFailure } from '@temporalio/common';
 import type { Config } from './config';
-import { deployWorkflowId, type DeployInput, type DeployProgress, type DeployResult } from './deploy/input';
+import { deployWorkflowId, type DeployInput, type DeployProgress, type DeployResult, type DeployResultRow } from './deploy/input';
 import { isVmhubError } from './errors';
 import { checkSourceUrl } from './source/source';
 import { temporalView } from './temporal';
@@ -159,6 +159,13 @@ export function deployLines(progress: DeployProgress): string[] {
 export function resultTable(result: DeployResult): string[] {
   return result.results.map(
     (r) =>
-      `${r.sddc.padEnd(14)} ${r.dataCenter.padEnd(10)} ${r.status.padEnd(16)} ${(r.source ?? '-').padEnd(14)} ${r.target ? describePlacement(r.target) : (r.path ?? r.reason ?? '')}`,
+      `${r.sddc.padEnd(14)} ${r.dataCenter.padEnd(10)} ${r.status.padEnd(16)} ${(r.source ?? '-').padEnd(14)} ${transferred(r).padEnd(30)} ${r.target ? describePlacement(r.target) : (r.path ?? r.reason ?? '')}`,
   );
+}
+
+/** What a row's download moved over the network, and what a delta deploy copied from the SDDC's own disk. */
+function transferred(row: Pick<DeployResultRow, 'bytesFetched' | 'bytesReusedLocally'>): string {
+  if (row.bytesFetched === undefined) return '-';
+  const fetched = `fetched ${formatBytes(row.bytesFetched)}`;
+  return row.bytesReusedLocally ? `${fetched}, ${formatBytes(row.bytesReusedLocally)} local` : fetched;
 }

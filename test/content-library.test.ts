@@ -200,8 +200,9 @@ describe('content library targets', () => {
       expect(await readBack(name, r[name].target!.itemId)).toEqual(
         Object.fromEntries(members.map((m) => [m.name, sha(m.bytes)])),
       );
-      // The verified copy was only a staging copy.
-      expect(fs.existsSync(path.join(datastores, name, 'edge'))).toBe(false);
+      // The verified copy stays, with its block index, only as the base of the next version's delta deploy.
+      expect(fs.readdirSync(path.join(datastores, name, 'edge'))).toEqual(['1.0.0']);
+      expect(fs.existsSync(path.join(datastores, name, 'edge', '1.0.0', 'edge-1.0.0.ova.blocks.json'))).toBe(true);
     }
     expect(r['west-1'].source).toBe('west-replica');
     const recorded = await world.deps.catalog.deploymentsOf('edge', '1.0.0');
@@ -215,7 +216,7 @@ describe('content library targets', () => {
     for (const row of result.results) {
       expect(row).toMatchObject({ status: 'already-present', source: null, target: { itemName: 'edge-1.0.0' } });
     }
-    for (const name of DEFAULT_SDDCS) expect(fs.existsSync(path.join(datastores, name, 'edge'))).toBe(false);
+    for (const name of DEFAULT_SDDCS) expect(fs.readdirSync(path.join(datastores, name, 'edge'))).toEqual(['1.0.0']);
   });
 
   it('imports an ISO as an iso item', async () => {

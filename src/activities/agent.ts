@@ -5,6 +5,8 @@ import { activityInfo, ApplicationFailure, cancellationDetails, cancellationSign
 import { RestError, type BlockBlobClient } from '@azure/storage-blob';
 import { runPool } from '../concurrency';
 import type { Config } from '../config';
+import { blockIndexPath } from '../deploy/block-index';
+import { ChunkSource } from '../deploy/local-copy';
 import type { SourceCandidate } from '../deploy/placement';
 import { VmhubError } from '../errors';
 import { BLOB_EXTENSIONS, IMAGE_FORMATS, type ImageFormat } from '../images/format';
@@ -52,6 +54,8 @@ export interface DownloadOutput {
   /** Bytes fetched by this attempt, and bytes found already on disk from an earlier one. */
   bytesFetched: number;
   bytesResumed: number;
+  /** Bytes copied from an earlier version on disk (delta deploy); agents from before delta deploys leave it out. */
+  bytesReusedLocally?: number;
   sourceFailures: SourceFailure[];
 }
 
@@ -303,6 +307,9 @@ async function discardPartial(paths: DeploymentPaths): Promise<void> {
   await Promise.all([paths.partial, paths.state, paths.stateNext].map((file) => fs.promises.rm(file, { force: true })));
 }
 
+/** A file partly copied from an earlier version failed the SHA-256: no verdict on the source yet. */
+class LocalCopyMismatch extends Error {}
+
 class SourceProblem extends Error {
   constructor(
     readonly status: SourceFailure['status'],
@@ -396,14 +403,20 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
     if (final?.isFile() && final.size === input.sizeBytes) {
       if ((await readNoFollow(paths.digest))?.split(/\s/)[0] === input.sha256) {
         await discardPartial(paths);
-        return { ...result, status: 'already-present', source: null, bytesFetched: 0, bytesResumed: 0 };
+        return { ...result, status: 'already-present', source: null, bytesFetched: 0, bytesResumed: 0, bytesReusedLocally: 0 };
       }
     }
     // Whatever holds the final name is not this version: it goes before the new digest is written.
     if (final) await fs.promises.rm(paths.final, { force: true });
     for (const source of input.sources) {
       try {
-        const fetched = await fetchFrom(source, input, paths);
+        // Blocks copied from an earlier version are checked one by one; should the whole file still not
+        // verify, the same source is read again in full before it is judged.
+        const fetched = await fetchFrom(source, input, paths, true).catch((err: unknown) => {
+          if (!(err instanceof LocalCopyMismatch)) throw err;
+          log.warn('the file built from an earlier version did not verify; downloading it in full', { reason: err.message });
+          return fetchFrom(source, input, paths, false);
+        });
         return { ...result, status: 'deployed', source: source.location, ...fetched };
       } catch (err) {
         if (!(err instanceof SourceProblem)) throw err;
@@ -424,7 +437,8 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
     source: SourceCandidate,
     input: DownloadInput,
     paths: DeploymentPaths,
-  ): Promise<{ bytesFetched: number; bytesResumed: number }> {
+    reuseLocal: boolean,
+  ): Promise<{ bytesFetched: number; bytesResumed: number; bytesReusedLocally: number }> {
     const signal = cancellationSignal();
     let blob;
     let props;
@@ -464,6 +478,7 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
 
     const handle = await openNoFollow(paths.partial, O_RDWR | O_CREAT);
     let bytesFetched = 0;
+    let bytesReusedLocally = 0;
     const beat = () =>
       heartbeat({
         location: source.location,
@@ -472,7 +487,15 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
       });
     const keepAlive = setInterval(beat, 5_000);
     let verifying: ImageStream | undefined;
+    let chunkSource = ChunkSource.plain();
     try {
+      chunkSource = await ChunkSource.open(blob, input, root, { reuse: reuseLocal, abortSignal: signal });
+      if (chunkSource.base) {
+        log.info('copying the blocks an earlier version shares from disk', {
+          base: chunkSource.base.version,
+          bytesReusable: chunkSource.reusable,
+        });
+      }
       await handle.truncate(input.sizeBytes);
       const chunks = Math.ceil(input.sizeBytes / CHUNK);
       const done = new Set<number>();
@@ -512,8 +535,14 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
       await runPool(pending, config.transferConcurrency, async (i) => {
         const offset = i * CHUNK;
         const count = Math.min(CHUNK, input.sizeBytes - offset);
-        await streamRange(blob, handle, offset, count, signal);
-        bytesFetched += count;
+        const fill = await chunkSource.fill(
+          offset,
+          offset + count,
+          (start, length) => streamRange(blob, handle, start, length, signal),
+          (bytes, at) => writeFully(handle, bytes, at),
+        );
+        bytesFetched += fill.fetched;
+        bytesReusedLocally += fill.reused;
         done.add(i);
         while (done.has(state.doneBelow)) done.delete(state.doneBelow++);
         verifyWritten();
@@ -530,6 +559,7 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
       const { sha256, invalid } = await verify.finish();
       if (sha256 !== input.sha256) {
         await discardPartial(paths);
+        if (bytesReusedLocally > 0) throw new LocalCopyMismatch(`built with ${chunkSource.base?.version}, SHA-256 ${sha256}`);
         throw new SourceProblem('failed', `yielded bytes with SHA-256 ${sha256}, expected ${input.sha256}`);
       }
       if (invalid !== undefined) {
@@ -544,6 +574,7 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
       // The hashing thread reads through this handle's descriptor: it lets go of it before the handle closes.
       await verifying?.close();
       await handle.close();
+      await chunkSource.close();
     }
     // The digest is durable before the final name appears, and the rename is durable before the state goes.
     await writeNoFollow(paths.digest, `${input.sha256}  ${path.basename(paths.final)}\n`, O_TRUNC, true);
@@ -555,15 +586,21 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
       await dir.close();
     }
     await fs.promises.rm(paths.state, { force: true });
+    // The index makes this version a base for the next one; without it, it is only not one.
+    if (chunkSource.index) {
+      await writeNoFollow(blockIndexPath(paths.final), JSON.stringify(chunkSource.index), O_TRUNC, false);
+    }
     log.info('deployed', {
       image: input.image,
       version: input.version,
       location: source.location,
       bytesFetched,
       bytesResumed,
+      bytesReusedLocally,
+      blocksNotMatching: chunkSource.mismatches,
       attempt: activityInfo().attempt,
     });
-    return { bytesFetched, bytesResumed };
+    return { bytesFetched, bytesResumed, bytesReusedLocally };
   }
 }
 

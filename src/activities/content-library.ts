@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { activityInfo, ApplicationFailure, cancellationDetails, cancellationSignal, heartbeat, log } from '@temporalio/activity';
+import semver from 'semver';
 import type { Config } from '../config';
+import { blockIndexPath, localBases } from '../deploy/block-index';
 import { VmhubError } from '../errors';
 import type { Resources } from '../images/ovf/metadata';
 import {
@@ -205,8 +207,11 @@ export function createContentLibraryActivities({ config, sddc, topology, env = p
           };
           if (keepStaging) {
             if (fs.existsSync(paths.final)) out.path = paths.final;
+          } else if (fs.existsSync(blockIndexPath(paths.final))) {
+            // The newest imported copy stays as the base the next version's delta deploy copies blocks from.
+            await dropOlderCopies(root, input);
           } else {
-            await Promise.all([fs.promises.rm(paths.final, { force: true }), fs.promises.rm(paths.digest, { force: true })]);
+            await removeCopy(paths);
             removed = true;
           }
           return out;
@@ -255,6 +260,30 @@ async function verifiedCopy(paths: ReturnType<typeof deploymentPaths>, input: Li
   if (!stat?.isFile() || stat.size !== input.sizeBytes) return false;
   const digest = await fs.promises.readFile(paths.digest, 'utf8').catch(() => '');
   return digest.split(/\s/)[0] === input.sha256;
+}
+
+async function removeCopy(paths: ReturnType<typeof deploymentPaths>): Promise<void> {
+  await Promise.all([paths.final, paths.digest, blockIndexPath(paths.final)].map((f) => fs.promises.rm(f, { force: true })));
+}
+
+/**
+ * Removes the verified copies of the image's earlier versions, kept as delta bases until a newer one was
+ * imported; a copy whose lock is held (a download or an import of it running) is left alone.
+ */
+async function dropOlderCopies(root: string, input: LibraryTaskInput): Promise<void> {
+  for (const base of await localBases(root, input.image, input.version)) {
+    if (!semver.valid(base.version) || !semver.lt(base.version, input.version)) continue;
+    const paths = deploymentPaths(path.dirname(base.file), input.image, base.version, input.format);
+    if (paths.final !== base.file) continue;
+    const holder = lockHolder(activityInfo().activityId, activityInfo().workflowExecution?.workflowId);
+    if (!(await acquireLock(paths.lock, holder)).acquired) continue;
+    try {
+      await removeCopy(paths);
+    } finally {
+      await releaseLock(paths.lock, holder);
+    }
+    await removeEmptyDirs(paths.dir);
+  }
 }
 
 /** Removes the version folder and then the image folder, each only if it is empty. */

@@ -93,6 +93,8 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
         source: row.source ?? undefined,
         path: row.path,
         bytes: row.bytes,
+        bytesFetched: row.bytesFetched,
+        bytesReusedLocally: row.bytesReusedLocally,
         target: row.target,
         instantiated: row.instantiated,
         error: row.reason,

@@ -65,6 +65,9 @@ export interface DeploymentRecord {
   source?: string;
   path?: string;
   bytes?: number;
+  /** Bytes the agent downloaded, and bytes it copied from an earlier version on its disk (delta deploy). */
+  bytesFetched?: number;
+  bytesReusedLocally?: number;
   /** The content library item the image became, for a content-library SDDC. */
   target?: LibraryPlacement;
   instantiated?: InstantiateCheck;

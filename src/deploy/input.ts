@@ -20,6 +20,9 @@ export interface DeployResultRow {
   source: string | null;
   path?: string;
   bytes?: number;
+  /** Bytes the agent downloaded, and bytes it copied from an earlier version on its disk (delta deploy). */
+  bytesFetched?: number;
+  bytesReusedLocally?: number;
   /** The library item the image became, for a content-library SDDC. */
   target?: LibraryPlacement;
   /** The VM the instantiate check made from the item, and removed. */

@@ -200,7 +200,15 @@ async function toLibrary(
       [task],
     );
     const status = downloaded.status === 'deployed' || imported.status === 'deployed' ? 'deployed' : 'already-present';
-    row = { status, source: downloaded.source, path: imported.path, bytes: downloaded.bytes, target: imported.target };
+    row = {
+      status,
+      source: downloaded.source,
+      path: imported.path,
+      bytes: downloaded.bytes,
+      bytesFetched: downloaded.bytesFetched,
+      bytesReusedLocally: downloaded.bytesReusedLocally,
+      target: imported.target,
+    };
   }
   // An ISO item is media, not a VM template: there is nothing to instantiate.
   if (instantiate && row.target && plan.format !== 'iso' && plan.resources) {
@@ -242,7 +250,14 @@ async function download(plan: DeploymentPlan, target: DeploymentTarget, p: Deplo
   // Recorded even when a cancel arrives now: the download itself is done.
   await CancellationScope.nonCancellable(() => markFailures(plan, out.sourceFailures));
   p.bytesDone = plan.sizeBytes;
-  return { status: out.status, source: out.source, path: out.path, bytes: out.bytes };
+  return {
+    status: out.status,
+    source: out.source,
+    path: out.path,
+    bytes: out.bytes,
+    bytesFetched: out.bytesFetched,
+    bytesReusedLocally: out.bytesReusedLocally ?? 0,
+  };
 }
 
 async function discard(taskQueue: string, download: Parameters<AgentActivities['discardDownload']>[0]): Promise<void> {
