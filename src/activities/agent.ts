@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { activityInfo, ApplicationFailure, cancellationDetails, cancellationSignal, heartbeat, log } from '@temporalio/activity';
@@ -440,6 +441,8 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
     reuseLocal: boolean,
   ): Promise<{ bytesFetched: number; bytesResumed: number; bytesReusedLocally: number }> {
     const signal = cancellationSignal();
+    // Every ranged read in flight listens on it (the SDK adds more than one listener per request).
+    setMaxListeners(4 * config.transferConcurrency + 10, signal);
     let blob;
     let props;
     try {
