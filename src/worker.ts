@@ -4,10 +4,12 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities, type ActivityDeps } from './activities';
 import { createAgentActivities } from './activities/agent';
 import { createContentLibraryActivities } from './activities/content-library';
+import { createAgentLifecycleActivities } from './activities/lifecycle';
 import { validateSddcName } from './names';
 import { Catalog } from './catalog/catalog';
 import { installLogging } from './logging';
 import { loadConfig, PROJECT_ROOT, type Config } from './config';
+import { ensureSchedules } from './schedules';
 import { StorageClients } from './storage/clients';
 import { connectClient, connectWorker, temporalView } from './temporal';
 import { loadTopology } from './topology/topology';
@@ -90,6 +92,7 @@ export async function createAgentWorker(connection: NativeConnection, config: Co
     activities: {
       ...createAgentActivities({ storage, config, sddc }),
       ...createContentLibraryActivities({ config, sddc, topology: storage.topology }),
+      ...createAgentLifecycleActivities({ config, sddc }),
     },
     maxConcurrentActivityTaskExecutions: 4,
     shutdownGraceTime: SHUTDOWN_GRACE,
@@ -101,6 +104,16 @@ export function agentTaskQueue(sddc: string, env: NodeJS.ProcessEnv = process.en
   return env.VMHUB_AGENT_TASK_QUEUE ?? `sddc-${sddc}`;
 }
 
+/** The lifecycle schedules start the control worker's workflows: it makes sure they exist, and point at its task queue. */
+async function startSchedules(config: Config): Promise<void> {
+  const client = await connectClient(config.temporal);
+  try {
+    await ensureSchedules(client, config);
+  } finally {
+    await client.connection.close();
+  }
+}
+
 async function main(): Promise<void> {
   const [role, sddc] = process.argv.slice(2);
   installLogging();
@@ -110,6 +123,7 @@ async function main(): Promise<void> {
     if (role === 'control') {
       const deps = await openDeps(config);
       try {
+        await startSchedules(config);
         await (await createControlWorker(connection, deps)).run();
       } finally {
         await deps.close();
