@@ -317,7 +317,12 @@ export class Catalog {
 
   /** Marks a version deprecated (again, with the new message and date); UnknownImage when it is not in the catalog. */
   async deprecate(image: string, version: string, d: Omit<Deprecation, 'deprecatedAt'>): Promise<ImageVersionRecord> {
-    const deprecation: Deprecation = { deprecatedAt: new Date(), ...d };
+    // Absent fields stay absent: the driver would store an undefined one as null.
+    const deprecation: Deprecation = {
+      deprecatedAt: new Date(),
+      ...(d.message !== undefined ? { message: d.message } : {}),
+      ...(d.endOfLife !== undefined ? { endOfLife: d.endOfLife } : {}),
+    };
     const result = await this.versions.updateOne({ image, version }, { $set: { deprecation, updatedAt: new Date() } });
     if (result.matchedCount === 0) throw new VmhubError('UnknownImage', `${image}@${version} is not in the catalog`);
     return (await this.getVersion(image, version))!;

@@ -1,0 +1,223 @@
+import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Activities } from '../../src/activities';
+import type { AgentActivities } from '../../src/activities/agent';
+import type { RetirePlan } from '../../src/activities/lifecycle';
+import type { RetentionResult, RetireResult, VerifyResult } from '../../src/lifecycle/input';
+import { runWorker, startTestEnvironment } from '../harness/mock-activities';
+
+/**
+ * RetireImage, VerifyReplicas and ApplyRetention on the time-skipping test server with mocked
+ * activities: the order of the steps, the typed failures, and the bounded history.
+ */
+let env: TestWorkflowEnvironment;
+beforeAll(async () => {
+  env = await startTestEnvironment();
+}, 120_000);
+afterAll(() => env?.teardown());
+
+const ref = { image: 'app', version: '1.0.0' };
+
+function plan(agentQueue: string): RetirePlan {
+  return {
+    state: 'retiring',
+    ...ref,
+    format: 'iso',
+    sha256: 'a'.repeat(64),
+    sizeBytes: 1024,
+    blob: 'app/1.0.0/app-1.0.0.iso',
+    locations: ['east-primary', 'west-replica'],
+    sddcs: [
+      { sddc: 'dir-1', taskQueue: agentQueue },
+      {
+        sddc: 'lib-1',
+        taskQueue: agentQueue,
+        target: {
+          kind: 'content-library',
+          vcenter: 'https://vc.example.com/',
+          library: 'vmhub',
+          usernameEnv: 'U',
+          passwordEnv: 'P',
+        },
+      },
+    ],
+  };
+}
+
+/** Runs a retire with these control activities and a mocked agent serving every SDDC; every call is logged. */
+async function retire(log: string[], beginRetire: Activities['beginRetire']) {
+  const agentQueue = `sddc-${randomUUID()}`;
+  const control: Partial<Activities> = {
+    beginRetire: async (input) => {
+      log.push('begin');
+      const p = await beginRetire(input);
+      return p.state === 'retiring' ? { ...p, ...plan(agentQueue) } : p;
+    },
+    agentsPolling: async () => 1,
+    removeBlob: async ({ location }) => {
+      log.push(`blob ${location}`);
+      return { removed: true };
+    },
+    recordRemoval: async ({ sddc }) => {
+      log.push(`recorded ${sddc}`);
+    },
+    finishRetire: async () => {
+      log.push('tombstone');
+    },
+  };
+  const agent = {
+    removeDeployedCopy: async ({ sddc }: { sddc: string }) => {
+      log.push(`file ${sddc}`);
+      return { removed: [`/ds/${sddc}/app-1.0.0.iso`] };
+    },
+    removeLibraryItem: async ({ sddc }: { sddc: string }) => {
+      log.push(`item ${sddc}`);
+      return {
+        removed: {
+          kind: 'content-library',
+          vcenter: 'https://vc.example.com/',
+          library: 'vmhub',
+          itemId: 'item-1',
+          itemName: 'app-1.0.0',
+        },
+      };
+    },
+  };
+  return runWorker(
+    env,
+    control,
+    (taskQueue) =>
+      env.client.workflow.execute('RetireImage', { args: [ref], taskQueue, workflowId: randomUUID() }).then(
+        (r) => r as RetireResult,
+        (e: unknown) => e,
+      ),
+    { taskQueue: agentQueue, activities: agent as unknown as Partial<AgentActivities> },
+  );
+}
+
+describe('RetireImage', () => {
+  it('removes every SDDC copy before any blob, and leaves the tombstone last', async () => {
+    const log: string[] = [];
+    const result = await retire(log, async () => plan(''));
+    expect(result).toEqual({
+      ...ref,
+      status: 'retired',
+      sddcs: [
+        { sddc: 'dir-1', files: ['/ds/dir-1/app-1.0.0.iso'], libraryItem: null },
+        { sddc: 'lib-1', files: ['/ds/lib-1/app-1.0.0.iso'], libraryItem: 'item-1' },
+      ],
+      blobsRemoved: ['east-primary', 'west-replica'],
+    });
+    const firstBlob = log.findIndex((l) => l.startsWith('blob'));
+    expect(log.slice(firstBlob + 2)).toEqual(['tombstone']);
+    expect(log.slice(1, firstBlob).sort()).toEqual([
+      'file dir-1',
+      'file lib-1',
+      'item lib-1',
+      'recorded dir-1',
+      'recorded lib-1',
+    ]);
+    expect(log.indexOf('item lib-1')).toBeGreaterThan(log.indexOf('file lib-1'));
+  });
+
+  it('a retired version ends at once with nothing to do', async () => {
+    const log: string[] = [];
+    const result = await retire(log, async () => ({ state: 'retired' }));
+    expect(result).toEqual({ ...ref, status: 'already-retired', sddcs: [], blobsRemoved: [] });
+    expect(log).toEqual(['begin']);
+  });
+
+  it('a running deploy fails the retire with DeployRunning, once, and removes nothing', async () => {
+    const log: string[] = [];
+    const result = await retire(log, async () => {
+      throw ApplicationFailure.nonRetryable('app@1.0.0 is being deployed by deploy:app:1.0.0:x', 'DeployRunning');
+    });
+    expect(result).toBeInstanceOf(WorkflowFailedError);
+    expect(((result as WorkflowFailedError).cause as ApplicationFailure).type).toBe('DeployRunning');
+    expect(log).toEqual(['begin']);
+  });
+});
+
+describe('VerifyReplicas', () => {
+  it('replicates again what differs, and continues as new after each page', async () => {
+    const replicated: string[] = [];
+    const pages: Array<string | undefined> = [];
+    const control: Partial<Activities> = {
+      versionsToVerify: async ({ after }) => {
+        pages.push(after);
+        return after === undefined
+          ? { versions: [{ image: 'app', version: '1.0.0' }], replicas: ['west-replica'], next: 'app@1.0.0' }
+          : { versions: [{ image: 'app', version: '2.0.0' }], replicas: ['west-replica'] };
+      },
+      checkReplica: async ({ version, location }) =>
+        version === '2.0.0'
+          ? { location, status: 'stale', reason: 'committed block 1 differs' }
+          : { location, status: 'verified' },
+      replicateImage: async ({ version, location }) => {
+        replicated.push(`${version} ${location}`);
+        return { location, status: 'verified' };
+      },
+    };
+    const result = await runWorker(env, control, (taskQueue) =>
+      env.client.workflow.execute('VerifyReplicas', { args: [{}], taskQueue, workflowId: randomUUID() }),
+    );
+    expect(pages).toEqual([undefined, 'app@1.0.0']);
+    expect(replicated).toEqual(['2.0.0 west-replica']);
+    expect(result as VerifyResult).toEqual({
+      versionsChecked: 2,
+      replicasChecked: 2,
+      findingsTotal: 1,
+      findings: [
+        { image: 'app', version: '2.0.0', location: 'west-replica', reason: 'committed block 1 differs', repaired: true },
+      ],
+    });
+  });
+
+  it('a replica that cannot be replicated again is reported and the others are still checked', async () => {
+    const control: Partial<Activities> = {
+      versionsToVerify: async () => ({
+        versions: [
+          { image: 'app', version: '1.0.0' },
+          { image: 'app', version: '2.0.0' },
+        ],
+        replicas: ['west-replica'],
+      }),
+      checkReplica: async ({ location }) => ({ location, status: 'stale', reason: 'blob is missing' }),
+      replicateImage: async ({ version, location }) => {
+        if (version === '1.0.0') throw ApplicationFailure.nonRetryable('primary blob is 0 bytes', 'StorageMismatch');
+        return { location, status: 'verified' };
+      },
+    };
+    const result = (await runWorker(env, control, (taskQueue) =>
+      env.client.workflow.execute('VerifyReplicas', { args: [{}], taskQueue, workflowId: randomUUID() }),
+    )) as VerifyResult;
+    expect(result.findings.map((f) => [f.version, f.repaired])).toEqual([
+      ['1.0.0', false],
+      ['2.0.0', true],
+    ]);
+  });
+});
+
+describe('ApplyRetention', () => {
+  it('retires each planned version by a RetireImage child, and reports the ones that failed', async () => {
+    const control: Partial<Activities> = {
+      retentionPlan: async () => [
+        { image: 'app', version: '1.0.0' },
+        { image: 'app', version: '1.1.0' },
+      ],
+      beginRetire: async ({ version }) => {
+        if (version === '1.1.0') throw ApplicationFailure.nonRetryable('app@1.1.0 is being deployed', 'DeployRunning');
+        return { state: 'retired' };
+      },
+    };
+    const result = await runWorker(env, control, (taskQueue) =>
+      env.client.workflow.execute('ApplyRetention', { args: [{}], taskQueue, workflowId: randomUUID() }),
+    );
+    expect(result as RetentionResult).toEqual({
+      retired: ['app@1.0.0'],
+      failed: [{ ref: 'app@1.1.0', reason: 'app@1.1.0 is being deployed' }],
+    });
+  });
+});
