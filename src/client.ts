@@ -23,7 +23,7 @@ import type { PublishInput, PublishProgress, PublishResult } from './publish/inp
 import { connectClient } from './temporal';
 import { loadTopology } from './topology/topology';
 import { formatBytes, parseSize } from './units';
-import { assertDeployable, deprecationLine, lifecycleMark } from './lifecycle/deprecation';
+import { assertDeployable, lifecycleLines, lifecycleMark } from './lifecycle/deprecation';
 import type { CliDeps } from './cli/deps';
 import * as deprecateCommand from './cli/deprecate';
 import * as retireCommand from './cli/retire';
@@ -346,7 +346,7 @@ export function buildProgram(): Command {
           `${record.image}@${record.version}  ${record.status}  ${record.format}  ${formatBytes(record.sizeBytes)}`,
           `sha256     ${record.sha256 ?? '-'}`,
           `blob       ${record.location.storage}/${record.location.container}/${record.location.blob}`,
-          ...[deprecationLine(record, new Date())].filter((l) => l !== undefined),
+          ...lifecycleLines(record, new Date()),
           ...(m?.kind === 'ova'
             ? [
                 `product    ${[m.vendor, m.product, m.fullVersion ?? m.version].filter(Boolean).join(' ')}`,

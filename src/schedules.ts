@@ -2,12 +2,14 @@ import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, t
 import { msToNumber } from '@temporalio/common';
 import type { Config } from './config';
 import { VmhubError } from './errors';
+import { connectClient } from './temporal';
 
 /**
  * The lifecycle's Temporal Schedules: replica verification and retention. They are ordinary schedules,
- * listed by the Web UI under Schedules and by `temporal schedule list`. The control worker creates them
- * when it starts, and `vmhub retention set` makes sure they exist; either brings an existing schedule's
- * interval and task queue up to date and keeps whether an operator paused it.
+ * listed by the Web UI under Schedules and by `temporal schedule list`. `npm run services -- start` creates
+ * them (so they are there before any worker has run), the control worker when it starts, and `vmhub
+ * retention set`; each brings an existing schedule's interval and task queue up to date and keeps
+ * whether an operator paused it.
  */
 export const VERIFY_SCHEDULE_ID = 'vmhub-verify-replicas';
 export const RETENTION_SCHEDULE_ID = 'vmhub-apply-retention';
@@ -77,6 +79,16 @@ export async function ensureSchedules(client: Client, config: Config, env: NodeJ
     }
   }
   return lifecycleSchedules(env).map((s) => s.scheduleId);
+}
+
+/** ensureSchedules on the configured Temporal server, over a connection of its own. */
+export async function ensureSchedulesAt(config: Config): Promise<string[]> {
+  const client = await connectClient(config.temporal);
+  try {
+    return await ensureSchedules(client, config);
+  } finally {
+    await client.connection.close();
+  }
 }
 
 export interface ScheduleRow {

@@ -9,7 +9,7 @@ import { validateSddcName } from './names';
 import { Catalog } from './catalog/catalog';
 import { installLogging } from './logging';
 import { loadConfig, PROJECT_ROOT, type Config } from './config';
-import { ensureSchedules } from './schedules';
+import { ensureSchedulesAt } from './schedules';
 import { StorageClients } from './storage/clients';
 import { connectClient, connectWorker, temporalView } from './temporal';
 import { loadTopology } from './topology/topology';
@@ -104,16 +104,6 @@ export function agentTaskQueue(sddc: string, env: NodeJS.ProcessEnv = process.en
   return env.VMHUB_AGENT_TASK_QUEUE ?? `sddc-${sddc}`;
 }
 
-/** The lifecycle schedules start the control worker's workflows: it makes sure they exist, and point at its task queue. */
-async function startSchedules(config: Config): Promise<void> {
-  const client = await connectClient(config.temporal);
-  try {
-    await ensureSchedules(client, config);
-  } finally {
-    await client.connection.close();
-  }
-}
-
 async function main(): Promise<void> {
   const [role, sddc] = process.argv.slice(2);
   installLogging();
@@ -123,7 +113,7 @@ async function main(): Promise<void> {
     if (role === 'control') {
       const deps = await openDeps(config);
       try {
-        await startSchedules(config);
+        await ensureSchedulesAt(config);
         await (await createControlWorker(connection, deps)).run();
       } finally {
         await deps.close();

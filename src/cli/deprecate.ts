@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { VmhubError } from '../errors';
 import { parseEndOfLife, pastEndOfLife } from '../lifecycle/deprecation';
 import { parseVersionRef } from '../lifecycle/input';
 import type { CliDeps } from './deps';
@@ -67,6 +68,12 @@ export function register(program: Command, deps: CliDeps): void {
       '\nExamples:\n  vmhub deprecate ubuntu-app@1.2.0 --message "use 1.3.0" --end-of-life 2027-01-31\n  vmhub deprecate ubuntu-app@1.2.0 --undo',
     )
     .action(async (ref: string, opts: { message?: string; endOfLife?: string; undo?: boolean; json?: boolean }) => {
+      if (opts.undo && (opts.message !== undefined || opts.endOfLife !== undefined)) {
+        throw new VmhubError(
+          'InvalidInput',
+          '--undo takes the deprecation back: it goes with neither --message nor --end-of-life',
+        );
+      }
       const options: DeprecateOptions = {
         ...parseVersionRef(ref),
         message: opts.message,

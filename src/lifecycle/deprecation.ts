@@ -16,6 +16,8 @@ export interface LifecycleState {
   version: string;
   status: string;
   deprecation?: Deprecation;
+  /** The retire's claim or tombstone: when (once done), and by which run. */
+  retired?: { at?: Date; by: { workflowId: string } };
 }
 
 /** True once the version's end-of-life date has passed. */
@@ -47,12 +49,17 @@ export function lifecycleMark(record: LifecycleState, now: Date): string {
   return pastEndOfLife(record.deprecation, now) ? 'end of life' : 'deprecated';
 }
 
-/** The line `show` prints for a deprecated version, or none. */
-export function deprecationLine(record: LifecycleState, now: Date): string | undefined {
+/** The lines `show` prints about a version's lifecycle: its deprecation, its retire. */
+export function lifecycleLines(record: LifecycleState, now: Date): string[] {
+  const lines: string[] = [];
   const d = record.deprecation;
-  if (!d) return undefined;
-  const eol = d.endOfLife ? `, end of life ${d.endOfLife.toISOString()}${pastEndOfLife(d, now) ? ' (passed)' : ''}` : '';
-  return `deprecated ${d.deprecatedAt.toISOString()}${eol}${d.message ? `: ${d.message}` : ''}`;
+  if (d) {
+    const eol = d.endOfLife ? `, end of life ${d.endOfLife.toISOString()}${pastEndOfLife(d, now) ? ' (passed)' : ''}` : '';
+    lines.push(`deprecated ${d.deprecatedAt.toISOString()}${eol}${d.message ? `: ${d.message}` : ''}`);
+  }
+  const r = record.retired;
+  if (r) lines.push(`${r.at ? `retired    ${r.at.toISOString()}` : 'retiring  '} by workflow ${r.by.workflowId}`);
+  return lines;
 }
 
 /** An end-of-life date from the CLI: an ISO date (`2027-01-31`) or date and time; anything else is InvalidInput. */

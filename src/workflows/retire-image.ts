@@ -1,11 +1,12 @@
-import { ActivityCancellationType, proxyActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import { proxyActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ContentLibraryActivities } from '../activities/content-library';
 import type { AgentLifecycleActivities, DeployedCopy, RetirePlan, RetireTarget } from '../activities/lifecycle';
-import { NON_RETRYABLE_ERROR_TYPES, VmhubError } from '../errors';
+import { VmhubError } from '../errors';
 import { asFailure } from '../failures';
 import { validateRetireInput, type RetireInput, type RetireResult } from '../lifecycle/input';
 import { BOOKKEEPING } from './activity-options';
+import { onAgent } from './deploy-to-sddcs';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
 
 const control = proxyActivities<Activities>(BOOKKEEPING);
@@ -54,19 +55,7 @@ async function removeFromSddc(plan: Retiring, t: RetireTarget): Promise<RetireRe
       `no agent has polled task queue ${t.taskQueue} of ${t.sddc} in the last five minutes; start it with \`npm run agent -- ${t.sddc}\` and retire again`,
     );
   }
-  const agent = proxyActivities<AgentLifecycleActivities & ContentLibraryActivities>({
-    taskQueue: t.taskQueue,
-    scheduleToStartTimeout: '30 minutes',
-    startToCloseTimeout: '10 minutes',
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: {
-      initialInterval: '2 seconds',
-      backoffCoefficient: 2,
-      maximumInterval: '1 minute',
-      maximumAttempts: 5,
-      nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
-    },
-  });
+  const agent = onAgent<AgentLifecycleActivities & ContentLibraryActivities>(t.taskQueue, { startToCloseTimeout: '10 minutes' });
   const copy: DeployedCopy = {
     sddc: t.sddc,
     image: plan.image,

@@ -1,7 +1,11 @@
+import * as retentionCommand from '../../src/cli/retention';
+import * as retireCommand from '../../src/cli/retire';
+import * as schedulesCommand from '../../src/cli/schedules';
+import * as verifyCommand from '../../src/cli/verify';
 import { VmhubError } from '../../src/errors';
 import {
   assertDeployable,
-  deprecationLine,
+  lifecycleLines,
   lifecycleMark,
   parseEndOfLife,
   pastEndOfLife,
@@ -47,10 +51,13 @@ describe('deprecation and end of life', () => {
     expect(lifecycleMark(version({ deprecatedAt: before, endOfLife: after }), now)).toBe('deprecated');
     expect(lifecycleMark(version({ deprecatedAt: before, endOfLife: before }), now)).toBe('end of life');
     expect(pastEndOfLife({ deprecatedAt: before }, now)).toBe(false);
-    expect(deprecationLine(version(), now)).toBeUndefined();
-    expect(deprecationLine(version({ deprecatedAt: before, endOfLife: before, message: 'use 2.0.0' }), now)).toBe(
+    expect(lifecycleLines(version(), now)).toEqual([]);
+    expect(lifecycleLines(version({ deprecatedAt: before, endOfLife: before, message: 'use 2.0.0' }), now)).toEqual([
       'deprecated 2027-05-31T00:00:00.000Z, end of life 2027-05-31T00:00:00.000Z (passed): use 2.0.0',
-    );
+    ]);
+    expect(
+      lifecycleLines({ ...version(undefined, 'retired'), retired: { at: now, by: { workflowId: 'retire:app:1.0.0' } } }, now),
+    ).toEqual(['retired    2027-06-01T00:00:00.000Z by workflow retire:app:1.0.0']);
   });
 
   it.each(['2027-01-31', '2027-01-31T12:00:00Z', '2027-01-31T12:00:00+02:00'])('accepts the end-of-life date %s', (text) => {
@@ -125,5 +132,64 @@ describe('lifecycle schedules', () => {
 
   it.each(['soon', '10s', ''])('refuses the interval %j with InvalidInput', (every) => {
     expect(typeOf(() => lifecycleSchedules({ VMHUB_RETENTION_EVERY: every }))).toBe('InvalidInput');
+  });
+});
+
+describe('lifecycle CLI renderers', () => {
+  it('retire says what went where, or that there was nothing to do', () => {
+    const base = { image: 'app', version: '1.0.0', workflowId: 'retire:app:1.0.0' };
+    expect(
+      retireCommand.renderText({
+        ...base,
+        status: 'retired',
+        blobsRemoved: ['east-primary', 'west-replica'],
+        sddcs: [{ sddc: 'east-1', files: ['/ds/a.iso', '/ds/a.iso.sha256'], libraryItem: 'item-7' }],
+      }),
+    ).toEqual([
+      'retired app@1.0.0  (workflow retire:app:1.0.0)',
+      'blobs    removed from east-primary, west-replica',
+      'sddc     east-1         2 files removed, library item item-7 deleted',
+    ]);
+    expect(retireCommand.renderText({ ...base, status: 'already-retired', blobsRemoved: [], sddcs: [] })).toEqual([
+      'app@1.0.0 was retired already; nothing to do  (workflow retire:app:1.0.0)',
+    ]);
+  });
+
+  it('verify lists what differed and whether it was repaired', () => {
+    expect(
+      verifyCommand.renderText({
+        workflowId: 'verify:all:1',
+        versionsChecked: 2,
+        replicasChecked: 2,
+        findingsTotal: 1,
+        findings: [{ image: 'app', version: '1.0.0', location: 'west-replica', reason: 'blob is missing', repaired: false }],
+      }),
+    ).toEqual([
+      'checked 2 replicas of 2 versions  (workflow verify:all:1)',
+      '1 differed from the primary:',
+      '  app@1.0.0                    west-replica   NOT repaired: blob is missing',
+    ]);
+  });
+
+  it('retention and schedules', () => {
+    const policies = { action: 'show' as const, cleared: null, schedule: 'vmhub-apply-retention' };
+    expect(retentionCommand.renderText({ ...policies, policies: [] })).toEqual(['no retention policy']);
+    expect(retentionCommand.renderText({ ...policies, policies: [{ image: 'app', keep: 3 }] })[1]).toBe(
+      'applied by schedule vmhub-apply-retention',
+    );
+    const missing = {
+      scheduleId: 'vmhub-verify-replicas',
+      workflowType: null,
+      everyMs: null,
+      taskQueue: null,
+      nextRun: null,
+      lastRun: null,
+    };
+    expect(schedulesCommand.renderText({ schedules: [{ ...missing, state: 'missing' }] })[0]).toContain('missing');
+    expect(
+      schedulesCommand.renderText({
+        schedules: [{ ...missing, state: 'active', workflowType: 'VerifyReplicas', everyMs: 86_400_000, taskQueue: 'vm-images' }],
+      }),
+    ).toEqual(['vmhub-verify-replicas    active  VerifyReplicas every 1 day on vm-images, next -, last never']);
   });
 });
