@@ -3,9 +3,8 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../src/activities';
-import type { AgentActivities } from '../../src/activities/agent';
-import type { RetirePlan } from '../../src/activities/lifecycle';
 import type { RetentionResult, RetireResult, VerifyResult } from '../../src/lifecycle/input';
+import { retireAgent, retireControl, retirePlan, retireRef, verifyControl } from '../harness/lifecycle-mocks';
 import { runWorker, startTestEnvironment } from '../harness/mock-activities';
 
 /**
@@ -18,89 +17,27 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => env?.teardown());
 
-const ref = { image: 'app', version: '1.0.0' };
-
-function plan(agentQueue: string): RetirePlan {
-  return {
-    state: 'retiring',
-    ...ref,
-    format: 'iso',
-    sha256: 'a'.repeat(64),
-    sizeBytes: 1024,
-    blob: 'app/1.0.0/app-1.0.0.iso',
-    locations: ['east-primary', 'west-replica'],
-    sddcs: [
-      { sddc: 'dir-1', taskQueue: agentQueue },
-      {
-        sddc: 'lib-1',
-        taskQueue: agentQueue,
-        target: {
-          kind: 'content-library',
-          vcenter: 'https://vc.example.com/',
-          library: 'vmhub',
-          usernameEnv: 'U',
-          passwordEnv: 'P',
-        },
-      },
-    ],
-  };
-}
+const ref = retireRef;
 
 /** Runs a retire with these control activities and a mocked agent serving every SDDC; every call is logged. */
 async function retire(log: string[], beginRetire: Activities['beginRetire']) {
   const agentQueue = `sddc-${randomUUID()}`;
-  const control: Partial<Activities> = {
-    beginRetire: async (input) => {
-      log.push('begin');
-      const p = await beginRetire(input);
-      return p.state === 'retiring' ? { ...p, ...plan(agentQueue) } : p;
-    },
-    agentsPolling: async () => 1,
-    removeBlob: async ({ location }) => {
-      log.push(`blob ${location}`);
-      return { removed: true };
-    },
-    recordRemoval: async ({ sddc }) => {
-      log.push(`recorded ${sddc}`);
-    },
-    finishRetire: async () => {
-      log.push('tombstone');
-    },
-  };
-  const agent = {
-    removeDeployedCopy: async ({ sddc }: { sddc: string }) => {
-      log.push(`file ${sddc}`);
-      return { removed: [`/ds/${sddc}/app-1.0.0.iso`] };
-    },
-    removeLibraryItem: async ({ sddc }: { sddc: string }) => {
-      log.push(`item ${sddc}`);
-      return {
-        removed: {
-          kind: 'content-library',
-          vcenter: 'https://vc.example.com/',
-          library: 'vmhub',
-          itemId: 'item-1',
-          itemName: 'app-1.0.0',
-        },
-      };
-    },
-  };
   return runWorker(
     env,
-    control,
+    retireControl(log, agentQueue, beginRetire),
     (taskQueue) =>
       env.client.workflow.execute('RetireImage', { args: [ref], taskQueue, workflowId: randomUUID() }).then(
         (r) => r as RetireResult,
         (e: unknown) => e,
       ),
-    { taskQueue: agentQueue, activities: agent as unknown as Partial<AgentActivities> },
+    { taskQueue: agentQueue, activities: retireAgent(log) },
   );
 }
 
 describe('RetireImage', () => {
   it('removes every SDDC copy before any blob, and leaves the tombstone last', async () => {
     const log: string[] = [];
-    const result = await retire(log, async () => plan(''));
+    const result = await retire(log, async () => retirePlan(''));
     expect(result).toEqual({
       ...ref,
       status: 'retired',
@@ -144,22 +81,7 @@ describe('VerifyReplicas', () => {
   it('replicates again what differs, and continues as new after each page', async () => {
     const replicated: string[] = [];
     const pages: Array<string | undefined> = [];
-    const control: Partial<Activities> = {
-      versionsToVerify: async ({ after }) => {
-        pages.push(after);
-        return after === undefined
-          ? { versions: [{ image: 'app', version: '1.0.0' }], replicas: ['west-replica'], next: 'app@1.0.0' }
-          : { versions: [{ image: 'app', version: '2.0.0' }], replicas: ['west-replica'] };
-      },
-      checkReplica: async ({ version, location }) =>
-        version === '2.0.0'
-          ? { location, status: 'stale', reason: 'committed block 1 differs' }
-          : { location, status: 'verified' },
-      replicateImage: async ({ version, location }) => {
-        replicated.push(`${version} ${location}`);
-        return { location, status: 'verified' };
-      },
-    };
+    const control = verifyControl(pages, replicated);
     const result = await runWorker(env, control, (taskQueue) =>
       env.client.workflow.execute('VerifyReplicas', { args: [{}], taskQueue, workflowId: randomUUID() }),
     );
