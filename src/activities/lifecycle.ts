@@ -35,7 +35,8 @@ export type DeployedCopy = Omit<ImageToDeploy, 'blob'> & { sddc: string };
 
 export interface ReplicaCheck {
   location: string;
-  status: 'verified' | 'stale';
+  /** `gone`: the version stopped being available (retired, say) since the page was listed. */
+  status: 'verified' | 'stale' | 'gone';
   reason?: string;
 }
 
@@ -181,9 +182,7 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
       return withFailures(async () => {
         checkRef(input);
         const record = await catalog.getVersion(input.image, input.version);
-        if (!record || record.status !== 'available') {
-          throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version`);
-        }
+        if (record?.status !== 'available') return { location: input.location, status: 'gone' };
         const signal = cancellationSignal();
         const blobName = record.location.blob;
         const primary = await blobState(storage.container(record.location.storage).getBlockBlobClient(blobName), signal);

@@ -1,4 +1,4 @@
-import { continueAsNew, isCancellation, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
+import { ActivityFailure, continueAsNew, isCancellation, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { asFailure } from '../failures';
 import { validateVerifyInput, type VerifyInput, type VerifyResult } from '../lifecycle/input';
@@ -25,22 +25,28 @@ export async function VerifyReplicas(rawInput: VerifyInput = {}): Promise<Verify
     setCurrentDetails(`Verify ${page.versions.length} versions on ${page.replicas.join(', ') || 'no replica'}`);
     for (const v of page.versions) {
       for (const location of page.replicas) {
-        const check = await control.checkReplica({ ...v, location });
-        result.replicasChecked++;
-        if (check.status === 'verified') continue;
-        let repaired = true;
+        let reason: string | undefined;
+        let repaired = false;
+        // One replica that cannot be checked or repaired now leaves the others to check; the catalog says what it is.
         try {
+          const check = await control.checkReplica({ ...v, location });
+          if (check.status === 'gone') continue;
+          result.replicasChecked++;
+          if (check.status === 'verified') continue;
+          reason = check.reason ?? 'differs from the primary';
           await transfer.replicateImage.executeWithOptions(
             { summary: `replicate ${v.image} ${v.version} to ${location} again` },
             [{ ...v, location }],
           );
+          repaired = true;
         } catch (err) {
-          // One replica that cannot be repaired now leaves the others to check; the catalog says what it is.
           if (isCancellation(err)) throw err;
-          repaired = false;
+          const failure = asFailure(err instanceof ActivityFailure && err.cause ? err.cause : err);
+          const message = failure instanceof Error ? failure.message : String(failure);
+          reason = reason === undefined ? `not checked: ${message}` : `${reason}; replicating again failed: ${message}`;
         }
         result.findingsTotal++;
-        if (result.findings.length < MAX_FINDINGS) result.findings.push({ ...v, location, reason: check.reason ?? '', repaired });
+        if (result.findings.length < MAX_FINDINGS) result.findings.push({ ...v, location, reason: reason ?? '', repaired });
       }
       result.versionsChecked++;
     }

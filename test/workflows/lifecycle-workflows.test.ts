@@ -97,16 +97,19 @@ describe('VerifyReplicas', () => {
     });
   });
 
-  it('a replica that cannot be replicated again is reported and the others are still checked', async () => {
+  it('a replica that cannot be checked or replicated again is reported, and the others are still checked', async () => {
     const control: Partial<Activities> = {
       versionsToVerify: async () => ({
-        versions: [
-          { image: 'app', version: '1.0.0' },
-          { image: 'app', version: '2.0.0' },
-        ],
+        versions: ['1.0.0', '2.0.0', '3.0.0', '4.0.0'].map((version) => ({ image: 'app', version })),
         replicas: ['west-replica'],
       }),
-      checkReplica: async ({ location }) => ({ location, status: 'stale', reason: 'blob is missing' }),
+      checkReplica: async ({ version, location }) => {
+        if (version === '3.0.0')
+          throw ApplicationFailure.nonRetryable('the primary blob of app@3.0.0 is missing', 'StorageMismatch');
+        // Retired since the page was listed.
+        if (version === '4.0.0') return { location, status: 'gone' };
+        return { location, status: 'stale', reason: 'blob is missing' };
+      },
       replicateImage: async ({ version, location }) => {
         if (version === '1.0.0') throw ApplicationFailure.nonRetryable('primary blob is 0 bytes', 'StorageMismatch');
         return { location, status: 'verified' };
@@ -115,9 +118,11 @@ describe('VerifyReplicas', () => {
     const result = (await runWorker(env, control, (taskQueue) =>
       env.client.workflow.execute('VerifyReplicas', { args: [{}], taskQueue, workflowId: randomUUID() }),
     )) as VerifyResult;
-    expect(result.findings.map((f) => [f.version, f.repaired])).toEqual([
-      ['1.0.0', false],
-      ['2.0.0', true],
+    expect(result).toMatchObject({ versionsChecked: 4, replicasChecked: 2, findingsTotal: 3 });
+    expect(result.findings.map((f) => [f.version, f.repaired, f.reason])).toEqual([
+      ['1.0.0', false, 'blob is missing; replicating again failed: primary blob is 0 bytes'],
+      ['2.0.0', true, 'blob is missing'],
+      ['3.0.0', false, 'not checked: the primary blob of app@3.0.0 is missing'],
     ]);
   });
 });
