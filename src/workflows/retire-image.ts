@@ -52,7 +52,7 @@ async function removeFromSddc(plan: Retiring, t: RetireTarget): Promise<RetireRe
   if ((await control.agentsPolling({ taskQueue: t.taskQueue })) === 0) {
     throw new VmhubError(
       'NoAgent',
-      `no agent has polled task queue ${t.taskQueue} of ${t.sddc} in the last five minutes; start it with \`npm run agent -- ${t.sddc}\` and retire again`,
+      `no agent has polled task queue ${t.taskQueue} of ${t.sddc} in the last five minutes; start it with \`npm run agent -- ${t.sddc}\` and retire again (or, for an SDDC gone for good, \`vmhub sddc remove ${t.sddc}\`)`,
     );
   }
   const agent = onAgent<AgentLifecycleActivities & ContentLibraryActivities>(t.taskQueue, { startToCloseTimeout: '10 minutes' });

@@ -20,11 +20,11 @@ afterAll(() => env?.teardown());
 const ref = retireRef;
 
 /** Runs a retire with these control activities and a mocked agent serving every SDDC; every call is logged. */
-async function retire(log: string[], beginRetire: Activities['beginRetire']) {
+async function retire(log: string[], beginRetire: Activities['beginRetire'], overrides: Partial<Activities> = {}) {
   const agentQueue = `sddc-${randomUUID()}`;
   return runWorker(
     env,
-    retireControl(log, agentQueue, beginRetire),
+    { ...retireControl(log, agentQueue, beginRetire), ...overrides },
     (taskQueue) =>
       env.client.workflow.execute('RetireImage', { args: [ref], taskQueue, workflowId: randomUUID() }).then(
         (r) => r as RetireResult,
@@ -64,6 +64,14 @@ describe('RetireImage', () => {
     const result = await retire(log, async () => ({ state: 'retired' }));
     expect(result).toEqual({ ...ref, status: 'already-retired', sddcs: [], blobsRemoved: [] });
     expect(log).toEqual(['begin']);
+  });
+
+  it('an SDDC whose agent does not poll fails the retire with NoAgent: no blob goes, no tombstone', async () => {
+    const log: string[] = [];
+    const result = await retire(log, async () => retirePlan(''), { agentsPolling: async () => 0 });
+    expect(result).toBeInstanceOf(WorkflowFailedError);
+    expect(((result as WorkflowFailedError).cause as ApplicationFailure).type).toBe('NoAgent');
+    expect(log.filter((l) => l.startsWith('blob') || l === 'tombstone')).toEqual([]);
   });
 
   it('a running deploy fails the retire with DeployRunning, once, and removes nothing', async () => {
