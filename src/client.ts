@@ -23,6 +23,13 @@ import type { PublishInput, PublishProgress, PublishResult } from './publish/inp
 import { connectClient } from './temporal';
 import { loadTopology } from './topology/topology';
 import { formatBytes, parseSize } from './units';
+import { assertDeployable, lifecycleLines, lifecycleMark } from './lifecycle/deprecation';
+import type { CliDeps } from './cli/deps';
+import * as deprecateCommand from './cli/deprecate';
+import * as retireCommand from './cli/retire';
+import * as retentionCommand from './cli/retention';
+import * as verifyCommand from './cli/verify';
+import * as schedulesCommand from './cli/schedules';
 
 /**
  * The vmhub admin CLI (SPEC §6). Every command takes --json: then stdout carries exactly one JSON
@@ -171,7 +178,8 @@ function versionRows(records: Awaited<ReturnType<Catalog['listVersions']>>): str
   return records.map((r) => {
     const res = r.metadata && 'resources' in r.metadata ? r.metadata.resources : undefined;
     const needs = res ? `${res.cpus} CPU, ${res.memoryMiB} MiB, ${formatBytes(res.diskBytes)} disk` : '';
-    return `${`${r.image}@${r.version}`.padEnd(28)} ${r.status.padEnd(10)} ${r.format.padEnd(4)} ${formatBytes(r.sizeBytes).padStart(10)}  ${needs}`;
+    const mark = lifecycleMark(r, new Date());
+    return `${`${r.image}@${r.version}`.padEnd(28)} ${r.status.padEnd(10)} ${r.format.padEnd(4)} ${formatBytes(r.sizeBytes).padStart(10)}  ${needs}${mark ? `  [${mark}]` : ''}`;
   });
 }
 
@@ -237,11 +245,16 @@ export function buildProgram(): Command {
     .argument('<ref>', 'image@version or image@latest')
     .requiredOption('--to <sddcs>', 'comma-separated SDDC names, or "all"')
     .option('--no-wait', 'start the workflow and print its ID')
+    .option('--force', 'deploy a deprecated version even past its end of life')
     .addOption(json())
-    .action(async (ref: string, opts: { to: string; wait: boolean; json?: boolean }) => {
+    .action(async (ref: string, opts: { to: string; wait: boolean; force?: boolean; json?: boolean }) => {
       const o = io(Boolean(opts.json));
       const { image, version } = parseRef(ref);
       const input: DeployInput = { image, version, sddcs: opts.to === 'all' ? 'all' : opts.to.split(',').filter(Boolean) };
+      if (opts.force) input.force = true;
+      // Refused here already, before a workflow starts; the deploy's planning checks again.
+      const record = version === 'latest' ? null : await withCatalog((catalog) => catalog.getVersion(image, version));
+      if (record) assertDeployable(record, new Date(), opts.force);
       await withClient(async (client, config) => {
         await requireWorker(client, config);
         const handle = await startDeploy(client, config, input);
@@ -333,6 +346,7 @@ export function buildProgram(): Command {
           `${record.image}@${record.version}  ${record.status}  ${record.format}  ${formatBytes(record.sizeBytes)}`,
           `sha256     ${record.sha256 ?? '-'}`,
           `blob       ${record.location.storage}/${record.location.container}/${record.location.blob}`,
+          ...lifecycleLines(record, new Date()),
           ...(m?.kind === 'ova'
             ? [
                 `product    ${[m.vendor, m.product, m.fullVersion ?? m.version].filter(Boolean).join(' ')}`,
@@ -467,8 +481,24 @@ export function buildProgram(): Command {
       });
     });
 
+  // The lifecycle commands, one module each (src/cli/), until the CLI split moves every command there.
+  for (const command of [deprecateCommand, retireCommand, retentionCommand, verifyCommand, schedulesCommand]) {
+    command.register(program, cliDeps);
+  }
+
   return program;
 }
+
+/** The services of src/cli/ commands, each connected on first use and closed by main. */
+let temporalClient: Promise<Client> | undefined;
+let catalogClient: Promise<Catalog> | undefined;
+const cliDeps: CliDeps = {
+  get config() {
+    return loadConfig();
+  },
+  temporal: () => (temporalClient ??= connectClient(loadConfig().temporal)),
+  catalog: () => (catalogClient ??= Catalog.connect(loadConfig().mongodbUri)),
+};
 
 export async function main(argv: string[]): Promise<void> {
   try {
@@ -476,6 +506,8 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     process.stderr.write(`vmhub: ${describeFailure(err)}\n`);
     process.exitCode = 1;
+  } finally {
+    await Promise.allSettled([temporalClient?.then((c) => c.connection.close()), catalogClient?.then((c) => c.close())]);
   }
 }
 

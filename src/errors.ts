@@ -20,6 +20,8 @@ export const ERROR_TYPES = [
   'InstantiateFailed',
   'InstantiateMismatch',
   'StagingMissing',
+  'ImageRetired',
+  'DeployRunning',
 ] as const;
 
 export type ErrorType = (typeof ERROR_TYPES)[number];

@@ -4,10 +4,12 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities, type ActivityDeps } from './activities';
 import { createAgentActivities } from './activities/agent';
 import { createContentLibraryActivities } from './activities/content-library';
+import { createAgentLifecycleActivities } from './activities/lifecycle';
 import { validateSddcName } from './names';
 import { Catalog } from './catalog/catalog';
 import { installLogging } from './logging';
 import { loadConfig, PROJECT_ROOT, type Config } from './config';
+import { ensureSchedulesAt } from './schedules';
 import { StorageClients } from './storage/clients';
 import { connectClient, connectWorker, temporalView } from './temporal';
 import { loadTopology } from './topology/topology';
@@ -90,6 +92,7 @@ export async function createAgentWorker(connection: NativeConnection, config: Co
     activities: {
       ...createAgentActivities({ storage, config, sddc }),
       ...createContentLibraryActivities({ config, sddc, topology: storage.topology }),
+      ...createAgentLifecycleActivities({ config, sddc }),
     },
     maxConcurrentActivityTaskExecutions: 4,
     shutdownGraceTime: SHUTDOWN_GRACE,
@@ -110,6 +113,7 @@ async function main(): Promise<void> {
     if (role === 'control') {
       const deps = await openDeps(config);
       try {
+        await ensureSchedulesAt(config);
         await (await createControlWorker(connection, deps)).run();
       } finally {
         await deps.close();

@@ -13,6 +13,7 @@ import {
   InstantiateFailed,
   lookupItem,
   placementOf,
+  removeItem,
   VcenterConnection,
   type ImageRef,
   type ImportResult,
@@ -124,6 +125,14 @@ export function createContentLibraryActivities({ config, sddc, topology, env = p
       return withVcenter(input, async (conn, ref, signal) => {
         const found = await lookupItem(conn, ref, signal);
         return { state: found.state, target: found.item && placementOf(conn.target, found.item) };
+      });
+    },
+
+    /** Removes the version's library item, for a retire; an item already gone is no error. */
+    async removeLibraryItem(input: LibraryTaskInput): Promise<{ removed: LibraryPlacement | null }> {
+      return withVcenter(input, async (conn, ref, signal) => {
+        const item = await removeItem(conn, ref, signal);
+        return { removed: item ? placementOf(conn.target, item) : null };
       });
     },
 
@@ -287,7 +296,7 @@ async function dropOlderCopies(root: string, input: LibraryTaskInput): Promise<v
 }
 
 /** Removes the version folder and then the image folder, each only if it is empty. */
-async function removeEmptyDirs(versionDir: string): Promise<void> {
+export async function removeEmptyDirs(versionDir: string): Promise<void> {
   for (const dir of [versionDir, path.dirname(versionDir)]) {
     if (
       !(await fs.promises.rmdir(dir).then(

@@ -4,6 +4,7 @@ import { capacityShortfall, sourceOrder, type SourceCandidate } from '../deploy/
 import type { DeployInput, DeployResultRow } from '../deploy/input';
 import { VmhubError } from '../errors';
 import { withFailures } from '../failures';
+import { assertDeployable } from '../lifecycle/deprecation';
 import { dataCentersByDistance } from '../topology/topology';
 import type { ImageToDeploy, SourceFailure } from './agent';
 import type { PublishDeps } from './publish';
@@ -58,6 +59,7 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
         }
         const record =
           input.version === 'latest' ? await catalog.latest(input.image) : await catalog.getVersion(input.image, input.version);
+        if (record) assertDeployable(record, new Date(), input.force);
         if (!record || record.status !== 'available' || !record.sha256) {
           throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version in the catalog`);
         }

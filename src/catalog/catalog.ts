@@ -3,11 +3,14 @@ import semver from 'semver';
 import type { Capacity } from '../topology/topology';
 import type { ImageFormat } from '../images/format';
 import type { ImageMetadata } from '../images/inspect';
+import { VmhubError } from '../errors';
+import type { Deprecation } from '../lifecycle/deprecation';
+import type { RetentionPolicy } from '../lifecycle/retention';
 import type { BlobLocation } from '../publish/input';
 import type { InstantiateCheck, LibraryPlacement, SddcTarget } from '../sddc/target';
 
 /** The catalog of SPEC §5 in MongoDB: image versions, SDDCs and deployments. */
-export type VersionStatus = 'uploading' | 'available' | 'failed' | 'cancelled';
+export type VersionStatus = 'uploading' | 'available' | 'failed' | 'cancelled' | 'retiring' | 'retired';
 
 /** The workflow run that holds an `uploading` claim: only it may commit, mark available or abandon. */
 export interface RunRef {
@@ -32,6 +35,10 @@ export interface ImageVersionRecord {
   createdAt: Date;
   updatedAt: Date;
   publishedAt?: Date;
+  /** Set by `vmhub deprecate`: the version is left out of `latest`, and refused past its end of life. */
+  deprecation?: Deprecation;
+  /** The tombstone RetireImage leaves: when, and by which run (also the run holding a `retiring` claim). */
+  retired?: { at?: Date; by: RunRef };
 }
 
 export type ReplicaStatus = 'pending' | 'verified' | 'stale' | 'failed';
@@ -55,7 +62,7 @@ export interface SddcRecord {
   createdAt: Date;
 }
 
-export type DeploymentStatus = 'deploying' | 'deployed' | 'already-present' | 'skipped' | 'failed';
+export type DeploymentStatus = 'deploying' | 'deployed' | 'already-present' | 'skipped' | 'failed' | 'removed';
 
 export interface DeploymentRecord {
   image: string;
@@ -107,6 +114,7 @@ export class Catalog {
   readonly replicas: Collection<StoredReplica>;
   readonly sddcs: Collection<SddcRecord>;
   readonly deployments: Collection<DeploymentRecord>;
+  readonly retention: Collection<RetentionPolicy & { updatedAt: Date }>;
 
   constructor(
     readonly db: Db,
@@ -116,6 +124,7 @@ export class Catalog {
     this.replicas = db.collection<StoredReplica>('replicas');
     this.sddcs = db.collection<SddcRecord>('sddcs');
     this.deployments = db.collection<DeploymentRecord>('deployments');
+    this.retention = db.collection<RetentionPolicy & { updatedAt: Date }>('retention_policies');
   }
 
   static async connect(uri: string): Promise<Catalog> {
@@ -131,6 +140,7 @@ export class Catalog {
     await this.replicas.createIndex({ image: 1, version: 1, location: 1 }, { unique: true, name: 'image_version_location' });
     await this.sddcs.createIndex({ name: 1 }, { unique: true, name: 'sddc_name' });
     await this.deployments.createIndex({ image: 1, version: 1, sddc: 1 }, { unique: true, name: 'image_version_sddc' });
+    await this.retention.createIndex({ image: 1 }, { unique: true, name: 'retention_image' });
   }
 
   async close(): Promise<void> {
@@ -165,6 +175,9 @@ export class Catalog {
       if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
     }
     const record = await this.getVersion(v.image, v.version);
+    if (record?.status === 'retiring' || record?.status === 'retired') {
+      throw new VmhubError('VersionConflict', `${v.image}@${v.version} is ${record.status}; publish it under a new version`);
+    }
     if (record?.status === 'available') return { state: 'available', record };
     if (record?.status === 'uploading' && record.owner?.runId !== owner.runId) return { state: 'owned', owner: record.owner };
     throw new Error(`catalog changed under the claim of ${v.image}@${v.version}; retrying`);
@@ -245,9 +258,9 @@ export class Catalog {
     return records.sort((a, b) => a.image.localeCompare(b.image) || semver.rcompare(a.version, b.version));
   }
 
-  /** The highest available release version of an image; pre-releases only when asked for. */
+  /** The highest available release version of an image that is not deprecated; pre-releases only when asked for. */
   async latest(image: string, options: { includePrerelease?: boolean } = {}): Promise<ImageVersionRecord | undefined> {
-    const available = await this.listVersions(image, { status: 'available' });
+    const available = await this.listVersions(image, { status: 'available', deprecation: { $exists: false } });
     return available.find((r) => options.includePrerelease || semver.prerelease(r.version) === null);
   }
 
@@ -303,5 +316,86 @@ export class Catalog {
   /** Where a version is deployed (or was tried), one row per SDDC. */
   deploymentsOf(image: string, version: string): Promise<DeploymentRecord[]> {
     return this.deployments.find({ image, version }, { projection: { _id: 0 }, sort: { sddc: 1 } }).toArray();
+  }
+
+  /** Marks a version deprecated (again, with the new message and date); UnknownImage when it is not in the catalog. */
+  async deprecate(image: string, version: string, d: Omit<Deprecation, 'deprecatedAt'>): Promise<ImageVersionRecord> {
+    // Absent fields stay absent: the driver would store an undefined one as null.
+    const deprecation: Deprecation = {
+      deprecatedAt: new Date(),
+      ...(d.message !== undefined ? { message: d.message } : {}),
+      ...(d.endOfLife !== undefined ? { endOfLife: d.endOfLife } : {}),
+    };
+    const result = await this.versions.updateOne({ image, version }, { $set: { deprecation, updatedAt: new Date() } });
+    if (result.matchedCount === 0) throw new VmhubError('UnknownImage', `${image}@${version} is not in the catalog`);
+    return (await this.getVersion(image, version))!;
+  }
+
+  async undeprecate(image: string, version: string): Promise<ImageVersionRecord> {
+    const result = await this.versions.updateOne(
+      { image, version },
+      { $unset: { deprecation: '' }, $set: { updatedAt: new Date() } },
+    );
+    if (result.matchedCount === 0) throw new VmhubError('UnknownImage', `${image}@${version} is not in the catalog`);
+    return (await this.getVersion(image, version))!;
+  }
+
+  /**
+   * Claims an available version for a retire by one run: it leaves `latest` and no deploy plans it any
+   * more. The run's own claim is taken again (a resumed retire). Returns the record as it is now.
+   */
+  async beginRetire(image: string, version: string, by: RunRef): Promise<ImageVersionRecord | null> {
+    await this.versions.updateOne(
+      { image, version, status: { $in: ['available', 'retiring'] } },
+      { $set: { status: 'retiring', retired: { by }, updatedAt: new Date() } },
+    );
+    return this.getVersion(image, version);
+  }
+
+  /** Gives a `retiring` claim back (a deploy of the version was found running): the version is available again. */
+  async abandonRetire(image: string, version: string, by: RunRef): Promise<void> {
+    await this.versions.updateOne(
+      { image, version, status: 'retiring', 'retired.by.runId': by.runId },
+      { $set: { status: 'available', updatedAt: new Date() }, $unset: { retired: '' } },
+    );
+  }
+
+  /** The tombstone: status `retired`, when and by which run; its replica records go with the blobs. */
+  async finishRetire(image: string, version: string, by: RunRef): Promise<void> {
+    const now = new Date();
+    await this.versions.updateOne(
+      { image, version, status: 'retiring' },
+      { $set: { status: 'retired', retired: { at: now, by }, updatedAt: now } },
+    );
+    await this.replicas.deleteMany({ image, version });
+  }
+
+  async removeReplica(image: string, version: string, location: string): Promise<void> {
+    await this.replicas.deleteOne({ image, version, location });
+  }
+
+  /** Versions of an image some SDDC holds (deployed or already present there). */
+  async heldVersions(image: string): Promise<Set<string>> {
+    const rows = await this.deployments
+      .find({ image, status: { $in: ['deployed', 'already-present'] } }, { projection: { _id: 0, version: 1 } })
+      .toArray();
+    return new Set(rows.map((r) => r.version));
+  }
+
+  async setRetention(policy: RetentionPolicy): Promise<RetentionPolicy> {
+    await this.retention.updateOne({ image: policy.image }, { $set: { ...policy, updatedAt: new Date() } }, { upsert: true });
+    return policy;
+  }
+
+  async getRetention(image: string): Promise<RetentionPolicy | null> {
+    return this.retention.findOne({ image }, { projection: { _id: 0, updatedAt: 0 } });
+  }
+
+  listRetention(): Promise<RetentionPolicy[]> {
+    return this.retention.find({}, { projection: { _id: 0, updatedAt: 0 }, sort: { image: 1 } }).toArray();
+  }
+
+  async clearRetention(image: string): Promise<boolean> {
+    return (await this.retention.deleteOne({ image })).deletedCount === 1;
   }
 }

@@ -9,6 +9,8 @@ export interface DeployInput {
   sddcs: string[] | 'all';
   /** For content-library SDDCs: deploy a VM from the item, check its CPUs and memory, remove it. */
   instantiate?: boolean;
+  /** Deploy a deprecated version even past its end of life. */
+  force?: boolean;
 }
 
 export type DeployStatus = 'deployed' | 'already-present' | 'skipped' | 'failed';
@@ -66,6 +68,7 @@ export function validateDeployInput(input: unknown): DeployInput {
   if (i.instantiate !== undefined && typeof i.instantiate !== 'boolean') {
     throw new VmhubError('InvalidInput', 'instantiate must be true or false');
   }
+  if (i.force !== undefined && typeof i.force !== 'boolean') throw new VmhubError('InvalidInput', 'force must be true or false');
   return i as unknown as DeployInput;
 }
 

@@ -271,6 +271,19 @@ async function untilDone(cl: ContentLibrary, sessionId: string, signal?: AbortSi
  * Gives up an import that was cancelled: cancels the item's open update sessions, and removes the
  * item if it never became whole, so no half item is left behind.
  */
+/**
+ * Removes the version's item, finished or half imported, for a retire: open update sessions are cancelled
+ * first. An item of that name holding other bytes is not this version's and fails with VersionConflict.
+ */
+export async function removeItem(conn: VcenterConnection, ref: ImageRef, signal?: AbortSignal): Promise<ItemInfo | undefined> {
+  const found = await lookupItem(conn, ref, signal);
+  if (!found.item) return undefined;
+  for (const s of await conn.library.updateSessionsOf(found.item.id, { signal }))
+    if (s.state === 'ACTIVE') await conn.library.cancel(s.id, { signal });
+  await conn.library.deleteItem(found.item.id, { signal });
+  return found.item;
+}
+
 export async function discardImport(conn: VcenterConnection, ref: ImageRef): Promise<void> {
   const found = await conn.library.findLibrary(conn.target.library);
   const item = found && (await conn.library.findItem(found.id, libraryItemName(ref.image, ref.version)));

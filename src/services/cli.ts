@@ -1,3 +1,5 @@
+import { loadConfig } from '../config';
+import { ensureSchedulesAt } from '../schedules';
 import { startServices, servicesStatus, stopServices, type ServiceStatus } from './embedded';
 
 /** `npm run services -- start|stop|status` */
@@ -9,8 +11,15 @@ function print(rows: ServiceStatus[]): void {
 
 async function main(): Promise<void> {
   const command = process.argv[2] ?? 'status';
-  if (command === 'start') print(await startServices());
-  else if (command === 'stop') print(await stopServices());
+  if (command === 'start') {
+    print(await startServices());
+    // The lifecycle schedules exist from the start; they start work once a control worker polls.
+    const schedules = await ensureSchedulesAt(loadConfig()).catch((err: Error) => {
+      console.log(`schedules              not created (${err.message.split('\n')[0]}); the control worker creates them`);
+      return [];
+    });
+    if (schedules.length > 0) console.log(`schedules              ${schedules.join(', ')}`);
+  } else if (command === 'stop') print(await stopServices());
   else if (command === 'status') print(await servicesStatus());
   else throw new Error(`unknown services command "${command}": use start, stop or status`);
 }

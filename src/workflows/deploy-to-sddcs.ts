@@ -141,7 +141,7 @@ async function deliver(
  * Activities on the SDDC's own agent. The agent was polling a moment ago: a restart of it (even a long
  * one) resumes the work; a cancel waits until the agent has cleaned up.
  */
-function onAgent<T>(taskQueue: string, timeouts: Pick<ActivityOptions, 'startToCloseTimeout' | 'heartbeatTimeout'>) {
+export function onAgent<T>(taskQueue: string, timeouts: Pick<ActivityOptions, 'startToCloseTimeout' | 'heartbeatTimeout'>) {
   return proxyActivities<T>({
     taskQueue,
     scheduleToStartTimeout: '30 minutes',

@@ -2,3 +2,6 @@
 export { PublishImage } from './publish-image';
 export { CheckServices } from './check-services';
 export { DeployToSDDCs } from './deploy-to-sddcs';
+export { RetireImage } from './retire-image';
+export { VerifyReplicas } from './verify-replicas';
+export { ApplyRetention } from './apply-retention';

@@ -1,0 +1,290 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { activityInfo, ApplicationFailure, cancellationSignal, log } from '@temporalio/activity';
+import type { BlockBlobClient } from '@azure/storage-blob';
+import type { RunRef } from '../catalog/catalog';
+import type { Config } from '../config';
+import { VmhubError } from '../errors';
+import { withFailures } from '../failures';
+import { replicaDifference, type BlobState } from '../lifecycle/replica-check';
+import { versionsToRetire } from '../lifecycle/retention';
+import { validateImageName, validateVersion } from '../names';
+import type { SddcTarget } from '../sddc/target';
+import { acquireLock, checkDownloadInput, deploymentPaths, lockHolder, releaseLock, type ImageToDeploy } from './agent';
+import { removeEmptyDirs } from './content-library';
+import type { PublishDeps } from './publish';
+
+export interface VersionRef {
+  image: string;
+  version: string;
+}
+
+/** An SDDC that holds (or may hold) a copy of the version being retired. */
+export interface RetireTarget {
+  sddc: string;
+  taskQueue: string;
+  target?: SddcTarget;
+}
+
+export type RetirePlan =
+  | { state: 'retired' }
+  | (Omit<ImageToDeploy, 'blob'> & { state: 'retiring'; blob: string; locations: string[]; sddcs: RetireTarget[] });
+
+/** What an agent needs to find its copy of a version: the name decides the paths, the digest which item is ours. */
+export type DeployedCopy = Omit<ImageToDeploy, 'blob'> & { sddc: string };
+
+export interface ReplicaCheck {
+  location: string;
+  /** `gone`: the version stopped being available (retired, say) since the page was listed. */
+  status: 'verified' | 'stale' | 'gone';
+  reason?: string;
+}
+
+export interface VerifyPage {
+  versions: VersionRef[];
+  replicas: string[];
+  /** Where the next page starts; absent on the last page. */
+  next?: string;
+}
+
+function thisRun(): RunRef {
+  const run = activityInfo().workflowExecution;
+  if (!run) throw new Error('a lifecycle activity runs only inside a workflow');
+  return { workflowId: run.workflowId, runId: run.runId };
+}
+
+function checkRef(ref: VersionRef): void {
+  validateImageName(ref.image);
+  validateVersion(ref.version);
+}
+
+/** The blob's committed block IDs, size and SHA-256 metadata; undefined when there is no blob. */
+async function blobState(blob: BlockBlobClient, signal: AbortSignal): Promise<BlobState | undefined> {
+  const props = await blob.getProperties({ abortSignal: signal }).catch((err: { statusCode?: number }) => {
+    if (err.statusCode === 404) return undefined;
+    throw err;
+  });
+  if (!props) return undefined;
+  const list = await blob.getBlockList('committed', { abortSignal: signal });
+  return {
+    blockIds: (list.committedBlocks ?? []).map((b) => b.name),
+    sizeBytes: props.contentLength ?? 0,
+    sha256: props.metadata?.sha256,
+  };
+}
+
+/** The `<image>@<version>` key verify pages are ordered and resumed by. */
+const pageKey = (r: VersionRef) => `${r.image}@${r.version}`;
+
+/**
+ * Control-plane side of the lifecycle: RetireImage's claim, blob removal and tombstone; VerifyReplicas'
+ * comparison of each replica with the primary; ApplyRetention's choice of versions.
+ */
+export function createLifecycleActivities({ storage, catalog, temporal }: PublishDeps) {
+  return {
+    /**
+     * Claims the version for this retire (status `retiring`: no deploy plans it from now on), unless it is
+     * retired already; refuses with DeployRunning while a deploy of it runs. Returns what to remove.
+     */
+    async beginRetire(input: VersionRef): Promise<RetirePlan> {
+      return withFailures(async () => {
+        checkRef(input);
+        const { image, version } = input;
+        const before = await catalog.getVersion(image, version);
+        if (before?.status === 'retired') return { state: 'retired' };
+        if (before?.status !== 'available' && before?.status !== 'retiring') {
+          throw new VmhubError(
+            'UnknownImage',
+            `${image}@${version} is ${before ? before.status : 'not in the catalog'}; only an available version can be retired`,
+          );
+        }
+        const me = thisRun();
+        const record = await catalog.beginRetire(image, version, me);
+        if (record?.status !== 'retiring') throw new Error(`${image}@${version} changed while being claimed; retrying`);
+        const running = await temporal.runningDeploys(image, version);
+        if (running.length > 0) {
+          // Claimed first, then checked: a deploy starting now no longer plans the version, one running is seen.
+          if (before.status === 'available') await catalog.abandonRetire(image, version, me);
+          throw new VmhubError(
+            'DeployRunning',
+            `${image}@${version} is being deployed by ${running.join(', ')}; retire it once that has ended`,
+          );
+        }
+        const registered = new Map((await catalog.listSddcs()).map((s) => [s.name, s]));
+        const sddcs: RetireTarget[] = [];
+        for (const d of await catalog.deploymentsOf(image, version)) {
+          const sddc = registered.get(d.sddc);
+          if (d.status === 'removed' || d.status === 'skipped' || !sddc) continue;
+          sddcs.push({ sddc: sddc.name, taskQueue: sddc.taskQueue, target: sddc.target });
+        }
+        return {
+          state: 'retiring',
+          image,
+          version,
+          format: record.format,
+          sha256: record.sha256 ?? '',
+          sizeBytes: record.sizeBytes,
+          blob: record.location.blob,
+          locations: storage.topology.storage.map((s) => s.id),
+          sddcs,
+        };
+      });
+    },
+
+    /** Deletes the version's blob from one storage location; a blob already gone is no error. */
+    async removeBlob(input: VersionRef & { location: string; blob: string }): Promise<{ removed: boolean }> {
+      return withFailures(async () => {
+        checkRef(input);
+        const blob = storage.container(input.location).getBlockBlobClient(input.blob);
+        const { succeeded } = await blob.deleteIfExists({ deleteSnapshots: 'include', abortSignal: cancellationSignal() });
+        await catalog.removeReplica(input.image, input.version, input.location);
+        return { removed: succeeded };
+      });
+    },
+
+    async recordRemoval(input: VersionRef & { sddc: string }): Promise<void> {
+      await catalog.recordDeployment({ image: input.image, version: input.version, sddc: input.sddc, status: 'removed' });
+    },
+
+    async finishRetire(input: VersionRef): Promise<void> {
+      await catalog.finishRetire(input.image, input.version, thisRun());
+    },
+
+    /** One page of the available versions to verify (one version, one image's, or all), in `<image>@<version>` order. */
+    async versionsToVerify(input: { image?: string; version?: string; after?: string; limit: number }): Promise<VerifyPage> {
+      return withFailures(async () => {
+        if (input.image !== undefined) validateImageName(input.image);
+        if (input.version !== undefined) validateVersion(input.version);
+        const all = (
+          await catalog.listVersions(input.image, { status: 'available', ...(input.version ? { version: input.version } : {}) })
+        )
+          .map(({ image, version }) => ({ image, version }))
+          .sort((a, b) => (pageKey(a) < pageKey(b) ? -1 : pageKey(a) > pageKey(b) ? 1 : 0));
+        if (input.image && input.version && all.length === 0) {
+          throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version`);
+        }
+        const rest = input.after === undefined ? all : all.filter((v) => pageKey(v) > input.after!);
+        const versions = rest.slice(0, input.limit);
+        return {
+          versions,
+          replicas: storage.topology.storage.filter((s) => s.role === 'replica').map((s) => s.id),
+          next: rest.length > versions.length ? pageKey(versions[versions.length - 1]) : undefined,
+        };
+      });
+    },
+
+    /**
+     * Compares one replica with the primary: committed block list, size and SHA-256 metadata. A replica
+     * that differs is marked `stale` and its blob deleted, so replicateImage writes it afresh rather than
+     * trusting metadata the differing copy may carry.
+     */
+    async checkReplica(input: VersionRef & { location: string }): Promise<ReplicaCheck> {
+      return withFailures(async () => {
+        checkRef(input);
+        const record = await catalog.getVersion(input.image, input.version);
+        if (record?.status !== 'available') return { location: input.location, status: 'gone' };
+        const signal = cancellationSignal();
+        const blobName = record.location.blob;
+        const primary = await blobState(storage.container(record.location.storage).getBlockBlobClient(blobName), signal);
+        if (!primary) {
+          throw new VmhubError('StorageMismatch', `the primary blob of ${input.image}@${input.version} is missing`);
+        }
+        const replicaBlob = storage.container(input.location).getBlockBlobClient(blobName);
+        const replica = await blobState(replicaBlob, signal);
+        const reason = replicaDifference({ ...primary, sha256: record.sha256 }, replica);
+        if (reason === undefined) {
+          const etag = (await replicaBlob.getProperties({ abortSignal: signal })).etag;
+          await catalog.setReplica(input.image, input.version, {
+            location: input.location,
+            status: 'verified',
+            etag,
+            sha256: record.sha256,
+            verifiedAt: new Date(),
+          });
+          return { location: input.location, status: 'verified' };
+        }
+        log.warn('replica differs from the primary', {
+          image: input.image,
+          version: input.version,
+          location: input.location,
+          reason,
+        });
+        await catalog.setReplica(input.image, input.version, { location: input.location, status: 'stale', reason });
+        await replicaBlob.deleteIfExists({ deleteSnapshots: 'include', abortSignal: signal });
+        return { location: input.location, status: 'stale', reason };
+      });
+    },
+
+    /** The versions retention retires now, under one image's policy or every policy, at most `limit`. */
+    async retentionPlan(input: { image?: string; limit: number }): Promise<VersionRef[]> {
+      return withFailures(async () => {
+        if (input.image !== undefined) validateImageName(input.image);
+        const policies = input.image
+          ? [await catalog.getRetention(input.image)].filter((p) => p !== null)
+          : await catalog.listRetention();
+        const plan: VersionRef[] = [];
+        for (const policy of policies) {
+          const versions = await catalog.listVersions(policy.image);
+          const held = await catalog.heldVersions(policy.image);
+          for (const version of versionsToRetire(versions, policy.keep, held)) plan.push({ image: policy.image, version });
+        }
+        return plan.slice(0, input.limit);
+      });
+    },
+  };
+}
+
+export type LifecycleActivities = ReturnType<typeof createLifecycleActivities>;
+
+/**
+ * The agent's part of a retire: removes its copy of a version from `<datastore>/<image>/<version>/` (the
+ * image, its .sha256, and any partial download with its state), under the download's lock, then the
+ * folders if empty. Nothing there is no error, so a retried removal is harmless.
+ */
+export function createAgentLifecycleActivities({ config, sddc }: { config: Config; sddc: string }) {
+  const root = config.datastore ?? path.join(config.dataDir, 'sddc', sddc);
+  return {
+    async removeDeployedCopy(input: DeployedCopy): Promise<{ removed: string[] }> {
+      try {
+        checkDownloadInput({ ...input, blob: '', sources: [] }, sddc);
+        const realRoot = await fs.promises.realpath(root).catch(() => undefined);
+        if (!realRoot) return { removed: [] };
+        const dir = path.join(realRoot, input.image, input.version);
+        const real = await fs.promises.realpath(dir).catch(() => undefined);
+        if (real === undefined) return { removed: [] };
+        if (real !== dir) throw new VmhubError('InvalidInput', `${dir} is a link; the agent removes only from real directories`);
+        const paths = deploymentPaths(dir, input.image, input.version, input.format);
+        const holder = lockHolder(activityInfo().activityId, activityInfo().workflowExecution?.workflowId);
+        const lock = await acquireLock(paths.lock, holder);
+        if (!lock.acquired) {
+          throw ApplicationFailure.retryable(
+            `${paths.final} is being downloaded by pid ${lock.holder.pid}`,
+            'DownloadInProgress',
+          );
+        }
+        const removed: string[] = [];
+        try {
+          for (const file of [paths.final, paths.digest, paths.partial, paths.state]) {
+            if (
+              await fs.promises.rm(file).then(
+                () => true,
+                (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)),
+              )
+            )
+              removed.push(file);
+          }
+        } finally {
+          await releaseLock(paths.lock, holder);
+        }
+        await removeEmptyDirs(dir);
+        log.info('removed a retired version', { image: input.image, version: input.version, removed });
+        return { removed };
+      } catch (err) {
+        if (err instanceof VmhubError) throw ApplicationFailure.nonRetryable(err.message, err.type);
+        throw err;
+      }
+    },
+  };
+}
+
+export type AgentLifecycleActivities = ReturnType<typeof createAgentLifecycleActivities>;

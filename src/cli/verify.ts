@@ -1,0 +1,56 @@
+import { randomUUID } from 'node:crypto';
+import type { Command } from 'commander';
+import { parseVersionRef, type VerifyResult } from '../lifecycle/input';
+import { validateImageName } from '../names';
+import { requireWorker } from '../operations';
+import type { CliDeps } from './deps';
+import { print } from './output';
+
+export interface VerifyOptions {
+  image?: string;
+  version?: string;
+}
+
+export type VerifyCliResult = VerifyResult & { workflowId: string };
+
+/** Runs VerifyReplicas now, for one version, one image, or everything, and waits for it. */
+export async function run(options: VerifyOptions, deps: CliDeps): Promise<VerifyCliResult> {
+  const client = await deps.temporal();
+  await requireWorker(client, deps.config);
+  const scope = options.image ? `${options.image}${options.version ? `:${options.version}` : ''}` : 'all';
+  const workflowId = `verify:${scope}:${randomUUID().slice(0, 8)}`;
+  const result = (await client.workflow.execute('VerifyReplicas', {
+    args: [options],
+    taskQueue: deps.config.taskQueue,
+    workflowId,
+    staticSummary: `Verify the replicas of ${scope === 'all' ? 'every version' : scope}`,
+  })) as VerifyResult;
+  return { workflowId, ...result };
+}
+
+export function renderText(r: VerifyCliResult): string[] {
+  return [
+    `checked ${r.replicasChecked} replicas of ${r.versionsChecked} versions  (workflow ${r.workflowId})`,
+    r.findingsTotal === 0 ? 'every replica matches its primary' : `${r.findingsTotal} differed from the primary:`,
+    ...r.findings.map(
+      (f) =>
+        `  ${`${f.image}@${f.version}`.padEnd(28)} ${f.location.padEnd(14)} ${f.repaired ? 'replicated again' : 'NOT repaired'}: ${f.reason}`,
+    ),
+  ];
+}
+
+export function register(program: Command, deps: CliDeps): void {
+  program
+    .command('verify')
+    .description('re-check replicas against the primary now (block list, size, SHA-256), and replicate again what differs')
+    .argument('[ref]', 'image@version, or an image, or nothing for every version')
+    .option('--json', 'print one JSON document on stdout')
+    .addHelpText('after', '\nExamples:\n  vmhub verify\n  vmhub verify ubuntu-app\n  vmhub verify ubuntu-app@1.2.0')
+    .action(async (ref: string | undefined, opts: { json?: boolean }) => {
+      const options: VerifyOptions =
+        ref === undefined ? {} : ref.includes('@') ? parseVersionRef(ref) : { image: validateImageName(ref) };
+      const result = await run(options, deps);
+      print(Boolean(opts.json), result, () => renderText(result));
+      if (result.findings.some((f) => !f.repaired)) process.exitCode = 2;
+    });
+}

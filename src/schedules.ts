@@ -1,0 +1,141 @@
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import { msToNumber } from '@temporalio/common';
+import type { Config } from './config';
+import { VmhubError } from './errors';
+import { connectClient } from './temporal';
+
+/**
+ * The lifecycle's Temporal Schedules: replica verification and retention. They are ordinary schedules,
+ * listed by the Web UI under Schedules and by `temporal schedule list`. `npm run services -- start` creates
+ * them (so they are there before any worker has run), the control worker when it starts, and `vmhub
+ * retention set`; each brings an existing schedule's interval and task queue up to date and keeps
+ * whether an operator paused it.
+ */
+export const VERIFY_SCHEDULE_ID = 'vmhub-verify-replicas';
+export const RETENTION_SCHEDULE_ID = 'vmhub-apply-retention';
+
+interface LifecycleSchedule {
+  scheduleId: string;
+  workflowType: 'VerifyReplicas' | 'ApplyRetention';
+  every: number;
+  note: string;
+}
+
+/** Every interval is a Temporal duration (`1 day`, `6h`); VMHUB_VERIFY_EVERY and VMHUB_RETENTION_EVERY override the defaults. */
+export function lifecycleSchedules(env: NodeJS.ProcessEnv = process.env): LifecycleSchedule[] {
+  return [
+    {
+      scheduleId: VERIFY_SCHEDULE_ID,
+      workflowType: 'VerifyReplicas',
+      every: interval('VMHUB_VERIFY_EVERY', env.VMHUB_VERIFY_EVERY ?? '1 day'),
+      note: 'Re-check every replica against the primary, and replicate again what differs',
+    },
+    {
+      scheduleId: RETENTION_SCHEDULE_ID,
+      workflowType: 'ApplyRetention',
+      every: interval('VMHUB_RETENTION_EVERY', env.VMHUB_RETENTION_EVERY ?? '1 hour'),
+      note: 'Retire the versions beyond each retention policy that no SDDC holds',
+    },
+  ];
+}
+
+function interval(name: string, text: string): number {
+  let ms: number;
+  try {
+    ms = msToNumber(text as Parameters<typeof msToNumber>[0]);
+  } catch {
+    ms = NaN;
+  }
+  if (!Number.isFinite(ms) || ms < 60_000) {
+    throw new VmhubError(
+      'InvalidInput',
+      `${name} must be a duration of a minute or more, such as "1 day" or "6h", got "${text}"`,
+    );
+  }
+  return ms;
+}
+
+/** Creates the schedules, or updates them to this configuration; safe to call at every start. */
+export async function ensureSchedules(client: Client, config: Config, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+  for (const s of lifecycleSchedules(env)) {
+    const spec = { intervals: [{ every: s.every }] };
+    const action = {
+      type: 'startWorkflow' as const,
+      workflowType: s.workflowType,
+      args: [{}],
+      taskQueue: config.taskQueue,
+      workflowId: s.scheduleId,
+      staticSummary: s.note,
+    };
+    // A run still going when the next is due is left to finish: two would check or retire the same versions.
+    const policies = { overlap: ScheduleOverlapPolicy.SKIP };
+    try {
+      await client.schedule.create({ scheduleId: s.scheduleId, spec, action, policies, state: { note: s.note } });
+    } catch (err) {
+      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+      await client.schedule
+        .getHandle(s.scheduleId)
+        .update((previous) => ({ ...previous, spec, action, policies: { ...previous.policies, ...policies } }));
+    }
+  }
+  return lifecycleSchedules(env).map((s) => s.scheduleId);
+}
+
+/** ensureSchedules on the configured Temporal server, over a connection of its own. */
+export async function ensureSchedulesAt(config: Config): Promise<string[]> {
+  const client = await connectClient(config.temporal);
+  try {
+    return await ensureSchedules(client, config);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+export interface ScheduleRow {
+  scheduleId: string;
+  workflowType: string | null;
+  /** Milliseconds between runs; null when the schedule is missing or has no interval. */
+  everyMs: number | null;
+  taskQueue: string | null;
+  state: 'active' | 'paused' | 'missing';
+  nextRun: string | null;
+  lastRun: string | null;
+}
+
+/** vmhub's schedules as the server has them now; one that does not exist is listed as `missing`. */
+export async function describeSchedules(client: Client, env: NodeJS.ProcessEnv = process.env): Promise<ScheduleRow[]> {
+  const rows: ScheduleRow[] = [];
+  for (const s of lifecycleSchedules(env)) {
+    const d = await client.schedule
+      .getHandle(s.scheduleId)
+      .describe()
+      .catch((err: unknown) => {
+        if (err instanceof ScheduleNotFoundError) return undefined;
+        throw err;
+      });
+    const last = d?.info.recentActions.at(-1);
+    rows.push({
+      scheduleId: s.scheduleId,
+      workflowType: d?.action.workflowType ?? null,
+      everyMs: d?.spec.intervals?.[0]?.every ?? null,
+      taskQueue: d?.action.taskQueue ?? null,
+      state: !d ? 'missing' : d.state.paused ? 'paused' : 'active',
+      nextRun: d?.info.nextActionTimes[0]?.toISOString() ?? null,
+      lastRun: last?.takenAt.toISOString() ?? null,
+    });
+  }
+  return rows;
+}
+
+/** An interval as people say it: `1 day`, `6 hours`, `90 minutes`. */
+export function describeInterval(ms: number): string {
+  for (const [unit, size] of [
+    ['day', 86_400_000],
+    ['hour', 3_600_000],
+    ['minute', 60_000],
+    ['second', 1000],
+  ] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size} ${unit}${ms === size ? '' : 's'}`;
+  }
+  return `${ms} ms`;
+}

@@ -1,0 +1,65 @@
+import { ActivityFailure, continueAsNew, isCancellation, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { asFailure } from '../failures';
+import { validateVerifyInput, type VerifyInput, type VerifyResult } from '../lifecycle/input';
+import { BOOKKEEPING, TRANSFER } from './activity-options';
+
+const control = proxyActivities<Activities>(BOOKKEEPING);
+const transfer = proxyActivities<Activities>(TRANSFER);
+
+/** Versions checked per run: the history stays bounded, and the next page continues as a new run. */
+const PAGE = 50;
+/** Findings listed in the result; `findingsTotal` counts every one. */
+const MAX_FINDINGS = 100;
+
+/**
+ * VerifyReplicas: re-checks every replica of every available version (or of one image or version)
+ * against the primary: committed block list, size and SHA-256 metadata. A replica that differs is
+ * marked `stale` and replicated again. Runs on a schedule (daily by default) and on demand (`vmhub verify`).
+ */
+export async function VerifyReplicas(rawInput: VerifyInput = {}): Promise<VerifyResult> {
+  try {
+    const input = validateVerifyInput(rawInput);
+    const result: VerifyResult = input.carried ?? { versionsChecked: 0, replicasChecked: 0, findings: [], findingsTotal: 0 };
+    const page = await control.versionsToVerify({ image: input.image, version: input.version, after: input.after, limit: PAGE });
+    setCurrentDetails(`Verify ${page.versions.length} versions on ${page.replicas.join(', ') || 'no replica'}`);
+    for (const v of page.versions) {
+      for (const location of page.replicas) {
+        let reason: string | undefined;
+        let repaired = false;
+        // One replica that cannot be checked or repaired now leaves the others to check; the catalog says what it is.
+        try {
+          const check = await control.checkReplica({ ...v, location });
+          if (check.status === 'gone') continue;
+          result.replicasChecked++;
+          if (check.status === 'verified') continue;
+          reason = check.reason ?? 'differs from the primary';
+          await transfer.replicateImage.executeWithOptions(
+            { summary: `replicate ${v.image} ${v.version} to ${location} again` },
+            [{ ...v, location }],
+          );
+          repaired = true;
+        } catch (err) {
+          if (isCancellation(err)) throw err;
+          const failure = asFailure(err instanceof ActivityFailure && err.cause ? err.cause : err);
+          const message = failure instanceof Error ? failure.message : String(failure);
+          reason = reason === undefined ? `not checked: ${message}` : `${reason}; replicating again failed: ${message}`;
+        }
+        result.findingsTotal++;
+        if (result.findings.length < MAX_FINDINGS) result.findings.push({ ...v, location, reason: reason ?? '', repaired });
+      }
+      result.versionsChecked++;
+    }
+    if (page.next !== undefined) {
+      await continueAsNew<typeof VerifyReplicas>({
+        image: input.image,
+        version: input.version,
+        after: page.next,
+        carried: result,
+      });
+    }
+    return result;
+  } catch (err) {
+    throw asFailure(err);
+  }
+}

@@ -1,0 +1,101 @@
+import type { Activities } from '../../src/activities';
+import type { AgentActivities } from '../../src/activities/agent';
+import type { AgentLifecycleActivities, RetirePlan } from '../../src/activities/lifecycle';
+import type { ContentLibraryActivities } from '../../src/activities/content-library';
+
+/**
+ * Mocked activities for RetireImage, VerifyReplicas and ApplyRetention: shared by their fast workflow
+ * tests and by the recording of their histories.
+ */
+export const retireRef = { image: 'app', version: '1.0.0' };
+
+/** A retire of app@1.0.0 from a directory SDDC and a content-library SDDC, both served by one agent queue. */
+export function retirePlan(agentQueue: string): RetirePlan {
+  return {
+    state: 'retiring',
+    ...retireRef,
+    format: 'iso',
+    sha256: 'a'.repeat(64),
+    sizeBytes: 1024,
+    blob: 'app/1.0.0/app-1.0.0.iso',
+    locations: ['east-primary', 'west-replica'],
+    sddcs: [
+      { sddc: 'dir-1', taskQueue: agentQueue },
+      {
+        sddc: 'lib-1',
+        taskQueue: agentQueue,
+        target: {
+          kind: 'content-library',
+          vcenter: 'https://vc.example.com/',
+          library: 'vmhub',
+          usernameEnv: 'U',
+          passwordEnv: 'P',
+        },
+      },
+    ],
+  };
+}
+
+/** The control side of a retire; beginRetire decides the outcome, every step is logged. */
+export function retireControl(log: string[], agentQueue: string, beginRetire: Activities['beginRetire']): Partial<Activities> {
+  return {
+    beginRetire: async (input) => {
+      log.push('begin');
+      const p = await beginRetire(input);
+      return p.state === 'retiring' ? retirePlan(agentQueue) : p;
+    },
+    agentsPolling: async () => 1,
+    removeBlob: async ({ location }) => {
+      log.push(`blob ${location}`);
+      return { removed: true };
+    },
+    recordRemoval: async ({ sddc }) => {
+      log.push(`recorded ${sddc}`);
+    },
+    finishRetire: async () => {
+      log.push('tombstone');
+    },
+  };
+}
+
+/** The agent side of a retire: it removes a file from every SDDC, and the item from a library. */
+export function retireAgent(log: string[]): Partial<AgentActivities> {
+  const agent: Partial<AgentLifecycleActivities & ContentLibraryActivities> = {
+    removeDeployedCopy: async ({ sddc }) => {
+      log.push(`file ${sddc}`);
+      return { removed: [`/ds/${sddc}/app-1.0.0.iso`] };
+    },
+    removeLibraryItem: async ({ sddc }) => {
+      log.push(`item ${sddc}`);
+      return {
+        removed: {
+          kind: 'content-library',
+          vcenter: 'https://vc.example.com/',
+          library: 'vmhub',
+          itemId: 'item-1',
+          itemName: 'app-1.0.0',
+        },
+      };
+    },
+  };
+  // The agent worker takes every activity family its SDDC's real agent registers.
+  return agent as Partial<AgentActivities>;
+}
+
+/** Two pages of one version each; the second version's replica differs and is replicated again. */
+export function verifyControl(pages: Array<string | undefined>, replicated: string[]): Partial<Activities> {
+  return {
+    versionsToVerify: async ({ after }) => {
+      pages.push(after);
+      return after === undefined
+        ? { versions: [{ image: 'app', version: '1.0.0' }], replicas: ['west-replica'], next: 'app@1.0.0' }
+        : { versions: [{ image: 'app', version: '2.0.0' }], replicas: ['west-replica'] };
+    },
+    checkReplica: async ({ version, location }) =>
+      version === '2.0.0' ? { location, status: 'stale', reason: 'committed block 1 differs' } : { location, status: 'verified' },
+    replicateImage: async ({ version, location }) => {
+      replicated.push(`${version} ${location}`);
+      return { location, status: 'verified' };
+    },
+  };
+}

@@ -1,0 +1,258 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { DeployInput, DeployResult } from '../src/deploy/input';
+import type { CliDeps } from '../src/cli/deps';
+import * as deprecateCommand from '../src/cli/deprecate';
+import * as retireCommand from '../src/cli/retire';
+import * as retentionCommand from '../src/cli/retention';
+import * as schedulesCommand from '../src/cli/schedules';
+import * as verifyCommand from '../src/cli/verify';
+import type { RetentionResult } from '../src/lifecycle/input';
+import type { PublishResult } from '../src/publish/input';
+import { ensureSchedules, RETENTION_SCHEDULE_ID, VERIFY_SCHEDULE_ID } from '../src/schedules';
+import { VcenterConnection } from '../src/sddc/library-import';
+import { libraryItemName, type ContentLibraryTarget } from '../src/sddc/target';
+import { loadTopology } from '../src/topology/topology';
+import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
+import { filler, isoImage } from './images/build';
+import { repositoryRoot, startWorld, workflowFailure, type TestWorld } from './helpers';
+
+const MiB = 2 ** 20;
+
+/**
+ * The image lifecycle on the real services: deprecation and end of life, RetireImage (blobs, an agent's
+ * directory, a vcsim content library, the tombstone), retention by ApplyRetention, VerifyReplicas
+ * repairing a replica altered in place, and the schedules. Each command is driven through its CLI
+ * module's `run`, as `vmhub` would.
+ */
+describe('image lifecycle', () => {
+  let world: TestWorld;
+  let deps: CliDeps;
+  const agents: WorkerProcess[] = [];
+  const queues = new Map<string, string>();
+  const run = randomUUID().slice(0, 6);
+  const datastores = path.join(repositoryRoot(), '..', `sddc-lc-${run}`);
+  const password = `pw-${randomUUID()}`;
+  let library: ContentLibraryTarget;
+
+  /** dir-1 deploys into its agent's directory; east-1 into the content library of its vcsim. */
+  function startAgent(name: string, env: NodeJS.ProcessEnv = {}): WorkerProcess {
+    const agent = spawnWorker(['agent', name], {
+      VMHUB_AGENT_TASK_QUEUE: queues.get(name)!,
+      VMHUB_DATASTORE: path.join(datastores, name),
+      ...env,
+    });
+    agents.push(agent);
+    return agent;
+  }
+
+  async function register(name: string, dataCenter: string, target?: ContentLibraryTarget): Promise<void> {
+    queues.set(name, `sddc-${name}-${randomUUID().slice(0, 8)}`);
+    await world.deps.catalog.addSddc({
+      name,
+      dataCenter,
+      taskQueue: queues.get(name)!,
+      capacity: { cpus: 64, memoryMiB: 262144, diskGiB: 2048 },
+      target,
+    });
+  }
+
+  const polling = (name: string) =>
+    until(`agent ${name} polling`, async () => (await world.deps.temporal.recentPollers(queues.get(name)!, 'activity')) > 0);
+
+  beforeAll(async () => {
+    world = await startWorld({ blockSizeBytes: 4 * MiB });
+    deps = { config: world.config, temporal: async () => world.client, catalog: async () => world.deps.catalog };
+    const seed = loadTopology(world.config.topologyPath).sddcs.find((s) => s.name === 'east-1')!;
+    library = { ...(seed.target as ContentLibraryTarget), library: `vmhub-lc-${run}` };
+    await register('dir-1', 'dc-west');
+    await register('east-1', 'dc-east', library);
+    startAgent('dir-1');
+    startAgent('east-1', { [library.usernameEnv]: 'vmhub-agent', [library.passwordEnv]: password });
+    await polling('dir-1');
+    await polling('east-1');
+  });
+  afterAll(async () => {
+    for (const a of agents) await a.stop();
+    await world?.close();
+  });
+
+  async function publish(image: string, version: string): Promise<PublishResult> {
+    const file = `${image}-${version}-${run}.iso`;
+    isoImage(path.join(repositoryRoot(), file), { volumeId: `V${version.replace(/\./g, '')}`, extraBytes: 2 * MiB });
+    return (await world.client.workflow.execute('PublishImage', {
+      args: [{ source: file, image, version }],
+      taskQueue: world.config.taskQueue,
+      workflowId: `publish:${image}:${version}:${randomUUID()}`,
+    })) as PublishResult;
+  }
+
+  const startDeploy = (input: DeployInput) =>
+    world.client.workflow.start('DeployToSDDCs', {
+      args: [input],
+      taskQueue: world.config.taskQueue,
+      workflowId: `deploy:${input.image}:${input.version}:${randomUUID()}`,
+    });
+  const deploy = async (input: DeployInput) => (await (await startDeploy(input)).result()) as DeployResult;
+
+  const blob = (location: string, p: PublishResult) => world.deps.storage.container(location).getBlockBlobClient(p.location.blob);
+  const deployedFile = (sddc: string, image: string, version: string) =>
+    path.join(datastores, sddc, image, version, `${image}-${version}.iso`);
+
+  async function libraryItem(image: string, version: string) {
+    const conn = await VcenterConnection.open(library, { username: 'vmhub-test', password });
+    try {
+      const lib = await conn.library.findLibrary(library.library);
+      return lib && (await conn.library.findItem(lib.id, libraryItemName(image, version)));
+    } finally {
+      await conn.close();
+    }
+  }
+
+  it('a deprecated version leaves latest; past its end of life a deploy is refused with ImageRetired unless forced', async () => {
+    await publish('app', '1.0.0');
+    await publish('app', '1.1.0');
+    expect((await world.deps.catalog.latest('app'))?.version).toBe('1.1.0');
+
+    const deprecated = await deprecateCommand.run({ image: 'app', version: '1.1.0', message: 'use 1.0.0', undo: false }, deps);
+    expect(deprecated).toMatchObject({ status: 'deprecated', message: 'use 1.0.0', endOfLife: null, latest: '1.0.0' });
+    expect((await world.deps.catalog.latest('app'))?.version).toBe('1.0.0');
+    expect(deprecateCommand.renderText(deprecated)).toEqual(['app@1.1.0 is deprecated: use 1.0.0', 'app@latest is 1.0.0']);
+    // Deprecated but before its end of life: still deployable by its version.
+    expect((await deploy({ image: 'app', version: '1.1.0', sddcs: ['dir-1'] })).results[0].status).toBe('deployed');
+
+    const yesterday = new Date(Date.now() - 86_400_000);
+    const eol = await deprecateCommand.run({ image: 'app', version: '1.1.0', endOfLife: yesterday, undo: false }, deps);
+    expect(eol).toMatchObject({ status: 'end-of-life', endOfLife: yesterday.toISOString() });
+    const refused = await workflowFailure(deploy({ image: 'app', version: '1.1.0', sddcs: ['dir-1'] }));
+    expect(refused.type).toBe('ImageRetired');
+    expect(refused.nonRetryable).toBe(true);
+    expect(refused.message).toContain('--force');
+
+    const forced = await deploy({ image: 'app', version: '1.1.0', sddcs: ['dir-1'], force: true });
+    expect(forced.results[0].status).toBe('already-present');
+
+    const undone = await deprecateCommand.run({ image: 'app', version: '1.1.0', undo: true }, deps);
+    expect(undone).toMatchObject({ status: 'current', endOfLife: null, latest: '1.1.0' });
+    await expect(deprecateCommand.run({ image: 'app', version: '9.9.9', undo: false }, deps)).rejects.toMatchObject({
+      type: 'UnknownImage',
+    });
+  });
+
+  it('retire removes the blobs, the agent’s file and the library item, leaves a tombstone, and a second retire does nothing', async () => {
+    const published = await publish('gone', '1.0.0');
+    const deployed = await deploy({ image: 'gone', version: '1.0.0', sddcs: ['dir-1', 'east-1'] });
+    expect(deployed.results.map((r) => r.status)).toEqual(['deployed', 'deployed']);
+    expect(fs.existsSync(deployedFile('dir-1', 'gone', '1.0.0'))).toBe(true);
+    expect(await libraryItem('gone', '1.0.0')).toBeDefined();
+    expect(await blob('west-replica', published).exists()).toBe(true);
+
+    const retired = await retireCommand.run({ image: 'gone', version: '1.0.0' }, deps);
+    expect(retired).toMatchObject({
+      workflowId: 'retire:gone:1.0.0',
+      status: 'retired',
+      blobsRemoved: ['east-primary', 'west-replica'],
+    });
+    const bySddc = Object.fromEntries(retired.sddcs.map((s) => [s.sddc, s]));
+    expect(bySddc['dir-1'].files).toEqual(
+      expect.arrayContaining([deployedFile('dir-1', 'gone', '1.0.0'), `${deployedFile('dir-1', 'gone', '1.0.0')}.sha256`]),
+    );
+    expect(bySddc['east-1'].libraryItem).toBe(deployed.results.find((r) => r.sddc === 'east-1')!.target!.itemId);
+
+    expect(await blob('east-primary', published).exists()).toBe(false);
+    expect(await blob('west-replica', published).exists()).toBe(false);
+    expect(fs.existsSync(path.join(datastores, 'dir-1', 'gone'))).toBe(false);
+    expect(await libraryItem('gone', '1.0.0')).toBeUndefined();
+
+    const tombstone = await world.deps.catalog.getVersion('gone', '1.0.0');
+    expect(tombstone).toMatchObject({ status: 'retired', replicas: [], retired: { by: { workflowId: 'retire:gone:1.0.0' } } });
+    expect(tombstone?.retired?.at).toBeInstanceOf(Date);
+    expect((await world.deps.catalog.deploymentsOf('gone', '1.0.0')).map((d) => d.status)).toEqual(['removed', 'removed']);
+
+    const again = await retireCommand.run({ image: 'gone', version: '1.0.0' }, deps);
+    expect(again).toMatchObject({ status: 'already-retired', sddcs: [], blobsRemoved: [] });
+    expect(retireCommand.renderText(again)[0]).toContain('nothing to do');
+
+    expect((await workflowFailure(deploy({ image: 'gone', version: '1.0.0', sddcs: ['dir-1'], force: true }))).type).toBe(
+      'ImageRetired',
+    );
+    expect((await workflowFailure(publish('gone', '1.0.0'))).type).toBe('VersionConflict');
+  });
+
+  it('retire is refused while a deploy of the version runs, and the version stays available', async () => {
+    await publish('busy', '1.0.0');
+    // An SDDC whose agent polled a moment ago and stopped: the deploy waits for it.
+    await register('stalled', 'dc-east');
+    const agent = startAgent('stalled');
+    await polling('stalled');
+    await agent.stop();
+    const running = await startDeploy({ image: 'busy', version: '1.0.0', sddcs: ['stalled'] });
+    await until('the deploy visible with its version', async () =>
+      (await world.deps.temporal.runningDeploys('busy', '1.0.0')).includes(running.workflowId),
+    );
+
+    await expect(retireCommand.run({ image: 'busy', version: '1.0.0' }, deps)).rejects.toMatchObject({
+      cause: { type: 'DeployRunning' },
+    });
+    expect((await world.deps.catalog.getVersion('busy', '1.0.0'))?.status).toBe('available');
+    await running.cancel();
+  });
+
+  it('retention retires the versions beyond the newest N that no SDDC holds', async () => {
+    for (const v of ['1.0.0', '1.1.0', '1.2.0', '2.0.0']) await publish('kept', v);
+    await deploy({ image: 'kept', version: '1.0.0', sddcs: ['dir-1'] });
+
+    const set = await retentionCommand.run({ action: 'set', image: 'kept', keep: 2 }, deps);
+    expect(set).toMatchObject({ policies: [{ image: 'kept', keep: 2 }], schedule: RETENTION_SCHEDULE_ID });
+    expect(await retentionCommand.run({ action: 'show', image: 'kept' }, deps)).toMatchObject({
+      policies: [{ image: 'kept', keep: 2 }],
+    });
+
+    const applied = (await world.client.workflow.execute('ApplyRetention', {
+      args: [{ image: 'kept' }],
+      taskQueue: world.config.taskQueue,
+      workflowId: `retention:${randomUUID()}`,
+    })) as RetentionResult;
+    expect(applied).toEqual({ retired: ['kept@1.1.0'], failed: [] });
+    const statuses = Object.fromEntries((await world.deps.catalog.listVersions('kept')).map((r) => [r.version, r.status]));
+    expect(statuses).toEqual({ '2.0.0': 'available', '1.2.0': 'available', '1.1.0': 'retired', '1.0.0': 'available' });
+
+    expect(await retentionCommand.run({ action: 'clear', image: 'kept' }, deps)).toMatchObject({ cleared: true });
+    expect(await retentionCommand.run({ action: 'show', image: 'kept' }, deps)).toMatchObject({ policies: [] });
+  });
+
+  it('VerifyReplicas finds a replica altered in place, marks it stale and replicates it again', async () => {
+    const published = await publish('checked', '1.0.0');
+    const primaryBytes = await blob('east-primary', published).downloadToBuffer();
+    // Same size and the same SHA-256 metadata, other bytes: only the block list tells.
+    await blob('west-replica', published).uploadData(filler(published.sizeBytes, 99), {
+      metadata: { sha256: published.sha256 },
+    });
+
+    const found = await verifyCommand.run({ image: 'checked', version: '1.0.0' }, deps);
+    expect(found).toMatchObject({ versionsChecked: 1, replicasChecked: 1, findingsTotal: 1 });
+    expect(found.findings[0]).toMatchObject({ image: 'checked', version: '1.0.0', location: 'west-replica', repaired: true });
+    expect(found.findings[0].reason).toMatch(/committed blocks|committed block/);
+    expect((await blob('west-replica', published).downloadToBuffer()).equals(primaryBytes)).toBe(true);
+    const replica = (await world.deps.catalog.getVersion('checked', '1.0.0'))?.replicas.find(
+      (r) => r.location === 'west-replica',
+    );
+    expect(replica?.status).toBe('verified');
+
+    const clean = await verifyCommand.run({ image: 'checked' }, deps);
+    expect(clean).toMatchObject({ versionsChecked: 1, findingsTotal: 0, findings: [] });
+  });
+
+  it('the schedules exist on the server, and making sure of them again changes nothing', async () => {
+    await ensureSchedules(world.client, world.config);
+    await ensureSchedules(world.client, world.config);
+    const { schedules } = await schedulesCommand.run({}, deps);
+    expect(schedules.map((s) => [s.scheduleId, s.workflowType, s.state, s.taskQueue])).toEqual([
+      [VERIFY_SCHEDULE_ID, 'VerifyReplicas', 'active', world.config.taskQueue],
+      [RETENTION_SCHEDULE_ID, 'ApplyRetention', 'active', world.config.taskQueue],
+    ]);
+    expect(schedules[0].everyMs).toBe(86_400_000);
+    expect(schedules.every((s) => s.nextRun !== null)).toBe(true);
+  });
+});

@@ -1,0 +1,195 @@
+import * as retentionCommand from '../../src/cli/retention';
+import * as retireCommand from '../../src/cli/retire';
+import * as schedulesCommand from '../../src/cli/schedules';
+import * as verifyCommand from '../../src/cli/verify';
+import { VmhubError } from '../../src/errors';
+import {
+  assertDeployable,
+  lifecycleLines,
+  lifecycleMark,
+  parseEndOfLife,
+  pastEndOfLife,
+  type LifecycleState,
+} from '../../src/lifecycle/deprecation';
+import { parseVersionRef, validateRetireInput, validateVerifyInput } from '../../src/lifecycle/input';
+import { replicaDifference, type BlobState } from '../../src/lifecycle/replica-check';
+import { validateKeep, versionsToRetire } from '../../src/lifecycle/retention';
+import { describeInterval, lifecycleSchedules } from '../../src/schedules';
+
+const now = new Date('2027-06-01T00:00:00Z');
+const before = new Date('2027-05-31T00:00:00Z');
+const after = new Date('2027-06-02T00:00:00Z');
+const version = (deprecation?: LifecycleState['deprecation'], status = 'available'): LifecycleState => ({
+  image: 'app',
+  version: '1.0.0',
+  status,
+  deprecation,
+});
+
+function typeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+    return undefined;
+  } catch (err) {
+    return err instanceof VmhubError ? err.type : 'untyped';
+  }
+}
+
+describe('deprecation and end of life', () => {
+  it('a deploy is refused past the end of life unless forced, and a retired version always', () => {
+    expect(typeOf(() => assertDeployable(version(), now))).toBeUndefined();
+    expect(typeOf(() => assertDeployable(version({ deprecatedAt: before }), now))).toBeUndefined();
+    expect(typeOf(() => assertDeployable(version({ deprecatedAt: before, endOfLife: after }), now))).toBeUndefined();
+    expect(typeOf(() => assertDeployable(version({ deprecatedAt: before, endOfLife: now }), now))).toBe('ImageRetired');
+    expect(typeOf(() => assertDeployable(version({ deprecatedAt: before, endOfLife: before }), now, true))).toBeUndefined();
+    expect(typeOf(() => assertDeployable(version(undefined, 'retired'), now, true))).toBe('ImageRetired');
+    expect(typeOf(() => assertDeployable(version(undefined, 'retiring'), now, true))).toBe('ImageRetired');
+  });
+
+  it('listings mark deprecated and end-of-life versions', () => {
+    expect(lifecycleMark(version(), now)).toBe('');
+    expect(lifecycleMark(version({ deprecatedAt: before, endOfLife: after }), now)).toBe('deprecated');
+    expect(lifecycleMark(version({ deprecatedAt: before, endOfLife: before }), now)).toBe('end of life');
+    expect(pastEndOfLife({ deprecatedAt: before }, now)).toBe(false);
+    expect(lifecycleLines(version(), now)).toEqual([]);
+    expect(lifecycleLines(version({ deprecatedAt: before, endOfLife: before, message: 'use 2.0.0' }), now)).toEqual([
+      'deprecated 2027-05-31T00:00:00.000Z, end of life 2027-05-31T00:00:00.000Z (passed): use 2.0.0',
+    ]);
+    expect(
+      lifecycleLines({ ...version(undefined, 'retired'), retired: { at: now, by: { workflowId: 'retire:app:1.0.0' } } }, now),
+    ).toEqual(['retired    2027-06-01T00:00:00.000Z by workflow retire:app:1.0.0']);
+  });
+
+  it.each(['2027-01-31', '2027-01-31T12:00:00Z', '2027-01-31T12:00:00+02:00'])('accepts the end-of-life date %s', (text) => {
+    expect(parseEndOfLife(text).getTime()).toBe(new Date(text).getTime());
+  });
+
+  it.each(['tomorrow', '31/01/2027', '2027-13-45', ''])('refuses the end-of-life date %j with InvalidInput', (text) => {
+    expect(typeOf(() => parseEndOfLife(text))).toBe('InvalidInput');
+  });
+});
+
+describe('versionsToRetire', () => {
+  const versions = ['1.0.0', '1.10.0', '1.2.0', '2.0.0-rc.1', '2.0.0'].map((v) => ({ version: v, status: 'available' }));
+
+  it('keeps the newest N by semantic version, not by text', () => {
+    expect(versionsToRetire(versions, 2, new Set())).toEqual(['1.10.0', '1.2.0', '1.0.0']);
+  });
+
+  it('keeps what an SDDC holds, without counting it towards N', () => {
+    expect(versionsToRetire(versions, 2, new Set(['1.2.0']))).toEqual(['1.10.0', '1.0.0']);
+  });
+
+  it('leaves versions that are not available alone, and has nothing to do under N', () => {
+    const mixed = [...versions, { version: '0.9.0', status: 'failed' }, { version: '0.8.0', status: 'retired' }];
+    expect(versionsToRetire(mixed, 5, new Set())).toEqual([]);
+    expect(versionsToRetire(mixed, 4, new Set())).toEqual(['1.0.0']);
+  });
+
+  it.each([0, -1, 1.5, '3', 10_001])('refuses keep %j with InvalidInput', (keep) => {
+    expect(typeOf(() => validateKeep(keep))).toBe('InvalidInput');
+  });
+});
+
+describe('replicaDifference', () => {
+  const primary: BlobState = { blockIds: ['a', 'b', 'c'], sizeBytes: 30, sha256: 'f'.repeat(64) };
+
+  it.each([
+    ['an equal copy', primary, undefined],
+    ['no blob', undefined, 'blob is missing'],
+    ['another size', { ...primary, sizeBytes: 31 }, "size is 31 bytes, the primary's 30"],
+    ['a blob written in one piece', { ...primary, blockIds: [] }, '0 committed blocks, the primary has 3'],
+    ['one block changed', { ...primary, blockIds: ['a', 'x', 'c'] }, "committed block 1 differs from the primary's"],
+    ['no SHA-256 metadata', { ...primary, sha256: undefined }, `SHA-256 metadata is unset, the primary's ${'f'.repeat(64)}`],
+  ])('%s', (_name, replica, expected) => {
+    expect(replicaDifference(primary, replica)).toBe(expected);
+  });
+});
+
+describe('lifecycle inputs', () => {
+  it('parses <image>@<version> and refuses anything else with InvalidInput', () => {
+    expect(parseVersionRef('app@1.2.3')).toEqual({ image: 'app', version: '1.2.3' });
+    for (const bad of ['app', 'app@', '@1.0.0', 'App@1.0.0', 'app@latest'])
+      expect(typeOf(() => parseVersionRef(bad))).toBe('InvalidInput');
+  });
+
+  it('checks workflow inputs', () => {
+    expect(typeOf(() => validateRetireInput({ image: 'app' }))).toBe('InvalidInput');
+    expect(typeOf(() => validateRetireInput([]))).toBe('InvalidInput');
+    expect(validateVerifyInput(undefined)).toEqual({});
+    expect(typeOf(() => validateVerifyInput({ version: '1.0.0' }))).toBe('InvalidInput');
+  });
+});
+
+describe('lifecycle schedules', () => {
+  it('verify daily and apply retention hourly by default; the environment can change either', () => {
+    expect(lifecycleSchedules({}).map((s) => [s.scheduleId, s.workflowType, describeInterval(s.every)])).toEqual([
+      ['vmhub-verify-replicas', 'VerifyReplicas', '1 day'],
+      ['vmhub-apply-retention', 'ApplyRetention', '1 hour'],
+    ]);
+    expect(describeInterval(lifecycleSchedules({ VMHUB_VERIFY_EVERY: '6h' })[0].every)).toBe('6 hours');
+  });
+
+  it.each(['soon', '10s', ''])('refuses the interval %j with InvalidInput', (every) => {
+    expect(typeOf(() => lifecycleSchedules({ VMHUB_RETENTION_EVERY: every }))).toBe('InvalidInput');
+  });
+});
+
+describe('lifecycle CLI renderers', () => {
+  it('retire says what went where, or that there was nothing to do', () => {
+    const base = { image: 'app', version: '1.0.0', workflowId: 'retire:app:1.0.0' };
+    expect(
+      retireCommand.renderText({
+        ...base,
+        status: 'retired',
+        blobsRemoved: ['east-primary', 'west-replica'],
+        sddcs: [{ sddc: 'east-1', files: ['/ds/a.iso', '/ds/a.iso.sha256'], libraryItem: 'item-7' }],
+      }),
+    ).toEqual([
+      'retired app@1.0.0  (workflow retire:app:1.0.0)',
+      'blobs    removed from east-primary, west-replica',
+      'sddc     east-1         2 files removed, library item item-7 deleted',
+    ]);
+    expect(retireCommand.renderText({ ...base, status: 'already-retired', blobsRemoved: [], sddcs: [] })).toEqual([
+      'app@1.0.0 was retired already; nothing to do  (workflow retire:app:1.0.0)',
+    ]);
+  });
+
+  it('verify lists what differed and whether it was repaired', () => {
+    expect(
+      verifyCommand.renderText({
+        workflowId: 'verify:all:1',
+        versionsChecked: 2,
+        replicasChecked: 2,
+        findingsTotal: 1,
+        findings: [{ image: 'app', version: '1.0.0', location: 'west-replica', reason: 'blob is missing', repaired: false }],
+      }),
+    ).toEqual([
+      'checked 2 replicas of 2 versions  (workflow verify:all:1)',
+      '1 differed from the primary:',
+      '  app@1.0.0                    west-replica   NOT repaired: blob is missing',
+    ]);
+  });
+
+  it('retention and schedules', () => {
+    const policies = { action: 'show' as const, cleared: null, schedule: 'vmhub-apply-retention' };
+    expect(retentionCommand.renderText({ ...policies, policies: [] })).toEqual(['no retention policy']);
+    expect(retentionCommand.renderText({ ...policies, policies: [{ image: 'app', keep: 3 }] })[1]).toBe(
+      'applied by schedule vmhub-apply-retention',
+    );
+    const missing = {
+      scheduleId: 'vmhub-verify-replicas',
+      workflowType: null,
+      everyMs: null,
+      taskQueue: null,
+      nextRun: null,
+      lastRun: null,
+    };
+    expect(schedulesCommand.renderText({ schedules: [{ ...missing, state: 'missing' }] })[0]).toContain('missing');
+    expect(
+      schedulesCommand.renderText({
+        schedules: [{ ...missing, state: 'active', workflowType: 'VerifyReplicas', everyMs: 86_400_000, taskQueue: 'vm-images' }],
+      }),
+    ).toEqual(['vmhub-verify-replicas    active  VerifyReplicas every 1 day on vm-images, next -, last never']);
+  });
+});
