@@ -13,6 +13,7 @@ import type { SddcTarget } from '../sddc/target';
 import { acquireLock, checkDownloadInput, deploymentPaths, lockHolder, releaseLock, type ImageToDeploy } from './agent';
 import { removeEmptyDirs } from './content-library';
 import type { PublishDeps } from './publish';
+import { blockIndexPath } from '../deploy/block-index';
 
 export interface VersionRef {
   image: string;
@@ -264,7 +265,14 @@ export function createAgentLifecycleActivities({ config, sddc }: { config: Confi
         }
         const removed: string[] = [];
         try {
-          for (const file of [paths.final, paths.digest, paths.partial, paths.state]) {
+          for (const file of [
+            paths.final,
+            paths.digest,
+            blockIndexPath(paths.final),
+            paths.partial,
+            paths.state,
+            paths.stateNext,
+          ]) {
             if (
               await fs.promises.rm(file).then(
                 () => true,
