@@ -16,6 +16,7 @@ import {
   publishLine,
   requireWorker,
   resultTable,
+  sddcProgress,
   startDeploy,
   startPublish,
 } from './operations';
@@ -146,7 +147,7 @@ async function followDeploy(handle: WorkflowHandle, o: Io): Promise<DeployResult
   const rows = new Map<string, ReturnType<MultiBar['create']>>();
   // A refresh that fails leaves the bar as it was; the next one tries again.
   const refresh = async () => {
-    const progress = await handle.query<DeployProgress>('progress').catch(() => undefined);
+    const progress = await sddcProgress(handle);
     if (!progress) return;
     const onDisk = await downloadedBytes(handle).catch(() => new Map<string, number>());
     for (const s of Object.values(progress)) {
@@ -267,6 +268,7 @@ export function buildProgram(): Command {
         const handle = client.workflow.getHandle(workflowId);
         const d = await handle.describe();
         const progress = await handle.query<PublishProgress | DeployProgress>('progress').catch(() => undefined);
+        const sddcs = progress && !('phase' in progress) ? await sddcProgress(handle) : undefined;
         let result: unknown;
         let failure: string | undefined;
         if (d.status.name === 'COMPLETED') result = await handle.result();
@@ -283,11 +285,7 @@ export function buildProgram(): Command {
         };
         emit(o, data, () => [
           `${d.type} ${workflowId}: ${d.status.name}`,
-          ...(progress && 'phase' in progress
-            ? [publishLine(progress as PublishProgress)]
-            : progress
-              ? deployLines(progress as DeployProgress)
-              : []),
+          ...(progress && 'phase' in progress ? [publishLine(progress as PublishProgress)] : sddcs ? deployLines(sddcs) : []),
           ...(failure ? [`failure: ${failure}`] : []),
         ]);
       });

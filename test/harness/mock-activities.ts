@@ -7,6 +7,7 @@ import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../src/activities';
 import type { AgentActivities } from '../../src/activities/agent';
 import type { DeploymentPlan } from '../../src/activities/deploy';
+import { batchesOf } from '../../src/deploy/batches';
 import type { DeployResultRow } from '../../src/deploy/input';
 import { testServerBinary } from '../../src/services/tools';
 import { planBlocks } from '../../src/storage/block-plan';
@@ -130,7 +131,12 @@ export function deployActivities(
   agentsPolling: number,
 ): Partial<Activities> {
   return {
-    planDeployment: async () => deployPlan(agentTaskQueue, names),
+    planFleet: async () => {
+      const { image, version, sizeBytes, targets } = deployPlan(agentTaskQueue, names);
+      return { image, version, sizeBytes, batches: batchesOf(targets.map((t) => t.sddc)) };
+    },
+    // A batch plans only the SDDCs it was given.
+    planDeployment: async (input) => deployPlan(agentTaskQueue, input.sddcs === 'all' ? names : input.sddcs),
     agentsPolling: async () => agentsPolling,
     recordDeployment: async ({ row }) => {
       rows.push(row);
