@@ -11,6 +11,7 @@ import { batchesOf } from '../../src/deploy/batches';
 import type { DeployResultRow } from '../../src/deploy/input';
 import { testServerBinary } from '../../src/services/tools';
 import { planBlocks } from '../../src/storage/block-plan';
+import { transferTaskQueueOf } from '../../src/task-queues';
 import { workflowSource } from '../../src/worker';
 
 /**
@@ -46,7 +47,7 @@ export async function startTestEnvironment(): Promise<TestWorkflowEnvironment> {
   return env;
 }
 
-/** Runs fn while a workflow worker (and, if given, an agent) with these activities polls a fresh task queue. */
+/** Runs fn while a workflow worker with these activities polls a fresh task queue (and its transfer queue), and an agent if given. */
 export async function runWorker<T>(
   env: TestWorkflowEnvironment,
   activities: object,
@@ -56,8 +57,9 @@ export async function runWorker<T>(
   const taskQueue = `wf-${randomUUID()}`;
   const options = { connection: env.nativeConnection, maxHeartbeatThrottleInterval: '100 milliseconds' as const };
   const worker = await Worker.create({ ...options, taskQueue, ...workflowSource(), activities });
+  const transfers = await Worker.create({ ...options, taskQueue: transferTaskQueueOf(taskQueue), activities });
   const agentWorker = agent && (await Worker.create({ ...options, taskQueue: agent.taskQueue, activities: agent.activities }));
-  const run = () => worker.runUntil(fn(taskQueue));
+  const run = () => transfers.runUntil(() => worker.runUntil(fn(taskQueue)));
   return agentWorker ? agentWorker.runUntil(run) : run();
 }
 
