@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { MultiBar, Presets, SingleBar } from 'cli-progress';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { Catalog, type Requirements } from './catalog/catalog';
+import { Catalog, type Requirements, type VersionOverlap } from './catalog/catalog';
 import { loadConfig, type Config } from './config';
 import type { DeployInput, DeployProgress, DeployResult } from './deploy/input';
 import { validateSddcName } from './names';
@@ -165,6 +165,12 @@ async function followDeploy(handle: WorkflowHandle, o: Io): Promise<DeployResult
     clearInterval(timer);
     bars.stop();
   }
+}
+
+/** What a delta deploy from the previous version would not fetch. */
+function overlapLine(o: VersionOverlap): string {
+  const percent = o.blockCount > 0 ? ((100 * o.sharedBlocks) / o.blockCount).toFixed(1) : '0.0';
+  return `overlap    ${o.sharedBlocks} of ${o.blockCount} blocks (${percent} %) shared with ${o.previousVersion}`;
 }
 
 function versionRows(records: Awaited<ReturnType<Catalog['listVersions']>>): string[] {
@@ -331,6 +337,7 @@ export function buildProgram(): Command {
           `${record.image}@${record.version}  ${record.status}  ${record.format}  ${formatBytes(record.sizeBytes)}`,
           `sha256     ${record.sha256 ?? '-'}`,
           `blob       ${record.location.storage}/${record.location.container}/${record.location.blob}`,
+          ...(record.overlap ? [overlapLine(record.overlap)] : []),
           ...(m?.kind === 'ova'
             ? [
                 `product    ${[m.vendor, m.product, m.fullVersion ?? m.version].filter(Boolean).join(' ')}`,

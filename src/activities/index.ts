@@ -1,5 +1,6 @@
 import { createDeployActivities } from './deploy';
 import { createHealthActivities } from './health';
+import { createOverlapActivities } from './overlap';
 import { createPublishActivities, type PublishDeps } from './publish';
 import { createReplicationActivities } from './replicate';
 
@@ -12,6 +13,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createHealthActivities(deps),
     ...createReplicationActivities(deps),
     ...createDeployActivities(deps),
+    ...createOverlapActivities(deps),
   };
 }
 

@@ -104,6 +104,7 @@ export function publishActivities(log: string[], overrides: Partial<Activities> 
       return { owned: true, removed: ['12 staged blocks', `catalog record marked ${i.status}`] };
     },
     replicaLocations: async () => ({ replicas: [] }),
+    noteOverlap: async () => null,
     ...overrides,
   };
 }
@@ -144,5 +145,18 @@ export function deployActivities(
       rows.push(row);
     },
     markSourceFailures: async () => undefined,
+  };
+}
+
+/** An agent's download that always succeeds at once. */
+export async function deployedDownload() {
+  return {
+    status: 'deployed' as const,
+    source: 'east-primary',
+    path: '/datastore/app/1.0.0/app-1.0.0.ova',
+    bytes: 1,
+    bytesFetched: 1,
+    bytesResumed: 0,
+    sourceFailures: [],
   };
 }

@@ -4,10 +4,17 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { buildBundle } from '../../scripts/build-bundle';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { buildBundle } from '../../scripts/build-bundle';
 import type { DeployResultRow, FleetProgress } from '../../src/deploy/input';
-import { deployActivities, publishActivities, runWorker, startTestEnvironment, transferUntilCancelled } from './mock-activities';
+import {
+  deployActivities,
+  deployedDownload,
+  publishActivities,
+  runWorker,
+  startTestEnvironment,
+  transferUntilCancelled,
+} from './mock-activities';
 
 /**
  * Records the histories (binary protobuf) that test/workflows/replay.test.ts replays against the current workflow code.
@@ -51,7 +58,7 @@ async function recordOriginal(env: TestWorkflowEnvironment, save: Save): Promise
   const agentQueue = `sddc-${randomUUID()}`;
   const agent = {
     taskQueue: agentQueue,
-    activities: { downloadImage: deployed },
+    activities: { downloadImage: deployedDownload },
   };
   const control = { ...publishActivities([]), ...deployActivities(rows, agentQueue, ['east-1', 'tiny'], 1) };
 
@@ -166,20 +173,8 @@ async function recordFleet(env: TestWorkflowEnvironment, save: Save): Promise<vo
       const { batches } = await deploy.query<FleetProgress>('progress');
       await save('deploy-batch', batches[0].workflowId);
     },
-    { taskQueue: agentQueue, activities: { downloadImage: deployed } },
+    { taskQueue: agentQueue, activities: { downloadImage: deployedDownload } },
   );
-}
-
-async function deployed() {
-  return {
-    status: 'deployed' as const,
-    source: 'east-primary',
-    path: '/datastore/app/1.0.0/app-1.0.0.ova',
-    bytes: 1,
-    bytesFetched: 1,
-    bytesResumed: 0,
-    sourceFailures: [],
-  };
 }
 
 main().catch((err: unknown) => {

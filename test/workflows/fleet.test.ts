@@ -4,7 +4,14 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { DeployResult, DeployResultRow, FleetProgress } from '../../src/deploy/input';
-import { deployActivities, deployPlan, publishActivities, runWorker, startTestEnvironment } from '../harness/mock-activities';
+import {
+  deployActivities,
+  deployedDownload,
+  deployPlan,
+  publishActivities,
+  runWorker,
+  startTestEnvironment,
+} from '../harness/mock-activities';
 
 /**
  * Fleet scale on the time-skipping test server with mocked activities: transfers poll their own task
@@ -17,20 +24,7 @@ beforeAll(async () => {
 afterAll(() => env?.teardown());
 
 const names = (n: number) => Array.from({ length: n }, (_, i) => `sddc-${String(i).padStart(3, '0')}`);
-const agent = (taskQueue: string) => ({
-  taskQueue,
-  activities: {
-    downloadImage: async () => ({
-      status: 'deployed' as const,
-      source: 'east-primary',
-      path: '/datastore/app/1.0.0/app-1.0.0.ova',
-      bytes: 1,
-      bytesFetched: 1,
-      bytesResumed: 0,
-      sourceFailures: [],
-    }),
-  },
-});
+const agent = (taskQueue: string) => ({ taskQueue, activities: { downloadImage: deployedDownload } });
 
 describe('task queues', () => {
   it('runs staging, inspection and commit on the transfer queue, bookkeeping on the control queue', async () => {
