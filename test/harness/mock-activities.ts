@@ -6,7 +6,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../src/activities';
 import type { AgentActivities } from '../../src/activities/agent';
-import type { DeploymentPlan } from '../../src/activities/deploy';
+import type { DeploymentPlan, FleetPlan } from '../../src/activities/deploy';
 import { batchesOf } from '../../src/deploy/batches';
 import type { DeployResultRow } from '../../src/deploy/input';
 import { testServerBinary } from '../../src/services/tools';
@@ -126,6 +126,11 @@ export function deployPlan(taskQueue: string, names: string[]): DeploymentPlan {
   };
 }
 
+/** The plan a fanned-out deploy's parent sees for a whole-fleet plan: the names in batches. */
+export function fleetPlanOf({ image, version, sizeBytes, targets }: DeploymentPlan): FleetPlan {
+  return { image, version, sizeBytes, batches: batchesOf(targets.map((t) => t.sddc)) };
+}
+
 /** The control plane's side of a deploy, recording every row it is told to record. */
 export function deployActivities(
   rows: DeployResultRow[],
@@ -134,10 +139,7 @@ export function deployActivities(
   agentsPolling: number,
 ): Partial<Activities> {
   return {
-    planFleet: async () => {
-      const { image, version, sizeBytes, targets } = deployPlan(agentTaskQueue, names);
-      return { image, version, sizeBytes, batches: batchesOf(targets.map((t) => t.sddc)) };
-    },
+    planFleet: async () => fleetPlanOf(deployPlan(agentTaskQueue, names)),
     // A batch plans only the SDDCs it was given.
     planDeployment: async (input) => deployPlan(agentTaskQueue, input.sddcs === 'all' ? names : input.sddcs),
     agentsPolling: async () => agentsPolling,
