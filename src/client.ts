@@ -231,7 +231,7 @@ export function buildProgram(): Command {
             `sha256   ${r.sha256}`,
             `blob     ${r.location.storage}/${r.location.container}/${r.location.blob}`,
             `workflow ${handle.workflowId}`,
-            ...(r.deploy ? [`deploy   ${r.deploy.workflowId}`, ...resultTable({ ...r, results: r.deploy.results })] : []),
+            ...(r.deploy ? [`deploy   ${r.deploy.workflowId}`, ...resultTable({ ...r, ...r.deploy })] : []),
           ]);
           if (r.deploy && deployIncomplete({ ...r, results: r.deploy.results })) process.exitCode = 2;
         });

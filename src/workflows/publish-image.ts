@@ -276,10 +276,11 @@ async function distribute(
     if (!(cause instanceof ApplicationFailure) || cause.type !== 'DeployIncomplete') throw err;
     const details: unknown = cause.details?.[0];
     const results = (details as Partial<DeployResult> | undefined)?.results;
-    deployed = { image: result.image, version: result.version, results: Array.isArray(results) ? results : [] };
+    const counts = (details as Partial<DeployResult> | undefined)?.counts;
+    deployed = { image: result.image, version: result.version, results: Array.isArray(results) ? results : [], counts };
   }
   progress.phase = 'done';
-  return { ...result, deploy: { workflowId, results: deployed.results } };
+  return { ...result, deploy: { workflowId, results: deployed.results, counts: deployed.counts } };
 }
 
 /**

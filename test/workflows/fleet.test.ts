@@ -4,6 +4,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { DeployResult, DeployResultRow, FleetProgress } from '../../src/deploy/input';
+import type { PublishResult } from '../../src/publish/input';
 import {
   deployActivities,
   deployedDownload,
@@ -80,6 +81,25 @@ describe('DeployToSDDCs fan-out', () => {
       [50, true],
     ]);
     expect(progress.sddcsTotal).toBe(250);
+  });
+
+  it('a publish that deploys to a fleet reports the counts of its deploy beside the rows', async () => {
+    const agentQueue = `sddc-${randomUUID()}`;
+    const fleet = [...names(149), 'tiny'];
+    const control = { ...publishActivities([]), ...deployActivities([], agentQueue, fleet, 1) };
+    const published = (await runWorker(
+      env,
+      control,
+      (taskQueue) =>
+        env.client.workflow.execute('PublishImage', {
+          args: [{ source: 'app.ova', image: 'app', version: '1.0.0', deployTo: fleet }],
+          taskQueue,
+          workflowId: randomUUID(),
+        }),
+      agent(agentQueue),
+    )) as PublishResult;
+    expect(published.deploy?.counts).toEqual({ deployed: 149, skipped: 1 });
+    expect(published.deploy?.results).toEqual([expect.objectContaining({ sddc: 'tiny', status: 'skipped' })]);
   });
 
   it('fails the SDDCs of a batch that cannot plan, deploys the others, and ends DeployIncomplete', async () => {
