@@ -90,7 +90,11 @@ async function fanOut(input: DeployInput): Promise<DeployResult> {
   setHandler(fleetProgressQuery, () => progress);
   upsertSearchAttributes([{ key: IMAGE_KEY, value: input.image }]);
   const fleet = await control.planFleet(input);
-  upsertSearchAttributes([{ key: VERSION_KEY, value: fleet.version }]);
+  // Each batch lists its own SDDCs; the deploy lists those that fit in one search attribute.
+  upsertSearchAttributes([
+    { key: VERSION_KEY, value: fleet.version },
+    { key: SDDC_KEY, value: searchableNames(fleet.batches.flatMap((b) => b.sddcs)) },
+  ]);
   const total = fleet.batches.reduce((n, b) => n + b.sddcs.length, 0);
   const dataCenters = new Set(fleet.batches.map((b) => b.dataCenter));
   setCurrentDetails(
