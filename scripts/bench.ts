@@ -21,6 +21,7 @@ import { workflowSource } from '../src/worker';
 import { startCountingProxy } from '../test/harness/counting-proxy';
 import { accountingActivities } from '../test/harness/simulated-publish';
 import { buildBundle } from './build-bundle';
+import { transferTaskQueueOf } from '../src/task-queues';
 
 /**
  * `npm run bench`: the performance checks of SPEC §8 on embedded services started for the run. Each
@@ -504,13 +505,16 @@ async function main(): Promise<void> {
     const connection = await connectWorker(config.temporal);
     const taskQueue = `bench-history-${randomUUID()}`;
     const worker = await Worker.create({ connection, taskQueue, ...workflowSource(), activities });
+    const transfers = await Worker.create({ connection, taskQueue: transferTaskQueueOf(taskQueue), activities });
     const id = `publish:simulated:1.0.0:${randomUUID()}`;
-    await worker.runUntil(
-      client.workflow.execute('PublishImage', {
-        args: [{ source: 'x.iso', image: 'simulated', version: '1.0.0' }],
-        taskQueue,
-        workflowId: id,
-      }),
+    await transfers.runUntil(
+      worker.runUntil(
+        client.workflow.execute('PublishImage', {
+          args: [{ source: 'x.iso', image: 'simulated', version: '1.0.0' }],
+          taskQueue,
+          workflowId: id,
+        }),
+      ),
     );
     await connection.close();
     const history = { small: one.events, simulatedTiB: await historyEvents(id), simulatedBlocks: plan.blockCount };

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { MultiBar, Presets, SingleBar } from 'cli-progress';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { Catalog, type Requirements } from './catalog/catalog';
+import { Catalog, type Requirements, type VersionOverlap } from './catalog/catalog';
 import { loadConfig, type Config } from './config';
 import type { DeployInput, DeployProgress, DeployResult } from './deploy/input';
 import { validateSddcName } from './names';
@@ -16,6 +16,7 @@ import {
   publishLine,
   requireWorker,
   resultTable,
+  sddcProgress,
   startDeploy,
   startPublish,
 } from './operations';
@@ -153,7 +154,7 @@ async function followDeploy(handle: WorkflowHandle, o: Io): Promise<DeployResult
   const rows = new Map<string, ReturnType<MultiBar['create']>>();
   // A refresh that fails leaves the bar as it was; the next one tries again.
   const refresh = async () => {
-    const progress = await handle.query<DeployProgress>('progress').catch(() => undefined);
+    const progress = await sddcProgress(handle);
     if (!progress) return;
     const onDisk = await downloadedBytes(handle).catch(() => new Map<string, number>());
     for (const s of Object.values(progress)) {
@@ -171,6 +172,12 @@ async function followDeploy(handle: WorkflowHandle, o: Io): Promise<DeployResult
     clearInterval(timer);
     bars.stop();
   }
+}
+
+/** What a delta deploy from the previous version would not fetch. */
+function overlapLine(o: VersionOverlap): string {
+  const percent = o.blockCount > 0 ? ((100 * o.sharedBlocks) / o.blockCount).toFixed(1) : '0.0';
+  return `overlap    ${o.sharedBlocks} of ${o.blockCount} blocks (${percent} %) shared with ${o.previousVersion}`;
 }
 
 function versionRows(records: Awaited<ReturnType<Catalog['listVersions']>>): string[] {
@@ -232,7 +239,7 @@ export function buildProgram(): Command {
             `sha256   ${r.sha256}`,
             `blob     ${r.location.storage}/${r.location.container}/${r.location.blob}`,
             `workflow ${handle.workflowId}`,
-            ...(r.deploy ? [`deploy   ${r.deploy.workflowId}`, ...resultTable({ ...r, results: r.deploy.results })] : []),
+            ...(r.deploy ? [`deploy   ${r.deploy.workflowId}`, ...resultTable({ ...r, ...r.deploy })] : []),
           ]);
           if (r.deploy && deployIncomplete({ ...r, results: r.deploy.results })) process.exitCode = 2;
         });
@@ -280,6 +287,7 @@ export function buildProgram(): Command {
         const handle = client.workflow.getHandle(workflowId);
         const d = await handle.describe();
         const progress = await handle.query<PublishProgress | DeployProgress>('progress').catch(() => undefined);
+        const sddcs = progress && !('phase' in progress) ? await sddcProgress(handle) : undefined;
         let result: unknown;
         let failure: string | undefined;
         if (d.status.name === 'COMPLETED') result = await handle.result();
@@ -296,11 +304,7 @@ export function buildProgram(): Command {
         };
         emit(o, data, () => [
           `${d.type} ${workflowId}: ${d.status.name}`,
-          ...(progress && 'phase' in progress
-            ? [publishLine(progress as PublishProgress)]
-            : progress
-              ? deployLines(progress as DeployProgress)
-              : []),
+          ...(progress && 'phase' in progress ? [publishLine(progress as PublishProgress)] : sddcs ? deployLines(sddcs) : []),
           ...(failure ? [`failure: ${failure}`] : []),
         ]);
       });
@@ -347,6 +351,7 @@ export function buildProgram(): Command {
           `sha256     ${record.sha256 ?? '-'}`,
           `blob       ${record.location.storage}/${record.location.container}/${record.location.blob}`,
           ...lifecycleLines(record, new Date()),
+          ...(record.overlap ? [overlapLine(record.overlap)] : []),
           ...(m?.kind === 'ova'
             ? [
                 `product    ${[m.vendor, m.product, m.fullVersion ?? m.version].filter(Boolean).join(' ')}`,

@@ -1,10 +1,13 @@
 import path from 'node:path';
 import { parseSourceHosts } from './source/policy';
+import { transferTaskQueueOf } from './task-queues';
 
 /** Everything vmhub reads from its environment, in one place, with the defaults of SPEC §9. */
 export interface Config {
   temporal: TemporalConfig;
   taskQueue: string;
+  /** Where long transfers run: `<taskQueue>-transfer` (vm-images-transfer), derived so workflows know it too. */
+  transferTaskQueue: string;
   mongodbUri: string;
   topologyPath: string;
   repositoryRoots: string[];
@@ -39,9 +42,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     .split(':')
     .filter((r) => r.length > 0)
     .map((r) => path.resolve(PROJECT_ROOT, r));
+  const taskQueue = env.VMHUB_TASK_QUEUE ?? 'vm-images';
   return {
     temporal: loadTemporalConfig(env),
-    taskQueue: env.VMHUB_TASK_QUEUE ?? 'vm-images',
+    taskQueue,
+    transferTaskQueue: transferTaskQueueOf(taskQueue),
     mongodbUri: env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/vmhub',
     topologyPath: path.resolve(PROJECT_ROOT, env.VMHUB_TOPOLOGY ?? 'config/topology.json'),
     repositoryRoots: roots,

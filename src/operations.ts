@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter, TemporalFailure } from '@temporalio/common';
 import type { Config } from './config';
-import { deployWorkflowId, type DeployInput, type DeployProgress, type DeployResult, type DeployResultRow } from './deploy/input';
+import {
+  deployWorkflowId,
+  type DeployInput,
+  type DeployProgress,
+  type DeployResult,
+  type DeployResultRow,
+  type FleetProgress,
+} from './deploy/input';
 import { isVmhubError } from './errors';
 import { checkSourceUrl } from './source/source';
 import { temporalView } from './temporal';
@@ -127,7 +134,7 @@ export async function cancelAndReport(
   let cleanup: string[] = [];
   if (progress && 'phase' in progress) cleanup = (progress as PublishProgress).cleanup ?? [];
   else if (progress)
-    cleanup = Object.values(progress as DeployProgress)
+    cleanup = Object.values((await sddcProgress(handle)) ?? {})
       .filter((s) => s.status === 'failed' && s.reason?.startsWith('cancelled'))
       .map((s) => `${s.sddc}: ${s.reason}`);
   return { workflowId, status, cleanup };
@@ -148,6 +155,28 @@ export function describeFailure(err: unknown): string {
   return String(cause);
 }
 
+/**
+ * A deploy's progress with a row per SDDC. A fanned-out deploy's own progress has counts and its batches
+ * (FleetProgress); each batch's child workflow has the rows. A batch not started yet has none.
+ */
+export async function sddcProgress(handle: WorkflowHandle): Promise<DeployProgress | undefined> {
+  const progress = await handle.query<DeployProgress | FleetProgress>('progress').catch(() => undefined);
+  if (!progress || !isFleetProgress(progress)) return progress;
+  const batches = await Promise.all(
+    progress.batches.map((b) =>
+      handle.client
+        .getHandle(b.workflowId)
+        .query<DeployProgress>('progress')
+        .catch((): DeployProgress => ({})),
+    ),
+  );
+  return Object.assign({}, ...batches) as DeployProgress;
+}
+
+function isFleetProgress(progress: DeployProgress | FleetProgress): progress is FleetProgress {
+  return Array.isArray(progress.batches) && typeof progress.sddcsTotal === 'number';
+}
+
 export function publishLine(p: PublishProgress): string {
   return `${p.phase.padEnd(12)} ${formatBytes(p.bytesStaged)} / ${formatBytes(p.bytesTotal)} (${p.blocksStaged}/${p.blocksTotal} blocks)`;
 }
@@ -157,9 +186,21 @@ export function deployLines(progress: DeployProgress): string[] {
 }
 
 export function resultTable(result: DeployResult): string[] {
-  return result.results.map(
-    (r) =>
-      `${r.sddc.padEnd(14)} ${r.dataCenter.padEnd(10)} ${r.status.padEnd(16)} ${(r.source ?? '-').padEnd(14)} ${transferred(r).padEnd(30)} ${r.target ? describePlacement(r.target) : (r.path ?? r.reason ?? '')}`,
+  const total = Object.values(result.counts ?? {}).reduce((n, c) => n + c, 0);
+  // A large fleet's result lists only the failed and skipped SDDCs: say how the others ended.
+  const summary =
+    total > result.results.length
+      ? [
+          `${total} SDDCs: ${Object.entries(result.counts ?? {})
+            .map(([status, n]) => `${n} ${status}`)
+            .join(', ')}`,
+        ]
+      : [];
+  return summary.concat(
+    result.results.map(
+      (r) =>
+        `${r.sddc.padEnd(14)} ${r.dataCenter.padEnd(10)} ${r.status.padEnd(16)} ${(r.source ?? '-').padEnd(14)} ${transferred(r).padEnd(30)} ${r.target ? describePlacement(r.target) : (r.path ?? r.reason ?? '')}`,
+    ),
   );
 }
 

@@ -15,8 +15,10 @@ import { connectClient, connectWorker, temporalView } from './temporal';
 import { loadTopology } from './topology/topology';
 
 /**
- * Worker entry points: `control` polls the control-plane queue (`vm-images`); `agent <sddc>` polls one
- * SDDC's own queue.
+ * Worker entry points: `control` polls the control-plane queue (`vm-images`: workflows and bookkeeping)
+ * and the transfer queue (`vm-images-transfer`: staging, inspection, commit, replication); with
+ * `--only control` or `--only transfer` it polls one of them, so each scales by its own processes.
+ * `agent <sddc>` polls one SDDC's own queue.
  *
  * The workflow code comes from VMHUB_WORKFLOW_BUNDLE when it names a prebuilt bundle (the Docker image,
  * the tests); else from dist/workflow-bundle.js (`npm run build:bundle`) while that file is newer than
@@ -69,17 +71,45 @@ const SHUTDOWN_GRACE = '30 seconds';
 /** A cancel reaches an activity with the reply to its heartbeat: send them often enough that it stops within seconds. */
 const HEARTBEAT_THROTTLE = '3 seconds';
 
-export async function createControlWorker(connection: NativeConnection, deps: ActivityDeps): Promise<Worker> {
-  return Worker.create({
+export type ControlQueue = 'control' | 'transfer';
+
+/**
+ * The control plane's workers: workflows and bookkeeping on the control queue, long transfers on the
+ * transfer queue; `only` names one of them. Every activity is registered on both, so a run scheduled
+ * before transfers had a queue of their own still finds its activities.
+ */
+export async function createControlWorkers(
+  connection: NativeConnection,
+  deps: ActivityDeps,
+  only?: ControlQueue,
+): Promise<Worker[]> {
+  const common: Omit<WorkerOptions, 'taskQueue'> = {
     connection,
     namespace: deps.config.temporal.namespace,
-    taskQueue: deps.config.taskQueue,
-    ...workflowSource(),
     activities: createActivities(deps),
     maxConcurrentActivityTaskExecutions: 16,
     shutdownGraceTime: SHUTDOWN_GRACE,
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
-  });
+  };
+  const workers: Worker[] = [];
+  if (only !== 'transfer')
+    workers.push(await Worker.create({ ...common, taskQueue: deps.config.taskQueue, ...workflowSource() }));
+  if (only !== 'control') workers.push(await Worker.create({ ...common, taskQueue: deps.config.transferTaskQueue }));
+  return workers;
+}
+
+/** Runs workers until all have stopped; one failing shuts the others down, and its error is thrown. */
+export async function runWorkers(workers: Worker[]): Promise<void> {
+  const results = await Promise.allSettled(
+    workers.map((w) =>
+      w.run().catch((err: unknown) => {
+        for (const other of workers) if (other !== w && other.getState() === 'RUNNING') other.shutdown();
+        throw err;
+      }),
+    ),
+  );
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** The agent of one SDDC: the download and content library activities, on the SDDC's own task queue. */
@@ -104,8 +134,18 @@ export function agentTaskQueue(sddc: string, env: NodeJS.ProcessEnv = process.en
   return env.VMHUB_AGENT_TASK_QUEUE ?? `sddc-${sddc}`;
 }
 
+/** `control [--only control|transfer]` or `agent <sddc>`. */
+export function parseWorkerArgs(args: string[]): { role?: string; sddc?: string; only?: ControlQueue } {
+  const only = args.indexOf('--only');
+  if (only === -1) return { role: args[0], sddc: args[1] };
+  const queue = args[only + 1];
+  if (queue !== 'control' && queue !== 'transfer') throw new Error(`--only takes "control" or "transfer", got "${queue ?? ''}"`);
+  const rest = args.filter((_, i) => i !== only && i !== only + 1);
+  return { role: rest[0], sddc: rest[1], only: queue };
+}
+
 async function main(): Promise<void> {
-  const [role, sddc] = process.argv.slice(2);
+  const { role, sddc, only } = parseWorkerArgs(process.argv.slice(2));
   installLogging();
   const config = loadConfig();
   const connection = await connectWorker(config.temporal);
@@ -114,14 +154,16 @@ async function main(): Promise<void> {
       const deps = await openDeps(config);
       try {
         await ensureSchedulesAt(config);
-        await (await createControlWorker(connection, deps)).run();
+        await runWorkers(await createControlWorkers(connection, deps, only));
       } finally {
         await deps.close();
       }
-    } else if (role === 'agent' && sddc) {
+    } else if (role === 'agent' && sddc && !only) {
       await (await createAgentWorker(connection, config, validateSddcName(sddc))).run();
     } else {
-      throw new Error(`unknown worker role "${[role, sddc].filter(Boolean).join(' ')}": use "control" or "agent <sddc>"`);
+      throw new Error(
+        `unknown worker role "${[role, sddc].filter(Boolean).join(' ')}": use "control [--only control|transfer]" or "agent <sddc>"`,
+      );
     }
   } finally {
     await connection.close();

@@ -8,7 +8,14 @@ import type { ContentLibraryActivities } from '../src/activities/content-library
 import type { DeploymentPlan } from '../src/activities/deploy';
 import type { DeployResult, DeployResultRow } from '../src/deploy/input';
 import type { ContentLibraryTarget, LibraryPlacement } from '../src/sddc/target';
-import { location, plan as blocks, runWorker, startTestEnvironment, transferUntilCancelled } from './harness/mock-activities';
+import {
+  fleetPlanOf,
+  location,
+  plan as blocks,
+  runWorker,
+  startTestEnvironment,
+  transferUntilCancelled,
+} from './harness/mock-activities';
 
 /**
  * DeployToSDDCs's content library paths on the time-skipping test server, with mocked activities: what
@@ -65,6 +72,7 @@ async function deployWith(
   const rows: DeployResultRow[] = [];
   const agentQueue = `sddc-${randomUUID()}`;
   const control: Partial<Activities> = {
+    planFleet: async () => fleetPlanOf(deployPlan(agentQueue, names, options.format)),
     planDeployment: async () => deployPlan(agentQueue, names, options.format),
     agentsPolling: async () => 1,
     recordDeployment: async ({ row }) => {

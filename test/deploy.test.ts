@@ -3,12 +3,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import type { DeployInput, DeployProgress, DeployResult } from '../src/deploy/input';
+import type { DeployInput, DeployResult } from '../src/deploy/input';
 import type { PublishResult } from '../src/publish/input';
 import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, ovaFromDescriptor } from './images/build';
 import { repositoryRoot, startWorld, type TestWorld, workflowFailure } from './helpers';
+import { sddcProgress } from '../src/operations';
 
 const MiB = 2 ** 20;
 
@@ -136,7 +137,8 @@ describe('replication and DeployToSDDCs', () => {
       ['east-2', 'deployed', 'east-primary'],
       ['west-1', 'deployed', 'west-replica'],
     ]);
-    const progress = await handle.query<DeployProgress>('progress');
+    // The rows are in the deploy's batches (one per data center here).
+    const progress = (await sddcProgress(handle))!;
     expect(progress['west-1']).toMatchObject({
       phase: 'done',
       status: 'deployed',

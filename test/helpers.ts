@@ -8,14 +8,15 @@ import type { ActivityDeps } from '../src/activities';
 import { loadConfig, type Config } from '../src/config';
 import { installLogging } from '../src/logging';
 import { connectClient, connectWorker } from '../src/temporal';
-import { createControlWorker, openDeps } from '../src/worker';
+import { transferTaskQueueOf } from '../src/task-queues';
+import { createControlWorkers, openDeps, runWorkers } from '../src/worker';
 
-/** A control worker on a task queue of its own, running in this process against the test services. */
+/** The control workers on task queues of their own, running in this process against the test services. */
 export interface TestWorld {
   config: Config;
   deps: ActivityDeps;
   client: Client;
-  worker: Worker;
+  workers: Worker[];
   close(): Promise<void>;
 }
 
@@ -24,20 +25,21 @@ export async function startWorld(overrides: Partial<Config> = {}): Promise<TestW
   const base = loadConfig();
   // Each test file gets a catalog database of its own, so registrations and records never cross.
   const mongodbUri = base.mongodbUri.replace(/\/[^/?]*(\?|$)/, `/vmhub_${randomUUID().slice(0, 8)}$1`);
-  const config: Config = { ...base, taskQueue: `test-${randomUUID()}`, mongodbUri, ...overrides };
+  const taskQueue = overrides.taskQueue ?? `test-${randomUUID()}`;
+  const config: Config = { ...base, taskQueue, transferTaskQueue: transferTaskQueueOf(taskQueue), mongodbUri, ...overrides };
   const deps = await openDeps(config);
   await deps.storage.ensureContainers();
   const connection: NativeConnection = await connectWorker(config.temporal);
-  const worker = await createControlWorker(connection, deps);
-  const running = worker.run();
+  const workers = await createControlWorkers(connection, deps);
+  const running = runWorkers(workers);
   const client = await connectClient(config.temporal);
   return {
     config,
     deps,
     client,
-    worker,
+    workers,
     async close() {
-      worker.shutdown();
+      for (const w of workers) w.shutdown();
       await running;
       await connection.close();
       await client.connection.close();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { chromium } from 'playwright-core';
-import type { DeployResult } from '../src/deploy/input';
+import type { DeployResult, FleetProgress } from '../src/deploy/input';
 import type { PublishResult } from '../src/publish/input';
 import { temporalBinary } from '../src/services/tools';
 import { connectWorker } from '../src/temporal';
@@ -94,10 +94,14 @@ describe('operator experience', () => {
     const deployed = JSON.parse((await temporal('workflow', 'result', '--workflow-id', deployId, '--output', 'json')).stdout);
     const result = (deployed.result ?? deployed) as DeployResult;
     expect(result.results).toEqual([expect.objectContaining({ sddc, status: 'deployed', source: 'west-replica' })]);
-    const progress = JSON.parse(
-      (await temporal('workflow', 'query', '--workflow-id', deployId, '--name', 'progress', '--output', 'json')).stdout,
-    );
-    expect(progress.queryResult[0][sddc]).toMatchObject({ phase: 'done', status: 'deployed' });
+    const progressOf = async (workflowId: string) =>
+      JSON.parse(
+        (await temporal('workflow', 'query', '--workflow-id', workflowId, '--name', 'progress', '--output', 'json')).stdout,
+      ).queryResult[0];
+    // The deploy's progress counts and names its batches; a batch's has a row per SDDC.
+    const progress = (await progressOf(deployId)) as FleetProgress;
+    expect(progress.counts).toEqual({ deployed: 1 });
+    expect((await progressOf(progress.batches[0].workflowId))[sddc]).toMatchObject({ phase: 'done', status: 'deployed' });
   });
 
   it('drives everything from the vmhub CLI, with one JSON document per command', async () => {

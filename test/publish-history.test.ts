@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { Worker } from '@temporalio/worker';
 import type { PublishResult } from '../src/publish/input';
 import { planBlocks } from '../src/storage/block-plan';
+import { transferTaskQueueOf } from '../src/task-queues';
 import { connectWorker } from '../src/temporal';
 import { workflowSource } from '../src/worker';
 import { accountingActivities } from './harness/simulated-publish';
@@ -25,12 +26,15 @@ describe('PublishImage history size', () => {
     const workflowId = `publish:simulated:1.0.0:${randomUUID()}`;
     const connection = await connectWorker(world.config.temporal);
     const worker = await Worker.create({ connection, taskQueue, ...workflowSource(), activities });
-    const result = (await worker.runUntil(
-      world.client.workflow.execute('PublishImage', {
-        args: [{ source: 'simulated.iso', image: 'simulated', version: '1.0.0' }],
-        taskQueue,
-        workflowId,
-      }),
+    const transfers = await Worker.create({ connection, taskQueue: transferTaskQueueOf(taskQueue), activities });
+    const result = (await transfers.runUntil(() =>
+      worker.runUntil(
+        world.client.workflow.execute('PublishImage', {
+          args: [{ source: 'simulated.iso', image: 'simulated', version: '1.0.0' }],
+          taskQueue,
+          workflowId,
+        }),
+      ),
     )) as PublishResult;
     await connection.close();
 

@@ -1,4 +1,5 @@
-import type { SddcRecord } from '../catalog/catalog';
+import type { ImageVersionRecord, SddcRecord } from '../catalog/catalog';
+import { batchesOf, type SddcBatch } from '../deploy/batches';
 import type { Resources } from '../images/ovf/metadata';
 import { capacityShortfall, sourceOrder, type SourceCandidate } from '../deploy/placement';
 import type { DeployInput, DeployResultRow } from '../deploy/input';
@@ -22,8 +23,42 @@ export interface DeploymentPlan extends ImageToDeploy {
   resources?: Resources;
 }
 
+/** What the parent of a fanned-out deploy plans with. */
+export interface FleetPlan {
+  image: string;
+  version: string;
+  sizeBytes: number;
+  batches: SddcBatch[];
+}
+
 /** Control-plane side of DeployToSDDCs: resolve the input against the catalog, and record what happened. */
 export function createDeployActivities({ storage, catalog, temporal }: PublishDeps) {
+  /** The available version and the registered SDDCs a deploy input names; UnknownSddc or UnknownImage otherwise. */
+  async function resolve(input: DeployInput): Promise<{ record: ImageVersionRecord & { sha256: string }; sddcs: SddcRecord[] }> {
+    const registered = await catalog.listSddcs();
+    let sddcs: SddcRecord[];
+    if (input.sddcs === 'all') {
+      if (registered.length === 0) throw new VmhubError('UnknownSddc', 'no SDDC is registered; add one with `vmhub sddc add`');
+      sddcs = registered;
+    } else {
+      const byName = new Map(registered.map((s) => [s.name, s]));
+      const unknown = input.sddcs.filter((n) => !byName.has(n));
+      if (unknown.length > 0)
+        throw new VmhubError(
+          'UnknownSddc',
+          `unknown SDDC ${unknown.join(', ')}; registered: ${registered.map((s) => s.name).join(', ') || 'none'}`,
+        );
+      sddcs = input.sddcs.map((n) => byName.get(n)!);
+    }
+    const record =
+      input.version === 'latest' ? await catalog.latest(input.image) : await catalog.getVersion(input.image, input.version);
+    if (record) assertDeployable(record, new Date(), input.force);
+    if (!record || record.status !== 'available' || !record.sha256) {
+      throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version in the catalog`);
+    }
+    return { record: { ...record, sha256: record.sha256 }, sddcs };
+  }
+
   return {
     /** Agents that polled an SDDC's task queue within the last five minutes: none means a download would only wait. */
     async agentsPolling(input: { taskQueue: string }): Promise<number> {
@@ -40,29 +75,20 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
       });
     },
 
+    /**
+     * What a fanned-out deploy needs to start its batches: the version and the SDDCs' names grouped into
+     * batches, never their sources or placements, so the result stays small for any fleet.
+     */
+    async planFleet(input: DeployInput): Promise<FleetPlan> {
+      return withFailures(async () => {
+        const { record, sddcs } = await resolve(input);
+        return { image: record.image, version: record.version, sizeBytes: record.sizeBytes, batches: batchesOf(sddcs) };
+      });
+    },
+
     async planDeployment(input: DeployInput): Promise<DeploymentPlan> {
       return withFailures(async () => {
-        const registered = await catalog.listSddcs();
-        let sddcs: SddcRecord[];
-        if (input.sddcs === 'all') {
-          if (registered.length === 0)
-            throw new VmhubError('UnknownSddc', 'no SDDC is registered; add one with `vmhub sddc add`');
-          sddcs = registered;
-        } else {
-          const unknown = input.sddcs.filter((n) => !registered.some((s) => s.name === n));
-          if (unknown.length > 0)
-            throw new VmhubError(
-              'UnknownSddc',
-              `unknown SDDC ${unknown.join(', ')}; registered: ${registered.map((s) => s.name).join(', ') || 'none'}`,
-            );
-          sddcs = input.sddcs.map((n) => registered.find((s) => s.name === n)!);
-        }
-        const record =
-          input.version === 'latest' ? await catalog.latest(input.image) : await catalog.getVersion(input.image, input.version);
-        if (record) assertDeployable(record, new Date(), input.force);
-        if (!record || record.status !== 'available' || !record.sha256) {
-          throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version in the catalog`);
-        }
+        const { record, sddcs } = await resolve(input);
         const resources = record.metadata && 'resources' in record.metadata ? record.metadata.resources : undefined;
         return {
           image: record.image,

@@ -1,6 +1,7 @@
 import { createDeployActivities } from './deploy';
 import { createHealthActivities } from './health';
 import { createLifecycleActivities } from './lifecycle';
+import { createOverlapActivities } from './overlap';
 import { createPublishActivities, type PublishDeps } from './publish';
 import { createReplicationActivities } from './replicate';
 
@@ -14,6 +15,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createReplicationActivities(deps),
     ...createDeployActivities(deps),
     ...createLifecycleActivities(deps),
+    ...createOverlapActivities(deps),
   };
 }
 

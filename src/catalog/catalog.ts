@@ -32,6 +32,8 @@ export interface ImageVersionRecord {
   metadata?: ImageMetadata;
   replicas: ReplicaRecord[];
   error?: string;
+  /** Blocks this version shares with the version published before it, noted when it became available. */
+  overlap?: VersionOverlap;
   createdAt: Date;
   updatedAt: Date;
   publishedAt?: Date;
@@ -42,6 +44,13 @@ export interface ImageVersionRecord {
 }
 
 export type ReplicaStatus = 'pending' | 'verified' | 'stale' | 'failed';
+
+/** What a version shares with the highest earlier available version of its image, at one block size. */
+export interface VersionOverlap {
+  previousVersion: string;
+  sharedBlocks: number;
+  blockCount: number;
+}
 
 export interface ReplicaRecord {
   location: string;
@@ -274,6 +283,10 @@ export class Catalog {
     if (fits?.diskBytes !== undefined) filter['metadata.resources.diskBytes'] = { $lte: fits.diskBytes };
     if (filters.osType !== undefined) filter['metadata.os.osType'] = filters.osType;
     return this.listVersions(filters.image, filter);
+  }
+
+  async setOverlap(image: string, version: string, overlap: VersionOverlap): Promise<void> {
+    await this.versions.updateOne({ image, version }, { $set: { overlap, updatedAt: new Date() } });
   }
 
   async setReplica(image: string, version: string, replica: ReplicaRecord): Promise<void> {

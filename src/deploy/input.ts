@@ -35,8 +35,16 @@ export interface DeployResultRow {
 export interface DeployResult {
   image: string;
   version: string;
+  /**
+   * A deploy to at most 100 SDDCs lists every SDDC's row; a larger one only the failed and skipped rows, so
+   * the result stays small whatever the fleet (`vmhub show` and the catalog's deployment records have every row).
+   */
   results: DeployResultRow[];
+  /** How many SDDCs ended in each status; absent on runs that began before deploys fanned out. */
+  counts?: DeployCounts;
 }
+
+export type DeployCounts = Partial<Record<DeployStatus, number>>;
 
 export type SddcPhase = 'pending' | 'checking' | 'downloading' | 'verifying' | 'importing' | 'instantiating' | 'done';
 
@@ -50,7 +58,26 @@ export interface SddcProgress {
   reason?: string;
 }
 
+/** The progress of one batch of SDDCs (and of runs that began before deploys fanned out): a row per SDDC. */
 export type DeployProgress = Record<string, SddcProgress>;
+
+/**
+ * The progress of a deploy fanned out to batches: counts of SDDCs that ended, by status, the failed and
+ * skipped rows so far, and each batch's child workflow, whose own `progress` has a row per SDDC.
+ */
+export interface FleetProgress {
+  sddcsTotal: number;
+  counts: DeployCounts;
+  results: DeployResultRow[];
+  batches: BatchProgress[];
+}
+
+export interface BatchProgress {
+  workflowId: string;
+  dataCenter: string;
+  sddcs: number;
+  done: boolean;
+}
 
 export function validateDeployInput(input: unknown): DeployInput {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {

@@ -1,7 +1,7 @@
 import { VmhubError } from '../errors';
 import { BLOB_EXTENSIONS, IMAGE_FORMATS, type ImageFormat } from '../images/format';
 import type { ImageMetadata } from '../images/inspect';
-import type { DeployResultRow } from '../deploy/input';
+import type { DeployCounts, DeployResultRow } from '../deploy/input';
 import { validateImageName, validateSddcName, validateVersion } from '../names';
 
 /** PublishImage's input, result and progress (SPEC §4, contract). Plain data: the workflow bundle imports this. */
@@ -31,8 +31,8 @@ export interface PublishResult {
   blockCount: number;
   location: BlobLocation;
   metadata: ImageMetadata;
-  /** With `deployTo`: the child deploy and its rows, failed SDDCs included. */
-  deploy?: { workflowId: string; results: DeployResultRow[] };
+  /** With `deployTo`: the child deploy, its rows (as DeployResult has them) and its counts by status. */
+  deploy?: { workflowId: string; results: DeployResultRow[]; counts?: DeployCounts };
 }
 
 export type PublishPhase =

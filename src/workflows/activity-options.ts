@@ -25,7 +25,7 @@ export const BOOKKEEPING: ActivityOptions = {
 };
 
 /**
- * Long transfers: a heartbeat timeout notices a dead worker within 15 s and the retry resumes from the
+ * Long transfers, on the transfer task queue (see transferTaskQueueOf): a heartbeat timeout notices a dead worker within 15 s and the retry resumes from the
  * last heartbeat; 40 attempts backing off to 30 s ride out about 18 minutes of outage. A cancel reaches
  * them at their next heartbeat, and the run waits until they have stopped.
  */

@@ -5,24 +5,31 @@ import {
   type ActivityOptions,
   CancellationScope,
   CancelledFailure,
+  ChildWorkflowCancellationType,
+  ChildWorkflowFailure,
   defineQuery,
+  executeChild,
   isCancellation,
   patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { AgentActivities, SourceFailure } from '../activities/agent';
 import type { ContentLibraryActivities, LibraryTaskInput } from '../activities/content-library';
-import type { DeploymentPlan, DeploymentTarget } from '../activities/deploy';
+import type { DeploymentPlan, DeploymentTarget, FleetPlan } from '../activities/deploy';
+import { runPool } from '../concurrency';
+import { BATCH_SIZE, type SddcBatch } from '../deploy/batches';
 import {
   validateDeployInput,
   type DeployInput,
   type DeployProgress,
   type DeployResult,
   type DeployResultRow,
+  type FleetProgress,
 } from '../deploy/input';
 import { NON_RETRYABLE_ERROR_TYPES } from '../errors';
 import { asFailure } from '../failures';
@@ -32,50 +39,160 @@ import { BOOKKEEPING } from './activity-options';
 import { IMAGE_KEY, SDDC_KEY, VERSION_KEY } from './search-attributes';
 
 export const deployProgressQuery = defineQuery<DeployProgress>('progress');
+export const fleetProgressQuery = defineQuery<FleetProgress>('progress');
 
 const control = proxyActivities<Activities>(BOOKKEEPING);
 
 const CANCELLED_REASON = 'cancelled: the agent stopped and removed its partial download or library import';
 
+/** Batches deploying at once: bounds the pending child workflows of one run whatever the fleet. */
+const BATCHES_AT_ONCE = 50;
+
+/** Failed SDDCs a failure message names; the result has every failed row. */
+const FAILURES_NAMED = 10;
+
 /**
- * DeployToSDDCs: resolve the version and the SDDCs, then for each SDDC in parallel check its capacity,
- * and have its agent download from the nearest verified copy; a content-library SDDC's agent then
- * imports the image into its vCenter's library. One SDDC failing never stops the others;
- * the run completes when every SDDC is deployed, already present or skipped, and otherwise fails with
- * DeployIncomplete carrying every row, so running it again is the retry. A cancel stops every download
- * and import, and waits until the agents have removed their partial files and half library items.
+ * DeployToSDDCs: resolve the version and the SDDCs, then deploy them in batches, one child workflow
+ * (DeploySddcBatch) per data center or per 100 SDDCs of one, so no history grows with the fleet. One SDDC
+ * failing never stops the others; the run completes when every SDDC is deployed, already present or
+ * skipped, and otherwise fails with DeployIncomplete carrying the result, so running it again is the
+ * retry. The result counts the SDDCs by status and lists the failed and skipped ones (every SDDC for a
+ * deploy to at most 100). A cancel reaches every batch and waits until their agents have cleaned up.
  */
 export async function DeployToSDDCs(rawInput: DeployInput): Promise<DeployResult> {
-  const progress: DeployProgress = {};
-  setHandler(deployProgressQuery, () => progress);
   try {
     const input = validateDeployInput(rawInput);
-    upsertSearchAttributes([{ key: IMAGE_KEY, value: input.image }]);
-    const plan = await control.planDeployment(input);
-    const names = plan.targets.map((t) => t.sddc.name);
-    upsertSearchAttributes([
-      { key: VERSION_KEY, value: plan.version },
-      { key: SDDC_KEY, value: searchableNames(names) },
-    ]);
-    setCurrentDetails(`Deploy ${plan.image} ${plan.version} (${formatBytes(plan.sizeBytes)}) to ${names.join(', ')}`);
-    for (const t of plan.targets) {
-      progress[t.sddc.name] = { sddc: t.sddc.name, phase: 'pending', source: null, bytesDone: 0, bytesTotal: plan.sizeBytes };
-    }
-    const results = await Promise.all(plan.targets.map((t) => deployTo(plan, t, progress, input.instantiate === true)));
-    if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('deploy cancelled');
-    const result = { image: plan.image, version: plan.version, results };
-    const failed = results.filter((r) => r.status === 'failed');
-    if (failed.length > 0) {
-      throw ApplicationFailure.nonRetryable(
-        `${failed.length} of ${results.length} SDDCs failed: ${failed.map((r) => `${r.sddc} (${r.reason})`).join('; ')}`,
-        'DeployIncomplete',
-        result,
-      );
-    }
-    return result;
+    // Runs that began before deploys fanned out deploy every SDDC in their own history.
+    if (!patched('fleet-fan-out')) return await deployEach(input);
+    return await fanOut(input);
   } catch (err) {
     throw asFailure(err);
   }
+}
+
+/**
+ * DeploySddcBatch: one batch of a fanned-out deploy. For each SDDC in parallel, check its capacity and
+ * have its agent download from the nearest verified copy; a content-library SDDC's agent then imports the
+ * image into its vCenter's library. Every row is recorded in the catalog; the run fails with
+ * DeployIncomplete carrying every row when an SDDC failed. A cancel stops every download and import, and
+ * waits until the agents have removed their partial files and half library items.
+ */
+export async function DeploySddcBatch(rawInput: DeployInput): Promise<DeployResult> {
+  try {
+    return await deployEach(validateDeployInput(rawInput));
+  } catch (err) {
+    throw asFailure(err);
+  }
+}
+
+async function fanOut(input: DeployInput): Promise<DeployResult> {
+  const progress: FleetProgress = { sddcsTotal: 0, counts: {}, results: [], batches: [] };
+  setHandler(fleetProgressQuery, () => progress);
+  upsertSearchAttributes([{ key: IMAGE_KEY, value: input.image }]);
+  const fleet = await control.planFleet(input);
+  // Each batch lists its own SDDCs; the deploy lists those that fit in one search attribute.
+  upsertSearchAttributes([
+    { key: VERSION_KEY, value: fleet.version },
+    { key: SDDC_KEY, value: searchableNames(fleet.batches.flatMap((b) => b.sddcs)) },
+  ]);
+  const total = fleet.batches.reduce((n, b) => n + b.sddcs.length, 0);
+  const dataCenters = new Set(fleet.batches.map((b) => b.dataCenter));
+  setCurrentDetails(
+    `Deploy ${fleet.image} ${fleet.version} (${formatBytes(fleet.sizeBytes)}) to ${total} SDDCs in ${dataCenters.size} data centers, ${fleet.batches.length} batches`,
+  );
+  progress.sddcsTotal = total;
+  const { workflowId } = workflowInfo();
+  progress.batches = fleet.batches.map((b, i) => ({
+    workflowId: `${workflowId}:${i + 1}-${b.dataCenter}`,
+    dataCenter: b.dataCenter,
+    sddcs: b.sddcs.length,
+    done: false,
+  }));
+  const keepEveryRow = total <= BATCH_SIZE;
+  const kept: DeployResultRow[][] = fleet.batches.map(() => []);
+  await runPool(
+    fleet.batches.map((batch, i) => ({ batch, i })),
+    BATCHES_AT_ONCE,
+    async ({ batch, i }) => {
+      const rows = await deployBatch(fleet, batch, progress.batches[i].workflowId, input.instantiate);
+      for (const row of rows) progress.counts[row.status] = (progress.counts[row.status] ?? 0) + 1;
+      kept[i] = keepEveryRow ? rows : rows.filter((r) => r.status === 'failed' || r.status === 'skipped');
+      progress.results = kept.flat();
+      progress.batches[i].done = true;
+    },
+  );
+  if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('deploy cancelled');
+  const result: DeployResult = { image: fleet.image, version: fleet.version, results: progress.results, counts: progress.counts };
+  const failed = result.results.filter((r) => r.status === 'failed');
+  if (failed.length > 0) {
+    const named = failed.slice(0, FAILURES_NAMED).map((r) => `${r.sddc} (${r.reason})`);
+    if (failed.length > FAILURES_NAMED) named.push(`${failed.length - FAILURES_NAMED} more`);
+    throw ApplicationFailure.nonRetryable(
+      `${failed.length} of ${total} SDDCs failed: ${named.join('; ')}`,
+      'DeployIncomplete',
+      result,
+    );
+  }
+  return result;
+}
+
+/**
+ * Runs one batch as a child workflow and returns its rows. A batch that could not start or plan (an SDDC
+ * removed meanwhile) fails each of its SDDCs with that reason; only a cancel is thrown.
+ */
+async function deployBatch(
+  fleet: FleetPlan,
+  batch: SddcBatch,
+  workflowId: string,
+  instantiate: boolean | undefined,
+): Promise<DeployResultRow[]> {
+  try {
+    const out = await executeChild(DeploySddcBatch, {
+      args: [{ image: fleet.image, version: fleet.version, sddcs: batch.sddcs, ...(instantiate ? { instantiate } : {}) }],
+      workflowId,
+      cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+      staticSummary: `Deploy ${fleet.image} ${fleet.version} to ${batch.sddcs.length} SDDCs in ${batch.dataCenter}`,
+    });
+    return out.results;
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    const cause = err instanceof ChildWorkflowFailure ? err.cause : err;
+    if (cause instanceof ApplicationFailure && cause.type === 'DeployIncomplete') {
+      const results = (cause.details?.[0] as Partial<DeployResult> | undefined)?.results;
+      if (Array.isArray(results)) return results;
+    }
+    const reason = failureReason(cause);
+    return batch.sddcs.map((sddc) => ({ sddc, dataCenter: batch.dataCenter, status: 'failed' as const, source: null, reason }));
+  }
+}
+
+/** Deploys to every SDDC the input names in this run's own history. */
+async function deployEach(input: DeployInput): Promise<DeployResult> {
+  const progress: DeployProgress = {};
+  setHandler(deployProgressQuery, () => progress);
+  upsertSearchAttributes([{ key: IMAGE_KEY, value: input.image }]);
+  const plan = await control.planDeployment(input);
+  const names = plan.targets.map((t) => t.sddc.name);
+  upsertSearchAttributes([
+    { key: VERSION_KEY, value: plan.version },
+    { key: SDDC_KEY, value: searchableNames(names) },
+  ]);
+  setCurrentDetails(`Deploy ${plan.image} ${plan.version} (${formatBytes(plan.sizeBytes)}) to ${names.join(', ')}`);
+  for (const t of plan.targets) {
+    progress[t.sddc.name] = { sddc: t.sddc.name, phase: 'pending', source: null, bytesDone: 0, bytesTotal: plan.sizeBytes };
+  }
+  const results = await Promise.all(plan.targets.map((t) => deployTo(plan, t, progress, input.instantiate === true)));
+  if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('deploy cancelled');
+  const result = { image: plan.image, version: plan.version, results };
+  const failed = results.filter((r) => r.status === 'failed');
+  if (failed.length > 0) {
+    throw ApplicationFailure.nonRetryable(
+      `${failed.length} of ${results.length} SDDCs failed: ${failed.map((r) => `${r.sddc} (${r.reason})`).join('; ')}`,
+      'DeployIncomplete',
+      result,
+    );
+  }
+  return result;
 }
 
 async function deployTo(

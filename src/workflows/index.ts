@@ -1,7 +1,7 @@
 // The workflow bundle's entry point: every workflow type the workers run.
 export { PublishImage } from './publish-image';
 export { CheckServices } from './check-services';
-export { DeployToSDDCs } from './deploy-to-sddcs';
+export { DeploySddcBatch, DeployToSDDCs } from './deploy-to-sddcs';
 export { RetireImage } from './retire-image';
 export { VerifyReplicas } from './verify-replicas';
 export { ApplyRetention } from './apply-retention';

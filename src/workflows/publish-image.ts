@@ -5,6 +5,7 @@ import {
   defineQuery,
   executeChild,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -26,6 +27,7 @@ import { isSemver, validateVersion } from '../names';
 import { planRanges, rangesContaining, type BlockRange } from '../storage/block-plan';
 import { formatBytes } from '../units';
 import { deployWorkflowId, type DeployResult } from '../deploy/input';
+import { transferTaskQueueOf } from '../task-queues';
 import { BOOKKEEPING, TRANSFER } from './activity-options';
 import { DeployToSDDCs } from './deploy-to-sddcs';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
@@ -33,7 +35,14 @@ import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
 export const publishProgressQuery = defineQuery<PublishProgress>('progress');
 
 const quick = proxyActivities<Activities>(BOOKKEEPING);
-const transfer = proxyActivities<Activities>(TRANSFER);
+
+/** The long transfers' activities; runs that began before transfers had a task queue of their own keep the workflow's. */
+type Transfers = ReturnType<typeof proxyActivities<Activities>>;
+
+function transferActivities(): Transfers {
+  if (!patched('transfer-task-queue')) return proxyActivities<Activities>(TRANSFER);
+  return proxyActivities<Activities>({ ...TRANSFER, taskQueue: transferTaskQueueOf(workflowInfo().taskQueue) });
+}
 
 /** Rounds of staging again blocks that storage no longer holds at commit, before the publish gives up. */
 const RESTAGE_ROUNDS = 2;
@@ -67,6 +76,7 @@ export async function PublishImage(rawInput: PublishInput): Promise<PublishResul
 
 async function publish(rawInput: PublishInput, progress: PublishProgress): Promise<PublishResult> {
   const input = validatePublishInput(rawInput);
+  const transfer = transferActivities();
   upsertSearchAttributes([{ key: IMAGE_KEY, value: input.image }]);
   if (input.deployTo && input.deployTo.length > 0) await quick.checkSddcs(input.deployTo);
 
@@ -93,14 +103,14 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
         'VersionConflict',
       );
     }
-    return distribute(input, claim.existing, progress);
+    return distribute(transfer, input, claim.existing, progress);
   }
   const { location } = claim;
 
   let result: PublishResult;
   try {
     progress.phase = 'staging';
-    const { metadata, ...digest } = await stageAndInspect(input.source, probe, location, progress);
+    const { metadata, ...digest } = await stageAndInspect(transfer, input.source, probe, location, progress);
     requirePinnedDigest(input, digest.sha256);
     progress.phase = 'committing';
     const commitInput = {
@@ -113,7 +123,7 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
       image: input.image,
       version,
     };
-    await commit(commitInput, probe.rangeFanOut, progress);
+    await commit(transfer, commitInput, probe.rangeFanOut, progress);
     progress.phase = 'cataloging';
     result = await quick.markAvailable({ image: input.image, version, sha256: digest.sha256, metadata });
   } catch (err) {
@@ -138,7 +148,9 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
     }
     throw err;
   }
-  return distribute(input, result, progress);
+  // Runs that began before publishes noted the overlap go straight on.
+  if (patched('publish-overlap')) await noteOverlap(result);
+  return distribute(transfer, input, result, progress);
 }
 
 /**
@@ -147,6 +159,7 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
  * still writing when the caller cleans up, and the run fails with that first failure's type.
  */
 async function stageAndInspect(
+  transfer: Transfers,
   source: string,
   probe: ProbeResult,
   location: BlobLocation,
@@ -168,6 +181,7 @@ async function stageAndInspect(
       ]),
     );
     const staging = stageRanges(
+      transfer,
       { source, pin: probe.sourceVersion, location, plan },
       planRanges(plan.blockCount),
       probe.rangeFanOut,
@@ -185,6 +199,7 @@ async function stageAndInspect(
 }
 
 async function stageRanges(
+  transfer: Transfers,
   target: Omit<StageInput, 'range'>,
   ranges: BlockRange[],
   fanOut: number,
@@ -205,7 +220,7 @@ async function stageRanges(
 }
 
 /** Commits the block list; blocks storage no longer holds (expired, or discarded by another writer) are staged again first. */
-async function commit(input: CommitInput, fanOut: number, progress: PublishProgress): Promise<void> {
+async function commit(transfer: Transfers, input: CommitInput, fanOut: number, progress: PublishProgress): Promise<void> {
   for (let round = 0; ; round++) {
     const out = await transfer.commitBlocks.executeWithOptions({ summary: `commit ${input.plan.blockCount} blocks` }, [input]);
     if (out.committed) return;
@@ -217,6 +232,7 @@ async function commit(input: CommitInput, fanOut: number, progress: PublishProgr
     }
     const ranges = rangesContaining(planRanges(input.plan.blockCount), out.missing);
     await stageRanges(
+      transfer,
       { source: input.source, pin: input.pin, location: input.location, plan: input.plan },
       ranges,
       fanOut,
@@ -226,7 +242,12 @@ async function commit(input: CommitInput, fanOut: number, progress: PublishProgr
 }
 
 /** After the version is available: copy it to every replica location, then deploy it if asked. */
-async function distribute(input: PublishInput, result: PublishResult, progress: PublishProgress): Promise<PublishResult> {
+async function distribute(
+  transfer: Transfers,
+  input: PublishInput,
+  result: PublishResult,
+  progress: PublishProgress,
+): Promise<PublishResult> {
   progress.phase = 'replicating';
   const { replicas } = await quick.replicaLocations();
   await Promise.all(
@@ -255,10 +276,25 @@ async function distribute(input: PublishInput, result: PublishResult, progress: 
     if (!(cause instanceof ApplicationFailure) || cause.type !== 'DeployIncomplete') throw err;
     const details: unknown = cause.details?.[0];
     const results = (details as Partial<DeployResult> | undefined)?.results;
-    deployed = { image: result.image, version: result.version, results: Array.isArray(results) ? results : [] };
+    const counts = (details as Partial<DeployResult> | undefined)?.counts;
+    deployed = { image: result.image, version: result.version, results: Array.isArray(results) ? results : [], counts };
   }
   progress.phase = 'done';
-  return { ...result, deploy: { workflowId, results: deployed.results } };
+  return { ...result, deploy: { workflowId, results: deployed.results, counts: deployed.counts } };
+}
+
+/**
+ * Notes how many blocks the new version shares with the previous one. The version is available either
+ * way: an overlap that cannot be read (say, the previous blob is gone) is only left unnoted.
+ */
+async function noteOverlap(result: PublishResult): Promise<void> {
+  try {
+    await quick.noteOverlap.executeWithOptions({ summary: 'blocks shared with the previous version' }, [
+      { image: result.image, version: result.version },
+    ]);
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+  }
 }
 
 /** An image pinned by its publisher's checksum must hash to it; other bytes are never committed. */

@@ -6,10 +6,12 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../src/activities';
 import type { AgentActivities } from '../../src/activities/agent';
-import type { DeploymentPlan } from '../../src/activities/deploy';
+import type { DeploymentPlan, FleetPlan } from '../../src/activities/deploy';
+import { batchesOf } from '../../src/deploy/batches';
 import type { DeployResultRow } from '../../src/deploy/input';
 import { testServerBinary } from '../../src/services/tools';
 import { planBlocks } from '../../src/storage/block-plan';
+import { transferTaskQueueOf } from '../../src/task-queues';
 import { workflowSource } from '../../src/worker';
 
 /**
@@ -45,7 +47,7 @@ export async function startTestEnvironment(): Promise<TestWorkflowEnvironment> {
   return env;
 }
 
-/** Runs fn while a workflow worker (and, if given, an agent) with these activities polls a fresh task queue. */
+/** Runs fn while a workflow worker with these activities polls a fresh task queue (and its transfer queue), and an agent if given. */
 export async function runWorker<T>(
   env: TestWorkflowEnvironment,
   activities: object,
@@ -55,8 +57,9 @@ export async function runWorker<T>(
   const taskQueue = `wf-${randomUUID()}`;
   const options = { connection: env.nativeConnection, maxHeartbeatThrottleInterval: '100 milliseconds' as const };
   const worker = await Worker.create({ ...options, taskQueue, ...workflowSource(), activities });
+  const transfers = await Worker.create({ ...options, taskQueue: transferTaskQueueOf(taskQueue), activities });
   const agentWorker = agent && (await Worker.create({ ...options, taskQueue: agent.taskQueue, activities: agent.activities }));
-  const run = () => worker.runUntil(fn(taskQueue));
+  const run = () => transfers.runUntil(() => worker.runUntil(fn(taskQueue)));
   return agentWorker ? agentWorker.runUntil(run) : run();
 }
 
@@ -101,6 +104,7 @@ export function publishActivities(log: string[], overrides: Partial<Activities> 
       return { owned: true, removed: ['12 staged blocks', `catalog record marked ${i.status}`] };
     },
     replicaLocations: async () => ({ replicas: [] }),
+    noteOverlap: async () => null,
     ...overrides,
   };
 }
@@ -122,6 +126,11 @@ export function deployPlan(taskQueue: string, names: string[]): DeploymentPlan {
   };
 }
 
+/** The plan a fanned-out deploy's parent sees for a whole-fleet plan: the names in batches. */
+export function fleetPlanOf({ image, version, sizeBytes, targets }: DeploymentPlan): FleetPlan {
+  return { image, version, sizeBytes, batches: batchesOf(targets.map((t) => t.sddc)) };
+}
+
 /** The control plane's side of a deploy, recording every row it is told to record. */
 export function deployActivities(
   rows: DeployResultRow[],
@@ -130,11 +139,26 @@ export function deployActivities(
   agentsPolling: number,
 ): Partial<Activities> {
   return {
-    planDeployment: async () => deployPlan(agentTaskQueue, names),
+    planFleet: async () => fleetPlanOf(deployPlan(agentTaskQueue, names)),
+    // A batch plans only the SDDCs it was given.
+    planDeployment: async (input) => deployPlan(agentTaskQueue, input.sddcs === 'all' ? names : input.sddcs),
     agentsPolling: async () => agentsPolling,
     recordDeployment: async ({ row }) => {
       rows.push(row);
     },
     markSourceFailures: async () => undefined,
+  };
+}
+
+/** An agent's download that always succeeds at once. */
+export async function deployedDownload() {
+  return {
+    status: 'deployed' as const,
+    source: 'east-primary',
+    path: '/datastore/app/1.0.0/app-1.0.0.ova',
+    bytes: 1,
+    bytesFetched: 1,
+    bytesResumed: 0,
+    sourceFailures: [],
   };
 }

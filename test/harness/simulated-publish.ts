@@ -39,6 +39,7 @@ export function accountingActivities(plan: BlockPlan): { activities: Partial<Act
     }),
     abandonPublish: async () => ({ owned: true, removed: [] }),
     replicaLocations: async () => ({ replicas: [] }),
+    noteOverlap: async () => null,
   };
   return { activities, bytesAccounted: () => bytes };
 }

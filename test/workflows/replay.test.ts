@@ -6,15 +6,16 @@ import { workflowSource } from '../../src/worker';
 
 /**
  * Workflows already running must keep replaying after a change to workflow code: every kept history
- * (a publish that deploys, a deploy, a failed publish) replays against the code as it is now. A change
- * that breaks one needs `patched()`.
+ * (a publish that deploys, a deploy, a failed publish, runs cancelled mid-transfer, and a publish and a
+ * fanned-out deploy made after transfers got their own queue) replays against the code as it is now. A
+ * change that breaks one needs `patched()`.
  */
 const dir = path.join(__dirname, '..', 'histories');
 const files = fs.readdirSync(dir).filter((f) => f.endsWith('.binpb'));
 const workflowIds = JSON.parse(fs.readFileSync(path.join(dir, 'workflow-ids.json'), 'utf8')) as Record<string, string>;
 
 describe('recorded histories replay', () => {
-  it('keeps a publish, a deploy, a failed publish, and a cancelled publish and deploy', () => {
+  it('keeps a publish, a deploy, a failed publish, a cancelled publish and deploy, and a fanned-out deploy', () => {
     expect(files).toEqual(
       expect.arrayContaining([
         'publish-with-deploy.binpb',
@@ -22,6 +23,9 @@ describe('recorded histories replay', () => {
         'publish-failed.binpb',
         'publish-cancelled.binpb',
         'deploy-cancelled.binpb',
+        'publish-transfer-queue.binpb',
+        'deploy-fanned-out.binpb',
+        'deploy-batch.binpb',
       ]),
     );
   });

@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import { Worker } from '@temporalio/worker';
+import type { DeployResult, FleetProgress } from '../src/deploy/input';
+import { BATCH_SIZE } from '../src/deploy/batches';
+import { connectWorker } from '../src/temporal';
+import { accountingAgent, FLEET_IMAGE, registerFleet } from './harness/simulated-fleet';
+import { startWorld, workflowFailure, type TestWorld } from './helpers';
+
+const SDDCS = 1000;
+const KiB = 1024;
+// 3,000 activities and 1,000 catalog writes: minutes on a shared two-core machine.
+const FLEET_TIMEOUT_MS = 15 * 60_000;
+
+/**
+ * A deploy to 1,000 registered SDDCs in two data centers: the real DeployToSDDCs and its batches, the
+ * real planning and recording against the catalog, agents that only account. Every history stays far
+ * under Temporal's limits, and the parent's result stays small.
+ */
+describe('DeployToSDDCs at fleet scale', () => {
+  let world: TestWorld;
+  beforeAll(async () => {
+    world = await startWorld();
+  });
+  afterAll(() => world.close());
+
+  it(
+    'deploys to 1,000 SDDCs with every history under 5,000 events and a result under 64 KiB',
+    async () => {
+      const agentTaskQueue = `fleet-agent-${randomUUID()}`;
+      const names = await registerFleet(world.deps.catalog, agentTaskQueue, SDDCS, ['dc-east', 'dc-west']);
+      const failing = new Set(names.filter((_, i) => i % 200 === 7));
+      const connection = await connectWorker(world.config.temporal);
+      const agent = await Worker.create({
+        connection,
+        taskQueue: agentTaskQueue,
+        activities: accountingAgent((sddc) => failing.has(sddc)),
+        maxConcurrentActivityTaskExecutions: 200,
+      });
+      const workflowId = `deploy:${FLEET_IMAGE.image}:${FLEET_IMAGE.version}:${randomUUID()}`;
+      const handle = await world.client.workflow.start('DeployToSDDCs', {
+        args: [{ image: FLEET_IMAGE.image, version: FLEET_IMAGE.version, sddcs: 'all' }],
+        taskQueue: world.config.taskQueue,
+        workflowId,
+      });
+      const failure = await agent.runUntil(workflowFailure(handle.result()));
+      await connection.close();
+
+      expect(failure.type).toBe('DeployIncomplete');
+      const result = failure.details![0] as DeployResult;
+      expect(result.counts).toEqual({ deployed: SDDCS - failing.size, failed: failing.size });
+      expect(result.results.map((r) => r.sddc).sort()).toEqual([...failing].sort());
+      expect(result.results.every((r) => r.status === 'failed' && r.reason?.startsWith('InsufficientSpace'))).toBe(true);
+      const resultBytes = Buffer.byteLength(JSON.stringify(result));
+      expect(resultBytes).toBeLessThan(64 * KiB);
+
+      // Every SDDC's row is in the catalog, not in the parent's history.
+      const deployments = await world.deps.catalog.deploymentsOf(FLEET_IMAGE.image, FLEET_IMAGE.version);
+      expect(deployments).toHaveLength(SDDCS);
+      expect(deployments.filter((d) => d.status === 'deployed')).toHaveLength(SDDCS - failing.size);
+
+      const progress = await handle.query<FleetProgress>('progress');
+      expect(progress.batches.every((b) => b.done && b.sddcs <= BATCH_SIZE)).toBe(true);
+      expect(progress.batches.reduce((n, b) => n + b.sddcs, 0)).toBe(SDDCS);
+      const events = async (id: string) => (await world.client.workflow.getHandle(id).fetchHistory()).events!.length;
+      const parentEvents = await events(workflowId);
+      const batchEvents = await Promise.all(progress.batches.map((b) => events(b.workflowId)));
+      for (const n of [parentEvents, ...batchEvents]) expect(n).toBeLessThan(5000);
+
+      // The batches carry the SDDC search attribute: each lists its own SDDCs.
+      const first = await world.client.workflow.getHandle(progress.batches[0].workflowId).describe();
+      expect(first.typedSearchAttributes.getAll().find((a) => a.key.name === 'VmSddc')?.value).toHaveLength(
+        progress.batches[0].sddcs,
+      );
+
+      const figures = {
+        sddcs: SDDCS,
+        batches: progress.batches.length,
+        parentEvents,
+        batchEventsMax: Math.max(...batchEvents),
+        batchEventsTotal: batchEvents.reduce((a, b) => a + b, 0),
+        parentResultBytes: resultBytes,
+      };
+      fs.mkdirSync('test-output', { recursive: true });
+      fs.writeFileSync('test-output/fleet-history.json', JSON.stringify(figures, null, 2));
+      process.stderr.write(
+        `1,000-SDDC deploy (simulated): ${figures.batches} batches; parent ${parentEvents} events, batches at most ${figures.batchEventsMax} events; parent result ${resultBytes} bytes\n`,
+      );
+    },
+    FLEET_TIMEOUT_MS,
+  );
+});

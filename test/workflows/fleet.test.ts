@@ -1,0 +1,139 @@
+import { randomUUID } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { DeployResult, DeployResultRow, FleetProgress } from '../../src/deploy/input';
+import type { PublishResult } from '../../src/publish/input';
+import {
+  deployActivities,
+  deployedDownload,
+  deployPlan,
+  publishActivities,
+  runWorker,
+  startTestEnvironment,
+} from '../harness/mock-activities';
+
+/**
+ * Fleet scale on the time-skipping test server with mocked activities: transfers poll their own task
+ * queue, and a deploy fans out to batches whose rows the parent folds into counts.
+ */
+let env: TestWorkflowEnvironment;
+beforeAll(async () => {
+  env = await startTestEnvironment();
+}, 120_000);
+afterAll(() => env?.teardown());
+
+const names = (n: number) => Array.from({ length: n }, (_, i) => `sddc-${String(i).padStart(3, '0')}`);
+const agent = (taskQueue: string) => ({ taskQueue, activities: { downloadImage: deployedDownload } });
+
+describe('task queues', () => {
+  it('runs staging, inspection and commit on the transfer queue, bookkeeping on the control queue', async () => {
+    const queues: Record<string, string> = {};
+    const seen = (name: string) => {
+      queues[name] = Context.current().info.taskQueue;
+    };
+    const base = publishActivities([]);
+    const activities = publishActivities([], {
+      probeSource: async (i) => (seen('probe'), base.probeSource!(i)),
+      inspectSource: async (i) => (seen('inspect'), base.inspectSource!(i)),
+      stageBlockRange: async (i) => (seen('stage'), base.stageBlockRange!(i)),
+      commitBlocks: async (i) => (seen('commit'), base.commitBlocks!(i)),
+      markAvailable: async (i) => (seen('mark'), base.markAvailable!(i)),
+    });
+    const control = await runWorker(env, activities, async (taskQueue) => {
+      await env.client.workflow.execute('PublishImage', {
+        args: [{ source: 'app.ova', image: 'app', version: '1.0.0' }],
+        taskQueue,
+        workflowId: randomUUID(),
+      });
+      return taskQueue;
+    });
+    const transfer = `${control}-transfer`;
+    expect(queues).toEqual({ probe: control, inspect: transfer, stage: transfer, commit: transfer, mark: control });
+  });
+});
+
+describe('DeployToSDDCs fan-out', () => {
+  it('deploys 250 SDDCs in batches of at most 100 and keeps only the skipped row beside the counts', async () => {
+    const rows: DeployResultRow[] = [];
+    const agentQueue = `sddc-${randomUUID()}`;
+    const fleet = [...names(249), 'tiny'];
+    const { result, progress } = await runWorker(
+      env,
+      deployActivities(rows, agentQueue, fleet, 1),
+      async (taskQueue) => {
+        const handle = await env.client.workflow.start('DeployToSDDCs', {
+          args: [{ image: 'app', version: '1.0.0', sddcs: 'all' }],
+          taskQueue,
+          workflowId: randomUUID(),
+        });
+        return { result: (await handle.result()) as DeployResult, progress: await handle.query<FleetProgress>('progress') };
+      },
+      agent(agentQueue),
+    );
+    expect(result.counts).toEqual({ deployed: 249, skipped: 1 });
+    expect(result.results).toEqual([expect.objectContaining({ sddc: 'tiny', status: 'skipped' })]);
+    expect(rows).toHaveLength(250);
+    expect(progress.batches.map((b) => [b.sddcs, b.done])).toEqual([
+      [100, true],
+      [100, true],
+      [50, true],
+    ]);
+    expect(progress.sddcsTotal).toBe(250);
+  });
+
+  it('a publish that deploys to a fleet reports the counts of its deploy beside the rows', async () => {
+    const agentQueue = `sddc-${randomUUID()}`;
+    const fleet = [...names(149), 'tiny'];
+    const control = { ...publishActivities([]), ...deployActivities([], agentQueue, fleet, 1) };
+    const published = (await runWorker(
+      env,
+      control,
+      (taskQueue) =>
+        env.client.workflow.execute('PublishImage', {
+          args: [{ source: 'app.ova', image: 'app', version: '1.0.0', deployTo: fleet }],
+          taskQueue,
+          workflowId: randomUUID(),
+        }),
+      agent(agentQueue),
+    )) as PublishResult;
+    expect(published.deploy?.counts).toEqual({ deployed: 149, skipped: 1 });
+    expect(published.deploy?.results).toEqual([expect.objectContaining({ sddc: 'tiny', status: 'skipped' })]);
+  });
+
+  it('fails the SDDCs of a batch that cannot plan, deploys the others, and ends DeployIncomplete', async () => {
+    const rows: DeployResultRow[] = [];
+    const agentQueue = `sddc-${randomUUID()}`;
+    const fleet = names(150);
+    const control = {
+      ...deployActivities(rows, agentQueue, fleet, 1),
+      planDeployment: async (input: { sddcs: string[] | 'all' }) => {
+        const sddcs = input.sddcs === 'all' ? fleet : input.sddcs;
+        if (sddcs.includes('sddc-120')) throw ApplicationFailure.nonRetryable('unknown SDDC sddc-120', 'UnknownSddc');
+        return deployPlan(agentQueue, sddcs);
+      },
+    };
+    const err = await runWorker(
+      env,
+      control,
+      (taskQueue) =>
+        env.client.workflow
+          .execute('DeployToSDDCs', {
+            args: [{ image: 'app', version: '1.0.0', sddcs: 'all' }],
+            taskQueue,
+            workflowId: randomUUID(),
+          })
+          .catch((e: unknown) => e),
+      agent(agentQueue),
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause.type).toBe('DeployIncomplete');
+    expect(cause.message).toMatch(/^50 of 150 SDDCs failed: sddc-100 \(.*UnknownSddc: unknown SDDC sddc-120\).*; 40 more$/);
+    const result = cause.details![0] as DeployResult;
+    expect(result.counts).toEqual({ deployed: 100, failed: 50 });
+    expect(result.results.map((r) => r.sddc)).toEqual(fleet.slice(100));
+    expect(rows).toHaveLength(100);
+  });
+});
