@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseBlockId } from '../storage/block-ids';
+import { IMAGE_NAME } from '../names';
 
 /**
  * The block index kept beside every deployed version, `<file>.blocks.json`: the block size and each
@@ -98,7 +99,11 @@ async function readIndexFile(file: string): Promise<string | undefined> {
  * digest. Links are never followed. The blocks' bytes are checked only as a deploy copies them.
  */
 export async function localBases(root: string, image: string, exceptVersion: string): Promise<LocalBase[]> {
+  // Only a real directory named as an image can be: no traversal, no link out of the datastore.
+  if (!IMAGE_NAME.test(image)) return [];
   const imageDir = path.join(root, image);
+  const stat = await fs.promises.lstat(imageDir).catch(() => undefined);
+  if (!stat?.isDirectory()) return [];
   const versions = await fs.promises.readdir(imageDir, { withFileTypes: true }).catch(() => []);
   const bases: LocalBase[] = [];
   for (const entry of versions) {

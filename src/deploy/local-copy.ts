@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { BlockBlobClient } from '@azure/storage-blob';
-import { blockDigest } from '../storage/block-ids';
+import { blockDigest, blockDigestOf } from '../storage/block-ids';
 import { blockIndexFromBlockList, localBases, type BlockIndex, type LocalBase } from './block-index';
 import { chooseBase, reusableBytes, segmentsOf, type CopiedBlock, type DeltaPlan } from './delta-plan';
+
+const CHECK_PIECE = 1024 * 1024;
 
 /** Puts the image's `length` bytes at `start` into the file, from the source. */
 export type FetchRange = (start: number, length: number) => Promise<void>;
@@ -23,6 +26,8 @@ export interface ChunkFill {
 export class ChunkSource {
   /** Copied blocks whose bytes did not match their digest, and were downloaded instead. */
   mismatches = 0;
+  /** Whether each base block larger than a chunk matched its digest, by its start in the new file. */
+  private readonly verdicts = new Map<number, Promise<boolean>>();
 
   private constructor(
     /** The new version's index, to keep beside it; undefined when its block list is not one vmhub committed. */
@@ -97,16 +102,49 @@ export class ChunkSource {
 
   /** Part of one block read from the base, if the whole block's bytes there match its digest. */
   private async copy(start: number, length: number, block: CopiedBlock): Promise<Buffer | undefined> {
-    const bytes = Buffer.allocUnsafe(block.end - block.start);
-    try {
-      const { bytesRead } = await this.handle!.read(bytes, 0, bytes.length, block.baseStart);
-      if (bytesRead === bytes.length && (await blockDigest(bytes)) === block.digest) {
-        return bytes.subarray(start - block.start, start - block.start + length);
+    const size = block.end - block.start;
+    if (length === size) {
+      // The common case, a chunk holding whole blocks: one read, checked and used as it is.
+      const bytes = Buffer.allocUnsafe(size);
+      if ((await this.readBase(bytes, block.baseStart)) && (await blockDigest(bytes)) === block.digest) return bytes;
+      this.mismatches++;
+      return undefined;
+    }
+    // A block larger than a chunk is checked once, piece by piece, whichever of its chunks comes first.
+    let verdict = this.verdicts.get(block.start);
+    if (!verdict) {
+      verdict = this.checkBlock(block);
+      this.verdicts.set(block.start, verdict);
+    }
+    if (!(await verdict)) return undefined;
+    const bytes = Buffer.allocUnsafe(length);
+    return (await this.readBase(bytes, block.baseStart + (start - block.start))) ? bytes : undefined;
+  }
+
+  private async checkBlock(block: CopiedBlock): Promise<boolean> {
+    const hash = createHash('sha256');
+    const piece = Buffer.allocUnsafe(Math.min(CHECK_PIECE, block.end - block.start));
+    for (let at = 0; at < block.end - block.start; at += piece.length) {
+      const bytes = piece.subarray(0, Math.min(piece.length, block.end - block.start - at));
+      if (!(await this.readBase(bytes, block.baseStart + at))) break;
+      hash.update(bytes);
+      if (at + bytes.length === block.end - block.start) {
+        if (blockDigestOf(hash.digest('hex')) === block.digest) return true;
+        break;
       }
-    } catch {
-      // An unreadable base block is downloaded like a changed one.
     }
     this.mismatches++;
-    return undefined;
+    return false;
+  }
+
+  /** Fills `bytes` from the base at `position`; false when it cannot (a short or failed read). */
+  private async readBase(bytes: Buffer, position: number): Promise<boolean> {
+    try {
+      const { bytesRead } = await this.handle!.read(bytes, 0, bytes.length, position);
+      return bytesRead === bytes.length;
+    } catch {
+      // An unreadable base block is downloaded like a changed one.
+      return false;
+    }
   }
 }

@@ -114,7 +114,7 @@ async function fanOut(input: DeployInput): Promise<DeployResult> {
     fleet.batches.map((batch, i) => ({ batch, i })),
     BATCHES_AT_ONCE,
     async ({ batch, i }) => {
-      const rows = await deployBatch(fleet, batch, progress.batches[i].workflowId, input.instantiate);
+      const rows = await deployBatch(fleet, batch, progress.batches[i].workflowId, input);
       for (const row of rows) progress.counts[row.status] = (progress.counts[row.status] ?? 0) + 1;
       kept[i] = keepEveryRow ? rows : rows.filter((r) => r.status === 'failed' || r.status === 'skipped');
       progress.results = kept.flat();
@@ -144,11 +144,20 @@ async function deployBatch(
   fleet: FleetPlan,
   batch: SddcBatch,
   workflowId: string,
-  instantiate: boolean | undefined,
+  options: Pick<DeployInput, 'instantiate' | 'force'>,
 ): Promise<DeployResultRow[]> {
+  const { instantiate, force } = options;
   try {
     const out = await executeChild(DeploySddcBatch, {
-      args: [{ image: fleet.image, version: fleet.version, sddcs: batch.sddcs, ...(instantiate ? { instantiate } : {}) }],
+      args: [
+        {
+          image: fleet.image,
+          version: fleet.version,
+          sddcs: batch.sddcs,
+          ...(instantiate ? { instantiate } : {}),
+          ...(force ? { force } : {}),
+        },
+      ],
       workflowId,
       cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
       staticSummary: `Deploy ${fleet.image} ${fleet.version} to ${batch.sddcs.length} SDDCs in ${batch.dataCenter}`,
