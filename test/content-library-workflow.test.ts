@@ -107,6 +107,7 @@ const downloaded = {
   path: '/ds/app/1.0.0/app-1.0.0.ova',
   bytes: blocks.sizeBytes,
   bytesFetched: blocks.sizeBytes,
+  bytesReusedLocally: 0,
   bytesResumed: 0,
   sourceFailures: [],
 };
@@ -142,6 +143,8 @@ describe('DeployToSDDCs into content libraries', () => {
       status: 'deployed',
       source: 'east-primary',
       bytes: blocks.sizeBytes,
+      bytesFetched: blocks.sizeBytes,
+      bytesReusedLocally: 0,
       target: placement('east-2'),
     });
     expect(calls.filter((c) => c.includes('east-1'))).toEqual(['find east-1']);
