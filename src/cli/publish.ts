@@ -56,13 +56,11 @@ export async function prepare(options: PublishOptions, deps: CliDeps): Promise<P
     format: options.format,
     sha256: options.sha256,
   };
+  const sddcs = options.deploy ? await registeredSddcs(await deps.catalog(), options.deploy, '--deploy') : [];
   const client = await deps.temporal();
-  if (options.deploy) {
-    const sddcs = await registeredSddcs(await deps.catalog(), options.deploy, '--deploy');
-    await requireControlWorkers(client, deps.config);
-    await requireAgents(client, sddcs);
-    input.deployTo = options.deploy;
-  } else await requireControlWorkers(client, deps.config);
+  await requireControlWorkers(client, deps.config);
+  await requireAgents(client, sddcs);
+  if (options.deploy) input.deployTo = options.deploy;
   return input;
 }
 
