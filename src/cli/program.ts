@@ -89,21 +89,28 @@ export function withOverrides(config: Config, o: GlobalOptions): Config {
   };
 }
 
-export function buildProgram(deps: CliDeps, version: string): Command {
+/**
+ * The program. Its own options come before the command (so `publish --version 1.2.3` is the publish's
+ * version, not vmhub's); --address and --namespace are taken on every command, as the Temporal CLI does.
+ */
+export function buildProgram(deps: CliDeps, version: string, onOptions: (o: GlobalOptions) => void): Command {
   const program = new Command('vmhub')
     .description('Publish VM images to Azure Blob Storage, catalog them, replicate them and deploy them to SDDCs.')
     .version(version, '-V, --version', 'print the version of vmhub')
-    .addOption(new Option('--address <host:port>', 'Temporal frontend address (overrides TEMPORAL_ADDRESS)'))
-    .addOption(new Option('--namespace <name>', 'Temporal namespace (overrides TEMPORAL_NAMESPACE)'))
+    .enablePositionalOptions()
     .showHelpAfterError()
-    .exitOverride()
     .addHelpText('after', EXAMPLES + ENVIRONMENT);
   for (const command of COMMANDS) command.register(program, deps);
-  const quiet = (c: Command): void => {
+  const finish = (c: Command): void => {
     c.exitOverride();
-    c.commands.forEach(quiet);
+    if (c.commands.length > 0) c.commands.forEach(finish);
+    else if (c !== program) {
+      c.addOption(new Option('--address <host:port>', 'Temporal frontend address (overrides TEMPORAL_ADDRESS)'));
+      c.addOption(new Option('--namespace <name>', 'Temporal namespace (overrides TEMPORAL_NAMESPACE)'));
+    }
   };
-  quiet(program);
+  finish(program);
+  program.hook('preAction', (_program, action) => onOptions(action.opts() as GlobalOptions));
   return program;
 }
 
@@ -121,11 +128,10 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<void>
     throw err;
   });
   const json = argv.includes('--json');
-  let program: Command | undefined;
-  const deps = cliDeps(() => withOverrides(loadConfig(), (program?.opts() ?? {}) as GlobalOptions), io);
+  let overrides: GlobalOptions = {};
+  const deps = cliDeps(() => withOverrides(loadConfig(), overrides), io);
   try {
-    program = buildProgram(deps, packageVersion());
-    await program.parseAsync(argv);
+    await buildProgram(deps, packageVersion(), (o) => (overrides = o)).parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError && err.exitCode === 0) return;
     const { type, message } = errorOf(err);
