@@ -1,4 +1,3 @@
-import { MongoServerError } from 'mongodb';
 import { Command } from 'commander';
 import type { Catalog, SddcRecord } from '../catalog/catalog';
 import type { Config } from '../config';
@@ -32,7 +31,8 @@ export function catalogRegistry(catalog: Catalog): SddcRegistry {
       try {
         await catalog.sddcs.insertOne({ ...record });
       } catch (err) {
-        if (err instanceof MongoServerError && err.code === 11000) {
+        // 11000: MongoDB's duplicate key, from the unique index on name.
+        if ((err as { code?: unknown }).code === 11000) {
           throw new VmhubError(
             'InvalidInput',
             `SDDC ${sddc.name} is registered already; change it with \`vmhub sddc update ${sddc.name} …\``,

@@ -1,8 +1,6 @@
 import type { Client } from '@temporalio/client';
-import { MongoClient } from 'mongodb';
-import { Catalog } from '../catalog/catalog';
+import type { Catalog } from '../catalog/catalog';
 import type { Config } from '../config';
-import { connectClient } from '../temporal';
 import type { CliDeps } from './deps';
 import { CliError } from './errors';
 import type { CliIo } from './output';
@@ -17,7 +15,9 @@ export function redactUri(uri: string): string {
   return uri.replace(/\/\/[^@/]*@/, '//');
 }
 
+/** The services' client libraries are loaded on first use, so `--help` and checks that need no service start fast. */
 export async function connectTemporal(config: Config): Promise<Client> {
+  const { connectClient } = await import('../temporal');
   try {
     return await connectClient(config.temporal, { connectTimeoutMs: CONNECT_TIMEOUT_MS });
   } catch (err) {
@@ -29,6 +29,7 @@ export async function connectTemporal(config: Config): Promise<Client> {
 }
 
 export async function connectCatalog(config: Config): Promise<Catalog> {
+  const [{ MongoClient }, { Catalog }] = await Promise.all([import('mongodb'), import('../catalog/catalog')]);
   const client = new MongoClient(config.mongodbUri, {
     serverSelectionTimeoutMS: CONNECT_TIMEOUT_MS,
     connectTimeoutMS: CONNECT_TIMEOUT_MS,
