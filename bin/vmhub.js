@@ -1,4 +1,32 @@
 #!/usr/bin/env node
-// The vmhub admin CLI: runs src/client.ts through tsx, so no build step is needed.
-require('tsx/cjs');
-require('../src/client.ts').main(process.argv);
+// The vmhub admin CLI. It runs the compiled dist/ (`npm run build`, also run by `npm ci`) while dist is
+// newer than every file under src/, so a start costs no compilation; else it runs src/ through tsx.
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const compiled = path.join(root, 'dist', 'client.js');
+
+function newestUnder(dir) {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const file = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestUnder(file) : fs.statSync(file).mtimeMs);
+  }
+  return newest;
+}
+
+function compiledIsCurrent() {
+  try {
+    return fs.statSync(compiled).mtimeMs > newestUnder(path.join(root, 'src'));
+  } catch {
+    return false;
+  }
+}
+
+if (compiledIsCurrent()) {
+  require(compiled).main(process.argv);
+} else {
+  require('tsx/cjs');
+  require('../src/client.ts').main(process.argv);
+}

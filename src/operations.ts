@@ -1,36 +1,31 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, defaultPayloadConverter, TemporalFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from './config';
 import {
   deployWorkflowId,
   type DeployInput,
   type DeployProgress,
+  type DeployCounts,
   type DeployResult,
   type DeployResultRow,
   type FleetProgress,
 } from './deploy/input';
-import { isVmhubError } from './errors';
+import { errorOf } from './cli/errors';
+import { requirePollers } from './cli/checks';
+import { table } from './cli/output';
 import { checkSourceUrl } from './source/source';
-import { temporalView } from './temporal';
 import { publishWorkflowId, type PublishInput, type PublishProgress } from './publish/input';
 import { describePlacement } from './sddc/target';
 import { formatBytes } from './units';
 
 /**
  * Starting and following vmhub's workflows from a client (the CLI, the demo): the workflow-ID
- * conventions of SPEC §4, summaries for the Web UI, and failures reduced to their type and message.
+ * conventions (docs/architecture.md), summaries for the Web UI, and failures reduced to their type and message.
  */
-/** Work started on a queue no worker polls would wait silently; say so instead. */
-export async function requireWorker(
-  client: Client,
-  config: Config,
-  polling: 'workflows' | 'activities' = 'workflows',
-): Promise<void> {
-  const pollers = await temporalView(client).recentPollers(config.taskQueue, polling === 'workflows' ? 'workflow' : 'activity');
-  if (pollers === 0) {
-    throw new Error(`no worker is polling task queue ${config.taskQueue}; start one with \`npm run worker\``);
-  }
+/** Work started on a queue no worker polls would wait silently; say so instead (NoWorker). */
+export function requireWorker(client: Client, config: Config, polling: 'workflows' | 'activities' = 'workflows'): Promise<void> {
+  return requirePollers(client, [{ taskQueue: config.taskQueue, kind: polling === 'workflows' ? 'workflow' : 'activity' }]);
 }
 
 /**
@@ -108,9 +103,34 @@ export async function deployOutcome(handle: WorkflowHandle): Promise<DeployResul
   }
 }
 
-/** True when some SDDC ended neither deployed nor already present: the CLI then exits 2. */
-export function deployIncomplete(result: DeployResult): boolean {
-  return result.results.some((r) => r.status === 'failed');
+const COMPLETE: ReadonlySet<string> = new Set(['deployed', 'already-present']);
+
+/** True when some SDDC ended neither deployed nor already present (failed or skipped): the CLI then exits 2. */
+export function deployIncomplete(result: Pick<DeployResult, 'results' | 'counts'>): boolean {
+  return (
+    result.results.some((r) => !COMPLETE.has(r.status)) ||
+    Object.entries(result.counts ?? {}).some(([status, n]) => !COMPLETE.has(status) && (n ?? 0) > 0)
+  );
+}
+
+/** The line above a deploy's table: "deployed" only when every SDDC has the image. */
+export function deployHeadline(result: Pick<DeployResult, 'image' | 'version' | 'results' | 'counts'>): string {
+  const counts = countsOf(result);
+  const total = Object.values(counts).reduce((n, c) => n + (c ?? 0), 0);
+  const ref = `${result.image}@${result.version}`;
+  const tally = Object.entries(counts)
+    .filter(([, n]) => (n ?? 0) > 0)
+    .map(([status, n]) => `${n} ${status}`)
+    .join(', ');
+  if (!deployIncomplete(result)) return `deployed ${ref} to ${total} SDDC${total === 1 ? '' : 's'} (${tally})`;
+  return `deploy incomplete: ${ref} on ${total} SDDC${total === 1 ? '' : 's'}: ${tally}`;
+}
+
+function countsOf(result: Pick<DeployResult, 'results' | 'counts'>): DeployCounts {
+  if (result.counts && Object.keys(result.counts).length > 0) return result.counts;
+  const counts: DeployCounts = {};
+  for (const r of result.results) counts[r.status] = (counts[r.status] ?? 0) + 1;
+  return counts;
 }
 
 /**
@@ -140,27 +160,22 @@ export async function cancelAndReport(
   return { workflowId, status, cleanup };
 }
 
-/** One line saying what went wrong: a Temporal failure's type and message, never a stack trace. */
+/** One line saying what went wrong: a failure's type and message, never a stack trace. */
 export function describeFailure(err: unknown): string {
-  let cause: unknown = err;
-  while (
-    cause instanceof WorkflowFailedError ||
-    (cause instanceof TemporalFailure && !(cause instanceof ApplicationFailure) && cause.cause)
-  ) {
-    cause = (cause as Error).cause;
-  }
-  if (cause instanceof ApplicationFailure) return `${cause.type ?? 'Error'}: ${cause.message}`;
-  if (isVmhubError(cause)) return `${cause.type}: ${cause.message}`;
-  if (cause instanceof Error) return cause.message.split('\n')[0];
-  return String(cause);
+  const { type, message } = errorOf(err);
+  return `${type}: ${message}`;
 }
 
 /**
  * A deploy's progress with a row per SDDC. A fanned-out deploy's own progress has counts and its batches
  * (FleetProgress); each batch's child workflow has the rows. A batch not started yet has none.
+ * `known`: the deploy's progress when the caller has just read it.
  */
-export async function sddcProgress(handle: WorkflowHandle): Promise<DeployProgress | undefined> {
-  const progress = await handle.query<DeployProgress | FleetProgress>('progress').catch(() => undefined);
+export async function sddcProgress(
+  handle: WorkflowHandle,
+  known?: DeployProgress | FleetProgress,
+): Promise<DeployProgress | undefined> {
+  const progress = known ?? (await handle.query<DeployProgress | FleetProgress>('progress').catch(() => undefined));
   if (!progress || !isFleetProgress(progress)) return progress;
   const batches = await Promise.all(
     progress.batches.map((b) =>
@@ -173,35 +188,53 @@ export async function sddcProgress(handle: WorkflowHandle): Promise<DeployProgre
   return Object.assign({}, ...batches) as DeployProgress;
 }
 
-function isFleetProgress(progress: DeployProgress | FleetProgress): progress is FleetProgress {
+export function isFleetProgress(progress: DeployProgress | FleetProgress): progress is FleetProgress {
   return Array.isArray(progress.batches) && typeof progress.sddcsTotal === 'number';
 }
 
-export function publishLine(p: PublishProgress): string {
-  return `${p.phase.padEnd(12)} ${formatBytes(p.bytesStaged)} / ${formatBytes(p.bytesTotal)} (${p.blocksStaged}/${p.blocksTotal} blocks)`;
-}
-
-export function deployLines(progress: DeployProgress): string[] {
-  return Object.values(progress).map((s) => `${s.sddc.padEnd(14)} ${(s.status ?? s.phase).padEnd(16)} ${s.source ?? '-'}`);
-}
-
+/**
+ * A deploy's rows under a header: the SDDCs that have the image, then those that failed with their reason,
+ * then a "skipped" section saying why each was left out. A large fleet's result lists only the failed and
+ * skipped SDDCs: a first line says how the others ended.
+ */
 export function resultTable(result: DeployResult): string[] {
-  const total = Object.values(result.counts ?? {}).reduce((n, c) => n + c, 0);
-  // A large fleet's result lists only the failed and skipped SDDCs: say how the others ended.
+  const counts = countsOf(result);
+  const total = Object.values(counts).reduce((n, c) => n + (c ?? 0), 0);
   const summary =
     total > result.results.length
       ? [
-          `${total} SDDCs: ${Object.entries(result.counts ?? {})
+          `${total} SDDCs: ${Object.entries(counts)
             .map(([status, n]) => `${n} ${status}`)
             .join(', ')}`,
         ]
       : [];
-  return summary.concat(
-    result.results.map(
-      (r) =>
-        `${r.sddc.padEnd(14)} ${r.dataCenter.padEnd(10)} ${r.status.padEnd(16)} ${(r.source ?? '-').padEnd(14)} ${transferred(r).padEnd(30)} ${r.target ? describePlacement(r.target) : (r.path ?? r.reason ?? '')}`,
-    ),
-  );
+  const listed = result.results.filter((r) => r.status !== 'skipped');
+  const skipped = result.results.filter((r) => r.status === 'skipped');
+  const rows = listed.map((r) => [
+    r.sddc,
+    r.dataCenter,
+    r.status,
+    r.source ?? '-',
+    transferred(r),
+    r.status === 'failed'
+      ? (r.reason ?? 'no reason recorded')
+      : r.target
+        ? describePlacement(r.target)
+        : (r.path ?? r.reason ?? ''),
+  ]);
+  return [
+    ...summary,
+    ...(rows.length > 0 ? table(['SDDC', 'DATA CENTER', 'STATUS', 'SOURCE', 'TRANSFERRED', 'WHERE / REASON'], rows) : []),
+    ...(skipped.length > 0
+      ? [
+          'skipped:',
+          ...table(
+            ['  SDDC', 'REASON'],
+            skipped.map((r) => [`  ${r.sddc}`, r.reason ?? 'no reason recorded']),
+          ).slice(1),
+        ]
+      : []),
+  ];
 }
 
 /** What a row's download moved over the network, and what a delta deploy copied from the SDDC's own disk. */

@@ -24,8 +24,9 @@ function connectionOptions(config: TemporalConfig): ConnectionOptions & { apiKey
   };
 }
 
-export async function connectClient(config: TemporalConfig): Promise<Client> {
-  const connection = await Connection.connect(connectionOptions(config));
+/** `connectTimeoutMs`: how long to wait for the server before failing (the SDK's default is 10 s). */
+export async function connectClient(config: TemporalConfig, options: { connectTimeoutMs?: number } = {}): Promise<Client> {
+  const connection = await Connection.connect({ ...connectionOptions(config), connectTimeout: options.connectTimeoutMs });
   return new Client({ connection, namespace: config.namespace });
 }
 

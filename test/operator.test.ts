@@ -108,9 +108,16 @@ describe('operator experience', () => {
     const published = JSON.parse(
       (await vmhub('publish', 'ops.iso', '--image', 'ops-cli', '--version', '2.0.0', '--json')).stdout,
     ) as PublishResult;
-    expect(published).toMatchObject({ image: 'ops-cli', version: '2.0.0', format: 'iso' });
+    expect(published).toMatchObject({
+      workflowId: 'publish:ops-cli:2.0.0',
+      image: 'ops-cli',
+      version: '2.0.0',
+      format: 'iso',
+      deploy: null,
+    });
 
     const deployed = JSON.parse((await vmhub('deploy', 'ops-cli@latest', '--to', sddc, '--json')).stdout) as DeployResult;
+    expect(deployed).toMatchObject({ workflowId: expect.stringMatching(/^deploy:ops-cli:2\.0\.0:/), incomplete: false });
     expect(deployed.results[0]).toMatchObject({ sddc, status: 'deployed' });
 
     const shown = JSON.parse((await vmhub('show', 'ops-cli@2.0.0', '--json')).stdout);
@@ -121,7 +128,7 @@ describe('operator experience', () => {
     });
 
     const status = JSON.parse((await vmhub('status', 'publish:ops-cli:2.0.0', '--json')).stdout);
-    expect(status).toMatchObject({ type: 'PublishImage', status: 'COMPLETED', progress: { phase: 'done' } });
+    expect(status).toMatchObject({ type: 'PublishImage', status: 'completed', progress: { phase: 'done' }, failure: null });
 
     const sddcs = JSON.parse((await vmhub('sddc', 'list', '--json')).stdout) as Array<{ name: string }>;
     expect(sddcs.map((s) => s.name)).toContain(sddc);
@@ -138,7 +145,9 @@ describe('operator experience', () => {
     expect(err?.code).toBe(1);
     expect(err?.stdout).toBe('');
     expect(err?.stderr.trim().split('\n')).toEqual([
-      expect.stringMatching(/^vmhub: InvalidSource: .*outside the repository roots$/),
+      expect.stringMatching(
+        /^vmhub: InvalidSource: source \/etc\/passwd is outside the repository roots \(.*\); .*VMHUB_REPOSITORY_ROOTS/,
+      ),
     ]);
   });
 

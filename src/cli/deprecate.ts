@@ -81,6 +81,6 @@ export function register(program: Command, deps: CliDeps): void {
         undo: Boolean(opts.undo),
       };
       const result = await run(options, deps);
-      print(Boolean(opts.json), result, () => renderText(result));
+      print(deps.io, Boolean(opts.json), result, () => renderText(result));
     });
 }

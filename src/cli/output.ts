@@ -1,7 +1,55 @@
-import { printable } from '../client';
+import { formatBytes } from '../units';
+
+/**
+ * A line for a terminal: names, products and descriptions come from images, which could carry escape
+ * sequences that rewrite the screen; every control character is shown as `?`. (JSON escapes them itself.)
+ */
+export function printable(line: string): string {
+  return line.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
+
+/** Where a command writes: stdout for its result, stderr for progress and messages. */
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+  /** The stream progress bars draw on, and whether it is a terminal. */
+  progress: NodeJS.WriteStream;
+  tty: boolean;
+}
+
+export const processIo: CliIo = {
+  out: (text) => void process.stdout.write(text),
+  err: (text) => void process.stderr.write(text),
+  progress: process.stderr,
+  get tty() {
+    return Boolean(process.stderr.isTTY);
+  },
+};
 
 /** With --json, stdout carries exactly the result as one JSON document; otherwise the human lines. */
-export function print(json: boolean, result: unknown, lines: () => string[]): void {
-  if (json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  else for (const line of lines()) process.stdout.write(`${printable(line)}\n`);
+export function print(io: CliIo | undefined, json: boolean, result: unknown, lines: () => string[]): void {
+  const { out } = io ?? processIo;
+  if (json) out(`${JSON.stringify(result, null, 2)}\n`);
+  else for (const line of lines()) out(`${printable(line)}\n`);
+}
+
+/** Columns padded to their widest cell under a header row; the last column is not padded. */
+export function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
+/** Memory in MiB as a person reads it: 524288 → "512 GiB". */
+export function formatMiB(mib: number): string {
+  return formatBytes(mib * 2 ** 20).replace(/\.0 /, ' ');
+}
+
+/** Temporal's status names (`COMPLETED`, `CANCELLED`) as the CLI prints them everywhere: lowercase. */
+export function statusWord(name: string): string {
+  return name.toLowerCase().replace(/_/g, '-');
 }

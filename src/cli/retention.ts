@@ -61,7 +61,7 @@ export function register(program: Command, deps: CliDeps): void {
     .action(async (image: string, opts: { keep: string; json?: boolean }) => {
       const keep = validateKeep(/^\d+$/.test(opts.keep) ? Number(opts.keep) : opts.keep);
       const result = await run({ action: 'set', image: validateImageName(image), keep }, deps);
-      print(Boolean(opts.json), result, () => renderText(result));
+      print(deps.io, Boolean(opts.json), result, () => renderText(result));
     });
   retention
     .command('show')
@@ -70,7 +70,7 @@ export function register(program: Command, deps: CliDeps): void {
     .option(json, 'print one JSON document on stdout')
     .action(async (image: string | undefined, opts: { json?: boolean }) => {
       const result = await run({ action: 'show', image: image === undefined ? undefined : validateImageName(image) }, deps);
-      print(Boolean(opts.json), result, () => renderText(result));
+      print(deps.io, Boolean(opts.json), result, () => renderText(result));
     });
   retention
     .command('clear')
@@ -79,6 +79,6 @@ export function register(program: Command, deps: CliDeps): void {
     .option(json, 'print one JSON document on stdout')
     .action(async (image: string, opts: { json?: boolean }) => {
       const result = await run({ action: 'clear', image: validateImageName(image) }, deps);
-      print(Boolean(opts.json), result, () => renderText(result));
+      print(deps.io, Boolean(opts.json), result, () => renderText(result));
     });
 }

@@ -57,6 +57,6 @@ export function register(program: Command, deps: CliDeps): void {
     )
     .action(async (ref: string, opts: { json?: boolean }) => {
       const result = await run(parseVersionRef(ref), deps);
-      print(Boolean(opts.json), result, () => renderText(result));
+      print(deps.io, Boolean(opts.json), result, () => renderText(result));
     });
 }

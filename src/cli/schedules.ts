@@ -28,6 +28,6 @@ export function register(program: Command, deps: CliDeps): void {
     .option('--json', 'print one JSON document on stdout')
     .action(async (opts: { json?: boolean }) => {
       const result = await run({}, deps);
-      print(Boolean(opts.json), result, () => renderText(result));
+      print(deps.io, Boolean(opts.json), result, () => renderText(result));
     });
 }

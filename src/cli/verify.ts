@@ -50,7 +50,7 @@ export function register(program: Command, deps: CliDeps): void {
       const options: VerifyOptions =
         ref === undefined ? {} : ref.includes('@') ? parseVersionRef(ref) : { image: validateImageName(ref) };
       const result = await run(options, deps);
-      print(Boolean(opts.json), result, () => renderText(result));
+      print(deps.io, Boolean(opts.json), result, () => renderText(result));
       if (result.findings.some((f) => !f.repaired)) process.exitCode = 2;
     });
 }

@@ -4,7 +4,7 @@ import { resultTable } from '../../src/operations';
 const MiB = 2 ** 20;
 
 describe('the CLI result table', () => {
-  it('says what each SDDC fetched and what it copied from its own disk', () => {
+  it('says what each SDDC fetched and what it copied from its own disk, and lists the skipped ones apart', () => {
     const result: DeployResult = {
       image: 'edge',
       version: '1.0.1',
@@ -30,10 +30,12 @@ describe('the CLI result table', () => {
         { sddc: 'tiny', dataCenter: 'dc-east', status: 'skipped', source: null, reason: 'does not fit' },
       ],
     };
-    const [holder, fresh, tiny] = resultTable(result);
+    const [header, holder, fresh, skipped, tiny] = resultTable(result);
+    expect(header).toMatch(/^SDDC +DATA CENTER +STATUS +SOURCE +TRANSFERRED +WHERE \/ REASON$/);
     expect(holder).toMatch(/fetched 16\.0 MiB, 1008 MiB local +\/ds\/a$/);
     expect(fresh).toMatch(/fetched 1\.0 GiB +\/ds\/b$/);
     expect(fresh).not.toMatch(/local/);
-    expect(tiny).toMatch(/ - +does not fit$/);
+    expect(skipped).toBe('skipped:');
+    expect(tiny).toMatch(/^ {2}tiny +does not fit$/);
   });
 });

@@ -1,4 +1,4 @@
-import { printable } from '../../src/client';
+import { printable } from '../../src/cli/output';
 
 describe('printable', () => {
   it.each([

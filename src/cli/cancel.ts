@@ -1,0 +1,41 @@
+import type { Command } from 'commander';
+import { cancelAndReport } from '../operations';
+import { examples, jsonOption } from './command';
+import type { CliDeps } from './deps';
+import { print, statusWord } from './output';
+
+export interface CancelOptions {
+  workflowId: string;
+}
+
+export interface CancelResult {
+  workflowId: string;
+  /** lowercase, as everywhere in the CLI: cancelled, or how it ended if it ended otherwise first. */
+  status: string;
+  cleanup: string[];
+}
+
+export async function run(options: CancelOptions, deps: CliDeps): Promise<CancelResult> {
+  const report = await cancelAndReport(await deps.temporal(), options.workflowId);
+  return { ...report, status: statusWord(report.status) };
+}
+
+export function renderText(r: CancelResult): string[] {
+  return [
+    `${r.workflowId}: ${r.status}`,
+    ...(r.cleanup.length > 0 ? r.cleanup.map((c) => `  cleaned up: ${c}`) : ['  nothing to clean up']),
+  ];
+}
+
+export function register(program: Command, deps: CliDeps): void {
+  program
+    .command('cancel')
+    .description('cancel a running workflow, wait for it to stop, and report what it cleaned up')
+    .argument('<workflow-id>', 'e.g. publish:ubuntu-app:2.3.1 (see `vmhub runs`)')
+    .addOption(jsonOption())
+    .addHelpText('after', examples('vmhub cancel publish:ubuntu-app:2.3.1'))
+    .action(async (workflowId: string, opts: { json?: boolean }) => {
+      const result = await run({ workflowId }, deps);
+      print(deps.io, Boolean(opts.json), result, () => renderText(result));
+    });
+}

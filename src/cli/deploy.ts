@@ -1,0 +1,89 @@
+import type { Command } from 'commander';
+import type { DeployCounts, DeployInput, DeployResult, DeployResultRow } from '../deploy/input';
+import { deployHeadline, deployIncomplete, resultTable, startDeploy } from '../operations';
+import { deployableVersion, parseRef, parseSddcList, registeredSddcs, requireAgents, requireControlWorkers } from './checks';
+import { examples, jsonOption, requiredOption } from './command';
+import type { CliDeps } from './deps';
+import { print, processIo } from './output';
+import { followDeploy } from './progress';
+
+export interface DeployOptions {
+  image: string;
+  /** A version, or `latest`: the highest available release version that is not deprecated. */
+  version: string;
+  to: string[] | 'all';
+  force: boolean;
+  wait: boolean;
+}
+
+export type DeployCliResult = { workflowId: string } & (
+  | { waited: false }
+  | { waited: true; image: string; version: string; results: DeployResultRow[]; counts: DeployCounts | null; incomplete: boolean }
+);
+
+/**
+ * Checks everything it can before the workflow starts: the SDDCs are registered, the version exists and
+ * may be deployed, and the control worker and every SDDC's agent polled within the last minute.
+ */
+export async function prepare(options: DeployOptions, deps: CliDeps): Promise<DeployInput> {
+  const catalog = await deps.catalog();
+  const sddcs = await registeredSddcs(catalog, options.to, '--to');
+  const record = await deployableVersion(catalog, options.image, options.version, options.force);
+  const client = await deps.temporal();
+  await requireControlWorkers(client, deps.config);
+  await requireAgents(client, sddcs);
+  // `latest` is resolved here, so the deploy ships the version that was checked.
+  return { image: options.image, version: record.version, sddcs: options.to, ...(options.force ? { force: true } : {}) };
+}
+
+export async function run(options: DeployOptions, deps: CliDeps): Promise<DeployCliResult> {
+  const input = await prepare(options, deps);
+  const handle = await startDeploy(await deps.temporal(), deps.config, input);
+  if (!options.wait) return { workflowId: handle.workflowId, waited: false };
+  return deployResult(handle.workflowId, await followDeploy(handle, deps.io ?? processIo));
+}
+
+export function deployResult(workflowId: string, r: DeployResult): DeployCliResult {
+  return {
+    workflowId,
+    waited: true,
+    image: r.image,
+    version: r.version,
+    results: r.results,
+    counts: r.counts ?? null,
+    incomplete: deployIncomplete(r),
+  };
+}
+
+export function renderText(r: DeployCliResult): string[] {
+  if (!r.waited) return [`started ${r.workflowId}; follow it with \`vmhub wait ${r.workflowId}\``];
+  const result = { ...r, counts: r.counts ?? undefined };
+  return [`${deployHeadline(result)}  (workflow ${r.workflowId})`, ...resultTable(result)];
+}
+
+/** 0, or 2 when some SDDC ended neither deployed nor already present. */
+export function exitCode(r: DeployCliResult): number {
+  return r.waited && r.incomplete ? 2 : 0;
+}
+
+export function register(program: Command, deps: CliDeps): void {
+  program
+    .command('deploy')
+    .description('deploy <image>@<version|latest> to SDDCs; exits 2 when some SDDC did not end deployed or already present')
+    .argument('<ref>', 'image@version, or image@latest (the highest available release that is not deprecated)')
+    .addOption(requiredOption('--to <sddcs>', 'comma-separated registered SDDC names, or "all"'))
+    .option('--force', 'deploy a deprecated version even past its end of life')
+    .option('--no-wait', 'start the workflow, print its ID and return')
+    .addOption(jsonOption())
+    .addHelpText(
+      'after',
+      examples('vmhub deploy ubuntu-app@2.3.1 --to east-1,west-1', 'vmhub deploy ubuntu-app@latest --to all --no-wait'),
+    )
+    .action(async (ref: string, opts: { to: string; force?: boolean; wait: boolean; json?: boolean }) => {
+      const { image, version } = parseRef(ref);
+      const to = opts.to === 'all' ? 'all' : parseSddcList(opts.to, '--to');
+      const result = await run({ image, version, to, force: Boolean(opts.force), wait: opts.wait }, deps);
+      print(deps.io, Boolean(opts.json), result, () => renderText(result));
+      process.exitCode = exitCode(result);
+    });
+}

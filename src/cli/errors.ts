@@ -1,0 +1,36 @@
+import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
+import { WorkflowFailedError } from '@temporalio/client';
+import { CommanderError } from 'commander';
+import { isVmhubError } from '../errors';
+
+/**
+ * Problems only the CLI meets, beside the product's error types (src/errors.ts): a service it cannot
+ * reach, a queue no worker polls, a command line commander refuses, a follow interrupted by Ctrl-C.
+ */
+export type CliErrorType = 'ServiceUnavailable' | 'NoWorker' | 'UsageError' | 'Interrupted';
+
+export class CliError extends Error {
+  override name = 'CliError';
+  constructor(
+    readonly type: CliErrorType,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What went wrong, as `{type, message}`: a typed failure's own type, else `Error` with its first line. */
+export function errorOf(err: unknown): { type: string; message: string } {
+  let cause: unknown = err;
+  while (
+    cause instanceof WorkflowFailedError ||
+    (cause instanceof TemporalFailure && !(cause instanceof ApplicationFailure) && cause.cause)
+  ) {
+    cause = (cause as Error).cause;
+  }
+  if (cause instanceof ApplicationFailure) return { type: cause.type ?? 'Error', message: cause.message };
+  if (isVmhubError(cause) || cause instanceof CliError) return { type: cause.type, message: cause.message };
+  if (cause instanceof CommanderError) return { type: 'UsageError', message: cause.message.replace(/^error: /, '') };
+  if (cause instanceof Error) return { type: 'Error', message: cause.message.split('\n')[0] };
+  return { type: 'Error', message: String(cause) };
+}

@@ -1,0 +1,187 @@
+import { MultiBar, Presets, type SingleBar } from 'cli-progress';
+import type { WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { DeployProgress, DeployResult, FleetProgress, SddcProgress } from '../deploy/input';
+import { deployOutcome, isFleetProgress, sddcProgress } from '../operations';
+import type { PublishProgress, PublishResult } from '../publish/input';
+import { formatBytes } from '../units';
+import type { CliIo } from './output';
+
+/** Where a publish or deploy stands, read from its `progress` query and its activities' heartbeats. */
+export interface ProgressSnapshot {
+  /** A publish's own progress; absent for a deploy. */
+  publish?: { phase: string; bytesDone: number; bytesTotal: number };
+  /** The deploy's rows: a deploy's own, or those of the deploy a publish started. */
+  sddcs: SddcProgress[];
+}
+
+/**
+ * The one place the CLI reads progress. A publish's bytes come from its query; while it deploys, the rows
+ * are its child deploy's. A deploy's rows come from its query (a fanned-out deploy's from its batches),
+ * with the bytes each agent has on disk taken from its download's heartbeat.
+ */
+export async function readProgress(handle: WorkflowHandle): Promise<ProgressSnapshot | undefined> {
+  const progress = await handle.query<PublishProgress | DeployProgress | FleetProgress>('progress').catch(() => undefined);
+  if (!progress) return undefined;
+  if (typeof (progress as PublishProgress).phase === 'string') {
+    const p = progress as PublishProgress;
+    const snapshot: ProgressSnapshot = {
+      publish: { phase: p.phase, bytesDone: p.bytesStaged, bytesTotal: p.bytesTotal },
+      sddcs: [],
+    };
+    if (p.phase === 'deploying') {
+      const children = (await handle.describe()).raw.pendingChildren ?? [];
+      const child = children.find((c) => c.workflowTypeName === 'DeployToSDDCs')?.workflowId;
+      if (child) snapshot.sddcs = await deployRows(handle.client.getHandle(child));
+    }
+    return snapshot;
+  }
+  return { sddcs: await deployRows(handle, progress as DeployProgress | FleetProgress) };
+}
+
+async function deployRows(handle: WorkflowHandle, known?: DeployProgress | FleetProgress): Promise<SddcProgress[]> {
+  const progress = known ?? (await handle.query<DeployProgress | FleetProgress>('progress').catch(() => undefined));
+  if (!progress) return [];
+  const rows = (await sddcProgress(handle, progress)) ?? {};
+  // The downloads heartbeat on the workflow that runs them: the deploy itself, or its batches.
+  const holders = isFleetProgress(progress)
+    ? progress.batches.filter((b) => !b.done).map((b) => handle.client.getHandle(b.workflowId))
+    : [handle];
+  const onDisk = new Map<string, number>();
+  for (const holder of holders) {
+    const description = await holder.describe().catch(() => undefined);
+    for (const a of description?.raw.pendingActivities ?? []) {
+      const payload = a.heartbeatDetails?.payloads?.[0];
+      if (!payload) continue;
+      const d = defaultPayloadConverter.fromPayload<{ sddc?: string; bytesDone?: number }>(payload);
+      if (d?.sddc && typeof d.bytesDone === 'number') onDisk.set(d.sddc, d.bytesDone);
+    }
+  }
+  return Object.values(rows).map((s) =>
+    s.phase === 'done' ? { ...s, bytesDone: s.bytesTotal } : { ...s, bytesDone: Math.max(s.bytesDone, onDisk.get(s.sddc) ?? 0) },
+  );
+}
+
+/**
+ * A transfer's rate within its current phase, and the time left at that rate. A new phase starts its
+ * own measure; until bytes have moved for a second there is no rate, and no ETA is shown rather than a wrong one.
+ */
+export class PhaseRate {
+  private phase: string | undefined;
+  private start = { at: 0, bytes: 0 };
+  private last = { at: 0, bytes: 0 };
+
+  update(phase: string, bytes: number, now: number): void {
+    if (phase !== this.phase || bytes < this.last.bytes) {
+      this.phase = phase;
+      this.start = { at: now, bytes };
+    }
+    this.last = { at: now, bytes };
+  }
+
+  /** Bytes per second in the current phase, or undefined while that is not known. */
+  rate(): number | undefined {
+    const seconds = (this.last.at - this.start.at) / 1000;
+    const moved = this.last.bytes - this.start.bytes;
+    return seconds >= 1 && moved > 0 ? moved / seconds : undefined;
+  }
+
+  /** Seconds left to reach `total`, or undefined. */
+  eta(total: number): number | undefined {
+    const rate = this.rate();
+    if (rate === undefined || total <= this.last.bytes) return undefined;
+    const seconds = (total - this.last.bytes) / rate;
+    return Number.isFinite(seconds) ? seconds : undefined;
+  }
+}
+
+/** 75 → "1m 15s"; nothing for a time not known. */
+export function formatEta(seconds: number | undefined): string {
+  if (seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return '';
+  const s = Math.ceil(seconds);
+  if (s < 60) return `ETA ${s}s`;
+  if (s < 3600) return `ETA ${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+  return `ETA ${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+export function formatRate(bytesPerSecond: number | undefined): string {
+  return bytesPerSecond === undefined ? '' : `${formatBytes(Math.round(bytesPerSecond))}/s`;
+}
+
+/** The text after a bar: amount, rate and ETA (each only when known), and the state. */
+export function barPayload(label: string, state: string, done: number, total: number, rate: PhaseRate): Record<string, string> {
+  const parts = [`${formatBytes(done)} / ${formatBytes(total)}`, formatRate(rate.rate()), formatEta(rate.eta(total)), state];
+  return { label, info: parts.filter(Boolean).join(' | ') };
+}
+
+/**
+ * Bars on the progress stream while `result` is pending: one for a publish's bytes, one per SDDC of a
+ * deploy. A refresh that fails leaves the bars as they were; the next one tries again.
+ */
+async function follow<T>(handle: WorkflowHandle, io: CliIo, result: Promise<T>): Promise<T> {
+  const bars = new MultiBar(
+    { format: ' {label} {bar} {percentage}% | {info}', hideCursor: true, stream: io.progress, clearOnComplete: false },
+    Presets.shades_classic,
+  );
+  const rows = new Map<string, { bar: SingleBar; rate: PhaseRate }>();
+  const draw = (key: string, label: string, state: string, done: number, total: number) => {
+    let row = rows.get(key);
+    const now = Date.now();
+    if (!row) {
+      row = { bar: bars.create(Math.max(1, total), 0), rate: new PhaseRate() };
+      rows.set(key, row);
+    }
+    row.rate.update(state, done, now);
+    row.bar.setTotal(Math.max(1, total));
+    row.bar.update(done, barPayload(label, state, done, total, row.rate));
+  };
+  const refresh = async () => {
+    const snapshot = await readProgress(handle);
+    if (!snapshot) return;
+    const width = Math.max(7, ...snapshot.sddcs.map((s) => s.sddc.length));
+    if (snapshot.publish && snapshot.publish.bytesTotal > 0) {
+      const p = snapshot.publish;
+      draw('publish', 'publish'.padEnd(width), p.phase, p.bytesDone, p.bytesTotal);
+    }
+    for (const s of snapshot.sddcs) {
+      const state = `${s.status ?? s.phase}${s.source ? ` from ${s.source}` : ''}`;
+      draw(`sddc:${s.sddc}`, s.sddc.padEnd(width), state, s.bytesDone, s.bytesTotal);
+    }
+  };
+  const stop = () => {
+    if (!io.tty) return;
+    bars.stop();
+    io.progress.write('\u001b[?25h');
+  };
+  const interrupted = () => {
+    stop();
+    io.err(
+      `\nvmhub: stopped following; workflow ${handle.workflowId} continues. Re-attach with \`vmhub wait ${handle.workflowId}\`, or stop it with \`vmhub cancel ${handle.workflowId}\`.\n`,
+    );
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy || !io.tty) return;
+    busy = true;
+    void refresh()
+      .catch(() => undefined)
+      .finally(() => (busy = false));
+  }, 500);
+  try {
+    return await result;
+  } finally {
+    clearInterval(timer);
+    process.removeListener('SIGINT', interrupted);
+    stop();
+  }
+}
+
+export function followPublish(handle: WorkflowHandle, io: CliIo): Promise<PublishResult> {
+  return follow(handle, io, handle.result() as Promise<PublishResult>);
+}
+
+export function followDeploy(handle: WorkflowHandle, io: CliIo): Promise<DeployResult> {
+  return follow(handle, io, deployOutcome(handle));
+}

@@ -1,0 +1,151 @@
+import { Option, type Command } from 'commander';
+import { IMAGE_FORMATS, type ImageFormat } from '../images/format';
+import { deployHeadline, deployIncomplete, resultTable, startPublish } from '../operations';
+import type { DeployResultRow, DeployCounts } from '../deploy/input';
+import type { PublishInput, PublishResult } from '../publish/input';
+import { formatBytes } from '../units';
+import {
+  checkImageName,
+  checkVersion,
+  parseSddcList,
+  registeredSddcs,
+  requireAgents,
+  requireControlWorkers,
+  resolveSourceArg,
+} from './checks';
+import { examples, jsonOption, requiredOption } from './command';
+import type { CliDeps } from './deps';
+import { print, processIo } from './output';
+import { followPublish } from './progress';
+import { VmhubError } from '../errors';
+
+export interface PublishOptions {
+  source: string;
+  image: string;
+  version?: string;
+  format?: ImageFormat;
+  sha256?: string;
+  /** SDDCs to deploy to once published. */
+  deploy?: string[];
+  wait: boolean;
+}
+
+/** `--no-wait`: only the workflow ID; else the publish's result, and its deploy's rows when it deployed. */
+export type PublishCliResult = { workflowId: string } & (
+  | { waited: false }
+  | ({ waited: true } & Omit<PublishResult, 'deploy'> & {
+        deploy: { workflowId: string; results: DeployResultRow[]; counts: DeployCounts | null; incomplete: boolean } | null;
+      })
+);
+
+/** Checks everything it can before the workflow starts: names, version, source, SDDCs, workers and agents. */
+export async function prepare(options: PublishOptions, deps: CliDeps): Promise<PublishInput> {
+  checkImageName(options.image);
+  if (options.version !== undefined) checkVersion(options.version);
+  if (options.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(options.sha256)) {
+    throw new VmhubError(
+      'InvalidInput',
+      `--sha256 expects 64 hexadecimal digits (as sha256sum prints them), got "${options.sha256}"`,
+    );
+  }
+  const source = resolveSourceArg(options.source, deps.config.repositoryRoots);
+  const input: PublishInput = {
+    source,
+    image: options.image,
+    version: options.version,
+    format: options.format,
+    sha256: options.sha256,
+  };
+  const sddcs = options.deploy ? await registeredSddcs(await deps.catalog(), options.deploy, '--deploy') : [];
+  const client = await deps.temporal();
+  await requireControlWorkers(client, deps.config);
+  await requireAgents(client, sddcs);
+  if (options.deploy) input.deployTo = options.deploy;
+  return input;
+}
+
+export async function run(options: PublishOptions, deps: CliDeps): Promise<PublishCliResult> {
+  const input = await prepare(options, deps);
+  const handle = await startPublish(await deps.temporal(), deps.config, input);
+  if (!options.wait) return { workflowId: handle.workflowId, waited: false };
+  return publishResult(handle.workflowId, await followPublish(handle, deps.io ?? processIo));
+}
+
+export function publishResult(workflowId: string, r: PublishResult): PublishCliResult {
+  const { deploy, ...published } = r;
+  return {
+    workflowId,
+    waited: true,
+    ...published,
+    deploy: deploy ? { ...deploy, counts: deploy.counts ?? null, incomplete: deployIncomplete(deploy) } : null,
+  };
+}
+
+export function renderText(r: PublishCliResult): string[] {
+  if (!r.waited) return [`started ${r.workflowId}; follow it with \`vmhub wait ${r.workflowId}\``];
+  const lines = [
+    `published ${r.image}@${r.version} (${r.format}, ${formatBytes(r.sizeBytes)}, ${r.blockCount} blocks of ${formatBytes(r.blockSize)})`,
+    `sha256    ${r.sha256}`,
+    `blob      ${r.location.storage}/${r.location.container}/${r.location.blob}`,
+    `workflow  ${r.workflowId}`,
+  ];
+  if (!r.deploy) return lines;
+  const deploy = { image: r.image, version: r.version, results: r.deploy.results, counts: r.deploy.counts ?? undefined };
+  return [...lines, '', `${deployHeadline(deploy)}  (workflow ${r.deploy.workflowId})`, ...resultTable(deploy)];
+}
+
+/** 0, or 2 when a deploy it started left some SDDC neither deployed nor already present. */
+export function exitCode(r: PublishCliResult): number {
+  return r.waited && r.deploy?.incomplete ? 2 : 0;
+}
+
+export function register(program: Command, deps: CliDeps): void {
+  program
+    .command('publish')
+    .description('publish an image from the repository (a path inside a repository root) or an http(s) URL')
+    .argument('<source>', 'a file inside a repository root (absolute, relative to here, or to the first root), or a URL')
+    .addOption(requiredOption('--image <name>', 'image name, e.g. ubuntu-app'))
+    .option('--version <version>', 'MAJOR.MINOR.PATCH, e.g. 1.2.3; default: the version the image declares')
+    .addOption(new Option('--format <format>', 'image format; default: from the file').choices([...IMAGE_FORMATS]))
+    .option('--sha256 <hex>', "the image's expected SHA-256 (e.g. its vendor's checksum): other bytes fail and commit nothing")
+    .option('--deploy <sddcs>', 'comma-separated SDDCs to deploy to once published (their agents must be running)')
+    .option('--no-wait', 'start the workflow, print its ID and return')
+    .addOption(jsonOption())
+    .addHelpText(
+      'after',
+      examples(
+        'vmhub publish ubuntu-app.ova --image ubuntu-app --version 2.3.1',
+        'vmhub publish ./images/photon.iso --image photon --version 5.0.0 --deploy east-1,west-1',
+        'vmhub publish https://images.example.com/tools.ova --image tools --sha256 <hex> --no-wait',
+      ),
+    )
+    .action(
+      async (
+        source: string,
+        opts: {
+          image: string;
+          version?: string;
+          format?: ImageFormat;
+          sha256?: string;
+          deploy?: string;
+          wait: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const result = await run(
+          {
+            source,
+            image: opts.image,
+            version: opts.version,
+            format: opts.format,
+            sha256: opts.sha256,
+            deploy: opts.deploy === undefined ? undefined : parseSddcList(opts.deploy, '--deploy'),
+            wait: opts.wait,
+          },
+          deps,
+        );
+        print(deps.io, Boolean(opts.json), result, () => renderText(result));
+        process.exitCode = exitCode(result);
+      },
+    );
+}

@@ -1,0 +1,36 @@
+import type { Command } from 'commander';
+import type { SddcRecord } from '../catalog/catalog';
+import { examples, jsonOption } from './command';
+import type { CliDeps } from './deps';
+import { print } from './output';
+import { capacityText, catalogRegistry, sddcGroup, targetText, unknownSddc } from './sddc';
+
+export async function run(options: { name: string }, deps: CliDeps): Promise<SddcRecord> {
+  const record = await catalogRegistry(await deps.catalog()).get(options.name);
+  if (!record) throw unknownSddc(options.name);
+  return record;
+}
+
+export function renderText(r: SddcRecord): string[] {
+  return [
+    `name        ${r.name}`,
+    `data center ${r.dataCenter}`,
+    `task queue  ${r.taskQueue}`,
+    `capacity    ${capacityText(r.capacity)}`,
+    `deploys to  ${targetText(r)}`,
+    `registered  ${r.createdAt.toISOString()}`,
+  ];
+}
+
+export function register(program: Command, deps: CliDeps): void {
+  sddcGroup(program)
+    .command('show')
+    .description('one registered SDDC')
+    .argument('<name>')
+    .addOption(jsonOption())
+    .addHelpText('after', examples('vmhub sddc show east-3'))
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const result = await run({ name }, deps);
+      print(deps.io, Boolean(opts.json), result, () => renderText(result));
+    });
+}

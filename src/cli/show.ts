@@ -1,0 +1,102 @@
+import type { Command } from 'commander';
+import type { DeploymentRecord, ImageVersionRecord, VersionOverlap } from '../catalog/catalog';
+import { VmhubError } from '../errors';
+import { lifecycleLines } from '../lifecycle/deprecation';
+import { describePlacement } from '../sddc/target';
+import { formatBytes } from '../units';
+import { parseRef } from './checks';
+import { examples, jsonOption } from './command';
+import type { CliDeps } from './deps';
+import { formatMiB, print, table } from './output';
+
+export interface ShowOptions {
+  image: string;
+  /** A version, or `latest`. */
+  version: string;
+}
+
+export type ShowResult = ImageVersionRecord & { deployments: DeploymentRecord[] };
+
+export async function run(options: ShowOptions, deps: CliDeps): Promise<ShowResult> {
+  const { image, version } = options;
+  const catalog = await deps.catalog();
+  const record = version === 'latest' ? await catalog.latest(image) : await catalog.getVersion(image, version);
+  if (!record) {
+    throw new VmhubError(
+      'UnknownImage',
+      `${image}@${version} ${version === 'latest' ? 'has no available release version' : 'is not in the catalog'}; see \`vmhub images --image ${image}\``,
+    );
+  }
+  return { ...record, deployments: await catalog.deploymentsOf(record.image, record.version) };
+}
+
+/** What a delta deploy from the previous version would not fetch. */
+function overlapLine(o: VersionOverlap): string {
+  const percent = o.blockCount > 0 ? ((100 * o.sharedBlocks) / o.blockCount).toFixed(1) : '0.0';
+  return `overlap    ${o.sharedBlocks} of ${o.blockCount} blocks (${percent} %) shared with ${o.previousVersion}`;
+}
+
+function metadataLines(m: ImageVersionRecord['metadata']): string[] {
+  if (m?.kind === 'ova') {
+    return [
+      `product    ${[m.vendor, m.product, m.fullVersion ?? m.version].filter(Boolean).join(' ')}`,
+      `os         ${[m.os?.osType, m.os?.description].filter(Boolean).join(' — ')}`,
+      `hardware   ${m.hardwareFamily.join(' ')} ${m.firmware}, ${m.cpus} CPU, ${formatMiB(m.memoryMiB)}`,
+      ...m.disks.map(
+        (d) => `disk       ${d.diskId} ${d.capacityBytes !== undefined ? formatBytes(d.capacityBytes) : d.capacityUnresolved}`,
+      ),
+    ];
+  }
+  if (m?.kind === 'iso') return [`volume     ${m.volumeId}${m.bootable ? ' (bootable)' : ''}`];
+  return [];
+}
+
+export function renderText(r: ShowResult): string[] {
+  return [
+    `${r.image}@${r.version}  ${r.status}  ${r.format}  ${formatBytes(r.sizeBytes)}`,
+    `sha256     ${r.sha256 ?? '-'}`,
+    `blob       ${r.location.storage}/${r.location.container}/${r.location.blob}`,
+    ...lifecycleLines(r, new Date()),
+    ...(r.overlap ? [overlapLine(r.overlap)] : []),
+    ...metadataLines(r.metadata),
+    ...(r.replicas.length > 0
+      ? [
+          '',
+          ...table(
+            ['REPLICA', 'STATUS', 'NOTE'],
+            r.replicas.map((x) => [x.location, x.status, x.reason ?? '']),
+          ),
+        ]
+      : []),
+    ...(r.deployments.length > 0
+      ? [
+          '',
+          ...table(
+            ['SDDC', 'STATUS', 'SOURCE', 'WHERE / REASON'],
+            r.deployments.map((d) => [
+              d.sddc,
+              d.status,
+              d.source ?? '-',
+              (d.target ? describePlacement(d.target) : (d.path ?? d.error ?? '')) +
+                (d.instantiated
+                  ? `, instantiated as ${d.instantiated.vm} (${d.instantiated.cpus} CPU, ${formatMiB(d.instantiated.memoryMiB)}) and removed`
+                  : ''),
+            ]),
+          ),
+        ]
+      : []),
+  ];
+}
+
+export function register(program: Command, deps: CliDeps): void {
+  program
+    .command('show')
+    .description('one version: its record, metadata, replicas and deployments')
+    .argument('<ref>', 'image@version or image@latest')
+    .addOption(jsonOption())
+    .addHelpText('after', examples('vmhub show ubuntu-app@2.3.1', 'vmhub show ubuntu-app@latest --json'))
+    .action(async (ref: string, opts: { json?: boolean }) => {
+      const result = await run(parseRef(ref), deps);
+      print(deps.io, Boolean(opts.json), result, () => renderText(result));
+    });
+}

@@ -1,0 +1,105 @@
+import type { Command } from 'commander';
+import type { SddcProgress } from '../deploy/input';
+import { formatBytes } from '../units';
+import { examples, jsonOption } from './command';
+import type { CliDeps } from './deps';
+import { errorOf } from './errors';
+import { print, statusWord, table } from './output';
+import { readProgress } from './progress';
+import { IMAGE_KEY, VERSION_KEY } from '../workflows/search-attributes';
+
+export interface StatusOptions {
+  workflowId: string;
+}
+
+/** Every field is present: null when it does not apply or is not known yet. */
+export interface StatusResult {
+  workflowId: string;
+  type: string;
+  /** Temporal's status, lowercase: running, completed, failed, cancelled, terminated, timed-out, continued-as-new. */
+  status: string;
+  image: string | null;
+  version: string | null;
+  startTime: string | null;
+  closeTime: string | null;
+  progress: { phase: string; bytesDone: number; bytesTotal: number } | null;
+  sddcs: Array<
+    Pick<SddcProgress, 'sddc' | 'phase' | 'source' | 'bytesDone' | 'bytesTotal'> & {
+      status: string | null;
+      reason: string | null;
+    }
+  >;
+  result: unknown;
+  failure: { type: string; message: string } | null;
+}
+
+export async function run(options: StatusOptions, deps: CliDeps): Promise<StatusResult> {
+  const client = await deps.temporal();
+  const handle = client.workflow.getHandle(options.workflowId);
+  const d = await handle.describe();
+  const snapshot = await readProgress(handle);
+  const status = statusWord(d.status.name);
+  const outcome =
+    status === 'completed' || status === 'failed'
+      ? await handle.result().then(
+          (result: unknown) => ({ result, failure: null }),
+          (err: unknown) => ({ result: null, failure: errorOf(err) }),
+        )
+      : { result: null, failure: null };
+  return {
+    workflowId: options.workflowId,
+    type: d.type,
+    status,
+    image: d.typedSearchAttributes.get(IMAGE_KEY) ?? null,
+    version: d.typedSearchAttributes.get(VERSION_KEY) ?? null,
+    startTime: d.startTime.toISOString(),
+    closeTime: d.closeTime?.toISOString() ?? null,
+    progress: snapshot?.publish ?? null,
+    sddcs: (snapshot?.sddcs ?? []).map((s) => ({
+      sddc: s.sddc,
+      phase: s.phase,
+      source: s.source ?? null,
+      bytesDone: s.bytesDone,
+      bytesTotal: s.bytesTotal,
+      status: s.status ?? null,
+      reason: s.reason ?? null,
+    })),
+    ...outcome,
+  };
+}
+
+export function renderText(r: StatusResult): string[] {
+  const p = r.progress;
+  return [
+    `${r.type} ${r.workflowId}: ${r.status}`,
+    ...(r.image ? [`image     ${r.image}${r.version ? `@${r.version}` : ''}`] : []),
+    `started   ${r.startTime ?? '-'}${r.closeTime ? `, closed ${r.closeTime}` : ''}`,
+    ...(p ? [`progress  ${p.phase}, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}`] : []),
+    ...(r.sddcs.length > 0
+      ? table(
+          ['SDDC', 'STATE', 'SOURCE', 'DONE', 'REASON'],
+          r.sddcs.map((s) => [
+            s.sddc,
+            s.status ?? s.phase,
+            s.source ?? '-',
+            `${formatBytes(s.bytesDone)} / ${formatBytes(s.bytesTotal)}`,
+            s.reason ?? '',
+          ]),
+        )
+      : []),
+    ...(r.failure ? [`failure   ${r.failure.type}: ${r.failure.message}`] : []),
+  ];
+}
+
+export function register(program: Command, deps: CliDeps): void {
+  program
+    .command('status')
+    .description('where a workflow stands: its status, progress, per-SDDC rows, and how it ended')
+    .argument('<workflow-id>', 'e.g. publish:ubuntu-app:2.3.1 (see `vmhub runs`)')
+    .addOption(jsonOption())
+    .addHelpText('after', examples('vmhub status publish:ubuntu-app:2.3.1 --json'))
+    .action(async (workflowId: string, opts: { json?: boolean }) => {
+      const result = await run({ workflowId }, deps);
+      print(deps.io, Boolean(opts.json), result, () => renderText(result));
+    });
+}

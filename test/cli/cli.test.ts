@@ -1,0 +1,255 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { ImageVersionRecord } from '../../src/catalog/catalog';
+import { connectWorker } from '../../src/temporal';
+import { createAgentWorker } from '../../src/worker';
+import { isoImage } from '../images/build';
+import { repositoryRoot, startWorld, type TestWorld } from '../helpers';
+
+const execFileAsync = promisify(execFile);
+const ROOT = path.resolve(__dirname, '..', '..');
+const VMHUB = path.join(ROOT, 'bin', 'vmhub.js');
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The vmhub CLI as an operator runs it, against the test services. */
+describe('the vmhub CLI against the services', () => {
+  let world: TestWorld;
+  let env: NodeJS.ProcessEnv;
+  const agents: Array<{ connection: NativeConnection; worker: Worker; running: Promise<void> }> = [];
+  const id = randomUUID().slice(0, 6);
+  const good = `cli-good-${id}`;
+  const bad = `cli-bad-${id}`;
+  const idle = `cli-idle-${id}`;
+  const datastores = path.join(repositoryRoot(), '..', `cli-ds-${id}`);
+
+  const vmhub = (...args: string[]): Promise<Ran> =>
+    execFileAsync(process.execPath, [VMHUB, ...args], { env, cwd: ROOT, maxBuffer: 16 * 2 ** 20 }).then(
+      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
+
+  async function startAgent(name: string): Promise<void> {
+    const connection = await connectWorker(world.config.temporal);
+    const worker = await createAgentWorker(connection, { ...world.config, datastore: path.join(datastores, name) }, name);
+    agents.push({ connection, worker, running: worker.run() });
+  }
+
+  /** The agent of `bad` finds a link where the version's directory goes, and refuses to write there. */
+  function breakDeploysOf(image: string, version: string): void {
+    const outside = fs.mkdtempSync(path.join(datastores, '..', 'cli-outside-'));
+    fs.mkdirSync(path.join(datastores, bad, image), { recursive: true });
+    fs.symlinkSync(outside, path.join(datastores, bad, image, version));
+  }
+
+  beforeAll(async () => {
+    world = await startWorld();
+    env = {
+      ...process.env,
+      VMHUB_TASK_QUEUE: world.config.taskQueue,
+      MONGODB_URI: world.config.mongodbUri,
+      VMHUB_LOG_LEVEL: 'ERROR',
+    };
+    for (const name of [good, bad, idle]) {
+      await world.deps.catalog.addSddc({
+        name,
+        dataCenter: 'dc-west',
+        taskQueue: `sddc-${name}`,
+        capacity: { cpus: 8, memoryMiB: 16384, diskGiB: 100 },
+      });
+    }
+    await startAgent(good);
+    await startAgent(bad);
+    isoImage(path.join(repositoryRoot(), `cli-${id}.iso`), { volumeId: 'CLI', bootable: true });
+  });
+
+  afterAll(async () => {
+    for (const a of agents) a.worker.shutdown();
+    await Promise.all(agents.map((a) => a.running));
+    await Promise.all(agents.map((a) => a.connection.close()));
+    await world.close();
+  });
+
+  const workflowIds = async (query: string): Promise<string[]> => {
+    const ids: string[] = [];
+    for await (const w of world.client.workflow.list({ query })) ids.push(w.workflowId);
+    return ids;
+  };
+
+  it('refuses a typo in --to, and starts no workflow', async () => {
+    const image = `cli-typo-${id}`;
+    const published = await vmhub('publish', `cli-${id}.iso`, '--image', image, '--version', '1.0.0', '--json');
+    expect(published.code).toBe(0);
+    const typo = await vmhub('deploy', `${image}@1.0.0`, '--to', `${good},${good}x`);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toBe(
+      `vmhub: UnknownSddc: --to ${good}x: no SDDC of that name is registered (registered: ${[bad, good, idle].sort().join(', ')}); see \`vmhub sddc list\`\n`,
+    );
+    const queue = `TaskQueue = '${world.config.taskQueue}'`;
+    // The publish is listed, so the list has caught up; no deploy of the image is.
+    let ids: string[] = [];
+    for (let i = 0; i < 50 && !ids.includes(`publish:${image}:1.0.0`); i++) {
+      ids = await workflowIds(queue);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(ids).toContain(`publish:${image}:1.0.0`);
+    expect(ids.filter((w) => w.startsWith(`deploy:${image}:`))).toEqual([]);
+
+    const runs = JSON.parse((await vmhub('runs', '--image', image, '--json')).stdout) as {
+      runs: Array<{ workflowId: string; status: string }>;
+    };
+    expect(runs.runs).toEqual([expect.objectContaining({ workflowId: `publish:${image}:1.0.0`, status: 'completed' })]);
+  });
+
+  it('names the service it cannot reach and how to start it', async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const server = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const temporal = await vmhub('runs', '--address', `127.0.0.1:${closed}`);
+    expect(temporal.code).toBe(1);
+    expect(temporal.stderr).toMatch(
+      new RegExp(
+        `^vmhub: ServiceUnavailable: cannot reach Temporal at 127\\.0\\.0\\.1:${closed} .*\`npm run services -- start\``,
+      ),
+    );
+    env = { ...env, MONGODB_URI: `mongodb://127.0.0.1:${closed}/vmhub` };
+    try {
+      const mongo = await vmhub('images', '--json');
+      expect(mongo.code).toBe(1);
+      expect(JSON.parse(mongo.stdout)).toEqual({
+        error: {
+          type: 'ServiceUnavailable',
+          message: expect.stringMatching(
+            new RegExp(`^cannot reach MongoDB at mongodb://127\\.0\\.0\\.1:${closed}/vmhub .*\`npm run services -- start\``),
+          ),
+        },
+      });
+    } finally {
+      env = { ...env, MONGODB_URI: world.config.mongodbUri };
+    }
+  });
+
+  it('`vmhub images | head -1` ends cleanly', async () => {
+    const image = `cli-pipe-${id}`;
+    const now = new Date();
+    const records: Array<Omit<ImageVersionRecord, 'replicas'>> = Array.from({ length: 1500 }, (_, i) => ({
+      image,
+      version: `1.0.${i}`,
+      status: 'available',
+      format: 'iso',
+      sizeBytes: 2 ** 20,
+      location: { storage: 'dc-east', container: 'images', blob: `${image}/1.0.${i}/${image}.iso` },
+      blockSize: 2 ** 20,
+      blockCount: 1,
+      createdAt: now,
+      updatedAt: now,
+    }));
+    await world.deps.catalog.versions.insertMany(records);
+    const { stdout, stderr } = await execFileAsync(
+      'bash',
+      ['-c', `set -o pipefail; "${process.execPath}" "${VMHUB}" images | head -1`],
+      { env, cwd: ROOT },
+    );
+    expect(stdout).toMatch(/^IMAGE +VERSION +STATUS +FORMAT +SIZE/);
+    expect(stderr).not.toMatch(/EPIPE|Error/);
+  });
+
+  it('publish --deploy refuses while an SDDC has no agent, and starts nothing', async () => {
+    const image = `cli-noagent-${id}`;
+    const r = await vmhub('publish', `cli-${id}.iso`, '--image', image, '--version', '1.0.0', '--deploy', `${good},${idle}`);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^vmhub: NoAgent: no agent has polled within the last minute for ${idle} \\(task queue sddc-${idle}\\); .*npm run agent -- ${idle}`,
+      ),
+    );
+    await expect(world.client.workflow.getHandle(`publish:${image}:1.0.0`).describe()).rejects.toThrow(/not found/i);
+  });
+
+  it('a deploy with one failing SDDC exits 2 and prints its reason', async () => {
+    const image = `cli-fail-${id}`;
+    expect((await vmhub('publish', `cli-${id}.iso`, '--image', image, '--version', '1.0.0')).code).toBe(0);
+    breakDeploysOf(image, '1.0.0');
+    const r = await vmhub('deploy', `${image}@1.0.0`, '--to', `${good},${bad}`);
+    expect(r.code).toBe(2);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^deploy incomplete: ${image}@1\\.0\\.0 on 2 SDDCs: .*1 deployed.*1 failed`));
+    expect(lines.find((l) => l.startsWith(good))).toMatch(/ deployed /);
+    expect(lines.find((l) => l.startsWith(bad))).toMatch(/ failed .*link/);
+  });
+
+  it('publish --deploy follows the deploy, prints each SDDC and exits 2 when one failed', async () => {
+    const image = `cli-pubdeploy-${id}`;
+    breakDeploysOf(image, '1.0.0');
+    const r = await vmhub(
+      'publish',
+      `cli-${id}.iso`,
+      '--image',
+      image,
+      '--version',
+      '1.0.0',
+      '--deploy',
+      `${good},${bad}`,
+      '--json',
+    );
+    expect(r.code).toBe(2);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({
+      workflowId: `publish:${image}:1.0.0`,
+      deploy: {
+        incomplete: true,
+        results: expect.arrayContaining([
+          expect.objectContaining({ sddc: good, status: 'deployed' }),
+          expect.objectContaining({ sddc: bad, status: 'failed', reason: expect.stringMatching(/link/) }),
+        ]),
+      },
+    });
+  });
+
+  it('draws progress on a terminal with no NaN, Infinity or garbled ETA', async () => {
+    const file = `cli-big-${id}.iso`;
+    isoImage(path.join(repositoryRoot(), file), { volumeId: 'BIG', extraBytes: 96 * 2 ** 20 });
+    const command = [
+      process.execPath,
+      VMHUB,
+      'publish',
+      file,
+      '--image',
+      `cli-tty-${id}`,
+      '--version',
+      '1.0.0',
+      '--format',
+      'iso',
+      '--deploy',
+      good,
+    ]
+      .map((a) => `'${a}'`)
+      .join(' ');
+    const ran = await execFileAsync('script', ['-qec', command, '/dev/null'], {
+      env: { ...env, TERM: 'xterm', COLUMNS: '160' },
+      cwd: ROOT,
+      maxBuffer: 64 * 2 ** 20,
+    }).then(
+      (r) => ({ code: 0, stdout: r.stdout }),
+      (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
+    );
+    const screen = ran.stdout;
+    expect(screen).toMatch(/publish .*%/);
+    expect(screen).not.toMatch(/NaN|Infinity|NFs|LLs|undefined/);
+    for (const eta of screen.match(/ETA [^|\r\n]*/g) ?? []) expect(eta.trim()).toMatch(/^ETA (\d+s|\d+m \d\ds|\d+h \d\dm)$/);
+    expect(screen).toMatch(new RegExp(`published cli-tty-${id}@1\\.0\\.0`));
+    expect(ran.code).toBe(0);
+  });
+});
