@@ -6,7 +6,7 @@ ARG NODE_IMAGE=node:22.22.0-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY scripts/build-bundle.ts ./scripts/
@@ -20,7 +20,8 @@ RUN apt-get update \
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# --ignore-scripts: prepare would build, but the compiled code comes from the build stage.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY config ./config
 # Compiled code lives in dist/, so paths that would resolve against the checkout are given in full.
@@ -30,5 +31,5 @@ ENV VMHUB_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js \
 # Owned by the runtime user, so a volume mounted at .data/sddc starts out writable for it.
 RUN mkdir -p /app/.data/sddc && chown -R node:node /app/.data
 USER node
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/src/worker.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/worker.js"]
 CMD ["control"]
