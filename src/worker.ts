@@ -7,7 +7,7 @@ import { createContentLibraryActivities } from './activities/content-library';
 import { createAgentLifecycleActivities } from './activities/lifecycle';
 import { validateSddcName } from './names';
 import { Catalog } from './catalog/catalog';
-import { installLogging } from './logging';
+import { installLogging, logLine } from './logging';
 import { loadConfig, PROJECT_ROOT, type Config } from './config';
 import { ensureSchedulesAt } from './schedules';
 import { StorageClients } from './storage/clients';
@@ -172,7 +172,8 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((err: Error) => {
-    console.error(`vmhub worker: ${err.message}`);
+    // A JSON line like every other, so a log file stays one JSON document per line.
+    process.stderr.write(`${logLine({ level: 'ERROR', message: 'vmhub worker stopped', meta: { error: err } })}\n`);
     process.exit(1);
   });
 }

@@ -484,6 +484,8 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
     let bytesReusedLocally = 0;
     const beat = () =>
       heartbeat({
+        sddc,
+        phase: 'downloading',
         location: source.location,
         bytesDone: Math.min(state.doneBelow * CHUNK, input.sizeBytes),
         bytesTotal: input.sizeBytes,

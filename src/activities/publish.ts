@@ -74,12 +74,31 @@ export interface StageOutput {
   bytesUploaded: number;
 }
 
-/** Heartbeat details of a staging attempt: every block before `next` is staged. */
-interface StageCheckpoint {
+/**
+ * Heartbeat details of a staging attempt: every block before `next` is staged (a retry resumes there);
+ * `bytesDone` of the range's `bytesTotal` are staged, for progress readers (see src/run-progress.ts).
+ */
+export interface StageCheckpoint {
   next: number;
   uploaded: number;
   reused: number;
   bytesUploaded: number;
+  phase?: 'staging';
+  bytesDone?: number;
+  bytesTotal?: number;
+}
+
+/** Heartbeat details of the inspection: the pass has read `bytesDone` of `bytesTotal`, and is at `block`. */
+export interface InspectBeat {
+  phase: 'inspecting';
+  block: number;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+/** Bytes of blocks first … end-1 of the plan. */
+function bytesOfBlocks(plan: BlockPlan, first: number, end: number): number {
+  return end > first ? blockBounds(plan, end - 1).end - blockBounds(plan, first).start : 0;
 }
 
 export interface SourceDigest {
@@ -318,7 +337,12 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
             const taking: Array<Promise<void>> = [];
             let ahead: { index: number; held: Promise<HeldBytes> } | undefined;
             let block = 0;
-            const keepAlive = setInterval(() => heartbeat({ block }), 5_000);
+            let bytesDone = 0;
+            const beat = (): void => {
+              const details: InspectBeat = { phase: 'inspecting', block, bytesDone, bytesTotal: plan.sizeBytes };
+              heartbeat(details);
+            };
+            const keepAlive = setInterval(beat, 5_000);
             try {
               for (; block < plan.blockCount; block++) {
                 const i = block;
@@ -354,7 +378,8 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
                 if (!move) held.release();
                 taken.catch(() => undefined); // awaited before the next push
                 taking.push(taken);
-                heartbeat({ block: i });
+                bytesDone = blockBounds(plan, i).end;
+                beat();
               }
               for (const taken of taking.splice(0)) await taken;
               const { sha256, metadata, invalid } = await stream.finish();
@@ -402,6 +427,11 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
 
             const progress: StageCheckpoint = resumed ?? { next: input.range.first, uploaded: 0, reused: 0, bytesUploaded: 0 };
             if (resumed) log.info('resuming staging', { range: input.range, next: resumed.next, alreadyStaged: staged.size });
+            const { first, count } = input.range;
+            progress.phase = 'staging';
+            progress.bytesTotal = bytesOfBlocks(plan, first, first + count);
+            // Blocks this attempt stages after `next` are added as each one ends, whatever the order.
+            progress.bytesDone = bytesOfBlocks(plan, first, progress.next);
             const tap = taps.tap(tapKey(input.source, input.pin, plan), plan.blockCount, slots);
             const range = tap.register(input.range, progress.next);
             const beat = () => {
@@ -455,6 +485,8 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
                     throw err;
                   }
                   tap.complete(claim);
+                  const { start, end } = blockBounds(plan, claim.index);
+                  progress.bytesDone = (progress.bytesDone ?? 0) + end - start;
                   beat();
                 }
               });

@@ -15,9 +15,17 @@ export interface ReplicateInput {
   location: string;
 }
 
-interface ReplicateCheckpoint {
+/**
+ * Heartbeat details of a replication: every block before `next` is on the replica (a retry resumes
+ * there), `copied` of them by this run; `bytesDone` of `bytesTotal` are there, for progress readers.
+ */
+export interface ReplicateCheckpoint {
   next: number;
   copied: number;
+  phase?: 'replicating';
+  location?: string;
+  bytesDone?: number;
+  bytesTotal?: number;
 }
 
 /**
@@ -85,6 +93,11 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
         };
         const done = new Set<number>();
         const indices = committed.map((_, i) => i).filter((i) => i >= progress.next);
+        progress.phase = 'replicating';
+        progress.location = target.id;
+        progress.bytesTotal = record.sizeBytes;
+        // Blocks done out of order count as they end; a retry starts again from `next`.
+        progress.bytesDone = offsets[progress.next] ?? record.sizeBytes;
         const keepAlive = setInterval(() => heartbeat(progress), 5_000);
         // Block buffers go round: read into, moved to a hashing thread and back, staged, then read into
         // again, so no block is zero-filled, copied to be hashed or left to the collector.
@@ -115,6 +128,7 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
             }
             done.add(i);
             while (done.has(progress.next)) done.delete(progress.next++);
+            progress.bytesDone = (progress.bytesDone ?? 0) + size;
             heartbeat(progress);
           });
         } finally {

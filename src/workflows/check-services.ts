@@ -15,5 +15,5 @@ export async function CheckServices(token: string): Promise<HealthReport> {
   if (typeof token !== 'string' || !TOKEN.test(token)) {
     throw ApplicationFailure.nonRetryable(`token must be 1 to 64 letters, digits, "-" or "_"`, 'InvalidInput');
   }
-  return checkServices(token);
+  return checkServices.executeWithOptions({ summary: 'a round trip through every storage location and the catalog' }, [token]);
 }

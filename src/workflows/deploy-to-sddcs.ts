@@ -30,12 +30,15 @@ import {
   type DeployResult,
   type DeployResultRow,
   type FleetProgress,
+  type SddcPhase,
+  type SddcProgress,
 } from '../deploy/input';
 import { NON_RETRYABLE_ERROR_TYPES } from '../errors';
 import { asFailure } from '../failures';
 import { libraryItemName, type ContentLibraryTarget } from '../sddc/target';
 import { formatBytes } from '../units';
 import { BOOKKEEPING } from './activity-options';
+import { deployingLine, detailsText, outcomeLine, sddcTable } from './current-details';
 import { IMAGE_KEY, SDDC_KEY, VERSION_KEY } from './search-attributes';
 
 export const deployProgressQuery = defineQuery<DeployProgress>('progress');
@@ -50,6 +53,27 @@ const BATCHES_AT_ONCE = 50;
 
 /** Failed SDDCs a failure message names; the result has every failed row. */
 const FAILURES_NAMED = 10;
+
+/** The run's current details in the Web UI: a headline, then where each SDDC stands. */
+class Board {
+  constructor(
+    readonly headline: string,
+    readonly progress: DeployProgress,
+  ) {}
+
+  /** Moves an SDDC to its next phase and shows it. */
+  phase(p: SddcProgress, phase: SddcPhase): void {
+    p.phase = phase;
+    this.show();
+  }
+
+  show(): void {
+    const rows = Object.values(this.progress);
+    const ended = rows.flatMap((r) => (r.status ? [{ sddc: r.sddc, status: r.status }] : []));
+    const line = deployingLine(ended, rows.length, ended.length === rows.length);
+    setCurrentDetails(detailsText(this.headline, line, sddcTable(rows)));
+  }
+}
 
 /**
  * DeployToSDDCs: resolve the version and the SDDCs, then deploy them in batches, one child workflow
@@ -89,7 +113,12 @@ async function fanOut(input: DeployInput): Promise<DeployResult> {
   const progress: FleetProgress = { sddcsTotal: 0, counts: {}, results: [], batches: [] };
   setHandler(fleetProgressQuery, () => progress);
   upsertSearchAttributes([{ key: IMAGE_KEY, value: input.image }]);
-  const fleet = await control.planFleet(input);
+  const asked = input.sddcs === 'all' ? 'every SDDC' : `${input.sddcs.length} SDDCs`;
+  setCurrentDetails(detailsText(`Deploy ${input.image} ${input.version}`, `planning the deploy to ${asked}`));
+  const fleet = await control.planFleet.executeWithOptions(
+    { summary: `plan the deploy of ${input.image}@${input.version} to ${asked}` },
+    [input],
+  );
   // Each batch lists its own SDDCs; the deploy lists those that fit in one search attribute.
   upsertSearchAttributes([
     { key: VERSION_KEY, value: fleet.version },
@@ -97,9 +126,20 @@ async function fanOut(input: DeployInput): Promise<DeployResult> {
   ]);
   const total = fleet.batches.reduce((n, b) => n + b.sddcs.length, 0);
   const dataCenters = new Set(fleet.batches.map((b) => b.dataCenter));
-  setCurrentDetails(
-    `Deploy ${fleet.image} ${fleet.version} (${formatBytes(fleet.sizeBytes)}) to ${total} SDDCs in ${dataCenters.size} data centers, ${fleet.batches.length} batches`,
-  );
+  const headline = `Deploy ${fleet.image} ${fleet.version} (${formatBytes(fleet.sizeBytes)}) to ${total} SDDCs in ${dataCenters.size} data centers, ${fleet.batches.length} batches`;
+  let batchesDone = 0;
+  const show = () => {
+    const failed = progress.results.filter((r) => r.status === 'failed').map((r) => r.sddc);
+    const verb = batchesDone === fleet.batches.length ? 'deployed' : 'deploying';
+    setCurrentDetails(
+      detailsText(
+        headline,
+        outcomeLine(verb, progress.counts, total, failed),
+        `batches: ${batchesDone} of ${fleet.batches.length} done; each batch's run shows its SDDCs`,
+      ),
+    );
+  };
+  show();
   progress.sddcsTotal = total;
   const { workflowId } = workflowInfo();
   progress.batches = fleet.batches.map((b, i) => ({
@@ -119,6 +159,8 @@ async function fanOut(input: DeployInput): Promise<DeployResult> {
       kept[i] = keepEveryRow ? rows : rows.filter((r) => r.status === 'failed' || r.status === 'skipped');
       progress.results = kept.flat();
       progress.batches[i].done = true;
+      batchesDone++;
+      show();
     },
   );
   if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('deploy cancelled');
@@ -180,17 +222,26 @@ async function deployEach(input: DeployInput): Promise<DeployResult> {
   const progress: DeployProgress = {};
   setHandler(deployProgressQuery, () => progress);
   upsertSearchAttributes([{ key: IMAGE_KEY, value: input.image }]);
-  const plan = await control.planDeployment(input);
+  const asked = input.sddcs === 'all' ? 'every SDDC' : input.sddcs.join(', ');
+  setCurrentDetails(detailsText(`Deploy ${input.image} ${input.version}`, `planning the deploy to ${asked}`));
+  const plan = await control.planDeployment.executeWithOptions(
+    { summary: `plan the deploy of ${input.image}@${input.version} to ${asked}` },
+    [input],
+  );
   const names = plan.targets.map((t) => t.sddc.name);
   upsertSearchAttributes([
     { key: VERSION_KEY, value: plan.version },
     { key: SDDC_KEY, value: searchableNames(names) },
   ]);
-  setCurrentDetails(`Deploy ${plan.image} ${plan.version} (${formatBytes(plan.sizeBytes)}) to ${names.join(', ')}`);
+  const board = new Board(
+    `Deploy ${plan.image} ${plan.version} (${formatBytes(plan.sizeBytes)}) to ${names.join(', ')}`,
+    progress,
+  );
   for (const t of plan.targets) {
     progress[t.sddc.name] = { sddc: t.sddc.name, phase: 'pending', source: null, bytesDone: 0, bytesTotal: plan.sizeBytes };
   }
-  const results = await Promise.all(plan.targets.map((t) => deployTo(plan, t, progress, input.instantiate === true)));
+  board.show();
+  const results = await Promise.all(plan.targets.map((t) => deployTo(plan, t, board, input.instantiate === true)));
   if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('deploy cancelled');
   const result = { image: plan.image, version: plan.version, results };
   const failed = results.filter((r) => r.status === 'failed');
@@ -207,49 +258,53 @@ async function deployEach(input: DeployInput): Promise<DeployResult> {
 async function deployTo(
   plan: DeploymentPlan,
   target: DeploymentTarget,
-  progress: DeployProgress,
+  board: Board,
   instantiate: boolean,
 ): Promise<DeployResultRow> {
   const { sddc } = target;
-  const p = progress[sddc.name];
+  const p = board.progress[sddc.name];
   const base = { sddc: sddc.name, dataCenter: sddc.dataCenter };
   let row: DeployResultRow;
   if (target.shortfall) {
     row = { ...base, status: 'skipped', source: null, reason: `does not fit: ${target.shortfall}` };
   } else {
     try {
-      row = { ...base, ...(await deliver(plan, target, p, instantiate)) };
+      row = { ...base, ...(await deliver(plan, target, board, instantiate)) };
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : err;
       if (cause instanceof ApplicationFailure) {
         const details: unknown = cause.details?.[0];
         const failures = Array.isArray(details) ? (details as SourceFailure[]) : [];
-        await CancellationScope.nonCancellable(() => markFailures(plan, failures));
+        await CancellationScope.nonCancellable(() => markFailures(plan, failures, sddc.name));
       }
       const reason = isCancellation(err) ? CANCELLED_REASON : failureReason(cause);
       row = { ...base, status: 'failed', source: null, reason };
     }
   }
-  await CancellationScope.nonCancellable(() => control.recordDeployment({ image: plan.image, version: plan.version, row }));
-  p.phase = 'done';
+  await CancellationScope.nonCancellable(() =>
+    control.recordDeployment.executeWithOptions(
+      { summary: `record ${plan.image}@${plan.version} on ${sddc.name}: ${row.status}` },
+      [{ image: plan.image, version: plan.version, row }],
+    ),
+  );
   p.status = row.status;
   p.source = row.source;
   p.reason = row.reason;
+  board.phase(p, 'done');
   return row;
 }
 
 type Delivered = Omit<DeployResultRow, 'sddc' | 'dataCenter'>;
 
 /** Has the SDDC's agent deliver the image where the SDDC keeps images; an SDDC whose agent does not poll fails at once. */
-async function deliver(
-  plan: DeploymentPlan,
-  target: DeploymentTarget,
-  p: DeployProgress[string],
-  instantiate: boolean,
-): Promise<Delivered> {
+async function deliver(plan: DeploymentPlan, target: DeploymentTarget, board: Board, instantiate: boolean): Promise<Delivered> {
   const { sddc } = target;
-  p.phase = 'checking';
-  if ((await control.agentsPolling({ taskQueue: sddc.taskQueue })) === 0) {
+  board.phase(board.progress[sddc.name], 'checking');
+  const polling = await control.agentsPolling.executeWithOptions(
+    { summary: `is the agent of ${sddc.name} polling ${sddc.taskQueue}?` },
+    [{ taskQueue: sddc.taskQueue }],
+  );
+  if (polling === 0) {
     return {
       status: 'failed',
       source: null,
@@ -258,9 +313,9 @@ async function deliver(
   }
   // Runs that began before content libraries existed keep deploying into the agent's directory.
   if (sddc.target?.kind === 'content-library' && patched('content-library-import')) {
-    return toLibrary(plan, target, sddc.target, p, instantiate || sddc.target.instantiate === true);
+    return toLibrary(plan, target, sddc.target, board, instantiate || sddc.target.instantiate === true);
   }
-  return download(plan, target, p);
+  return download(plan, target, board);
 }
 
 /**
@@ -292,10 +347,11 @@ async function toLibrary(
   plan: DeploymentPlan,
   target: DeploymentTarget,
   library: ContentLibraryTarget,
-  p: DeployProgress[string],
+  board: Board,
   instantiate: boolean,
 ): Promise<Delivered> {
   const { sddc } = target;
+  const p = board.progress[sddc.name];
   const agent = onAgent<ContentLibraryActivities>(sddc.taskQueue, {
     startToCloseTimeout: '12 hours',
     heartbeatTimeout: '30 seconds',
@@ -319,8 +375,8 @@ async function toLibrary(
   if (found.state === 'present') {
     row = { status: 'already-present', source: null, target: found.target };
   } else {
-    const downloaded = await download(plan, target, p);
-    p.phase = 'importing';
+    const downloaded = await download(plan, target, board);
+    board.phase(p, 'importing');
     const imported = await agent.importToLibrary.executeWithOptions(
       { summary: `import ${item} into library ${library.library} of ${sddc.name}` },
       [task],
@@ -338,7 +394,7 @@ async function toLibrary(
   }
   // An ISO item is media, not a VM template: there is nothing to instantiate.
   if (instantiate && row.target && plan.format !== 'iso' && plan.resources) {
-    p.phase = 'instantiating';
+    board.phase(p, 'instantiating');
     row.instantiated = await agent.instantiateFromLibrary.executeWithOptions(
       { summary: `instantiate ${item} on ${sddc.name} and remove it` },
       [{ ...task, placement: row.target, expected: { cpus: plan.resources.cpus, memoryMiB: plan.resources.memoryMiB } }],
@@ -348,11 +404,12 @@ async function toLibrary(
 }
 
 /** Has the SDDC's agent download and verify the image into its datastore. */
-async function download(plan: DeploymentPlan, target: DeploymentTarget, p: DeployProgress[string]): Promise<Delivered> {
+async function download(plan: DeploymentPlan, target: DeploymentTarget, board: Board): Promise<Delivered> {
   const { sddc } = target;
+  const p = board.progress[sddc.name];
   const agent = onAgent<AgentActivities>(sddc.taskQueue, { startToCloseTimeout: '12 hours', heartbeatTimeout: '20 seconds' });
-  p.phase = 'downloading';
   p.source = target.sources[0]?.location ?? null;
+  board.phase(p, 'downloading');
   const download = {
     sddc: sddc.name,
     image: plan.image,
@@ -365,7 +422,11 @@ async function download(plan: DeploymentPlan, target: DeploymentTarget, p: Deplo
   };
   let out;
   try {
-    out = await agent.downloadImage.executeWithOptions({ summary: `download to ${sddc.name}` }, [download]);
+    const from = target.sources.map((s) => s.location).join(', then ');
+    out = await agent.downloadImage.executeWithOptions(
+      { summary: `download ${plan.image}@${plan.version} to ${sddc.name} from ${from || 'no source'}` },
+      [download],
+    );
   } catch (err) {
     // A cancel between attempts reaches no running download: have the agent remove what an earlier one left.
     if (isCancellation(err) && patched('discard-on-cancel')) {
@@ -374,7 +435,7 @@ async function download(plan: DeploymentPlan, target: DeploymentTarget, p: Deplo
     throw err;
   }
   // Recorded even when a cancel arrives now: the download itself is done.
-  await CancellationScope.nonCancellable(() => markFailures(plan, out.sourceFailures));
+  await CancellationScope.nonCancellable(() => markFailures(plan, out.sourceFailures, sddc.name));
   p.bytesDone = plan.sizeBytes;
   return {
     status: out.status,
@@ -394,7 +455,9 @@ async function discard(taskQueue: string, download: Parameters<AgentActivities['
     retry: { maximumAttempts: 2, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
   });
   await agent.discardDownload
-    .executeWithOptions({ summary: `remove the partial download on ${download.sddc}` }, [download])
+    .executeWithOptions({ summary: `remove the partial download of ${download.image}@${download.version} on ${download.sddc}` }, [
+      download,
+    ])
     .catch(() => undefined);
 }
 
@@ -412,8 +475,14 @@ function searchableNames(names: string[]): string[] {
   return kept;
 }
 
-async function markFailures(plan: DeploymentPlan, failures: SourceFailure[]): Promise<void> {
-  if (failures.length > 0) await control.markSourceFailures({ image: plan.image, version: plan.version, failures });
+async function markFailures(plan: DeploymentPlan, failures: SourceFailure[], sddc: string): Promise<void> {
+  if (failures.length === 0) return;
+  await control.markSourceFailures.executeWithOptions(
+    {
+      summary: `note that ${failures.map((f) => f.location).join(', ')} could not deliver ${plan.image}@${plan.version} to ${sddc}`,
+    },
+    [{ image: plan.image, version: plan.version, failures }],
+  );
 }
 
 function failureReason(err: unknown): string {

@@ -30,6 +30,7 @@ import { deployWorkflowId, type DeployResult } from '../deploy/input';
 import { transferTaskQueueOf } from '../task-queues';
 import { BOOKKEEPING, TRANSFER } from './activity-options';
 import { DeployToSDDCs } from './deploy-to-sddcs';
+import { countStatuses, detailsText, outcomeLine, replicatingLine, stagingLine } from './current-details';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
 
 export const publishProgressQuery = defineQuery<PublishProgress>('progress');
@@ -42,6 +43,25 @@ type Transfers = ReturnType<typeof proxyActivities<Activities>>;
 function transferActivities(): Transfers {
   if (!patched('transfer-task-queue')) return proxyActivities<Activities>(TRANSFER);
   return proxyActivities<Activities>({ ...TRANSFER, taskQueue: transferTaskQueueOf(workflowInfo().taskQueue) });
+}
+
+/** The run's current details in the Web UI: a headline, and the step the run is at. */
+class Details {
+  headline = 'Publish';
+  inspecting = false;
+
+  constructor(readonly progress: PublishProgress) {}
+
+  show(...lines: string[]): void {
+    setCurrentDetails(detailsText(this.headline, ...lines));
+  }
+
+  /** Staging and the inspection that runs beside it. */
+  showStaging(): void {
+    const { bytesStaged, bytesTotal } = this.progress;
+    const staging = bytesStaged < bytesTotal ? stagingLine(bytesStaged, bytesTotal) : `staged ${formatBytes(bytesTotal)}`;
+    this.show(staging, this.inspecting ? 'inspecting: SHA-256 and metadata of the whole image' : '');
+  }
 }
 
 /** Rounds of staging again blocks that storage no longer holds at commit, before the publish gives up. */
@@ -65,37 +85,53 @@ export async function PublishImage(rawInput: PublishInput): Promise<PublishResul
     startedAt: new Date(workflowInfo().startTime).toISOString(),
   };
   setHandler(publishProgressQuery, () => progress);
+  const details = new Details(progress);
 
   try {
-    return await publish(rawInput, progress);
+    return await publish(rawInput, details);
   } catch (err) {
+    const failure = asFailure(err);
     progress.phase = isCancellation(err) ? 'cancelled' : 'failed';
-    throw asFailure(err);
+    const removed = progress.cleanup?.length ? `cleanup: ${progress.cleanup.join('; ')}` : '';
+    details.show(`${progress.phase}: ${failure instanceof Error ? failure.message : String(failure)}`, removed);
+    throw failure;
   }
 }
 
-async function publish(rawInput: PublishInput, progress: PublishProgress): Promise<PublishResult> {
+async function publish(rawInput: PublishInput, details: Details): Promise<PublishResult> {
+  const { progress } = details;
   const input = validatePublishInput(rawInput);
   const transfer = transferActivities();
+  details.headline = `Publish ${input.image}`;
   upsertSearchAttributes([{ key: IMAGE_KEY, value: input.image }]);
-  if (input.deployTo && input.deployTo.length > 0) await quick.checkSddcs(input.deployTo);
+  if (input.deployTo && input.deployTo.length > 0) {
+    details.show('checking the SDDCs to deploy to');
+    await quick.checkSddcs.executeWithOptions({ summary: `check SDDCs ${input.deployTo.join(', ')}` }, [input.deployTo]);
+  }
 
   progress.phase = 'probing';
-  const probe = await quick.probeSource({ source: input.source, format: input.format });
+  details.show(`probing ${input.source}`);
+  const probe = await quick.probeSource.executeWithOptions({ summary: `probe ${input.source} for ${input.image}` }, [
+    { source: input.source, format: input.format },
+  ]);
   const version = resolveVersion(input.version, probe.productVersion);
+  const ref = `${input.image}@${version}`;
   upsertSearchAttributes([{ key: VERSION_KEY, value: version }]);
   const { plan } = probe;
-  setCurrentDetails(
-    `Publish ${input.image} ${version} (${formatBytes(plan.sizeBytes)} ${probe.format.toUpperCase()}) from ${probe.origin}`,
-  );
+  details.headline = `Publish ${input.image} ${version} (${formatBytes(plan.sizeBytes)} ${probe.format.toUpperCase()}) from ${probe.origin}`;
   progress.bytesTotal = plan.sizeBytes;
   progress.blocksTotal = plan.blockCount;
 
-  const claim = await quick.claimVersion({ image: input.image, version, format: probe.format, plan });
+  details.show(`claiming ${ref}`);
+  const claim = await quick.claimVersion.executeWithOptions({ summary: `claim ${ref}` }, [
+    { image: input.image, version, format: probe.format, plan },
+  ]);
   if (claim.state === 'available') {
-    const { sha256 } = await transfer.inspectSource.executeWithOptions({ summary: 'compare with the published version' }, [
-      { source: input.source, plan },
-    ]);
+    details.show(`${ref} is already published: comparing the source with it`);
+    const { sha256 } = await transfer.inspectSource.executeWithOptions(
+      { summary: `compare ${input.source} with the published ${ref}` },
+      [{ source: input.source, plan }],
+    );
     requirePinnedDigest(input, sha256);
     if (sha256 !== claim.existing.sha256) {
       throw ApplicationFailure.nonRetryable(
@@ -103,14 +139,14 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
         'VersionConflict',
       );
     }
-    return distribute(transfer, input, claim.existing, progress);
+    return distribute(transfer, input, claim.existing, details);
   }
   const { location } = claim;
 
   let result: PublishResult;
   try {
     progress.phase = 'staging';
-    const { metadata, ...digest } = await stageAndInspect(transfer, input.source, probe, location, progress);
+    const { metadata, ...digest } = await stageAndInspect(transfer, input.source, probe, location, details, ref);
     requirePinnedDigest(input, digest.sha256);
     progress.phase = 'committing';
     const commitInput = {
@@ -123,23 +159,29 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
       image: input.image,
       version,
     };
-    await commit(transfer, commitInput, probe.rangeFanOut, progress);
+    await commit(transfer, commitInput, probe.rangeFanOut, details);
     progress.phase = 'cataloging';
-    result = await quick.markAvailable({ image: input.image, version, sha256: digest.sha256, metadata });
+    details.show(`recording the metadata of ${ref} and marking it available`);
+    result = await quick.markAvailable.executeWithOptions({ summary: `mark ${ref} available` }, [
+      { image: input.image, version, sha256: digest.sha256, metadata },
+    ]);
   } catch (err) {
     const cancelled = isCancellation(err);
     progress.phase = cancelled ? 'cancelling' : 'failed';
     const shown = asFailure(err);
     const reason = cancelled ? 'cancelled' : shown instanceof Error ? shown.message : String(shown);
+    details.show(`${progress.phase}: removing what this run wrote`, cancelled ? '' : reason);
     try {
       const abandoned = await CancellationScope.nonCancellable(() =>
-        quick.abandonPublish({
-          image: input.image,
-          version,
-          location,
-          status: cancelled ? 'cancelled' : 'failed',
-          error: reason.slice(0, 500),
-        }),
+        quick.abandonPublish.executeWithOptions({ summary: `remove what this run wrote for ${ref}` }, [
+          {
+            image: input.image,
+            version,
+            location,
+            status: cancelled ? 'cancelled' : 'failed',
+            error: reason.slice(0, 500),
+          },
+        ]),
       );
       progress.cleanup = abandoned.removed;
     } catch (cleanupErr) {
@@ -150,7 +192,7 @@ async function publish(rawInput: PublishInput, progress: PublishProgress): Promi
   }
   // Runs that began before publishes noted the overlap go straight on.
   if (patched('publish-overlap')) await noteOverlap(result);
-  return distribute(transfer, input, result, progress);
+  return distribute(transfer, input, result, details);
 }
 
 /**
@@ -163,7 +205,8 @@ async function stageAndInspect(
   source: string,
   probe: ProbeResult,
   location: BlobLocation,
-  progress: PublishProgress,
+  details: Details,
+  ref: string,
 ): Promise<Inspection> {
   const { plan } = probe;
   return CancellationScope.cancellable(async () => {
@@ -175,17 +218,23 @@ async function stageAndInspect(
         scope.cancel();
         throw error;
       });
+    details.inspecting = true;
+    details.showStaging();
     const inspecting = failFast(
-      transfer.inspectSource.executeWithOptions({ summary: 'SHA-256 and metadata of the whole image' }, [
+      transfer.inspectSource.executeWithOptions({ summary: `inspect ${ref}: SHA-256 and metadata of ${source}` }, [
         { source, plan, pin: probe.sourceVersion },
       ]),
-    );
+    ).then((inspection) => {
+      details.inspecting = false;
+      details.showStaging();
+      return inspection;
+    });
     const staging = stageRanges(
       transfer,
       { source, pin: probe.sourceVersion, location, plan },
       planRanges(plan.blockCount),
       probe.rangeFanOut,
-      progress,
+      details,
       failFast,
     );
     try {
@@ -203,26 +252,35 @@ async function stageRanges(
   target: Omit<StageInput, 'range'>,
   ranges: BlockRange[],
   fanOut: number,
-  progress: PublishProgress,
+  details: Details,
   failFast: <T>(work: Promise<T>) => Promise<T> = (work) => work,
 ): Promise<void> {
   const { plan } = target;
+  const { progress } = details;
   await runPool(ranges, fanOut, async (range) => {
     const last = range.first + range.count - 1;
     const staged = await failFast(
-      transfer.stageBlockRange.executeWithOptions({ summary: `stage blocks ${range.first}–${last}` }, [{ ...target, range }]),
+      transfer.stageBlockRange.executeWithOptions(
+        { summary: `stage blocks ${range.first}–${last} of ${target.location.blob} to ${target.location.storage}` },
+        [{ ...target, range }],
+      ),
     );
     progress.blocksStaged = Math.min(plan.blockCount, progress.blocksStaged + range.count);
     progress.bytesStaged = Math.min(plan.sizeBytes, progress.bytesStaged + range.count * plan.blockSize);
     progress.blocksUploaded += staged.uploaded;
     progress.blocksReused += staged.reused;
+    details.showStaging();
   });
 }
 
 /** Commits the block list; blocks storage no longer holds (expired, or discarded by another writer) are staged again first. */
-async function commit(transfer: Transfers, input: CommitInput, fanOut: number, progress: PublishProgress): Promise<void> {
+async function commit(transfer: Transfers, input: CommitInput, fanOut: number, details: Details): Promise<void> {
   for (let round = 0; ; round++) {
-    const out = await transfer.commitBlocks.executeWithOptions({ summary: `commit ${input.plan.blockCount} blocks` }, [input]);
+    const blocks = `${input.plan.blockCount} blocks of ${input.image}@${input.version}`;
+    details.show(round === 0 ? `committing ${blocks}` : `committing ${blocks} again, after staging lost blocks`);
+    const out = await transfer.commitBlocks.executeWithOptions({ summary: `commit ${blocks} to ${input.location.storage}` }, [
+      input,
+    ]);
     if (out.committed) return;
     if (round === RESTAGE_ROUNDS) {
       throw ApplicationFailure.nonRetryable(
@@ -236,7 +294,7 @@ async function commit(transfer: Transfers, input: CommitInput, fanOut: number, p
       { source: input.source, pin: input.pin, location: input.location, plan: input.plan },
       ranges,
       fanOut,
-      progress,
+      details,
     );
   }
 }
@@ -246,23 +304,32 @@ async function distribute(
   transfer: Transfers,
   input: PublishInput,
   result: PublishResult,
-  progress: PublishProgress,
+  details: Details,
 ): Promise<PublishResult> {
+  const { progress } = details;
+  const ref = `${result.image}@${result.version}`;
   progress.phase = 'replicating';
-  const { replicas } = await quick.replicaLocations();
+  details.show(`${ref} is available`, 'replicating');
+  const { replicas } = await quick.replicaLocations.executeWithOptions({ summary: `replica locations for ${ref}` }, []);
+  let replicated = 0;
+  details.show(`${ref} is available`, replicatingLine(replicas, replicated));
   await Promise.all(
-    replicas.map((location) =>
-      transfer.replicateImage.executeWithOptions({ summary: `replicate to ${location}` }, [
+    replicas.map(async (location) => {
+      await transfer.replicateImage.executeWithOptions({ summary: `replicate ${ref} to ${location}` }, [
         { image: result.image, version: result.version, location },
-      ]),
-    ),
+      ]);
+      details.show(`${ref} is available`, replicatingLine(replicas, ++replicated));
+    }),
   );
+  const replicatedTo = replicas.length > 0 ? `replicated to ${replicas.join(', ')}` : '';
   if (!input.deployTo || input.deployTo.length === 0) {
     progress.phase = 'done';
+    details.show(`published ${ref}`, replicatedTo);
     return result;
   }
   progress.phase = 'deploying';
   const workflowId = deployWorkflowId(result.image, result.version, workflowInfo().workflowId);
+  details.show(`published ${ref}`, replicatedTo, `deploying to ${input.deployTo.join(', ')} (workflow ${workflowId})`);
   let deployed: DeployResult;
   try {
     deployed = await executeChild(DeployToSDDCs, {
@@ -280,6 +347,9 @@ async function distribute(
     deployed = { image: result.image, version: result.version, results: Array.isArray(results) ? results : [], counts };
   }
   progress.phase = 'done';
+  const failed = deployed.results.filter((r) => r.status === 'failed').map((r) => r.sddc);
+  const counts = deployed.counts ?? countStatuses(deployed.results);
+  details.show(`published ${ref}`, replicatedTo, outcomeLine('deployed', counts, input.deployTo.length, failed));
   return { ...result, deploy: { workflowId, results: deployed.results, counts: deployed.counts } };
 }
 
@@ -289,9 +359,10 @@ async function distribute(
  */
 async function noteOverlap(result: PublishResult): Promise<void> {
   try {
-    await quick.noteOverlap.executeWithOptions({ summary: 'blocks shared with the previous version' }, [
-      { image: result.image, version: result.version },
-    ]);
+    await quick.noteOverlap.executeWithOptions(
+      { summary: `blocks ${result.image}@${result.version} shares with the previous version` },
+      [{ image: result.image, version: result.version }],
+    );
   } catch (err) {
     if (isCancellation(err)) throw err;
   }
