@@ -18,6 +18,7 @@ import { checkSourceUrl } from './source/source';
 import { publishWorkflowId, type PublishInput, type PublishProgress } from './publish/input';
 import { describePlacement } from './sddc/target';
 import { formatBytes } from './units';
+import { isFleetProgress } from './run-progress';
 
 /**
  * Starting and following vmhub's workflows from a client (the CLI, the demo): the workflow-ID
@@ -186,10 +187,6 @@ export async function sddcProgress(
     ),
   );
   return Object.assign({}, ...batches) as DeployProgress;
-}
-
-export function isFleetProgress(progress: DeployProgress | FleetProgress): progress is FleetProgress {
-  return Array.isArray(progress.batches) && typeof progress.sddcsTotal === 'number';
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowClient, WorkflowHandle } from '@temporalio/client';
 import type { PayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import type { DeployCounts, DeployProgress, DeployResultRow, FleetProgress, SddcProgress } from './deploy/input';
@@ -90,12 +90,13 @@ const KINDS: Record<string, TransferKind> = {
  * Reads a publish (PublishImage) or a deploy (DeployToSDDCs, DeploySddcBatch) now. Each call costs the
  * server two queries and a describe per run read; it adds nothing to any history.
  */
-export async function readProgress(client: Client, workflowId: string, runId?: string): Promise<RunReadingOf> {
-  const converter = client.options.loadedDataConverter.payloadConverter;
-  return read(client, client.workflow.getHandle(workflowId, runId), converter);
+export async function readProgress(client: Client | WorkflowClient, workflowId: string, runId?: string): Promise<RunReadingOf> {
+  const workflows = 'workflow' in client ? client.workflow : client;
+  const converter = workflows.options.loadedDataConverter.payloadConverter;
+  return read(workflows, workflows.getHandle(workflowId, runId), converter);
 }
 
-async function read(client: Client, handle: WorkflowHandle, converter: PayloadConverter): Promise<RunReadingOf> {
+async function read(client: WorkflowClient, handle: WorkflowHandle, converter: PayloadConverter): Promise<RunReadingOf> {
   const { progress, description } = await consistentRead(handle);
   const raw = description.raw;
   const base: RunReading = {
@@ -107,12 +108,12 @@ async function read(client: Client, handle: WorkflowHandle, converter: PayloadCo
   const children = await Promise.all(
     (raw.pendingChildren ?? []).map((c) =>
       // A child that has not run its first task has no progress yet; it is read next time.
-      read(client, client.workflow.getHandle(c.workflowId!, c.runId ?? undefined), converter).catch(() => undefined),
+      read(client, client.getHandle(c.workflowId!, c.runId ?? undefined), converter).catch(() => undefined),
     ),
   );
   const deploys = children.filter((c): c is DeployReading => c?.kind === 'deploy');
   if (description.type === 'PublishImage') return publishReading(base, progress as PublishProgress, deploys[0]);
-  if (isFleet(progress)) return fleetReading(base, progress, deploys);
+  if (isFleetProgress(progress)) return fleetReading(base, progress, deploys);
   return batchReading(base, (progress ?? {}) as DeployProgress);
 }
 
@@ -182,7 +183,7 @@ function publishReading(base: RunReading, progress: PublishProgress, deploy: Dep
   };
 }
 
-function isFleet(progress: unknown): progress is FleetProgress {
+export function isFleetProgress(progress: unknown): progress is FleetProgress {
   return typeof progress === 'object' && progress !== null && Array.isArray((progress as FleetProgress).batches);
 }
 

@@ -1,13 +1,13 @@
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import type { WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
-import type { DeployProgress, DeployResult, FleetProgress, SddcProgress } from '../deploy/input';
-import { deployOutcome, isFleetProgress, sddcProgress } from '../operations';
-import type { PublishProgress, PublishResult } from '../publish/input';
+import type { DeployResult, SddcProgress } from '../deploy/input';
+import { deployOutcome } from '../operations';
+import { readProgress as readRun, type DeployReading } from '../run-progress';
+import type { PublishResult } from '../publish/input';
 import { formatBytes } from '../units';
 import type { CliIo } from './output';
 
-/** Where a publish or deploy stands, read from its `progress` query and its activities' heartbeats. */
+/** Where a publish or deploy stands, as the bars draw it. */
 export interface ProgressSnapshot {
   /** A publish's own progress; absent for a deploy. */
   publish?: { phase: string; bytesDone: number; bytesTotal: number };
@@ -16,50 +16,30 @@ export interface ProgressSnapshot {
 }
 
 /**
- * The one place the CLI reads progress. A publish's bytes come from its query; while it deploys, the rows
- * are its child deploy's. A deploy's rows come from its query (a fanned-out deploy's from its batches),
- * with the bytes each agent has on disk taken from its download's heartbeat.
+ * The one place the CLI reads progress: the run's query merged with its activities' heartbeats
+ * (src/run-progress.ts), so bytes move between the blocks the workflow counts. While a publish
+ * replicates, its bar shows the replicas' bytes; once it deploys, the rows are its child deploy's.
  */
 export async function readProgress(handle: WorkflowHandle): Promise<ProgressSnapshot | undefined> {
-  const progress = await handle.query<PublishProgress | DeployProgress | FleetProgress>('progress').catch(() => undefined);
-  if (!progress) return undefined;
-  if (typeof (progress as PublishProgress).phase === 'string') {
-    const p = progress as PublishProgress;
-    const snapshot: ProgressSnapshot = {
-      publish: { phase: p.phase, bytesDone: p.bytesStaged, bytesTotal: p.bytesTotal },
-      sddcs: [],
-    };
-    if (p.phase === 'deploying') {
-      const children = (await handle.describe()).raw.pendingChildren ?? [];
-      const child = children.find((c) => c.workflowTypeName === 'DeployToSDDCs')?.workflowId;
-      if (child) snapshot.sddcs = await deployRows(handle.client.getHandle(child));
-    }
-    return snapshot;
-  }
-  return { sddcs: await deployRows(handle, progress as DeployProgress | FleetProgress) };
+  const reading = await readRun(handle.client, handle.workflowId).catch(() => undefined);
+  if (!reading) return undefined;
+  if (reading.kind === 'deploy') return { sddcs: rowsOf(reading) };
+  const replicas = Object.values(reading.replicas);
+  const bytes =
+    reading.progress.phase === 'replicating' && replicas.length > 0
+      ? {
+          bytesDone: replicas.reduce((n, r) => n + r.bytesDone, 0),
+          bytesTotal: replicas.reduce((n, r) => n + r.bytesTotal, 0),
+        }
+      : { bytesDone: reading.bytesStaged, bytesTotal: reading.bytesTotal };
+  return {
+    publish: { phase: reading.progress.phase, ...bytes },
+    sddcs: reading.deploy ? rowsOf(reading.deploy) : [],
+  };
 }
 
-async function deployRows(handle: WorkflowHandle, known?: DeployProgress | FleetProgress): Promise<SddcProgress[]> {
-  const progress = known ?? (await handle.query<DeployProgress | FleetProgress>('progress').catch(() => undefined));
-  if (!progress) return [];
-  const rows = (await sddcProgress(handle, progress)) ?? {};
-  // The downloads heartbeat on the workflow that runs them: the deploy itself, or its batches.
-  const holders = isFleetProgress(progress)
-    ? progress.batches.filter((b) => !b.done).map((b) => handle.client.getHandle(b.workflowId))
-    : [handle];
-  const onDisk = new Map<string, number>();
-  for (const holder of holders) {
-    const description = await holder.describe().catch(() => undefined);
-    for (const a of description?.raw.pendingActivities ?? []) {
-      const payload = a.heartbeatDetails?.payloads?.[0];
-      if (!payload) continue;
-      const d = defaultPayloadConverter.fromPayload<{ sddc?: string; bytesDone?: number }>(payload);
-      if (d?.sddc && typeof d.bytesDone === 'number') onDisk.set(d.sddc, d.bytesDone);
-    }
-  }
-  return Object.values(rows).map((s) =>
-    s.phase === 'done' ? { ...s, bytesDone: s.bytesTotal } : { ...s, bytesDone: Math.max(s.bytesDone, onDisk.get(s.sddc) ?? 0) },
-  );
+function rowsOf(deploy: DeployReading): SddcProgress[] {
+  return deploy.sddcs.map((s) => (s.phase === 'done' ? { ...s, bytesDone: s.bytesTotal } : s));
 }
 
 /**
