@@ -8,6 +8,7 @@ import { assertDeployable } from '../lifecycle/deprecation';
 import { IMAGE_NAME, isSemver, SDDC_NAME } from '../names';
 import { checkSourceUrl } from '../source/source';
 import { CliError } from './errors';
+import { loadTemporal } from './services';
 
 /**
  * What the CLI checks before it starts a workflow, told in the CLI's own words (flags, examples, where
@@ -131,7 +132,7 @@ export async function requirePollers(
   client: Client,
   queues: Array<{ taskQueue: string; kind: 'workflow' | 'activity' }>,
 ): Promise<void> {
-  const view = (await import('../temporal')).temporalView(client);
+  const view = loadTemporal().temporalView(client);
   const counts = await Promise.all(queues.map((q) => view.recentPollers(q.taskQueue, q.kind, RECENT_POLL_MS)));
   const idle = [...new Set(queues.filter((_, i) => counts[i] === 0).map((q) => q.taskQueue))];
   if (idle.length > 0) {
@@ -153,7 +154,7 @@ export function requireControlWorkers(client: Client, config: Config): Promise<v
 
 /** Refused with NoAgent unless each SDDC's agent polled its task queue within the last minute. */
 export async function requireAgents(client: Client, sddcs: SddcRecord[]): Promise<void> {
-  const view = (await import('../temporal')).temporalView(client);
+  const view = loadTemporal().temporalView(client);
   const missing: SddcRecord[] = [];
   // A bounded number of questions at once, whatever the fleet's size.
   for (let i = 0; i < sddcs.length; i += 16) {

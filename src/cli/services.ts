@@ -15,9 +15,16 @@ export function redactUri(uri: string): string {
   return uri.replace(/\/\/[^@/]*@/, '//');
 }
 
-/** The services' client libraries are loaded on first use, so `--help` and checks that need no service start fast. */
+/*
+ * The services' client libraries are loaded on first use, so `--help` and checks that need no service start
+ * fast. A plain require: the tsx fallback of bin/vmhub.js hooks require but not a dynamic import().
+ */
+export const loadTemporal = () => require('../temporal') as typeof import('../temporal');
+const loadCatalog = () => require('../catalog/catalog') as typeof import('../catalog/catalog');
+const loadMongo = () => require('mongodb') as typeof import('mongodb');
+
 export async function connectTemporal(config: Config): Promise<Client> {
-  const { connectClient } = await import('../temporal');
+  const { connectClient } = loadTemporal();
   try {
     return await connectClient(config.temporal, { connectTimeoutMs: CONNECT_TIMEOUT_MS });
   } catch (err) {
@@ -29,7 +36,8 @@ export async function connectTemporal(config: Config): Promise<Client> {
 }
 
 export async function connectCatalog(config: Config): Promise<Catalog> {
-  const [{ MongoClient }, { Catalog }] = await Promise.all([import('mongodb'), import('../catalog/catalog')]);
+  const { MongoClient } = loadMongo();
+  const { Catalog } = loadCatalog();
   const client = new MongoClient(config.mongodbUri, {
     serverSelectionTimeoutMS: CONNECT_TIMEOUT_MS,
     connectTimeoutMS: CONNECT_TIMEOUT_MS,
