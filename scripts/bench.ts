@@ -266,7 +266,7 @@ async function main(): Promise<void> {
     const logFile = path.join(dir, 'logs', `${name}.log`);
     fs.mkdirSync(path.dirname(logFile), { recursive: true });
     const log = fs.openSync(logFile, 'a');
-    const child = spawn(process.execPath, [path.join(app, 'src', 'worker.js'), ...args], {
+    const child = spawn(process.execPath, [path.join(app, 'worker.js'), ...args], {
       cwd: app,
       env: { ...process.env, ...env, ...extra },
       detached: true,
