@@ -249,7 +249,7 @@ async function deliver(
 ): Promise<Delivered> {
   const { sddc } = target;
   p.phase = 'checking';
-  if ((await control.agentsPolling({ taskQueue: sddc.taskQueue })) === 0) {
+  if ((await control.agentsPolling({ taskQueue: sddc.taskQueue, image: plan.image, version: plan.version })) === 0) {
     return {
       status: 'failed',
       source: null,
