@@ -104,8 +104,8 @@ describe('beginRetire', () => {
       message: expect.stringContaining(first.workflowId),
     });
     expect((await catalog.getVersion('owned', '1.0.0'))?.retired?.by).toEqual(first);
-    // The run's own claim is taken again.
-    expect(await asRun(first, (a) => a.beginRetire(ref))).toMatchObject({ state: 'retiring', previous: 'retiring' });
+    // The run's own claim is taken again (a retried claim), and still knows the version was available.
+    expect(await asRun(first, (a) => a.beginRetire(ref))).toMatchObject({ state: 'retiring', previous: 'available' });
 
     temporal.openRuns.clear();
     expect(await asRun(second, (a) => a.beginRetire(ref))).toMatchObject({ state: 'retiring', previous: 'retiring' });

@@ -32,7 +32,7 @@ export type RetirePlan =
   | { state: 'retired' }
   | (Omit<ImageToDeploy, 'blob'> & {
       state: 'retiring';
-      /** `retiring`: this run took over (or resumed) a retire, which may have removed copies already. */
+      /** `retiring`: this run took the retire over from a closed run, which may have removed copies already. */
       previous?: 'available' | 'retiring';
       blob: string;
       locations: string[];

@@ -39,8 +39,11 @@ export interface ImageVersionRecord {
   publishedAt?: Date;
   /** Set by `vmhub deprecate`: the version is left out of `latest`, and refused past its end of life. */
   deprecation?: Deprecation;
-  /** The tombstone RetireImage leaves: when, and by which run (also the run holding a `retiring` claim). */
-  retired?: { at?: Date; by: RunRef };
+  /**
+   * The tombstone RetireImage leaves: when, and by which run (also the run holding a `retiring` claim,
+   * and what the version was before: `retiring` when the claim was taken over from a closed run).
+   */
+  retired?: { at?: Date; by: RunRef; from?: 'available' | 'retiring' };
 }
 
 export type ReplicaStatus = 'pending' | 'verified' | 'stale' | 'failed';
@@ -390,26 +393,26 @@ export class Catalog {
    * over (takeOverRetire) only once that run has closed.
    */
   async beginRetire(image: string, version: string, by: RunRef): Promise<RetireClaim> {
-    for (;;) {
-      const before = await this.getVersion(image, version);
-      if (before?.status === 'retired') return { state: 'retired' };
-      if (before?.status === 'retiring' && before.retired?.by.runId !== by.runId) {
-        return { state: 'owned', owner: before.retired?.by };
-      }
-      if (before?.status !== 'available' && before?.status !== 'retiring') {
-        return { state: 'unavailable', status: before?.status };
-      }
-      const result = await this.versions.updateOne(
-        before.status === 'available'
-          ? { image, version, status: 'available' }
-          : { image, version, status: 'retiring', 'retired.by.runId': by.runId },
-        { $set: { status: 'retiring', retired: { by }, updatedAt: new Date() } },
-      );
-      // Changed between the read and the claim (another run claimed it, say): look again.
-      if (result.matchedCount === 1) {
-        return { state: 'claimed', record: (await this.getVersion(image, version))!, previous: before.status };
-      }
+    const before = await this.getVersion(image, version);
+    if (before?.status === 'retired') return { state: 'retired' };
+    if (before?.status === 'retiring' && before.retired?.by.runId !== by.runId) {
+      return { state: 'owned', owner: before.retired?.by };
     }
+    if (before?.status !== 'available' && before?.status !== 'retiring') return { state: 'unavailable', status: before?.status };
+    const result =
+      before.status === 'available'
+        ? await this.versions.updateOne(
+            { image, version, status: 'available' },
+            { $set: { status: 'retiring', retired: { by, from: 'available' }, updatedAt: new Date() } },
+          )
+        : await this.versions.updateOne(
+            { image, version, status: 'retiring', 'retired.by.runId': by.runId },
+            { $set: { updatedAt: new Date() } },
+          );
+    // Another run claimed it between the read and the update: the activity's retry looks again.
+    if (result.matchedCount === 0) throw new Error(`${image}@${version} changed while being claimed; retrying`);
+    const record = (await this.getVersion(image, version))!;
+    return { state: 'claimed', record, previous: record.retired?.from ?? before.status };
   }
 
   /** Takes over a `retiring` claim from a run known to have closed; false if the claim changed meanwhile. */
@@ -421,7 +424,7 @@ export class Catalog {
         status: 'retiring',
         ...(previous ? { 'retired.by.runId': previous.runId } : { 'retired.by': { $exists: false } }),
       },
-      { $set: { retired: { by }, updatedAt: new Date() } },
+      { $set: { retired: { by, from: 'retiring' }, updatedAt: new Date() } },
     );
     return result.matchedCount === 1;
   }
