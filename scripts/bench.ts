@@ -24,7 +24,7 @@ import { buildBundle } from './build-bundle';
 import { transferTaskQueueOf } from '../src/task-queues';
 
 /**
- * `npm run bench`: the performance checks of SPEC §8 on embedded services started for the run. Each
+ * `npm run bench`: the performance checks on embedded services started for the run. Each
  * throughput figure is a ratio against the plain @azure/storage-blob call doing the same transfer on the
  * same Azurite (uploads with the same block size and concurrency; downloadToFile is one streamed GET, it
  * takes no concurrency); every pair runs BENCH_REPEATS times (at least 3),
@@ -748,7 +748,7 @@ function markdown(r: Results): string {
     `| delta deploy ${size}, ${f.deltaDeploy.changedBlocks} of ${f.deltaDeploy.blocks} blocks changed: fetched / time, against a full deploy | ${f.deltaDeploy.delta.fetchedMiB} MiB in ${f.deltaDeploy.delta.seconds} s / ${f.deltaDeploy.full.fetchedMiB} MiB in ${f.deltaDeploy.full.seconds} s |`,
     `| worker SIGKILLed at ${f.resume.sentAtKillMiB} MiB staged: re-sent / extra seconds | ${f.resume.bytesResentMiB} MiB / ${f.resume.extraSeconds} s (heartbeat timeout ${f.resume.heartbeatTimeoutSeconds} s) |`,
     '',
-    '| target (SPEC §8) | value | |',
+    '| target | value | |',
     '|---|---|---|',
     ...r.targets.map((t) => `| ${t.target} | ${t.value} | ${t.met ? 'met' : '**missed**'} |`),
     '',

@@ -12,7 +12,7 @@ import { formatBytes } from '../src/units';
 import { buildSampleOva } from './sample-ova';
 
 /**
- * The main job (SPEC §9 `npm run demo`): start the embedded services, the control worker and one agent
+ * The main job (`npm run demo`): start the embedded services, the control worker and one agent
  * per default SDDC; register the SDDCs; publish a sample OVA, replicate it and deploy it to every SDDC;
  * print a summary. Keeps running until Ctrl-C, or with --exit stops what it started.
  */

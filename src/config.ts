@@ -2,7 +2,7 @@ import path from 'node:path';
 import { parseSourceHosts } from './source/policy';
 import { transferTaskQueueOf } from './task-queues';
 
-/** Everything vmhub reads from its environment, in one place, with the defaults of SPEC §9. */
+/** Everything vmhub reads from its environment, in one place, with its defaults (the README lists them). */
 export interface Config {
   temporal: TemporalConfig;
   taskQueue: string;

@@ -22,6 +22,7 @@ export const ERROR_TYPES = [
   'StagingMissing',
   'ImageRetired',
   'DeployRunning',
+  'RetireIncomplete',
 ] as const;
 
 export type ErrorType = (typeof ERROR_TYPES)[number];

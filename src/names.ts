@@ -1,6 +1,6 @@
 import { VmhubError } from './errors';
 
-/** Names and versions as vmhub accepts them (SPEC §4). Plain functions: the workflow bundle imports them. */
+/** Names and versions as vmhub accepts them (docs/architecture.md). Plain functions: the workflow bundle imports them. */
 export const IMAGE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 /** semver.org's own pattern: MAJOR.MINOR.PATCH, optional pre-release and build. */
 export const SEMVER =

@@ -1,6 +1,10 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import { ScheduleNotFoundError } from '@temporalio/client';
+import { screenshotSchedules, webUiUrl } from '../scripts/screenshot-schedules';
 import type { DeployInput, DeployResult } from '../src/deploy/input';
 import type { CliDeps } from '../src/cli/deps';
 import * as deprecateCommand from '../src/cli/deprecate';
@@ -19,6 +23,8 @@ import { filler, isoImage } from './images/build';
 import { repositoryRoot, startWorld, workflowFailure, type TestWorld } from './helpers';
 
 const MiB = 2 ** 20;
+const ROOT = path.resolve(__dirname, '..');
+const exec = promisify(execFile);
 
 /**
  * The image lifecycle on the real services: deprecation and end of life, RetireImage (blobs, an agent's
@@ -222,6 +228,25 @@ describe('image lifecycle', () => {
     expect(await retentionCommand.run({ action: 'show', image: 'kept' }, deps)).toMatchObject({ policies: [] });
   });
 
+  it('retention finishes a version a crashed retire left retiring: the new run takes the claim over from the closed one', async () => {
+    const published = await publish('left', '1.0.0');
+    // A run the server does not know has closed, as a crashed retire's run has.
+    const crashed = { workflowId: 'retire:left:1.0.0', runId: randomUUID() };
+    expect(await world.deps.catalog.beginRetire('left', '1.0.0', crashed)).toMatchObject({ state: 'claimed' });
+
+    const applied = (await world.client.workflow.execute('ApplyRetention', {
+      args: [{ image: 'left' }],
+      taskQueue: world.config.taskQueue,
+      workflowId: `retention:${randomUUID()}`,
+    })) as RetentionResult;
+    expect(applied).toEqual({ retired: ['left@1.0.0'], failed: [] });
+    const tombstone = await world.deps.catalog.getVersion('left', '1.0.0');
+    expect(tombstone?.status).toBe('retired');
+    expect(tombstone?.retired?.by.runId).not.toBe(crashed.runId);
+    expect(await blob('east-primary', published).exists()).toBe(false);
+    expect(await blob('west-replica', published).exists()).toBe(false);
+  });
+
   it('VerifyReplicas finds a replica altered in place, marks it stale and replicates it again', async () => {
     const published = await publish('checked', '1.0.0');
     const primaryBytes = await blob('east-primary', published).downloadToBuffer();
@@ -244,7 +269,34 @@ describe('image lifecycle', () => {
     expect(clean).toMatchObject({ versionsChecked: 1, findingsTotal: 0, findings: [] });
   });
 
-  it('the schedules exist on the server, and making sure of them again changes nothing', async () => {
+  it('`npm run services -- start` creates the schedules on the server, the Web UI lists them, and making sure of them again changes nothing', async () => {
+    for (const id of [VERIFY_SCHEDULE_ID, RETENTION_SCHEDULE_ID]) {
+      await world.client.schedule
+        .getHandle(id)
+        .delete()
+        .catch((err: unknown) => {
+          if (!(err instanceof ScheduleNotFoundError)) throw err;
+        });
+    }
+    expect((await schedulesCommand.run({}, deps)).schedules.map((s) => s.state)).toEqual(['missing', 'missing']);
+    // The services are running already: start leaves them as they are, and makes sure of the schedules.
+    const started = await exec('npm', ['run', 'services', '--', 'start'], {
+      cwd: ROOT,
+      env: { ...process.env, VMHUB_TASK_QUEUE: world.config.taskQueue },
+    });
+    expect(started.stdout).toContain(`schedules              ${VERIFY_SCHEDULE_ID}, ${RETENTION_SCHEDULE_ID}`);
+    const afterStart = (await schedulesCommand.run({}, deps)).schedules;
+    expect(afterStart.map((s) => [s.scheduleId, s.workflowType, s.state])).toEqual([
+      [VERIFY_SCHEDULE_ID, 'VerifyReplicas', 'active'],
+      [RETENTION_SCHEDULE_ID, 'ApplyRetention', 'active'],
+    ]);
+
+    fs.mkdirSync(path.join(ROOT, 'test-output'), { recursive: true });
+    const out = path.join(ROOT, 'test-output', 'web-ui-schedules.png');
+    const shown = await screenshotSchedules({ webUi: webUiUrl(world.config), namespace: world.config.temporal.namespace, out });
+    expect(shown).toEqual([VERIFY_SCHEDULE_ID, RETENTION_SCHEDULE_ID]);
+    expect(fs.statSync(out).size).toBeGreaterThan(10_000);
+
     await ensureSchedules(world.client, world.config);
     await ensureSchedules(world.client, world.config);
     const { schedules } = await schedulesCommand.run({}, deps);

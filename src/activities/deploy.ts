@@ -31,6 +31,9 @@ export interface FleetPlan {
   batches: SddcBatch[];
 }
 
+/** A busy agent (every slot downloading) stops polling for a while: five minutes is still alive. */
+export const AGENT_ALIVE_MS = 5 * 60_000;
+
 /** Control-plane side of DeployToSDDCs: resolve the input against the catalog, and record what happened. */
 export function createDeployActivities({ storage, catalog, temporal }: PublishDeps) {
   /** The available version and the registered SDDCs a deploy input names; UnknownSddc or UnknownImage otherwise. */
@@ -60,10 +63,20 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
   }
 
   return {
-    /** Agents that polled an SDDC's task queue within the last five minutes: none means a download would only wait. */
-    async agentsPolling(input: { taskQueue: string }): Promise<number> {
-      // A busy agent (every slot downloading) stops polling for a while: five minutes is still alive.
-      return temporal.recentPollers(input.taskQueue, 'activity', 5 * 60_000);
+    /**
+     * Agents that polled an SDDC's task queue within the last five minutes: none means a download would
+     * only wait. Given the version, fails with ImageRetired once it is retired: its blobs are gone.
+     */
+    async agentsPolling(input: { taskQueue: string; image?: string; version?: string }): Promise<number> {
+      return withFailures(async () => {
+        if (input.image !== undefined && input.version !== undefined) {
+          const record = await catalog.getVersion(input.image, input.version);
+          if (record?.status === 'retired') {
+            throw new VmhubError('ImageRetired', `${input.image}@${input.version} was retired; deploy another version`);
+          }
+        }
+        return temporal.recentPollers(input.taskQueue, 'activity', AGENT_ALIVE_MS);
+      });
     },
 
     /** Fails with UnknownSddc unless every name is registered: checked before a publish uploads anything. */

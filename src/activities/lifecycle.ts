@@ -14,6 +14,7 @@ import { acquireLock, checkDownloadInput, deploymentPaths, lockHolder, releaseLo
 import { removeEmptyDirs } from './content-library';
 import type { PublishDeps } from './publish';
 import { blockIndexPath } from '../deploy/block-index';
+import { AGENT_ALIVE_MS } from './deploy';
 
 export interface VersionRef {
   image: string;
@@ -29,7 +30,14 @@ export interface RetireTarget {
 
 export type RetirePlan =
   | { state: 'retired' }
-  | (Omit<ImageToDeploy, 'blob'> & { state: 'retiring'; blob: string; locations: string[]; sddcs: RetireTarget[] });
+  | (Omit<ImageToDeploy, 'blob'> & {
+      state: 'retiring';
+      /** `retiring`: this run took the retire over from a closed run, which may have removed copies already. */
+      previous?: 'available' | 'retiring';
+      blob: string;
+      locations: string[];
+      sddcs: RetireTarget[];
+    });
 
 /** What an agent needs to find its copy of a version: the name decides the paths, the digest which item is ours. */
 export type DeployedCopy = Omit<ImageToDeploy, 'blob'> & { sddc: string };
@@ -52,6 +60,13 @@ function thisRun(): RunRef {
   const run = activityInfo().workflowExecution;
   if (!run) throw new Error('a lifecycle activity runs only inside a workflow');
   return { workflowId: run.workflowId, runId: run.runId };
+}
+
+function notRetirable(ref: VersionRef, status: string | undefined): VmhubError {
+  return new VmhubError(
+    'UnknownImage',
+    `${ref.image}@${ref.version} is ${status ?? 'not in the catalog'}; only an available version can be retired`,
+  );
 }
 
 function checkRef(ref: VersionRef): void {
@@ -82,10 +97,24 @@ const pageKey = (r: VersionRef) => `${r.image}@${r.version}`;
  * comparison of each replica with the primary; ApplyRetention's choice of versions.
  */
 export function createLifecycleActivities({ storage, catalog, temporal }: PublishDeps) {
+  /** The registered SDDCs that hold (or may hold) a copy of the version. */
+  async function holders(ref: VersionRef): Promise<RetireTarget[]> {
+    const registered = new Map((await catalog.listSddcs()).map((s) => [s.name, s]));
+    const targets: RetireTarget[] = [];
+    for (const d of await catalog.deploymentsOf(ref.image, ref.version)) {
+      const sddc = registered.get(d.sddc);
+      if (d.status === 'removed' || d.status === 'skipped' || !sddc) continue;
+      targets.push({ sddc: sddc.name, taskQueue: sddc.taskQueue, target: sddc.target });
+    }
+    return targets;
+  }
+
   return {
     /**
      * Claims the version for this retire (status `retiring`: no deploy plans it from now on), unless it is
-     * retired already; refuses with DeployRunning while a deploy of it runs. Returns what to remove.
+     * retired already. Refused, leaving nothing claimed, with NoAgent while an SDDC holding a copy has no
+     * live agent, and with VersionConflict while another open run holds the claim (a closed run's claim
+     * is taken over); refused with DeployRunning while a deploy of it runs. Returns what to remove.
      */
     async beginRetire(input: VersionRef): Promise<RetirePlan> {
       return withFailures(async () => {
@@ -93,33 +122,48 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
         const { image, version } = input;
         const before = await catalog.getVersion(image, version);
         if (before?.status === 'retired') return { state: 'retired' };
-        if (before?.status !== 'available' && before?.status !== 'retiring') {
+        if (before?.status !== 'available' && before?.status !== 'retiring') throw notRetirable(input, before?.status);
+        const silent: RetireTarget[] = [];
+        for (const t of await holders(input)) {
+          if ((await temporal.recentPollers(t.taskQueue, 'activity', AGENT_ALIVE_MS)) === 0) silent.push(t);
+        }
+        if (silent.length > 0) {
           throw new VmhubError(
-            'UnknownImage',
-            `${image}@${version} is ${before ? before.status : 'not in the catalog'}; only an available version can be retired`,
+            'NoAgent',
+            `no agent has polled for ${silent.map((t) => `${t.sddc} (task queue ${t.taskQueue})`).join(', ')} in the last five minutes, and ${image}@${version} has a copy there; start ${silent.map((t) => `\`npm run agent -- ${t.sddc}\``).join(', ')} and retire again (or, for an SDDC gone for good, \`vmhub sddc remove <sddc>\`)`,
           );
         }
         const me = thisRun();
-        const record = await catalog.beginRetire(image, version, me);
-        if (record?.status !== 'retiring') throw new Error(`${image}@${version} changed while being claimed; retrying`);
+        let claim = await catalog.beginRetire(image, version, me);
+        if (claim.state === 'owned') {
+          if (claim.owner && !(await temporal.isClosed(claim.owner))) {
+            throw new VmhubError(
+              'VersionConflict',
+              `${image}@${version} is being retired by workflow ${claim.owner.workflowId}; wait for it or cancel it`,
+            );
+          }
+          log.info('taking over a retire left by a closed run', { image, version, previous: claim.owner });
+          if (!(await catalog.takeOverRetire(image, version, me, claim.owner))) {
+            throw new Error(`the retire claim on ${image}@${version} changed while being taken over; retrying`);
+          }
+          claim = await catalog.beginRetire(image, version, me);
+        }
+        if (claim.state === 'retired') return { state: 'retired' };
+        if (claim.state === 'unavailable') throw notRetirable(input, claim.status);
+        if (claim.state !== 'claimed') throw new Error(`${image}@${version} changed while being claimed; retrying`);
+        const { record, previous } = claim;
         const running = await temporal.runningDeploys(image, version);
         if (running.length > 0) {
           // Claimed first, then checked: a deploy starting now no longer plans the version, one running is seen.
-          if (before.status === 'available') await catalog.abandonRetire(image, version, me);
+          if (previous === 'available') await catalog.abandonRetire(image, version, me);
           throw new VmhubError(
             'DeployRunning',
             `${image}@${version} is being deployed by ${running.join(', ')}; retire it once that has ended`,
           );
         }
-        const registered = new Map((await catalog.listSddcs()).map((s) => [s.name, s]));
-        const sddcs: RetireTarget[] = [];
-        for (const d of await catalog.deploymentsOf(image, version)) {
-          const sddc = registered.get(d.sddc);
-          if (d.status === 'removed' || d.status === 'skipped' || !sddc) continue;
-          sddcs.push({ sddc: sddc.name, taskQueue: sddc.taskQueue, target: sddc.target });
-        }
         return {
           state: 'retiring',
+          previous,
           image,
           version,
           format: record.format,
@@ -127,9 +171,15 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
           sizeBytes: record.sizeBytes,
           blob: record.location.blob,
           locations: storage.topology.storage.map((s) => s.id),
-          sddcs,
+          // Listed again once claimed: a deploy that recorded its copy meanwhile is included.
+          sddcs: await holders(input),
         };
       });
+    },
+
+    /** Gives back this run's claim on a version it removed nothing of: the version is available again. */
+    async abandonRetire(input: VersionRef): Promise<void> {
+      await catalog.abandonRetire(input.image, input.version, thisRun());
     },
 
     /** Deletes the version's blob from one storage location; a blob already gone is no error. */
@@ -195,14 +245,14 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
         const reason = replicaDifference({ ...primary, sha256: record.sha256 }, replica);
         if (reason === undefined) {
           const etag = (await replicaBlob.getProperties({ abortSignal: signal })).etag;
-          await catalog.setReplica(input.image, input.version, {
+          const kept = await catalog.setReplica(input.image, input.version, {
             location: input.location,
             status: 'verified',
             etag,
             sha256: record.sha256,
             verifiedAt: new Date(),
           });
-          return { location: input.location, status: 'verified' };
+          return { location: input.location, status: kept ? 'verified' : 'gone' };
         }
         log.warn('replica differs from the primary', {
           image: input.image,
@@ -210,20 +260,29 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
           location: input.location,
           reason,
         });
-        await catalog.setReplica(input.image, input.version, { location: input.location, status: 'stale', reason });
+        // Retired since it was read: the retire removes the blob, and nothing is to be replicated again.
+        if (!(await catalog.setReplica(input.image, input.version, { location: input.location, status: 'stale', reason }))) {
+          return { location: input.location, status: 'gone' };
+        }
         await replicaBlob.deleteIfExists({ deleteSnapshots: 'include', abortSignal: signal });
         return { location: input.location, status: 'stale', reason };
       });
     },
 
-    /** The versions retention retires now, under one image's policy or every policy, at most `limit`. */
+    /**
+     * The versions retention retires now, at most `limit`: first those left `retiring` by a retire that
+     * crashed or was cancelled midway (with a policy or not: their copies may be half gone, and only
+     * finishing the retire ends that), then those under one image's policy or every policy.
+     */
     async retentionPlan(input: { image?: string; limit: number }): Promise<VersionRef[]> {
       return withFailures(async () => {
         if (input.image !== undefined) validateImageName(input.image);
         const policies = input.image
           ? [await catalog.getRetention(input.image)].filter((p) => p !== null)
           : await catalog.listRetention();
-        const plan: VersionRef[] = [];
+        const plan: VersionRef[] = (await catalog.listVersions(input.image, { status: 'retiring' })).map(
+          ({ image, version }) => ({ image, version }),
+        );
         for (const policy of policies) {
           const versions = await catalog.listVersions(policy.image);
           const held = await catalog.heldVersions(policy.image);

@@ -9,7 +9,7 @@ import type { RetentionPolicy } from '../lifecycle/retention';
 import type { BlobLocation } from '../publish/input';
 import type { InstantiateCheck, LibraryPlacement, SddcTarget } from '../sddc/target';
 
-/** The catalog of SPEC §5 in MongoDB: image versions, SDDCs and deployments. */
+/** The catalog in MongoDB (see docs/architecture.md): image versions, SDDCs and deployments. */
 export type VersionStatus = 'uploading' | 'available' | 'failed' | 'cancelled' | 'retiring' | 'retired';
 
 /** The workflow run that holds an `uploading` claim: only it may commit, mark available or abandon. */
@@ -39,8 +39,11 @@ export interface ImageVersionRecord {
   publishedAt?: Date;
   /** Set by `vmhub deprecate`: the version is left out of `latest`, and refused past its end of life. */
   deprecation?: Deprecation;
-  /** The tombstone RetireImage leaves: when, and by which run (also the run holding a `retiring` claim). */
-  retired?: { at?: Date; by: RunRef };
+  /**
+   * The tombstone RetireImage leaves: when, and by which run (also the run holding a `retiring` claim,
+   * and what the version was before: `retiring` when the claim was taken over from a closed run).
+   */
+  retired?: { at?: Date; by: RunRef; from?: 'available' | 'retiring' };
 }
 
 export type ReplicaStatus = 'pending' | 'verified' | 'stale' | 'failed';
@@ -102,6 +105,16 @@ export interface Requirements {
 
 export type ClaimResult =
   { state: 'claimed' } | { state: 'available'; record: ImageVersionRecord } | { state: 'owned'; owner: RunRef | undefined };
+
+/** What claiming a version for a retire found; `owned`: another run holds the `retiring` claim. */
+export type RetireClaim =
+  | { state: 'claimed'; record: ImageVersionRecord; previous: 'available' | 'retiring' }
+  | { state: 'owned'; owner: RunRef | undefined }
+  | { state: 'retired' }
+  | { state: 'unavailable'; status: VersionStatus | undefined };
+
+/** The reason a deploy's row gets when its copy lands after a retire claimed the version. */
+export const RETIRED_WHILE_DEPLOYING = 'retired: the version was claimed by a retire while it was being deployed';
 
 export type NewVersion = Pick<
   ImageVersionRecord,
@@ -289,14 +302,25 @@ export class Catalog {
     await this.versions.updateOne({ image, version }, { $set: { overlap, updatedAt: new Date() } });
   }
 
-  async setReplica(image: string, version: string, replica: ReplicaRecord): Promise<void> {
-    if ((await this.versions.countDocuments({ image, version })) === 0)
-      throw new Error(`no catalog record for ${image}@${version}`);
+  /**
+   * Sets one replica's state while the version is available; false, and nothing kept, once it is not. A
+   * check or copy that began before a retire claimed the version must not bring back the record the
+   * retire removed: the write is checked again after it lands, and undone if the claim came meanwhile
+   * (a write before the claim is removed by the retire itself).
+   */
+  async setReplica(image: string, version: string, replica: ReplicaRecord): Promise<boolean> {
+    const status = async () => (await this.versions.findOne({ image, version }, { projection: { status: 1 } }))?.status;
+    const before = await status();
+    if (before === undefined) throw new Error(`no catalog record for ${image}@${version}`);
+    if (before !== 'available') return false;
     await this.replicas.replaceOne(
       { image, version, location: replica.location },
       { image, version, ...replica },
       { upsert: true },
     );
+    if ((await status()) === 'available') return true;
+    await this.replicas.deleteOne({ image, version, location: replica.location });
+    return false;
   }
 
   async addSddc(sddc: Omit<SddcRecord, 'createdAt'>): Promise<SddcRecord> {
@@ -317,11 +341,21 @@ export class Catalog {
     return (await this.sddcs.deleteOne({ name })).deletedCount === 1;
   }
 
+  /**
+   * Records one SDDC's deployment. A copy reported once a retire has claimed the version is stored as
+   * `failed` (reason: retired): the retire may have listed the SDDCs already, so the copy must not read as
+   * a deployed version.
+   */
   async recordDeployment(d: Omit<DeploymentRecord, 'updatedAt'>): Promise<void> {
     const now = new Date();
+    let row = d;
+    if (d.status === 'deployed' || d.status === 'already-present') {
+      const v = await this.versions.findOne({ image: d.image, version: d.version }, { projection: { status: 1 } });
+      if (v?.status === 'retiring' || v?.status === 'retired') row = { ...d, status: 'failed', error: RETIRED_WHILE_DEPLOYING };
+    }
     await this.deployments.updateOne(
       { image: d.image, version: d.version, sddc: d.sddc },
-      { $set: { ...d, updatedAt: now, ...(d.status === 'deployed' ? { deployedAt: now } : {}) } },
+      { $set: { ...row, updatedAt: now, ...(row.status === 'deployed' ? { deployedAt: now } : {}) } },
       { upsert: true },
     );
   }
@@ -354,18 +388,48 @@ export class Catalog {
   }
 
   /**
-   * Claims an available version for a retire by one run: it leaves `latest` and no deploy plans it any
-   * more. The run's own claim is taken again (a resumed retire). Returns the record as it is now.
+   * Claims a version for a retire by one run: it leaves `latest` and no deploy plans it any more. The
+   * run's own claim is taken again (a resumed retire); another run's is reported as `owned`, to be taken
+   * over (takeOverRetire) only once that run has closed.
    */
-  async beginRetire(image: string, version: string, by: RunRef): Promise<ImageVersionRecord | null> {
-    await this.versions.updateOne(
-      { image, version, status: { $in: ['available', 'retiring'] } },
-      { $set: { status: 'retiring', retired: { by }, updatedAt: new Date() } },
-    );
-    return this.getVersion(image, version);
+  async beginRetire(image: string, version: string, by: RunRef): Promise<RetireClaim> {
+    const before = await this.getVersion(image, version);
+    if (before?.status === 'retired') return { state: 'retired' };
+    if (before?.status === 'retiring' && before.retired?.by.runId !== by.runId) {
+      return { state: 'owned', owner: before.retired?.by };
+    }
+    if (before?.status !== 'available' && before?.status !== 'retiring') return { state: 'unavailable', status: before?.status };
+    const result =
+      before.status === 'available'
+        ? await this.versions.updateOne(
+            { image, version, status: 'available' },
+            { $set: { status: 'retiring', retired: { by, from: 'available' }, updatedAt: new Date() } },
+          )
+        : await this.versions.updateOne(
+            { image, version, status: 'retiring', 'retired.by.runId': by.runId },
+            { $set: { updatedAt: new Date() } },
+          );
+    // Another run claimed it between the read and the update: the activity's retry looks again.
+    if (result.matchedCount === 0) throw new Error(`${image}@${version} changed while being claimed; retrying`);
+    const record = (await this.getVersion(image, version))!;
+    return { state: 'claimed', record, previous: record.retired?.from ?? before.status };
   }
 
-  /** Gives a `retiring` claim back (a deploy of the version was found running): the version is available again. */
+  /** Takes over a `retiring` claim from a run known to have closed; false if the claim changed meanwhile. */
+  async takeOverRetire(image: string, version: string, by: RunRef, previous: RunRef | undefined): Promise<boolean> {
+    const result = await this.versions.updateOne(
+      {
+        image,
+        version,
+        status: 'retiring',
+        ...(previous ? { 'retired.by.runId': previous.runId } : { 'retired.by': { $exists: false } }),
+      },
+      { $set: { retired: { by, from: 'retiring' }, updatedAt: new Date() } },
+    );
+    return result.matchedCount === 1;
+  }
+
+  /** Gives the run's `retiring` claim back (a deploy was found running, or the retire was cancelled before removing anything). */
   async abandonRetire(image: string, version: string, by: RunRef): Promise<void> {
     await this.versions.updateOne(
       { image, version, status: 'retiring', 'retired.by.runId': by.runId },
@@ -373,11 +437,11 @@ export class Catalog {
     );
   }
 
-  /** The tombstone: status `retired`, when and by which run; its replica records go with the blobs. */
+  /** The tombstone: status `retired`, when and by which run (the claim's holder); its replica records go with the blobs. */
   async finishRetire(image: string, version: string, by: RunRef): Promise<void> {
     const now = new Date();
     await this.versions.updateOne(
-      { image, version, status: 'retiring' },
+      { image, version, status: 'retiring', 'retired.by.runId': by.runId },
       { $set: { status: 'retired', retired: { at: now, by }, updatedAt: now } },
     );
     await this.replicas.deleteMany({ image, version });

@@ -2,7 +2,7 @@ import { VmhubError } from '../errors';
 import { validateImageName, validateSddcName, validateVersion } from '../names';
 import type { InstantiateCheck, LibraryPlacement } from '../sddc/target';
 
-/** DeployToSDDCs's input, result and progress (SPEC §4, contract). Plain data: the workflow bundle imports this. */
+/** DeployToSDDCs's input, result and progress (a contract: runs started by other tools depend on it). Plain data: the workflow bundle imports this. */
 export interface DeployInput {
   image: string;
   version: string | 'latest';

@@ -4,7 +4,7 @@ import type { ImageMetadata } from '../images/inspect';
 import type { DeployCounts, DeployResultRow } from '../deploy/input';
 import { validateImageName, validateSddcName, validateVersion } from '../names';
 
-/** PublishImage's input, result and progress (SPEC §4, contract). Plain data: the workflow bundle imports this. */
+/** PublishImage's input, result and progress (a contract: runs started by other tools depend on it). Plain data: the workflow bundle imports this. */
 export interface PublishInput {
   source: string;
   image: string;

@@ -1,7 +1,7 @@
 import { VmhubError } from '../errors';
 
 /**
- * Where an SDDC keeps a deployed image (SPEC §3): a directory of its agent's datastore, or its vCenter's
+ * Where an SDDC keeps a deployed image: a directory of its agent's datastore, or its vCenter's
  * content library, reached through the vSphere Automation REST API. Plain data and plain functions: the
  * workflow bundle imports the types.
  */

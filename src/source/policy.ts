@@ -5,7 +5,7 @@ import type { SourceCredential } from '../topology/topology';
 import { nonPublicReason } from './address';
 
 /**
- * Which http(s) servers a worker may fetch images from (SPEC §7). With an allow-list
+ * Which http(s) servers a worker may fetch images from. With an allow-list
  * (`VMHUB_SOURCE_HOSTS`), only the hosts on it, over http or https, whatever their addresses. Without
  * one, any host over https whose every address is public, checked after DNS resolution on each
  * connection, and the connection made to the address that was checked.

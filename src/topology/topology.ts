@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { VmhubError } from '../errors';
 import { parseTarget, type SddcTarget } from '../sddc/target';
 
-/** Data centers, their storage locations and the default SDDCs (SPEC §3). */
+/** Data centers, their storage locations and the default SDDCs. */
 export interface Topology {
   dataCenters: DataCenter[];
   storage: StorageLocation[];

@@ -14,8 +14,9 @@ const control = proxyActivities<Activities>(BOOKKEEPING);
 const MAX_RETIRES = 100;
 
 /**
- * ApplyRetention: under each image's retention policy (`vmhub retention set <image> --keep N`), retires
- * the available versions beyond the newest N that no SDDC holds, each by a RetireImage child.
+ * ApplyRetention: finishes the retires left `retiring` by a run that crashed or was cancelled, and under
+ * each image's retention policy (`vmhub retention set <image> --keep N`) retires the available versions
+ * beyond the newest N that no SDDC holds, each by a RetireImage child.
  */
 export async function ApplyRetention(rawInput: RetentionInput = {}): Promise<RetentionResult> {
   try {

@@ -302,7 +302,7 @@ async function deliver(plan: DeploymentPlan, target: DeploymentTarget, board: Bo
   board.phase(board.progress[sddc.name], 'checking');
   const polling = await control.agentsPolling.executeWithOptions(
     { summary: `is the agent of ${sddc.name} polling ${sddc.taskQueue}?` },
-    [{ taskQueue: sddc.taskQueue }],
+    [{ taskQueue: sddc.taskQueue, image: plan.image, version: plan.version }],
   );
   if (polling === 0) {
     return {

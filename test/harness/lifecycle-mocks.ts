@@ -55,6 +55,9 @@ export function retireControl(log: string[], agentQueue: string, beginRetire: Ac
     finishRetire: async () => {
       log.push('tombstone');
     },
+    abandonRetire: async () => {
+      log.push('abandon');
+    },
   };
 }
 

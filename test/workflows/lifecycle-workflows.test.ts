@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../src/activities';
+import type { AgentActivities } from '../../src/activities/agent';
+import type { AgentLifecycleActivities } from '../../src/activities/lifecycle';
 import type { RetentionResult, RetireResult, VerifyResult } from '../../src/lifecycle/input';
 import { retireAgent, retireControl, retirePlan, retireRef, verifyControl } from '../harness/lifecycle-mocks';
-import { runWorker, startTestEnvironment } from '../harness/mock-activities';
+import { runWorker, startTestEnvironment, transferUntilCancelled } from '../harness/mock-activities';
 
 /**
  * RetireImage, VerifyReplicas and ApplyRetention on the time-skipping test server with mocked
@@ -21,6 +23,15 @@ const ref = retireRef;
 
 /** Runs a retire with these control activities and a mocked agent serving every SDDC; every call is logged. */
 async function retire(log: string[], beginRetire: Activities['beginRetire'], overrides: Partial<Activities> = {}) {
+  return retireWith(log, beginRetire, overrides, retireAgent(log));
+}
+
+async function retireWith(
+  log: string[],
+  beginRetire: Activities['beginRetire'],
+  overrides: Partial<Activities>,
+  agent: Partial<AgentActivities>,
+) {
   const agentQueue = `sddc-${randomUUID()}`;
   return runWorker(
     env,
@@ -30,7 +41,7 @@ async function retire(log: string[], beginRetire: Activities['beginRetire'], ove
         (r) => r as RetireResult,
         (e: unknown) => e,
       ),
-    { taskQueue: agentQueue, activities: retireAgent(log) },
+    { taskQueue: agentQueue, activities: agent },
   );
 }
 
@@ -66,12 +77,123 @@ describe('RetireImage', () => {
     expect(log).toEqual(['begin']);
   });
 
-  it('an SDDC whose agent does not poll fails the retire with NoAgent: no blob goes, no tombstone', async () => {
-    const log: string[] = [];
-    const result = await retire(log, async () => retirePlan(''), { agentsPolling: async () => 0 });
+  /** The RetireIncomplete a retire ended with, and what it names. */
+  function incomplete(result: unknown) {
     expect(result).toBeInstanceOf(WorkflowFailedError);
-    expect(((result as WorkflowFailedError).cause as ApplicationFailure).type).toBe('NoAgent');
+    const failure = (result as WorkflowFailedError).cause as ApplicationFailure;
+    expect(failure.type).toBe('RetireIncomplete');
+    expect(failure.nonRetryable).toBe(true);
+    return { message: failure.message, failed: failure.details?.[0] };
+  }
+
+  it('an SDDC whose agent does not poll fails the retire with RetireIncomplete naming it: the other SDDC is done, no blob goes, no tombstone', async () => {
+    const log: string[] = [];
+    // The first SDDC to ask finds its agent; the other's is gone by the time it asks.
+    let asked = 0;
+    const result = await retire(log, async () => retirePlan(''), { agentsPolling: async () => (++asked === 1 ? 1 : 0) });
+    const { message, failed } = incomplete(result);
+    expect(failed).toEqual([{ sddc: expect.stringMatching(/^(dir|lib)-1$/), reason: expect.stringMatching(/^NoAgent: /) }]);
+    const silent = (failed as Array<{ sddc: string }>)[0].sddc;
+    expect(message).toContain(`1 SDDC failed (${silent}: NoAgent`);
+    expect(log).toContain(`recorded ${silent === 'dir-1' ? 'lib-1' : 'dir-1'}`);
+    expect(log.filter((l) => l.startsWith('blob') || l === 'tombstone' || l === 'abandon')).toEqual([]);
+  });
+
+  it('one SDDC failing does not stop the other: it is removed and recorded, and one RetireIncomplete names the failed one', async () => {
+    const log: string[] = [];
+    const agent = retireAgent(log) as Partial<AgentLifecycleActivities>;
+    const failing: Partial<AgentLifecycleActivities> = {
+      ...agent,
+      removeDeployedCopy: async (copy) => {
+        if (copy.sddc === 'dir-1') {
+          log.push('file dir-1 failed');
+          throw ApplicationFailure.nonRetryable('/ds/dir-1/app is a link', 'InvalidInput');
+        }
+        return agent.removeDeployedCopy!(copy);
+      },
+    };
+    const result = await retireWith(log, async () => retirePlan(''), {}, failing as Partial<AgentActivities>);
+    const { failed } = incomplete(result);
+    expect(failed).toEqual([{ sddc: 'dir-1', reason: 'InvalidInput: /ds/dir-1/app is a link' }]);
+    expect(log).toEqual(expect.arrayContaining(['file lib-1', 'item lib-1', 'recorded lib-1']));
+    expect(log).not.toContain('recorded dir-1');
     expect(log.filter((l) => l.startsWith('blob') || l === 'tombstone')).toEqual([]);
+  });
+
+  it('a storage location that fails leaves the others removed, and the run ends with one RetireIncomplete naming it', async () => {
+    const log: string[] = [];
+    const result = await retire(log, async () => retirePlan(''), {
+      removeBlob: async ({ location }) => {
+        log.push(`blob ${location}`);
+        if (location === 'east-primary') throw ApplicationFailure.nonRetryable('container is gone', 'StorageMismatch');
+        return { removed: true };
+      },
+    });
+    const { message, failed } = incomplete(result);
+    expect(failed).toEqual([{ location: 'east-primary', reason: 'StorageMismatch: container is gone' }]);
+    expect(message).toContain('1 storage location failed (east-primary: StorageMismatch: container is gone)');
+    expect(log).toEqual(expect.arrayContaining(['blob east-primary', 'blob west-replica', 'recorded dir-1', 'recorded lib-1']));
+    expect(log).not.toContain('tombstone');
+  });
+
+  /**
+   * Starts a retire of one SDDC's copy (`previous`: what the version was before the claim), and cancels
+   * it once `step` is running: beginRetire is let end after the cancel, agentsPolling ends by it.
+   */
+  async function cancelDuring(log: string[], step: 'beginRetire' | 'agentsPolling', previous: 'available' | 'retiring') {
+    let entered!: () => void;
+    const inStep = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const held = async <T>(value: T): Promise<T> => {
+      entered();
+      await gate;
+      return value;
+    };
+    const agentQueue = `sddc-${randomUUID()}`;
+    const control = retireControl(log, agentQueue, async () => retirePlan(''));
+    const begin = control.beginRetire!;
+    control.beginRetire = async (input) => {
+      const p = await begin(input);
+      const plan = p.state === 'retiring' ? { ...p, previous, sddcs: p.sddcs.slice(0, 1) } : p;
+      return step === 'beginRetire' ? held(plan) : plan;
+    };
+    if (step === 'agentsPolling') {
+      // It runs until the cancel reaches it: a check still answering when the cancel lands is no removal either.
+      const polling = transferUntilCancelled(log, 'polling');
+      control.agentsPolling = () => (entered(), polling());
+      release();
+    }
+    return runWorker(
+      env,
+      control,
+      async (taskQueue) => {
+        const handle = await env.client.workflow.start('RetireImage', { args: [ref], taskQueue, workflowId: randomUUID() });
+        await inStep;
+        await handle.cancel();
+        release();
+        return handle.result().catch((e: unknown) => e);
+      },
+      { taskQueue: agentQueue, activities: retireAgent(log) },
+    );
+  }
+
+  it.each(['beginRetire', 'agentsPolling'] as const)(
+    'a cancel during %s, before any removal, gives the claim back and removes nothing',
+    async (step) => {
+      const log: string[] = [];
+      const result = await cancelDuring(log, step, 'available');
+      expect(result).toBeInstanceOf(WorkflowFailedError);
+      expect((result as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      expect(log.filter((l) => !l.startsWith('polling'))).toEqual(['begin', 'abandon']);
+    },
+  );
+
+  it('a cancel of a retire that took over from another run keeps the claim: that run may have removed copies', async () => {
+    const log: string[] = [];
+    const result = await cancelDuring(log, 'agentsPolling', 'retiring');
+    expect((result as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    expect(log).toEqual(['begin', 'polling started', 'polling stopped']);
   });
 
   it('a running deploy fails the retire with DeployRunning, once, and removes nothing', async () => {

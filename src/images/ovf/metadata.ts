@@ -2,7 +2,7 @@ import { VmhubError } from '../../errors';
 import { bytes, count, ResourceType } from './cim';
 import type { OvfEnvelope, OvfItem, OvfProduct, OvfVirtualSystem } from './envelope';
 
-/** What the catalog records of an OVF descriptor (SPEC §5), derived from the typed envelope. */
+/** What the catalog records of an OVF descriptor, derived from the typed envelope. */
 export interface Resources {
   cpus: number;
   memoryMiB: number;

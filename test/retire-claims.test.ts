@@ -1,0 +1,185 @@
+import { randomUUID } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createDeployActivities } from '../src/activities/deploy';
+import { createLifecycleActivities } from '../src/activities/lifecycle';
+import type { PublishDeps } from '../src/activities/publish';
+import { Catalog, RETIRED_WHILE_DEPLOYING, type RunRef } from '../src/catalog/catalog';
+import { loadConfig } from '../src/config';
+import type { ImageMetadata } from '../src/images/inspect';
+import type { StorageClients } from '../src/storage/clients';
+import type { TemporalView } from '../src/temporal';
+
+/**
+ * The retire claim on the real catalog server: who may claim and take it over, what a refusal leaves,
+ * and what a check or a deploy finishing after the claim may still write. Temporal is a stand-in whose
+ * answers each test sets: which queues have pollers, which runs have closed, which deploys run.
+ */
+let catalog: Catalog;
+beforeAll(async () => {
+  const uri = loadConfig().mongodbUri.replace(/\/[^/?]*(\?|$)/, `/vmhub_retire_${randomUUID().slice(0, 8)}$1`);
+  catalog = await Catalog.connect(uri);
+});
+afterAll(async () => {
+  await catalog.db.dropDatabase();
+  await catalog.close();
+});
+
+const temporal = {
+  silentQueues: new Set<string>(),
+  openRuns: new Set<string>(),
+  deploys: [] as string[],
+};
+const view: TemporalView = {
+  isClosed: async (run) => !temporal.openRuns.has(run.runId),
+  recentPollers: async (taskQueue) => (temporal.silentQueues.has(taskQueue) ? 0 : 1),
+  runningDeploys: async () => temporal.deploys,
+};
+beforeEach(() => {
+  temporal.silentQueues.clear();
+  temporal.openRuns.clear();
+  temporal.deploys = [];
+});
+
+function deps(): PublishDeps {
+  const storage = {
+    topology: {
+      storage: [
+        { id: 'east-primary', role: 'primary' },
+        { id: 'west-replica', role: 'replica' },
+      ],
+    },
+  } as unknown as StorageClients;
+  return { storage, catalog, temporal: view, config: loadConfig() };
+}
+
+const newRun = (image: string): RunRef => ({ workflowId: `retire:${image}:1.0.0`, runId: randomUUID() });
+
+/** Runs one lifecycle activity as `run` would. */
+function asRun<T>(run: RunRef, fn: (a: ReturnType<typeof createLifecycleActivities>) => Promise<T>): Promise<T> {
+  const activities = createLifecycleActivities(deps());
+  return new MockActivityEnvironment({ workflowExecution: run }).run(() => fn(activities));
+}
+
+/** An available image@1.0.0, deployed to one SDDC of its own. */
+async function published(image: string): Promise<{ ref: { image: string; version: string }; queue: string }> {
+  const owner = { workflowId: `publish:${image}`, runId: randomUUID() };
+  const location = { storage: 'east-primary', container: 'vm-images', blob: `${image}/1.0.0/${image}-1.0.0.iso` };
+  const v = { image, version: '1.0.0', format: 'iso' as const, sizeBytes: 1, blockSize: 4 << 20, blockCount: 1, location };
+  expect(await catalog.claimVersion(v, owner)).toEqual({ state: 'claimed' });
+  expect(await catalog.markAvailable(image, '1.0.0', owner, 'a'.repeat(64), { kind: 'iso' } as ImageMetadata)).toBeDefined();
+  const queue = `sddc-${image}-${randomUUID().slice(0, 6)}`;
+  await catalog.addSddc({
+    name: `${image}-sddc`,
+    dataCenter: 'dc-east',
+    taskQueue: queue,
+    capacity: { cpus: 8, memoryMiB: 8192, diskGiB: 100 },
+  });
+  await catalog.recordDeployment({ image, version: '1.0.0', sddc: `${image}-sddc`, status: 'deployed' });
+  return { ref: { image, version: '1.0.0' }, queue };
+}
+
+describe('beginRetire', () => {
+  it('refuses with NoAgent, before claiming anything, while an SDDC holding a copy has no live agent', async () => {
+    const { ref, queue } = await published('silent');
+    temporal.silentQueues.add(queue);
+    await expect(asRun(newRun('silent'), (a) => a.beginRetire(ref))).rejects.toMatchObject({
+      type: 'NoAgent',
+      message: expect.stringContaining('silent-sddc'),
+    });
+    const record = await catalog.getVersion('silent', '1.0.0');
+    expect(record?.status).toBe('available');
+    expect(record?.retired).toBeUndefined();
+  });
+
+  it('a claim held by an open run is a VersionConflict; once that run has closed another run takes it over', async () => {
+    const { ref } = await published('owned');
+    const first = newRun('owned');
+    const plan = await asRun(first, (a) => a.beginRetire(ref));
+    expect(plan).toMatchObject({ state: 'retiring', previous: 'available', sddcs: [{ sddc: 'owned-sddc' }] });
+
+    temporal.openRuns.add(first.runId);
+    const second = newRun('owned');
+    await expect(asRun(second, (a) => a.beginRetire(ref))).rejects.toMatchObject({
+      type: 'VersionConflict',
+      message: expect.stringContaining(first.workflowId),
+    });
+    expect((await catalog.getVersion('owned', '1.0.0'))?.retired?.by).toEqual(first);
+    // The run's own claim is taken again (a retried claim), and still knows the version was available.
+    expect(await asRun(first, (a) => a.beginRetire(ref))).toMatchObject({ state: 'retiring', previous: 'available' });
+
+    temporal.openRuns.clear();
+    expect(await asRun(second, (a) => a.beginRetire(ref))).toMatchObject({ state: 'retiring', previous: 'retiring' });
+    expect((await catalog.getVersion('owned', '1.0.0'))?.retired?.by).toEqual(second);
+    // The run that lost the claim can neither leave the tombstone nor give the version back.
+    await catalog.finishRetire('owned', '1.0.0', first);
+    await asRun(first, (a) => a.abandonRetire(ref));
+    expect((await catalog.getVersion('owned', '1.0.0'))?.status).toBe('retiring');
+    await asRun(second, (a) => a.finishRetire(ref));
+    expect(await catalog.getVersion('owned', '1.0.0')).toMatchObject({ status: 'retired', retired: { by: second } });
+  });
+
+  it('takes over only from the holder it saw', async () => {
+    await published('seen');
+    const holder = newRun('seen');
+    expect(await catalog.beginRetire('seen', '1.0.0', holder)).toMatchObject({ state: 'claimed', previous: 'available' });
+    expect(await catalog.beginRetire('seen', '1.0.0', newRun('seen'))).toEqual({ state: 'owned', owner: holder });
+    expect(await catalog.takeOverRetire('seen', '1.0.0', newRun('seen'), newRun('seen'))).toBe(false);
+    expect((await catalog.getVersion('seen', '1.0.0'))?.retired?.by).toEqual(holder);
+  });
+
+  it('a running deploy gives the claim back: the version is available again', async () => {
+    const { ref } = await published('busy');
+    temporal.deploys = ['deploy:busy:1.0.0:x'];
+    await expect(asRun(newRun('busy'), (a) => a.beginRetire(ref))).rejects.toMatchObject({ type: 'DeployRunning' });
+    const record = await catalog.getVersion('busy', '1.0.0');
+    expect(record?.status).toBe('available');
+    expect(record?.retired).toBeUndefined();
+  });
+});
+
+describe('after a retire claim', () => {
+  it('a replica check cannot bring back the replica record the retire removed', async () => {
+    await published('replica');
+    expect(await catalog.setReplica('replica', '1.0.0', { location: 'west-replica', status: 'verified' })).toBe(true);
+    await catalog.beginRetire('replica', '1.0.0', newRun('replica'));
+    await catalog.removeReplica('replica', '1.0.0', 'west-replica');
+    expect(await catalog.setReplica('replica', '1.0.0', { location: 'west-replica', status: 'verified' })).toBe(false);
+    expect(await catalog.setReplica('replica', '1.0.0', { location: 'west-replica', status: 'stale' })).toBe(false);
+    expect((await catalog.getVersion('replica', '1.0.0'))?.replicas).toEqual([]);
+  });
+
+  it('a deploy that lands its copy is recorded failed (reason: retired); the retire’s removal is recorded as it is', async () => {
+    await published('landing');
+    await catalog.beginRetire('landing', '1.0.0', newRun('landing'));
+    await catalog.recordDeployment({ image: 'landing', version: '1.0.0', sddc: 'late-sddc', status: 'deployed' });
+    await catalog.recordDeployment({ image: 'landing', version: '1.0.0', sddc: 'landing-sddc', status: 'removed' });
+    const rows = Object.fromEntries((await catalog.deploymentsOf('landing', '1.0.0')).map((d) => [d.sddc, d]));
+    expect(rows['late-sddc']).toMatchObject({ status: 'failed', error: RETIRED_WHILE_DEPLOYING });
+    expect(rows['late-sddc'].deployedAt).toBeUndefined();
+    expect(rows['landing-sddc'].status).toBe('removed');
+  });
+
+  it("a deploy's agents check fails with ImageRetired once the version is retired", async () => {
+    const { ref, queue } = await published('checked');
+    const deploy = createDeployActivities(deps());
+    expect(await deploy.agentsPolling({ taskQueue: queue, ...ref })).toBe(1);
+    const run = newRun('checked');
+    await catalog.beginRetire('checked', '1.0.0', run);
+    expect(await deploy.agentsPolling({ taskQueue: queue, ...ref })).toBe(1);
+    await catalog.finishRetire('checked', '1.0.0', run);
+    await expect(deploy.agentsPolling({ taskQueue: queue, ...ref })).rejects.toMatchObject({ type: 'ImageRetired' });
+    expect(await deploy.agentsPolling({ taskQueue: queue })).toBe(1);
+  });
+});
+
+describe('retentionPlan', () => {
+  it('takes up a version left retiring by a closed run first, with a retention policy or without', async () => {
+    await published('stuck');
+    await catalog.beginRetire('stuck', '1.0.0', newRun('stuck'));
+    const plan = await asRun(newRun('retention'), (a) => a.retentionPlan({ limit: 100 }));
+    expect(plan).toContainEqual({ image: 'stuck', version: '1.0.0' });
+    expect(await asRun(newRun('retention'), (a) => a.retentionPlan({ image: 'stuck', limit: 100 }))).toEqual([
+      { image: 'stuck', version: '1.0.0' },
+    ]);
+  });
+});
