@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
 import { createAgentActivities } from './activities/agent';
 import { createContentLibraryActivities } from './activities/content-library';
@@ -144,6 +144,30 @@ export function parseWorkerArgs(args: string[]): { role?: string; sddc?: string;
   return { role: rest[0], sddc: rest[1], only: queue };
 }
 
+const AGENT_USAGE =
+  'name the SDDC this agent serves: npm run agent -- <sddc>, e.g. npm run agent -- east-1 (`vmhub sddc list` shows the registered SDDCs)';
+
+/**
+ * An agent serves a registered SDDC: a typo would poll a queue no deploy uses. A catalog that cannot be
+ * reached within a few seconds does not stop it (agents restart during outages); it is logged.
+ */
+export async function checkAgentSddc(config: Config, sddc: string): Promise<void> {
+  let catalog: Catalog;
+  try {
+    catalog = await Catalog.connect(config.mongodbUri, { timeoutMs: 3_000 });
+  } catch (err) {
+    Runtime.instance().logger.warn(
+      `could not check that SDDC ${sddc} is registered: the catalog is unreachable (${(err as Error).message})`,
+    );
+    return;
+  }
+  try {
+    await catalog.requireSddc(sddc);
+  } finally {
+    await catalog.close();
+  }
+}
+
 async function main(): Promise<void> {
   const { role, sddc, only } = parseWorkerArgs(process.argv.slice(2));
   installLogging();
@@ -158,8 +182,12 @@ async function main(): Promise<void> {
       } finally {
         await deps.close();
       }
-    } else if (role === 'agent' && sddc && !only) {
-      await (await createAgentWorker(connection, config, validateSddcName(sddc))).run();
+    } else if (role === 'agent' && !sddc) {
+      throw new Error(AGENT_USAGE);
+    } else if (role === 'agent' && !only) {
+      const name = validateSddcName(sddc);
+      await checkAgentSddc(config, name);
+      await (await createAgentWorker(connection, config, name)).run();
     } else {
       throw new Error(
         `unknown worker role "${[role, sddc].filter(Boolean).join(' ')}": use "control [--only control|transfer]" or "agent <sddc>"`,

@@ -4,6 +4,8 @@ import type { Capacity } from '../topology/topology';
 import type { ImageFormat } from '../images/format';
 import type { ImageMetadata } from '../images/inspect';
 import { VmhubError } from '../errors';
+import { isLatestRef, LATEST_PRE, validateSddcName } from '../names';
+import { checkCapacity } from '../sddc/registry';
 import type { Deprecation } from '../lifecycle/deprecation';
 import type { RetentionPolicy } from '../lifecycle/retention';
 import type { BlobLocation } from '../publish/input';
@@ -69,6 +71,18 @@ export interface SddcRecord {
   /** Where its agent puts images; a record without one deploys into a directory. */
   target?: SddcTarget;
   createdAt: Date;
+  /** Set by the last `updateSddc`; absent on a record never changed since it was created. */
+  updatedAt?: Date;
+}
+
+export type NewSddc = Omit<SddcRecord, 'createdAt' | 'updatedAt'>;
+
+/** The fields `updateSddc` may change; capacity field by field, a target as a whole. */
+export interface SddcChanges {
+  dataCenter?: string;
+  taskQueue?: string;
+  capacity?: Partial<Capacity>;
+  target?: SddcTarget;
 }
 
 export type DeploymentStatus = 'deploying' | 'deployed' | 'already-present' | 'skipped' | 'failed' | 'removed';
@@ -91,13 +105,70 @@ export interface DeploymentRecord {
   startedAt?: Date;
   updatedAt: Date;
   deployedAt?: Date;
+  /** The deploy run that made the latest attempt, when the writer said. */
+  workflowId?: string;
+  /**
+   * Every attempt, oldest first, the last {@link MAX_DEPLOYMENT_ATTEMPTS}; the top-level fields above are
+   * the latest one's. Absent on records written before attempts were kept.
+   */
+  attempts?: DeploymentAttempt[];
+  /** The first attempt that deployed the bytes: where they originally came from, kept when older attempts are dropped. */
+  origin?: DeploymentAttempt;
 }
+
+/** One try of a deploy to one SDDC, as `recordDeployment` was told it. */
+export interface DeploymentAttempt {
+  status: DeploymentStatus;
+  /** The storage location (primary or replica) the bytes came from. */
+  source?: string;
+  /** Why it failed or was skipped. */
+  reason?: string;
+  at: Date;
+  /** The deploy run that made the attempt, when the writer said. */
+  workflowId?: string;
+}
+
+/** How many attempts a deployment record keeps; older ones are dropped (the origin stays). */
+export const MAX_DEPLOYMENT_ATTEMPTS = 20;
+
+/** What `recordDeployment` is told: the latest attempt's fields. */
+export type DeploymentUpdate = Omit<DeploymentRecord, 'updatedAt' | 'deployedAt' | 'attempts' | 'origin'>;
 
 /** What a version needs, compared with an SDDC's capacity (disk in bytes, memory in MiB). */
 export interface Requirements {
   cpus?: number;
   memoryMiB?: number;
   diskBytes?: number;
+}
+
+/** Filters of an image listing; every one given must hold (they combine with AND). */
+export interface VersionFilters {
+  image?: string;
+  /** The guest OS type the image declares, e.g. ubuntu64Guest. */
+  osType?: string;
+  /** Only versions whose declared resources fit within these. */
+  fits?: Requirements;
+  /** Only versions in one of these states; all states when absent. */
+  status?: VersionStatus | VersionStatus[];
+}
+
+/**
+ * The one query behind every image listing. A capacity filter needs the version to declare its resources
+ * (an ISO does not, so it never "fits"); each requirement given bounds the matching resource.
+ */
+export function versionQuery(filters: VersionFilters): Filter<StoredVersion> {
+  const query: Filter<StoredVersion> = {};
+  if (filters.image !== undefined) query.image = filters.image;
+  if (filters.status !== undefined) {
+    query.status = Array.isArray(filters.status) ? { $in: filters.status } : filters.status;
+  }
+  const { fits } = filters;
+  if (fits) query['metadata.resources'] = { $exists: true };
+  if (fits?.cpus !== undefined) query['metadata.resources.cpus'] = { $lte: fits.cpus };
+  if (fits?.memoryMiB !== undefined) query['metadata.resources.memoryMiB'] = { $lte: fits.memoryMiB };
+  if (fits?.diskBytes !== undefined) query['metadata.resources.diskBytes'] = { $lte: fits.diskBytes };
+  if (filters.osType !== undefined) query['metadata.os.osType'] = filters.osType;
+  return query;
 }
 
 export type ClaimResult =
@@ -110,12 +181,79 @@ export type NewVersion = Pick<
 
 const DUPLICATE_KEY = 11000;
 
+/** The driver stores an undefined field as null: leave such fields out instead. */
+function withoutUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+function unknownSddc(name: string, registered: SddcRecord[]): VmhubError {
+  const shown = registered.slice(0, 10).map((s) => s.name);
+  const names = (registered.length > 10 ? [...shown, `and ${registered.length - 10} more`] : shown).join(', ') || 'none';
+  return new VmhubError(
+    'UnknownSddc',
+    `SDDC ${name} is not registered (registered: ${names}); add it with \`vmhub sddc add ${name} --dc <data center>\``,
+  );
+}
+
+/**
+ * A deployment record after one more attempt: plain, so its rules read (and are tested) apart from the
+ * writes. The origin is the first attempt that deployed since the SDDC last held no copy: a removal
+ * (retire) clears it, and the next deploy becomes the origin.
+ */
+export function nextDeployment(
+  previous: DeploymentRecord | null,
+  d: DeploymentUpdate,
+  now: Date,
+  workflowId?: string,
+): DeploymentRecord {
+  const attempt: DeploymentAttempt = withoutUndefined({
+    status: d.status,
+    source: d.source,
+    reason: d.error,
+    at: now,
+    workflowId,
+  });
+  let attempts = previous ? (previous.attempts ?? [legacyAttempt(previous)]) : [];
+  const last = attempts[attempts.length - 1];
+  // The same run telling the same outcome again (an activity retried) is one attempt, not two.
+  if (workflowId !== undefined && last?.workflowId === workflowId && last.status === d.status) attempts = attempts.slice(0, -1);
+  const earlierOrigin = previous?.origin ?? (previous?.attempts ? undefined : originOf(previous));
+  const origin = d.status === 'removed' ? undefined : (earlierOrigin ?? (d.status === 'deployed' ? attempt : undefined));
+  return withoutUndefined({
+    ...withoutUndefined(d),
+    startedAt: d.startedAt ?? previous?.startedAt,
+    updatedAt: now,
+    deployedAt: d.status === 'deployed' ? now : previous?.deployedAt,
+    attempts: [...attempts, attempt].slice(-MAX_DEPLOYMENT_ATTEMPTS),
+    origin,
+  });
+}
+
+/** A record written before attempts were kept tells only its latest attempt. */
+function legacyAttempt(r: DeploymentRecord): DeploymentAttempt {
+  return withoutUndefined({ status: r.status, source: r.source, reason: r.error, at: r.deployedAt ?? r.updatedAt });
+}
+
+function originOf(r: DeploymentRecord | null): DeploymentAttempt | undefined {
+  if (!r) return undefined;
+  if (r.origin || r.attempts) return r.origin;
+  return r.status === 'deployed' ? legacyAttempt(r) : undefined;
+}
+
+/**
+ * Where the bytes on an SDDC originally came from: the storage location of the first attempt that
+ * deployed them (for a record written before attempts were kept: its source, if it deployed).
+ */
+export function originalSource(record: DeploymentRecord): string | undefined {
+  return originOf(record)?.source;
+}
+
 /**
  * Each replica's state is a document of its own, keyed by (image, version, location), so updates of two
  * locations never touch one document: no backend can lose one to the other (FerretDB's SQLite backend
  * applies an update to a document by reading and rewriting it). Every version record read carries its list.
  */
-type StoredVersion = Omit<ImageVersionRecord, 'replicas'>;
+export type StoredVersion = Omit<ImageVersionRecord, 'replicas'>;
 type StoredReplica = ReplicaRecord & { image: string; version: string };
 
 export class Catalog {
@@ -136,8 +274,9 @@ export class Catalog {
     this.retention = db.collection<RetentionPolicy & { updatedAt: Date }>('retention_policies');
   }
 
-  static async connect(uri: string): Promise<Catalog> {
-    const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000, appName: 'vmhub' });
+  /** `timeoutMs` bounds how long an unreachable server is waited for (default 10 s). */
+  static async connect(uri: string, options: { timeoutMs?: number } = {}): Promise<Catalog> {
+    const client = new MongoClient(uri, { serverSelectionTimeoutMS: options.timeoutMs ?? 10_000, appName: 'vmhub' });
     await client.connect();
     const catalog = new Catalog(client.db(), client);
     await catalog.ensureIndexes();
@@ -267,22 +406,32 @@ export class Catalog {
     return records.sort((a, b) => a.image.localeCompare(b.image) || semver.rcompare(a.version, b.version));
   }
 
-  /** The highest available release version of an image that is not deprecated; pre-releases only when asked for. */
+  /**
+   * The highest available, non-deprecated release version of an image (semantic-version order, so
+   * 1.0.0 is above 1.0.0-rc.1); with `includePrerelease`, pre-releases count too.
+   */
   async latest(image: string, options: { includePrerelease?: boolean } = {}): Promise<ImageVersionRecord | undefined> {
     const available = await this.listVersions(image, { status: 'available', deprecation: { $exists: false } });
     return available.find((r) => options.includePrerelease || semver.prerelease(r.version) === null);
   }
 
-  /** Available versions that pass every filter given: an image, a capacity they fit, a guest OS type. */
-  findAvailable(filters: { image?: string; fits?: Requirements; osType?: string }): Promise<ImageVersionRecord[]> {
-    const filter: Filter<StoredVersion> = { status: 'available' };
-    const { fits } = filters;
-    if (fits) filter['metadata.resources'] = { $exists: true };
-    if (fits?.cpus !== undefined) filter['metadata.resources.cpus'] = { $lte: fits.cpus };
-    if (fits?.memoryMiB !== undefined) filter['metadata.resources.memoryMiB'] = { $lte: fits.memoryMiB };
-    if (fits?.diskBytes !== undefined) filter['metadata.resources.diskBytes'] = { $lte: fits.diskBytes };
-    if (filters.osType !== undefined) filter['metadata.os.osType'] = filters.osType;
-    return this.listVersions(filters.image, filter);
+  /**
+   * What a reference names: `latest`, `latest-pre` (pre-releases counted) or an exact version, in any
+   * state. Every command and activity that takes `<image>@<version|latest>` resolves it here.
+   */
+  async resolveVersion(image: string, ref: string): Promise<ImageVersionRecord | undefined> {
+    if (isLatestRef(ref)) return this.latest(image, { includePrerelease: ref === LATEST_PRE });
+    return (await this.getVersion(image, ref)) ?? undefined;
+  }
+
+  /** Versions that pass every filter given (see {@link versionQuery}), by image, newest first. */
+  findVersions(filters: VersionFilters): Promise<ImageVersionRecord[]> {
+    return this.listVersions(undefined, versionQuery(filters));
+  }
+
+  /** Available versions that pass every filter given: what can be deployed. */
+  findAvailable(filters: Omit<VersionFilters, 'status'>): Promise<ImageVersionRecord[]> {
+    return this.findVersions({ ...filters, status: 'available' });
   }
 
   async setOverlap(image: string, version: string, overlap: VersionOverlap): Promise<void> {
@@ -299,14 +448,68 @@ export class Catalog {
     );
   }
 
-  async addSddc(sddc: Omit<SddcRecord, 'createdAt'>): Promise<SddcRecord> {
+  /** Registers or overwrites an SDDC: for setup scripts and tests; an operator's `sddc add` uses createSddc. */
+  async addSddc(sddc: NewSddc): Promise<SddcRecord> {
     const record = { ...sddc, createdAt: new Date() };
     await this.sddcs.updateOne(
       { name: sddc.name },
       { $set: sddc, $setOnInsert: { createdAt: record.createdAt } },
       { upsert: true },
     );
-    return (await this.sddcs.findOne({ name: sddc.name }, { projection: { _id: 0 } }))!;
+    return (await this.getSddc(sddc.name))!;
+  }
+
+  /** Registers a new SDDC; `SddcExists` when the name is taken (change it with updateSddc). */
+  async createSddc(sddc: NewSddc): Promise<SddcRecord> {
+    validateSddcName(sddc.name);
+    checkCapacity(sddc.capacity);
+    try {
+      await this.sddcs.insertOne({ ...withoutUndefined(sddc), createdAt: new Date() });
+    } catch (err) {
+      if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+      throw new VmhubError(
+        'SddcExists',
+        `SDDC ${sddc.name} is already registered; change it with \`vmhub sddc update ${sddc.name}\` or remove it first`,
+      );
+    }
+    return (await this.getSddc(sddc.name))!;
+  }
+
+  /**
+   * Registers an SDDC unless one of that name exists, which is left as it is (an operator may have
+   * changed it): the default SDDCs are registered this way at every start.
+   */
+  async ensureSddc(sddc: NewSddc): Promise<{ record: SddcRecord; created: boolean }> {
+    const result = await this.sddcs.updateOne(
+      { name: sddc.name },
+      { $setOnInsert: { ...withoutUndefined(sddc), createdAt: new Date() } },
+      { upsert: true },
+    );
+    return { record: (await this.getSddc(sddc.name))!, created: result.upsertedCount === 1 };
+  }
+
+  /** Changes only the fields given (capacity field by field); `UnknownSddc` when it is not registered. */
+  async updateSddc(name: string, changes: SddcChanges): Promise<SddcRecord> {
+    if (changes.capacity) checkCapacity(changes.capacity);
+    const set: Record<string, unknown> = { updatedAt: new Date() };
+    if (changes.dataCenter !== undefined) set.dataCenter = changes.dataCenter;
+    if (changes.taskQueue !== undefined) set.taskQueue = changes.taskQueue;
+    if (changes.target !== undefined) set.target = changes.target;
+    for (const [key, value] of Object.entries(changes.capacity ?? {})) {
+      if (value !== undefined) set[`capacity.${key}`] = value;
+    }
+    const result = await this.sddcs.updateOne({ name }, { $set: set });
+    if (result.matchedCount === 0) throw unknownSddc(name, await this.listSddcs());
+    return (await this.getSddc(name))!;
+  }
+
+  async getSddc(name: string): Promise<SddcRecord | null> {
+    return this.sddcs.findOne({ name }, { projection: { _id: 0 } });
+  }
+
+  /** The SDDC's record; `UnknownSddc`, naming the registered ones and `vmhub sddc add`, when there is none. */
+  async requireSddc(name: string): Promise<SddcRecord> {
+    return (await this.getSddc(name)) ?? Promise.reject(unknownSddc(name, await this.listSddcs()));
   }
 
   listSddcs(): Promise<SddcRecord[]> {
@@ -317,13 +520,30 @@ export class Catalog {
     return (await this.sddcs.deleteOne({ name })).deletedCount === 1;
   }
 
-  async recordDeployment(d: Omit<DeploymentRecord, 'updatedAt'>): Promise<void> {
-    const now = new Date();
-    await this.deployments.updateOne(
-      { image: d.image, version: d.version, sddc: d.sddc },
-      { $set: { ...d, updatedAt: now, ...(d.status === 'deployed' ? { deployedAt: now } : {}) } },
-      { upsert: true },
-    );
+  /**
+   * Records an attempt to deploy to one SDDC: the top-level fields become this attempt's, and it is
+   * appended to `attempts` (the last {@link MAX_DEPLOYMENT_ATTEMPTS}). The first attempt that deployed is
+   * kept as `origin`. Given the run that made it (`workflowId`), a repeated call (an activity retried) replaces its own
+   * attempt instead of adding one.
+   */
+  async recordDeployment(d: DeploymentUpdate): Promise<DeploymentRecord> {
+    const key = { image: d.image, version: d.version, sddc: d.sddc };
+    // Read, then replace only if nobody wrote in between; another writer means reading again.
+    for (;;) {
+      const previous = await this.deployments.findOne(key, { projection: { _id: 0 } });
+      const next = nextDeployment(previous, d, new Date());
+      if (previous === null) {
+        try {
+          await this.deployments.insertOne({ ...next });
+          return next;
+        } catch (err) {
+          if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+          continue;
+        }
+      }
+      const replaced = await this.deployments.replaceOne({ ...key, updatedAt: previous.updatedAt }, next);
+      if (replaced.matchedCount === 1) return next;
+    }
   }
 
   /** Where a version is deployed (or was tried), one row per SDDC. */
