@@ -134,17 +134,22 @@ export function agentTaskQueue(sddc: string, env: NodeJS.ProcessEnv = process.en
   return env.VMHUB_AGENT_TASK_QUEUE ?? `sddc-${sddc}`;
 }
 
-/** `control [--only control|transfer]` or `agent <sddc>`. */
+/** `control [--only control|transfer]` or `agent <sddc>`; an agent without an SDDC name is told how to give one. */
 export function parseWorkerArgs(args: string[]): { role?: string; sddc?: string; only?: ControlQueue } {
   const only = args.indexOf('--only');
-  if (only === -1) return { role: args[0], sddc: args[1] };
+  const parsed = only === -1 ? { role: args[0], sddc: args[1] } : parseOnly(args, only);
+  if (parsed.role === 'agent' && !parsed.sddc) throw new Error(AGENT_USAGE);
+  return parsed;
+}
+
+function parseOnly(args: string[], only: number): { role?: string; sddc?: string; only: ControlQueue } {
   const queue = args[only + 1];
   if (queue !== 'control' && queue !== 'transfer') throw new Error(`--only takes "control" or "transfer", got "${queue ?? ''}"`);
   const rest = args.filter((_, i) => i !== only && i !== only + 1);
   return { role: rest[0], sddc: rest[1], only: queue };
 }
 
-const AGENT_USAGE =
+export const AGENT_USAGE =
   'name the SDDC this agent serves: npm run agent -- <sddc>, e.g. npm run agent -- east-1 (`vmhub sddc list` shows the registered SDDCs)';
 
 /**
@@ -172,6 +177,8 @@ async function main(): Promise<void> {
   const { role, sddc, only } = parseWorkerArgs(process.argv.slice(2));
   installLogging();
   const config = loadConfig();
+  // Checked before connecting anywhere else: a typo is told at once.
+  if (role === 'agent' && sddc) await checkAgentSddc(config, validateSddcName(sddc));
   const connection = await connectWorker(config.temporal);
   try {
     if (role === 'control') {
@@ -182,12 +189,8 @@ async function main(): Promise<void> {
       } finally {
         await deps.close();
       }
-    } else if (role === 'agent' && !sddc) {
-      throw new Error(AGENT_USAGE);
-    } else if (role === 'agent' && !only) {
-      const name = validateSddcName(sddc);
-      await checkAgentSddc(config, name);
-      await (await createAgentWorker(connection, config, name)).run();
+    } else if (role === 'agent' && sddc && !only) {
+      await (await createAgentWorker(connection, config, sddc)).run();
     } else {
       throw new Error(
         `unknown worker role "${[role, sddc].filter(Boolean).join(' ')}": use "control [--only control|transfer]" or "agent <sddc>"`,

@@ -126,7 +126,7 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
         target: row.target,
         instantiated: row.instantiated,
         error: row.reason,
-        workflowId: activityInfo().workflowExecution?.workflowId,
+        run: activityInfo().workflowExecution,
       });
     },
 

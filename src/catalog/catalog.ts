@@ -106,10 +106,10 @@ export interface DeploymentRecord {
   updatedAt: Date;
   deployedAt?: Date;
   /** The deploy run that made the latest attempt, when the writer said. */
-  workflowId?: string;
+  run?: RunRef;
   /**
    * Every attempt, oldest first, the last {@link MAX_DEPLOYMENT_ATTEMPTS}; the top-level fields above are
-   * the latest one's. Absent on records written before attempts were kept.
+   * the latest one's. Filled in when read (attempts are documents of their own).
    */
   attempts?: DeploymentAttempt[];
   /** The first attempt that deployed the bytes: where they originally came from, kept when older attempts are dropped. */
@@ -125,7 +125,7 @@ export interface DeploymentAttempt {
   reason?: string;
   at: Date;
   /** The deploy run that made the attempt, when the writer said. */
-  workflowId?: string;
+  run?: RunRef;
 }
 
 /** How many attempts a deployment record keeps; older ones are dropped (the origin stays). */
@@ -195,57 +195,36 @@ function unknownSddc(name: string, registered: SddcRecord[]): VmhubError {
   );
 }
 
-/**
- * A deployment record after one more attempt: plain, so its rules read (and are tested) apart from the
- * writes. The origin is the first attempt that deployed since the SDDC last held no copy: a removal
- * (retire) clears it, and the next deploy becomes the origin.
- */
-export function nextDeployment(
-  previous: DeploymentRecord | null,
-  d: DeploymentUpdate,
-  now: Date,
-  workflowId?: string,
-): DeploymentRecord {
-  const attempt: DeploymentAttempt = withoutUndefined({
-    status: d.status,
-    source: d.source,
-    reason: d.error,
-    at: now,
-    workflowId,
-  });
-  let attempts = previous ? (previous.attempts ?? [legacyAttempt(previous)]) : [];
-  const last = attempts[attempts.length - 1];
-  // The same run telling the same outcome again (an activity retried) is one attempt, not two.
-  if (workflowId !== undefined && last?.workflowId === workflowId && last.status === d.status) attempts = attempts.slice(0, -1);
-  const earlierOrigin = previous?.origin ?? (previous?.attempts ? undefined : originOf(previous));
-  const origin = d.status === 'removed' ? undefined : (earlierOrigin ?? (d.status === 'deployed' ? attempt : undefined));
-  return withoutUndefined({
-    ...withoutUndefined(d),
-    startedAt: d.startedAt ?? previous?.startedAt,
-    updatedAt: now,
-    deployedAt: d.status === 'deployed' ? now : previous?.deployedAt,
-    attempts: [...attempts, attempt].slice(-MAX_DEPLOYMENT_ATTEMPTS),
-    origin,
-  });
-}
+/** One attempt as the catalog stores it: a document of its own, so that attempts written at once all stay. */
+type StoredAttempt = DeploymentAttempt & { image: string; version: string; sddc: string };
 
-/** A record written before attempts were kept tells only its latest attempt. */
-function legacyAttempt(r: DeploymentRecord): DeploymentAttempt {
-  return withoutUndefined({ status: r.status, source: r.source, reason: r.error, at: r.deployedAt ?? r.updatedAt });
-}
+/** The fields of a deployment record an attempt may leave out: absent, they are removed from the record. */
+const OPTIONAL_DEPLOYMENT_FIELDS = [
+  'source',
+  'path',
+  'bytes',
+  'bytesFetched',
+  'bytesReusedLocally',
+  'target',
+  'instantiated',
+  'error',
+  'run',
+] as const;
 
-function originOf(r: DeploymentRecord | null): DeploymentAttempt | undefined {
-  if (!r) return undefined;
-  if (r.origin || r.attempts) return r.origin;
-  return r.status === 'deployed' ? legacyAttempt(r) : undefined;
+/** What an attempt records of a deployment update. */
+export function attemptOf(d: Pick<DeploymentRecord, 'status' | 'source' | 'error' | 'run'>, at: Date): DeploymentAttempt {
+  return withoutUndefined({ status: d.status, source: d.source, reason: d.error, at, run: d.run });
 }
 
 /**
  * Where the bytes on an SDDC originally came from: the storage location of the first attempt that
- * deployed them (for a record written before attempts were kept: its source, if it deployed).
+ * deployed them since the SDDC last held no copy (a removal ends an origin). For a record written before
+ * attempts were kept, its own source if it says it deployed.
  */
 export function originalSource(record: DeploymentRecord): string | undefined {
-  return originOf(record)?.source;
+  if (record.origin) return record.origin.source;
+  const legacy = (record.attempts ?? []).length === 0 && record.status === 'deployed';
+  return legacy ? record.source : undefined;
 }
 
 /**
@@ -261,6 +240,7 @@ export class Catalog {
   readonly replicas: Collection<StoredReplica>;
   readonly sddcs: Collection<SddcRecord>;
   readonly deployments: Collection<DeploymentRecord>;
+  readonly attempts: Collection<StoredAttempt>;
   readonly retention: Collection<RetentionPolicy & { updatedAt: Date }>;
 
   constructor(
@@ -271,6 +251,7 @@ export class Catalog {
     this.replicas = db.collection<StoredReplica>('replicas');
     this.sddcs = db.collection<SddcRecord>('sddcs');
     this.deployments = db.collection<DeploymentRecord>('deployments');
+    this.attempts = db.collection<StoredAttempt>('deployment_attempts');
     this.retention = db.collection<RetentionPolicy & { updatedAt: Date }>('retention_policies');
   }
 
@@ -288,6 +269,7 @@ export class Catalog {
     await this.replicas.createIndex({ image: 1, version: 1, location: 1 }, { unique: true, name: 'image_version_location' });
     await this.sddcs.createIndex({ name: 1 }, { unique: true, name: 'sddc_name' });
     await this.deployments.createIndex({ image: 1, version: 1, sddc: 1 }, { unique: true, name: 'image_version_sddc' });
+    await this.attempts.createIndex({ image: 1, version: 1, sddc: 1, at: 1 }, { name: 'image_version_sddc_at' });
     await this.retention.createIndex({ image: 1 }, { unique: true, name: 'retention_image' });
   }
 
@@ -521,34 +503,75 @@ export class Catalog {
   }
 
   /**
-   * Records an attempt to deploy to one SDDC: the top-level fields become this attempt's, and it is
-   * appended to `attempts` (the last {@link MAX_DEPLOYMENT_ATTEMPTS}). The first attempt that deployed is
-   * kept as `origin`. Given the run that made it (`workflowId`), a repeated call (an activity retried) replaces its own
-   * attempt instead of adding one.
+   * Records an attempt to deploy to one SDDC: the record's top-level fields become this attempt's, and
+   * the attempt joins its history (the last {@link MAX_DEPLOYMENT_ATTEMPTS}). The first attempt that
+   * deployed stays the record's `origin` until a removal. Given the run that made it (`run`), the same
+   * outcome told again by that run (an activity retried) is one attempt, not two.
    */
   async recordDeployment(d: DeploymentUpdate): Promise<DeploymentRecord> {
     const key = { image: d.image, version: d.version, sddc: d.sddc };
-    // Read, then replace only if nobody wrote in between; another writer means reading again.
-    for (;;) {
-      const previous = await this.deployments.findOne(key, { projection: { _id: 0 } });
-      const next = nextDeployment(previous, d, new Date());
-      if (previous === null) {
-        try {
-          await this.deployments.insertOne({ ...next });
-          return next;
-        } catch (err) {
-          if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
-          continue;
-        }
-      }
-      const replaced = await this.deployments.replaceOne({ ...key, updatedAt: previous.updatedAt }, next);
-      if (replaced.matchedCount === 1) return next;
+    const now = new Date();
+    await this.keepLegacyState(key);
+    const attempt = attemptOf(d, now);
+    const unset = Object.fromEntries(OPTIONAL_DEPLOYMENT_FIELDS.filter((f) => d[f] === undefined).map((f) => [f, '' as const]));
+    if (d.status === 'removed') unset.origin = '';
+    const update = {
+      $set: { ...withoutUndefined(d), updatedAt: now, ...(d.status === 'deployed' ? { deployedAt: now } : {}) },
+      ...(Object.keys(unset).length > 0 ? { $unset: unset } : {}),
+    };
+    // Two first attempts at once both try to insert: the one that loses updates the record the other made.
+    await this.deployments.updateOne(key, update, { upsert: true }).catch((err: unknown) => {
+      if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+      return this.deployments.updateOne(key, update);
+    });
+    if (d.status === 'deployed') {
+      await this.deployments.updateOne({ ...key, origin: { $exists: false } }, { $set: { origin: attempt } });
+    }
+    if (d.run === undefined) await this.attempts.insertOne({ ...key, ...attempt });
+    else {
+      const same = { ...key, 'run.runId': d.run.runId, status: d.status };
+      await this.attempts.replaceOne(same, { ...key, ...attempt }, { upsert: true });
+    }
+    const older = await this.attempts
+      .find(key, { projection: { _id: 1 }, sort: { at: -1 }, skip: MAX_DEPLOYMENT_ATTEMPTS })
+      .toArray();
+    if (older.length > 0) await this.attempts.deleteMany({ _id: { $in: older.map((o) => o._id) } });
+    return (await this.withAttempts(await this.deployments.find(key, { projection: { _id: 0 } }).toArray()))[0];
+  }
+
+  /**
+   * A record written before attempts were kept says only its latest state: that state becomes its first
+   * attempt, and, if it deployed, its origin, before a new attempt replaces it.
+   */
+  private async keepLegacyState(key: { image: string; version: string; sddc: string }): Promise<void> {
+    const previous = await this.deployments.findOne(key, { projection: { _id: 0 } });
+    if (!previous || previous.origin || (await this.attempts.findOne(key, { projection: { _id: 1 } }))) return;
+    const attempt = attemptOf(previous, previous.deployedAt ?? previous.updatedAt);
+    await this.attempts.insertOne({ ...key, ...attempt });
+    if (previous.status === 'deployed') {
+      await this.deployments.updateOne({ ...key, origin: { $exists: false } }, { $set: { origin: attempt } });
     }
   }
 
-  /** Where a version is deployed (or was tried), one row per SDDC. */
-  deploymentsOf(image: string, version: string): Promise<DeploymentRecord[]> {
-    return this.deployments.find({ image, version }, { projection: { _id: 0 }, sort: { sddc: 1 } }).toArray();
+  private async withAttempts(records: DeploymentRecord[]): Promise<DeploymentRecord[]> {
+    if (records.length === 0) return [];
+    const { image, version } = records[0];
+    const sddcs = records.map((r) => r.sddc);
+    const stored = await this.attempts
+      .find({ image, version, sddc: { $in: sddcs } }, { projection: { _id: 0 }, sort: { at: 1 } })
+      .toArray();
+    const bySddc = new Map<string, DeploymentAttempt[]>();
+    for (const { image: _image, version: _version, sddc, ...attempt } of stored) {
+      bySddc.set(sddc, [...(bySddc.get(sddc) ?? []), attempt]);
+    }
+    return records.map((r) => ({ ...r, attempts: bySddc.get(r.sddc) ?? [] }));
+  }
+
+  /** Where a version is deployed (or was tried), one row per SDDC, each with its attempts, oldest first. */
+  async deploymentsOf(image: string, version: string): Promise<DeploymentRecord[]> {
+    return this.withAttempts(
+      await this.deployments.find({ image, version }, { projection: { _id: 0 }, sort: { sddc: 1 } }).toArray(),
+    );
   }
 
   /** Marks a version deprecated (again, with the new message and date); UnknownImage when it is not in the catalog. */
