@@ -11,7 +11,7 @@ import type { RetentionPolicy } from '../lifecycle/retention';
 import type { BlobLocation } from '../publish/input';
 import type { InstantiateCheck, LibraryPlacement, SddcTarget } from '../sddc/target';
 
-/** The catalog of SPEC §5 in MongoDB: image versions, SDDCs and deployments. */
+/** The catalog in MongoDB (docs/architecture.md): image versions, replicas, SDDCs, deployments and their attempts. */
 export type VersionStatus = 'uploading' | 'available' | 'failed' | 'cancelled' | 'retiring' | 'retired';
 
 /** The workflow run that holds an `uploading` claim: only it may commit, mark available or abandon. */
@@ -508,7 +508,7 @@ export class Catalog {
    * deployed stays the record's `origin` until a removal. Given the run that made it (`run`), the same
    * outcome told again by that run (an activity retried) is one attempt, not two.
    */
-  async recordDeployment(d: DeploymentUpdate): Promise<DeploymentRecord> {
+  async recordDeployment(d: DeploymentUpdate): Promise<void> {
     const key = { image: d.image, version: d.version, sddc: d.sddc };
     const now = new Date();
     await this.keepLegacyState(key);
@@ -536,7 +536,6 @@ export class Catalog {
       .find(key, { projection: { _id: 1 }, sort: { at: -1 }, skip: MAX_DEPLOYMENT_ATTEMPTS })
       .toArray();
     if (older.length > 0) await this.attempts.deleteMany({ _id: { $in: older.map((o) => o._id) } });
-    return (await this.withAttempts(await this.deployments.find(key, { projection: { _id: 0 } }).toArray()))[0];
   }
 
   /**

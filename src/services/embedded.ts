@@ -9,7 +9,7 @@ import { loadTopology, type Topology } from '../topology/topology';
 import { azuriteBlobScript, catalogServer, temporalBinary, vcsimBinary } from './tools';
 
 /**
- * The embedded services (SPEC §2): Temporal dev server with its Web UI, one Azurite per data center, the
+ * The embedded services: Temporal dev server with its Web UI, one Azurite per data center, the
  * catalog (FerretDB on SQLite, or mongod), and one vcsim per vCenter of the default SDDCs. Each runs
  * detached with its pid file and log under `<dataDir>/services/`, bound to 127.0.0.1; only endpoints that
  * point at the loopback are started here.
