@@ -107,6 +107,8 @@ export interface DeploymentRecord {
   deployedAt?: Date;
   /** The deploy run that made the latest attempt, when the writer said. */
   run?: RunRef;
+  /** When the first attempt kept in the history was made; absent on a record written before attempts were kept. */
+  firstAttemptAt?: Date;
   /**
    * Every attempt, oldest first, the last {@link MAX_DEPLOYMENT_ATTEMPTS}; the top-level fields above are
    * the latest one's. Filled in when read (attempts are documents of their own).
@@ -132,7 +134,7 @@ export interface DeploymentAttempt {
 export const MAX_DEPLOYMENT_ATTEMPTS = 20;
 
 /** What `recordDeployment` is told: the latest attempt's fields. */
-export type DeploymentUpdate = Omit<DeploymentRecord, 'updatedAt' | 'deployedAt' | 'attempts' | 'origin'>;
+export type DeploymentUpdate = Omit<DeploymentRecord, 'updatedAt' | 'deployedAt' | 'firstAttemptAt' | 'attempts' | 'origin'>;
 
 /** What a version needs, compared with an SDDC's capacity (disk in bytes, memory in MiB). */
 export interface Requirements {
@@ -517,6 +519,7 @@ export class Catalog {
     if (d.status === 'removed') unset.origin = '';
     const update = {
       $set: { ...withoutUndefined(d), updatedAt: now, ...(d.status === 'deployed' ? { deployedAt: now } : {}) },
+      $min: { firstAttemptAt: now },
       ...(Object.keys(unset).length > 0 ? { $unset: unset } : {}),
     };
     // Two first attempts at once both try to insert: the one that loses updates the record the other made.
@@ -543,13 +546,16 @@ export class Catalog {
    * attempt, and, if it deployed, its origin, before a new attempt replaces it.
    */
   private async keepLegacyState(key: { image: string; version: string; sddc: string }): Promise<void> {
+    // A record is created with firstAttemptAt in the same write: one without it predates attempts.
     const previous = await this.deployments.findOne(key, { projection: { _id: 0 } });
-    if (!previous || previous.origin || (await this.attempts.findOne(key, { projection: { _id: 1 } }))) return;
+    if (!previous || previous.firstAttemptAt) return;
     const attempt = attemptOf(previous, previous.deployedAt ?? previous.updatedAt);
     await this.attempts.insertOne({ ...key, ...attempt });
-    if (previous.status === 'deployed') {
-      await this.deployments.updateOne({ ...key, origin: { $exists: false } }, { $set: { origin: attempt } });
-    }
+    const origin = previous.status === 'deployed' && !previous.origin ? { origin: attempt } : {};
+    await this.deployments.updateOne(
+      { ...key, firstAttemptAt: { $exists: false } },
+      { $set: { firstAttemptAt: attempt.at, ...origin } },
+    );
   }
 
   private async withAttempts(records: DeploymentRecord[]): Promise<DeploymentRecord[]> {
