@@ -1,5 +1,4 @@
 import type { Catalog, NewSddc, SddcRecord } from '../../src/catalog/catalog';
-import { VmhubError } from '../../src/errors';
 import {
   checkCapacity,
   checkDataCenter,
@@ -10,6 +9,9 @@ import {
   sddcFromSeed,
 } from '../../src/sddc/registry';
 import { parseTopology, type Topology } from '../../src/topology/topology';
+import { typedError } from './typed-error';
+
+const message = (fn: () => unknown): string => typedError('InvalidInput', fn).message;
 
 const topology: Topology = parseTopology(
   JSON.stringify({
@@ -21,17 +23,6 @@ const topology: Topology = parseTopology(
     ],
   }),
 );
-
-function message(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(VmhubError);
-    expect((err as VmhubError).type).toBe('InvalidInput');
-    return (err as VmhubError).message;
-  }
-  throw new Error('expected a failure');
-}
 
 const sddc = (over: Partial<NewSddc> = {}): NewSddc => ({
   name: 'east-3',

@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { VmhubError } from '../../src/errors';
 import { resolveSourcePath } from '../../src/source/source-path';
+import { typedError } from './typed-error';
 
 const repo = '/srv/images';
 const other = '/mnt/vendor';
@@ -32,15 +32,7 @@ describe('a source path as an operator types it', () => {
     ['a root itself', '/srv/images', '/'],
     ['a name that only starts like a root', '/srv/images-old/app.ova', '/'],
   ])('refuses %s, naming the roots and how to add one', (_what, input, cwd) => {
-    let err: unknown;
-    try {
-      resolveSourcePath(input, roots, cwd);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(VmhubError);
-    expect((err as VmhubError).type).toBe('InvalidSource');
-    const { message } = err as VmhubError;
+    const { message } = typedError('InvalidSource', () => resolveSourcePath(input, roots, cwd));
     expect(message).toContain(path.resolve(cwd, input));
     expect(message).toContain('(/srv/images, /mnt/vendor)');
     expect(message).toContain('VMHUB_REPOSITORY_ROOTS');

@@ -1,4 +1,3 @@
-import { VmhubError } from '../../src/errors';
 import {
   formatBytes,
   formatCapacity,
@@ -9,21 +8,10 @@ import {
   parseMemoryMiB,
   parseSize,
 } from '../../src/units';
+import { typedError } from './typed-error';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
-
-/** The typed error a parser throws, so a test can check both its type and its words. */
-function failure(fn: () => unknown): VmhubError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(VmhubError);
-    expect((err as VmhubError).type).toBe('InvalidInput');
-    return err as VmhubError;
-  }
-  throw new Error('expected a failure');
-}
 
 describe('sizes', () => {
   it.each([
@@ -49,7 +37,7 @@ describe('sizes', () => {
     ['0', 'must be more than zero'],
     ['1e3', 'is not a size'],
   ])('rejects %j: %s', (text, why) => {
-    const err = failure(() => parseSize(text, '--memory'));
+    const err = typedError('InvalidInput', () => parseSize(text, '--memory'));
     expect(err.message).toContain(`--memory ${JSON.stringify(text)} ${why}`);
     // The accepted forms and an example are in every message.
     expect(err.message).toContain('a plain number of GiB');
@@ -62,8 +50,12 @@ describe('sizes', () => {
     expect(parseMemoryMiB('1.5GiB')).toBe(1536);
     expect(parseDiskGiB('2T')).toBe(2048);
     expect(parseDiskGiB('100')).toBe(100);
-    expect(failure(() => parseMemoryMiB('512KiB')).message).toBe('--memory "512KiB" is less than 1 MiB, e.g. --memory 256GiB');
-    expect(failure(() => parseDiskGiB('100MiB')).message).toBe('--disk "100MiB" is less than 1 GiB, e.g. --disk 4TiB');
+    expect(typedError('InvalidInput', () => parseMemoryMiB('512KiB')).message).toBe(
+      '--memory "512KiB" is less than 1 MiB, e.g. --memory 256GiB',
+    );
+    expect(typedError('InvalidInput', () => parseDiskGiB('100MiB')).message).toBe(
+      '--disk "100MiB" is less than 1 GiB, e.g. --disk 4TiB',
+    );
   });
 
   it.each([
@@ -98,7 +90,9 @@ describe('CPU counts', () => {
     ['', 'is not a number: give a whole number of CPUs'],
     ['4 cores', 'is not a number: give a whole number of CPUs'],
   ])('rejects %j', (text, why) => {
-    expect(failure(() => parseCpus(text)).message).toContain(`--cpus ${JSON.stringify(text)} ${why}, e.g. --cpus 16`);
+    expect(typedError('InvalidInput', () => parseCpus(text)).message).toContain(
+      `--cpus ${JSON.stringify(text)} ${why}, e.g. --cpus 16`,
+    );
   });
 });
 
@@ -110,8 +104,10 @@ describe('SDDC capacity options', () => {
   });
 
   it('names the option that is wrong', () => {
-    expect(failure(() => parseCapacity({ cpus: '8', memory: 'lots' })).message).toMatch(/^--memory "lots" is not a size/);
-    expect(failure(() => parseCapacity({ disk: '-1T' })).message).toMatch(
+    expect(typedError('InvalidInput', () => parseCapacity({ cpus: '8', memory: 'lots' })).message).toMatch(
+      /^--memory "lots" is not a size/,
+    );
+    expect(typedError('InvalidInput', () => parseCapacity({ disk: '-1T' })).message).toMatch(
       /^--disk "-1T" must be more than zero.*e\.g\. --disk 4TiB$/,
     );
   });
@@ -132,16 +128,16 @@ describe('--fits', () => {
     ['gpus=1', 'it knows cpus, memory and disk, not "gpus"'],
     ['cpus=4,cpus=8', 'cpus is given twice'],
   ])('rejects %j', (text, why) => {
-    const err = failure(() => parseFits(text));
+    const err = typedError('InvalidInput', () => parseFits(text));
     expect(err.message).toContain(why);
     expect(err.message).toContain('e.g. --fits cpus=4,memory=8GiB,disk=100GiB');
   });
 
   it('names the key whose value is wrong, written as on the command line', () => {
-    expect(failure(() => parseFits('cpus=2.5')).message).toBe(
+    expect(typedError('InvalidInput', () => parseFits('cpus=2.5')).message).toBe(
       '--fits cpus="2.5" must be a whole number of CPUs above zero, e.g. --fits cpus=16',
     );
-    expect(failure(() => parseFits('memory=lots')).message).toMatch(
+    expect(typedError('InvalidInput', () => parseFits('memory=lots')).message).toMatch(
       /^--fits memory="lots" is not a size: .* e\.g\. --fits memory=256GiB$/,
     );
   });
