@@ -4,6 +4,7 @@ import { Catalog } from '../src/catalog/catalog';
 import { loadConfig, PROJECT_ROOT, type Config } from '../src/config';
 import { deployOutcome, describeFailure, requireWorker, resultTable, startDeploy, startPublish } from '../src/operations';
 import type { PublishResult } from '../src/publish/input';
+import { sddcFromSeed } from '../src/sddc/registry';
 import { startServices, stopServices } from '../src/services/embedded';
 import { spawnWorker, type WorkerProcess } from '../src/services/worker-process';
 import { connectClient } from '../src/temporal';
@@ -49,6 +50,12 @@ async function main(): Promise<number> {
   for (const s of services) say(`  ${s.name.padEnd(20)} ${s.startedNow ? 'started' : 'already running'}  ${s.url}`);
   const ourServices = services.filter((s) => s.startedNow).map((s) => s.pid!);
 
+  // Registered before their agents start: an agent refuses an SDDC the catalog does not know. The demo
+  // sets them to the topology's values, so the vcsim endpoints of this run are the ones deployed to.
+  const catalog = await Catalog.connect(config.mongodbUri);
+  for (const s of topology.sddcs) await catalog.addSddc(sddcFromSeed(s));
+  say(`registered SDDCs ${topology.sddcs.map((s) => `${s.name} (${s.dataCenter})`).join(', ')}`);
+
   const logs = path.join(config.dataDir, 'logs');
   const workers: WorkerProcess[] = [spawnWorker(['control'], {}, path.join(logs, 'worker.log'))];
   for (const s of topology.sddcs) workers.push(spawnWorker(['agent', s.name], {}, path.join(logs, `agent-${s.name}.log`)));
@@ -61,21 +68,9 @@ async function main(): Promise<number> {
     await stopServices(config, ourServices);
   };
 
-  const catalog = await Catalog.connect(config.mongodbUri);
   const client = await connectClient(config.temporal);
   let ok = false;
   try {
-    for (const s of topology.sddcs) {
-      await catalog.addSddc({
-        name: s.name,
-        dataCenter: s.dataCenter,
-        taskQueue: `sddc-${s.name}`,
-        capacity: s.capacity,
-        target: s.target,
-      });
-    }
-    say(`registered SDDCs ${topology.sddcs.map((s) => `${s.name} (${s.dataCenter})`).join(', ')}`);
-
     const sample = buildSampleOva(path.join(config.repositoryRoots[0], 'demo', `${IMAGE}-${VERSION}.ova`), DISK_BYTES);
     say(
       `sample OVA ${path.relative(PROJECT_ROOT, sample.path)} (${formatBytes(sample.sizeBytes)}, descriptor: ${sample.descriptorFrom})`,

@@ -9,6 +9,7 @@ export const ERROR_TYPES = [
   'ManifestMismatch',
   'VersionConflict',
   'UnknownSddc',
+  'SddcExists',
   'UnknownImage',
   'SourceChanged',
   'InvalidTopology',

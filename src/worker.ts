@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from './activities';
 import { createAgentActivities } from './activities/agent';
 import { createContentLibraryActivities } from './activities/content-library';
@@ -134,20 +134,51 @@ export function agentTaskQueue(sddc: string, env: NodeJS.ProcessEnv = process.en
   return env.VMHUB_AGENT_TASK_QUEUE ?? `sddc-${sddc}`;
 }
 
-/** `control [--only control|transfer]` or `agent <sddc>`. */
+/** `control [--only control|transfer]` or `agent <sddc>`; an agent without an SDDC name is told how to give one. */
 export function parseWorkerArgs(args: string[]): { role?: string; sddc?: string; only?: ControlQueue } {
   const only = args.indexOf('--only');
-  if (only === -1) return { role: args[0], sddc: args[1] };
+  const parsed = only === -1 ? { role: args[0], sddc: args[1] } : parseOnly(args, only);
+  if (parsed.role === 'agent' && !parsed.sddc) throw new Error(AGENT_USAGE);
+  return parsed;
+}
+
+function parseOnly(args: string[], only: number): { role?: string; sddc?: string; only: ControlQueue } {
   const queue = args[only + 1];
   if (queue !== 'control' && queue !== 'transfer') throw new Error(`--only takes "control" or "transfer", got "${queue ?? ''}"`);
   const rest = args.filter((_, i) => i !== only && i !== only + 1);
   return { role: rest[0], sddc: rest[1], only: queue };
 }
 
+export const AGENT_USAGE =
+  'name the SDDC this agent serves: npm run agent -- <sddc>, e.g. npm run agent -- east-1 (`vmhub sddc list` shows the registered SDDCs)';
+
+/**
+ * An agent serves a registered SDDC: a typo would poll a queue no deploy uses. A catalog that cannot be
+ * reached within a few seconds does not stop it (agents restart during outages); it is logged.
+ */
+export async function checkAgentSddc(config: Config, sddc: string): Promise<void> {
+  let catalog: Catalog;
+  try {
+    catalog = await Catalog.connect(config.mongodbUri, { timeoutMs: 3_000 });
+  } catch (err) {
+    Runtime.instance().logger.warn(
+      `could not check that SDDC ${sddc} is registered: the catalog is unreachable (${(err as Error).message})`,
+    );
+    return;
+  }
+  try {
+    await catalog.requireSddc(sddc);
+  } finally {
+    await catalog.close();
+  }
+}
+
 async function main(): Promise<void> {
   const { role, sddc, only } = parseWorkerArgs(process.argv.slice(2));
   installLogging();
   const config = loadConfig();
+  // Checked before connecting anywhere else: a typo is told at once.
+  if (role === 'agent' && sddc) await checkAgentSddc(config, validateSddcName(sddc));
   const connection = await connectWorker(config.temporal);
   try {
     if (role === 'control') {
@@ -159,7 +190,7 @@ async function main(): Promise<void> {
         await deps.close();
       }
     } else if (role === 'agent' && sddc && !only) {
-      await (await createAgentWorker(connection, config, validateSddcName(sddc))).run();
+      await (await createAgentWorker(connection, config, sddc)).run();
     } else {
       throw new Error(
         `unknown worker role "${[role, sddc].filter(Boolean).join(' ')}": use "control [--only control|transfer]" or "agent <sddc>"`,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Catalog, type NewVersion, type RunRef } from '../src/catalog/catalog';
+import { Catalog, MAX_DEPLOYMENT_ATTEMPTS, originalSource, type NewVersion, type RunRef } from '../src/catalog/catalog';
 import type { ImageMetadata } from '../src/images/inspect';
 import { loadConfig } from '../src/config';
 
@@ -102,41 +102,243 @@ describe('replicas are updated one location at a time', () => {
 
 describe('queries', () => {
   beforeAll(async () => {
+    await publish('nover', '0.9.0');
+    await publish('nover', '1.0.0-rc.1');
     await publish('nover', '1.0.0');
     await publish('nover', '1.1.0-rc.1');
     await publish('photon', '5.0.0', ovfMetadata(1, 'vmwarePhoton64Guest'));
     await publish('ubuntu', '24.10.0', ovfMetadata(2, 'ubuntu64Guest'));
     await publish('big', '1.0.0', ovfMetadata(64, 'ubuntu64Guest'));
+    await publish('boot', '1.0.0', { kind: 'iso', volumeId: 'BOOT' } as unknown as ImageMetadata);
+    const owner = run('broken');
+    await catalog.claimVersion(version('broken', '1.0.0'), owner);
+    await catalog.endClaim('broken', '1.0.0', owner, 'failed', 'bad bytes');
   });
 
-  it('latest is the highest release; a pre-release only when asked', async () => {
-    expect((await catalog.latest('nover'))?.version).toBe('1.0.0');
-    expect((await catalog.latest('nover', { includePrerelease: true }))?.version).toBe('1.1.0-rc.1');
+  describe('latest', () => {
+    it('is the highest release, never a pre-release; latest-pre counts pre-releases', async () => {
+      expect((await catalog.latest('nover'))?.version).toBe('1.0.0');
+      expect((await catalog.latest('nover', { includePrerelease: true }))?.version).toBe('1.1.0-rc.1');
+      expect((await catalog.resolveVersion('nover', 'latest'))?.version).toBe('1.0.0');
+      expect((await catalog.resolveVersion('nover', 'latest-pre'))?.version).toBe('1.1.0-rc.1');
+      expect((await catalog.resolveVersion('nover', '1.0.0-rc.1'))?.version).toBe('1.0.0-rc.1');
+      expect(await catalog.resolveVersion('nover', '3.0.0')).toBeUndefined();
+    });
+
+    it('leaves out deprecated versions, and an image with only pre-releases has no latest release', async () => {
+      await publish('rc-only', '2.0.0-rc.1');
+      expect(await catalog.resolveVersion('rc-only', 'latest')).toBeUndefined();
+      expect((await catalog.resolveVersion('rc-only', 'latest-pre'))?.version).toBe('2.0.0-rc.1');
+
+      await publish('dep', '1.0.0');
+      await publish('dep', '1.1.0');
+      await catalog.deprecate('dep', '1.1.0', { message: 'broken network' });
+      expect((await catalog.resolveVersion('dep', 'latest'))?.version).toBe('1.0.0');
+      await catalog.undeprecate('dep', '1.1.0');
+      expect((await catalog.resolveVersion('dep', 'latest'))?.version).toBe('1.1.0');
+    });
+
+    it('is never a version that is not available', async () => {
+      expect(await catalog.resolveVersion('broken', 'latest')).toBeUndefined();
+      expect((await catalog.resolveVersion('broken', '1.0.0'))?.status).toBe('failed');
+    });
   });
 
-  const names = (records: Array<{ image: string }>) => [...new Set(records.map((r) => r.image))].sort();
+  describe('filters combine with AND', () => {
+    const names = (records: Array<{ image: string }>) => [...new Set(records.map((r) => r.image))].sort();
+    const refs = (records: Array<{ image: string; version: string }>) => records.map((r) => `${r.image}@${r.version}`);
 
-  it('image and OS combine', async () => {
-    expect(names(await catalog.findAvailable({ image: 'photon', osType: 'ubuntu64Guest' }))).toEqual([]);
-    expect(names(await catalog.findAvailable({ image: 'ubuntu', osType: 'ubuntu64Guest' }))).toEqual(['ubuntu']);
+    it('image and OS', async () => {
+      expect(names(await catalog.findVersions({ image: 'photon', osType: 'ubuntu64Guest' }))).toEqual([]);
+      expect(names(await catalog.findVersions({ image: 'ubuntu', osType: 'ubuntu64Guest' }))).toEqual(['ubuntu']);
+      expect(names(await catalog.findVersions({ image: 'photon', osType: 'vmwarePhoton64Guest' }))).toEqual(['photon']);
+    });
+
+    it('capacity and OS', async () => {
+      const ubuntuFitting64 = names(await catalog.findVersions({ fits: { cpus: 64 }, osType: 'ubuntu64Guest' }));
+      expect(ubuntuFitting64).toContain('big');
+      expect(ubuntuFitting64).not.toContain('photon');
+      const ubuntuFitting4 = names(await catalog.findVersions({ fits: { cpus: 4 }, osType: 'ubuntu64Guest' }));
+      expect(ubuntuFitting4).toEqual(expect.arrayContaining(['nover', 'ubuntu']));
+      expect(ubuntuFitting4).not.toContain('big');
+      expect(ubuntuFitting4).not.toContain('photon');
+    });
+
+    it('capacity and image', async () => {
+      expect(names(await catalog.findVersions({ image: 'big', fits: { cpus: 4 } }))).toEqual([]);
+      expect(names(await catalog.findVersions({ image: 'photon', fits: { cpus: 4 } }))).toEqual(['photon']);
+      // An ISO declares no resources: it fits nothing, and is still listed without a capacity filter.
+      expect(names(await catalog.findVersions({ image: 'boot', fits: { cpus: 64 } }))).toEqual([]);
+      expect(names(await catalog.findVersions({ image: 'boot' }))).toEqual(['boot']);
+    });
+
+    it('each capacity key with the others', async () => {
+      // ovfMetadata(n): n CPUs, n GiB of memory, n GiB of disk.
+      const fitting = async (fits: Parameters<Catalog['findVersions']>[0]['fits']) =>
+        names(await catalog.findVersions({ image: 'big', fits }));
+      expect(await fitting({ cpus: 64, memoryMiB: 64 * 1024 })).toEqual(['big']);
+      expect(await fitting({ cpus: 64, memoryMiB: 64 * 1024 - 1 })).toEqual([]);
+      expect(await fitting({ memoryMiB: 64 * 1024, diskBytes: 64 * 2 ** 30 - 1 })).toEqual([]);
+      expect(await fitting({ cpus: 63, diskBytes: 64 * 2 ** 30 })).toEqual([]);
+      expect(await fitting({ cpus: 64, memoryMiB: 64 * 1024, diskBytes: 64 * 2 ** 30 })).toEqual(['big']);
+    });
+
+    it('status and image, status and OS', async () => {
+      expect(refs(await catalog.findVersions({ image: 'broken' }))).toEqual(['broken@1.0.0']);
+      expect(refs(await catalog.findVersions({ image: 'broken', status: 'available' }))).toEqual([]);
+      expect(refs(await catalog.findVersions({ image: 'broken', status: ['failed', 'cancelled'] }))).toEqual(['broken@1.0.0']);
+      expect(names(await catalog.findVersions({ osType: 'vmwarePhoton64Guest', status: 'failed' }))).toEqual([]);
+      expect(names(await catalog.findVersions({ osType: 'vmwarePhoton64Guest', status: 'available' }))).toEqual(['photon']);
+    });
+
+    it('image, OS and capacity together; findAvailable is the available ones', async () => {
+      expect(names(await catalog.findVersions({ image: 'nover', osType: 'ubuntu64Guest', fits: { cpus: 2 } }))).toEqual([
+        'nover',
+      ]);
+      expect(names(await catalog.findVersions({ image: 'nover', osType: 'ubuntu64Guest', fits: { cpus: 1 } }))).toEqual([]);
+      expect(refs(await catalog.findAvailable({ image: 'nover', osType: 'ubuntu64Guest' }))).toEqual([
+        'nover@1.1.0-rc.1',
+        'nover@1.0.0',
+        'nover@1.0.0-rc.1',
+        'nover@0.9.0',
+      ]);
+    });
+  });
+});
+
+describe('the SDDC registry', () => {
+  const east3 = {
+    name: 'east-3',
+    dataCenter: 'dc-east',
+    taskQueue: 'sddc-east-3',
+    capacity: { cpus: 32, memoryMiB: 262144, diskGiB: 2048 },
+  };
+
+  it('create refuses a name that is taken, with SddcExists naming sddc update', async () => {
+    const created = await catalog.createSddc(east3);
+    expect(created).toMatchObject({ ...east3, createdAt: expect.any(Date) });
+    expect(created.target).toBeUndefined();
+    await expect(catalog.createSddc({ ...east3, capacity: { cpus: 1, memoryMiB: 1, diskGiB: 1 } })).rejects.toMatchObject({
+      type: 'SddcExists',
+      message: expect.stringContaining('vmhub sddc update east-3'),
+    });
+    expect((await catalog.getSddc('east-3'))?.capacity).toEqual(east3.capacity);
   });
 
-  it('capacity and OS combine', async () => {
-    expect(names(await catalog.findAvailable({ fits: { cpus: 64 }, osType: 'ubuntu64Guest' }))).toEqual([
-      'big',
-      'nover',
-      'replicated',
-      'ubuntu',
+  it('create refuses a capacity that is not whole and positive', async () => {
+    await expect(catalog.createSddc({ ...east3, name: 'neg', capacity: { ...east3.capacity, cpus: -4 } })).rejects.toMatchObject({
+      type: 'InvalidInput',
+    });
+    await expect(
+      catalog.createSddc({ ...east3, name: 'half', capacity: { ...east3.capacity, cpus: 2.5 } }),
+    ).rejects.toMatchObject({
+      type: 'InvalidInput',
+    });
+    expect(await catalog.getSddc('neg')).toBeNull();
+  });
+
+  it('update changes only the fields given', async () => {
+    const updated = await catalog.updateSddc('east-3', { capacity: { cpus: 16 } });
+    expect(updated.capacity).toEqual({ cpus: 16, memoryMiB: 262144, diskGiB: 2048 });
+    expect(updated).toMatchObject({ dataCenter: 'dc-east', taskQueue: 'sddc-east-3', updatedAt: expect.any(Date) });
+    const moved = await catalog.updateSddc('east-3', { dataCenter: 'dc-west', target: { kind: 'directory' } });
+    expect(moved).toMatchObject({ dataCenter: 'dc-west', capacity: { cpus: 16 }, target: { kind: 'directory' } });
+  });
+
+  it('update of an SDDC that is not registered fails UnknownSddc, naming how to add it', async () => {
+    await expect(catalog.updateSddc('nosuch', { capacity: { cpus: 4 } })).rejects.toMatchObject({
+      type: 'UnknownSddc',
+      message: expect.stringMatching(
+        /^SDDC nosuch is not registered \(registered: .*east-3.*\); add it with `vmhub sddc add nosuch/,
+      ),
+    });
+    await expect(catalog.requireSddc('nosuch')).rejects.toMatchObject({ type: 'UnknownSddc' });
+    expect((await catalog.requireSddc('east-3')).name).toBe('east-3');
+    expect(await catalog.getSddc('nosuch')).toBeNull();
+  });
+
+  it('ensure registers a missing SDDC and leaves an existing one as it is', async () => {
+    const first = await catalog.ensureSddc({ ...east3, name: 'seeded' });
+    expect(first.created).toBe(true);
+    await catalog.updateSddc('seeded', { capacity: { memoryMiB: 1024 } });
+    const again = await catalog.ensureSddc({ ...east3, name: 'seeded' });
+    expect(again.created).toBe(false);
+    expect(again.record.capacity).toEqual({ cpus: 32, memoryMiB: 1024, diskGiB: 2048 });
+  });
+});
+
+describe('deployment records keep their attempts', () => {
+  const row = { image: 'hist', version: '1.0.0', sddc: 'east-1' };
+  const first = run('deploy-1');
+  const second = run('deploy-2');
+
+  it('a re-deploy appends, and the original source stays known', async () => {
+    await catalog.recordDeployment({ ...row, status: 'failed', source: 'west-replica', error: 'replica stale', run: first });
+    await catalog.recordDeployment({ ...row, status: 'deployed', source: 'east-primary', path: '/ds/a', bytes: 10, run: first });
+    // The same activity retried: still one attempt.
+    await catalog.recordDeployment({ ...row, status: 'deployed', source: 'east-primary', path: '/ds/a', bytes: 10, run: first });
+    await catalog.recordDeployment({ ...row, status: 'already-present', run: second });
+    const [record] = await catalog.deploymentsOf('hist', '1.0.0');
+    // The top level is the latest attempt: what it left out is gone, not kept from an older one.
+    expect(record).toMatchObject({ status: 'already-present', run: second, deployedAt: expect.any(Date) });
+    expect(record.source).toBeUndefined();
+    expect(record.path).toBeUndefined();
+    expect(record.error).toBeUndefined();
+    expect(record.attempts!.map((a) => [a.status, a.source ?? null, a.reason ?? null, a.run?.runId])).toEqual([
+      ['failed', 'west-replica', 'replica stale', first.runId],
+      ['deployed', 'east-primary', null, first.runId],
+      ['already-present', null, null, second.runId],
     ]);
-    expect(names(await catalog.findAvailable({ fits: { cpus: 4 }, osType: 'ubuntu64Guest' }))).toEqual([
-      'nover',
-      'replicated',
-      'ubuntu',
-    ]);
+    expect(originalSource(record)).toBe('east-primary');
   });
 
-  it('capacity and image combine', async () => {
-    expect(names(await catalog.findAvailable({ image: 'big', fits: { cpus: 4 } }))).toEqual([]);
-    expect(names(await catalog.findAvailable({ image: 'photon', fits: { cpus: 4 } }))).toEqual(['photon']);
+  it('keeps the last attempts only, and the origin beyond them', async () => {
+    const key = { image: 'hist', version: '1.1.0', sddc: 'east-1' };
+    await catalog.recordDeployment({ ...key, status: 'deployed', source: 'west-replica' });
+    for (let i = 0; i < MAX_DEPLOYMENT_ATTEMPTS + 3; i++) await catalog.recordDeployment({ ...key, status: 'already-present' });
+    const [record] = await catalog.deploymentsOf('hist', '1.1.0');
+    expect(record.attempts).toHaveLength(MAX_DEPLOYMENT_ATTEMPTS);
+    expect(record.attempts!.every((a) => a.status === 'already-present')).toBe(true);
+    expect(originalSource(record)).toBe('west-replica');
+  });
+
+  it('a removal ends the origin; the next deploy is where the new bytes came from', async () => {
+    const key = { image: 'hist', version: '1.2.0', sddc: 'east-1' };
+    await catalog.recordDeployment({ ...key, status: 'deployed', source: 'west-replica' });
+    await catalog.recordDeployment({ ...key, status: 'removed' });
+    expect(originalSource((await catalog.deploymentsOf('hist', '1.2.0'))[0])).toBeUndefined();
+    await catalog.recordDeployment({ ...key, status: 'deployed', source: 'east-primary' });
+    expect(originalSource((await catalog.deploymentsOf('hist', '1.2.0'))[0])).toBe('east-primary');
+  });
+
+  it('a record written before attempts were kept keeps its state as the first attempt and origin', async () => {
+    const key = { image: 'hist', version: '0.1.0', sddc: 'west-1' };
+    const then = new Date(Date.UTC(2026, 0, 1));
+    await catalog.deployments.insertOne({
+      ...key,
+      status: 'deployed',
+      source: 'west-replica',
+      updatedAt: then,
+      deployedAt: then,
+    });
+    await catalog.recordDeployment({ ...key, status: 'already-present' });
+    const [record] = await catalog.deploymentsOf('hist', '0.1.0');
+    expect(record.attempts!.map((a) => [a.status, a.source ?? null])).toEqual([
+      ['deployed', 'west-replica'],
+      ['already-present', null],
+    ]);
+    expect(record.origin).toEqual({ status: 'deployed', source: 'west-replica', at: then });
+  });
+
+  it('attempts written at the same moment are all kept', async () => {
+    const key = { image: 'hist', version: '2.0.0', sddc: 'west-1' };
+    await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        catalog.recordDeployment({ ...key, status: 'failed', error: `try ${i}`, run: run(`d${i}`) }),
+      ),
+    );
+    const [record] = await catalog.deploymentsOf('hist', '2.0.0');
+    expect(record.attempts!.map((a) => a.reason).sort()).toEqual(['try 0', 'try 1', 'try 2', 'try 3', 'try 4']);
+    expect(await catalog.deployments.countDocuments(key)).toBe(1);
   });
 });

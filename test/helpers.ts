@@ -27,6 +27,9 @@ export async function startWorld(overrides: Partial<Config> = {}): Promise<TestW
   const mongodbUri = base.mongodbUri.replace(/\/[^/?]*(\?|$)/, `/vmhub_${randomUUID().slice(0, 8)}$1`);
   const taskQueue = overrides.taskQueue ?? `test-${randomUUID()}`;
   const config: Config = { ...base, taskQueue, transferTaskQueue: transferTaskQueueOf(taskQueue), mongodbUri, ...overrides };
+  // Worker processes the test spawns (agents check their SDDC is registered) read the same catalog.
+  const previousUri = process.env.MONGODB_URI;
+  process.env.MONGODB_URI = config.mongodbUri;
   const deps = await openDeps(config);
   await deps.storage.ensureContainers();
   const connection: NativeConnection = await connectWorker(config.temporal);
@@ -44,6 +47,8 @@ export async function startWorld(overrides: Partial<Config> = {}): Promise<TestW
       await connection.close();
       await client.connection.close();
       await deps.close();
+      if (previousUri === undefined) delete process.env.MONGODB_URI;
+      else process.env.MONGODB_URI = previousUri;
     },
   };
 }

@@ -1,4 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { Catalog } from '../src/catalog/catalog';
+import { loadConfig } from '../src/config';
+import { registerDefaultSddcsAt } from '../src/services/embedded';
+import { loadTopology } from '../src/topology/topology';
+import { checkAgentSddc } from '../src/worker';
 import { CheckServices } from '../src/workflows/check-services';
 import { startWorld, type TestWorld } from './helpers';
 
@@ -23,5 +28,43 @@ describe('embedded services, end to end', () => {
     }
     const doc = await world.deps.catalog.db.collection('health').findOne({ token });
     expect(doc?.token).toBe(token);
+  });
+});
+
+describe('default SDDCs at services start', () => {
+  const config = loadConfig();
+  const uri = config.mongodbUri.replace(/\/[^/?]*(\?|$)/, `/vmhub_sddcs_${randomUUID().slice(0, 8)}$1`);
+  let catalog: Catalog;
+  beforeAll(async () => {
+    catalog = await Catalog.connect(uri);
+  });
+  afterAll(async () => {
+    await catalog.db.dropDatabase();
+    await catalog.close();
+  });
+
+  it("registers the topology's SDDCs once, and leaves an operator's edits alone", async () => {
+    const topology = loadTopology(config.topologyPath);
+    const names = topology.sddcs.map((s) => s.name);
+    const first = await registerDefaultSddcsAt({ ...config, mongodbUri: uri });
+    expect(first.map((s) => [s.name, s.created])).toEqual(names.map((n) => [n, true]));
+    const east1 = await catalog.getSddc('east-1');
+    expect(east1).toMatchObject({ dataCenter: 'dc-east', taskQueue: 'sddc-east-1', target: { kind: 'content-library' } });
+    expect(east1?.capacity).toEqual(topology.sddcs.find((s) => s.name === 'east-1')!.capacity);
+
+    await catalog.updateSddc('east-1', { capacity: { cpus: 16 } });
+    await catalog.removeSddc('west-1');
+    const again = await registerDefaultSddcsAt({ ...config, mongodbUri: uri });
+    expect(again.map((s) => [s.name, s.created])).toEqual(names.map((n) => [n, n === 'west-1']));
+    expect((await catalog.getSddc('east-1'))?.capacity.cpus).toBe(16);
+    expect((await catalog.listSddcs()).map((s) => s.name)).toEqual([...names].sort());
+  });
+
+  it('an agent refuses an SDDC that is not registered, naming vmhub sddc add', async () => {
+    await expect(checkAgentSddc({ ...config, mongodbUri: uri }, 'typo-sddc')).rejects.toMatchObject({
+      type: 'UnknownSddc',
+      message: expect.stringContaining('vmhub sddc add typo-sddc'),
+    });
+    await expect(checkAgentSddc({ ...config, mongodbUri: uri }, 'east-2')).resolves.toBeUndefined();
   });
 });

@@ -1,3 +1,4 @@
+import { activityInfo } from '@temporalio/activity';
 import type { ImageVersionRecord, SddcRecord } from '../catalog/catalog';
 import { batchesOf, type SddcBatch } from '../deploy/batches';
 import type { Resources } from '../images/ovf/metadata';
@@ -53,8 +54,7 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
         );
       sddcs = input.sddcs.map((n) => byName.get(n)!);
     }
-    const record =
-      input.version === 'latest' ? await catalog.latest(input.image) : await catalog.getVersion(input.image, input.version);
+    const record = await catalog.resolveVersion(input.image, input.version);
     if (record) assertDeployable(record, new Date(), input.force);
     if (!record || record.status !== 'available' || !record.sha256) {
       throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version in the catalog`);
@@ -139,6 +139,7 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
         target: row.target,
         instantiated: row.instantiated,
         error: row.reason,
+        run: activityInfo().workflowExecution,
       });
     },
 

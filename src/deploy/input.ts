@@ -1,11 +1,12 @@
 import { VmhubError } from '../errors';
-import { validateImageName, validateSddcName, validateVersion } from '../names';
+import { validateImageName, validateSddcNames, validateVersionRef, type LatestRef } from '../names';
 import type { InstantiateCheck, LibraryPlacement } from '../sddc/target';
 
 /** DeployToSDDCs's input, result and progress (a contract: runs started by other tools depend on it). Plain data: the workflow bundle imports this. */
 export interface DeployInput {
   image: string;
-  version: string | 'latest';
+  /** A version, or `latest` (the highest available, non-deprecated release) or `latest-pre` (pre-releases counted). */
+  version: string | LatestRef;
   sddcs: string[] | 'all';
   /** For content-library SDDCs: deploy a VM from the item, check its CPUs and memory, remove it. */
   instantiate?: boolean;
@@ -85,12 +86,11 @@ export function validateDeployInput(input: unknown): DeployInput {
   }
   const i = input as Record<string, unknown>;
   validateImageName(i.image);
-  if (i.version !== 'latest') validateVersion(i.version);
+  validateVersionRef(i.version);
   if (i.sddcs !== 'all') {
     if (!Array.isArray(i.sddcs) || i.sddcs.length === 0)
       throw new VmhubError('InvalidInput', 'sddcs must be "all" or a non-empty list of SDDC names');
-    i.sddcs.forEach(validateSddcName);
-    if (new Set(i.sddcs).size !== i.sddcs.length) throw new VmhubError('InvalidInput', 'sddcs lists an SDDC twice');
+    validateSddcNames(i.sddcs);
   }
   if (i.instantiate !== undefined && typeof i.instantiate !== 'boolean') {
     throw new VmhubError('InvalidInput', 'instantiate must be true or false');

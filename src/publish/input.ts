@@ -2,7 +2,7 @@ import { VmhubError } from '../errors';
 import { BLOB_EXTENSIONS, IMAGE_FORMATS, type ImageFormat } from '../images/format';
 import type { ImageMetadata } from '../images/inspect';
 import type { DeployCounts, DeployResultRow } from '../deploy/input';
-import { validateImageName, validateSddcName, validateVersion } from '../names';
+import { validateImageName, validateSddcNames, validateVersion } from '../names';
 
 /** PublishImage's input, result and progress (a contract: runs started by other tools depend on it). Plain data: the workflow bundle imports this. */
 export interface PublishInput {
@@ -79,9 +79,7 @@ export function validatePublishInput(input: unknown): PublishInput {
   }
   if (i.deployTo !== undefined) {
     if (!Array.isArray(i.deployTo)) throw new VmhubError('InvalidInput', 'deployTo must be a list of SDDC names');
-    i.deployTo.forEach(validateSddcName);
-    const twice = i.deployTo.find((name, index) => (i.deployTo as unknown[]).indexOf(name) !== index);
-    if (twice !== undefined) throw new VmhubError('InvalidInput', `deployTo lists SDDC ${twice} twice`);
+    validateSddcNames(i.deployTo, 'deployTo');
   }
   return i as unknown as PublishInput;
 }

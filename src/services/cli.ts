@@ -1,6 +1,6 @@
 import { loadConfig } from '../config';
 import { ensureSchedulesAt } from '../schedules';
-import { startServices, servicesStatus, stopServices, type ServiceStatus } from './embedded';
+import { registerDefaultSddcsAt, startServices, servicesStatus, stopServices, type ServiceStatus } from './embedded';
 
 /** `npm run services -- start|stop|status` */
 function print(rows: ServiceStatus[]): void {
@@ -13,6 +13,14 @@ async function main(): Promise<void> {
   const command = process.argv[2] ?? 'status';
   if (command === 'start') {
     print(await startServices());
+    const sddcs = await registerDefaultSddcsAt().catch((err: Error) => {
+      console.log(`default SDDCs          not registered (${err.message.split('\n')[0]})`);
+      return [];
+    });
+    const added = sddcs.filter((s) => s.created).map((s) => s.name);
+    const kept = sddcs.filter((s) => !s.created).map((s) => s.name);
+    if (added.length > 0) console.log(`default SDDCs          registered ${added.join(', ')}`);
+    if (kept.length > 0) console.log(`default SDDCs          already registered (left as they are): ${kept.join(', ')}`);
     // The lifecycle schedules exist from the start; they start work once a control worker polls.
     const schedules = await ensureSchedulesAt(loadConfig()).catch((err: Error) => {
       console.log(`schedules              not created (${err.message.split('\n')[0]}); the control worker creates them`);

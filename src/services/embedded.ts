@@ -2,7 +2,9 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { Catalog } from '../catalog/catalog';
 import { loadConfig, type Config } from '../config';
+import { registerDefaultSddcs, type DefaultSddc } from '../sddc/registry';
 import { loadTopology, type Topology } from '../topology/topology';
 import { azuriteBlobScript, catalogServer, temporalBinary, vcsimBinary } from './tools';
 
@@ -241,6 +243,19 @@ function readPidFile(file: string): PidFile | undefined {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as PidFile;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Registers the topology's default SDDCs in the catalog, those that are missing only: an SDDC an operator
+ * changed or registered under a default name keeps its fields. Safe to call at every start.
+ */
+export async function registerDefaultSddcsAt(config: Config = loadConfig()): Promise<DefaultSddc[]> {
+  const catalog = await Catalog.connect(config.mongodbUri, { timeoutMs: 5_000 });
+  try {
+    return await registerDefaultSddcs(catalog, loadTopology(config.topologyPath));
+  } finally {
+    await catalog.close();
   }
 }
 

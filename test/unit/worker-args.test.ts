@@ -1,5 +1,5 @@
 import { loadConfig } from '../../src/config';
-import { parseWorkerArgs } from '../../src/worker';
+import { AGENT_USAGE, parseWorkerArgs } from '../../src/worker';
 
 describe('worker arguments', () => {
   it('serves both control-plane queues unless --only names one', () => {
@@ -7,6 +7,12 @@ describe('worker arguments', () => {
     expect(parseWorkerArgs(['control', '--only', 'transfer'])).toEqual({ role: 'control', sddc: undefined, only: 'transfer' });
     expect(parseWorkerArgs(['--only', 'control', 'control'])).toEqual({ role: 'control', sddc: undefined, only: 'control' });
     expect(parseWorkerArgs(['agent', 'east-1'])).toEqual({ role: 'agent', sddc: 'east-1' });
+  });
+
+  it('an agent without an SDDC name is told how to name one', () => {
+    expect(() => parseWorkerArgs(['agent'])).toThrow(AGENT_USAGE);
+    expect(AGENT_USAGE).toContain('npm run agent -- east-1');
+    expect(() => parseWorkerArgs(['agent', '--only', 'control'])).toThrow(AGENT_USAGE);
   });
 
   it('refuses an --only that names no queue', () => {

@@ -1,0 +1,84 @@
+import { validateDeployInput } from '../../src/deploy/input';
+import {
+  isLatestRef,
+  validateImageName,
+  validateSddcName,
+  validateSddcNames,
+  validateVersion,
+  validateVersionRef,
+} from '../../src/names';
+import { validatePublishInput } from '../../src/publish/input';
+import { typedError } from './typed-error';
+
+const message = (fn: () => unknown): string => typedError('InvalidInput', fn).message;
+
+describe('versions', () => {
+  it.each(['1.0.0', '1.3.0-rc.1', '9.1.0+25262073', '0.0.1-alpha.2+b7'])('accepts %s', (v) => {
+    expect(validateVersion(v)).toBe(v);
+  });
+
+  it.each([
+    ['v1.0.0', 'version "v1.0.0" has a leading "v": drop the v (1.0.0)'],
+    ['1.0', 'version "1.0" needs three numbers, MAJOR.MINOR.PATCH (e.g. 1.0.0)'],
+    ['2', 'version "2" needs three numbers, MAJOR.MINOR.PATCH (e.g. 2.0.0)'],
+    ['9.1.0.0', 'version "9.1.0.0" has more than three numbers'],
+    ['latest-ish', 'version "latest-ish" is not a semantic version MAJOR.MINOR.PATCH[-pre][+build] (e.g. 1.2.3 or 1.3.0-rc.1)'],
+  ])('refuses %s in words that say how to fix it', (v, text) => {
+    expect(message(() => validateVersion(v))).toContain(text);
+  });
+
+  it('names the field the caller knows', () => {
+    expect(message(() => validateVersion('v2.0.0', '--version'))).toMatch(/^--version "v2.0.0" has a leading "v"/);
+    expect(message(() => validateVersion(undefined, '--version'))).toBe(
+      'no --version given and the image declares no semantic version; give one, e.g. --version 1.2.3',
+    );
+  });
+
+  it('latest and latest-pre are references, accepted where a deploy names a version', () => {
+    expect(isLatestRef('latest')).toBe(true);
+    expect(isLatestRef('latest-pre')).toBe(true);
+    expect(isLatestRef('1.0.0')).toBe(false);
+    expect(validateVersionRef('latest-pre')).toBe('latest-pre');
+    expect(validateVersionRef('1.2.3')).toBe('1.2.3');
+    expect(message(() => validateVersionRef('newest'))).toContain('or latest, or latest-pre');
+    expect(message(() => validateVersion('latest'))).toContain('"latest"');
+  });
+});
+
+describe('names', () => {
+  it('an image name in capitals is refused with the lower-case form and an example', () => {
+    expect(validateImageName('ubuntu-app')).toBe('ubuntu-app');
+    expect(message(() => validateImageName('Tools', '--image'))).toBe(
+      `--image "Tools" is not an image name (try tools): use 1 to 63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. ubuntu-app`,
+    );
+    expect(message(() => validateImageName('-x'))).not.toContain('try');
+    expect(message(() => validateImageName('a/b'))).not.toContain('^');
+  });
+
+  it('an SDDC name is checked alike, and a list names the SDDC given twice', () => {
+    expect(validateSddcName('east-1')).toBe('east-1');
+    expect(message(() => validateSddcName('East-1', '--to'))).toMatch(
+      /^--to "East-1" is not an SDDC name \(try east-1\).*e\.g\. east-1$/,
+    );
+    expect(message(() => validateSddcName('east_1'))).not.toContain('try');
+    expect(validateSddcNames(['a', 'b'])).toEqual(['a', 'b']);
+    expect(message(() => validateSddcNames(['east-1', 'west-1', 'east-1'], '--to'))).toBe('--to lists SDDC east-1 twice');
+    expect(message(() => validateSddcNames(['east-1', 'West'], '--to'))).toMatch(/^--to entry "West"/);
+  });
+});
+
+describe('workflow inputs use the same checks', () => {
+  it('a deploy may name latest-pre; duplicates and bad names are refused by name', () => {
+    expect(validateDeployInput({ image: 'a', version: 'latest-pre', sddcs: 'all' }).version).toBe('latest-pre');
+    expect(message(() => validateDeployInput({ image: 'a', version: '1.0.0', sddcs: ['x', 'x'] }))).toBe(
+      'sddcs lists SDDC x twice',
+    );
+    expect(message(() => validateDeployInput({ image: 'a', version: 'v1.0.0', sddcs: 'all' }))).toContain('drop the v');
+  });
+
+  it('a publish names the SDDC listed twice in deployTo', () => {
+    expect(message(() => validatePublishInput({ source: 'a.ova', image: 'a', deployTo: ['y', 'y'] }))).toBe(
+      'deployTo lists SDDC y twice',
+    );
+  });
+});
