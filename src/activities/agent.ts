@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { activityInfo, ApplicationFailure, cancellationDetails, cancellationSignal, heartbeat, log } from '@temporalio/activity';
+import { activityInfo, ApplicationFailure, cancellationDetails, heartbeat, log } from '@temporalio/activity';
 import { RestError, type BlockBlobClient } from '@azure/storage-blob';
 import { runPool } from '../concurrency';
 import type { Config } from '../config';
@@ -15,6 +14,7 @@ import { validateImageName, validateSddcName, validateVersion } from '../names';
 import type { StorageClients } from '../storage/clients';
 import { hashPool, type ImageStream } from '../storage/hashing';
 import { formatBytes } from '../units';
+import { transferSignal } from './transfer-signal';
 
 /** An SDDC agent: its activities run on the SDDC's own task queue and write only into its own datastore. */
 export interface AgentDeps {
@@ -351,7 +351,7 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
         try {
           return await downloadLocked(input, paths, failures);
         } catch (err) {
-          const signal = cancellationSignal();
+          const signal = transferSignal(config.transferConcurrency);
           if (!signal.aborted) throw err;
           // Only a cancel the workflow asked for drops the work done: a shutdown or timeout resumes it.
           if (cancellationDetails()?.cancelRequested) {
@@ -440,9 +440,7 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
     paths: DeploymentPaths,
     reuseLocal: boolean,
   ): Promise<{ bytesFetched: number; bytesResumed: number; bytesReusedLocally: number }> {
-    const signal = cancellationSignal();
-    // Every ranged read in flight listens on it (the SDK adds more than one listener per request).
-    setMaxListeners(4 * config.transferConcurrency + 10, signal);
+    const signal = transferSignal(config.transferConcurrency);
     let blob;
     let props;
     try {

@@ -20,6 +20,7 @@ import type { StorageClients } from '../storage/clients';
 import { hashPool } from '../storage/hashing';
 import type { TemporalView } from '../temporal';
 import { primaryLocation } from '../topology/topology';
+import { transferSignal } from './transfer-signal';
 
 export interface PublishDeps {
   storage: StorageClients;
@@ -318,7 +319,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
             if (s.sizeBytes !== plan.sizeBytes) {
               throw new VmhubError('SourceChanged', `source is now ${s.sizeBytes} bytes, was ${plan.sizeBytes}`);
             }
-            const signal = cancellationSignal();
+            const signal = transferSignal(config.transferConcurrency);
             const tap = taps.tap(tapKey(input.source, input.pin, plan), plan.blockCount, slots).attachInspector();
             const stream = await hashes.openStream(format);
             const ids: string[] = new Array<string>(plan.blockCount);
@@ -416,7 +417,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
           async (s) => {
             const { plan } = input;
             const blob = container(input.location).getBlockBlobClient(input.location.blob);
-            const signal = cancellationSignal();
+            const signal = transferSignal(config.transferConcurrency);
             const resumed = activityInfo().heartbeatDetails as StageCheckpoint | undefined;
             const staged = new Set<string>();
             const list = await blob.getBlockList('uncommitted', { abortSignal: signal }).catch((err: { statusCode?: number }) => {
@@ -513,7 +514,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
         heartbeat();
         await requireClaim(input.image, input.version);
         const blob = container(input.location).getBlockBlobClient(input.location.blob);
-        const signal = cancellationSignal();
+        const signal = transferSignal(config.transferConcurrency);
         const committed = await blob.getProperties({ abortSignal: signal }).catch(notFoundAsUndefined);
         if (
           committed?.metadata?.sha256 === input.digest.sha256 &&

@@ -1,4 +1,4 @@
-import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
+import { activityInfo, heartbeat, log } from '@temporalio/activity';
 import type { ReplicaRecord } from '../catalog/catalog';
 import { runPool } from '../concurrency';
 import { VmhubError } from '../errors';
@@ -7,6 +7,7 @@ import { blockDigestOf, blockListDigest, parseBlockId } from '../storage/block-i
 import { hashPool } from '../storage/hashing';
 import { findLocation } from '../topology/topology';
 import type { PublishDeps } from './publish';
+import { transferSignal } from './transfer-signal';
 
 export interface ReplicateInput {
   image: string;
@@ -49,7 +50,7 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
         }
         const target = findLocation(storage.topology, input.location);
         if (target.role !== 'replica') throw new VmhubError('InvalidInput', `${input.location} is not a replica location`);
-        const signal = cancellationSignal();
+        const signal = transferSignal(config.transferConcurrency);
         const source = storage.container(record.location.storage).getBlockBlobClient(record.location.blob);
         const container = storage.container(target.id);
         await container.createIfNotExists({ abortSignal: signal });
