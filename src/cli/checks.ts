@@ -1,12 +1,9 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Catalog, ImageVersionRecord, SddcRecord } from '../catalog/catalog';
 import type { Config } from '../config';
 import { VmhubError } from '../errors';
 import { assertDeployable } from '../lifecycle/deprecation';
-import { IMAGE_NAME, isSemver, SDDC_NAME } from '../names';
-import { checkSourceUrl } from '../source/source';
+import { isLatestRef, LATEST_PRE, validateImageName, validateSddcNames, validateVersionRef } from '../names';
 import { CliError } from './errors';
 import { loadTemporal } from './services';
 
@@ -16,55 +13,20 @@ import { loadTemporal } from './services';
  */
 const RECENT_POLL_MS = 60_000;
 
-function lowercaseHint(text: string, pattern: RegExp): string {
-  const lower = text.toLowerCase();
-  return lower !== text && pattern.test(lower) ? ` (did you mean ${lower}?)` : '';
-}
-
-export function checkImageName(name: string, what = '--image'): string {
-  if (IMAGE_NAME.test(name)) return name;
-  throw new VmhubError(
-    'InvalidInput',
-    `${what} "${name}" is not a valid image name${lowercaseHint(name, IMAGE_NAME)}: use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 characters (e.g. ubuntu-app)`,
-  );
-}
-
-/** `label` is how the operator wrote the version: `--version 1.0` or `ubuntu-app@1.0`. */
-export function checkVersion(version: string, label = `--version ${version}`): string {
-  if (isSemver(version as unknown)) return version;
-  const withoutV = version.replace(/^[vV]/, '');
-  if (withoutV !== version && isSemver(withoutV)) {
-    throw new VmhubError('InvalidInput', `${label}: drop the v, e.g. ${withoutV}`);
-  }
-  const short = /^(\d+)(?:\.(\d+))?$/.exec(withoutV);
-  const example = short ? `${short[1]}.${short[2] ?? '0'}.0` : '1.0.0';
-  throw new VmhubError(
-    'InvalidInput',
-    `${label} is not a semantic version: use MAJOR.MINOR.PATCH, e.g. ${example} (a pre-release or build may follow: 1.0.0-rc.1, 1.0.0+build.5)`,
-  );
-}
-
-export function checkSddcName(name: string, what = 'SDDC name'): string {
-  if (SDDC_NAME.test(name)) return name;
-  throw new VmhubError(
-    'InvalidInput',
-    `${what} "${name}" is not a valid SDDC name${lowercaseHint(name, SDDC_NAME)}: use lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters (e.g. east-1)`,
-  );
-}
-
-/** `<image>@<version>` or `<image>@latest` from the command line. */
-export function parseRef(ref: string, allowLatest = true): { image: string; version: string } {
+/**
+ * `<image>@<version>`, `<image>@latest` or `<image>@latest-pre` from the command line; the version stays
+ * a reference for the catalog's `resolveVersion`.
+ */
+export function parseRef(ref: string): { image: string; version: string } {
   const at = ref.lastIndexOf('@');
   if (at <= 0 || at === ref.length - 1) {
     throw new VmhubError(
       'InvalidInput',
-      `"${ref}" is not <image>@<version>: e.g. ubuntu-app@2.3.1${allowLatest ? ' or ubuntu-app@latest' : ''}`,
+      `"${ref}" is not <image>@<version>: e.g. ubuntu-app@2.3.1, ubuntu-app@latest or ubuntu-app@latest-pre`,
     );
   }
-  const image = checkImageName(ref.slice(0, at), `${ref}:`);
-  const version = ref.slice(at + 1);
-  if (allowLatest && version === 'latest') return { image, version };
-  return { image, version: checkVersion(version, ref) };
+  const image = validateImageName(ref.slice(0, at), `${ref}:`);
+  return { image, version: validateVersionRef(ref.slice(at + 1), `${ref}:`) };
 }
 
 /** A comma-separated list of SDDC names given with `flag`; each must be valid and given once. */
@@ -74,10 +36,7 @@ export function parseSddcList(text: string, flag: string): string[] {
     .map((n) => n.trim())
     .filter(Boolean);
   if (names.length === 0) throw new VmhubError('InvalidInput', `${flag} names no SDDC: e.g. ${flag} east-1,west-1`);
-  for (const n of names) checkSddcName(n, flag);
-  const twice = names.filter((n, i) => names.indexOf(n) !== i);
-  if (twice.length > 0) throw new VmhubError('InvalidInput', `${flag} lists ${[...new Set(twice)].join(', ')} twice`);
-  return names;
+  return validateSddcNames(names, flag);
 }
 
 /** The registered SDDCs named (or every one, for "all"); an unknown name is refused before any workflow starts. */
@@ -100,23 +59,15 @@ export async function registeredSddcs(catalog: Catalog, names: string[] | 'all',
   return names.map((n) => byName.get(n)!);
 }
 
-/** The version a deploy would use: it must be in the catalog, available, and deployable. */
+/** The version a deploy would use (`latest` and `latest-pre` resolved): it must be in the catalog, available, and deployable. */
 export async function deployableVersion(
   catalog: Catalog,
   image: string,
   version: string,
   force = false,
 ): Promise<ImageVersionRecord> {
-  const record = version === 'latest' ? await catalog.latest(image) : await catalog.getVersion(image, version);
-  if (!record) {
-    const known = (await catalog.listVersions(image)).filter((r) => r.status === 'available').map((r) => r.version);
-    throw new VmhubError(
-      'UnknownImage',
-      version === 'latest'
-        ? `${image} has no available release version; see \`vmhub images --image ${image}\``
-        : `${image}@${version} is not in the catalog; ${known.length > 0 ? `available versions: ${known.join(', ')}` : `no version of ${image} is available`}`,
-    );
-  }
+  const record = await catalog.resolveVersion(image, version);
+  if (!record) throw await unknownVersion(catalog, image, version);
   assertDeployable(record, new Date(), force);
   if (record.status !== 'available') {
     throw new VmhubError(
@@ -125,6 +76,22 @@ export async function deployableVersion(
     );
   }
   return record;
+}
+
+/** UnknownImage for a reference that names no version, listing the available ones. */
+export async function unknownVersion(catalog: Catalog, image: string, ref: string): Promise<VmhubError> {
+  if (isLatestRef(ref)) {
+    const what = ref === LATEST_PRE ? 'version (pre-releases included)' : 'release version (for a pre-release: @latest-pre)';
+    return new VmhubError(
+      'UnknownImage',
+      `${image} has no available, non-deprecated ${what}; see \`vmhub images --image ${image}\``,
+    );
+  }
+  const known = (await catalog.findVersions({ image, status: 'available' })).map((r) => r.version);
+  return new VmhubError(
+    'UnknownImage',
+    `${image}@${ref} is not in the catalog; ${known.length > 0 ? `available versions: ${known.join(', ')}` : `no version of ${image} is available`}`,
+  );
 }
 
 /** Refused unless a worker polled each queue within the last minute (a stopped worker stays listed a while). */
@@ -167,40 +134,5 @@ export async function requireAgents(client: Client, sddcs: SddcRecord[]): Promis
   throw new VmhubError(
     'NoAgent',
     `no agent has polled within the last minute for ${shown.map((s) => `${s.name} (task queue ${s.taskQueue})`).join(', ')}${missing.length > shown.length ? ` and ${missing.length - shown.length} more` : ''}; start each with \`npm run agent -- <name>\`, e.g. \`npm run agent -- ${missing[0].name}\``,
-  );
-}
-
-function inside(root: string, candidate: string): boolean {
-  const rel = path.relative(root, candidate);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
-/**
- * A publish source as the workflow reads it. A URL is checked and kept. A path may be given relative to
- * the current directory, absolute, or relative to the first repository root; a file inside a root is
- * passed on relative to that first root when it lies there, else absolute.
- */
-export function resolveSourceArg(source: string, roots: string[], cwd = process.cwd()): string {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) return checkSourceUrl(source);
-  const addRoot = 'move it under a root, or add its folder to VMHUB_REPOSITORY_ROOTS (folders separated by ":")';
-  const rootList = roots.length > 0 ? roots.join(', ') : 'none configured';
-  const fromCwd = path.resolve(cwd, source);
-  const fromRoot = roots.length > 0 ? path.resolve(roots[0], source) : fromCwd;
-  for (const candidate of path.isAbsolute(source) ? [fromCwd] : [fromCwd, fromRoot]) {
-    if (!fs.existsSync(candidate)) continue;
-    const root = roots.find((r) => inside(r, candidate));
-    if (!root) continue;
-    if (!fs.statSync(candidate).isFile()) throw new VmhubError('InvalidSource', `source ${source} is not a file (${candidate})`);
-    return inside(roots[0], candidate) ? path.relative(roots[0], candidate) : candidate;
-  }
-  if (fs.existsSync(fromCwd)) {
-    throw new VmhubError('InvalidSource', `source ${fromCwd} is outside the repository roots (${rootList}); ${addRoot}`);
-  }
-  if (!inside(roots[0] ?? cwd, fromRoot)) {
-    throw new VmhubError('InvalidSource', `source ${source} is outside the repository roots (${rootList}); ${addRoot}`);
-  }
-  throw new VmhubError(
-    'InvalidSource',
-    `source ${source} was found neither from the current directory (${fromCwd}) nor in the repository (${rootList})`,
   );
 }

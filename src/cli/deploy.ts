@@ -9,7 +9,7 @@ import { followDeploy } from './progress';
 
 export interface DeployOptions {
   image: string;
-  /** A version, or `latest`: the highest available release version that is not deprecated. */
+  /** A version, `latest` (the highest available release that is not deprecated) or `latest-pre` (pre-releases count). */
   version: string;
   to: string[] | 'all';
   force: boolean;
@@ -32,7 +32,7 @@ export async function prepare(options: DeployOptions, deps: CliDeps): Promise<De
   const client = await deps.temporal();
   await requireControlWorkers(client, deps.config);
   await requireAgents(client, sddcs);
-  // `latest` is resolved here, so the deploy ships the version that was checked.
+  // `latest` and `latest-pre` are resolved here, so the deploy ships the version that was checked.
   return { image: options.image, version: record.version, sddcs: options.to, ...(options.force ? { force: true } : {}) };
 }
 
@@ -69,15 +69,24 @@ export function exitCode(r: DeployCliResult): number {
 export function register(program: Command, deps: CliDeps): void {
   program
     .command('deploy')
-    .description('deploy <image>@<version|latest> to SDDCs; exits 2 when some SDDC did not end deployed or already present')
-    .argument('<ref>', 'image@version, or image@latest (the highest available release that is not deprecated)')
+    .description(
+      'deploy <image>@<version|latest|latest-pre> to SDDCs; exits 2 when some SDDC did not end deployed or already present',
+    )
+    .argument(
+      '<ref>',
+      'image@version, image@latest (the highest available release that is not deprecated) or image@latest-pre (pre-releases count)',
+    )
     .addOption(requiredOption('--to <sddcs>', 'comma-separated registered SDDC names, or "all"'))
     .option('--force', 'deploy a deprecated version even past its end of life')
     .option('--no-wait', 'start the workflow, print its ID and return')
     .addOption(jsonOption())
     .addHelpText(
       'after',
-      examples('vmhub deploy ubuntu-app@2.3.1 --to east-1,west-1', 'vmhub deploy ubuntu-app@latest --to all --no-wait'),
+      examples(
+        'vmhub deploy ubuntu-app@2.3.1 --to east-1,west-1',
+        'vmhub deploy ubuntu-app@latest --to all --no-wait',
+        'vmhub deploy ubuntu-app@latest-pre --to lab-1',
+      ),
     )
     .action(async (ref: string, opts: { to: string; force?: boolean; wait: boolean; json?: boolean }) => {
       const { image, version } = parseRef(ref);

@@ -1,5 +1,5 @@
 import type { Client } from '@temporalio/client';
-import type { Catalog, SddcRecord } from '../catalog/catalog';
+import type { Catalog } from '../catalog/catalog';
 import type { Config } from '../config';
 import type { CliIo } from './output';
 
@@ -10,11 +10,4 @@ export interface CliDeps {
   catalog(): Promise<Catalog>;
   /** Where output goes; the process's stdout and stderr when absent. */
   io?: CliIo;
-}
-
-/** The SDDC registry as the `sddc` commands use it: create refuses a name taken, update changes the fields given. */
-export interface SddcRegistry {
-  get(name: string): Promise<SddcRecord | null>;
-  create(sddc: Omit<SddcRecord, 'createdAt'>): Promise<SddcRecord>;
-  update(name: string, changes: Partial<Omit<SddcRecord, 'name' | 'createdAt'>>): Promise<SddcRecord>;
 }

@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import type { ImageVersionRecord, Requirements } from '../catalog/catalog';
-import { VmhubError } from '../errors';
 import { lifecycleMark } from '../lifecycle/deprecation';
-import { formatBytes, parseSize } from '../units';
-import { checkImageName } from './checks';
+import { validateImageName } from '../names';
+import { formatBytes, parseFits } from '../units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { formatMiB, print, table } from './output';
@@ -16,39 +15,13 @@ export interface ImagesOptions {
 
 export type ImagesResult = ImageVersionRecord[];
 
-/** `cpus=4,memory=8GiB,disk=100GiB` → requirements in CPUs, MiB and bytes. */
-export function parseFits(text: string): Requirements {
-  const req: Requirements = {};
-  for (const part of text.split(',').filter(Boolean)) {
-    const [key, value] = part.split('=');
-    const bad = (why: string) =>
-      new VmhubError('InvalidInput', `--fits ${text}: ${why}; e.g. --fits cpus=4,memory=8GiB,disk=100GiB`);
-    if (value === undefined || value === '') throw bad(`"${part}" is not key=value`);
-    if (key === 'cpus') {
-      if (!/^[1-9]\d*$/.test(value)) throw bad(`cpus must be a whole number of 1 or more, got "${value}"`);
-      req.cpus = Number(value);
-    } else if (key === 'memory' || key === 'disk') {
-      if (!/[a-z]$/i.test(value)) throw bad(`${key} ${value} needs a unit, e.g. ${value}GiB`);
-      let bytes: number;
-      try {
-        bytes = parseSize(value);
-      } catch {
-        throw bad(`"${value}" is not a size like 8GiB or 512MiB`);
-      }
-      if (key === 'memory') req.memoryMiB = Math.floor(bytes / 2 ** 20);
-      else req.diskBytes = bytes;
-    } else throw bad(`it knows cpus, memory and disk, not "${key}"`);
-  }
-  return req;
-}
-
 /** Filters combine: a version is listed only when it passes every one given. */
 export async function run(options: ImagesOptions, deps: CliDeps): Promise<ImagesResult> {
-  if (options.image !== undefined) checkImageName(options.image);
-  const catalog = await deps.catalog();
-  return options.fits || options.os
-    ? catalog.findAvailable({ image: options.image, fits: options.fits, osType: options.os })
-    : catalog.listVersions(options.image);
+  if (options.image !== undefined) validateImageName(options.image, '--image');
+  const { image, fits, os } = options;
+  // Whether a version fits or runs an OS matters for a deploy, and only an available version deploys.
+  const status = fits || os ? 'available' : undefined;
+  return (await deps.catalog()).findVersions({ image, osType: os, fits, status });
 }
 
 export function renderText(records: ImagesResult): string[] {
@@ -76,7 +49,10 @@ export function register(program: Command, deps: CliDeps): void {
     .command('images')
     .description('versions in the catalog; the filters given combine')
     .option('--image <name>', 'only this image')
-    .option('--fits <capacity>', 'only available versions that fit, e.g. cpus=4,memory=8GiB,disk=100GiB')
+    .option(
+      '--fits <capacity>',
+      'only available versions that fit, e.g. cpus=4,memory=8GiB,disk=100GiB (any of the three; a plain size is GiB)',
+    )
     .option('--os <osType>', 'only available versions with this guest OS type, e.g. ubuntu64Guest')
     .addOption(jsonOption())
     .addHelpText(

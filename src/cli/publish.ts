@@ -4,15 +4,10 @@ import { deployHeadline, deployIncomplete, resultTable, startPublish } from '../
 import type { DeployResultRow, DeployCounts } from '../deploy/input';
 import type { PublishInput, PublishResult } from '../publish/input';
 import { formatBytes } from '../units';
-import {
-  checkImageName,
-  checkVersion,
-  parseSddcList,
-  registeredSddcs,
-  requireAgents,
-  requireControlWorkers,
-  resolveSourceArg,
-} from './checks';
+import { validateImageName, validateVersion } from '../names';
+import { resolveSource } from '../source/source';
+import { resolveSourcePath } from '../source/source-path';
+import { parseSddcList, registeredSddcs, requireAgents, requireControlWorkers } from './checks';
 import { examples, jsonOption, requiredOption } from './command';
 import type { CliDeps } from './deps';
 import { print, processIo } from './output';
@@ -40,15 +35,18 @@ export type PublishCliResult = { workflowId: string } & (
 
 /** Checks everything it can before the workflow starts: names, version, source, SDDCs, workers and agents. */
 export async function prepare(options: PublishOptions, deps: CliDeps): Promise<PublishInput> {
-  checkImageName(options.image);
-  if (options.version !== undefined) checkVersion(options.version);
+  validateImageName(options.image, '--image');
+  if (options.version !== undefined) validateVersion(options.version, '--version');
   if (options.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(options.sha256)) {
     throw new VmhubError(
       'InvalidInput',
       `--sha256 expects 64 hexadecimal digits (as sha256sum prints them), got "${options.sha256}"`,
     );
   }
-  const source = resolveSourceArg(options.source, deps.config.repositoryRoots);
+  const roots = deps.config.repositoryRoots;
+  const source = resolveSourcePath(options.source, roots, process.cwd());
+  // The workflow's own check of the source, here so that a missing file or a bad URL starts nothing.
+  resolveSource(source, roots);
   const input: PublishInput = {
     source,
     image: options.image,

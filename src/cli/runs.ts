@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { VmhubError } from '../errors';
 import { IMAGE_KEY, VERSION_KEY } from '../workflows/search-attributes';
-import { checkImageName } from './checks';
+import { validateImageName } from '../names';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print, statusWord, table } from './output';
@@ -27,7 +27,7 @@ export interface RunsResult {
 
 /** The visibility query for vmhub's publishes and deploys, of one image when given (names are validated). */
 export function runsQuery(image?: string): string {
-  return `WorkflowType IN ('PublishImage', 'DeployToSDDCs')${image ? ` AND VmImage = '${checkImageName(image)}'` : ''}`;
+  return `WorkflowType IN ('PublishImage', 'DeployToSDDCs')${image ? ` AND VmImage = '${validateImageName(image, '--image')}'` : ''}`;
 }
 
 /** Recent publishes and deploys, newest first, from Temporal's list with vmhub's search attributes. */

@@ -2,14 +2,16 @@ import type { Command } from 'commander';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';
-import { sddcGroup, unknownSddc } from './sddc';
+import { sddcGroup } from './sddc';
 
 export interface SddcRemoveResult {
   removed: string;
 }
 
 export async function run(options: { name: string }, deps: CliDeps): Promise<SddcRemoveResult> {
-  if (!(await (await deps.catalog()).removeSddc(options.name))) throw unknownSddc(options.name);
+  const catalog = await deps.catalog();
+  await catalog.requireSddc(options.name);
+  await catalog.removeSddc(options.name);
   return { removed: options.name };
 }
 

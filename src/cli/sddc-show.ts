@@ -1,14 +1,13 @@
 import type { Command } from 'commander';
 import type { SddcRecord } from '../catalog/catalog';
+import { formatCapacity } from '../units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';
-import { capacityText, catalogRegistry, sddcGroup, targetText, unknownSddc } from './sddc';
+import { sddcGroup, targetText } from './sddc';
 
 export async function run(options: { name: string }, deps: CliDeps): Promise<SddcRecord> {
-  const record = await catalogRegistry(await deps.catalog()).get(options.name);
-  if (!record) throw unknownSddc(options.name);
-  return record;
+  return (await deps.catalog()).requireSddc(options.name);
 }
 
 export function renderText(r: SddcRecord): string[] {
@@ -16,9 +15,10 @@ export function renderText(r: SddcRecord): string[] {
     `name        ${r.name}`,
     `data center ${r.dataCenter}`,
     `task queue  ${r.taskQueue}`,
-    `capacity    ${capacityText(r.capacity)}`,
+    `capacity    ${formatCapacity(r.capacity)}`,
     `deploys to  ${targetText(r)}`,
     `registered  ${r.createdAt.toISOString()}`,
+    ...(r.updatedAt ? [`updated     ${r.updatedAt.toISOString()}`] : []),
   ];
 }
 

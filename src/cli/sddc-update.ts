@@ -1,75 +1,62 @@
 import type { Command } from 'commander';
 import type { SddcRecord } from '../catalog/catalog';
-import { VmhubError } from '../errors';
-import type { Capacity } from '../topology/topology';
+import { checkSddcChanges } from '../sddc/registry';
+import type { TargetOptions } from '../sddc/target';
+import { loadTopology, type Capacity } from '../topology/topology';
+import { formatCapacity, parseCapacity } from '../units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';
-import { capacityText, catalogRegistry, checkDataCenter, parseCapacitySize, parseCpus, sddcGroup, unknownSddc } from './sddc';
+import { givenTarget, sddcGroup, targetOptions, targetText } from './sddc';
 
-/** Only the fields given change. */
+/** Only the fields given change: each capacity field on its own, a target as a whole. */
 export interface SddcUpdateOptions {
   name: string;
   dc?: string;
   capacity: Partial<Capacity>;
   taskQueue?: string;
+  target?: TargetOptions;
 }
 
+/** Changes a registered SDDC; UnknownSddc when there is none of that name (`sddc add` registers one). */
 export async function run(options: SddcUpdateOptions, deps: CliDeps): Promise<SddcRecord> {
-  const given =
-    Object.values(options.capacity).filter((v) => v !== undefined).length + (options.dc ? 1 : 0) + (options.taskQueue ? 1 : 0);
-  if (given === 0) {
-    throw new VmhubError(
-      'InvalidInput',
-      `nothing to change: give --dc, --cpus, --memory, --disk or --task-queue, e.g. vmhub sddc update ${options.name} --cpus 48`,
-    );
-  }
-  if (options.dc) checkDataCenter(deps.config, options.dc);
-  const registry = catalogRegistry(await deps.catalog());
-  const current = await registry.get(options.name);
-  if (!current) throw unknownSddc(options.name);
-  const capacity = Object.fromEntries(Object.entries(options.capacity).filter(([, v]) => v !== undefined));
-  return registry.update(options.name, {
-    ...(options.dc ? { dataCenter: options.dc } : {}),
-    ...(options.taskQueue ? { taskQueue: options.taskQueue } : {}),
-    capacity: { ...current.capacity, ...capacity },
+  const changes = checkSddcChanges(loadTopology(deps.config.topologyPath), {
+    dataCenter: options.dc,
+    taskQueue: options.taskQueue,
+    capacity: options.capacity,
+    target: options.target && givenTarget(options.name, options.target),
   });
+  return (await deps.catalog()).updateSddc(options.name, changes);
 }
 
 export function renderText(r: SddcRecord): string[] {
-  return [`updated ${r.name} in ${r.dataCenter} (task queue ${r.taskQueue}): ${capacityText(r.capacity)}`];
+  return [
+    `updated ${r.name} in ${r.dataCenter} (task queue ${r.taskQueue}): ${formatCapacity(r.capacity)}`,
+    `deploys into ${targetText(r)}`,
+  ];
 }
 
 export function register(program: Command, deps: CliDeps): void {
-  sddcGroup(program)
-    .command('update')
-    .description('change the fields given of a registered SDDC; the others stay as they are')
-    .argument('<name>')
-    .option('--dc <dataCenter>', 'the data center it is in')
-    .option('--cpus <n>', 'CPUs available')
-    .option('--memory <size>', 'memory available, with a unit (e.g. 256GiB)')
-    .option('--disk <size>', 'disk available, with a unit (e.g. 2TiB)')
-    .option('--task-queue <queue>', "its agent's task queue")
+  targetOptions(
+    sddcGroup(program)
+      .command('update')
+      .description('change the fields given of a registered SDDC; the others stay as they are')
+      .argument('<name>')
+      .option('--dc <dataCenter>', 'the data center it is in')
+      .option('--cpus <n>', 'CPUs available')
+      .option('--memory <size>', 'memory available, e.g. 256GiB (a plain number is GiB)')
+      .option('--disk <size>', 'disk available, e.g. 2TiB (a plain number is GiB)')
+      .option('--task-queue <queue>', "its agent's task queue"),
+  )
     .addOption(jsonOption())
     .addHelpText('after', examples('vmhub sddc update east-3 --cpus 48', 'vmhub sddc update east-3 --memory 1TiB --disk 8TiB'))
     .action(
       async (
         name: string,
-        opts: { dc?: string; cpus?: string; memory?: string; disk?: string; taskQueue?: string; json?: boolean },
+        opts: TargetOptions & { dc?: string; cpus?: string; memory?: string; disk?: string; taskQueue?: string; json?: boolean },
       ) => {
-        const result = await run(
-          {
-            name,
-            dc: opts.dc,
-            taskQueue: opts.taskQueue,
-            capacity: {
-              cpus: opts.cpus === undefined ? undefined : parseCpus(opts.cpus),
-              memoryMiB: opts.memory === undefined ? undefined : parseCapacitySize('--memory', opts.memory),
-              diskGiB: opts.disk === undefined ? undefined : parseCapacitySize('--disk', opts.disk),
-            },
-          },
-          deps,
-        );
+        const { dc, taskQueue } = opts;
+        const result = await run({ name, dc, taskQueue, capacity: parseCapacity(opts), target: opts }, deps);
         print(deps.io, Boolean(opts.json), result, () => renderText(result));
       },
     );

@@ -1,33 +1,35 @@
 import type { Command } from 'commander';
 import type { DeploymentRecord, ImageVersionRecord, VersionOverlap } from '../catalog/catalog';
-import { VmhubError } from '../errors';
 import { lifecycleLines } from '../lifecycle/deprecation';
 import { describePlacement } from '../sddc/target';
 import { formatBytes } from '../units';
-import { parseRef } from './checks';
+import { parseRef, unknownVersion } from './checks';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { formatMiB, print, table } from './output';
+import { loadCatalog } from './services';
 
 export interface ShowOptions {
   image: string;
-  /** A version, or `latest`. */
+  /** A version, `latest` or `latest-pre`. */
   version: string;
 }
 
+/** The version's record and, per SDDC, its deployment: the latest attempt's fields, every attempt kept and the origin. */
 export type ShowResult = ImageVersionRecord & { deployments: DeploymentRecord[] };
 
 export async function run(options: ShowOptions, deps: CliDeps): Promise<ShowResult> {
   const { image, version } = options;
   const catalog = await deps.catalog();
-  const record = version === 'latest' ? await catalog.latest(image) : await catalog.getVersion(image, version);
-  if (!record) {
-    throw new VmhubError(
-      'UnknownImage',
-      `${image}@${version} ${version === 'latest' ? 'has no available release version' : 'is not in the catalog'}; see \`vmhub images --image ${image}\``,
-    );
-  }
+  const record = await catalog.resolveVersion(image, version);
+  if (!record) throw await unknownVersion(catalog, image, version);
   return { ...record, deployments: await catalog.deploymentsOf(record.image, record.version) };
+}
+
+/** The latest attempt's source, and where the bytes originally came from when that was elsewhere. */
+function sourceText(d: DeploymentRecord): string {
+  const origin = loadCatalog().originalSource(d);
+  return `${d.source ?? '-'}${origin !== undefined && origin !== d.source ? ` (originally from ${origin})` : ''}`;
 }
 
 /** What a delta deploy from the previous version would not fetch. */
@@ -72,11 +74,12 @@ export function renderText(r: ShowResult): string[] {
       ? [
           '',
           ...table(
-            ['SDDC', 'STATUS', 'SOURCE', 'WHERE / REASON'],
+            ['SDDC', 'STATUS', 'ATTEMPTS', 'SOURCE', 'WHERE / REASON'],
             r.deployments.map((d) => [
               d.sddc,
               d.status,
-              d.source ?? '-',
+              String(Math.max(d.attempts?.length ?? 0, 1)),
+              sourceText(d),
               (d.target ? describePlacement(d.target) : (d.path ?? d.error ?? '')) +
                 (d.instantiated
                   ? `, instantiated as ${d.instantiated.vm} (${d.instantiated.cpus} CPU, ${formatMiB(d.instantiated.memoryMiB)}) and removed`
@@ -91,10 +94,15 @@ export function renderText(r: ShowResult): string[] {
 export function register(program: Command, deps: CliDeps): void {
   program
     .command('show')
-    .description('one version: its record, metadata, replicas and deployments')
-    .argument('<ref>', 'image@version or image@latest')
+    .description(
+      "one version: its record, metadata, replicas and deployments (each SDDC's latest attempt, and where its copy came from)",
+    )
+    .argument('<ref>', 'image@version, image@latest (the highest available release) or image@latest-pre (pre-releases count)')
     .addOption(jsonOption())
-    .addHelpText('after', examples('vmhub show ubuntu-app@2.3.1', 'vmhub show ubuntu-app@latest --json'))
+    .addHelpText(
+      'after',
+      examples('vmhub show ubuntu-app@2.3.1', 'vmhub show ubuntu-app@latest --json', 'vmhub show ubuntu-app@latest-pre'),
+    )
     .action(async (ref: string, opts: { json?: boolean }) => {
       const result = await run(parseRef(ref), deps);
       print(deps.io, Boolean(opts.json), result, () => renderText(result));

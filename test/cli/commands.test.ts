@@ -1,23 +1,25 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { Catalog, ImageVersionRecord, SddcRecord } from '../../src/catalog/catalog';
+import type { Catalog, ImageVersionRecord, SddcRecord, VersionFilters } from '../../src/catalog/catalog';
 import { loadConfig } from '../../src/config';
 import { VmhubError } from '../../src/errors';
 import * as temporal from '../../src/temporal';
-import { checkImageName, checkVersion, parseRef, parseSddcList, resolveSourceArg } from '../../src/cli/checks';
+import { parseRef, parseSddcList } from '../../src/cli/checks';
 import * as deploy from '../../src/cli/deploy';
 import type { CliDeps } from '../../src/cli/deps';
-import { parseFits } from '../../src/cli/images';
+import * as images from '../../src/cli/images';
 import { formatMiB, table, type CliIo } from '../../src/cli/output';
 import { main } from '../../src/cli/program';
 import { formatEta, PhaseRate } from '../../src/cli/progress';
 import * as publish from '../../src/cli/publish';
 import { parseLimit, runsQuery } from '../../src/cli/runs';
 import { connectTemporal, CONNECT_TIMEOUT_MS, redactUri } from '../../src/cli/services';
-import { parseCapacitySize, parseCpus } from '../../src/cli/sddc';
+import * as sddcAdd from '../../src/cli/sddc-add';
+import * as sddcUpdate from '../../src/cli/sddc-update';
+import * as show from '../../src/cli/show';
 import * as status from '../../src/cli/status';
+import { typedError } from '../unit/typed-error';
 
 /** The error a call throws, to look at its type and message. */
 async function failureOf(fn: () => unknown): Promise<{ type: string; message: string }> {
@@ -54,10 +56,9 @@ function fakeDeps(versions: Partial<ImageVersionRecord>[] = []) {
   const temporalCalls: string[] = [];
   const catalog = {
     listSddcs: async () => [sddc('east-1'), sddc('west-1')],
-    getVersion: async (image: string, version: string) =>
-      (versions.find((v) => v.image === image && v.version === version) as ImageVersionRecord | undefined) ?? null,
-    latest: async () => undefined,
-    listVersions: async () => versions as ImageVersionRecord[],
+    resolveVersion: async (image: string, version: string) =>
+      versions.find((v) => v.image === image && v.version === version) as ImageVersionRecord | undefined,
+    findVersions: async () => versions as ImageVersionRecord[],
   } as unknown as Catalog;
   const deps: CliDeps = {
     config: loadConfig(),
@@ -73,83 +74,122 @@ function fakeDeps(versions: Partial<ImageVersionRecord>[] = []) {
 
 describe('checks in the CLI’s own words', () => {
   it.each([
-    ['v1.0.0', /^--version v1\.0\.0: drop the v, e\.g\. 1\.0\.0$/],
-    ['1.0', /use MAJOR\.MINOR\.PATCH, e\.g\. 1\.0\.0/],
-    ['2', /use MAJOR\.MINOR\.PATCH, e\.g\. 2\.0\.0/],
-    ['latest-ish', /is not a semantic version: use MAJOR\.MINOR\.PATCH, e\.g\. 1\.0\.0/],
-  ])('version %s', async (version, message) => {
-    const err = await failureOf(() => checkVersion(version));
+    ['app@v1.0.0', /^app@v1\.0\.0: "v1\.0\.0" has a leading "v": drop the v \(1\.0\.0\), or latest, or latest-pre$/],
+    ['app@1.0', /needs three numbers, MAJOR\.MINOR\.PATCH \(e\.g\. 1\.0\.0\)/],
+    ['app@2', /needs three numbers, MAJOR\.MINOR\.PATCH \(e\.g\. 2\.0\.0\)/],
+    ['app@latest-ish', /is not a semantic version .*, or latest, or latest-pre$/],
+  ])('version in %s', (ref, message) => {
+    const err = typedError('InvalidInput', () => parseRef(ref));
     expect(err).toBeInstanceOf(VmhubError);
-    expect(err).toMatchObject({ type: 'InvalidInput', message: expect.stringMatching(message) });
+    expect(err.message).toMatch(message);
   });
 
-  it('accepts semantic versions, pre-releases included', () => {
-    expect(checkVersion('1.2.3')).toBe('1.2.3');
-    expect(checkVersion('1.0.0-rc.1')).toBe('1.0.0-rc.1');
+  it('names the ref and suggests the lowercase image name, without a regex', () => {
+    const { message } = typedError('InvalidInput', () => parseRef('Tools@1.0.0'));
+    expect(message).toMatch(/^Tools@1\.0\.0: "Tools" is not an image name \(try tools\)/);
+    expect(message).not.toMatch(/\^|\$/);
   });
 
-  it('names the flag and suggests the lowercase image name, without a regex', async () => {
-    const err = await failureOf(() => checkImageName('Tools'));
-    expect(err.message).toMatch(/^--image "Tools" is not a valid image name \(did you mean tools\?\)/);
-    expect(err.message).not.toMatch(/\^|\$/);
-  });
-
-  it('reads image@version and image@latest, and says what a ref looks like', async () => {
+  it('reads image@version, image@latest and image@latest-pre, and says what a ref looks like', () => {
     expect(parseRef('ubuntu-app@2.3.1')).toEqual({ image: 'ubuntu-app', version: '2.3.1' });
+    expect(parseRef('ubuntu-app@1.3.0-rc.1')).toEqual({ image: 'ubuntu-app', version: '1.3.0-rc.1' });
     expect(parseRef('ubuntu-app@latest')).toEqual({ image: 'ubuntu-app', version: 'latest' });
-    expect((await failureOf(() => parseRef('ubuntu-app'))).message).toMatch(/e\.g\. ubuntu-app@2\.3\.1/);
-    expect((await failureOf(() => parseRef('nover@v1.0.0'))).message).toBe('nover@v1.0.0: drop the v, e.g. 1.0.0');
+    expect(parseRef('ubuntu-app@latest-pre')).toEqual({ image: 'ubuntu-app', version: 'latest-pre' });
+    expect(typedError('InvalidInput', () => parseRef('ubuntu-app')).message).toMatch(
+      /e\.g\. ubuntu-app@2\.3\.1, ubuntu-app@latest or ubuntu-app@latest-pre/,
+    );
   });
 
-  it('names the SDDC given twice, and the flag', async () => {
+  it('names the SDDC given twice, and the flag', () => {
     expect(parseSddcList('east-1, west-1', '--to')).toEqual(['east-1', 'west-1']);
-    expect((await failureOf(() => parseSddcList('east-1,west-1,east-1', '--to'))).message).toBe('--to lists east-1 twice');
-    expect((await failureOf(() => parseSddcList('East-1', '--to'))).message).toMatch(/did you mean east-1\?/);
+    expect(typedError('InvalidInput', () => parseSddcList('east-1,west-1,east-1', '--to')).message).toBe(
+      '--to lists SDDC east-1 twice',
+    );
+    expect(typedError('InvalidInput', () => parseSddcList('East-1', '--to')).message).toMatch(
+      /^--to entry "East-1" is not an SDDC name \(try east-1\)/,
+    );
+    expect(typedError('InvalidInput', () => parseSddcList(' , ', '--to')).message).toBe(
+      '--to names no SDDC: e.g. --to east-1,west-1',
+    );
   });
 
-  describe('publish sources given as paths', () => {
-    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-cli-source-'));
-    const root = path.join(base, 'repository');
-    const other = path.join(base, 'other');
-    fs.mkdirSync(path.join(root, 'sub'), { recursive: true });
-    fs.mkdirSync(other, { recursive: true });
-    fs.writeFileSync(path.join(root, 'sub', 'a.iso'), 'x');
-    fs.writeFileSync(path.join(other, 'b.iso'), 'x');
-    afterAll(() => fs.rmSync(base, { recursive: true, force: true }));
-
-    it('accepts a path relative to the current directory, an absolute one, and one relative to the root', () => {
-      expect(resolveSourceArg('repository/sub/a.iso', [root], base)).toBe(path.join('sub', 'a.iso'));
-      expect(resolveSourceArg(path.join(root, 'sub', 'a.iso'), [root], '/')).toBe(path.join('sub', 'a.iso'));
-      expect(resolveSourceArg('sub/a.iso', [root], other)).toBe('sub/a.iso');
-      expect(resolveSourceArg('https://images.example.com/a.iso', [root], base)).toBe('https://images.example.com/a.iso');
-    });
-
-    it('outside every root, names the roots and how to add one', async () => {
-      const err = await failureOf(() => resolveSourceArg('other/b.iso', [root], base));
-      expect(err).toMatchObject({ type: 'InvalidSource' });
-      expect(err.message).toContain(`outside the repository roots (${root})`);
-      expect(err.message).toContain('VMHUB_REPOSITORY_ROOTS');
-    });
-
-    it('a file found nowhere says where it was looked for', async () => {
-      const err = await failureOf(() => resolveSourceArg('nope.iso', [root], base));
-      expect(err.message).toContain(path.join(base, 'nope.iso'));
-      expect(err.message).toContain(root);
-    });
-  });
-
-  it('parses sizes with units and refuses the rest', async () => {
-    expect(parseCapacitySize('--memory', '256GiB')).toBe(256 * 1024);
-    expect(parseCapacitySize('--disk', '4TiB')).toBe(4096);
-    expect((await failureOf(() => parseCapacitySize('--memory', '256'))).message).toMatch(/has no unit/);
-    expect((await failureOf(() => parseCapacitySize('--memory', '12KiB'))).message).toMatch(/less than 1 MiB/);
-    expect(parseCpus('16')).toBe(16);
-    for (const bad of ['-4', '2.5', 'lots', '0']) expect((await failureOf(() => parseCpus(bad))).type).toBe('InvalidInput');
-    expect(parseFits('cpus=4,memory=8GiB,disk=100GiB')).toEqual({ cpus: 4, memoryMiB: 8192, diskBytes: 100 * 2 ** 30 });
-    expect((await failureOf(() => parseFits('cpus=lots'))).type).toBe('InvalidInput');
+  it('runs are queried by a valid image name only', () => {
     expect(parseLimit('5')).toBe(5);
     expect(runsQuery('ubuntu-app')).toBe("WorkflowType IN ('PublishImage', 'DeployToSDDCs') AND VmImage = 'ubuntu-app'");
-    expect(() => runsQuery("x' OR 1=1")).toThrow(VmhubError);
+    expect(typedError('InvalidInput', () => runsQuery("x' OR 1=1")).message).toMatch(/^--image "x' OR 1=1" is not an image name/);
+  });
+});
+
+describe('images run', () => {
+  function recording() {
+    const queries: VersionFilters[] = [];
+    const catalog = {
+      findVersions: async (f: VersionFilters) => {
+        queries.push(f);
+        return [];
+      },
+    } as unknown as Catalog;
+    return { queries, deps: { ...fakeDeps().deps, catalog: async () => catalog } };
+  }
+
+  it('asks the catalog one query with every filter given; a capacity or OS filter lists available versions', async () => {
+    const { queries, deps } = recording();
+    await images.run({ image: 'app' }, deps);
+    await images.run({ image: 'app', os: 'ubuntu64Guest', fits: { cpus: 4, memoryMiB: 8192 } }, deps);
+    expect(queries).toEqual([
+      { image: 'app', osType: undefined, fits: undefined, status: undefined },
+      { image: 'app', osType: 'ubuntu64Guest', fits: { cpus: 4, memoryMiB: 8192 }, status: 'available' },
+    ]);
+  });
+
+  it('refuses a bad --image or --fits before asking the catalog', async () => {
+    const { queries, deps } = recording();
+    expect((await failureOf(() => images.run({ image: 'App' }, deps))).type).toBe('InvalidInput');
+    const io = capture();
+    await main(['node', 'vmhub', 'images', '--fits', 'cpus=lots', '--json'], io);
+    expect(JSON.parse(io.stdout).error).toMatchObject({
+      type: 'InvalidInput',
+      message: expect.stringMatching(/^--fits cpus="lots" is not a number/),
+    });
+    process.exitCode = 0;
+    expect(queries).toEqual([]);
+  });
+});
+
+describe('sddc commands', () => {
+  it.each(['2.5', '-4', 'lots', '0'])('refuses --cpus %s with InvalidInput before reaching the catalog', async (cpus) => {
+    for (const command of [
+      ['add', 'east-9', '--dc', 'dc-east'],
+      ['update', 'east-9'],
+    ]) {
+      const io = capture();
+      await main(['node', 'vmhub', 'sddc', ...command, '--cpus', cpus, '--json'], io);
+      expect(JSON.parse(io.stdout)).toEqual({
+        error: {
+          type: 'InvalidInput',
+          message: expect.stringMatching(/^--cpus ".*" (is not a number|must be a whole number of CPUs above zero)/),
+        },
+      });
+      process.exitCode = 0;
+    }
+  });
+
+  it('update with nothing to change, or an unknown data center, is refused before reaching the catalog', async () => {
+    const { deps } = fakeDeps();
+    const noCatalog = { ...deps, catalog: async () => Promise.reject(new Error('the catalog must not be reached')) };
+    expect((await failureOf(() => sddcUpdate.run({ name: 'east-1', capacity: {} }, noCatalog))).message).toMatch(
+      /^nothing to change: give at least one of --dc/,
+    );
+    expect((await failureOf(() => sddcUpdate.run({ name: 'east-1', dc: 'dc-north', capacity: {} }, noCatalog))).message).toMatch(
+      /^--dc "dc-north" is not a data center of the topology/,
+    );
+    expect(
+      (
+        await failureOf(() =>
+          sddcAdd.run({ name: 'East-1', dc: 'dc-east', capacity: { cpus: 1, memoryMiB: 1, diskGiB: 1 }, target: {} }, noCatalog),
+        )
+      ).type,
+    ).toBe('InvalidInput');
   });
 });
 
@@ -215,6 +255,74 @@ describe('deploy run', () => {
     });
     expect(deploy.exitCode(result)).toBe(0);
     expect(deploy.renderText(result)[0]).toBe('deployed app@1.0.0 to 1 SDDC (1 already-present)  (workflow w)');
+  });
+});
+
+describe('show run', () => {
+  it('resolves latest and latest-pre through the catalog, and says when none is available', async () => {
+    const asked: string[] = [];
+    const catalog = {
+      resolveVersion: async (_image: string, ref: string) => {
+        asked.push(ref);
+        return undefined;
+      },
+    } as unknown as Catalog;
+    const deps = { ...fakeDeps().deps, catalog: async () => catalog };
+    const err = await failureOf(() => show.run({ image: 'app', version: 'latest' }, deps));
+    expect(err).toMatchObject({
+      type: 'UnknownImage',
+      message: expect.stringMatching(/^app has no available, non-deprecated release version \(for a pre-release: @latest-pre\)/),
+    });
+    expect((await failureOf(() => show.run({ image: 'app', version: 'latest-pre' }, deps))).message).toMatch(
+      /^app has no available, non-deprecated version \(pre-releases included\)/,
+    );
+    expect(asked).toEqual(['latest', 'latest-pre']);
+  });
+
+  it('prints each SDDC’s latest attempt and where its copy originally came from', () => {
+    const at = new Date('2026-01-01T00:00:00Z');
+    const record = {
+      image: 'app',
+      version: '1.0.0',
+      status: 'available',
+      format: 'iso',
+      sizeBytes: 2048,
+      location: { storage: 'east', container: 'images', blob: 'app/1.0.0/app.iso' },
+      replicas: [],
+      deployments: [
+        {
+          image: 'app',
+          version: '1.0.0',
+          sddc: 'east-1',
+          status: 'already-present',
+          source: 'west',
+          path: '/ds/app/1.0.0',
+          updatedAt: at,
+          attempts: [
+            { status: 'deployed', source: 'east', at },
+            { status: 'already-present', source: 'west', at },
+          ],
+          origin: { status: 'deployed', source: 'east', at },
+        },
+        {
+          image: 'app',
+          version: '1.0.0',
+          sddc: 'west-1',
+          status: 'deployed',
+          source: 'west',
+          path: '/ds/w',
+          updatedAt: at,
+          attempts: [{ status: 'deployed', source: 'west', at }],
+          origin: { status: 'deployed', source: 'west', at },
+        },
+      ],
+    } as unknown as show.ShowResult;
+    const lines = show.renderText(record);
+    expect(lines).toContainEqual(expect.stringMatching(/^SDDC +STATUS +ATTEMPTS +SOURCE +WHERE \/ REASON$/));
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^east-1 +already-present +2 +west \(originally from east\) +\/ds\/app\/1\.0\.0$/),
+    );
+    expect(lines).toContainEqual(expect.stringMatching(/^west-1 +deployed +1 +west +\/ds\/w$/));
   });
 });
 
@@ -327,7 +435,7 @@ describe('main', () => {
     const io = capture();
     await main(['node', 'vmhub', 'show', 'Bad@1.0.0', '--json'], io);
     expect(JSON.parse(io.stdout)).toEqual({
-      error: { type: 'InvalidInput', message: expect.stringMatching(/did you mean bad\?/) },
+      error: { type: 'InvalidInput', message: expect.stringMatching(/^Bad@1\.0\.0: "Bad" is not an image name \(try bad\)/) },
     });
     expect(process.exitCode).toBe(1);
     process.exitCode = 0;
@@ -338,7 +446,7 @@ describe('main', () => {
     await main(['node', 'vmhub', 'deploy', 'app@1.0', '--to', 'east-1'], io);
     expect(io.stdout).toBe('');
     expect(io.stderr).toBe(
-      'vmhub: InvalidInput: app@1.0 is not a semantic version: use MAJOR.MINOR.PATCH, e.g. 1.0.0 (a pre-release or build may follow: 1.0.0-rc.1, 1.0.0+build.5)\n',
+      'vmhub: InvalidInput: app@1.0: "1.0" needs three numbers, MAJOR.MINOR.PATCH (e.g. 1.0.0), or latest, or latest-pre\n',
     );
     process.exitCode = 0;
   });
