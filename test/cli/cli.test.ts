@@ -218,6 +218,112 @@ describe('the vmhub CLI against the services', () => {
     });
   });
 
+  it("show resolves @latest to the highest release and @latest-pre to a newer pre-release, with each SDDC's attempts", async () => {
+    const image = `cli-latest-${id}`;
+    const now = new Date();
+    const version = (v: string): Omit<ImageVersionRecord, 'replicas'> => ({
+      image,
+      version: v,
+      status: 'available',
+      format: 'iso',
+      sizeBytes: 2 ** 20,
+      location: { storage: 'dc-east', container: 'images', blob: `${image}/${v}/${image}.iso` },
+      blockSize: 2 ** 20,
+      blockCount: 1,
+      createdAt: now,
+      updatedAt: now,
+    });
+    await world.deps.catalog.versions.insertMany([version('1.0.0'), version('1.1.0-rc.1'), version('0.9.0')]);
+    const at = { image, version: '1.0.0', sddc: good };
+    await world.deps.catalog.recordDeployment({ ...at, status: 'deployed', source: 'dc-east', path: '/ds/a' });
+    await world.deps.catalog.recordDeployment({ ...at, status: 'already-present', source: 'dc-west', path: '/ds/a' });
+
+    const latest = await vmhub('show', `${image}@latest`, '--json');
+    expect(latest.code).toBe(0);
+    const release = JSON.parse(latest.stdout);
+    expect(release).toMatchObject({ image, version: '1.0.0' });
+    expect(release.deployments).toEqual([
+      expect.objectContaining({
+        sddc: good,
+        status: 'already-present',
+        source: 'dc-west',
+        attempts: [
+          expect.objectContaining({ status: 'deployed', source: 'dc-east' }),
+          expect.objectContaining({ status: 'already-present', source: 'dc-west' }),
+        ],
+        origin: expect.objectContaining({ status: 'deployed', source: 'dc-east' }),
+      }),
+    ]);
+    const text = await vmhub('show', `${image}@latest`);
+    expect(text.stdout.split('\n')[0]).toMatch(new RegExp(`^${image}@1\\.0\\.0 +available`));
+    expect(text.stdout).toMatch(new RegExp(`^${good} +already-present +2 +dc-west \\(originally from dc-east\\)`, 'm'));
+
+    const pre = await vmhub('show', `${image}@latest-pre`, '--json');
+    expect(pre.code).toBe(0);
+    expect(JSON.parse(pre.stdout)).toMatchObject({ image, version: '1.1.0-rc.1', deployments: [] });
+
+    const none = await vmhub('show', `cli-none-${id}@latest-pre`);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(
+      /^vmhub: UnknownImage: cli-none-.* has no available, non-deprecated version \(pre-releases included\)/,
+    );
+  });
+
+  it('sddc add registers with a plain size in GiB; update changes only the fields given', async () => {
+    const name = `cli-reg-${id}`;
+    const added = await vmhub(
+      'sddc',
+      'add',
+      name,
+      '--dc',
+      'dc-west',
+      '--cpus',
+      '8',
+      '--memory',
+      '256',
+      '--disk',
+      '2TiB',
+      '--json',
+    );
+    expect(added.code).toBe(0);
+    expect(JSON.parse(added.stdout)).toMatchObject({
+      name,
+      dataCenter: 'dc-west',
+      taskQueue: `sddc-${name}`,
+      capacity: { cpus: 8, memoryMiB: 256 * 1024, diskGiB: 2048 },
+      target: { kind: 'directory' },
+    });
+
+    const again = await vmhub('sddc', 'add', name, '--dc', 'dc-east', '--json');
+    expect(again.code).toBe(1);
+    expect(JSON.parse(again.stdout).error).toMatchObject({
+      type: 'SddcExists',
+      message: expect.stringContaining(`vmhub sddc update ${name}`),
+    });
+
+    const updated = await vmhub('sddc', 'update', name, '--cpus', '16', '--json');
+    expect(updated.code).toBe(0);
+    const record = JSON.parse(updated.stdout);
+    expect(record).toMatchObject({
+      name,
+      dataCenter: 'dc-west',
+      taskQueue: `sddc-${name}`,
+      capacity: { cpus: 16, memoryMiB: 256 * 1024, diskGiB: 2048 },
+      target: { kind: 'directory' },
+    });
+    expect(record.updatedAt).toEqual(expect.any(String));
+
+    const shown = await vmhub('sddc', 'show', name);
+    expect(shown.stdout).toMatch(/^capacity +16 CPUs, 256 GiB memory, 2\.0 TiB disk$/m);
+
+    const unknown = await vmhub('sddc', 'update', `${name}x`, '--cpus', '4');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(new RegExp(`^vmhub: UnknownSddc: SDDC ${name}x is not registered \\(registered: .*${name}`));
+
+    expect((await vmhub('sddc', 'remove', name)).code).toBe(0);
+    expect(await world.deps.catalog.getSddc(name)).toBeNull();
+  });
+
   it('draws progress on a terminal with no NaN, Infinity or garbled ETA', async () => {
     const file = `cli-big-${id}.iso`;
     isoImage(path.join(repositoryRoot(), file), { volumeId: 'BIG', extraBytes: 96 * 2 ** 20 });
