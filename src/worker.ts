@@ -13,6 +13,7 @@ import { ensureSchedulesAt } from './schedules';
 import { StorageClients } from './storage/clients';
 import { connectClient, connectWorker, temporalView } from './temporal';
 import { loadTopology } from './topology/topology';
+import { VmhubError } from './errors';
 
 /**
  * Worker entry points: `control` polls the control-plane queue (`vm-images`: workflows and bookkeeping)
@@ -167,7 +168,14 @@ export async function checkAgentSddc(config: Config, sddc: string): Promise<void
     return;
   }
   try {
-    await catalog.requireSddc(sddc);
+    const record = await catalog.requireSddc(sddc);
+    const queue = agentTaskQueue(sddc);
+    if (record.taskQueue !== queue) {
+      throw new VmhubError(
+        'InvalidInput',
+        `SDDC ${sddc} is registered with task queue ${record.taskQueue}, but this agent would poll ${queue}: set VMHUB_AGENT_TASK_QUEUE=${record.taskQueue}, or \`vmhub sddc update ${sddc} --task-queue ${queue}\``,
+      );
+    }
   } finally {
     await catalog.close();
   }

@@ -67,4 +67,13 @@ describe('default SDDCs at services start', () => {
     });
     await expect(checkAgentSddc({ ...config, mongodbUri: uri }, 'east-2')).resolves.toBeUndefined();
   });
+
+  it('an agent refuses an SDDC registered with another task queue, which no deploy would send to it', async () => {
+    await catalog.updateSddc('east-2', { taskQueue: 'sddc-east-2-moved' });
+    await expect(checkAgentSddc({ ...config, mongodbUri: uri }, 'east-2')).rejects.toMatchObject({
+      type: 'InvalidInput',
+      message: expect.stringContaining('VMHUB_AGENT_TASK_QUEUE=sddc-east-2-moved'),
+    });
+    await catalog.updateSddc('east-2', { taskQueue: 'sddc-east-2' });
+  });
 });
