@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The vmhub admin CLI. It runs the compiled dist/ (`npm run build`, also run by `npm ci`) while dist is
-// newer than every file under src/, so a start costs no compilation; else it runs src/ through tsx.
+// newer than every file under src/, so a start costs no compilation; else it runs src/ through tsx (a
+// development dependency: without it, an older dist/ still runs).
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -24,9 +25,21 @@ function compiledIsCurrent() {
   }
 }
 
-if (compiledIsCurrent()) {
+function tsxAvailable() {
+  try {
+    require.resolve('tsx/cjs');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+if (compiledIsCurrent() || (fs.existsSync(compiled) && !tsxAvailable())) {
   require(compiled).main(process.argv);
-} else {
+} else if (tsxAvailable()) {
   require('tsx/cjs');
   require('../src/client.ts').main(process.argv);
+} else {
+  process.stderr.write('vmhub: neither dist/client.js nor tsx is installed: run `npm ci`, or `npm run build`\n');
+  process.exit(1);
 }
