@@ -3,7 +3,7 @@ import type { Catalog, ImageVersionRecord, SddcRecord } from '../catalog/catalog
 import type { Config } from '../config';
 import { VmhubError } from '../errors';
 import { assertDeployable } from '../lifecycle/deprecation';
-import { isLatestRef, LATEST_PRE, validateImageName, validateSddcNames, validateVersionRef } from '../names';
+import { isLatestRef, LATEST_PRE, validateImageName, validateSddcNames, validateVersion, validateVersionRef } from '../names';
 import { CliError } from './errors';
 import { loadTemporal } from './services';
 
@@ -14,19 +14,18 @@ import { loadTemporal } from './services';
 const RECENT_POLL_MS = 60_000;
 
 /**
- * `<image>@<version>`, `<image>@latest` or `<image>@latest-pre` from the command line; the version stays
- * a reference for the catalog's `resolveVersion`.
+ * `<image>@<version>` from the command line; where a command takes `latest` and `latest-pre` (`latest`
+ * true), the version stays such a reference for the catalog's `resolveVersion`.
  */
-export function parseRef(ref: string): { image: string; version: string } {
+export function parseRef(ref: string, latest = true): { image: string; version: string } {
   const at = ref.lastIndexOf('@');
   if (at <= 0 || at === ref.length - 1) {
-    throw new VmhubError(
-      'InvalidInput',
-      `"${ref}" is not <image>@<version>: e.g. ubuntu-app@2.3.1, ubuntu-app@latest or ubuntu-app@latest-pre`,
-    );
+    const e = latest ? 'ubuntu-app@2.3.1, ubuntu-app@latest or ubuntu-app@latest-pre' : 'ubuntu-app@2.3.1';
+    throw new VmhubError('InvalidInput', `"${ref}" is not <image>@<version>: e.g. ${e}`);
   }
   const image = validateImageName(ref.slice(0, at), `${ref}:`);
-  return { image, version: validateVersionRef(ref.slice(at + 1), `${ref}:`) };
+  const version = ref.slice(at + 1);
+  return { image, version: latest ? validateVersionRef(version, `${ref}:`) : validateVersion(version, `${ref}:`) };
 }
 
 /** A comma-separated list of SDDC names given with `flag`; each must be valid and given once. */

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { VmhubError } from '../errors';
 import { parseEndOfLife, pastEndOfLife } from '../lifecycle/deprecation';
-import { parseVersionRef } from '../lifecycle/input';
+import { LATEST } from '../names';
+import { parseRef } from './checks';
 import type { CliDeps } from './deps';
 import { print } from './output';
 
@@ -37,7 +38,7 @@ export async function run(options: DeprecateOptions, deps: CliDeps): Promise<Dep
     status: !d ? 'current' : pastEndOfLife(d, new Date()) ? 'end-of-life' : 'deprecated',
     message: d?.message ?? null,
     endOfLife: d?.endOfLife?.toISOString() ?? null,
-    latest: (await catalog.latest(image))?.version ?? null,
+    latest: (await catalog.resolveVersion(image, LATEST))?.version ?? null,
   };
 }
 
@@ -75,7 +76,7 @@ export function register(program: Command, deps: CliDeps): void {
         );
       }
       const options: DeprecateOptions = {
-        ...parseVersionRef(ref),
+        ...parseRef(ref, false),
         message: opts.message,
         endOfLife: opts.endOfLife === undefined ? undefined : parseEndOfLife(opts.endOfLife),
         undo: Boolean(opts.undo),

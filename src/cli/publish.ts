@@ -14,16 +14,12 @@ import { print, processIo } from './output';
 import { followPublish } from './progress';
 import { VmhubError } from '../errors';
 
-export interface PublishOptions {
-  source: string;
-  image: string;
-  version?: string;
-  format?: ImageFormat;
-  sha256?: string;
+/** The workflow's input as given on the command line, and whether to follow the run. */
+export type PublishOptions = Omit<PublishInput, 'deployTo'> & {
   /** SDDCs to deploy to once published. */
   deploy?: string[];
   wait: boolean;
-}
+};
 
 /** `--no-wait`: only the workflow ID; else the publish's result, and its deploy's rows when it deployed. */
 export type PublishCliResult = { workflowId: string } & (

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { parseVersionRef, retireWorkflowId, type RetireResult } from '../lifecycle/input';
+import { retireWorkflowId, type RetireResult } from '../lifecycle/input';
+import { parseRef } from './checks';
 import { requireWorker } from '../operations';
 import type { CliDeps } from './deps';
 import { print } from './output';
@@ -56,7 +57,7 @@ export function register(program: Command, deps: CliDeps): void {
       '\nRefused (DeployRunning) while a deploy of the version runs. Running it again finishes a retire that stopped.\n\nExample:\n  vmhub retire ubuntu-app@1.2.0',
     )
     .action(async (ref: string, opts: { json?: boolean }) => {
-      const result = await run(parseVersionRef(ref), deps);
+      const result = await run(parseRef(ref, false), deps);
       print(deps.io, Boolean(opts.json), result, () => renderText(result));
     });
 }

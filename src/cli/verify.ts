@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import { parseVersionRef, type VerifyResult } from '../lifecycle/input';
+import type { VerifyResult } from '../lifecycle/input';
+import { parseRef } from './checks';
 import { validateImageName } from '../names';
 import { requireWorker } from '../operations';
 import type { CliDeps } from './deps';
@@ -48,7 +49,7 @@ export function register(program: Command, deps: CliDeps): void {
     .addHelpText('after', '\nExamples:\n  vmhub verify\n  vmhub verify ubuntu-app\n  vmhub verify ubuntu-app@1.2.0')
     .action(async (ref: string | undefined, opts: { json?: boolean }) => {
       const options: VerifyOptions =
-        ref === undefined ? {} : ref.includes('@') ? parseVersionRef(ref) : { image: validateImageName(ref) };
+        ref === undefined ? {} : ref.includes('@') ? parseRef(ref, false) : { image: validateImageName(ref) };
       const result = await run(options, deps);
       print(deps.io, Boolean(opts.json), result, () => renderText(result));
       if (result.findings.some((f) => !f.repaired)) process.exitCode = 2;

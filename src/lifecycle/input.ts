@@ -85,12 +85,3 @@ function requireObject(input: unknown, message: string): Record<string, unknown>
 export function retireWorkflowId(image: string, version: string): string {
   return `retire:${image}:${version}`;
 }
-
-/** `<image>@<version>` from the command line; InvalidInput names what is wrong. */
-export function parseVersionRef(text: string): RetireInput {
-  const at = text.lastIndexOf('@');
-  if (at <= 0 || at === text.length - 1) {
-    throw new VmhubError('InvalidInput', `"${text}" is not <image>@<version>: e.g. ubuntu-app@2.3.1`);
-  }
-  return { image: validateImageName(text.slice(0, at)), version: validateVersion(text.slice(at + 1)) };
-}

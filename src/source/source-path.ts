@@ -32,7 +32,7 @@ export function resolveSourcePath(input: string, repositoryRoots: string[], cwd:
   }
   throw new VmhubError(
     'InvalidSource',
-    `${fromCwd} is outside the repository roots (${roots.join(', ')}); move or link the file under one of them, ` +
+    `source ${fromCwd} is outside the repository roots (${roots.join(', ')}); move or link the file under one of them, ` +
       'or add its folder to VMHUB_REPOSITORY_ROOTS (colon-separated) for both the CLI and the worker',
   );
 }

@@ -100,6 +100,15 @@ describe('checks in the CLI’s own words', () => {
     );
   });
 
+  it('for retire, verify and deprecate, reads <image>@<version> with an exact version only', () => {
+    expect(parseRef('app@1.2.3', false)).toEqual({ image: 'app', version: '1.2.3' });
+    for (const bad of ['app', 'app@', '@1.0.0', 'App@1.0.0', 'app@latest', 'app@latest-pre'])
+      expect(typedError('InvalidInput', () => parseRef(bad, false))).toBeInstanceOf(VmhubError);
+    expect(typedError('InvalidInput', () => parseRef('app', false)).message).toBe(
+      '"app" is not <image>@<version>: e.g. ubuntu-app@2.3.1',
+    );
+  });
+
   it('names the SDDC given twice, and the flag', () => {
     expect(parseSddcList('east-1, west-1', '--to')).toEqual(['east-1', 'west-1']);
     expect(typedError('InvalidInput', () => parseSddcList('east-1,west-1,east-1', '--to')).message).toBe(

@@ -11,7 +11,7 @@ import {
   pastEndOfLife,
   type LifecycleState,
 } from '../../src/lifecycle/deprecation';
-import { parseVersionRef, validateRetireInput, validateVerifyInput } from '../../src/lifecycle/input';
+import { validateRetireInput, validateVerifyInput } from '../../src/lifecycle/input';
 import { replicaDifference, type BlobState } from '../../src/lifecycle/replica-check';
 import { validateKeep, versionsToRetire } from '../../src/lifecycle/retention';
 import { describeInterval, lifecycleSchedules } from '../../src/schedules';
@@ -107,12 +107,6 @@ describe('replicaDifference', () => {
 });
 
 describe('lifecycle inputs', () => {
-  it('parses <image>@<version> and refuses anything else with InvalidInput', () => {
-    expect(parseVersionRef('app@1.2.3')).toEqual({ image: 'app', version: '1.2.3' });
-    for (const bad of ['app', 'app@', '@1.0.0', 'App@1.0.0', 'app@latest'])
-      expect(typeOf(() => parseVersionRef(bad))).toBe('InvalidInput');
-  });
-
   it('checks workflow inputs', () => {
     expect(typeOf(() => validateRetireInput({ image: 'app' }))).toBe('InvalidInput');
     expect(typeOf(() => validateRetireInput([]))).toBe('InvalidInput');
