@@ -292,6 +292,15 @@ describe('deployment records keep their attempts', () => {
     expect(originalSource(record)).toBe('east-primary');
   });
 
+  it('a copy stays held after a later attempt failed, until it is removed', async () => {
+    const key = { image: 'held', version: '1.0.0', sddc: 'east-1' };
+    await catalog.recordDeployment({ ...key, status: 'deployed', source: 'east-primary' });
+    await catalog.recordDeployment({ ...key, status: 'failed', error: 'agent gone' });
+    expect([...(await catalog.heldVersions('held'))]).toEqual(['1.0.0']);
+    await catalog.recordDeployment({ ...key, status: 'removed' });
+    expect([...(await catalog.heldVersions('held'))]).toEqual([]);
+  });
+
   it('keeps the last attempts only, and the origin beyond them', async () => {
     const key = { image: 'hist', version: '1.1.0', sddc: 'east-1' };
     await catalog.recordDeployment({ ...key, status: 'deployed', source: 'west-replica' });

@@ -159,13 +159,13 @@ describe('after a retire claim', () => {
     expect(rows['landing-sddc'].status).toBe('removed');
   });
 
-  it("a deploy's agents check fails with ImageRetired once the version is retired", async () => {
+  it("a deploy's agents check fails with ImageRetired once a retire has claimed the version", async () => {
     const { ref, queue } = await published('checked');
     const deploy = createDeployActivities(deps());
     expect(await deploy.agentsPolling({ taskQueue: queue, ...ref })).toBe(1);
     const run = newRun('checked');
     await catalog.beginRetire('checked', '1.0.0', run);
-    expect(await deploy.agentsPolling({ taskQueue: queue, ...ref })).toBe(1);
+    await expect(deploy.agentsPolling({ taskQueue: queue, ...ref })).rejects.toMatchObject({ type: 'ImageRetired' });
     await catalog.finishRetire('checked', '1.0.0', run);
     await expect(deploy.agentsPolling({ taskQueue: queue, ...ref })).rejects.toMatchObject({ type: 'ImageRetired' });
     expect(await deploy.agentsPolling({ taskQueue: queue })).toBe(1);

@@ -65,14 +65,15 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
   return {
     /**
      * Agents that polled an SDDC's task queue within the last five minutes: none means a download would
-     * only wait. Given the version, fails with ImageRetired once it is retired: its blobs are gone.
+     * only wait. Given the version, fails with ImageRetired once a retire has claimed it: its blobs are going.
      */
     async agentsPolling(input: { taskQueue: string; image?: string; version?: string }): Promise<number> {
       return withFailures(async () => {
         if (input.image !== undefined && input.version !== undefined) {
           const record = await catalog.getVersion(input.image, input.version);
-          if (record?.status === 'retired') {
-            throw new VmhubError('ImageRetired', `${input.image}@${input.version} was retired; deploy another version`);
+          // A retiring version is being removed: a copy made now could land after the retire listed the SDDCs.
+          if (record?.status === 'retired' || record?.status === 'retiring') {
+            throw new VmhubError('ImageRetired', `${input.image}@${input.version} is ${record.status}; deploy another version`);
           }
         }
         return temporal.recentPollers(input.taskQueue, 'activity', AGENT_ALIVE_MS);

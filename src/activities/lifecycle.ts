@@ -103,7 +103,8 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
     const targets: RetireTarget[] = [];
     for (const d of await catalog.deploymentsOf(ref.image, ref.version)) {
       const sddc = registered.get(d.sddc);
-      if (d.status === 'removed' || d.status === 'skipped' || !sddc) continue;
+      // A skipped attempt may follow one that left a copy (its origin says so); else it never had one.
+      if (d.status === 'removed' || (d.status === 'skipped' && !d.origin) || !sddc) continue;
       targets.push({ sddc: sddc.name, taskQueue: sddc.taskQueue, target: sddc.target });
     }
     return targets;

@@ -699,7 +699,11 @@ export class Catalog {
   /** Versions of an image some SDDC holds (deployed or already present there). */
   async heldVersions(image: string): Promise<Set<string>> {
     const rows = await this.deployments
-      .find({ image, status: { $in: ['deployed', 'already-present'] } }, { projection: { _id: 0, version: 1 } })
+      // A later attempt that failed or was skipped leaves the copy an earlier one made: its origin says so.
+      .find(
+        { image, $or: [{ status: { $in: ['deployed', 'already-present'] } }, { origin: { $exists: true } }] },
+        { projection: { _id: 0, version: 1 } },
+      )
       .toArray();
     return new Set(rows.map((r) => r.version));
   }
