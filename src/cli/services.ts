@@ -53,7 +53,9 @@ export async function connectCatalog(config: Config): Promise<Catalog> {
     );
   }
   const catalog = new Catalog(client.db(), client);
-  await catalog.ensureIndexes();
+  // The unique indexes make `sddc add` refuse a duplicate on a catalog no worker has opened yet. A
+  // read-only user cannot create them and needs none: its reads go on.
+  await catalog.ensureIndexes().catch(() => undefined);
   return catalog;
 }
 
