@@ -123,7 +123,6 @@ async function main(): Promise<number> {
         `sha256     ${summary.sha256}`,
         `replicas   ${summary.replicas.map((r) => `${r.location} ${r.status}`).join(', ') || 'none'}`,
         '',
-        `${'SDDC'.padEnd(14)} ${'DC'.padEnd(10)} ${'STATUS'.padEnd(16)} ${'SOURCE'.padEnd(14)} WHERE`,
         ...resultTable(deployed),
         '',
         `elapsed    ${summary.seconds.total.toFixed(1)}s (publish + replicate ${publishSeconds.toFixed(1)}s, deploy ${deploySeconds.toFixed(1)}s)`,
