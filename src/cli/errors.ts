@@ -1,13 +1,14 @@
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { CommanderError } from 'commander';
 import { isVmhubError } from '../errors';
 
 /**
  * Problems only the CLI meets, beside the product's error types (src/errors.ts): a service it cannot
- * reach, a queue no worker polls, a command line commander refuses, a follow interrupted by Ctrl-C.
+ * reach, a queue no worker polls, a command line commander refuses, a follow interrupted by Ctrl-C, a
+ * workflow ID the server does not know.
  */
-export type CliErrorType = 'ServiceUnavailable' | 'NoWorker' | 'UsageError' | 'Interrupted';
+export type CliErrorType = 'ServiceUnavailable' | 'NoWorker' | 'UsageError' | 'Interrupted' | 'UnknownWorkflow';
 
 export class CliError extends Error {
   override name = 'CliError';
@@ -30,6 +31,9 @@ export function errorOf(err: unknown): { type: string; message: string } {
   }
   if (cause instanceof ApplicationFailure) return { type: cause.type ?? 'Error', message: cause.message };
   if (isVmhubError(cause) || cause instanceof CliError) return { type: cause.type, message: cause.message };
+  if (cause instanceof WorkflowNotFoundError) {
+    return { type: 'UnknownWorkflow', message: `${cause.message}; \`vmhub runs\` lists recent publishes and deploys` };
+  }
   if (cause instanceof CommanderError) return { type: 'UsageError', message: cause.message.replace(/^error: /, '') };
   if (cause instanceof Error) return { type: 'Error', message: cause.message.split('\n')[0] };
   return { type: 'Error', message: String(cause) };

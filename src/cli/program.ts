@@ -59,7 +59,9 @@ Environment:
 Exit codes:
   0  done
   1  an error (one line on stderr; with --json, {"error":{"type","message"}} on stdout)
-  2  a deploy (or publish --deploy, or wait) in which some SDDC ended neither deployed nor already present
+  2  a deploy (or publish --deploy, or wait) in which some SDDC ended neither deployed nor already present;
+     a cancel that did not cancel; a verify that could not repair a replica
+  130  Ctrl-C while following a run (the run goes on: re-attach with vmhub wait <workflow-id>)
 `;
 
 const EXAMPLES = `
@@ -120,7 +122,7 @@ function packageVersion(): string {
 
 /**
  * Runs the CLI. A failure is one line on stderr (`vmhub: Type: message`), or under --json one JSON
- * document on stdout; the exit code is 1. A reader that closes the pipe early (`| head`) ends the run quietly.
+ * document on stdout; the exit code is 1 (130 for Ctrl-C while following). A reader that closes the pipe early (`| head`) ends the run quietly.
  */
 export async function main(argv: string[], io: CliIo = processIo): Promise<void> {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -138,8 +140,10 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<void>
     if (json) io.out(`${JSON.stringify({ error: { type, message } }, null, 2)}\n`);
     // commander has printed its own usage error on stderr already.
     else if (!(err instanceof CommanderError)) io.err(`vmhub: ${type}: ${message}\n`);
-    process.exitCode = 1;
+    process.exitCode = type === 'Interrupted' ? 130 : 1;
   } finally {
     await deps.close();
   }
+  // An interrupted follow leaves the workflow's result pending: nothing more to wait for.
+  if (process.exitCode === 130) process.exit(130);
 }

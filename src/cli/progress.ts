@@ -5,6 +5,7 @@ import { deployOutcome } from '../operations';
 import { readProgress as readRun, type DeployReading } from '../run-progress';
 import type { PublishResult } from '../publish/input';
 import { formatBytes } from '../units';
+import { CliError } from './errors';
 import type { CliIo } from './output';
 
 /** Where a publish or deploy stands, as the bars draw it. */
@@ -133,14 +134,20 @@ async function follow<T>(handle: WorkflowHandle, io: CliIo, result: Promise<T>):
     bars.stop();
     io.progress.write('\u001b[?25h');
   };
-  const interrupted = () => {
-    stop();
-    io.err(
-      `\nvmhub: stopped following; workflow ${handle.workflowId} continues. Re-attach with \`vmhub wait ${handle.workflowId}\`, or stop it with \`vmhub cancel ${handle.workflowId}\`.\n`,
-    );
-    process.exit(130);
-  };
-  process.once('SIGINT', interrupted);
+  // Ctrl-C stops the following, never the workflow: the failure says how to re-attach or cancel.
+  let onInterrupt = () => {};
+  const interruption = new Promise<never>((_, reject) => {
+    onInterrupt = () =>
+      reject(
+        new CliError(
+          'Interrupted',
+          `stopped following; workflow ${handle.workflowId} continues. Re-attach with \`vmhub wait ${handle.workflowId}\`, or stop it with \`vmhub cancel ${handle.workflowId}\``,
+        ),
+      );
+  });
+  process.once('SIGINT', onInterrupt);
+  // Left behind by an interruption, the result must not reject unhandled when the connection closes.
+  result.catch(() => undefined);
   let busy = false;
   const timer = setInterval(() => {
     if (busy || !io.tty) return;
@@ -150,10 +157,10 @@ async function follow<T>(handle: WorkflowHandle, io: CliIo, result: Promise<T>):
       .finally(() => (busy = false));
   }, 500);
   try {
-    return await result;
+    return await Promise.race([result, interruption]);
   } finally {
     clearInterval(timer);
-    process.removeListener('SIGINT', interrupted);
+    process.removeListener('SIGINT', onInterrupt);
     stop();
   }
 }

@@ -5,8 +5,8 @@ import type { CliDeps } from './deps';
 import { CliError } from './errors';
 import type { CliIo } from './output';
 
-/** A CLI command waits this long for a service before saying it cannot reach it. */
-export const CONNECT_TIMEOUT_MS = 3000;
+/** A CLI command waits this long for a service before saying it cannot reach it: within 3 s in all, start included. */
+export const CONNECT_TIMEOUT_MS = 2500;
 
 const START_HINT = 'start the local services with `npm run services -- start`';
 
