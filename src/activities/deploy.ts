@@ -2,7 +2,7 @@ import { activityInfo } from '@temporalio/activity';
 import type { ImageVersionRecord, SddcRecord } from '../catalog/catalog';
 import { batchesOf, type SddcBatch } from '../deploy/batches';
 import type { Resources } from '../images/ovf/metadata';
-import { capacityShortfall, sourceOrder, type SourceCandidate } from '../deploy/placement';
+import { capacityShortfall, resourcesOf, sourceOrder, type SourceCandidate } from '../deploy/placement';
 import type { DeployInput, DeployResultRow } from '../deploy/input';
 import { VmhubError } from '../errors';
 import { withFailures } from '../failures';
@@ -103,7 +103,7 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
     async planDeployment(input: DeployInput): Promise<DeploymentPlan> {
       return withFailures(async () => {
         const { record, sddcs } = await resolve(input);
-        const resources = record.metadata && 'resources' in record.metadata ? record.metadata.resources : undefined;
+        const resources = resourcesOf(record);
         return {
           image: record.image,
           version: record.version,

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { DeployCounts, DeployInput, DeployResult, DeployResultRow } from '../deploy/input';
 import { deployHeadline, deployIncomplete, resultTable, startDeploy } from '../operations';
+import { capacityShortfall, resourcesOf } from '../deploy/placement';
 import { deployableVersion, parseRef, parseSddcList, registeredSddcs, requireAgents, requireControlWorkers } from './checks';
 import { examples, jsonOption, requiredOption } from './command';
 import type { CliDeps } from './deps';
@@ -23,7 +24,7 @@ export type DeployCliResult = { workflowId: string } & (
 
 /**
  * Checks everything it can before the workflow starts: the SDDCs are registered, the version exists and
- * may be deployed, and the control worker and every SDDC's agent polled within the last minute.
+ * may be deployed, and the control worker and the agent of every SDDC it fits polled within the last minute.
  */
 export async function prepare(options: DeployOptions, deps: CliDeps): Promise<DeployInput> {
   const catalog = await deps.catalog();
@@ -31,7 +32,11 @@ export async function prepare(options: DeployOptions, deps: CliDeps): Promise<De
   const record = await deployableVersion(catalog, options.image, options.version, options.force);
   const client = await deps.temporal();
   await requireControlWorkers(client, deps.config);
-  await requireAgents(client, sddcs);
+  // An SDDC the version does not fit is skipped by the deploy: it needs no agent.
+  await requireAgents(
+    client,
+    sddcs.filter((s) => capacityShortfall(resourcesOf(record), s.capacity) === undefined),
+  );
   // `latest` and `latest-pre` are resolved here, so the deploy ships the version that was checked.
   return { image: options.image, version: record.version, sddcs: options.to, ...(options.force ? { force: true } : {}) };
 }

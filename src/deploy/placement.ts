@@ -1,10 +1,15 @@
-import type { ReplicaRecord } from '../catalog/catalog';
+import type { ImageVersionRecord, ReplicaRecord } from '../catalog/catalog';
 import type { Resources } from '../images/ovf/metadata';
 import type { Capacity, StorageLocation } from '../topology/topology';
 
 /** Decisions of a deployment, as plain functions: does a version fit an SDDC, and where should it read from. */
 
 const GiB = 2 ** 30;
+
+/** What a version needs of an SDDC: an OVF's resources; an ISO needs nothing. */
+export function resourcesOf(record: Pick<ImageVersionRecord, 'metadata'>): Resources | undefined {
+  return record.metadata && 'resources' in record.metadata ? record.metadata.resources : undefined;
+}
 
 export function capacityShortfall(needs: Resources | undefined, capacity: Capacity): string | undefined {
   if (!needs) return undefined;

@@ -8,7 +8,8 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import type { ImageVersionRecord } from '../../src/catalog/catalog';
 import { connectWorker } from '../../src/temporal';
 import { createAgentWorker } from '../../src/worker';
-import { isoImage } from '../images/build';
+import { isoImage, ovaFromDescriptor } from '../images/build';
+import { fixture } from '../images/fixtures';
 import { repositoryRoot, startWorld, type TestWorld } from '../helpers';
 
 const execFileAsync = promisify(execFile);
@@ -188,6 +189,36 @@ describe('the vmhub CLI against the services', () => {
     expect(lines[0]).toMatch(new RegExp(`^deploy incomplete: ${image}@1\\.0\\.0 on 2 SDDCs: .*1 deployed.*1 failed`));
     expect(lines.find((l) => l.startsWith(good))).toMatch(/ deployed /);
     expect(lines.find((l) => l.startsWith(bad))).toMatch(/ failed .*link/);
+  });
+
+  it('a deploy with one failed and one skipped SDDC ends Failed (DeployIncomplete), exits 2 and prints both reasons', async () => {
+    const image = `cli-partial-${id}`;
+    const ova = `cli-partial-${id}.ova`;
+    ovaFromDescriptor(path.join(repositoryRoot(), ova), fixture('govmomi__ttylinux-pc_i486-16.1.ovf'));
+    expect((await vmhub('publish', ova, '--image', image, '--version', '1.0.0')).code).toBe(0);
+    // 16 MiB of memory, against the 32 MiB ttylinux needs: skipped, so it needs no agent either.
+    const small = `cli-small-${id}`;
+    await world.deps.catalog.addSddc({
+      name: small,
+      dataCenter: 'dc-west',
+      taskQueue: `sddc-${small}`,
+      capacity: { cpus: 1, memoryMiB: 16, diskGiB: 1 },
+    });
+    breakDeploysOf(image, '1.0.0');
+    const r = await vmhub('deploy', `${image}@1.0.0`, '--to', `${good},${bad},${small}`);
+    expect(r.code).toBe(2);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toMatch(/^deploy incomplete: .* 1 deployed, 1 failed, 1 skipped/);
+    expect(lines.find((l) => l.startsWith(bad))).toMatch(/ failed .*link/);
+    expect(lines.slice(lines.findIndex((l) => /^skipped/.test(l))).find((l) => l.includes(small))).toMatch(/memory/i);
+    const [deployId] = await workflowIds(`VmImage="${image}" AND WorkflowType="DeployToSDDCs"`);
+    const d = await world.client.workflow.getHandle(deployId).describe();
+    expect(d.status.name).toBe('FAILED');
+    const failure = await world.client.workflow
+      .getHandle(deployId)
+      .result()
+      .catch((e: unknown) => (e as { cause?: { type?: string } }).cause);
+    expect(failure).toMatchObject({ type: 'DeployIncomplete' });
   });
 
   it('publish --deploy follows the deploy, prints each SDDC and exits 2 when one failed', async () => {
