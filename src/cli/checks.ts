@@ -11,7 +11,9 @@ import { loadTemporal } from './services';
  * What the CLI checks before it starts a workflow, told in the CLI's own words (flags, examples, where
  * things are). The workflows check their input again for those who start them with the Temporal CLI.
  */
-const RECENT_POLL_MS = 60_000;
+// A stopped worker stays listed as a poller for minutes, so only a recent poll counts. An idle worker's
+// long poll lasts up to a minute before it polls again: the window is a little longer than that.
+const RECENT_POLL_MS = 75_000;
 
 /**
  * `<image>@<version>` from the command line; where a command takes `latest` and `latest-pre` (`latest`
@@ -93,7 +95,7 @@ export async function unknownVersion(catalog: Catalog, image: string, ref: strin
   );
 }
 
-/** Refused unless a worker polled each queue within the last minute (a stopped worker stays listed a while). */
+/** Refused unless a worker polled each queue in the last 75 s. */
 export async function requirePollers(
   client: Client,
   queues: Array<{ taskQueue: string; kind: 'workflow' | 'activity' }>,
@@ -104,7 +106,7 @@ export async function requirePollers(
   if (idle.length > 0) {
     throw new CliError(
       'NoWorker',
-      `no worker has polled task queue ${idle.join(' or ')} within the last minute; start one with \`npm run worker\``,
+      `no worker has polled task queue ${idle.join(' or ')} in the last 75 s; start one with \`npm run worker\``,
     );
   }
 }
@@ -118,7 +120,7 @@ export function requireControlWorkers(client: Client, config: Config): Promise<v
   ]);
 }
 
-/** Refused with NoAgent unless each SDDC's agent polled its task queue within the last minute. */
+/** Refused with NoAgent unless each SDDC's agent polled its task queue in the last 75 s. */
 export async function requireAgents(client: Client, sddcs: SddcRecord[]): Promise<void> {
   const view = loadTemporal().temporalView(client);
   const missing: SddcRecord[] = [];
@@ -132,6 +134,6 @@ export async function requireAgents(client: Client, sddcs: SddcRecord[]): Promis
   const shown = missing.slice(0, 10);
   throw new VmhubError(
     'NoAgent',
-    `no agent has polled within the last minute for ${shown.map((s) => `${s.name} (task queue ${s.taskQueue})`).join(', ')}${missing.length > shown.length ? ` and ${missing.length - shown.length} more` : ''}; start each with \`npm run agent -- <name>\`, e.g. \`npm run agent -- ${missing[0].name}\``,
+    `no agent has polled in the last 75 s for ${shown.map((s) => `${s.name} (task queue ${s.taskQueue})`).join(', ')}${missing.length > shown.length ? ` and ${missing.length - shown.length} more` : ''}; start each with \`npm run agent -- <name>\`, e.g. \`npm run agent -- ${missing[0].name}\``,
   );
 }

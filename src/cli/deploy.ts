@@ -24,7 +24,7 @@ export type DeployCliResult = { workflowId: string } & (
 
 /**
  * Checks everything it can before the workflow starts: the SDDCs are registered, the version exists and
- * may be deployed, and the control worker and the agent of every SDDC it fits polled within the last minute.
+ * may be deployed, and the control worker and the agent of every SDDC it fits polled in the last 75 s.
  */
 export async function prepare(options: DeployOptions, deps: CliDeps): Promise<DeployInput> {
   const catalog = await deps.catalog();

@@ -173,7 +173,7 @@ describe('the vmhub CLI against the services', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
       new RegExp(
-        `^vmhub: NoAgent: no agent has polled within the last minute for ${idle} \\(task queue sddc-${idle}\\); .*npm run agent -- ${idle}`,
+        `^vmhub: NoAgent: no agent has polled in the last 75 s for ${idle} \\(task queue sddc-${idle}\\); .*npm run agent -- ${idle}`,
       ),
     );
     await expect(world.client.workflow.getHandle(`publish:${image}:1.0.0`).describe()).rejects.toThrow(/not found/i);
