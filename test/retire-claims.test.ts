@@ -182,4 +182,17 @@ describe('retentionPlan', () => {
       { image: 'stuck', version: '1.0.0' },
     ]);
   });
+
+  it('leaves a version to the retire still running on it', async () => {
+    const image = `busy-${randomUUID().slice(0, 8)}`;
+    await published(image);
+    const retire = newRun(image);
+    await catalog.beginRetire(image, '1.0.0', retire);
+    temporal.openRuns.add(retire.runId);
+    expect(await asRun(newRun('retention'), (a) => a.retentionPlan({ image, limit: 100 }))).toEqual([]);
+    temporal.openRuns.clear();
+    expect(await asRun(newRun('retention'), (a) => a.retentionPlan({ image, limit: 100 }))).toEqual([
+      { image, version: '1.0.0' },
+    ]);
+  });
 });

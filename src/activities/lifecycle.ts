@@ -281,9 +281,12 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
         const policies = input.image
           ? [await catalog.getRetention(input.image)].filter((p) => p !== null)
           : await catalog.listRetention();
-        const plan: VersionRef[] = (await catalog.listVersions(input.image, { status: 'retiring' })).map(
-          ({ image, version }) => ({ image, version }),
-        );
+        const plan: VersionRef[] = [];
+        for (const v of await catalog.listVersions(input.image, { status: 'retiring' })) {
+          // A retire still running finishes its own version; a retention run would only conflict with it.
+          if (v.retired?.by && !(await temporal.isClosed(v.retired.by))) continue;
+          plan.push({ image: v.image, version: v.version });
+        }
         for (const policy of policies) {
           const versions = await catalog.listVersions(policy.image);
           const held = await catalog.heldVersions(policy.image);
