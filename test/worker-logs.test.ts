@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import net from 'node:net';
+import { Catalog } from '../src/catalog/catalog';
 import { loadConfig } from '../src/config';
 import { spawnWorker, until } from './harness/worker-process';
 
@@ -34,6 +35,22 @@ const lines = (file: string) =>
     .filter((l) => l !== '');
 
 describe('worker logs', () => {
+  // An agent serves only a registered SDDC.
+  let catalog: Catalog;
+  beforeAll(async () => {
+    catalog = await Catalog.connect(loadConfig().mongodbUri);
+    await catalog.addSddc({
+      name: 'logs-east-9',
+      dataCenter: 'dc-east',
+      taskQueue: 'sddc-logs-east-9',
+      capacity: { cpus: 8, memoryMiB: 16384, diskGiB: 100 },
+    });
+  });
+  afterAll(async () => {
+    await catalog.removeSddc('logs-east-9');
+    await catalog.close();
+  });
+
   it('are JSON lines without ANSI escapes, the SDK core lines during an outage included', async () => {
     const proxy = await startCuttableProxy(loadConfig().temporal.address);
     const worker = spawnWorker(['agent', 'logs-east-9'], { TEMPORAL_ADDRESS: proxy.address, VMHUB_LOG_LEVEL: 'INFO' });
