@@ -64,6 +64,8 @@ describe('worker logs', () => {
       );
     } finally {
       await worker.stop();
+      // Cut again when the test failed before the cut: a listening proxy would keep jest from exiting.
+      await proxy.cut();
     }
     const text = fs.readFileSync(worker.logFile, 'utf8');
     expect(text).not.toContain('\x1b');
