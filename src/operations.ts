@@ -19,6 +19,7 @@ import { publishWorkflowId, type PublishInput, type PublishProgress } from './pu
 import { describePlacement } from './sddc/target';
 import { formatBytes } from './units';
 import { isFleetProgress } from './run-progress';
+import { countStatuses } from './workflows/current-details';
 
 /**
  * Starting and following vmhub's workflows from a client (the CLI, the demo): the workflow-ID
@@ -127,11 +128,9 @@ export function deployHeadline(result: Pick<DeployResult, 'image' | 'version' | 
   return `deploy incomplete: ${ref} on ${total} SDDC${total === 1 ? '' : 's'}: ${tally}`;
 }
 
+/** A fleet's result carries counts beside its few rows; a small deploy's rows are all there is. */
 function countsOf(result: Pick<DeployResult, 'results' | 'counts'>): DeployCounts {
-  if (result.counts && Object.keys(result.counts).length > 0) return result.counts;
-  const counts: DeployCounts = {};
-  for (const r of result.results) counts[r.status] = (counts[r.status] ?? 0) + 1;
-  return counts;
+  return result.counts && Object.keys(result.counts).length > 0 ? result.counts : countStatuses(result.results);
 }
 
 /**
@@ -170,13 +169,9 @@ export function describeFailure(err: unknown): string {
 /**
  * A deploy's progress with a row per SDDC. A fanned-out deploy's own progress has counts and its batches
  * (FleetProgress); each batch's child workflow has the rows. A batch not started yet has none.
- * `known`: the deploy's progress when the caller has just read it.
  */
-export async function sddcProgress(
-  handle: WorkflowHandle,
-  known?: DeployProgress | FleetProgress,
-): Promise<DeployProgress | undefined> {
-  const progress = known ?? (await handle.query<DeployProgress | FleetProgress>('progress').catch(() => undefined));
+export async function sddcProgress(handle: WorkflowHandle): Promise<DeployProgress | undefined> {
+  const progress = await handle.query<DeployProgress | FleetProgress>('progress').catch(() => undefined);
   if (!progress || !isFleetProgress(progress)) return progress;
   const batches = await Promise.all(
     progress.batches.map((b) =>

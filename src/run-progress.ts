@@ -3,6 +3,7 @@ import type { PayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import type { DeployCounts, DeployProgress, DeployResultRow, FleetProgress, SddcProgress } from './deploy/input';
 import type { PublishProgress } from './publish/input';
+import { statusWord } from './cli/output';
 import { countStatuses } from './workflows/current-details';
 
 /**
@@ -102,7 +103,7 @@ async function read(client: WorkflowClient, handle: WorkflowHandle, converter: P
   const base: RunReading = {
     workflowId: description.workflowId,
     runId: description.runId,
-    status: statusOf(description.status.name),
+    status: statusWord(description.status.name) as RunStatus,
     transfers: (raw.pendingActivities ?? []).flatMap((a) => transferOf(a, converter)),
   };
   const children = await Promise.all(
@@ -134,10 +135,6 @@ async function consistentRead(handle: WorkflowHandle): Promise<{ progress: unkno
 }
 
 type Description = Awaited<ReturnType<WorkflowHandle['describe']>>;
-
-function statusOf(name: string): RunStatus {
-  return name.toLowerCase().replace(/_/g, '-') as RunStatus;
-}
 
 function transferOf(a: temporal.api.workflow.v1.IPendingActivityInfo, converter: PayloadConverter): Transfer[] {
   const kind = KINDS[a.activityType?.name ?? ''];
