@@ -13,6 +13,7 @@ import { installLogging } from '../src/logging';
 import { requireWorker } from '../src/operations';
 import type { PublishResult } from '../src/publish/input';
 import { startServices, stopProcessGroup, stopServices } from '../src/services/embedded';
+import { WORKER_NODE_FLAGS } from '../src/services/worker-process';
 import { planBlocks } from '../src/storage/block-plan';
 import { StorageClients } from '../src/storage/clients';
 import { connectClient, connectWorker } from '../src/temporal';
@@ -27,7 +28,7 @@ import { transferTaskQueueOf } from '../src/task-queues';
  * `npm run bench`: the performance checks on embedded services started for the run. Each
  * throughput figure is a ratio against the plain @azure/storage-blob call doing the same transfer on the
  * same Azurite (uploads with the same block size and concurrency; downloadToFile is one streamed GET, it
- * takes no concurrency); every pair runs BENCH_REPEATS times (at least 3),
+ * takes no concurrency); every pair runs BENCH_REPEATS times (default 5, at least 3),
  * alternating which of the two goes first, and the ratios are reported as median, min and max. The
  * workers are what production runs: the compiled sources with the prebuilt workflow bundle, built here.
  *
@@ -41,7 +42,7 @@ const FAN_OUT = 2;
 const PER_ACTIVITY = 4;
 const CONCURRENCY = FAN_OUT * PER_ACTIVITY;
 const SIZE = Math.round(Number(process.env.BENCH_GIB ?? 1) * GiB);
-const REPEATS = Math.max(3, Number(process.env.BENCH_REPEATS ?? 3));
+const REPEATS = Math.max(3, Number(process.env.BENCH_REPEATS ?? 5));
 const SDDCS = ['bench-a', 'bench-b', 'bench-c'];
 
 function freePort(): Promise<number> {
@@ -266,7 +267,7 @@ async function main(): Promise<void> {
     const logFile = path.join(dir, 'logs', `${name}.log`);
     fs.mkdirSync(path.dirname(logFile), { recursive: true });
     const log = fs.openSync(logFile, 'a');
-    const child = spawn(process.execPath, [path.join(app, 'worker.js'), ...args], {
+    const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, path.join(app, 'worker.js'), ...args], {
       cwd: app,
       env: { ...process.env, ...env, ...extra },
       detached: true,
@@ -550,7 +551,7 @@ async function main(): Promise<void> {
       agentConcurrency: CONCURRENCY,
       maxInflightMiB: config.maxInflightBytes / MiB,
       repeats: REPEATS,
-      worker: 'compiled (tsc) with the prebuilt workflow bundle',
+      worker: `compiled (tsc) with the prebuilt workflow bundle; node ${WORKER_NODE_FLAGS.join(' ')}`,
     },
     figures,
     targets: targets(figures),

@@ -7,10 +7,12 @@ import { freeNow } from '../storage/free-now';
  * common case every byte is read from the source once and hashed once for its block ID:
  *
  * - Staging: the range activities of a publish that run in this process register their ranges here,
- *   and their lanes take blocks lowest first across all of them, at most `slots` at a time and none
- *   further than `window` blocks past the first one not yet staged. Blocks are then read nearly in
- *   image order whichever range they belong to, and a range that is alone (the last one, or while the
- *   next is being scheduled) still keeps every slot busy.
+ *   and their lanes take blocks lowest first across all of them, at most `slots` at a time, none
+ *   further than `window` blocks past the first one not yet staged, and, while an inspector is
+ *   attached, none further than `lead` blocks past the one it is at. Blocks are then read nearly in
+ *   image order whichever range they belong to, a range that is alone (the last one, or while the next
+ *   is being scheduled) still keeps every slot busy, and an inspector that falls behind (a starved
+ *   machine) slows the staging rather than reading the source a second time.
  * - The tap: a lane that has read and digested a block offers it here before uploading it, and the
  *   inspection of the same publish in this process takes the blocks in order instead of reading and
  *   hashing them again. The tap holds at most `limitBytes` of blocks whose upload is over, keeping the
@@ -165,6 +167,7 @@ export class PublishTap {
     readonly limitBytes: number,
     private readonly onIdle: () => void = () => undefined,
     readonly window = 2 * slots,
+    readonly lead = slots,
   ) {}
 
   get idle(): boolean {
@@ -243,12 +246,23 @@ export class PublishTap {
         if (!r.finished) base = Math.min(base, r.firstNotDone());
         if (r.lowestPending() < (best?.lowestPending() ?? Infinity)) best = r;
       }
-      if (!best || best.lowestPending() >= base + this.window) return;
+      if (!best) return;
       const index = best.lowestPending();
+      if (index >= base + this.window || index >= this.inspectorBound(base)) return;
       best.take(index);
       this.inFlight++;
       this.claimWaiters.shift()!.resolve({ index, range: best });
     }
+  }
+
+  /**
+   * The first block staging may not take yet because of the inspector: `lead` past the one it is at. An
+   * inspector far behind the staging (after a crash, re-reading what was staged before it) is not waited
+   * for: it reads those blocks itself, and the tap keeps what it can.
+   */
+  private inspectorBound(base: number): number {
+    const at = this.inspector?.next;
+    return at === undefined || at + this.window < base ? Infinity : at + this.lead;
   }
 
   // ---- the tap ----
@@ -318,6 +332,7 @@ export class PublishTap {
   ): Promise<TapBlock | undefined> {
     me.next = index;
     for (const i of [...this.held.keys()]) if (i < index) this.drop(i);
+    this.pump();
     const since = Date.now();
     for (;;) {
       signal.throwIfAborted();
@@ -327,6 +342,7 @@ export class PublishTap {
         this.held.delete(index);
         this.heldBytes -= block.held.bytes.length;
         me.next = index + 1;
+        this.pump();
         return block;
       }
       if (this.coming(index)) {

