@@ -15,6 +15,7 @@ import { openImageSource } from '../source/image-source';
 import type { ImageSource } from '../source/source';
 import { blockDigest, blockDigestOf, blockId, blockListDigest, parseBlockId } from '../storage/block-ids';
 import { blockBounds, planBlocks, rangesOf, type BlockPlan, type BlockRange } from '../storage/block-plan';
+import { BlockBuffers } from '../storage/block-buffers';
 import { ByteBudget } from '../storage/byte-budget';
 import type { StorageClients } from '../storage/clients';
 import { hashPool } from '../storage/hashing';
@@ -231,6 +232,10 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
   // Uploads in flight for one publish on this worker, whichever of its ranges they belong to.
   const slots = config.rangeFanOut * config.transferConcurrency;
   const hashes = hashPool();
+  // Blocks are read into these and given back once uploaded and inspected; a block whose read or upload
+  // failed is never given back, as a request may still be reading it.
+  const buffers = new BlockBuffers();
+  const giveBack = (bytes: Buffer) => buffers.give(bytes);
 
   return {
     /** Checks the source, tells its format from its bytes and plans its blocks. */
@@ -328,7 +333,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
               const { start, end } = blockBounds(plan, i);
               const reservation = await budget.acquire(end - start, signal);
               try {
-                return new HeldBytes(await s.read(start, end, signal), reservation);
+                return new HeldBytes(await s.read(start, end, signal, buffers.take(end - start)), reservation, giveBack);
               } catch (err) {
                 reservation.release();
                 throw err;
@@ -364,19 +369,15 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
                   if (i + 1 < plan.blockCount && !tap.expects(i + 1)) ahead = { index: i + 1, held: readHere(i + 1) };
                 }
                 await taking.shift();
-                // Bytes a lane is still uploading are copied; others are moved, and freed on the thread.
-                const move = held.movable;
+                // The thread reads the bytes in place: they are let go once it has answered.
                 const taken = stream
-                  .push(held.bytes, { move, digest: digest === undefined })
+                  .push(held.bytes, { digest: digest === undefined })
                   .then((answer) => {
                     // An invalid image fails the publish now, not after the last byte is read.
                     if (answer.invalid) throw answer.invalid;
                     if (answer.sha256 !== undefined) ids[i] = blockId(i, blockDigestOf(answer.sha256));
                   })
-                  .finally(() => {
-                    if (move) held.release();
-                  });
-                if (!move) held.release();
+                  .finally(() => held.release());
                 taken.catch(() => undefined); // awaited before the next push
                 taking.push(taken);
                 bytesDone = blockBounds(plan, i).end;
@@ -447,9 +448,9 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
               let held: HeldBytes;
               let digest: string;
               try {
-                const moved = await hashes.sha256Moving(await s.read(start, end, laneSignal));
-                held = new HeldBytes(moved.bytes, reservation);
-                digest = blockDigestOf(moved.hex);
+                const bytes = await s.read(start, end, laneSignal, buffers.take(end - start));
+                digest = blockDigestOf(await hashes.sha256(bytes));
+                held = new HeldBytes(bytes, reservation, giveBack);
               } catch (err) {
                 reservation.release();
                 throw err;

@@ -1,6 +1,5 @@
 import type { Reservation } from '../storage/byte-budget';
 import type { BlockRange } from '../storage/block-plan';
-import { freeNow } from '../storage/free-now';
 
 /**
  * How one publish's staging and inspection share the work inside one worker process, so that in the
@@ -8,11 +7,12 @@ import { freeNow } from '../storage/free-now';
  *
  * - Staging: the range activities of a publish that run in this process register their ranges here,
  *   and their lanes take blocks lowest first across all of them, at most `slots` at a time, none
- *   further than `window` blocks past the first one not yet staged, and, while an inspector is
- *   attached, none further than `lead` blocks past the one it is at. Blocks are then read nearly in
- *   image order whichever range they belong to, a range that is alone (the last one, or while the next
- *   is being scheduled) still keeps every slot busy, and an inspector that falls behind (a starved
- *   machine) slows the staging rather than reading the source a second time.
+ *   further than `window` blocks past the first one not yet staged, and none further than `lead` blocks
+ *   past the one the inspector is at (block 0 while one is awaited: for a moment after the publish
+ *   starts here, unless an inspection of it was already seen or already missed here). Blocks are then
+ *   read nearly in image order whichever range they belong to, a range that is alone (the last one, or
+ *   while the next is being scheduled) still keeps every slot busy, and an inspector that starts late or
+ *   falls behind (a starved machine) slows the staging rather than reading the source a second time.
  * - The tap: a lane that has read and digested a block offers it here before uploading it, and the
  *   inspection of the same publish in this process takes the blocks in order instead of reading and
  *   hashing them again. The tap holds at most `limitBytes` of blocks whose upload is over, keeping the
@@ -25,7 +25,8 @@ import { freeNow } from '../storage/free-now';
 
 /**
  * A block's bytes and their share of the byte budget, held by one party or more (the lane uploading
- * them, the tap, the inspector); the last to let go frees the memory and gives the budget back.
+ * them, the tap, the inspector); the last to let go hands the bytes to `letGo` (the buffer pool) and
+ * gives the budget back.
  */
 export class HeldBytes {
   private holders = 1;
@@ -34,6 +35,7 @@ export class HeldBytes {
   constructor(
     readonly bytes: Buffer,
     private readonly reservation: Reservation,
+    private readonly letGo: (bytes: Buffer) => void,
   ) {}
 
   share(): this {
@@ -41,19 +43,14 @@ export class HeldBytes {
     return this;
   }
 
-  /** Whether the caller holds the bytes alone and may move them to another thread. */
-  get movable(): boolean {
-    return this.holders === 1 && !this.pinned;
-  }
-
-  /** A request that failed may still read the bytes: they are never moved or freed early, only dropped. */
+  /** A request that failed may still read the bytes: they are never used again, only dropped. */
   pin(): void {
     this.pinned = true;
   }
 
   release(): void {
     if (--this.holders > 0) return;
-    if (!this.pinned) freeNow(this.bytes);
+    if (!this.pinned) this.letGo(this.bytes);
     this.reservation.release();
   }
 }
@@ -158,17 +155,27 @@ export class PublishTap {
   private registrations = 0;
   private highestEnd = 0;
   private inspector?: { next: number; graceSpentAt: number };
-  private readonly createdAt = Date.now();
-  private unclaimedDrop?: NodeJS.Timeout;
+  /** Until an inspector attaches or the grace ends: staging waits for it, and the tap keeps blocks for it. */
+  private awaiting: boolean;
+  readonly window: number;
+  readonly lead: number;
+  private readonly onIdle: () => void;
+  /** Called once an inspector was attached or the grace ended without one. */
+  private readonly onSettled: () => void;
 
   constructor(
     readonly blockCount: number,
     readonly slots: number,
     readonly limitBytes: number,
-    private readonly onIdle: () => void = () => undefined,
-    readonly window = 2 * slots,
-    readonly lead = slots,
-  ) {}
+    options: { awaitInspector?: boolean; onIdle?: () => void; onSettled?: () => void; window?: number; lead?: number } = {},
+  ) {
+    this.window = options.window ?? 2 * slots;
+    this.lead = options.lead ?? slots;
+    this.onIdle = options.onIdle ?? (() => undefined);
+    this.onSettled = options.onSettled ?? (() => undefined);
+    this.awaiting = options.awaitInspector ?? false;
+    if (this.awaiting) setTimeout(() => this.graceOver(), INSPECT_GRACE_MS).unref();
+  }
 
   get idle(): boolean {
     return this.ranges.size === 0 && !this.inspector && this.held.size === 0;
@@ -261,7 +268,7 @@ export class PublishTap {
    * for: it reads those blocks itself, and the tap keeps what it can.
    */
   private inspectorBound(base: number): number {
-    const at = this.inspector?.next;
+    const at = this.inspector?.next ?? (this.awaiting ? 0 : undefined);
     return at === undefined || at + this.window < base ? Infinity : at + this.lead;
   }
 
@@ -273,16 +280,12 @@ export class PublishTap {
    */
   offer(claim: Claim, block: TapBlock): void {
     claim.range.markOffered(claim.index);
-    const wanted = this.inspector ? block.index >= this.inspector.next : Date.now() - this.createdAt < INSPECT_GRACE_MS;
+    const wanted = this.inspector ? block.index >= this.inspector.next : this.awaiting;
     if (wanted && !this.held.has(block.index)) {
       this.held.set(block.index, { ...block, held: block.held.share() });
       this.heldBytes += block.held.bytes.length;
       // Over the limit, the blocks needed last go first (possibly this one).
       while (this.heldBytes > this.limitBytes && this.held.size > 0) this.drop(Math.max(...this.held.keys()));
-      if (!this.inspector && this.held.size > 0) {
-        this.unclaimedDrop ??= setTimeout(() => this.dropUnwanted(), INSPECT_GRACE_MS);
-        this.unclaimedDrop.unref();
-      }
     }
     this.changed();
   }
@@ -294,8 +297,11 @@ export class PublishTap {
     block.held.release();
   }
 
-  /** Blocks kept for an inspector that did not come. */
-  private dropUnwanted(): void {
+  /** The grace is over: blocks kept for an inspector that did not come are let go, and staging goes on without it. */
+  private graceOver(): void {
+    if (!this.awaiting) return;
+    this.awaiting = false;
+    this.onSettled();
     if (this.inspector) return;
     for (const index of [...this.held.keys()]) this.drop(index);
     this.changed();
@@ -305,6 +311,7 @@ export class PublishTap {
   attachInspector(): InspectorTap {
     const me = { next: 0, graceSpentAt: -1 };
     this.inspector = me;
+    this.graceOver();
     this.changed();
     const current = () => this.inspector === me;
     return {
@@ -399,17 +406,32 @@ export interface InspectorTap {
   detach(): void;
 }
 
-/** The taps of the publishes running in this process, one per run, source and plan. */
+/** How many publishes' keys a registry remembers as settled. */
+const SETTLED_KEYS = 256;
+
+/**
+ * The taps of the publishes running in this process, one per run, source and plan. A tap goes when it
+ * is idle (between two ranges, say); the registry remembers which publishes were settled (an inspector
+ * came, or did not within the grace), so that a later tap of theirs does not wait for an inspector again.
+ */
 export class TapRegistry {
   private readonly taps = new Map<string, PublishTap>();
+  private readonly settled = new Set<string>();
 
   constructor(private readonly limitBytes: number) {}
 
   tap(key: string, blockCount: number, slots: number): PublishTap {
     let tap = this.taps.get(key);
     if (!tap) {
-      const created: PublishTap = new PublishTap(blockCount, slots, this.limitBytes, () => {
-        if (this.taps.get(key) === created) this.taps.delete(key);
+      const created: PublishTap = new PublishTap(blockCount, slots, this.limitBytes, {
+        awaitInspector: !this.settled.has(key),
+        onIdle: () => {
+          if (this.taps.get(key) === created) this.taps.delete(key);
+        },
+        onSettled: () => {
+          this.settled.add(key);
+          if (this.settled.size > SETTLED_KEYS) this.settled.delete(this.settled.values().next().value!);
+        },
       });
       this.taps.set(key, created);
       tap = created;

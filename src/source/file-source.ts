@@ -44,8 +44,8 @@ export class FileSource implements ImageSource {
     }
   }
 
-  async read(start: number, end: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(end - start);
+  async read(start: number, end: number, _signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
+    const buf = into ?? Buffer.allocUnsafe(end - start);
     let done = 0;
     while (done < buf.length) {
       const { bytesRead } = await this.handle.read(buf, done, buf.length - done, start + done);

@@ -174,8 +174,8 @@ export class HttpSource implements ImageSource {
     }
   }
 
-  async read(start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(end - start);
+  async read(start: number, end: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
+    const buf = into ?? Buffer.allocUnsafe(end - start);
     if (buf.length === 0) return buf;
     const headers: Record<string, string> = { Range: `bytes=${start}-${end - 1}` };
     if (this.validator) headers[this.validator.request] = this.validator.value;

@@ -82,19 +82,17 @@ export class OvfPackageSource implements ImageSource {
     return new OvfPackageSource(descriptor.ref, segments, [descriptor, ...opened], offset, `package:${version}`);
   }
 
-  async read(start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
-    const parts: Buffer[] = [];
+  async read(start: number, end: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
+    const buf = into ?? Buffer.allocUnsafe(end - start);
     for (const s of this.segments) {
       const from = Math.max(start, s.offset);
       const to = Math.min(end, s.offset + s.length);
       if (from >= to) continue;
-      parts.push(
-        'bytes' in s
-          ? s.bytes.subarray(from - s.offset, to - s.offset)
-          : await s.source.read(from - s.offset, to - s.offset, signal),
-      );
+      const target = buf.subarray(from - start, to - start);
+      if ('bytes' in s) s.bytes.copy(target, 0, from - s.offset, to - s.offset);
+      else await s.source.read(from - s.offset, to - s.offset, signal, target);
     }
-    return Buffer.concat(parts);
+    return buf;
   }
 
   async close(): Promise<void> {

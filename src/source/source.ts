@@ -19,8 +19,8 @@ export interface ImageSource {
    * Last-Modified, a file's inode, size and modification time), undefined when the server gives none.
    */
   readonly version: string | undefined;
-  /** Reads [start, end) into a fresh buffer. */
-  read(start: number, end: number, signal?: AbortSignal): Promise<Buffer>;
+  /** Reads [start, end) into `into` (exactly end - start bytes long) when given, else into a fresh buffer. */
+  read(start: number, end: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer>;
   close(): Promise<void>;
 }
 

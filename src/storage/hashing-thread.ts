@@ -17,7 +17,7 @@ threads and the caller holds no buffer for them. An inspector that
 export type HashRequest =
   | { id: number; op: 'sha256'; bytes: Uint8Array; giveBack: boolean }
   | { id: number; op: 'open'; stream: number; format?: ImageFormat }
-  | { id: number; op: 'push'; stream: number; bytes: Uint8Array; digest: boolean; giveBack: boolean }
+  | { id: number; op: 'push'; stream: number; bytes: Uint8Array; digest: boolean }
   | { id: number; op: 'pushFile'; stream: number; fd: number; position: number; length: number }
   | { id: number; op: 'finish'; stream: number }
   | { id: number; op: 'close'; stream: number };
@@ -123,7 +123,6 @@ function handle(req: HashRequest): void {
       stream.whole.update(bytes);
       await inspect(stream, (inspector) => inspector.write(bytes));
       const hex = req.digest ? sha256(bytes) : undefined;
-      if (req.giveBack) return { id: req.id, hex, invalid: stream.invalid, bytes: req.bytes };
       freeNow(req.bytes);
       return { id: req.id, hex, invalid: stream.invalid };
     });

@@ -5,6 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { VmhubError, type ErrorType } from '../errors';
 import type { ImageFormat } from '../images/format';
 import type { ImageMetadata } from '../images/inspect';
+import { isShared } from './block-buffers';
 import type { ErrorShape, HashReply, HashRequest } from './hashing-thread';
 
 /**
@@ -12,9 +13,10 @@ import type { ErrorShape, HashReply, HashRequest } from './hashing-thread';
  * hold up every transfer the process drives (Node's WebCrypto digest runs on the calling thread too).
  * A small pool, shared by the whole process, started on first use.
  *
- * Bytes reach a thread either copied (`sha256`), or moved (`sha256Moving`, `ImageStream.push`): a moved
- * buffer's memory goes to the thread without a copy and the caller's Buffer is left empty, so only bytes
- * the caller is done with, or gets back, are moved.
+ * Bytes on shared memory (./block-buffers) are read by the thread in place, and the caller keeps them
+ * untouched until it answers. Other bytes reach a thread either copied (`sha256`, `ImageStream.push`), or
+ * moved (`sha256Moving`): a moved buffer's memory goes to the thread without a copy and the caller's
+ * Buffer is left empty, so only bytes the caller is done with, or gets back, are moved.
  */
 type Pending = { resolve: (reply: HashReply) => void; reject: (err: unknown) => void };
 
@@ -100,7 +102,7 @@ export class HashPool {
     return best;
   }
 
-  /** SHA-256 (hex) of a copy of bytes. */
+  /** SHA-256 (hex) of bytes: read in place when shared, else of a copy. */
   async sha256(bytes: Uint8Array): Promise<string> {
     return (await this.leastBusy().send({ id: nextId++, op: 'sha256', bytes, giveBack: false })).hex!;
   }
@@ -134,26 +136,18 @@ export class ImageStream {
   ) {}
 
   /**
-   * Sends the next bytes of the image to the stream's thread: moved (the caller's buffer is left empty)
-   * or else copied before this returns, so the caller may let go of its bytes at once. Resolves once they
-   * are taken in, with their own SHA-256 when `digest` is asked for, the inspector's failure once it has
-   * failed, and with `giveBack` the moved bytes themselves, for the caller to use again. Pushes may
-   * overlap: the thread takes them in the order made.
+   * Sends the next bytes of the image to the stream's thread: shared bytes are read there in place, and
+   * the caller keeps them until this resolves; others are copied before this returns, so the caller may
+   * let go of them at once. Resolves once they are taken in, with their own SHA-256 when `digest` is asked
+   * for, and the inspector's failure once it has failed. Pushes may overlap: the thread takes them in the
+   * order made.
    */
-  push(
-    bytes: Buffer,
-    options: { move: boolean; digest: boolean; giveBack?: boolean },
-  ): Promise<{ sha256?: string; invalid?: Error; bytes?: Buffer }> {
+  push(bytes: Buffer, options: { digest: boolean }): Promise<{ sha256?: string; invalid?: Error }> {
     // A copy made here and moved costs one copy; a posted (cloned) buffer would cost two.
-    const sent = movable(options.move ? bytes : new Uint8Array(bytes));
-    const request = { id: nextId++, op: 'push' as const, stream: this.stream, bytes: sent.bytes };
+    const sent = isShared(bytes) ? { bytes, transfer: [] } : movable(new Uint8Array(bytes));
     return this.thread
-      .send({ ...request, digest: options.digest, giveBack: options.giveBack === true }, sent.transfer)
-      .then((reply) => ({
-        sha256: reply.hex,
-        invalid: reply.invalid && rebuild(reply.invalid),
-        bytes: reply.bytes && asBuffer(reply.bytes),
-      }));
+      .send({ id: nextId++, op: 'push', stream: this.stream, bytes: sent.bytes, digest: options.digest }, sent.transfer)
+      .then((reply) => ({ sha256: reply.hex, invalid: reply.invalid && rebuild(reply.invalid) }));
   }
 
   /**

@@ -1,4 +1,5 @@
-import { HeldBytes, INSPECT_GRACE_MS, PublishTap, type Claim } from '../../src/publish/block-tap';
+import { HeldBytes, INSPECT_GRACE_MS, PublishTap, TapRegistry, type Claim } from '../../src/publish/block-tap';
+import { BlockBuffers, isShared } from '../../src/storage/block-buffers';
 import type { Reservation } from '../../src/storage/byte-budget';
 
 function reservation(bytes = 8): Reservation & { released: number } {
@@ -8,7 +9,7 @@ function reservation(bytes = 8): Reservation & { released: number } {
 
 function block(index: number, size = 8) {
   const res = reservation(size);
-  return { index, digest: `d${index}`, held: new HeldBytes(Buffer.alloc(size, index), res), res };
+  return { index, digest: `d${index}`, held: new HeldBytes(Buffer.alloc(size, index), res, () => undefined), res };
 }
 
 const never = new AbortController().signal;
@@ -43,7 +44,7 @@ describe('PublishTap staging', () => {
   });
 
   it('takes no block further than the window past the first one not yet staged', async () => {
-    const tap = new PublishTap(64, 8, 1000, undefined, 4);
+    const tap = new PublishTap(64, 8, 1000, { window: 4 });
     const r = tap.register({ first: 0, count: 16 }, 0);
     const claims = await claimAll(tap, r);
     expect(claims.map((c) => c.index)).toEqual([0, 1, 2, 3]);
@@ -54,7 +55,7 @@ describe('PublishTap staging', () => {
   });
 
   it('takes no block further than `lead` past the block the inspector is at', async () => {
-    const tap = new PublishTap(64, 8, 1000, undefined, 16, 4);
+    const tap = new PublishTap(64, 8, 1000, { lead: 4 });
     const inspector = tap.attachInspector();
     const r = tap.register({ first: 0, count: 32 }, 0);
     const claims = await claimAll(tap, r);
@@ -74,7 +75,7 @@ describe('PublishTap staging', () => {
   });
 
   it('does not wait for an inspector re-reading blocks staged before it started', async () => {
-    const tap = new PublishTap(64, 8, 1000, undefined, 16, 4);
+    const tap = new PublishTap(64, 8, 1000, { lead: 4 });
     tap.attachInspector();
     const r = tap.register({ first: 0, count: 64 }, 40);
     expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([40, 41, 42, 43, 44, 45, 46, 47]);
@@ -129,13 +130,12 @@ describe('PublishTap inspection', () => {
     tap.offer(claims[0], zero);
     const got = await first;
     expect(got).toMatchObject({ index: 0, digest: 'd0' });
-    // The lane still uploads block 0: the inspector must copy it rather than move it.
-    expect(got!.held.movable).toBe(false);
+    // The lane still uploads block 0: the inspector's share keeps it.
     got!.held.release();
+    expect(zero.res.released).toBe(0);
     zero.held.release();
     expect(zero.res.released).toBe(1);
     const next = await inspector.take(1, never);
-    expect(next!.held.movable).toBe(true);
     next!.held.release();
     expect(one.res.released).toBe(1);
   });
@@ -188,7 +188,7 @@ describe('PublishTap inspection', () => {
   it('drops blocks offered before an inspector, if none comes', async () => {
     jest.useFakeTimers({ doNotFake: ['setImmediate'] });
     try {
-      const tap = new PublishTap(64, 8, 1000);
+      const tap = new PublishTap(64, 8, 1000, { awaitInspector: true });
       const r = tap.register({ first: 0, count: 8 }, 0);
       const [claim] = await claimAll(tap, r);
       const b = block(0);
@@ -203,24 +203,93 @@ describe('PublishTap inspection', () => {
   });
 });
 
-describe('HeldBytes', () => {
-  it('frees the memory and gives the budget back when its last holder lets go', () => {
-    const res = reservation(1 << 20);
-    const held = new HeldBytes(Buffer.alloc(1 << 20, 7), res).share();
-    held.release();
-    expect(held.bytes.length).toBe(1 << 20);
-    held.release();
-    expect(res.released).toBe(1);
-    expect(held.bytes.length).toBe(0);
+describe('PublishTap before its inspector', () => {
+  it('stages no further than `lead` blocks while it awaits the inspector, and goes on once the grace is over', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    try {
+      const tap = new PublishTap(64, 8, 1000, { awaitInspector: true, lead: 4 });
+      const r = tap.register({ first: 0, count: 32 }, 0);
+      const claims = await claimAll(tap, r);
+      expect(claims.map((c) => c.index)).toEqual([0, 1, 2, 3]);
+      for (const claim of claims) tap.complete(claim);
+      expect(await claimAll(tap, r)).toEqual([]);
+      await jest.advanceTimersByTimeAsync(INSPECT_GRACE_MS);
+      expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([4, 5, 6, 7, 8, 9, 10, 11]);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
-  it('never frees bytes a failed request may still read', () => {
+  it('does not await an inspector again for a publish already settled here', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    try {
+      const taps = new TapRegistry(1000);
+      const first = taps.tap('run', 64, 2);
+      const r = first.register({ first: 0, count: 8 }, 0);
+      const claims = await claimAll(first, r);
+      expect(claims.map((c) => c.index)).toEqual([0, 1]);
+      for (const claim of claims) first.complete(claim);
+      expect(await claimAll(first, r)).toEqual([]); // awaiting the inspector
+      await jest.advanceTimersByTimeAsync(INSPECT_GRACE_MS);
+      first.unregister(r);
+      expect(taps.size).toBe(0);
+      // The same range again (a retried attempt), on a new tap: no inspector came the first time, none is awaited now.
+      const second = taps.tap('run', 64, 2);
+      const again = second.register({ first: 0, count: 8 }, 2);
+      expect((await claimAll(second, again)).map((c) => c.index)).toEqual([2, 3]);
+      // Another publish still awaits its inspector.
+      const other = taps.tap('other', 64, 2);
+      const o = other.register({ first: 0, count: 8 }, 0);
+      const started = await claimAll(other, o);
+      expect(started.map((c) => c.index)).toEqual([0, 1]);
+      for (const claim of started) other.complete(claim);
+      expect(await claimAll(other, o)).toEqual([]);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
+
+describe('HeldBytes', () => {
+  it('lets the bytes go and gives the budget back when its last holder lets go', () => {
     const res = reservation(1 << 20);
-    const held = new HeldBytes(Buffer.alloc(1 << 20, 7), res);
-    held.pin();
-    expect(held.movable).toBe(false);
+    const pool = new BlockBuffers();
+    const held = new HeldBytes(pool.take(1 << 20), res, (b) => pool.give(b)).share();
+    held.release();
+    expect(pool.idle).toBe(0);
     held.release();
     expect(res.released).toBe(1);
-    expect(held.bytes[0]).toBe(7);
+    expect(pool.idle).toBe(1);
+  });
+
+  it('never hands on bytes a failed request may still read', () => {
+    const res = reservation(1 << 20);
+    const pool = new BlockBuffers();
+    const held = new HeldBytes(pool.take(1 << 20), res, (b) => pool.give(b));
+    held.pin();
+    held.release();
+    expect(res.released).toBe(1);
+    expect(pool.idle).toBe(0);
+  });
+});
+
+describe('BlockBuffers', () => {
+  it('hands out shared buffers of the size asked, again once given back, and lets idle ones go', () => {
+    jest.useFakeTimers();
+    try {
+      const pool = new BlockBuffers(1000);
+      const a = pool.take(64);
+      expect(a.length).toBe(64);
+      expect(isShared(a)).toBe(true);
+      pool.give(a);
+      expect(pool.take(32)).not.toBe(a);
+      expect(pool.take(64)).toBe(a);
+      pool.give(a);
+      jest.advanceTimersByTime(1000);
+      expect(pool.idle).toBe(0);
+      expect(pool.take(64)).not.toBe(a);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });

@@ -25,6 +25,13 @@ describe('HashPool', () => {
     await expect(blockDigest(b)).resolves.toBe(sha256(b).slice(0, 32));
   });
 
+  it('hashes shared bytes in place, leaving them to the caller', async () => {
+    const b = Buffer.from(new SharedArrayBuffer(2 * MiB));
+    bytes(2 * MiB, 6).copy(b);
+    await expect(pool.sha256(b)).resolves.toBe(sha256(b));
+    expect(b.equals(bytes(2 * MiB, 6))).toBe(true);
+  });
+
   it('moves bytes to a thread and back without changing them', async () => {
     const b = bytes(2 * MiB, 2);
     const want = sha256(b);
@@ -48,13 +55,16 @@ describe('HashPool', () => {
     image.write('\x01CD001\x01', 32768, 'latin1');
     const want = sha256(image);
     const parts = [0, 1, 2].map((i) => Buffer.from(image.subarray(i * MiB, (i + 1) * MiB)));
+    // Shared bytes are read in place and stay the caller's; others are copied.
+    const shared = Buffer.from(new SharedArrayBuffer(MiB));
+    parts[0].copy(shared);
     const stream = await pool.openStream('iso');
     const digests = await Promise.all([
-      stream.push(parts[0], { move: true, digest: true }),
-      stream.push(parts[1], { move: false, digest: false }),
-      stream.push(parts[2], { move: true, digest: true }),
+      stream.push(shared, { digest: true }),
+      stream.push(parts[1], { digest: false }),
+      stream.push(parts[2], { digest: true }),
     ]);
-    expect(parts[0].length).toBe(0);
+    expect(shared.equals(parts[0])).toBe(true);
     expect(parts[1].length).toBe(MiB);
     expect(digests.map((d) => d.sha256)).toEqual([sha256(image.subarray(0, MiB)), undefined, sha256(image.subarray(2 * MiB))]);
     expect(digests.every((d) => d.invalid === undefined)).toBe(true);
@@ -68,10 +78,10 @@ describe('HashPool', () => {
     const junk = Buffer.alloc(4096, 0xff);
     const more = bytes(MiB, 4);
     const want = sha256(Buffer.concat([junk, more]));
-    const first = await stream.push(junk, { move: false, digest: false });
+    const first = await stream.push(junk, { digest: false });
     expect(first.invalid).toBeInstanceOf(VmhubError);
     expect(first.invalid).toMatchObject({ type: 'InvalidImage' });
-    expect((await stream.push(more, { move: true, digest: false })).invalid).toMatchObject({ type: 'InvalidImage' });
+    expect((await stream.push(more, { digest: false })).invalid).toMatchObject({ type: 'InvalidImage' });
     const end = await stream.finish();
     expect(end.sha256).toBe(want);
     expect(end.metadata).toBeUndefined();
@@ -88,7 +98,7 @@ describe('HashPool', () => {
       const stream = await pool.openStream('iso');
       const answers = await Promise.all([
         stream.pushFile(handle.fd, 0, MiB + 7),
-        stream.push(Buffer.from(image.subarray(MiB + 7, MiB + 100)), { move: true, digest: false }),
+        stream.push(Buffer.from(image.subarray(MiB + 7, MiB + 100)), { digest: false }),
         stream.pushFile(handle.fd, MiB + 100, image.length - MiB - 100),
       ]);
       expect(answers.every((a) => a.invalid === undefined)).toBe(true);
