@@ -21,7 +21,7 @@ import type { StorageClients } from '../storage/clients';
 import { hashPool } from '../storage/hashing';
 import type { TemporalView } from '../temporal';
 import { primaryLocation } from '../topology/topology';
-import { transferSignal } from './transfer-signal';
+import { letFinish, transferSignal } from './transfer-signal';
 
 export interface PublishDeps {
   storage: StorageClients;
@@ -462,7 +462,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
                   progress.reused++;
                 } else {
                   const { bytes } = held;
-                  await blob.stageBlock(id, bytes, bytes.length, { abortSignal: laneSignal });
+                  await letFinish(laneSignal, (abortSignal) => blob.stageBlock(id, bytes, bytes.length, { abortSignal }));
                   progress.uploaded++;
                   progress.bytesUploaded += bytes.length;
                 }
@@ -560,21 +560,21 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
         if (blockListDigest(ids) !== input.digest.blockListDigest) {
           throw new VmhubError('SourceChanged', 'the source changed while it was being published; start the publish again');
         }
-        const response = await blob
-          .commitBlockList(ids, {
-            abortSignal: signal,
+        const response = await letFinish(signal, (abortSignal) =>
+          blob.commitBlockList(ids, {
+            abortSignal,
             // Whatever another writer did to the blob since it was read makes this commit fail, not overwrite.
             conditions: committed ? { ifMatch: committed.etag } : { ifNoneMatch: '*' },
             blobHTTPHeaders: { blobContentType: CONTENT_TYPES[input.format] },
             metadata: { sha256: input.digest.sha256, image: input.image, version: input.version, run: thisRun().runId },
-          })
-          .catch(async (err: unknown) => {
-            if (!(err instanceof RestError && (err.statusCode === 409 || err.statusCode === 412))) throw err;
-            // The SDK retries a request whose answer was lost: the blob may hold this very commit.
-            const now = await blob.getProperties({ abortSignal: signal }).catch(notFoundAsUndefined);
-            if (now?.metadata?.run === thisRun().runId && now.metadata.sha256 === input.digest.sha256) return { etag: now.etag };
-            throw new VmhubError('VersionConflict', `another writer changed ${input.location.blob} during the commit`);
-          });
+          }),
+        ).catch(async (err: unknown) => {
+          if (!(err instanceof RestError && (err.statusCode === 409 || err.statusCode === 412))) throw err;
+          // The SDK retries a request whose answer was lost: the blob may hold this very commit.
+          const now = await blob.getProperties({ abortSignal: signal }).catch(notFoundAsUndefined);
+          if (now?.metadata?.run === thisRun().runId && now.metadata.sha256 === input.digest.sha256) return { etag: now.etag };
+          throw new VmhubError('VersionConflict', `another writer changed ${input.location.blob} during the commit`);
+        });
         const props = await blob.getProperties({ abortSignal: signal });
         if (props.contentLength !== input.plan.sizeBytes) {
           throw new VmhubError(

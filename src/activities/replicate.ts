@@ -7,7 +7,7 @@ import { blockDigestOf, blockListDigest, parseBlockId } from '../storage/block-i
 import { hashPool } from '../storage/hashing';
 import { findLocation } from '../topology/topology';
 import type { PublishDeps } from './publish';
-import { transferSignal } from './transfer-signal';
+import { letFinish, transferSignal } from './transfer-signal';
 
 export interface ReplicateInput {
   image: string;
@@ -123,7 +123,7 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
                   `block ${i} read from ${record.location.storage} does not match its digest`,
                 );
               }
-              await replica.stageBlock(block.name, bytes, bytes.length, { abortSignal: signal });
+              await letFinish(signal, (abortSignal) => replica.stageBlock(block.name, bytes, bytes.length, { abortSignal }));
               spare.push(bytes);
               progress.copied++;
             }

@@ -159,6 +159,8 @@ export interface HttpProxy {
   gate(match: (r: ProxiedRequest) => boolean, at: 'request' | 'response'): Gate;
   /** Resolves when a request matching `match` has been answered in full to its client. */
   answered(match: (r: ProxiedRequest) => boolean): Promise<void>;
+  /** Resolves once no request is on its way through, to the service or back, whether or not its client waits. */
+  settled(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -166,6 +168,11 @@ export async function startHttpProxy(targetPort: number, delayMs = 0): Promise<H
   const state = { blockPuts: 0, readBytes: 0, delayMs };
   const gates: GateState[] = [];
   const watchers: Array<{ match: (r: ProxiedRequest) => boolean; resolve: () => void }> = [];
+  let underWay = 0;
+  const onSettled: Array<() => void> = [];
+  const ended = () => {
+    if (--underWay === 0) for (const resolve of onSettled.splice(0)) resolve();
+  };
   const pass = async (r: ProxiedRequest, at: GateState['at']): Promise<'open' | 'drop'> => {
     for (const g of gates.filter((x) => x.at === at && x.match(r))) {
       g.reach();
@@ -180,11 +187,27 @@ export async function startHttpProxy(targetPort: number, delayMs = 0): Promise<H
     const range = /^bytes=(\d+)-/.exec(String(req.headers['x-ms-range'] ?? req.headers.range ?? ''));
     const r: ProxiedRequest = { kind, offset: range ? Number(range[1]) : undefined };
     const body: Buffer[] = [];
+    // Under way from the first byte until the service's answer is read, or the request is dropped.
+    underWay++;
+    let finished = false;
+    let received = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      ended();
+    };
     req.on('data', (chunk: Buffer) => body.push(chunk));
+    req.once('close', () => {
+      if (!received) finish();
+    });
     req.once('end', () => {
+      received = true;
       void (async () => {
         if (state.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, state.delayMs));
-        if ((await pass(r, 'request')) === 'drop') return void res.destroy();
+        if ((await pass(r, 'request')) === 'drop') {
+          res.destroy();
+          return finish();
+        }
         const upstream = http.request(
           { host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers },
           (up) => {
@@ -197,6 +220,7 @@ export async function startHttpProxy(targetPort: number, delayMs = 0): Promise<H
                 if (kind === 'stage-block') state.blockPuts++;
                 if (kind === 'read') state.readBytes += answer.length;
               }
+              finish();
               if ((await pass(r, 'response')) === 'drop' || res.destroyed) return void res.destroy();
               res.writeHead(up.statusCode ?? 502, up.headers);
               res.end(answer, () => {
@@ -205,10 +229,16 @@ export async function startHttpProxy(targetPort: number, delayMs = 0): Promise<H
                   w.resolve();
                 }
               });
-            })().catch(() => res.destroy());
+            })().catch(() => {
+              res.destroy();
+              finish();
+            });
           },
         );
-        upstream.on('error', () => res.destroy());
+        upstream.on('error', () => {
+          res.destroy();
+          finish();
+        });
         upstream.end(Buffer.concat(body));
       })();
     });
@@ -242,6 +272,9 @@ export async function startHttpProxy(targetPort: number, delayMs = 0): Promise<H
     },
     answered(match) {
       return new Promise((resolve) => watchers.push({ match, resolve }));
+    },
+    settled() {
+      return underWay === 0 ? Promise.resolve() : new Promise((resolve) => onSettled.push(resolve));
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -1243,14 +1276,18 @@ async function httpRepository(
 
 /** How long a bad image may take to be refused from the bytes before the reads held back. */
 const VERDICT_MS = 45_000;
+/** Longer than a cancel takes to reach an activity (its next heartbeat), shorter than a write's grace. */
+const UPLOADS_HELD_MS = 20_000;
 
 /**
  * An OVA whose tar stream turns to garbage after its first members must fail InvalidImage, never
  * retried; one whose manifest misstates its first disk, before a larger second disk, must fail
  * ManifestMismatch while its blocks are still staging. The image is read over http and every read from
  * the second block past the bad member on is held: the verdict may take the bytes up to the bad member
- * and one block of read-ahead, not the rest of the image. Either way the run ends Failed, the version
- * `failed`, and nothing is left in storage.
+ * and one block of read-ahead, not the rest of the image. The first uploads are held at the storage
+ * proxy for a while and then delivered, so the failure finds them under way, as a loaded service would:
+ * cleanup must wait for them, not race them. Either way the run ends Failed, the version `failed`, and
+ * nothing is left in storage.
  */
 export function badImage(kind: 'corrupt-tar' | 'manifest-mismatch'): Scenario {
   const corrupt = kind === 'corrupt-tar';
@@ -1277,6 +1314,8 @@ export function badImage(kind: 'corrupt-tar' | 'manifest-mismatch'): Scenario {
       const http = await httpRepository(r);
       const held = http.proxy.gate((q) => q.kind === 'read' && (q.offset ?? 0) >= heldFrom, 'request');
       const rig = await PublishRig.create(r, corrupt ? 'corrupt' : 'mismatch', bytes, 'ova', { delayMs: 0, env: http.env });
+      const uploads = rig.east.gate((q) => q.kind === 'stage-block', 'request');
+      const delivered = uploads.reached.then(() => sleep(UPLOADS_HELD_MS)).then(() => uploads.open());
       const workflowId = await rig.start({ source: http.url(rig.source) });
       r.fault(`reads from byte ${heldFrom} on held`);
       const verdict = await runEnd(r.world, workflowId, VERDICT_MS).then(
@@ -1285,6 +1324,9 @@ export function badImage(kind: 'corrupt-tar' | 'manifest-mismatch'): Scenario {
       );
       held.open();
       const end = await r.end(workflowId);
+      // Whatever the uploads held at the proxy do, they have done it before storage is looked at.
+      await delivered;
+      await rig.east.settled();
       const history = await activityHistory(r.world, workflowId);
       Object.assign(r.details, {
         message: end.failureMessage,
