@@ -225,16 +225,16 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
 
   const container = (location: BlobLocation): ContainerClient => storage.container(location.storage);
   const budget = new ByteBudget(config.maxInflightBytes);
-  // A quarter of the budget at most waits in taps for inspectors: an inspector that keeps up needs a few
-  // blocks there, one that lags (a starved machine) reads what the tap let go, and the worker's peak
-  // memory stays near its uploads' own.
+  // A quarter of the budget at most waits in taps for inspectors, and staging runs no further ahead of an
+  // inspector than that holds: one that lags (a starved machine) slows the staging instead of reading the
+  // source again, and the worker's peak memory stays near its uploads' own.
   const taps = new TapRegistry(config.maxInflightBytes / 4);
   // Uploads in flight for one publish on this worker, whichever of its ranges they belong to.
   const slots = config.rangeFanOut * config.transferConcurrency;
   const hashes = hashPool();
   // Blocks are read into these and given back once uploaded and inspected; a block whose read or upload
   // failed is never given back, as a request may still be reading it.
-  const buffers = new BlockBuffers();
+  const buffers = new BlockBuffers(config.maxInflightBytes);
   const giveBack = (bytes: Buffer) => buffers.give(bytes);
 
   return {
@@ -325,8 +325,9 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
               throw new VmhubError('SourceChanged', `source is now ${s.sizeBytes} bytes, was ${plan.sizeBytes}`);
             }
             const signal = transferSignal(config.transferConcurrency);
-            const tap = taps.tap(tapKey(input.source, input.pin, plan), plan.blockCount, slots).attachInspector();
             const stream = await hashes.openStream(format);
+            // Attached once nothing can fail before the `finally` that detaches it: staging waits for it.
+            const tap = taps.tap(tapKey(input.source, input.pin, plan), plan, slots).attachInspector();
             const ids: string[] = new Array<string>(plan.blockCount);
             const counts = { fromTap: 0, readHere: 0 };
             const readHere = async (i: number): Promise<HeldBytes> => {
@@ -356,6 +357,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
                 if (ahead?.index === i) {
                   next = { held: await ahead.held };
                   ahead = undefined;
+                  tap.passed(i);
                 } else {
                   next = (await tap.take(i, signal)) ?? { held: await readHere(i) };
                 }
@@ -366,9 +368,17 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
                 } else {
                   counts.readHere++;
                   // Reading here, the next block is likely read here too: start it now unless a lane will bring it.
-                  if (i + 1 < plan.blockCount && !tap.expects(i + 1)) ahead = { index: i + 1, held: readHere(i + 1) };
+                  if (i + 1 < plan.blockCount && !tap.expects(i + 1)) {
+                    ahead = { index: i + 1, held: readHere(i + 1) };
+                    ahead.held.catch(() => undefined); // awaited next time round, or let go in `finally`
+                  }
                 }
-                await taking.shift();
+                try {
+                  await taking.shift();
+                } catch (err) {
+                  held.release();
+                  throw err;
+                }
                 // The thread reads the bytes in place: they are let go once it has answered.
                 const taken = stream
                   .push(held.bytes, { digest: digest === undefined })
@@ -434,7 +444,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
             progress.bytesTotal = bytesOfBlocks(plan, first, first + count);
             // Blocks this attempt stages after `next` are added as each one ends, whatever the order.
             progress.bytesDone = bytesOfBlocks(plan, first, progress.next);
-            const tap = taps.tap(tapKey(input.source, input.pin, plan), plan.blockCount, slots);
+            const tap = taps.tap(tapKey(input.source, input.pin, plan), plan, slots);
             const range = tap.register(input.range, progress.next);
             const beat = () => {
               progress.next = range.firstNotDone();

@@ -1,5 +1,5 @@
 import type { Reservation } from '../storage/byte-budget';
-import type { BlockRange } from '../storage/block-plan';
+import type { BlockPlan, BlockRange } from '../storage/block-plan';
 
 /**
  * How one publish's staging and inspection share the work inside one worker process, so that in the
@@ -63,7 +63,10 @@ export interface TapBlock {
   held: HeldBytes;
 }
 
-/** How long the inspector waits for a block no lane here has registered yet, before reading it itself. */
+/**
+ * How long a publish starting here waits for its inspector (staging holds back, the tap keeps blocks for
+ * it), and how long the inspector waits for a block no lane here has registered yet before reading it itself.
+ */
 export const INSPECT_GRACE_MS = 1_000;
 
 export class StagingRange {
@@ -157,6 +160,7 @@ export class PublishTap {
   private inspector?: { next: number; graceSpentAt: number };
   /** Until an inspector attaches or the grace ends: staging waits for it, and the tap keeps blocks for it. */
   private awaiting: boolean;
+  private graceTimer?: NodeJS.Timeout;
   readonly window: number;
   readonly lead: number;
   private readonly onIdle: () => void;
@@ -174,7 +178,7 @@ export class PublishTap {
     this.onIdle = options.onIdle ?? (() => undefined);
     this.onSettled = options.onSettled ?? (() => undefined);
     this.awaiting = options.awaitInspector ?? false;
-    if (this.awaiting) setTimeout(() => this.graceOver(), INSPECT_GRACE_MS).unref();
+    if (this.awaiting) this.graceTimer = setTimeout(() => this.graceOver(), INSPECT_GRACE_MS).unref();
   }
 
   get idle(): boolean {
@@ -201,7 +205,8 @@ export class PublishTap {
 
   /**
    * The lowest block waiting among every range registered here, once a slot is free and the block is
-   * within the window; undefined once `owner`'s range is finished or unregistered (its lanes stop).
+   * within the window and within `lead` of the inspector; undefined once `owner`'s range is finished or
+   * unregistered (its lanes stop).
    */
   claim(owner: StagingRange, signal: AbortSignal): Promise<Claim | undefined> {
     if (signal.aborted) return Promise.reject(signal.reason);
@@ -301,6 +306,7 @@ export class PublishTap {
   private graceOver(): void {
     if (!this.awaiting) return;
     this.awaiting = false;
+    clearTimeout(this.graceTimer);
     this.onSettled();
     if (this.inspector) return;
     for (const index of [...this.held.keys()]) this.drop(index);
@@ -317,6 +323,9 @@ export class PublishTap {
     return {
       take: (index, signal) => (current() ? this.take(me, index, signal) : Promise.resolve(undefined)),
       expects: (index) => current() && (this.held.has(index) || this.coming(index)),
+      passed: (index) => {
+        if (current()) this.passed(me, index + 1);
+      },
       detach: () => {
         if (!current()) return;
         this.inspector = undefined;
@@ -332,14 +341,19 @@ export class PublishTap {
     return false;
   }
 
+  /** The inspector is at block `index`: blocks before it are let go, and staging may run on. */
+  private passed(me: { next: number }, index: number): void {
+    me.next = Math.max(me.next, index);
+    for (const i of [...this.held.keys()]) if (i < index) this.drop(i);
+    this.pump();
+  }
+
   private async take(
     me: { next: number; graceSpentAt: number },
     index: number,
     signal: AbortSignal,
   ): Promise<TapBlock | undefined> {
-    me.next = index;
-    for (const i of [...this.held.keys()]) if (i < index) this.drop(i);
-    this.pump();
+    this.passed(me, index);
     const since = Date.now();
     for (;;) {
       signal.throwIfAborted();
@@ -348,8 +362,7 @@ export class PublishTap {
       if (block) {
         this.held.delete(index);
         this.heldBytes -= block.held.bytes.length;
-        me.next = index + 1;
-        this.pump();
+        this.passed(me, index + 1);
         return block;
       }
       if (this.coming(index)) {
@@ -403,6 +416,8 @@ export interface InspectorTap {
   take(index: number, signal: AbortSignal): Promise<TapBlock | undefined>;
   /** Whether the tap holds block i or a lane here is still to offer it. */
   expects(index: number): boolean;
+  /** The inspector read block `index` itself and is past it. */
+  passed(index: number): void;
   detach(): void;
 }
 
@@ -420,10 +435,15 @@ export class TapRegistry {
 
   constructor(private readonly limitBytes: number) {}
 
-  tap(key: string, blockCount: number, slots: number): PublishTap {
+  /**
+   * The tap of one publish; staging leads its inspector by no more blocks than the tap holds, so the
+   * blocks it is given are there when the inspector comes for them.
+   */
+  tap(key: string, plan: Pick<BlockPlan, 'blockCount' | 'blockSize'>, slots: number): PublishTap {
     let tap = this.taps.get(key);
     if (!tap) {
-      const created: PublishTap = new PublishTap(blockCount, slots, this.limitBytes, {
+      const created: PublishTap = new PublishTap(plan.blockCount, slots, this.limitBytes, {
+        lead: Math.max(1, Math.min(slots, Math.floor(this.limitBytes / plan.blockSize))),
         awaitInspector: !this.settled.has(key),
         onIdle: () => {
           if (this.taps.get(key) === created) this.taps.delete(key);

@@ -18,7 +18,7 @@ export interface WorkerProcess {
 /**
  * The V8 flags a worker process runs with; the Dockerfile and the `worker` and `agent` npm scripts give
  * the same. Block bytes live outside the JavaScript heap and little else a worker allocates lives long,
- * so a young generation of 8 MiB instead of 32 costs nothing measurable and keeps the worker's resident
+ * so semi-spaces of 4 MiB instead of V8's 16 cost nothing measurable and keep the worker's resident
  * memory 20 to 30 MiB lower (`npm run bench`).
  */
 export const WORKER_NODE_FLAGS = ['--max-semi-space-size=4'];

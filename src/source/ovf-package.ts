@@ -84,6 +84,7 @@ export class OvfPackageSource implements ImageSource {
 
   async read(start: number, end: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
     const buf = into ?? Buffer.allocUnsafe(end - start);
+    let filled = 0;
     for (const s of this.segments) {
       const from = Math.max(start, s.offset);
       const to = Math.min(end, s.offset + s.length);
@@ -91,6 +92,10 @@ export class OvfPackageSource implements ImageSource {
       const target = buf.subarray(from - start, to - start);
       if ('bytes' in s) s.bytes.copy(target, 0, from - s.offset, to - s.offset);
       else await s.source.read(from - s.offset, to - s.offset, signal, target);
+      filled += to - from;
+    }
+    if (filled !== end - start || buf.length !== end - start) {
+      throw new RangeError(`a read of [${start}, ${end}) into ${buf.length} bytes from a package of ${this.sizeBytes}`);
     }
     return buf;
   }

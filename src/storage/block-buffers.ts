@@ -3,26 +3,49 @@
  * on a hashing thread in place (the thread sees the same memory: nothing is copied or moved), uploaded,
  * and given back for the next block. A fresh block-sized buffer per block would cost page faults on new
  * memory and, worse, a garbage collection every block or two, which V8 runs under that much external
- * memory; these cost neither. Buffers nobody took for `idleMs` are let go.
+ * memory; these cost neither. At most `maxIdleBytes` wait to be taken, the sizes given back longest ago
+ * (a finished image's last block, say) let go first; all are let go once nobody took one for `idleMs`.
  */
 export class BlockBuffers {
+  /** Free buffers by size, the size given back longest ago first. */
   private readonly free = new Map<number, Buffer[]>();
+  private idleBytes = 0;
   private trim?: NodeJS.Timeout;
 
-  constructor(private readonly idleMs = 10_000) {}
+  constructor(
+    private readonly maxIdleBytes: number,
+    private readonly idleMs = 10_000,
+  ) {}
 
   /** A buffer of exactly `size` bytes, whatever it held before. */
   take(size: number): Buffer {
-    return this.free.get(size)?.pop() ?? Buffer.from(new SharedArrayBuffer(size));
+    const list = this.free.get(size);
+    const buffer = list?.pop();
+    if (!buffer) return Buffer.from(new SharedArrayBuffer(size));
+    this.idleBytes -= size;
+    if (list!.length === 0) this.free.delete(size);
+    return buffer;
   }
 
   /** The caller, and everyone it lent the buffer to, is done with it. */
   give(buffer: Buffer): void {
+    if (buffer.length > this.maxIdleBytes) return;
     const list = this.free.get(buffer.length) ?? [];
-    list.push(buffer);
+    this.free.delete(buffer.length);
     this.free.set(buffer.length, list);
+    list.push(buffer);
+    this.idleBytes += buffer.length;
+    while (this.idleBytes > this.maxIdleBytes) {
+      const [size, oldest] = this.free.entries().next().value!;
+      oldest.pop();
+      this.idleBytes -= size;
+      if (oldest.length === 0) this.free.delete(size);
+    }
     clearTimeout(this.trim);
-    this.trim = setTimeout(() => this.free.clear(), this.idleMs).unref();
+    this.trim = setTimeout(() => {
+      this.free.clear();
+      this.idleBytes = 0;
+    }, this.idleMs).unref();
   }
 
   /** Buffers waiting to be taken, for tests. */

@@ -13,6 +13,7 @@ function block(index: number, size = 8) {
 }
 
 const never = new AbortController().signal;
+const plan = { blockCount: 64, blockSize: 8 };
 
 /** Claims until none is handed out at once. */
 async function claimAll(tap: PublishTap, owner: ReturnType<PublishTap['register']>): Promise<Claim[]> {
@@ -224,7 +225,7 @@ describe('PublishTap before its inspector', () => {
     jest.useFakeTimers({ doNotFake: ['setImmediate'] });
     try {
       const taps = new TapRegistry(1000);
-      const first = taps.tap('run', 64, 2);
+      const first = taps.tap('run', plan, 2);
       const r = first.register({ first: 0, count: 8 }, 0);
       const claims = await claimAll(first, r);
       expect(claims.map((c) => c.index)).toEqual([0, 1]);
@@ -234,11 +235,11 @@ describe('PublishTap before its inspector', () => {
       first.unregister(r);
       expect(taps.size).toBe(0);
       // The same range again (a retried attempt), on a new tap: no inspector came the first time, none is awaited now.
-      const second = taps.tap('run', 64, 2);
+      const second = taps.tap('run', plan, 2);
       const again = second.register({ first: 0, count: 8 }, 2);
       expect((await claimAll(second, again)).map((c) => c.index)).toEqual([2, 3]);
       // Another publish still awaits its inspector.
-      const other = taps.tap('other', 64, 2);
+      const other = taps.tap('other', plan, 2);
       const o = other.register({ first: 0, count: 8 }, 0);
       const started = await claimAll(other, o);
       expect(started.map((c) => c.index)).toEqual([0, 1]);
@@ -250,10 +251,72 @@ describe('PublishTap before its inspector', () => {
   });
 });
 
+describe('PublishTap waking lanes that wait', () => {
+  /** A claim that is not handed out yet; `got` says whether it has been since. */
+  function waiting(tap: PublishTap, owner: ReturnType<PublishTap['register']>) {
+    const state: { got?: Claim } = {};
+    void tap.claim(owner, never).then((claim) => (state.got = claim));
+    return state;
+  }
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('when the inspector moves on', async () => {
+    const tap = new PublishTap(64, 8, 1000, { lead: 2 });
+    const inspector = tap.attachInspector();
+    const r = tap.register({ first: 0, count: 16 }, 0);
+    const claims = await claimAll(tap, r);
+    expect(claims.map((c) => c.index)).toEqual([0, 1]);
+    const lane = waiting(tap, r);
+    const b = block(0);
+    tap.offer(claims[0], b);
+    await settle();
+    expect(lane.got).toBeUndefined();
+    (await inspector.take(0, never))!.held.release();
+    await settle();
+    expect(lane.got?.index).toBe(2);
+    // Past a block it read itself, too.
+    const next = waiting(tap, r);
+    inspector.passed(1);
+    await settle();
+    expect(next.got?.index).toBe(3);
+  });
+
+  it('when the awaited inspector attaches, or the grace ends without one', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+    try {
+      for (const comes of [true, false]) {
+        const tap = new PublishTap(64, 8, 1000, { awaitInspector: true, lead: 1 });
+        const r = tap.register({ first: 0, count: 16 }, 0);
+        const [first] = await claimAll(tap, r);
+        tap.complete(first);
+        const lane = waiting(tap, r);
+        await settle();
+        expect(lane.got).toBeUndefined();
+        if (comes) tap.attachInspector().passed(0);
+        else await jest.advanceTimersByTimeAsync(INSPECT_GRACE_MS);
+        await settle();
+        expect(lane.got?.index).toBe(1);
+      }
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
+
+describe('TapRegistry', () => {
+  it('lets staging lead the inspector by no more blocks than the tap holds', async () => {
+    const taps = new TapRegistry(4 * plan.blockSize);
+    const tap = taps.tap('run', plan, 8);
+    tap.attachInspector();
+    const r = tap.register({ first: 0, count: 64 }, 0);
+    expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([0, 1, 2, 3]);
+  });
+});
+
 describe('HeldBytes', () => {
   it('lets the bytes go and gives the budget back when its last holder lets go', () => {
     const res = reservation(1 << 20);
-    const pool = new BlockBuffers();
+    const pool = new BlockBuffers(4 << 20);
     const held = new HeldBytes(pool.take(1 << 20), res, (b) => pool.give(b)).share();
     held.release();
     expect(pool.idle).toBe(0);
@@ -264,7 +327,7 @@ describe('HeldBytes', () => {
 
   it('never hands on bytes a failed request may still read', () => {
     const res = reservation(1 << 20);
-    const pool = new BlockBuffers();
+    const pool = new BlockBuffers(4 << 20);
     const held = new HeldBytes(pool.take(1 << 20), res, (b) => pool.give(b));
     held.pin();
     held.release();
@@ -277,7 +340,7 @@ describe('BlockBuffers', () => {
   it('hands out shared buffers of the size asked, again once given back, and lets idle ones go', () => {
     jest.useFakeTimers();
     try {
-      const pool = new BlockBuffers(1000);
+      const pool = new BlockBuffers(1000, 1000);
       const a = pool.take(64);
       expect(a.length).toBe(64);
       expect(isShared(a)).toBe(true);
@@ -291,5 +354,19 @@ describe('BlockBuffers', () => {
     } finally {
       jest.useRealTimers();
     }
+  });
+
+  it('keeps at most its limit idle, letting the size given back longest ago go first', () => {
+    const pool = new BlockBuffers(256);
+    const last = pool.take(40); // an image's last, odd-sized block
+    const blocks = [pool.take(64), pool.take(64), pool.take(64), pool.take(64)];
+    pool.give(last);
+    for (const b of blocks) pool.give(b);
+    // 40 + 4 × 64 is over 256: the odd one went, every block-sized one stays.
+    expect(pool.idle).toBe(4);
+    expect(pool.take(40)).not.toBe(last);
+    expect(blocks).toContain(pool.take(64));
+    pool.give(pool.take(300));
+    expect(pool.idle).toBe(3);
   });
 });

@@ -9,6 +9,8 @@ import { openImageSource } from '../../src/source/image-source';
 import { openSource } from '../../src/source/open';
 import { OvfPackageSource } from '../../src/source/ovf-package';
 import { resolveSource, type ImageSource } from '../../src/source/source';
+import { filler, withFileSizes } from '../images/build';
+import { fixture } from '../images/fixtures';
 
 describe('resolveSource', () => {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-src-'));
@@ -214,5 +216,42 @@ describe('an OVF descriptor’s own name', () => {
     expect(err).toBeInstanceOf(VmhubError);
     expect((err as VmhubError).type).toBe('InvalidSource');
     expect((err as Error).message).toMatch(/malformed percent-encoding/);
+  });
+});
+
+describe('an OVF package read into a buffer of the caller', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-ovf-read-'));
+  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it('fills exactly the range asked, across members, and refuses a range past its end', async () => {
+    const disk = filler(3 * 1024 * 1024 + 5, 4);
+    const descriptor = withFileSizes(fixture('govmomi__ttylinux-pc_i486-16.1.ovf'), {
+      'ttylinux-pc_i486-16.1-disk1.vmdk': disk.length,
+    });
+    fs.writeFileSync(path.join(root, 'tty.ovf'), descriptor);
+    fs.writeFileSync(path.join(root, 'ttylinux-pc_i486-16.1-disk1.vmdk'), disk);
+    const { image } = await openImageSource('tty.ovf', [root]);
+    try {
+      const whole = await image.read(0, image.sizeBytes);
+      const pool = Buffer.from(new SharedArrayBuffer(image.sizeBytes + 64));
+      for (const [start, end] of [
+        [0, image.sizeBytes],
+        [100, 2048], // the tar header and the descriptor
+        [1000, 1 << 20], // from the descriptor into the disk
+        [image.sizeBytes - 4000, image.sizeBytes], // the disk's tail, its padding and the archive's end
+      ]) {
+        pool.fill(0xee);
+        const into = pool.subarray(32, 32 + end - start);
+        const read = await image.read(start, end, undefined, into);
+        expect(read).toBe(into);
+        expect(read.equals(whole.subarray(start, end))).toBe(true);
+        // Not a byte written around it.
+        expect(pool[31]).toBe(0xee);
+        expect(pool[32 + end - start]).toBe(0xee);
+      }
+      await expect(image.read(image.sizeBytes - 10, image.sizeBytes + 10)).rejects.toThrow(RangeError);
+    } finally {
+      await image.close();
+    }
   });
 });
