@@ -233,8 +233,8 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
   const slots = config.rangeFanOut * config.transferConcurrency;
   const hashes = hashPool();
   // Blocks are read into these and given back once uploaded and inspected; a block whose read or upload
-  // failed is never given back, as a request may still be reading it.
-  const buffers = new BlockBuffers(config.maxInflightBytes);
+  // failed is never given back, as a request may still be reading or writing it.
+  const buffers = new BlockBuffers(() => budget.capacity - budget.heldBytes);
   const giveBack = (bytes: Buffer) => buffers.give(bytes);
 
   return {

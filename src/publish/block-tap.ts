@@ -15,8 +15,8 @@ import type { BlockPlan, BlockRange } from '../storage/block-plan';
  *   falls behind (a starved machine) slows the staging rather than reading the source a second time.
  * - The tap: a lane that has read and digested a block offers it here before uploading it, and the
  *   inspection of the same publish in this process takes the blocks in order instead of reading and
- *   hashing them again. The tap holds at most `limitBytes` of blocks whose upload is over, keeping the
- *   ones the inspector needs soonest. A block it does not have and will not get (staged on another
+ *   hashing them again. The taps of a process hold at most `limitBytes` of blocks between them, each
+ *   keeping the ones its inspector needs soonest. A block it does not have and will not get (staged on another
  *   worker, dropped, or of a range no lane here covers) the inspector reads itself, so ranges spread
  *   over several workers are still verified end to end.
  *
@@ -50,8 +50,8 @@ export class HeldBytes {
 
   release(): void {
     if (--this.holders > 0) return;
-    if (!this.pinned) this.letGo(this.bytes);
     this.reservation.release();
+    if (!this.pinned) this.letGo(this.bytes);
   }
 }
 
@@ -147,12 +147,17 @@ interface ClaimWaiter {
   resolve: (claim: Claim | undefined) => void;
 }
 
+/** The bytes the taps of a process may hold between them, and hold now. */
+export interface TapRoom {
+  readonly limitBytes: number;
+  heldBytes: number;
+}
+
 export class PublishTap {
   private readonly ranges = new Set<StagingRange>();
   private readonly claimWaiters: ClaimWaiter[] = [];
   private inFlight = 0;
   private readonly held = new Map<number, TapBlock>();
-  private heldBytes = 0;
   private readonly listeners = new Set<() => void>();
   /** Counts registrations, and the highest block end any range here ever had: see `take`. */
   private registrations = 0;
@@ -161,6 +166,7 @@ export class PublishTap {
   /** Until an inspector attaches or the grace ends: staging waits for it, and the tap keeps blocks for it. */
   private awaiting: boolean;
   private graceTimer?: NodeJS.Timeout;
+  private readonly room: TapRoom;
   readonly window: number;
   readonly lead: number;
   private readonly onIdle: () => void;
@@ -170,9 +176,10 @@ export class PublishTap {
   constructor(
     readonly blockCount: number,
     readonly slots: number,
-    readonly limitBytes: number,
+    limit: number | TapRoom,
     options: { awaitInspector?: boolean; onIdle?: () => void; onSettled?: () => void; window?: number; lead?: number } = {},
   ) {
+    this.room = typeof limit === 'number' ? { limitBytes: limit, heldBytes: 0 } : limit;
     this.window = options.window ?? 2 * slots;
     this.lead = options.lead ?? slots;
     this.onIdle = options.onIdle ?? (() => undefined);
@@ -269,12 +276,12 @@ export class PublishTap {
 
   /**
    * The first block staging may not take yet because of the inspector: `lead` past the one it is at. An
-   * inspector far behind the staging (after a crash, re-reading what was staged before it) is not waited
-   * for: it reads those blocks itself, and the tap keeps what it can.
+   * inspector further behind the staging (after a crash, re-reading what was staged before it; reading a
+   * range staged on another worker) is not waited for: the tap cannot give it those blocks.
    */
   private inspectorBound(base: number): number {
     const at = this.inspector?.next ?? (this.awaiting ? 0 : undefined);
-    return at === undefined || at + this.window < base ? Infinity : at + this.lead;
+    return at === undefined || at + this.lead < base ? Infinity : at + this.lead;
   }
 
   // ---- the tap ----
@@ -288,9 +295,9 @@ export class PublishTap {
     const wanted = this.inspector ? block.index >= this.inspector.next : this.awaiting;
     if (wanted && !this.held.has(block.index)) {
       this.held.set(block.index, { ...block, held: block.held.share() });
-      this.heldBytes += block.held.bytes.length;
+      this.room.heldBytes += block.held.bytes.length;
       // Over the limit, the blocks needed last go first (possibly this one).
-      while (this.heldBytes > this.limitBytes && this.held.size > 0) this.drop(Math.max(...this.held.keys()));
+      while (this.room.heldBytes > this.room.limitBytes && this.held.size > 0) this.drop(Math.max(...this.held.keys()));
     }
     this.changed();
   }
@@ -298,7 +305,7 @@ export class PublishTap {
   private drop(index: number): void {
     const block = this.held.get(index)!;
     this.held.delete(index);
-    this.heldBytes -= block.held.bytes.length;
+    this.room.heldBytes -= block.held.bytes.length;
     block.held.release();
   }
 
@@ -361,7 +368,7 @@ export class PublishTap {
       const block = this.held.get(index);
       if (block) {
         this.held.delete(index);
-        this.heldBytes -= block.held.bytes.length;
+        this.room.heldBytes -= block.held.bytes.length;
         this.passed(me, index + 1);
         return block;
       }
@@ -433,17 +440,23 @@ export class TapRegistry {
   private readonly taps = new Map<string, PublishTap>();
   private readonly settled = new Set<string>();
 
-  constructor(private readonly limitBytes: number) {}
+  private readonly room: TapRoom;
+
+  constructor(limitBytes: number) {
+    this.room = { limitBytes, heldBytes: 0 };
+  }
 
   /**
-   * The tap of one publish; staging leads its inspector by no more blocks than the tap holds, so the
-   * blocks it is given are there when the inspector comes for them.
+   * The tap of one publish; staging leads its inspector by no more blocks than the taps hold, so the
+   * blocks it is given are there when the inspector comes for them (unless other publishes here fill them).
    */
   tap(key: string, plan: Pick<BlockPlan, 'blockCount' | 'blockSize'>, slots: number): PublishTap {
     let tap = this.taps.get(key);
     if (!tap) {
-      const created: PublishTap = new PublishTap(plan.blockCount, slots, this.limitBytes, {
-        lead: Math.max(1, Math.min(slots, Math.floor(this.limitBytes / plan.blockSize))),
+      // A tap that cannot hold a single block keeps none: its inspector reads them all, and nothing waits for it.
+      const fits = Math.floor(this.room.limitBytes / plan.blockSize);
+      const created: PublishTap = new PublishTap(plan.blockCount, slots, this.room, {
+        lead: fits > 0 ? Math.min(slots, fits) : Infinity,
         awaitInspector: !this.settled.has(key),
         onIdle: () => {
           if (this.taps.get(key) === created) this.taps.delete(key);

@@ -3,8 +3,9 @@
  * on a hashing thread in place (the thread sees the same memory: nothing is copied or moved), uploaded,
  * and given back for the next block. A fresh block-sized buffer per block would cost page faults on new
  * memory and, worse, a garbage collection every block or two, which V8 runs under that much external
- * memory; these cost neither. At most `maxIdleBytes` wait to be taken, the sizes given back longest ago
- * (a finished image's last block, say) let go first; all are let go once nobody took one for `idleMs`.
+ * memory; these cost neither. Idle buffers fit in `room()` (what the byte budget does not hold now), so
+ * blocks in flight and idle ones stay within the budget; the sizes given back longest ago (a finished
+ * image's last block, say) go first, and all go once none was given back for `idleMs`.
  */
 export class BlockBuffers {
   /** Free buffers by size, the size given back longest ago first. */
@@ -13,7 +14,7 @@ export class BlockBuffers {
   private trim?: NodeJS.Timeout;
 
   constructor(
-    private readonly maxIdleBytes: number,
+    private readonly room: () => number,
     private readonly idleMs = 10_000,
   ) {}
 
@@ -29,13 +30,13 @@ export class BlockBuffers {
 
   /** The caller, and everyone it lent the buffer to, is done with it. */
   give(buffer: Buffer): void {
-    if (buffer.length > this.maxIdleBytes) return;
+    if (buffer.length > this.room()) return;
     const list = this.free.get(buffer.length) ?? [];
     this.free.delete(buffer.length);
     this.free.set(buffer.length, list);
     list.push(buffer);
     this.idleBytes += buffer.length;
-    while (this.idleBytes > this.maxIdleBytes) {
+    while (this.idleBytes > this.room()) {
       const [size, oldest] = this.free.entries().next().value!;
       oldest.pop();
       this.idleBytes -= size;

@@ -82,6 +82,13 @@ describe('PublishTap staging', () => {
     expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([40, 41, 42, 43, 44, 45, 46, 47]);
   });
 
+  it('does not wait for an inspector more than `lead` behind, as the tap cannot give it those blocks', async () => {
+    const tap = new PublishTap(64, 8, 1000, { lead: 4, window: 64 });
+    tap.attachInspector();
+    const r = tap.register({ first: 0, count: 64 }, 5);
+    expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
+  });
+
   it('resumes a range after its checkpoint and finishes when every block is staged', async () => {
     const tap = new PublishTap(64, 4, 1000);
     const r = tap.register({ first: 8, count: 4 }, 10);
@@ -311,12 +318,38 @@ describe('TapRegistry', () => {
     const r = tap.register({ first: 0, count: 64 }, 0);
     expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([0, 1, 2, 3]);
   });
+
+  it('holds blocks of all its publishes within one limit', async () => {
+    const taps = new TapRegistry(3 * plan.blockSize);
+    const offered = [];
+    for (const key of ['a', 'b']) {
+      const tap = taps.tap(key, plan, 8);
+      tap.attachInspector();
+      const r = tap.register({ first: 0, count: 64 }, 0);
+      for (const claim of (await claimAll(tap, r)).slice(0, 2)) {
+        const b = block(claim.index);
+        tap.offer(claim, b);
+        b.held.release();
+        offered.push(b);
+      }
+    }
+    // Two blocks of publish a fit; of b's, only the one a third block's room allows.
+    expect(offered.map((b) => b.res.released)).toEqual([0, 0, 0, 1]);
+  });
+
+  it('does not hold back the staging of blocks larger than the taps can hold', async () => {
+    const taps = new TapRegistry(plan.blockSize - 1);
+    const tap = taps.tap('big', plan, 8);
+    tap.attachInspector();
+    const r = tap.register({ first: 0, count: 64 }, 0);
+    expect(await claimAll(tap, r)).toHaveLength(8);
+  });
 });
 
 describe('HeldBytes', () => {
   it('lets the bytes go and gives the budget back when its last holder lets go', () => {
     const res = reservation(1 << 20);
-    const pool = new BlockBuffers(4 << 20);
+    const pool = new BlockBuffers(() => 4 << 20);
     const held = new HeldBytes(pool.take(1 << 20), res, (b) => pool.give(b)).share();
     held.release();
     expect(pool.idle).toBe(0);
@@ -327,7 +360,7 @@ describe('HeldBytes', () => {
 
   it('never hands on bytes a failed request may still read', () => {
     const res = reservation(1 << 20);
-    const pool = new BlockBuffers(4 << 20);
+    const pool = new BlockBuffers(() => 4 << 20);
     const held = new HeldBytes(pool.take(1 << 20), res, (b) => pool.give(b));
     held.pin();
     held.release();
@@ -340,7 +373,7 @@ describe('BlockBuffers', () => {
   it('hands out shared buffers of the size asked, again once given back, and lets idle ones go', () => {
     jest.useFakeTimers();
     try {
-      const pool = new BlockBuffers(1000, 1000);
+      const pool = new BlockBuffers(() => 1000, 1000);
       const a = pool.take(64);
       expect(a.length).toBe(64);
       expect(isShared(a)).toBe(true);
@@ -357,7 +390,8 @@ describe('BlockBuffers', () => {
   });
 
   it('keeps at most its limit idle, letting the size given back longest ago go first', () => {
-    const pool = new BlockBuffers(256);
+    let room = 256;
+    const pool = new BlockBuffers(() => room);
     const last = pool.take(40); // an image's last, odd-sized block
     const blocks = [pool.take(64), pool.take(64), pool.take(64), pool.take(64)];
     pool.give(last);
@@ -368,5 +402,11 @@ describe('BlockBuffers', () => {
     expect(blocks).toContain(pool.take(64));
     pool.give(pool.take(300));
     expect(pool.idle).toBe(3);
+    // Blocks in flight take room: idle ones go, oldest size first, until the rest fit.
+    room = 128;
+    pool.give(pool.take(40));
+    expect(pool.idle).toBe(2);
+    expect(pool.take(40)).not.toBe(undefined);
+    expect(pool.idle).toBe(1);
   });
 });
