@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import { RestError, type ContainerClient } from '@azure/storage-blob';
 import type { Catalog, RunRef } from '../catalog/catalog';
@@ -173,6 +174,8 @@ function tapKey(source: string, pin: string | undefined, plan: BlockPlan): strin
 async function runLanes(lanes: number, signal: AbortSignal, lane: (signal: AbortSignal) => Promise<void>): Promise<void> {
   const stop = new AbortController();
   const laneSignal = AbortSignal.any([signal, stop.signal]);
+  // Every lane's claim, read and write listen to it at once.
+  setMaxListeners(4 * lanes + 10, laneSignal);
   let first: { error: unknown } | undefined;
   await Promise.all(
     Array.from({ length: lanes }, () =>
