@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import { RestError, type ContainerClient } from '@azure/storage-blob';
 import type { Catalog, RunRef } from '../catalog/catalog';
@@ -22,7 +21,7 @@ import type { StorageClients } from '../storage/clients';
 import { hashPool } from '../storage/hashing';
 import type { TemporalView } from '../temporal';
 import { primaryLocation } from '../topology/topology';
-import { letFinish, transferSignal } from './transfer-signal';
+import { letFinish, transferSignal, withListenerRoom } from './transfer-signal';
 
 export interface PublishDeps {
   storage: StorageClients;
@@ -173,9 +172,8 @@ function tapKey(source: string, pin: string | undefined, plan: BlockPlan): strin
 /** Runs `lanes` copies of lane until all have stopped; the first failure stops the others and is rethrown. */
 async function runLanes(lanes: number, signal: AbortSignal, lane: (signal: AbortSignal) => Promise<void>): Promise<void> {
   const stop = new AbortController();
-  const laneSignal = AbortSignal.any([signal, stop.signal]);
   // Every lane's claim, read and write listen to it at once.
-  setMaxListeners(4 * lanes + 10, laneSignal);
+  const laneSignal = withListenerRoom(AbortSignal.any([signal, stop.signal]), lanes);
   let first: { error: unknown } | undefined;
   await Promise.all(
     Array.from({ length: lanes }, () =>

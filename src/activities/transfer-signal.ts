@@ -6,7 +6,11 @@ import { cancellationSignal } from '@temporalio/activity';
  * or HTTP request adds some, and Node warns of a leak past 10.
  */
 export function transferSignal(requestsInFlight: number): AbortSignal {
-  const signal = cancellationSignal();
+  return withListenerRoom(cancellationSignal(), requestsInFlight);
+}
+
+/** Gives `signal` room for the listeners of `requestsInFlight` requests at once. */
+export function withListenerRoom(signal: AbortSignal, requestsInFlight: number): AbortSignal {
   setMaxListeners(4 * requestsInFlight + 10, signal);
   return signal;
 }

@@ -16,9 +16,9 @@ import type { BlockPlan, BlockRange } from '../storage/block-plan';
  * - The tap: a lane that has read and digested a block offers it here before uploading it, and the
  *   inspection of the same publish in this process takes the blocks in order instead of reading and
  *   hashing them again. The taps of a process hold at most `limitBytes` of blocks between them, each
- *   keeping the ones its inspector needs soonest. A block it does not have and will not get (staged on another
- *   worker, dropped, or of a range no lane here covers) the inspector reads itself, so ranges spread
- *   over several workers are still verified end to end.
+ *   keeping the ones its inspector needs soonest. A block it does not have and will not get (staged on
+ *   another worker, dropped, or of a range no lane here covers) the inspector reads itself, so ranges
+ *   spread over several workers are still verified end to end.
  *
  * Nothing here is durable: a crash loses it, and the activities' own checkpoints resume the work.
  */

@@ -10,8 +10,9 @@ import { freeNow } from './free-now';
  * image's blocks in order for its whole-image SHA-256 and its inspector (OVA walk and manifest digests,
  * ISO descriptors), so none of that runs on the event loop that drives the transfers. A stream also takes
  * bytes that are already in a file (`pushFile`): the thread reads them itself, so they never cross between
- * threads and the caller holds no buffer for them. An inspector that fails stops inspecting, and says so in every later answer; the whole-image hash goes on, so that a
- * caller can still tell bytes that are not the image's from an image that is invalid.
+ * threads and the caller holds no buffer for them. An inspector that fails stops inspecting, and says so
+ * in every later answer; the whole-image hash goes on, so that a caller can still tell bytes that are not
+ * the image's from an image that is invalid.
  */
 export type HashRequest =
   | { id: number; op: 'sha256'; bytes: Uint8Array; giveBack: boolean }
