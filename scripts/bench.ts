@@ -353,7 +353,7 @@ async function main(): Promise<void> {
     // Deploy: one SDDC's agent against downloadToFile, then three at once against three in parallel.
     const blob = container.getBlockBlobClient(published!.location.blob);
     for (const sddc of SDDCS) {
-      await catalog.addSddc({
+      await catalog.sddcs.add({
         name: sddc,
         dataCenter: 'dc-east',
         taskQueue: `sddc-${sddc}`,

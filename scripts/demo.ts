@@ -53,7 +53,7 @@ async function main(): Promise<number> {
   // Registered before their agents start: an agent refuses an SDDC the catalog does not know. The demo
   // sets them to the topology's values, so the vcsim endpoints of this run are the ones deployed to.
   const catalog = await Catalog.connect(config.mongodbUri);
-  for (const s of topology.sddcs) await catalog.addSddc(sddcFromSeed(s));
+  for (const s of topology.sddcs) await catalog.sddcs.add(sddcFromSeed(s));
   say(`registered SDDCs ${topology.sddcs.map((s) => `${s.name} (${s.dataCenter})`).join(', ')}`);
 
   const logs = path.join(config.dataDir, 'logs');
@@ -83,7 +83,7 @@ async function main(): Promise<number> {
     const publish = await startPublish(client, config, { source, image: IMAGE, version: VERSION });
     const published = (await publish.result()) as PublishResult;
     const publishSeconds = (Date.now() - publishStarted) / 1000;
-    const record = await catalog.getVersion(IMAGE, VERSION);
+    const record = await catalog.versions.get(IMAGE, VERSION);
 
     const sddcs = topology.sddcs.map((s) => s.name);
     say(`deploying to ${sddcs.join(', ')} ...`);

@@ -1,4 +1,4 @@
-import type { Requirements } from './catalog/catalog';
+import type { Requirements } from './catalog/image-records';
 import { VmhubError } from './errors';
 import type { Capacity } from './topology/topology';
 

@@ -168,7 +168,7 @@ export async function checkAgentSddc(config: Config, sddc: string): Promise<void
     return;
   }
   try {
-    const record = await catalog.requireSddc(sddc);
+    const record = await catalog.sddcs.require(sddc);
     const queue = agentTaskQueue(sddc);
     if (record.taskQueue !== queue) {
       throw new VmhubError(

@@ -108,7 +108,7 @@ describe('content library targets', () => {
   async function register(name: string, dataCenter: string, target: ContentLibraryTarget): Promise<void> {
     queues.set(name, `sddc-${name}-${randomUUID().slice(0, 8)}`);
     targets.set(name, target);
-    await world.deps.catalog.addSddc({
+    await world.deps.catalog.sddcs.add({
       name,
       dataCenter,
       taskQueue: queues.get(name)!,
@@ -205,7 +205,7 @@ describe('content library targets', () => {
       expect(fs.existsSync(path.join(datastores, name, 'edge', '1.0.0', 'edge-1.0.0.ova.blocks.json'))).toBe(true);
     }
     expect(r['west-1'].source).toBe('west-replica');
-    const recorded = await world.deps.catalog.deploymentsOf('edge', '1.0.0');
+    const recorded = await world.deps.catalog.deployments.of('edge', '1.0.0');
     expect(recorded.map((d) => [d.sddc, d.status, d.target?.itemName])).toEqual(
       DEFAULT_SDDCS.map((n) => [n, 'deployed', 'edge-1.0.0']),
     );
@@ -265,7 +265,7 @@ describe('content library targets', () => {
     expect(row.instantiated!.vm).toMatch(/^vm-\d+$/);
     const left = await vcenter('west-1', async (conn) => (await conn.vim()).objectsOfType('VirtualMachine', ['name']));
     expect(left.filter((vm) => vm.props.name.startsWith('vmhub-check-'))).toEqual([]);
-    const [recorded] = (await world.deps.catalog.deploymentsOf('edge', '1.0.0')).filter((d) => d.sddc === 'west-1');
+    const [recorded] = (await world.deps.catalog.deployments.of('edge', '1.0.0')).filter((d) => d.sddc === 'west-1');
     expect(recorded.instantiated).toMatchObject({ vm: row.instantiated!.vm, cpus: 4, memoryMiB: 8192 });
   });
 
@@ -333,7 +333,7 @@ describe('content library targets', () => {
       await handle.cancel();
       const err = await handle.result().catch((e: unknown) => e);
       expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
-      const [recorded] = await world.deps.catalog.deploymentsOf('edge', '2.1.0');
+      const [recorded] = await world.deps.catalog.deployments.of('edge', '2.1.0');
       expect(recorded).toMatchObject({ sddc: 'east-cancel', status: 'failed', error: expect.stringMatching(/^cancelled/) });
       await vcenter('east-1', async (conn) => {
         const library = await conn.library.findLibrary(`vmhub-${run}`);

@@ -58,7 +58,7 @@ describe('delta deploys', () => {
 
   async function register(name: string, target?: ContentLibraryTarget, env: NodeJS.ProcessEnv = {}): Promise<void> {
     queues.set(name, `sddc-${name}-${randomUUID().slice(0, 8)}`);
-    await world.deps.catalog.addSddc({
+    await world.deps.catalog.sddcs.add({
       name,
       dataCenter: 'dc-east',
       taskQueue: queues.get(name)!,
@@ -152,7 +152,7 @@ describe('delta deploys', () => {
       expect(fresh).toMatchObject({ status: 'deployed', bytesFetched: size, bytesReusedLocally: 0 });
       expect(sha256Of(fresh.path!)).toBe(second.sha256);
 
-      const recorded = await world.deps.catalog.deploymentsOf(image, '1.0.1');
+      const recorded = await world.deps.catalog.deployments.of(image, '1.0.1');
       expect(recorded.map((d) => [d.sddc, d.bytesFetched, d.bytesReusedLocally])).toEqual([
         ['fresh', size, 0],
         ['holder', holder.bytesFetched, holder.bytesReusedLocally],

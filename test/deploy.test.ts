@@ -55,7 +55,7 @@ describe('replication and DeployToSDDCs', () => {
     capacity = { cpus: 64, memoryMiB: 262144, diskGiB: 2048 },
   ): Promise<void> {
     queues.set(name, `sddc-${name}-${randomUUID().slice(0, 8)}`);
-    await world.deps.catalog.addSddc({
+    await world.deps.catalog.sddcs.add({
       name,
       dataCenter,
       taskQueue: queues.get(name)!,
@@ -107,7 +107,7 @@ describe('replication and DeployToSDDCs', () => {
   const rows = (r: DeployResult) => Object.fromEntries(r.results.map((x) => [x.sddc, x]));
   const replicaBlob = (p: PublishResult) => world.deps.storage.container('west-replica').getBlockBlobClient(p.location.blob);
   const replicaStatus = async (p: PublishResult) =>
-    (await world.deps.catalog.getVersion(p.image, p.version))?.replicas.find((r) => r.location === 'west-replica');
+    (await world.deps.catalog.versions.get(p.image, p.version))?.replicas.find((r) => r.location === 'west-replica');
 
   it('replicates on publish, and each SDDC reads from the copy in its own data center', async () => {
     const published = await publish('1.0.0');
@@ -131,7 +131,7 @@ describe('replication and DeployToSDDCs', () => {
       expect(fs.readFileSync(r[name].path!).equals(original)).toBe(true);
       expect(fs.readdirSync(path.dirname(r[name].path!)).filter((f) => f.includes('partial'))).toEqual([]);
     }
-    const recorded = await world.deps.catalog.deploymentsOf('edge', '1.0.0');
+    const recorded = await world.deps.catalog.deployments.of('edge', '1.0.0');
     expect(recorded.map((d) => [d.sddc, d.status, d.source])).toEqual([
       ['east-1', 'deployed', 'east-primary'],
       ['east-2', 'deployed', 'east-primary'],
@@ -173,7 +173,7 @@ describe('replication and DeployToSDDCs', () => {
 
     // Even with the catalog fooled into trusting the altered blob, its bytes fail the SHA-256 check.
     const etag = (await replicaBlob(published).getProperties()).etag;
-    await world.deps.catalog.setReplica('edge', '1.2.0', {
+    await world.deps.catalog.versions.setReplica('edge', '1.2.0', {
       location: 'west-replica',
       status: 'verified',
       etag,
@@ -261,7 +261,7 @@ describe('replication and DeployToSDDCs', () => {
       expect(err).toBeInstanceOf(WorkflowFailedError);
       expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
       expect(fs.readdirSync(dir)).toEqual([]);
-      const [row] = await world.deps.catalog.deploymentsOf('edge', '2.1.0');
+      const [row] = await world.deps.catalog.deployments.of('edge', '2.1.0');
       expect(row).toMatchObject({ sddc: 'east-1', status: 'failed', error: expect.stringMatching(/cancelled/) });
     } finally {
       await agents.get('east-1')!.stop();

@@ -55,7 +55,7 @@ describe('DeployToSDDCs at fleet scale', () => {
       expect(resultBytes).toBeLessThan(64 * KiB);
 
       // Every SDDC's row is in the catalog, not in the parent's history.
-      const deployments = await world.deps.catalog.deploymentsOf(FLEET_IMAGE.image, FLEET_IMAGE.version);
+      const deployments = await world.deps.catalog.deployments.of(FLEET_IMAGE.image, FLEET_IMAGE.version);
       expect(deployments).toHaveLength(SDDCS);
       expect(deployments.filter((d) => d.status === 'deployed')).toHaveLength(SDDCS - failing.size);
 

@@ -131,8 +131,8 @@ describe('worker processes at scale', () => {
       await publish('overlap-1.iso', '1.0.0');
       await publish('overlap-2.iso', '1.0.1');
 
-      expect((await world.deps.catalog.getVersion('overlap', '1.0.0'))?.overlap).toBeUndefined();
-      expect((await world.deps.catalog.getVersion('overlap', '1.0.1'))?.overlap).toEqual({
+      expect((await world.deps.catalog.versions.get('overlap', '1.0.0'))?.overlap).toBeUndefined();
+      expect((await world.deps.catalog.versions.get('overlap', '1.0.1'))?.overlap).toEqual({
         previousVersion: '1.0.0',
         sharedBlocks: 15,
         blockCount: 16,

@@ -55,7 +55,7 @@ describe('image lifecycle', () => {
 
   async function register(name: string, dataCenter: string, target?: ContentLibraryTarget): Promise<void> {
     queues.set(name, `sddc-${name}-${randomUUID().slice(0, 8)}`);
-    await world.deps.catalog.addSddc({
+    await world.deps.catalog.sddcs.add({
       name,
       dataCenter,
       taskQueue: queues.get(name)!,
@@ -119,11 +119,11 @@ describe('image lifecycle', () => {
   it('a deprecated version leaves latest; past its end of life a deploy is refused with ImageRetired unless forced', async () => {
     await publish('app', '1.0.0');
     await publish('app', '1.1.0');
-    expect((await world.deps.catalog.latest('app'))?.version).toBe('1.1.0');
+    expect((await world.deps.catalog.versions.latest('app'))?.version).toBe('1.1.0');
 
     const deprecated = await deprecateCommand.run({ image: 'app', version: '1.1.0', message: 'use 1.0.0', undo: false }, deps);
     expect(deprecated).toMatchObject({ status: 'deprecated', message: 'use 1.0.0', endOfLife: null, latest: '1.0.0' });
-    expect((await world.deps.catalog.latest('app'))?.version).toBe('1.0.0');
+    expect((await world.deps.catalog.versions.latest('app'))?.version).toBe('1.0.0');
     expect(deprecateCommand.renderText(deprecated)).toEqual(['app@1.1.0 is deprecated: use 1.0.0', 'app@latest is 1.0.0']);
     // Deprecated but before its end of life: still deployable by its version.
     expect((await deploy({ image: 'app', version: '1.1.0', sddcs: ['dir-1'] })).results[0].status).toBe('deployed');
@@ -171,10 +171,10 @@ describe('image lifecycle', () => {
     expect(fs.existsSync(path.join(datastores, 'dir-1', 'gone'))).toBe(false);
     expect(await libraryItem('gone', '1.0.0')).toBeUndefined();
 
-    const tombstone = await world.deps.catalog.getVersion('gone', '1.0.0');
+    const tombstone = await world.deps.catalog.versions.get('gone', '1.0.0');
     expect(tombstone).toMatchObject({ status: 'retired', replicas: [], retired: { by: { workflowId: 'retire:gone:1.0.0' } } });
     expect(tombstone?.retired?.at).toBeInstanceOf(Date);
-    expect((await world.deps.catalog.deploymentsOf('gone', '1.0.0')).map((d) => d.status)).toEqual(['removed', 'removed']);
+    expect((await world.deps.catalog.deployments.of('gone', '1.0.0')).map((d) => d.status)).toEqual(['removed', 'removed']);
 
     const again = await retireCommand.run({ image: 'gone', version: '1.0.0' }, deps);
     expect(again).toMatchObject({ status: 'already-retired', sddcs: [], blobsRemoved: [] });
@@ -201,7 +201,7 @@ describe('image lifecycle', () => {
     await expect(retireCommand.run({ image: 'busy', version: '1.0.0' }, deps)).rejects.toMatchObject({
       cause: { type: 'DeployRunning' },
     });
-    expect((await world.deps.catalog.getVersion('busy', '1.0.0'))?.status).toBe('available');
+    expect((await world.deps.catalog.versions.get('busy', '1.0.0'))?.status).toBe('available');
     await running.cancel();
   });
 
@@ -221,7 +221,7 @@ describe('image lifecycle', () => {
       workflowId: `retention:${randomUUID()}`,
     })) as RetentionResult;
     expect(applied).toEqual({ retired: ['kept@1.1.0'], failed: [] });
-    const statuses = Object.fromEntries((await world.deps.catalog.listVersions('kept')).map((r) => [r.version, r.status]));
+    const statuses = Object.fromEntries((await world.deps.catalog.versions.list('kept')).map((r) => [r.version, r.status]));
     expect(statuses).toEqual({ '2.0.0': 'available', '1.2.0': 'available', '1.1.0': 'retired', '1.0.0': 'available' });
 
     expect(await retentionCommand.run({ action: 'clear', image: 'kept' }, deps)).toMatchObject({ cleared: true });
@@ -232,7 +232,7 @@ describe('image lifecycle', () => {
     const published = await publish('left', '1.0.0');
     // A run the server does not know has closed, as a crashed retire's run has.
     const crashed = { workflowId: 'retire:left:1.0.0', runId: randomUUID() };
-    expect(await world.deps.catalog.beginRetire('left', '1.0.0', crashed)).toMatchObject({ state: 'claimed' });
+    expect(await world.deps.catalog.versions.beginRetire('left', '1.0.0', crashed)).toMatchObject({ state: 'claimed' });
 
     const applied = (await world.client.workflow.execute('ApplyRetention', {
       args: [{ image: 'left' }],
@@ -240,7 +240,7 @@ describe('image lifecycle', () => {
       workflowId: `retention:${randomUUID()}`,
     })) as RetentionResult;
     expect(applied).toEqual({ retired: ['left@1.0.0'], failed: [] });
-    const tombstone = await world.deps.catalog.getVersion('left', '1.0.0');
+    const tombstone = await world.deps.catalog.versions.get('left', '1.0.0');
     expect(tombstone?.status).toBe('retired');
     expect(tombstone?.retired?.by.runId).not.toBe(crashed.runId);
     expect(await blob('east-primary', published).exists()).toBe(false);
@@ -260,7 +260,7 @@ describe('image lifecycle', () => {
     expect(found.findings[0]).toMatchObject({ image: 'checked', version: '1.0.0', location: 'west-replica', repaired: true });
     expect(found.findings[0].reason).toMatch(/committed blocks|committed block/);
     expect((await blob('west-replica', published).downloadToBuffer()).equals(primaryBytes)).toBe(true);
-    const replica = (await world.deps.catalog.getVersion('checked', '1.0.0'))?.replicas.find(
+    const replica = (await world.deps.catalog.versions.get('checked', '1.0.0'))?.replicas.find(
       (r) => r.location === 'west-replica',
     );
     expect(replica?.status).toBe('verified');

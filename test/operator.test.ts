@@ -34,7 +34,7 @@ describe('operator experience', () => {
       MONGODB_URI: world.config.mongodbUri,
       VMHUB_LOG_LEVEL: 'ERROR',
     };
-    await world.deps.catalog.addSddc({
+    await world.deps.catalog.sddcs.add({
       name: sddc,
       dataCenter: 'dc-west',
       taskQueue: `sddc-${sddc}`,

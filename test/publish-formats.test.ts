@@ -39,7 +39,7 @@ describe('PublishImage of OVA, OVF package and ISO', () => {
       expect(result.sha256).toBe(createHash('sha256').update(fs.readFileSync(ova)).digest('hex'));
       expect(result.blockCount).toBe(Math.ceil(fs.statSync(ova).size / (4 * MiB)));
 
-      const record = await world.deps.catalog.getVersion('csr1000v', '17.3.1');
+      const record = await world.deps.catalog.versions.get('csr1000v', '17.3.1');
       expect(record?.status).toBe('available');
       expect(record?.metadata).toMatchObject({
         kind: 'ova',
@@ -62,7 +62,7 @@ describe('PublishImage of OVA, OVF package and ISO', () => {
       const err = await failure({ source: 'photon.ova', image: 'photon' });
       expect(err.type).toBe('InvalidInput');
       expect(err.message).toContain('"5.0"');
-      expect(await world.deps.catalog.versions.countDocuments({ image: 'photon' })).toBe(0);
+      expect(await world.deps.catalog.versions.collection.countDocuments({ image: 'photon' })).toBe(0);
     });
 
     it('an OVF package: descriptor, manifest and disks published together as one OVA', async () => {
@@ -167,7 +167,7 @@ describe('PublishImage of OVA, OVF package and ISO', () => {
     ]);
     const err = await failure({ source: 'tampered.ova', image: 'tampered', version: '1.0.0' });
     expect(err.type).toBe('ManifestMismatch');
-    const record = await world.deps.catalog.getVersion('tampered', '1.0.0');
+    const record = await world.deps.catalog.versions.get('tampered', '1.0.0');
     expect(record?.status).toBe('failed');
     expect(
       await world.deps.storage.container('east-primary').getBlockBlobClient('tampered/1.0.0/tampered-1.0.0.ova').exists(),

@@ -60,7 +60,7 @@ describe('PublishImage', () => {
     expect(props.metadata?.sha256).toBe(result.sha256);
     expect(props.contentType).toBe('application/x-iso9660-image');
 
-    const record = await world.deps.catalog.getVersion('multi', '1.0.0');
+    const record = await world.deps.catalog.versions.get('multi', '1.0.0');
     expect(record).toMatchObject({ status: 'available', sha256: result.sha256, sizeBytes: result.sizeBytes, format: 'iso' });
 
     const progress = await handle.query<PublishProgress>('progress');
@@ -108,7 +108,7 @@ describe('PublishImage', () => {
 
     const blob = world.deps.storage.container('east-primary').getBlockBlobClient(first.location.blob);
     expect((await blob.getProperties()).metadata?.sha256).toBe(first.sha256);
-    expect(await world.deps.catalog.getVersion('same', '1.2.3')).toMatchObject({ status: 'available', sha256: first.sha256 });
+    expect(await world.deps.catalog.versions.get('same', '1.2.3')).toMatchObject({ status: 'available', sha256: first.sha256 });
   });
 
   describe('bad input fails with a typed error and records nothing', () => {
@@ -145,7 +145,7 @@ describe('PublishImage', () => {
       expect(err.type).toBe(type);
       expect(err.message.length).toBeGreaterThan(10);
       expect(err.message).not.toContain('\n');
-      expect(await world.deps.catalog.versions.countDocuments({ image })).toBe(0);
+      expect(await world.deps.catalog.versions.collection.countDocuments({ image })).toBe(0);
       const blobs = [];
       for await (const b of world.deps.storage.container('east-primary').listBlobsFlat({ prefix: `${image}/` }))
         blobs.push(b.name);
@@ -156,7 +156,7 @@ describe('PublishImage', () => {
       const err = await failure({ source: 'good.iso', image: 'pinned', version: '1.0.0', sha256: 'ab'.repeat(32) });
       expect(err.type).toBe('ManifestMismatch');
       expect(err.message).toContain('ab'.repeat(32));
-      expect(await world.deps.catalog.getVersion('pinned', '1.0.0')).toMatchObject({ status: 'failed' });
+      expect(await world.deps.catalog.versions.get('pinned', '1.0.0')).toMatchObject({ status: 'failed' });
       const blob = world.deps.storage.container('east-primary').getBlockBlobClient('pinned/1.0.0/pinned-1.0.0.iso');
       expect(await blob.exists()).toBe(false);
       const staged = await blob.getBlockList('uncommitted').then(

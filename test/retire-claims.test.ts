@@ -3,7 +3,9 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createDeployActivities } from '../src/activities/deploy';
 import { createLifecycleActivities } from '../src/activities/lifecycle';
 import type { PublishDeps } from '../src/activities/publish';
-import { Catalog, RETIRED_WHILE_DEPLOYING, type RunRef } from '../src/catalog/catalog';
+import { Catalog } from '../src/catalog/catalog';
+import { RETIRED_WHILE_DEPLOYING } from '../src/catalog/deployment-records';
+import type { RunRef } from '../src/catalog/image-records';
 import { loadConfig } from '../src/config';
 import type { ImageMetadata } from '../src/images/inspect';
 import type { StorageClients } from '../src/storage/clients';
@@ -65,16 +67,18 @@ async function published(image: string): Promise<{ ref: { image: string; version
   const owner = { workflowId: `publish:${image}`, runId: randomUUID() };
   const location = { storage: 'east-primary', container: 'vm-images', blob: `${image}/1.0.0/${image}-1.0.0.iso` };
   const v = { image, version: '1.0.0', format: 'iso' as const, sizeBytes: 1, blockSize: 4 << 20, blockCount: 1, location };
-  expect(await catalog.claimVersion(v, owner)).toEqual({ state: 'claimed' });
-  expect(await catalog.markAvailable(image, '1.0.0', owner, 'a'.repeat(64), { kind: 'iso' } as ImageMetadata)).toBeDefined();
+  expect(await catalog.versions.claim(v, owner)).toEqual({ state: 'claimed' });
+  expect(
+    await catalog.versions.markAvailable(image, '1.0.0', owner, 'a'.repeat(64), { kind: 'iso' } as ImageMetadata),
+  ).toBeDefined();
   const queue = `sddc-${image}-${randomUUID().slice(0, 6)}`;
-  await catalog.addSddc({
+  await catalog.sddcs.add({
     name: `${image}-sddc`,
     dataCenter: 'dc-east',
     taskQueue: queue,
     capacity: { cpus: 8, memoryMiB: 8192, diskGiB: 100 },
   });
-  await catalog.recordDeployment({ image, version: '1.0.0', sddc: `${image}-sddc`, status: 'deployed' });
+  await catalog.deployments.record({ image, version: '1.0.0', sddc: `${image}-sddc`, status: 'deployed' });
   return { ref: { image, version: '1.0.0' }, queue };
 }
 
@@ -86,7 +90,7 @@ describe('beginRetire', () => {
       type: 'NoAgent',
       message: expect.stringContaining('silent-sddc'),
     });
-    const record = await catalog.getVersion('silent', '1.0.0');
+    const record = await catalog.versions.get('silent', '1.0.0');
     expect(record?.status).toBe('available');
     expect(record?.retired).toBeUndefined();
   });
@@ -103,35 +107,38 @@ describe('beginRetire', () => {
       type: 'VersionConflict',
       message: expect.stringContaining(first.workflowId),
     });
-    expect((await catalog.getVersion('owned', '1.0.0'))?.retired?.by).toEqual(first);
+    expect((await catalog.versions.get('owned', '1.0.0'))?.retired?.by).toEqual(first);
     // The run's own claim is taken again (a retried claim), and still knows the version was available.
     expect(await asRun(first, (a) => a.beginRetire(ref))).toMatchObject({ state: 'retiring', previous: 'available' });
 
     temporal.openRuns.clear();
     expect(await asRun(second, (a) => a.beginRetire(ref))).toMatchObject({ state: 'retiring', previous: 'retiring' });
-    expect((await catalog.getVersion('owned', '1.0.0'))?.retired?.by).toEqual(second);
+    expect((await catalog.versions.get('owned', '1.0.0'))?.retired?.by).toEqual(second);
     // The run that lost the claim can neither leave the tombstone nor give the version back.
-    await catalog.finishRetire('owned', '1.0.0', first);
+    await catalog.versions.finishRetire('owned', '1.0.0', first);
     await asRun(first, (a) => a.abandonRetire(ref));
-    expect((await catalog.getVersion('owned', '1.0.0'))?.status).toBe('retiring');
+    expect((await catalog.versions.get('owned', '1.0.0'))?.status).toBe('retiring');
     await asRun(second, (a) => a.finishRetire(ref));
-    expect(await catalog.getVersion('owned', '1.0.0')).toMatchObject({ status: 'retired', retired: { by: second } });
+    expect(await catalog.versions.get('owned', '1.0.0')).toMatchObject({ status: 'retired', retired: { by: second } });
   });
 
   it('takes over only from the holder it saw', async () => {
     await published('seen');
     const holder = newRun('seen');
-    expect(await catalog.beginRetire('seen', '1.0.0', holder)).toMatchObject({ state: 'claimed', previous: 'available' });
-    expect(await catalog.beginRetire('seen', '1.0.0', newRun('seen'))).toEqual({ state: 'owned', owner: holder });
-    expect(await catalog.takeOverRetire('seen', '1.0.0', newRun('seen'), newRun('seen'))).toBe(false);
-    expect((await catalog.getVersion('seen', '1.0.0'))?.retired?.by).toEqual(holder);
+    expect(await catalog.versions.beginRetire('seen', '1.0.0', holder)).toMatchObject({
+      state: 'claimed',
+      previous: 'available',
+    });
+    expect(await catalog.versions.beginRetire('seen', '1.0.0', newRun('seen'))).toEqual({ state: 'owned', owner: holder });
+    expect(await catalog.versions.takeOverRetire('seen', '1.0.0', newRun('seen'), newRun('seen'))).toBe(false);
+    expect((await catalog.versions.get('seen', '1.0.0'))?.retired?.by).toEqual(holder);
   });
 
   it('a running deploy gives the claim back: the version is available again', async () => {
     const { ref } = await published('busy');
     temporal.deploys = ['deploy:busy:1.0.0:x'];
     await expect(asRun(newRun('busy'), (a) => a.beginRetire(ref))).rejects.toMatchObject({ type: 'DeployRunning' });
-    const record = await catalog.getVersion('busy', '1.0.0');
+    const record = await catalog.versions.get('busy', '1.0.0');
     expect(record?.status).toBe('available');
     expect(record?.retired).toBeUndefined();
   });
@@ -140,20 +147,20 @@ describe('beginRetire', () => {
 describe('after a retire claim', () => {
   it('a replica check cannot bring back the replica record the retire removed', async () => {
     await published('replica');
-    expect(await catalog.setReplica('replica', '1.0.0', { location: 'west-replica', status: 'verified' })).toBe(true);
-    await catalog.beginRetire('replica', '1.0.0', newRun('replica'));
-    await catalog.removeReplica('replica', '1.0.0', 'west-replica');
-    expect(await catalog.setReplica('replica', '1.0.0', { location: 'west-replica', status: 'verified' })).toBe(false);
-    expect(await catalog.setReplica('replica', '1.0.0', { location: 'west-replica', status: 'stale' })).toBe(false);
-    expect((await catalog.getVersion('replica', '1.0.0'))?.replicas).toEqual([]);
+    expect(await catalog.versions.setReplica('replica', '1.0.0', { location: 'west-replica', status: 'verified' })).toBe(true);
+    await catalog.versions.beginRetire('replica', '1.0.0', newRun('replica'));
+    await catalog.replicas.remove('replica', '1.0.0', 'west-replica');
+    expect(await catalog.versions.setReplica('replica', '1.0.0', { location: 'west-replica', status: 'verified' })).toBe(false);
+    expect(await catalog.versions.setReplica('replica', '1.0.0', { location: 'west-replica', status: 'stale' })).toBe(false);
+    expect((await catalog.versions.get('replica', '1.0.0'))?.replicas).toEqual([]);
   });
 
   it('a deploy that lands its copy is recorded failed (reason: retired); the retire’s removal is recorded as it is', async () => {
     await published('landing');
-    await catalog.beginRetire('landing', '1.0.0', newRun('landing'));
-    await catalog.recordDeployment({ image: 'landing', version: '1.0.0', sddc: 'late-sddc', status: 'deployed' });
-    await catalog.recordDeployment({ image: 'landing', version: '1.0.0', sddc: 'landing-sddc', status: 'removed' });
-    const rows = Object.fromEntries((await catalog.deploymentsOf('landing', '1.0.0')).map((d) => [d.sddc, d]));
+    await catalog.versions.beginRetire('landing', '1.0.0', newRun('landing'));
+    await catalog.deployments.record({ image: 'landing', version: '1.0.0', sddc: 'late-sddc', status: 'deployed' });
+    await catalog.deployments.record({ image: 'landing', version: '1.0.0', sddc: 'landing-sddc', status: 'removed' });
+    const rows = Object.fromEntries((await catalog.deployments.of('landing', '1.0.0')).map((d) => [d.sddc, d]));
     expect(rows['late-sddc']).toMatchObject({ status: 'failed', error: RETIRED_WHILE_DEPLOYING });
     expect(rows['late-sddc'].deployedAt).toBeUndefined();
     expect(rows['landing-sddc'].status).toBe('removed');
@@ -164,9 +171,9 @@ describe('after a retire claim', () => {
     const deploy = createDeployActivities(deps());
     expect(await deploy.agentsPolling({ taskQueue: queue, ...ref })).toBe(1);
     const run = newRun('checked');
-    await catalog.beginRetire('checked', '1.0.0', run);
+    await catalog.versions.beginRetire('checked', '1.0.0', run);
     await expect(deploy.agentsPolling({ taskQueue: queue, ...ref })).rejects.toMatchObject({ type: 'ImageRetired' });
-    await catalog.finishRetire('checked', '1.0.0', run);
+    await catalog.versions.finishRetire('checked', '1.0.0', run);
     await expect(deploy.agentsPolling({ taskQueue: queue, ...ref })).rejects.toMatchObject({ type: 'ImageRetired' });
     expect(await deploy.agentsPolling({ taskQueue: queue })).toBe(1);
   });
@@ -175,7 +182,7 @@ describe('after a retire claim', () => {
 describe('retentionPlan', () => {
   it('takes up a version left retiring by a closed run first, with a retention policy or without', async () => {
     await published('stuck');
-    await catalog.beginRetire('stuck', '1.0.0', newRun('stuck'));
+    await catalog.versions.beginRetire('stuck', '1.0.0', newRun('stuck'));
     const plan = await asRun(newRun('retention'), (a) => a.retentionPlan({ limit: 100 }));
     expect(plan).toContainEqual({ image: 'stuck', version: '1.0.0' });
     expect(await asRun(newRun('retention'), (a) => a.retentionPlan({ image: 'stuck', limit: 100 }))).toEqual([
@@ -187,7 +194,7 @@ describe('retentionPlan', () => {
     const image = `busy-${randomUUID().slice(0, 8)}`;
     await published(image);
     const retire = newRun(image);
-    await catalog.beginRetire(image, '1.0.0', retire);
+    await catalog.versions.beginRetire(image, '1.0.0', retire);
     temporal.openRuns.add(retire.runId);
     expect(await asRun(newRun('retention'), (a) => a.retentionPlan({ image, limit: 100 }))).toEqual([]);
     temporal.openRuns.clear();

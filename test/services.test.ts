@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Catalog } from '../src/catalog/catalog';
 import { loadConfig } from '../src/config';
 import { registerDefaultSddcsAt } from '../src/services/embedded';
+import { updateSddc } from '../src/sddc/registry';
 import { loadTopology } from '../src/topology/topology';
 import { checkAgentSddc } from '../src/worker';
 import { CheckServices } from '../src/workflows/check-services';
@@ -48,16 +49,16 @@ describe('default SDDCs at services start', () => {
     const names = topology.sddcs.map((s) => s.name);
     const first = await registerDefaultSddcsAt({ ...config, mongodbUri: uri });
     expect(first.map((s) => [s.name, s.created])).toEqual(names.map((n) => [n, true]));
-    const east1 = await catalog.getSddc('east-1');
+    const east1 = await catalog.sddcs.get('east-1');
     expect(east1).toMatchObject({ dataCenter: 'dc-east', taskQueue: 'sddc-east-1', target: { kind: 'content-library' } });
     expect(east1?.capacity).toEqual(topology.sddcs.find((s) => s.name === 'east-1')!.capacity);
 
-    await catalog.updateSddc('east-1', { capacity: { cpus: 16 } });
-    await catalog.removeSddc('west-1');
+    await updateSddc(catalog.sddcs, 'east-1', { capacity: { cpus: 16 } });
+    await catalog.sddcs.remove('west-1');
     const again = await registerDefaultSddcsAt({ ...config, mongodbUri: uri });
     expect(again.map((s) => [s.name, s.created])).toEqual(names.map((n) => [n, n === 'west-1']));
-    expect((await catalog.getSddc('east-1'))?.capacity.cpus).toBe(16);
-    expect((await catalog.listSddcs()).map((s) => s.name)).toEqual([...names].sort());
+    expect((await catalog.sddcs.get('east-1'))?.capacity.cpus).toBe(16);
+    expect((await catalog.sddcs.list()).map((s) => s.name)).toEqual([...names].sort());
   });
 
   it('an agent refuses an SDDC that is not registered, naming vmhub sddc add', async () => {
@@ -69,11 +70,11 @@ describe('default SDDCs at services start', () => {
   });
 
   it('an agent refuses an SDDC registered with another task queue, which no deploy would send to it', async () => {
-    await catalog.updateSddc('east-2', { taskQueue: 'sddc-east-2-moved' });
+    await updateSddc(catalog.sddcs, 'east-2', { taskQueue: 'sddc-east-2-moved' });
     await expect(checkAgentSddc({ ...config, mongodbUri: uri }, 'east-2')).rejects.toMatchObject({
       type: 'InvalidInput',
       message: expect.stringContaining('VMHUB_AGENT_TASK_QUEUE=sddc-east-2-moved'),
     });
-    await catalog.updateSddc('east-2', { taskQueue: 'sddc-east-2' });
+    await updateSddc(catalog.sddcs, 'east-2', { taskQueue: 'sddc-east-2' });
   });
 });

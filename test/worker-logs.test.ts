@@ -39,7 +39,7 @@ describe('worker logs', () => {
   let catalog: Catalog;
   beforeAll(async () => {
     catalog = await Catalog.connect(loadConfig().mongodbUri);
-    await catalog.addSddc({
+    await catalog.sddcs.add({
       name: 'logs-east-9',
       dataCenter: 'dc-east',
       taskQueue: 'sddc-logs-east-9',
@@ -47,7 +47,7 @@ describe('worker logs', () => {
     });
   });
   afterAll(async () => {
-    await catalog.removeSddc('logs-east-9');
+    await catalog.sddcs.remove('logs-east-9');
     await catalog.close();
   });
 

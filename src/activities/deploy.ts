@@ -1,5 +1,6 @@
 import { activityInfo } from '@temporalio/activity';
-import type { ImageVersionRecord, SddcRecord } from '../catalog/catalog';
+import type { ImageVersionRecord } from '../catalog/image-records';
+import type { SddcRecord } from '../catalog/sddc-records';
 import { batchesOf, type SddcBatch } from '../deploy/batches';
 import type { Resources } from '../images/ovf/metadata';
 import { capacityShortfall, resourcesOf, sourceOrder, type SourceCandidate } from '../deploy/placement';
@@ -39,7 +40,7 @@ export const AGENT_ALIVE_MS = 5 * 60_000;
 export function createDeployActivities({ storage, catalog, temporal }: PublishDeps) {
   /** The available version and the registered SDDCs a deploy input names; UnknownSddc or UnknownImage otherwise. */
   async function resolve(input: DeployInput): Promise<{ record: ImageVersionRecord & { sha256: string }; sddcs: SddcRecord[] }> {
-    const registered = await catalog.listSddcs();
+    const registered = await catalog.sddcs.list();
     let sddcs: SddcRecord[];
     if (input.sddcs === 'all') {
       if (registered.length === 0) throw new VmhubError('UnknownSddc', 'no SDDC is registered; add one with `vmhub sddc add`');
@@ -54,7 +55,7 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
         );
       sddcs = input.sddcs.map((n) => byName.get(n)!);
     }
-    const record = await catalog.resolveVersion(input.image, input.version);
+    const record = await catalog.versions.resolve(input.image, input.version);
     if (record) assertDeployable(record, new Date(), input.force);
     if (!record || record.status !== 'available' || !record.sha256) {
       throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version in the catalog`);
@@ -70,7 +71,7 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
     async agentsPolling(input: { taskQueue: string; image?: string; version?: string }): Promise<number> {
       return withFailures(async () => {
         if (input.image !== undefined && input.version !== undefined) {
-          const record = await catalog.getVersion(input.image, input.version);
+          const record = await catalog.versions.get(input.image, input.version);
           // A retiring version is being removed: a copy made now could land after the retire listed the SDDCs.
           if (record?.status === 'retired' || record?.status === 'retiring') {
             throw new VmhubError('ImageRetired', `${input.image}@${input.version} is ${record.status}; deploy another version`);
@@ -83,7 +84,7 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
     /** Fails with UnknownSddc unless every name is registered: checked before a publish uploads anything. */
     async checkSddcs(names: string[]): Promise<void> {
       return withFailures(async () => {
-        const registered = new Set((await catalog.listSddcs()).map((s) => s.name));
+        const registered = new Set((await catalog.sddcs.list()).map((s) => s.name));
         const unknown = names.filter((n) => !registered.has(n));
         if (unknown.length > 0) throw new VmhubError('UnknownSddc', `unknown SDDC ${unknown.join(', ')}`);
       });
@@ -127,7 +128,7 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
 
     async recordDeployment(input: { image: string; version: string; row: DeployResultRow }): Promise<void> {
       const { row } = input;
-      await catalog.recordDeployment({
+      await catalog.deployments.record({
         image: input.image,
         version: input.version,
         sddc: row.sddc,
@@ -150,7 +151,11 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
         const location = storage.topology.storage.find((s) => s.id === f.location);
         // An unreachable replica may answer again in a minute: that is no verdict on its bytes.
         if (location?.role !== 'replica' || f.status === 'unreachable') continue;
-        await catalog.setReplica(input.image, input.version, { location: f.location, status: f.status, reason: f.reason });
+        await catalog.versions.setReplica(input.image, input.version, {
+          location: f.location,
+          status: f.status,
+          reason: f.reason,
+        });
       }
     },
   };

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { activityInfo, ApplicationFailure, cancellationSignal, log } from '@temporalio/activity';
 import type { BlockBlobClient } from '@azure/storage-blob';
-import type { RunRef } from '../catalog/catalog';
+import type { RunRef } from '../catalog/image-records';
 import type { Config } from '../config';
 import { VmhubError } from '../errors';
 import { withFailures } from '../failures';
@@ -99,9 +99,9 @@ const pageKey = (r: VersionRef) => `${r.image}@${r.version}`;
 export function createLifecycleActivities({ storage, catalog, temporal }: PublishDeps) {
   /** The registered SDDCs that hold (or may hold) a copy of the version. */
   async function holders(ref: VersionRef): Promise<RetireTarget[]> {
-    const registered = new Map((await catalog.listSddcs()).map((s) => [s.name, s]));
+    const registered = new Map((await catalog.sddcs.list()).map((s) => [s.name, s]));
     const targets: RetireTarget[] = [];
-    for (const d of await catalog.deploymentsOf(ref.image, ref.version)) {
+    for (const d of await catalog.deployments.of(ref.image, ref.version)) {
       const sddc = registered.get(d.sddc);
       // A skipped attempt may follow one that left a copy (its origin says so); else it never had one.
       if (d.status === 'removed' || (d.status === 'skipped' && !d.origin) || !sddc) continue;
@@ -121,7 +121,7 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
       return withFailures(async () => {
         checkRef(input);
         const { image, version } = input;
-        const before = await catalog.getVersion(image, version);
+        const before = await catalog.versions.get(image, version);
         if (before?.status === 'retired') return { state: 'retired' };
         if (before?.status !== 'available' && before?.status !== 'retiring') throw notRetirable(input, before?.status);
         const silent: RetireTarget[] = [];
@@ -135,7 +135,7 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
           );
         }
         const me = thisRun();
-        let claim = await catalog.beginRetire(image, version, me);
+        let claim = await catalog.versions.beginRetire(image, version, me);
         if (claim.state === 'owned') {
           if (claim.owner && !(await temporal.isClosed(claim.owner))) {
             throw new VmhubError(
@@ -144,10 +144,10 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
             );
           }
           log.info('taking over a retire left by a closed run', { image, version, previous: claim.owner });
-          if (!(await catalog.takeOverRetire(image, version, me, claim.owner))) {
+          if (!(await catalog.versions.takeOverRetire(image, version, me, claim.owner))) {
             throw new Error(`the retire claim on ${image}@${version} changed while being taken over; retrying`);
           }
-          claim = await catalog.beginRetire(image, version, me);
+          claim = await catalog.versions.beginRetire(image, version, me);
         }
         if (claim.state === 'retired') return { state: 'retired' };
         if (claim.state === 'unavailable') throw notRetirable(input, claim.status);
@@ -156,7 +156,7 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
         const running = await temporal.runningDeploys(image, version);
         if (running.length > 0) {
           // Claimed first, then checked: a deploy starting now no longer plans the version, one running is seen.
-          if (previous === 'available') await catalog.abandonRetire(image, version, me);
+          if (previous === 'available') await catalog.versions.abandonRetire(image, version, me);
           throw new VmhubError(
             'DeployRunning',
             `${image}@${version} is being deployed by ${running.join(', ')}; retire it once that has ended`,
@@ -180,7 +180,7 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
 
     /** Gives back this run's claim on a version it removed nothing of: the version is available again. */
     async abandonRetire(input: VersionRef): Promise<void> {
-      await catalog.abandonRetire(input.image, input.version, thisRun());
+      await catalog.versions.abandonRetire(input.image, input.version, thisRun());
     },
 
     /** Deletes the version's blob from one storage location; a blob already gone is no error. */
@@ -189,17 +189,17 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
         checkRef(input);
         const blob = storage.container(input.location).getBlockBlobClient(input.blob);
         const { succeeded } = await blob.deleteIfExists({ deleteSnapshots: 'include', abortSignal: cancellationSignal() });
-        await catalog.removeReplica(input.image, input.version, input.location);
+        await catalog.replicas.remove(input.image, input.version, input.location);
         return { removed: succeeded };
       });
     },
 
     async recordRemoval(input: VersionRef & { sddc: string }): Promise<void> {
-      await catalog.recordDeployment({ image: input.image, version: input.version, sddc: input.sddc, status: 'removed' });
+      await catalog.deployments.record({ image: input.image, version: input.version, sddc: input.sddc, status: 'removed' });
     },
 
     async finishRetire(input: VersionRef): Promise<void> {
-      await catalog.finishRetire(input.image, input.version, thisRun());
+      await catalog.versions.finishRetire(input.image, input.version, thisRun());
     },
 
     /** One page of the available versions to verify (one version, one image's, or all), in `<image>@<version>` order. */
@@ -208,7 +208,7 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
         if (input.image !== undefined) validateImageName(input.image);
         if (input.version !== undefined) validateVersion(input.version);
         const all = (
-          await catalog.listVersions(input.image, { status: 'available', ...(input.version ? { version: input.version } : {}) })
+          await catalog.versions.list(input.image, { status: 'available', ...(input.version ? { version: input.version } : {}) })
         )
           .map(({ image, version }) => ({ image, version }))
           .sort((a, b) => (pageKey(a) < pageKey(b) ? -1 : pageKey(a) > pageKey(b) ? 1 : 0));
@@ -233,7 +233,7 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
     async checkReplica(input: VersionRef & { location: string }): Promise<ReplicaCheck> {
       return withFailures(async () => {
         checkRef(input);
-        const record = await catalog.getVersion(input.image, input.version);
+        const record = await catalog.versions.get(input.image, input.version);
         if (record?.status !== 'available') return { location: input.location, status: 'gone' };
         const signal = cancellationSignal();
         const blobName = record.location.blob;
@@ -246,7 +246,7 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
         const reason = replicaDifference({ ...primary, sha256: record.sha256 }, replica);
         if (reason === undefined) {
           const etag = (await replicaBlob.getProperties({ abortSignal: signal })).etag;
-          const kept = await catalog.setReplica(input.image, input.version, {
+          const kept = await catalog.versions.setReplica(input.image, input.version, {
             location: input.location,
             status: 'verified',
             etag,
@@ -262,7 +262,9 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
           reason,
         });
         // Retired since it was read: the retire removes the blob, and nothing is to be replicated again.
-        if (!(await catalog.setReplica(input.image, input.version, { location: input.location, status: 'stale', reason }))) {
+        if (
+          !(await catalog.versions.setReplica(input.image, input.version, { location: input.location, status: 'stale', reason }))
+        ) {
           return { location: input.location, status: 'gone' };
         }
         await replicaBlob.deleteIfExists({ deleteSnapshots: 'include', abortSignal: signal });
@@ -279,17 +281,17 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
       return withFailures(async () => {
         if (input.image !== undefined) validateImageName(input.image);
         const policies = input.image
-          ? [await catalog.getRetention(input.image)].filter((p) => p !== null)
-          : await catalog.listRetention();
+          ? [await catalog.retention.get(input.image)].filter((p) => p !== null)
+          : await catalog.retention.list();
         const plan: VersionRef[] = [];
-        for (const v of await catalog.listVersions(input.image, { status: 'retiring' })) {
+        for (const v of await catalog.versions.list(input.image, { status: 'retiring' })) {
           // A retire still running finishes its own version; a retention run would only conflict with it.
           if (v.retired?.by && !(await temporal.isClosed(v.retired.by))) continue;
           plan.push({ image: v.image, version: v.version });
         }
         for (const policy of policies) {
-          const versions = await catalog.listVersions(policy.image);
-          const held = await catalog.heldVersions(policy.image);
+          const versions = await catalog.versions.list(policy.image);
+          const held = await catalog.deployments.heldVersions(policy.image);
           for (const version of versionsToRetire(versions, policy.keep, held)) plan.push({ image: policy.image, version });
         }
         return plan.slice(0, input.limit);

@@ -1,5 +1,5 @@
 import semver from 'semver';
-import type { VersionOverlap } from '../catalog/catalog';
+import type { VersionOverlap } from '../catalog/image-records';
 import { withFailures } from '../failures';
 import type { BlobLocation } from '../publish/input';
 import { sharedBlockCount } from '../storage/block-overlap';
@@ -20,9 +20,9 @@ export function createOverlapActivities({ storage, catalog }: PublishDeps) {
      */
     async noteOverlap(input: { image: string; version: string }): Promise<VersionOverlap | null> {
       return withFailures(async () => {
-        const record = await catalog.getVersion(input.image, input.version);
+        const record = await catalog.versions.get(input.image, input.version);
         if (record?.status !== 'available') return null;
-        const available = await catalog.listVersions(input.image, { status: 'available' });
+        const available = await catalog.versions.list(input.image, { status: 'available' });
         const previous = available.find((v) => semver.lt(v.version, record.version));
         if (!previous || previous.blockSize !== record.blockSize) return null;
         const [ids, previousIds] = await Promise.all([committedIds(record.location), committedIds(previous.location)]);
@@ -31,7 +31,7 @@ export function createOverlapActivities({ storage, catalog }: PublishDeps) {
           sharedBlocks: sharedBlockCount(ids, previousIds),
           blockCount: ids.length,
         };
-        await catalog.setOverlap(record.image, record.version, overlap);
+        await catalog.versions.setOverlap(record.image, record.version, overlap);
         return overlap;
       });
     },

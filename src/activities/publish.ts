@@ -1,6 +1,7 @@
 import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import { RestError, type ContainerClient } from '@azure/storage-blob';
-import type { Catalog, RunRef } from '../catalog/catalog';
+import type { Catalog } from '../catalog/catalog';
+import type { RunRef } from '../catalog/image-records';
 import type { Config } from '../config';
 import { VmhubError } from '../errors';
 import { withFailures } from '../failures';
@@ -201,7 +202,7 @@ function planImage(sizeBytes: number, blockSizeBytes: number): BlockPlan {
 export function createPublishActivities({ storage, catalog, config, temporal }: PublishDeps) {
   /** Fails unless this run still owns the version's claim: a run that lost it must not commit. */
   const requireClaim = async (image: string, version: string): Promise<void> => {
-    const record = await catalog.getVersion(image, version);
+    const record = await catalog.versions.get(image, version);
     if (record?.status !== 'uploading' || record.owner?.runId !== thisRun().runId) throw lostClaim(image, version);
   };
 
@@ -288,7 +289,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
           location,
         };
         const me = thisRun();
-        const claim = await catalog.claimVersion(version, me);
+        const claim = await catalog.versions.claim(version, me);
         if (claim.state === 'available') return { state: 'available', existing: resultFromRecord(claim.record) };
         if (claim.state === 'claimed') return { state: 'claimed', location };
         if (claim.owner && !(await temporal.isClosed(claim.owner))) {
@@ -302,7 +303,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
           version: input.version,
           previous: claim.owner,
         });
-        if (!(await catalog.takeOver(version, me, claim.owner))) {
+        if (!(await catalog.versions.takeOver(version, me, claim.owner))) {
           throw new Error(`the claim on ${input.image}@${input.version} changed while being taken over; retrying`);
         }
         return { state: 'claimed', location };
@@ -605,7 +606,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
       metadata: ImageMetadata;
     }): Promise<PublishResult> {
       return withFailures(async () => {
-        const record = await catalog.markAvailable(input.image, input.version, thisRun(), input.sha256, input.metadata);
+        const record = await catalog.versions.markAvailable(input.image, input.version, thisRun(), input.sha256, input.metadata);
         if (!record) throw lostClaim(input.image, input.version);
         return resultFromRecord(record);
       });
@@ -623,7 +624,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
       status: 'failed' | 'cancelled';
       error: string;
     }): Promise<AbandonOutput> {
-      const record = await catalog.getVersion(input.image, input.version);
+      const record = await catalog.versions.get(input.image, input.version);
       if (record?.status !== 'uploading' || record.owner?.runId !== thisRun().runId) return { owned: false, removed: [] };
       const blob = container(input.location).getBlockBlobClient(input.location.blob);
       const removed: string[] = [];
@@ -636,7 +637,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
         if (props) removed.push(`committed blob ${input.location.storage}/${input.location.blob}`);
         if (staged > 0) removed.push(`${staged} staged blocks`);
       }
-      await catalog.endClaim(input.image, input.version, thisRun(), input.status, input.error);
+      await catalog.versions.endClaim(input.image, input.version, thisRun(), input.status, input.error);
       removed.push(`catalog record marked ${input.status}`);
       return { owned: true, removed };
     },

@@ -1,5 +1,5 @@
 import { activityInfo, heartbeat, log } from '@temporalio/activity';
-import type { ReplicaRecord } from '../catalog/catalog';
+import type { ReplicaRecord } from '../catalog/image-records';
 import { runPool } from '../concurrency';
 import { VmhubError } from '../errors';
 import { withFailures } from '../failures';
@@ -44,7 +44,7 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
 
     async replicateImage(input: ReplicateInput): Promise<ReplicaRecord> {
       return withFailures(async () => {
-        const record = await catalog.getVersion(input.image, input.version);
+        const record = await catalog.versions.get(input.image, input.version);
         if (!record || record.status !== 'available' || !record.sha256) {
           throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version`);
         }
@@ -65,12 +65,12 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
             sha256: record.sha256,
             verifiedAt: new Date(),
           };
-          await catalog.setReplica(input.image, input.version, verified);
+          await catalog.versions.setReplica(input.image, input.version, verified);
           return verified;
         };
         if (existing?.metadata?.sha256 === record.sha256 && existing.contentLength === record.sizeBytes)
           return recordVerified(existing.etag);
-        await catalog.setReplica(input.image, input.version, { location: target.id, status: 'pending' });
+        await catalog.versions.setReplica(input.image, input.version, { location: target.id, status: 'pending' });
 
         const committed = (await source.getBlockList('committed', { abortSignal: signal })).committedBlocks ?? [];
         const staged = new Set(

@@ -1,5 +1,7 @@
 import type { Client } from '@temporalio/client';
-import type { Catalog, ImageVersionRecord, SddcRecord } from '../catalog/catalog';
+import type { Catalog } from '../catalog/catalog';
+import type { ImageVersionRecord } from '../catalog/image-records';
+import type { SddcRecord } from '../catalog/sddc-records';
 import type { Config } from '../config';
 import { VmhubError } from '../errors';
 import { assertDeployable } from '../lifecycle/deprecation';
@@ -17,7 +19,7 @@ const RECENT_POLL_MS = 75_000;
 
 /**
  * `<image>@<version>` from the command line; where a command takes `latest` and `latest-pre` (`latest`
- * true), the version stays such a reference for the catalog's `resolveVersion`.
+ * true), the version stays such a reference for the catalog's `versions.resolve`.
  */
 export function parseRef(ref: string, latest = true): { image: string; version: string } {
   const at = ref.lastIndexOf('@');
@@ -42,7 +44,7 @@ export function parseSddcList(text: string, flag: string): string[] {
 
 /** The registered SDDCs named (or every one, for "all"); an unknown name is refused before any workflow starts. */
 export async function registeredSddcs(catalog: Catalog, names: string[] | 'all', flag: string): Promise<SddcRecord[]> {
-  const all = await catalog.listSddcs();
+  const all = await catalog.sddcs.list();
   if (names === 'all') {
     if (all.length === 0)
       throw new VmhubError('UnknownSddc', 'no SDDC is registered; add one with `vmhub sddc add <name> --dc <data-center>`');
@@ -67,7 +69,7 @@ export async function deployableVersion(
   version: string,
   force = false,
 ): Promise<ImageVersionRecord> {
-  const record = await catalog.resolveVersion(image, version);
+  const record = await catalog.versions.resolve(image, version);
   if (!record) throw await unknownVersion(catalog, image, version);
   assertDeployable(record, new Date(), force);
   if (record.status !== 'available') {
@@ -88,7 +90,7 @@ export async function unknownVersion(catalog: Catalog, image: string, ref: strin
       `${image} has no available, non-deprecated ${what}; see \`vmhub images --image ${image}\``,
     );
   }
-  const known = (await catalog.findVersions({ image, status: 'available' })).map((r) => r.version);
+  const known = (await catalog.versions.find({ image, status: 'available' })).map((r) => r.version);
   return new VmhubError(
     'UnknownImage',
     `${image}@${ref} is not in the catalog; ${known.length > 0 ? `available versions: ${known.join(', ')}` : `no version of ${image} is available`}`,

@@ -29,8 +29,8 @@ export async function run(options: DeprecateOptions, deps: CliDeps): Promise<Dep
   const catalog = await deps.catalog();
   const { image, version } = options;
   const record = options.undo
-    ? await catalog.undeprecate(image, version)
-    : await catalog.deprecate(image, version, { message: options.message, endOfLife: options.endOfLife });
+    ? await catalog.versions.undeprecate(image, version)
+    : await catalog.versions.deprecate(image, version, { message: options.message, endOfLife: options.endOfLife });
   const d = record.deprecation;
   return {
     image,
@@ -38,7 +38,7 @@ export async function run(options: DeprecateOptions, deps: CliDeps): Promise<Dep
     status: !d ? 'current' : pastEndOfLife(d, new Date()) ? 'end-of-life' : 'deprecated',
     message: d?.message ?? null,
     endOfLife: d?.endOfLife?.toISOString() ?? null,
-    latest: (await catalog.resolveVersion(image, LATEST))?.version ?? null,
+    latest: (await catalog.versions.resolve(image, LATEST))?.version ?? null,
   };
 }
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { ImageVersionRecord, Requirements } from '../catalog/catalog';
+import type { ImageVersionRecord, Requirements } from '../catalog/image-records';
 import { lifecycleMark } from '../lifecycle/deprecation';
 import { validateImageName } from '../names';
 import { formatBytes, parseFits } from '../units';
@@ -21,7 +21,7 @@ export async function run(options: ImagesOptions, deps: CliDeps): Promise<Images
   const { image, fits, os } = options;
   // Whether a version fits or runs an OS matters for a deploy, and only an available version deploys.
   const status = fits || os ? 'available' : undefined;
-  return (await deps.catalog()).findVersions({ image, osType: os, fits, status });
+  return (await deps.catalog()).versions.find({ image, osType: os, fits, status });
 }
 
 export function renderText(records: ImagesResult): string[] {

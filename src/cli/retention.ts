@@ -22,18 +22,18 @@ export async function run(options: RetentionOptions, deps: CliDeps): Promise<Ret
   const catalog = await deps.catalog();
   const base = { action: options.action, cleared: null, schedule: RETENTION_SCHEDULE_ID };
   if (options.action === 'set') {
-    const policy = await catalog.setRetention({ image: options.image, keep: options.keep });
+    const policy = await catalog.retention.set({ image: options.image, keep: options.keep });
     // A policy nobody applies would be a promise broken: the schedule is made sure of here too.
     await ensureSchedules(await deps.temporal(), deps.config);
     return { ...base, policies: [policy] };
   }
   if (options.action === 'clear') {
-    const cleared = await catalog.clearRetention(options.image);
+    const cleared = await catalog.retention.clear(options.image);
     return { ...base, cleared, policies: [] };
   }
   const policies = options.image
-    ? [await catalog.getRetention(options.image)].filter((p) => p !== null)
-    : await catalog.listRetention();
+    ? [await catalog.retention.get(options.image)].filter((p) => p !== null)
+    : await catalog.retention.list();
   return { ...base, policies };
 }
 

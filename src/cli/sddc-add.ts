@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import type { SddcRecord } from '../catalog/catalog';
-import { checkNewSddc, defaultTaskQueue } from '../sddc/registry';
+import type { SddcRecord } from '../catalog/sddc-records';
+import { checkNewSddc, createSddc, defaultTaskQueue } from '../sddc/registry';
 import type { TargetOptions } from '../sddc/target';
 import { loadTopology, type Capacity } from '../topology/topology';
 import { formatCapacity, parseCpus, parseDiskGiB, parseMemoryMiB } from '../units';
@@ -26,7 +26,7 @@ export async function run(options: SddcAddOptions, deps: CliDeps): Promise<SddcR
     capacity: options.capacity,
     target: givenTarget(options.name, options.target) ?? { kind: 'directory' },
   });
-  return (await deps.catalog()).createSddc(sddc);
+  return createSddc((await deps.catalog()).sddcs, sddc);
 }
 
 export function renderText(r: SddcRecord): string[] {

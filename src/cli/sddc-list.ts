@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
-import type { SddcRecord } from '../catalog/catalog';
+import type { SddcRecord } from '../catalog/sddc-records';
 import { jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { formatMiB, print, table } from './output';
 import { sddcGroup } from './sddc';
 
 export async function run(_options: Record<string, never>, deps: CliDeps): Promise<SddcRecord[]> {
-  return (await deps.catalog()).listSddcs();
+  return (await deps.catalog()).sddcs.list();
 }
 
 export function renderText(list: SddcRecord[]): string[] {

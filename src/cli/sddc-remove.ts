@@ -10,8 +10,8 @@ export interface SddcRemoveResult {
 
 export async function run(options: { name: string }, deps: CliDeps): Promise<SddcRemoveResult> {
   const catalog = await deps.catalog();
-  await catalog.requireSddc(options.name);
-  await catalog.removeSddc(options.name);
+  await catalog.sddcs.require(options.name);
+  await catalog.sddcs.remove(options.name);
   return { removed: options.name };
 }
 

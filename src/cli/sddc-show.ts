@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { SddcRecord } from '../catalog/catalog';
+import type { SddcRecord } from '../catalog/sddc-records';
 import { formatCapacity } from '../units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
@@ -7,7 +7,7 @@ import { print } from './output';
 import { sddcGroup, targetText } from './sddc';
 
 export async function run(options: { name: string }, deps: CliDeps): Promise<SddcRecord> {
-  return (await deps.catalog()).requireSddc(options.name);
+  return (await deps.catalog()).sddcs.require(options.name);
 }
 
 export function renderText(r: SddcRecord): string[] {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import type { SddcRecord } from '../catalog/catalog';
-import { checkSddcChanges } from '../sddc/registry';
+import type { SddcRecord } from '../catalog/sddc-records';
+import { checkSddcChanges, updateSddc } from '../sddc/registry';
 import type { TargetOptions } from '../sddc/target';
 import { loadTopology, type Capacity } from '../topology/topology';
 import { formatCapacity, parseCapacity } from '../units';
@@ -26,7 +26,7 @@ export async function run(options: SddcUpdateOptions, deps: CliDeps): Promise<Sd
     capacity: options.capacity,
     target: options.target && givenTarget(options.name, options.target),
   });
-  return (await deps.catalog()).updateSddc(options.name, changes);
+  return updateSddc((await deps.catalog()).sddcs, options.name, changes);
 }
 
 export function renderText(r: SddcRecord): string[] {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { SddcRecord } from '../catalog/catalog';
+import type { SddcRecord } from '../catalog/sddc-records';
 import { targetFromOptions, type SddcTarget, type TargetOptions } from '../sddc/target';
 
 /** The `sddc` command group, made once and shared by its subcommand modules. */

@@ -20,7 +20,7 @@ export function redactUri(uri: string): string {
  * fast. A plain require: the tsx fallback of bin/vmhub.js hooks require but not a dynamic import().
  */
 export const loadTemporal = () => require('../temporal') as typeof import('../temporal');
-export const loadCatalog = () => require('../catalog/catalog') as typeof import('../catalog/catalog');
+const loadCatalog = () => require('../catalog/catalog') as typeof import('../catalog/catalog');
 const loadMongo = () => require('mongodb') as typeof import('mongodb');
 
 export async function connectTemporal(config: Config): Promise<Client> {

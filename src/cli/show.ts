@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import type { DeploymentRecord, ImageVersionRecord, VersionOverlap } from '../catalog/catalog';
+import { originalSource, type DeploymentRecord } from '../catalog/deployment-records';
+import type { ImageVersionRecord, VersionOverlap } from '../catalog/image-records';
 import { lifecycleLines } from '../lifecycle/deprecation';
 import { describePlacement } from '../sddc/target';
 import { formatBytes } from '../units';
@@ -7,7 +8,6 @@ import { parseRef, unknownVersion } from './checks';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { formatMiB, print, table } from './output';
-import { loadCatalog } from './services';
 
 export interface ShowOptions {
   image: string;
@@ -21,14 +21,14 @@ export type ShowResult = ImageVersionRecord & { deployments: DeploymentRecord[] 
 export async function run(options: ShowOptions, deps: CliDeps): Promise<ShowResult> {
   const { image, version } = options;
   const catalog = await deps.catalog();
-  const record = await catalog.resolveVersion(image, version);
+  const record = await catalog.versions.resolve(image, version);
   if (!record) throw await unknownVersion(catalog, image, version);
-  return { ...record, deployments: await catalog.deploymentsOf(record.image, record.version) };
+  return { ...record, deployments: await catalog.deployments.of(record.image, record.version) };
 }
 
 /** The latest attempt's source, and where the bytes originally came from when that was elsewhere. */
 function sourceText(d: DeploymentRecord): string {
-  const origin = loadCatalog().originalSource(d);
+  const origin = originalSource(d);
   return `${d.source ?? '-'}${origin !== undefined && origin !== d.source ? ` (originally from ${origin})` : ''}`;
 }
 

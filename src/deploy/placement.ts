@@ -1,4 +1,4 @@
-import type { ImageVersionRecord, ReplicaRecord } from '../catalog/catalog';
+import type { ImageVersionRecord, ReplicaRecord } from '../catalog/image-records';
 import type { Resources } from '../images/ovf/metadata';
 import type { Capacity, StorageLocation } from '../topology/topology';
 

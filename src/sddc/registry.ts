@@ -1,4 +1,5 @@
-import type { Catalog, NewSddc, SddcChanges, SddcRecord } from '../catalog/catalog';
+import type { NewSddc, SddcChanges, SddcRecord } from '../catalog/sddc-records';
+import type { SddcsRepository } from '../catalog/sddcs-repository';
 import { VmhubError } from '../errors';
 import { validateSddcName } from '../names';
 import type { Capacity, SddcSeed, Topology } from '../topology/topology';
@@ -51,6 +52,23 @@ function checkTaskQueue(taskQueue: string): string {
   return taskQueue;
 }
 
+/** Registers a new SDDC with a valid name and capacity; `SddcExists` when the name is taken (change it with updateSddc). */
+export async function createSddc(sddcs: Pick<SddcsRepository, 'create'>, sddc: NewSddc): Promise<SddcRecord> {
+  validateSddcName(sddc.name);
+  checkCapacity(sddc.capacity);
+  return sddcs.create(sddc);
+}
+
+/** Changes only the fields given, a capacity given being valid; `UnknownSddc` when it is not registered. */
+export async function updateSddc(
+  sddcs: Pick<SddcsRepository, 'update'>,
+  name: string,
+  changes: SddcChanges,
+): Promise<SddcRecord> {
+  if (changes.capacity) checkCapacity(changes.capacity);
+  return sddcs.update(name, changes);
+}
+
 /** A new SDDC as `createSddc` stores it, checked against the topology. */
 export function checkNewSddc(topology: Topology, sddc: NewSddc): NewSddc {
   validateSddcName(sddc.name);
@@ -95,10 +113,10 @@ export interface DefaultSddc {
 }
 
 /** Registers the topology's default SDDCs that are missing; those already registered keep their fields. */
-export async function registerDefaultSddcs(catalog: Pick<Catalog, 'ensureSddc'>, topology: Topology): Promise<DefaultSddc[]> {
+export async function registerDefaultSddcs(sddcs: Pick<SddcsRepository, 'ensure'>, topology: Topology): Promise<DefaultSddc[]> {
   const result: DefaultSddc[] = [];
   for (const seed of topology.sddcs) {
-    const { record, created } = await catalog.ensureSddc(sddcFromSeed(seed));
+    const { record, created } = await sddcs.ensure(sddcFromSeed(seed));
     result.push({ name: seed.name, created, record });
   }
   return result;

@@ -253,7 +253,7 @@ function readPidFile(file: string): PidFile | undefined {
 export async function registerDefaultSddcsAt(config: Config = loadConfig()): Promise<DefaultSddc[]> {
   const catalog = await Catalog.connect(config.mongodbUri, { timeoutMs: 5_000 });
   try {
-    return await registerDefaultSddcs(catalog, loadTopology(config.topologyPath));
+    return await registerDefaultSddcs(catalog.sddcs, loadTopology(config.topologyPath));
   } finally {
     await catalog.close();
   }

@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import type { ImageVersionRecord } from '../../src/catalog/catalog';
+import type { ImageVersionRecord } from '../../src/catalog/image-records';
 import { connectWorker } from '../../src/temporal';
 import { createAgentWorker } from '../../src/worker';
 import { isoImage, ovaFromDescriptor } from '../images/build';
@@ -61,7 +61,7 @@ describe('the vmhub CLI against the services', () => {
       VMHUB_LOG_LEVEL: 'ERROR',
     };
     for (const name of [good, bad, idle]) {
-      await world.deps.catalog.addSddc({
+      await world.deps.catalog.sddcs.add({
         name,
         dataCenter: 'dc-west',
         taskQueue: `sddc-${name}`,
@@ -157,7 +157,7 @@ describe('the vmhub CLI against the services', () => {
       createdAt: now,
       updatedAt: now,
     }));
-    await world.deps.catalog.versions.insertMany(records);
+    await world.deps.catalog.versions.collection.insertMany(records);
     const { stdout, stderr } = await execFileAsync(
       'bash',
       ['-c', `set -o pipefail; "${process.execPath}" "${VMHUB}" images | head -1`],
@@ -198,7 +198,7 @@ describe('the vmhub CLI against the services', () => {
     expect((await vmhub('publish', ova, '--image', image, '--version', '1.0.0')).code).toBe(0);
     // 16 MiB of memory, against the 32 MiB ttylinux needs: skipped, so it needs no agent either.
     const small = `cli-small-${id}`;
-    await world.deps.catalog.addSddc({
+    await world.deps.catalog.sddcs.add({
       name: small,
       dataCenter: 'dc-west',
       taskQueue: `sddc-${small}`,
@@ -264,10 +264,10 @@ describe('the vmhub CLI against the services', () => {
       createdAt: now,
       updatedAt: now,
     });
-    await world.deps.catalog.versions.insertMany([version('1.0.0'), version('1.1.0-rc.1'), version('0.9.0')]);
+    await world.deps.catalog.versions.collection.insertMany([version('1.0.0'), version('1.1.0-rc.1'), version('0.9.0')]);
     const at = { image, version: '1.0.0', sddc: good };
-    await world.deps.catalog.recordDeployment({ ...at, status: 'deployed', source: 'dc-east', path: '/ds/a' });
-    await world.deps.catalog.recordDeployment({ ...at, status: 'already-present', source: 'dc-west', path: '/ds/a' });
+    await world.deps.catalog.deployments.record({ ...at, status: 'deployed', source: 'dc-east', path: '/ds/a' });
+    await world.deps.catalog.deployments.record({ ...at, status: 'already-present', source: 'dc-west', path: '/ds/a' });
 
     const latest = await vmhub('show', `${image}@latest`, '--json');
     expect(latest.code).toBe(0);
@@ -352,7 +352,7 @@ describe('the vmhub CLI against the services', () => {
     expect(unknown.stderr).toMatch(new RegExp(`^vmhub: UnknownSddc: SDDC ${name}x is not registered \\(registered: .*${name}`));
 
     expect((await vmhub('sddc', 'remove', name)).code).toBe(0);
-    expect(await world.deps.catalog.getSddc(name)).toBeNull();
+    expect(await world.deps.catalog.sddcs.get(name)).toBeNull();
   });
 
   it('draws progress on a terminal with no NaN, Infinity or garbled ETA', async () => {

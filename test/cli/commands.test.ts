@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { Catalog, ImageVersionRecord, SddcRecord, VersionFilters } from '../../src/catalog/catalog';
+import type { Catalog } from '../../src/catalog/catalog';
+import type { ImageVersionRecord, VersionFilters } from '../../src/catalog/image-records';
+import type { SddcRecord } from '../../src/catalog/sddc-records';
 import { loadConfig } from '../../src/config';
 import { VmhubError } from '../../src/errors';
 import * as temporal from '../../src/temporal';
@@ -55,10 +57,12 @@ const sddc = (name: string): SddcRecord => ({
 function fakeDeps(versions: Partial<ImageVersionRecord>[] = []) {
   const temporalCalls: string[] = [];
   const catalog = {
-    listSddcs: async () => [sddc('east-1'), sddc('west-1')],
-    resolveVersion: async (image: string, version: string) =>
-      versions.find((v) => v.image === image && v.version === version) as ImageVersionRecord | undefined,
-    findVersions: async () => versions as ImageVersionRecord[],
+    sddcs: { list: async () => [sddc('east-1'), sddc('west-1')] },
+    versions: {
+      resolve: async (image: string, version: string) =>
+        versions.find((v) => v.image === image && v.version === version) as ImageVersionRecord | undefined,
+      find: async () => versions as ImageVersionRecord[],
+    },
   } as unknown as Catalog;
   const deps: CliDeps = {
     config: loadConfig(),
@@ -133,9 +137,11 @@ describe('images run', () => {
   function recording() {
     const queries: VersionFilters[] = [];
     const catalog = {
-      findVersions: async (f: VersionFilters) => {
-        queries.push(f);
-        return [];
+      versions: {
+        find: async (f: VersionFilters) => {
+          queries.push(f);
+          return [];
+        },
       },
     } as unknown as Catalog;
     return { queries, deps: { ...fakeDeps().deps, catalog: async () => catalog } };
@@ -271,9 +277,11 @@ describe('show run', () => {
   it('resolves latest and latest-pre through the catalog, and says when none is available', async () => {
     const asked: string[] = [];
     const catalog = {
-      resolveVersion: async (_image: string, ref: string) => {
-        asked.push(ref);
-        return undefined;
+      versions: {
+        resolve: async (_image: string, ref: string) => {
+          asked.push(ref);
+          return undefined;
+        },
       },
     } as unknown as Catalog;
     const deps = { ...fakeDeps().deps, catalog: async () => catalog };

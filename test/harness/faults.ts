@@ -717,7 +717,7 @@ export async function checkInvariants(run: ScenarioRun): Promise<void> {
     check(open.length === 0, `workflows left running on ${queue}: ${open.join(', ')}`);
   }
   for (const image of run.images) {
-    const records = await world.catalog.listVersions(image);
+    const records = await world.catalog.versions.list(image);
     const perVersion = new Map<string, number>();
     for (const r of records) perVersion.set(r.version, (perVersion.get(r.version) ?? 0) + 1);
     for (const [version, n] of perVersion) check(n === 1, `${n} catalog records for ${image}@${version}`);
@@ -749,7 +749,7 @@ export async function checkInvariants(run: ScenarioRun): Promise<void> {
     for (const image of fs.existsSync(root) ? fs.readdirSync(root) : []) {
       for (const version of fs.readdirSync(path.join(root, image))) {
         const dir = path.join(root, image, version);
-        const record = await world.catalog.getVersion(image, version);
+        const record = await world.catalog.versions.get(image, version);
         for (const file of fs.readdirSync(dir)) {
           if (!Object.values(BLOB_EXTENSIONS).some((ext) => file === `${image}-${version}.${ext}`)) continue;
           const actual = await sha256OfFile(path.join(dir, file));
@@ -782,7 +782,7 @@ async function expectPublished(run: ScenarioRun, end: RunEnd, bytes: Buffer): Pr
   check(result.sha256 === expected, `published SHA-256 ${result.sha256}, the image's is ${expected}`);
   const actual = await blobSha256(run.world, result.location.storage, result.location.blob);
   check(actual === expected, `the committed blob hashes to ${actual}, the image to ${expected}`);
-  const record = await run.world.catalog.getVersion(result.image, result.version);
+  const record = await run.world.catalog.versions.get(result.image, result.version);
   check(
     record?.status === 'available' && record.sha256 === expected,
     `catalog has ${result.image}@${result.version} ${record?.status}`,
@@ -798,7 +798,7 @@ async function expectNothingPublished(
   format: ImageFormat,
   status: 'failed' | 'cancelled' | 'none',
 ): Promise<void> {
-  const record = await run.world.catalog.getVersion(image, version);
+  const record = await run.world.catalog.versions.get(image, version);
   check((record?.status ?? 'none') === status, `catalog has ${image}@${version} ${record?.status ?? 'none'}, expected ${status}`);
   const state = await blobState(run.world, 'east-primary', blobOf(image, version, format));
   check(!state.exists, `${image}@${version} has a committed blob`);
@@ -928,7 +928,7 @@ class DeployRig {
     const datastore = path.join(run.world.services.config.dataDir, 'fault-sddcs', run.tag);
     run.datastores.add(datastore);
     const rig = new DeployRig(run, publish, published, east, datastore);
-    await run.world.catalog.addSddc({
+    await run.world.catalog.sddcs.add({
       name: rig.sddc,
       dataCenter: 'dc-east',
       taskQueue: rig.agentQueue,
@@ -1387,7 +1387,7 @@ export function publishCancel(point: PublishCancelPoint, options: { fraction?: n
       const end = await r.end(workflowId);
       if (point === 'replicating') {
         expectStatus(end, 'Cancelled', 'Completed');
-        const record = await r.world.catalog.getVersion(rig.image, rig.version);
+        const record = await r.world.catalog.versions.get(rig.image, rig.version);
         check(record?.status === 'available', `after a cancel during replication the version is ${record?.status}`);
       } else {
         expectStatus(end, 'Cancelled');
@@ -1417,7 +1417,7 @@ export function deployCancel(fraction = 0.25): Scenario {
       r.fault('cancel during download');
       expectStatus(await r.end(workflowId), 'Cancelled');
       check(rig.leftovers().length === 0, `left in ${rig.dir}: ${rig.leftovers().join(', ')}`);
-      const [row] = await r.world.catalog.deploymentsOf(rig.published.image, rig.published.version);
+      const [row] = await r.world.catalog.deployments.of(rig.published.image, rig.published.version);
       r.details.row = { status: row?.status, error: row?.error };
       const deployed = rig.onDisk().includes(rig.file);
       check(!deployed || row?.status === 'deployed', `a cancelled deploy left ${rig.file}, recorded ${row?.status}`);

@@ -17,7 +17,7 @@ export async function registerFleet(
   dataCenters: string[],
 ): Promise<string[]> {
   const names = Array.from({ length: count }, (_, i) => `fleet-${String(i).padStart(4, '0')}`);
-  await catalog.sddcs.insertMany(
+  await catalog.sddcs.collection.insertMany(
     names.map((name, i) => ({
       name,
       dataCenter: dataCenters[i % dataCenters.length],
@@ -29,7 +29,7 @@ export async function registerFleet(
   const { image, version, sizeBytes, sha256 } = FLEET_IMAGE;
   const owner = { workflowId: `publish:${image}:${version}`, runId: 'simulated' };
   const location = { storage: 'east-primary', container: 'vm-images', blob: `${image}/${version}/${image}-${version}.iso` };
-  await catalog.claimVersion(
+  await catalog.versions.claim(
     { image, version, format: 'iso', sizeBytes, location, blockSize: 8 * 1024 ** 2, blockCount: sizeBytes / 8 / 1024 ** 2 },
     owner,
   );
@@ -41,7 +41,7 @@ export async function registerFleet(
     joliet: false,
     udf: false,
   };
-  await catalog.markAvailable(image, version, owner, sha256, metadata);
+  await catalog.versions.markAvailable(image, version, owner, sha256, metadata);
   return names;
 }
 

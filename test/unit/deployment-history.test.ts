@@ -1,4 +1,4 @@
-import { attemptOf, originalSource, type DeploymentRecord } from '../../src/catalog/catalog';
+import { attemptOf, originalSource, type DeploymentRecord } from '../../src/catalog/deployment-records';
 
 const key = { image: 'app', version: '1.0.0', sddc: 'east-1' };
 const at = new Date(Date.UTC(2026, 0, 1));

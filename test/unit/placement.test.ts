@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ReplicaRecord } from '../../src/catalog/catalog';
+import type { ReplicaRecord } from '../../src/catalog/image-records';
 import { capacityShortfall, sourceOrder } from '../../src/deploy/placement';
 import { dataCentersByDistance, parseTopology, type StorageLocation } from '../../src/topology/topology';
 

@@ -1,4 +1,5 @@
-import type { Catalog, NewSddc, SddcRecord } from '../../src/catalog/catalog';
+import type { NewSddc, SddcRecord } from '../../src/catalog/sddc-records';
+import type { SddcsRepository } from '../../src/catalog/sddcs-repository';
 import {
   checkCapacity,
   checkDataCenter,
@@ -79,15 +80,15 @@ describe('SDDC registry rules', () => {
     });
   });
 
-  it('registers each default SDDC through ensureSddc, and reports which were new', async () => {
+  it('registers each default SDDC through ensure, and reports which were new', async () => {
     const existing = new Map<string, SddcRecord>([
       [
         'east-1',
         { ...sddcFromSeed(topology.sddcs[0]), capacity: { cpus: 8, memoryMiB: 1024, diskGiB: 10 }, createdAt: new Date(0) },
       ],
     ]);
-    const catalog: Pick<Catalog, 'ensureSddc'> = {
-      async ensureSddc(s) {
+    const sddcs: Pick<SddcsRepository, 'ensure'> = {
+      async ensure(s) {
         const found = existing.get(s.name);
         if (found) return { record: found, created: false };
         const record = { ...s, createdAt: new Date() };
@@ -95,7 +96,7 @@ describe('SDDC registry rules', () => {
         return { record, created: true };
       },
     };
-    const result = await registerDefaultSddcs(catalog, topology);
+    const result = await registerDefaultSddcs(sddcs, topology);
     expect(result.map((r) => [r.name, r.created])).toEqual([
       ['east-1', false],
       ['west-1', true],

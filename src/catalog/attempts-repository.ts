@@ -1,0 +1,57 @@
+import type { Collection, Db } from 'mongodb';
+import { MAX_DEPLOYMENT_ATTEMPTS, type DeploymentAttempt } from './deployment-records';
+
+/** Which deployment record an attempt belongs to. */
+export interface DeploymentKey {
+  image: string;
+  version: string;
+  sddc: string;
+}
+
+/** One attempt as the catalog stores it: a document of its own, so that attempts written at once all stay. */
+type StoredAttempt = DeploymentAttempt & DeploymentKey;
+
+/** The `deployment_attempts` collection: the history behind each deployment record. */
+export class AttemptsRepository {
+  readonly collection: Collection<StoredAttempt>;
+
+  constructor(db: Db) {
+    this.collection = db.collection<StoredAttempt>('deployment_attempts');
+  }
+
+  async createIndexes(): Promise<void> {
+    await this.collection.createIndex({ image: 1, version: 1, sddc: 1, at: 1 }, { name: 'image_version_sddc_at' });
+  }
+
+  async insert(key: DeploymentKey, attempt: DeploymentAttempt): Promise<void> {
+    await this.collection.insertOne({ ...key, ...attempt });
+  }
+
+  /**
+   * Adds an attempt, then drops all but the last {@link MAX_DEPLOYMENT_ATTEMPTS}. Given the run that made
+   * it, the same outcome told again by that run (an activity retried) replaces the one stored before.
+   */
+  async add(key: DeploymentKey, attempt: DeploymentAttempt): Promise<void> {
+    if (attempt.run === undefined) await this.insert(key, attempt);
+    else {
+      const same = { ...key, 'run.runId': attempt.run.runId, status: attempt.status };
+      await this.collection.replaceOne(same, { ...key, ...attempt }, { upsert: true });
+    }
+    const older = await this.collection
+      .find(key, { projection: { _id: 1 }, sort: { at: -1 }, skip: MAX_DEPLOYMENT_ATTEMPTS })
+      .toArray();
+    if (older.length > 0) await this.collection.deleteMany({ _id: { $in: older.map((o) => o._id) } });
+  }
+
+  /** The attempts at one version on each of these SDDCs, oldest first. */
+  async bySddc(image: string, version: string, sddcs: string[]): Promise<Map<string, DeploymentAttempt[]>> {
+    const stored = await this.collection
+      .find({ image, version, sddc: { $in: sddcs } }, { projection: { _id: 0 }, sort: { at: 1 } })
+      .toArray();
+    const bySddc = new Map<string, DeploymentAttempt[]>();
+    for (const { image: _image, version: _version, sddc, ...attempt } of stored) {
+      bySddc.set(sddc, [...(bySddc.get(sddc) ?? []), attempt]);
+    }
+    return bySddc;
+  }
+}

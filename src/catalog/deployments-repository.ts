@@ -1,0 +1,113 @@
+import type { Collection, Db } from 'mongodb';
+import type { AttemptsRepository, DeploymentKey } from './attempts-repository';
+import { attemptOf, RETIRED_WHILE_DEPLOYING, type DeploymentRecord, type DeploymentUpdate } from './deployment-records';
+import { withoutUndefined } from './documents';
+import { isDuplicateKey } from './duplicate-key';
+import type { VersionsRepository } from './versions-repository';
+
+/** The fields of a deployment record an attempt may leave out: absent, they are removed from the record. */
+const OPTIONAL_DEPLOYMENT_FIELDS = [
+  'source',
+  'path',
+  'bytes',
+  'bytesFetched',
+  'bytesReusedLocally',
+  'target',
+  'instantiated',
+  'error',
+  'run',
+] as const;
+
+/** The `deployments` collection: one record per version and SDDC, the latest attempt's fields; its history is in attempts. */
+export class DeploymentsRepository {
+  readonly collection: Collection<DeploymentRecord>;
+
+  constructor(
+    db: Db,
+    private readonly attempts: AttemptsRepository,
+    private readonly versions: VersionsRepository,
+  ) {
+    this.collection = db.collection<DeploymentRecord>('deployments');
+  }
+
+  async createIndexes(): Promise<void> {
+    await this.collection.createIndex({ image: 1, version: 1, sddc: 1 }, { unique: true, name: 'image_version_sddc' });
+  }
+
+  /**
+   * Records an attempt to deploy to one SDDC: the record's top-level fields become this attempt's, and
+   * the attempt joins its history (the last `MAX_DEPLOYMENT_ATTEMPTS`). The first attempt that
+   * deployed stays the record's `origin` until a removal. Given the run that made it (`run`), the same
+   * outcome told again by that run (an activity retried) is one attempt, not two. A copy reported once a
+   * retire has claimed the version is stored as `failed` (reason: retired): the retire may have listed the
+   * SDDCs already, so the copy must not read as a deployed version.
+   */
+  async record(reported: DeploymentUpdate): Promise<void> {
+    let d = reported;
+    if (d.status === 'deployed' || d.status === 'already-present') {
+      const status = await this.versions.status(d.image, d.version);
+      if (status === 'retiring' || status === 'retired') d = { ...d, status: 'failed', error: RETIRED_WHILE_DEPLOYING };
+    }
+    const key = { image: d.image, version: d.version, sddc: d.sddc };
+    const now = new Date();
+    await this.keepLegacyState(key);
+    const attempt = attemptOf(d, now);
+    const unset = Object.fromEntries(OPTIONAL_DEPLOYMENT_FIELDS.filter((f) => d[f] === undefined).map((f) => [f, '' as const]));
+    if (d.status === 'removed') unset.origin = '';
+    const update = {
+      $set: { ...withoutUndefined(d), updatedAt: now, ...(d.status === 'deployed' ? { deployedAt: now } : {}) },
+      $min: { firstAttemptAt: now },
+      ...(Object.keys(unset).length > 0 ? { $unset: unset } : {}),
+    };
+    // Two first attempts at once both try to insert: the one that loses updates the record the other made.
+    await this.collection.updateOne(key, update, { upsert: true }).catch((err: unknown) => {
+      if (!isDuplicateKey(err)) throw err;
+      return this.collection.updateOne(key, update);
+    });
+    if (d.status === 'deployed') {
+      await this.collection.updateOne({ ...key, origin: { $exists: false } }, { $set: { origin: attempt } });
+    }
+    await this.attempts.add(key, attempt);
+  }
+
+  /**
+   * A record written before attempts were kept says only its latest state: that state becomes its first
+   * attempt, and, if it deployed, its origin, before a new attempt replaces it.
+   */
+  private async keepLegacyState(key: DeploymentKey): Promise<void> {
+    // A record is created with firstAttemptAt in the same write: one without it predates attempts.
+    const previous = await this.collection.findOne(key, { projection: { _id: 0 } });
+    if (!previous || previous.firstAttemptAt) return;
+    const attempt = attemptOf(previous, previous.deployedAt ?? previous.updatedAt);
+    await this.attempts.insert(key, attempt);
+    const origin = previous.status === 'deployed' && !previous.origin ? { origin: attempt } : {};
+    await this.collection.updateOne(
+      { ...key, firstAttemptAt: { $exists: false } },
+      { $set: { firstAttemptAt: attempt.at, ...origin } },
+    );
+  }
+
+  /** Where a version is deployed (or was tried), one row per SDDC, each with its attempts, oldest first. */
+  async of(image: string, version: string): Promise<DeploymentRecord[]> {
+    const records = await this.collection.find({ image, version }, { projection: { _id: 0 }, sort: { sddc: 1 } }).toArray();
+    if (records.length === 0) return [];
+    const attempts = await this.attempts.bySddc(
+      image,
+      version,
+      records.map((r) => r.sddc),
+    );
+    return records.map((r) => ({ ...r, attempts: attempts.get(r.sddc) ?? [] }));
+  }
+
+  /** Versions of an image some SDDC holds (deployed or already present there). */
+  async heldVersions(image: string): Promise<Set<string>> {
+    const rows = await this.collection
+      // A later attempt that failed or was skipped leaves the copy an earlier one made: its origin says so.
+      .find(
+        { image, $or: [{ status: { $in: ['deployed', 'already-present'] } }, { origin: { $exists: true } }] },
+        { projection: { _id: 0, version: 1 } },
+      )
+      .toArray();
+    return new Set(rows.map((r) => r.version));
+  }
+}

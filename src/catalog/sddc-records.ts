@@ -1,0 +1,25 @@
+import type { SddcTarget } from '../sddc/target';
+import type { Capacity } from '../topology/topology';
+
+/** A registered SDDC as the catalog keeps it. Plain data: no driver. */
+export interface SddcRecord {
+  name: string;
+  dataCenter: string;
+  taskQueue: string;
+  capacity: Capacity;
+  /** Where its agent puts images; a record without one deploys into a directory. */
+  target?: SddcTarget;
+  createdAt: Date;
+  /** Set by the last update; absent on a record never changed since it was created. */
+  updatedAt?: Date;
+}
+
+export type NewSddc = Omit<SddcRecord, 'createdAt' | 'updatedAt'>;
+
+/** The fields an update may change; capacity field by field, a target as a whole. */
+export interface SddcChanges {
+  dataCenter?: string;
+  taskQueue?: string;
+  capacity?: Partial<Capacity>;
+  target?: SddcTarget;
+}
