@@ -6,7 +6,7 @@ import type { PublishDeps } from '../src/activities/publish';
 import { Catalog, RETIRED_WHILE_DEPLOYING, type RunRef } from '../src/catalog/catalog';
 import { loadConfig } from '../src/config';
 import type { ImageMetadata } from '../src/images/inspect';
-import type { StorageClients } from '../src/storage/clients';
+import type { BlockStores } from '../src/storage/block-store';
 import type { TemporalView } from '../src/temporal';
 
 /**
@@ -48,7 +48,7 @@ function deps(): PublishDeps {
         { id: 'west-replica', role: 'replica' },
       ],
     },
-  } as unknown as StorageClients;
+  } as unknown as BlockStores;
   return { storage, catalog, temporal: view, config: loadConfig() };
 }
 
