@@ -29,28 +29,28 @@ export class MemoryBlockStore implements BlockStore {
   }
 
   async stageBlock(blob: string, id: string, bytes: Buffer, options: StoreOptions = {}): Promise<void> {
-    const entry = this.entry(blob, options, true);
+    const entry = this.created(blob, options);
     // The caller may reuse its buffer once the call returns.
     entry.staged.set(id, Buffer.from(bytes));
   }
 
   async uncommittedBlocks(blob: string, options: StoreOptions = {}): Promise<Block[]> {
-    return [...this.entry(blob, options).staged].map(([name, bytes]) => blockOf({ name, bytes }));
+    return [...this.found(blob, options).staged].map(([name, bytes]) => blockOf({ name, bytes }));
   }
 
   async committedBlocks(blob: string, options: StoreOptions = {}): Promise<Block[]> {
-    return (this.entry(blob, options).committed?.blocks ?? []).map(blockOf);
+    return (this.found(blob, options).committed?.blocks ?? []).map(blockOf);
   }
 
   async commitBlocks(blob: string, ids: string[], options: CommitOptions = {}): Promise<{ etag: string }> {
-    const entry = this.entry(blob, options, true);
-    this.checkConditions(blob, entry.committed, options.conditions);
+    const entry = this.entry(blob, options);
+    this.checkConditions(blob, entry?.committed, options.conditions);
     const blocks = ids.map((name) => {
-      const bytes = entry.staged.get(name) ?? entry.committed?.blocks.find((b) => b.name === name)?.bytes;
+      const bytes = entry?.staged.get(name) ?? entry?.committed?.blocks.find((b) => b.name === name)?.bytes;
       if (!bytes) throw new Error(`block ${name} of ${blob} is neither staged nor committed`);
       return { name, bytes };
     });
-    return this.write(entry, Buffer.concat(blocks.map((b) => b.bytes)), blocks, options);
+    return this.write(this.created(blob, options), Buffer.concat(blocks.map((b) => b.bytes)), blocks, options);
   }
 
   async getProperties(blob: string, options: StoreOptions = {}): Promise<BlobProperties> {
@@ -76,22 +76,31 @@ export class MemoryBlockStore implements BlockStore {
   }
 
   async upload(blob: string, body: Buffer | string, options: WriteOptions = {}): Promise<{ etag: string }> {
-    return this.write(this.entry(blob, options, true), Buffer.from(body), [], options);
+    return this.write(this.created(blob, options), Buffer.from(body), [], options);
   }
 
   async deleteIfExists(blob: string, options: StoreOptions = {}): Promise<boolean> {
-    if (!this.entry(blob, options, true).committed) return false;
+    if (!this.entry(blob, options)?.committed) return false;
     this.blobs.delete(blob);
     return true;
   }
 
-  /** The blob's entry; one with neither committed nor staged blocks is not found unless `create`. */
-  private entry(blob: string, { abortSignal }: StoreOptions, create = false): Entry {
+  /** The blob's committed and staged blocks, if it has any; every call fails without the container. */
+  private entry(blob: string, { abortSignal }: StoreOptions): Entry | undefined {
     abortSignal?.throwIfAborted();
     if (!this.exists) throw new BlockStoreError('not-found', 'the container does not exist');
-    let entry = this.blobs.get(blob);
+    return this.blobs.get(blob);
+  }
+
+  private found(blob: string, options: StoreOptions): Entry {
+    const entry = this.entry(blob, options);
+    if (!entry) throw new BlockStoreError('not-found', `no blob ${blob}`);
+    return entry;
+  }
+
+  private created(blob: string, options: StoreOptions): Entry {
+    let entry = this.entry(blob, options);
     if (!entry) {
-      if (!create) throw new BlockStoreError('not-found', `no blob ${blob}`);
       entry = { staged: new Map() };
       this.blobs.set(blob, entry);
     }
@@ -99,7 +108,7 @@ export class MemoryBlockStore implements BlockStore {
   }
 
   private committed(blob: string, options: StoreOptions): Committed {
-    const { committed } = this.entry(blob, options);
+    const { committed } = this.found(blob, options);
     if (!committed) throw new BlockStoreError('not-found', `no blob ${blob}`);
     return committed;
   }

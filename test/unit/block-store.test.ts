@@ -68,6 +68,8 @@ describe.each(stores)('block store contract: %s', (_, make) => {
     expect(await kindOf(store.readInto(blob, Buffer.alloc(1), 0))).toBe('not-found');
     expect(await unlessNotFound(store.getProperties(blob))).toBeUndefined();
     expect(await store.deleteIfExists(blob)).toBe(false);
+    expect(await kindOf(store.commitBlocks(blob, [], { conditions: { ifMatch: '"0x1234"' } }))).toBe('precondition-failed');
+    expect(await kindOf(store.uncommittedBlocks(blob))).toBe('not-found');
   });
 
   it('staged blocks are uncommitted until a commit makes them the content, in the order given', async () => {
