@@ -15,9 +15,10 @@ import type { PublishResult } from '../src/publish/input';
 import { startServices, stopProcessGroup, stopServices } from '../src/services/embedded';
 import { WORKER_NODE_FLAGS } from '../src/services/worker-process';
 import { planBlocks } from '../src/storage/block-plan';
-import { StorageClients } from '../src/storage/clients';
+import { AzureBlockStores } from '../src/storage/azure/azure-block-store';
+import { blobServiceClient } from '../src/storage/azure/clients';
 import { connectClient, connectWorker } from '../src/temporal';
-import { loadTopology } from '../src/topology/topology';
+import { findLocation, loadTopology } from '../src/topology/topology';
 import { workflowSource } from '../src/worker';
 import { startCountingProxy } from '../test/harness/counting-proxy';
 import { accountingActivities } from '../test/harness/simulated-publish';
@@ -257,8 +258,13 @@ async function main(): Promise<void> {
     `bench: services in ${dir}; images of ${SIZE / GiB} GiB and ${(4 * SIZE) / GiB} GiB, ${REPEATS} runs a pair\n`,
   );
   await startServices(config);
-  const storage = new StorageClients(loadTopology(topologyFull));
-  await storage.ensureContainers();
+  const topology = loadTopology(topologyFull);
+  await new AzureBlockStores(topology).ensureContainers();
+  // The baselines are the plain SDK's own calls, on the same containers.
+  const container = (locationId: string) => {
+    const location = findLocation(topology, locationId);
+    return blobServiceClient(location).getContainerClient(location.container);
+  };
   const client = await connectClient(config.temporal);
   const catalog = await Catalog.connect(config.mongodbUri);
   const running = new Set<AppProcess>();
@@ -320,7 +326,7 @@ async function main(): Promise<void> {
   try {
     const small = path.join(config.repositoryRoots[0], 'bench-1.iso');
     writeImage(small, SIZE);
-    const container = storage.container('east-primary');
+    const primary = container('east-primary');
 
     // Publish: PublishImage on one warm worker against uploadFile, same block size and concurrency.
     const publisher = await startWorker('publish');
@@ -335,7 +341,7 @@ async function main(): Promise<void> {
         return { seconds: run.seconds, cpu: proc(publisher.worker.child.pid!).cpu - before };
       },
       async () => {
-        const blob = container.getBlockBlobClient(`baseline/${randomUUID()}.bin`);
+        const blob = primary.getBlockBlobClient(`baseline/${randomUUID()}.bin`);
         const run = await baselineRun(() => blob.uploadFile(small, { blockSize: BLOCK_MIB * MiB, concurrency: CONCURRENCY }));
         await blob.delete();
         return run;
@@ -351,7 +357,7 @@ async function main(): Promise<void> {
     };
 
     // Deploy: one SDDC's agent against downloadToFile, then three at once against three in parallel.
-    const blob = container.getBlockBlobClient(published!.location.blob);
+    const blob = primary.getBlockBlobClient(published!.location.blob);
     for (const sddc of SDDCS) {
       await catalog.sddcs.add({
         name: sddc,
@@ -410,7 +416,7 @@ async function main(): Promise<void> {
     // Replication: the replicateImage activity of a publish that finds the version already available,
     // timed from its history, against a plain streamed copy of the blob from one Azurite to the other.
     const replicator = await startWorker('replicate', { VMHUB_TOPOLOGY: topologyFull });
-    const replica = storage.container('west-replica').getBlockBlobClient(published!.location.blob);
+    const replica = container('west-replica').getBlockBlobClient(published!.location.blob);
     let k = 0;
     const replication = pairFigure(
       await pairs(
@@ -435,7 +441,7 @@ async function main(): Promise<void> {
           return { seconds: (ms(completed) - ms(started)) / 1000, cpu: 0 };
         },
         async () => {
-          const copy = storage.container('west-replica').getBlockBlobClient(`baseline/${randomUUID()}.bin`);
+          const copy = container('west-replica').getBlockBlobClient(`baseline/${randomUUID()}.bin`);
           const run = await baselineRun(async () => {
             const body = (await blob.download(0)).readableStreamBody!;
             await copy.uploadStream(body as never, BLOCK_MIB * MiB, CONCURRENCY);

@@ -10,7 +10,7 @@ import { Catalog } from './catalog/catalog';
 import { installLogging, logLine } from './logging';
 import { loadConfig, PROJECT_ROOT, type Config } from './config';
 import { ensureSchedulesAt } from './schedules';
-import { StorageClients } from './storage/clients';
+import { AzureBlockStores } from './storage/azure/azure-block-store';
 import { connectClient, connectWorker, temporalView } from './temporal';
 import { loadTopology } from './topology/topology';
 import { VmhubError } from './errors';
@@ -46,7 +46,7 @@ export function workflowSource(env: NodeJS.ProcessEnv = process.env): Pick<Worke
 
 /** The control plane's clients; `close` releases them. */
 export async function openDeps(config: Config): Promise<ActivityDeps & { close(): Promise<void> }> {
-  const storage = new StorageClients(loadTopology(config.topologyPath));
+  const storage = new AzureBlockStores(loadTopology(config.topologyPath));
   const catalog = await Catalog.connect(config.mongodbUri);
   const client = await connectClient(config.temporal).catch(async (err: unknown) => {
     await catalog.close();
@@ -115,7 +115,7 @@ export async function runWorkers(workers: Worker[]): Promise<void> {
 
 /** The agent of one SDDC: the download and content library activities, on the SDDC's own task queue. */
 export async function createAgentWorker(connection: NativeConnection, config: Config, sddc: string): Promise<Worker> {
-  const storage = new StorageClients(loadTopology(config.topologyPath));
+  const storage = new AzureBlockStores(loadTopology(config.topologyPath));
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,

@@ -8,7 +8,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { createAgentActivities, type DownloadInput, type DownloadOutput } from '../src/activities/agent';
 import { loadConfig } from '../src/config';
-import { StorageClients } from '../src/storage/clients';
+import { AzureBlockStores } from '../src/storage/azure/azure-block-store';
+import type { BlockStores } from '../src/storage/block-store';
 import { loadTopology } from '../src/topology/topology';
 import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
 import { until } from './harness/worker-process';
@@ -21,7 +22,7 @@ import { filler } from './images/build';
  */
 const MiB = 2 ** 20;
 const config = { ...loadConfig(), transferConcurrency: 2 };
-const storage = new StorageClients(loadTopology(config.topologyPath));
+const storage: BlockStores = new AzureBlockStores(loadTopology(config.topologyPath));
 const logger = new DefaultLogger('ERROR');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-downloads-'));
 
@@ -38,12 +39,12 @@ const mounted = (() => {
 })();
 
 let proxy: CountingProxy;
-let slowStorage: StorageClients;
+let slowStorage: BlockStores;
 
 beforeAll(async () => {
   await storage.ensureContainers();
   proxy = await startCountingProxy(Number(process.env.AZURITE_DC_EAST_PORT), 1000);
-  slowStorage = new StorageClients(
+  slowStorage = new AzureBlockStores(
     loadTopology(config.topologyPath, { ...process.env, AZURITE_DC_EAST_PORT: String(proxy.port) }),
   );
 });
@@ -59,7 +60,7 @@ async function published(sizeBytes: number, format: DownloadInput['format'] = 'i
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const version = `1.0.${Math.floor(Math.random() * 1e6)}`;
   const blob = `agent-test/${version}/agent-test-${version}.${format}`;
-  await storage.container('east-primary').getBlockBlobClient(blob).uploadData(bytes, { metadata: { sha256 } });
+  await storage.store('east-primary').upload(blob, bytes, { metadata: { sha256 } });
   return {
     bytes,
     sddc: 'east-1',

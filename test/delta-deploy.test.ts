@@ -218,18 +218,17 @@ describe('delta deploys', () => {
 
   it('downloads the file in full when one built from local blocks fails the SHA-256: a block list whose IDs lie', async () => {
     const small = 2 ** 20;
-    const container = world.deps.storage.container('east-primary');
+    const store = world.deps.storage.store('east-primary');
     const digestOf = (b: Buffer) => blockDigestOf(createHash('sha256').update(b).digest('hex'));
     const blocksOf = (bytes: Buffer) =>
       Array.from({ length: bytes.length / small }, (_, i) => bytes.subarray(i * small, (i + 1) * small));
     /** A committed blob as a publish leaves it, except that `digests` may name other digests than the bytes have. */
     async function commit(version: string, bytes: Buffer, digests: string[]): Promise<DownloadInput> {
       const blob = `${image}-forged/${version}/${image}-forged-${version}.iso`;
-      const client = container.getBlockBlobClient(blob);
       const ids = digests.map((d, i) => blockId(i, d));
-      for (const [i, b] of blocksOf(bytes).entries()) await client.stageBlock(ids[i], b, b.length);
+      for (const [i, b] of blocksOf(bytes).entries()) await store.stageBlock(blob, ids[i], b);
       const sha256 = createHash('sha256').update(bytes).digest('hex');
-      await client.commitBlockList(ids, { metadata: { sha256 } });
+      await store.commitBlocks(blob, ids, { metadata: { sha256 } });
       return {
         sddc: 'east-1',
         image: `${image}-forged`,

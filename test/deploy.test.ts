@@ -8,7 +8,7 @@ import type { PublishResult } from '../src/publish/input';
 import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, ovaFromDescriptor } from './images/build';
-import { repositoryRoot, startWorld, type TestWorld, workflowFailure } from './helpers';
+import { readBlob, repositoryRoot, startWorld, type TestWorld, workflowFailure } from './helpers';
 import { sddcProgress } from '../src/operations';
 
 const MiB = 2 ** 20;
@@ -105,7 +105,7 @@ describe('replication and DeployToSDDCs', () => {
     });
 
   const rows = (r: DeployResult) => Object.fromEntries(r.results.map((x) => [x.sddc, x]));
-  const replicaBlob = (p: PublishResult) => world.deps.storage.container('west-replica').getBlockBlobClient(p.location.blob);
+  const replicaStore = () => world.deps.storage.store('west-replica');
   const replicaStatus = async (p: PublishResult) =>
     (await world.deps.catalog.versions.get(p.image, p.version))?.replicas.find((r) => r.location === 'west-replica');
 
@@ -114,8 +114,8 @@ describe('replication and DeployToSDDCs', () => {
     const replica = await replicaStatus(published);
     expect(replica).toMatchObject({ status: 'verified', sha256: published.sha256 });
     expect(
-      (await replicaBlob(published).downloadToBuffer()).equals(
-        await world.deps.storage.container('east-primary').getBlockBlobClient(published.location.blob).downloadToBuffer(),
+      (await readBlob(replicaStore(), published.location.blob)).equals(
+        await readBlob(world.deps.storage.store('east-primary'), published.location.blob),
       ),
     ).toBe(true);
 
@@ -157,7 +157,7 @@ describe('replication and DeployToSDDCs', () => {
 
   it('falls back to the primary when the replica blob is missing, and marks the replica', async () => {
     const published = await publish('1.1.0');
-    await replicaBlob(published).delete();
+    expect(await replicaStore().deleteIfExists(published.location.blob)).toBe(true);
     const result = (await (await deploy({ image: 'edge', version: '1.1.0', sddcs: ['west-1'] })).result()) as DeployResult;
     expect(rows(result)['west-1']).toMatchObject({ status: 'deployed', source: 'east-primary' });
     expect(await replicaStatus(published)).toMatchObject({ status: 'failed', reason: 'blob is missing' });
@@ -166,13 +166,13 @@ describe('replication and DeployToSDDCs', () => {
   it('detects replica bytes altered in place, falls back, and marks the replica', async () => {
     const published = await publish('1.2.0');
     const tampered = filler(published.sizeBytes, 99);
-    await replicaBlob(published).uploadData(tampered, { metadata: { sha256: published.sha256 } });
+    await replicaStore().upload(published.location.blob, tampered, { metadata: { sha256: published.sha256 } });
     const result = (await (await deploy({ image: 'edge', version: '1.2.0', sddcs: ['west-1'] })).result()) as DeployResult;
     expect(rows(result)['west-1']).toMatchObject({ status: 'deployed', source: 'east-primary' });
     expect((await replicaStatus(published))?.status).toBe('stale');
 
     // Even with the catalog fooled into trusting the altered blob, its bytes fail the SHA-256 check.
-    const etag = (await replicaBlob(published).getProperties()).etag;
+    const etag = (await replicaStore().getProperties(published.location.blob)).etag;
     await world.deps.catalog.versions.setReplica('edge', '1.2.0', {
       location: 'west-replica',
       status: 'verified',

@@ -94,8 +94,8 @@ describe('worker processes at scale', () => {
 
       expect(result.sizeBytes).toBe(2 * GiB);
       expect(result.sha256).toBe(await sha256Of(file));
-      const blob = world.deps.storage.container(result.location.storage).getBlockBlobClient(result.location.blob);
-      expect((await blob.getProperties()).contentLength).toBe(2 * GiB);
+      const props = await world.deps.storage.store(result.location.storage).getProperties(result.location.blob);
+      expect(props.contentLength).toBe(2 * GiB);
       const by = await completedBy(world.client, workflowId);
       const stagers = by.get('stageBlockRange') ?? new Set();
       expect(stagers.size).toBe(2);

@@ -7,6 +7,7 @@ import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../src/activities';
 import { loadConfig, type Config } from '../src/config';
 import { installLogging } from '../src/logging';
+import type { BlockStore } from '../src/storage/block-store';
 import { connectClient, connectWorker } from '../src/temporal';
 import { transferTaskQueueOf } from '../src/task-queues';
 import { createControlWorkers, openDeps, runWorkers } from '../src/worker';
@@ -51,6 +52,13 @@ export async function startWorld(overrides: Partial<Config> = {}): Promise<TestW
       else process.env.MONGODB_URI = previousUri;
     },
   };
+}
+
+/** A committed blob's bytes, read whole. */
+export async function readBlob(store: BlockStore, blob: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await store.readStream(blob, 0)) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }
 
 /** Deterministic, incompressible bytes: the same seed always gives the same file. */

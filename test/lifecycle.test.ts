@@ -15,12 +15,13 @@ import * as verifyCommand from '../src/cli/verify';
 import type { RetentionResult } from '../src/lifecycle/input';
 import type { PublishResult } from '../src/publish/input';
 import { ensureSchedules, RETENTION_SCHEDULE_ID, VERIFY_SCHEDULE_ID } from '../src/schedules';
+import { unlessNotFound } from '../src/storage/block-store';
 import { VcenterConnection } from '../src/sddc/library-import';
 import { libraryItemName, type ContentLibraryTarget } from '../src/sddc/target';
 import { loadTopology } from '../src/topology/topology';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, isoImage } from './images/build';
-import { repositoryRoot, startWorld, workflowFailure, type TestWorld } from './helpers';
+import { readBlob, repositoryRoot, startWorld, workflowFailure, type TestWorld } from './helpers';
 
 const MiB = 2 ** 20;
 const ROOT = path.resolve(__dirname, '..');
@@ -102,7 +103,9 @@ describe('image lifecycle', () => {
     });
   const deploy = async (input: DeployInput) => (await (await startDeploy(input)).result()) as DeployResult;
 
-  const blob = (location: string, p: PublishResult) => world.deps.storage.container(location).getBlockBlobClient(p.location.blob);
+  const exists = async (location: string, p: PublishResult) =>
+    (await unlessNotFound(world.deps.storage.store(location).getProperties(p.location.blob))) !== undefined;
+  const blobBytes = (location: string, p: PublishResult) => readBlob(world.deps.storage.store(location), p.location.blob);
   const deployedFile = (sddc: string, image: string, version: string) =>
     path.join(datastores, sddc, image, version, `${image}-${version}.iso`);
 
@@ -152,7 +155,7 @@ describe('image lifecycle', () => {
     expect(deployed.results.map((r) => r.status)).toEqual(['deployed', 'deployed']);
     expect(fs.existsSync(deployedFile('dir-1', 'gone', '1.0.0'))).toBe(true);
     expect(await libraryItem('gone', '1.0.0')).toBeDefined();
-    expect(await blob('west-replica', published).exists()).toBe(true);
+    expect(await exists('west-replica', published)).toBe(true);
 
     const retired = await retireCommand.run({ image: 'gone', version: '1.0.0' }, deps);
     expect(retired).toMatchObject({
@@ -166,8 +169,8 @@ describe('image lifecycle', () => {
     );
     expect(bySddc['east-1'].libraryItem).toBe(deployed.results.find((r) => r.sddc === 'east-1')!.target!.itemId);
 
-    expect(await blob('east-primary', published).exists()).toBe(false);
-    expect(await blob('west-replica', published).exists()).toBe(false);
+    expect(await exists('east-primary', published)).toBe(false);
+    expect(await exists('west-replica', published)).toBe(false);
     expect(fs.existsSync(path.join(datastores, 'dir-1', 'gone'))).toBe(false);
     expect(await libraryItem('gone', '1.0.0')).toBeUndefined();
 
@@ -243,15 +246,15 @@ describe('image lifecycle', () => {
     const tombstone = await world.deps.catalog.versions.get('left', '1.0.0');
     expect(tombstone?.status).toBe('retired');
     expect(tombstone?.retired?.by.runId).not.toBe(crashed.runId);
-    expect(await blob('east-primary', published).exists()).toBe(false);
-    expect(await blob('west-replica', published).exists()).toBe(false);
+    expect(await exists('east-primary', published)).toBe(false);
+    expect(await exists('west-replica', published)).toBe(false);
   });
 
   it('VerifyReplicas finds a replica altered in place, marks it stale and replicates it again', async () => {
     const published = await publish('checked', '1.0.0');
-    const primaryBytes = await blob('east-primary', published).downloadToBuffer();
+    const primaryBytes = await blobBytes('east-primary', published);
     // Same size and the same SHA-256 metadata, other bytes: only the block list tells.
-    await blob('west-replica', published).uploadData(filler(published.sizeBytes, 99), {
+    await world.deps.storage.store('west-replica').upload(published.location.blob, filler(published.sizeBytes, 99), {
       metadata: { sha256: published.sha256 },
     });
 
@@ -259,7 +262,7 @@ describe('image lifecycle', () => {
     expect(found).toMatchObject({ versionsChecked: 1, replicasChecked: 1, findingsTotal: 1 });
     expect(found.findings[0]).toMatchObject({ image: 'checked', version: '1.0.0', location: 'west-replica', repaired: true });
     expect(found.findings[0].reason).toMatch(/committed blocks|committed block/);
-    expect((await blob('west-replica', published).downloadToBuffer()).equals(primaryBytes)).toBe(true);
+    expect((await blobBytes('west-replica', published)).equals(primaryBytes)).toBe(true);
     const replica = (await world.deps.catalog.versions.get('checked', '1.0.0'))?.replicas.find(
       (r) => r.location === 'west-replica',
     );

@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { PublishInput, PublishResult } from '../src/publish/input';
 import { filler, isoImage, manifestLine, ovaFromDescriptor, tarArchive, withFileSizes } from './images/build';
 import { describeWithFixtures, fixture } from './images/fixtures';
-import { repositoryRoot, startWorld, type TestWorld, workflowFailure } from './helpers';
+import { unlessNotFound } from '../src/storage/block-store';
+import { readBlob, repositoryRoot, startWorld, type TestWorld, workflowFailure } from './helpers';
 
 const MiB = 2 ** 20;
 
@@ -25,8 +26,7 @@ describe('PublishImage of OVA, OVF package and ISO', () => {
 
   const failure = (input: PublishInput) => workflowFailure(run(input));
 
-  const blobBytes = (r: PublishResult) =>
-    world.deps.storage.container(r.location.storage).getBlockBlobClient(r.location.blob).downloadToBuffer();
+  const blobBytes = (r: PublishResult) => readBlob(world.deps.storage.store(r.location.storage), r.location.blob);
 
   describeWithFixtures('from real descriptors', () => {
     it('an OVA: CPUs, memory, disks, OS and product read from inside the image', async () => {
@@ -170,7 +170,7 @@ describe('PublishImage of OVA, OVF package and ISO', () => {
     const record = await world.deps.catalog.versions.get('tampered', '1.0.0');
     expect(record?.status).toBe('failed');
     expect(
-      await world.deps.storage.container('east-primary').getBlockBlobClient('tampered/1.0.0/tampered-1.0.0.ova').exists(),
-    ).toBe(false);
+      await unlessNotFound(world.deps.storage.store('east-primary').getProperties('tampered/1.0.0/tampered-1.0.0.ova')),
+    ).toBeUndefined();
   });
 });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { PublishProgress, PublishResult } from '../src/publish/input';
 import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
-import { repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
+import { readBlob, repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
 
 const MiB = 1024 * 1024;
 const BLOCKS = 32;
@@ -57,8 +57,8 @@ describe('PublishImage after a worker is killed mid-upload', () => {
 
     expect(result.sha256).toBe(createHash('sha256').update(fs.readFileSync(file)).digest('hex'));
     expect(result.blockCount).toBe(BLOCKS);
-    const blob = world.deps.storage.container('east-primary').getBlockBlobClient(result.location.blob);
-    expect((await blob.downloadToBuffer()).equals(fs.readFileSync(file))).toBe(true);
+    const blob = await readBlob(world.deps.storage.store('east-primary'), result.location.blob);
+    expect(blob.equals(fs.readFileSync(file))).toBe(true);
 
     const resent = proxy.blockPuts - BLOCKS;
     expect(sentBeforeCrash).toBeLessThan(BLOCKS);

@@ -4,7 +4,10 @@ import path from 'node:path';
 import type { PublishInput, PublishProgress, PublishResult } from '../src/publish/input';
 import { publishWorkflowId } from '../src/publish/input';
 import { startFileServer } from './harness/range-server';
-import { repositoryRoot, startWorld, writeImageFile, type TestWorld, workflowFailure } from './helpers';
+import { blobServiceClient } from '../src/storage/azure/clients';
+import { unlessNotFound } from '../src/storage/block-store';
+import { primaryLocation } from '../src/topology/topology';
+import { readBlob, repositoryRoot, startWorld, writeImageFile, type TestWorld, workflowFailure } from './helpers';
 
 const MiB = 1024 * 1024;
 
@@ -38,7 +41,7 @@ describe('PublishImage', () => {
   const failure = (input: PublishInput) => workflowFailure(publish(input));
 
   async function download(result: PublishResult): Promise<Buffer> {
-    return world.deps.storage.container(result.location.storage).getBlockBlobClient(result.location.blob).downloadToBuffer();
+    return readBlob(world.deps.storage.store(result.location.storage), result.location.blob);
   }
 
   it('stages many blocks in parallel, commits them in order and records the verified SHA-256', async () => {
@@ -56,8 +59,8 @@ describe('PublishImage', () => {
     expect(result.sha256).toBe(sha256(file));
     expect((await download(result)).equals(fs.readFileSync(file))).toBe(true);
 
-    const props = await world.deps.storage.container('east-primary').getBlockBlobClient(result.location.blob).getProperties();
-    expect(props.metadata?.sha256).toBe(result.sha256);
+    const props = await world.deps.storage.store('east-primary').getProperties(result.location.blob);
+    expect(props.metadata.sha256).toBe(result.sha256);
     expect(props.contentType).toBe('application/x-iso9660-image');
 
     const record = await world.deps.catalog.versions.get('multi', '1.0.0');
@@ -106,8 +109,8 @@ describe('PublishImage', () => {
     expect(conflict.type).toBe('VersionConflict');
     expect(conflict.message).toContain(first.sha256);
 
-    const blob = world.deps.storage.container('east-primary').getBlockBlobClient(first.location.blob);
-    expect((await blob.getProperties()).metadata?.sha256).toBe(first.sha256);
+    const props = await world.deps.storage.store('east-primary').getProperties(first.location.blob);
+    expect(props.metadata.sha256).toBe(first.sha256);
     expect(await world.deps.catalog.versions.get('same', '1.2.3')).toMatchObject({ status: 'available', sha256: first.sha256 });
   });
 
@@ -146,8 +149,12 @@ describe('PublishImage', () => {
       expect(err.message.length).toBeGreaterThan(10);
       expect(err.message).not.toContain('\n');
       expect(await world.deps.catalog.versions.collection.countDocuments({ image })).toBe(0);
+      // The store lists no blobs: the account's own client looks for any under the image's name.
+      const primary = primaryLocation(world.deps.storage.topology);
       const blobs = [];
-      for await (const b of world.deps.storage.container('east-primary').listBlobsFlat({ prefix: `${image}/` }))
+      for await (const b of blobServiceClient(primary)
+        .getContainerClient(primary.container)
+        .listBlobsFlat({ prefix: `${image}/` }))
         blobs.push(b.name);
       expect(blobs).toEqual([]);
     });
@@ -157,10 +164,11 @@ describe('PublishImage', () => {
       expect(err.type).toBe('ManifestMismatch');
       expect(err.message).toContain('ab'.repeat(32));
       expect(await world.deps.catalog.versions.get('pinned', '1.0.0')).toMatchObject({ status: 'failed' });
-      const blob = world.deps.storage.container('east-primary').getBlockBlobClient('pinned/1.0.0/pinned-1.0.0.iso');
-      expect(await blob.exists()).toBe(false);
-      const staged = await blob.getBlockList('uncommitted').then(
-        (l) => l.uncommittedBlocks?.length ?? 0,
+      const store = world.deps.storage.store('east-primary');
+      const blob = 'pinned/1.0.0/pinned-1.0.0.iso';
+      expect(await unlessNotFound(store.getProperties(blob))).toBeUndefined();
+      const staged = await store.uncommittedBlocks(blob).then(
+        (l) => l.length,
         () => 0,
       );
       expect(staged).toBe(0);

@@ -8,7 +8,7 @@ import { RETIRED_WHILE_DEPLOYING } from '../src/catalog/deployment-records';
 import type { RunRef } from '../src/catalog/image-records';
 import { loadConfig } from '../src/config';
 import type { ImageMetadata } from '../src/images/inspect';
-import type { StorageClients } from '../src/storage/clients';
+import type { BlockStores } from '../src/storage/block-store';
 import type { TemporalView } from '../src/temporal';
 
 /**
@@ -50,7 +50,7 @@ function deps(): PublishDeps {
         { id: 'west-replica', role: 'replica' },
       ],
     },
-  } as unknown as StorageClients;
+  } as unknown as BlockStores;
   return { storage, catalog, temporal: view, config: loadConfig() };
 }
 

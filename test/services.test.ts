@@ -6,7 +6,7 @@ import { updateSddc } from '../src/sddc/registry';
 import { loadTopology } from '../src/topology/topology';
 import { checkAgentSddc } from '../src/worker';
 import { CheckServices } from '../src/workflows/check-services';
-import { startWorld, type TestWorld } from './helpers';
+import { readBlob, startWorld, type TestWorld } from './helpers';
 
 describe('embedded services, end to end', () => {
   let world: TestWorld;
@@ -24,7 +24,7 @@ describe('embedded services, end to end', () => {
     });
     expect(report.blobs.map((b) => b.storage).sort()).toEqual(['east-primary', 'west-replica']);
     for (const b of report.blobs) {
-      const body = await world.deps.storage.container(b.storage).getBlockBlobClient(b.blob).downloadToBuffer();
+      const body = await readBlob(world.deps.storage.store(b.storage), b.blob);
       expect(JSON.parse(body.toString()).token).toBe(token);
     }
     const doc = await world.deps.catalog.db.collection('health').findOne({ token });

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { activityInfo, ApplicationFailure, cancellationDetails, heartbeat, log } from '@temporalio/activity';
-import { RestError, type BlockBlobClient } from '@azure/storage-blob';
 import { runPool } from '../concurrency';
 import type { Config } from '../config';
 import { blockIndexPath } from '../deploy/block-index';
@@ -11,14 +10,14 @@ import type { SourceCandidate } from '../deploy/placement';
 import { VmhubError } from '../errors';
 import { BLOB_EXTENSIONS, IMAGE_FORMATS, type ImageFormat } from '../images/format';
 import { validateImageName, validateSddcName, validateVersion } from '../names';
-import type { StorageClients } from '../storage/clients';
+import { isBlockStoreError, type BlockStore, type BlockStores } from '../storage/block-store';
 import { hashPool, type ImageStream } from '../storage/hashing';
 import { formatBytes } from '../units';
 import { transferSignal } from './transfer-signal';
 
 /** An SDDC agent: its activities run on the SDDC's own task queue and write only into its own datastore. */
 export interface AgentDeps {
-  storage: StorageClients;
+  storage: BlockStores;
   config: Config;
   /** The SDDC this agent serves; it takes downloads for no other. */
   sddc: string;
@@ -441,21 +440,21 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
     reuseLocal: boolean,
   ): Promise<{ bytesFetched: number; bytesResumed: number; bytesReusedLocally: number }> {
     const signal = transferSignal(config.transferConcurrency);
-    let blob;
+    let store;
     let props;
     try {
       // A location this agent's topology does not know (added on the control plane first) is passed over.
-      blob = storage.container(source.location).getBlockBlobClient(input.blob);
-      props = await blob.getProperties({ abortSignal: signal });
+      store = storage.store(source.location);
+      props = await store.getProperties(input.blob, { abortSignal: signal });
     } catch (err) {
       if (signal.aborted) throw err;
-      if (err instanceof RestError && err.statusCode === 404) throw new SourceProblem('failed', 'blob is missing');
+      if (isBlockStoreError(err, 'not-found')) throw new SourceProblem('failed', 'blob is missing');
       throw new SourceProblem('unreachable', `unreachable: ${(err as Error).message.split('\n')[0]}`);
     }
-    if (props.contentLength !== input.sizeBytes || props.metadata?.sha256 !== input.sha256) {
+    if (props.contentLength !== input.sizeBytes || props.metadata.sha256 !== input.sha256) {
       throw new SourceProblem(
         'stale',
-        `holds other bytes (size ${props.contentLength}, sha256 ${props.metadata?.sha256 ?? 'unset'})`,
+        `holds other bytes (size ${props.contentLength}, sha256 ${props.metadata.sha256 ?? 'unset'})`,
       );
     }
     if (source.etag && props.etag !== source.etag)
@@ -471,7 +470,7 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
     if (!resumable) await discardPartial(paths);
     const state: PartialState = resumable
       ? previous
-      : { location: source.location, etag: props.etag!, sizeBytes: input.sizeBytes, chunkSize: CHUNK, doneBelow: 0 };
+      : { location: source.location, etag: props.etag, sizeBytes: input.sizeBytes, chunkSize: CHUNK, doneBelow: 0 };
     const bytesResumed = Math.min(state.doneBelow * CHUNK, input.sizeBytes);
     const allocated = resumable ? partial.blocks * 512 : 0;
     checkFreeSpace(await fs.promises.statfs(paths.dir), Math.max(0, input.sizeBytes - allocated), paths.dir);
@@ -492,7 +491,7 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
     let verifying: ImageStream | undefined;
     let chunkSource = ChunkSource.plain();
     try {
-      chunkSource = await ChunkSource.open(blob, input, root, { reuse: reuseLocal, abortSignal: signal });
+      chunkSource = await ChunkSource.open(store, input.blob, input, root, { reuse: reuseLocal, abortSignal: signal });
       if (chunkSource.base) {
         log.info('copying the blocks an earlier version shares from disk', {
           base: chunkSource.base.version,
@@ -541,7 +540,7 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
         const fill = await chunkSource.fill(
           offset,
           offset + count,
-          (start, length) => streamRange(blob, handle, start, length, signal),
+          (start, length) => streamRange(store, input.blob, handle, start, length, signal),
           (bytes, at) => writeFully(handle, bytes, at),
         );
         bytesFetched += fill.fetched;
@@ -613,7 +612,8 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
  * ends early is the source's problem; a failed write is the agent's own and is thrown as it is.
  */
 async function streamRange(
-  blob: BlockBlobClient,
+  store: BlockStore,
+  blob: string,
   handle: fs.promises.FileHandle,
   offset: number,
   count: number,
@@ -625,9 +625,8 @@ async function streamRange(
   };
   let body: AsyncIterator<Buffer>;
   try {
-    // One request per chunk, retried by the SDK from where it broke off.
-    const response = await blob.download(offset, count, { abortSignal: signal, maxRetryRequests: 5 });
-    body = (response.readableStreamBody as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    // One request per chunk, resumed from where it broke off.
+    body = (await store.readStream(blob, offset, count, { abortSignal: signal }))[Symbol.asyncIterator]();
   } catch (err) {
     throw unreachable(err);
   }

@@ -13,13 +13,11 @@ export function createHealthActivities({ storage, catalog }: PublishDeps) {
       const body = JSON.stringify({ token, at: new Date().toISOString() });
       const blobs = await Promise.all(
         storage.topology.storage.map(async (location) => {
-          const container = storage.container(location.id);
-          await container.createIfNotExists();
+          const store = storage.store(location.id);
+          await store.createContainer();
           const blob = `_vmhub/health/${token}.json`;
-          const res = await container.getBlockBlobClient(blob).upload(body, Buffer.byteLength(body), {
-            blobHTTPHeaders: { blobContentType: 'application/json' },
-          });
-          return { storage: location.id, container: location.container, blob, etag: res.etag! };
+          const res = await store.upload(blob, body, { contentType: 'application/json' });
+          return { storage: location.id, container: location.container, blob, etag: res.etag };
         }),
       );
       await catalog.db.collection('health').replaceOne({ _id: token as never }, { token, at: new Date() }, { upsert: true });

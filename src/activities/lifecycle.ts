@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { activityInfo, ApplicationFailure, cancellationSignal, log } from '@temporalio/activity';
-import type { BlockBlobClient } from '@azure/storage-blob';
 import type { RunRef } from '../catalog/image-records';
 import type { Config } from '../config';
 import { VmhubError } from '../errors';
@@ -10,6 +9,7 @@ import { replicaDifference, type BlobState } from '../lifecycle/replica-check';
 import { versionsToRetire } from '../lifecycle/retention';
 import { validateImageName, validateVersion } from '../names';
 import type { SddcTarget } from '../sddc/target';
+import { unlessNotFound, type BlockStore } from '../storage/block-store';
 import { acquireLock, checkDownloadInput, deploymentPaths, lockHolder, releaseLock, type ImageToDeploy } from './agent';
 import { removeEmptyDirs } from './content-library';
 import type { PublishDeps } from './publish';
@@ -75,17 +75,14 @@ function checkRef(ref: VersionRef): void {
 }
 
 /** The blob's committed block IDs, size and SHA-256 metadata; undefined when there is no blob. */
-async function blobState(blob: BlockBlobClient, signal: AbortSignal): Promise<BlobState | undefined> {
-  const props = await blob.getProperties({ abortSignal: signal }).catch((err: { statusCode?: number }) => {
-    if (err.statusCode === 404) return undefined;
-    throw err;
-  });
+async function blobState(store: BlockStore, blob: string, signal: AbortSignal): Promise<BlobState | undefined> {
+  const props = await unlessNotFound(store.getProperties(blob, { abortSignal: signal }));
   if (!props) return undefined;
-  const list = await blob.getBlockList('committed', { abortSignal: signal });
+  const list = await store.committedBlocks(blob, { abortSignal: signal });
   return {
-    blockIds: (list.committedBlocks ?? []).map((b) => b.name),
-    sizeBytes: props.contentLength ?? 0,
-    sha256: props.metadata?.sha256,
+    blockIds: list.map((b) => b.name),
+    sizeBytes: props.contentLength,
+    sha256: props.metadata.sha256,
   };
 }
 
@@ -187,10 +184,9 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
     async removeBlob(input: VersionRef & { location: string; blob: string }): Promise<{ removed: boolean }> {
       return withFailures(async () => {
         checkRef(input);
-        const blob = storage.container(input.location).getBlockBlobClient(input.blob);
-        const { succeeded } = await blob.deleteIfExists({ deleteSnapshots: 'include', abortSignal: cancellationSignal() });
+        const removed = await storage.store(input.location).deleteIfExists(input.blob, { abortSignal: cancellationSignal() });
         await catalog.replicas.remove(input.image, input.version, input.location);
-        return { removed: succeeded };
+        return { removed };
       });
     },
 
@@ -237,15 +233,15 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
         if (record?.status !== 'available') return { location: input.location, status: 'gone' };
         const signal = cancellationSignal();
         const blobName = record.location.blob;
-        const primary = await blobState(storage.container(record.location.storage).getBlockBlobClient(blobName), signal);
+        const primary = await blobState(storage.store(record.location.storage), blobName, signal);
         if (!primary) {
           throw new VmhubError('StorageMismatch', `the primary blob of ${input.image}@${input.version} is missing`);
         }
-        const replicaBlob = storage.container(input.location).getBlockBlobClient(blobName);
-        const replica = await blobState(replicaBlob, signal);
+        const replicaStore = storage.store(input.location);
+        const replica = await blobState(replicaStore, blobName, signal);
         const reason = replicaDifference({ ...primary, sha256: record.sha256 }, replica);
         if (reason === undefined) {
-          const etag = (await replicaBlob.getProperties({ abortSignal: signal })).etag;
+          const etag = (await replicaStore.getProperties(blobName, { abortSignal: signal })).etag;
           const kept = await catalog.versions.setReplica(input.image, input.version, {
             location: input.location,
             status: 'verified',
@@ -267,7 +263,7 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
         ) {
           return { location: input.location, status: 'gone' };
         }
-        await replicaBlob.deleteIfExists({ deleteSnapshots: 'include', abortSignal: signal });
+        await replicaStore.deleteIfExists(blobName, { abortSignal: signal });
         return { location: input.location, status: 'stale', reason };
       });
     },

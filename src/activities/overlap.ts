@@ -8,8 +8,7 @@ import type { PublishDeps } from './publish';
 /** What a publish notes about a new version beside its record: where a delta deploy of it saves bytes. */
 export function createOverlapActivities({ storage, catalog }: PublishDeps) {
   const committedIds = async (location: BlobLocation): Promise<string[]> => {
-    const blob = storage.container(location.storage).getBlockBlobClient(location.blob);
-    return ((await blob.getBlockList('committed')).committedBlocks ?? []).map((b) => b.name);
+    return (await storage.store(location.storage).committedBlocks(location.blob)).map((b) => b.name);
   };
 
   return {

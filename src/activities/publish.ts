@@ -1,5 +1,4 @@
 import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
-import { RestError, type ContainerClient } from '@azure/storage-blob';
 import type { Catalog } from '../catalog/catalog';
 import type { RunRef } from '../catalog/image-records';
 import type { Config } from '../config';
@@ -18,14 +17,14 @@ import { blockDigest, blockDigestOf, blockId, blockListDigest, parseBlockId } fr
 import { blockBounds, planBlocks, rangesOf, type BlockPlan, type BlockRange } from '../storage/block-plan';
 import { BlockBuffers } from '../storage/block-buffers';
 import { ByteBudget } from '../storage/byte-budget';
-import type { StorageClients } from '../storage/clients';
+import { isBlockStoreError, unlessNotFound, type BlockStore, type BlockStores } from '../storage/block-store';
 import { hashPool } from '../storage/hashing';
 import type { TemporalView } from '../temporal';
 import { primaryLocation } from '../topology/topology';
 import { letFinish, transferSignal, withListenerRoom } from './transfer-signal';
 
 export interface PublishDeps {
-  storage: StorageClients;
+  storage: BlockStores;
   catalog: Catalog;
   config: Config;
   temporal: TemporalView;
@@ -159,11 +158,6 @@ function lostClaim(image: string, version: string): VmhubError {
   return new VmhubError('VersionConflict', `this run no longer owns ${image}@${version}: another run took it over`);
 }
 
-function notFoundAsUndefined(err: unknown): undefined {
-  if (err instanceof RestError && err.statusCode === 404) return undefined;
-  throw err;
-}
-
 /** Stage and inspect activities of one publish meet in this process's tap under this key. */
 function tapKey(source: string, pin: string | undefined, plan: BlockPlan): string {
   const { workflowId, runId } = thisRun();
@@ -225,7 +219,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
     }
   };
 
-  const container = (location: BlobLocation): ContainerClient => storage.container(location.storage);
+  const storeOf = (location: BlobLocation): BlockStore => storage.store(location.storage);
   const budget = new ByteBudget(config.maxInflightBytes);
   // A quarter of the budget at most waits in taps for inspectors, and staging runs no further ahead of an
   // inspector than that holds: one that lags (a starved machine) slows the staging instead of reading the
@@ -278,7 +272,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
           container: primary.container,
           blob: blobName(input.image, input.version, input.format),
         };
-        await storage.container(primary.id).createIfNotExists();
+        await storage.store(primary.id).createContainer();
         const version = {
           image: input.image,
           version: input.version,
@@ -429,15 +423,13 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
           input.source,
           async (s) => {
             const { plan } = input;
-            const blob = container(input.location).getBlockBlobClient(input.location.blob);
+            const store = storeOf(input.location);
+            const blob = input.location.blob;
             const signal = transferSignal(config.transferConcurrency);
             const resumed = activityInfo().heartbeatDetails as StageCheckpoint | undefined;
             const staged = new Set<string>();
-            const list = await blob.getBlockList('uncommitted', { abortSignal: signal }).catch((err: { statusCode?: number }) => {
-              if (err.statusCode === 404) return { uncommittedBlocks: [] };
-              throw err;
-            });
-            for (const b of list.uncommittedBlocks ?? []) staged.add(b.name);
+            const list = await unlessNotFound(store.uncommittedBlocks(blob, { abortSignal: signal }));
+            for (const b of list ?? []) staged.add(b.name);
 
             const progress: StageCheckpoint = resumed ?? { next: input.range.first, uploaded: 0, reused: 0, bytesUploaded: 0 };
             if (resumed) log.info('resuming staging', { range: input.range, next: resumed.next, alreadyStaged: staged.size });
@@ -474,7 +466,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
                   progress.reused++;
                 } else {
                   const { bytes } = held;
-                  await letFinish(laneSignal, (abortSignal) => blob.stageBlock(id, bytes, bytes.length, { abortSignal }));
+                  await letFinish(laneSignal, (abortSignal) => store.stageBlock(blob, id, bytes, { abortSignal }));
                   progress.uploaded++;
                   progress.bytesUploaded += bytes.length;
                 }
@@ -526,19 +518,20 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
       return withFailures(async (): Promise<CommitOutput> => {
         heartbeat();
         await requireClaim(input.image, input.version);
-        const blob = container(input.location).getBlockBlobClient(input.location.blob);
+        const store = storeOf(input.location);
+        const blob = input.location.blob;
         const signal = transferSignal(config.transferConcurrency);
-        const committed = await blob.getProperties({ abortSignal: signal }).catch(notFoundAsUndefined);
+        const committed = await unlessNotFound(store.getProperties(blob, { abortSignal: signal }));
         if (
-          committed?.metadata?.sha256 === input.digest.sha256 &&
+          committed?.metadata.sha256 === input.digest.sha256 &&
           committed.metadata.run === thisRun().runId &&
           committed.contentLength === input.plan.sizeBytes
         ) {
-          return { committed: true, etag: committed.etag! };
+          return { committed: true, etag: committed.etag };
         }
-        const list = await blob.getBlockList('uncommitted', { abortSignal: signal }).catch(notFoundAsUndefined);
+        const list = await unlessNotFound(store.uncommittedBlocks(blob, { abortSignal: signal }));
         const byIndex = new Map<number, string[]>();
-        for (const b of list?.uncommittedBlocks ?? []) {
+        for (const b of list ?? []) {
           const parsed = parseBlockId(b.name);
           if (!parsed || parsed.index >= input.plan.blockCount) continue;
           byIndex.set(parsed.index, [...(byIndex.get(parsed.index) ?? []), b.name]);
@@ -573,28 +566,28 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
           throw new VmhubError('SourceChanged', 'the source changed while it was being published; start the publish again');
         }
         const response = await letFinish(signal, (abortSignal) =>
-          blob.commitBlockList(ids, {
+          store.commitBlocks(blob, ids, {
             abortSignal,
             // Whatever another writer did to the blob since it was read makes this commit fail, not overwrite.
             conditions: committed ? { ifMatch: committed.etag } : { ifNoneMatch: '*' },
-            blobHTTPHeaders: { blobContentType: CONTENT_TYPES[input.format] },
+            contentType: CONTENT_TYPES[input.format],
             metadata: { sha256: input.digest.sha256, image: input.image, version: input.version, run: thisRun().runId },
           }),
         ).catch(async (err: unknown) => {
-          if (!(err instanceof RestError && (err.statusCode === 409 || err.statusCode === 412))) throw err;
+          if (!isBlockStoreError(err, 'conflict', 'precondition-failed')) throw err;
           // The SDK retries a request whose answer was lost: the blob may hold this very commit.
-          const now = await blob.getProperties({ abortSignal: signal }).catch(notFoundAsUndefined);
-          if (now?.metadata?.run === thisRun().runId && now.metadata.sha256 === input.digest.sha256) return { etag: now.etag };
+          const now = await unlessNotFound(store.getProperties(blob, { abortSignal: signal }));
+          if (now?.metadata.run === thisRun().runId && now.metadata.sha256 === input.digest.sha256) return { etag: now.etag };
           throw new VmhubError('VersionConflict', `another writer changed ${input.location.blob} during the commit`);
         });
-        const props = await blob.getProperties({ abortSignal: signal });
+        const props = await store.getProperties(blob, { abortSignal: signal });
         if (props.contentLength !== input.plan.sizeBytes) {
           throw new VmhubError(
             'StorageMismatch',
             `committed blob is ${props.contentLength} bytes, expected ${input.plan.sizeBytes}`,
           );
         }
-        return { committed: true, etag: response.etag! };
+        return { committed: true, etag: response.etag };
       }).finally(() => clearInterval(keepAlive));
     },
 
@@ -626,14 +619,15 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
     }): Promise<AbandonOutput> {
       const record = await catalog.versions.get(input.image, input.version);
       if (record?.status !== 'uploading' || record.owner?.runId !== thisRun().runId) return { owned: false, removed: [] };
-      const blob = container(input.location).getBlockBlobClient(input.location.blob);
+      const store = storeOf(input.location);
+      const blob = input.location.blob;
       const removed: string[] = [];
-      const props = await blob.getProperties().catch(notFoundAsUndefined);
-      const list = await blob.getBlockList('uncommitted').catch(notFoundAsUndefined);
-      const staged = list?.uncommittedBlocks?.length ?? 0;
+      const props = await unlessNotFound(store.getProperties(blob));
+      const list = await unlessNotFound(store.uncommittedBlocks(blob));
+      const staged = list?.length ?? 0;
       if (props || staged > 0) {
-        await blob.upload('', 0);
-        await blob.deleteIfExists();
+        await store.upload(blob, '');
+        await store.deleteIfExists(blob);
         if (props) removed.push(`committed blob ${input.location.storage}/${input.location.blob}`);
         if (staged > 0) removed.push(`${staged} staged blocks`);
       }

@@ -51,12 +51,12 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
         const target = findLocation(storage.topology, input.location);
         if (target.role !== 'replica') throw new VmhubError('InvalidInput', `${input.location} is not a replica location`);
         const signal = transferSignal(config.transferConcurrency);
-        const source = storage.container(record.location.storage).getBlockBlobClient(record.location.blob);
-        const container = storage.container(target.id);
-        await container.createIfNotExists({ abortSignal: signal });
-        const replica = container.getBlockBlobClient(record.location.blob);
+        const blob = record.location.blob;
+        const source = storage.store(record.location.storage);
+        const replica = storage.store(target.id);
+        await replica.createContainer({ abortSignal: signal });
 
-        const existing = await replica.getProperties({ abortSignal: signal }).catch(() => undefined);
+        const existing = await replica.getProperties(blob, { abortSignal: signal }).catch(() => undefined);
         const recordVerified = async (etag: string | undefined): Promise<ReplicaRecord> => {
           const verified: ReplicaRecord = {
             location: target.id,
@@ -68,21 +68,19 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
           await catalog.versions.setReplica(input.image, input.version, verified);
           return verified;
         };
-        if (existing?.metadata?.sha256 === record.sha256 && existing.contentLength === record.sizeBytes)
+        if (existing?.metadata.sha256 === record.sha256 && existing.contentLength === record.sizeBytes)
           return recordVerified(existing.etag);
         await catalog.versions.setReplica(input.image, input.version, { location: target.id, status: 'pending' });
 
-        const committed = (await source.getBlockList('committed', { abortSignal: signal })).committedBlocks ?? [];
+        const committed = await source.committedBlocks(blob, { abortSignal: signal });
         const staged = new Set(
-          (
-            (await replica.getBlockList('uncommitted', { abortSignal: signal }).catch(() => undefined))?.uncommittedBlocks ?? []
-          ).map((b) => b.name),
+          ((await replica.uncommittedBlocks(blob, { abortSignal: signal }).catch(() => undefined)) ?? []).map((b) => b.name),
         );
         const offsets: number[] = [];
         let offset = 0;
         for (const b of committed) {
           offsets.push(offset);
-          offset += b.size ?? 0;
+          offset += b.size;
         }
         if (offset !== record.sizeBytes) {
           throw new VmhubError('StorageMismatch', `primary blob is ${offset} bytes, the catalog says ${record.sizeBytes}`);
@@ -106,15 +104,11 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
         try {
           await runPool(indices, config.transferConcurrency, async (i) => {
             const block = committed[i];
-            const size = block.size ?? 0;
+            const size = block.size;
             if (!staged.has(block.name)) {
               const into = spare.find((b) => b.length === size);
               if (into) spare.splice(spare.indexOf(into), 1);
-              // One request per block: the SDK would otherwise split it into 4 MiB requests.
-              const read = await source.downloadToBuffer(into ?? Buffer.allocUnsafe(size), offsets[i], size, {
-                abortSignal: signal,
-                blockSize: size,
-              });
+              const read = await source.readInto(blob, into ?? Buffer.allocUnsafe(size), offsets[i], { abortSignal: signal });
               const { hex, bytes } = await hashPool().sha256Moving(read);
               const expected = parseBlockId(block.name)?.digest;
               if (expected !== undefined && blockDigestOf(hex) !== expected) {
@@ -123,7 +117,7 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
                   `block ${i} read from ${record.location.storage} does not match its digest`,
                 );
               }
-              await letFinish(signal, (abortSignal) => replica.stageBlock(block.name, bytes, bytes.length, { abortSignal }));
+              await letFinish(signal, (abortSignal) => replica.stageBlock(blob, block.name, bytes, { abortSignal }));
               spare.push(bytes);
               progress.copied++;
             }
@@ -137,17 +131,14 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
         }
 
         const ids = committed.map((b) => b.name);
-        const response = await replica.commitBlockList(ids, {
+        const response = await replica.commitBlocks(blob, ids, {
           abortSignal: signal,
           metadata: { sha256: record.sha256, image: input.image, version: input.version },
-          blobHTTPHeaders: { blobContentType: (await source.getProperties({ abortSignal: signal })).contentType },
+          contentType: (await source.getProperties(blob, { abortSignal: signal })).contentType,
         });
-        const after = await replica.getBlockList('committed', { abortSignal: signal });
-        const props = await replica.getProperties({ abortSignal: signal });
-        if (
-          blockListDigest((after.committedBlocks ?? []).map((b) => b.name)) !== blockListDigest(ids) ||
-          props.contentLength !== record.sizeBytes
-        ) {
+        const after = await replica.committedBlocks(blob, { abortSignal: signal });
+        const props = await replica.getProperties(blob, { abortSignal: signal });
+        if (blockListDigest(after.map((b) => b.name)) !== blockListDigest(ids) || props.contentLength !== record.sizeBytes) {
           throw new VmhubError('StorageMismatch', `replica ${target.id} does not hold the committed block list after commit`);
         }
         log.info('replicated', {

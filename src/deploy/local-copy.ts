@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import type { BlockBlobClient } from '@azure/storage-blob';
 import { blockDigest, blockDigestOf } from '../storage/block-ids';
+import type { BlockStore } from '../storage/block-store';
 import { blockIndexFromBlockList, localBases, type BlockIndex, type LocalBase } from './block-index';
 import { chooseBase, reusableBytes, segmentsOf, type CopiedBlock, type DeltaPlan } from './delta-plan';
 
@@ -48,18 +48,15 @@ export class ChunkSource {
    * downloaded; only an abort is thrown.
    */
   static async open(
-    blob: BlockBlobClient,
+    store: BlockStore,
+    blob: string,
     image: { image: string; version: string; sha256: string; sizeBytes: number },
     root: string,
     options: { reuse: boolean; abortSignal: AbortSignal },
   ): Promise<ChunkSource> {
     let index: BlockIndex | undefined;
     try {
-      const list = await blob.getBlockList('committed', { abortSignal: options.abortSignal });
-      index = blockIndexFromBlockList(
-        (list.committedBlocks ?? []).map((b) => ({ name: b.name, size: b.size })),
-        image,
-      );
+      index = blockIndexFromBlockList(await store.committedBlocks(blob, { abortSignal: options.abortSignal }), image);
     } catch (err) {
       if (options.abortSignal.aborted) throw err;
     }

@@ -15,7 +15,8 @@ import { END_OF_ARCHIVE, entryHeader, padded } from '../../src/images/tar-header
 import type { PublishInput, PublishProgress, PublishResult } from '../../src/publish/input';
 import { startService, startServices, stopService, stopServices } from '../../src/services/embedded';
 import { spawnWorker, type WorkerProcess } from '../../src/services/worker-process';
-import { StorageClients } from '../../src/storage/clients';
+import { AzureBlockStores } from '../../src/storage/azure/azure-block-store';
+import { unlessNotFound, type BlockStores } from '../../src/storage/block-store';
 import { connectClient, temporalView } from '../../src/temporal';
 import { loadTopology } from '../../src/topology/topology';
 import { startFileServer } from './range-server';
@@ -340,7 +341,7 @@ export interface FaultWorld {
   services: ServiceSet;
   client: Client;
   catalog: Catalog;
-  storage: StorageClients;
+  storage: BlockStores;
   /** The environment of this world's worker and agent processes. */
   env: NodeJS.ProcessEnv;
   /** Image names already taken in this world's catalog. */
@@ -351,7 +352,7 @@ export interface FaultWorld {
 export async function openWorld(services: ServiceSet): Promise<FaultWorld> {
   const full = { ...process.env, ...services.env };
   const mongodbUri = services.config.mongodbUri.replace(/\/[^/?]*(\?|$)/, `/vmhub_faults_${randomUUID().slice(0, 8)}$1`);
-  const storage = new StorageClients(loadTopology(services.config.topologyPath, full), full);
+  const storage = new AzureBlockStores(loadTopology(services.config.topologyPath, full), full);
   await storage.ensureContainers();
   const catalog = await Catalog.connect(mongodbUri);
   const client = await connectClient(services.config.temporal);
@@ -677,18 +678,14 @@ const eastPort = (w: FaultWorld) => Number(w.services.env.AZURITE_DC_EAST_PORT);
 const westPort = (w: FaultWorld) => Number(w.services.env.AZURITE_DC_WEST_PORT);
 
 async function blobState(world: FaultWorld, storage: string, blob: string): Promise<{ exists: boolean; uncommitted: number }> {
-  const client = world.storage.container(storage).getBlockBlobClient(blob);
-  const list = await client.getBlockList('uncommitted').catch((err: { statusCode?: number }) => {
-    if (err.statusCode === 404) return undefined;
-    throw err;
-  });
-  return { exists: await client.exists(), uncommitted: list?.uncommittedBlocks?.length ?? 0 };
+  const store = world.storage.store(storage);
+  const list = await unlessNotFound(store.uncommittedBlocks(blob));
+  return { exists: (await unlessNotFound(store.getProperties(blob))) !== undefined, uncommitted: list?.length ?? 0 };
 }
 
 async function blobSha256(world: FaultWorld, storage: string, blob: string): Promise<string> {
-  const response = await world.storage.container(storage).getBlockBlobClient(blob).download();
   const hash = createHash('sha256');
-  for await (const chunk of response.readableStreamBody!) hash.update(chunk as Buffer);
+  for await (const chunk of await world.storage.store(storage).readStream(blob, 0)) hash.update(chunk);
   return hash.digest('hex');
 }
 
@@ -727,12 +724,9 @@ export async function checkInvariants(run: ScenarioRun): Promise<void> {
       if (r.status === 'available') {
         check(r.sha256 && r.metadata, `${where} lacks its SHA-256 or metadata`);
         check(state.exists, `${where} has no committed blob`);
-        const props = await world.storage.container(r.location.storage).getBlockBlobClient(r.location.blob).getProperties();
+        const props = await world.storage.store(r.location.storage).getProperties(r.location.blob);
         check(props.contentLength === r.sizeBytes, `${where}: blob is ${props.contentLength} bytes, record says ${r.sizeBytes}`);
-        check(
-          props.metadata?.sha256 === r.sha256,
-          `${where}: blob metadata sha256 ${props.metadata?.sha256}, record ${r.sha256}`,
-        );
+        check(props.metadata.sha256 === r.sha256, `${where}: blob metadata sha256 ${props.metadata.sha256}, record ${r.sha256}`);
         const actual = await blobSha256(world, r.location.storage, r.location.blob);
         check(actual === r.sha256, `${where}: blob bytes hash to ${actual}, record says ${r.sha256}`);
       } else {

@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { BlockBlobClient } from '@azure/storage-blob';
 import { blockIndexPath } from '../../src/deploy/block-index';
 import { ChunkSource } from '../../src/deploy/local-copy';
 import { blockDigestOf, blockId } from '../../src/storage/block-ids';
+import type { BlockStore } from '../../src/storage/block-store';
 
 /**
  * ChunkSource against a datastore on disk and a stand-in blob: which bytes it copies from an earlier
@@ -33,9 +33,9 @@ function blockList(image: Buffer): { name: string; size: number }[] {
   return list;
 }
 
-/** A blob whose committed block list is the given one; nothing else of it is used. */
-const blobOf = (list: { name: string; size: number }[]) =>
-  ({ getBlockList: () => Promise.resolve({ committedBlocks: list }) }) as unknown as BlockBlobClient;
+/** A store whose blobs' committed block list is the given one; nothing else of it is used. */
+const storeOf = (list: { name: string; size: number }[]) =>
+  ({ committedBlocks: () => Promise.resolve(list) }) as unknown as BlockStore;
 
 const v1 = bytes(10 * BLOCK + 300, 1);
 const v2 = Buffer.from(v1);
@@ -88,7 +88,7 @@ async function readAll(source: ChunkSource, chunk: number) {
 }
 
 const open = (reuse = true, list = blockList(v2)) =>
-  ChunkSource.open(blobOf(list), image, root, { reuse, abortSignal: new AbortController().signal });
+  ChunkSource.open(storeOf(list), 'img/1.0.1/img-1.0.1.iso', image, root, { reuse, abortSignal: new AbortController().signal });
 
 it('copies the shared blocks from the earlier version and fetches only the changed ones', async () => {
   const source = await open();

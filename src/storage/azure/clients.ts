@@ -1,5 +1,5 @@
-import { BlobServiceClient, ContainerClient, StorageSharedKeyCredential, type StoragePipelineOptions } from '@azure/storage-blob';
-import type { StorageLocation, Topology } from '../topology/topology';
+import { BlobServiceClient, StorageSharedKeyCredential, type StoragePipelineOptions } from '@azure/storage-blob';
+import type { StorageLocation } from '../../topology/topology';
 
 /** Azurite's published development key: not a secret, and only ever used for a loopback endpoint. */
 const AZURITE_DEV_ACCOUNT = 'devstoreaccount1';
@@ -32,30 +32,4 @@ export function blobServiceClient(location: StorageLocation, env: NodeJS.Process
     );
   }
   return new BlobServiceClient(location.endpoint, new StorageSharedKeyCredential(accountName, key), PIPELINE);
-}
-
-/** One container client per storage location of the topology, made once per process. */
-export class StorageClients {
-  private readonly containers = new Map<string, ContainerClient>();
-
-  constructor(
-    readonly topology: Topology,
-    private readonly env: NodeJS.ProcessEnv = process.env,
-  ) {}
-
-  container(locationId: string): ContainerClient {
-    let client = this.containers.get(locationId);
-    if (!client) {
-      const location = this.topology.storage.find((s) => s.id === locationId);
-      if (!location) throw new Error(`no storage location ${locationId} in the topology`);
-      client = blobServiceClient(location, this.env).getContainerClient(location.container);
-      this.containers.set(locationId, client);
-    }
-    return client;
-  }
-
-  /** Creates every location's container; harmless when they exist. */
-  async ensureContainers(): Promise<void> {
-    await Promise.all(this.topology.storage.map((s) => this.container(s.id).createIfNotExists()));
-  }
 }

@@ -1,0 +1,147 @@
+import { RestError, type BlockBlobClient, type ContainerClient } from '@azure/storage-blob';
+import type { Topology } from '../../topology/topology';
+import {
+  BlockStoreError,
+  type BlobProperties,
+  type Block,
+  type BlockStore,
+  type BlockStoreErrorKind,
+  type BlockStores,
+  type CommitOptions,
+  type StoreOptions,
+  type WriteOptions,
+} from '../block-store';
+import { blobServiceClient } from './clients';
+
+const KIND_OF_CODE = new Map<string, BlockStoreErrorKind>([
+  ['BlobNotFound', 'not-found'],
+  ['ContainerNotFound', 'not-found'],
+  ['BlobAlreadyExists', 'conflict'],
+  ['ConditionNotMet', 'precondition-failed'],
+]);
+const KIND_OF_STATUS = new Map<number, BlockStoreErrorKind>([
+  [404, 'not-found'],
+  [409, 'conflict'],
+  [412, 'precondition-failed'],
+]);
+
+/** The typed outcome of a RestError callers act on; any other error as it is. */
+function typed(err: unknown): unknown {
+  if (!(err instanceof RestError)) return err;
+  const kind = KIND_OF_CODE.get(err.code ?? '') ?? KIND_OF_STATUS.get(err.statusCode ?? 0);
+  if (!kind) return err;
+  return new BlockStoreError(kind, err.message || `${err.code ?? kind} (${err.statusCode})`, { cause: err });
+}
+
+async function call<T>(request: Promise<T>): Promise<T> {
+  try {
+    return await request;
+  } catch (err) {
+    throw typed(err);
+  }
+}
+
+/** One container of an Azure storage account (or Azurite). */
+export class AzureBlockStore implements BlockStore {
+  constructor(private readonly container: ContainerClient) {}
+
+  private blob(name: string): BlockBlobClient {
+    return this.container.getBlockBlobClient(name);
+  }
+
+  async createContainer({ abortSignal }: StoreOptions = {}): Promise<void> {
+    await call(this.container.createIfNotExists({ abortSignal }));
+  }
+
+  async stageBlock(blob: string, id: string, bytes: Buffer, { abortSignal }: StoreOptions = {}): Promise<void> {
+    await call(this.blob(blob).stageBlock(id, bytes, bytes.length, { abortSignal }));
+  }
+
+  async uncommittedBlocks(blob: string, { abortSignal }: StoreOptions = {}): Promise<Block[]> {
+    return (await call(this.blob(blob).getBlockList('uncommitted', { abortSignal }))).uncommittedBlocks ?? [];
+  }
+
+  async committedBlocks(blob: string, { abortSignal }: StoreOptions = {}): Promise<Block[]> {
+    return (await call(this.blob(blob).getBlockList('committed', { abortSignal }))).committedBlocks ?? [];
+  }
+
+  async commitBlocks(blob: string, ids: string[], options: CommitOptions = {}): Promise<{ etag: string }> {
+    const { abortSignal, conditions, contentType, metadata } = options;
+    const response = await call(
+      this.blob(blob).commitBlockList(ids, {
+        abortSignal,
+        conditions,
+        metadata,
+        blobHTTPHeaders: { blobContentType: contentType },
+      }),
+    );
+    return { etag: response.etag! };
+  }
+
+  async getProperties(blob: string, { abortSignal }: StoreOptions = {}): Promise<BlobProperties> {
+    const props = await call(this.blob(blob).getProperties({ abortSignal }));
+    return {
+      etag: props.etag!,
+      contentLength: props.contentLength ?? 0,
+      contentType: props.contentType,
+      metadata: props.metadata ?? {},
+    };
+  }
+
+  async readInto(blob: string, into: Buffer, offset: number, { abortSignal }: StoreOptions = {}): Promise<Buffer> {
+    // One request: the SDK would otherwise split the read into 4 MiB requests.
+    return call(this.blob(blob).downloadToBuffer(into, offset, into.length, { abortSignal, blockSize: into.length }));
+  }
+
+  async readStream(
+    blob: string,
+    offset: number,
+    count?: number,
+    { abortSignal }: StoreOptions = {},
+  ): Promise<AsyncIterable<Buffer>> {
+    // The SDK retries a broken response from where it broke off.
+    const response = await call(this.blob(blob).download(offset, count, { abortSignal, maxRetryRequests: 5 }));
+    return response.readableStreamBody as AsyncIterable<Buffer>;
+  }
+
+  async upload(blob: string, body: Buffer | string, options: WriteOptions = {}): Promise<{ etag: string }> {
+    const { abortSignal, contentType, metadata } = options;
+    const response = await call(
+      this.blob(blob).upload(body, Buffer.byteLength(body), {
+        abortSignal,
+        metadata,
+        blobHTTPHeaders: contentType === undefined ? undefined : { blobContentType: contentType },
+      }),
+    );
+    return { etag: response.etag! };
+  }
+
+  async deleteIfExists(blob: string, { abortSignal }: StoreOptions = {}): Promise<boolean> {
+    return (await call(this.blob(blob).deleteIfExists({ deleteSnapshots: 'include', abortSignal }))).succeeded;
+  }
+}
+
+/** One store per storage location of the topology, made once per process. */
+export class AzureBlockStores implements BlockStores {
+  private readonly stores = new Map<string, AzureBlockStore>();
+
+  constructor(
+    readonly topology: Topology,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
+
+  store(locationId: string): BlockStore {
+    let store = this.stores.get(locationId);
+    if (!store) {
+      const location = this.topology.storage.find((s) => s.id === locationId);
+      if (!location) throw new Error(`no storage location ${locationId} in the topology`);
+      store = new AzureBlockStore(blobServiceClient(location, this.env).getContainerClient(location.container));
+      this.stores.set(locationId, store);
+    }
+    return store;
+  }
+
+  async ensureContainers(): Promise<void> {
+    await Promise.all(this.topology.storage.map((s) => this.store(s.id).createContainer()));
+  }
+}
