@@ -9,7 +9,8 @@ import { checkCapacity } from '../sddc/registry';
 import type { Deprecation } from '../lifecycle/deprecation';
 import type { RetentionPolicy } from '../lifecycle/retention';
 import type { BlobLocation } from '../publish/input';
-import type { InstantiateCheck, LibraryPlacement, SddcTarget } from '../sddc/target';
+import type { InstantiateCheck, LibraryPlacement } from '../sddc/kinds/content-library';
+import type { SddcTarget } from '../sddc/target';
 
 /** The catalog in MongoDB (docs/architecture.md): image versions, replicas, SDDCs, deployments and their attempts. */
 export type VersionStatus = 'uploading' | 'available' | 'failed' | 'cancelled' | 'retiring' | 'retired';
