@@ -208,11 +208,7 @@ export function resultTable(result: DeployResult): string[] {
     r.status,
     r.source ?? '-',
     transferred(r),
-    r.status === 'failed'
-      ? (r.reason ?? 'no reason recorded')
-      : r.target
-        ? describePlacement(r.target)
-        : (r.path ?? r.reason ?? ''),
+    r.status === 'failed' ? (r.reason ?? 'no reason recorded') : (describePlacement(r) ?? r.reason ?? ''),
   ]);
   return [
     ...summary,

@@ -19,6 +19,11 @@ export function formatBytes(bytes: number): string {
   return unit === 0 ? `${bytes} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${UNITS[unit]}`;
 }
 
+/** Memory in MiB as a person reads it: 524288 → "512 GiB". */
+export function formatMiB(mib: number): string {
+  return formatBytes(mib * 2 ** 20).replace(/\.0 /, ' ');
+}
+
 /** An SDDC's capacity as people read it: `64 CPUs, 512 GiB memory, 4.0 TiB disk`. */
 export function formatCapacity(c: Capacity): string {
   return `${c.cpus} CPU${c.cpus === 1 ? '' : 's'}, ${formatBytes(c.memoryMiB * MiB)} memory, ${formatBytes(c.diskGiB * GiB)} disk`;

@@ -7,7 +7,7 @@ import type { AgentActivities } from '../src/activities/agent';
 import type { ContentLibraryActivities } from '../src/activities/content-library';
 import type { DeploymentPlan } from '../src/activities/deploy';
 import type { DeployResult, DeployResultRow } from '../src/deploy/input';
-import type { ContentLibraryTarget, LibraryPlacement } from '../src/sddc/target';
+import type { ContentLibraryTarget, LibraryPlacement } from '../src/sddc/kinds/content-library';
 import {
   fleetPlanOf,
   location,

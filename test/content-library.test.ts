@@ -7,7 +7,7 @@ import { CancelledFailure } from '@temporalio/common';
 import type { DeployInput, DeployResult, DeployResultRow } from '../src/deploy/input';
 import type { PublishResult } from '../src/publish/input';
 import { VcenterConnection } from '../src/sddc/library-import';
-import { itemDescription, type ContentLibraryTarget } from '../src/sddc/target';
+import { itemDescription, type ContentLibraryTarget } from '../src/sddc/kinds/content-library';
 import { loadTopology } from '../src/topology/topology';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { isoImage, ovaFromDescriptor, type Member } from './images/build';

@@ -12,7 +12,7 @@ import type { PublishResult } from '../src/publish/input';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, tempDir } from './images/build';
 import { loadTopology } from '../src/topology/topology';
-import type { ContentLibraryTarget } from '../src/sddc/target';
+import type { ContentLibraryTarget } from '../src/sddc/kinds/content-library';
 import { repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
 
 /**

@@ -17,7 +17,7 @@ import type { PublishResult } from '../src/publish/input';
 import { ensureSchedules, RETENTION_SCHEDULE_ID, VERIFY_SCHEDULE_ID } from '../src/schedules';
 import { unlessNotFound } from '../src/storage/block-store';
 import { VcenterConnection } from '../src/sddc/library-import';
-import { libraryItemName, type ContentLibraryTarget } from '../src/sddc/target';
+import { libraryItemName, type ContentLibraryTarget } from '../src/sddc/kinds/content-library';
 import { loadTopology } from '../src/topology/topology';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, isoImage } from './images/build';

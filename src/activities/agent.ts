@@ -8,7 +8,7 @@ import { blockIndexPath } from '../deploy/block-index';
 import { ChunkSource } from '../deploy/local-copy';
 import type { SourceCandidate } from '../deploy/placement';
 import { VmhubError } from '../errors';
-import { BLOB_EXTENSIONS, IMAGE_FORMATS, type ImageFormat } from '../images/format';
+import { BLOB_EXTENSIONS, formatOf, IMAGE_FORMATS, type ImageFormat } from '../images/format';
 import { validateImageName, validateSddcName, validateVersion } from '../names';
 import { isBlockStoreError, type BlockStore, type BlockStores } from '../storage/block-store';
 import { hashPool, type ImageStream } from '../storage/hashing';
@@ -520,7 +520,7 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
       // The bytes are verified in order as they reach the file: a hashing thread reads them back from
       // the page cache, so the lanes hold no chunk in memory and never wait for verification, and what
       // an earlier attempt left on disk is verified the same way.
-      const verify = await hashPool().openStream(input.format === 'iso' ? undefined : input.format);
+      const verify = await hashPool().openStream(formatOf(input.format).inspectOnDeploy ? input.format : undefined);
       verifying = verify;
       let verifiedTo = 0;
       let verification = Promise.resolve();

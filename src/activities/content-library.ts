@@ -21,11 +21,11 @@ import {
 } from '../sddc/library-import';
 import {
   credentialsFor,
-  parseTarget,
   type ContentLibraryTarget,
   type InstantiateCheck,
   type LibraryPlacement,
-} from '../sddc/target';
+} from '../sddc/kinds/content-library';
+import { libraryOf, parseTarget } from '../sddc/target';
 import { VsphereApiError } from '../sddc/vsphere-rest';
 import type { Topology } from '../topology/topology';
 import {
@@ -98,8 +98,8 @@ export function createContentLibraryActivities({ config, sddc, topology, env = p
     const signal = cancellationSignal();
     try {
       checkDownloadInput({ ...input, blob: '', sources: [] }, sddc);
-      const target = parseTarget(input.target, 'content library target');
-      if (target.kind !== 'content-library') throw new VmhubError('InvalidInput', 'the target is not a content library');
+      const target = libraryOf(parseTarget(input.target, 'content library target'));
+      if (!target) throw new VmhubError('InvalidInput', 'the target is not a content library');
       const ref: ImageRef = {
         image: input.image,
         version: input.version,

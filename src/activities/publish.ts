@@ -4,7 +4,7 @@ import type { RunRef } from '../catalog/image-records';
 import type { Config } from '../config';
 import { VmhubError } from '../errors';
 import { withFailures } from '../failures';
-import { CONTENT_TYPES, type ImageFormat } from '../images/format';
+import { CONTENT_TYPES, formatOf, type ImageFormat } from '../images/format';
 import type { ImageMetadata } from '../images/inspect';
 import { peekDescriptor } from '../images/ova';
 import { parseOvf } from '../images/ovf/envelope';
@@ -242,7 +242,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
           async (s, format) => {
             const origin = s.ref.kind === 'http' ? new URL(s.ref.url).host : 'repository';
             let productVersion: string | undefined;
-            if (format !== 'iso') {
+            if (formatOf(format).hasDescriptor) {
               const descriptor = await peekDescriptor((start, end) => s.read(start, end, cancellationSignal()), s.sizeBytes);
               if (descriptor) productVersion = describeOvf(await parseOvf(descriptor)).version;
             }

@@ -1,4 +1,4 @@
-import type { InstantiateCheck, LibraryPlacement } from '../sddc/target';
+import type { InstantiateCheck, LibraryPlacement } from '../sddc/kinds/content-library';
 import { withoutUndefined } from './documents';
 import type { RunRef } from './image-records';
 

@@ -2,10 +2,10 @@ import type { Command } from 'commander';
 import type { ImageVersionRecord, Requirements } from '../catalog/image-records';
 import { lifecycleMark } from '../lifecycle/deprecation';
 import { validateImageName } from '../names';
-import { formatBytes, parseFits } from '../units';
+import { formatBytes, formatMiB, parseFits } from '../units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
-import { formatMiB, print, table } from './output';
+import { print, table } from './output';
 
 export interface ImagesOptions {
   image?: string;

@@ -1,5 +1,3 @@
-import { formatBytes } from '../units';
-
 /**
  * A line for a terminal: names, products and descriptions come from images, which could carry escape
  * sequences that rewrite the screen; every control character is shown as `?`. (JSON escapes them itself.)
@@ -42,11 +40,6 @@ export function table(header: string[], rows: string[][]): string[] {
       .join('  ')
       .trimEnd();
   return [line(header), ...rows.map(line)];
-}
-
-/** Memory in MiB as a person reads it: 524288 → "512 GiB". */
-export function formatMiB(mib: number): string {
-  return formatBytes(mib * 2 ** 20).replace(/\.0 /, ' ');
 }
 
 /** Temporal's status names (`COMPLETED`, `CANCELLED`) as the CLI prints them everywhere: lowercase. */

@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import type { SddcRecord } from '../catalog/sddc-records';
 import { checkNewSddc, createSddc, defaultTaskQueue } from '../sddc/registry';
-import type { TargetOptions } from '../sddc/target';
+import { describeTarget, parseTarget, targetAddNote, type TargetOptions } from '../sddc/target';
 import { loadTopology, type Capacity } from '../topology/topology';
 import { formatCapacity, parseCpus, parseDiskGiB, parseMemoryMiB } from '../units';
 import { examples, jsonOption, requiredOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';
-import { givenTarget, sddcGroup, targetOptions, targetText } from './sddc';
+import { givenTarget, sddcGroup, targetOptions } from './sddc';
 
 export interface SddcAddOptions {
   name: string;
@@ -24,7 +24,7 @@ export async function run(options: SddcAddOptions, deps: CliDeps): Promise<SddcR
     dataCenter: options.dc,
     taskQueue: options.taskQueue ?? defaultTaskQueue(options.name),
     capacity: options.capacity,
-    target: givenTarget(options.name, options.target) ?? { kind: 'directory' },
+    target: givenTarget(options.name, options.target) ?? parseTarget(undefined),
   });
   return createSddc((await deps.catalog()).sddcs, sddc);
 }
@@ -32,7 +32,7 @@ export async function run(options: SddcAddOptions, deps: CliDeps): Promise<SddcR
 export function renderText(r: SddcRecord): string[] {
   return [
     `registered ${r.name} in ${r.dataCenter} (task queue ${r.taskQueue}): ${formatCapacity(r.capacity)}`,
-    `deploys into ${targetText(r)}${r.target?.kind === 'content-library' ? `; its agent logs in with $${r.target.usernameEnv} and $${r.target.passwordEnv}` : ''}`,
+    `deploys into ${describeTarget(r.target)}${targetAddNote(r.target)}`,
     `start its agent with \`npm run agent -- ${r.name}\``,
   ];
 }

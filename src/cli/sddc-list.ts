@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import type { SddcRecord } from '../catalog/sddc-records';
+import { targetLabel } from '../sddc/target';
 import { jsonOption } from './command';
 import type { CliDeps } from './deps';
-import { formatMiB, print, table } from './output';
+import { formatMiB } from '../units';
+import { print, table } from './output';
 import { sddcGroup } from './sddc';
 
 export async function run(_options: Record<string, never>, deps: CliDeps): Promise<SddcRecord[]> {
@@ -20,7 +22,7 @@ export function renderText(list: SddcRecord[]): string[] {
       String(s.capacity.cpus),
       formatMiB(s.capacity.memoryMiB),
       formatMiB(s.capacity.diskGiB * 1024),
-      s.target?.kind === 'content-library' ? 'content library' : 'directory',
+      targetLabel(s.target),
     ]),
   );
 }

@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
 import type { SddcRecord } from '../catalog/sddc-records';
+import { describeTarget } from '../sddc/target';
 import { formatCapacity } from '../units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';
-import { sddcGroup, targetText } from './sddc';
+import { sddcGroup } from './sddc';
 
 export async function run(options: { name: string }, deps: CliDeps): Promise<SddcRecord> {
   return (await deps.catalog()).sddcs.require(options.name);
@@ -16,7 +17,7 @@ export function renderText(r: SddcRecord): string[] {
     `data center ${r.dataCenter}`,
     `task queue  ${r.taskQueue}`,
     `capacity    ${formatCapacity(r.capacity)}`,
-    `deploys to  ${targetText(r)}`,
+    `deploys to  ${describeTarget(r.target)}`,
     `registered  ${r.createdAt.toISOString()}`,
     ...(r.updatedAt ? [`updated     ${r.updatedAt.toISOString()}`] : []),
   ];

@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import type { SddcRecord } from '../catalog/sddc-records';
 import { checkSddcChanges, updateSddc } from '../sddc/registry';
-import type { TargetOptions } from '../sddc/target';
+import { describeTarget, type TargetOptions } from '../sddc/target';
 import { loadTopology, type Capacity } from '../topology/topology';
 import { formatCapacity, parseCapacity } from '../units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';
-import { givenTarget, sddcGroup, targetOptions, targetText } from './sddc';
+import { givenTarget, sddcGroup, targetOptions } from './sddc';
 
 /** Only the fields given change: each capacity field on its own, a target as a whole. */
 export interface SddcUpdateOptions {
@@ -32,7 +32,7 @@ export async function run(options: SddcUpdateOptions, deps: CliDeps): Promise<Sd
 export function renderText(r: SddcRecord): string[] {
   return [
     `updated ${r.name} in ${r.dataCenter} (task queue ${r.taskQueue}): ${formatCapacity(r.capacity)}`,
-    `deploys into ${targetText(r)}`,
+    `deploys into ${describeTarget(r.target)}`,
   ];
 }
 

@@ -1,6 +1,5 @@
-import type { Command } from 'commander';
-import type { SddcRecord } from '../catalog/sddc-records';
-import { targetFromOptions, type SddcTarget, type TargetOptions } from '../sddc/target';
+import { Option, type Command } from 'commander';
+import { TARGET_OPTIONS, targetFromOptions, type SddcTarget, type TargetOptions } from '../sddc/target';
 
 /** The `sddc` command group, made once and shared by its subcommand modules. */
 export function sddcGroup(program: Command): Command {
@@ -15,28 +14,16 @@ export function sddcGroup(program: Command): Command {
     );
 }
 
-/** Where an SDDC's agent puts images: the options `sddc add` and `sddc update` share. */
+/** Where an SDDC's agent puts images: the options `sddc add` and `sddc update` share, every target kind's. */
 export function targetOptions(command: Command): Command {
-  return command
-    .option('--vcenter <url>', "deploy into this vCenter's content library (default: a directory of the agent's datastore)")
-    .option('--library <name>', 'the content library, created when missing (default vmhub)')
-    .option('--datastore <name>', "a new library's datastore (default: the vCenter's first)")
-    .option('--resource-pool <name>', 'where instantiate checks deploy (default: the first cluster)')
-    .option('--username-env <VAR>', "the agent's variable holding the vCenter user (default VMHUB_VC_<NAME>_USERNAME)")
-    .option('--password-env <VAR>', "the agent's variable holding the vCenter password (default VMHUB_VC_<NAME>_PASSWORD)")
-    .option('--insecure-tls', "accept the vCenter's certificate without a CA (simulators, labs)")
-    .option('--instantiate', 'check every deployment by making a VM from the item and removing it');
+  return TARGET_OPTIONS.reduce((c, o) => c.option(o.flags, o.description), command);
 }
+
+/** The names commander gives those options' values. */
+const TARGET_KEYS = TARGET_OPTIONS.map((o) => new Option(o.flags).attributeName() as keyof TargetOptions);
 
 /** The target the options of {@link targetOptions} describe; undefined when none was given. */
 export function givenTarget(name: string, opts: TargetOptions): SddcTarget | undefined {
-  const { vcenter, library, datastore, resourcePool, usernameEnv, passwordEnv, insecureTls, instantiate } = opts;
-  const target = { vcenter, library, datastore, resourcePool, usernameEnv, passwordEnv, insecureTls, instantiate };
+  const target = Object.fromEntries(TARGET_KEYS.map((k) => [k, opts[k]])) as TargetOptions;
   return Object.values(target).some((v) => v !== undefined) ? targetFromOptions(name, target) : undefined;
-}
-
-export function targetText(s: SddcRecord): string {
-  return s.target?.kind === 'content-library'
-    ? `content library ${s.target.library} on ${s.target.vcenter}`
-    : "a directory of its agent's datastore";
 }

@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
 import { originalSource, type DeploymentRecord } from '../catalog/deployment-records';
 import type { ImageVersionRecord, VersionOverlap } from '../catalog/image-records';
+import { formatOf } from '../images/format';
 import { lifecycleLines } from '../lifecycle/deprecation';
 import { describePlacement } from '../sddc/target';
-import { formatBytes } from '../units';
+import { formatBytes, formatMiB } from '../units';
 import { parseRef, unknownVersion } from './checks';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
-import { formatMiB, print, table } from './output';
+import { print, table } from './output';
 
 export interface ShowOptions {
   image: string;
@@ -38,21 +39,6 @@ function overlapLine(o: VersionOverlap): string {
   return `overlap    ${o.sharedBlocks} of ${o.blockCount} blocks (${percent} %) shared with ${o.previousVersion}`;
 }
 
-function metadataLines(m: ImageVersionRecord['metadata']): string[] {
-  if (m?.kind === 'ova') {
-    return [
-      `product    ${[m.vendor, m.product, m.fullVersion ?? m.version].filter(Boolean).join(' ')}`,
-      `os         ${[m.os?.osType, m.os?.description].filter(Boolean).join(' — ')}`,
-      `hardware   ${m.hardwareFamily.join(' ')} ${m.firmware}, ${m.cpus} CPU, ${formatMiB(m.memoryMiB)}`,
-      ...m.disks.map(
-        (d) => `disk       ${d.diskId} ${d.capacityBytes !== undefined ? formatBytes(d.capacityBytes) : d.capacityUnresolved}`,
-      ),
-    ];
-  }
-  if (m?.kind === 'iso') return [`volume     ${m.volumeId}${m.bootable ? ' (bootable)' : ''}`];
-  return [];
-}
-
 export function renderText(r: ShowResult): string[] {
   return [
     `${r.image}@${r.version}  ${r.status}  ${r.format}  ${formatBytes(r.sizeBytes)}`,
@@ -60,7 +46,7 @@ export function renderText(r: ShowResult): string[] {
     `blob       ${r.location.storage}/${r.location.container}/${r.location.blob}`,
     ...lifecycleLines(r, new Date()),
     ...(r.overlap ? [overlapLine(r.overlap)] : []),
-    ...metadataLines(r.metadata),
+    ...(r.metadata ? formatOf(r.format).metadataLines(r.metadata) : []),
     ...(r.replicas.length > 0
       ? [
           '',
@@ -80,7 +66,7 @@ export function renderText(r: ShowResult): string[] {
               d.status,
               String(Math.max(d.attempts?.length ?? 0, 1)),
               sourceText(d),
-              (d.target ? describePlacement(d.target) : (d.path ?? d.error ?? '')) +
+              (describePlacement(d) ?? d.error ?? '') +
                 (d.instantiated
                   ? `, instantiated as ${d.instantiated.vm} (${d.instantiated.cpus} CPU, ${formatMiB(d.instantiated.memoryMiB)}) and removed`
                   : ''),

@@ -1,5 +1,5 @@
 import { VmhubError } from '../errors';
-import type { ImageFormat } from './format';
+import { formatOf, type ImageFormat } from './format';
 import { ISO_HEAD_BYTES, parseIso, type IsoMetadata } from './iso';
 import { OvaInspector, type OvaMetadata } from './ova';
 
@@ -42,9 +42,16 @@ function checkMetadataSize(metadata: ImageMetadata): ImageMetadata {
   return metadata;
 }
 
-/** OVF packages are published as an OVA assembled from the package, so both read as archives. */
+/** The inspectors a format record names, by the metadata kind each reads. */
+const INSPECTORS = {
+  ova: () => new OvaInspector(),
+  iso: () => new IsoInspector(),
+} satisfies Record<ImageMetadata['kind'], () => Inspector>;
+
+export type InspectorName = keyof typeof INSPECTORS;
+
 export function createInspector(format: ImageFormat): Inspector {
-  const inspector = format === 'iso' ? new IsoInspector() : new OvaInspector();
+  const inspector = INSPECTORS[formatOf(format).inspector]();
   return {
     write: (chunk) => inspector.write(chunk),
     finish: async () => checkMetadataSize(await inspector.finish()),

@@ -13,8 +13,6 @@ const UPDATE_FILE = '/rest/com/vmware/content/library/item/updatesession/file';
 const DOWNLOAD = '/rest/com/vmware/content/library/item/download-session';
 const DOWNLOAD_FILE = '/rest/com/vmware/content/library/item/downloadsession/file';
 
-export type ItemType = 'ovf' | 'iso';
-
 export interface LibraryInfo {
   id: string;
   name: string;
@@ -114,7 +112,7 @@ export class ContentLibrary {
     }
   }
 
-  createItem(libraryId: string, name: string, type: ItemType, description: string, call?: RestCall): Promise<string> {
+  createItem(libraryId: string, name: string, type: string, description: string, call?: RestCall): Promise<string> {
     return this.rest.post<string>(ITEM, { create_spec: { library_id: libraryId, name, type, description } }, call);
   }
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { VmhubError } from '../errors';
-import type { ImageFormat } from '../images/format';
+import { formatOf, type ImageFormat } from '../images/format';
 import {
   ContentLibrary,
   deploymentError,
@@ -12,7 +12,7 @@ import {
   type LibraryInfo,
   type SessionFile,
 } from './content-library';
-import { isoFile, ovaMembers, type LibraryFile } from './package-files';
+import { ovaMembers, wholeImageFile, type LibraryFile } from './package-files';
 import {
   itemDescription,
   itemState,
@@ -22,7 +22,7 @@ import {
   type Credentials,
   type ItemState,
   type LibraryPlacement,
-} from './target';
+} from './kinds/content-library';
 import { VimSession } from './vim-soap';
 import { VsphereApiError, VsphereRest } from './vsphere-rest';
 
@@ -146,9 +146,13 @@ export interface ImportResult {
   bytesSkipped: number;
 }
 
-/** The files of the item an image becomes: an OVA's members (an OVF template), or the ISO itself. */
+/** The files of the item an image becomes: an OVA's members (an OVF template), or the image itself (an ISO). */
 async function itemFilesOf(ref: ImageRef, options: ImportOptions): Promise<LibraryFile[]> {
-  if (ref.format === 'iso') return [isoFile(`${libraryItemName(ref.image, ref.version)}.iso`, ref.sizeBytes, ref.sha256)];
+  const format = formatOf(ref.format);
+  if (!format.libraryItem.members) {
+    const name = `${libraryItemName(ref.image, ref.version)}.${format.blobExtension}`;
+    return [wholeImageFile(name, ref.sizeBytes, ref.sha256)];
+  }
   return ovaMembers(options.file, {
     signal: options.signal,
     onBytes: (bytesRead) => options.onProgress?.({ file: 'reading the OVA', bytesDone: bytesRead, bytesTotal: ref.sizeBytes }),
@@ -174,7 +178,7 @@ export async function importImage(conn: VcenterConnection, ref: ImageRef, option
       await cl.createItem(
         library.id,
         name,
-        ref.format === 'iso' ? 'iso' : 'ovf',
+        formatOf(ref.format).libraryItem.type,
         itemDescription(ref.image, ref.version, ref.sha256, true),
         call,
       );

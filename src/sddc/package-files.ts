@@ -18,8 +18,8 @@ export interface LibraryFile {
 
 const READ_CHUNK = 4 * 1024 * 1024;
 
-/** An ISO item's one file: the image itself, whose SHA-256 the download has already checked. */
-export function isoFile(name: string, sizeBytes: number, sha256: string): LibraryFile {
+/** The one file of an item that is the image itself (an ISO), whose SHA-256 the download has already checked. */
+export function wholeImageFile(name: string, sizeBytes: number, sha256: string): LibraryFile {
   return { name, offset: 0, size: sizeBytes, sha256 };
 }
 

@@ -1,213 +1,96 @@
-import { VmhubError } from '../errors';
+import { contentLibrary, type ContentLibraryTarget, type LibraryOptions } from './kinds/content-library';
+import { directory } from './kinds/directory';
+import { failer, type PlacementFields, type TargetKind } from './kinds/kind';
 
 /**
- * Where an SDDC keeps a deployed image: a directory of its agent's datastore, or its vCenter's
- * content library, reached through the vSphere Automation REST API. Plain data and plain functions: the
- * workflow bundle imports the types.
+ * Where an SDDC keeps a deployed image: each kind is one record in ./kinds, listed here. Plain data and
+ * plain functions: the workflow bundle imports them.
  */
-export type SddcTarget = DirectoryTarget | ContentLibraryTarget;
+const KINDS = [contentLibrary, directory] as const;
 
-export interface DirectoryTarget {
-  kind: 'directory';
+/** An SDDC without a target (the topology's or the CLI's) keeps images in a directory. */
+const DEFAULT_KIND = directory;
+
+type Kind = (typeof KINDS)[number];
+type TargetOf<K> = K extends TargetKind<infer T, infer _P, infer _O> ? T : never;
+type PlacementOf<K> = K extends TargetKind<infer _T, infer P, infer _O> ? P : never;
+
+export type SddcTarget = TargetOf<Kind>;
+/** Where a deployed copy lives. */
+export type Placement = PlacementOf<Kind>;
+/** `vmhub sddc add`'s and `update`'s target options: every kind's. */
+export type TargetOptions = LibraryOptions;
+
+type AnyKind = TargetKind<{ kind: string }, { kind: string }, TargetOptions>;
+
+/** The record of a target's or a placement's kind (given only values of its kind); unknown kinds get the default's. */
+function recordOf(value: { kind: string }): AnyKind {
+  return (KINDS.find((k) => k.kind === value.kind) ?? DEFAULT_KIND) as unknown as AnyKind;
 }
 
-export interface ContentLibraryTarget {
-  kind: 'content-library';
-  /** The vCenter's base URL, e.g. https://vcenter.example.com/ */
-  vcenter: string;
-  /** A local library, created on `datastore` when missing. */
-  library: string;
-  /** Datastore name for a new library; default the first datastore the vCenter lists. */
-  datastore?: string;
-  /** Resource pool name for the instantiate check; default the root pool of the first cluster. */
-  resourcePool?: string;
-  /** Names of the agent's environment variables holding the vCenter login; never the values. */
-  usernameEnv: string;
-  passwordEnv: string;
-  /** Accept a certificate no CA vouches for (simulators, lab vCenters). */
-  insecureTls?: boolean;
-  /** Check every deployment by instantiating a VM from the item and removing it again. */
-  instantiate?: boolean;
-}
-
-/** Where an image landed in a content library: a result row's `target`. */
-export interface LibraryPlacement {
-  kind: 'content-library';
-  vcenter: string;
-  library: string;
-  itemId: string;
-  itemName: string;
-}
-
-/** What an instantiate check saw in the VM it deployed from the item, before it removed it. */
-export interface InstantiateCheck {
-  vm: string;
-  cpus: number;
-  memoryMiB: number;
-  removed: boolean;
-}
-
-/** A vCenter login is read only from variables meant for it: a catalog entry cannot name another secret. */
-const ENV_NAME = /^VMHUB_VC_[A-Z0-9_]+$/;
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
-
-export function isLoopbackUrl(url: URL): boolean {
-  return LOOPBACK.has(url.hostname);
+/** A target, or the default kind's for an SDDC registered without one, with its kind's record. */
+function withKind(target: SddcTarget | undefined): { kind: AnyKind; t: SddcTarget } {
+  const t = target ?? parseTarget(undefined);
+  return { kind: recordOf(t), t };
 }
 
 /** Checks a target from the topology, the CLI or a task; what it returns has exactly the known fields. */
 export function parseTarget(raw: unknown, what = 'target'): SddcTarget {
-  const fail = (msg: string): never => {
-    throw new VmhubError('InvalidInput', `${what}: ${msg}`);
-  };
-  if (raw === undefined) return { kind: 'directory' };
+  const fail = failer(what);
+  if (raw === undefined) return DEFAULT_KIND.parse({}, fail);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('must be an object with a kind');
   const t = raw as Record<string, unknown>;
-  if (t.kind === 'directory') return { kind: 'directory' };
-  if (t.kind !== 'content-library') return fail(`kind must be "content-library" or "directory", not ${JSON.stringify(t.kind)}`);
-  let url: URL | undefined;
-  try {
-    url = new URL(String(t.vcenter));
-  } catch {
-    fail(`vcenter ${JSON.stringify(t.vcenter)} is not a URL`);
+  const kind = KINDS.find((k) => k.kind === t.kind);
+  if (!kind) return fail(`kind must be ${KINDS.map((k) => JSON.stringify(k.kind)).join(' or ')}, not ${JSON.stringify(t.kind)}`);
+  return kind.parse(t, fail);
+}
+
+/** Every kind's own `vmhub sddc add`/`update` options. */
+export const TARGET_OPTIONS = KINDS.flatMap((k) => k.options);
+
+/** The target the CLI options describe; without any, the default kind's. */
+export function targetFromOptions(sddc: string, options: TargetOptions): SddcTarget {
+  for (const kind of KINDS) {
+    const target = kind.fromOptions?.(sddc, options);
+    if (target) return target;
   }
-  const plainUrl = !url!.username && !url!.password && !url!.search && !url!.hash;
-  if (!plainUrl || !/^https?:$/.test(url!.protocol)) fail('vcenter must be an https URL without credentials, query or fragment');
-  // The login travels in the clear over http: only a vCenter on this machine may be reached that way.
-  if (url!.protocol === 'http:' && !isLoopbackUrl(url!)) fail('vcenter must use https unless it is on the loopback');
-  const name = (key: string, value: unknown, optional = false): string | undefined => {
-    if (value === undefined && optional) return undefined;
-    if (typeof value !== 'string' || value.length === 0 || value.length > 80 || /[\0-\x1f/\\]/.test(value))
-      fail(`${key} must be a name of 1 to 80 characters without slashes or control characters`);
-    return value as string;
-  };
-  for (const key of ['usernameEnv', 'passwordEnv']) {
-    if (typeof t[key] !== 'string' || !ENV_NAME.test(t[key])) fail(`${key} must name an environment variable VMHUB_VC_…`);
+  return parseTarget(undefined);
+}
+
+/** The content library a deploy imports into and a retire removes the item from; undefined for a kind without one. */
+export function libraryOf(target: SddcTarget | undefined): ContentLibraryTarget | undefined {
+  const { kind, t } = withKind(target);
+  return kind.library(t);
+}
+
+/** `vmhub sddc list`'s TARGET column. */
+export function targetLabel(target: SddcTarget | undefined): string {
+  return withKind(target).kind.label;
+}
+
+/** Where an SDDC deploys into, for `vmhub sddc show/add/update`. */
+export function describeTarget(target: SddcTarget | undefined): string {
+  const { kind, t } = withKind(target);
+  return kind.describe(t);
+}
+
+/** What `vmhub sddc add` says after where the SDDC deploys into. */
+export function targetAddNote(target: SddcTarget | undefined): string {
+  const { kind, t } = withKind(target);
+  return kind.addNote(t);
+}
+
+/** Where a row's copy is: the first kind that finds its place in the row. */
+function rowPlacement(row: PlacementFields): Placement | undefined {
+  for (const kind of KINDS) {
+    const placement = kind.placement(row);
+    if (placement) return placement;
   }
-  for (const key of ['insecureTls', 'instantiate']) {
-    if (t[key] !== undefined && typeof t[key] !== 'boolean') fail(`${key} must be true or false`);
-  }
-  const target: ContentLibraryTarget = {
-    kind: 'content-library',
-    vcenter: url!.href,
-    library: name('library', t.library)!,
-    usernameEnv: t.usernameEnv as string,
-    passwordEnv: t.passwordEnv as string,
-  };
-  const datastore = name('datastore', t.datastore, true);
-  const resourcePool = name('resourcePool', t.resourcePool, true);
-  if (datastore) target.datastore = datastore;
-  if (resourcePool) target.resourcePool = resourcePool;
-  if (t.insecureTls === true) target.insecureTls = true;
-  if (t.instantiate === true) target.instantiate = true;
-  return target;
+  return undefined;
 }
 
-export interface Credentials {
-  username: string;
-  password: string;
-}
-
-/** vcsim's own login, which it takes when it was started without one: like Azurite's key, only for the loopback. */
-const SIMULATOR_LOGIN: Credentials = { username: 'user', password: 'pass' };
-
-/**
- * The vCenter login from the agent's environment. `forbidden` names variables the agent must never send
- * to a vCenter (its storage credentials), whatever the catalog asks for.
- */
-export function credentialsFor(
-  target: ContentLibraryTarget,
-  env: NodeJS.ProcessEnv,
-  forbidden: ReadonlySet<string> = new Set(),
-): Credentials {
-  for (const key of [target.usernameEnv, target.passwordEnv]) {
-    if (!ENV_NAME.test(key))
-      throw new VmhubError('InvalidInput', `a vCenter login is read only from VMHUB_VC_* variables, not ${key}`);
-    if (forbidden.has(key))
-      throw new VmhubError('InvalidInput', `${key} holds a storage credential; it is never sent to a vCenter`);
-  }
-  const username = env[target.usernameEnv];
-  const password = env[target.passwordEnv];
-  if (username && password) return { username, password };
-  if (!username && !password && isLoopbackUrl(new URL(target.vcenter))) return SIMULATOR_LOGIN;
-  throw new VmhubError(
-    'InvalidInput',
-    `no vCenter login for ${target.vcenter}: set ${target.usernameEnv} and ${target.passwordEnv} in the agent's environment`,
-  );
-}
-
-/** The library item of an image version: `<image>-<version>`. */
-export function libraryItemName(image: string, version: string): string {
-  return `${image}-${version}`;
-}
-
-/**
- * An item's description records what it holds. An item still being imported says so, so a new attempt
- * knows to finish it rather than take it for a finished one.
- */
-const IMPORTING = ' (import in progress)';
-
-export function itemDescription(image: string, version: string, sha256: string, importing: boolean): string {
-  return `vmhub image ${image} ${version} sha256:${sha256}${importing ? IMPORTING : ''}`;
-}
-
-export type ItemState = 'absent' | 'present' | 'importing' | 'conflict';
-
-/** What an item under the image's name holds, judged by its description: only vmhub's own, with this SHA-256, is ours. */
-export function itemState(description: string | undefined | null, sha256: string, exists: boolean): ItemState {
-  if (!exists) return 'absent';
-  const m = /^vmhub image \S+ \S+ sha256:([0-9a-f]{64})( \(import in progress\))?$/.exec(description ?? '');
-  if (!m || m[1] !== sha256) return 'conflict';
-  return m[2] ? 'importing' : 'present';
-}
-
-/** The SHA-256 an item's description records, for a conflict message. */
-export function recordedSha256(description: string | undefined | null): string | undefined {
-  return /sha256:([0-9a-f]{64})/.exec(description ?? '')?.[1];
-}
-
-/** One line saying where an image is in a content library, for people. */
-export function describePlacement(p: LibraryPlacement): string {
-  return `library ${p.library}/${p.itemName} on ${p.vcenter} (item ${p.itemId})`;
-}
-
-/** `vmhub sddc add`'s target options: with `--vcenter` a content library, without one a directory. */
-export interface TargetOptions {
-  vcenter?: string;
-  library?: string;
-  datastore?: string;
-  resourcePool?: string;
-  usernameEnv?: string;
-  passwordEnv?: string;
-  insecureTls?: boolean;
-  instantiate?: boolean;
-}
-
-/**
- * The target those options describe. The login variables default to `VMHUB_VC_<SDDC>_USERNAME` and
- * `_PASSWORD` (east-3 → VMHUB_VC_EAST_3_…), as the default topology names them.
- */
-export function targetFromOptions(sddc: string, o: TargetOptions): SddcTarget {
-  if (o.vcenter === undefined) {
-    const stray = Object.entries(o).filter(([, v]) => v !== undefined && v !== false);
-    if (stray.length > 0) {
-      throw new VmhubError('InvalidInput', `the content library options (${stray.map(([k]) => k).join(', ')}) need --vcenter`);
-    }
-    return { kind: 'directory' };
-  }
-  const env = `VMHUB_VC_${sddc.toUpperCase().replace(/-/g, '_')}`;
-  return parseTarget(
-    {
-      kind: 'content-library',
-      vcenter: o.vcenter,
-      library: o.library ?? 'vmhub',
-      datastore: o.datastore,
-      resourcePool: o.resourcePool,
-      usernameEnv: o.usernameEnv ?? `${env}_USERNAME`,
-      passwordEnv: o.passwordEnv ?? `${env}_PASSWORD`,
-      insecureTls: o.insecureTls,
-      instantiate: o.instantiate,
-    },
-    'content library target',
-  );
+/** One line saying where a row's copy is, for people; undefined when the row names no place. */
+export function describePlacement(row: PlacementFields): string | undefined {
+  const placement = rowPlacement(row);
+  return placement && recordOf(placement).describePlacement(placement);
 }

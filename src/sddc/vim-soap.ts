@@ -1,5 +1,5 @@
 import { Parser, processors } from 'xml2js';
-import type { Credentials } from './target';
+import type { Credentials } from './kinds/content-library';
 import { VcenterHttp } from './http';
 import { VsphereApiError } from './vsphere-rest';
 

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Catalog } from '../catalog/catalog';
 import { loadConfig, type Config } from '../config';
 import { registerDefaultSddcs, type DefaultSddc } from '../sddc/registry';
+import { libraryOf } from '../sddc/target';
 import { loadTopology, type Topology } from '../topology/topology';
 import { azuriteBlobScript, catalogServer, temporalBinary, vcsimBinary } from './tools';
 
@@ -160,12 +161,13 @@ function vcsimServices(topology: Topology, dir: (name: string) => string, env: N
   const specs: Array<() => ServiceSpec> = [];
   const ports = new Set<number>();
   for (const sddc of topology.sddcs) {
-    if (sddc.target.kind !== 'content-library') continue;
-    const url = new URL(sddc.target.vcenter);
+    const library = libraryOf(sddc.target);
+    if (!library) continue;
+    const url = new URL(library.vcenter);
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
     if (!LOOPBACK.has(url.hostname) || ports.has(port)) continue;
     ports.add(port);
-    const { usernameEnv, passwordEnv } = sddc.target;
+    const { usernameEnv, passwordEnv } = library;
     specs.push(() => {
       const state = dir(`vcsim/${sddc.name}`);
       const login: string[] = [];

@@ -1,4 +1,4 @@
-import { decideFormat, SNIFF_BYTES, type ImageFormat } from '../images/format';
+import { decideFormat, formatOf, SNIFF_BYTES, type ImageFormat } from '../images/format';
 import { VmhubError } from '../errors';
 import { openSource } from './open';
 import { OvfPackageSource } from './ovf-package';
@@ -30,7 +30,7 @@ export async function openImageSource(source: string, roots: string[], options: 
   try {
     const head = raw.sizeBytes === 0 ? Buffer.alloc(0) : await raw.read(0, Math.min(SNIFF_BYTES, raw.sizeBytes), signal);
     const format = decideFormat(head, options.declared, source);
-    if (format === 'ovf') image = await OvfPackageSource.open(raw, roots, { signal, policy });
+    if (formatOf(format).assembledFromPackage) image = await OvfPackageSource.open(raw, roots, { signal, policy });
     if (options.pin !== undefined && image.version !== options.pin) {
       throw new VmhubError('SourceChanged', `${source} changed since it was first read`);
     }

@@ -35,7 +35,9 @@ import {
 } from '../deploy/input';
 import { NON_RETRYABLE_ERROR_TYPES } from '../errors';
 import { asFailure } from '../failures';
-import { libraryItemName, type ContentLibraryTarget } from '../sddc/target';
+import { formatOf } from '../images/format';
+import { libraryItemName, type ContentLibraryTarget } from '../sddc/kinds/content-library';
+import { libraryOf } from '../sddc/target';
 import { formatBytes } from '../units';
 import { BOOKKEEPING } from './activity-options';
 import { deployingLine, detailsText, outcomeLine, sddcTable } from './current-details';
@@ -312,8 +314,9 @@ async function deliver(plan: DeploymentPlan, target: DeploymentTarget, board: Bo
     };
   }
   // Runs that began before content libraries existed keep deploying into the agent's directory.
-  if (sddc.target?.kind === 'content-library' && patched('content-library-import')) {
-    return toLibrary(plan, target, sddc.target, board, instantiate || sddc.target.instantiate === true);
+  const library = libraryOf(sddc.target);
+  if (library && patched('content-library-import')) {
+    return toLibrary(plan, target, library, board, instantiate || library.instantiate === true);
   }
   return download(plan, target, board);
 }
@@ -392,8 +395,7 @@ async function toLibrary(
       target: imported.target,
     };
   }
-  // An ISO item is media, not a VM template: there is nothing to instantiate.
-  if (instantiate && row.target && plan.format !== 'iso' && plan.resources) {
+  if (instantiate && row.target && formatOf(plan.format).canInstantiate && plan.resources) {
     board.phase(p, 'instantiating');
     row.instantiated = await agent.instantiateFromLibrary.executeWithOptions(
       { summary: `instantiate ${item} on ${sddc.name} and remove it` },

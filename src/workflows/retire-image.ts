@@ -14,6 +14,7 @@ import type { AgentLifecycleActivities, DeployedCopy, RetirePlan, RetireTarget }
 import { VmhubError } from '../errors';
 import { asFailure } from '../failures';
 import { validateRetireInput, type RetireInput, type RetireResult } from '../lifecycle/input';
+import { libraryOf } from '../sddc/target';
 import { BOOKKEEPING } from './activity-options';
 import { onAgent } from './deploy-to-sddcs';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
@@ -172,10 +173,11 @@ async function removeFromSddc(plan: Retiring, t: RetireTarget, removing?: { star
   if (removing) startRemoval(removing);
   const { removed } = await agent.removeDeployedCopy.executeWithOptions({ summary: `remove the copy on ${t.sddc}` }, [copy]);
   let libraryItem: string | null = null;
-  if (t.target?.kind === 'content-library') {
+  const library = libraryOf(t.target);
+  if (library) {
     const out = await agent.removeLibraryItem.executeWithOptions(
-      { summary: `remove the item from library ${t.target.library} of ${t.sddc}` },
-      [{ ...copy, target: t.target }],
+      { summary: `remove the item from library ${library.library} of ${t.sddc}` },
+      [{ ...copy, target: library }],
     );
     libraryItem = out.removed?.itemId ?? null;
   }

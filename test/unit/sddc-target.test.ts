@@ -1,12 +1,6 @@
 import { parseTopology } from '../../src/topology/topology';
-import {
-  credentialsFor,
-  itemDescription,
-  itemState,
-  parseTarget,
-  targetFromOptions,
-  type ContentLibraryTarget,
-} from '../../src/sddc/target';
+import { credentialsFor, itemDescription, itemState, type ContentLibraryTarget } from '../../src/sddc/kinds/content-library';
+import { parseTarget, targetFromOptions } from '../../src/sddc/target';
 
 const SHA = 'a'.repeat(64);
 const OTHER = 'b'.repeat(64);

@@ -1,0 +1,219 @@
+import { VmhubError } from '../../errors';
+import { failer, type TargetKind } from './kind';
+
+/** A vCenter's content library, reached through the vSphere Automation REST API. */
+export interface ContentLibraryTarget {
+  kind: 'content-library';
+  /** The vCenter's base URL, e.g. https://vcenter.example.com/ */
+  vcenter: string;
+  /** A local library, created on `datastore` when missing. */
+  library: string;
+  /** Datastore name for a new library; default the first datastore the vCenter lists. */
+  datastore?: string;
+  /** Resource pool name for the instantiate check; default the root pool of the first cluster. */
+  resourcePool?: string;
+  /** Names of the agent's environment variables holding the vCenter login; never the values. */
+  usernameEnv: string;
+  passwordEnv: string;
+  /** Accept a certificate no CA vouches for (simulators, lab vCenters). */
+  insecureTls?: boolean;
+  /** Check every deployment by instantiating a VM from the item and removing it again. */
+  instantiate?: boolean;
+}
+
+/** Where an image landed in a content library: a result row's `target`. */
+export interface LibraryPlacement {
+  kind: 'content-library';
+  vcenter: string;
+  library: string;
+  itemId: string;
+  itemName: string;
+}
+
+/** What an instantiate check saw in the VM it deployed from the item, before it removed it. */
+export interface InstantiateCheck {
+  vm: string;
+  cpus: number;
+  memoryMiB: number;
+  removed: boolean;
+}
+
+/** `vmhub sddc add`'s content library options: `--vcenter` asks for a content library. */
+export interface LibraryOptions {
+  vcenter?: string;
+  library?: string;
+  datastore?: string;
+  resourcePool?: string;
+  usernameEnv?: string;
+  passwordEnv?: string;
+  insecureTls?: boolean;
+  instantiate?: boolean;
+}
+
+/** A vCenter login is read only from variables meant for it: a catalog entry cannot name another secret. */
+const ENV_NAME = /^VMHUB_VC_[A-Z0-9_]+$/;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+function isLoopbackUrl(url: URL): boolean {
+  return LOOPBACK.has(url.hostname);
+}
+
+function parseLibrary(t: Record<string, unknown>, fail: (msg: string) => never): ContentLibraryTarget {
+  let url: URL | undefined;
+  try {
+    url = new URL(String(t.vcenter));
+  } catch {
+    fail(`vcenter ${JSON.stringify(t.vcenter)} is not a URL`);
+  }
+  const plainUrl = !url!.username && !url!.password && !url!.search && !url!.hash;
+  if (!plainUrl || !/^https?:$/.test(url!.protocol)) fail('vcenter must be an https URL without credentials, query or fragment');
+  // The login travels in the clear over http: only a vCenter on this machine may be reached that way.
+  if (url!.protocol === 'http:' && !isLoopbackUrl(url!)) fail('vcenter must use https unless it is on the loopback');
+  const name = (key: string, value: unknown, optional = false): string | undefined => {
+    if (value === undefined && optional) return undefined;
+    if (typeof value !== 'string' || value.length === 0 || value.length > 80 || /[\0-\x1f/\\]/.test(value))
+      fail(`${key} must be a name of 1 to 80 characters without slashes or control characters`);
+    return value as string;
+  };
+  for (const key of ['usernameEnv', 'passwordEnv']) {
+    if (typeof t[key] !== 'string' || !ENV_NAME.test(t[key])) fail(`${key} must name an environment variable VMHUB_VC_…`);
+  }
+  for (const key of ['insecureTls', 'instantiate']) {
+    if (t[key] !== undefined && typeof t[key] !== 'boolean') fail(`${key} must be true or false`);
+  }
+  const target: ContentLibraryTarget = {
+    kind: 'content-library',
+    vcenter: url!.href,
+    library: name('library', t.library)!,
+    usernameEnv: t.usernameEnv as string,
+    passwordEnv: t.passwordEnv as string,
+  };
+  const datastore = name('datastore', t.datastore, true);
+  const resourcePool = name('resourcePool', t.resourcePool, true);
+  if (datastore) target.datastore = datastore;
+  if (resourcePool) target.resourcePool = resourcePool;
+  if (t.insecureTls === true) target.insecureTls = true;
+  if (t.instantiate === true) target.instantiate = true;
+  return target;
+}
+
+/**
+ * The target the options describe: with `--vcenter` a content library, without one none (any other of
+ * its options is then refused). The login variables default to `VMHUB_VC_<SDDC>_USERNAME` and
+ * `_PASSWORD` (east-3 → VMHUB_VC_EAST_3_…), as the default topology names them.
+ */
+function libraryFromOptions(sddc: string, o: LibraryOptions): ContentLibraryTarget | undefined {
+  if (o.vcenter === undefined) {
+    const stray = Object.entries(o).filter(([, v]) => v !== undefined && v !== false);
+    if (stray.length > 0) {
+      throw new VmhubError('InvalidInput', `the content library options (${stray.map(([k]) => k).join(', ')}) need --vcenter`);
+    }
+    return undefined;
+  }
+  const env = `VMHUB_VC_${sddc.toUpperCase().replace(/-/g, '_')}`;
+  const fields = {
+    vcenter: o.vcenter,
+    library: o.library ?? 'vmhub',
+    datastore: o.datastore,
+    resourcePool: o.resourcePool,
+    usernameEnv: o.usernameEnv ?? `${env}_USERNAME`,
+    passwordEnv: o.passwordEnv ?? `${env}_PASSWORD`,
+    insecureTls: o.insecureTls,
+    instantiate: o.instantiate,
+  };
+  return parseLibrary(fields, failer('content library target'));
+}
+
+export const contentLibrary: TargetKind<ContentLibraryTarget, LibraryPlacement, LibraryOptions> = {
+  kind: 'content-library',
+  parse: parseLibrary,
+  options: [
+    {
+      flags: '--vcenter <url>',
+      description: "deploy into this vCenter's content library (default: a directory of the agent's datastore)",
+    },
+    { flags: '--library <name>', description: 'the content library, created when missing (default vmhub)' },
+    { flags: '--datastore <name>', description: "a new library's datastore (default: the vCenter's first)" },
+    { flags: '--resource-pool <name>', description: 'where instantiate checks deploy (default: the first cluster)' },
+    {
+      flags: '--username-env <VAR>',
+      description: "the agent's variable holding the vCenter user (default VMHUB_VC_<NAME>_USERNAME)",
+    },
+    {
+      flags: '--password-env <VAR>',
+      description: "the agent's variable holding the vCenter password (default VMHUB_VC_<NAME>_PASSWORD)",
+    },
+    { flags: '--insecure-tls', description: "accept the vCenter's certificate without a CA (simulators, labs)" },
+    { flags: '--instantiate', description: 'check every deployment by making a VM from the item and removing it' },
+  ],
+  fromOptions: libraryFromOptions,
+  label: 'content library',
+  describe: (t) => `content library ${t.library} on ${t.vcenter}`,
+  addNote: (t) => `; its agent logs in with $${t.usernameEnv} and $${t.passwordEnv}`,
+  library: (t) => t,
+  placement: (row) => row.target,
+  describePlacement: (p) => `library ${p.library}/${p.itemName} on ${p.vcenter} (item ${p.itemId})`,
+};
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+/** vcsim's own login, which it takes when it was started without one: like Azurite's key, only for the loopback. */
+const SIMULATOR_LOGIN: Credentials = { username: 'user', password: 'pass' };
+
+/**
+ * The vCenter login from the agent's environment. `forbidden` names variables the agent must never send
+ * to a vCenter (its storage credentials), whatever the catalog asks for.
+ */
+export function credentialsFor(
+  target: ContentLibraryTarget,
+  env: NodeJS.ProcessEnv,
+  forbidden: ReadonlySet<string> = new Set(),
+): Credentials {
+  for (const key of [target.usernameEnv, target.passwordEnv]) {
+    if (!ENV_NAME.test(key))
+      throw new VmhubError('InvalidInput', `a vCenter login is read only from VMHUB_VC_* variables, not ${key}`);
+    if (forbidden.has(key))
+      throw new VmhubError('InvalidInput', `${key} holds a storage credential; it is never sent to a vCenter`);
+  }
+  const username = env[target.usernameEnv];
+  const password = env[target.passwordEnv];
+  if (username && password) return { username, password };
+  if (!username && !password && isLoopbackUrl(new URL(target.vcenter))) return SIMULATOR_LOGIN;
+  throw new VmhubError(
+    'InvalidInput',
+    `no vCenter login for ${target.vcenter}: set ${target.usernameEnv} and ${target.passwordEnv} in the agent's environment`,
+  );
+}
+
+/** The library item of an image version: `<image>-<version>`. */
+export function libraryItemName(image: string, version: string): string {
+  return `${image}-${version}`;
+}
+
+/**
+ * An item's description records what it holds. An item still being imported says so, so a new attempt
+ * knows to finish it rather than take it for a finished one.
+ */
+const IMPORTING = ' (import in progress)';
+
+export function itemDescription(image: string, version: string, sha256: string, importing: boolean): string {
+  return `vmhub image ${image} ${version} sha256:${sha256}${importing ? IMPORTING : ''}`;
+}
+
+export type ItemState = 'absent' | 'present' | 'importing' | 'conflict';
+
+/** What an item under the image's name holds, judged by its description: only vmhub's own, with this SHA-256, is ours. */
+export function itemState(description: string | undefined | null, sha256: string, exists: boolean): ItemState {
+  if (!exists) return 'absent';
+  const m = /^vmhub image \S+ \S+ sha256:([0-9a-f]{64})( \(import in progress\))?$/.exec(description ?? '');
+  if (!m || m[1] !== sha256) return 'conflict';
+  return m[2] ? 'importing' : 'present';
+}
+
+/** The SHA-256 an item's description records, for a conflict message. */
+export function recordedSha256(description: string | undefined | null): string | undefined {
+  return /sha256:([0-9a-f]{64})/.exec(description ?? '')?.[1];
+}
