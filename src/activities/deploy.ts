@@ -1,68 +1,24 @@
 import { activityInfo } from '@temporalio/activity';
-import type { ImageVersionRecord } from '../catalog/image-records';
-import type { SddcRecord } from '../catalog/sddc-records';
-import { batchesOf, type SddcBatch } from '../deploy/batches';
-import type { Resources } from '../images/ovf/metadata';
-import { capacityShortfall, resourcesOf, sourceOrder, type SourceCandidate } from '../deploy/placement';
 import type { DeployInput, DeployResultRow } from '../deploy/input';
+import {
+  AGENT_ALIVE_MS,
+  checkSddcs,
+  markSourceFailures,
+  planDeployment,
+  planFleet,
+  type DeploymentPlan,
+  type DeploymentTarget,
+  type FleetPlan,
+} from '../deploy/resolve-deploy';
 import { VmhubError } from '../errors';
 import { withFailures } from '../failures';
-import { assertDeployable } from '../lifecycle/deprecation';
-import { dataCentersByDistance } from '../topology/topology';
-import type { ImageToDeploy, SourceFailure } from './agent';
+import type { SourceFailure } from './agent';
 import type { PublishDeps } from './publish';
 
-export interface DeploymentTarget {
-  sddc: Pick<SddcRecord, 'name' | 'dataCenter' | 'taskQueue' | 'target'>;
-  /** Why the version does not fit this SDDC, when it does not. */
-  shortfall?: string;
-  sources: SourceCandidate[];
-}
-
-export interface DeploymentPlan extends ImageToDeploy {
-  targets: DeploymentTarget[];
-  /** What the catalog says the image needs: an instantiate check compares the VM with it. */
-  resources?: Resources;
-}
-
-/** What the parent of a fanned-out deploy plans with. */
-export interface FleetPlan {
-  image: string;
-  version: string;
-  sizeBytes: number;
-  batches: SddcBatch[];
-}
-
-/** A busy agent (every slot downloading) stops polling for a while: five minutes is still alive. */
-export const AGENT_ALIVE_MS = 5 * 60_000;
+export type { DeploymentPlan, DeploymentTarget, FleetPlan };
 
 /** Control-plane side of DeployToSDDCs: resolve the input against the catalog, and record what happened. */
 export function createDeployActivities({ storage, catalog, temporal }: PublishDeps) {
-  /** The available version and the registered SDDCs a deploy input names; UnknownSddc or UnknownImage otherwise. */
-  async function resolve(input: DeployInput): Promise<{ record: ImageVersionRecord & { sha256: string }; sddcs: SddcRecord[] }> {
-    const registered = await catalog.sddcs.list();
-    let sddcs: SddcRecord[];
-    if (input.sddcs === 'all') {
-      if (registered.length === 0) throw new VmhubError('UnknownSddc', 'no SDDC is registered; add one with `vmhub sddc add`');
-      sddcs = registered;
-    } else {
-      const byName = new Map(registered.map((s) => [s.name, s]));
-      const unknown = input.sddcs.filter((n) => !byName.has(n));
-      if (unknown.length > 0)
-        throw new VmhubError(
-          'UnknownSddc',
-          `unknown SDDC ${unknown.join(', ')}; registered: ${registered.map((s) => s.name).join(', ') || 'none'}`,
-        );
-      sddcs = input.sddcs.map((n) => byName.get(n)!);
-    }
-    const record = await catalog.versions.resolve(input.image, input.version);
-    if (record) assertDeployable(record, new Date(), input.force);
-    if (!record || record.status !== 'available' || !record.sha256) {
-      throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version in the catalog`);
-    }
-    return { record: { ...record, sha256: record.sha256 }, sddcs };
-  }
-
   return {
     /**
      * Agents that polled an SDDC's task queue within the last five minutes: none means a download would
@@ -83,47 +39,16 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
 
     /** Fails with UnknownSddc unless every name is registered: checked before a publish uploads anything. */
     async checkSddcs(names: string[]): Promise<void> {
-      return withFailures(async () => {
-        const registered = new Set((await catalog.sddcs.list()).map((s) => s.name));
-        const unknown = names.filter((n) => !registered.has(n));
-        if (unknown.length > 0) throw new VmhubError('UnknownSddc', `unknown SDDC ${unknown.join(', ')}`);
-      });
+      return withFailures(() => checkSddcs(catalog, names));
     },
 
-    /**
-     * What a fanned-out deploy needs to start its batches: the version and the SDDCs' names grouped into
-     * batches, never their sources or placements, so the result stays small for any fleet.
-     */
+    /** The version and the SDDCs' names in batches, for a fanned-out deploy. */
     async planFleet(input: DeployInput): Promise<FleetPlan> {
-      return withFailures(async () => {
-        const { record, sddcs } = await resolve(input);
-        return { image: record.image, version: record.version, sizeBytes: record.sizeBytes, batches: batchesOf(sddcs) };
-      });
+      return withFailures(() => planFleet(catalog, input));
     },
 
     async planDeployment(input: DeployInput): Promise<DeploymentPlan> {
-      return withFailures(async () => {
-        const { record, sddcs } = await resolve(input);
-        const resources = resourcesOf(record);
-        return {
-          image: record.image,
-          version: record.version,
-          format: record.format,
-          sha256: record.sha256,
-          sizeBytes: record.sizeBytes,
-          blob: record.location.blob,
-          resources,
-          targets: sddcs.map((s) => ({
-            sddc: { name: s.name, dataCenter: s.dataCenter, taskQueue: s.taskQueue, target: s.target },
-            shortfall: capacityShortfall(resources, s.capacity),
-            sources: sourceOrder(
-              storage.topology.storage,
-              record.replicas,
-              dataCentersByDistance(storage.topology, s.dataCenter),
-            ),
-          })),
-        };
-      });
+      return withFailures(() => planDeployment(catalog, storage.topology, input));
     },
 
     async recordDeployment(input: { image: string; version: string; row: DeployResultRow }): Promise<void> {
@@ -147,16 +72,7 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
 
     /** Marks the replicas an agent found missing, stale or wrong; the primary is never marked. */
     async markSourceFailures(input: { image: string; version: string; failures: SourceFailure[] }): Promise<void> {
-      for (const f of input.failures) {
-        const location = storage.topology.storage.find((s) => s.id === f.location);
-        // An unreachable replica may answer again in a minute: that is no verdict on its bytes.
-        if (location?.role !== 'replica' || f.status === 'unreachable') continue;
-        await catalog.versions.setReplica(input.image, input.version, {
-          location: f.location,
-          status: f.status,
-          reason: f.reason,
-        });
-      }
+      await markSourceFailures(catalog, storage.topology, input);
     },
   };
 }

@@ -1,4 +1,5 @@
 import { heartbeat } from '@temporalio/activity';
+import type { Liveness } from '../engine-ports';
 
 /** Well inside every activity's heartbeat timeout (15 s for transfers), so a slow step never looks like a dead worker. */
 export const BEAT_INTERVAL_MS = 5_000;
@@ -15,3 +16,6 @@ export async function keepBeating<T>(fn: () => Promise<T>, beat: () => void = ()
     clearInterval(timer);
   }
 }
+
+/** An engine's liveness in an activity: its progress is the activity's heartbeat details. */
+export const heartbeatLiveness: Liveness<unknown> = { beat: heartbeat, keepBeating };

@@ -1,178 +1,33 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { activityInfo, ApplicationFailure, cancellationSignal, log } from '@temporalio/activity';
-import type { RunRef } from '../catalog/image-records';
 import type { Config } from '../config';
 import { VmhubError } from '../errors';
 import { withFailures } from '../failures';
-import { replicaDifference, type BlobState } from '../lifecycle/replica-check';
-import { versionsToRetire } from '../lifecycle/retention';
-import { validateImageName, validateVersion } from '../names';
-import type { SddcTarget } from '../sddc/target';
-import { unlessNotFound, type BlockStore } from '../storage/block-store';
+import { checkReplica, type ReplicaCheck } from '../lifecycle/replica-check';
+import { retentionPlan } from '../lifecycle/retention';
+import { beginRetire, checkRef, type RetirePlan, type RetireTarget, type VersionRef } from '../lifecycle/retire';
+import { versionsToVerify, type VerifyPage } from '../lifecycle/verify-page';
 import { acquireLock, checkDownloadInput, deploymentPaths, lockHolder, releaseLock, type ImageToDeploy } from './agent';
 import { removeEmptyDirs } from './content-library';
 import type { PublishDeps } from './publish';
 import { blockIndexPath } from '../deploy/block-index';
-import { AGENT_ALIVE_MS } from './deploy';
+import { thisRun } from './this-run';
 
-export interface VersionRef {
-  image: string;
-  version: string;
-}
-
-/** An SDDC that holds (or may hold) a copy of the version being retired. */
-export interface RetireTarget {
-  sddc: string;
-  taskQueue: string;
-  target?: SddcTarget;
-}
-
-export type RetirePlan =
-  | { state: 'retired' }
-  | (Omit<ImageToDeploy, 'blob'> & {
-      state: 'retiring';
-      /** `retiring`: this run took the retire over from a closed run, which may have removed copies already. */
-      previous?: 'available' | 'retiring';
-      blob: string;
-      locations: string[];
-      sddcs: RetireTarget[];
-    });
+export type { ReplicaCheck, RetirePlan, RetireTarget, VerifyPage, VersionRef };
 
 /** What an agent needs to find its copy of a version: the name decides the paths, the digest which item is ours. */
 export type DeployedCopy = Omit<ImageToDeploy, 'blob'> & { sddc: string };
 
-export interface ReplicaCheck {
-  location: string;
-  /** `gone`: the version stopped being available (retired, say) since the page was listed. */
-  status: 'verified' | 'stale' | 'gone';
-  reason?: string;
-}
-
-export interface VerifyPage {
-  versions: VersionRef[];
-  replicas: string[];
-  /** Where the next page starts; absent on the last page. */
-  next?: string;
-}
-
-function thisRun(): RunRef {
-  const run = activityInfo().workflowExecution;
-  if (!run) throw new Error('a lifecycle activity runs only inside a workflow');
-  return { workflowId: run.workflowId, runId: run.runId };
-}
-
-function notRetirable(ref: VersionRef, status: string | undefined): VmhubError {
-  return new VmhubError(
-    'UnknownImage',
-    `${ref.image}@${ref.version} is ${status ?? 'not in the catalog'}; only an available version can be retired`,
-  );
-}
-
-function checkRef(ref: VersionRef): void {
-  validateImageName(ref.image);
-  validateVersion(ref.version);
-}
-
-/** The blob's committed block IDs, size and SHA-256 metadata; undefined when there is no blob. */
-async function blobState(store: BlockStore, blob: string, signal: AbortSignal): Promise<BlobState | undefined> {
-  const props = await unlessNotFound(store.getProperties(blob, { abortSignal: signal }));
-  if (!props) return undefined;
-  const list = await store.committedBlocks(blob, { abortSignal: signal });
-  return {
-    blockIds: list.map((b) => b.name),
-    sizeBytes: props.contentLength,
-    sha256: props.metadata.sha256,
-  };
-}
-
-/** The `<image>@<version>` key verify pages are ordered and resumed by. */
-const pageKey = (r: VersionRef) => `${r.image}@${r.version}`;
-
 /**
- * Control-plane side of the lifecycle: RetireImage's claim, blob removal and tombstone; VerifyReplicas'
- * comparison of each replica with the primary; ApplyRetention's choice of versions.
+ * Control-plane side of the lifecycle (src/lifecycle/): RetireImage's claim, blob removal and tombstone;
+ * VerifyReplicas' comparison of each replica with the primary; ApplyRetention's choice of versions.
  */
 export function createLifecycleActivities({ storage, catalog, temporal }: PublishDeps) {
-  /** The registered SDDCs that hold (or may hold) a copy of the version. */
-  async function holders(ref: VersionRef): Promise<RetireTarget[]> {
-    const registered = new Map((await catalog.sddcs.list()).map((s) => [s.name, s]));
-    const targets: RetireTarget[] = [];
-    for (const d of await catalog.deployments.of(ref.image, ref.version)) {
-      const sddc = registered.get(d.sddc);
-      // A skipped attempt may follow one that left a copy (its origin says so); else it never had one.
-      if (d.status === 'removed' || (d.status === 'skipped' && !d.origin) || !sddc) continue;
-      targets.push({ sddc: sddc.name, taskQueue: sddc.taskQueue, target: sddc.target });
-    }
-    return targets;
-  }
-
   return {
-    /**
-     * Claims the version for this retire (status `retiring`: no deploy plans it from now on), unless it is
-     * retired already. Refused, leaving nothing claimed, with NoAgent while an SDDC holding a copy has no
-     * live agent, and with VersionConflict while another open run holds the claim (a closed run's claim
-     * is taken over); refused with DeployRunning while a deploy of it runs. Returns what to remove.
-     */
+    /** Claims the version for this retire, unless it is retired already; returns what to remove. */
     async beginRetire(input: VersionRef): Promise<RetirePlan> {
-      return withFailures(async () => {
-        checkRef(input);
-        const { image, version } = input;
-        const before = await catalog.versions.get(image, version);
-        if (before?.status === 'retired') return { state: 'retired' };
-        if (before?.status !== 'available' && before?.status !== 'retiring') throw notRetirable(input, before?.status);
-        const silent: RetireTarget[] = [];
-        for (const t of await holders(input)) {
-          if ((await temporal.recentPollers(t.taskQueue, 'activity', AGENT_ALIVE_MS)) === 0) silent.push(t);
-        }
-        if (silent.length > 0) {
-          throw new VmhubError(
-            'NoAgent',
-            `no agent has polled for ${silent.map((t) => `${t.sddc} (task queue ${t.taskQueue})`).join(', ')} in the last five minutes, and ${image}@${version} has a copy there; start ${silent.map((t) => `\`npm run agent -- ${t.sddc}\``).join(', ')} and retire again (or, for an SDDC gone for good, \`vmhub sddc remove <sddc>\`)`,
-          );
-        }
-        const me = thisRun();
-        let claim = await catalog.versions.beginRetire(image, version, me);
-        if (claim.state === 'owned') {
-          if (claim.owner && !(await temporal.isClosed(claim.owner))) {
-            throw new VmhubError(
-              'VersionConflict',
-              `${image}@${version} is being retired by workflow ${claim.owner.workflowId}; wait for it or cancel it`,
-            );
-          }
-          log.info('taking over a retire left by a closed run', { image, version, previous: claim.owner });
-          if (!(await catalog.versions.takeOverRetire(image, version, me, claim.owner))) {
-            throw new Error(`the retire claim on ${image}@${version} changed while being taken over; retrying`);
-          }
-          claim = await catalog.versions.beginRetire(image, version, me);
-        }
-        if (claim.state === 'retired') return { state: 'retired' };
-        if (claim.state === 'unavailable') throw notRetirable(input, claim.status);
-        if (claim.state !== 'claimed') throw new Error(`${image}@${version} changed while being claimed; retrying`);
-        const { record, previous } = claim;
-        const running = await temporal.runningDeploys(image, version);
-        if (running.length > 0) {
-          // Claimed first, then checked: a deploy starting now no longer plans the version, one running is seen.
-          if (previous === 'available') await catalog.versions.abandonRetire(image, version, me);
-          throw new VmhubError(
-            'DeployRunning',
-            `${image}@${version} is being deployed by ${running.join(', ')}; retire it once that has ended`,
-          );
-        }
-        return {
-          state: 'retiring',
-          previous,
-          image,
-          version,
-          format: record.format,
-          sha256: record.sha256 ?? '',
-          sizeBytes: record.sizeBytes,
-          blob: record.location.blob,
-          locations: storage.topology.storage.map((s) => s.id),
-          // Listed again once claimed: a deploy that recorded its copy meanwhile is included.
-          sddcs: await holders(input),
-        };
-      });
+      return withFailures(() => beginRetire({ catalog, temporal, topology: storage.topology }, input, thisRun(), log));
     },
 
     /** Gives back this run's claim on a version it removed nothing of: the version is available again. */
@@ -200,98 +55,20 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
 
     /** One page of the available versions to verify (one version, one image's, or all), in `<image>@<version>` order. */
     async versionsToVerify(input: { image?: string; version?: string; after?: string; limit: number }): Promise<VerifyPage> {
-      return withFailures(async () => {
-        if (input.image !== undefined) validateImageName(input.image);
-        if (input.version !== undefined) validateVersion(input.version);
-        const all = (
-          await catalog.versions.list(input.image, { status: 'available', ...(input.version ? { version: input.version } : {}) })
-        )
-          .map(({ image, version }) => ({ image, version }))
-          .sort((a, b) => (pageKey(a) < pageKey(b) ? -1 : pageKey(a) > pageKey(b) ? 1 : 0));
-        if (input.image && input.version && all.length === 0) {
-          throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version`);
-        }
-        const rest = input.after === undefined ? all : all.filter((v) => pageKey(v) > input.after!);
-        const versions = rest.slice(0, input.limit);
-        return {
-          versions,
-          replicas: storage.topology.storage.filter((s) => s.role === 'replica').map((s) => s.id),
-          next: rest.length > versions.length ? pageKey(versions[versions.length - 1]) : undefined,
-        };
-      });
+      return withFailures(() => versionsToVerify({ catalog, topology: storage.topology }, input));
     },
 
-    /**
-     * Compares one replica with the primary: committed block list, size and SHA-256 metadata. A replica
-     * that differs is marked `stale` and its blob deleted, so replicateImage writes it afresh rather than
-     * trusting metadata the differing copy may carry.
-     */
+    /** Compares one replica with the primary; one that differs is marked stale and its blob deleted. */
     async checkReplica(input: VersionRef & { location: string }): Promise<ReplicaCheck> {
       return withFailures(async () => {
         checkRef(input);
-        const record = await catalog.versions.get(input.image, input.version);
-        if (record?.status !== 'available') return { location: input.location, status: 'gone' };
-        const signal = cancellationSignal();
-        const blobName = record.location.blob;
-        const primary = await blobState(storage.store(record.location.storage), blobName, signal);
-        if (!primary) {
-          throw new VmhubError('StorageMismatch', `the primary blob of ${input.image}@${input.version} is missing`);
-        }
-        const replicaStore = storage.store(input.location);
-        const replica = await blobState(replicaStore, blobName, signal);
-        const reason = replicaDifference({ ...primary, sha256: record.sha256 }, replica);
-        if (reason === undefined) {
-          const etag = (await replicaStore.getProperties(blobName, { abortSignal: signal })).etag;
-          const kept = await catalog.versions.setReplica(input.image, input.version, {
-            location: input.location,
-            status: 'verified',
-            etag,
-            sha256: record.sha256,
-            verifiedAt: new Date(),
-          });
-          return { location: input.location, status: kept ? 'verified' : 'gone' };
-        }
-        log.warn('replica differs from the primary', {
-          image: input.image,
-          version: input.version,
-          location: input.location,
-          reason,
-        });
-        // Retired since it was read: the retire removes the blob, and nothing is to be replicated again.
-        if (
-          !(await catalog.versions.setReplica(input.image, input.version, { location: input.location, status: 'stale', reason }))
-        ) {
-          return { location: input.location, status: 'gone' };
-        }
-        await replicaStore.deleteIfExists(blobName, { abortSignal: signal });
-        return { location: input.location, status: 'stale', reason };
+        return checkReplica({ storage, catalog }, input, cancellationSignal(), log);
       });
     },
 
-    /**
-     * The versions retention retires now, at most `limit`: first those left `retiring` by a retire that
-     * crashed or was cancelled midway (with a policy or not: their copies may be half gone, and only
-     * finishing the retire ends that), then those under one image's policy or every policy.
-     */
+    /** The versions retention retires now, at most `limit`: half-retired ones first, then those policies name. */
     async retentionPlan(input: { image?: string; limit: number }): Promise<VersionRef[]> {
-      return withFailures(async () => {
-        if (input.image !== undefined) validateImageName(input.image);
-        const policies = input.image
-          ? [await catalog.retention.get(input.image)].filter((p) => p !== null)
-          : await catalog.retention.list();
-        const plan: VersionRef[] = [];
-        for (const v of await catalog.versions.list(input.image, { status: 'retiring' })) {
-          // A retire still running finishes its own version; a retention run would only conflict with it.
-          if (v.retired?.by && !(await temporal.isClosed(v.retired.by))) continue;
-          plan.push({ image: v.image, version: v.version });
-        }
-        for (const policy of policies) {
-          const versions = await catalog.versions.list(policy.image);
-          const held = await catalog.deployments.heldVersions(policy.image);
-          for (const version of versionsToRetire(versions, policy.keep, held)) plan.push({ image: policy.image, version });
-        }
-        return plan.slice(0, input.limit);
-      });
+      return withFailures(() => retentionPlan({ catalog, temporal }, input));
     },
   };
 }

@@ -1,41 +1,14 @@
-import { activityInfo, heartbeat, log } from '@temporalio/activity';
+import { activityInfo, log } from '@temporalio/activity';
 import type { ReplicaRecord } from '../catalog/image-records';
-import { runPool } from '../concurrency';
-import { VmhubError } from '../errors';
 import { withFailures } from '../failures';
-import { blockDigestOf, blockListDigest, parseBlockId } from '../storage/block-ids';
-import { hashPool } from '../storage/hashing';
-import { findLocation } from '../topology/topology';
+import { replicateImage, type ReplicateCheckpoint, type ReplicateInput } from '../publish/replicate';
+import { heartbeatLiveness } from './keep-beating';
 import type { PublishDeps } from './publish';
-import { letFinish, transferSignal } from './transfer-signal';
+import { transferSignal } from './transfer-signal';
 
-export interface ReplicateInput {
-  image: string;
-  version: string;
-  /** The replica storage location to copy to. */
-  location: string;
-}
+export type { ReplicateCheckpoint, ReplicateInput };
 
-/**
- * Heartbeat details of a replication: every block before `next` is on the replica (a retry resumes
- * there), `copied` of them by this run; `bytesDone` of `bytesTotal` are there, for progress readers.
- */
-export interface ReplicateCheckpoint {
-  next: number;
-  copied: number;
-  phase?: 'replicating';
-  location?: string;
-  bytesDone?: number;
-  bytesTotal?: number;
-}
-
-/**
- * Copies a committed image from the primary to a replica location with a streamed ranged copy: each
- * committed block is read from the primary, its bytes checked against the digest in its block ID, and
- * staged on the replica under the same ID; then the replica commits the same block list. Equal block
- * lists (and sizes) mean equal bytes, so the replica is verified without reading it back. Blocks already
- * staged on the replica are skipped, so a retry resumes.
- */
+/** Copies committed images from the primary to replica locations (src/publish/replicate.ts). */
 export function createReplicationActivities({ storage, catalog, config }: PublishDeps) {
   return {
     async replicaLocations(): Promise<{ replicas: string[] }> {
@@ -43,112 +16,14 @@ export function createReplicationActivities({ storage, catalog, config }: Publis
     },
 
     async replicateImage(input: ReplicateInput): Promise<ReplicaRecord> {
-      return withFailures(async () => {
-        const record = await catalog.versions.get(input.image, input.version);
-        if (!record || record.status !== 'available' || !record.sha256) {
-          throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version`);
-        }
-        const target = findLocation(storage.topology, input.location);
-        if (target.role !== 'replica') throw new VmhubError('InvalidInput', `${input.location} is not a replica location`);
-        const signal = transferSignal(config.transferConcurrency);
-        const blob = record.location.blob;
-        const source = storage.store(record.location.storage);
-        const replica = storage.store(target.id);
-        await replica.createContainer({ abortSignal: signal });
-
-        const existing = await replica.getProperties(blob, { abortSignal: signal }).catch(() => undefined);
-        const recordVerified = async (etag: string | undefined): Promise<ReplicaRecord> => {
-          const verified: ReplicaRecord = {
-            location: target.id,
-            status: 'verified',
-            etag,
-            sha256: record.sha256,
-            verifiedAt: new Date(),
-          };
-          await catalog.versions.setReplica(input.image, input.version, verified);
-          return verified;
-        };
-        if (existing?.metadata.sha256 === record.sha256 && existing.contentLength === record.sizeBytes)
-          return recordVerified(existing.etag);
-        await catalog.versions.setReplica(input.image, input.version, { location: target.id, status: 'pending' });
-
-        const committed = await source.committedBlocks(blob, { abortSignal: signal });
-        const staged = new Set(
-          ((await replica.uncommittedBlocks(blob, { abortSignal: signal }).catch(() => undefined)) ?? []).map((b) => b.name),
-        );
-        const offsets: number[] = [];
-        let offset = 0;
-        for (const b of committed) {
-          offsets.push(offset);
-          offset += b.size;
-        }
-        if (offset !== record.sizeBytes) {
-          throw new VmhubError('StorageMismatch', `primary blob is ${offset} bytes, the catalog says ${record.sizeBytes}`);
-        }
-
-        const progress: ReplicateCheckpoint = (activityInfo().heartbeatDetails as ReplicateCheckpoint | undefined) ?? {
-          next: 0,
-          copied: 0,
-        };
-        const done = new Set<number>();
-        const indices = committed.map((_, i) => i).filter((i) => i >= progress.next);
-        progress.phase = 'replicating';
-        progress.location = target.id;
-        progress.bytesTotal = record.sizeBytes;
-        // Blocks done out of order count as they end; a retry starts again from `next`.
-        progress.bytesDone = offsets[progress.next] ?? record.sizeBytes;
-        const keepAlive = setInterval(() => heartbeat(progress), 5_000);
-        // Block buffers go round: read into, moved to a hashing thread and back, staged, then read into
-        // again, so no block is zero-filled, copied to be hashed or left to the collector.
-        const spare: Buffer[] = [];
-        try {
-          await runPool(indices, config.transferConcurrency, async (i) => {
-            const block = committed[i];
-            const size = block.size;
-            if (!staged.has(block.name)) {
-              const into = spare.find((b) => b.length === size);
-              if (into) spare.splice(spare.indexOf(into), 1);
-              const read = await source.readInto(blob, into ?? Buffer.allocUnsafe(size), offsets[i], { abortSignal: signal });
-              const { hex, bytes } = await hashPool().sha256Moving(read);
-              const expected = parseBlockId(block.name)?.digest;
-              if (expected !== undefined && blockDigestOf(hex) !== expected) {
-                throw new VmhubError(
-                  'StorageMismatch',
-                  `block ${i} read from ${record.location.storage} does not match its digest`,
-                );
-              }
-              await letFinish(signal, (abortSignal) => replica.stageBlock(blob, block.name, bytes, { abortSignal }));
-              spare.push(bytes);
-              progress.copied++;
-            }
-            done.add(i);
-            while (done.has(progress.next)) done.delete(progress.next++);
-            progress.bytesDone = (progress.bytesDone ?? 0) + size;
-            heartbeat(progress);
-          });
-        } finally {
-          clearInterval(keepAlive);
-        }
-
-        const ids = committed.map((b) => b.name);
-        const response = await replica.commitBlocks(blob, ids, {
-          abortSignal: signal,
-          metadata: { sha256: record.sha256, image: input.image, version: input.version },
-          contentType: (await source.getProperties(blob, { abortSignal: signal })).contentType,
-        });
-        const after = await replica.committedBlocks(blob, { abortSignal: signal });
-        const props = await replica.getProperties(blob, { abortSignal: signal });
-        if (blockListDigest(after.map((b) => b.name)) !== blockListDigest(ids) || props.contentLength !== record.sizeBytes) {
-          throw new VmhubError('StorageMismatch', `replica ${target.id} does not hold the committed block list after commit`);
-        }
-        log.info('replicated', {
-          image: input.image,
-          version: input.version,
-          location: target.id,
-          blocksCopied: progress.copied,
-        });
-        return recordVerified(response.etag);
-      });
+      return withFailures(() =>
+        replicateImage({ storage, catalog, concurrency: config.transferConcurrency }, input, {
+          resumed: activityInfo().heartbeatDetails as ReplicateCheckpoint | undefined,
+          signal: transferSignal(config.transferConcurrency),
+          liveness: heartbeatLiveness,
+          log,
+        }),
+      );
     },
   };
 }

@@ -1,5 +1,9 @@
 import semver from 'semver';
+import type { Catalog } from '../catalog/catalog';
 import { VmhubError } from '../errors';
+import { validateImageName } from '../names';
+import type { TemporalView } from '../temporal';
+import type { VersionRef } from './retire';
 
 /** How many versions of an image retention keeps. */
 export interface RetentionPolicy {
@@ -31,4 +35,32 @@ export function versionsToRetire(versions: RetentionCandidate[], keep: number, h
     .map((v) => v.version)
     .sort(semver.rcompare);
   return available.slice(keep).filter((v) => !held.has(v));
+}
+
+/**
+ * The versions retention retires now, at most `limit`: first those left `retiring` by a retire that
+ * crashed or was cancelled midway (with a policy or not: their copies may be half gone, and only
+ * finishing the retire ends that), then those under one image's policy or every policy.
+ */
+export async function retentionPlan(
+  deps: { catalog: Pick<Catalog, 'versions' | 'retention' | 'deployments'>; temporal: Pick<TemporalView, 'isClosed'> },
+  input: { image?: string; limit: number },
+): Promise<VersionRef[]> {
+  const { catalog, temporal } = deps;
+  if (input.image !== undefined) validateImageName(input.image);
+  const policies = input.image
+    ? [await catalog.retention.get(input.image)].filter((p) => p !== null)
+    : await catalog.retention.list();
+  const plan: VersionRef[] = [];
+  for (const v of await catalog.versions.list(input.image, { status: 'retiring' })) {
+    // A retire still running finishes its own version; a retention run would only conflict with it.
+    if (v.retired?.by && !(await temporal.isClosed(v.retired.by))) continue;
+    plan.push({ image: v.image, version: v.version });
+  }
+  for (const policy of policies) {
+    const versions = await catalog.versions.list(policy.image);
+    const held = await catalog.deployments.heldVersions(policy.image);
+    for (const version of versionsToRetire(versions, policy.keep, held)) plan.push({ image: policy.image, version });
+  }
+  return plan.slice(0, input.limit);
 }

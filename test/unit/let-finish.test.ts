@@ -1,4 +1,4 @@
-import { letFinish } from '../../src/activities/transfer-signal';
+import { letFinish } from '../../src/signals';
 
 describe('letFinish', () => {
   afterEach(() => jest.useRealTimers());

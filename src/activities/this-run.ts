@@ -1,0 +1,9 @@
+import { activityInfo } from '@temporalio/activity';
+import type { RunRef } from '../catalog/image-records';
+
+/** The workflow run this activity works for: the owner a claim records. */
+export function thisRun(): RunRef {
+  const run = activityInfo().workflowExecution;
+  if (!run) throw new Error(`activity ${activityInfo().activityType} runs only inside a workflow`);
+  return { workflowId: run.workflowId, runId: run.runId };
+}

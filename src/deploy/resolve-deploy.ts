@@ -1,0 +1,115 @@
+import type { ImageToDeploy, SourceFailure } from '../activities/agent';
+import type { Catalog } from '../catalog/catalog';
+import type { ImageVersionRecord } from '../catalog/image-records';
+import type { SddcRecord } from '../catalog/sddc-records';
+import { VmhubError } from '../errors';
+import type { Resources } from '../images/ovf/metadata';
+import { assertDeployable } from '../lifecycle/deprecation';
+import { dataCentersByDistance, type Topology } from '../topology/topology';
+import { batchesOf, type SddcBatch } from './batches';
+import type { DeployInput } from './input';
+import { capacityShortfall, resourcesOf, sourceOrder, type SourceCandidate } from './placement';
+
+/** A busy agent (every slot downloading) stops polling for a while: five minutes is still alive. */
+export const AGENT_ALIVE_MS = 5 * 60_000;
+
+export interface DeploymentTarget {
+  sddc: Pick<SddcRecord, 'name' | 'dataCenter' | 'taskQueue' | 'target'>;
+  /** Why the version does not fit this SDDC, when it does not. */
+  shortfall?: string;
+  sources: SourceCandidate[];
+}
+
+export interface DeploymentPlan extends ImageToDeploy {
+  targets: DeploymentTarget[];
+  /** What the catalog says the image needs: an instantiate check compares the VM with it. */
+  resources?: Resources;
+}
+
+/** What the parent of a fanned-out deploy plans with. */
+export interface FleetPlan {
+  image: string;
+  version: string;
+  sizeBytes: number;
+  batches: SddcBatch[];
+}
+
+type DeployCatalog = Pick<Catalog, 'versions' | 'sddcs'>;
+
+/** The available version and the registered SDDCs a deploy input names; UnknownSddc or UnknownImage otherwise. */
+async function resolve(
+  catalog: DeployCatalog,
+  input: DeployInput,
+): Promise<{ record: ImageVersionRecord & { sha256: string }; sddcs: SddcRecord[] }> {
+  const registered = await catalog.sddcs.list();
+  let sddcs: SddcRecord[];
+  if (input.sddcs === 'all') {
+    if (registered.length === 0) throw new VmhubError('UnknownSddc', 'no SDDC is registered; add one with `vmhub sddc add`');
+    sddcs = registered;
+  } else {
+    const byName = new Map(registered.map((s) => [s.name, s]));
+    const unknown = input.sddcs.filter((n) => !byName.has(n));
+    if (unknown.length > 0)
+      throw new VmhubError(
+        'UnknownSddc',
+        `unknown SDDC ${unknown.join(', ')}; registered: ${registered.map((s) => s.name).join(', ') || 'none'}`,
+      );
+    sddcs = input.sddcs.map((n) => byName.get(n)!);
+  }
+  const record = await catalog.versions.resolve(input.image, input.version);
+  if (record) assertDeployable(record, new Date(), input.force);
+  if (!record || record.status !== 'available' || !record.sha256) {
+    throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version in the catalog`);
+  }
+  return { record: { ...record, sha256: record.sha256 }, sddcs };
+}
+
+/**
+ * What a fanned-out deploy needs to start its batches: the version and the SDDCs' names grouped into
+ * batches, never their sources or placements, so the result stays small for any fleet.
+ */
+export async function planFleet(catalog: DeployCatalog, input: DeployInput): Promise<FleetPlan> {
+  const { record, sddcs } = await resolve(catalog, input);
+  return { image: record.image, version: record.version, sizeBytes: record.sizeBytes, batches: batchesOf(sddcs) };
+}
+
+/** The version to deploy, and per SDDC whether it fits and which storage locations to read it from, nearest first. */
+export async function planDeployment(catalog: DeployCatalog, topology: Topology, input: DeployInput): Promise<DeploymentPlan> {
+  const { record, sddcs } = await resolve(catalog, input);
+  const resources = resourcesOf(record);
+  return {
+    image: record.image,
+    version: record.version,
+    format: record.format,
+    sha256: record.sha256,
+    sizeBytes: record.sizeBytes,
+    blob: record.location.blob,
+    resources,
+    targets: sddcs.map((s) => ({
+      sddc: { name: s.name, dataCenter: s.dataCenter, taskQueue: s.taskQueue, target: s.target },
+      shortfall: capacityShortfall(resources, s.capacity),
+      sources: sourceOrder(topology.storage, record.replicas, dataCentersByDistance(topology, s.dataCenter)),
+    })),
+  };
+}
+
+/** Fails with UnknownSddc unless every name is registered. */
+export async function checkSddcs(catalog: Pick<Catalog, 'sddcs'>, names: string[]): Promise<void> {
+  const registered = new Set((await catalog.sddcs.list()).map((s) => s.name));
+  const unknown = names.filter((n) => !registered.has(n));
+  if (unknown.length > 0) throw new VmhubError('UnknownSddc', `unknown SDDC ${unknown.join(', ')}`);
+}
+
+/** Marks the replicas an agent found missing, stale or wrong; the primary is never marked. */
+export async function markSourceFailures(
+  catalog: Pick<Catalog, 'versions'>,
+  topology: Topology,
+  input: { image: string; version: string; failures: SourceFailure[] },
+): Promise<void> {
+  for (const f of input.failures) {
+    const location = topology.storage.find((s) => s.id === f.location);
+    // An unreachable replica may answer again in a minute: that is no verdict on its bytes.
+    if (location?.role !== 'replica' || f.status === 'unreachable') continue;
+    await catalog.versions.setReplica(input.image, input.version, { location: f.location, status: f.status, reason: f.reason });
+  }
+}

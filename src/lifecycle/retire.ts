@@ -1,0 +1,134 @@
+import type { ImageToDeploy } from '../activities/agent';
+import type { Catalog } from '../catalog/catalog';
+import type { RunRef } from '../catalog/image-records';
+import { AGENT_ALIVE_MS } from '../deploy/resolve-deploy';
+import type { Log } from '../engine-ports';
+import { VmhubError } from '../errors';
+import { validateImageName, validateVersion } from '../names';
+import type { SddcTarget } from '../sddc/target';
+import type { TemporalView } from '../temporal';
+import type { Topology } from '../topology/topology';
+
+export interface VersionRef {
+  image: string;
+  version: string;
+}
+
+/** An SDDC that holds (or may hold) a copy of the version being retired. */
+export interface RetireTarget {
+  sddc: string;
+  taskQueue: string;
+  target?: SddcTarget;
+}
+
+export type RetirePlan =
+  | { state: 'retired' }
+  | (Omit<ImageToDeploy, 'blob'> & {
+      state: 'retiring';
+      /** `retiring`: this run took the retire over from a closed run, which may have removed copies already. */
+      previous?: 'available' | 'retiring';
+      blob: string;
+      locations: string[];
+      sddcs: RetireTarget[];
+    });
+
+export interface RetireDeps {
+  catalog: Pick<Catalog, 'versions' | 'sddcs' | 'deployments'>;
+  temporal: TemporalView;
+  topology: Topology;
+}
+
+export function checkRef(ref: VersionRef): void {
+  validateImageName(ref.image);
+  validateVersion(ref.version);
+}
+
+function notRetirable(ref: VersionRef, status: string | undefined): VmhubError {
+  return new VmhubError(
+    'UnknownImage',
+    `${ref.image}@${ref.version} is ${status ?? 'not in the catalog'}; only an available version can be retired`,
+  );
+}
+
+/** The registered SDDCs that hold (or may hold) a copy of the version. */
+async function holders(catalog: RetireDeps['catalog'], ref: VersionRef): Promise<RetireTarget[]> {
+  const registered = new Map((await catalog.sddcs.list()).map((s) => [s.name, s]));
+  const targets: RetireTarget[] = [];
+  for (const d of await catalog.deployments.of(ref.image, ref.version)) {
+    const sddc = registered.get(d.sddc);
+    // A skipped attempt may follow one that left a copy (its origin says so); else it never had one.
+    if (d.status === 'removed' || (d.status === 'skipped' && !d.origin) || !sddc) continue;
+    targets.push({ sddc: sddc.name, taskQueue: sddc.taskQueue, target: sddc.target });
+  }
+  return targets;
+}
+
+/** Fails with NoAgent while an SDDC holding a copy has no live agent to remove it. */
+async function requireAgents({ catalog, temporal }: RetireDeps, ref: VersionRef): Promise<void> {
+  const silent: RetireTarget[] = [];
+  for (const t of await holders(catalog, ref)) {
+    if ((await temporal.recentPollers(t.taskQueue, 'activity', AGENT_ALIVE_MS)) === 0) silent.push(t);
+  }
+  if (silent.length > 0) {
+    throw new VmhubError(
+      'NoAgent',
+      `no agent has polled for ${silent.map((t) => `${t.sddc} (task queue ${t.taskQueue})`).join(', ')} in the last five minutes, and ${ref.image}@${ref.version} has a copy there; start ${silent.map((t) => `\`npm run agent -- ${t.sddc}\``).join(', ')} and retire again (or, for an SDDC gone for good, \`vmhub sddc remove <sddc>\`)`,
+    );
+  }
+}
+
+/**
+ * Claims the version for `me`'s retire (status `retiring`: no deploy plans it from now on), unless it is
+ * retired already. Refused, leaving nothing claimed, with NoAgent while an SDDC holding a copy has no
+ * live agent, and with VersionConflict while another open run holds the claim (a closed run's claim
+ * is taken over); refused with DeployRunning while a deploy of it runs. Returns what to remove.
+ */
+export async function beginRetire(deps: RetireDeps, input: VersionRef, me: RunRef, log: Log): Promise<RetirePlan> {
+  const { catalog, temporal } = deps;
+  checkRef(input);
+  const { image, version } = input;
+  const before = await catalog.versions.get(image, version);
+  if (before?.status === 'retired') return { state: 'retired' };
+  if (before?.status !== 'available' && before?.status !== 'retiring') throw notRetirable(input, before?.status);
+  await requireAgents(deps, input);
+  let claim = await catalog.versions.beginRetire(image, version, me);
+  if (claim.state === 'owned') {
+    if (claim.owner && !(await temporal.isClosed(claim.owner))) {
+      throw new VmhubError(
+        'VersionConflict',
+        `${image}@${version} is being retired by workflow ${claim.owner.workflowId}; wait for it or cancel it`,
+      );
+    }
+    log.info('taking over a retire left by a closed run', { image, version, previous: claim.owner });
+    if (!(await catalog.versions.takeOverRetire(image, version, me, claim.owner))) {
+      throw new Error(`the retire claim on ${image}@${version} changed while being taken over; retrying`);
+    }
+    claim = await catalog.versions.beginRetire(image, version, me);
+  }
+  if (claim.state === 'retired') return { state: 'retired' };
+  if (claim.state === 'unavailable') throw notRetirable(input, claim.status);
+  if (claim.state !== 'claimed') throw new Error(`${image}@${version} changed while being claimed; retrying`);
+  const { record, previous } = claim;
+  const running = await temporal.runningDeploys(image, version);
+  if (running.length > 0) {
+    // Claimed first, then checked: a deploy starting now no longer plans the version, one running is seen.
+    if (previous === 'available') await catalog.versions.abandonRetire(image, version, me);
+    throw new VmhubError(
+      'DeployRunning',
+      `${image}@${version} is being deployed by ${running.join(', ')}; retire it once that has ended`,
+    );
+  }
+  return {
+    state: 'retiring',
+    previous,
+    image,
+    version,
+    format: record.format,
+    sha256: record.sha256 ?? '',
+    sizeBytes: record.sizeBytes,
+    blob: record.location.blob,
+    locations: deps.topology.storage.map((s) => s.id),
+    // Listed again once claimed: a deploy that recorded its copy meanwhile is included.
+    sddcs: await holders(catalog, input),
+  };
+}

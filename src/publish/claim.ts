@@ -1,0 +1,144 @@
+import type { Catalog } from '../catalog/catalog';
+import type { ImageVersionRecord, RunRef } from '../catalog/image-records';
+import type { Log } from '../engine-ports';
+import { VmhubError } from '../errors';
+import type { ImageFormat } from '../images/format';
+import type { ImageMetadata } from '../images/inspect';
+import type { BlockStores } from '../storage/block-store';
+import { unlessNotFound } from '../storage/block-store';
+import type { BlockPlan } from '../storage/block-plan';
+import type { TemporalView } from '../temporal';
+import { primaryLocation } from '../topology/topology';
+import { blobName, type BlobLocation, type PublishResult } from './input';
+
+/**
+ * A publish run's claim on image@version: taken (or taken over from a closed run), checked before the
+ * commit, turned into an available version, or abandoned with whatever the run wrote.
+ */
+export interface ClaimDeps {
+  storage: BlockStores;
+  catalog: Pick<Catalog, 'versions'>;
+  temporal: Pick<TemporalView, 'isClosed'>;
+}
+
+export interface ClaimInput {
+  image: string;
+  version: string;
+  format: ImageFormat;
+  plan: BlockPlan;
+}
+
+export type ClaimOutput = { state: 'claimed'; location: BlobLocation } | { state: 'available'; existing: PublishResult };
+
+/** What abandoning a publish removed, for the operator. */
+export interface AbandonOutput {
+  /** False when this run held no claim: another run's version and blob were left alone. */
+  owned: boolean;
+  removed: string[];
+}
+
+export function resultFromRecord(r: ImageVersionRecord): PublishResult {
+  return {
+    image: r.image,
+    version: r.version,
+    format: r.format,
+    sizeBytes: r.sizeBytes,
+    sha256: r.sha256 ?? '',
+    blockSize: r.blockSize,
+    blockCount: r.blockCount,
+    location: r.location,
+    metadata: r.metadata!,
+  };
+}
+
+export function lostClaim(image: string, version: string): VmhubError {
+  return new VmhubError('VersionConflict', `this run no longer owns ${image}@${version}: another run took it over`);
+}
+
+/**
+ * Claims image@version for `me`, or reports the version that is already available. A claim held by
+ * another run that is still open is a VersionConflict naming it; one left by a closed run is taken over.
+ */
+export async function claimVersion(deps: ClaimDeps, input: ClaimInput, me: RunRef, log: Log): Promise<ClaimOutput> {
+  const { storage, catalog, temporal } = deps;
+  const primary = primaryLocation(storage.topology);
+  const location: BlobLocation = {
+    storage: primary.id,
+    container: primary.container,
+    blob: blobName(input.image, input.version, input.format),
+  };
+  await storage.store(primary.id).createContainer();
+  const version = {
+    image: input.image,
+    version: input.version,
+    format: input.format,
+    sizeBytes: input.plan.sizeBytes,
+    blockSize: input.plan.blockSize,
+    blockCount: input.plan.blockCount,
+    location,
+  };
+  const claim = await catalog.versions.claim(version, me);
+  if (claim.state === 'available') return { state: 'available', existing: resultFromRecord(claim.record) };
+  if (claim.state === 'claimed') return { state: 'claimed', location };
+  if (claim.owner && !(await temporal.isClosed(claim.owner))) {
+    throw new VmhubError(
+      'VersionConflict',
+      `${input.image}@${input.version} is being published by workflow ${claim.owner.workflowId}; wait for it or cancel it`,
+    );
+  }
+  log.info('taking over a claim left by a closed run', { image: input.image, version: input.version, previous: claim.owner });
+  if (!(await catalog.versions.takeOver(version, me, claim.owner))) {
+    throw new Error(`the claim on ${input.image}@${input.version} changed while being taken over; retrying`);
+  }
+  return { state: 'claimed', location };
+}
+
+/** Whether `me` still owns the version's claim: a run that lost it must not commit nor clean up. */
+export async function ownsClaim(
+  catalog: Pick<Catalog, 'versions'>,
+  image: string,
+  version: string,
+  me: RunRef,
+): Promise<boolean> {
+  const record = await catalog.versions.get(image, version);
+  return record?.status === 'uploading' && record.owner?.runId === me.runId;
+}
+
+/** uploading → available, for the run that owns the claim. */
+export async function markAvailable(
+  catalog: Pick<Catalog, 'versions'>,
+  input: { image: string; version: string; sha256: string; metadata: ImageMetadata },
+  me: RunRef,
+): Promise<PublishResult> {
+  const record = await catalog.versions.markAvailable(input.image, input.version, me, input.sha256, input.metadata);
+  if (!record) throw lostClaim(input.image, input.version);
+  return resultFromRecord(record);
+}
+
+/**
+ * After a failed or cancelled publish, once its staging has stopped: no committed blob, no staged
+ * blocks and no available version remain. Writing the blob is what discards uncommitted blocks on
+ * Azure, hence the empty upload before the delete. Only the run that owns the claim touches anything.
+ */
+export async function abandonClaim(
+  deps: Pick<ClaimDeps, 'storage' | 'catalog'>,
+  input: { image: string; version: string; location: BlobLocation; status: 'failed' | 'cancelled'; error: string },
+  me: RunRef,
+): Promise<AbandonOutput> {
+  if (!(await ownsClaim(deps.catalog, input.image, input.version, me))) return { owned: false, removed: [] };
+  const store = deps.storage.store(input.location.storage);
+  const blob = input.location.blob;
+  const removed: string[] = [];
+  const props = await unlessNotFound(store.getProperties(blob));
+  const list = await unlessNotFound(store.uncommittedBlocks(blob));
+  const staged = list?.length ?? 0;
+  if (props || staged > 0) {
+    await store.upload(blob, '');
+    await store.deleteIfExists(blob);
+    if (props) removed.push(`committed blob ${input.location.storage}/${input.location.blob}`);
+    if (staged > 0) removed.push(`${staged} staged blocks`);
+  }
+  await deps.catalog.versions.endClaim(input.image, input.version, me, input.status, input.error);
+  removed.push(`catalog record marked ${input.status}`);
+  return { owned: true, removed };
+}
