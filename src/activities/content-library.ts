@@ -28,15 +28,10 @@ import {
 } from '../sddc/target';
 import { VsphereApiError } from '../sddc/vsphere-rest';
 import type { Topology } from '../topology/topology';
-import {
-  acquireLock,
-  checkDownloadInput,
-  deploymentDir,
-  deploymentPaths,
-  lockHolder,
-  releaseLock,
-  type ImageToDeploy,
-} from './agent';
+import { removeEmptyDirs } from '../datastore/files';
+import { deploymentDir, deploymentPaths } from '../datastore/layout';
+import { acquireLock, lockHolder, releaseLock } from '../datastore/locks';
+import { checkDownloadInput, type ImageToDeploy } from '../deploy/download-request';
 
 /**
  * An SDDC agent's content library activities: after `downloadImage` has verified the image into the
@@ -292,19 +287,6 @@ async function dropOlderCopies(root: string, input: LibraryTaskInput): Promise<v
       await releaseLock(paths.lock, holder);
     }
     await removeEmptyDirs(paths.dir);
-  }
-}
-
-/** Removes the version folder and then the image folder, each only if it is empty. */
-export async function removeEmptyDirs(versionDir: string): Promise<void> {
-  for (const dir of [versionDir, path.dirname(versionDir)]) {
-    if (
-      !(await fs.promises.rmdir(dir).then(
-        () => true,
-        () => false,
-      ))
-    )
-      break;
   }
 }
 
