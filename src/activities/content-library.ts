@@ -1,42 +1,37 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import { activityInfo, ApplicationFailure, cancellationDetails, cancellationSignal, heartbeat, log } from '@temporalio/activity';
-import semver from 'semver';
+import { ApplicationFailure, activityInfo, cancellationDetails, cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import type { Config } from '../config';
-import { blockIndexPath, localBases } from '../deploy/block-index';
+import { removeEmptyDirs } from '../datastore/files';
+import { datastoreRoot, openDeployment } from '../datastore/layout';
+import { acquireLock, releaseLock } from '../datastore/locks';
+import { checkDownloadInput, type ImageToDeploy } from '../deploy/download-request';
 import { VmhubError } from '../errors';
 import type { Resources } from '../images/ovf/metadata';
 import {
   discardImport,
-  importImage,
-  instantiate,
   InstantiateFailed,
-  lookupItem,
   placementOf,
   removeItem,
-  VcenterConnection,
   type ImageRef,
-  type ImportResult,
   type Progress,
+  type VcenterConnection,
 } from '../sddc/library-import';
 import {
-  credentialsFor,
-  type ContentLibraryTarget,
-  type InstantiateCheck,
-  type LibraryPlacement,
-} from '../sddc/kinds/content-library';
-import { libraryOf, parseTarget } from '../sddc/target';
+  checkInstantiates,
+  connectToTarget,
+  findItem,
+  importOutput,
+  importVerifiedCopy,
+  settleVerifiedCopy,
+  type FindItemOutput,
+  type ImportOutput,
+} from '../sddc/library-tasks';
+import type { ContentLibraryTarget, InstantiateCheck, LibraryPlacement } from '../sddc/kinds/content-library';
 import { VsphereApiError } from '../sddc/vsphere-rest';
 import type { Topology } from '../topology/topology';
-import {
-  acquireLock,
-  checkDownloadInput,
-  deploymentDir,
-  deploymentPaths,
-  lockHolder,
-  releaseLock,
-  type ImageToDeploy,
-} from './agent';
+import { activityLockHolder } from './agent';
+import { keepBeating } from './keep-beating';
+
+export type { FindItemOutput, ImportOutput } from '../sddc/library-tasks';
 
 /**
  * An SDDC agent's content library activities: after `downloadImage` has verified the image into the
@@ -59,78 +54,25 @@ export interface LibraryTaskInput extends Omit<ImageToDeploy, 'blob'> {
   target: ContentLibraryTarget;
 }
 
-export interface FindItemOutput {
-  state: 'absent' | 'importing' | 'present';
-  target?: LibraryPlacement;
-}
-
-export interface ImportOutput {
-  status: 'deployed' | 'already-present';
-  target: LibraryPlacement;
-  /** The verified copy in the datastore, when it is kept. */
-  path?: string;
-  bytesSent: number;
-  bytesSkipped: number;
-}
-
 export interface InstantiateInput extends LibraryTaskInput {
   placement: LibraryPlacement;
   expected: Pick<Resources, 'cpus' | 'memoryMiB'>;
 }
 
-const HEARTBEAT_MS = 5_000;
-
 export function createContentLibraryActivities({ config, sddc, topology, env = process.env }: ContentLibraryDeps) {
-  const root = config.datastore ?? path.join(config.dataDir, 'sddc', sddc);
+  const root = datastoreRoot(config, sddc);
   const keepStaging = env.VMHUB_KEEP_STAGING === '1';
-  const forbidden = new Set(
-    [
-      ...topology.storage.flatMap((s) => [s.accountKeyEnv, s.connectionStringEnv, s.sasTokenEnv]),
-      ...topology.sources.map((s) => s.sasTokenEnv),
-    ].filter((n): n is string => n !== undefined),
-  );
-
-  /** Checks the task, logs in to the target's vCenter, runs fn, logs out; failures become what the workflow can act on. */
-  async function withVcenter<T>(
-    input: LibraryTaskInput,
-    fn: (conn: VcenterConnection, ref: ImageRef, signal: AbortSignal) => Promise<T>,
-  ): Promise<T> {
-    const signal = cancellationSignal();
-    try {
-      checkDownloadInput({ ...input, blob: '', sources: [] }, sddc);
-      const target = libraryOf(parseTarget(input.target, 'content library target'));
-      if (!target) throw new VmhubError('InvalidInput', 'the target is not a content library');
-      const ref: ImageRef = {
-        image: input.image,
-        version: input.version,
-        format: input.format,
-        sha256: input.sha256,
-        sizeBytes: input.sizeBytes,
-      };
-      const conn = await VcenterConnection.open(target, credentialsFor(target, env, forbidden), signal);
-      try {
-        return await fn(conn, ref, signal);
-      } finally {
-        await conn.close();
-      }
-    } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      throw asLibraryFailure(err);
-    }
-  }
+  const vcenter: VcenterTask = { sddc, env, forbidden: forbiddenNames(topology) };
 
   return {
     /** Whether the library already holds the image: a redeploy then needs no download. */
     async findLibraryItem(input: LibraryTaskInput): Promise<FindItemOutput> {
-      return withVcenter(input, async (conn, ref, signal) => {
-        const found = await lookupItem(conn, ref, signal);
-        return { state: found.state, target: found.item && placementOf(conn.target, found.item) };
-      });
+      return withVcenter(vcenter, input, (conn, ref, signal) => findItem(conn, ref, signal));
     },
 
     /** Removes the version's library item, for a retire; an item already gone is no error. */
     async removeLibraryItem(input: LibraryTaskInput): Promise<{ removed: LibraryPlacement | null }> {
-      return withVcenter(input, async (conn, ref, signal) => {
+      return withVcenter(vcenter, input, async (conn, ref, signal) => {
         const item = await removeItem(conn, ref, signal);
         return { removed: item ? placementOf(conn.target, item) : null };
       });
@@ -143,11 +85,9 @@ export function createContentLibraryActivities({ config, sddc, topology, env = p
      * up: the session is cancelled and the half item removed.
      */
     async importToLibrary(input: LibraryTaskInput): Promise<ImportOutput> {
-      return withVcenter(input, async (conn, ref, signal) => {
-        const dir = await deploymentDir(root, input.image, input.version);
-        const paths = deploymentPaths(dir, input.image, input.version, input.format);
-        const info = activityInfo();
-        const holder = lockHolder(info.activityId, info.workflowExecution?.workflowId);
+      return withVcenter(vcenter, input, async (conn, ref, signal) => {
+        const paths = await openDeployment(root, input);
+        const holder = activityLockHolder();
         const lock = await acquireLock(paths.lock, holder);
         if (!lock.acquired) {
           throw ApplicationFailure.retryable(
@@ -157,41 +97,30 @@ export function createContentLibraryActivities({ config, sddc, topology, env = p
         }
         let progress: Progress = { bytesDone: 0, bytesTotal: input.sizeBytes };
         let removed = false;
-        const beat = () => heartbeat({ sddc, phase: 'importing', ...progress });
-        const keepAlive = setInterval(beat, HEARTBEAT_MS);
+        const onProgress = (p: Progress) => {
+          progress = p;
+        };
         try {
-          const found = await lookupItem(conn, ref, signal);
-          // A finished import whose result was lost: its copy may be gone already.
-          if (found.state === 'present')
-            return await done({
-              status: 'already-present',
-              placement: placementOf(conn.target, found.item!),
-              bytesSent: 0,
-              bytesSkipped: 0,
-            });
-          if (!(await verifiedCopy(paths, input))) {
-            throw ApplicationFailure.nonRetryable(
-              `the verified copy ${paths.final} is gone; deploy again to download it`,
-              'StagingMissing',
-            );
-          }
-          const result = await importImage(conn, ref, {
-            file: paths.final,
-            signal,
-            onProgress: (p) => {
-              progress = p;
+          return await keepBeating(
+            async () => {
+              const { result, imported } = await importVerifiedCopy(conn, ref, paths, { signal, onProgress });
+              if (imported) {
+                log.info('imported into the content library', {
+                  item: result.placement.itemName,
+                  library: result.placement.library,
+                  vcenter: result.placement.vcenter,
+                  status: result.status,
+                  bytesSent: result.bytesSent,
+                  bytesSkipped: result.bytesSkipped,
+                  attempt: activityInfo().attempt,
+                });
+              }
+              const copy = await settleVerifiedCopy(root, paths, ref, { keepStaging, holder });
+              removed = copy.removed;
+              return importOutput(result, copy.path);
             },
-          });
-          log.info('imported into the content library', {
-            item: result.placement.itemName,
-            library: result.placement.library,
-            vcenter: result.placement.vcenter,
-            status: result.status,
-            bytesSent: result.bytesSent,
-            bytesSkipped: result.bytesSkipped,
-            attempt: info.attempt,
-          });
-          return await done(result);
+            () => heartbeat({ sddc, phase: 'importing', ...progress }),
+          );
         } catch (err) {
           if (signal.aborted && cancellationDetails()?.cancelRequested) {
             await discardImport(conn, ref).catch((e: unknown) =>
@@ -201,29 +130,8 @@ export function createContentLibraryActivities({ config, sddc, topology, env = p
           }
           throw err;
         } finally {
-          clearInterval(keepAlive);
           await releaseLock(paths.lock, holder);
           if (removed) await removeEmptyDirs(paths.dir);
-        }
-
-        /** The result, once the verified copy is removed (or kept, with VMHUB_KEEP_STAGING=1). */
-        async function done(r: ImportResult): Promise<ImportOutput> {
-          const out: ImportOutput = {
-            status: r.status,
-            target: r.placement,
-            bytesSent: r.bytesSent,
-            bytesSkipped: r.bytesSkipped,
-          };
-          if (keepStaging) {
-            if (fs.existsSync(paths.final)) out.path = paths.final;
-          } else if (fs.existsSync(blockIndexPath(paths.final))) {
-            // The newest imported copy stays as the base the next version's delta deploy copies blocks from.
-            await dropOlderCopies(root, input);
-          } else {
-            await removeCopy(paths);
-            removed = true;
-          }
-          return out;
         }
       });
     },
@@ -233,29 +141,21 @@ export function createContentLibraryActivities({ config, sddc, topology, env = p
      * proof the item can be instantiated. A mismatch is final (InstantiateMismatch).
      */
     async instantiateFromLibrary(input: InstantiateInput): Promise<InstantiateCheck> {
-      return withVcenter(input, async (conn, _ref, signal) => {
+      return withVcenter(vcenter, input, async (conn, _ref, signal) => {
         const info = activityInfo();
         const run = info.workflowExecution?.runId.slice(0, 8) ?? 'manual';
         const vmName = `vmhub-check-${input.placement.itemName}-${run}-${info.activityId}`;
-        const keepAlive = setInterval(() => heartbeat({ sddc, phase: 'instantiating' }), HEARTBEAT_MS);
-        try {
-          const vm = await instantiate(conn, input.placement, vmName, { retry: info.attempt > 1, signal });
-          if (vm.cpus !== input.expected.cpus || vm.memoryMiB !== input.expected.memoryMiB) {
-            throw ApplicationFailure.nonRetryable(
-              `the VM deployed from ${input.placement.itemName} has ${vm.cpus} CPUs and ${vm.memoryMiB} MiB; the catalog says ${input.expected.cpus} CPUs and ${input.expected.memoryMiB} MiB`,
-              'InstantiateMismatch',
-            );
-          }
-          log.info('instantiated a VM from the library item and removed it', {
-            item: input.placement.itemName,
-            vm: vm.vm,
-            cpus: vm.cpus,
-            memoryMiB: vm.memoryMiB,
-          });
-          return { ...vm, removed: true };
-        } finally {
-          clearInterval(keepAlive);
-        }
+        const check = await keepBeating(
+          () => checkInstantiates(conn, input.placement, vmName, input.expected, { retry: info.attempt > 1, signal }),
+          () => heartbeat({ sddc, phase: 'instantiating' }),
+        );
+        log.info('instantiated a VM from the library item and removed it', {
+          item: input.placement.itemName,
+          vm: check.vm,
+          cpus: check.cpus,
+          memoryMiB: check.memoryMiB,
+        });
+        return check;
       });
     },
   };
@@ -263,48 +163,48 @@ export function createContentLibraryActivities({ config, sddc, topology, env = p
 
 export type ContentLibraryActivities = ReturnType<typeof createContentLibraryActivities>;
 
-/** The final copy the download left: the right size, and its digest file naming the expected SHA-256. */
-async function verifiedCopy(paths: ReturnType<typeof deploymentPaths>, input: LibraryTaskInput): Promise<boolean> {
-  const stat = await fs.promises.lstat(paths.final).catch(() => undefined);
-  if (!stat?.isFile() || stat.size !== input.sizeBytes) return false;
-  const digest = await fs.promises.readFile(paths.digest, 'utf8').catch(() => '');
-  return digest.split(/\s/)[0] === input.sha256;
+/** What every content library task runs with: the SDDC it serves, and the environment a vCenter login is read from. */
+interface VcenterTask {
+  sddc: string;
+  env: NodeJS.ProcessEnv;
+  /** Its storage credentials' variable names are never sent to a vCenter. */
+  forbidden: Set<string>;
 }
 
-async function removeCopy(paths: ReturnType<typeof deploymentPaths>): Promise<void> {
-  await Promise.all([paths.final, paths.digest, blockIndexPath(paths.final)].map((f) => fs.promises.rm(f, { force: true })));
+function forbiddenNames(topology: Topology): Set<string> {
+  return new Set(
+    [
+      ...topology.storage.flatMap((s) => [s.accountKeyEnv, s.connectionStringEnv, s.sasTokenEnv]),
+      ...topology.sources.map((s) => s.sasTokenEnv),
+    ].filter((n): n is string => n !== undefined),
+  );
 }
 
-/**
- * Removes the verified copies of the image's earlier versions, kept as delta bases until a newer one was
- * imported; a copy whose lock is held (a download or an import of it running) is left alone.
- */
-async function dropOlderCopies(root: string, input: LibraryTaskInput): Promise<void> {
-  for (const base of await localBases(root, input.image, input.version)) {
-    if (!semver.valid(base.version) || !semver.lt(base.version, input.version)) continue;
-    const paths = deploymentPaths(path.dirname(base.file), input.image, base.version, input.format);
-    if (paths.final !== base.file) continue;
-    const holder = lockHolder(activityInfo().activityId, activityInfo().workflowExecution?.workflowId);
-    if (!(await acquireLock(paths.lock, holder)).acquired) continue;
+/** Checks the task, logs in to the target's vCenter, runs fn, logs out; failures become what the workflow can act on. */
+async function withVcenter<T>(
+  task: VcenterTask,
+  input: LibraryTaskInput,
+  fn: (conn: VcenterConnection, ref: ImageRef, signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const signal = cancellationSignal();
+  try {
+    checkDownloadInput({ ...input, blob: '', sources: [] }, task.sddc);
+    const ref: ImageRef = {
+      image: input.image,
+      version: input.version,
+      format: input.format,
+      sha256: input.sha256,
+      sizeBytes: input.sizeBytes,
+    };
+    const conn = await connectToTarget(input.target, task.env, task.forbidden, signal);
     try {
-      await removeCopy(paths);
+      return await fn(conn, ref, signal);
     } finally {
-      await releaseLock(paths.lock, holder);
+      await conn.close();
     }
-    await removeEmptyDirs(paths.dir);
-  }
-}
-
-/** Removes the version folder and then the image folder, each only if it is empty. */
-export async function removeEmptyDirs(versionDir: string): Promise<void> {
-  for (const dir of [versionDir, path.dirname(versionDir)]) {
-    if (
-      !(await fs.promises.rmdir(dir).then(
-        () => true,
-        () => false,
-      ))
-    )
-      break;
+  } catch (err) {
+    if (signal.aborted) throw signal.reason;
+    throw asLibraryFailure(err);
   }
 }
 

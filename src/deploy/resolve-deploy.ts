@@ -1,4 +1,4 @@
-import type { ImageToDeploy, SourceFailure } from '../activities/agent';
+import type { ImageToDeploy, SourceFailure } from './download-request';
 import type { Catalog } from '../catalog/catalog';
 import type { ImageVersionRecord } from '../catalog/image-records';
 import type { SddcRecord } from '../catalog/sddc-records';

@@ -1,4 +1,4 @@
-import type { ImageToDeploy } from '../activities/agent';
+import type { ImageToDeploy } from '../deploy/download-request';
 import type { Catalog } from '../catalog/catalog';
 import type { RunRef } from '../catalog/image-records';
 import { AGENT_ALIVE_MS } from '../deploy/resolve-deploy';

@@ -2,19 +2,10 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  acquireLock,
-  checkDownloadInput,
-  checkFreeSpace,
-  deploymentDir,
-  holderAlive,
-  lockHolder,
-  releaseLock,
-  writeFully,
-  writevFully,
-  type DownloadInput,
-  type LockHolder,
-} from '../../src/activities/agent';
+import { writeFully, writevFully } from '../../src/datastore/files';
+import { checkFreeSpace, deploymentDir } from '../../src/datastore/layout';
+import { acquireLock, holderAlive, lockHolder, releaseLock, type LockHolder } from '../../src/datastore/locks';
+import { checkDownloadInput, type DownloadInput } from '../../src/deploy/download-request';
 import { VmhubError } from '../../src/errors';
 
 const dirs: string[] = [];

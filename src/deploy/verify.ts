@@ -1,0 +1,72 @@
+import type fs from 'node:fs';
+import { discardPartial, type DeploymentPaths } from '../datastore/layout';
+import { VmhubError } from '../errors';
+import { formatOf, type ImageFormat } from '../images/format';
+import { hashPool, type ImageStream } from '../storage/hashing';
+import { LocalCopyMismatch, SourceProblem, type ImageToDeploy } from './download-request';
+
+/**
+ * Verifies the file's bytes in order as they reach it: a hashing thread reads them back from the page
+ * cache, so the lanes hold no chunk in memory and never wait for verification, and what an earlier attempt
+ * left on disk is verified the same way. The file stays open until `close` has resolved.
+ */
+export class WrittenBytesVerifier {
+  private verifiedTo = 0;
+  private verification = Promise.resolve();
+
+  private constructor(
+    private readonly stream: ImageStream,
+    private readonly fd: number,
+  ) {}
+
+  static async open(handle: fs.promises.FileHandle, format: ImageFormat): Promise<WrittenBytesVerifier> {
+    return new WrittenBytesVerifier(
+      await hashPool().openStream(formatOf(format).inspectOnDeploy ? format : undefined),
+      handle.fd,
+    );
+  }
+
+  /** Takes in the bytes written up to `to`. */
+  advanceTo(to: number): void {
+    if (to === this.verifiedTo) return;
+    const pushed = this.stream.pushFile(this.fd, this.verifiedTo, to - this.verifiedTo);
+    this.verifiedTo = to;
+    this.verification = Promise.all([this.verification, pushed]).then(() => undefined);
+    this.verification.catch(() => undefined); // a failure surfaces at the last call
+  }
+
+  /** The whole file's SHA-256 and the inspector's verdict, once every byte is taken in. */
+  async finish(sizeBytes: number): Promise<{ sha256: string; invalid?: Error }> {
+    await this.verification;
+    if (this.verifiedTo !== sizeBytes) throw new Error(`verified ${this.verifiedTo} of ${sizeBytes} bytes`);
+    return this.stream.finish();
+  }
+
+  close(): Promise<void> {
+    return this.stream.close();
+  }
+}
+
+/**
+ * The SHA-256 decides whether the source gave the right bytes; only then does an OVA's own verdict
+ * (manifest, structure) count, and that one is final. A file that fails either is removed.
+ */
+export async function verifyDownload(
+  verifier: WrittenBytesVerifier,
+  input: Pick<ImageToDeploy, 'sha256' | 'sizeBytes'>,
+  paths: DeploymentPaths,
+  localCopy: { bytesReused: number; baseVersion?: string },
+): Promise<void> {
+  const { sha256, invalid } = await verifier.finish(input.sizeBytes);
+  if (sha256 !== input.sha256) {
+    await discardPartial(paths);
+    if (localCopy.bytesReused > 0) throw new LocalCopyMismatch(`built with ${localCopy.baseVersion}, SHA-256 ${sha256}`);
+    throw new SourceProblem('failed', `yielded bytes with SHA-256 ${sha256}, expected ${input.sha256}`);
+  }
+  if (invalid !== undefined) {
+    await discardPartial(paths);
+    throw invalid instanceof VmhubError
+      ? invalid
+      : new VmhubError('InvalidImage', `image fails verification: ${(invalid as Error).message}`);
+  }
+}
