@@ -31,6 +31,6 @@ ENV VMHUB_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js \
 # Owned by the runtime user, so a volume mounted at .data/sddc starts out writable for it.
 RUN mkdir -p /app/.data/sddc && chown -R node:node /app/.data
 USER node
-# The V8 flags of src/services/worker-process.ts (WORKER_NODE_FLAGS): a smaller young generation.
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=4", "dist/worker.js"]
+# The V8 flags of src/dev-services/worker-process.ts (WORKER_NODE_FLAGS): a smaller young generation.
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=4", "dist/temporal/worker.js"]
 CMD ["control"]

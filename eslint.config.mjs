@@ -1,12 +1,16 @@
-// ESLint catches what the type checker does not: promises nobody awaits, and Node built-ins in workflow
-// code. Formatting is prettier's job (`npm run lint` runs both), so no style rules here.
+// ESLint catches what the type checker does not: promises nobody awaits, and imports that break the
+// layering (docs/architecture.md). Formatting is prettier's job (`npm run lint` runs both), so no style rules here.
 import { builtinModules } from 'node:module';
 import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
-// Workflow code runs in Temporal's deterministic sandbox, where Node's I/O modules are missing or
-// would break replay; the bundle build would only fail later, at worker start.
 const nodeBuiltins = builtinModules.filter((name) => !name.startsWith('_'));
+const DETERMINISTIC = 'Workflow code and what it imports (src/shared/) are deterministic: do I/O in an activity.';
+// Drivers and the SDK's Node-side packages: the workflow sandbox has no I/O, and a value import would
+// only fail at worker start, when the bundle is built. Type-only imports are erased and allowed.
+const drivers = ['mongodb', '@azure/storage-blob', 'xml2js', 'tar-stream', 'commander', 'cli-progress'];
+const nodeSidePackages = ['@temporalio/worker', '@temporalio/client', '@temporalio/activity', '@temporalio/testing'];
+const CLI_ONLY = { regex: '(^|/)cli(/|$)', message: 'Only the CLI and scripts import src/cli/: it is the top layer.' };
 
 export default defineConfig(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test-output/**', '.data/**'] },
@@ -23,13 +27,37 @@ export default defineConfig(
     },
   },
   {
-    files: ['src/workflows/**/*.ts'],
+    // One adapter per driver: storage behind the block store port, the catalog behind its repositories.
+    files: ['src/**/*.ts'],
+    ignores: ['src/storage/azure/**', 'src/catalog/**', 'src/cli/**'],
     rules: {
-      'no-restricted-imports': [
+      '@typescript-eslint/no-restricted-imports': [
         'error',
         {
-          paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow code is deterministic: do I/O in an activity.' })),
-          patterns: [{ group: ['node:*'], message: 'Workflow code is deterministic: do I/O in an activity.' }],
+          paths: [
+            { name: '@azure/storage-blob', message: 'Azure is reached through the block store port (src/storage/block-store.ts).' },
+            { name: 'mongodb', message: 'The catalog is reached through its repositories (src/catalog/).' },
+          ],
+          patterns: [CLI_ONLY],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/catalog/**/*.ts', 'src/storage/azure/**/*.ts'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [CLI_ONLY] }] },
+  },
+  {
+    files: ['src/workflows/**/*.ts', 'src/shared/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            ...nodeBuiltins.map((name) => ({ name, message: DETERMINISTIC })),
+            ...[...drivers, ...nodeSidePackages].map((name) => ({ name, message: DETERMINISTIC, allowTypeImports: true })),
+          ],
+          patterns: [{ group: ['node:*'], message: DETERMINISTIC }, CLI_ONLY],
         },
       ],
     },

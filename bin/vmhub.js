@@ -6,7 +6,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
-const compiled = path.join(root, 'dist', 'client.js');
+const compiled = path.join(root, 'dist', 'cli', 'main.js');
 
 function newestUnder(dir) {
   let newest = 0;
@@ -38,8 +38,8 @@ if (compiledIsCurrent() || (fs.existsSync(compiled) && !tsxAvailable())) {
   require(compiled).main(process.argv);
 } else if (tsxAvailable()) {
   require('tsx/cjs');
-  require('../src/client.ts').main(process.argv);
+  require('../src/cli/main.ts').main(process.argv);
 } else {
-  process.stderr.write('vmhub: neither dist/client.js nor tsx is installed: run `npm ci`, or `npm run build`\n');
+  process.stderr.write('vmhub: neither dist/cli/main.js nor tsx is installed: run `npm ci`, or `npm run build`\n');
   process.exit(1);
 }

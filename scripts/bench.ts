@@ -8,22 +8,22 @@ import type { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { Catalog } from '../src/catalog/catalog';
 import { loadConfig, PROJECT_ROOT, type Config } from '../src/config';
-import type { DeployResult } from '../src/deploy/input';
-import { installLogging } from '../src/logging';
-import { requireWorker } from '../src/operations';
-import type { PublishResult } from '../src/publish/input';
-import { startServices, stopProcessGroup, stopServices } from '../src/services/embedded';
-import { WORKER_NODE_FLAGS } from '../src/services/worker-process';
-import { planBlocks } from '../src/storage/block-plan';
+import type { DeployResult } from '../src/shared/deploy-input';
+import { installLogging } from '../src/temporal/logging';
+import { requireWorker } from '../src/cli/operations';
+import type { PublishResult } from '../src/shared/publish-input';
+import { startServices, stopProcessGroup, stopServices } from '../src/dev-services/embedded';
+import { WORKER_NODE_FLAGS } from '../src/dev-services/worker-process';
+import { planBlocks } from '../src/shared/block-plan';
 import { AzureBlockStores } from '../src/storage/azure/azure-block-store';
 import { blobServiceClient } from '../src/storage/azure/clients';
-import { connectClient, connectWorker } from '../src/temporal';
+import { connectClient, connectWorker } from '../src/temporal/connection';
 import { findLocation, loadTopology } from '../src/topology/topology';
-import { workflowSource } from '../src/worker';
+import { workflowSource } from '../src/temporal/worker';
 import { startCountingProxy } from '../test/harness/counting-proxy';
 import { accountingActivities } from '../test/harness/simulated-publish';
 import { buildBundle } from './build-bundle';
-import { transferTaskQueueOf } from '../src/task-queues';
+import { agentTaskQueueOf, transferTaskQueueOf } from '../src/shared/task-queues';
 
 /**
  * `npm run bench`: the performance checks on embedded services started for the run. Each
@@ -273,7 +273,7 @@ async function main(): Promise<void> {
     const logFile = path.join(dir, 'logs', `${name}.log`);
     fs.mkdirSync(path.dirname(logFile), { recursive: true });
     const log = fs.openSync(logFile, 'a');
-    const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, path.join(app, 'worker.js'), ...args], {
+    const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, path.join(app, 'temporal', 'worker.js'), ...args], {
       cwd: app,
       env: { ...process.env, ...env, ...extra },
       detached: true,
@@ -362,7 +362,7 @@ async function main(): Promise<void> {
       await catalog.sddcs.add({
         name: sddc,
         dataCenter: 'dc-east',
-        taskQueue: `sddc-${sddc}`,
+        taskQueue: agentTaskQueueOf(sddc),
         capacity: { cpus: 1, memoryMiB: 1, diskGiB: 1 },
       });
     }
@@ -375,7 +375,7 @@ async function main(): Promise<void> {
       ),
     );
     const control = await startWorker('deploy');
-    for (const sddc of SDDCS) await waitForPoller(`sddc-${sddc}`, 'activities');
+    for (const sddc of SDDCS) await waitForPoller(agentTaskQueueOf(sddc), 'activities');
     const deployTo = async (sddcs: string[]) => {
       const before = agents.reduce((s, a) => s + proc(a.child.pid!).cpu, 0);
       const run = await timed(

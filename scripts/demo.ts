@@ -2,14 +2,14 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Catalog } from '../src/catalog/catalog';
 import { loadConfig, PROJECT_ROOT, type Config } from '../src/config';
-import { deployOutcome, describeFailure, requireWorker, resultTable, startDeploy, startPublish } from '../src/operations';
-import type { PublishResult } from '../src/publish/input';
+import { deployOutcome, describeFailure, requireWorker, resultTable, startDeploy, startPublish } from '../src/cli/operations';
+import type { PublishResult } from '../src/shared/publish-input';
 import { sddcFromSeed } from '../src/sddc/registry';
-import { startServices, stopServices } from '../src/services/embedded';
-import { spawnWorker, type WorkerProcess } from '../src/services/worker-process';
-import { connectClient } from '../src/temporal';
+import { startServices, stopServices } from '../src/dev-services/embedded';
+import { spawnWorker, type WorkerProcess } from '../src/dev-services/worker-process';
+import { connectClient } from '../src/temporal/connection';
 import { loadTopology } from '../src/topology/topology';
-import { formatBytes } from '../src/units';
+import { formatBytes } from '../src/shared/units';
 import { buildSampleOva } from './sample-ova';
 
 /**

@@ -1,6 +1,6 @@
 import { chromium } from 'playwright-core';
 import { loadConfig, type Config } from '../src/config';
-import { ensureSchedulesAt, lifecycleSchedules } from '../src/schedules';
+import { ensureSchedulesAt, lifecycleSchedules } from '../src/temporal/schedules';
 
 /**
  * `npx tsx scripts/screenshot-schedules.ts [out.png]`: the Temporal Web UI's Schedules page for vmhub's

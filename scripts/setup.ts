@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { catalogServer, onPath, temporalBinary, testServerBinary, vcsimBinary } from '../src/services/tools';
+import { catalogServer, onPath, temporalBinary, testServerBinary, vcsimBinary } from '../src/dev-services/tools';
 
 /**
  * Installs what the embedded services need (Temporal CLI, catalog server, vCenter simulator), and with --test the Debian

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseSourceHosts } from './source/policy';
-import { transferTaskQueueOf } from './task-queues';
+import { transferTaskQueueOf } from './shared/task-queues';
 
 /** Everything vmhub reads from its environment, in one place, with its defaults (the README lists them). */
 export interface Config {

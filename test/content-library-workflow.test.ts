@@ -6,8 +6,8 @@ import type { Activities } from '../src/activities';
 import type { AgentActivities } from '../src/activities/agent';
 import type { ContentLibraryActivities } from '../src/activities/content-library';
 import type { DeploymentPlan } from '../src/activities/deploy';
-import type { DeployResult, DeployResultRow } from '../src/deploy/input';
-import type { ContentLibraryTarget, LibraryPlacement } from '../src/sddc/kinds/content-library';
+import type { DeployResult, DeployResultRow } from '../src/shared/deploy-input';
+import type { ContentLibraryTarget, LibraryPlacement } from '../src/shared/target-kinds/kind';
 import {
   fleetPlanOf,
   location,

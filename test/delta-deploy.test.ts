@@ -7,12 +7,12 @@ import { DefaultLogger } from '@temporalio/worker';
 import { createAgentActivities, type DownloadInput, type DownloadOutput } from '../src/activities/agent';
 import { blockIndexPath, parseBlockIndex } from '../src/deploy/block-index';
 import { blockDigestOf, blockId } from '../src/storage/block-ids';
-import type { DeployInput, DeployResult, DeployResultRow } from '../src/deploy/input';
-import type { PublishResult } from '../src/publish/input';
+import type { DeployInput, DeployResult, DeployResultRow } from '../src/shared/deploy-input';
+import type { PublishResult } from '../src/shared/publish-input';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, tempDir } from './images/build';
 import { loadTopology } from '../src/topology/topology';
-import type { ContentLibraryTarget } from '../src/sddc/kinds/content-library';
+import type { ContentLibraryTarget } from '../src/shared/target-kinds/kind';
 import { repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
 
 /**

@@ -3,13 +3,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import type { DeployInput, DeployResult } from '../src/deploy/input';
-import type { PublishResult } from '../src/publish/input';
+import type { DeployInput, DeployResult } from '../src/shared/deploy-input';
+import type { PublishResult } from '../src/shared/publish-input';
 import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, ovaFromDescriptor } from './images/build';
 import { readBlob, repositoryRoot, startWorld, type TestWorld, workflowFailure } from './helpers';
-import { sddcProgress } from '../src/operations';
+import { sddcProgress } from '../src/cli/operations';
 
 const MiB = 2 ** 20;
 

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { Worker } from '@temporalio/worker';
-import type { DeployResult, FleetProgress } from '../src/deploy/input';
-import { BATCH_SIZE } from '../src/deploy/batches';
-import { connectWorker } from '../src/temporal';
+import type { DeployResult, FleetProgress } from '../src/shared/deploy-input';
+import { BATCH_SIZE } from '../src/shared/batches';
+import { connectWorker } from '../src/temporal/connection';
 import { accountingAgent, FLEET_IMAGE, registerFleet } from './harness/simulated-fleet';
 import { startWorld, workflowFailure, type TestWorld } from './helpers';
 

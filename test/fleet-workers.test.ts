@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
-import type { PublishResult } from '../src/publish/input';
+import type { PublishResult } from '../src/shared/publish-input';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
 

@@ -6,11 +6,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../src/activities';
 import { loadConfig, type Config } from '../src/config';
-import { installLogging } from '../src/logging';
+import { installLogging } from '../src/temporal/logging';
 import type { BlockStore } from '../src/storage/block-store';
-import { connectClient, connectWorker } from '../src/temporal';
-import { transferTaskQueueOf } from '../src/task-queues';
-import { createControlWorkers, openDeps, runWorkers } from '../src/worker';
+import { connectClient, connectWorker } from '../src/temporal/connection';
+import { transferTaskQueueOf } from '../src/shared/task-queues';
+import { createControlWorkers, openDeps, runWorkers } from '../src/temporal/worker';
 
 /** The control workers on task queues of their own, running in this process against the test services. */
 export interface TestWorld {

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { PublishInput, PublishResult } from '../src/publish/input';
+import type { PublishInput, PublishResult } from '../src/shared/publish-input';
 import { filler, isoImage, manifestLine, ovaFromDescriptor, tarArchive, withFileSizes } from './images/build';
 import { describeWithFixtures, fixture } from './images/fixtures';
 import { unlessNotFound } from '../src/storage/block-store';

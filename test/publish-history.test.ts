@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { Worker } from '@temporalio/worker';
-import type { PublishResult } from '../src/publish/input';
-import { planBlocks } from '../src/storage/block-plan';
-import { transferTaskQueueOf } from '../src/task-queues';
-import { connectWorker } from '../src/temporal';
-import { workflowSource } from '../src/worker';
+import type { PublishResult } from '../src/shared/publish-input';
+import { planBlocks } from '../src/shared/block-plan';
+import { transferTaskQueueOf } from '../src/shared/task-queues';
+import { connectWorker } from '../src/temporal/connection';
+import { workflowSource } from '../src/temporal/worker';
 import { accountingActivities } from './harness/simulated-publish';
 import { startWorld, type TestWorld } from './helpers';
 

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { PublishProgress, PublishResult } from '../src/publish/input';
+import type { PublishProgress, PublishResult } from '../src/shared/publish-input';
 import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { readBlob, repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';

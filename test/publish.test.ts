@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { PublishInput, PublishProgress, PublishResult } from '../src/publish/input';
-import { publishWorkflowId } from '../src/publish/input';
+import type { PublishInput, PublishProgress, PublishResult } from '../src/shared/publish-input';
+import { publishWorkflowId } from '../src/shared/publish-input';
 import { startFileServer } from './harness/range-server';
 import { blobServiceClient } from '../src/storage/azure/clients';
 import { unlessNotFound } from '../src/storage/block-store';

@@ -9,7 +9,7 @@ import type { RunRef } from '../src/catalog/image-records';
 import { loadConfig } from '../src/config';
 import type { ImageMetadata } from '../src/images/inspect';
 import type { BlockStores } from '../src/storage/block-store';
-import type { TemporalView } from '../src/temporal';
+import type { TemporalView } from '../src/temporal/connection';
 
 /**
  * The retire claim on the real catalog server: who may claim and take it over, what a refusal leaves,

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Catalog } from '../src/catalog/catalog';
 import { loadConfig } from '../src/config';
-import { registerDefaultSddcsAt } from '../src/services/embedded';
+import { registerDefaultSddcsAt } from '../src/dev-services/embedded';
 import { updateSddc } from '../src/sddc/registry';
 import { loadTopology } from '../src/topology/topology';
-import { checkAgentSddc } from '../src/worker';
+import { checkAgentSddc } from '../src/temporal/worker';
 import { CheckServices } from '../src/workflows/check-services';
 import { readBlob, startWorld, type TestWorld } from './helpers';
 

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { VmhubError } from '../src/errors';
+import { VmhubError } from '../src/shared/errors';
 import { openImageSource } from '../src/source/image-source';
 import { openSource } from '../src/source/open';
 import { parseSourceHosts, type SourcePolicy } from '../src/source/policy';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { loadConfig } from '../src/config';
-import { temporalBinary } from '../src/services/tools';
+import { temporalBinary } from '../src/dev-services/tools';
 import { loadTopology } from '../src/topology/topology';
 import { CheckServices } from '../src/workflows/check-services';
 import { startWorld } from './helpers';

@@ -10,12 +10,12 @@ import {
   type DownloadProgress,
   type SourceFailure,
 } from '../deploy/download-request';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import type { BlockStores } from '../storage/block-store';
 import { keepBeating } from './keep-beating';
 import { transferSignal } from './transfer-signal';
 
-export type { DownloadInput, DownloadOutput, ImageToDeploy, SourceFailure } from '../deploy/download-request';
+export type { DownloadInput, DownloadOutput, SourceFailure } from '../deploy/download-request';
 
 /** An SDDC agent: its activities run on the SDDC's own task queue and write only into its own datastore. */
 export interface AgentDeps {

@@ -3,18 +3,18 @@ import type { Config } from '../config';
 import { removeEmptyDirs } from '../datastore/files';
 import { datastoreRoot, openDeployment } from '../datastore/layout';
 import { acquireLock, releaseLock } from '../datastore/locks';
-import { checkDownloadInput, type ImageToDeploy } from '../deploy/download-request';
-import { VmhubError } from '../errors';
+import { checkDownloadInput } from '../deploy/download-request';
+import { VmhubError } from '../shared/errors';
 import type { Resources } from '../images/ovf/metadata';
 import {
   discardImport,
   InstantiateFailed,
   placementOf,
   removeItem,
-  type ImageRef,
   type Progress,
   type VcenterConnection,
 } from '../sddc/library-import';
+import type { ImageVersion, SddcCopy } from '../shared/image-version';
 import {
   checkInstantiates,
   connectToTarget,
@@ -25,7 +25,8 @@ import {
   type FindItemOutput,
   type ImportOutput,
 } from '../sddc/library-tasks';
-import type { ContentLibraryTarget, InstantiateCheck, LibraryPlacement } from '../sddc/kinds/content-library';
+import type { InstantiateCheck } from '../shared/target-kinds/content-library';
+import type { ContentLibraryTarget, LibraryPlacement } from '../shared/target-kinds/kind';
 import { VsphereApiError } from '../sddc/vsphere-rest';
 import type { Topology } from '../topology/topology';
 import { activityLockHolder } from './agent';
@@ -49,8 +50,7 @@ export interface ContentLibraryDeps {
   env?: NodeJS.ProcessEnv;
 }
 
-export interface LibraryTaskInput extends Omit<ImageToDeploy, 'blob'> {
-  sddc: string;
+export interface LibraryTaskInput extends SddcCopy {
   target: ContentLibraryTarget;
 }
 
@@ -184,12 +184,12 @@ function forbiddenNames(topology: Topology): Set<string> {
 async function withVcenter<T>(
   task: VcenterTask,
   input: LibraryTaskInput,
-  fn: (conn: VcenterConnection, ref: ImageRef, signal: AbortSignal) => Promise<T>,
+  fn: (conn: VcenterConnection, ref: ImageVersion, signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
   const signal = cancellationSignal();
   try {
     checkDownloadInput({ ...input, blob: '', sources: [] }, task.sddc);
-    const ref: ImageRef = {
+    const ref: ImageVersion = {
       image: input.image,
       version: input.version,
       format: input.format,

@@ -1,5 +1,5 @@
 import { activityInfo } from '@temporalio/activity';
-import type { DeployInput, DeployResultRow } from '../deploy/input';
+import type { DeployInput, DeployResultRow } from '../shared/deploy-input';
 import {
   AGENT_ALIVE_MS,
   checkSddcs,
@@ -10,8 +10,8 @@ import {
   type DeploymentTarget,
   type FleetPlan,
 } from '../deploy/resolve-deploy';
-import { VmhubError } from '../errors';
-import { withFailures } from '../failures';
+import { VmhubError } from '../shared/errors';
+import { withFailures } from '../shared/failures';
 import type { SourceFailure } from './agent';
 import type { PublishDeps } from './publish';
 

@@ -1,5 +1,5 @@
 import { heartbeat } from '@temporalio/activity';
-import type { Liveness } from '../engine-ports';
+import type { Liveness } from '../engine/liveness';
 
 /** Well inside every activity's heartbeat timeout (15 s for transfers), so a slow step never looks like a dead worker. */
 export const BEAT_INTERVAL_MS = 5_000;

@@ -2,24 +2,22 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { activityInfo, ApplicationFailure, cancellationSignal, log } from '@temporalio/activity';
 import type { Config } from '../config';
-import { VmhubError } from '../errors';
-import { withFailures } from '../failures';
+import { VmhubError } from '../shared/errors';
+import { withFailures } from '../shared/failures';
 import { checkReplica, type ReplicaCheck } from '../lifecycle/replica-check';
 import { retentionPlan } from '../lifecycle/retention';
-import { beginRetire, checkRef, type RetirePlan, type RetireTarget, type VersionRef } from '../lifecycle/retire';
+import { beginRetire, checkRef, type RetirePlan, type RetireTarget } from '../lifecycle/retire';
+import type { SddcCopy, VersionRef } from '../shared/image-version';
 import { versionsToVerify, type VerifyPage } from '../lifecycle/verify-page';
 import { removeEmptyDirs } from '../datastore/files';
 import { deploymentPaths } from '../datastore/layout';
 import { acquireLock, lockHolder, releaseLock } from '../datastore/locks';
-import { checkDownloadInput, type ImageToDeploy } from '../deploy/download-request';
+import { checkDownloadInput } from '../deploy/download-request';
 import type { PublishDeps } from './publish';
 import { blockIndexPath } from '../deploy/block-index';
 import { thisRun } from './this-run';
 
 export type { ReplicaCheck, RetirePlan, RetireTarget, VerifyPage, VersionRef };
-
-/** What an agent needs to find its copy of a version: the name decides the paths, the digest which item is ours. */
-export type DeployedCopy = Omit<ImageToDeploy, 'blob'> & { sddc: string };
 
 /**
  * Control-plane side of the lifecycle (src/lifecycle/): RetireImage's claim, blob removal and tombstone;
@@ -85,7 +83,7 @@ export type LifecycleActivities = ReturnType<typeof createLifecycleActivities>;
 export function createAgentLifecycleActivities({ config, sddc }: { config: Config; sddc: string }) {
   const root = config.datastore ?? path.join(config.dataDir, 'sddc', sddc);
   return {
-    async removeDeployedCopy(input: DeployedCopy): Promise<{ removed: string[] }> {
+    async removeDeployedCopy(input: SddcCopy): Promise<{ removed: string[] }> {
       try {
         checkDownloadInput({ ...input, blob: '', sources: [] }, sddc);
         const realRoot = await fs.promises.realpath(root).catch(() => undefined);

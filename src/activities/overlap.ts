@@ -1,7 +1,7 @@
 import semver from 'semver';
 import type { VersionOverlap } from '../catalog/image-records';
-import { withFailures } from '../failures';
-import type { BlobLocation } from '../publish/input';
+import { withFailures } from '../shared/failures';
+import type { BlobLocation } from '../shared/publish-input';
 import { sharedBlockCount } from '../storage/block-overlap';
 import type { PublishDeps } from './publish';
 

@@ -1,8 +1,8 @@
 import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import type { Catalog } from '../catalog/catalog';
 import type { Config } from '../config';
-import { withFailures } from '../failures';
-import type { ImageFormat } from '../images/format';
+import { withFailures } from '../shared/failures';
+import type { ImageFormat } from '../shared/image-format';
 import type { ImageMetadata } from '../images/inspect';
 import {
   abandonClaim,
@@ -16,15 +16,15 @@ import {
 } from '../publish/claim';
 import { commitStaged, type CommitOutput } from '../publish/commit';
 import { inspectImage, type Inspection, type SourceDigest } from '../publish/inspect-image';
-import type { BlobLocation, PublishResult } from '../publish/input';
+import type { BlobLocation, PublishResult } from '../shared/publish-input';
 import { probeImage, type ProbeResult } from '../publish/probe';
 import { stageRange, type StageCheckpoint, type StageOutput } from '../publish/stage-range';
 import { PublishWorkspace } from '../publish/workspace';
 import { openImageSource } from '../source/image-source';
 import type { ImageSource } from '../source/source';
-import type { BlockPlan, BlockRange } from '../storage/block-plan';
+import type { BlockPlan, BlockRange } from '../shared/block-plan';
 import type { BlockStores } from '../storage/block-store';
-import type { TemporalView } from '../temporal';
+import type { TemporalView } from '../temporal/connection';
 import { heartbeatLiveness, keepBeating } from './keep-beating';
 import { thisRun } from './this-run';
 import { transferSignal } from './transfer-signal';

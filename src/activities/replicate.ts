@@ -1,6 +1,6 @@
 import { activityInfo, log } from '@temporalio/activity';
 import type { ReplicaRecord } from '../catalog/image-records';
-import { withFailures } from '../failures';
+import { withFailures } from '../shared/failures';
 import { replicateImage, type ReplicateCheckpoint, type ReplicateInput } from '../publish/replicate';
 import { heartbeatLiveness } from './keep-beating';
 import type { PublishDeps } from './publish';

@@ -1,5 +1,5 @@
 import { cancellationSignal } from '@temporalio/activity';
-import { withListenerRoom } from '../signals';
+import { withListenerRoom } from '../engine/signals';
 
 /**
  * The activity's cancellation signal, with room for the listeners of every request in flight: each Azure

@@ -1,4 +1,5 @@
-import type { InstantiateCheck, LibraryPlacement } from '../sddc/kinds/content-library';
+import type { InstantiateCheck } from '../shared/target-kinds/content-library';
+import type { LibraryPlacement } from '../shared/target-kinds/kind';
 import { withoutUndefined } from './documents';
 import type { RunRef } from './image-records';
 

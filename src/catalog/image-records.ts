@@ -1,7 +1,8 @@
-import type { ImageFormat } from '../images/format';
+import type { ImageFormat } from '../shared/image-format';
 import type { ImageMetadata } from '../images/inspect';
 import type { Deprecation } from '../lifecycle/deprecation';
-import type { BlobLocation } from '../publish/input';
+import type { BlobLocation } from '../shared/publish-input';
+import type { Requirements } from '../shared/units';
 
 /** Image versions and their replicas as the catalog keeps them (docs/architecture.md). Plain data: no driver. */
 export type VersionStatus = 'uploading' | 'available' | 'failed' | 'cancelled' | 'retiring' | 'retired';
@@ -56,13 +57,6 @@ export interface ReplicaRecord {
   sha256?: string;
   verifiedAt?: Date;
   reason?: string;
-}
-
-/** What a version needs, compared with an SDDC's capacity (disk in bytes, memory in MiB). */
-export interface Requirements {
-  cpus?: number;
-  memoryMiB?: number;
-  diskBytes?: number;
 }
 
 /** Filters of an image listing; every one given must hold (they combine with AND). */

@@ -1,5 +1,5 @@
 import type { Collection, Db } from 'mongodb';
-import type { RetentionPolicy } from '../lifecycle/retention';
+import type { RetentionPolicy } from './retention-records';
 
 type StoredPolicy = RetentionPolicy & { updatedAt: Date };
 

@@ -1,4 +1,4 @@
-import type { SddcTarget } from '../sddc/target';
+import type { SddcTarget } from '../shared/sddc-target';
 import type { Capacity } from '../topology/topology';
 
 /** A registered SDDC as the catalog keeps it. Plain data: no driver. */

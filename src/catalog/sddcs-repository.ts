@@ -1,5 +1,5 @@
 import type { Collection, Db } from 'mongodb';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import { withoutUndefined } from './documents';
 import { isDuplicateKey } from './duplicate-key';
 import type { NewSddc, SddcChanges, SddcRecord } from './sddc-records';

@@ -1,9 +1,9 @@
 import type { Collection, Db, Filter } from 'mongodb';
 import semver from 'semver';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import type { ImageMetadata } from '../images/inspect';
 import type { Deprecation } from '../lifecycle/deprecation';
-import { isLatestRef, LATEST_PRE } from '../names';
+import { isLatestRef, LATEST_PRE } from '../shared/names';
 import { isDuplicateKey } from './duplicate-key';
 import type {
   ClaimResult,

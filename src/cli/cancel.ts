@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { cancelAndReport } from '../operations';
+import { cancelAndReport } from './operations';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print, statusWord } from './output';

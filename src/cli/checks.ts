@@ -3,9 +3,16 @@ import type { Catalog } from '../catalog/catalog';
 import type { ImageVersionRecord } from '../catalog/image-records';
 import type { SddcRecord } from '../catalog/sddc-records';
 import type { Config } from '../config';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import { assertDeployable } from '../lifecycle/deprecation';
-import { isLatestRef, LATEST_PRE, validateImageName, validateSddcNames, validateVersion, validateVersionRef } from '../names';
+import {
+  isLatestRef,
+  LATEST_PRE,
+  validateImageName,
+  validateSddcNames,
+  validateVersion,
+  validateVersionRef,
+} from '../shared/names';
 import { CliError } from './errors';
 import { loadTemporal } from './services';
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import type { DeployCounts, DeployInput, DeployResult, DeployResultRow } from '../deploy/input';
-import { deployHeadline, deployIncomplete, resultTable, startDeploy } from '../operations';
+import type { DeployCounts, DeployInput, DeployResult, DeployResultRow } from '../shared/deploy-input';
+import { deployHeadline, deployIncomplete, resultTable, startDeploy } from './operations';
 import { capacityShortfall, resourcesOf } from '../deploy/placement';
 import { deployableVersion, parseRef, parseSddcList, registeredSddcs, requireAgents, requireControlWorkers } from './checks';
 import { examples, jsonOption, requiredOption } from './command';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import { parseEndOfLife, pastEndOfLife } from '../lifecycle/deprecation';
-import { LATEST } from '../names';
+import { LATEST } from '../shared/names';
 import { parseRef } from './checks';
 import type { CliDeps } from './deps';
 import { print } from './output';

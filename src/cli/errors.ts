@@ -1,7 +1,7 @@
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
 import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { CommanderError } from 'commander';
-import { isVmhubError } from '../errors';
+import { isVmhubError } from '../shared/errors';
 
 /**
  * Problems only the CLI meets, beside the product's error types (src/errors.ts): a service it cannot

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
-import type { ImageVersionRecord, Requirements } from '../catalog/image-records';
+import type { ImageVersionRecord } from '../catalog/image-records';
+import type { Requirements } from '../shared/units';
 import { lifecycleMark } from '../lifecycle/deprecation';
-import { validateImageName } from '../names';
-import { formatBytes, formatMiB, parseFits } from '../units';
+import { validateImageName } from '../shared/names';
+import { formatBytes, formatMiB, parseFits } from '../shared/units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print, table } from './output';

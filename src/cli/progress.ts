@@ -1,10 +1,10 @@
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import type { WorkflowHandle } from '@temporalio/client';
-import type { DeployResult, SddcProgress } from '../deploy/input';
-import { deployOutcome } from '../operations';
-import { readProgress as readRun, type DeployReading } from '../run-progress';
-import type { PublishResult } from '../publish/input';
-import { formatBytes } from '../units';
+import type { DeployResult, SddcProgress } from '../shared/deploy-input';
+import { deployOutcome } from './operations';
+import { readProgress as readRun, type DeployReading } from './run-progress';
+import type { PublishResult } from '../shared/publish-input';
+import { formatBytes } from '../shared/units';
 import { CliError } from './errors';
 import type { CliIo } from './output';
 
@@ -18,7 +18,7 @@ export interface ProgressSnapshot {
 
 /**
  * The one place the CLI reads progress: the run's query merged with its activities' heartbeats
- * (src/run-progress.ts), so bytes move between the blocks the workflow counts. While a publish
+ * (src/cli/run-progress.ts), so bytes move between the blocks the workflow counts. While a publish
  * replicates, its bar shows the replicas' bytes; once it deploys, the rows are its child deploy's.
  */
 export async function readProgress(handle: WorkflowHandle): Promise<ProgressSnapshot | undefined> {

@@ -1,10 +1,10 @@
 import { Option, type Command } from 'commander';
-import { IMAGE_FORMATS, type ImageFormat } from '../images/format';
-import { deployHeadline, deployIncomplete, resultTable, startPublish } from '../operations';
-import type { DeployResultRow, DeployCounts } from '../deploy/input';
-import type { PublishInput, PublishResult } from '../publish/input';
-import { formatBytes } from '../units';
-import { validateImageName, validateVersion } from '../names';
+import { IMAGE_FORMATS, type ImageFormat } from '../shared/image-format';
+import { deployHeadline, deployIncomplete, resultTable, startPublish } from './operations';
+import type { DeployResultRow, DeployCounts } from '../shared/deploy-input';
+import type { PublishInput, PublishResult } from '../shared/publish-input';
+import { formatBytes } from '../shared/units';
+import { validateImageName, validateVersion } from '../shared/names';
 import { resolveSource } from '../source/source';
 import { resolveSourcePath } from '../source/source-path';
 import { parseSddcList, registeredSddcs, requireAgents, requireControlWorkers } from './checks';
@@ -12,7 +12,7 @@ import { examples, jsonOption, requiredOption } from './command';
 import type { CliDeps } from './deps';
 import { print, processIo } from './output';
 import { followPublish } from './progress';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 
 /** The workflow's input as given on the command line, and whether to follow the run. */
 export type PublishOptions = Omit<PublishInput, 'deployTo'> & {

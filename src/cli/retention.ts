@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import { validateKeep, type RetentionPolicy } from '../lifecycle/retention';
-import { validateImageName } from '../names';
-import { ensureSchedules, RETENTION_SCHEDULE_ID } from '../schedules';
+import { validateKeep } from '../lifecycle/retention';
+import type { RetentionPolicy } from '../catalog/retention-records';
+import { validateImageName } from '../shared/names';
+import { ensureSchedules, RETENTION_SCHEDULE_ID } from '../temporal/schedules';
 import type { CliDeps } from './deps';
 import { print } from './output';
 

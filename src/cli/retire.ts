@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { retireWorkflowId, type RetireResult } from '../lifecycle/input';
+import { retireWorkflowId, type RetireResult } from '../shared/lifecycle-input';
 import { parseRef } from './checks';
-import { requireWorker } from '../operations';
+import { requireWorker } from './operations';
 import type { CliDeps } from './deps';
 import { print } from './output';
 

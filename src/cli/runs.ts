@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import { IMAGE_KEY, VERSION_KEY } from '../workflows/search-attributes';
-import { validateImageName } from '../names';
+import { validateImageName } from '../shared/names';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print, statusWord, table } from './output';

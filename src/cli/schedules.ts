@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { describeInterval, describeSchedules, type ScheduleRow } from '../schedules';
+import { describeInterval, describeSchedules, type ScheduleRow } from '../temporal/schedules';
 import type { CliDeps } from './deps';
 import { print } from './output';
 

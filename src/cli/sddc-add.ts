@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import type { SddcRecord } from '../catalog/sddc-records';
-import { checkNewSddc, createSddc, defaultTaskQueue } from '../sddc/registry';
-import { describeTarget, parseTarget, targetAddNote, type TargetOptions } from '../sddc/target';
+import { checkNewSddc, createSddc } from '../sddc/registry';
+import { agentTaskQueueOf } from '../shared/task-queues';
+import { describeTarget, parseTarget, targetAddNote, type TargetOptions } from '../shared/sddc-target';
 import { loadTopology, type Capacity } from '../topology/topology';
-import { formatCapacity, parseCpus, parseDiskGiB, parseMemoryMiB } from '../units';
+import { formatCapacity, parseCpus, parseDiskGiB, parseMemoryMiB } from '../shared/units';
 import { examples, jsonOption, requiredOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';
@@ -22,7 +23,7 @@ export async function run(options: SddcAddOptions, deps: CliDeps): Promise<SddcR
   const sddc = checkNewSddc(loadTopology(deps.config.topologyPath), {
     name: options.name,
     dataCenter: options.dc,
-    taskQueue: options.taskQueue ?? defaultTaskQueue(options.name),
+    taskQueue: options.taskQueue ?? agentTaskQueueOf(options.name),
     capacity: options.capacity,
     target: givenTarget(options.name, options.target) ?? parseTarget(undefined),
   });

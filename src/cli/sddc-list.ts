@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import type { SddcRecord } from '../catalog/sddc-records';
-import { targetLabel } from '../sddc/target';
+import { targetLabel } from '../shared/sddc-target';
 import { jsonOption } from './command';
 import type { CliDeps } from './deps';
-import { formatMiB } from '../units';
+import { formatMiB } from '../shared/units';
 import { print, table } from './output';
 import { sddcGroup } from './sddc';
 

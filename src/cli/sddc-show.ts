@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { SddcRecord } from '../catalog/sddc-records';
-import { describeTarget } from '../sddc/target';
-import { formatCapacity } from '../units';
+import { describeTarget } from '../shared/sddc-target';
+import { formatCapacity } from '../shared/units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';

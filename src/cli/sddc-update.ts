@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import type { SddcRecord } from '../catalog/sddc-records';
 import { checkSddcChanges, updateSddc } from '../sddc/registry';
-import { describeTarget, type TargetOptions } from '../sddc/target';
+import { describeTarget, type TargetOptions } from '../shared/sddc-target';
 import { loadTopology, type Capacity } from '../topology/topology';
-import { formatCapacity, parseCapacity } from '../units';
+import { formatCapacity, parseCapacity } from '../shared/units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';

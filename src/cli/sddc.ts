@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { TARGET_OPTIONS, targetFromOptions, type SddcTarget, type TargetOptions } from '../sddc/target';
+import { TARGET_OPTIONS, targetFromOptions, type SddcTarget, type TargetOptions } from '../shared/sddc-target';
 
 /** The `sddc` command group, made once and shared by its subcommand modules. */
 export function sddcGroup(program: Command): Command {

@@ -19,7 +19,7 @@ export function redactUri(uri: string): string {
  * The services' client libraries are loaded on first use, so `--help` and checks that need no service start
  * fast. A plain require: the tsx fallback of bin/vmhub.js hooks require but not a dynamic import().
  */
-export const loadTemporal = () => require('../temporal') as typeof import('../temporal');
+export const loadTemporal = () => require('../temporal/connection') as typeof import('../temporal/connection');
 const loadCatalog = () => require('../catalog/catalog') as typeof import('../catalog/catalog');
 const loadMongo = () => require('mongodb') as typeof import('mongodb');
 

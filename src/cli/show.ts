@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { originalSource, type DeploymentRecord } from '../catalog/deployment-records';
 import type { ImageVersionRecord, VersionOverlap } from '../catalog/image-records';
-import { formatOf } from '../images/format';
+import { formatOf } from '../shared/image-format';
 import { lifecycleLines } from '../lifecycle/deprecation';
-import { describePlacement } from '../sddc/target';
-import { formatBytes, formatMiB } from '../units';
+import { describePlacement } from '../shared/sddc-target';
+import { formatBytes, formatMiB } from '../shared/units';
 import { parseRef, unknownVersion } from './checks';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import type { SddcProgress } from '../deploy/input';
-import { formatBytes } from '../units';
+import type { SddcProgress } from '../shared/deploy-input';
+import { formatBytes } from '../shared/units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { errorOf } from './errors';

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import type { VerifyResult } from '../lifecycle/input';
+import type { VerifyResult } from '../shared/lifecycle-input';
 import { parseRef } from './checks';
-import { validateImageName } from '../names';
-import { requireWorker } from '../operations';
+import { validateImageName } from '../shared/names';
+import { requireWorker } from './operations';
 import type { CliDeps } from './deps';
 import { print } from './output';
 

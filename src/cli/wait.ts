@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import { examples, jsonOption } from './command';
 import { deployResult, exitCode as deployExitCode, renderText as deployText, type DeployCliResult } from './deploy';
 import type { CliDeps } from './deps';

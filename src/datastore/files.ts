@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 
 /**
  * File I/O in the agent's datastore: nothing is opened through a link at its name, and writes go on

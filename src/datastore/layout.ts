@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config';
-import { VmhubError } from '../errors';
-import { BLOB_EXTENSIONS, type ImageFormat } from '../images/format';
-import { formatBytes } from '../units';
+import { VmhubError } from '../shared/errors';
+import { BLOB_EXTENSIONS, type ImageFormat } from '../shared/image-format';
+import { formatBytes } from '../shared/units';
 import { readNoFollow } from './files';
 
 /** Where an agent keeps its images: its own configuration says, nothing in a task does. */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseBlockId } from '../storage/block-ids';
-import { IMAGE_NAME } from '../names';
+import { IMAGE_NAME } from '../shared/names';
 
 /**
  * The block index kept beside every deployed version, `<file>.blocks.json`: the block size and each

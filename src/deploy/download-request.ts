@@ -1,21 +1,12 @@
-import { VmhubError } from '../errors';
-import { IMAGE_FORMATS, type ImageFormat } from '../images/format';
-import { validateImageName, validateSddcName, validateVersion } from '../names';
+import { VmhubError } from '../shared/errors';
+import { IMAGE_FORMATS } from '../shared/image-format';
+import type { SddcCopy } from '../shared/image-version';
+import { validateImageName, validateSddcName, validateVersion } from '../shared/names';
 import type { SourceCandidate } from './placement';
 
-/** A published version as a deployment needs it: what to fetch and what its bytes must hash to. */
-export interface ImageToDeploy {
-  image: string;
-  version: string;
-  format: ImageFormat;
-  sha256: string;
-  sizeBytes: number;
+/** What to deploy, and the blob to fetch it from; where it goes on disk is the agent's own business (VMHUB_DATASTORE). */
+export interface DownloadInput extends SddcCopy {
   blob: string;
-}
-
-/** What to deploy; where it goes on disk is the agent's own business (VMHUB_DATASTORE). */
-export interface DownloadInput extends ImageToDeploy {
-  sddc: string;
   sources: SourceCandidate[];
 }
 

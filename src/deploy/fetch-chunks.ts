@@ -1,5 +1,5 @@
 import type fs from 'node:fs';
-import { runPool } from '../concurrency';
+import { runPool } from '../shared/concurrency';
 import { writeFully } from '../datastore/files';
 import type { DeploymentPaths } from '../datastore/layout';
 import type { BlockStore } from '../storage/block-store';

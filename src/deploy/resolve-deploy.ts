@@ -1,13 +1,14 @@
-import type { ImageToDeploy, SourceFailure } from './download-request';
+import type { ImageVersion } from '../shared/image-version';
+import type { SourceFailure } from './download-request';
 import type { Catalog } from '../catalog/catalog';
 import type { ImageVersionRecord } from '../catalog/image-records';
 import type { SddcRecord } from '../catalog/sddc-records';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import type { Resources } from '../images/ovf/metadata';
 import { assertDeployable } from '../lifecycle/deprecation';
 import { dataCentersByDistance, type Topology } from '../topology/topology';
-import { batchesOf, type SddcBatch } from './batches';
-import type { DeployInput } from './input';
+import { batchesOf, type SddcBatch } from '../shared/batches';
+import type { DeployInput } from '../shared/deploy-input';
 import { capacityShortfall, resourcesOf, sourceOrder, type SourceCandidate } from './placement';
 
 /** A busy agent (every slot downloading) stops polling for a while: five minutes is still alive. */
@@ -20,7 +21,8 @@ export interface DeploymentTarget {
   sources: SourceCandidate[];
 }
 
-export interface DeploymentPlan extends ImageToDeploy {
+export interface DeploymentPlan extends ImageVersion {
+  blob: string;
   targets: DeploymentTarget[];
   /** What the catalog says the image needs: an instantiate check compares the VM with it. */
   resources?: Resources;

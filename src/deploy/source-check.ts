@@ -1,5 +1,5 @@
 import { isBlockStoreError, type BlockStore, type BlockStores } from '../storage/block-store';
-import { SourceProblem, type ImageToDeploy } from './download-request';
+import { SourceProblem, type DownloadInput } from './download-request';
 import type { SourceCandidate } from './placement';
 
 /**
@@ -9,7 +9,7 @@ import type { SourceCandidate } from './placement';
 export async function checkSource(
   storage: BlockStores,
   source: SourceCandidate,
-  input: Pick<ImageToDeploy, 'blob' | 'sha256' | 'sizeBytes'>,
+  input: Pick<DownloadInput, 'blob' | 'sha256' | 'sizeBytes'>,
   signal: AbortSignal,
 ): Promise<{ store: BlockStore; etag: string }> {
   let store;

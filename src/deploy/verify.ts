@@ -1,9 +1,9 @@
 import type fs from 'node:fs';
 import { discardPartial, type DeploymentPaths } from '../datastore/layout';
-import { VmhubError } from '../errors';
-import { formatOf, type ImageFormat } from '../images/format';
+import { VmhubError } from '../shared/errors';
+import { formatOf, type ImageFormat } from '../shared/image-format';
 import { hashPool, type ImageStream } from '../storage/hashing';
-import { LocalCopyMismatch, SourceProblem, type ImageToDeploy } from './download-request';
+import { LocalCopyMismatch, SourceProblem, type DownloadInput } from './download-request';
 
 /**
  * Verifies the file's bytes in order as they reach it: a hashing thread reads them back from the page
@@ -53,7 +53,7 @@ export class WrittenBytesVerifier {
  */
 export async function verifyDownload(
   verifier: WrittenBytesVerifier,
-  input: Pick<ImageToDeploy, 'sha256' | 'sizeBytes'>,
+  input: Pick<DownloadInput, 'sha256' | 'sizeBytes'>,
   paths: DeploymentPaths,
   localCopy: { bytesReused: number; baseVersion?: string },
 ): Promise<void> {

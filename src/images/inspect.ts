@@ -1,5 +1,4 @@
-import { VmhubError } from '../errors';
-import { formatOf, type ImageFormat } from './format';
+import { VmhubError } from '../shared/errors';
 import { ISO_HEAD_BYTES, parseIso, type IsoMetadata } from './iso';
 import { OvaInspector, type OvaMetadata } from './ova';
 
@@ -50,8 +49,9 @@ const INSPECTORS = {
 
 export type InspectorName = keyof typeof INSPECTORS;
 
-export function createInspector(format: ImageFormat): Inspector {
-  const inspector = INSPECTORS[formatOf(format).inspector]();
+/** The inspector a format's record names (`formatOf(format).inspector`). */
+export function createInspector(name: InspectorName): Inspector {
+  const inspector = INSPECTORS[name]();
   return {
     write: (chunk) => inspector.write(chunk),
     finish: async () => checkMetadataSize(await inspector.finish()),

@@ -1,4 +1,4 @@
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 
 /** ISO 9660 volume metadata (ECMA-119), read from the volume descriptors that start at 32 KiB. */
 export interface IsoMetadata {

@@ -1,4 +1,4 @@
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 
 /** An OVF manifest (.mf): one digest per file, in any of the shapes exporters write, LF or CRLF. */
 export type DigestAlgorithm = 'sha1' | 'sha256' | 'sha512';

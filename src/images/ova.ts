@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import { parseManifest, type DigestAlgorithm, type ManifestEntry } from './manifest';
 import { parseOvf, type OvfEnvelope } from './ovf/envelope';
 import { describeOvf, type OvfMetadata } from './ovf/metadata';

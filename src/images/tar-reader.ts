@@ -1,4 +1,4 @@
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import { BLOCK, padded } from './tar-header';
 import { quoted } from './xml';
 

@@ -1,5 +1,5 @@
 import { Parser } from 'xml2js';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 
 /**
  * A namespace-aware XML tree for untrusted descriptors. Elements and attributes are matched by

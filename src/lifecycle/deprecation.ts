@@ -1,4 +1,4 @@
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 
 /**
  * Deprecation of one image version, as Azure Compute Gallery's exclude-from-latest and end-of-life: a

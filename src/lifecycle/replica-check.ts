@@ -1,6 +1,6 @@
 import type { Catalog } from '../catalog/catalog';
-import type { Log } from '../engine-ports';
-import { VmhubError } from '../errors';
+import type { Log } from '../engine/liveness';
+import { VmhubError } from '../shared/errors';
 import { unlessNotFound, type BlockStore, type BlockStores } from '../storage/block-store';
 
 /** What a copy of a blob is, as storage reports it: its committed block IDs, size and recorded SHA-256. */

@@ -1,15 +1,9 @@
 import semver from 'semver';
 import type { Catalog } from '../catalog/catalog';
-import { VmhubError } from '../errors';
-import { validateImageName } from '../names';
-import type { TemporalView } from '../temporal';
-import type { VersionRef } from './retire';
-
-/** How many versions of an image retention keeps. */
-export interface RetentionPolicy {
-  image: string;
-  keep: number;
-}
+import { VmhubError } from '../shared/errors';
+import { validateImageName } from '../shared/names';
+import type { TemporalView } from '../temporal/connection';
+import type { VersionRef } from '../shared/image-version';
 
 export interface RetentionCandidate {
   version: string;

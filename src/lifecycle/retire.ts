@@ -1,18 +1,13 @@
-import type { ImageToDeploy } from '../deploy/download-request';
+import type { ImageVersion, VersionRef } from '../shared/image-version';
 import type { Catalog } from '../catalog/catalog';
 import type { RunRef } from '../catalog/image-records';
 import { AGENT_ALIVE_MS } from '../deploy/resolve-deploy';
-import type { Log } from '../engine-ports';
-import { VmhubError } from '../errors';
-import { validateImageName, validateVersion } from '../names';
-import type { SddcTarget } from '../sddc/target';
-import type { TemporalView } from '../temporal';
+import type { Log } from '../engine/liveness';
+import { VmhubError } from '../shared/errors';
+import { validateImageName, validateVersion } from '../shared/names';
+import type { SddcTarget } from '../shared/sddc-target';
+import type { TemporalView } from '../temporal/connection';
 import type { Topology } from '../topology/topology';
-
-export interface VersionRef {
-  image: string;
-  version: string;
-}
 
 /** An SDDC that holds (or may hold) a copy of the version being retired. */
 export interface RetireTarget {
@@ -23,7 +18,7 @@ export interface RetireTarget {
 
 export type RetirePlan =
   | { state: 'retired' }
-  | (Omit<ImageToDeploy, 'blob'> & {
+  | (ImageVersion & {
       state: 'retiring';
       /** `retiring`: this run took the retire over from a closed run, which may have removed copies already. */
       previous?: 'available' | 'retiring';

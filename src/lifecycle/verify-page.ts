@@ -1,8 +1,8 @@
 import type { Catalog } from '../catalog/catalog';
-import { VmhubError } from '../errors';
-import { validateImageName, validateVersion } from '../names';
+import { VmhubError } from '../shared/errors';
+import { validateImageName, validateVersion } from '../shared/names';
 import type { Topology } from '../topology/topology';
-import type { VersionRef } from './retire';
+import type { VersionRef } from '../shared/image-version';
 
 export interface VerifyPage {
   versions: VersionRef[];

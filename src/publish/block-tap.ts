@@ -1,5 +1,5 @@
 import type { Reservation } from '../storage/byte-budget';
-import type { BlockPlan, BlockRange } from '../storage/block-plan';
+import type { BlockPlan, BlockRange } from '../shared/block-plan';
 
 /**
  * How one publish's staging and inspection share the work inside one worker process, so that in the

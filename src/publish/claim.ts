@@ -1,15 +1,15 @@
 import type { Catalog } from '../catalog/catalog';
 import type { ImageVersionRecord, RunRef } from '../catalog/image-records';
-import type { Log } from '../engine-ports';
-import { VmhubError } from '../errors';
-import type { ImageFormat } from '../images/format';
+import type { Log } from '../engine/liveness';
+import { VmhubError } from '../shared/errors';
+import type { ImageFormat } from '../shared/image-format';
 import type { ImageMetadata } from '../images/inspect';
 import type { BlockStores } from '../storage/block-store';
 import { unlessNotFound } from '../storage/block-store';
-import type { BlockPlan } from '../storage/block-plan';
-import type { TemporalView } from '../temporal';
+import type { BlockPlan } from '../shared/block-plan';
+import type { TemporalView } from '../temporal/connection';
 import { primaryLocation } from '../topology/topology';
-import { blobName, type BlobLocation, type PublishResult } from './input';
+import { blobName, type BlobLocation, type PublishResult } from '../shared/publish-input';
 
 /**
  * A publish run's claim on image@version: taken (or taken over from a closed run), checked before the

@@ -1,10 +1,10 @@
-import type { Log } from '../engine-ports';
-import { VmhubError } from '../errors';
-import { CONTENT_TYPES, type ImageFormat } from '../images/format';
-import { letFinish } from '../signals';
+import type { Log } from '../engine/liveness';
+import { VmhubError } from '../shared/errors';
+import { CONTENT_TYPES, type ImageFormat } from '../shared/image-format';
+import { letFinish } from '../engine/signals';
 import type { ImageSource } from '../source/source';
 import { blockDigest, blockId, blockListDigest, parseBlockId } from '../storage/block-ids';
-import { blockBounds, rangesOf, type BlockPlan, type BlockRange } from '../storage/block-plan';
+import { blockBounds, rangesOf, type BlockPlan, type BlockRange } from '../shared/block-plan';
 import { isBlockStoreError, unlessNotFound, type BlobProperties, type BlockStore } from '../storage/block-store';
 import type { SourceDigest } from './inspect-image';
 

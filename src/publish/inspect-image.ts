@@ -1,10 +1,10 @@
-import type { Liveness, Log } from '../engine-ports';
-import { VmhubError } from '../errors';
-import type { ImageFormat } from '../images/format';
+import type { Liveness, Log } from '../engine/liveness';
+import { VmhubError } from '../shared/errors';
+import type { ImageFormat } from '../shared/image-format';
 import type { ImageMetadata } from '../images/inspect';
 import type { ImageSource } from '../source/source';
 import { blockDigestOf, blockId, blockListDigest } from '../storage/block-ids';
-import { blockBounds, type BlockPlan } from '../storage/block-plan';
+import { blockBounds, type BlockPlan } from '../shared/block-plan';
 import type { HeldBytes } from './block-tap';
 import type { PublishWorkspace, TapKey } from './workspace';
 

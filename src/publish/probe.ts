@@ -1,11 +1,11 @@
 import type { Config } from '../config';
-import { VmhubError } from '../errors';
-import { formatOf, type ImageFormat } from '../images/format';
+import { VmhubError } from '../shared/errors';
+import { formatOf, type ImageFormat } from '../shared/image-format';
 import { peekDescriptor } from '../images/ova';
 import { parseOvf } from '../images/ovf/envelope';
 import { describeOvf } from '../images/ovf/metadata';
 import type { ImageSource } from '../source/source';
-import { planBlocks, type BlockPlan } from '../storage/block-plan';
+import { planBlocks, type BlockPlan } from '../shared/block-plan';
 
 export interface ProbeResult {
   format: ImageFormat;

@@ -1,9 +1,9 @@
 import type { Catalog } from '../catalog/catalog';
 import type { ImageVersionRecord, ReplicaRecord } from '../catalog/image-records';
-import { runPool } from '../concurrency';
-import type { Liveness, Log } from '../engine-ports';
-import { VmhubError } from '../errors';
-import { letFinish } from '../signals';
+import { runPool } from '../shared/concurrency';
+import type { Liveness, Log } from '../engine/liveness';
+import { VmhubError } from '../shared/errors';
+import { letFinish } from '../engine/signals';
 import { blockDigestOf, blockListDigest, parseBlockId } from '../storage/block-ids';
 import type { Block, BlockStore, BlockStores } from '../storage/block-store';
 import { hashPool } from '../storage/hashing';

@@ -1,8 +1,8 @@
-import type { Liveness, Log } from '../engine-ports';
-import { withListenerRoom, letFinish } from '../signals';
+import type { Liveness, Log } from '../engine/liveness';
+import { withListenerRoom, letFinish } from '../engine/signals';
 import type { ImageSource } from '../source/source';
 import { blockDigestOf, blockId } from '../storage/block-ids';
-import { blockBounds, type BlockPlan, type BlockRange } from '../storage/block-plan';
+import { blockBounds, type BlockPlan, type BlockRange } from '../shared/block-plan';
 import { unlessNotFound, type BlockStore } from '../storage/block-store';
 import type { Claim, HeldBytes, PublishTap } from './block-tap';
 import type { PublishWorkspace, TapKey } from './workspace';
@@ -15,7 +15,7 @@ export interface StageOutput {
 
 /**
  * Progress of a staging attempt: every block before `next` is staged (a retry resumes there);
- * `bytesDone` of the range's `bytesTotal` are staged, for progress readers (see src/run-progress.ts).
+ * `bytesDone` of the range's `bytesTotal` are staged, for progress readers (see src/cli/run-progress.ts).
  */
 export interface StageCheckpoint {
   next: number;

@@ -1,7 +1,7 @@
 import type { RunRef } from '../catalog/image-records';
 import type { Config } from '../config';
 import type { ImageSource } from '../source/source';
-import { blockBounds, type BlockPlan } from '../storage/block-plan';
+import { blockBounds, type BlockPlan } from '../shared/block-plan';
 import { BlockBuffers } from '../storage/block-buffers';
 import { ByteBudget } from '../storage/byte-budget';
 import { hashPool, type HashPool } from '../storage/hashing';

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
-import { VmhubError } from '../errors';
-import { formatOf, type ImageFormat } from '../images/format';
+import { VmhubError } from '../shared/errors';
+import { formatOf } from '../shared/image-format';
+import type { ImageVersion } from '../shared/image-version';
 import {
   ContentLibrary,
   deploymentError,
@@ -18,26 +19,12 @@ import {
   itemState,
   libraryItemName,
   recordedSha256,
-  type ContentLibraryTarget,
   type Credentials,
   type ItemState,
-  type LibraryPlacement,
-} from './kinds/content-library';
+} from '../shared/target-kinds/content-library';
+import type { ContentLibraryTarget, LibraryPlacement } from '../shared/target-kinds/kind';
 import { VimSession } from './vim-soap';
 import { VsphereApiError, VsphereRest } from './vsphere-rest';
-
-/**
- * Importing a verified image into a vCenter's content library, and checking that a VM can be made from
- * it. Plain functions over one logged-in connection; the agent's activity adds heartbeats, retries and
- * cancellation around them.
- */
-export interface ImageRef {
-  image: string;
-  version: string;
-  format: ImageFormat;
-  sha256: string;
-  sizeBytes: number;
-}
 
 export interface Progress {
   file?: string;
@@ -82,7 +69,7 @@ export interface FoundItem {
 }
 
 /** What the target's library holds under the image's item name; other bytes there are a VersionConflict. */
-export async function lookupItem(conn: VcenterConnection, ref: ImageRef, signal?: AbortSignal): Promise<FoundItem> {
+export async function lookupItem(conn: VcenterConnection, ref: ImageVersion, signal?: AbortSignal): Promise<FoundItem> {
   const library = await conn.library.findLibrary(conn.target.library, { signal });
   if (!library) return { state: 'absent' };
   const item = await conn.library.findItem(library.id, libraryItemName(ref.image, ref.version), { signal });
@@ -91,7 +78,7 @@ export async function lookupItem(conn: VcenterConnection, ref: ImageRef, signal?
   return { state, library, item };
 }
 
-function conflict(target: ContentLibraryTarget, ref: ImageRef, item: ItemInfo): VmhubError {
+function conflict(target: ContentLibraryTarget, ref: ImageVersion, item: ItemInfo): VmhubError {
   const sha = recordedSha256(item.description);
   return new VmhubError(
     'VersionConflict',
@@ -147,7 +134,7 @@ export interface ImportResult {
 }
 
 /** The files of the item an image becomes: an OVA's members (an OVF template), or the image itself (an ISO). */
-async function itemFilesOf(ref: ImageRef, options: ImportOptions): Promise<LibraryFile[]> {
+async function itemFilesOf(ref: ImageVersion, options: ImportOptions): Promise<LibraryFile[]> {
   const format = formatOf(ref.format);
   if (!format.libraryItem.members) {
     const name = `${libraryItemName(ref.image, ref.version)}.${format.blobExtension}`;
@@ -166,7 +153,7 @@ async function itemFilesOf(ref: ImageRef, options: ImportOptions): Promise<Libra
  * then records the image, version and SHA-256 in the item's description. An item holding other bytes
  * is a VersionConflict and is never touched.
  */
-export async function importImage(conn: VcenterConnection, ref: ImageRef, options: ImportOptions): Promise<ImportResult> {
+export async function importImage(conn: VcenterConnection, ref: ImageVersion, options: ImportOptions): Promise<ImportResult> {
   const { signal } = options;
   const call = { signal };
   const cl = conn.library;
@@ -279,7 +266,11 @@ async function untilDone(cl: ContentLibrary, sessionId: string, signal?: AbortSi
  * Removes the version's item, finished or half imported, for a retire: open update sessions are cancelled
  * first. An item of that name holding other bytes is not this version's and fails with VersionConflict.
  */
-export async function removeItem(conn: VcenterConnection, ref: ImageRef, signal?: AbortSignal): Promise<ItemInfo | undefined> {
+export async function removeItem(
+  conn: VcenterConnection,
+  ref: ImageVersion,
+  signal?: AbortSignal,
+): Promise<ItemInfo | undefined> {
   const found = await lookupItem(conn, ref, signal);
   if (!found.item) return undefined;
   for (const s of await conn.library.updateSessionsOf(found.item.id, { signal }))
@@ -288,7 +279,7 @@ export async function removeItem(conn: VcenterConnection, ref: ImageRef, signal?
   return found.item;
 }
 
-export async function discardImport(conn: VcenterConnection, ref: ImageRef): Promise<void> {
+export async function discardImport(conn: VcenterConnection, ref: ImageVersion): Promise<void> {
   const found = await conn.library.findLibrary(conn.target.library);
   const item = found && (await conn.library.findItem(found.id, libraryItemName(ref.image, ref.version)));
   if (!item || itemState(item.description, ref.sha256, true) !== 'importing') return;

@@ -5,7 +5,7 @@ import { removeEmptyDirs } from '../datastore/files';
 import { deploymentPaths, verifiedCopy, type DeploymentPaths } from '../datastore/layout';
 import { acquireLock, releaseLock, type LockHolder } from '../datastore/locks';
 import { blockIndexPath, localBases } from '../deploy/block-index';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import type { Resources } from '../images/ovf/metadata';
 import {
   importImage,
@@ -13,12 +13,13 @@ import {
   lookupItem,
   placementOf,
   VcenterConnection,
-  type ImageRef,
   type ImportResult,
   type Progress,
 } from './library-import';
-import { credentialsFor, type ContentLibraryTarget, type InstantiateCheck, type LibraryPlacement } from './kinds/content-library';
-import { libraryOf, parseTarget } from './target';
+import type { ImageVersion } from '../shared/image-version';
+import { credentialsFor, type InstantiateCheck } from '../shared/target-kinds/content-library';
+import type { ContentLibraryTarget, LibraryPlacement } from '../shared/target-kinds/kind';
+import { libraryOf, parseTarget } from '../shared/sddc-target';
 
 /**
  * The agent's content library tasks as plain steps over one vCenter connection: the activity adds the
@@ -51,7 +52,7 @@ export async function connectToTarget(
 }
 
 /** Whether the library holds the image already, and where. */
-export async function findItem(conn: VcenterConnection, ref: ImageRef, signal: AbortSignal): Promise<FindItemOutput> {
+export async function findItem(conn: VcenterConnection, ref: ImageVersion, signal: AbortSignal): Promise<FindItemOutput> {
   const found = await lookupItem(conn, ref, signal);
   return { state: found.state, target: found.item && placementOf(conn.target, found.item) };
 }
@@ -62,7 +63,7 @@ export async function findItem(conn: VcenterConnection, ref: ImageRef, signal: A
  */
 export async function importVerifiedCopy(
   conn: VcenterConnection,
-  ref: ImageRef,
+  ref: ImageVersion,
   paths: DeploymentPaths,
   options: { signal: AbortSignal; onProgress: (p: Progress) => void },
 ): Promise<{ result: ImportResult; imported: boolean }> {
@@ -86,7 +87,7 @@ export async function importVerifiedCopy(
 export async function settleVerifiedCopy(
   root: string,
   paths: DeploymentPaths,
-  ref: ImageRef,
+  ref: ImageVersion,
   options: { keepStaging: boolean; holder: LockHolder },
 ): Promise<{ path?: string; removed: boolean }> {
   if (options.keepStaging) return fs.existsSync(paths.final) ? { path: paths.final, removed: false } : { removed: false };
@@ -113,7 +114,7 @@ async function removeCopy(paths: DeploymentPaths): Promise<void> {
  * Removes the verified copies of the image's earlier versions, kept as delta bases until a newer one was
  * imported; a copy whose lock is held (a download or an import of it running) is left alone.
  */
-async function dropOlderCopies(root: string, ref: ImageRef, holder: LockHolder): Promise<void> {
+async function dropOlderCopies(root: string, ref: ImageVersion, holder: LockHolder): Promise<void> {
   for (const base of await localBases(root, ref.image, ref.version)) {
     if (!semver.valid(base.version) || !semver.lt(base.version, ref.version)) continue;
     const paths = deploymentPaths(path.dirname(base.file), ref.image, base.version, ref.format);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import { TarReader } from '../images/tar-reader';
 import { quoted } from '../images/xml';
 

@@ -1,18 +1,14 @@
 import type { NewSddc, SddcChanges, SddcRecord } from '../catalog/sddc-records';
 import type { SddcsRepository } from '../catalog/sddcs-repository';
-import { VmhubError } from '../errors';
-import { validateSddcName } from '../names';
+import { VmhubError } from '../shared/errors';
+import { validateSddcName } from '../shared/names';
+import { agentTaskQueueOf } from '../shared/task-queues';
 import type { Capacity, SddcSeed, Topology } from '../topology/topology';
 
 /**
  * The SDDC registry's rules, apart from the catalog's writes: what a new or changed SDDC must satisfy,
  * and the default SDDCs of the topology, registered at every start without overwriting an operator's edits.
  */
-
-/** An SDDC's agent polls `sddc-<name>` unless it was registered with another task queue. */
-export function defaultTaskQueue(sddc: string): string {
-  return `sddc-${sddc}`;
-}
 
 /** The data center must be one of the topology's; the message lists them. */
 export function checkDataCenter(topology: Topology, dataCenter: string, field = '--dc'): string {
@@ -99,7 +95,7 @@ export function sddcFromSeed(seed: SddcSeed): NewSddc {
   return {
     name: seed.name,
     dataCenter: seed.dataCenter,
-    taskQueue: defaultTaskQueue(seed.name),
+    taskQueue: agentTaskQueueOf(seed.name),
     capacity: seed.capacity,
     target: seed.target,
   };

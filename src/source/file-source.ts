@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import { inodeOf, MissingSource, type ImageSource, type SourceRef } from './source';
 
 type FileRef = Extract<SourceRef, { kind: 'file' }>;

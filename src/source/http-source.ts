@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import { checkTarget, MAX_REDIRECTS, redact, requestTarget, scrub, type SourcePolicy } from './policy';
 import { MissingSource, type ImageSource, type SourceRef } from './source';
 

@@ -1,5 +1,5 @@
-import { decideFormat, formatOf, SNIFF_BYTES, type ImageFormat } from '../images/format';
-import { VmhubError } from '../errors';
+import { decideFormat, formatOf, SNIFF_BYTES, type ImageFormat } from '../shared/image-format';
+import { VmhubError } from '../shared/errors';
 import { openSource } from './open';
 import { OvfPackageSource } from './ovf-package';
 import type { SourcePolicy } from './policy';

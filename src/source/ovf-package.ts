@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import { checkEntryName } from '../images/ova';
 import { parseOvf } from '../images/ovf/envelope';
 import { MAX_DESCRIPTOR_BYTES, quoted } from '../images/xml';

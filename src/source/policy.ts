@@ -1,6 +1,6 @@
 import dns from 'node:dns';
 import net from 'node:net';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import type { SourceCredential } from '../topology/topology';
 import { nonPublicReason } from './address';
 

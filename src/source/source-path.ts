@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 
 /**
  * A source as an operator types it, turned into the `source` a PublishImage input carries. The workflow

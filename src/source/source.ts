@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { VmhubError } from '../errors';
+import { VmhubError } from '../shared/errors';
 import type { SourcePolicy } from './policy';
 
 /**

@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import type { ImageFormat } from '../images/format';
+import { formatOf, type ImageFormat } from '../shared/image-format';
 import { createInspector, type ImageMetadata, type Inspector } from '../images/inspect';
 import { freeNow } from './free-now';
 
@@ -105,7 +105,7 @@ function handle(req: HashRequest): void {
   if (req.op === 'open') {
     streams.set(req.stream, {
       whole: createHash('sha256'),
-      inspector: req.format && createInspector(req.format),
+      inspector: req.format && createInspector(formatOf(req.format).inspector),
       turn: Promise.resolve(),
       closed: false,
     });

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
-import { VmhubError } from '../errors';
-import { parseTarget, type SddcTarget } from '../sddc/target';
+import { VmhubError } from '../shared/errors';
+import { parseTarget, type SddcTarget } from '../shared/sddc-target';
 
 /** Data centers, their storage locations and the default SDDCs. */
 export interface Topology {

@@ -1,5 +1,5 @@
 import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
-import { NON_RETRYABLE_ERROR_TYPES } from '../errors';
+import { NON_RETRYABLE_ERROR_TYPES } from '../shared/errors';
 
 /**
  * How vmhub's activities are retried. Transient faults (a storage, catalog or Temporal outage, a killed

@@ -1,7 +1,7 @@
 import { executeChild, isCancellation, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { asFailure } from '../failures';
-import { retireWorkflowId, validateRetentionInput, type RetentionInput, type RetentionResult } from '../lifecycle/input';
+import { asFailure } from '../shared/failures';
+import { retireWorkflowId, validateRetentionInput, type RetentionInput, type RetentionResult } from '../shared/lifecycle-input';
 import { BOOKKEEPING } from './activity-options';
 import { RetireImage } from './retire-image';
 

@@ -1,6 +1,6 @@
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { createHealthActivities, HealthReport } from '../activities/health';
-import { NON_RETRYABLE_ERROR_TYPES } from '../errors';
+import { NON_RETRYABLE_ERROR_TYPES } from '../shared/errors';
 
 const { checkServices } = proxyActivities<ReturnType<typeof createHealthActivities>>({
   startToCloseTimeout: '1 minute',

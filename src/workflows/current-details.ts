@@ -1,10 +1,10 @@
-import type { DeployCounts, DeployResultRow, SddcProgress } from '../deploy/input';
-import { formatBytes } from '../units';
+import type { DeployCounts, DeployResultRow, SddcProgress } from '../shared/deploy-input';
+import { formatBytes } from '../shared/units';
 
 /**
  * The text of a run's "current details" in the Web UI (markdown): a headline, then where the run stands.
  * Workflows see no heartbeats, so these move at what a workflow learns itself (a range staged, an SDDC
- * done); the bytes in between are read by src/run-progress.ts.
+ * done); the bytes in between are read by src/cli/run-progress.ts.
  */
 
 /** Failed SDDCs a line names before it counts the rest. */

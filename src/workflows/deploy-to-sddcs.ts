@@ -21,8 +21,8 @@ import type { Activities } from '../activities';
 import type { AgentActivities, SourceFailure } from '../activities/agent';
 import type { ContentLibraryActivities, LibraryTaskInput } from '../activities/content-library';
 import type { DeploymentPlan, DeploymentTarget, FleetPlan } from '../activities/deploy';
-import { runPool } from '../concurrency';
-import { BATCH_SIZE, type SddcBatch } from '../deploy/batches';
+import { runPool } from '../shared/concurrency';
+import { BATCH_SIZE, type SddcBatch } from '../shared/batches';
 import {
   validateDeployInput,
   type DeployInput,
@@ -32,13 +32,14 @@ import {
   type FleetProgress,
   type SddcPhase,
   type SddcProgress,
-} from '../deploy/input';
-import { NON_RETRYABLE_ERROR_TYPES } from '../errors';
-import { asFailure } from '../failures';
-import { formatOf } from '../images/format';
-import { libraryItemName, type ContentLibraryTarget } from '../sddc/kinds/content-library';
-import { libraryOf } from '../sddc/target';
-import { formatBytes } from '../units';
+} from '../shared/deploy-input';
+import { NON_RETRYABLE_ERROR_TYPES } from '../shared/errors';
+import { asFailure } from '../shared/failures';
+import { formatOf } from '../shared/image-format';
+import { libraryItemName } from '../shared/target-kinds/content-library';
+import type { ContentLibraryTarget } from '../shared/target-kinds/kind';
+import { libraryOf } from '../shared/sddc-target';
+import { formatBytes } from '../shared/units';
 import { BOOKKEEPING } from './activity-options';
 import { deployingLine, detailsText, outcomeLine, sddcTable } from './current-details';
 import { IMAGE_KEY, SDDC_KEY, VERSION_KEY } from './search-attributes';

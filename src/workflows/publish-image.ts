@@ -14,20 +14,20 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { CommitInput, Inspection, ProbeResult, StageInput } from '../activities/publish';
-import { runPool } from '../concurrency';
-import { asFailure } from '../failures';
+import { runPool } from '../shared/concurrency';
+import { asFailure } from '../shared/failures';
 import {
   validatePublishInput,
   type BlobLocation,
   type PublishInput,
   type PublishProgress,
   type PublishResult,
-} from '../publish/input';
-import { isSemver, validateVersion } from '../names';
-import { planRanges, rangesContaining, type BlockRange } from '../storage/block-plan';
-import { formatBytes } from '../units';
-import { deployWorkflowId, type DeployResult } from '../deploy/input';
-import { transferTaskQueueOf } from '../task-queues';
+} from '../shared/publish-input';
+import { isSemver, validateVersion } from '../shared/names';
+import { planRanges, rangesContaining, type BlockRange } from '../shared/block-plan';
+import { formatBytes } from '../shared/units';
+import { deployWorkflowId, type DeployResult } from '../shared/deploy-input';
+import { transferTaskQueueOf } from '../shared/task-queues';
 import { BOOKKEEPING, TRANSFER } from './activity-options';
 import { DeployToSDDCs } from './deploy-to-sddcs';
 import { countStatuses, detailsText, outcomeLine, replicatingLine, stagingLine } from './current-details';

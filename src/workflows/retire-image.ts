@@ -10,11 +10,12 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ContentLibraryActivities } from '../activities/content-library';
-import type { AgentLifecycleActivities, DeployedCopy, RetirePlan, RetireTarget } from '../activities/lifecycle';
-import { VmhubError } from '../errors';
-import { asFailure } from '../failures';
-import { validateRetireInput, type RetireInput, type RetireResult } from '../lifecycle/input';
-import { libraryOf } from '../sddc/target';
+import type { AgentLifecycleActivities, RetirePlan, RetireTarget } from '../activities/lifecycle';
+import type { SddcCopy } from '../shared/image-version';
+import { VmhubError } from '../shared/errors';
+import { asFailure } from '../shared/failures';
+import { validateRetireInput, type RetireInput, type RetireResult } from '../shared/lifecycle-input';
+import { libraryOf } from '../shared/sddc-target';
 import { BOOKKEEPING } from './activity-options';
 import { onAgent } from './deploy-to-sddcs';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
@@ -162,7 +163,7 @@ async function removeFromSddc(plan: Retiring, t: RetireTarget, removing?: { star
     );
   }
   const agent = onAgent<AgentLifecycleActivities & ContentLibraryActivities>(t.taskQueue, { startToCloseTimeout: '10 minutes' });
-  const copy: DeployedCopy = {
+  const copy: SddcCopy = {
     sddc: t.sddc,
     image: plan.image,
     version: plan.version,

@@ -1,7 +1,7 @@
 import { ActivityFailure, continueAsNew, isCancellation, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { asFailure } from '../failures';
-import { validateVerifyInput, type VerifyInput, type VerifyResult } from '../lifecycle/input';
+import { asFailure } from '../shared/failures';
+import { validateVerifyInput, type VerifyInput, type VerifyResult } from '../shared/lifecycle-input';
 import { BOOKKEEPING, TRANSFER } from './activity-options';
 
 const control = proxyActivities<Activities>(BOOKKEEPING);

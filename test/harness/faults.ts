@@ -9,15 +9,15 @@ import { isGrpcServiceError, ServiceError, WorkflowFailedError, type Client } fr
 import { temporal } from '@temporalio/proto';
 import { Catalog } from '../../src/catalog/catalog';
 import { loadConfig, type Config } from '../../src/config';
-import type { DeployResult } from '../../src/deploy/input';
-import { BLOB_EXTENSIONS, type ImageFormat } from '../../src/images/format';
+import type { DeployResult } from '../../src/shared/deploy-input';
+import { BLOB_EXTENSIONS, type ImageFormat } from '../../src/shared/image-format';
 import { END_OF_ARCHIVE, entryHeader, padded } from '../../src/images/tar-header';
-import type { PublishInput, PublishProgress, PublishResult } from '../../src/publish/input';
-import { startService, startServices, stopService, stopServices } from '../../src/services/embedded';
-import { spawnWorker, type WorkerProcess } from '../../src/services/worker-process';
+import type { PublishInput, PublishProgress, PublishResult } from '../../src/shared/publish-input';
+import { startService, startServices, stopService, stopServices } from '../../src/dev-services/embedded';
+import { spawnWorker, type WorkerProcess } from '../../src/dev-services/worker-process';
 import { AzureBlockStores } from '../../src/storage/azure/azure-block-store';
 import { unlessNotFound, type BlockStores } from '../../src/storage/block-store';
-import { connectClient, temporalView } from '../../src/temporal';
+import { connectClient, temporalView } from '../../src/temporal/connection';
 import { loadTopology } from '../../src/topology/topology';
 import { startFileServer } from './range-server';
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildBundle } from '../../scripts/build-bundle';
 import { loadConfig } from '../../src/config';
-import { startServices, stopServices } from '../../src/services/embedded';
+import { startServices, stopServices } from '../../src/dev-services/embedded';
 
 /**
  * Brings up the embedded services on free ports in a throwaway data folder for this test run, and

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { loadConfig } from '../../src/config';
-import { stopServices } from '../../src/services/embedded';
+import { stopServices } from '../../src/dev-services/embedded';
 
 export default async function globalTeardown(): Promise<void> {
   if (process.env.VMHUB_TEST_OWNS_SERVICES === '1') await stopServices(loadConfig());

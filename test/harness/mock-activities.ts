@@ -7,12 +7,12 @@ import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../src/activities';
 import type { AgentActivities } from '../../src/activities/agent';
 import type { DeploymentPlan, FleetPlan } from '../../src/activities/deploy';
-import { batchesOf } from '../../src/deploy/batches';
-import type { DeployResultRow } from '../../src/deploy/input';
-import { testServerBinary } from '../../src/services/tools';
-import { planBlocks } from '../../src/storage/block-plan';
-import { transferTaskQueueOf } from '../../src/task-queues';
-import { workflowSource } from '../../src/worker';
+import { batchesOf } from '../../src/shared/batches';
+import type { DeployResultRow } from '../../src/shared/deploy-input';
+import { testServerBinary } from '../../src/dev-services/tools';
+import { planBlocks } from '../../src/shared/block-plan';
+import { transferTaskQueueOf } from '../../src/shared/task-queues';
+import { workflowSource } from '../../src/temporal/worker';
 
 /**
  * The real workflows on the SDK's time-skipping test server with mocked activities: the fast tests of

@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { buildBundle } from '../../scripts/build-bundle';
-import type { DeployResultRow, FleetProgress } from '../../src/deploy/input';
+import type { DeployResultRow, FleetProgress } from '../../src/shared/deploy-input';
 import {
   deployActivities,
   deployedDownload,

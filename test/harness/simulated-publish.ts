@@ -1,5 +1,5 @@
 import type { Activities } from '../../src/activities';
-import type { BlockPlan } from '../../src/storage/block-plan';
+import type { BlockPlan } from '../../src/shared/block-plan';
 
 /**
  * PublishImage's activities replaced by ones that only account bytes, so the real workflow can be run

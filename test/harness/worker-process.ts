@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { spawnWorker as spawn, type WorkerProcess } from '../../src/services/worker-process';
+import { spawnWorker as spawn, type WorkerProcess } from '../../src/dev-services/worker-process';
 
 export type { WorkerProcess };
 

@@ -1,4 +1,4 @@
-import { VmhubError } from '../../src/errors';
+import { VmhubError } from '../../src/shared/errors';
 import { createInspector, MAX_METADATA_BYTES, type ImageMetadata } from '../../src/images/inspect';
 import { checkEntryName } from '../../src/images/ova';
 import { MAX_FILES, parseOvf, type OvfEnvelope } from '../../src/images/ovf/envelope';

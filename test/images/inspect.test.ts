@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import tar from 'tar-stream';
-import { VmhubError } from '../../src/errors';
+import { VmhubError } from '../../src/shared/errors';
 import { createInspector, type ImageMetadata } from '../../src/images/inspect';
 import { parseIso } from '../../src/images/iso';
 import { parseManifest } from '../../src/images/manifest';

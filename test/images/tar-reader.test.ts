@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { VmhubError } from '../../src/errors';
+import { VmhubError } from '../../src/shared/errors';
 import { createInspector } from '../../src/images/inspect';
 import { MAX_MEMBERS, TarReader, type TarEntry } from '../../src/images/tar-reader';
 import { END_OF_ARCHIVE, entryHeader } from '../../src/images/tar-header';

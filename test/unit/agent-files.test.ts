@@ -6,7 +6,7 @@ import { writeFully, writevFully } from '../../src/datastore/files';
 import { checkFreeSpace, deploymentDir } from '../../src/datastore/layout';
 import { acquireLock, holderAlive, lockHolder, releaseLock, type LockHolder } from '../../src/datastore/locks';
 import { checkDownloadInput, type DownloadInput } from '../../src/deploy/download-request';
-import { VmhubError } from '../../src/errors';
+import { VmhubError } from '../../src/shared/errors';
 
 const dirs: string[] = [];
 const tmp = () => {

@@ -1,4 +1,4 @@
-import { BATCH_SIZE, batchesOf } from '../../src/deploy/batches';
+import { BATCH_SIZE, batchesOf } from '../../src/shared/batches';
 
 describe('batchesOf', () => {
   const fleet = (n: number, dataCenters: string[]) =>

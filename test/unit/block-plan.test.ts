@@ -1,5 +1,5 @@
 import { blockDigest, blockId, blockListDigest, parseBlockId } from '../../src/storage/block-ids';
-import { blockBounds, MAX_BLOCKS, MAX_RANGES, planBlocks, planRanges } from '../../src/storage/block-plan';
+import { blockBounds, MAX_BLOCKS, MAX_RANGES, planBlocks, planRanges } from '../../src/shared/block-plan';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

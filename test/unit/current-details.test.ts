@@ -1,4 +1,4 @@
-import type { SddcProgress } from '../../src/deploy/input';
+import type { SddcProgress } from '../../src/shared/deploy-input';
 import {
   deployingLine,
   detailsText,

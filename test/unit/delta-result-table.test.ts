@@ -1,5 +1,5 @@
-import type { DeployResult } from '../../src/deploy/input';
-import { resultTable } from '../../src/operations';
+import type { DeployResult } from '../../src/shared/deploy-input';
+import { resultTable } from '../../src/cli/operations';
 
 const MiB = 2 ** 20;
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { VmhubError } from '../../src/errors';
+import { VmhubError } from '../../src/shared/errors';
 import { blockDigest } from '../../src/storage/block-ids';
 import { HashPool } from '../../src/storage/hashing';
 

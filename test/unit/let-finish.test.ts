@@ -1,4 +1,4 @@
-import { letFinish } from '../../src/signals';
+import { letFinish } from '../../src/engine/signals';
 
 describe('letFinish', () => {
   afterEach(() => jest.useRealTimers());

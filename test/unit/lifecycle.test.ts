@@ -2,7 +2,7 @@ import * as retentionCommand from '../../src/cli/retention';
 import * as retireCommand from '../../src/cli/retire';
 import * as schedulesCommand from '../../src/cli/schedules';
 import * as verifyCommand from '../../src/cli/verify';
-import { VmhubError } from '../../src/errors';
+import { VmhubError } from '../../src/shared/errors';
 import {
   assertDeployable,
   lifecycleLines,
@@ -11,10 +11,10 @@ import {
   pastEndOfLife,
   type LifecycleState,
 } from '../../src/lifecycle/deprecation';
-import { validateRetireInput, validateVerifyInput } from '../../src/lifecycle/input';
+import { validateRetireInput, validateVerifyInput } from '../../src/shared/lifecycle-input';
 import { replicaDifference, type BlobState } from '../../src/lifecycle/replica-check';
 import { validateKeep, versionsToRetire } from '../../src/lifecycle/retention';
-import { describeInterval, lifecycleSchedules } from '../../src/schedules';
+import { describeInterval, lifecycleSchedules } from '../../src/temporal/schedules';
 
 const now = new Date('2027-06-01T00:00:00Z');
 const before = new Date('2027-05-31T00:00:00Z');

@@ -1,4 +1,4 @@
-import { validateDeployInput } from '../../src/deploy/input';
+import { validateDeployInput } from '../../src/shared/deploy-input';
 import {
   isLatestRef,
   validateImageName,
@@ -6,8 +6,8 @@ import {
   validateSddcNames,
   validateVersion,
   validateVersionRef,
-} from '../../src/names';
-import { validatePublishInput } from '../../src/publish/input';
+} from '../../src/shared/names';
+import { validatePublishInput } from '../../src/shared/publish-input';
 import { typedError } from './typed-error';
 
 const message = (fn: () => unknown): string => typedError('InvalidInput', fn).message;

@@ -5,10 +5,10 @@ import {
   checkDataCenter,
   checkNewSddc,
   checkSddcChanges,
-  defaultTaskQueue,
   registerDefaultSddcs,
   sddcFromSeed,
 } from '../../src/sddc/registry';
+import { agentTaskQueueOf } from '../../src/shared/task-queues';
 import { parseTopology, type Topology } from '../../src/topology/topology';
 import { typedError } from './typed-error';
 
@@ -70,7 +70,7 @@ describe('SDDC registry rules', () => {
   });
 
   it('a default SDDC is registered on sddc-<name> with the topology capacity and target', () => {
-    expect(defaultTaskQueue('east-1')).toBe('sddc-east-1');
+    expect(agentTaskQueueOf('east-1')).toBe('sddc-east-1');
     expect(sddcFromSeed(topology.sddcs[0])).toEqual({
       name: 'east-1',
       dataCenter: 'dc-east',

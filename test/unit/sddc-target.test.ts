@@ -1,6 +1,7 @@
 import { parseTopology } from '../../src/topology/topology';
-import { credentialsFor, itemDescription, itemState, type ContentLibraryTarget } from '../../src/sddc/kinds/content-library';
-import { parseTarget, targetFromOptions } from '../../src/sddc/target';
+import { credentialsFor, itemDescription, itemState } from '../../src/shared/target-kinds/content-library';
+import type { ContentLibraryTarget } from '../../src/shared/target-kinds/kind';
+import { parseTarget, targetFromOptions } from '../../src/shared/sddc-target';
 
 const SHA = 'a'.repeat(64);
 const OTHER = 'b'.repeat(64);

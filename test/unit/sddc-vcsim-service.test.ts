@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
-import { plannedServices } from '../../src/services/embedded';
+import { plannedServices } from '../../src/dev-services/embedded';
 import { tempDir } from '../images/build';
 
 /** The embedded vcsims: one per loopback vCenter of the default SDDCs, none for anything else. */

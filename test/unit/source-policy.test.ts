@@ -2,7 +2,7 @@ import type dns from 'node:dns';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
-import { VmhubError } from '../../src/errors';
+import { VmhubError } from '../../src/shared/errors';
 import { nonPublicReason } from '../../src/source/address';
 import { checkedLookup, checkTarget, parseSourceHosts, requestTarget, scrub, type SourcePolicy } from '../../src/source/policy';
 import { parseTopology } from '../../src/topology/topology';

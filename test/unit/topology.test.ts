@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { VmhubError } from '../../src/errors';
+import { VmhubError } from '../../src/shared/errors';
 import { dataCentersByDistance, interpolate, parseTopology, primaryLocation } from '../../src/topology/topology';
 
 const defaultTopology = fs.readFileSync(path.resolve(__dirname, '../../config/topology.json'), 'utf8');

@@ -1,4 +1,4 @@
-import { VmhubError, type ErrorType } from '../../src/errors';
+import { VmhubError, type ErrorType } from '../../src/shared/errors';
 
 /** The VmhubError `fn` throws, checked to be of `type`; fails the test when `fn` throws nothing. */
 export function typedError(type: ErrorType, fn: () => unknown): VmhubError {

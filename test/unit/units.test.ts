@@ -7,7 +7,7 @@ import {
   parseFits,
   parseMemoryMiB,
   parseSize,
-} from '../../src/units';
+} from '../../src/shared/units';
 import { typedError } from './typed-error';
 
 const GiB = 2 ** 30;

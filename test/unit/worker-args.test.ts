@@ -1,5 +1,5 @@
 import { loadConfig } from '../../src/config';
-import { AGENT_USAGE, parseWorkerArgs } from '../../src/worker';
+import { AGENT_USAGE, parseWorkerArgs } from '../../src/temporal/worker';
 
 describe('worker arguments', () => {
   it('serves both control-plane queues unless --only names one', () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { DeployResultRow } from '../../src/deploy/input';
+import type { DeployResultRow } from '../../src/shared/deploy-input';
 import {
   deployActivities,
   deployedDownload,

@@ -4,8 +4,8 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../src/activities';
 import type { AgentActivities } from '../../src/activities/agent';
-import type { DeployResult, DeployResultRow } from '../../src/deploy/input';
-import type { PublishProgress } from '../../src/publish/input';
+import type { DeployResult, DeployResultRow } from '../../src/shared/deploy-input';
+import type { PublishProgress } from '../../src/shared/publish-input';
 import {
   deployActivities,
   publishActivities,

@@ -3,8 +3,8 @@ import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { DeployResult, DeployResultRow, FleetProgress } from '../../src/deploy/input';
-import type { PublishResult } from '../../src/publish/input';
+import type { DeployResult, DeployResultRow, FleetProgress } from '../../src/shared/deploy-input';
+import type { PublishResult } from '../../src/shared/publish-input';
 import {
   deployActivities,
   deployedDownload,

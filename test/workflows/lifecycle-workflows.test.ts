@@ -5,7 +5,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../src/activities';
 import type { AgentActivities } from '../../src/activities/agent';
 import type { AgentLifecycleActivities } from '../../src/activities/lifecycle';
-import type { RetentionResult, RetireResult, VerifyResult } from '../../src/lifecycle/input';
+import type { RetentionResult, RetireResult, VerifyResult } from '../../src/shared/lifecycle-input';
 import { retireAgent, retireControl, retirePlan, retireRef, verifyControl } from '../harness/lifecycle-mocks';
 import { runWorker, startTestEnvironment, transferUntilCancelled } from '../harness/mock-activities';
 

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
-import { workflowSource } from '../../src/worker';
+import { workflowSource } from '../../src/temporal/worker';
 
 /**
  * Workflows already running must keep replaying after a change to workflow code: every kept history

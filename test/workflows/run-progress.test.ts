@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { DownloadInput } from '../../src/activities/agent';
-import type { DeployResultRow } from '../../src/deploy/input';
-import { readProgress, type DeployReading } from '../../src/run-progress';
+import type { DeployResultRow } from '../../src/shared/deploy-input';
+import { readProgress, type DeployReading } from '../../src/cli/run-progress';
 import { deployActivities, deployedDownload, plan, runWorker, startTestEnvironment } from '../harness/mock-activities';
 
 /** readProgress on a fanned-out deploy: its batch's rows, moved on by the agents' download heartbeats. */

@@ -1,4 +1,4 @@
-import { VmhubError } from '../../errors';
+import { VmhubError } from '../../shared/errors';
 
 /** CIM_ResourceAllocationSettingData ResourceType codes (DSP1041) that vmhub reads. */
 export const ResourceType = {

@@ -1,4 +1,4 @@
-import { VmhubError } from '../../errors';
+import { VmhubError } from '../../shared/errors';
 import { attr, child, children, childText, kind, parseXml, quoted, type NsTest, type XmlElement } from '../xml';
 import { bytes, count, quantity } from './cim';
 

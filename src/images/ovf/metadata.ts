@@ -1,4 +1,4 @@
-import { VmhubError } from '../../errors';
+import { VmhubError } from '../../shared/errors';
 import { bytes, count, ResourceType } from './cim';
 import type { OvfEnvelope, OvfItem, OvfProduct, OvfVirtualSystem } from './envelope';
 

@@ -1,8 +1,8 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import { msToNumber } from '@temporalio/common';
-import type { Config } from './config';
-import { VmhubError } from './errors';
-import { connectClient } from './temporal';
+import type { Config } from '../config';
+import { VmhubError } from '../shared/errors';
+import { connectClient } from './connection';
 
 /**
  * The lifecycle's Temporal Schedules: replica verification and retention. They are ordinary schedules,

@@ -1,5 +1,5 @@
 import { loadConfig } from '../config';
-import { ensureSchedulesAt } from '../schedules';
+import { ensureSchedulesAt } from '../temporal/schedules';
 import { registerDefaultSddcsAt, startServices, servicesStatus, stopServices, type ServiceStatus } from './embedded';
 
 /** `npm run services -- start|stop|status` */

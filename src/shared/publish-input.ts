@@ -1,8 +1,8 @@
-import { VmhubError } from '../errors';
-import { BLOB_EXTENSIONS, IMAGE_FORMATS, type ImageFormat } from '../images/format';
+import { VmhubError } from './errors';
+import { BLOB_EXTENSIONS, IMAGE_FORMATS, type ImageFormat } from './image-format';
 import type { ImageMetadata } from '../images/inspect';
-import type { DeployCounts, DeployResultRow } from '../deploy/input';
-import { validateImageName, validateSddcNames, validateVersion } from '../names';
+import type { DeployCounts, DeployResultRow } from './deploy-input';
+import { validateImageName, validateSddcNames, validateVersion } from './names';
 
 /** PublishImage's input, result and progress (a contract: runs started by other tools depend on it). Plain data: the workflow bundle imports this. */
 export interface PublishInput {

@@ -5,7 +5,7 @@ import { PROJECT_ROOT } from '../config';
 import { stopProcessGroup } from './embedded';
 
 /**
- * A vmhub worker (`src/worker.ts control` or `agent <sddc>`) in a process of its own, its output written
+ * A vmhub worker (`src/temporal/worker.ts control` or `agent <sddc>`) in a process of its own, its output written
  * to a log file. The demo runs its workers this way; tests do too, so they can SIGKILL one mid-activity.
  */
 export interface WorkerProcess {
@@ -26,12 +26,16 @@ export const WORKER_NODE_FLAGS = ['--max-semi-space-size=4'];
 export function spawnWorker(args: string[], env: NodeJS.ProcessEnv, logFile: string): WorkerProcess {
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   const log = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...WORKER_NODE_FLAGS, '--import', 'tsx', path.join('src', 'worker.ts'), ...args], {
-    cwd: PROJECT_ROOT,
-    env: { ...process.env, ...env },
-    detached: true,
-    stdio: ['ignore', log, log],
-  });
+  const child = spawn(
+    process.execPath,
+    [...WORKER_NODE_FLAGS, '--import', 'tsx', path.join('src', 'temporal', 'worker.ts'), ...args],
+    {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...env },
+      detached: true,
+      stdio: ['ignore', log, log],
+    },
+  );
   fs.closeSync(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const running = () => child.exitCode === null && child.signalCode === null;

@@ -1,10 +1,10 @@
 import type { Client, WorkflowClient, WorkflowHandle } from '@temporalio/client';
 import type { PayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import type { DeployCounts, DeployProgress, DeployResultRow, FleetProgress, SddcProgress } from './deploy/input';
-import type { PublishProgress } from './publish/input';
-import { statusWord } from './cli/output';
-import { countStatuses } from './workflows/current-details';
+import type { DeployCounts, DeployProgress, DeployResultRow, FleetProgress, SddcProgress } from '../shared/deploy-input';
+import type { PublishProgress } from '../shared/publish-input';
+import { statusWord } from './output';
+import { countStatuses } from '../workflows/current-details';
 
 /**
  * Where a publish or a deploy stands, to the byte. A workflow counts only what it has been told (a range

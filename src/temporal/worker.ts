@@ -1,19 +1,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from './activities';
-import { createAgentActivities } from './activities/agent';
-import { createContentLibraryActivities } from './activities/content-library';
-import { createAgentLifecycleActivities } from './activities/lifecycle';
-import { validateSddcName } from './names';
-import { Catalog } from './catalog/catalog';
+import { createActivities, type ActivityDeps } from '../activities';
+import { createAgentActivities } from '../activities/agent';
+import { createContentLibraryActivities } from '../activities/content-library';
+import { createAgentLifecycleActivities } from '../activities/lifecycle';
+import { validateSddcName } from '../shared/names';
+import { agentTaskQueueOf } from '../shared/task-queues';
+import { Catalog } from '../catalog/catalog';
 import { installLogging, logLine } from './logging';
-import { loadConfig, PROJECT_ROOT, type Config } from './config';
+import { loadConfig, PROJECT_ROOT, type Config } from '../config';
 import { ensureSchedulesAt } from './schedules';
-import { AzureBlockStores } from './storage/azure/azure-block-store';
-import { connectClient, connectWorker, temporalView } from './temporal';
-import { loadTopology } from './topology/topology';
-import { VmhubError } from './errors';
+import { AzureBlockStores } from '../storage/azure/azure-block-store';
+import { connectClient, connectWorker, temporalView } from './connection';
+import { loadTopology } from '../topology/topology';
+import { VmhubError } from '../shared/errors';
 
 /**
  * Worker entry points: `control` polls the control-plane queue (`vm-images`: workflows and bookkeeping)
@@ -41,7 +42,7 @@ export function workflowSource(env: NodeJS.ProcessEnv = process.env): Pick<Worke
       .concat(path.join(root, 'package-lock.json'));
     if (inputs.every((file) => modified(file) <= built)) return { workflowBundle: { codePath: prebuilt } };
   }
-  return { workflowsPath: require.resolve('./workflows') };
+  return { workflowsPath: require.resolve('../workflows') };
 }
 
 /** The control plane's clients; `close` releases them. */
@@ -132,7 +133,7 @@ export async function createAgentWorker(connection: NativeConnection, config: Co
 }
 
 export function agentTaskQueue(sddc: string, env: NodeJS.ProcessEnv = process.env): string {
-  return env.VMHUB_AGENT_TASK_QUEUE ?? `sddc-${sddc}`;
+  return env.VMHUB_AGENT_TASK_QUEUE ?? agentTaskQueueOf(sddc);
 }
 
 /** `control [--only control|transfer]` or `agent <sddc>`; an agent without an SDDC name is told how to give one. */

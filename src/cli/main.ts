@@ -1,5 +1,5 @@
 /** The vmhub admin CLI: every command is a module in src/cli/, put together by src/cli/program.ts. */
-import { main } from './cli/program';
+import { main } from './program';
 
 export { main };
 

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
-import type { TemporalConfig } from './config';
-import { VERSION_KEY } from './workflows/search-attributes';
+import type { TemporalConfig } from '../config';
+import { VERSION_KEY } from '../workflows/search-attributes';
 
 /** Connection options shared by the client and the workers: address, TLS/mTLS and API key. */
 function connectionOptions(config: TemporalConfig): ConnectionOptions & { apiKey?: string } {

@@ -1,5 +1,5 @@
-import { formatBytes, formatMiB } from '../../units';
-import type { ImageMetadata } from '../inspect';
+import { formatBytes, formatMiB } from '../units';
+import type { ImageMetadata } from '../../images/inspect';
 import { latin1, type ImageFormatRecord } from './record';
 
 /** The OVF package's facts, for an OVA and for an OVF package (published as an OVA). */

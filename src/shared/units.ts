@@ -1,6 +1,12 @@
-import type { Requirements } from './catalog/image-records';
 import { VmhubError } from './errors';
-import type { Capacity } from './topology/topology';
+import type { Capacity } from '../topology/topology';
+
+/** What a version needs, compared with an SDDC's capacity (disk in bytes, memory in MiB). */
+export interface Requirements {
+  cpus?: number;
+  memoryMiB?: number;
+  diskBytes?: number;
+}
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 const KiB = 2 ** 10;

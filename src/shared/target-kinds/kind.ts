@@ -1,5 +1,33 @@
-import { VmhubError } from '../../errors';
-import type { ContentLibraryTarget, LibraryPlacement } from './content-library';
+import { VmhubError } from '../errors';
+
+/** A vCenter's content library, reached through the vSphere Automation REST API. */
+export interface ContentLibraryTarget {
+  kind: 'content-library';
+  /** The vCenter's base URL, e.g. https://vcenter.example.com/ */
+  vcenter: string;
+  /** A local library, created on `datastore` when missing. */
+  library: string;
+  /** Datastore name for a new library; default the first datastore the vCenter lists. */
+  datastore?: string;
+  /** Resource pool name for the instantiate check; default the root pool of the first cluster. */
+  resourcePool?: string;
+  /** Names of the agent's environment variables holding the vCenter login; never the values. */
+  usernameEnv: string;
+  passwordEnv: string;
+  /** Accept a certificate no CA vouches for (simulators, lab vCenters). */
+  insecureTls?: boolean;
+  /** Check every deployment by instantiating a VM from the item and removing it again. */
+  instantiate?: boolean;
+}
+
+/** Where an image landed in a content library: a result row's `target`. */
+export interface LibraryPlacement {
+  kind: 'content-library';
+  vcenter: string;
+  library: string;
+  itemId: string;
+  itemName: string;
+}
 
 /** The fields of a deploy's result row (and deployment record) that say where its copy is. */
 export interface PlacementFields {

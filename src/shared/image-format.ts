@@ -1,4 +1,4 @@
-import { VmhubError } from '../errors';
+import { VmhubError } from './errors';
 import { iso } from './formats/iso';
 import { ova } from './formats/ova';
 import { ovf } from './formats/ovf';

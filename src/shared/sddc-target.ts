@@ -1,6 +1,7 @@
-import { contentLibrary, type ContentLibraryTarget, type LibraryOptions } from './kinds/content-library';
-import { directory } from './kinds/directory';
-import { failer, type PlacementFields, type TargetKind } from './kinds/kind';
+import { contentLibrary, type LibraryOptions } from './target-kinds/content-library';
+import type { ContentLibraryTarget } from './target-kinds/kind';
+import { directory } from './target-kinds/directory';
+import { failer, type PlacementFields, type TargetKind } from './target-kinds/kind';
 
 /**
  * Where an SDDC keeps a deployed image: each kind is one record in ./kinds, listed here. Plain data and

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
-import type { Config } from './config';
+import type { Config } from '../config';
 import {
   deployWorkflowId,
   type DeployInput,
@@ -10,16 +10,16 @@ import {
   type DeployResult,
   type DeployResultRow,
   type FleetProgress,
-} from './deploy/input';
-import { errorOf } from './cli/errors';
-import { requirePollers } from './cli/checks';
-import { table } from './cli/output';
-import { checkSourceUrl } from './source/source';
-import { publishWorkflowId, type PublishInput, type PublishProgress } from './publish/input';
-import { describePlacement } from './sddc/target';
-import { formatBytes } from './units';
+} from '../shared/deploy-input';
+import { errorOf } from './errors';
+import { requirePollers } from './checks';
+import { table } from './output';
+import { checkSourceUrl } from '../source/source';
+import { publishWorkflowId, type PublishInput, type PublishProgress } from '../shared/publish-input';
+import { describePlacement } from '../shared/sddc-target';
+import { formatBytes } from '../shared/units';
 import { isFleetProgress } from './run-progress';
-import { countStatuses } from './workflows/current-details';
+import { countStatuses } from '../workflows/current-details';
 
 /**
  * Starting and following vmhub's workflows from a client (the CLI, the demo): the workflow-ID

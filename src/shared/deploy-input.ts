@@ -1,6 +1,7 @@
-import { VmhubError } from '../errors';
-import { validateImageName, validateSddcNames, validateVersionRef, type LatestRef } from '../names';
-import type { InstantiateCheck, LibraryPlacement } from '../sddc/kinds/content-library';
+import { VmhubError } from './errors';
+import { validateImageName, validateSddcNames, validateVersionRef, type LatestRef } from './names';
+import type { InstantiateCheck } from './target-kinds/content-library';
+import type { LibraryPlacement } from './target-kinds/kind';
 
 /** DeployToSDDCs's input, result and progress (a contract: runs started by other tools depend on it). Plain data: the workflow bundle imports this. */
 export interface DeployInput {

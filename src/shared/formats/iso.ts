@@ -1,4 +1,4 @@
-import type { ImageMetadata } from '../inspect';
+import type { ImageMetadata } from '../../images/inspect';
 import { latin1, type ImageFormatRecord } from './record';
 
 /** The ISO 9660 volume descriptor's magic is at 32 KiB + 1. */

@@ -1,4 +1,4 @@
-import type { ImageMetadata, InspectorName } from '../inspect';
+import type { ImageMetadata, InspectorName } from '../../images/inspect';
 
 /**
  * What vmhub needs to know of one image format; src/images/format.ts lists them. Plain data and pure

@@ -1,5 +1,5 @@
-import { VmhubError } from '../errors';
-import { validateImageName, validateVersion } from '../names';
+import { VmhubError } from './errors';
+import { validateImageName, validateVersion } from './names';
 
 /** The lifecycle workflows' inputs and results. Plain data: the workflow bundle imports this. */
 export interface RetireInput {

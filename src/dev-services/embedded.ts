@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Catalog } from '../catalog/catalog';
 import { loadConfig, type Config } from '../config';
 import { registerDefaultSddcs, type DefaultSddc } from '../sddc/registry';
-import { libraryOf } from '../sddc/target';
+import { libraryOf } from '../shared/sddc-target';
 import { loadTopology, type Topology } from '../topology/topology';
 import { azuriteBlobScript, catalogServer, temporalBinary, vcsimBinary } from './tools';
 
