@@ -1,25 +1,14 @@
-import type { InstantiateCheck } from '../shared/target-kinds/content-library';
-import type { LibraryPlacement } from '../shared/target-kinds/kind';
+import type { DeploymentOutcome } from '../shared/deploy-input';
+import type { VersionRef } from '../shared/image-version';
 import { withoutUndefined } from './documents';
 import type { RunRef } from './image-records';
 
 /** Deployments of image versions to SDDCs and their attempts, as the catalog keeps them. Plain data: no driver. */
 export type DeploymentStatus = 'deploying' | 'deployed' | 'already-present' | 'skipped' | 'failed' | 'removed';
 
-export interface DeploymentRecord {
-  image: string;
-  version: string;
-  sddc: string;
+export interface DeploymentRecord extends VersionRef, DeploymentOutcome {
   status: DeploymentStatus;
   source?: string;
-  path?: string;
-  bytes?: number;
-  /** Bytes the agent downloaded, and bytes it copied from an earlier version on its disk (delta deploy). */
-  bytesFetched?: number;
-  bytesReusedLocally?: number;
-  /** The content library item the image became, for a content-library SDDC. */
-  target?: LibraryPlacement;
-  instantiated?: InstantiateCheck;
   error?: string;
   startedAt?: Date;
   updatedAt: Date;

@@ -1,4 +1,5 @@
 import type { ImageFormat } from '../shared/image-format';
+import type { VersionRef } from '../shared/image-version';
 import type { ImageMetadata } from '../images/inspect';
 import type { Deprecation } from '../lifecycle/deprecation';
 import type { BlobLocation } from '../shared/publish-input';
@@ -13,9 +14,7 @@ export interface RunRef {
   runId: string;
 }
 
-export interface ImageVersionRecord {
-  image: string;
-  version: string;
+export interface ImageVersionRecord extends VersionRef {
   status: VersionStatus;
   owner?: RunRef;
   format: ImageFormat;

@@ -17,11 +17,9 @@ export interface DeployInput {
 
 export type DeployStatus = 'deployed' | 'already-present' | 'skipped' | 'failed';
 
-export interface DeployResultRow {
+/** What a deploy to one SDDC left there: a result row's and a catalog deployment record's common fields. */
+export interface DeploymentOutcome {
   sddc: string;
-  dataCenter: string;
-  status: DeployStatus;
-  source: string | null;
   path?: string;
   bytes?: number;
   /** Bytes the agent downloaded, and bytes it copied from an earlier version on its disk (delta deploy). */
@@ -31,6 +29,12 @@ export interface DeployResultRow {
   target?: LibraryPlacement;
   /** The VM the instantiate check made from the item, and removed. */
   instantiated?: InstantiateCheck;
+}
+
+export interface DeployResultRow extends DeploymentOutcome {
+  dataCenter: string;
+  status: DeployStatus;
+  source: string | null;
   reason?: string;
 }
 
