@@ -15,7 +15,7 @@ import type { PublishResult } from '../src/shared/publish-input';
 import { startServices, stopProcessGroup, stopServices } from '../src/dev-services/embedded';
 import { WORKER_NODE_FLAGS } from '../src/dev-services/worker-process';
 import { planBlocks } from '../src/shared/block-plan';
-import { AzureBlockStores } from '../src/storage/azure/azure-block-store';
+import { TopologyBlockStores } from '../src/storage/backends';
 import { blobServiceClient } from '../src/storage/azure/clients';
 import { connectClient, connectWorker } from '../src/temporal/connection';
 import { findLocation, loadTopology } from '../src/topology/topology';
@@ -259,7 +259,7 @@ async function main(): Promise<void> {
   );
   await startServices(config);
   const topology = loadTopology(topologyFull);
-  await new AzureBlockStores(topology).ensureContainers();
+  await new TopologyBlockStores(topology).ensureContainers();
   // The baselines are the plain SDK's own calls, on the same containers.
   const container = (locationId: string) => {
     const location = findLocation(topology, locationId);

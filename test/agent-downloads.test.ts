@@ -8,7 +8,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { createAgentActivities, type DownloadInput, type DownloadOutput } from '../src/activities/agent';
 import { loadConfig } from '../src/config';
-import { AzureBlockStores } from '../src/storage/azure/azure-block-store';
+import { TopologyBlockStores } from '../src/storage/backends';
 import type { BlockStores } from '../src/storage/block-store';
 import { loadTopology } from '../src/topology/topology';
 import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
@@ -22,7 +22,7 @@ import { filler } from './images/build';
  */
 const MiB = 2 ** 20;
 const config = { ...loadConfig(), transferConcurrency: 2 };
-const storage: BlockStores = new AzureBlockStores(loadTopology(config.topologyPath));
+const storage: BlockStores = new TopologyBlockStores(loadTopology(config.topologyPath));
 const logger = new DefaultLogger('ERROR');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-downloads-'));
 
@@ -44,7 +44,7 @@ let slowStorage: BlockStores;
 beforeAll(async () => {
   await storage.ensureContainers();
   proxy = await startCountingProxy(Number(process.env.AZURITE_DC_EAST_PORT), 1000);
-  slowStorage = new AzureBlockStores(
+  slowStorage = new TopologyBlockStores(
     loadTopology(config.topologyPath, { ...process.env, AZURITE_DC_EAST_PORT: String(proxy.port) }),
   );
 });

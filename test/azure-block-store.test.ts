@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../src/config';
-import { AzureBlockStores } from '../src/storage/azure/azure-block-store';
+import { TopologyBlockStores } from '../src/storage/backends';
 import { loadTopology } from '../src/topology/topology';
 import { describeBlockStoreContract } from './harness/block-store-contract';
 
@@ -8,5 +8,5 @@ import { describeBlockStoreContract } from './harness/block-store-contract';
 describeBlockStoreContract('azure', () => {
   const topology = loadTopology(loadConfig().topologyPath);
   const location = { ...topology.storage[0], container: `contract-${randomUUID().slice(0, 8)}` };
-  return new AzureBlockStores({ ...topology, storage: [location] }).store(location.id);
+  return new TopologyBlockStores({ ...topology, storage: [location] }).store(location.id);
 });

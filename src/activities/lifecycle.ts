@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { activityInfo, ApplicationFailure, cancellationSignal, log } from '@temporalio/activity';
+import { ApplicationFailure, cancellationSignal, log } from '@temporalio/activity';
 import type { Config } from '../config';
 import { VmhubError } from '../shared/errors';
 import { withFailures } from '../shared/failures';
@@ -10,11 +10,12 @@ import { beginRetire, checkRef, type RetirePlan, type RetireTarget } from '../li
 import type { SddcCopy, VersionRef } from '../shared/image-version';
 import { versionsToVerify, type VerifyPage } from '../lifecycle/verify-page';
 import { removeEmptyDirs } from '../datastore/files';
-import { deploymentPaths } from '../datastore/layout';
-import { acquireLock, lockHolder, releaseLock } from '../datastore/locks';
+import { datastoreRoot, deploymentPaths } from '../datastore/layout';
+import { acquireLock, releaseLock } from '../datastore/locks';
 import { checkDownloadInput } from '../deploy/download-request';
 import type { PublishDeps } from './publish';
 import { blockIndexPath } from '../deploy/block-index';
+import { activityLockHolder } from './agent';
 import { thisRun } from './this-run';
 
 export type { ReplicaCheck, RetirePlan, RetireTarget, VerifyPage, VersionRef };
@@ -81,7 +82,7 @@ export type LifecycleActivities = ReturnType<typeof createLifecycleActivities>;
  * folders if empty. Nothing there is no error, so a retried removal is harmless.
  */
 export function createAgentLifecycleActivities({ config, sddc }: { config: Config; sddc: string }) {
-  const root = config.datastore ?? path.join(config.dataDir, 'sddc', sddc);
+  const root = datastoreRoot(config, sddc);
   return {
     async removeDeployedCopy(input: SddcCopy): Promise<{ removed: string[] }> {
       try {
@@ -93,7 +94,7 @@ export function createAgentLifecycleActivities({ config, sddc }: { config: Confi
         if (real === undefined) return { removed: [] };
         if (real !== dir) throw new VmhubError('InvalidInput', `${dir} is a link; the agent removes only from real directories`);
         const paths = deploymentPaths(dir, input.image, input.version, input.format);
-        const holder = lockHolder(activityInfo().activityId, activityInfo().workflowExecution?.workflowId);
+        const holder = activityLockHolder();
         const lock = await acquireLock(paths.lock, holder);
         if (!lock.acquired) {
           throw ApplicationFailure.retryable(

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { originalSource, type DeploymentRecord } from '../catalog/deployment-records';
 import type { ImageVersionRecord, VersionOverlap } from '../catalog/image-records';
-import { formatOf } from '../shared/image-format';
+import { findFormat } from '../shared/image-format';
 import { lifecycleLines } from '../lifecycle/deprecation';
 import { describePlacement } from '../shared/sddc-target';
 import { formatBytes, formatMiB } from '../shared/units';
@@ -46,7 +46,7 @@ export function renderText(r: ShowResult): string[] {
     `blob       ${r.location.storage}/${r.location.container}/${r.location.blob}`,
     ...lifecycleLines(r, new Date()),
     ...(r.overlap ? [overlapLine(r.overlap)] : []),
-    ...(r.metadata ? formatOf(r.format).metadataLines(r.metadata) : []),
+    ...(r.metadata ? (findFormat(r.format)?.metadataLines(r.metadata) ?? []) : []),
     ...(r.replicas.length > 0
       ? [
           '',

@@ -5,7 +5,7 @@ import { removeEmptyDirs } from '../datastore/files';
 import { deploymentPaths, verifiedCopy, type DeploymentPaths } from '../datastore/layout';
 import { acquireLock, releaseLock, type LockHolder } from '../datastore/locks';
 import { blockIndexPath, localBases } from '../deploy/block-index';
-import { VmhubError } from '../shared/errors';
+import { isVmhubError, VmhubError } from '../shared/errors';
 import type { Resources } from '../images/ovf/metadata';
 import {
   importImage,
@@ -72,7 +72,12 @@ export async function importVerifiedCopy(
     const placement = placementOf(conn.target, found.item!);
     return { result: { status: 'already-present', placement, bytesSent: 0, bytesSkipped: 0 }, imported: false };
   }
-  if (!(await verifiedCopy(paths, ref))) {
+  // A copy that cannot be read is as gone as a missing one; a digest file that is a link is refused.
+  const present = await verifiedCopy(paths, ref).catch((err: unknown) => {
+    if (isVmhubError(err)) throw err;
+    return false;
+  });
+  if (!present) {
     throw new VmhubError('StagingMissing', `the verified copy ${paths.final} is gone; deploy again to download it`);
   }
   const result = await importImage(conn, ref, { file: paths.final, signal: options.signal, onProgress: options.onProgress });

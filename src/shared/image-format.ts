@@ -10,8 +10,13 @@ const FORMATS = [ova, ovf, iso] as const;
 export type ImageFormat = (typeof FORMATS)[number]['name'];
 export const IMAGE_FORMATS: readonly ImageFormat[] = FORMATS.map((f) => f.name);
 
+/** The record of a format, or undefined for a name that is none: for code that must not throw (workflows, threads). */
+export function findFormat(format: string): ImageFormatRecord<ImageFormat> | undefined {
+  return FORMATS.find((f) => f.name === format);
+}
+
 export function formatOf(format: ImageFormat): ImageFormatRecord<ImageFormat> {
-  const record = FORMATS.find((f) => f.name === format);
+  const record = findFormat(format);
   if (!record) throw new VmhubError('InvalidInput', `format ${JSON.stringify(format)} is not one of ${IMAGE_FORMATS.join(', ')}`);
   return record;
 }

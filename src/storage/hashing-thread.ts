@@ -1,9 +1,15 @@
 import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { formatOf, type ImageFormat } from '../shared/image-format';
+import { findFormat, type ImageFormat } from '../shared/image-format';
 import { createInspector, type ImageMetadata, type Inspector } from '../images/inspect';
 import { freeNow } from './free-now';
+
+/** A throw here would end the thread, and with it every stream it hashes: a format that is none gets no inspector. */
+function inspectorOf(format: ImageFormat): Inspector | undefined {
+  const name = findFormat(format)?.inspector;
+  return name && createInspector(name);
+}
 
 /**
  * One hashing thread of the pool in ./hashing: SHA-256 of single blocks, and image streams that take an
@@ -105,7 +111,7 @@ function handle(req: HashRequest): void {
   if (req.op === 'open') {
     streams.set(req.stream, {
       whole: createHash('sha256'),
-      inspector: req.format && createInspector(formatOf(req.format).inspector),
+      inspector: req.format && inspectorOf(req.format),
       turn: Promise.resolve(),
       closed: false,
     });

@@ -11,7 +11,7 @@ import { Catalog } from '../catalog/catalog';
 import { installLogging, logLine } from './logging';
 import { loadConfig, PROJECT_ROOT, type Config } from '../config';
 import { ensureSchedulesAt } from './schedules';
-import { AzureBlockStores } from '../storage/azure/azure-block-store';
+import { TopologyBlockStores } from '../storage/backends';
 import { connectClient, connectWorker, temporalView } from './connection';
 import { loadTopology } from '../topology/topology';
 import { VmhubError } from '../shared/errors';
@@ -47,7 +47,7 @@ export function workflowSource(env: NodeJS.ProcessEnv = process.env): Pick<Worke
 
 /** The control plane's clients; `close` releases them. */
 export async function openDeps(config: Config): Promise<ActivityDeps & { close(): Promise<void> }> {
-  const storage = new AzureBlockStores(loadTopology(config.topologyPath));
+  const storage = new TopologyBlockStores(loadTopology(config.topologyPath));
   const catalog = await Catalog.connect(config.mongodbUri);
   const client = await connectClient(config.temporal).catch(async (err: unknown) => {
     await catalog.close();
@@ -116,7 +116,7 @@ export async function runWorkers(workers: Worker[]): Promise<void> {
 
 /** The agent of one SDDC: the download and content library activities, on the SDDC's own task queue. */
 export async function createAgentWorker(connection: NativeConnection, config: Config, sddc: string): Promise<Worker> {
-  const storage = new AzureBlockStores(loadTopology(config.topologyPath));
+  const storage = new TopologyBlockStores(loadTopology(config.topologyPath));
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,

@@ -30,6 +30,8 @@ export interface StorageLocation {
   id: string;
   dataCenter: string;
   role: 'primary' | 'replica';
+  /** The block store backend that serves it (src/storage/backends.ts); `azure` when absent. */
+  backend?: string;
   /** Blob service URL including the account, e.g. http://127.0.0.1:10000/devstoreaccount1 */
   endpoint: string;
   accountName?: string;

@@ -35,7 +35,7 @@ import {
 } from '../shared/deploy-input';
 import { NON_RETRYABLE_ERROR_TYPES } from '../shared/errors';
 import { asFailure } from '../shared/failures';
-import { formatOf } from '../shared/image-format';
+import { findFormat } from '../shared/image-format';
 import { libraryItemName } from '../shared/target-kinds/content-library';
 import type { ContentLibraryTarget } from '../shared/target-kinds/kind';
 import { libraryOf } from '../shared/sddc-target';
@@ -396,7 +396,7 @@ async function toLibrary(
       target: imported.target,
     };
   }
-  if (instantiate && row.target && formatOf(plan.format).canInstantiate && plan.resources) {
+  if (instantiate && row.target && findFormat(plan.format)?.canInstantiate === true && plan.resources) {
     board.phase(p, 'instantiating');
     row.instantiated = await agent.instantiateFromLibrary.executeWithOptions(
       { summary: `instantiate ${item} on ${sddc.name} and remove it` },

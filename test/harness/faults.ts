@@ -15,7 +15,7 @@ import { END_OF_ARCHIVE, entryHeader, padded } from '../../src/images/tar-header
 import type { PublishInput, PublishProgress, PublishResult } from '../../src/shared/publish-input';
 import { startService, startServices, stopService, stopServices } from '../../src/dev-services/embedded';
 import { spawnWorker, type WorkerProcess } from '../../src/dev-services/worker-process';
-import { AzureBlockStores } from '../../src/storage/azure/azure-block-store';
+import { TopologyBlockStores } from '../../src/storage/backends';
 import { unlessNotFound, type BlockStores } from '../../src/storage/block-store';
 import { connectClient, temporalView } from '../../src/temporal/connection';
 import { loadTopology } from '../../src/topology/topology';
@@ -352,7 +352,7 @@ export interface FaultWorld {
 export async function openWorld(services: ServiceSet): Promise<FaultWorld> {
   const full = { ...process.env, ...services.env };
   const mongodbUri = services.config.mongodbUri.replace(/\/[^/?]*(\?|$)/, `/vmhub_faults_${randomUUID().slice(0, 8)}$1`);
-  const storage = new AzureBlockStores(loadTopology(services.config.topologyPath, full), full);
+  const storage = new TopologyBlockStores(loadTopology(services.config.topologyPath, full), full);
   await storage.ensureContainers();
   const catalog = await Catalog.connect(mongodbUri);
   const client = await connectClient(services.config.temporal);

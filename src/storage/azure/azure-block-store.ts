@@ -1,12 +1,11 @@
 import { RestError, type BlockBlobClient, type ContainerClient } from '@azure/storage-blob';
-import type { Topology } from '../../topology/topology';
+import type { StorageLocation } from '../../topology/topology';
 import {
   BlockStoreError,
   type BlobProperties,
   type Block,
   type BlockStore,
   type BlockStoreErrorKind,
-  type BlockStores,
   type CommitOptions,
   type StoreOptions,
   type WriteOptions,
@@ -122,26 +121,7 @@ export class AzureBlockStore implements BlockStore {
 }
 
 /** One store per storage location of the topology, made once per process. */
-export class AzureBlockStores implements BlockStores {
-  private readonly stores = new Map<string, AzureBlockStore>();
-
-  constructor(
-    readonly topology: Topology,
-    private readonly env: NodeJS.ProcessEnv = process.env,
-  ) {}
-
-  store(locationId: string): BlockStore {
-    let store = this.stores.get(locationId);
-    if (!store) {
-      const location = this.topology.storage.find((s) => s.id === locationId);
-      if (!location) throw new Error(`no storage location ${locationId} in the topology`);
-      store = new AzureBlockStore(blobServiceClient(location, this.env).getContainerClient(location.container));
-      this.stores.set(locationId, store);
-    }
-    return store;
-  }
-
-  async ensureContainers(): Promise<void> {
-    await Promise.all(this.topology.storage.map((s) => this.store(s.id).createContainer()));
-  }
+/** The store of one storage location: its container, with the credentials its variables name. */
+export function openAzureStore(location: StorageLocation, env: NodeJS.ProcessEnv): BlockStore {
+  return new AzureBlockStore(blobServiceClient(location, env).getContainerClient(location.container));
 }
