@@ -19,9 +19,9 @@ import {
   itemState,
   libraryItemName,
   recordedSha256,
-  type Credentials,
   type ItemState,
 } from '../shared/target-kinds/content-library';
+import { type Credentials } from './vcenter-login';
 import type { ContentLibraryTarget, LibraryPlacement } from '../shared/target-kinds/kind';
 import { VimSession } from './vim-soap';
 import { VsphereApiError, VsphereRest } from './vsphere-rest';

@@ -17,7 +17,8 @@ import {
   type Progress,
 } from './library-import';
 import type { ImageVersion } from '../shared/image-version';
-import { credentialsFor, type InstantiateCheck } from '../shared/target-kinds/content-library';
+import { type InstantiateCheck } from '../shared/target-kinds/content-library';
+import { credentialsFor } from './vcenter-login';
 import type { ContentLibraryTarget, LibraryPlacement } from '../shared/target-kinds/kind';
 import { libraryOf, parseTarget } from '../shared/sddc-target';
 

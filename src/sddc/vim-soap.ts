@@ -1,5 +1,5 @@
 import { Parser, processors } from 'xml2js';
-import type { Credentials } from '../shared/target-kinds/content-library';
+import type { Credentials } from './vcenter-login';
 import { VcenterHttp } from './http';
 import { VsphereApiError } from './vsphere-rest';
 

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { Credentials } from '../shared/target-kinds/content-library';
+import type { Credentials } from './vcenter-login';
 import { VcenterHttp } from './http';
 
 /**

@@ -1,5 +1,6 @@
 import { parseTopology } from '../../src/topology/topology';
-import { credentialsFor, itemDescription, itemState } from '../../src/shared/target-kinds/content-library';
+import { itemDescription, itemState } from '../../src/shared/target-kinds/content-library';
+import { credentialsFor } from '../../src/sddc/vcenter-login';
 import type { ContentLibraryTarget } from '../../src/shared/target-kinds/kind';
 import { parseTarget, targetFromOptions } from '../../src/shared/sddc-target';
 
