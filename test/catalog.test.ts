@@ -283,23 +283,10 @@ describe('deployment records keep their attempts', () => {
 
   it('a re-deploy appends, and the original source stays known', async () => {
     await catalog.deployments.record({ ...row, status: 'failed', source: 'west-replica', error: 'replica stale', run: first });
-    await catalog.deployments.record({
-      ...row,
-      status: 'deployed',
-      source: 'east-primary',
-      path: '/ds/a',
-      bytes: 10,
-      run: first,
-    });
+    const deployed = { ...row, status: 'deployed' as const, source: 'east-primary', path: '/ds/a', bytes: 10, run: first };
+    await catalog.deployments.record(deployed);
     // The same activity retried: still one attempt.
-    await catalog.deployments.record({
-      ...row,
-      status: 'deployed',
-      source: 'east-primary',
-      path: '/ds/a',
-      bytes: 10,
-      run: first,
-    });
+    await catalog.deployments.record(deployed);
     await catalog.deployments.record({ ...row, status: 'already-present', run: second });
     const [record] = await catalog.deployments.of('hist', '1.0.0');
     // The top level is the latest attempt: what it left out is gone, not kept from an older one.
