@@ -25,7 +25,7 @@ export type StoredVersion = Omit<ImageVersionRecord, 'replicas'>;
  * The one query behind every image listing. A capacity filter needs the version to declare its resources
  * (an ISO does not, so it never "fits"); each requirement given bounds the matching resource.
  */
-export function versionQuery(filters: VersionFilters): Filter<StoredVersion> {
+function versionQuery(filters: VersionFilters): Filter<StoredVersion> {
   const query: Filter<StoredVersion> = {};
   if (filters.image !== undefined) query.image = filters.image;
   if (filters.status !== undefined) {

@@ -37,7 +37,7 @@ export interface AbandonOutput {
   removed: string[];
 }
 
-export function resultFromRecord(r: ImageVersionRecord): PublishResult {
+function resultFromRecord(r: ImageVersionRecord): PublishResult {
   return {
     image: r.image,
     version: r.version,

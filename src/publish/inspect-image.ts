@@ -9,7 +9,7 @@ import type { HeldBytes } from './block-tap';
 import type { PublishWorkspace, TapKey } from './workspace';
 
 /** Progress of the inspection: the pass has read `bytesDone` of `bytesTotal`, and is at `block`. */
-export interface InspectBeat {
+interface InspectBeat {
   phase: 'inspecting';
   block: number;
   bytesDone: number;
