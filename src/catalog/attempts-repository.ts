@@ -1,4 +1,5 @@
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, ObjectId } from 'mongodb';
+import { isDuplicateKey } from './duplicate-key';
 import { MAX_DEPLOYMENT_ATTEMPTS, type DeploymentAttempt } from './deployment-records';
 
 /** Which deployment record an attempt belongs to. */
@@ -9,7 +10,7 @@ export interface DeploymentKey {
 }
 
 /** One attempt as the catalog stores it: a document of its own, so that attempts written at once all stay. */
-type StoredAttempt = DeploymentAttempt & DeploymentKey;
+type StoredAttempt = DeploymentAttempt & DeploymentKey & { _id?: string | ObjectId };
 
 /** The `deployment_attempts` collection: the history behind each deployment record. */
 export class AttemptsRepository {
@@ -28,15 +29,21 @@ export class AttemptsRepository {
   }
 
   /**
-   * Adds an attempt, then drops all but the last {@link MAX_DEPLOYMENT_ATTEMPTS}. Given the run that made
-   * it, the same outcome told again by that run (an activity retried) replaces the one stored before.
+   * Adds an attempt and, with `trim`, drops all but the last {@link MAX_DEPLOYMENT_ATTEMPTS}. Given the run
+   * that made it, the same outcome told again by that run (an activity retried) replaces the one stored
+   * before: it is stored under an `_id` made of the key, the run and the status.
    */
-  async add(key: DeploymentKey, attempt: DeploymentAttempt): Promise<void> {
+  async add(key: DeploymentKey, attempt: DeploymentAttempt, options: { trim: boolean }): Promise<void> {
     if (attempt.run === undefined) await this.insert(key, attempt);
     else {
-      const same = { ...key, 'run.runId': attempt.run.runId, status: attempt.status };
-      await this.collection.replaceOne(same, { ...key, ...attempt }, { upsert: true });
+      const _id = JSON.stringify([key.image, key.version, key.sddc, attempt.run.runId, attempt.status]);
+      // Told twice at once, both try to insert: the one that loses replaces what the other stored.
+      await this.collection.replaceOne({ _id }, { ...key, ...attempt }, { upsert: true }).catch((err: unknown) => {
+        if (!isDuplicateKey(err)) throw err;
+        return this.collection.replaceOne({ _id }, { ...key, ...attempt });
+      });
     }
+    if (!options.trim) return;
     const older = await this.collection
       .find(key, { projection: { _id: 1 }, sort: { at: -1 }, skip: MAX_DEPLOYMENT_ATTEMPTS })
       .toArray();

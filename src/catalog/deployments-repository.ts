@@ -1,6 +1,13 @@
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, ObjectId, UpdateFilter } from 'mongodb';
 import type { AttemptsRepository, DeploymentKey } from './attempts-repository';
-import { attemptOf, RETIRED_WHILE_DEPLOYING, type DeploymentRecord, type DeploymentUpdate } from './deployment-records';
+import {
+  attemptOf,
+  MAX_DEPLOYMENT_ATTEMPTS,
+  RETIRED_WHILE_DEPLOYING,
+  type DeploymentAttempt,
+  type DeploymentRecord,
+  type DeploymentUpdate,
+} from './deployment-records';
 import { withoutUndefined } from './documents';
 import { isDuplicateKey } from './duplicate-key';
 import type { VersionsRepository } from './versions-repository';
@@ -18,16 +25,28 @@ const OPTIONAL_DEPLOYMENT_FIELDS = [
   'run',
 ] as const;
 
+/** A deployment record as stored: under its own `_id` ({@link deploymentId}), or a driver-made one if written before. */
+type StoredDeployment = DeploymentRecord & {
+  _id?: string | ObjectId;
+  /** How many attempts were told (a retried one counts again): when it exceeds what is kept, older attempts are dropped. */
+  attemptsTold?: number;
+};
+
+/** A deployment record's `_id`: its key, so that it is found without reading the collection. */
+export function deploymentId(key: DeploymentKey): string {
+  return JSON.stringify([key.image, key.version, key.sddc]);
+}
+
 /** The `deployments` collection: one record per version and SDDC, the latest attempt's fields; its history is in attempts. */
 export class DeploymentsRepository {
-  readonly collection: Collection<DeploymentRecord>;
+  readonly collection: Collection<StoredDeployment>;
 
   constructor(
     db: Db,
     private readonly attempts: AttemptsRepository,
     private readonly versions: VersionsRepository,
   ) {
-    this.collection = db.collection<DeploymentRecord>('deployments');
+    this.collection = db.collection<StoredDeployment>('deployments');
   }
 
   async createIndexes(): Promise<void> {
@@ -50,24 +69,58 @@ export class DeploymentsRepository {
     }
     const key = { image: d.image, version: d.version, sddc: d.sddc };
     const now = new Date();
-    await this.keepLegacyState(key);
     const attempt = attemptOf(d, now);
     const unset = Object.fromEntries(OPTIONAL_DEPLOYMENT_FIELDS.filter((f) => d[f] === undefined).map((f) => [f, '' as const]));
     if (d.status === 'removed') unset.origin = '';
     const update = {
       $set: { ...withoutUndefined(d), updatedAt: now, ...(d.status === 'deployed' ? { deployedAt: now } : {}) },
       $min: { firstAttemptAt: now },
+      $inc: { attemptsTold: 1 },
       ...(Object.keys(unset).length > 0 ? { $unset: unset } : {}),
     };
-    // Two first attempts at once both try to insert: the one that loses updates the record the other made.
-    await this.collection.updateOne(key, update, { upsert: true }).catch((err: unknown) => {
+    const previous = await this.updateById(key, update);
+    if (previous === 'legacy') return this.recordByKey(key, d, update, attempt);
+    if (d.status === 'deployed' && !previous?.origin) {
+      await this.collection.updateOne({ _id: deploymentId(key), origin: { $exists: false } }, { $set: { origin: attempt } });
+    }
+    // Attempts are trimmed only once the record may hold more than it keeps: the count of attempts told is an upper bound.
+    await this.attempts.add(key, attempt, { trim: (previous?.attemptsTold ?? 0) + 1 > MAX_DEPLOYMENT_ATTEMPTS });
+  }
+
+  /**
+   * Updates (or creates) the record under its own `_id`, which every catalog server finds without reading the
+   * collection; returns the record as it was, or 'legacy' for a record stored under another `_id` (written
+   * before records had one of their own).
+   */
+  private async updateById(
+    key: DeploymentKey,
+    update: UpdateFilter<StoredDeployment>,
+  ): Promise<StoredDeployment | null | 'legacy'> {
+    const _id = deploymentId(key);
+    const options = { returnDocument: 'before' as const, includeResultMetadata: false };
+    try {
+      return await this.collection.findOneAndUpdate({ _id }, update, { ...options, upsert: true });
+    } catch (err) {
       if (!isDuplicateKey(err)) throw err;
-      return this.collection.updateOne(key, update);
-    });
+    }
+    // Lost to a first attempt made at the same moment (the record now exists), or to a legacy record of the same key.
+    const previous = await this.collection.findOneAndUpdate({ _id }, update, options);
+    return previous ?? 'legacy';
+  }
+
+  /** A record stored before records had an `_id` of their own: found by its key, as it always was. */
+  private async recordByKey(
+    key: DeploymentKey,
+    d: DeploymentUpdate,
+    update: UpdateFilter<StoredDeployment>,
+    attempt: DeploymentAttempt,
+  ): Promise<void> {
+    await this.keepLegacyState(key);
+    await this.collection.updateOne(key, update);
     if (d.status === 'deployed') {
       await this.collection.updateOne({ ...key, origin: { $exists: false } }, { $set: { origin: attempt } });
     }
-    await this.attempts.add(key, attempt);
+    await this.attempts.add(key, attempt, { trim: true });
   }
 
   /**
