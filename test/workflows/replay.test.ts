@@ -6,9 +6,10 @@ import { workflowSource } from '../../src/temporal/worker';
 
 /**
  * Workflows already running must keep replaying after a change to workflow code: every kept history
- * (a publish that deploys, a deploy, a failed publish, runs cancelled mid-transfer, and a publish and a
- * fanned-out deploy made after transfers got their own queue) replays against the code as it is now. A
- * change that breaks one needs `patched()`.
+ * (a publish that deploys, a deploy, a failed publish, runs cancelled mid-transfer, a publish and a
+ * fanned-out deploy made after transfers got their own queue, and the paths recorded by
+ * test/harness/record-path-histories.ts) replays against the code as it is now. A change that breaks one
+ * needs `patched()`.
  */
 const dir = path.join(__dirname, '..', 'histories');
 const files = fs.readdirSync(dir).filter((f) => f.endsWith('.binpb'));
@@ -26,6 +27,24 @@ describe('recorded histories replay', () => {
         'publish-transfer-queue.binpb',
         'deploy-fanned-out.binpb',
         'deploy-batch.binpb',
+      ]),
+    );
+  });
+
+  it('keeps the lifecycle runs and the paths recorded later: many ranges, replicas, a re-stage, a republish, a library', () => {
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'retire.binpb',
+        'retire-incomplete.binpb',
+        'verify-continued.binpb',
+        'publish-multi-range.binpb',
+        'publish-restage.binpb',
+        'publish-republish.binpb',
+        'deploy-content-library.binpb',
+        'deploy-content-library-batch.binpb',
+        'apply-retention.binpb',
+        'check-services.binpb',
+        'verify-recopied.binpb',
       ]),
     );
   });
