@@ -4,7 +4,10 @@ import { MAX_DEPLOYMENT_ATTEMPTS, originalSource } from '../src/catalog/deployme
 import type { NewVersion, RunRef } from '../src/catalog/image-records';
 import type { ImageMetadata } from '../src/images/inspect';
 import { loadConfig } from '../src/config';
+import { abandonClaim } from '../src/publish/claim';
 import { createSddc, updateSddc } from '../src/sddc/registry';
+import { unlessNotFound, type BlockStores } from '../src/storage/block-store';
+import { MemoryBlockStore } from '../src/storage/memory-block-store';
 
 /** The catalog's claims, updates and queries, on the real catalog server the tests start. */
 let catalog: Catalog;
@@ -86,6 +89,44 @@ describe('claims: one owner per image@version', () => {
     const claims = await Promise.all(runs.map((r) => catalog.versions.claim(version('race', '2.0.0'), r).catch(() => undefined)));
     expect(claims.filter((c) => c?.state === 'claimed')).toHaveLength(1);
     expect(await catalog.versions.collection.countDocuments({ image: 'race', version: '2.0.0' })).toBe(1);
+  });
+});
+
+describe('abandoning a claim', () => {
+  const store = new MemoryBlockStore();
+  const storage = { store: () => store } as unknown as BlockStores;
+
+  it('the owner removes its staged blocks and ends the claim; a repeat says so, and another run touches nothing', async () => {
+    const owner = run('abandon');
+    const v = version('abandoned', '1.0.0');
+    await catalog.versions.claim(v, owner);
+    await store.createContainer();
+    await store.stageBlock(v.location.blob, 'block-0', Buffer.from('bytes'));
+    const input = { image: v.image, version: v.version, location: v.location, status: 'cancelled' as const, error: 'cancelled' };
+
+    expect(await abandonClaim({ storage, catalog }, input, run('other'))).toEqual({ owned: false, removed: [] });
+    expect(await abandonClaim({ storage, catalog }, input, owner)).toEqual({
+      owned: true,
+      removed: ['1 staged blocks', 'catalog record marked cancelled'],
+    });
+    expect(await unlessNotFound(store.uncommittedBlocks(v.location.blob))).toBeUndefined();
+    // A retry whose first answer was lost reports the end it made, not that the claim was someone else's.
+    expect(await abandonClaim({ storage, catalog }, input, owner)).toEqual({
+      owned: true,
+      removed: ['catalog record marked cancelled'],
+    });
+    expect(await catalog.versions.get(v.image, v.version)).toMatchObject({ status: 'cancelled', owner });
+  });
+
+  it('an overlap is noted only on an available version', async () => {
+    const owner = run('overlap');
+    const v = version('overlapped', '1.0.0');
+    await catalog.versions.claim(v, owner);
+    const overlap = { previousVersion: '0.9.0', sharedBlocks: 1, blockCount: 1 };
+    expect(await catalog.versions.setOverlap(v.image, v.version, overlap)).toBe(false);
+    await catalog.versions.markAvailable(v.image, v.version, owner, 'a'.repeat(64), ovfMetadata(1, 'x'));
+    expect(await catalog.versions.setOverlap(v.image, v.version, overlap)).toBe(true);
+    expect((await catalog.versions.get(v.image, v.version))?.overlap).toEqual(overlap);
   });
 });
 

@@ -30,8 +30,8 @@ export function createOverlapActivities({ storage, catalog }: PublishDeps) {
           sharedBlocks: sharedBlockCount(ids, previousIds),
           blockCount: ids.length,
         };
-        await catalog.versions.setOverlap(record.image, record.version, overlap);
-        return overlap;
+        // Retired or retiring meanwhile: nothing is noted, and the result says so.
+        return (await catalog.versions.setOverlap(record.image, record.version, overlap)) ? overlap : null;
       });
     },
   };

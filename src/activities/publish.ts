@@ -1,5 +1,6 @@
 import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import type { Catalog } from '../catalog/catalog';
+import type { RunRef } from '../catalog/image-records';
 import type { Config } from '../config';
 import { withFailures } from '../shared/failures';
 import type { ImageFormat } from '../shared/image-format';
@@ -55,6 +56,13 @@ export interface CommitInput {
   digest: SourceDigest;
   image: string;
   version: string;
+  /** The claim's owner (runOwner()); runs started before it was passed own by their own run. */
+  owner?: RunRef;
+}
+
+/** The owner a claiming activity acts for: the workflow's, else (runs started before it was passed) this run. */
+function ownerOf(input: { owner?: RunRef }): RunRef {
+  return input.owner ?? thisRun();
 }
 
 /** Opens a publish's source for the time fn runs; with `pin` (the version the probe saw), other content is SourceChanged. */
@@ -98,8 +106,8 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
     },
 
     /** Claims image@version for this run, or reports the version that is already available. */
-    async claimVersion(input: ClaimInput): Promise<ClaimOutput> {
-      return withFailures(() => claimVersion({ storage, catalog, temporal }, input, thisRun(), log));
+    async claimVersion(input: ClaimInput & { owner?: RunRef }): Promise<ClaimOutput> {
+      return withFailures(() => claimVersion({ storage, catalog, temporal }, input, ownerOf(input), log));
     },
 
     /** One pass over the source: its SHA-256, block list digest and metadata. */
@@ -151,7 +159,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
       return keepBeating(() =>
         withFailures(async () => {
           heartbeat();
-          const me = thisRun();
+          const me = ownerOf(input);
           if (!(await ownsClaim(catalog, input.image, input.version, me))) throw lostClaim(input.image, input.version);
           return commitStaged(
             {
@@ -178,8 +186,9 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
       version: string;
       sha256: string;
       metadata: ImageMetadata;
+      owner?: RunRef;
     }): Promise<PublishResult> {
-      return withFailures(() => markAvailable(catalog, input, thisRun()));
+      return withFailures(() => markAvailable(catalog, input, ownerOf(input)));
     },
 
     /** After a failed or cancelled publish: removes what this run wrote, if it still owns the claim. */
@@ -189,8 +198,9 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
       location: BlobLocation;
       status: 'failed' | 'cancelled';
       error: string;
+      owner?: RunRef;
     }): Promise<AbandonOutput> {
-      return abandonClaim({ storage, catalog }, input, thisRun());
+      return withFailures(() => abandonClaim({ storage, catalog }, input, ownerOf(input)));
     },
   };
 }

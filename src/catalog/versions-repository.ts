@@ -139,7 +139,10 @@ export class VersionsRepository {
     };
   }
 
-  /** uploading → available, with the verified digest and metadata, for the claim's owner only. Repeating it is harmless. */
+  /**
+   * uploading → available, with the verified digest and metadata, for the claim's owner only; undefined
+   * when the owner holds no claim. Repeating it is harmless: a repeat finds the owner's available record.
+   */
   async markAvailable(
     image: string,
     version: string,
@@ -148,11 +151,13 @@ export class VersionsRepository {
     metadata: ImageMetadata,
   ): Promise<ImageVersionRecord | undefined> {
     const now = new Date();
-    await this.collection.updateOne(
+    const result = await this.collection.updateOne(
       { image, version, status: 'uploading', 'owner.runId': owner.runId },
       { $set: { status: 'available', sha256, metadata, publishedAt: now, updatedAt: now } },
     );
     const record = await this.get(image, version);
+    if (result.matchedCount === 1 && record) return record;
+    // Matched nothing: only a repeat of this very mark (its answer lost) finds the owner's available record.
     const ours = record?.status === 'available' && record.sha256 === sha256 && record.owner?.runId === owner.runId;
     return ours ? record : undefined;
   }
@@ -201,8 +206,13 @@ export class VersionsRepository {
     return this.find({ ...filters, status: 'available' });
   }
 
-  async setOverlap(image: string, version: string, overlap: VersionOverlap): Promise<void> {
-    await this.collection.updateOne({ image, version }, { $set: { overlap, updatedAt: new Date() } });
+  /** Notes an available version's overlap; false, and nothing noted, once it is not available. */
+  async setOverlap(image: string, version: string, overlap: VersionOverlap): Promise<boolean> {
+    const result = await this.collection.updateOne(
+      { image, version, status: 'available' },
+      { $set: { overlap, updatedAt: new Date() } },
+    );
+    return result.matchedCount === 1;
   }
 
   /**

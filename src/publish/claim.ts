@@ -125,7 +125,12 @@ export async function abandonClaim(
   input: { image: string; version: string; location: BlobLocation; status: 'failed' | 'cancelled'; error: string },
   me: RunRef,
 ): Promise<AbandonOutput> {
-  if (!(await ownsClaim(deps.catalog, input.image, input.version, me))) return { owned: false, removed: [] };
+  const record = await deps.catalog.versions.get(input.image, input.version);
+  if (record?.owner?.runId === me.runId && record.status === input.status) {
+    // A repeat of this abandon (its answer lost): the blob went before the record was marked.
+    return { owned: true, removed: [`catalog record marked ${input.status}`] };
+  }
+  if (record?.status !== 'uploading' || record.owner?.runId !== me.runId) return { owned: false, removed: [] };
   const store = deps.storage.store(input.location.storage);
   const blob = input.location.blob;
   const removed: string[] = [];
@@ -138,7 +143,9 @@ export async function abandonClaim(
     if (props) removed.push(`committed blob ${input.location.storage}/${input.location.blob}`);
     if (staged > 0) removed.push(`${staged} staged blocks`);
   }
-  await deps.catalog.versions.endClaim(input.image, input.version, me, input.status, input.error);
+  if (!(await deps.catalog.versions.endClaim(input.image, input.version, me, input.status, input.error))) {
+    throw lostClaim(input.image, input.version);
+  }
   removed.push(`catalog record marked ${input.status}`);
   return { owned: true, removed };
 }

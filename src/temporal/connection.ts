@@ -36,6 +36,7 @@ export function connectWorker(config: TemporalConfig): Promise<NativeConnection>
 
 /** What the control plane asks Temporal about other work: whether a run has closed, and who polls a queue. */
 export interface TemporalView {
+  /** Whether a claim's owner no longer runs: its run ID names the chain's first run (or, in claims made before, the run itself). */
   isClosed(run: { workflowId: string; runId: string }): Promise<boolean>;
   /** Workers that polled the task queue within the last `withinMs`. */
   recentPollers(taskQueue: string, kind: 'workflow' | 'activity', withinMs?: number): Promise<number>;
@@ -47,8 +48,11 @@ export function temporalView(client: Client): TemporalView {
   return {
     async isClosed(run) {
       try {
-        const description = await client.workflow.getHandle(run.workflowId, run.runId).describe();
-        return description.status.name !== 'RUNNING';
+        // The workflow ID's current run: a reset or continue-as-new of the owner keeps its first run ID.
+        const description = await client.workflow.getHandle(run.workflowId).describe();
+        const current = description.raw.workflowExecutionInfo;
+        const sameChain = description.runId === run.runId || current?.firstRunId === run.runId;
+        return !sameChain || description.status.name !== 'RUNNING';
       } catch (err) {
         // A run the server no longer knows (deleted, or past retention) holds nothing.
         if ((err as Error).name === 'WorkflowNotFoundError') return true;

@@ -1,6 +1,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   ChildWorkflowFailure,
   defineQuery,
   executeChild,
@@ -13,6 +14,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { RunRef } from '../catalog/image-records';
 import type { CommitInput, Inspection, ProbeResult, StageInput } from '../activities/publish';
 import { runPool } from '../shared/concurrency';
 import { asFailure } from '../shared/failures';
@@ -32,10 +34,17 @@ import { BOOKKEEPING, TRANSFER } from './activity-options';
 import { DeployToSDDCs } from './deploy-to-sddcs';
 import { countStatuses, detailsText, outcomeLine, replicatingLine, stagingLine } from './current-details';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
+import { runOwner } from './run-owner';
 
 export const publishProgressQuery = defineQuery<PublishProgress>('progress');
 
 const quick = proxyActivities<Activities>(BOOKKEEPING);
+
+/**
+ * The abandon after a failure or cancel: on the workflow's own (control) queue, which a dead or hung
+ * transfer worker cannot hold up, and bounded, so the run ends even when the catalog never answers.
+ */
+const cleanup = proxyActivities<Activities>({ ...BOOKKEEPING, scheduleToCloseTimeout: '10 minutes' });
 
 /** The long transfers' activities; runs that began before transfers had a task queue of their own keep the workflow's. */
 type Transfers = ReturnType<typeof proxyActivities<Activities>>;
@@ -86,19 +95,45 @@ export async function PublishImage(rawInput: PublishInput): Promise<PublishResul
   };
   setHandler(publishProgressQuery, () => progress);
   const details = new Details(progress);
+  // Runs that began before these kept their own run as owner and told a cancel by the error's shape.
+  const owner = patched('publish-run-owner') ? runOwner() : undefined;
+  const byScope = patched('publish-cancel-by-scope');
 
   try {
-    return await publish(rawInput, details);
+    return await publish(rawInput, details, { owner, byScope });
   } catch (err) {
     const failure = asFailure(err);
-    progress.phase = isCancellation(err) ? 'cancelled' : 'failed';
+    const cancelled = wasCancelled(err, byScope);
+    progress.phase = cancelled ? 'cancelled' : 'failed';
     const removed = progress.cleanup?.length ? `cleanup: ${progress.cleanup.join('; ')}` : '';
     details.show(`${progress.phase}: ${failure instanceof Error ? failure.message : String(failure)}`, removed);
+    // Whatever the cancelled work ended with (a dead transfer worker's heartbeat timeout too), the run ends Cancelled.
+    if (cancelled && byScope && !isCancellation(failure)) {
+      throw new CancelledFailure(
+        `cancelled; the stopped work ended with: ${failure instanceof Error ? failure.message : String(failure)}`,
+      );
+    }
     throw failure;
   }
 }
 
-async function publish(rawInput: PublishInput, details: Details): Promise<PublishResult> {
+/**
+ * Whether the run ends because it was asked to stop. Once a cancel is requested, every error is its
+ * consequence: an activity on a dead worker resolves as a heartbeat timeout, not as a cancel.
+ */
+function wasCancelled(err: unknown, byScope: boolean): boolean {
+  return isCancellation(err) || (byScope && CancellationScope.current().consideredCancelled);
+}
+
+interface RunRules {
+  /** The claim's owner, the same for every run of a reset or continued chain; undefined in runs that began before. */
+  owner: RunRef | undefined;
+  /** Whether a cancel is told by the workflow's scope (see wasCancelled) and cleaned up by `cleanup`. */
+  byScope: boolean;
+}
+
+async function publish(rawInput: PublishInput, details: Details, rules: RunRules): Promise<PublishResult> {
+  const { owner, byScope } = rules;
   const { progress } = details;
   const input = validatePublishInput(rawInput);
   const transfer = transferActivities();
@@ -124,7 +159,7 @@ async function publish(rawInput: PublishInput, details: Details): Promise<Publis
 
   details.show(`claiming ${ref}`);
   const claim = await quick.claimVersion.executeWithOptions({ summary: `claim ${ref}` }, [
-    { image: input.image, version, format: probe.format, plan },
+    { image: input.image, version, format: probe.format, plan, owner },
   ]);
   if (claim.state === 'available') {
     details.show(`${ref} is already published: comparing the source with it`);
@@ -158,28 +193,31 @@ async function publish(rawInput: PublishInput, details: Details): Promise<Publis
       digest,
       image: input.image,
       version,
+      owner,
     };
     await commit(transfer, commitInput, probe.rangeFanOut, details);
     progress.phase = 'cataloging';
     details.show(`recording the metadata of ${ref} and marking it available`);
     result = await quick.markAvailable.executeWithOptions({ summary: `mark ${ref} available` }, [
-      { image: input.image, version, sha256: digest.sha256, metadata },
+      { image: input.image, version, sha256: digest.sha256, metadata, owner },
     ]);
   } catch (err) {
-    const cancelled = isCancellation(err);
+    const cancelled = wasCancelled(err, byScope);
     progress.phase = cancelled ? 'cancelling' : 'failed';
     const shown = asFailure(err);
     const reason = cancelled ? 'cancelled' : shown instanceof Error ? shown.message : String(shown);
     details.show(`${progress.phase}: removing what this run wrote`, cancelled ? '' : reason);
     try {
+      const abandon = byScope ? cleanup.abandonPublish : quick.abandonPublish;
       const abandoned = await CancellationScope.nonCancellable(() =>
-        quick.abandonPublish.executeWithOptions({ summary: `remove what this run wrote for ${ref}` }, [
+        abandon.executeWithOptions({ summary: `remove what this run wrote for ${ref}` }, [
           {
             image: input.image,
             version,
             location,
             status: cancelled ? 'cancelled' : 'failed',
             error: reason.slice(0, 500),
+            owner,
           },
         ]),
       );

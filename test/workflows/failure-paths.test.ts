@@ -8,6 +8,7 @@ import type { DeployResult, DeployResultRow } from '../../src/shared/deploy-inpu
 import type { PublishProgress } from '../../src/shared/publish-input';
 import {
   deployActivities,
+  location,
   publishActivities,
   runWorker as runOn,
   startTestEnvironment,
@@ -84,6 +85,48 @@ describe('PublishImage failure paths', () => {
     expect(log.filter((l) => l.endsWith('stopped'))).toHaveLength(2);
     expect(progress.phase).toBe('cancelled');
     expect(progress.cleanup).toEqual(['12 staged blocks', 'catalog record marked cancelled']);
+  });
+
+  it('a cancel whose staging ends with another error (a dead worker) still ends Cancelled, cleaned up for the run owner', async () => {
+    const log: string[] = [];
+    const owners: unknown[] = [];
+    const activities = publishActivities(log, {
+      claimVersion: async (i) => {
+        owners.push(i.owner);
+        return { state: 'claimed', location };
+      },
+      // What the run sees when its transfer worker dies: not a cancel, but a failure after it.
+      stageBlockRange: async () => {
+        await transferUntilCancelled(log, 'stage')().catch(() => undefined);
+        throw ApplicationFailure.nonRetryable('activity heartbeat timeout', 'Timeout');
+      },
+      inspectSource: transferUntilCancelled(log, 'inspect'),
+      abandonPublish: async (i) => {
+        owners.push(i.owner);
+        log.push(`abandon ${i.status}`);
+        return { owned: true, removed: [`catalog record marked ${i.status}`] };
+      },
+    });
+    const { cause, progress, firstRunId, workflowId } = await runWorker(activities, async (taskQueue) => {
+      const handle = await env.client.workflow.start('PublishImage', {
+        args: [publishInput],
+        taskQueue,
+        workflowId: randomUUID(),
+      });
+      while (log.filter((l) => l.endsWith('started')).length < 2) await new Promise((r) => setTimeout(r, 20));
+      await handle.cancel();
+      const failed = await failureOf(handle.result());
+      const shown = await handle.query<PublishProgress>('progress');
+      return { cause: failed, progress: shown, firstRunId: handle.firstExecutionRunId, workflowId: handle.workflowId };
+    });
+    expect(cause).toBeInstanceOf(CancelledFailure);
+    expect(log).not.toContain('commit');
+    expect(log[log.length - 1]).toBe('abandon cancelled');
+    expect(progress.phase).toBe('cancelled');
+    expect(owners).toEqual([
+      { workflowId, runId: firstRunId },
+      { workflowId, runId: firstRunId },
+    ]);
   });
 
   it('a version another run is uploading fails fast with VersionConflict, touching nothing', async () => {
