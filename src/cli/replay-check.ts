@@ -96,7 +96,8 @@ export function replayReason(err: Error): string {
   const text = err.message.replace(/\s+/g, ' ');
   // The most specific marker first: the SDK's preamble also says "nondeterminism".
   const at = [/\[TMPRL\d+\]/, /Nondeterminism error:/, /Workflow type/i].map((m) => text.search(m)).find((i) => i >= 0) ?? -1;
-  const reason = at > 0 ? text.slice(at) : text;
+  // Core's text goes on with the failure's debug form (source, stack_trace, ...): not for an operator.
+  const reason = (at > 0 ? text.slice(at) : text).split(/\\?", source: /)[0];
   return reason.length > 300 ? `${reason.slice(0, 297)}...` : reason;
 }
 
