@@ -213,5 +213,8 @@ describe('a new worker build takes over a publish and a deploy in flight', () =>
     const after = await check(bundles.b);
     expect(after).toMatchObject({ open: 0, failures: [] });
     expect(after.closed).toBeGreaterThanOrEqual(7);
+    // Going back to A is not: the runs begun on B carry B's patch marker, which A's code never asks for.
+    const rollback = await check(bundles.a);
+    expect(rollback.failures.map((f) => f.workflowId).sort()).toEqual([next.workflowId, nextResult.deploy!.workflowId].sort());
   }, 300_000);
 });
