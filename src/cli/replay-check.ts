@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { HistoryAndWorkflowId } from '@temporalio/common';
@@ -111,6 +112,8 @@ export async function run(
   deps: CliDeps,
   replay: Replayer = replayWithWorker,
 ): Promise<ReplayCheckResult> {
+  if (options.bundle && !fs.statSync(options.bundle, { throwIfNoEntry: false })?.isFile())
+    throw new VmhubError('InvalidInput', `no workflow bundle at ${options.bundle}: build one with \`npm run build:bundle\``);
   const code = options.bundle
     ? { workflowBundle: { codePath: path.resolve(options.bundle) } }
     : (require('../temporal/worker') as typeof import('../temporal/worker')).workflowSource();

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { HistoryAndWorkflowId } from '@temporalio/common';
 import { loadConfig } from '../../src/config';
@@ -62,7 +65,10 @@ function replayer(failing: string[], seen: string[]): replayCheck.Replayer {
 }
 
 const run = (workflowId: string, type = 'PublishImage'): FakeRun => ({ workflowId, runId: `${workflowId}-run`, type });
-const options = { bundle: '/builds/next/workflow-bundle.js', closedWithinHours: 24, closedLimit: 2 };
+// Only its presence is checked: the replayer here is a fake.
+const bundle = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-replay-check-')), 'workflow-bundle.js');
+fs.writeFileSync(bundle, '');
+const options = { bundle, closedWithinHours: 24, closedLimit: 2 };
 
 describe('replay-check', () => {
   it('asks for the open and recently closed vmhub runs on the control queue only', () => {
@@ -85,7 +91,7 @@ describe('replay-check', () => {
     expect(seen).toEqual(['publish:a:1.0.0:x', 'deploy:a:1.0.0:y', 'publish:b:1.0.0:x', 'publish:c:1.0.0:x']);
     expect(fetched).toHaveLength(4);
     expect(result).toEqual({
-      workflowCode: '/builds/next/workflow-bundle.js',
+      workflowCode: bundle,
       taskQueue: 'vm-images',
       open: 2,
       closed: 2,
@@ -111,6 +117,14 @@ describe('replay-check', () => {
     const result = await replayCheck.run(options, deps(client), replayer([], []));
     expect(result.failures).toEqual([]);
     expect(replayCheck.renderText(result, 24).at(-1)).toMatch(/every run replays/);
+  });
+
+  it('refuses a bundle that is not there before reaching Temporal', async () => {
+    const { client, queries } = fakeClient([], []);
+    await expect(
+      replayCheck.run({ ...options, bundle: '/no/such/workflow-bundle.js' }, deps(client), replayer([], [])),
+    ).rejects.toMatchObject({ type: 'InvalidInput', message: expect.stringContaining('npm run build:bundle') });
+    expect(queries).toEqual([]);
   });
 
   it('shortens a long reason', () => {
