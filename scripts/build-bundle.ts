@@ -5,13 +5,17 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 /**
  * Bundles the workflow code ahead of time into dist/workflow-bundle.js (or the path given as the first
  * argument), so a worker starts without webpack. The worker uses this file while it is newer than every
- * source file; the Docker image names it in VMHUB_WORKFLOW_BUNDLE.
+ * source file; the Docker image names it in VMHUB_WORKFLOW_BUNDLE. `vmhub replay-check --bundle` replays
+ * the running workflows against such a file before it is deployed (docs/operations.md).
  */
 export const DEFAULT_BUNDLE_PATH = path.resolve(__dirname, '..', 'dist', 'workflow-bundle.js');
 
-export async function buildBundle(out: string = DEFAULT_BUNDLE_PATH): Promise<number> {
+export async function buildBundle(
+  out: string = DEFAULT_BUNDLE_PATH,
+  workflowsPath: string = require.resolve('../src/workflows'),
+): Promise<number> {
   const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../src/workflows'),
+    workflowsPath,
     logger: {
       log: () => undefined,
       trace: () => undefined,

@@ -9,6 +9,7 @@ import { errorOf } from './errors';
 import * as images from './images';
 import { processIo, type CliIo } from './output';
 import * as publish from './publish';
+import * as replayCheck from './replay-check';
 import * as retention from './retention';
 import * as retire from './retire';
 import * as runs from './runs';
@@ -44,6 +45,7 @@ export const COMMANDS: CliCommand[] = [
   retention,
   verify,
   schedules,
+  replayCheck,
 ];
 
 const ENVIRONMENT = `
@@ -60,7 +62,8 @@ Exit codes:
   0  done
   1  an error (one line on stderr; with --json, {"error":{"type","message"}} on stdout)
   2  a deploy (or publish --deploy, or wait) in which some SDDC ended neither deployed nor already present;
-     a cancel that did not cancel; a verify that could not repair a replica
+     a cancel that did not cancel; a verify that could not repair a replica; a replay-check that found a
+     run the new workflow code cannot replay
   130  Ctrl-C while following a run (the run goes on: re-attach with vmhub wait <workflow-id>)
 `;
 

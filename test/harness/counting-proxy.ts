@@ -12,11 +12,14 @@ export interface CountingProxy {
   /** Bytes of blob content served to GETs (downloads). */
   getBytes: number;
   delayMs: number;
+  /** While true, new requests wait here unanswered (a transfer held mid-flight); set false to let them through. */
+  held: boolean;
   close(): Promise<void>;
 }
 
 export async function startCountingProxy(targetPort: number, delayMs = 0): Promise<CountingProxy> {
-  const state = { blockPuts: 0, blockBytes: 0, getBytes: 0, delayMs };
+  const state = { blockPuts: 0, blockBytes: 0, getBytes: 0, delayMs, held: false };
+  let waiting: (() => void)[] = [];
   const server = http.createServer((req, res) => {
     const isBlockPut = req.method === 'PUT' && /[?&]comp=block(&|$)/.test(req.url ?? '');
     const forward = () => {
@@ -35,8 +38,9 @@ export async function startCountingProxy(targetPort: number, delayMs = 0): Promi
       upstream.on('error', () => res.destroy());
       req.pipe(upstream);
     };
-    if (state.delayMs > 0) setTimeout(forward, state.delayMs);
-    else forward();
+    const send = () => (state.delayMs > 0 ? setTimeout(forward, state.delayMs) : forward());
+    if (state.held) waiting.push(send);
+    else send();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -55,6 +59,16 @@ export async function startCountingProxy(targetPort: number, delayMs = 0): Promi
     },
     set delayMs(v: number) {
       state.delayMs = v;
+    },
+    get held() {
+      return state.held;
+    },
+    set held(v: boolean) {
+      state.held = v;
+      if (v) return;
+      const release = waiting;
+      waiting = [];
+      for (const send of release) send();
     },
     close: () =>
       new Promise<void>((resolve) => {
