@@ -79,6 +79,8 @@ async function deployWith(
       rows.push(row);
     },
     markSourceFailures: async () => undefined,
+    holdDeployLease: async () => undefined,
+    releaseDeployLease: async () => undefined,
   };
   const outcome = await runWorker(
     env,

@@ -270,6 +270,72 @@ describe('replication and DeployToSDDCs', () => {
     }
   });
 
+  /** A deploy of `version` to east-1 whose agent reads through a slow proxy, stopped with a partial file on disk. */
+  async function slowDeploy(version: string) {
+    await publish(version, 60 * MiB);
+    const proxy = await startCountingProxy(Number(process.env.AZURITE_DC_EAST_PORT), 1000);
+    await agents.get('east-1')!.stop();
+    const agent = startAgent('east-1', { AZURITE_DC_EAST_PORT: String(proxy.port) });
+    const dir = path.join(datastores, 'east-1', 'edge', version);
+    const handle = await deploy({ image: 'edge', version, sddcs: ['east-1'] });
+    await until(
+      'a chunk checkpointed on disk',
+      () => fs.existsSync(path.join(dir, `.edge-${version}.ova.partial.json`)),
+      120_000,
+    );
+    // The reads still to come hang, so the download is running when the deploy is stopped.
+    proxy.delayMs = 30_000;
+    const batch = world.client.workflow.getHandle(`${handle.workflowId}:1-dc-east`);
+    const restore = async () => {
+      await agents.get('east-1')!.stop();
+      await proxy.close();
+      startAgent('east-1');
+    };
+    return { handle, batch, agent, dir, restore };
+  }
+
+  it('a terminated deploy cancels its batch rather than killing it: the agent removes its partial download', async () => {
+    const { handle, batch, dir, restore } = await slowDeploy('2.3.0');
+    try {
+      await handle.terminate('an operator stopped it');
+      const err = await batch.result().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      expect(fs.readdirSync(dir)).toEqual([]);
+      const [row] = await world.deps.catalog.deployments.of('edge', '2.3.0');
+      expect(row).toMatchObject({ sddc: 'east-1', status: 'failed', error: expect.stringMatching(/^cancelled/) });
+    } finally {
+      await restore();
+    }
+  });
+
+  it('a cancel with the agent killed ends Cancelled, and the agent back removes the partial download', async () => {
+    const { handle, batch, agent, dir, restore } = await slowDeploy('2.4.0');
+    try {
+      await agent.kill();
+      await handle.cancel();
+      // No agent hears the cancel: the download ends by its heartbeat timeout, then the discard waits for one.
+      await until(
+        'the discard of the partial download scheduled',
+        async () =>
+          ((await batch.describe()).raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'discardDownload'),
+        120_000,
+      );
+      expect(fs.existsSync(path.join(dir, '.edge-2.4.0.ova.partial.json'))).toBe(true);
+      startAgent('east-1');
+      const err = await handle.result().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      expect(fs.readdirSync(dir)).toEqual([]);
+      const events = (await batch.fetchHistory()).events ?? [];
+      expect(events.some((e) => e.activityTaskTimedOutEventAttributes)).toBe(true);
+      const [row] = await world.deps.catalog.deployments.of('edge', '2.4.0');
+      expect(row).toMatchObject({ sddc: 'east-1', status: 'failed', error: expect.stringMatching(/^cancelled/) });
+    } finally {
+      await restore();
+    }
+  });
+
   it('writes only where its own configuration says, and refuses a link in its datastore that leads out', async () => {
     await publish('2.2.0');
     const outside = fs.mkdtempSync(path.join(datastores, '..', 'outside-'));

@@ -20,6 +20,7 @@ import { VcenterConnection } from '../src/sddc/library-import';
 import { libraryItemName } from '../src/shared/target-kinds/content-library';
 import type { ContentLibraryTarget } from '../src/shared/target-kinds/kind';
 import { loadTopology } from '../src/topology/topology';
+import { leasedDeploys } from '../src/lifecycle/deploy-leases';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, isoImage } from './images/build';
 import { readBlob, repositoryRoot, startWorld, workflowFailure, type TestWorld } from './helpers';
@@ -198,15 +199,22 @@ describe('image lifecycle', () => {
     await polling('stalled');
     await agent.stop();
     const running = await startDeploy({ image: 'busy', version: '1.0.0', sddcs: ['stalled'] });
-    await until('the deploy visible with its version', async () =>
-      (await world.deps.temporal.runningDeploys('busy', '1.0.0')).includes(running.workflowId),
+    // The deploy's lease in the catalog is what the retire reads, not Temporal's visibility.
+    const leases = () => world.deps.catalog.deployLeases.of('busy', '1.0.0');
+    await until('the deploy’s lease in the catalog', async () =>
+      (await leases()).some((l) => l.workflowId === running.workflowId),
     );
 
     await expect(retireCommand.run({ image: 'busy', version: '1.0.0' }, deps)).rejects.toMatchObject({
-      cause: { type: 'DeployRunning' },
+      cause: { type: 'DeployRunning', message: expect.stringContaining(running.workflowId) },
     });
     expect((await world.deps.catalog.versions.get('busy', '1.0.0'))?.status).toBe('available');
-    await running.cancel();
+
+    // A run terminated mid-deploy never releases its lease: the retire finds the run closed and drops it.
+    await running.terminate('an operator stopped it');
+    expect(await leases()).toHaveLength(1);
+    expect(await leasedDeploys(world.deps, { image: 'busy', version: '1.0.0' })).toEqual([]);
+    expect(await leases()).toEqual([]);
   });
 
   it('retention retires the versions beyond the newest N that no SDDC holds', async () => {

@@ -14,7 +14,7 @@ import type { TemporalView } from '../src/temporal/connection';
 /**
  * The retire claim on the real catalog server: who may claim and take it over, what a refusal leaves,
  * and what a check or a deploy finishing after the claim may still write. Temporal is a stand-in whose
- * answers each test sets: which queues have pollers, which runs have closed, which deploys run.
+ * answers each test sets: which queues have pollers, which runs have closed, which deploys still run.
  */
 let catalog: Catalog;
 beforeAll(async () => {
@@ -29,17 +29,17 @@ afterAll(async () => {
 const temporal = {
   silentQueues: new Set<string>(),
   openRuns: new Set<string>(),
-  deploys: [] as string[],
+  runningDeploys: new Set<string>(),
 };
 const view: TemporalView = {
   isClosed: async (run) => !temporal.openRuns.has(run.runId),
   recentPollers: async (taskQueue) => (temporal.silentQueues.has(taskQueue) ? 0 : 1),
-  runningDeploys: async () => temporal.deploys,
+  isRunning: async (workflowId) => temporal.runningDeploys.has(workflowId),
 };
 beforeEach(() => {
   temporal.silentQueues.clear();
   temporal.openRuns.clear();
-  temporal.deploys = [];
+  temporal.runningDeploys.clear();
 });
 
 function deps(): PublishDeps {
@@ -60,6 +60,13 @@ const newRun = (image: string): RunRef => ({ workflowId: `retire:${image}:1.0.0`
 function asRun<T>(run: RunRef, fn: (a: ReturnType<typeof createLifecycleActivities>) => Promise<T>): Promise<T> {
   const activities = createLifecycleActivities(deps());
   return new MockActivityEnvironment({ workflowExecution: run }).run(() => fn(activities));
+}
+
+/** The deploy activity that leases a version, as the deploy `run` calls it. */
+function holdLease(run: RunRef, ref: { image: string; version: string }): Promise<void> {
+  return new MockActivityEnvironment({ workflowExecution: run }).run(() =>
+    createDeployActivities(deps()).holdDeployLease({ ...ref, run }),
+  );
 }
 
 /** An available image@1.0.0, deployed to one SDDC of its own. */
@@ -134,13 +141,34 @@ describe('beginRetire', () => {
     expect((await catalog.versions.get('seen', '1.0.0'))?.retired?.by).toEqual(holder);
   });
 
-  it('a running deploy gives the claim back: the version is available again', async () => {
+  it('a running deploy’s lease gives the claim back: the version is available again', async () => {
     const { ref } = await published('busy');
-    temporal.deploys = ['deploy:busy:1.0.0:x'];
-    await expect(asRun(newRun('busy'), (a) => a.beginRetire(ref))).rejects.toMatchObject({ type: 'DeployRunning' });
+    const deploy = { workflowId: 'deploy:busy:1.0.0:x', runId: randomUUID() };
+    await holdLease(deploy, ref);
+    temporal.runningDeploys.add(deploy.workflowId);
+    await expect(asRun(newRun('busy'), (a) => a.beginRetire(ref))).rejects.toMatchObject({
+      type: 'DeployRunning',
+      message: expect.stringContaining(deploy.workflowId),
+    });
     const record = await catalog.versions.get('busy', '1.0.0');
     expect(record?.status).toBe('available');
     expect(record?.retired).toBeUndefined();
+    expect(await catalog.deployLeases.of('busy', '1.0.0')).toHaveLength(1);
+  });
+
+  it('a lease left by a deploy that no longer runs does not block, and is dropped', async () => {
+    const { ref } = await published('stale');
+    await holdLease({ workflowId: 'deploy:stale:1.0.0:x', runId: randomUUID() }, ref);
+    expect(await asRun(newRun('stale'), (a) => a.beginRetire(ref))).toMatchObject({ state: 'retiring' });
+    expect(await catalog.deployLeases.of('stale', '1.0.0')).toEqual([]);
+  });
+
+  it('a deploy leasing a version a retire has claimed fails ImageRetired and leaves no lease', async () => {
+    const { ref } = await published('late');
+    expect(await asRun(newRun('late'), (a) => a.beginRetire(ref))).toMatchObject({ state: 'retiring' });
+    const deploy = { workflowId: 'deploy:late:1.0.0:x', runId: randomUUID() };
+    await expect(holdLease(deploy, ref)).rejects.toMatchObject({ type: 'ImageRetired' });
+    expect(await catalog.deployLeases.of('late', '1.0.0')).toEqual([]);
   });
 });
 

@@ -10,6 +10,8 @@ import {
   type DeploymentTarget,
   type FleetPlan,
 } from '../deploy/resolve-deploy';
+import type { RunRef } from '../catalog/image-records';
+import { holdDeployLease } from '../deploy/deploy-lease';
 import { VmhubError } from '../shared/errors';
 import { withFailures } from '../shared/failures';
 import type { SourceFailure } from './agent';
@@ -45,6 +47,16 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
     /** The version and the SDDCs' names in batches, for a fanned-out deploy. */
     async planFleet(input: DeployInput): Promise<FleetPlan> {
       return withFailures(() => planFleet(catalog, input));
+    },
+
+    /** Leases the version for this deploy before any agent downloads it: a retire is refused while the lease is held. */
+    async holdDeployLease(input: { image: string; version: string; run: RunRef }): Promise<void> {
+      return withFailures(() => holdDeployLease(catalog, input));
+    },
+
+    /** Gives the lease back when the deploy ends, however it ends. */
+    async releaseDeployLease(input: { workflowId: string }): Promise<void> {
+      await catalog.deployLeases.release(input.workflowId);
     },
 
     async planDeployment(input: DeployInput): Promise<DeploymentPlan> {

@@ -1,5 +1,6 @@
 import { MongoClient, type Db } from 'mongodb';
 import { AttemptsRepository } from './attempts-repository';
+import { DeployLeasesRepository } from './deploy-leases-repository';
 import { DeploymentsRepository } from './deployments-repository';
 import { ReplicasRepository } from './replicas-repository';
 import { RetentionRepository } from './retention-repository';
@@ -17,6 +18,7 @@ export class Catalog {
   readonly deployments: DeploymentsRepository;
   readonly attempts: AttemptsRepository;
   readonly retention: RetentionRepository;
+  readonly deployLeases: DeployLeasesRepository;
 
   constructor(
     readonly db: Db,
@@ -28,6 +30,7 @@ export class Catalog {
     this.attempts = new AttemptsRepository(db);
     this.deployments = new DeploymentsRepository(db, this.attempts, this.versions);
     this.retention = new RetentionRepository(db);
+    this.deployLeases = new DeployLeasesRepository(db);
   }
 
   /** `timeoutMs` bounds how long an unreachable server is waited for (default 10 s). */
@@ -46,6 +49,7 @@ export class Catalog {
     await this.deployments.createIndexes();
     await this.attempts.createIndexes();
     await this.retention.createIndexes();
+    await this.deployLeases.createIndexes();
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@ import type { Catalog } from '../catalog/catalog';
 import type { RunRef } from '../catalog/image-records';
 import { AGENT_ALIVE_MS } from '../deploy/resolve-deploy';
 import type { Log } from '../engine/liveness';
+import { leasedDeploys } from './deploy-leases';
 import { VmhubError } from '../shared/errors';
 import { validateImageName, validateVersion } from '../shared/names';
 import type { SddcTarget } from '../shared/sddc-target';
@@ -28,7 +29,7 @@ export type RetirePlan =
     });
 
 export interface RetireDeps {
-  catalog: Pick<Catalog, 'versions' | 'sddcs' | 'deployments'>;
+  catalog: Pick<Catalog, 'versions' | 'sddcs' | 'deployments' | 'deployLeases'>;
   temporal: TemporalView;
   topology: Topology;
 }
@@ -104,9 +105,9 @@ export async function beginRetire(deps: RetireDeps, input: VersionRef, me: RunRe
   if (claim.state === 'unavailable') throw notRetirable(input, claim.status);
   if (claim.state !== 'claimed') throw new Error(`${image}@${version} changed while being claimed; retrying`);
   const { record, previous } = claim;
-  const running = await temporal.runningDeploys(image, version);
+  const running = await leasedDeploys(deps, input);
   if (running.length > 0) {
-    // Claimed first, then checked: a deploy starting now no longer plans the version, one running is seen.
+    // Claimed first, then checked: a deploy leases before it reads the version, so it sees the claim or is seen.
     if (previous === 'available') await catalog.versions.abandonRetire(image, version, me);
     throw new VmhubError(
       'DeployRunning',

@@ -42,12 +42,16 @@ export interface DeployResult {
   image: string;
   version: string;
   /**
-   * A deploy to at most 100 SDDCs lists every SDDC's row; a larger one only the failed and skipped rows, so
-   * the result stays small whatever the fleet (`vmhub show` and the catalog's deployment records have every row).
+   * A deploy to at most 100 SDDCs lists every SDDC's row; a larger one only the failed and skipped rows,
+   * at most 100 of them (reasons cut to 300 characters), so the result stays small whatever the fleet
+   * (`vmhub show` and the catalog's deployment records have every row).
    */
   results: DeployResultRow[];
   /** How many SDDCs ended in each status; absent on runs that began before deploys fanned out. */
   counts?: DeployCounts;
+  /** Rows `results` leaves out (failed or skipped SDDCs past the first 100), and where to find them. */
+  rowsOmitted?: number;
+  note?: string;
 }
 
 export type DeployCounts = Partial<Record<DeployStatus, number>>;

@@ -3,7 +3,6 @@ import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
 import type { TemporalConfig } from '../config';
-import { VERSION_KEY } from '../workflows/search-attributes';
 
 /** Connection options shared by the client and the workers: address, TLS/mTLS and API key. */
 function connectionOptions(config: TemporalConfig): ConnectionOptions & { apiKey?: string } {
@@ -40,8 +39,8 @@ export interface TemporalView {
   isClosed(run: { workflowId: string; runId: string }): Promise<boolean>;
   /** Workers that polled the task queue within the last `withinMs`. */
   recentPollers(taskQueue: string, kind: 'workflow' | 'activity', withinMs?: number): Promise<number>;
-  /** Workflow IDs of running deploys of image@version, and of the image's deploys that have not resolved a version yet. */
-  runningDeploys(image: string, version: string): Promise<string[]>;
+  /** Whether the current run of the workflow ID is running (a reset or continue-as-new keeps the ID). */
+  isRunning(workflowId: string): Promise<boolean>;
 }
 
 export function temporalView(client: Client): TemporalView {
@@ -71,15 +70,13 @@ export function temporalView(client: Client): TemporalView {
       const since = Date.now() - withinMs;
       return (response.pollers ?? []).filter((p) => Number(p.lastAccessTime?.seconds ?? 0) * 1000 >= since).length;
     },
-    async runningDeploys(image, version) {
-      // Image names are validated ([a-z0-9._-]), so they are safe inside the quotes.
-      const query = `WorkflowType = 'DeployToSDDCs' AND ExecutionStatus = 'Running' AND VmImage = '${image}'`;
-      const ids: string[] = [];
-      for await (const run of client.workflow.list({ query })) {
-        const resolved = run.typedSearchAttributes.get(VERSION_KEY);
-        if (resolved === undefined || resolved === version) ids.push(run.workflowId);
+    async isRunning(workflowId) {
+      try {
+        return (await client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+      } catch (err) {
+        if ((err as Error).name === 'WorkflowNotFoundError') return false;
+        throw err;
       }
-      return ids;
     },
   };
 }

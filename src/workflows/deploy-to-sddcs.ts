@@ -7,6 +7,7 @@ import {
   CancelledFailure,
   ChildWorkflowCancellationType,
   ChildWorkflowFailure,
+  ParentClosePolicy,
   defineQuery,
   executeChild,
   isCancellation,
@@ -28,10 +29,9 @@ import {
   type DeployInput,
   type DeployProgress,
   type DeployResult,
+  type DeployCounts,
   type DeployResultRow,
   type FleetProgress,
-  type SddcPhase,
-  type SddcProgress,
 } from '../shared/deploy-input';
 import { NON_RETRYABLE_ERROR_TYPES } from '../shared/errors';
 import { asFailure } from '../shared/failures';
@@ -41,7 +41,9 @@ import type { ContentLibraryTarget } from '../shared/target-kinds/kind';
 import { libraryOf } from '../shared/sddc-target';
 import { formatBytes } from '../shared/units';
 import { BOOKKEEPING } from './activity-options';
-import { deployingLine, detailsText, outcomeLine, sddcTable } from './current-details';
+import { Board } from './deploy-board';
+import { addCounts, boundedResult, countRows, failureReason, incompleteMessage, ROWS_KEPT, searchableNames } from './deploy-rows';
+import { detailsText, outcomeLine } from './current-details';
 import { IMAGE_KEY, SDDC_KEY, VERSION_KEY } from './search-attributes';
 
 export const deployProgressQuery = defineQuery<DeployProgress>('progress');
@@ -53,30 +55,6 @@ const CANCELLED_REASON = 'cancelled: the agent stopped and removed its partial d
 
 /** Batches deploying at once: bounds the pending child workflows of one run whatever the fleet. */
 const BATCHES_AT_ONCE = 50;
-
-/** Failed SDDCs a failure message names; the result has every failed row. */
-const FAILURES_NAMED = 10;
-
-/** The run's current details in the Web UI: a headline, then where each SDDC stands. */
-class Board {
-  constructor(
-    readonly headline: string,
-    readonly progress: DeployProgress,
-  ) {}
-
-  /** Moves an SDDC to its next phase and shows it. */
-  phase(p: SddcProgress, phase: SddcPhase): void {
-    p.phase = phase;
-    this.show();
-  }
-
-  show(): void {
-    const rows = Object.values(this.progress);
-    const ended = rows.flatMap((r) => (r.status ? [{ sddc: r.sddc, status: r.status }] : []));
-    const line = deployingLine(ended, rows.length, ended.length === rows.length);
-    setCurrentDetails(detailsText(this.headline, line, sddcTable(rows)));
-  }
-}
 
 /**
  * DeployToSDDCs: resolve the version and the SDDCs, then deploy them in batches, one child workflow
@@ -127,6 +105,35 @@ async function fanOut(input: DeployInput): Promise<DeployResult> {
     { key: VERSION_KEY, value: fleet.version },
     { key: SDDC_KEY, value: searchableNames(fleet.batches.flatMap((b) => b.sddcs)) },
   ]);
+  // Runs that began before deploy leases deploy without one.
+  if (!patched('deploy-lease')) return deployBatches(input, fleet, progress);
+  return withLease(fleet, () => deployBatches(input, fleet, progress));
+}
+
+/**
+ * Holds the deploy's lease on the version in the catalog while `deploy` runs, so a retire is refused
+ * meanwhile; given back however the deploy ends. A release that fails leaves a lease the retire drops
+ * once it finds this run closed.
+ */
+async function withLease<T>(fleet: FleetPlan, deploy: () => Promise<T>): Promise<T> {
+  const { workflowId, runId } = workflowInfo();
+  const ref = `${fleet.image}@${fleet.version}`;
+  try {
+    await control.holdDeployLease.executeWithOptions({ summary: `lease ${ref} for this deploy` }, [
+      { image: fleet.image, version: fleet.version, run: { workflowId, runId } },
+    ]);
+    return await deploy();
+  } finally {
+    await CancellationScope.nonCancellable(() =>
+      control.releaseDeployLease
+        .executeWithOptions({ summary: `release this deploy's lease on ${ref}` }, [{ workflowId }])
+        .catch(() => undefined),
+    );
+  }
+}
+
+/** Runs the batches, BATCHES_AT_ONCE at a time, folding their rows into counts and a bounded list. */
+async function deployBatches(input: DeployInput, fleet: FleetPlan, progress: FleetProgress): Promise<DeployResult> {
   const total = fleet.batches.reduce((n, b) => n + b.sddcs.length, 0);
   const dataCenters = new Set(fleet.batches.map((b) => b.dataCenter));
   const headline = `Deploy ${fleet.image} ${fleet.version} (${formatBytes(fleet.sizeBytes)}) to ${total} SDDCs in ${dataCenters.size} data centers, ${fleet.batches.length} batches`;
@@ -152,31 +159,31 @@ async function fanOut(input: DeployInput): Promise<DeployResult> {
     done: false,
   }));
   const keepEveryRow = total <= BATCH_SIZE;
+  // Per batch: the rows the result may list (never more than it keeps), and how many there were.
   const kept: DeployResultRow[][] = fleet.batches.map(() => []);
+  const listable = fleet.batches.map(() => 0);
   await runPool(
     fleet.batches.map((batch, i) => ({ batch, i })),
     BATCHES_AT_ONCE,
     async ({ batch, i }) => {
-      const rows = await deployBatch(fleet, batch, progress.batches[i].workflowId, input);
-      for (const row of rows) progress.counts[row.status] = (progress.counts[row.status] ?? 0) + 1;
-      kept[i] = keepEveryRow ? rows : rows.filter((r) => r.status === 'failed' || r.status === 'skipped');
-      progress.results = kept.flat();
+      const { rows, counts } = await deployBatch(fleet, batch, progress.batches[i].workflowId, input);
+      addCounts(progress.counts, counts);
+      const listed = keepEveryRow ? rows : rows.filter((r) => r.status === 'failed' || r.status === 'skipped');
+      listable[i] = keepEveryRow ? rows.length : (counts.failed ?? 0) + (counts.skipped ?? 0);
+      kept[i] = listed.slice(0, ROWS_KEPT);
+      progress.results = kept.flat().slice(0, ROWS_KEPT);
       progress.batches[i].done = true;
       batchesDone++;
       show();
     },
   );
   if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('deploy cancelled');
-  const result: DeployResult = { image: fleet.image, version: fleet.version, results: progress.results, counts: progress.counts };
-  const failed = result.results.filter((r) => r.status === 'failed');
-  if (failed.length > 0) {
-    const named = failed.slice(0, FAILURES_NAMED).map((r) => `${r.sddc} (${r.reason})`);
-    if (failed.length > FAILURES_NAMED) named.push(`${failed.length - FAILURES_NAMED} more`);
-    throw ApplicationFailure.nonRetryable(
-      `${failed.length} of ${total} SDDCs failed: ${named.join('; ')}`,
-      'DeployIncomplete',
-      result,
-    );
+  const listableCount = listable.reduce((a, b) => a + b, 0);
+  const result = boundedResult(fleet, kept.flat(), listableCount, progress.counts);
+  const failedCount = progress.counts.failed ?? 0;
+  if (failedCount > 0) {
+    const failed = result.results.filter((r) => r.status === 'failed');
+    throw ApplicationFailure.nonRetryable(incompleteMessage(failed, failedCount, total), 'DeployIncomplete', result);
   }
   return result;
 }
@@ -190,8 +197,11 @@ async function deployBatch(
   batch: SddcBatch,
   workflowId: string,
   options: Pick<DeployInput, 'instantiate' | 'force'>,
-): Promise<DeployResultRow[]> {
+): Promise<{ rows: DeployResultRow[]; counts: DeployCounts }> {
   const { instantiate, force } = options;
+  // Terminating or resetting the parent cancels its batches, which then clean up, rather than killing them.
+  const closePolicy = patched('batch-request-cancel') ? { parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL } : {};
+  const rowsOf = (r: Partial<DeployResult>) => ({ rows: r.results ?? [], counts: r.counts ?? countRows(r.results ?? []) });
   try {
     const out = await executeChild(DeploySddcBatch, {
       args: [
@@ -205,18 +215,26 @@ async function deployBatch(
       ],
       workflowId,
       cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+      ...closePolicy,
       staticSummary: `Deploy ${fleet.image} ${fleet.version} to ${batch.sddcs.length} SDDCs in ${batch.dataCenter}`,
     });
-    return out.results;
+    return rowsOf(out);
   } catch (err) {
     if (isCancellation(err)) throw err;
     const cause = err instanceof ChildWorkflowFailure ? err.cause : err;
     if (cause instanceof ApplicationFailure && cause.type === 'DeployIncomplete') {
-      const results = (cause.details?.[0] as Partial<DeployResult> | undefined)?.results;
-      if (Array.isArray(results)) return results;
+      const details = cause.details?.[0] as Partial<DeployResult> | undefined;
+      if (Array.isArray(details?.results)) return rowsOf(details);
     }
     const reason = failureReason(cause);
-    return batch.sddcs.map((sddc) => ({ sddc, dataCenter: batch.dataCenter, status: 'failed' as const, source: null, reason }));
+    const rows = batch.sddcs.map((sddc) => ({
+      sddc,
+      dataCenter: batch.dataCenter,
+      status: 'failed' as const,
+      source: null,
+      reason,
+    }));
+    return { rows, counts: countRows(rows) };
   }
 }
 
@@ -246,14 +264,11 @@ async function deployEach(input: DeployInput): Promise<DeployResult> {
   board.show();
   const results = await Promise.all(plan.targets.map((t) => deployTo(plan, t, board, input.instantiate === true)));
   if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('deploy cancelled');
-  const result = { image: plan.image, version: plan.version, results };
+  // A batch has at most BATCH_SIZE rows; one past ROWS_KEPT also says its counts, which the rows no longer give.
+  const result = boundedResult(plan, results, results.length, results.length > ROWS_KEPT ? countRows(results) : undefined);
   const failed = results.filter((r) => r.status === 'failed');
   if (failed.length > 0) {
-    throw ApplicationFailure.nonRetryable(
-      `${failed.length} of ${results.length} SDDCs failed: ${failed.map((r) => `${r.sddc} (${r.reason})`).join('; ')}`,
-      'DeployIncomplete',
-      result,
-    );
+    throw ApplicationFailure.nonRetryable(incompleteMessage(failed, failed.length, results.length), 'DeployIncomplete', result);
   }
   return result;
 }
@@ -280,7 +295,8 @@ async function deployTo(
         const failures = Array.isArray(details) ? (details as SourceFailure[]) : [];
         await CancellationScope.nonCancellable(() => markFailures(plan, failures, sddc.name));
       }
-      const reason = isCancellation(err) ? CANCELLED_REASON : failureReason(cause);
+      const reason =
+        isCancellation(err) || CancellationScope.current().consideredCancelled ? CANCELLED_REASON : failureReason(cause);
       row = { ...base, status: 'failed', source: null, reason };
     }
   }
@@ -431,8 +447,9 @@ async function download(plan: DeploymentPlan, target: DeploymentTarget, board: B
       [download],
     );
   } catch (err) {
-    // A cancel between attempts reaches no running download: have the agent remove what an earlier one left.
-    if (isCancellation(err) && patched('discard-on-cancel')) {
+    // A cancel between attempts reaches no running download, and one whose agent is dead or hung ends as a
+    // timeout: once a cancel was asked for, whatever the error, have the agent remove what a download left.
+    if (cancelledBy(err, 'deploy-cancel-by-scope') && patched('discard-on-cancel')) {
       await CancellationScope.nonCancellable(() => discard(sddc.taskQueue, download));
     }
     throw err;
@@ -450,6 +467,14 @@ async function download(plan: DeploymentPlan, target: DeploymentTarget, board: B
   };
 }
 
+/**
+ * Whether `err` ended the step because of a cancel: the error says so, or (past `patch`) the run was asked
+ * to cancel, as when the cancelled activity's agent never answered and it timed out instead.
+ */
+function cancelledBy(err: unknown, patch: string): boolean {
+  return isCancellation(err) || (CancellationScope.current().consideredCancelled && patched(patch));
+}
+
 async function discard(taskQueue: string, download: Parameters<AgentActivities['discardDownload']>[0]): Promise<void> {
   const agent = proxyActivities<AgentActivities>({
     taskQueue,
@@ -464,20 +489,6 @@ async function discard(taskQueue: string, download: Parameters<AgentActivities['
     .catch(() => undefined);
 }
 
-/** A search attribute value holds at most 2 KB: large fleets list the SDDCs that fit, the catalog has them all. */
-const SEARCH_ATTRIBUTE_BYTES = 1800;
-
-function searchableNames(names: string[]): string[] {
-  const kept: string[] = [];
-  let bytes = 2;
-  for (const name of names) {
-    bytes += name.length + 3;
-    if (bytes > SEARCH_ATTRIBUTE_BYTES) break;
-    kept.push(name);
-  }
-  return kept;
-}
-
 async function markFailures(plan: DeploymentPlan, failures: SourceFailure[], sddc: string): Promise<void> {
   if (failures.length === 0) return;
   await control.markSourceFailures.executeWithOptions(
@@ -486,13 +497,4 @@ async function markFailures(plan: DeploymentPlan, failures: SourceFailure[], sdd
     },
     [{ image: plan.image, version: plan.version, failures }],
   );
-}
-
-function failureReason(err: unknown): string {
-  if (err instanceof ApplicationFailure && err.type) return `${err.type}: ${err.message}`;
-  if (err instanceof Error) {
-    const inner = err.cause instanceof Error && err.message.includes('timed out') ? ` (${err.cause.message})` : '';
-    return `${err.message}${inner}`;
-  }
-  return String(err);
 }

@@ -147,6 +147,8 @@ export function deployActivities(
       rows.push(row);
     },
     markSourceFailures: async () => undefined,
+    holdDeployLease: async () => undefined,
+    releaseDeployLease: async () => undefined,
   };
 }
 

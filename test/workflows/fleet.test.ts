@@ -136,4 +136,49 @@ describe('DeployToSDDCs fan-out', () => {
     expect(result.results.map((r) => r.sddc)).toEqual(fleet.slice(100));
     expect(rows).toHaveLength(100);
   });
+
+  it('a fleet-wide failure keeps 100 rows, counts every SDDC, says where the rest are, and releases its lease', async () => {
+    const rows: DeployResultRow[] = [];
+    const leases: string[] = [];
+    const agentQueue = `sddc-${randomUUID()}`;
+    const fleet = names(250);
+    const control = {
+      ...deployActivities(rows, agentQueue, fleet, 1),
+      holdDeployLease: async (input: { image: string; version: string; run: { workflowId: string } }) => {
+        leases.push(`hold ${input.image}@${input.version} ${input.run.workflowId}`);
+      },
+      releaseDeployLease: async (input: { workflowId: string }) => {
+        leases.push(`release ${input.workflowId}`);
+      },
+    };
+    const refusing = async (input: { sddc: string }) => {
+      throw ApplicationFailure.nonRetryable(
+        `${input.sddc}: ${'no room left on the datastore; '.repeat(20)}`,
+        'InsufficientSpace',
+      );
+    };
+    const workflowId = randomUUID();
+    const err = await runWorker(
+      env,
+      control,
+      (taskQueue) =>
+        env.client.workflow
+          .execute('DeployToSDDCs', { args: [{ image: 'app', version: '1.0.0', sddcs: 'all' }], taskQueue, workflowId })
+          .catch((e: unknown) => e),
+      { taskQueue: agentQueue, activities: { downloadImage: refusing } },
+    );
+    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause.type).toBe('DeployIncomplete');
+    expect(cause.message).toMatch(/^250 of 250 SDDCs failed: sddc-000 .*; 240 more$/);
+    const result = cause.details![0] as DeployResult;
+    expect(result.counts).toEqual({ failed: 250 });
+    expect(result.results).toHaveLength(100);
+    expect(result.results.every((r) => r.status === 'failed' && r.reason!.length <= 300)).toBe(true);
+    expect(result.rowsOmitted).toBe(150);
+    expect(result.note).toContain('vmhub show app@1.0.0');
+    // The catalog is told every row, with its whole reason.
+    expect(rows).toHaveLength(250);
+    expect(rows[0].reason!.length).toBeGreaterThan(300);
+    expect(leases).toEqual([`hold app@1.0.0 ${workflowId}`, `release ${workflowId}`]);
+  });
 });
