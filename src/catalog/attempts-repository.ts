@@ -43,6 +43,38 @@ export class AttemptsRepository {
     if (older.length > 0) await this.collection.deleteMany({ _id: { $in: older.map((o) => o._id) } });
   }
 
+  /**
+   * {@link add} for one attempt on each of many SDDCs in three writes, whatever their number: a run's
+   * attempt replaces the one it stored before, and each SDDC keeps its last {@link MAX_DEPLOYMENT_ATTEMPTS}.
+   */
+  async addMany(
+    keys: DeploymentKey[],
+    attempt: DeploymentAttempt & { run: NonNullable<DeploymentAttempt['run']> },
+  ): Promise<void> {
+    if (keys.length === 0) return;
+    await this.collection.bulkWrite(
+      keys.map((key) => ({
+        replaceOne: {
+          filter: { ...key, 'run.runId': attempt.run.runId, status: attempt.status },
+          replacement: { ...key, ...attempt },
+          upsert: true,
+        },
+      })),
+      { ordered: false },
+    );
+    const { image, version } = keys[0];
+    const stored = await this.collection
+      .find({ image, version, sddc: { $in: keys.map((k) => k.sddc) } }, { projection: { _id: 1, sddc: 1 }, sort: { at: -1 } })
+      .toArray();
+    const seen = new Map<string, number>();
+    const older = stored.filter((a) => {
+      const n = (seen.get(a.sddc) ?? 0) + 1;
+      seen.set(a.sddc, n);
+      return n > MAX_DEPLOYMENT_ATTEMPTS;
+    });
+    if (older.length > 0) await this.collection.deleteMany({ _id: { $in: older.map((o) => o._id) } });
+  }
+
   /** The attempts at one version on each of these SDDCs, oldest first. */
   async bySddc(image: string, version: string, sddcs: string[]): Promise<Map<string, DeploymentAttempt[]>> {
     const stored = await this.collection
