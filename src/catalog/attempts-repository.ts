@@ -1,5 +1,6 @@
 import type { Collection, Db } from 'mongodb';
 import { MAX_DEPLOYMENT_ATTEMPTS, type DeploymentAttempt } from './deployment-records';
+import type { RunRef } from './image-records';
 
 /** Which deployment record an attempt belongs to. */
 export interface DeploymentKey {
@@ -44,27 +45,24 @@ export class AttemptsRepository {
   }
 
   /**
-   * {@link add} for one attempt on each of many SDDCs in three writes, whatever their number: a run's
-   * attempt replaces the one it stored before, and each SDDC keeps its last {@link MAX_DEPLOYMENT_ATTEMPTS}.
+   * {@link add} for one attempt on each of many SDDCs of one version, in four writes whatever their number:
+   * the run's attempt replaces the one it stored before, and each SDDC keeps its last
+   * {@link MAX_DEPLOYMENT_ATTEMPTS}.
    */
-  async addMany(
-    keys: DeploymentKey[],
-    attempt: DeploymentAttempt & { run: NonNullable<DeploymentAttempt['run']> },
-  ): Promise<void> {
+  async addMany(keys: DeploymentKey[], attempt: DeploymentAttempt & { run: RunRef }): Promise<void> {
     if (keys.length === 0) return;
-    await this.collection.bulkWrite(
-      keys.map((key) => ({
-        replaceOne: {
-          filter: { ...key, 'run.runId': attempt.run.runId, status: attempt.status },
-          replacement: { ...key, ...attempt },
-          upsert: true,
-        },
-      })),
-      { ordered: false },
-    );
     const { image, version } = keys[0];
+    const sddcs = keys.map((k) => k.sddc);
+    await this.collection.deleteMany({
+      image,
+      version,
+      sddc: { $in: sddcs },
+      'run.runId': attempt.run.runId,
+      status: attempt.status,
+    });
+    await this.collection.insertMany(keys.map((key) => ({ ...key, ...attempt })));
     const stored = await this.collection
-      .find({ image, version, sddc: { $in: keys.map((k) => k.sddc) } }, { projection: { _id: 1, sddc: 1 }, sort: { at: -1 } })
+      .find({ image, version, sddc: { $in: sddcs } }, { projection: { _id: 1, sddc: 1 }, sort: { at: -1 } })
       .toArray();
     const seen = new Map<string, number>();
     const older = stored.filter((a) => {

@@ -73,8 +73,9 @@ export class DeploymentsRepository {
 
   /**
    * Records a retire's removal of the version from each of these SDDCs, as {@link record} would one by one,
-   * in a few bulk writes: a batch of a fleet's removals costs the same handful of queries as one. Told again
-   * by the same run (an activity retried), each removal stays one attempt.
+   * in a handful of writes whatever their number (a batch of a fleet costs what one SDDC does). Told again
+   * by the same run (an activity retried), each removal stays one attempt. Plain multi-document writes,
+   * not bulkWrite: concurrent bulk writes can wedge a FerretDB on SQLite.
    */
   async recordRemovals(image: string, version: string, sddcs: string[], run: RunRef): Promise<void> {
     if (sddcs.length === 0) return;
@@ -84,20 +85,14 @@ export class DeploymentsRepository {
     for (const { sddc } of legacy) await this.keepLegacyState({ image, version, sddc });
     const now = new Date();
     const cleared = [...OPTIONAL_DEPLOYMENT_FIELDS.filter((f) => f !== 'run'), 'origin'];
-    const unset = Object.fromEntries(cleared.map((f) => [f, '' as const]));
-    await this.collection.bulkWrite(
-      sddcs.map((sddc) => ({
-        updateOne: {
-          filter: { image, version, sddc },
-          update: {
-            $set: { image, version, sddc, status: 'removed' as const, run, updatedAt: now },
-            $min: { firstAttemptAt: now },
-            $unset: unset,
-          },
-          upsert: true,
-        },
-      })),
-      { ordered: false },
+    // The holders a retire removes have records: a deploy wrote them, and the retire listed them from there.
+    await this.collection.updateMany(
+      { image, version, sddc: { $in: sddcs } },
+      {
+        $set: { status: 'removed', run, updatedAt: now },
+        $min: { firstAttemptAt: now },
+        $unset: Object.fromEntries(cleared.map((f) => [f, '' as const])),
+      },
     );
     await this.attempts.addMany(
       sddcs.map((sddc) => ({ image, version, sddc })),
