@@ -121,12 +121,18 @@ describe('beginRetire', () => {
     temporal.openRuns.clear();
     expect(await asRun(second, (a) => a.beginRetire(ref))).toMatchObject({ state: 'retiring', previous: 'retiring' });
     expect((await catalog.versions.get('owned', '1.0.0'))?.retired?.by).toEqual(second);
-    // The run that lost the claim can neither leave the tombstone nor give the version back.
-    await catalog.versions.finishRetire('owned', '1.0.0', first);
-    await asRun(first, (a) => a.abandonRetire(ref));
+    // The run that lost the claim can neither leave the tombstone nor give the version back, and is told so.
+    await expect(catalog.versions.finishRetire('owned', '1.0.0', first)).rejects.toMatchObject({ type: 'VersionConflict' });
+    await expect(asRun(first, (a) => a.abandonRetire(ref))).rejects.toMatchObject({
+      type: 'VersionConflict',
+      message: expect.stringContaining(second.runId),
+    });
     expect((await catalog.versions.get('owned', '1.0.0'))?.status).toBe('retiring');
     await asRun(second, (a) => a.finishRetire(ref));
     expect(await catalog.versions.get('owned', '1.0.0')).toMatchObject({ status: 'retired', retired: { by: second } });
+    // A retried tombstone by its owner is no error; the loser still cannot claim it left it.
+    await asRun(second, (a) => a.finishRetire(ref));
+    await expect(asRun(first, (a) => a.finishRetire(ref))).rejects.toMatchObject({ type: 'VersionConflict' });
   });
 
   it('takes over only from the holder it saw', async () => {
@@ -169,6 +175,51 @@ describe('beginRetire', () => {
     const deploy = { workflowId: 'deploy:late:1.0.0:x', runId: randomUUID() };
     await expect(holdLease(deploy, ref)).rejects.toMatchObject({ type: 'ImageRetired' });
     expect(await catalog.deployLeases.of('late', '1.0.0')).toEqual([]);
+  });
+});
+
+describe('finishRetire and abandonRetire', () => {
+  it('name the owner the workflow passes, not the activity’s run: a reset run (a new run ID) still owns the claim', async () => {
+    const { ref } = await published('reset');
+    const owner = newRun('reset');
+    const afterReset = newRun('reset');
+    expect(await asRun(owner, (a) => a.beginRetire({ ...ref, owner }))).toMatchObject({ state: 'retiring' });
+    await asRun(afterReset, (a) => a.finishRetire({ ...ref, owner }));
+    expect(await catalog.versions.get('reset', '1.0.0')).toMatchObject({ status: 'retired', retired: { by: owner } });
+  });
+
+  it('a claim given back already is no error; a version retired meanwhile is a VersionConflict', async () => {
+    const { ref } = await published('given');
+    const owner = newRun('given');
+    await asRun(owner, (a) => a.beginRetire({ ...ref, owner }));
+    await asRun(owner, (a) => a.abandonRetire({ ...ref, owner }));
+    await asRun(owner, (a) => a.abandonRetire({ ...ref, owner }));
+    expect((await catalog.versions.get('given', '1.0.0'))?.status).toBe('available');
+    const other = newRun('given');
+    await catalog.versions.beginRetire('given', '1.0.0', other);
+    await catalog.versions.finishRetire('given', '1.0.0', other);
+    await expect(asRun(owner, (a) => a.abandonRetire({ ...ref, owner }))).rejects.toMatchObject({ type: 'VersionConflict' });
+  });
+});
+
+describe('recordRemoval and recordRemovals', () => {
+  it('a retried removal by the same owner is one attempt; another owner’s is another', async () => {
+    const { ref } = await published('removal');
+    const owner = newRun('removal');
+    const attempts = async () =>
+      (await catalog.deployments.of('removal', '1.0.0'))
+        .find((d) => d.sddc === 'removal-sddc')!
+        .attempts!.filter((a) => a.status === 'removed');
+    await asRun(owner, (a) => a.recordRemoval({ ...ref, sddc: 'removal-sddc', owner }));
+    await asRun(newRun('removal'), (a) => a.recordRemoval({ ...ref, sddc: 'removal-sddc', owner }));
+    expect(await attempts()).toHaveLength(1);
+    await asRun(owner, (a) => a.recordRemovals({ ...ref, sddcs: ['removal-sddc'], owner }));
+    expect(await attempts()).toHaveLength(1);
+    const [row] = await catalog.deployments.of('removal', '1.0.0');
+    expect(row).toMatchObject({ sddc: 'removal-sddc', status: 'removed', run: owner });
+    expect(row.origin).toBeUndefined();
+    await asRun(owner, (a) => a.recordRemovals({ ...ref, sddcs: ['removal-sddc'], owner: newRun('removal') }));
+    expect(await attempts()).toHaveLength(2);
   });
 });
 

@@ -17,8 +17,16 @@ import type { PublishDeps } from './publish';
 import { blockIndexPath } from '../deploy/block-index';
 import { activityLockHolder } from './agent';
 import { thisRun } from './this-run';
+import { keepBeating } from './keep-beating';
+import type { RunRef } from '../catalog/image-records';
 
 export type { ReplicaCheck, RetirePlan, RetireTarget, VerifyPage, VersionRef };
+
+/** A version and the owner its retire claim names (runOwner()); runs started before owners were passed give none. */
+export type OwnedRef = VersionRef & { owner?: RunRef };
+
+const refOf = ({ image, version }: OwnedRef): VersionRef => ({ image, version });
+const ownerOf = (input: OwnedRef): RunRef => input.owner ?? thisRun();
 
 /**
  * Control-plane side of the lifecycle (src/lifecycle/): RetireImage's claim, blob removal and tombstone;
@@ -27,13 +35,17 @@ export type { ReplicaCheck, RetirePlan, RetireTarget, VerifyPage, VersionRef };
 export function createLifecycleActivities({ storage, catalog, temporal }: PublishDeps) {
   return {
     /** Claims the version for this retire, unless it is retired already; returns what to remove. */
-    async beginRetire(input: VersionRef): Promise<RetirePlan> {
-      return withFailures(() => beginRetire({ catalog, temporal, topology: storage.topology }, input, thisRun(), log));
+    async beginRetire(input: OwnedRef): Promise<RetirePlan> {
+      return withFailures(() =>
+        beginRetire({ catalog, temporal, topology: storage.topology }, refOf(input), ownerOf(input), log, (fn) =>
+          keepBeating(fn),
+        ),
+      );
     },
 
     /** Gives back this run's claim on a version it removed nothing of: the version is available again. */
-    async abandonRetire(input: VersionRef): Promise<void> {
-      await catalog.versions.abandonRetire(input.image, input.version, thisRun());
+    async abandonRetire(input: OwnedRef): Promise<void> {
+      return withFailures(() => catalog.versions.abandonRetire(input.image, input.version, ownerOf(input)));
     },
 
     /** Deletes the version's blob from one storage location; a blob already gone is no error. */
@@ -46,12 +58,23 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
       });
     },
 
-    async recordRemoval(input: VersionRef & { sddc: string }): Promise<void> {
-      await catalog.deployments.record({ image: input.image, version: input.version, sddc: input.sddc, status: 'removed' });
+    /** Records the removal from one SDDC; a retry by the same owner stays one attempt. */
+    async recordRemoval(input: OwnedRef & { sddc: string }): Promise<void> {
+      const run = input.owner ?? thisRun();
+      await catalog.deployments.record({ image: input.image, version: input.version, sddc: input.sddc, status: 'removed', run });
     },
 
-    async finishRetire(input: VersionRef): Promise<void> {
-      await catalog.versions.finishRetire(input.image, input.version, thisRun());
+    /** Records the removals from a batch of SDDCs in a few bulk writes; a retry stays one attempt each. */
+    async recordRemovals(input: OwnedRef & { sddcs: string[] }): Promise<void> {
+      return withFailures(async () => {
+        checkRef(input);
+        await catalog.deployments.recordRemovals(input.image, input.version, input.sddcs, ownerOf(input));
+      });
+    },
+
+    /** Leaves the tombstone; VersionConflict when this owner no longer holds the claim. */
+    async finishRetire(input: OwnedRef): Promise<void> {
+      return withFailures(() => catalog.versions.finishRetire(input.image, input.version, ownerOf(input)));
     },
 
     /** One page of the available versions to verify (one version, one image's, or all), in `<image>@<version>` order. */

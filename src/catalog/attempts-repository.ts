@@ -1,6 +1,7 @@
 import type { Collection, Db, ObjectId } from 'mongodb';
 import { isDuplicateKey } from './duplicate-key';
 import { MAX_DEPLOYMENT_ATTEMPTS, type DeploymentAttempt } from './deployment-records';
+import type { RunRef } from './image-records';
 
 /** Which deployment record an attempt belongs to. */
 export interface DeploymentKey {
@@ -47,6 +48,35 @@ export class AttemptsRepository {
     const older = await this.collection
       .find(key, { projection: { _id: 1 }, sort: { at: -1 }, skip: MAX_DEPLOYMENT_ATTEMPTS })
       .toArray();
+    if (older.length > 0) await this.collection.deleteMany({ _id: { $in: older.map((o) => o._id) } });
+  }
+
+  /**
+   * {@link add} for one attempt on each of many SDDCs of one version, in four writes whatever their number:
+   * the run's attempt replaces the one it stored before, and each SDDC keeps its last
+   * {@link MAX_DEPLOYMENT_ATTEMPTS}.
+   */
+  async addMany(keys: DeploymentKey[], attempt: DeploymentAttempt & { run: RunRef }): Promise<void> {
+    if (keys.length === 0) return;
+    const { image, version } = keys[0];
+    const sddcs = keys.map((k) => k.sddc);
+    await this.collection.deleteMany({
+      image,
+      version,
+      sddc: { $in: sddcs },
+      'run.runId': attempt.run.runId,
+      status: attempt.status,
+    });
+    await this.collection.insertMany(keys.map((key) => ({ ...key, ...attempt })));
+    const stored = await this.collection
+      .find({ image, version, sddc: { $in: sddcs } }, { projection: { _id: 1, sddc: 1 }, sort: { at: -1 } })
+      .toArray();
+    const seen = new Map<string, number>();
+    const older = stored.filter((a) => {
+      const n = (seen.get(a.sddc) ?? 0) + 1;
+      seen.set(a.sddc, n);
+      return n > MAX_DEPLOYMENT_ATTEMPTS;
+    });
     if (older.length > 0) await this.collection.deleteMany({ _id: { $in: older.map((o) => o._id) } });
   }
 

@@ -10,6 +10,7 @@ import {
 } from './deployment-records';
 import { withoutUndefined } from './documents';
 import { isDuplicateKey } from './duplicate-key';
+import type { RunRef } from './image-records';
 import type { VersionsRepository } from './versions-repository';
 
 /** The fields of a deployment record an attempt may leave out: absent, they are removed from the record. */
@@ -121,6 +122,35 @@ export class DeploymentsRepository {
       await this.collection.updateOne({ ...key, origin: { $exists: false } }, { $set: { origin: attempt } });
     }
     await this.attempts.add(key, attempt, { trim: true });
+  }
+
+  /**
+   * Records a retire's removal of the version from each of these SDDCs, as {@link record} would one by one,
+   * in a handful of writes whatever their number (a batch of a fleet costs what one SDDC does). Told again
+   * by the same run (an activity retried), each removal stays one attempt. Plain multi-document writes,
+   * not bulkWrite: concurrent bulk writes can wedge a FerretDB on SQLite.
+   */
+  async recordRemovals(image: string, version: string, sddcs: string[], run: RunRef): Promise<void> {
+    if (sddcs.length === 0) return;
+    const legacy = await this.collection
+      .find({ image, version, sddc: { $in: sddcs }, firstAttemptAt: { $exists: false } }, { projection: { sddc: 1 } })
+      .toArray();
+    for (const { sddc } of legacy) await this.keepLegacyState({ image, version, sddc });
+    const now = new Date();
+    const cleared = [...OPTIONAL_DEPLOYMENT_FIELDS.filter((f) => f !== 'run'), 'origin'];
+    // The holders a retire removes have records: a deploy wrote them, and the retire listed them from there.
+    await this.collection.updateMany(
+      { image, version, sddc: { $in: sddcs } },
+      {
+        $set: { status: 'removed', run, updatedAt: now },
+        $min: { firstAttemptAt: now },
+        $unset: Object.fromEntries(cleared.map((f) => [f, '' as const])),
+      },
+    );
+    await this.attempts.addMany(
+      sddcs.map((sddc) => ({ image, version, sddc })),
+      { status: 'removed', at: now, run },
+    );
   }
 
   /**

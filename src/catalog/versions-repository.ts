@@ -295,21 +295,47 @@ export class VersionsRepository {
     return result.matchedCount === 1;
   }
 
-  /** Gives the run's `retiring` claim back (a deploy was found running, or the retire was cancelled before removing anything). */
+  /**
+   * Gives the run's `retiring` claim back (a deploy was found running, or the retire was cancelled before
+   * removing anything). Given back already (a retried call) is no error; a claim another run holds, or a
+   * tombstone, is a VersionConflict: the caller must not report the version as available.
+   */
   async abandonRetire(image: string, version: string, by: RunRef): Promise<void> {
-    await this.collection.updateOne(
+    const result = await this.collection.updateOne(
       { image, version, status: 'retiring', 'retired.by.runId': by.runId },
       { $set: { status: 'available', updatedAt: new Date() }, $unset: { retired: '' } },
     );
+    if (result.matchedCount === 1) return;
+    const now = await this.get(image, version);
+    if (now?.status === 'available' && !now.retired) return;
+    throw lostRetire(image, version, by, now);
   }
 
-  /** The tombstone: status `retired`, when and by which run (the claim's holder); its replica records go with the blobs. */
+  /**
+   * The tombstone: status `retired`, when and by which run (the claim's holder); its replica records go with
+   * the blobs. Left already by this run (a retried call) is no error; anything else is a VersionConflict,
+   * so a retire never reports `retired` while the catalog says otherwise.
+   */
   async finishRetire(image: string, version: string, by: RunRef): Promise<void> {
     const now = new Date();
-    await this.collection.updateOne(
+    const result = await this.collection.updateOne(
       { image, version, status: 'retiring', 'retired.by.runId': by.runId },
       { $set: { status: 'retired', retired: { at: now, by }, updatedAt: now } },
     );
+    if (result.matchedCount === 0) {
+      const record = await this.get(image, version);
+      if (record?.status !== 'retired' || record.retired?.by.runId !== by.runId) throw lostRetire(image, version, by, record);
+    }
     await this.replicas.clear(image, version);
   }
+}
+
+function lostRetire(image: string, version: string, by: RunRef, record: ImageVersionRecord | null): VmhubError {
+  const holder = record?.retired?.by
+    ? `, claimed by workflow ${record.retired.by.workflowId} run ${record.retired.by.runId}`
+    : '';
+  return new VmhubError(
+    'VersionConflict',
+    `workflow ${by.workflowId} run ${by.runId} no longer holds the retire claim on ${image}@${version}: it is ${record?.status ?? 'not in the catalog'}${holder}`,
+  );
 }

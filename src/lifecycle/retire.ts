@@ -4,6 +4,7 @@ import type { RunRef } from '../catalog/image-records';
 import { AGENT_ALIVE_MS } from '../deploy/resolve-deploy';
 import type { Log } from '../engine/liveness';
 import { leasedDeploys } from './deploy-leases';
+import { runPool } from '../shared/concurrency';
 import { VmhubError } from '../shared/errors';
 import { validateImageName, validateVersion } from '../shared/names';
 import type { SddcTarget } from '../shared/sddc-target';
@@ -59,34 +60,48 @@ async function holders(catalog: RetireDeps['catalog'], ref: VersionRef): Promise
   return targets;
 }
 
-/** Fails with NoAgent while an SDDC holding a copy has no live agent to remove it. */
-async function requireAgents({ catalog, temporal }: RetireDeps, ref: VersionRef): Promise<void> {
-  const silent: RetireTarget[] = [];
-  for (const t of await holders(catalog, ref)) {
-    if ((await temporal.recentPollers(t.taskQueue, 'activity', AGENT_ALIVE_MS)) === 0) silent.push(t);
-  }
-  if (silent.length > 0) {
-    throw new VmhubError(
-      'NoAgent',
-      `no agent has polled for ${silent.map((t) => `${t.sddc} (task queue ${t.taskQueue})`).join(', ')} in the last five minutes, and ${ref.image}@${ref.version} has a copy there; start ${silent.map((t) => `\`npm run agent -- ${t.sddc}\``).join(', ')} and retire again (or, for an SDDC gone for good, \`vmhub sddc remove <sddc>\`)`,
-    );
-  }
+/** Task queues asked about their pollers at once: a fleet's agents are checked in seconds, not one by one. */
+const POLLER_CHECKS_AT_ONCE = 16;
+
+/** The holders whose agent has not polled within AGENT_ALIVE_MS; each task queue is asked once. */
+async function silentHolders(temporal: TemporalView, targets: RetireTarget[]): Promise<RetireTarget[]> {
+  const queues = [...new Set(targets.map((t) => t.taskQueue))];
+  const silent = new Set<string>();
+  await runPool(queues, POLLER_CHECKS_AT_ONCE, async (queue) => {
+    if ((await temporal.recentPollers(queue, 'activity', AGENT_ALIVE_MS)) === 0) silent.add(queue);
+  });
+  return targets.filter((t) => silent.has(t.taskQueue));
+}
+
+function noAgent(ref: VersionRef, silent: RetireTarget[]): VmhubError {
+  const named = silent.slice(0, 10);
+  const more = silent.length > named.length ? ` and ${silent.length - named.length} more SDDCs` : '';
+  return new VmhubError(
+    'NoAgent',
+    `no agent has polled for ${named.map((t) => `${t.sddc} (task queue ${t.taskQueue})`).join(', ')}${more} in the last five minutes, and ${ref.image}@${ref.version} has a copy there; start ${named.map((t) => `\`npm run agent -- ${t.sddc}\``).join(', ')} and retire again (or, for an SDDC gone for good, \`vmhub sddc remove <sddc>\`)`,
+  );
 }
 
 /**
  * Claims the version for `me`'s retire (status `retiring`: no deploy plans it from now on), unless it is
- * retired already. Refused, leaving nothing claimed, with NoAgent while an SDDC holding a copy has no
- * live agent, and with VersionConflict while another open run holds the claim (a closed run's claim
- * is taken over); refused with DeployRunning while a deploy of it runs. Returns what to remove.
+ * retired already. Refused with VersionConflict while another open run holds the claim (a closed run's
+ * claim is taken over); refused, giving back a claim it made, with DeployRunning while a deploy of it
+ * runs and with NoAgent while an SDDC holding a copy has no live agent. Returns what to remove.
+ * `keepAlive` wraps the agents' checks, which take a while at fleet scale (an activity beats meanwhile).
  */
-export async function beginRetire(deps: RetireDeps, input: VersionRef, me: RunRef, log: Log): Promise<RetirePlan> {
+export async function beginRetire(
+  deps: RetireDeps,
+  input: VersionRef,
+  me: RunRef,
+  log: Log,
+  keepAlive: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn(),
+): Promise<RetirePlan> {
   const { catalog, temporal } = deps;
   checkRef(input);
   const { image, version } = input;
   const before = await catalog.versions.get(image, version);
   if (before?.status === 'retired') return { state: 'retired' };
   if (before?.status !== 'available' && before?.status !== 'retiring') throw notRetirable(input, before?.status);
-  await requireAgents(deps, input);
   let claim = await catalog.versions.beginRetire(image, version, me);
   if (claim.state === 'owned') {
     if (claim.owner && !(await temporal.isClosed(claim.owner))) {
@@ -114,6 +129,13 @@ export async function beginRetire(deps: RetireDeps, input: VersionRef, me: RunRe
       `${image}@${version} is being deployed by ${running.join(', ')}; retire it once that has ended`,
     );
   }
+  // Listed once claimed: a deploy that records its copy from now on records it failed (retired), so none is missed.
+  const sddcs = await holders(catalog, input);
+  const silent = await keepAlive(() => silentHolders(temporal, sddcs));
+  if (silent.length > 0) {
+    if (previous === 'available') await catalog.versions.abandonRetire(image, version, me);
+    throw noAgent(input, silent);
+  }
   return {
     state: 'retiring',
     previous,
@@ -124,7 +146,6 @@ export async function beginRetire(deps: RetireDeps, input: VersionRef, me: RunRe
     sizeBytes: record.sizeBytes,
     blob: record.location.blob,
     locations: deps.topology.storage.map((s) => s.id),
-    // Listed again once claimed: a deploy that recorded its copy meanwhile is included.
-    sddcs: await holders(catalog, input),
+    sddcs,
   };
 }

@@ -35,7 +35,7 @@ export function connectWorker(config: TemporalConfig): Promise<NativeConnection>
 
 /** What the control plane asks Temporal about other work: whether a run has closed, and who polls a queue. */
 export interface TemporalView {
-  /** Whether a claim's owner no longer runs: its run ID names the chain's first run (or, in claims made before, the run itself). */
+  /** Whether the owner a claim names (a workflow ID and the run, or the first run of its chain) has stopped. */
   isClosed(run: { workflowId: string; runId: string }): Promise<boolean>;
   /** Workers that polled the task queue within the last `withinMs`. */
   recentPollers(taskQueue: string, kind: 'workflow' | 'activity', withinMs?: number): Promise<number>;
@@ -47,11 +47,11 @@ export function temporalView(client: Client): TemporalView {
   return {
     async isClosed(run) {
       try {
-        // The workflow ID's current run: a reset or continue-as-new of the owner keeps its first run ID.
-        const description = await client.workflow.getHandle(run.workflowId).describe();
-        const current = description.raw.workflowExecutionInfo;
-        const sameChain = description.runId === run.runId || current?.firstRunId === run.runId;
-        return !sameChain || description.status.name !== 'RUNNING';
+        // An owner names its chain's first run (runOwner), an older claim the run itself: the chain that
+        // runs now under the workflow ID is the owner if it is either; a new start of the ID is not.
+        const current = await client.workflow.getHandle(run.workflowId).describe();
+        const owns = current.runId === run.runId || current.raw.workflowExecutionInfo?.firstRunId === run.runId;
+        return !owns || current.status.name !== 'RUNNING';
       } catch (err) {
         // A run the server no longer knows (deleted, or past retention) holds nothing.
         if ((err as Error).name === 'WorkflowNotFoundError') return true;

@@ -1,5 +1,15 @@
-import { executeChild, isCancellation, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  ChildWorkflowCancellationType,
+  executeChild,
+  isCancellation,
+  ParentClosePolicy,
+  patched,
+  proxyActivities,
+  setCurrentDetails,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { runPool } from '../shared/concurrency';
 import { asFailure } from '../shared/failures';
 import { retireWorkflowId, validateRetentionInput, type RetentionInput, type RetentionResult } from '../shared/lifecycle-input';
 import { BOOKKEEPING } from './activity-options';
@@ -8,10 +18,19 @@ import { RetireImage } from './retire-image';
 const control = proxyActivities<Activities>(BOOKKEEPING);
 
 /**
- * Retires per run at most this many versions, one after another: the history stays bounded, and what is
+ * Retires per run at most this many versions, a few at a time: the history stays bounded, and what is
  * left (or failed, e.g. while a deploy of it ran) is taken up by the next scheduled run.
  */
 const MAX_RETIRES = 100;
+
+/** Retires running at once from RETIRES_IN_POOL on: each batches its own SDDCs, so this bounds the pending children. */
+const RETIRES_AT_ONCE = 4;
+
+/**
+ * Runs from this patch on run their retires RETIRES_AT_ONCE at a time, each cancelled rather than
+ * terminated when the run closes (its cleanup matters); older runs replay one after another.
+ */
+const RETIRES_IN_POOL = 'retention-retires-in-pool';
 
 /**
  * ApplyRetention: finishes the retires left `retiring` by a run that crashed or was cancelled, and under
@@ -21,20 +40,36 @@ const MAX_RETIRES = 100;
 export async function ApplyRetention(rawInput: RetentionInput = {}): Promise<RetentionResult> {
   try {
     const input = validateRetentionInput(rawInput);
-    const plan = await control.retentionPlan({ image: input.image, limit: MAX_RETIRES });
+    const plan = await control.retentionPlan.executeWithOptions(
+      { summary: input.image ? `choose the versions of ${input.image} to retire` : 'choose the versions to retire' },
+      [{ image: input.image, limit: MAX_RETIRES }],
+    );
     setCurrentDetails(`Retire ${plan.length} versions under retention policies`);
     const result: RetentionResult = { retired: [], failed: [] };
-    for (const v of plan) {
+    const pooled = patched(RETIRES_IN_POOL);
+    const retire = async (v: (typeof plan)[number]) => {
       const ref = `${v.image}@${v.version}`;
       try {
-        await executeChild(RetireImage, { args: [v], workflowId: retireWorkflowId(v.image, v.version) });
+        await executeChild(RetireImage, {
+          args: [v],
+          workflowId: retireWorkflowId(v.image, v.version),
+          ...(pooled
+            ? {
+                parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+                cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+                staticSummary: `Retire ${v.image} ${v.version}`,
+              }
+            : {}),
+        });
         result.retired.push(ref);
       } catch (err) {
-        if (isCancellation(err)) throw err;
+        if (isCancellation(err) || (pooled && CancellationScope.current().consideredCancelled)) throw err;
         const cause = asFailure(err instanceof Error && err.cause ? err.cause : err);
         result.failed.push({ ref, reason: cause instanceof Error ? cause.message : String(cause) });
       }
-    }
+    };
+    if (pooled) await runPool(plan, RETIRES_AT_ONCE, retire);
+    else for (const v of plan) await retire(v);
     return result;
   } catch (err) {
     throw asFailure(err);

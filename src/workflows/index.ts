@@ -3,5 +3,6 @@ export { PublishImage } from './publish-image';
 export { CheckServices } from './check-services';
 export { DeploySddcBatch, DeployToSDDCs } from './deploy-to-sddcs';
 export { RetireImage } from './retire-image';
+export { RetireSddcBatch } from './retire-batches';
 export { VerifyReplicas } from './verify-replicas';
 export { ApplyRetention } from './apply-retention';

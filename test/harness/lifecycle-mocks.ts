@@ -52,6 +52,9 @@ export function retireControl(log: string[], agentQueue: string, beginRetire: Ac
     recordRemoval: async ({ sddc }) => {
       log.push(`recorded ${sddc}`);
     },
+    recordRemovals: async ({ sddcs }) => {
+      for (const sddc of sddcs) log.push(`recorded ${sddc}`);
+    },
     finishRetire: async () => {
       log.push('tombstone');
     },

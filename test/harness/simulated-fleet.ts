@@ -1,11 +1,13 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { DownloadInput } from '../../src/activities/agent';
 import type { Catalog } from '../../src/catalog/catalog';
+import type { SddcCopy } from '../../src/shared/image-version';
 
 /**
  * A fleet of registered SDDCs whose agents only account: the real DeployToSDDCs, planning and recording
  * activities run against the real catalog, while every SDDC's download is a bookkeeping step on one
- * shared agent task queue, so a deploy to a thousand SDDCs runs on this machine in a minute or two.
+ * shared agent task queue, so a deploy to a thousand SDDCs runs on this machine in a minute or two. A
+ * retire's fleet is recorded as holding the version in one bulk write, and its removals only account too.
  */
 export const FLEET_IMAGE = { image: 'fleet', version: '1.0.0', sizeBytes: 4 * 1024 ** 3, sha256: 'c'.repeat(64) };
 
@@ -60,6 +62,45 @@ export function accountingAgent(fails: (sddc: string) => boolean) {
         bytesResumed: 0,
         sourceFailures: [],
       };
+    },
+  };
+}
+
+/** Records, as deploys would have, that every named SDDC holds FLEET_IMAGE: one bulk write for the whole fleet. */
+export async function recordFleetDeployments(catalog: Catalog, names: string[]): Promise<void> {
+  const { image, version } = FLEET_IMAGE;
+  const at = new Date();
+  const attempt = { status: 'deployed' as const, source: 'east-primary', at };
+  await catalog.deployments.collection.insertMany(
+    names.map((sddc) => ({
+      image,
+      version,
+      sddc,
+      status: 'deployed' as const,
+      source: 'east-primary',
+      path: fleetCopyPath(sddc),
+      updatedAt: at,
+      deployedAt: at,
+      firstAttemptAt: at,
+      origin: attempt,
+    })),
+  );
+}
+
+function fleetCopyPath(sddc: string): string {
+  return `/datastore/${sddc}/${FLEET_IMAGE.image}-${FLEET_IMAGE.version}.iso`;
+}
+
+/**
+ * The agent side of a retire: every SDDC's removal only accounts, in `removed`. `gate`, when given, holds
+ * each removal until it resolves.
+ */
+export function accountingRemover(removed: Set<string>, gate?: () => Promise<void>) {
+  return {
+    removeDeployedCopy: async (copy: SddcCopy) => {
+      await gate?.();
+      removed.add(copy.sddc);
+      return { removed: [fleetCopyPath(copy.sddc)] };
     },
   };
 }

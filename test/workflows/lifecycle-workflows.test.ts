@@ -196,6 +196,47 @@ describe('RetireImage', () => {
     expect(log).toEqual(['begin', 'polling started', 'polling stopped']);
   });
 
+  it('a cancel while removing whose removal resolves as a failure, not a cancel, still ends Cancelled; the claim stays, the removals done are recorded', async () => {
+    const log: string[] = [];
+    let entered!: () => void;
+    const inRemoval = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const agent = retireAgent(log) as Partial<AgentLifecycleActivities>;
+    const hung: Partial<AgentLifecycleActivities> = {
+      ...agent,
+      // An agent that never beats hears no cancel: its removal ends as a timeout would, after the cancel.
+      removeDeployedCopy: async (copy) => {
+        if (copy.sddc !== 'lib-1') return agent.removeDeployedCopy!(copy);
+        entered();
+        await gate;
+        throw ApplicationFailure.nonRetryable('activity Heartbeat timeout', 'TimeoutLike');
+      },
+    };
+    const agentQueue = `sddc-${randomUUID()}`;
+    const result = await runWorker(
+      env,
+      retireControl(log, agentQueue, async () => retirePlan('')),
+      async (taskQueue) => {
+        const workflowId = randomUUID();
+        const handle = await env.client.workflow.start('RetireImage', { args: [ref], taskQueue, workflowId });
+        await inRemoval;
+        // Cancelled once the other SDDC's removal has completed: only the hung one is still pending in the batch.
+        const batch = env.client.workflow.getHandle(`${workflowId}:1`);
+        while ((await batch.describe()).raw.pendingActivities?.length !== 1) await new Promise((r) => setTimeout(r, 50));
+        await handle.cancel();
+        release();
+        return handle.result().catch((e: unknown) => e);
+      },
+      { taskQueue: agentQueue, activities: hung as Partial<AgentActivities> },
+    );
+    expect(result).toBeInstanceOf(WorkflowFailedError);
+    expect((result as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    expect(log).toContain('recorded dir-1');
+    expect(log).not.toContain('recorded lib-1');
+    expect(log.filter((l) => l.startsWith('blob') || l === 'tombstone' || l === 'abandon')).toEqual([]);
+  });
+
   it('a running deploy fails the retire with DeployRunning, once, and removes nothing', async () => {
     const log: string[] = [];
     const result = await retire(log, async () => {
