@@ -15,6 +15,7 @@ export const WORKFLOW_TYPES = [
   'DeployToSDDCs',
   'DeploySddcBatch',
   'RetireImage',
+  'RetireSddcBatch',
   'ApplyRetention',
   'VerifyReplicas',
   'CheckServices',

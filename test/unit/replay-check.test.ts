@@ -70,10 +70,18 @@ const bundle = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-replay-che
 fs.writeFileSync(bundle, '');
 const options = { bundle, closedWithinHours: 24, closedLimit: 2 };
 
+describe('the workflow types replay-check lists', () => {
+  it('are every workflow the bundle exports', () => {
+    const entry = fs.readFileSync(path.join(__dirname, '..', '..', 'src', 'workflows', 'index.ts'), 'utf8');
+    const exported = [...entry.matchAll(/export \{([^}]+)\}/g)].flatMap((m) => m[1].split(',').map((n) => n.trim()));
+    expect([...replayCheck.WORKFLOW_TYPES].sort()).toEqual(exported.sort());
+  });
+});
+
 describe('replay-check', () => {
   it('asks for the open and recently closed vmhub runs on the control queue only', () => {
     expect(replayCheck.replayQuery('vm-images')).toBe(
-      `TaskQueue = 'vm-images' AND WorkflowType IN ('PublishImage', 'DeployToSDDCs', 'DeploySddcBatch', 'RetireImage', 'ApplyRetention', 'VerifyReplicas', 'CheckServices') AND ExecutionStatus = 'Running'`,
+      `TaskQueue = 'vm-images' AND WorkflowType IN ('PublishImage', 'DeployToSDDCs', 'DeploySddcBatch', 'RetireImage', 'RetireSddcBatch', 'ApplyRetention', 'VerifyReplicas', 'CheckServices') AND ExecutionStatus = 'Running'`,
     );
     expect(replayCheck.replayQuery('vm-images', new Date('2026-01-02T03:04:05Z'))).toMatch(
       / AND ExecutionStatus != 'Running' AND CloseTime > '2026-01-02T03:04:05.000Z'$/,
