@@ -1,11 +1,8 @@
-import { executeChild, isCancellation, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { executeChild, isCancellation, setCurrentDetails } from '@temporalio/workflow';
 import { asFailure } from '../shared/failures';
 import { retireWorkflowId, validateRetentionInput, type RetentionInput, type RetentionResult } from '../shared/lifecycle-input';
-import { BOOKKEEPING } from './activity-options';
+import { control } from './activity-options';
 import { RetireImage } from './retire-image';
-
-const control = proxyActivities<Activities>(BOOKKEEPING);
 
 /**
  * Retires per run at most this many versions, one after another: the history stays bounded, and what is

@@ -6,13 +6,11 @@ import {
   executeChild,
   isCancellation,
   patched,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type { CommitInput, Inspection, ProbeResult, StageInput } from '../activities/publish';
 import { runPool } from '../shared/concurrency';
 import { asFailure } from '../shared/failures';
@@ -27,22 +25,20 @@ import { isSemver, validateVersion } from '../shared/names';
 import { planRanges, rangesContaining, type BlockRange } from '../shared/block-plan';
 import { formatBytes } from '../shared/units';
 import { deployWorkflowId, type DeployResult } from '../shared/deploy-input';
-import { transferTaskQueueOf } from '../shared/task-queues';
-import { BOOKKEEPING, TRANSFER } from './activity-options';
+import { control, transfer, transferOnWorkflowQueue } from './activity-options';
 import { DeployToSDDCs } from './deploy-to-sddcs';
 import { countStatuses, detailsText, outcomeLine, replicatingLine, stagingLine } from './current-details';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
 
 export const publishProgressQuery = defineQuery<PublishProgress>('progress');
 
-const quick = proxyActivities<Activities>(BOOKKEEPING);
+const quick = control;
 
 /** The long transfers' activities; runs that began before transfers had a task queue of their own keep the workflow's. */
-type Transfers = ReturnType<typeof proxyActivities<Activities>>;
+type Transfers = typeof transfer;
 
 function transferActivities(): Transfers {
-  if (!patched('transfer-task-queue')) return proxyActivities<Activities>(TRANSFER);
-  return proxyActivities<Activities>({ ...TRANSFER, taskQueue: transferTaskQueueOf(workflowInfo().taskQueue) });
+  return patched('transfer-task-queue') ? transfer : transferOnWorkflowQueue;
 }
 
 /** The run's current details in the Web UI: a headline, and the step the run is at. */

@@ -4,11 +4,9 @@ import {
   CancelledFailure,
   isCancellation,
   patched,
-  proxyActivities,
   setCurrentDetails,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type { ContentLibraryActivities } from '../activities/content-library';
 import type { AgentLifecycleActivities, RetirePlan, RetireTarget } from '../activities/lifecycle';
 import type { SddcCopy } from '../shared/image-version';
@@ -16,11 +14,9 @@ import { VmhubError } from '../shared/errors';
 import { asFailure } from '../shared/failures';
 import { validateRetireInput, type RetireInput, type RetireResult } from '../shared/lifecycle-input';
 import { libraryOf } from '../shared/sddc-target';
-import { BOOKKEEPING } from './activity-options';
+import { control } from './activity-options';
 import { onAgent } from './deploy-to-sddcs';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
-
-const control = proxyActivities<Activities>(BOOKKEEPING);
 
 /**
  * Runs from this patch on try every removal before failing, and give the claim back when cancelled
