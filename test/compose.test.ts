@@ -1,6 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { msToNumber } from '@temporalio/common/lib/time';
+import { WRITE_GRACE_MS } from '../src/engine/signals';
+import { SHUTDOWN_GRACE } from '../src/temporal/worker';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -32,6 +35,34 @@ function values(config: string, key: string): string[] {
     else listIndent = entry[1].length;
   }
   return found;
+}
+
+/** Each service's value of one of its own keys (two-space service names under `services:`), in the normalised output. */
+function serviceValues(config: string, key: string): Map<string, string | undefined> {
+  const found = new Map<string, string | undefined>();
+  let inServices = false;
+  let service: string | undefined;
+  for (const line of config.split('\n')) {
+    if (/^\S/.test(line)) inServices = line.startsWith('services:');
+    if (!inServices) continue;
+    const name = /^ {2}([\w-]+):\s*$/.exec(line);
+    if (name) {
+      service = name[1];
+      found.set(service, undefined);
+      continue;
+    }
+    const entry = new RegExp(`^ {4}${key}:\\s*(.+)$`).exec(line);
+    if (service && entry) found.set(service, entry[1].trim());
+  }
+  return found;
+}
+
+/** A Go duration as compose writes it (`90s`, `1m30s`, `1m0.5s`), in milliseconds. */
+function goDurationMs(text: string): number {
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(h|m|s|ms)/g)];
+  expect(parts.map((p) => p[0]).join('')).toBe(text);
+  const unit = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 } as const;
+  return parts.reduce((sum, [, n, u]) => sum + Number(n) * unit[u as keyof typeof unit], 0);
 }
 
 const CREDENTIALS = {
@@ -80,5 +111,18 @@ describe('docker-compose.yml', () => {
     expect(values(config, 'VMHUB_DC_EAST_ACCOUNT_KEY')).toContain('ZWFzdC1rZXk=');
     // Azurite's published key would let anyone who reaches the port read every image.
     expect(fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')).not.toMatch(/Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50/);
+  });
+
+  it('gives the worker and every agent longer to stop than they take to drain', () => {
+    // The SDK's shutdown grace for running activities, then a write already started may take its own grace.
+    const drainMs = msToNumber(SHUTDOWN_GRACE) + WRITE_GRACE_MS;
+    const grace = serviceValues(composeConfig([], CREDENTIALS), 'stop_grace_period');
+    const workers = [...grace.keys()].filter((s) => s === 'worker' || s.startsWith('agent-'));
+    expect(workers.sort()).toEqual(['agent-east-1', 'agent-east-2', 'agent-west-1', 'worker']);
+    for (const service of workers) {
+      const period = grace.get(service);
+      expect({ service, period }).toEqual({ service, period: expect.any(String) });
+      expect(goDurationMs(period!)).toBeGreaterThan(drainMs);
+    }
   });
 });

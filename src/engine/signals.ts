@@ -7,7 +7,7 @@ export function withListenerRoom(signal: AbortSignal, requestsInFlight: number):
 }
 
 /** How long a write already under way may go on after its activity is cancelled. */
-const WRITE_GRACE_MS = 30_000;
+export const WRITE_GRACE_MS = 30_000;
 
 /**
  * Runs a write to storage that a cancel lets finish, for a while. Aborting a request whose body is sent

@@ -24,6 +24,7 @@ export const ERROR_TYPES = [
   'ImageRetired',
   'DeployRunning',
   'RetireIncomplete',
+  'NoTransferWorker',
 ] as const;
 
 export type ErrorType = (typeof ERROR_TYPES)[number];

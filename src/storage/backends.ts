@@ -19,7 +19,7 @@ export class TopologyBlockStores implements BlockStores {
     let store = this.stores.get(locationId);
     if (!store) {
       const location = this.topology.storage.find((s) => s.id === locationId);
-      if (!location) throw new Error(`no storage location ${locationId} in the topology`);
+      if (!location) throw new VmhubError('InvalidTopology', `no storage location ${locationId} in the topology`);
       const open = BACKENDS.get(location.backend ?? 'azure');
       if (!open) {
         const known = [...BACKENDS.keys()].join(', ');

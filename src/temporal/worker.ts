@@ -68,7 +68,7 @@ export async function openDeps(config: Config): Promise<ActivityDeps & { close()
  * On SIGTERM or SIGINT the SDK stops polling and gives running activities this long to finish or
  * heartbeat their progress before it cancels them; the next worker resumes from the last heartbeat.
  */
-const SHUTDOWN_GRACE = '30 seconds';
+export const SHUTDOWN_GRACE = '30 seconds';
 
 /** A cancel reaches an activity with the reply to its heartbeat: send them often enough that it stops within seconds. */
 const HEARTBEAT_THROTTLE = '3 seconds';

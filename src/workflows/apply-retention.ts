@@ -5,17 +5,13 @@ import {
   isCancellation,
   ParentClosePolicy,
   patched,
-  proxyActivities,
   setCurrentDetails,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import { runPool } from '../shared/concurrency';
 import { asFailure } from '../shared/failures';
 import { retireWorkflowId, validateRetentionInput, type RetentionInput, type RetentionResult } from '../shared/lifecycle-input';
-import { BOOKKEEPING } from './activity-options';
+import { control } from './activity-options';
 import { RetireImage } from './retire-image';
-
-const control = proxyActivities<Activities>(BOOKKEEPING);
 
 /**
  * Retires per run at most this many versions, a few at a time: the history stays bounded, and what is

@@ -18,7 +18,6 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type { AgentActivities, SourceFailure } from '../activities/agent';
 import type { ContentLibraryActivities, LibraryTaskInput } from '../activities/content-library';
 import type { DeploymentPlan, DeploymentTarget, FleetPlan } from '../activities/deploy';
@@ -40,7 +39,7 @@ import { libraryItemName } from '../shared/target-kinds/content-library';
 import type { ContentLibraryTarget } from '../shared/target-kinds/kind';
 import { libraryOf } from '../shared/sddc-target';
 import { formatBytes } from '../shared/units';
-import { BOOKKEEPING } from './activity-options';
+import { control } from './activity-options';
 import { Board } from './deploy-board';
 import { addCounts, boundedResult, countRows, failureReason, incompleteMessage, ROWS_KEPT, searchableNames } from './deploy-rows';
 import { detailsText, outcomeLine } from './current-details';
@@ -48,8 +47,6 @@ import { IMAGE_KEY, SDDC_KEY, VERSION_KEY } from './search-attributes';
 
 export const deployProgressQuery = defineQuery<DeployProgress>('progress');
 export const fleetProgressQuery = defineQuery<FleetProgress>('progress');
-
-const control = proxyActivities<Activities>(BOOKKEEPING);
 
 const CANCELLED_REASON = 'cancelled: the agent stopped and removed its partial download or library import';
 

@@ -7,13 +7,11 @@ import {
   executeChild,
   isCancellation,
   patched,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type { RunRef } from '../catalog/image-records';
 import type { CommitInput, Inspection, ProbeResult, StageInput } from '../activities/publish';
 import { runPool } from '../shared/concurrency';
@@ -29,8 +27,7 @@ import { isSemver, validateVersion } from '../shared/names';
 import { planRanges, rangesContaining, type BlockRange } from '../shared/block-plan';
 import { formatBytes } from '../shared/units';
 import { deployWorkflowId, type DeployResult } from '../shared/deploy-input';
-import { transferTaskQueueOf } from '../shared/task-queues';
-import { BOOKKEEPING, TRANSFER } from './activity-options';
+import { control, controlWith, transfer, transferOnWorkflowQueue } from './activity-options';
 import { DeployToSDDCs } from './deploy-to-sddcs';
 import { countStatuses, detailsText, outcomeLine, replicatingLine, stagingLine } from './current-details';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
@@ -38,20 +35,19 @@ import { runOwner } from './run-owner';
 
 export const publishProgressQuery = defineQuery<PublishProgress>('progress');
 
-const quick = proxyActivities<Activities>(BOOKKEEPING);
+const quick = control;
 
 /**
  * The abandon after a failure or cancel: on the workflow's own (control) queue, which a dead or hung
  * transfer worker cannot hold up, and bounded, so the run ends even when the catalog never answers.
  */
-const cleanup = proxyActivities<Activities>({ ...BOOKKEEPING, scheduleToCloseTimeout: '10 minutes' });
+const cleanup = controlWith({ scheduleToCloseTimeout: '10 minutes' });
 
 /** The long transfers' activities; runs that began before transfers had a task queue of their own keep the workflow's. */
-type Transfers = ReturnType<typeof proxyActivities<Activities>>;
+type Transfers = typeof transfer;
 
 function transferActivities(): Transfers {
-  if (!patched('transfer-task-queue')) return proxyActivities<Activities>(TRANSFER);
-  return proxyActivities<Activities>({ ...TRANSFER, taskQueue: transferTaskQueueOf(workflowInfo().taskQueue) });
+  return patched('transfer-task-queue') ? transfer : transferOnWorkflowQueue;
 }
 
 /** The run's current details in the Web UI: a headline, and the step the run is at. */

@@ -16,7 +16,8 @@ import type { RunRef } from '../catalog/image-records';
 import { BATCH_SIZE } from '../shared/batches';
 import { runPool } from '../shared/concurrency';
 import { asFailure } from '../shared/failures';
-import { control, reasonOf, removeFromSddc, settled, type Removing, type RetiredCopy, type SddcRemoval } from './retire-steps';
+import { control } from './activity-options';
+import { reasonOf, removeFromSddc, settled, type Removing, type RetiredCopy, type SddcRemoval } from './retire-steps';
 
 /** Batches removing at once: bounds the pending children of one retire whatever the fleet. */
 const BATCHES_AT_ONCE = 10;

@@ -4,17 +4,15 @@ import {
   isCancellation,
   log,
   patched,
-  proxyActivities,
   setCurrentDetails,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type { RunRef } from '../catalog/image-records';
 import { asFailure } from '../shared/failures';
 import { validateRetireInput, type RetireInput, type RetireResult } from '../shared/lifecycle-input';
-import { BOOKKEEPING } from './activity-options';
+import { control, controlWith } from './activity-options';
 import { removeInBatches } from './retire-batches';
-import { control, incomplete, removeFromSddc, settled, startRemoval, type Removing, type Retiring } from './retire-steps';
+import { incomplete, removeFromSddc, settled, startRemoval, type Removing, type Retiring } from './retire-steps';
 import { runOwner } from './run-owner';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
 
@@ -31,11 +29,7 @@ const SETTLED_REMOVALS = 'retire-settles-removals';
 const RETIRE_BATCHES = 'retire-batches';
 
 /** The claim: checking a fleet's agents takes a while, so it beats, and a dead worker is noticed by that. */
-const claiming = proxyActivities<Activities>({
-  ...BOOKKEEPING,
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '30 seconds',
-});
+const claiming = controlWith({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '30 seconds' });
 
 /**
  * RetireImage: claim the version (`retiring`: no deploy plans it any more; refused with DeployRunning

@@ -1,5 +1,4 @@
-import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation } from '@temporalio/workflow';
 import type { ContentLibraryActivities } from '../activities/content-library';
 import type { AgentLifecycleActivities, RetirePlan, RetireTarget } from '../activities/lifecycle';
 import type { RunRef } from '../catalog/image-records';
@@ -8,11 +7,10 @@ import { asFailure } from '../shared/failures';
 import type { SddcCopy } from '../shared/image-version';
 import type { RetireResult } from '../shared/lifecycle-input';
 import { libraryOf } from '../shared/sddc-target';
-import { BOOKKEEPING } from './activity-options';
+import { control } from './activity-options';
 import { onAgent } from './deploy-to-sddcs';
 
-/** The steps RetireImage and its batches share: one SDDC's removal, and how outcomes become a result or a failure. */
-export const control = proxyActivities<Activities>(BOOKKEEPING);
+/* The steps RetireImage and its batches share: one SDDC's removal, and how outcomes become a result or a failure. */
 
 export type Retiring = Extract<RetirePlan, { state: 'retiring' }>;
 export type SddcRemoval = RetireResult['sddcs'][number];

@@ -1,11 +1,7 @@
-import { ActivityFailure, continueAsNew, isCancellation, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { ActivityFailure, continueAsNew, isCancellation, patched, setCurrentDetails } from '@temporalio/workflow';
 import { asFailure } from '../shared/failures';
 import { validateVerifyInput, type VerifyInput, type VerifyResult } from '../shared/lifecycle-input';
-import { BOOKKEEPING, TRANSFER } from './activity-options';
-
-const control = proxyActivities<Activities>(BOOKKEEPING);
-const transfer = proxyActivities<Activities>(TRANSFER);
+import { control, transfer, transferOnWorkflowQueue } from './activity-options';
 
 /** Versions checked per run: the history stays bounded, and the next page continues as a new run. */
 const PAGE = 50;
@@ -34,7 +30,9 @@ export async function VerifyReplicas(rawInput: VerifyInput = {}): Promise<Verify
           result.replicasChecked++;
           if (check.status === 'verified') continue;
           reason = check.reason ?? 'differs from the primary';
-          await transfer.replicateImage.executeWithOptions(
+          // Runs that began when a repair ran on the workflow's own queue keep it there.
+          const transfers = patched('verify-transfer-queue') ? transfer : transferOnWorkflowQueue;
+          await transfers.replicateImage.executeWithOptions(
             { summary: `replicate ${v.image} ${v.version} to ${location} again` },
             [{ ...v, location }],
           );

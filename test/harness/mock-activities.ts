@@ -13,6 +13,7 @@ import { testServerBinary } from '../../src/dev-services/tools';
 import { planBlocks } from '../../src/shared/block-plan';
 import { transferTaskQueueOf } from '../../src/shared/task-queues';
 import { workflowSource } from '../../src/temporal/worker';
+import { TRANSFER_ACTIVITIES } from '../../src/workflows/activity-options';
 
 /**
  * The real workflows on the SDK's time-skipping test server with mocked activities: the fast tests of
@@ -47,6 +48,20 @@ export async function startTestEnvironment(): Promise<TestWorkflowEnvironment> {
   return env;
 }
 
+/**
+ * These activities split as workflows must schedule them: the transfers (TRANSFER_ACTIVITIES) and the
+ * rest. Registering each side on its own queue only means a transfer scheduled on the control queue, or
+ * the reverse, is never run, and the test that scheduled it fails.
+ */
+export function splitByQueue(activities: object): { control: object; transfer: object } {
+  const transfers = new Set<string>(TRANSFER_ACTIVITIES);
+  const entries = Object.entries(activities);
+  return {
+    control: Object.fromEntries(entries.filter(([name]) => !transfers.has(name))),
+    transfer: Object.fromEntries(entries.filter(([name]) => transfers.has(name))),
+  };
+}
+
 /** Runs fn while a workflow worker with these activities polls a fresh task queue (and its transfer queue), and an agent if given. */
 export async function runWorker<T>(
   env: TestWorkflowEnvironment,
@@ -56,10 +71,15 @@ export async function runWorker<T>(
 ): Promise<T> {
   const taskQueue = `wf-${randomUUID()}`;
   const options = { connection: env.nativeConnection, maxHeartbeatThrottleInterval: '100 milliseconds' as const };
-  const worker = await Worker.create({ ...options, taskQueue, ...workflowSource(), activities });
-  const transfers = await Worker.create({ ...options, taskQueue: transferTaskQueueOf(taskQueue), activities });
+  const split = splitByQueue(activities);
+  const worker = await Worker.create({ ...options, taskQueue, ...workflowSource(), activities: split.control });
+  // A worker must serve something: with no transfer among the activities, nothing polls the transfer queue.
+  const transfers =
+    Object.keys(split.transfer).length > 0
+      ? await Worker.create({ ...options, taskQueue: transferTaskQueueOf(taskQueue), activities: split.transfer })
+      : undefined;
   const agentWorker = agent && (await Worker.create({ ...options, taskQueue: agent.taskQueue, activities: agent.activities }));
-  const run = () => transfers.runUntil(() => worker.runUntil(fn(taskQueue)));
+  const run = () => (transfers ? transfers.runUntil(() => worker.runUntil(fn(taskQueue))) : worker.runUntil(fn(taskQueue)));
   return agentWorker ? agentWorker.runUntil(run) : run();
 }
 

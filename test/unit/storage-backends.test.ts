@@ -1,7 +1,11 @@
+import { ApplicationFailure } from '@temporalio/common';
 import { loadConfig } from '../../src/config';
 import { VmhubError } from '../../src/shared/errors';
+import { asFailure } from '../../src/shared/failures';
+import { blobServiceClient } from '../../src/storage/azure/clients';
 import { TopologyBlockStores } from '../../src/storage/backends';
 import { loadTopology } from '../../src/topology/topology';
+import { typedError } from './typed-error';
 
 describe('TopologyBlockStores', () => {
   const topology = loadTopology(loadConfig().topologyPath);
@@ -19,5 +23,30 @@ describe('TopologyBlockStores', () => {
     expect(() => stores.store(first.id)).toThrow(VmhubError);
     expect(() => stores.store(first.id)).toThrow(/names backend s3; known: azure/);
     expect(() => stores.store('nowhere')).toThrow(/no storage location nowhere/);
+  });
+
+  it('a location the topology does not name is a typed configuration failure, never retried', () => {
+    const err = typedError('InvalidTopology', () => new TopologyBlockStores(topology).store('nowhere'));
+    expect(err.message).toBe('no storage location nowhere in the topology');
+    const failure = asFailure(err);
+    expect(failure).toBeInstanceOf(ApplicationFailure);
+    expect((failure as ApplicationFailure).nonRetryable).toBe(true);
+  });
+
+  it('a location whose credential is not set is a typed configuration failure, never retried', () => {
+    const location = {
+      ...first,
+      endpoint: 'https://vmhubeast.blob.core.windows.net',
+      accountName: undefined,
+      accountKeyEnv: 'VMHUB_TEST_UNSET_KEY',
+      connectionStringEnv: undefined,
+      sasTokenEnv: undefined,
+    };
+    const err = typedError('InvalidTopology', () => blobServiceClient(location, {}));
+    expect(err.message).toBe(`no credentials for storage ${first.id}: set VMHUB_TEST_UNSET_KEY`);
+    expect((asFailure(err) as ApplicationFailure).nonRetryable).toBe(true);
+    // Opening the store through the topology fails the same way, before any request is made.
+    const stores = new TopologyBlockStores({ ...topology, storage: [location] }, {});
+    typedError('InvalidTopology', () => stores.store(first.id));
   });
 });

@@ -1,4 +1,5 @@
 import { BlobServiceClient, StorageSharedKeyCredential, type StoragePipelineOptions } from '@azure/storage-blob';
+import { VmhubError } from '../../shared/errors';
 import type { StorageLocation } from '../../topology/topology';
 
 /** Azurite's published development key: not a secret, and only ever used for a loopback endpoint. */
@@ -26,8 +27,10 @@ export function blobServiceClient(location: StorageLocation, env: NodeJS.Process
   const accountName = location.accountName ?? url.hostname.split('.')[0];
   let key = location.accountKeyEnv ? env[location.accountKeyEnv] : undefined;
   if (!key && isLoopback(url) && accountName === AZURITE_DEV_ACCOUNT) key = AZURITE_DEV_KEY;
+  // A missing credential is configuration: no retry can supply it, so it is not retried.
   if (!key) {
-    throw new Error(
+    throw new VmhubError(
+      'InvalidTopology',
       `no credentials for storage ${location.id}: set ${location.accountKeyEnv ?? location.connectionStringEnv ?? location.sasTokenEnv ?? 'a credential variable'}`,
     );
   }
