@@ -10,7 +10,7 @@ import { unlessNotFound } from '../src/storage/block-store';
 import { temporalView } from '../src/temporal/connection';
 import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
-import { readBlob, repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
+import { readBlob, repositoryRoot, startWorld, workflowFailure, writeImageFile, type TestWorld } from './helpers';
 
 const MiB = 1024 * 1024;
 const BLOCKS = 24;
@@ -150,5 +150,20 @@ describe('PublishImage reset and cancel', () => {
     expect(await world.deps.catalog.versions.status('cancel-dead', '1.0.0')).toBe('cancelled');
     expect(await unlessNotFound(store.getProperties(blob))).toBeUndefined();
     expect((await unlessNotFound(store.uncommittedBlocks(blob))) ?? []).toEqual([]);
+  });
+
+  it('a publish no transfer worker polls for fails NoTransferWorker at once, having claimed and written nothing', async () => {
+    isoFile('unserved.bin', 11);
+    const taskQueue = `unserved-${randomUUID()}`;
+    workers.push(spawnWorker(['control', '--only', 'control'], workerEnv(taskQueue)));
+    const run = world.client.workflow.execute('PublishImage', {
+      args: [{ source: 'unserved.bin', image: 'unserved', version: '1.0.0' }],
+      taskQueue,
+      workflowId: `publish:unserved:1.0.0:${randomUUID()}`,
+    });
+    const failure = await workflowFailure(run);
+    expect(failure.type).toBe('NoTransferWorker');
+    expect(failure.message).toContain(`${taskQueue}-transfer`);
+    expect(await world.deps.catalog.versions.get('unserved', '1.0.0')).toBeNull();
   });
 });

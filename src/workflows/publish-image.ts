@@ -6,6 +6,7 @@ import {
   defineQuery,
   executeChild,
   isCancellation,
+  ParentClosePolicy,
   patched,
   setCurrentDetails,
   setHandler,
@@ -26,6 +27,7 @@ import {
 import { isSemver, validateVersion } from '../shared/names';
 import { planRanges, rangesContaining, type BlockRange } from '../shared/block-plan';
 import { formatBytes } from '../shared/units';
+import { transferTaskQueueOf } from '../shared/task-queues';
 import { deployWorkflowId, type DeployResult } from '../shared/deploy-input';
 import { control, controlWith, transfer, transferOnWorkflowQueue } from './activity-options';
 import { DeployToSDDCs } from './deploy-to-sddcs';
@@ -113,6 +115,20 @@ export async function PublishImage(rawInput: PublishInput): Promise<PublishResul
   }
 }
 
+/** A publish whose transfers no worker would run fails at once, rather than waiting out the transfers' bound. */
+async function requireTransferWorker(details: Details): Promise<void> {
+  const taskQueue = transferTaskQueueOf(workflowInfo().taskQueue);
+  details.show(`checking that a worker polls ${taskQueue}`);
+  const polling = await quick.transferWorkersPolling.executeWithOptions({ summary: `is a worker polling ${taskQueue}?` }, [
+    { taskQueue },
+  ]);
+  if (polling > 0) return;
+  throw ApplicationFailure.nonRetryable(
+    `no worker has polled task queue ${taskQueue} in the last five minutes, so no transfer would run; start one with \`npm run worker\``,
+    'NoTransferWorker',
+  );
+}
+
 /**
  * Whether the run ends because it was asked to stop. Once a cancel is requested, every error is its
  * consequence: an activity on a dead worker resolves as a heartbeat timeout, not as a cancel.
@@ -139,6 +155,9 @@ async function publish(rawInput: PublishInput, details: Details, rules: RunRules
     details.show('checking the SDDCs to deploy to');
     await quick.checkSddcs.executeWithOptions({ summary: `check SDDCs ${input.deployTo.join(', ')}` }, [input.deployTo]);
   }
+
+  // Runs from this patch on fail at once, typed, when no worker would run their transfers.
+  if (transfer !== transferOnWorkflowQueue && patched('transfer-worker-check')) await requireTransferWorker(details);
 
   progress.phase = 'probing';
   details.show(`probing ${input.source}`);
@@ -370,6 +389,8 @@ async function distribute(
       args: [{ image: result.image, version: result.version, sddcs: input.deployTo }],
       workflowId,
       staticSummary: `Deploy ${result.image} ${result.version} to ${input.deployTo.join(', ')}`,
+      // A terminated or reset publish lets its deploy clean up and release its lease; older runs replay as they ran.
+      ...(patched('publish-deploy-request-cancel') ? { parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL } : {}),
     });
   } catch (err) {
     // The version is published either way: an incomplete deploy is reported in the result, not as a failed publish.

@@ -103,6 +103,7 @@ export function transferUntilCancelled(log: string[], name: string): () => Promi
 export function publishActivities(log: string[], overrides: Partial<Activities> = {}): Partial<Activities> {
   return {
     checkSddcs: async () => undefined,
+    transferWorkersPolling: async () => 1,
     probeSource: async () => ({ format: 'ova', plan, rangeFanOut: 4, origin: 'repository' }),
     claimVersion: async () => ({ state: 'claimed', location }),
     inspectSource: async () => ({ sha256: 'a'.repeat(64), blockListDigest: 'b'.repeat(64), metadata }),

@@ -9,6 +9,7 @@ export function accountingActivities(plan: BlockPlan): { activities: Partial<Act
   let bytes = 0;
   const location = { storage: 'east-primary', container: 'vm-images', blob: 'simulated/1.0.0/simulated-1.0.0.iso' };
   const activities: Partial<Activities> = {
+    transferWorkersPolling: async () => 1,
     probeSource: async () => ({ format: 'iso', plan, rangeFanOut: 4, origin: 'repository' }),
     claimVersion: async () => ({ state: 'claimed', location }),
     inspectSource: async () => ({
