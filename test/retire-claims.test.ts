@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createDeployActivities } from '../src/activities/deploy';
 import { createLifecycleActivities } from '../src/activities/lifecycle';
-import type { PublishDeps } from '../src/activities/publish';
+import { createPublishActivities, type PublishDeps } from '../src/activities/publish';
 import { Catalog } from '../src/catalog/catalog';
 import { RETIRED_WHILE_DEPLOYING } from '../src/catalog/deployment-records';
 import type { RunRef } from '../src/catalog/image-records';
 import { loadConfig } from '../src/config';
 import type { ImageMetadata } from '../src/images/inspect';
 import type { BlockStores } from '../src/storage/block-store';
+import { MemoryBlockStore } from '../src/storage/memory-block-store';
 import type { TemporalView } from '../src/temporal/connection';
 
 /**
@@ -30,17 +31,22 @@ const temporal = {
   silentQueues: new Set<string>(),
   openRuns: new Set<string>(),
   runningDeploys: new Set<string>(),
+  supersededRuns: new Set<string>(),
 };
 const view: TemporalView = {
   isClosed: async (run) => !temporal.openRuns.has(run.runId),
   recentPollers: async (taskQueue) => (temporal.silentQueues.has(taskQueue) ? 0 : 1),
   isRunning: async (workflowId) => temporal.runningDeploys.has(workflowId),
+  isSuperseded: async (run) => temporal.supersededRuns.has(run.runId),
 };
 beforeEach(() => {
   temporal.silentQueues.clear();
   temporal.openRuns.clear();
   temporal.runningDeploys.clear();
+  temporal.supersededRuns.clear();
 });
+
+const memoryStore = new MemoryBlockStore();
 
 function deps(): PublishDeps {
   const storage = {
@@ -50,6 +56,7 @@ function deps(): PublishDeps {
         { id: 'west-replica', role: 'replica' },
       ],
     },
+    store: () => memoryStore,
   } as unknown as BlockStores;
   return { storage, catalog, temporal: view, config: loadConfig() };
 }
@@ -199,6 +206,44 @@ describe('finishRetire and abandonRetire', () => {
     await catalog.versions.beginRetire('given', '1.0.0', other);
     await catalog.versions.finishRetire('given', '1.0.0', other);
     await expect(asRun(owner, (a) => a.abandonRetire({ ...ref, owner }))).rejects.toMatchObject({ type: 'VersionConflict' });
+  });
+
+  it('a run replaced by a reset gives nothing back: its late give-back would undo the retire its successor goes on with', async () => {
+    const { ref } = await published('replaced');
+    const owner = newRun('replaced');
+    await asRun(owner, (a) => a.beginRetire({ ...ref, owner }));
+    const replaced = newRun('replaced');
+    temporal.supersededRuns.add(replaced.runId);
+    await asRun(replaced, (a) => a.abandonRetire({ ...ref, owner }));
+    expect((await catalog.versions.get('replaced', '1.0.0'))?.status).toBe('retiring');
+    await asRun(newRun('replaced'), (a) => a.abandonRetire({ ...ref, owner }));
+    expect((await catalog.versions.get('replaced', '1.0.0'))?.status).toBe('available');
+  });
+});
+
+describe('abandonPublish', () => {
+  it('a publish run replaced by a reset leaves the claim its successor goes on with', async () => {
+    const owner = { workflowId: 'publish:handed:1.0.0', runId: randomUUID() };
+    const location = { storage: 'east-primary', container: 'vm-images', blob: 'handed/1.0.0/handed-1.0.0.iso' };
+    const v = {
+      image: 'handed',
+      version: '1.0.0',
+      format: 'iso' as const,
+      sizeBytes: 1,
+      blockSize: 4 << 20,
+      blockCount: 1,
+      location,
+    };
+    expect(await catalog.versions.claim(v, owner)).toEqual({ state: 'claimed' });
+    const abandon = { image: 'handed', version: '1.0.0', location, status: 'cancelled' as const, error: 'cancelled', owner };
+    const replaced = { ...owner, runId: randomUUID() };
+    temporal.supersededRuns.add(replaced.runId);
+    const asPublish = (run: RunRef) =>
+      new MockActivityEnvironment({ workflowExecution: run }).run(() => createPublishActivities(deps()).abandonPublish(abandon));
+    expect(await asPublish(replaced)).toEqual({ owned: false, removed: [] });
+    expect((await catalog.versions.get('handed', '1.0.0'))?.status).toBe('uploading');
+    expect(await asPublish({ ...owner, runId: randomUUID() })).toMatchObject({ owned: true });
+    expect((await catalog.versions.get('handed', '1.0.0'))?.status).toBe('cancelled');
   });
 });
 

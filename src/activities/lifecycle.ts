@@ -16,7 +16,7 @@ import { checkDownloadInput } from '../deploy/download-request';
 import type { PublishDeps } from './publish';
 import { blockIndexPath } from '../deploy/block-index';
 import { activityLockHolder } from './agent';
-import { thisRun } from './this-run';
+import { ownerOf, thisRun } from './this-run';
 import { keepBeating } from './keep-beating';
 import type { RunRef } from '../catalog/image-records';
 
@@ -26,7 +26,6 @@ export type { ReplicaCheck, RetirePlan, RetireTarget, VerifyPage, VersionRef };
 export type OwnedRef = VersionRef & { owner?: RunRef };
 
 const refOf = ({ image, version }: OwnedRef): VersionRef => ({ image, version });
-const ownerOf = (input: OwnedRef): RunRef => input.owner ?? thisRun();
 
 /**
  * Control-plane side of the lifecycle (src/lifecycle/): RetireImage's claim, blob removal and tombstone;
@@ -34,18 +33,23 @@ const ownerOf = (input: OwnedRef): RunRef => input.owner ?? thisRun();
  */
 export function createLifecycleActivities({ storage, catalog, temporal }: PublishDeps) {
   return {
-    /** Claims the version for this retire, unless it is retired already; returns what to remove. */
+    /**
+     * Claims the version for this retire, unless it is retired already; returns what to remove. It beats
+     * throughout: at fleet scale listing the holders, the leases and the agents' queues takes a while.
+     */
     async beginRetire(input: OwnedRef): Promise<RetirePlan> {
       return withFailures(() =>
-        beginRetire({ catalog, temporal, topology: storage.topology }, refOf(input), ownerOf(input), log, (fn) =>
-          keepBeating(fn),
-        ),
+        keepBeating(() => beginRetire({ catalog, temporal, topology: storage.topology }, refOf(input), ownerOf(input), log)),
       );
     },
 
     /** Gives back this run's claim on a version it removed nothing of: the version is available again. */
     async abandonRetire(input: OwnedRef): Promise<void> {
-      return withFailures(() => catalog.versions.abandonRetire(input.image, input.version, ownerOf(input)));
+      return withFailures(async () => {
+        // A reset run shares its predecessor's owner: the predecessor's late give-back must not undo the new run's retire.
+        if (input.owner && (await temporal.isSuperseded(thisRun()))) return;
+        await catalog.versions.abandonRetire(input.image, input.version, ownerOf(input));
+      });
     },
 
     /** Deletes the version's blob from one storage location; a blob already gone is no error. */
@@ -60,7 +64,7 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
 
     /** Records the removal from one SDDC; a retry by the same owner stays one attempt. */
     async recordRemoval(input: OwnedRef & { sddc: string }): Promise<void> {
-      const run = input.owner ?? thisRun();
+      const run = ownerOf(input);
       await catalog.deployments.record({ image: input.image, version: input.version, sddc: input.sddc, status: 'removed', run });
     },
 

@@ -27,7 +27,7 @@ import type { BlockPlan, BlockRange } from '../shared/block-plan';
 import type { BlockStores } from '../storage/block-store';
 import type { TemporalView } from '../temporal/connection';
 import { heartbeatLiveness, keepBeating } from './keep-beating';
-import { thisRun } from './this-run';
+import { ownerOf, thisRun } from './this-run';
 import { transferSignal } from './transfer-signal';
 
 /** How recently a transfer worker must have polled for a publish to count on it. */
@@ -61,11 +61,6 @@ export interface CommitInput {
   version: string;
   /** The claim's owner (runOwner()); runs started before it was passed own by their own run. */
   owner?: RunRef;
-}
-
-/** The owner a claiming activity acts for: the workflow's, else (runs started before it was passed) this run. */
-function ownerOf(input: { owner?: RunRef }): RunRef {
-  return input.owner ?? thisRun();
 }
 
 /** Opens a publish's source for the time fn runs; with `pin` (the version the probe saw), other content is SourceChanged. */
@@ -208,7 +203,11 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
       error: string;
       owner?: RunRef;
     }): Promise<AbandonOutput> {
-      return withFailures(() => abandonClaim({ storage, catalog }, input, ownerOf(input)));
+      return withFailures(async () => {
+        // A reset run shares its predecessor's owner: the predecessor's late cleanup must not undo the new run's work.
+        if (input.owner && (await temporal.isSuperseded(thisRun()))) return { owned: false, removed: [] };
+        return abandonClaim({ storage, catalog }, input, ownerOf(input));
+      });
     },
   };
 }

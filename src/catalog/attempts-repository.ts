@@ -13,6 +13,11 @@ export interface DeploymentKey {
 /** One attempt as the catalog stores it: a document of its own, so that attempts written at once all stay. */
 type StoredAttempt = DeploymentAttempt & DeploymentKey & { _id?: string | ObjectId };
 
+/** The `_id` of the attempt a run told with this status: told again (a retry), it replaces the one stored. */
+function attemptId(key: DeploymentKey, runId: string, status: DeploymentAttempt['status']): string {
+  return JSON.stringify([key.image, key.version, key.sddc, runId, status]);
+}
+
 /** The `deployment_attempts` collection: the history behind each deployment record. */
 export class AttemptsRepository {
   readonly collection: Collection<StoredAttempt>;
@@ -37,7 +42,7 @@ export class AttemptsRepository {
   async add(key: DeploymentKey, attempt: DeploymentAttempt, options: { trim: boolean }): Promise<void> {
     if (attempt.run === undefined) await this.insert(key, attempt);
     else {
-      const _id = JSON.stringify([key.image, key.version, key.sddc, attempt.run.runId, attempt.status]);
+      const _id = attemptId(key, attempt.run.runId, attempt.status);
       // Told twice at once, both try to insert: the one that loses replaces what the other stored.
       await this.collection.replaceOne({ _id }, { ...key, ...attempt }, { upsert: true }).catch((err: unknown) => {
         if (!isDuplicateKey(err)) throw err;
@@ -60,14 +65,9 @@ export class AttemptsRepository {
     if (keys.length === 0) return;
     const { image, version } = keys[0];
     const sddcs = keys.map((k) => k.sddc);
-    await this.collection.deleteMany({
-      image,
-      version,
-      sddc: { $in: sddcs },
-      'run.runId': attempt.run.runId,
-      status: attempt.status,
-    });
-    await this.collection.insertMany(keys.map((key) => ({ ...key, ...attempt })));
+    const ids = keys.map((key) => attemptId(key, attempt.run.runId, attempt.status));
+    await this.collection.deleteMany({ _id: { $in: ids } });
+    await this.collection.insertMany(keys.map((key, i) => ({ _id: ids[i], ...key, ...attempt })));
     const stored = await this.collection
       .find({ image, version, sddc: { $in: sddcs } }, { projection: { _id: 1, sddc: 1 }, sort: { at: -1 } })
       .toArray();

@@ -144,6 +144,7 @@ export class DeploymentsRepository {
       {
         $set: { status: 'removed', run, updatedAt: now },
         $min: { firstAttemptAt: now },
+        $inc: { attemptsTold: 1 },
         $unset: Object.fromEntries(cleared.map((f) => [f, '' as const])),
       },
     );

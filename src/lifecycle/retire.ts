@@ -87,15 +87,8 @@ function noAgent(ref: VersionRef, silent: RetireTarget[]): VmhubError {
  * retired already. Refused with VersionConflict while another open run holds the claim (a closed run's
  * claim is taken over); refused, giving back a claim it made, with DeployRunning while a deploy of it
  * runs and with NoAgent while an SDDC holding a copy has no live agent. Returns what to remove.
- * `keepAlive` wraps the agents' checks, which take a while at fleet scale (an activity beats meanwhile).
  */
-export async function beginRetire(
-  deps: RetireDeps,
-  input: VersionRef,
-  me: RunRef,
-  log: Log,
-  keepAlive: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn(),
-): Promise<RetirePlan> {
+export async function beginRetire(deps: RetireDeps, input: VersionRef, me: RunRef, log: Log): Promise<RetirePlan> {
   const { catalog, temporal } = deps;
   checkRef(input);
   const { image, version } = input;
@@ -131,7 +124,7 @@ export async function beginRetire(
   }
   // Listed once claimed: a deploy that records its copy from now on records it failed (retired), so none is missed.
   const sddcs = await holders(catalog, input);
-  const silent = await keepAlive(() => silentHolders(temporal, sddcs));
+  const silent = await silentHolders(temporal, sddcs);
   if (silent.length > 0) {
     if (previous === 'available') await catalog.versions.abandonRetire(image, version, me);
     throw noAgent(input, silent);

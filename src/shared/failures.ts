@@ -26,3 +26,13 @@ export async function withFailures<T>(fn: () => Promise<T>): Promise<T> {
     throw asFailure(err);
   }
 }
+
+/** How many failures a message names; the rest are counted. */
+const FAILURES_NAMED = 10;
+
+/** The first few of `total` failures, named by `name`, and how many more: a message stays short whatever the fleet. */
+export function nameFirstFew<T>(failed: T[], name: (f: T) => string, total = failed.length): string {
+  const named = failed.slice(0, FAILURES_NAMED).map(name);
+  if (total > named.length) named.push(`${total - named.length} more`);
+  return named.join('; ');
+}

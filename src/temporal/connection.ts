@@ -41,6 +41,8 @@ export interface TemporalView {
   recentPollers(taskQueue: string, kind: 'workflow' | 'activity', withinMs?: number): Promise<number>;
   /** Whether the current run of the workflow ID is running (a reset or continue-as-new keeps the ID). */
   isRunning(workflowId: string): Promise<boolean>;
+  /** Whether a later run replaced this one under its workflow ID (a reset, a continue-as-new, a new start). */
+  isSuperseded(run: { workflowId: string; runId: string }): Promise<boolean>;
 }
 
 export function temporalView(client: Client): TemporalView {
@@ -69,6 +71,14 @@ export function temporalView(client: Client): TemporalView {
       });
       const since = Date.now() - withinMs;
       return (response.pollers ?? []).filter((p) => Number(p.lastAccessTime?.seconds ?? 0) * 1000 >= since).length;
+    },
+    async isSuperseded(run) {
+      try {
+        return (await client.workflow.getHandle(run.workflowId).describe()).runId !== run.runId;
+      } catch (err) {
+        if ((err as Error).name === 'WorkflowNotFoundError') return false;
+        throw err;
+      }
     },
     async isRunning(workflowId) {
       try {

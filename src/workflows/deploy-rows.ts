@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { DeployCounts, DeployResult, DeployResultRow } from '../shared/deploy-input';
+import { nameFirstFew } from '../shared/failures';
 
 /**
  * What a deploy's result and its DeployIncomplete details may hold. A fleet-wide outage fails every
@@ -9,9 +10,6 @@ import type { DeployCounts, DeployResult, DeployResultRow } from '../shared/depl
 export const ROWS_KEPT = 100;
 /** A reason longer than this is cut in the result; the catalog's row keeps all of it. */
 const REASON_CHARS = 300;
-
-/** Failed SDDCs a failure message names. */
-const FAILURES_NAMED = 10;
 
 export function countRows(rows: DeployResultRow[], into: DeployCounts = {}): DeployCounts {
   for (const row of rows) into[row.status] = (into[row.status] ?? 0) + 1;
@@ -50,9 +48,7 @@ export function boundedResult(
 
 /** The DeployIncomplete message: how many failed, naming the first few. */
 export function incompleteMessage(failed: DeployResultRow[], failedCount: number, total: number): string {
-  const named = failed.slice(0, FAILURES_NAMED).map((r) => `${r.sddc} (${r.reason})`);
-  if (failedCount > named.length) named.push(`${failedCount - named.length} more`);
-  return `${failedCount} of ${total} SDDCs failed: ${named.join('; ')}`;
+  return `${failedCount} of ${total} SDDCs failed: ${nameFirstFew(failed, (r) => `${r.sddc} (${r.reason})`, failedCount)}`;
 }
 
 /** A search attribute value holds at most 2 KB: large fleets list the SDDCs that fit, the catalog has them all. */

@@ -94,7 +94,8 @@ export async function removeInBatches(
       try {
         const out = await executeChild(RetireSddcBatch, {
           args: [{ image, version, format, sha256, sizeBytes, sddcs, owner }],
-          workflowId: `${workflowId}:${i + 1}`,
+          // Named by the owner too: a new retire of the version never meets the batches a terminated one is still cancelling.
+          workflowId: `${workflowId}:${owner.runId}:${i + 1}`,
           parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
           cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
           staticSummary: `Remove ${image} ${version} from ${sddcs.length} SDDCs`,

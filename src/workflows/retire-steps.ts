@@ -3,7 +3,7 @@ import type { ContentLibraryActivities } from '../activities/content-library';
 import type { AgentLifecycleActivities, RetirePlan, RetireTarget } from '../activities/lifecycle';
 import type { RunRef } from '../catalog/image-records';
 import { VmhubError } from '../shared/errors';
-import { asFailure } from '../shared/failures';
+import { asFailure, nameFirstFew } from '../shared/failures';
 import type { SddcCopy } from '../shared/image-version';
 import type { RetireResult } from '../shared/lifecycle-input';
 import { libraryOf } from '../shared/sddc-target';
@@ -16,9 +16,6 @@ export type Retiring = Extract<RetirePlan, { state: 'retiring' }>;
 export type SddcRemoval = RetireResult['sddcs'][number];
 /** What an agent needs to know of the version to remove its copy. */
 export type RetiredCopy = Pick<Retiring, 'image' | 'version' | 'format' | 'sha256' | 'sizeBytes'>;
-
-/** Failed removals a failure message names; its details list every one. */
-const FAILURES_NAMED = 10;
 
 /** The outcomes by name; a cancel among them is the run's outcome. */
 export function settled<T>(names: string[], outcomes: PromiseSettledResult<T>[]) {
@@ -45,10 +42,9 @@ export function startRemoval(removing: Removing): void {
 
 /** One failure for every removal that failed; what succeeded is recorded, so retiring again does only the rest. */
 export function incomplete(plan: RetiredCopy, what: string, failed: Array<[string, unknown]>, note: string): ApplicationFailure {
-  const reasons = failed.slice(0, FAILURES_NAMED).map(([name, err]) => `${name}: ${reasonOf(err)}`);
-  if (failed.length > FAILURES_NAMED) reasons.push(`${failed.length - FAILURES_NAMED} more`);
+  const reasons = nameFirstFew(failed, ([name, err]) => `${name}: ${reasonOf(err)}`);
   return ApplicationFailure.nonRetryable(
-    `${plan.image}@${plan.version} is not retired yet: ${failed.length} ${what}${failed.length === 1 ? '' : 's'} failed (${reasons.join('; ')}); ${note}retire it again once that is fixed`,
+    `${plan.image}@${plan.version} is not retired yet: ${failed.length} ${what}${failed.length === 1 ? '' : 's'} failed (${reasons}); ${note}retire it again once that is fixed`,
     'RetireIncomplete',
     failed.map(([name, err]) => ({ [what === 'SDDC' ? 'sddc' : 'location']: name, reason: reasonOf(err) })),
   );

@@ -222,7 +222,8 @@ describe('RetireImage', () => {
         const handle = await env.client.workflow.start('RetireImage', { args: [ref], taskQueue, workflowId });
         await inRemoval;
         // Cancelled once the other SDDC's removal has completed: only the hung one is still pending in the batch.
-        const batch = env.client.workflow.getHandle(`${workflowId}:1`);
+        // A batch is named by the retire's workflow ID, its owner (the first run) and its number.
+        const batch = env.client.workflow.getHandle(`${workflowId}:${handle.firstExecutionRunId}:1`);
         while ((await batch.describe()).raw.pendingActivities?.length !== 1) await new Promise((r) => setTimeout(r, 50));
         await handle.cancel();
         release();
