@@ -11,6 +11,7 @@ import type { ImageMetadata } from '../src/images/inspect';
 import type { BlockStores } from '../src/storage/block-store';
 import { MemoryBlockStore } from '../src/storage/memory-block-store';
 import type { TemporalView } from '../src/temporal/connection';
+import { agentQuickTaskQueueOf } from '../src/shared/task-queues';
 
 /**
  * The retire claim on the real catalog server: who may claim and take it over, what a refusal leaves,
@@ -29,18 +30,23 @@ afterAll(async () => {
 
 const temporal = {
   silentQueues: new Set<string>(),
+  /** Quick queues an agent polls, its long queue being silent while every download slot is busy. */
+  quickQueues: new Set<string>(),
   openRuns: new Set<string>(),
   runningDeploys: new Set<string>(),
   supersededRuns: new Set<string>(),
 };
 const view: TemporalView = {
   isClosed: async (run) => !temporal.openRuns.has(run.runId),
-  recentPollers: async (taskQueue) => (temporal.silentQueues.has(taskQueue) ? 0 : 1),
+  // Every agent polls its long queue only (a build before the quick queue) unless its queue is silent.
+  recentPollers: async (taskQueue) =>
+    temporal.quickQueues.has(taskQueue) ? 1 : temporal.silentQueues.has(taskQueue) || taskQueue.endsWith('-quick') ? 0 : 1,
   isRunning: async (workflowId) => temporal.runningDeploys.has(workflowId),
   isSuperseded: async (run) => temporal.supersededRuns.has(run.runId),
 };
 beforeEach(() => {
   temporal.silentQueues.clear();
+  temporal.quickQueues.clear();
   temporal.openRuns.clear();
   temporal.runningDeploys.clear();
   temporal.supersededRuns.clear();
@@ -107,6 +113,15 @@ describe('beginRetire', () => {
     const record = await catalog.versions.get('silent', '1.0.0');
     expect(record?.status).toBe('available');
     expect(record?.retired).toBeUndefined();
+  });
+
+  it('claims while the agent polls only its quick queue: its long slots are busy, it is alive', async () => {
+    const { ref, queue } = await published('quick-only');
+    temporal.silentQueues.add(queue);
+    temporal.quickQueues.add(agentQuickTaskQueueOf(queue));
+    const plan = await asRun(newRun('quick-only'), (a) => a.beginRetire(ref));
+    expect(plan).toMatchObject({ state: 'retiring', sddcs: [{ sddc: 'quick-only-sddc', taskQueue: queue }] });
+    expect((await catalog.versions.get('quick-only', '1.0.0'))?.status).toBe('retiring');
   });
 
   it('a claim held by an open run is a VersionConflict; once that run has closed another run takes it over', async () => {

@@ -108,9 +108,9 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
     failures: SourceFailure[],
   ): Promise<DownloadOutput> {
     let progress: DownloadProgress | undefined;
-    const beat = () => {
-      if (progress) heartbeat({ sddc, phase: 'downloading', ...progress });
-    };
+    // Beats before the first progress too: a source slow to answer its first request is no dead agent,
+    // and a download that timed out there would keep its slot and its lock while its retry is refused.
+    const beat = () => heartbeat({ sddc, phase: 'downloading', ...progress });
     const ctx = {
       storage,
       root,

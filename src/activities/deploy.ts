@@ -1,7 +1,8 @@
 import { activityInfo } from '@temporalio/activity';
 import type { DeployInput, DeployResultRow } from '../shared/deploy-input';
+import { agentPollers } from '../deploy/agent-liveness';
+import type { AgentPollers } from '../shared/agent-pollers';
 import {
-  AGENT_ALIVE_MS,
   checkSddcs,
   markSourceFailures,
   planDeployment,
@@ -23,10 +24,17 @@ export type { DeploymentPlan, DeploymentTarget, FleetPlan };
 export function createDeployActivities({ storage, catalog, temporal }: PublishDeps) {
   return {
     /**
-     * Agents that polled an SDDC's task queue within the last five minutes: none means a download would
-     * only wait. Given the version, fails with ImageRetired once a retire has claimed it: its blobs are going.
+     * Agents that polled an SDDC's long or quick task queue within the last five minutes: none means a
+     * download would only wait. `byQueue` answers per queue, so the workflow knows whether the agent
+     * serves the quick queue; without it, the sum, as runs that began before the quick queue expect.
+     * Given the version, fails with ImageRetired once a retire has claimed it: its blobs are going.
      */
-    async agentsPolling(input: { taskQueue: string; image?: string; version?: string }): Promise<number> {
+    async agentsPolling(input: {
+      taskQueue: string;
+      image?: string;
+      version?: string;
+      byQueue?: boolean;
+    }): Promise<number | AgentPollers> {
       return withFailures(async () => {
         if (input.image !== undefined && input.version !== undefined) {
           const record = await catalog.versions.get(input.image, input.version);
@@ -35,7 +43,8 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
             throw new VmhubError('ImageRetired', `${input.image}@${input.version} is ${record.status}; deploy another version`);
           }
         }
-        return temporal.recentPollers(input.taskQueue, 'activity', AGENT_ALIVE_MS);
+        const pollers = await agentPollers(temporal, input.taskQueue);
+        return input.byQueue ? pollers : pollers.long + pollers.quick;
       });
     },
 

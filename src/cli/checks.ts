@@ -4,6 +4,8 @@ import type { ImageVersionRecord } from '../catalog/image-records';
 import type { SddcRecord } from '../catalog/sddc-records';
 import type { Config } from '../config';
 import { VmhubError } from '../shared/errors';
+import { agentPollers } from '../deploy/agent-liveness';
+import { agentAlive } from '../shared/agent-pollers';
 import { assertDeployable } from '../lifecycle/deprecation';
 import {
   isLatestRef,
@@ -129,15 +131,18 @@ export function requireControlWorkers(client: Client, config: Config): Promise<v
   ]);
 }
 
-/** Refused with NoAgent unless each SDDC's agent polled its task queue in the last 75 s. */
+/**
+ * Refused with NoAgent unless each SDDC's agent polled its task queue or its quick queue in the last 75 s:
+ * the quick queue keeps polling while every download slot is busy.
+ */
 export async function requireAgents(client: Client, sddcs: SddcRecord[]): Promise<void> {
   const view = loadTemporal().temporalView(client);
   const missing: SddcRecord[] = [];
   // A bounded number of questions at once, whatever the fleet's size.
   for (let i = 0; i < sddcs.length; i += 16) {
     const slice = sddcs.slice(i, i + 16);
-    const counts = await Promise.all(slice.map((s) => view.recentPollers(s.taskQueue, 'activity', RECENT_POLL_MS)));
-    missing.push(...slice.filter((_, j) => counts[j] === 0));
+    const pollers = await Promise.all(slice.map((s) => agentPollers(view, s.taskQueue, RECENT_POLL_MS)));
+    missing.push(...slice.filter((_, j) => !agentAlive(pollers[j])));
   }
   if (missing.length === 0) return;
   const shown = missing.slice(0, 10);

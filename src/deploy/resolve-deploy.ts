@@ -11,9 +11,6 @@ import { batchesOf, type SddcBatch } from '../shared/batches';
 import type { DeployInput } from '../shared/deploy-input';
 import { capacityShortfall, resourcesOf, sourceOrder, type SourceCandidate } from './placement';
 
-/** A busy agent (every slot downloading) stops polling for a while: five minutes is still alive. */
-export const AGENT_ALIVE_MS = 5 * 60_000;
-
 export interface DeploymentTarget {
   sddc: Pick<SddcRecord, 'name' | 'dataCenter' | 'taskQueue' | 'target'>;
   /** Why the version does not fit this SDDC, when it does not. */

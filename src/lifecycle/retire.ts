@@ -1,7 +1,8 @@
 import type { ImageVersion, VersionRef } from '../shared/image-version';
 import type { Catalog } from '../catalog/catalog';
 import type { RunRef } from '../catalog/image-records';
-import { AGENT_ALIVE_MS } from '../deploy/resolve-deploy';
+import { agentPollers } from '../deploy/agent-liveness';
+import { agentAlive } from '../shared/agent-pollers';
 import type { Log } from '../engine/liveness';
 import { leasedDeploys } from './deploy-leases';
 import { runPool } from '../shared/concurrency';
@@ -63,12 +64,12 @@ async function holders(catalog: RetireDeps['catalog'], ref: VersionRef): Promise
 /** Task queues asked about their pollers at once: a fleet's agents are checked in seconds, not one by one. */
 const POLLER_CHECKS_AT_ONCE = 16;
 
-/** The holders whose agent has not polled within AGENT_ALIVE_MS; each task queue is asked once. */
+/** The holders whose agent has polled neither its long nor its quick queue within AGENT_ALIVE_MS; each queue is asked once. */
 async function silentHolders(temporal: TemporalView, targets: RetireTarget[]): Promise<RetireTarget[]> {
   const queues = [...new Set(targets.map((t) => t.taskQueue))];
   const silent = new Set<string>();
   await runPool(queues, POLLER_CHECKS_AT_ONCE, async (queue) => {
-    if ((await temporal.recentPollers(queue, 'activity', AGENT_ALIVE_MS)) === 0) silent.add(queue);
+    if (!agentAlive(await agentPollers(temporal, queue))) silent.add(queue);
   });
   return targets.filter((t) => silent.has(t.taskQueue));
 }

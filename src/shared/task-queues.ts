@@ -11,3 +11,12 @@ export function transferTaskQueueOf(taskQueue: string): string {
 export function agentTaskQueueOf(sddc: string): string {
   return `sddc-${sddc}`;
 }
+
+/**
+ * An agent's quick operations (lookups, discards, removals) poll `<taskQueue>-quick` beside its long queue
+ * (`taskQueue`, the one the SDDC is registered with): a few free slots there never wait behind hours of
+ * downloads, and an agent whose long slots are all busy still polls, so it is seen alive.
+ */
+export function agentQuickTaskQueueOf(taskQueue: string): string {
+  return `${taskQueue}-quick`;
+}

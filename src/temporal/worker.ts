@@ -6,7 +6,7 @@ import { createAgentActivities } from '../activities/agent';
 import { createContentLibraryActivities } from '../activities/content-library';
 import { createAgentLifecycleActivities } from '../activities/lifecycle';
 import { validateSddcName } from '../shared/names';
-import { agentTaskQueueOf } from '../shared/task-queues';
+import { agentQuickTaskQueueOf, agentTaskQueueOf } from '../shared/task-queues';
 import { Catalog } from '../catalog/catalog';
 import { installLogging, logLine } from './logging';
 import { loadConfig, PROJECT_ROOT, type Config } from '../config';
@@ -20,7 +20,7 @@ import { VmhubError } from '../shared/errors';
  * Worker entry points: `control` polls the control-plane queue (`vm-images`: workflows and bookkeeping)
  * and the transfer queue (`vm-images-transfer`: staging, inspection, commit, replication); with
  * `--only control` or `--only transfer` it polls one of them, so each scales by its own processes.
- * `agent <sddc>` polls one SDDC's own queue.
+ * `agent <sddc>` polls one SDDC's own queue and its quick queue (`<queue>-quick`).
  *
  * The workflow code comes from VMHUB_WORKFLOW_BUNDLE when it names a prebuilt bundle (the Docker image,
  * the tests); else from dist/workflow-bundle.js (`npm run build:bundle`) while that file is newer than
@@ -114,22 +114,44 @@ export async function runWorkers(workers: Worker[]): Promise<void> {
   if (failed) throw failed.reason;
 }
 
-/** The agent of one SDDC: the download and content library activities, on the SDDC's own task queue. */
-export async function createAgentWorker(connection: NativeConnection, config: Config, sddc: string): Promise<Worker> {
+/** What an agent's queue is for: `long` downloads, imports and instantiations; `quick` lookups, discards and removals. */
+export type AgentQueue = 'long' | 'quick';
+
+/** The activities an agent's quick queue serves: each is short, so a few slots stay free while downloads run. */
+const QUICK_ACTIVITIES = ['findLibraryItem', 'discardDownload', 'removeDeployedCopy', 'removeLibraryItem'] as const;
+
+/**
+ * One worker of the agent of one SDDC. `long` polls the SDDC's registered task queue and registers every
+ * agent activity, so runs that began before the quick queue existed, and workflows that see no quick
+ * poller, still find their quick operations there; `quick` polls `<taskQueue>-quick` with its own slots.
+ */
+export async function createAgentWorker(
+  connection: NativeConnection,
+  config: Config,
+  sddc: string,
+  queue: AgentQueue = 'long',
+): Promise<Worker> {
   const storage = new TopologyBlockStores(loadTopology(config.topologyPath));
+  const all = {
+    ...createAgentActivities({ storage, config, sddc }),
+    ...createContentLibraryActivities({ config, sddc, topology: storage.topology }),
+    ...createAgentLifecycleActivities({ config, sddc }),
+  };
+  const long = agentTaskQueue(sddc);
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,
-    taskQueue: agentTaskQueue(sddc),
-    activities: {
-      ...createAgentActivities({ storage, config, sddc }),
-      ...createContentLibraryActivities({ config, sddc, topology: storage.topology }),
-      ...createAgentLifecycleActivities({ config, sddc }),
-    },
-    maxConcurrentActivityTaskExecutions: 4,
+    taskQueue: queue === 'long' ? long : agentQuickTaskQueueOf(long),
+    activities: queue === 'long' ? all : Object.fromEntries(QUICK_ACTIVITIES.map((name) => [name, all[name]])),
+    maxConcurrentActivityTaskExecutions: queue === 'long' ? 4 : 8,
     shutdownGraceTime: SHUTDOWN_GRACE,
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
   });
+}
+
+/** The agent of one SDDC: its long queue's worker and its quick queue's; `runWorkers` runs and drains both. */
+export async function createAgentWorkers(connection: NativeConnection, config: Config, sddc: string): Promise<Worker[]> {
+  return [await createAgentWorker(connection, config, sddc, 'long'), await createAgentWorker(connection, config, sddc, 'quick')];
 }
 
 export function agentTaskQueue(sddc: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -199,7 +221,7 @@ async function main(): Promise<void> {
         await deps.close();
       }
     } else if (role === 'agent' && sddc && !only) {
-      await (await createAgentWorker(connection, config, sddc)).run();
+      await runWorkers(await createAgentWorkers(connection, config, sddc));
     } else {
       throw new Error(
         `unknown worker role "${[role, sddc].filter(Boolean).join(' ')}": use "control [--only control|transfer]" or "agent <sddc>"`,

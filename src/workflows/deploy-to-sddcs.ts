@@ -40,6 +40,7 @@ import type { ContentLibraryTarget } from '../shared/target-kinds/kind';
 import { libraryOf } from '../shared/sddc-target';
 import { formatBytes } from '../shared/units';
 import { control } from './activity-options';
+import { checkAgent } from './agent-queues';
 import { Board } from './deploy-board';
 import { addCounts, boundedResult, countRows, failureReason, incompleteMessage, ROWS_KEPT, searchableNames } from './deploy-rows';
 import { detailsText, outcomeLine } from './current-details';
@@ -316,11 +317,12 @@ type Delivered = Omit<DeployResultRow, 'sddc' | 'dataCenter'>;
 async function deliver(plan: DeploymentPlan, target: DeploymentTarget, board: Board, instantiate: boolean): Promise<Delivered> {
   const { sddc } = target;
   board.phase(board.progress[sddc.name], 'checking');
-  const polling = await control.agentsPolling.executeWithOptions(
-    { summary: `is the agent of ${sddc.name} polling ${sddc.taskQueue}?` },
-    [{ taskQueue: sddc.taskQueue, image: plan.image, version: plan.version }],
-  );
-  if (polling === 0) {
+  const agent = await checkAgent(control, `is the agent of ${sddc.name} polling ${sddc.taskQueue}?`, {
+    taskQueue: sddc.taskQueue,
+    image: plan.image,
+    version: plan.version,
+  });
+  if (!agent.alive) {
     return {
       status: 'failed',
       source: null,
@@ -330,9 +332,9 @@ async function deliver(plan: DeploymentPlan, target: DeploymentTarget, board: Bo
   // Runs that began before content libraries existed keep deploying into the agent's directory.
   const library = libraryOf(sddc.target);
   if (library && patched('content-library-import')) {
-    return toLibrary(plan, target, library, board, instantiate || library.instantiate === true);
+    return toLibrary(plan, target, library, board, instantiate || library.instantiate === true, agent.quickQueue);
   }
-  return download(plan, target, board);
+  return download(plan, target, board, agent.quickQueue);
 }
 
 /**
@@ -366,6 +368,7 @@ async function toLibrary(
   library: ContentLibraryTarget,
   board: Board,
   instantiate: boolean,
+  quickQueue: string,
 ): Promise<Delivered> {
   const { sddc } = target;
   const p = board.progress[sddc.name];
@@ -373,7 +376,7 @@ async function toLibrary(
     startToCloseTimeout: '12 hours',
     heartbeatTimeout: '30 seconds',
   });
-  const lookup = onAgent<ContentLibraryActivities>(sddc.taskQueue, { startToCloseTimeout: '5 minutes' });
+  const lookup = onAgent<ContentLibraryActivities>(quickQueue, { startToCloseTimeout: '5 minutes' });
   const item = libraryItemName(plan.image, plan.version);
   const task: LibraryTaskInput = {
     sddc: sddc.name,
@@ -392,7 +395,7 @@ async function toLibrary(
   if (found.state === 'present') {
     row = { status: 'already-present', source: null, target: found.target };
   } else {
-    const downloaded = await download(plan, target, board);
+    const downloaded = await download(plan, target, board, quickQueue);
     board.phase(p, 'importing');
     const imported = await agent.importToLibrary.executeWithOptions(
       { summary: `import ${item} into library ${library.library} of ${sddc.name}` },
@@ -419,8 +422,8 @@ async function toLibrary(
   return row;
 }
 
-/** Has the SDDC's agent download and verify the image into its datastore. */
-async function download(plan: DeploymentPlan, target: DeploymentTarget, board: Board): Promise<Delivered> {
+/** Has the SDDC's agent download and verify the image into its datastore; a discard goes to `quickQueue`. */
+async function download(plan: DeploymentPlan, target: DeploymentTarget, board: Board, quickQueue: string): Promise<Delivered> {
   const { sddc } = target;
   const p = board.progress[sddc.name];
   const agent = onAgent<AgentActivities>(sddc.taskQueue, { startToCloseTimeout: '12 hours', heartbeatTimeout: '20 seconds' });
@@ -447,7 +450,7 @@ async function download(plan: DeploymentPlan, target: DeploymentTarget, board: B
     // A cancel between attempts reaches no running download, and one whose agent is dead or hung ends as a
     // timeout: once a cancel was asked for, whatever the error, have the agent remove what a download left.
     if (cancelledBy(err, 'deploy-cancel-by-scope') && patched('discard-on-cancel')) {
-      await CancellationScope.nonCancellable(() => discard(sddc.taskQueue, download));
+      await CancellationScope.nonCancellable(() => discard(quickQueue, download));
     }
     throw err;
   }

@@ -8,6 +8,7 @@ import type { SddcCopy } from '../shared/image-version';
 import type { RetireResult } from '../shared/lifecycle-input';
 import { libraryOf } from '../shared/sddc-target';
 import { control } from './activity-options';
+import { checkAgent } from './agent-queues';
 import { onAgent } from './deploy-to-sddcs';
 
 /* The steps RetireImage and its batches share: one SDDC's removal, and how outcomes become a result or a failure. */
@@ -68,16 +69,17 @@ export async function removeFromSddc(
   removing?: Removing,
   record: { each: boolean; owner?: RunRef } = { each: true },
 ): Promise<SddcRemoval> {
-  const polling = await control.agentsPolling.executeWithOptions({ summary: `check the agent of ${t.sddc}` }, [
-    { taskQueue: t.taskQueue },
-  ]);
-  if (polling === 0) {
+  const checked = await checkAgent(control, `check the agent of ${t.sddc}`, { taskQueue: t.taskQueue });
+  if (!checked.alive) {
     throw new VmhubError(
       'NoAgent',
       `no agent has polled task queue ${t.taskQueue} of ${t.sddc} in the last five minutes; start it with \`npm run agent -- ${t.sddc}\` and retire again (or, for an SDDC gone for good, \`vmhub sddc remove ${t.sddc}\`)`,
     );
   }
-  const agent = onAgent<AgentLifecycleActivities & ContentLibraryActivities>(t.taskQueue, { startToCloseTimeout: '10 minutes' });
+  // Removals are quick: on the agent's quick queue they never wait behind its downloads.
+  const agent = onAgent<AgentLifecycleActivities & ContentLibraryActivities>(checked.quickQueue, {
+    startToCloseTimeout: '10 minutes',
+  });
   const copy: SddcCopy = {
     sddc: t.sddc,
     image: plan.image,

@@ -1,0 +1,31 @@
+import { patched, type ActivityInterfaceFor } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { agentAlive, pollersOf, quickQueueFor } from '../shared/agent-pollers';
+
+/** Runs past this patch ask which of an agent's queues poll, and send its quick operations to its quick queue. */
+export const AGENT_QUICK_QUEUE_PATCH = 'agent-quick-queue';
+
+export interface AgentCheck {
+  /** The agent polled its long or its quick queue lately. */
+  alive: boolean;
+  /** Where its lookups, discards and removals go: its quick queue when that has a poller, else its long queue. */
+  quickQueue: string;
+}
+
+/**
+ * Whether an SDDC's agent is alive, and where its quick operations go. An agent of an older build polls
+ * only its long queue, which then serves them as before, so agents and workers upgrade in any order.
+ */
+export async function checkAgent(
+  control: Pick<ActivityInterfaceFor<Activities>, 'agentsPolling'>,
+  summary: string,
+  input: { taskQueue: string; image?: string; version?: string },
+): Promise<AgentCheck> {
+  if (!patched(AGENT_QUICK_QUEUE_PATCH)) {
+    const polling = await control.agentsPolling.executeWithOptions({ summary }, [input]);
+    return { alive: polling !== 0, quickQueue: input.taskQueue };
+  }
+  const answer = await control.agentsPolling.executeWithOptions({ summary }, [{ ...input, byQueue: true }]);
+  const pollers = pollersOf(answer);
+  return { alive: agentAlive(pollers), quickQueue: quickQueueFor(input.taskQueue, pollers) };
+}
