@@ -10,11 +10,13 @@ import type { Activities } from '../../src/activities';
 import type { AgentActivities } from '../../src/activities/agent';
 import type { ContentLibraryActivities } from '../../src/activities/content-library';
 import type { DeploymentPlan } from '../../src/activities/deploy';
-import { planBlocks, type BlockPlan } from '../../src/shared/block-plan';
+import { planBlocks } from '../../src/shared/block-plan';
 import type { FleetProgress } from '../../src/shared/deploy-input';
 import type { ContentLibraryTarget, LibraryPlacement } from '../../src/shared/target-kinds/kind';
+import { patchesIn, V2_PATCHES } from './history-patches';
 import { retireAgent, retireControl, retirePlan } from './lifecycle-mocks';
-import { deployedDownload, fleetPlanOf, location, publishActivities, runWorker, startTestEnvironment } from './mock-activities';
+import { deployedDownload, fleetPlanOf, location, runWorker, startTestEnvironment } from './mock-activities';
+import { publishOf, v2Recordings, type Recording, type Save } from './record-v2-histories';
 
 /**
  * Records, with the workflow code as it is now, the histories of the paths the first recordings never
@@ -27,15 +29,14 @@ import { deployedDownload, fleetPlanOf, location, publishActivities, runWorker, 
  *   item, the other's gets it downloaded and imported; both instantiate a VM from it;
  * - `apply-retention`: one version retired by a RetireImage child, one refused because it is being deployed;
  * - `check-services`: the round trip through every service;
- * - `verify-recopied`: a VerifyReplicas page where one replica differs and is copied again.
+ * - `verify-recopied`: a VerifyReplicas page where one replica differs and is copied again;
+ * - the `-v2` histories of test/harness/record-v2-histories.ts, made with the newest patches; each must hold
+ *   the patch markers test/harness/history-patches.ts names for it, or it is not kept.
  * `npx tsx test/harness/record-path-histories.ts` records only the histories not kept yet: the kept ones are what
  * running workflows look like, and must keep replaying.
  */
 const TiB = 1024 ** 4;
 const MiB = 1024 * 1024;
-
-type Save = (name: string, workflowId: string) => Promise<void>;
-type Recording = (env: TestWorkflowEnvironment, save: Save) => Promise<void>;
 
 async function main(): Promise<void> {
   const bundlePath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-record-')), 'bundle.js');
@@ -48,10 +49,15 @@ async function main(): Promise<void> {
   const index = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as Record<string, string>;
   const save: Save = async (name, workflowId) => {
     const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    const patches = patchesIn(history);
+    const missing = (V2_PATCHES[`${name}.binpb`] ?? []).filter((p) => !patches.includes(p));
+    if (missing.length > 0) {
+      throw new Error(`${name} did not take the patches ${missing.join(', ')}; it took ${patches.join(', ')}`);
+    }
     fs.writeFileSync(path.join(out, `${name}.binpb`), temporal.api.history.v1.History.encode(history).finish());
     index[`${name}.binpb`] = workflowId;
     fs.writeFileSync(indexFile, `${JSON.stringify(index, null, 2)}\n`);
-    process.stderr.write(`recorded ${name}: ${history.events?.length} events\n`);
+    process.stderr.write(`recorded ${name}: ${history.events?.length} events, patches ${patches.join(', ') || 'none'}\n`);
   };
   const recordings: Record<string, Recording> = {
     'publish-multi-range': recordMultiRange,
@@ -61,6 +67,7 @@ async function main(): Promise<void> {
     'apply-retention': recordRetention,
     'check-services': recordCheckServices,
     'verify-recopied': recordVerifyRecopied,
+    ...v2Recordings,
   };
   try {
     for (const [name, record] of Object.entries(recordings)) {
@@ -70,25 +77,6 @@ async function main(): Promise<void> {
   } finally {
     await env.teardown();
   }
-}
-
-/** A publish whose every step succeeds for this plan, replicated to the given locations. */
-function publishOf(plan: BlockPlan, replicas: string[], overrides: Partial<Activities> = {}): Partial<Activities> {
-  return publishActivities([], {
-    probeSource: async () => ({ format: 'ova', plan, rangeFanOut: 8, origin: 'repository' }),
-    stageBlockRange: async ({ range }) => ({ uploaded: range.count, reused: 0, bytesUploaded: range.count * plan.blockSize }),
-    markAvailable: async (i) => ({
-      ...i,
-      format: 'ova',
-      sizeBytes: plan.sizeBytes,
-      blockSize: plan.blockSize,
-      blockCount: plan.blockCount,
-      location,
-    }),
-    replicaLocations: async () => ({ replicas }),
-    replicateImage: async ({ location: replica }) => ({ location: replica, status: 'verified', etag: '"1"' }),
-    ...overrides,
-  });
 }
 
 async function publish(env: TestWorkflowEnvironment, activities: Partial<Activities>, version: string): Promise<string> {

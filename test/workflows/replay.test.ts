@@ -3,13 +3,14 @@ import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { workflowSource } from '../../src/temporal/worker';
+import { patchesIn, V2_PATCHES } from '../harness/history-patches';
 
 /**
  * Workflows already running must keep replaying after a change to workflow code: every kept history
  * (a publish that deploys, a deploy, a failed publish, runs cancelled mid-transfer, a publish and a
- * fanned-out deploy made after transfers got their own queue, and the paths recorded by
- * test/harness/record-path-histories.ts) replays against the code as it is now. A change that breaks one
- * needs `patched()`.
+ * fanned-out deploy made after transfers got their own queue, the paths recorded by
+ * test/harness/record-path-histories.ts, and the `-v2` runs of the newest patches) replays against the code
+ * as it is now. A change that breaks one needs `patched()`.
  */
 const dir = path.join(__dirname, '..', 'histories');
 const files = fs.readdirSync(dir).filter((f) => f.endsWith('.binpb'));
@@ -47,6 +48,32 @@ describe('recorded histories replay', () => {
         'verify-recopied.binpb',
       ]),
     );
+  });
+
+  it('keeps the runs of the newest patches: run owner, cancel by scope, transfer-worker check, backstops, lease, batched retire, retention pool', () => {
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'publish-with-deploy-v2.binpb',
+        'publish-cancelled-v2.binpb',
+        'publish-no-transfer-worker-v2.binpb',
+        'deploy-fanned-out-v2.binpb',
+        'deploy-batch-v2.binpb',
+        'deploy-cancelled-v2.binpb',
+        'deploy-cancelled-batch-v2.binpb',
+        'retire-fleet-v2.binpb',
+        'retire-fleet-batch-v2.binpb',
+        'retire-cancelled-v2.binpb',
+        'retire-cancelled-batch-v2.binpb',
+        'apply-retention-v2.binpb',
+        'verify-recopied-v2.binpb',
+      ]),
+    );
+  });
+
+  // A recording that lost a patch's marker no longer replays the code behind it, and would pass whatever that code became.
+  it.each(Object.entries(V2_PATCHES))('%s took the patches of the path it guards', (file, patches) => {
+    const history = temporal.api.history.v1.History.decode(fs.readFileSync(path.join(dir, file)));
+    expect(patchesIn(history)).toEqual(expect.arrayContaining(patches));
   });
 
   it.each(files)('%s replays without nondeterminism', async (file) => {

@@ -1,0 +1,45 @@
+import type { temporal } from '@temporalio/proto';
+
+/**
+ * The patches a recorded history took: the ids of its `core_patch` markers. A recording kept to guard a
+ * patched path must hold that patch's marker, or its replay never runs the path.
+ */
+export function patchesIn(history: temporal.api.history.v1.IHistory): string[] {
+  const ids = new Set<string>();
+  for (const event of history.events ?? []) {
+    const marker = event.markerRecordedEventAttributes;
+    const data = marker?.markerName === 'core_patch' ? marker.details?.['patch-data']?.payloads?.[0]?.data : undefined;
+    if (data) ids.add((JSON.parse(Buffer.from(data).toString('utf8')) as { id: string }).id);
+  }
+  return [...ids].sort();
+}
+
+const PUBLISH = [
+  'activity-backstops',
+  'publish-cancel-by-scope',
+  'publish-run-owner',
+  'transfer-task-queue',
+  'transfer-worker-check',
+];
+const FAN_OUT = ['activity-backstops', 'batch-request-cancel', 'deploy-lease', 'fleet-fan-out'];
+const RETIRE = ['activity-backstops', 'retire-batches', 'retire-settles-removals'];
+
+/**
+ * The histories recorded with the workflow code of the ownership, cancel-by-scope, backstop, lease and
+ * batched-retire patches (test/harness/record-v2-histories.ts), and the patches each must have taken.
+ */
+export const V2_PATCHES: Record<string, string[]> = {
+  'publish-with-deploy-v2.binpb': [...PUBLISH, 'publish-deploy-request-cancel', 'publish-overlap'],
+  'publish-cancelled-v2.binpb': PUBLISH,
+  'publish-no-transfer-worker-v2.binpb': PUBLISH,
+  'deploy-fanned-out-v2.binpb': FAN_OUT,
+  'deploy-batch-v2.binpb': ['activity-backstops'],
+  'deploy-cancelled-v2.binpb': FAN_OUT,
+  'deploy-cancelled-batch-v2.binpb': ['activity-backstops', 'deploy-cancel-by-scope', 'discard-on-cancel'],
+  'retire-fleet-v2.binpb': RETIRE,
+  'retire-fleet-batch-v2.binpb': ['activity-backstops'],
+  'retire-cancelled-v2.binpb': RETIRE,
+  'retire-cancelled-batch-v2.binpb': ['activity-backstops'],
+  'apply-retention-v2.binpb': ['activity-backstops', 'retention-retires-in-pool'],
+  'verify-recopied-v2.binpb': ['activity-backstops', 'verify-transfer-queue'],
+};
