@@ -30,9 +30,6 @@ import { heartbeatLiveness, keepBeating } from './keep-beating';
 import { ownerOf, thisRun } from './this-run';
 import { transferSignal } from './transfer-signal';
 
-/** How recently a transfer worker must have polled for a publish to count on it. */
-const TRANSFER_WORKER_ALIVE_MS = 5 * 60_000;
-
 export type { AbandonOutput, ClaimInput, ClaimOutput, CommitOutput, Inspection, ProbeResult, SourceDigest, StageOutput };
 
 export interface PublishDeps {
@@ -94,11 +91,6 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
   const tapKey = (input: { source: string; pin?: string }) => ({ run: thisRun(), source: input.source, pin: input.pin });
 
   return {
-    /** Workers that polled the transfer queue within the last five minutes: with none, a publish's transfers would only wait. */
-    async transferWorkersPolling(input: { taskQueue: string }): Promise<number> {
-      return temporal.recentPollers(input.taskQueue, 'activity', TRANSFER_WORKER_ALIVE_MS);
-    },
-
     /** Checks the source, tells its format from its bytes and plans its blocks. */
     async probeSource(input: { source: string; format?: ImageFormat }): Promise<ProbeResult> {
       return withFailures(() =>

@@ -1,5 +1,7 @@
-import { patched, type ActivityInterfaceFor } from '@temporalio/workflow';
+import { patched, proxyActivities, type ActivityInterfaceFor } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { AgentActivities } from '../activities/agent';
+import { NON_RETRYABLE_ERROR_TYPES } from '../shared/errors';
 import { agentAlive, pollersOf, quickQueueFor } from '../shared/agent-pollers';
 
 /** Runs past this patch ask which of an agent's queues poll, and send its quick operations to its quick queue. */
@@ -28,4 +30,22 @@ export async function checkAgent(
   const answer = await control.agentsPolling.executeWithOptions({ summary }, [{ ...input, byQueue: true }]);
   const pollers = pollersOf(answer);
   return { alive: agentAlive(pollers), quickQueue: quickQueueFor(input.taskQueue, pollers) };
+}
+
+/** Has the agent remove a partial download, within a bound; one that fails leaves the partial for the next download of the version to resume. */
+export async function discardOnAgent(
+  taskQueue: string,
+  download: Parameters<AgentActivities['discardDownload']>[0],
+): Promise<void> {
+  const agent = proxyActivities<AgentActivities>({
+    taskQueue,
+    scheduleToStartTimeout: '1 minute',
+    startToCloseTimeout: '1 minute',
+    retry: { maximumAttempts: 2, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
+  });
+  await agent.discardDownload
+    .executeWithOptions({ summary: `remove the partial download of ${download.image}@${download.version} on ${download.sddc}` }, [
+      download,
+    ])
+    .catch(() => undefined);
 }

@@ -40,7 +40,7 @@ import type { ContentLibraryTarget } from '../shared/target-kinds/kind';
 import { libraryOf } from '../shared/sddc-target';
 import { formatBytes } from '../shared/units';
 import { control } from './activity-options';
-import { checkAgent } from './agent-queues';
+import { checkAgent, discardOnAgent } from './agent-queues';
 import { Board } from './deploy-board';
 import { addCounts, boundedResult, countRows, failureReason, incompleteMessage, ROWS_KEPT, searchableNames } from './deploy-rows';
 import { detailsText, outcomeLine } from './current-details';
@@ -450,7 +450,7 @@ async function download(plan: DeploymentPlan, target: DeploymentTarget, board: B
     // A cancel between attempts reaches no running download, and one whose agent is dead or hung ends as a
     // timeout: once a cancel was asked for, whatever the error, have the agent remove what a download left.
     if (cancelledBy(err, 'deploy-cancel-by-scope') && patched('discard-on-cancel')) {
-      await CancellationScope.nonCancellable(() => discard(quickQueue, download));
+      await CancellationScope.nonCancellable(() => discardOnAgent(quickQueue, download));
     }
     throw err;
   }
@@ -473,20 +473,6 @@ async function download(plan: DeploymentPlan, target: DeploymentTarget, board: B
  */
 function cancelledBy(err: unknown, patch: string): boolean {
   return isCancellation(err) || (CancellationScope.current().consideredCancelled && patched(patch));
-}
-
-async function discard(taskQueue: string, download: Parameters<AgentActivities['discardDownload']>[0]): Promise<void> {
-  const agent = proxyActivities<AgentActivities>({
-    taskQueue,
-    scheduleToStartTimeout: '1 minute',
-    startToCloseTimeout: '1 minute',
-    retry: { maximumAttempts: 2, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
-  });
-  await agent.discardDownload
-    .executeWithOptions({ summary: `remove the partial download of ${download.image}@${download.version} on ${download.sddc}` }, [
-      download,
-    ])
-    .catch(() => undefined);
 }
 
 async function markFailures(plan: DeploymentPlan, failures: SourceFailure[], sddc: string): Promise<void> {
