@@ -82,6 +82,15 @@ export function writeImageFile(file: string, sizeBytes: number, seed = 1): strin
   return file;
 }
 
+/** An image the publish accepts as an ISO: `writeImageFile`'s bytes with an ISO 9660 volume descriptor. */
+export function writeIsoFile(file: string, sizeBytes: number, seed = 1): string {
+  writeImageFile(file, sizeBytes, seed);
+  const fd = fs.openSync(file, 'r+');
+  fs.writeSync(fd, Buffer.from('\x01CD001\x01', 'latin1'), 0, 7, 32768);
+  fs.closeSync(fd);
+  return file;
+}
+
 export function repositoryRoot(): string {
   return loadConfig().repositoryRoots[0];
 }

@@ -10,7 +10,7 @@ import { unlessNotFound } from '../src/storage/block-store';
 import { temporalView } from '../src/temporal/connection';
 import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
-import { readBlob, repositoryRoot, startWorld, workflowFailure, writeImageFile, type TestWorld } from './helpers';
+import { readBlob, repositoryRoot, startWorld, workflowFailure, writeIsoFile, type TestWorld } from './helpers';
 
 const MiB = 1024 * 1024;
 const BLOCKS = 24;
@@ -18,11 +18,7 @@ const EventType = temporal.api.enums.v1.EventType;
 
 /** An ISO of BLOCKS 4 MiB blocks, its bytes fixed by the seed. */
 function isoFile(name: string, seed: number): string {
-  const file = writeImageFile(path.join(repositoryRoot(), name), BLOCKS * 4 * MiB, seed);
-  const fd = fs.openSync(file, 'r+');
-  fs.writeSync(fd, Buffer.from('\x01CD001\x01', 'latin1'), 0, 7, 32768);
-  fs.closeSync(fd);
-  return file;
+  return writeIsoFile(path.join(repositoryRoot(), name), BLOCKS * 4 * MiB, seed);
 }
 
 /**

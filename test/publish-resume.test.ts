@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { PublishProgress, PublishResult } from '../src/shared/publish-input';
 import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
-import { readBlob, repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
+import { readBlob, repositoryRoot, startWorld, writeIsoFile, type TestWorld } from './helpers';
 
 const MiB = 1024 * 1024;
 const BLOCKS = 32;
@@ -28,8 +28,7 @@ describe('PublishImage after a worker is killed mid-upload', () => {
   });
 
   it('resumes on a new worker, re-sending only the blocks that were in flight', async () => {
-    const file = writeImageFile(path.join(repositoryRoot(), 'resume.bin'), BLOCKS * 4 * MiB, 99);
-    fs.writeSync(fs.openSync(file, 'r+'), Buffer.from('\x01CD001\x01', 'latin1'), 0, 7, 32768);
+    const file = writeIsoFile(path.join(repositoryRoot(), 'resume.bin'), BLOCKS * 4 * MiB, 99);
     const taskQueue = `resume-${randomUUID()}`;
     const env = {
       VMHUB_TASK_QUEUE: taskQueue,

@@ -7,7 +7,7 @@ import { startFileServer } from './harness/range-server';
 import { blobServiceClient } from '../src/storage/azure/clients';
 import { unlessNotFound } from '../src/storage/block-store';
 import { primaryLocation } from '../src/topology/topology';
-import { readBlob, repositoryRoot, startWorld, writeImageFile, type TestWorld, workflowFailure } from './helpers';
+import { readBlob, repositoryRoot, startWorld, writeImageFile, writeIsoFile, type TestWorld, workflowFailure } from './helpers';
 
 const MiB = 1024 * 1024;
 
@@ -15,14 +15,9 @@ function sha256(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
-/** An ISO-shaped file: incompressible bytes with the ISO 9660 signature where a reader looks for it. */
-function writeIso(name: string, sizeBytes: number, seed: number): string {
-  const file = writeImageFile(path.join(repositoryRoot(), name), sizeBytes, seed);
-  const fd = fs.openSync(file, 'r+');
-  fs.writeSync(fd, Buffer.from('\x01CD001\x01', 'latin1'), 0, 7, 32768);
-  fs.closeSync(fd);
-  return file;
-}
+/** An ISO-shaped file in the repository: incompressible bytes with the ISO 9660 signature where a reader looks for it. */
+const writeIso = (name: string, sizeBytes: number, seed: number) =>
+  writeIsoFile(path.join(repositoryRoot(), name), sizeBytes, seed);
 
 describe('PublishImage', () => {
   let world: TestWorld;

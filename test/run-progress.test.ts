@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -6,7 +5,7 @@ import { publishWorkflowId, type PublishResult } from '../src/shared/publish-inp
 import { readProgress, type PublishReading } from '../src/cli/run-progress';
 import { startFileServer, type FileServer } from './harness/range-server';
 import { until } from './harness/worker-process';
-import { repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
+import { repositoryRoot, startWorld, writeIsoFile, type TestWorld } from './helpers';
 
 const MiB = 1024 * 1024;
 const BLOCK = 4 * MiB;
@@ -68,10 +67,7 @@ describe('readProgress', () => {
 
   it('shows the bytes a range has staged before the range completes, without adding to history', async () => {
     const size = 300 * MiB;
-    const file = writeImageFile(path.join(repositoryRoot(), 'progress-300.iso'), size, 13);
-    const fd = fs.openSync(file, 'r+');
-    fs.writeSync(fd, Buffer.from('\x01CD001\x01', 'latin1'), 0, 7, 32768);
-    fs.closeSync(fd);
+    writeIsoFile(path.join(repositoryRoot(), 'progress-300.iso'), size, 13);
     // Blocks 0–7 of the first 16-block range can be read; everything after waits, so no range completes.
     const gate = await startGate(files, 8 * BLOCK);
     try {

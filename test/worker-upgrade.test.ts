@@ -12,7 +12,7 @@ import type { PublishInput, PublishResult } from '../src/shared/publish-input';
 import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
 import { BUILD_B_PATCH, BUILD_MEMO } from './harness/upgrade-builds/patch';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
-import { readBlob, repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
+import { readBlob, repositoryRoot, startWorld, writeIsoFile, type TestWorld } from './helpers';
 
 const MiB = 1024 * 1024;
 const BLOCKS = 32;
@@ -42,14 +42,8 @@ function workflowTaskPids(events: HistoryEvent[]): number[] {
     .map((e) => Number((e.workflowTaskCompletedEventAttributes!.identity ?? '').split('@')[0]));
 }
 
-/** An image the publish accepts: random bytes with an ISO 9660 volume descriptor. */
-function writeIso(name: string, sizeBytes: number, seed: number): string {
-  const file = writeImageFile(path.join(repositoryRoot(), name), sizeBytes, seed);
-  const fd = fs.openSync(file, 'r+');
-  fs.writeSync(fd, Buffer.from('\x01CD001\x01', 'latin1'), 0, 7, 32768);
-  fs.closeSync(fd);
-  return file;
-}
+const writeIso = (name: string, sizeBytes: number, seed: number) =>
+  writeIsoFile(path.join(repositoryRoot(), name), sizeBytes, seed);
 
 /** A run's pending children (by workflow ID) and pending activities (by type), from describe. */
 async function pendingOf(client: Client, workflowId: string): Promise<{ children: string[]; activities: string[] }> {
