@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../src/activities';
 import type { AgentActivities } from '../src/activities/agent';
@@ -213,5 +214,52 @@ describe('DeployToSDDCs into content libraries', () => {
     expect((outcome as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
     expect(log).toEqual(['import started', 'import stopped']);
     expect(rows).toMatchObject([{ sddc: 'east-1', status: 'failed', reason: expect.stringMatching(/^cancelled/) }]);
+  });
+
+  it('a cancel whose import ends as a timeout (a dead or hung agent) still has the half item removed, and the row says so', async () => {
+    const log: string[] = [];
+    let entered!: () => void;
+    const importing = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const { outcome, rows } = await deployWith(
+      ['east-1'],
+      {
+        findLibraryItem: async () => ({ state: 'absent' }),
+        downloadImage: async () => downloaded,
+        // An agent that never beats hears no cancel: its import ends as a timeout would, after the cancel.
+        importToLibrary: async () => {
+          entered();
+          await gate;
+          throw ApplicationFailure.nonRetryable('activity Heartbeat timeout', 'TimeoutLike');
+        },
+        removeLibraryItem: async (task) => {
+          log.push(`removed ${task.image}@${task.version}`);
+          return { removed: null };
+        },
+      },
+      {
+        during: async (handle) => {
+          await importing;
+          await handle.cancel();
+          // The import ends only once the cancel has reached it in the batch, as a dead agent's would time out then.
+          const batch = env.client.workflow.getHandle(`${handle.workflowId}:1-dc-east`);
+          const cancelRequested = temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED;
+          while ((await batch.describe()).raw.pendingActivities?.[0]?.state !== cancelRequested) {
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          release();
+        },
+      },
+    );
+    expect((outcome as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    expect(log).toEqual(['removed app@1.0.0']);
+    expect(rows).toMatchObject([
+      {
+        sddc: 'east-1',
+        status: 'failed',
+        reason: 'cancelled: the agent stopped the import and removed the half-imported library item',
+      },
+    ]);
   });
 });

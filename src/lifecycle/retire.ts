@@ -83,6 +83,15 @@ function noAgent(ref: VersionRef, silent: RetireTarget[]): VmhubError {
   );
 }
 
+async function refuseWhileDeploying(deps: RetireDeps, input: VersionRef): Promise<void> {
+  const running = await leasedDeploys(deps, input);
+  if (running.length === 0) return;
+  throw new VmhubError(
+    'DeployRunning',
+    `${input.image}@${input.version} is being deployed by ${running.join(', ')}; retire it once that has ended`,
+  );
+}
+
 /**
  * Claims the version for `me`'s retire (status `retiring`: no deploy plans it from now on), unless it is
  * retired already. Refused with VersionConflict while another open run holds the claim (a closed run's
@@ -96,6 +105,9 @@ export async function beginRetire(deps: RetireDeps, input: VersionRef, me: RunRe
   const before = await catalog.versions.get(image, version);
   if (before?.status === 'retired') return { state: 'retired' };
   if (before?.status !== 'available' && before?.status !== 'retiring') throw notRetirable(input, before?.status);
+  // Refused before claiming while a deploy runs: a claim, even one given back at once, fails the deploys
+  // that meet it (ImageRetired).
+  await refuseWhileDeploying(deps, input);
   let claim = await catalog.versions.beginRetire(image, version, me);
   if (claim.state === 'owned') {
     if (claim.owner && !(await temporal.isClosed(claim.owner))) {
@@ -114,14 +126,12 @@ export async function beginRetire(deps: RetireDeps, input: VersionRef, me: RunRe
   if (claim.state === 'unavailable') throw notRetirable(input, claim.status);
   if (claim.state !== 'claimed') throw new Error(`${image}@${version} changed while being claimed; retrying`);
   const { record, previous } = claim;
-  const running = await leasedDeploys(deps, input);
-  if (running.length > 0) {
-    // Claimed first, then checked: a deploy leases before it reads the version, so it sees the claim or is seen.
+  try {
+    // Checked again once claimed: a deploy leases before it reads the version, so it sees the claim or is seen.
+    await refuseWhileDeploying(deps, input);
+  } catch (err) {
     if (previous === 'available') await catalog.versions.abandonRetire(image, version, me);
-    throw new VmhubError(
-      'DeployRunning',
-      `${image}@${version} is being deployed by ${running.join(', ')}; retire it once that has ended`,
-    );
+    throw err;
   }
   // Listed once claimed: a deploy that records its copy from now on records it failed (retired), so none is missed.
   const sddcs = await holders(catalog, input);

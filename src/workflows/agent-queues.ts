@@ -1,6 +1,7 @@
 import { patched, proxyActivities, type ActivityInterfaceFor } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { AgentActivities } from '../activities/agent';
+import type { ContentLibraryActivities, LibraryTaskInput } from '../activities/content-library';
 import { NON_RETRYABLE_ERROR_TYPES } from '../shared/errors';
 import { agentAlive, pollersOf, quickQueueFor } from '../shared/agent-pollers';
 
@@ -32,20 +33,42 @@ export async function checkAgent(
   return { alive: agentAlive(pollers), quickQueue: quickQueueFor(input.taskQueue, pollers) };
 }
 
-/** Has the agent remove a partial download, within a bound; one that fails leaves the partial for the next download of the version to resume. */
-export async function discardOnAgent(
-  taskQueue: string,
-  download: Parameters<AgentActivities['discardDownload']>[0],
-): Promise<void> {
-  const agent = proxyActivities<AgentActivities>({
+/** A cleanup after a cancel: on the agent's quick queue, bounded, so a dead agent cannot hold the cancel up. */
+function cleanupOnAgent<T>(taskQueue: string) {
+  return proxyActivities<T>({
     taskQueue,
     scheduleToStartTimeout: '1 minute',
     startToCloseTimeout: '1 minute',
     retry: { maximumAttempts: 2, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
   });
-  await agent.discardDownload
-    .executeWithOptions({ summary: `remove the partial download of ${download.image}@${download.version} on ${download.sddc}` }, [
-      download,
-    ])
-    .catch(() => undefined);
+}
+
+/**
+ * Has the agent remove a partial download; says what became of it. One the agent did not remove stays for
+ * the next download of the version to resume.
+ */
+export async function discardOnAgent(
+  taskQueue: string,
+  download: Parameters<AgentActivities['discardDownload']>[0],
+): Promise<string> {
+  const agent = cleanupOnAgent<AgentActivities>(taskQueue);
+  const ref = `${download.image}@${download.version}`;
+  return agent.discardDownload
+    .executeWithOptions({ summary: `remove the partial download of ${ref} on ${download.sddc}` }, [download])
+    .then(
+      () => 'cancelled: the agent stopped and removed its partial download',
+      () => `cancelled: the agent did not answer, so its partial download of ${ref} stays for the next deploy to resume`,
+    );
+}
+
+/** Has the agent remove a library item a cancelled import left half made; says what became of it. */
+export async function removeHalfItemOnAgent(taskQueue: string, task: LibraryTaskInput): Promise<string> {
+  const agent = cleanupOnAgent<ContentLibraryActivities>(taskQueue);
+  return agent.removeLibraryItem
+    .executeWithOptions({ summary: `remove the half-imported item of ${task.image}@${task.version} on ${task.sddc}` }, [task])
+    .then(
+      () => 'cancelled: the agent stopped the import and removed the half-imported library item',
+      () =>
+        `cancelled: the agent did not answer, so a half-imported library item may stay in ${task.target.library} until the next deploy`,
+    );
 }

@@ -40,7 +40,7 @@ import type { ContentLibraryTarget } from '../shared/target-kinds/kind';
 import { libraryOf } from '../shared/sddc-target';
 import { formatBytes } from '../shared/units';
 import { control } from './activity-options';
-import { checkAgent, discardOnAgent } from './agent-queues';
+import { checkAgent, discardOnAgent, removeHalfItemOnAgent } from './agent-queues';
 import { Board } from './deploy-board';
 import { addCounts, boundedResult, countRows, failureReason, incompleteMessage, ROWS_KEPT, searchableNames } from './deploy-rows';
 import { detailsText, outcomeLine } from './current-details';
@@ -293,8 +293,11 @@ async function deployTo(
         const failures = Array.isArray(details) ? (details as SourceFailure[]) : [];
         await CancellationScope.nonCancellable(() => markFailures(plan, failures, sddc.name));
       }
+      // A cancelled SDDC's row says what its cleanup did, when the workflow ran one, else what the agent does itself.
       const reason =
-        isCancellation(err) || CancellationScope.current().consideredCancelled ? CANCELLED_REASON : failureReason(cause);
+        isCancellation(err) || CancellationScope.current().consideredCancelled
+          ? (p.reason ?? CANCELLED_REASON)
+          : failureReason(cause);
       row = { ...base, status: 'failed', source: null, reason };
     }
   }
@@ -397,10 +400,20 @@ async function toLibrary(
   } else {
     const downloaded = await download(plan, target, board, quickQueue);
     board.phase(p, 'importing');
-    const imported = await agent.importToLibrary.executeWithOptions(
-      { summary: `import ${item} into library ${library.library} of ${sddc.name}` },
-      [task],
-    );
+    let imported;
+    try {
+      imported = await agent.importToLibrary.executeWithOptions(
+        { summary: `import ${item} into library ${library.library} of ${sddc.name}` },
+        [task],
+      );
+    } catch (err) {
+      // An import whose agent is dead or hung ends as a timeout, not a cancel: its half item is removed all the same.
+      const cancelled = isCancellation(err) || CancellationScope.current().consideredCancelled;
+      if (cancelled && patched('library-cancel-cleanup')) {
+        p.reason = await CancellationScope.nonCancellable(() => removeHalfItemOnAgent(quickQueue, task));
+      }
+      throw err;
+    }
     const status = downloaded.status === 'deployed' || imported.status === 'deployed' ? 'deployed' : 'already-present';
     row = {
       status,
@@ -450,7 +463,7 @@ async function download(plan: DeploymentPlan, target: DeploymentTarget, board: B
     // A cancel between attempts reaches no running download, and one whose agent is dead or hung ends as a
     // timeout: once a cancel was asked for, whatever the error, have the agent remove what a download left.
     if (cancelledBy(err, 'deploy-cancel-by-scope') && patched('discard-on-cancel')) {
-      await CancellationScope.nonCancellable(() => discardOnAgent(quickQueue, download));
+      p.reason = await CancellationScope.nonCancellable(() => discardOnAgent(quickQueue, download));
     }
     throw err;
   }
