@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../src/activities';
 import type { AgentActivities } from '../../src/activities/agent';
@@ -8,6 +9,15 @@ import type { AgentLifecycleActivities } from '../../src/activities/lifecycle';
 import type { RetentionResult, RetireResult, VerifyResult } from '../../src/shared/lifecycle-input';
 import { retireAgent, retireControl, retirePlan, retireRef, verifyControl } from '../harness/lifecycle-mocks';
 import { runWorker, startTestEnvironment, transferUntilCancelled } from '../harness/mock-activities';
+
+/** Waits for `done`, failing with what was awaited after 60 s rather than hanging the test. */
+async function until(what: string, done: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 /**
  * RetireImage, VerifyReplicas and ApplyRetention on the time-skipping test server with mocked
@@ -224,8 +234,12 @@ describe('RetireImage', () => {
         // Cancelled once the other SDDC's removal has completed: only the hung one is still pending in the batch.
         // A batch is named by the retire's workflow ID, its owner (the first run) and its number.
         const batch = env.client.workflow.getHandle(`${workflowId}:${handle.firstExecutionRunId}:1`);
-        while ((await batch.describe()).raw.pendingActivities?.length !== 1) await new Promise((r) => setTimeout(r, 50));
+        const pending = async () => (await batch.describe()).raw.pendingActivities ?? [];
+        await until('only the hung removal pending', async () => log.includes('file dir-1') && (await pending()).length === 1);
         await handle.cancel();
+        // The hung removal ends only once the cancel has reached it in the batch, as a dead agent's would time out then.
+        const cancelRequested = temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED;
+        await until('the cancel to reach the hung removal', async () => (await pending())[0]?.state === cancelRequested);
         release();
         return handle.result().catch((e: unknown) => e);
       },
