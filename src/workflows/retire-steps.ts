@@ -1,3 +1,4 @@
+// The steps RetireImage and its batches share: one SDDC's removal, and how outcomes become a result or a failure.
 import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation } from '@temporalio/workflow';
 import type { ContentLibraryActivities } from '../activities/content-library';
 import type { AgentLifecycleActivities, RetirePlan, RetireTarget } from '../activities/lifecycle';
@@ -10,8 +11,6 @@ import { libraryOf } from '../shared/sddc-target';
 import { control } from './activity-options';
 import { checkAgent } from './agent-queues';
 import { onAgent } from './deploy-to-sddcs';
-
-/* The steps RetireImage and its batches share: one SDDC's removal, and how outcomes become a result or a failure. */
 
 export type Retiring = Extract<RetirePlan, { state: 'retiring' }>;
 export type SddcRemoval = RetireResult['sddcs'][number];

@@ -89,6 +89,34 @@ export function retireAgent(log: string[]): Partial<AgentActivities> {
 }
 
 /** Two pages of one version each; the second version's replica differs and is replicated again. */
+/**
+ * VerifyReplicas over app 1.0.0 and 2.0.0 on two replicas, where only 2.0.0 on `stale` differs and is
+ * copied again; each copy is noted in `replicated` as `note` words it.
+ */
+export function staleReplicaControl(
+  stale: string,
+  replicated: string[],
+  note: (version: string, replica: string) => string = (version, replica) => `${version} ${replica}`,
+): Partial<Activities> {
+  return {
+    versionsToVerify: async () => ({
+      versions: [
+        { image: 'app', version: '1.0.0' },
+        { image: 'app', version: '2.0.0' },
+      ],
+      replicas: ['west-replica', 'north-replica'],
+    }),
+    checkReplica: async ({ version, location: replica }) =>
+      version === '2.0.0' && replica === stale
+        ? { location: replica, status: 'stale', reason: 'committed block 1 differs' }
+        : { location: replica, status: 'verified' },
+    replicateImage: async ({ version, location: replica }) => {
+      replicated.push(note(version, replica));
+      return { location: replica, status: 'verified' };
+    },
+  };
+}
+
 export function verifyControl(pages: Array<string | undefined>, replicated: string[]): Partial<Activities> {
   return {
     versionsToVerify: async ({ after }) => {

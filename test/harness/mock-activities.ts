@@ -22,7 +22,7 @@ import { TRANSFER_ACTIVITIES } from '../../src/workflows/activity-options';
 const MiB = 1024 * 1024;
 export const plan = planBlocks(64 * MiB, 4 * MiB); // 16 blocks: one range
 export const location = { storage: 'east-primary', container: 'vm-images', blob: 'app/1.0.0/app-1.0.0.ova' };
-const metadata = {
+export const metadata = {
   kind: 'iso' as const,
   volumeId: 'APP',
   volumeSizeBytes: plan.sizeBytes,

@@ -14,8 +14,8 @@ import { planBlocks } from '../../src/shared/block-plan';
 import type { FleetProgress } from '../../src/shared/deploy-input';
 import type { ContentLibraryTarget, LibraryPlacement } from '../../src/shared/target-kinds/kind';
 import { patchesIn, V2_PATCHES } from './history-patches';
-import { retireAgent, retireControl, retirePlan } from './lifecycle-mocks';
-import { deployedDownload, fleetPlanOf, location, runWorker, startTestEnvironment } from './mock-activities';
+import { retireAgent, retireControl, retirePlan, staleReplicaControl } from './lifecycle-mocks';
+import { deployedDownload, fleetPlanOf, location, metadata, plan, runWorker, startTestEnvironment } from './mock-activities';
 import { publishOf, v2Recordings, type Recording, type Save } from './record-v2-histories';
 
 /**
@@ -111,17 +111,9 @@ async function recordRestage(env: TestWorkflowEnvironment, save: Save): Promise<
   await save('publish-restage', id);
 }
 
+/** The mocks' 64 MiB image (16 blocks) published already, with the same bytes. */
 async function recordRepublish(env: TestWorkflowEnvironment, save: Save): Promise<void> {
-  const plan = planBlocks(64 * MiB, 4 * MiB);
   const sha256 = 'a'.repeat(64);
-  const metadata = {
-    kind: 'iso' as const,
-    volumeId: 'APP',
-    volumeSizeBytes: plan.sizeBytes,
-    bootable: false,
-    joliet: false,
-    udf: false,
-  };
   const existing = {
     image: 'app',
     version: '1.0.0',
@@ -248,23 +240,7 @@ async function recordCheckServices(env: TestWorkflowEnvironment, save: Save): Pr
 
 async function recordVerifyRecopied(env: TestWorkflowEnvironment, save: Save): Promise<void> {
   const replicated: string[] = [];
-  const control: Partial<Activities> = {
-    versionsToVerify: async () => ({
-      versions: [
-        { image: 'app', version: '1.0.0' },
-        { image: 'app', version: '2.0.0' },
-      ],
-      replicas: ['west-replica', 'north-replica'],
-    }),
-    checkReplica: async ({ version, location: replica }) =>
-      version === '2.0.0' && replica === 'west-replica'
-        ? { location: replica, status: 'stale', reason: 'committed block 1 differs' }
-        : { location: replica, status: 'verified' },
-    replicateImage: async ({ version, location: replica }) => {
-      replicated.push(`${version} ${replica}`);
-      return { location: replica, status: 'verified' };
-    },
-  };
+  const control = staleReplicaControl('west-replica', replicated);
   const workflowId = `verify:all:${randomUUID().slice(0, 8)}`;
   await runWorker(env, control, (taskQueue) =>
     env.client.workflow.execute('VerifyReplicas', { args: [{}], taskQueue, workflowId }),

@@ -11,7 +11,7 @@ import { deployWorkflowId, type DeployResultRow, type FleetProgress } from '../.
 import type { RetentionResult } from '../../src/shared/lifecycle-input';
 import type { PublishResult } from '../../src/shared/publish-input';
 import { transferTaskQueueOf } from '../../src/shared/task-queues';
-import { retireAgent, retireRef } from './lifecycle-mocks';
+import { retireAgent, retireRef, staleReplicaControl } from './lifecycle-mocks';
 import {
   deployActivities,
   deployedDownload,
@@ -404,23 +404,8 @@ async function recordRetention(env: TestWorkflowEnvironment, save: Save): Promis
 /** A replica that differs is copied again, on the transfer queue (only there is replicateImage registered). */
 async function recordVerifyRecopied(env: TestWorkflowEnvironment, save: Save): Promise<void> {
   const replicated: string[] = [];
-  const control: Partial<Activities> = {
-    versionsToVerify: async () => ({
-      versions: [
-        { image: 'app', version: '1.0.0' },
-        { image: 'app', version: '2.0.0' },
-      ],
-      replicas: ['west-replica', 'north-replica'],
-    }),
-    checkReplica: async ({ version, location: replica }) =>
-      version === '2.0.0' && replica === 'north-replica'
-        ? { location: replica, status: 'stale', reason: 'committed block 7 differs' }
-        : { location: replica, status: 'verified' },
-    replicateImage: async ({ version, location: replica }) => {
-      replicated.push(`${version} ${replica} on ${Context.current().info.taskQueue}`);
-      return { location: replica, status: 'verified' };
-    },
-  };
+  const onQueue = (version: string, replica: string) => `${version} ${replica} on ${Context.current().info.taskQueue}`;
+  const control = staleReplicaControl('north-replica', replicated, onQueue);
   const workflowId = `verify:all:${randomUUID().slice(0, 8)}`;
   const queue = await runWorker(env, control, async (taskQueue) => {
     await env.client.workflow.execute('VerifyReplicas', { args: [{}], taskQueue, workflowId });
