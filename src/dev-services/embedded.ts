@@ -55,6 +55,15 @@ function catalogHostPort(uri: string): { host: string; port: number } | undefine
   }
 }
 
+/**
+ * Dynamic-config values for the dev server, `KEY=JSON` separated by spaces (VMHUB_TEMPORAL_DYNAMIC_CONFIG):
+ * the tests shorten the long poll so that an idle worker's poll time, which liveness checks read, moves
+ * every few seconds rather than every minute.
+ */
+function dynamicConfig(env: NodeJS.ProcessEnv): string[] {
+  return (env.VMHUB_TEMPORAL_DYNAMIC_CONFIG ?? '').split(/\s+/).filter(Boolean);
+}
+
 /** The services this configuration needs started locally; each is resolved lazily so `status` never installs. */
 export function plannedServices(config: Config = loadConfig(), env: NodeJS.ProcessEnv = process.env): Array<() => ServiceSpec> {
   const dir = (name: string) => path.join(config.dataDir, name);
@@ -84,6 +93,7 @@ export function plannedServices(config: Config = loadConfig(), env: NodeJS.Proce
         '--log-level',
         'warn',
         ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([k, v]) => ['--search-attribute', `${k}=${v}`]),
+        ...dynamicConfig(env).flatMap((kv) => ['--dynamic-config-value', kv]),
       ],
     }));
   }

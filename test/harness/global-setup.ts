@@ -75,6 +75,9 @@ export default async function globalSetup(): Promise<void> {
   fs.mkdirSync(process.env.VMHUB_REPOSITORY_ROOTS, { recursive: true });
   if (process.env.VMHUB_TEST_REUSE_SERVICES !== '1') {
     process.env.VMHUB_TEST_OWNS_SERVICES = '1';
+    // An idle worker's long poll ends every 5 s instead of every minute: liveness read from poll times, and
+    // workers stopping, need not wait out a minute-long poll.
+    process.env.VMHUB_TEMPORAL_DYNAMIC_CONFIG ??= 'matching.longPollExpirationInterval="5s"';
     await startOnFreePorts(dataDir);
   }
 
