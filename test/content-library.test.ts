@@ -98,7 +98,7 @@ describe('content library targets', () => {
     return agent;
   }
 
-  /** A deploy fails an SDDC whose agent has not polled yet (NoAgent): wait for a new one to poll. */
+  /** A deploy skips an SDDC whose agent has not polled yet: wait for a new one to poll. */
   async function polling(name: string): Promise<void> {
     await until(
       `agent ${name} polling`,

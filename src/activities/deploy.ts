@@ -53,9 +53,9 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
       return withFailures(() => checkSddcs(catalog, names));
     },
 
-    /** The version and the SDDCs' names in batches, for a fanned-out deploy. */
+    /** The version and the SDDCs' names in batches, for a fanned-out deploy; all-or-nothing, also those without an agent. */
     async planFleet(input: DeployInput): Promise<FleetPlan> {
-      return withFailures(() => planFleet(catalog, input));
+      return withFailures(() => planFleet(catalog, temporal, input));
     },
 
     /** Leases the version for this deploy before any agent downloads it: a retire is refused while the lease is held. */

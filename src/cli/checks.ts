@@ -4,8 +4,7 @@ import type { ImageVersionRecord } from '../catalog/image-records';
 import type { SddcRecord } from '../catalog/sddc-records';
 import type { Config } from '../config';
 import { VmhubError } from '../shared/errors';
-import { agentPollers } from '../deploy/agent-liveness';
-import { agentAlive } from '../shared/agent-pollers';
+import { withoutAgent } from '../deploy/agent-liveness';
 import { assertDeployable } from '../lifecycle/deprecation';
 import {
   isLatestRef,
@@ -132,22 +131,23 @@ export function requireControlWorkers(client: Client, config: Config): Promise<v
 }
 
 /**
- * Refused with NoAgent unless each SDDC's agent polled its task queue or its quick queue in the last 75 s:
- * the quick queue keeps polling while every download slot is busy.
+ * A deploy skips an SDDC whose agent polled neither its task queue nor its quick queue lately (the quick
+ * queue keeps polling while every download slot is busy). Refused with NoAgent when no agent of `sddcs`
+ * polled in the last 75 s, since nothing could be deployed, or when one did not and `allOrNothing` asks
+ * for every SDDC or none.
  */
-export async function requireAgents(client: Client, sddcs: SddcRecord[]): Promise<void> {
-  const view = loadTemporal().temporalView(client);
-  const missing: SddcRecord[] = [];
-  // A bounded number of questions at once, whatever the fleet's size.
-  for (let i = 0; i < sddcs.length; i += 16) {
-    const slice = sddcs.slice(i, i + 16);
-    const pollers = await Promise.all(slice.map((s) => agentPollers(view, s.taskQueue, RECENT_POLL_MS)));
-    missing.push(...slice.filter((_, j) => !agentAlive(pollers[j])));
-  }
-  if (missing.length === 0) return;
+export async function requireAgents(client: Client, sddcs: SddcRecord[], allOrNothing = false): Promise<void> {
+  const missing = await withoutAgent(loadTemporal().temporalView(client), sddcs, RECENT_POLL_MS);
+  if (missing.length === 0 || (!allOrNothing && missing.length < sddcs.length)) return;
   const shown = missing.slice(0, 10);
-  throw new VmhubError(
-    'NoAgent',
-    `no agent has polled in the last 75 s for ${shown.map((s) => `${s.name} (task queue ${s.taskQueue})`).join(', ')}${missing.length > shown.length ? ` and ${missing.length - shown.length} more` : ''}; start each with \`npm run agent -- <name>\`, e.g. \`npm run agent -- ${missing[0].name}\``,
-  );
+  const named = `${shown.map((s) => `${s.name} (task queue ${s.taskQueue})`).join(', ')}${missing.length > shown.length ? ` and ${missing.length - shown.length} more` : ''}`;
+  const start =
+    missing.length === 1
+      ? `start it with \`npm run agent -- ${missing[0].name}\``
+      : `start each with \`npm run agent -- <name>\`, e.g. \`npm run agent -- ${missing[0].name}\``;
+  const why =
+    missing.length === sddcs.length
+      ? 'so there is nothing to deploy to'
+      : 'and --all-or-nothing deploys nowhere until every SDDC has one (without it, the deploy skips them)';
+  throw new VmhubError('NoAgent', `no agent has polled in the last 75 s for ${named}, ${why}; ${start}`);
 }

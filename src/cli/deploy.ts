@@ -14,6 +14,8 @@ export interface DeployOptions {
   version: string;
   to: string[] | 'all';
   force: boolean;
+  /** Deploy nowhere unless every SDDC the version fits has a live agent; else such an SDDC is skipped. */
+  allOrNothing?: boolean;
   wait: boolean;
 }
 
@@ -24,7 +26,8 @@ export type DeployCliResult = { workflowId: string } & (
 
 /**
  * Checks everything it can before the workflow starts: the SDDCs are registered, the version exists and
- * may be deployed, and the control worker and the agent of every SDDC it fits polled in the last 75 s.
+ * may be deployed, the control worker polled in the last 75 s, and so did the agent of some SDDC it fits
+ * (of every one, all-or-nothing).
  */
 export async function prepare(options: DeployOptions, deps: CliDeps): Promise<DeployInput> {
   const catalog = await deps.catalog();
@@ -36,9 +39,16 @@ export async function prepare(options: DeployOptions, deps: CliDeps): Promise<De
   await requireAgents(
     client,
     sddcs.filter((s) => capacityShortfall(resourcesOf(record), s.capacity) === undefined),
+    options.allOrNothing,
   );
   // `latest` and `latest-pre` are resolved here, so the deploy ships the version that was checked.
-  return { image: options.image, version: record.version, sddcs: options.to, ...(options.force ? { force: true } : {}) };
+  return {
+    image: options.image,
+    version: record.version,
+    sddcs: options.to,
+    ...(options.force ? { force: true } : {}),
+    ...(options.allOrNothing ? { allOrNothing: true } : {}),
+  };
 }
 
 export async function run(options: DeployOptions, deps: CliDeps): Promise<DeployCliResult> {
@@ -83,6 +93,10 @@ export function register(program: Command, deps: CliDeps): void {
     )
     .addOption(requiredOption('--to <sddcs>', 'comma-separated registered SDDC names, or "all"'))
     .option('--force', 'deploy a deprecated version even past its end of life')
+    .option(
+      '--all-or-nothing',
+      'deploy nowhere unless the agent of every SDDC is running (without it, an SDDC with no agent is skipped)',
+    )
     .option('--no-wait', 'start the workflow, print its ID and return')
     .addOption(jsonOption())
     .addHelpText(
@@ -91,12 +105,14 @@ export function register(program: Command, deps: CliDeps): void {
         'vmhub deploy ubuntu-app@2.3.1 --to east-1,west-1',
         'vmhub deploy ubuntu-app@latest --to all --no-wait',
         'vmhub deploy ubuntu-app@latest-pre --to lab-1',
+        'vmhub deploy ubuntu-app@2.3.1 --to all --all-or-nothing',
       ),
     )
-    .action(async (ref: string, opts: { to: string; force?: boolean; wait: boolean; json?: boolean }) => {
+    .action(async (ref: string, opts: { to: string; force?: boolean; allOrNothing?: boolean; wait: boolean; json?: boolean }) => {
       const { image, version } = parseRef(ref);
       const to = opts.to === 'all' ? 'all' : parseSddcList(opts.to, '--to');
-      const result = await run({ image, version, to, force: Boolean(opts.force), wait: opts.wait }, deps);
+      const allOrNothing = Boolean(opts.allOrNothing);
+      const result = await run({ image, version, to, force: Boolean(opts.force), allOrNothing, wait: opts.wait }, deps);
       print(deps.io, Boolean(opts.json), result, () => renderText(result));
       process.exitCode = exitCode(result);
     });

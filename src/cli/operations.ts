@@ -73,7 +73,8 @@ function samePublish(a: PublishInput, b: PublishInput): boolean {
     a.version === b.version &&
     a.format === b.format &&
     a.sha256?.toLowerCase() === b.sha256?.toLowerCase() &&
-    (a.deployTo ?? []).join(',') === (b.deployTo ?? []).join(',')
+    (a.deployTo ?? []).join(',') === (b.deployTo ?? []).join(',') &&
+    Boolean(a.deployAllOrNothing) === Boolean(b.deployAllOrNothing)
   );
 }
 

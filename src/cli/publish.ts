@@ -50,11 +50,18 @@ export async function prepare(options: PublishOptions, deps: CliDeps): Promise<P
     format: options.format,
     sha256: options.sha256,
   };
+  if (options.deployAllOrNothing && !options.deploy) {
+    throw new VmhubError(
+      'InvalidInput',
+      '--all-or-nothing applies to the deploy after the publish: give --deploy <sddcs> with it',
+    );
+  }
   const sddcs = options.deploy ? await registeredSddcs(await deps.catalog(), options.deploy, '--deploy') : [];
   const client = await deps.temporal();
   await requireControlWorkers(client, deps.config);
-  await requireAgents(client, sddcs);
+  await requireAgents(client, sddcs, options.deployAllOrNothing);
   if (options.deploy) input.deployTo = options.deploy;
+  if (options.deployAllOrNothing) input.deployAllOrNothing = true;
   return input;
 }
 
@@ -102,7 +109,8 @@ export function register(program: Command, deps: CliDeps): void {
     .option('--version <version>', 'MAJOR.MINOR.PATCH, e.g. 1.2.3; default: the version the image declares')
     .addOption(new Option('--format <format>', 'image format; default: from the file').choices([...IMAGE_FORMATS]))
     .option('--sha256 <hex>', "the image's expected SHA-256 (e.g. its vendor's checksum): other bytes fail and commit nothing")
-    .option('--deploy <sddcs>', 'comma-separated SDDCs to deploy to once published (their agents must be running)')
+    .option('--deploy <sddcs>', 'comma-separated SDDCs to deploy to once published (one with no agent running is skipped)')
+    .option('--all-or-nothing', 'with --deploy: deploy nowhere unless the agent of every SDDC is running')
     .option('--no-wait', 'start the workflow, print its ID and return')
     .addOption(jsonOption())
     .addHelpText(
@@ -122,6 +130,7 @@ export function register(program: Command, deps: CliDeps): void {
           format?: ImageFormat;
           sha256?: string;
           deploy?: string;
+          allOrNothing?: boolean;
           wait: boolean;
           json?: boolean;
         },
@@ -134,6 +143,7 @@ export function register(program: Command, deps: CliDeps): void {
             format: opts.format,
             sha256: opts.sha256,
             deploy: opts.deploy === undefined ? undefined : parseSddcList(opts.deploy, '--deploy'),
+            deployAllOrNothing: opts.allOrNothing,
             wait: opts.wait,
           },
           deps,

@@ -1,5 +1,6 @@
 import { agentQuickTaskQueueOf } from '../shared/task-queues';
-import type { AgentPollers } from '../shared/agent-pollers';
+import { agentAlive, type AgentPollers } from '../shared/agent-pollers';
+import { runPool } from '../shared/concurrency';
 import type { TemporalView } from '../temporal/connection';
 
 /**
@@ -8,6 +9,9 @@ import type { TemporalView } from '../temporal/connection';
  * queue, and stops while every slot downloads: five minutes still counts it alive.
  */
 export const AGENT_ALIVE_MS = 5 * 60_000;
+
+/** Task queues asked about their pollers at once: a fleet's agents are checked in seconds, not one by one. */
+const POLLER_CHECKS_AT_ONCE = 16;
 
 /** Pollers seen within `withinMs` on an agent's long queue (`taskQueue`, as registered) and on its quick queue. */
 export async function agentPollers(
@@ -20,4 +24,18 @@ export async function agentPollers(
     temporal.recentPollers(agentQuickTaskQueueOf(taskQueue), 'activity', withinMs),
   ]);
   return { long, quick };
+}
+
+/** Of `items`, those whose agent (on `taskQueue`) polled neither its long nor its quick queue within `withinMs`; each queue is asked once. */
+export async function withoutAgent<T extends { taskQueue: string }>(
+  temporal: Pick<TemporalView, 'recentPollers'>,
+  items: readonly T[],
+  withinMs = AGENT_ALIVE_MS,
+): Promise<T[]> {
+  const queues = [...new Set(items.map((t) => t.taskQueue))];
+  const silent = new Set<string>();
+  await runPool(queues, POLLER_CHECKS_AT_ONCE, async (queue) => {
+    if (!agentAlive(await agentPollers(temporal, queue, withinMs))) silent.add(queue);
+  });
+  return items.filter((t) => silent.has(t.taskQueue));
 }

@@ -9,6 +9,8 @@ import { assertDeployable } from '../lifecycle/deprecation';
 import { dataCentersByDistance, type Topology } from '../topology/topology';
 import { batchesOf, type SddcBatch } from '../shared/batches';
 import type { DeployInput } from '../shared/deploy-input';
+import type { TemporalView } from '../temporal/connection';
+import { withoutAgent } from './agent-liveness';
 import { capacityShortfall, resourcesOf, sourceOrder, type SourceCandidate } from './placement';
 
 export interface DeploymentTarget {
@@ -31,7 +33,15 @@ export interface FleetPlan {
   version: string;
   sizeBytes: number;
   batches: SddcBatch[];
+  /**
+   * For an all-or-nothing deploy: the SDDCs the version fits whose agent has not polled lately (the first
+   * 100 of them, so the plan stays small), and how many there are. Absent otherwise.
+   */
+  noAgent?: { count: number; sddcs: Array<Pick<SddcRecord, 'name' | 'taskQueue'>> };
 }
+
+/** The SDDCs of an all-or-nothing deploy's `noAgent` the plan names; the rest are counted. */
+const NO_AGENT_NAMED = 100;
 
 type DeployCatalog = Pick<Catalog, 'versions' | 'sddcs'>;
 
@@ -65,11 +75,29 @@ async function resolve(
 
 /**
  * What a fanned-out deploy needs to start its batches: the version and the SDDCs' names grouped into
- * batches, never their sources or placements, so the result stays small for any fleet.
+ * batches, never their sources or placements, so the result stays small for any fleet. For an
+ * all-or-nothing deploy, also the SDDCs it would need an agent for that have none (an SDDC the version
+ * does not fit is skipped, and needs none).
  */
-export async function planFleet(catalog: DeployCatalog, input: DeployInput): Promise<FleetPlan> {
+export async function planFleet(
+  catalog: DeployCatalog,
+  temporal: Pick<TemporalView, 'recentPollers'>,
+  input: DeployInput,
+): Promise<FleetPlan> {
   const { record, sddcs } = await resolve(catalog, input);
-  return { image: record.image, version: record.version, sizeBytes: record.sizeBytes, batches: batchesOf(sddcs) };
+  const plan: FleetPlan = {
+    image: record.image,
+    version: record.version,
+    sizeBytes: record.sizeBytes,
+    batches: batchesOf(sddcs),
+  };
+  if (!input.allOrNothing) return plan;
+  const resources = resourcesOf(record);
+  const fitting = sddcs.filter((s) => capacityShortfall(resources, s.capacity) === undefined);
+  const silent = await withoutAgent(temporal, fitting);
+  if (silent.length === 0) return plan;
+  const named = silent.slice(0, NO_AGENT_NAMED).map((s) => ({ name: s.name, taskQueue: s.taskQueue }));
+  return { ...plan, noAgent: { count: silent.length, sddcs: named } };
 }
 
 /** The version to deploy, and per SDDC whether it fits and which storage locations to read it from, nearest first. */

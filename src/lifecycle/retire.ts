@@ -1,11 +1,9 @@
 import type { ImageVersion, VersionRef } from '../shared/image-version';
 import type { Catalog } from '../catalog/catalog';
 import type { RunRef } from '../catalog/image-records';
-import { agentPollers } from '../deploy/agent-liveness';
-import { agentAlive } from '../shared/agent-pollers';
+import { withoutAgent } from '../deploy/agent-liveness';
 import type { Log } from '../engine/liveness';
 import { leasedDeploys } from './deploy-leases';
-import { runPool } from '../shared/concurrency';
 import { VmhubError } from '../shared/errors';
 import { validateImageName, validateVersion } from '../shared/names';
 import type { SddcTarget } from '../shared/sddc-target';
@@ -59,19 +57,6 @@ async function holders(catalog: RetireDeps['catalog'], ref: VersionRef): Promise
     targets.push({ sddc: sddc.name, taskQueue: sddc.taskQueue, target: sddc.target });
   }
   return targets;
-}
-
-/** Task queues asked about their pollers at once: a fleet's agents are checked in seconds, not one by one. */
-const POLLER_CHECKS_AT_ONCE = 16;
-
-/** The holders whose agent has polled neither its long nor its quick queue within AGENT_ALIVE_MS; each queue is asked once. */
-async function silentHolders(temporal: TemporalView, targets: RetireTarget[]): Promise<RetireTarget[]> {
-  const queues = [...new Set(targets.map((t) => t.taskQueue))];
-  const silent = new Set<string>();
-  await runPool(queues, POLLER_CHECKS_AT_ONCE, async (queue) => {
-    if (!agentAlive(await agentPollers(temporal, queue))) silent.add(queue);
-  });
-  return targets.filter((t) => silent.has(t.taskQueue));
 }
 
 function noAgent(ref: VersionRef, silent: RetireTarget[]): VmhubError {
@@ -135,7 +120,7 @@ export async function beginRetire(deps: RetireDeps, input: VersionRef, me: RunRe
   }
   // Listed once claimed: a deploy that records its copy from now on records it failed (retired), so none is missed.
   const sddcs = await holders(catalog, input);
-  const silent = await silentHolders(temporal, sddcs);
+  const silent = await withoutAgent(temporal, sddcs);
   if (silent.length > 0) {
     if (previous === 'available') await catalog.versions.abandonRetire(image, version, me);
     throw noAgent(input, silent);

@@ -13,6 +13,11 @@ export interface DeployInput {
   instantiate?: boolean;
   /** Deploy a deprecated version even past its end of life. */
   force?: boolean;
+  /**
+   * Deploy nowhere unless every SDDC the version fits has a live agent: the deploy fails NoAgent before
+   * any download. Without it, an SDDC whose agent does not poll is `skipped` (`no agent: …`).
+   */
+  allOrNothing?: boolean;
 }
 
 export type DeployStatus = 'deployed' | 'already-present' | 'skipped' | 'failed';
@@ -105,6 +110,9 @@ export function validateDeployInput(input: unknown): DeployInput {
     throw new VmhubError('InvalidInput', 'instantiate must be true or false');
   }
   if (i.force !== undefined && typeof i.force !== 'boolean') throw new VmhubError('InvalidInput', 'force must be true or false');
+  if (i.allOrNothing !== undefined && typeof i.allOrNothing !== 'boolean') {
+    throw new VmhubError('InvalidInput', 'allOrNothing must be true or false');
+  }
   return i as unknown as DeployInput;
 }
 

@@ -13,6 +13,8 @@ export interface PublishInput {
   /** The image's expected SHA-256, such as its vendor publishes: other bytes fail and commit nothing. */
   sha256?: string;
   deployTo?: string[];
+  /** With `deployTo`: the deploy's `allOrNothing` (DeployInput). */
+  deployAllOrNothing?: boolean;
 }
 
 export interface BlobLocation {
@@ -80,6 +82,13 @@ export function validatePublishInput(input: unknown): PublishInput {
   if (i.deployTo !== undefined) {
     if (!Array.isArray(i.deployTo)) throw new VmhubError('InvalidInput', 'deployTo must be a list of SDDC names');
     validateSddcNames(i.deployTo, 'deployTo');
+  }
+  if (i.deployAllOrNothing !== undefined) {
+    if (typeof i.deployAllOrNothing !== 'boolean')
+      throw new VmhubError('InvalidInput', 'deployAllOrNothing must be true or false');
+    if (i.deployAllOrNothing && !Array.isArray(i.deployTo)) {
+      throw new VmhubError('InvalidInput', 'deployAllOrNothing applies to a deploy: give deployTo with it');
+    }
   }
   return i as unknown as PublishInput;
 }

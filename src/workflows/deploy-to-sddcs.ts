@@ -44,6 +44,7 @@ import { checkAgent, discardOnAgent, removeHalfItemOnAgent } from './agent-queue
 import { Board } from './deploy-board';
 import { addCounts, boundedResult, countRows, failureReason, incompleteMessage, ROWS_KEPT, searchableNames } from './deploy-rows';
 import { detailsText, outcomeLine } from './current-details';
+import { noAgentRow, refuseAllOrNothing } from './no-agent';
 import { IMAGE_KEY, SDDC_KEY, VERSION_KEY } from './search-attributes';
 
 export const deployProgressQuery = defineQuery<DeployProgress>('progress');
@@ -103,6 +104,7 @@ async function fanOut(input: DeployInput): Promise<DeployResult> {
     { key: VERSION_KEY, value: fleet.version },
     { key: SDDC_KEY, value: searchableNames(fleet.batches.flatMap((b) => b.sddcs)) },
   ]);
+  refuseAllOrNothing(fleet);
   // Runs that began before deploy leases deploy without one.
   if (!patched('deploy-lease')) return deployBatches(input, fleet, progress);
   return withLease(fleet, () => deployBatches(input, fleet, progress));
@@ -194,9 +196,9 @@ async function deployBatch(
   fleet: FleetPlan,
   batch: SddcBatch,
   workflowId: string,
-  options: Pick<DeployInput, 'instantiate' | 'force'>,
+  options: Pick<DeployInput, 'instantiate' | 'force' | 'allOrNothing'>,
 ): Promise<{ rows: DeployResultRow[]; counts: DeployCounts }> {
-  const { instantiate, force } = options;
+  const { instantiate, force, allOrNothing } = options;
   // Terminating or resetting the parent cancels its batches, which then clean up, rather than killing them.
   const closePolicy = patched('batch-request-cancel') ? { parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL } : {};
   const rowsOf = (r: Partial<DeployResult>) => ({ rows: r.results ?? [], counts: r.counts ?? countRows(r.results ?? []) });
@@ -209,6 +211,7 @@ async function deployBatch(
           sddcs: batch.sddcs,
           ...(instantiate ? { instantiate } : {}),
           ...(force ? { force } : {}),
+          ...(allOrNothing ? { allOrNothing } : {}),
         },
       ],
       workflowId,
@@ -260,7 +263,7 @@ async function deployEach(input: DeployInput): Promise<DeployResult> {
     progress[t.sddc.name] = { sddc: t.sddc.name, phase: 'pending', source: null, bytesDone: 0, bytesTotal: plan.sizeBytes };
   }
   board.show();
-  const results = await Promise.all(plan.targets.map((t) => deployTo(plan, t, board, input.instantiate === true)));
+  const results = await Promise.all(plan.targets.map((t) => deployTo(plan, t, board, input)));
   if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('deploy cancelled');
   // A batch has at most BATCH_SIZE rows; one past ROWS_KEPT also says its counts, which the rows no longer give.
   const result = boundedResult(plan, results, results.length, results.length > ROWS_KEPT ? countRows(results) : undefined);
@@ -275,7 +278,7 @@ async function deployTo(
   plan: DeploymentPlan,
   target: DeploymentTarget,
   board: Board,
-  instantiate: boolean,
+  input: DeployInput,
 ): Promise<DeployResultRow> {
   const { sddc } = target;
   const p = board.progress[sddc.name];
@@ -285,7 +288,7 @@ async function deployTo(
     row = { ...base, status: 'skipped', source: null, reason: `does not fit: ${target.shortfall}` };
   } else {
     try {
-      row = { ...base, ...(await deliver(plan, target, board, instantiate)) };
+      row = { ...base, ...(await deliver(plan, target, board, input)) };
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : err;
       if (cause instanceof ApplicationFailure) {
@@ -316,8 +319,8 @@ async function deployTo(
 
 type Delivered = Omit<DeployResultRow, 'sddc' | 'dataCenter'>;
 
-/** Has the SDDC's agent deliver the image where the SDDC keeps images; an SDDC whose agent does not poll fails at once. */
-async function deliver(plan: DeploymentPlan, target: DeploymentTarget, board: Board, instantiate: boolean): Promise<Delivered> {
+/** Has the SDDC's agent deliver the image where the SDDC keeps images; an SDDC whose agent does not poll ends at once (noAgentRow). */
+async function deliver(plan: DeploymentPlan, target: DeploymentTarget, board: Board, input: DeployInput): Promise<Delivered> {
   const { sddc } = target;
   board.phase(board.progress[sddc.name], 'checking');
   const agent = await checkAgent(control, `is the agent of ${sddc.name} polling ${sddc.taskQueue}?`, {
@@ -325,17 +328,11 @@ async function deliver(plan: DeploymentPlan, target: DeploymentTarget, board: Bo
     image: plan.image,
     version: plan.version,
   });
-  if (!agent.alive) {
-    return {
-      status: 'failed',
-      source: null,
-      reason: `NoAgent: no agent has polled task queue ${sddc.taskQueue} in the last five minutes; start it with \`npm run agent -- ${sddc.name}\``,
-    };
-  }
+  if (!agent.alive) return noAgentRow(sddc, input.allOrNothing === true);
   // Runs that began before content libraries existed keep deploying into the agent's directory.
   const library = libraryOf(sddc.target);
   if (library && patched('content-library-import')) {
-    return toLibrary(plan, target, library, board, instantiate || library.instantiate === true, agent.quickQueue);
+    return toLibrary(plan, target, library, board, input.instantiate === true || library.instantiate === true, agent.quickQueue);
   }
   return download(plan, target, board, agent.quickQueue);
 }

@@ -386,16 +386,25 @@ async function distribute(
   let deployed: DeployResult;
   try {
     deployed = await executeChild(DeployToSDDCs, {
-      args: [{ image: result.image, version: result.version, sddcs: input.deployTo }],
+      args: [
+        {
+          image: result.image,
+          version: result.version,
+          sddcs: input.deployTo,
+          ...(input.deployAllOrNothing ? { allOrNothing: true } : {}),
+        },
+      ],
       workflowId,
       staticSummary: `Deploy ${result.image} ${result.version} to ${input.deployTo.join(', ')}`,
       // A terminated or reset publish lets its deploy clean up and release its lease; older runs replay as they ran.
       ...(patched('publish-deploy-request-cancel') ? { parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL } : {}),
     });
   } catch (err) {
-    // The version is published either way: an incomplete deploy is reported in the result, not as a failed publish.
+    // The version is published either way: an incomplete deploy, or an all-or-nothing one refused for want of
+    // an agent (its details have the rows too), is reported in the result, not as a failed publish.
     const cause = err instanceof ChildWorkflowFailure ? err.cause : undefined;
-    if (!(cause instanceof ApplicationFailure) || cause.type !== 'DeployIncomplete') throw err;
+    const reported = ['DeployIncomplete', ...(input.deployAllOrNothing ? ['NoAgent'] : [])];
+    if (!(cause instanceof ApplicationFailure) || !reported.includes(cause.type ?? '')) throw err;
     const details: unknown = cause.details?.[0];
     const results = (details as Partial<DeployResult> | undefined)?.results;
     const counts = (details as Partial<DeployResult> | undefined)?.counts;

@@ -6,11 +6,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { ImageVersionRecord } from '../../src/catalog/image-records';
+import type { DeployResult, DeployResultRow } from '../../src/shared/deploy-input';
 import { connectWorker } from '../../src/temporal/connection';
 import { createAgentWorker } from '../../src/temporal/worker';
 import { isoImage, ovaFromDescriptor } from '../images/build';
 import { fixture } from '../images/fixtures';
-import { repositoryRoot, startWorld, type TestWorld } from '../helpers';
+import { repositoryRoot, startWorld, type TestWorld, workflowFailure } from '../helpers';
 
 const execFileAsync = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -167,16 +168,63 @@ describe('the vmhub CLI against the services', () => {
     expect(stderr).not.toMatch(/EPIPE|Error/);
   });
 
-  it('publish --deploy refuses while an SDDC has no agent, and starts nothing', async () => {
+  it('publish --deploy --all-or-nothing refuses while an SDDC has no agent, and starts nothing', async () => {
     const image = `cli-noagent-${id}`;
-    const r = await vmhub('publish', `cli-${id}.iso`, '--image', image, '--version', '1.0.0', '--deploy', `${good},${idle}`);
+    const publish = ['publish', `cli-${id}.iso`, '--image', image, '--version', '1.0.0'];
+    const r = await vmhub(...publish, '--deploy', `${good},${idle}`, '--all-or-nothing');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(
+    expect(r.stderr).toBe(
+      `vmhub: NoAgent: no agent has polled in the last 75 s for ${idle} (task queue sddc-${idle}), and --all-or-nothing deploys nowhere until every SDDC has one (without it, the deploy skips them); start it with \`npm run agent -- ${idle}\`\n`,
+    );
+    const alone = await vmhub(...publish, '--all-or-nothing');
+    expect(alone.code).toBe(1);
+    expect(alone.stderr).toMatch(/^vmhub: InvalidInput: --all-or-nothing applies to the deploy after the publish: give --deploy/);
+    await expect(world.client.workflow.getHandle(`publish:${image}:1.0.0`).describe()).rejects.toThrow(/not found/i);
+  });
+
+  it('deploy --to all skips the SDDC with no agent and exits 2; all or nothing, or to that SDDC alone, deploys nothing', async () => {
+    const image = `cli-fleet-${id}`;
+    expect((await vmhub('publish', `cli-${id}.iso`, '--image', image, '--version', '1.0.0')).code).toBe(0);
+    const strict = await vmhub('deploy', `${image}@1.0.0`, '--to', 'all', '--all-or-nothing');
+    expect(strict.code).toBe(1);
+    expect(strict.stderr).toMatch(
       new RegExp(
-        `^vmhub: NoAgent: no agent has polled in the last 75 s for ${idle} \\(task queue sddc-${idle}\\); .*npm run agent -- ${idle}`,
+        `^vmhub: NoAgent: no agent has polled in the last 75 s for ${idle} \\(task queue sddc-${idle}\\), and --all-or-nothing`,
       ),
     );
-    await expect(world.client.workflow.getHandle(`publish:${image}:1.0.0`).describe()).rejects.toThrow(/not found/i);
+    // Named alone, an SDDC without an agent leaves nothing to deploy to.
+    const alone = await vmhub('deploy', `${image}@1.0.0`, '--to', idle);
+    expect(alone.code).toBe(1);
+    expect(alone.stderr).toMatch(/, so there is nothing to deploy to; start it with `npm run agent -- cli-idle-/);
+    // Started without the CLI's check (as with the Temporal CLI), the workflow's own plan refuses it.
+    const refused = await workflowFailure(
+      world.client.workflow.execute('DeployToSDDCs', {
+        args: [{ image, version: '1.0.0', sddcs: 'all', allOrNothing: true }],
+        taskQueue: world.config.taskQueue,
+        workflowId: `deploy:${image}:1.0.0:${randomUUID()}`,
+      }),
+    );
+    expect(refused.type).toBe('NoAgent');
+    expect(refused.message).toMatch(new RegExp(`^all or nothing: no agent has polled in the last five minutes for ${idle} `));
+    const refusedRows = (refused.details![0] as DeployResult).results;
+    expect(refusedRows.filter((r) => r.status === 'failed').map((r) => r.sddc)).toEqual([idle]);
+    expect(await world.deps.catalog.deployments.of(image, '1.0.0')).toEqual([]);
+
+    const r = await vmhub('deploy', `${image}@1.0.0`, '--to', 'all', '--json');
+    expect(r.code).toBe(2);
+    const out = JSON.parse(r.stdout) as { incomplete: boolean; results: DeployResultRow[] };
+    expect(out.incomplete).toBe(true);
+    const status = Object.fromEntries(out.results.map((row) => [row.sddc, row.status]));
+    expect(status).toMatchObject({ [good]: 'deployed', [bad]: 'deployed', [idle]: 'skipped' });
+    // Every SDDC registered without an agent is skipped, the rest deployed.
+    for (const row of out.results.filter((x) => x.sddc !== good && x.sddc !== bad)) {
+      expect(row).toMatchObject({
+        status: 'skipped',
+        reason: expect.stringMatching(/^no agent: nothing polled task queue sddc-/),
+      });
+    }
+    const recorded = await world.deps.catalog.deployments.of(image, '1.0.0');
+    expect(recorded.find((d) => d.sddc === idle)).toMatchObject({ status: 'skipped' });
   });
 
   it('a deploy with one failing SDDC exits 2 and prints its reason', async () => {

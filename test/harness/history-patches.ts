@@ -36,6 +36,8 @@ export const V2_PATCHES: Record<string, string[]> = {
   'deploy-batch-v2.binpb': ['activity-backstops'],
   'deploy-cancelled-v2.binpb': FAN_OUT,
   'deploy-cancelled-batch-v2.binpb': ['activity-backstops', 'deploy-cancel-by-scope', 'discard-on-cancel'],
+  'deploy-no-agent-batch-v2.binpb': ['activity-backstops', 'agent-quick-queue', 'no-agent-skips'],
+  'deploy-all-or-nothing-v2.binpb': ['deploy-all-or-nothing', 'fleet-fan-out'],
   'retire-fleet-v2.binpb': RETIRE,
   'retire-fleet-batch-v2.binpb': ['activity-backstops'],
   'retire-cancelled-v2.binpb': RETIRE,

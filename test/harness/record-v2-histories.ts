@@ -41,6 +41,7 @@ export const v2Recordings: Record<string, Recording> = {
   'publish-no-transfer-worker-v2': recordNoTransferWorker,
   'deploy-fanned-out-v2': recordFannedOutDeploy,
   'deploy-cancelled-v2': recordDeployCancelled,
+  'deploy-no-agent-batch-v2': recordDeployWithoutAgent,
   'retire-fleet-v2': recordRetireFleet,
   'retire-cancelled-v2': recordRetireCancelled,
   'apply-retention-v2': recordRetention,
@@ -280,6 +281,60 @@ async function recordDeployCancelled(env: TestWorkflowEnvironment, save: Save): 
   }
   await save('deploy-cancelled-v2', workflowId);
   await save('deploy-cancelled-batch-v2', `${workflowId}:1-dc-east`);
+}
+
+/**
+ * Two SDDCs, lab-1's agent polling nowhere: its batch skips it and the deploy completes. Then the same
+ * deploy all or nothing, whose plan finds lab-1 without an agent: refused NoAgent before any batch.
+ */
+async function recordDeployWithoutAgent(env: TestWorkflowEnvironment, save: Save): Promise<void> {
+  const agentQueue = `sddc-${randomUUID()}`;
+  const names = ['east-1', 'lab-1'];
+  const rows: DeployResultRow[] = [];
+  const planOf = (sddcs: string[]) => {
+    const plan = deployPlan(agentQueue, sddcs);
+    const silent = (name: string) => (name === 'lab-1' ? 'sddc-lab-1' : agentQueue);
+    return { ...plan, targets: plan.targets.map((t) => ({ ...t, sddc: { ...t.sddc, taskQueue: silent(t.sddc.name) } })) };
+  };
+  const control: Partial<Activities> = {
+    ...deployActivities(rows, agentQueue, names, 1),
+    planFleet: async (input) => ({
+      ...fleetPlanOf(planOf(names)),
+      ...(input.allOrNothing ? { noAgent: { count: 1, sddcs: [{ name: 'lab-1', taskQueue: 'sddc-lab-1' }] } } : {}),
+    }),
+    planDeployment: async (input) => planOf(input.sddcs === 'all' ? names : input.sddcs),
+    agentsPolling: async (input) => (input.taskQueue === agentQueue ? 1 : 0),
+  };
+  const workflowId = `deploy:app:1.0.0:${randomUUID()}`;
+  const refusedId = `deploy:app:1.0.0:${randomUUID()}`;
+  await runWorker(
+    env,
+    control,
+    async (taskQueue) => {
+      await env.client.workflow.execute('DeployToSDDCs', {
+        args: [{ image: 'app', version: '1.0.0', sddcs: names }],
+        taskQueue,
+        workflowId,
+      });
+      const refused = env.client.workflow.execute('DeployToSDDCs', {
+        args: [{ image: 'app', version: '1.0.0', sddcs: names, allOrNothing: true }],
+        taskQueue,
+        workflowId: refusedId,
+      });
+      await failureOf(refused, typed('NoAgent'), 'NoAgent');
+    },
+    { taskQueue: agentQueue, activities: { downloadImage: deployedDownload } },
+  );
+  if (
+    rows
+      .map((r) => `${r.sddc} ${r.status}`)
+      .sort()
+      .join() !== 'east-1 deployed,lab-1 skipped'
+  ) {
+    throw new Error(`the deploy did not skip lab-1 alone: ${JSON.stringify(rows)}`);
+  }
+  await save('deploy-no-agent-batch-v2', `${workflowId}:1-dc-east`);
+  await save('deploy-all-or-nothing-v2', refusedId);
 }
 
 /** A retire plan of app@1.0.0 from these SDDCs, all served by one agent queue. */

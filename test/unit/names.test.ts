@@ -81,4 +81,17 @@ describe('workflow inputs use the same checks', () => {
       'deployTo lists SDDC y twice',
     );
   });
+
+  it('all or nothing is true or false, and a publish takes it only with deployTo', () => {
+    expect(validateDeployInput({ image: 'a', version: '1.0.0', sddcs: 'all', allOrNothing: true }).allOrNothing).toBe(true);
+    expect(message(() => validateDeployInput({ image: 'a', version: '1.0.0', sddcs: 'all', allOrNothing: 'yes' }))).toBe(
+      'allOrNothing must be true or false',
+    );
+    expect(message(() => validatePublishInput({ source: 'a.ova', image: 'a', deployAllOrNothing: true }))).toBe(
+      'deployAllOrNothing applies to a deploy: give deployTo with it',
+    );
+    expect(
+      validatePublishInput({ source: 'a.ova', image: 'a', deployTo: ['y'], deployAllOrNothing: true }).deployAllOrNothing,
+    ).toBe(true);
+  });
 });

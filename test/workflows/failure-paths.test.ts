@@ -183,19 +183,18 @@ describe('PublishImage failure paths', () => {
 });
 
 describe('DeployToSDDCs failure paths', () => {
-  it('an SDDC whose agent never polls fails at once, without a download, and the run ends DeployIncomplete', async () => {
+  /** Deploys app@1.0.0 to east-1, whose agent never polls, and tiny, which it does not fit; counts the downloads. */
+  async function deployWithoutAgent(allOrNothing: boolean) {
     const rows: DeployResultRow[] = [];
     const agentQueue = `sddc-${randomUUID()}`;
     let downloads = 0;
-    const cause = await runWorker(
+    const input = { image: 'app', version: '1.0.0', sddcs: ['east-1', 'tiny'], ...(allOrNothing ? { allOrNothing } : {}) };
+    const outcome = await runWorker(
       deployActivities(rows, agentQueue, ['east-1', 'tiny'], 0),
       (taskQueue) =>
-        failureOf(
-          env.client.workflow.execute('DeployToSDDCs', {
-            args: [{ image: 'app', version: '1.0.0', sddcs: ['east-1', 'tiny'] }],
-            taskQueue,
-            workflowId: randomUUID(),
-          }),
+        env.client.workflow.execute('DeployToSDDCs', { args: [input], taskQueue, workflowId: randomUUID() }).then(
+          (r) => r as DeployResult,
+          (e: unknown) => e,
         ),
       {
         taskQueue: agentQueue,
@@ -207,11 +206,34 @@ describe('DeployToSDDCs failure paths', () => {
         },
       },
     );
-    expect((cause as ApplicationFailure).type).toBe('DeployIncomplete');
-    const result = (cause as ApplicationFailure).details?.[0] as DeployResult;
-    const byName = Object.fromEntries(result.results.map((r) => [r.sddc, r]));
+    return { outcome, rows, downloads, agentQueue };
+  }
+
+  it('an SDDC whose agent never polls is skipped at once, without a download, and the run completes', async () => {
+    const { outcome, rows, downloads, agentQueue } = await deployWithoutAgent(false);
+    const byName = Object.fromEntries((outcome as DeployResult).results.map((r) => [r.sddc, r]));
+    expect(byName['east-1']).toMatchObject({ status: 'skipped', source: null });
+    expect(byName['east-1'].reason).toBe(
+      `no agent: nothing polled task queue ${agentQueue} in the last five minutes; start it with \`npm run agent -- east-1\` and deploy again`,
+    );
+    expect(byName.tiny.status).toBe('skipped');
+    expect(downloads).toBe(0);
+    expect(rows.map((r) => [r.sddc, r.status])).toEqual(
+      expect.arrayContaining([
+        ['east-1', 'skipped'],
+        ['tiny', 'skipped'],
+      ]),
+    );
+  });
+
+  it('all or nothing, an agent gone after the plan fails its SDDC (NoAgent) and the run ends DeployIncomplete', async () => {
+    const { outcome, rows, downloads } = await deployWithoutAgent(true);
+    expect(outcome).toBeInstanceOf(WorkflowFailedError);
+    const cause = (outcome as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause.type).toBe('DeployIncomplete');
+    const byName = Object.fromEntries((cause.details?.[0] as DeployResult).results.map((r) => [r.sddc, r]));
     expect(byName['east-1'].status).toBe('failed');
-    expect(byName['east-1'].reason).toContain('NoAgent');
+    expect(byName['east-1'].reason).toMatch(/^NoAgent: no agent has polled task queue /);
     expect(byName.tiny.status).toBe('skipped');
     expect(downloads).toBe(0);
     expect(rows).toHaveLength(2);

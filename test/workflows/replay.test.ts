@@ -50,7 +50,7 @@ describe('recorded histories replay', () => {
     );
   });
 
-  it('keeps the runs of the newest patches: run owner, cancel by scope, transfer-worker check, backstops, lease, batched retire, retention pool', () => {
+  it('keeps the runs of the newest patches: run owner, cancel by scope, transfer-worker check, backstops, lease, batched retire, retention pool, no-agent skips, all or nothing', () => {
     expect(files).toEqual(
       expect.arrayContaining([
         'publish-with-deploy-v2.binpb',
@@ -60,6 +60,8 @@ describe('recorded histories replay', () => {
         'deploy-batch-v2.binpb',
         'deploy-cancelled-v2.binpb',
         'deploy-cancelled-batch-v2.binpb',
+        'deploy-no-agent-batch-v2.binpb',
+        'deploy-all-or-nothing-v2.binpb',
         'retire-fleet-v2.binpb',
         'retire-fleet-batch-v2.binpb',
         'retire-cancelled-v2.binpb',
