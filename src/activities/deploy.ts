@@ -1,6 +1,6 @@
 import { activityInfo } from '@temporalio/activity';
 import type { DeployInput, DeployResultRow } from '../shared/deploy-input';
-import { agentPollers } from '../deploy/agent-liveness';
+import { agentPollers, agentPollersByQueue } from '../deploy/agent-liveness';
 import type { AgentPollers } from '../shared/agent-pollers';
 import {
   checkSddcs,
@@ -22,6 +22,14 @@ export type { DeploymentPlan, DeploymentTarget, FleetPlan };
 
 /** Control-plane side of DeployToSDDCs: resolve the input against the catalog, and record what happened. */
 export function createDeployActivities({ storage, catalog, temporal }: PublishDeps) {
+  /** A retiring version is being removed: a copy made now could land after the retire listed the SDDCs. */
+  async function refuseRetiring(image: string, version: string): Promise<void> {
+    const record = await catalog.versions.get(image, version);
+    if (record?.status === 'retired' || record?.status === 'retiring') {
+      throw new VmhubError('ImageRetired', `${image}@${version} is ${record.status}; deploy another version`);
+    }
+  }
+
   return {
     /**
      * Agents that polled an SDDC's long or quick task queue within the last five minutes: none means a
@@ -36,15 +44,21 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
       byQueue?: boolean;
     }): Promise<number | AgentPollers> {
       return withFailures(async () => {
-        if (input.image !== undefined && input.version !== undefined) {
-          const record = await catalog.versions.get(input.image, input.version);
-          // A retiring version is being removed: a copy made now could land after the retire listed the SDDCs.
-          if (record?.status === 'retired' || record?.status === 'retiring') {
-            throw new VmhubError('ImageRetired', `${input.image}@${input.version} is ${record.status}; deploy another version`);
-          }
-        }
+        if (input.image !== undefined && input.version !== undefined) await refuseRetiring(input.image, input.version);
         const pollers = await agentPollers(temporal, input.taskQueue);
         return input.byQueue ? pollers : pollers.long + pollers.quick;
+      });
+    },
+
+    /** agentsPolling by queue for all of a batch's SDDCs in one activity: a hundred SDDCs, one check. */
+    async agentsPollingEach(input: {
+      taskQueues: string[];
+      image: string;
+      version: string;
+    }): Promise<Record<string, AgentPollers>> {
+      return withFailures(async () => {
+        await refuseRetiring(input.image, input.version);
+        return agentPollersByQueue(temporal, input.taskQueues);
       });
     },
 

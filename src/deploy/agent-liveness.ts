@@ -26,16 +26,29 @@ export async function agentPollers(
   return { long, quick };
 }
 
+/** The pollers of each agent's queues (`taskQueues`, as registered), each asked once. */
+export async function agentPollersByQueue(
+  temporal: Pick<TemporalView, 'recentPollers'>,
+  taskQueues: readonly string[],
+  withinMs = AGENT_ALIVE_MS,
+): Promise<Record<string, AgentPollers>> {
+  const answers: Record<string, AgentPollers> = {};
+  await runPool([...new Set(taskQueues)], POLLER_CHECKS_AT_ONCE, async (queue) => {
+    answers[queue] = await agentPollers(temporal, queue, withinMs);
+  });
+  return answers;
+}
+
 /** Of `items`, those whose agent (on `taskQueue`) polled neither its long nor its quick queue within `withinMs`; each queue is asked once. */
 export async function withoutAgent<T extends { taskQueue: string }>(
   temporal: Pick<TemporalView, 'recentPollers'>,
   items: readonly T[],
   withinMs = AGENT_ALIVE_MS,
 ): Promise<T[]> {
-  const queues = [...new Set(items.map((t) => t.taskQueue))];
-  const silent = new Set<string>();
-  await runPool(queues, POLLER_CHECKS_AT_ONCE, async (queue) => {
-    if (!agentAlive(await agentPollers(temporal, queue, withinMs))) silent.add(queue);
-  });
-  return items.filter((t) => silent.has(t.taskQueue));
+  const pollers = await agentPollersByQueue(
+    temporal,
+    items.map((t) => t.taskQueue),
+    withinMs,
+  );
+  return items.filter((t) => !agentAlive(pollers[t.taskQueue]));
 }

@@ -3,7 +3,7 @@ import type { Activities } from '../activities';
 import type { AgentActivities } from '../activities/agent';
 import type { ContentLibraryActivities, LibraryTaskInput } from '../activities/content-library';
 import { NON_RETRYABLE_ERROR_TYPES } from '../shared/errors';
-import { agentAlive, pollersOf, quickQueueFor } from '../shared/agent-pollers';
+import { agentAlive, pollersOf, quickQueueFor, type AgentPollers } from '../shared/agent-pollers';
 
 /** Runs past this patch ask which of an agent's queues poll, and send its quick operations to its quick queue. */
 export const AGENT_QUICK_QUEUE_PATCH = 'agent-quick-queue';
@@ -31,6 +31,40 @@ export async function checkAgent(
   const answer = await control.agentsPolling.executeWithOptions({ summary }, [{ ...input, byQueue: true }]);
   const pollers = pollersOf(answer);
   return { alive: agentAlive(pollers), quickQueue: quickQueueFor(input.taskQueue, pollers) };
+}
+
+/** Runs past this patch check all of a deploy batch's agents in one activity rather than one per SDDC. */
+export const BATCH_AGENT_CHECK_PATCH = 'batch-agent-check';
+
+/** Checks the agent of an SDDC; one made by agentChecker shares a single check among a batch's SDDCs. */
+export type AgentChecker = (sddc: { name: string; taskQueue: string }) => Promise<AgentCheck>;
+
+/**
+ * The agent check of a deploy's SDDCs. A batch's SDDCs all start together, so one activity, scheduled when
+ * the first of them needs it, answers for all: a hundred SDDCs schedule one check instead of a hundred.
+ */
+export function agentChecker(
+  control: Pick<ActivityInterfaceFor<Activities>, 'agentsPolling' | 'agentsPollingEach'>,
+  plan: { image: string; version: string; taskQueues: string[] },
+): AgentChecker {
+  const { image, version, taskQueues } = plan;
+  if (!patched(BATCH_AGENT_CHECK_PATCH)) {
+    return (sddc) =>
+      checkAgent(control, `is the agent of ${sddc.name} polling ${sddc.taskQueue}?`, {
+        taskQueue: sddc.taskQueue,
+        image,
+        version,
+      });
+  }
+  let answers: Promise<Record<string, AgentPollers>> | undefined;
+  return async (sddc) => {
+    answers ??= control.agentsPollingEach.executeWithOptions(
+      { summary: `are the agents of ${taskQueues.length} SDDC${taskQueues.length === 1 ? '' : 's'} polling?` },
+      [{ taskQueues, image, version }],
+    );
+    const pollers = (await answers)[sddc.taskQueue] ?? { long: 0, quick: 0 };
+    return { alive: agentAlive(pollers), quickQueue: quickQueueFor(sddc.taskQueue, pollers) };
+  };
 }
 
 /** A cleanup after a cancel: on the agent's quick queue, bounded, so a dead agent cannot hold the cancel up. */

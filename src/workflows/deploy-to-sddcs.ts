@@ -40,7 +40,7 @@ import type { ContentLibraryTarget } from '../shared/target-kinds/kind';
 import { libraryOf } from '../shared/sddc-target';
 import { formatBytes } from '../shared/units';
 import { control } from './activity-options';
-import { checkAgent, discardOnAgent, removeHalfItemOnAgent } from './agent-queues';
+import { agentChecker, discardOnAgent, removeHalfItemOnAgent, type AgentChecker } from './agent-queues';
 import { Board } from './deploy-board';
 import { addCounts, boundedResult, countRows, failureReason, incompleteMessage, ROWS_KEPT, searchableNames } from './deploy-rows';
 import { detailsText, outcomeLine } from './current-details';
@@ -263,7 +263,8 @@ async function deployEach(input: DeployInput): Promise<DeployResult> {
     progress[t.sddc.name] = { sddc: t.sddc.name, phase: 'pending', source: null, bytesDone: 0, bytesTotal: plan.sizeBytes };
   }
   board.show();
-  const results = await Promise.all(plan.targets.map((t) => deployTo(plan, t, board, input)));
+  const checkAgentOf = agentChecker(control, { ...plan, taskQueues: plan.targets.map((t) => t.sddc.taskQueue) });
+  const results = await Promise.all(plan.targets.map((t) => deployTo(plan, t, board, input, checkAgentOf)));
   if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('deploy cancelled');
   // A batch has at most BATCH_SIZE rows; one past ROWS_KEPT also says its counts, which the rows no longer give.
   const result = boundedResult(plan, results, results.length, results.length > ROWS_KEPT ? countRows(results) : undefined);
@@ -279,6 +280,7 @@ async function deployTo(
   target: DeploymentTarget,
   board: Board,
   input: DeployInput,
+  checkAgentOf: AgentChecker,
 ): Promise<DeployResultRow> {
   const { sddc } = target;
   const p = board.progress[sddc.name];
@@ -288,7 +290,7 @@ async function deployTo(
     row = { ...base, status: 'skipped', source: null, reason: `does not fit: ${target.shortfall}` };
   } else {
     try {
-      row = { ...base, ...(await deliver(plan, target, board, input)) };
+      row = { ...base, ...(await deliver(plan, target, board, input, checkAgentOf)) };
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : err;
       if (cause instanceof ApplicationFailure) {
@@ -320,14 +322,16 @@ async function deployTo(
 type Delivered = Omit<DeployResultRow, 'sddc' | 'dataCenter'>;
 
 /** Has the SDDC's agent deliver the image where the SDDC keeps images; an SDDC whose agent does not poll ends at once (noAgentRow). */
-async function deliver(plan: DeploymentPlan, target: DeploymentTarget, board: Board, input: DeployInput): Promise<Delivered> {
+async function deliver(
+  plan: DeploymentPlan,
+  target: DeploymentTarget,
+  board: Board,
+  input: DeployInput,
+  checkAgentOf: AgentChecker,
+): Promise<Delivered> {
   const { sddc } = target;
   board.phase(board.progress[sddc.name], 'checking');
-  const agent = await checkAgent(control, `is the agent of ${sddc.name} polling ${sddc.taskQueue}?`, {
-    taskQueue: sddc.taskQueue,
-    image: plan.image,
-    version: plan.version,
-  });
+  const agent = await checkAgentOf(sddc);
   if (!agent.alive) return noAgentRow(sddc, input.allOrNothing === true);
   // Runs that began before content libraries existed keep deploying into the agent's directory.
   const library = libraryOf(sddc.target);

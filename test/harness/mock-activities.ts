@@ -9,6 +9,7 @@ import type { AgentActivities } from '../../src/activities/agent';
 import type { DeploymentPlan, FleetPlan } from '../../src/activities/deploy';
 import { batchesOf } from '../../src/shared/batches';
 import type { DeployResultRow } from '../../src/shared/deploy-input';
+import { pollersOf } from '../../src/shared/agent-pollers';
 import { testServerBinary } from '../../src/dev-services/tools';
 import { planBlocks } from '../../src/shared/block-plan';
 import { transferTaskQueueOf } from '../../src/shared/task-queues';
@@ -62,6 +63,22 @@ export function splitByQueue(activities: object): { control: object; transfer: o
   };
 }
 
+/** A mock's agentsPolling also answers a batch's one check of all its agents, queue by queue, as the real activity does. */
+export function withBatchAgentCheck(activities: object): object {
+  const { agentsPolling, agentsPollingEach } = activities as Partial<Activities>;
+  if (!agentsPolling || agentsPollingEach) return activities;
+  const each: Activities['agentsPollingEach'] = async ({ taskQueues, image, version }) =>
+    Object.fromEntries(
+      await Promise.all(
+        taskQueues.map(async (taskQueue) => [
+          taskQueue,
+          pollersOf(await agentsPolling({ taskQueue, image, version, byQueue: true })),
+        ]),
+      ),
+    );
+  return { ...activities, agentsPollingEach: each };
+}
+
 /** Runs fn while a workflow worker with these activities polls a fresh task queue (and its transfer queue), and an agent if given. */
 export async function runWorker<T>(
   env: TestWorkflowEnvironment,
@@ -71,7 +88,7 @@ export async function runWorker<T>(
 ): Promise<T> {
   const taskQueue = `wf-${randomUUID()}`;
   const options = { connection: env.nativeConnection, maxHeartbeatThrottleInterval: '100 milliseconds' as const };
-  const split = splitByQueue(activities);
+  const split = splitByQueue(withBatchAgentCheck(activities));
   const worker = await Worker.create({ ...options, taskQueue, ...workflowSource(), activities: split.control });
   // A worker must serve something: with no transfer among the activities, nothing polls the transfer queue.
   const transfers =

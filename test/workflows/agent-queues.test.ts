@@ -12,7 +12,7 @@ import type { RetireResult } from '../../src/shared/lifecycle-input';
 import { agentQuickTaskQueueOf } from '../../src/shared/task-queues';
 import { workflowSource } from '../../src/temporal/worker';
 import { retireControl, retirePlan, retireRef } from '../harness/lifecycle-mocks';
-import { deployActivities, deployPlan, fleetPlanOf, startTestEnvironment } from '../harness/mock-activities';
+import { deployActivities, deployPlan, fleetPlanOf, startTestEnvironment, withBatchAgentCheck } from '../harness/mock-activities';
 
 /**
  * Where a deploy's lookups and discards and a retire's removals run: on the agent's quick queue when the
@@ -50,7 +50,7 @@ async function withAgent<T>(
 ): Promise<T> {
   const taskQueue = `wf-${randomUUID()}`;
   const options = { connection: env.nativeConnection, maxHeartbeatThrottleInterval: '100 milliseconds' as const };
-  const worker = await Worker.create({ ...options, taskQueue, ...workflowSource(), activities: control });
+  const worker = await Worker.create({ ...options, taskQueue, ...workflowSource(), activities: withBatchAgentCheck(control) });
   const long = await Worker.create({ ...options, taskQueue: agentQueue, activities: agent });
   const quick = await Worker.create({ ...options, taskQueue: agentQuickTaskQueueOf(agentQueue), activities: agent });
   return quick.runUntil(() => long.runUntil(() => worker.runUntil(fn(taskQueue))));
