@@ -80,7 +80,10 @@ async function main(): Promise<number> {
     const source = path.relative(config.repositoryRoots[0], sample.path);
     say(`publishing ${IMAGE} ${VERSION} and replicating it ...`);
     const publishStarted = Date.now();
-    const publish = await startPublish(client, config, { source, image: IMAGE, version: VERSION });
+    // Without --sha256 a publish always runs: a version published before is compared by a run of its own.
+    const publishStart = await startPublish(client, config, catalog, { source, image: IMAGE, version: VERSION });
+    if (!('handle' in publishStart)) throw new Error(`${IMAGE}@${VERSION}: a publish without --sha256 always runs`);
+    const publish = publishStart.handle;
     const published = (await publish.result()) as PublishResult;
     const publishSeconds = (Date.now() - publishStarted) / 1000;
     const record = await catalog.versions.get(IMAGE, VERSION);

@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { NativeConnection, Worker } from '@temporalio/worker';
@@ -105,4 +107,31 @@ export async function workflowFailure(run: Promise<unknown>): Promise<Applicatio
   const cause = (err as WorkflowFailedError).cause;
   expect(cause).toBeInstanceOf(ApplicationFailure);
   return cause as ApplicationFailure;
+}
+
+/** What a vmhub command printed and how it exited. */
+export interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The vmhub CLI (bin/vmhub.js) as an operator runs it, against the world's services and control workers. */
+export function vmhubCli(world: TestWorld): (...args: string[]) => Promise<Ran> {
+  const root = path.resolve(__dirname, '..');
+  const env = {
+    ...process.env,
+    VMHUB_TASK_QUEUE: world.config.taskQueue,
+    MONGODB_URI: world.config.mongodbUri,
+    VMHUB_LOG_LEVEL: 'ERROR',
+  };
+  return (...args) =>
+    promisify(execFile)(process.execPath, [path.join(root, 'bin', 'vmhub.js'), ...args], {
+      env,
+      cwd: root,
+      maxBuffer: 16 * 2 ** 20,
+    }).then(
+      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+      (e: Ran) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
 }

@@ -1,11 +1,15 @@
 import type { Command } from 'commander';
 import { cancelAndReport } from './operations';
+import { unpolledQueues } from './checks';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print, statusWord } from './output';
+import { findRun, type FoundRun } from './run-ref';
 
 export interface CancelOptions {
   workflowId: string;
+  /** Stop the run at once, without its cleanup (Temporal's terminate). */
+  terminate?: boolean;
 }
 
 export interface CancelResult {
@@ -15,16 +19,54 @@ export interface CancelResult {
   /** Whether the run is stopped by this cancel: false when it ended otherwise first, or still runs. */
   stopped: boolean;
   cleanup: string[];
+  /** The ID asked for and why this run was cancelled, when it is another run; null otherwise. */
+  resolvedFrom: FoundRun['resolvedFrom'];
+  /** The run's workflow task queue, and whether a worker polls it (null once the run has closed). */
+  taskQueue: string;
+  workerPolling: boolean | null;
 }
 
+/**
+ * Cancels the run (`publish:<image>:<version>` finds the run behind the version, run-ref.ts) and reports how
+ * it ended. A run no worker polls cannot stop: the cancel is requested and the answer comes at once.
+ */
 export async function run(options: CancelOptions, deps: CliDeps): Promise<CancelResult> {
-  const report = await cancelAndReport(await deps.temporal(), options.workflowId);
+  const client = await deps.temporal();
+  const found = await findRun(deps, options.workflowId);
+  const { handle, workflowId, resolvedFrom } = found;
+  const d = await handle.describe();
+  const ran = { workflowId, resolvedFrom, taskQueue: d.taskQueue, cleanup: [] };
+  // An earlier run of the ID has closed: cancelling the ID would reach its latest run instead.
+  if (d.status.name !== 'RUNNING' && found.runId)
+    return { ...ran, status: statusWord(d.status.name), stopped: false, workerPolling: null };
+  if (options.terminate && d.status.name === 'RUNNING') {
+    await handle.terminate('vmhub cancel --terminate');
+    return { ...ran, status: 'terminated', stopped: true, workerPolling: null };
+  }
+  const [idle] = await unpolledQueues(client, [d]);
+  if (idle) {
+    await handle.cancel();
+    return { ...ran, status: 'running', stopped: false, workerPolling: false };
+  }
+  const report = await cancelAndReport(client, workflowId);
   const status = statusWord(report.status);
-  return { ...report, status, stopped: status === 'cancelled' };
+  return { ...ran, ...report, status, stopped: status === 'cancelled', workerPolling: status === 'running' ? true : null };
 }
 
 export function renderText(r: CancelResult): string[] {
+  const found = r.resolvedFrom ? [`${r.resolvedFrom.workflowId}: ${r.resolvedFrom.reason}`] : [];
+  if (r.workerPolling === false) {
+    return [
+      ...found,
+      `${r.workflowId}: running — no worker polls task queue ${r.taskQueue}`,
+      `  cancel requested, but no worker polls task queue ${r.taskQueue}, so nothing could stop the run or clean up`,
+      `  start a worker on it (VMHUB_TASK_QUEUE=${r.taskQueue} npm run worker) and the run stops and cleans up,`,
+      `  or stop it at once without cleanup: vmhub cancel --terminate ${r.workflowId}`,
+    ];
+  }
+  if (r.status === 'terminated' && r.stopped) return [...found, `${r.workflowId}: terminated; no cleanup ran`];
   return [
+    ...found,
     `${r.workflowId}: ${r.status}`,
     ...(r.cleanup.length > 0 ? r.cleanup.map((c) => `  cleaned up: ${c}`) : ['  nothing to clean up']),
   ];
@@ -36,11 +78,12 @@ export function register(program: Command, deps: CliDeps): void {
     .description(
       'cancel a running workflow, wait for it to stop, and report what it cleaned up; exits 2 when it was not cancelled',
     )
-    .argument('<workflow-id>', 'e.g. publish:ubuntu-app:2.3.1 (see `vmhub runs`)')
+    .argument('<workflow-id>', 'e.g. publish:ubuntu-app:2.3.1, the run behind that version whatever its ID (see `vmhub runs`)')
+    .option('--terminate', 'stop the run at once, without its cleanup (for a run no worker polls, or one that does not stop)')
     .addOption(jsonOption())
-    .addHelpText('after', examples('vmhub cancel publish:ubuntu-app:2.3.1'))
-    .action(async (workflowId: string, opts: { json?: boolean }) => {
-      const result = await run({ workflowId }, deps);
+    .addHelpText('after', examples('vmhub cancel publish:ubuntu-app:2.3.1', 'vmhub cancel --terminate publish:ubuntu-app:2.3.1'))
+    .action(async (workflowId: string, opts: { terminate?: boolean; json?: boolean }) => {
+      const result = await run({ workflowId, terminate: opts.terminate }, deps);
       print(deps.io, Boolean(opts.json), result, () => renderText(result));
       // A run that ended otherwise, or did not stop in time, was not cancelled: a script must know.
       if (!result.stopped) process.exitCode = 2;

@@ -105,14 +105,39 @@ export async function unknownVersion(catalog: Catalog, image: string, ref: strin
   );
 }
 
+/** The queues of those given that no worker polled in the last 75 s, each named once. */
+export async function idleQueues(
+  client: Client,
+  queues: Array<{ taskQueue: string; kind: 'workflow' | 'activity' }>,
+): Promise<string[]> {
+  const view = loadTemporal().temporalView(client);
+  const counts = await Promise.all(queues.map((q) => view.recentPollers(q.taskQueue, q.kind, RECENT_POLL_MS)));
+  return [...new Set(queues.filter((_, i) => counts[i] === 0).map((q) => q.taskQueue))];
+}
+
+/**
+ * The task queues of the running runs given that no worker polled for workflow tasks in the last 75 s: such
+ * a run cannot move, answer a query or stop on a cancel until a worker polls its queue.
+ */
+export async function unpolledQueues(
+  client: Client,
+  runs: Array<{ status: { name: string }; taskQueue: string }>,
+): Promise<Set<string>> {
+  const running = [...new Set(runs.filter((r) => r.status.name === 'RUNNING').map((r) => r.taskQueue))];
+  return new Set(
+    await idleQueues(
+      client,
+      running.map((taskQueue) => ({ taskQueue, kind: 'workflow' as const })),
+    ),
+  );
+}
+
 /** Refused unless a worker polled each queue in the last 75 s. */
 export async function requirePollers(
   client: Client,
   queues: Array<{ taskQueue: string; kind: 'workflow' | 'activity' }>,
 ): Promise<void> {
-  const view = loadTemporal().temporalView(client);
-  const counts = await Promise.all(queues.map((q) => view.recentPollers(q.taskQueue, q.kind, RECENT_POLL_MS)));
-  const idle = [...new Set(queues.filter((_, i) => counts[i] === 0).map((q) => q.taskQueue))];
+  const idle = await idleQueues(client, queues);
   if (idle.length > 0) {
     throw new CliError(
       'NoWorker',

@@ -32,7 +32,7 @@ export function errorOf(err: unknown): { type: string; message: string } {
   if (cause instanceof ApplicationFailure) return { type: cause.type ?? 'Error', message: cause.message };
   if (isVmhubError(cause) || cause instanceof CliError) return { type: cause.type, message: cause.message };
   if (cause instanceof WorkflowNotFoundError) {
-    return { type: 'UnknownWorkflow', message: `${cause.message}; \`vmhub runs\` lists recent publishes and deploys` };
+    return { type: 'UnknownWorkflow', message: `${cause.message}; \`vmhub runs\` lists recent runs` };
   }
   if (cause instanceof CommanderError) return { type: 'UsageError', message: cause.message.replace(/^error: /, '') };
   if (cause instanceof Error) return { type: 'Error', message: cause.message.split('\n')[0] };

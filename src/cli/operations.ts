@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import type { Catalog } from '../catalog/catalog';
+import type { ImageVersionRecord, RunRef } from '../catalog/image-records';
 import type { Config } from '../config';
+import { VmhubError } from '../shared/errors';
+import { retireWorkflowId, type RetireInput } from '../shared/lifecycle-input';
 import {
   deployWorkflowId,
   type DeployInput,
@@ -13,6 +17,7 @@ import {
 } from '../shared/deploy-input';
 import { errorOf } from './errors';
 import { requirePollers } from './checks';
+import { loadTemporal } from './services';
 import { table } from './output';
 import { checkSourceUrl } from '../source/source';
 import { publishWorkflowId, type PublishInput, type PublishProgress } from '../shared/publish-input';
@@ -22,8 +27,8 @@ import { isFleetProgress } from './run-progress';
 import { countStatuses } from '../workflows/current-details';
 
 /**
- * Starting and following vmhub's workflows from a client (the CLI, the demo): the workflow-ID
- * conventions (docs/architecture.md), summaries for the Web UI, and failures reduced to their type and message.
+ * Starting and following vmhub's workflows from a client (the CLI, the demo): the workflow IDs and their
+ * reuse (docs/architecture.md, "Workflow IDs"), summaries for the Web UI, and failures reduced to their type and message.
  */
 /** Work started on a queue no worker polls would wait silently; say so instead (NoWorker). */
 export function requireWorker(client: Client, config: Config, polling: 'workflows' | 'activities' = 'workflows'): Promise<void> {
@@ -31,34 +36,177 @@ export function requireWorker(client: Client, config: Config, polling: 'workflow
 }
 
 /**
- * Starts a publish. With a version its workflow ID is `publish:<image>:<version>`, and starting the same
- * publish while it runs attaches to it; a different publish of that version running under the ID is a
- * VersionConflict rather than a silent attach. Without a version the ID is unique to this start, since
- * the version is only known once the image is read.
+ * A publish's start, or what the catalog answers instead: the version is published already with the bytes
+ * --sha256 names (docs/architecture.md, "Workflow IDs").
  */
-export async function startPublish(client: Client, config: Config, input: PublishInput): Promise<WorkflowHandle> {
+export type PublishStart = { handle: WorkflowHandle } | { published: ImageVersionRecord };
+
+/**
+ * Starts a publish. With a version its workflow ID is `publish:<image>:<version>`, the run that makes the
+ * version's state, and starting the same publish while it runs attaches to it; a different publish of that
+ * version running under the ID, or one another run is making, is a VersionConflict rather than a silent
+ * attach. A version already available starts no run under that ID: the same --sha256 answers from the
+ * catalog, another is a VersionConflict, and bytes not known (no --sha256, or a deploy to run) are compared
+ * by a run of its own, `publish:<image>:<version>:republish-…`. Without a version the ID is unique to this
+ * start, since the version is only known once the image is read.
+ */
+export async function startPublish(
+  client: Client,
+  config: Config,
+  catalog: Pick<Catalog, 'versions'>,
+  input: PublishInput,
+): Promise<PublishStart> {
   // A URL carrying a secret is refused here, before it would be written into the workflow's history.
   if (isUrl(input.source)) checkSourceUrl(input.source);
-  const workflowId = publishWorkflowId(input.image, input.version ?? `from-image-${uniqueSuffix()}`);
-  try {
-    return await client.workflow.start('PublishImage', {
-      args: [input],
-      taskQueue: config.taskQueue,
-      workflowId,
-      workflowIdConflictPolicy: 'FAIL',
-      staticSummary: `Publish ${input.image} ${input.version ?? '(version from the image)'} from ${input.source}`,
-      staticDetails: `Source: \`${input.source}\`${input.deployTo?.length ? `\n\nThen deploy to: ${input.deployTo.join(', ')}` : ''}`,
-    });
-  } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  const { version } = input;
+  if (version === undefined) {
+    return {
+      handle: await startPublishRun(client, config, input, publishWorkflowId(input.image, `from-image-${uniqueSuffix()}`)),
+    };
   }
-  const running = client.workflow.getHandle(workflowId);
+  const workflowId = publishWorkflowId(input.image, version);
+  return startUnderVersionId(
+    async () => {
+      const record = await catalog.versions.get(input.image, version);
+      const plan = planPublish({ ...input, version }, record);
+      if (plan.kind === 'published') return { published: record! };
+      if (plan.kind === 'compare') {
+        return { handle: await startPublishRun(client, config, input, `${workflowId}:republish-${uniqueSuffix()}`) };
+      }
+      if (plan.kind === 'owned' && !(await loadTemporal().temporalView(client).isClosed(plan.owner))) {
+        throw new VmhubError(
+          'VersionConflict',
+          `${input.image}@${version} is being published by workflow ${plan.owner.workflowId}; follow it with \`vmhub wait ${plan.owner.workflowId}\` or cancel it`,
+        );
+      }
+      return undefined;
+    },
+    async (reuse) => {
+      try {
+        return await startPublishRun(client, config, input, workflowId, reuse);
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+        const holder = client.workflow.getHandle(workflowId);
+        if ((await holder.describe()).status.name !== 'RUNNING') throw err;
+        return attach(holder, input);
+      }
+    },
+  );
+}
+
+export type PublishPlan = { kind: 'start' | 'published' | 'compare' } | { kind: 'owned'; owner: RunRef };
+
+/**
+ * What a publish of a version does, from the version's record: start under its ID (not in the catalog, or
+ * its last publish failed), answer that it is published (the same --sha256, nothing to deploy), compare the
+ * bytes in a run of its own, or wait for the run that owns the claim. Other bytes or a retired version are
+ * a VersionConflict.
+ */
+export function planPublish(input: PublishInput & { version: string }, record: ImageVersionRecord | null): PublishPlan {
+  const ref = `${input.image}@${input.version}`;
+  if (!record || record.status === 'failed' || record.status === 'cancelled') return { kind: 'start' };
+  if (record.status === 'retiring' || record.status === 'retired') {
+    const by = record.retired?.by.workflowId;
+    throw new VmhubError(
+      'VersionConflict',
+      `${ref} is ${record.status}${by ? ` (by ${by})` : ''}; publish it under a new version`,
+    );
+  }
+  const owner = record.owner;
+  if (record.status === 'uploading') {
+    return owner && owner.workflowId !== publishWorkflowId(input.image, input.version)
+      ? { kind: 'owned', owner }
+      : { kind: 'start' };
+  }
+  const pinned = input.sha256?.toLowerCase();
+  if (pinned && record.sha256 && pinned !== record.sha256.toLowerCase()) {
+    throw new VmhubError(
+      'VersionConflict',
+      `${ref} is already published by ${owner?.workflowId ?? 'an earlier run'} with SHA-256 ${record.sha256}, not ${pinned}; publish other bytes under a new version`,
+    );
+  }
+  return pinned && record.sha256 && !input.deployTo?.length ? { kind: 'published' } : { kind: 'compare' };
+}
+
+/**
+ * Starts a run under a version's workflow ID (docs/architecture.md, "Workflow IDs"). `answer` reads the
+ * catalog first and answers instead of a start when the version's state says so. The first start takes the
+ * ID over only from a run that failed, was cancelled or terminated, never from one that completed: such a
+ * run has just made the version's state (the catalog, read again, answers), or made none the catalog shows
+ * (a catalog restored from before it), and is then replaced.
+ */
+async function startUnderVersionId<A>(
+  answer: () => Promise<A | undefined>,
+  start: (reuse: 'ALLOW_DUPLICATE_FAILED_ONLY' | 'ALLOW_DUPLICATE') => Promise<WorkflowHandle>,
+): Promise<A | { handle: WorkflowHandle }> {
+  let holder: unknown;
+  for (const reuse of ['ALLOW_DUPLICATE_FAILED_ONLY', 'ALLOW_DUPLICATE'] as const) {
+    const answered = await answer();
+    if (answered !== undefined) return answered;
+    try {
+      return { handle: await start(reuse) };
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      holder = err;
+    }
+  }
+  throw holder;
+}
+
+function startPublishRun(
+  client: Client,
+  config: Config,
+  input: PublishInput,
+  workflowId: string,
+  reuse: 'ALLOW_DUPLICATE_FAILED_ONLY' | 'ALLOW_DUPLICATE' = 'ALLOW_DUPLICATE_FAILED_ONLY',
+): Promise<WorkflowHandle> {
+  return client.workflow.start('PublishImage', {
+    args: [input],
+    taskQueue: config.taskQueue,
+    workflowId,
+    workflowIdConflictPolicy: 'FAIL',
+    workflowIdReusePolicy: reuse,
+    staticSummary: `Publish ${input.image} ${input.version ?? '(version from the image)'} from ${input.source}`,
+    staticDetails: `Source: \`${input.source}\`${input.deployTo?.length ? `\n\nThen deploy to: ${input.deployTo.join(', ')}` : ''}`,
+  });
+}
+
+/** The running publish under the ID when it publishes the same as `input`; VersionConflict otherwise. */
+async function attach(running: WorkflowHandle, input: PublishInput): Promise<WorkflowHandle> {
   const started = await running.fetchHistory().then((h) => h.events?.[0]?.workflowExecutionStartedEventAttributes?.input);
   const [runningInput] = (started?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload<PublishInput>(p));
   if (runningInput && samePublish(runningInput, input)) return running;
   throw ApplicationFailure.nonRetryable(
-    `${input.image}@${input.version} is being published from ${runningInput?.source ?? 'another source'} by workflow ${workflowId}; wait for it or cancel it`,
+    `${input.image}@${input.version} is being published from ${runningInput?.source ?? 'another source'} by workflow ${running.workflowId}; wait for it or cancel it`,
     'VersionConflict',
+  );
+}
+
+/**
+ * Starts a retire under `retire:<image>:<version>`, joining one that runs; a version the catalog shows
+ * retired starts nothing and names the run that retired it.
+ */
+export async function startRetire(
+  client: Client,
+  config: Config,
+  catalog: Pick<Catalog, 'versions'>,
+  input: RetireInput,
+): Promise<{ handle: WorkflowHandle } | { retiredBy: string }> {
+  const workflowId = retireWorkflowId(input.image, input.version);
+  return startUnderVersionId(
+    async () => {
+      const record = await catalog.versions.get(input.image, input.version);
+      return record?.status === 'retired' ? { retiredBy: record.retired?.by.workflowId ?? workflowId } : undefined;
+    },
+    (reuse) =>
+      client.workflow.start('RetireImage', {
+        args: [input],
+        taskQueue: config.taskQueue,
+        workflowId,
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: reuse,
+        staticSummary: `Retire ${input.image} ${input.version}`,
+      }),
   );
 }
 

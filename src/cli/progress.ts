@@ -20,9 +20,10 @@ export interface ProgressSnapshot {
  * The one place the CLI reads progress: the run's query merged with its activities' heartbeats
  * (src/cli/run-progress.ts), so bytes move between the blocks the workflow counts. While a publish
  * replicates, its bar shows the replicas' bytes; once it deploys, the rows are its child deploy's.
+ * `runId` reads a run other than the workflow ID's latest.
  */
-export async function readProgress(handle: WorkflowHandle): Promise<ProgressSnapshot | undefined> {
-  const reading = await readRun(handle.client, handle.workflowId).catch(() => undefined);
+export async function readProgress(handle: WorkflowHandle, runId?: string): Promise<ProgressSnapshot | undefined> {
+  const reading = await readRun(handle.client, handle.workflowId, runId).catch(() => undefined);
   if (!reading) return undefined;
   if (reading.kind === 'deploy') return { sddcs: rowsOf(reading) };
   const replicas = Object.values(reading.replicas);

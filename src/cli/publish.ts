@@ -2,7 +2,8 @@ import { Option, type Command } from 'commander';
 import { IMAGE_FORMATS, type ImageFormat } from '../shared/image-format';
 import { deployHeadline, deployIncomplete, resultTable, startPublish } from './operations';
 import type { DeployResultRow, DeployCounts } from '../shared/deploy-input';
-import type { PublishInput, PublishResult } from '../shared/publish-input';
+import { publishWorkflowId, type PublishInput, type PublishResult } from '../shared/publish-input';
+import type { ImageVersionRecord } from '../catalog/image-records';
 import { formatBytes } from '../shared/units';
 import { validateImageName, validateVersion } from '../shared/names';
 import { resolveSource } from '../source/source';
@@ -21,10 +22,14 @@ export type PublishOptions = Omit<PublishInput, 'deployTo'> & {
   wait: boolean;
 };
 
-/** `--no-wait`: only the workflow ID; else the publish's result, and its deploy's rows when it deployed. */
+/**
+ * `--no-wait`: only the workflow ID; else the publish's result, and its deploy's rows when it deployed.
+ * `alreadyPublished`: no run started, the catalog holds the version with the bytes --sha256 names, and
+ * `workflowId` is the run that published it.
+ */
 export type PublishCliResult = { workflowId: string } & (
   | { waited: false }
-  | ({ waited: true } & Omit<PublishResult, 'deploy'> & {
+  | ({ waited: true; alreadyPublished: boolean } & Omit<PublishResult, 'deploy'> & {
         deploy: { workflowId: string; results: DeployResultRow[]; counts: DeployCounts | null; incomplete: boolean } | null;
       })
 );
@@ -67,9 +72,31 @@ export async function prepare(options: PublishOptions, deps: CliDeps): Promise<P
 
 export async function run(options: PublishOptions, deps: CliDeps): Promise<PublishCliResult> {
   const input = await prepare(options, deps);
-  const handle = await startPublish(await deps.temporal(), deps.config, input);
+  const started = await startPublish(await deps.temporal(), deps.config, await deps.catalog(), input);
+  if ('published' in started) return alreadyPublished(started.published);
+  const { handle } = started;
   if (!options.wait) return { workflowId: handle.workflowId, waited: false };
   return publishResult(handle.workflowId, await followPublish(handle, deps.io ?? processIo));
+}
+
+/** The catalog's record as a publish's result, under the run that published it. */
+function alreadyPublished(r: ImageVersionRecord): PublishCliResult {
+  return {
+    workflowId: r.owner?.workflowId ?? publishWorkflowId(r.image, r.version),
+    waited: true,
+    alreadyPublished: true,
+    image: r.image,
+    version: r.version,
+    format: r.format,
+    sizeBytes: r.sizeBytes,
+    // planPublish answers from the catalog only for a record with its digest and metadata, as every available one has.
+    sha256: r.sha256!,
+    blockSize: r.blockSize,
+    blockCount: r.blockCount,
+    location: r.location,
+    metadata: r.metadata!,
+    deploy: null,
+  };
 }
 
 export function publishResult(workflowId: string, r: PublishResult): PublishCliResult {
@@ -77,6 +104,7 @@ export function publishResult(workflowId: string, r: PublishResult): PublishCliR
   return {
     workflowId,
     waited: true,
+    alreadyPublished: false,
     ...published,
     deploy: deploy ? { ...deploy, counts: deploy.counts ?? null, incomplete: deployIncomplete(deploy) } : null,
   };
@@ -84,8 +112,11 @@ export function publishResult(workflowId: string, r: PublishResult): PublishCliR
 
 export function renderText(r: PublishCliResult): string[] {
   if (!r.waited) return [`started ${r.workflowId}; follow it with \`vmhub wait ${r.workflowId}\``];
+  const headline = r.alreadyPublished
+    ? `${r.image}@${r.version} is already published by ${r.workflowId} with the SHA-256 given; nothing to do`
+    : `published ${r.image}@${r.version} (${r.format}, ${formatBytes(r.sizeBytes)}, ${r.blockCount} blocks of ${formatBytes(r.blockSize)})`;
   const lines = [
-    `published ${r.image}@${r.version} (${r.format}, ${formatBytes(r.sizeBytes)}, ${r.blockCount} blocks of ${formatBytes(r.blockSize)})`,
+    headline,
     `sha256    ${r.sha256}`,
     `blob      ${r.location.storage}/${r.location.container}/${r.location.blob}`,
     `workflow  ${r.workflowId}`,

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { retireWorkflowId, type RetireResult } from '../shared/lifecycle-input';
+import type { RetireResult } from '../shared/lifecycle-input';
 import { parseRef } from './checks';
-import { requireWorker } from './operations';
+import { requireWorker, startRetire } from './operations';
 import type { CliDeps } from './deps';
 import { print } from './output';
 
@@ -14,26 +14,23 @@ export type RetireCliResult = RetireResult & { workflowId: string };
 
 /**
  * Runs RetireImage and waits for it. Its workflow ID is `retire:<image>:<version>`: a retire of the
- * version still running is joined rather than started twice.
+ * version still running is joined rather than started twice, and a version already retired starts no run:
+ * the answer names the run that retired it.
  */
 export async function run(options: RetireOptions, deps: CliDeps): Promise<RetireCliResult> {
   const client = await deps.temporal();
   await requireWorker(client, deps.config);
-  const workflowId = retireWorkflowId(options.image, options.version);
-  const handle = await client.workflow.start('RetireImage', {
-    args: [{ image: options.image, version: options.version }],
-    taskQueue: deps.config.taskQueue,
-    workflowId,
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    staticSummary: `Retire ${options.image} ${options.version}`,
-  });
-  const result = (await handle.result()) as RetireResult;
-  return { workflowId, ...result };
+  const ref = { image: options.image, version: options.version };
+  const started = await startRetire(client, deps.config, await deps.catalog(), ref);
+  if ('retiredBy' in started)
+    return { workflowId: started.retiredBy, ...ref, status: 'already-retired', sddcs: [], blobsRemoved: [] };
+  const result = (await started.handle.result()) as RetireResult;
+  return { workflowId: started.handle.workflowId, ...result };
 }
 
 export function renderText(r: RetireCliResult): string[] {
   const ref = `${r.image}@${r.version}`;
-  if (r.status === 'already-retired') return [`${ref} was retired already; nothing to do  (workflow ${r.workflowId})`];
+  if (r.status === 'already-retired') return [`${ref} was retired already by ${r.workflowId}; nothing to do`];
   return [
     `retired ${ref}  (workflow ${r.workflowId})`,
     `blobs    removed from ${r.blobsRemoved.join(', ') || 'nowhere (already gone)'}`,

@@ -7,8 +7,11 @@ import { errorOf } from './errors';
 import { print, statusWord, table } from './output';
 import { readProgress } from './progress';
 import { IMAGE_KEY, VERSION_KEY } from '../workflows/search-attributes';
+import { idleQueues } from './checks';
+import { findRun, type FoundRun } from './run-ref';
 
 export interface StatusOptions {
+  /** A workflow ID; `publish:<image>:<version>` and `retire:<image>:<version>` find the run behind the version (run-ref.ts). */
   workflowId: string;
 }
 
@@ -18,6 +21,13 @@ export interface StatusResult {
   type: string;
   /** Temporal's status, lowercase: running, completed, failed, cancelled, terminated, timed-out, continued-as-new. */
   status: string;
+  /** The run when it is not its workflow ID's latest; null otherwise. */
+  runId: string | null;
+  /** The ID asked for and why this run is shown, when it is another run; null otherwise. */
+  resolvedFrom: FoundRun['resolvedFrom'];
+  /** The run's workflow task queue, and whether a worker polls it (null once the run has closed). */
+  taskQueue: string;
+  workerPolling: boolean | null;
   image: string | null;
   version: string | null;
   startTime: string | null;
@@ -34,10 +44,12 @@ export interface StatusResult {
 }
 
 export async function run(options: StatusOptions, deps: CliDeps): Promise<StatusResult> {
-  const client = await deps.temporal();
-  const handle = client.workflow.getHandle(options.workflowId);
+  const found = await findRun(deps, options.workflowId);
+  const { handle } = found;
   const d = await handle.describe();
-  const snapshot = await readProgress(handle);
+  // A query needs a worker on the run's queue: without one it only times out, after 30 s.
+  const polled = (await idleQueues(await deps.temporal(), [{ taskQueue: d.taskQueue, kind: 'workflow' }])).length === 0;
+  const snapshot = polled ? await readProgress(handle, found.runId ?? undefined) : undefined;
   const status = statusWord(d.status.name);
   const outcome =
     status === 'completed' || status === 'failed'
@@ -47,9 +59,13 @@ export async function run(options: StatusOptions, deps: CliDeps): Promise<Status
         )
       : { result: null, failure: null };
   return {
-    workflowId: options.workflowId,
+    workflowId: found.workflowId,
     type: d.type,
     status,
+    runId: found.runId,
+    resolvedFrom: found.resolvedFrom,
+    taskQueue: d.taskQueue,
+    workerPolling: status === 'running' ? polled : null,
     image: d.typedSearchAttributes.get(IMAGE_KEY) ?? null,
     version: d.typedSearchAttributes.get(VERSION_KEY) ?? null,
     startTime: d.startTime.toISOString(),
@@ -70,8 +86,10 @@ export async function run(options: StatusOptions, deps: CliDeps): Promise<Status
 
 export function renderText(r: StatusResult): string[] {
   const p = r.progress;
+  const unpolled = r.workerPolling === false ? ` — no worker polls task queue ${r.taskQueue}` : '';
   return [
-    `${r.type} ${r.workflowId}: ${r.status}`,
+    ...(r.resolvedFrom ? [`${r.resolvedFrom.workflowId}: ${r.resolvedFrom.reason}`] : []),
+    `${r.type} ${r.workflowId}${r.runId ? ` (run ${r.runId})` : ''}: ${r.status}${unpolled}`,
     ...(r.image ? [`image     ${r.image}${r.version ? `@${r.version}` : ''}`] : []),
     `started   ${r.startTime ?? '-'}${r.closeTime ? `, closed ${r.closeTime}` : ''}`,
     ...(p ? [`progress  ${p.phase}, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}`] : []),
@@ -95,7 +113,7 @@ export function register(program: Command, deps: CliDeps): void {
   program
     .command('status')
     .description('where a workflow stands: its status, progress, per-SDDC rows, and how it ended')
-    .argument('<workflow-id>', 'e.g. publish:ubuntu-app:2.3.1 (see `vmhub runs`)')
+    .argument('<workflow-id>', 'e.g. publish:ubuntu-app:2.3.1, the run behind that version whatever its ID (see `vmhub runs`)')
     .addOption(jsonOption())
     .addHelpText('after', examples('vmhub status publish:ubuntu-app:2.3.1 --json'))
     .action(async (workflowId: string, opts: { json?: boolean }) => {

@@ -5,6 +5,8 @@ import { deployResult, exitCode as deployExitCode, renderText as deployText, typ
 import type { CliDeps } from './deps';
 import { print, processIo } from './output';
 import { followDeploy, followPublish } from './progress';
+import { unpolledQueues } from './checks';
+import { findRun } from './run-ref';
 import { exitCode as publishExitCode, publishResult, renderText as publishText, type PublishCliResult } from './publish';
 
 export interface WaitOptions {
@@ -14,15 +16,19 @@ export interface WaitOptions {
 /** What `publish` or `deploy` would have printed, with the workflow's type. */
 export type WaitResult = ({ type: 'PublishImage' } & PublishCliResult) | ({ type: 'DeployToSDDCs' } & DeployCliResult);
 
-/** Follows a publish or deploy that is running (or has ended) to its end, as `publish` and `deploy` do. */
+/**
+ * Follows a publish or deploy that is running (or has ended) to its end, as `publish` and `deploy` do.
+ * `publish:<image>:<version>` follows the run behind the version (run-ref.ts); stderr says which when it is another.
+ */
 export async function run(options: WaitOptions, deps: CliDeps): Promise<WaitResult> {
-  const client = await deps.temporal();
-  const handle = client.workflow.getHandle(options.workflowId);
-  const { type } = await handle.describe();
-  if (type === 'PublishImage')
-    return { type, ...publishResult(handle.workflowId, await followPublish(handle, deps.io ?? processIo)) };
-  if (type === 'DeployToSDDCs')
-    return { type, ...deployResult(handle.workflowId, await followDeploy(handle, deps.io ?? processIo)) };
+  const io = deps.io ?? processIo;
+  const { handle, resolvedFrom } = await findRun(deps, options.workflowId);
+  if (resolvedFrom) io.err(`${resolvedFrom.workflowId}: ${resolvedFrom.reason}\n`);
+  const { type, status, taskQueue } = await handle.describe();
+  const [idle] = await unpolledQueues(await deps.temporal(), [{ status, taskQueue }]);
+  if (idle) io.err(`no worker polls task queue ${idle}: ${handle.workflowId} waits until one does\n`);
+  if (type === 'PublishImage') return { type, ...publishResult(handle.workflowId, await followPublish(handle, io)) };
+  if (type === 'DeployToSDDCs') return { type, ...deployResult(handle.workflowId, await followDeploy(handle, io)) };
   throw new VmhubError('InvalidInput', `${options.workflowId} is a ${type}; vmhub wait follows publishes and deploys`);
 }
 

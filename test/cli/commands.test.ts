@@ -129,7 +129,12 @@ describe('checks in the CLI’s own words', () => {
 
   it('runs are queried by a valid image name only', () => {
     expect(parseLimit('5')).toBe(5);
-    expect(runsQuery('ubuntu-app')).toBe("WorkflowType IN ('PublishImage', 'DeployToSDDCs') AND VmImage = 'ubuntu-app'");
+    const every = "WorkflowType IN ('PublishImage', 'DeployToSDDCs', 'RetireImage', 'ApplyRetention', 'VerifyReplicas')";
+    expect(runsQuery()).toBe(every);
+    expect(runsQuery('ubuntu-app')).toBe(
+      `${every} AND (VmImage = 'ubuntu-app' OR WorkflowId STARTS_WITH 'publish:ubuntu-app:' OR WorkflowId STARTS_WITH 'deploy:ubuntu-app:'` +
+        " OR WorkflowId STARTS_WITH 'retire:ubuntu-app:' OR WorkflowId STARTS_WITH 'verify:ubuntu-app:')",
+    );
     expect(typedError('InvalidInput', () => runsQuery("x' OR 1=1")).message).toMatch(/^--image "x' OR 1=1" is not an image name/);
   });
 });
@@ -400,19 +405,31 @@ describe('status run', () => {
         status: { name: 'RUNNING' },
         startTime: new Date('2025-01-01T00:00:00Z'),
         closeTime: undefined,
+        taskQueue: 'vm-images',
         typedSearchAttributes: { get: () => undefined },
       }),
       query: async () => {
         throw new Error('no worker');
       },
     };
-    const client = { workflow: { getHandle: () => handle } } as unknown as Client;
-    const deps: CliDeps = { config: loadConfig(), catalog: async () => ({}) as Catalog, temporal: async () => client };
+    // A worker polled a moment ago: the run is served, though its query fails.
+    const pollers = [{ lastAccessTime: { seconds: Math.floor(Date.now() / 1000) } }];
+    const client = {
+      options: { namespace: 'default' },
+      workflow: { getHandle: () => handle },
+      workflowService: { describeTaskQueue: async () => ({ pollers }) },
+    } as unknown as Client;
+    const catalog = { versions: { get: async () => null } } as unknown as Catalog;
+    const deps: CliDeps = { config: loadConfig(), catalog: async () => catalog, temporal: async () => client };
     const result = await status.run({ workflowId: 'publish:app:1.0.0' }, deps);
     expect(result).toEqual({
       workflowId: 'publish:app:1.0.0',
       type: 'PublishImage',
       status: 'running',
+      runId: null,
+      resolvedFrom: null,
+      taskQueue: 'vm-images',
+      workerPolling: true,
       image: null,
       version: null,
       startTime: '2025-01-01T00:00:00.000Z',
@@ -423,6 +440,10 @@ describe('status run', () => {
       failure: null,
     });
     expect(status.renderText(result)[0]).toBe('PublishImage publish:app:1.0.0: running');
+    // No worker polled its queue lately: the run is named as one nobody polls.
+    expect(status.renderText({ ...result, workerPolling: false })[0]).toBe(
+      'PublishImage publish:app:1.0.0: running — no worker polls task queue vm-images',
+    );
   });
 });
 

@@ -145,7 +145,7 @@ describe('lifecycle CLI renderers', () => {
       'sddc     east-1         2 files removed, library item item-7 deleted',
     ]);
     expect(retireCommand.renderText({ ...base, status: 'already-retired', blobsRemoved: [], sddcs: [] })).toEqual([
-      'app@1.0.0 was retired already; nothing to do  (workflow retire:app:1.0.0)',
+      'app@1.0.0 was retired already by retire:app:1.0.0; nothing to do',
     ]);
   });
 
