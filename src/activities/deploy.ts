@@ -53,11 +53,11 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
     /** agentsPolling by queue for all of a batch's SDDCs in one activity: a hundred SDDCs, one check. */
     async agentsPollingEach(input: {
       taskQueues: string[];
-      image: string;
-      version: string;
+      image?: string;
+      version?: string;
     }): Promise<Record<string, AgentPollers>> {
       return withFailures(async () => {
-        await refuseRetiring(input.image, input.version);
+        if (input.image !== undefined && input.version !== undefined) await refuseRetiring(input.image, input.version);
         return agentPollersByQueue(temporal, input.taskQueues);
       });
     },

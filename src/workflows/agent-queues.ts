@@ -45,7 +45,7 @@ export type AgentChecker = (sddc: { name: string; taskQueue: string }) => Promis
  */
 export function agentChecker(
   control: Pick<ActivityInterfaceFor<Activities>, 'agentsPolling' | 'agentsPollingEach'>,
-  plan: { image: string; version: string; taskQueues: string[] },
+  plan: { image?: string; version?: string; taskQueues: string[] },
 ): AgentChecker {
   const { image, version, taskQueues } = plan;
   if (!patched(BATCH_AGENT_CHECK_PATCH)) {

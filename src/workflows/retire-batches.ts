@@ -17,6 +17,7 @@ import { BATCH_SIZE } from '../shared/batches';
 import { runPool } from '../shared/concurrency';
 import { asFailure } from '../shared/failures';
 import { control } from './activity-options';
+import { agentChecker } from './agent-queues';
 import { reasonOf, removeFromSddc, settled, type Removing, type RetiredCopy, type SddcRemoval } from './retire-steps';
 
 /** Batches removing at once: bounds the pending children of one retire whatever the fleet. */
@@ -47,7 +48,10 @@ export async function RetireSddcBatch(input: RetireBatchInput): Promise<RetireBa
     setCurrentDetails(`Remove ${copy.image} ${copy.version} from ${targets.length} SDDCs`);
     let told: Promise<void> | undefined;
     const removing: Removing = { started: false, tell: () => (told ??= tellParent()) };
-    const outcomes = await Promise.allSettled(targets.map((t) => removeFromSddc(copy, t, removing, { each: false })));
+    const checkAgentOf = agentChecker(control, { taskQueues: targets.map((t) => t.taskQueue) });
+    const outcomes = await Promise.allSettled(
+      targets.map((t) => removeFromSddc(copy, t, removing, { each: false }, checkAgentOf)),
+    );
     const removed = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
     if (removed.length > 0) {
       await CancellationScope.nonCancellable(() =>

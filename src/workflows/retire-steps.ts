@@ -9,7 +9,7 @@ import type { SddcCopy } from '../shared/image-version';
 import type { RetireResult } from '../shared/lifecycle-input';
 import { libraryOf } from '../shared/sddc-target';
 import { control } from './activity-options';
-import { checkAgent } from './agent-queues';
+import { checkAgent, type AgentChecker } from './agent-queues';
 import { onAgent } from './deploy-to-sddcs';
 
 export type Retiring = Extract<RetirePlan, { state: 'retiring' }>;
@@ -61,14 +61,18 @@ export function reasonOf(err: unknown): string {
  * Has the SDDC's agent remove its copy (the file, and a library's item). `removing` (runs from
  * SETTLED_REMOVALS on) is told when a removal starts; `record`: each removal is recorded here (a batch
  * records its removals at once instead), and with `removing` a cancel still records a removal done.
+ * `checkAgentOf`, a batch's, checks every SDDC of the batch in one activity.
  */
 export async function removeFromSddc(
   plan: RetiredCopy,
   t: RetireTarget,
   removing?: Removing,
   record: { each: boolean; owner?: RunRef } = { each: true },
+  checkAgentOf?: AgentChecker,
 ): Promise<SddcRemoval> {
-  const checked = await checkAgent(control, `check the agent of ${t.sddc}`, { taskQueue: t.taskQueue });
+  const checked = checkAgentOf
+    ? await checkAgentOf({ name: t.sddc, taskQueue: t.taskQueue })
+    : await checkAgent(control, `check the agent of ${t.sddc}`, { taskQueue: t.taskQueue });
   if (!checked.alive) {
     throw new VmhubError(
       'NoAgent',

@@ -10,7 +10,7 @@ import type { ContentLibraryActivities } from '../../src/activities/content-libr
 export const retireRef = { image: 'app', version: '1.0.0' };
 
 /** A retire of app@1.0.0 from a directory SDDC and a content-library SDDC, both served by one agent queue. */
-export function retirePlan(agentQueue: string): RetirePlan {
+export function retirePlan(agentQueue: string): Extract<RetirePlan, { state: 'retiring' }> {
   return {
     state: 'retiring',
     ...retireRef,

@@ -41,8 +41,8 @@ async function retireWith(
   beginRetire: Activities['beginRetire'],
   overrides: Partial<Activities>,
   agent: Partial<AgentActivities>,
+  agentQueue = `sddc-${randomUUID()}`,
 ) {
-  const agentQueue = `sddc-${randomUUID()}`;
   return runWorker(
     env,
     { ...retireControl(log, agentQueue, beginRetire), ...overrides },
@@ -98,14 +98,21 @@ describe('RetireImage', () => {
 
   it('an SDDC whose agent does not poll fails the retire with RetireIncomplete naming it: the other SDDC is done, no blob goes, no tombstone', async () => {
     const log: string[] = [];
-    // The first SDDC to ask finds its agent; the other's is gone by the time it asks.
-    let asked = 0;
-    const result = await retire(log, async () => retirePlan(''), { agentsPolling: async () => (++asked === 1 ? 1 : 0) });
+    // lib-1's agent was there when the retire began, and is gone by the time its copy is removed.
+    const agentQueue = `sddc-${randomUUID()}`;
+    const plan = retirePlan(agentQueue);
+    plan.sddcs[1] = { ...plan.sddcs[1], taskQueue: 'sddc-gone' };
+    const result = await retireWith(
+      log,
+      async () => plan,
+      { beginRetire: async () => plan, agentsPolling: async ({ taskQueue }) => (taskQueue === 'sddc-gone' ? 0 : 1) },
+      retireAgent(log),
+      agentQueue,
+    );
     const { message, failed } = incomplete(result);
-    expect(failed).toEqual([{ sddc: expect.stringMatching(/^(dir|lib)-1$/), reason: expect.stringMatching(/^NoAgent: /) }]);
-    const silent = (failed as Array<{ sddc: string }>)[0].sddc;
-    expect(message).toContain(`1 SDDC failed (${silent}: NoAgent`);
-    expect(log).toContain(`recorded ${silent === 'dir-1' ? 'lib-1' : 'dir-1'}`);
+    expect(failed).toEqual([{ sddc: 'lib-1', reason: expect.stringMatching(/^NoAgent: /) }]);
+    expect(message).toContain('1 SDDC failed (lib-1: NoAgent');
+    expect(log).toContain('recorded dir-1');
     expect(log.filter((l) => l.startsWith('blob') || l === 'tombstone' || l === 'abandon')).toEqual([]);
   });
 
