@@ -9,7 +9,7 @@ import { startCountingProxy, type CountingProxy } from './harness/counting-proxy
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, ovaFromDescriptor } from './images/build';
 import { readBlob, repositoryRoot, startWorld, type TestWorld, workflowFailure } from './helpers';
-import { sddcProgress } from '../src/cli/operations';
+import { readProgress } from '../src/cli/run-progress';
 
 const MiB = 2 ** 20;
 
@@ -137,9 +137,9 @@ describe('replication and DeployToSDDCs', () => {
       ['east-2', 'deployed', 'east-primary'],
       ['west-1', 'deployed', 'west-replica'],
     ]);
-    // The rows are in the deploy's batches (one per data center here).
-    const progress = (await sddcProgress(handle))!;
-    expect(progress['west-1']).toMatchObject({
+    // Its progress has a row per SDDC, which its batches (one per data center here) handed back.
+    const reading = await readProgress(world.client, handle.workflowId);
+    expect(reading.kind === 'deploy' && reading.sddcs.find((s) => s.sddc === 'west-1')).toMatchObject({
       phase: 'done',
       status: 'deployed',
       source: 'west-replica',

@@ -86,8 +86,8 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
       return withFailures(() => versionsToVerify({ catalog, topology: storage.topology }, input));
     },
 
-    /** Compares one replica with the primary; one that differs is marked stale and its blob deleted. */
-    async checkReplica(input: VersionRef & { location: string }): Promise<ReplicaCheck> {
+    /** Compares one replica with the primary; one that differs is marked stale (with `note`, if given) and its blob deleted. */
+    async checkReplica(input: VersionRef & { location: string; note?: string }): Promise<ReplicaCheck> {
       return withFailures(async () => {
         checkRef(input);
         return checkReplica({ storage, catalog }, input, cancellationSignal(), log);

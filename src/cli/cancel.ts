@@ -3,8 +3,9 @@ import { cancelAndReport } from './operations';
 import { unpolledQueues } from './checks';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
-import { print, statusWord } from './output';
+import { print, statusWord, table } from './output';
 import { findRun, type FoundRun } from './run-ref';
+import type { CancelReport } from './cancel-report';
 
 export interface CancelOptions {
   workflowId: string;
@@ -12,13 +13,12 @@ export interface CancelOptions {
   terminate?: boolean;
 }
 
-export interface CancelResult {
+export interface CancelResult extends CancelReport {
   workflowId: string;
   /** lowercase, as everywhere in the CLI: cancelled, or how it ended if it ended otherwise first. */
   status: string;
   /** Whether the run is stopped by this cancel: false when it ended otherwise first, or still runs. */
   stopped: boolean;
-  cleanup: string[];
   /** The ID asked for and why this run was cancelled, when it is another run; null otherwise. */
   resolvedFrom: FoundRun['resolvedFrom'];
   /** The run's workflow task queue, and whether a worker polls it (null once the run has closed). */
@@ -35,7 +35,7 @@ export async function run(options: CancelOptions, deps: CliDeps): Promise<Cancel
   const found = await findRun(deps, options.workflowId);
   const { handle, workflowId, resolvedFrom } = found;
   const d = await handle.describe();
-  const ran = { workflowId, resolvedFrom, taskQueue: d.taskQueue, cleanup: [] };
+  const ran = { workflowId, resolvedFrom, taskQueue: d.taskQueue, done: [], cleanup: [], left: [], sddcs: [] };
   // An earlier run of the ID has closed: cancelling the ID would reach its latest run instead.
   if (d.status.name !== 'RUNNING' && found.runId)
     return { ...ran, status: statusWord(d.status.name), stopped: false, workerPolling: null };
@@ -53,6 +53,7 @@ export async function run(options: CancelOptions, deps: CliDeps): Promise<Cancel
   return { ...ran, ...report, status, stopped: status === 'cancelled', workerPolling: status === 'running' ? true : null };
 }
 
+/** What stays done, the deploy's SDDCs with how each ended, what was cleaned up, and what is left with the command that finishes it. */
 export function renderText(r: CancelResult): string[] {
   const found = r.resolvedFrom ? [`${r.resolvedFrom.workflowId}: ${r.resolvedFrom.reason}`] : [];
   if (r.workerPolling === false) {
@@ -65,18 +66,32 @@ export function renderText(r: CancelResult): string[] {
     ];
   }
   if (r.status === 'terminated' && r.stopped) return [...found, `${r.workflowId}: terminated; no cleanup ran`];
+  const rows = r.sddcs.map((s) => [`  ${s.sddc}`, s.status, s.reason ?? '']);
+  const cleaned = cleanedUp(r);
+  const said = r.done.length + rows.length + cleaned.length + r.left.length > 0;
   return [
     ...found,
     `${r.workflowId}: ${r.status}`,
-    ...(r.cleanup.length > 0 ? r.cleanup.map((c) => `  cleaned up: ${c}`) : ['  nothing to clean up']),
+    ...r.done.map((d) => `  done: ${d}`),
+    ...(rows.length > 0 ? table(['  SDDC', 'STATUS', 'REASON'], rows) : []),
+    ...cleaned,
+    ...r.left.map((l) => `  left: ${l}`),
+    ...(said ? [] : ['  nothing to clean up']),
   ];
+}
+
+/** A deploy's cleanup is in its cancelled rows' reasons; a publish says what it removed, or that what it did stays. */
+function cleanedUp(r: CancelResult): string[] {
+  if (r.sddcs.length > 0) return [];
+  if (r.cleanup.length > 0) return r.cleanup.map((c) => `  cleaned up: ${c}`);
+  return r.done.length > 0 ? ['  cleaned up: nothing; what is done stays'] : [];
 }
 
 export function register(program: Command, deps: CliDeps): void {
   program
     .command('cancel')
     .description(
-      'cancel a running workflow, wait for it to stop, and report what it cleaned up; exits 2 when it was not cancelled',
+      'cancel a running workflow, wait for it to stop, and report what it did, cleaned up and left; exits 2 when it was not cancelled',
     )
     .argument('<workflow-id>', 'e.g. publish:ubuntu-app:2.3.1, the run behind that version whatever its ID (see `vmhub runs`)')
     .option('--terminate', 'stop the run at once, without its cleanup (for a run no worker polls, or one that does not stop)')

@@ -9,21 +9,19 @@ import { retireWorkflowId, type RetireInput } from '../shared/lifecycle-input';
 import {
   deployWorkflowId,
   type DeployInput,
-  type DeployProgress,
   type DeployCounts,
   type DeployResult,
   type DeployResultRow,
-  type FleetProgress,
 } from '../shared/deploy-input';
 import { errorOf } from './errors';
 import { requirePollers } from './checks';
 import { loadTemporal } from './services';
 import { table } from './output';
 import { checkSourceUrl } from '../source/source';
-import { publishWorkflowId, type PublishInput, type PublishProgress } from '../shared/publish-input';
+import { publishWorkflowId, type PublishInput } from '../shared/publish-input';
 import { describePlacement } from '../shared/sddc-target';
 import { formatBytes } from '../shared/units';
-import { isFleetProgress } from './run-progress';
+import { cancelReport, type CancelReport } from './cancel-report';
 import { countStatuses } from '../workflows/current-details';
 
 /**
@@ -283,14 +281,14 @@ function countsOf(result: Pick<DeployResult, 'results' | 'counts'>): DeployCount
 }
 
 /**
- * Cancels a publish or deploy and waits (up to `timeoutMs`) for it to stop, then says what it cleaned
- * up: a publish reports what it removed, a deploy which SDDCs were stopped.
+ * Cancels a publish or deploy and waits (up to `timeoutMs`) for it to stop, then reports, from the run's
+ * own progress, what it did, what it cleaned up and what is left (src/cli/cancel-report.ts).
  */
 export async function cancelAndReport(
   client: Client,
   workflowId: string,
   timeoutMs = 60_000,
-): Promise<{ workflowId: string; status: string; cleanup: string[] }> {
+): Promise<{ workflowId: string; status: string } & CancelReport> {
   const handle = client.workflow.getHandle(workflowId);
   await handle.cancel();
   const deadline = Date.now() + timeoutMs;
@@ -299,38 +297,13 @@ export async function cancelAndReport(
     await new Promise((r) => setTimeout(r, 250));
     status = (await handle.describe()).status.name;
   }
-  const progress = await handle.query<PublishProgress | DeployProgress>('progress').catch(() => undefined);
-  let cleanup: string[] = [];
-  if (progress && 'phase' in progress) cleanup = (progress as PublishProgress).cleanup ?? [];
-  else if (progress)
-    cleanup = Object.values((await sddcProgress(handle)) ?? {})
-      .filter((s) => s.status === 'failed' && s.reason?.startsWith('cancelled'))
-      .map((s) => `${s.sddc}: ${s.reason}`);
-  return { workflowId, status, cleanup };
+  return { workflowId, status, ...(await cancelReport(client, workflowId)) };
 }
 
 /** One line saying what went wrong: a failure's type and message, never a stack trace. */
 export function describeFailure(err: unknown): string {
   const { type, message } = errorOf(err);
   return `${type}: ${message}`;
-}
-
-/**
- * A deploy's progress with a row per SDDC. A fanned-out deploy's own progress has counts and its batches
- * (FleetProgress); each batch's child workflow has the rows. A batch not started yet has none.
- */
-export async function sddcProgress(handle: WorkflowHandle): Promise<DeployProgress | undefined> {
-  const progress = await handle.query<DeployProgress | FleetProgress>('progress').catch(() => undefined);
-  if (!progress || !isFleetProgress(progress)) return progress;
-  const batches = await Promise.all(
-    progress.batches.map((b) =>
-      handle.client
-        .getHandle(b.workflowId)
-        .query<DeployProgress>('progress')
-        .catch((): DeployProgress => ({})),
-    ),
-  );
-  return Object.assign({}, ...batches) as DeployProgress;
 }
 
 /**

@@ -40,8 +40,10 @@ export async function readProgress(handle: WorkflowHandle, runId?: string): Prom
   };
 }
 
+/** An SDDC that has the image has all its bytes, whatever its agent last reported; a failed or cancelled one has what it had. */
 function rowsOf(deploy: DeployReading): SddcProgress[] {
-  return deploy.sddcs.map((s) => (s.phase === 'done' ? { ...s, bytesDone: s.bytesTotal } : s));
+  const whole = (s: SddcProgress) => s.status === 'deployed' || s.status === 'already-present';
+  return deploy.sddcs.map((s) => (s.phase === 'done' && whole(s) ? { ...s, bytesDone: s.bytesTotal } : s));
 }
 
 /**

@@ -5,6 +5,7 @@ import type { DeployCounts, DeployProgress, DeployResultRow, FleetProgress, Sddc
 import type { PublishProgress } from '../shared/publish-input';
 import { statusWord } from './output';
 import { countStatuses } from '../workflows/current-details';
+import { IMAGE_KEY, VERSION_KEY } from '../workflows/search-attributes';
 
 /**
  * Where a publish or a deploy stands, to the byte. A workflow counts only what it has been told (a range
@@ -40,6 +41,9 @@ interface RunReading {
   workflowId: string;
   runId: string;
   status: RunStatus;
+  /** The image and version the run works on, once it has said (its search attributes). */
+  image?: string;
+  version?: string;
   transfers: Transfer[];
 }
 
@@ -68,10 +72,12 @@ export interface DeployReading extends RunReading {
   /** SDDCs that ended, by status. */
   counts: DeployCounts;
   /**
-   * A row per SDDC of the batches running and of a deploy to at most 100 SDDCs; a larger fleet lists the
-   * failed and skipped rows of its finished batches (the counts have the rest).
+   * A row per SDDC of the batches running (or, once the run closed, stopped) and of a deploy to at most
+   * 100 SDDCs; a larger fleet lists the failed and skipped rows of its finished batches (the counts have the rest).
    */
   sddcs: SddcReading[];
+  /** SDDCs in batches that have not started, or never did once the run closed. */
+  notStarted: number;
 }
 
 export type RunReadingOf = PublishReading | DeployReading;
@@ -100,22 +106,50 @@ export async function readProgress(client: Client | WorkflowClient, workflowId: 
 async function read(client: WorkflowClient, handle: WorkflowHandle, converter: PayloadConverter): Promise<RunReadingOf> {
   const { progress, description } = await consistentRead(handle);
   const raw = description.raw;
+  const attributes = description.typedSearchAttributes;
   const base: RunReading = {
     workflowId: description.workflowId,
     runId: description.runId,
     status: statusWord(description.status.name) as RunStatus,
+    image: attributes.get(IMAGE_KEY),
+    version: attributes.get(VERSION_KEY),
     transfers: (raw.pendingActivities ?? []).flatMap((a) => transferOf(a, converter)),
   };
   const children = await Promise.all(
-    (raw.pendingChildren ?? []).map((c) =>
+    childrenToRead(base, description, progress).map((c) =>
       // A child that has not run its first task has no progress yet; it is read next time.
-      read(client, client.getHandle(c.workflowId!, c.runId ?? undefined), converter).catch(() => undefined),
+      read(client, client.getHandle(c.workflowId, c.runId), converter).catch(() => undefined),
     ),
   );
   const deploys = children.filter((c): c is DeployReading => c?.kind === 'deploy');
   if (description.type === 'PublishImage') return publishReading(base, progress as PublishProgress, deploys[0]);
   if (isFleetProgress(progress)) return fleetReading(base, progress, deploys);
   return batchReading(base, (progress ?? {}) as DeployProgress);
+}
+
+/**
+ * The children whose rows a reading shows: those running, and, once the run has closed, those that ended
+ * without handing their rows back (a cancelled batch of a fleet, the deploy of a publish), whose rows only
+ * their own progress has. A batch that never started has no run, and no reading.
+ */
+function childrenToRead(
+  base: RunReading,
+  description: Description,
+  progress: unknown,
+): Array<{ workflowId: string; runId?: string }> {
+  const pending = (description.raw.pendingChildren ?? []).map((c) => ({
+    workflowId: c.workflowId!,
+    runId: c.runId ?? undefined,
+  }));
+  if (base.status === 'running') return pending;
+  const ended =
+    description.type === 'PublishImage'
+      ? [(progress as PublishProgress | undefined)?.deploy]
+      : isFleetProgress(progress)
+        ? progress.batches.filter((b) => !b.done).map((b) => b.workflowId)
+        : [];
+  const more = ended.filter((id): id is string => id !== undefined && !pending.some((p) => p.workflowId === id));
+  return [...pending, ...more.map((workflowId) => ({ workflowId }))];
 }
 
 /**
@@ -199,13 +233,14 @@ function batchReading(base: RunReading, progress: DeployProgress): DeployReading
     return reading;
   });
   const ended = sddcs.flatMap((s) => (s.status ? [{ status: s.status }] : []));
-  return { ...base, kind: 'deploy', sddcsTotal: sddcs.length, counts: countStatuses(ended), sddcs };
+  return { ...base, kind: 'deploy', sddcsTotal: sddcs.length, counts: countStatuses(ended), sddcs, notStarted: 0 };
 }
 
-/** A fanned-out deploy: the rows its finished batches kept, and the rows of the batches running now. */
+/** A fanned-out deploy: the rows its finished batches kept, and the rows of the batches running now (or stopped). */
 function fleetReading(base: RunReading, progress: FleetProgress, batches: DeployReading[]): DeployReading {
   const running = new Set(batches.flatMap((b) => b.sddcs.map((s) => s.sddc)));
   const finished = progress.results.filter((r) => !running.has(r.sddc)).map(rowReading);
+  const inFinished = Object.values(progress.counts).reduce((n, c) => n + (c ?? 0), 0);
   return {
     ...base,
     transfers: [...base.transfers, ...batches.flatMap((b) => b.transfers)],
@@ -213,7 +248,25 @@ function fleetReading(base: RunReading, progress: FleetProgress, batches: Deploy
     sddcsTotal: progress.sddcsTotal,
     counts: progress.counts,
     sddcs: [...finished, ...batches.flatMap((b) => b.sddcs)],
+    notStarted: Math.max(0, progress.sddcsTotal - inFinished - running.size),
   };
+}
+
+/** The reason a deploy gives an SDDC a cancel stopped: `cancelled: ` and what became of its partial download or item. */
+const CANCELLED = /^cancelled(: )?/;
+
+/**
+ * How an SDDC's row stands, in a word (how it ended, `cancelled` when a cancel stopped it, else its
+ * phase), and why: for a cancelled row, what its agent did about the partial download or library item.
+ */
+export function rowState(row: { phase: string; status?: string | null; reason?: string | null }): {
+  state: string;
+  reason: string;
+} {
+  if (row.status === 'failed' && row.reason && CANCELLED.test(row.reason)) {
+    return { state: 'cancelled', reason: row.reason.replace(CANCELLED, '') };
+  }
+  return { state: row.status ?? row.phase, reason: row.reason ?? '' };
 }
 
 function rowReading(row: DeployResultRow): SddcReading {

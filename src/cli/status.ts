@@ -6,6 +6,7 @@ import type { CliDeps } from './deps';
 import { errorOf } from './errors';
 import { print, statusWord, table } from './output';
 import { readProgress } from './progress';
+import { rowState } from './run-progress';
 import { IMAGE_KEY, VERSION_KEY } from '../workflows/search-attributes';
 import { idleQueues } from './checks';
 import { findRun, type FoundRun } from './run-ref';
@@ -96,13 +97,10 @@ export function renderText(r: StatusResult): string[] {
     ...(r.sddcs.length > 0
       ? table(
           ['SDDC', 'STATE', 'SOURCE', 'DONE', 'REASON'],
-          r.sddcs.map((s) => [
-            s.sddc,
-            s.status ?? s.phase,
-            s.source ?? '-',
-            `${formatBytes(s.bytesDone)} / ${formatBytes(s.bytesTotal)}`,
-            s.reason ?? '',
-          ]),
+          r.sddcs.map((s) => {
+            const { state, reason } = rowState(s);
+            return [s.sddc, state, s.source ?? '-', `${formatBytes(s.bytesDone)} / ${formatBytes(s.bytesTotal)}`, reason];
+          }),
         )
       : []),
     ...(r.failure ? [`failure   ${r.failure.type}: ${r.failure.message}`] : []),

@@ -50,11 +50,12 @@ async function blobState(store: BlockStore, blob: string, signal: AbortSignal): 
 /**
  * Compares one replica with the primary: committed block list, size and SHA-256 metadata. A replica
  * that differs is marked `stale` and its blob deleted, so replicateImage writes it afresh rather than
- * trusting metadata the differing copy may carry.
+ * trusting metadata the differing copy may carry. `note` says why the check ran (a cancelled copy), after
+ * the difference in the reason the catalog keeps.
  */
 export async function checkReplica(
   deps: { storage: BlockStores; catalog: Pick<Catalog, 'versions'> },
-  input: { image: string; version: string; location: string },
+  input: { image: string; version: string; location: string; note?: string },
   signal: AbortSignal,
   log: Log,
 ): Promise<ReplicaCheck> {
@@ -68,8 +69,8 @@ export async function checkReplica(
   }
   const replicaStore = storage.store(input.location);
   const replica = await blobState(replicaStore, blobName, signal);
-  const reason = replicaDifference({ ...primary, sha256: record.sha256 }, replica);
-  if (reason === undefined) {
+  const difference = replicaDifference({ ...primary, sha256: record.sha256 }, replica);
+  if (difference === undefined) {
     const etag = (await replicaStore.getProperties(blobName, { abortSignal: signal })).etag;
     const kept = await catalog.versions.setReplica(input.image, input.version, {
       location: input.location,
@@ -80,6 +81,7 @@ export async function checkReplica(
     });
     return { location: input.location, status: kept ? 'verified' : 'gone' };
   }
+  const reason = input.note ? `${difference} (${input.note})` : difference;
   log.warn('replica differs from the primary', {
     image: input.image,
     version: input.version,

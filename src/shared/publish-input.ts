@@ -62,6 +62,12 @@ export interface PublishProgress {
   startedAt: string;
   /** What a failed or cancelled run removed before it ended. */
   cleanup?: string[];
+  /** Once the version is available: what the run did that no cancel undoes (published, replicated where). */
+  done?: string[];
+  /** What a cancel after the version became available left unfinished (a stale replica), and how to finish it. */
+  left?: string[];
+  /** The workflow ID of the deploy the run started, once it started it. */
+  deploy?: string;
 }
 
 /** Checks the shape of a PublishImage input; the source itself is checked against the repository by an activity. */

@@ -31,9 +31,10 @@ import { transferTaskQueueOf } from '../shared/task-queues';
 import { deployWorkflowId, type DeployResult } from '../shared/deploy-input';
 import { control, controlWith, transfer, transferOnWorkflowQueue } from './activity-options';
 import { DeployToSDDCs } from './deploy-to-sddcs';
-import { countStatuses, detailsText, outcomeLine, replicatingLine, stagingLine } from './current-details';
+import { countStatuses, detailsText, outcomeLine, stagingLine } from './current-details';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
 import { runOwner } from './run-owner';
+import { replicate } from './publish-replicas';
 
 export const publishProgressQuery = defineQuery<PublishProgress>('progress');
 
@@ -104,7 +105,8 @@ export async function PublishImage(rawInput: PublishInput): Promise<PublishResul
     const cancelled = wasCancelled(err, byScope);
     progress.phase = cancelled ? 'cancelled' : 'failed';
     const removed = progress.cleanup?.length ? `cleanup: ${progress.cleanup.join('; ')}` : '';
-    details.show(`${progress.phase}: ${failure instanceof Error ? failure.message : String(failure)}`, removed);
+    const left = progress.left?.length ? `left: ${progress.left.join('; ')}` : '';
+    details.show(`${progress.phase}: ${failure instanceof Error ? failure.message : String(failure)}`, removed, left);
     // Whatever the cancelled work ended with (a dead transfer worker's heartbeat timeout too), the run ends Cancelled.
     if (cancelled && byScope && !isCancellation(failure)) {
       throw new CancelledFailure(
@@ -216,6 +218,7 @@ async function publish(rawInput: PublishInput, details: Details, rules: RunRules
     result = await quick.markAvailable.executeWithOptions({ summary: `mark ${ref} available` }, [
       { image: input.image, version, sha256: digest.sha256, metadata, owner },
     ]);
+    progress.done = [`published ${ref}: available`];
   } catch (err) {
     const cancelled = wasCancelled(err, byScope);
     progress.phase = cancelled ? 'cancelling' : 'failed';
@@ -244,8 +247,7 @@ async function publish(rawInput: PublishInput, details: Details, rules: RunRules
     throw err;
   }
   // Runs that began before publishes noted the overlap go straight on.
-  if (patched('publish-overlap')) await noteOverlap(result);
-  return distribute(transfer, input, result, details);
+  return distribute(transfer, input, result, details, patched('publish-overlap'));
 }
 
 /**
@@ -352,28 +354,20 @@ async function commit(transfer: Transfers, input: CommitInput, fanOut: number, d
   }
 }
 
-/** After the version is available: copy it to every replica location, then deploy it if asked. */
+/** After the version is available: note its overlap (if `overlap`), copy it to every replica location, then deploy it if asked. */
 async function distribute(
   transfer: Transfers,
   input: PublishInput,
   result: PublishResult,
   details: Details,
+  overlap = false,
 ): Promise<PublishResult> {
   const { progress } = details;
   const ref = `${result.image}@${result.version}`;
+  progress.done ??= [`${ref} was published already: available`];
   progress.phase = 'replicating';
   details.show(`${ref} is available`, 'replicating');
-  const { replicas } = await quick.replicaLocations.executeWithOptions({ summary: `replica locations for ${ref}` }, []);
-  let replicated = 0;
-  details.show(`${ref} is available`, replicatingLine(replicas, replicated));
-  await Promise.all(
-    replicas.map(async (location) => {
-      await transfer.replicateImage.executeWithOptions({ summary: `replicate ${ref} to ${location}` }, [
-        { image: result.image, version: result.version, location },
-      ]);
-      details.show(`${ref} is available`, replicatingLine(replicas, ++replicated));
-    }),
-  );
+  const replicas = await replicate(transfer, result, details, overlap ? () => noteOverlap(result) : undefined);
   const replicatedTo = replicas.length > 0 ? `replicated to ${replicas.join(', ')}` : '';
   if (!input.deployTo || input.deployTo.length === 0) {
     progress.phase = 'done';
@@ -382,6 +376,7 @@ async function distribute(
   }
   progress.phase = 'deploying';
   const workflowId = deployWorkflowId(result.image, result.version, workflowInfo().workflowId);
+  progress.deploy = workflowId;
   details.show(`published ${ref}`, replicatedTo, `deploying to ${input.deployTo.join(', ')} (workflow ${workflowId})`);
   let deployed: DeployResult;
   try {

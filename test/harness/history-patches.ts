@@ -25,13 +25,14 @@ const FAN_OUT = ['activity-backstops', 'batch-request-cancel', 'deploy-lease', '
 const RETIRE = ['activity-backstops', 'retire-batches', 'retire-settles-removals'];
 
 /**
- * The histories recorded with the workflow code of the ownership, cancel-by-scope, backstop, lease and
- * batched-retire patches (test/harness/record-v2-histories.ts), and the patches each must have taken.
+ * The histories recorded with the workflow code of the ownership, cancel-by-scope, backstop, lease,
+ * batched-retire and replica-settling patches (test/harness/record-v2-histories.ts), and the patches each must have taken.
  */
 export const V2_PATCHES: Record<string, string[]> = {
   'publish-with-deploy-v2.binpb': [...PUBLISH, 'publish-deploy-request-cancel', 'publish-overlap'],
   'publish-cancelled-v2.binpb': PUBLISH,
   'publish-no-transfer-worker-v2.binpb': PUBLISH,
+  'publish-cancelled-replicating-v2.binpb': [...PUBLISH, 'publish-overlap', 'publish-cancel-settles-replicas'],
   'deploy-fanned-out-v2.binpb': FAN_OUT,
   'deploy-batch-v2.binpb': ['activity-backstops'],
   'deploy-cancelled-v2.binpb': FAN_OUT,

@@ -147,6 +147,23 @@ export function publishActivities(log: string[], overrides: Partial<Activities> 
   };
 }
 
+/**
+ * Replication to west-replica, which copies at once, and north-replica, which copies until cancelled;
+ * after the cancel, the check of each replica left finds its blob missing and marks it stale with the note.
+ */
+export function replicationUntilCancelled(log: string[]): Partial<Activities> {
+  const copyUntilCancelled = transferUntilCancelled(log, 'replicate');
+  return {
+    replicaLocations: async () => ({ replicas: ['west-replica', 'north-replica'] }),
+    replicateImage: async ({ location: replica }) =>
+      replica === 'west-replica' ? { location: replica, status: 'verified', etag: '"1"' } : copyUntilCancelled(),
+    checkReplica: async ({ location: replica, note }) => {
+      log.push(`check ${replica}: ${note}`);
+      return { location: replica, status: 'stale', reason: `blob is missing (${note})` };
+    },
+  };
+}
+
 /** A deploy plan of app@1.0.0 to SDDCs served by one agent task queue; an SDDC named `tiny` does not fit. */
 export function deployPlan(taskQueue: string, names: string[]): DeploymentPlan {
   return {

@@ -19,6 +19,7 @@ import {
   fleetPlanOf,
   location,
   publishActivities,
+  replicationUntilCancelled,
   runWorker,
   transferUntilCancelled,
 } from './mock-activities';
@@ -39,6 +40,7 @@ export const v2Recordings: Record<string, Recording> = {
   'publish-with-deploy-v2': recordPublishWithDeploy,
   'publish-cancelled-v2': recordPublishCancelled,
   'publish-no-transfer-worker-v2': recordNoTransferWorker,
+  'publish-cancelled-replicating-v2': recordCancelledReplicating,
   'deploy-fanned-out-v2': recordFannedOutDeploy,
   'deploy-cancelled-v2': recordDeployCancelled,
   'deploy-no-agent-batch-v2': recordDeployWithoutAgent,
@@ -161,6 +163,26 @@ async function recordPublishCancelled(env: TestWorkflowEnvironment, save: Save):
   });
   if (!log.includes('abandon cancelled')) throw new Error(`the cancelled publish did not clean up: ${log.join(', ')}`);
   await save('publish-cancelled-v2', workflowId);
+}
+
+/** Cancelled once the version is available, while one replica copies: the copy stops, then that replica is checked and marked stale. */
+async function recordCancelledReplicating(env: TestWorkflowEnvironment, save: Save): Promise<void> {
+  const log: string[] = [];
+  const activities = publishOf(fourRanges, [], replicationUntilCancelled(log));
+  const workflowId = `publish:app:4.0.3:${randomUUID()}`;
+  await runWorker(env, activities, async (taskQueue) => {
+    const handle = await env.client.workflow.start('PublishImage', {
+      args: [{ source: 'app.ova', image: 'app', version: '4.0.3' }],
+      taskQueue,
+      workflowId,
+    });
+    await whenLogged(log, 'replicate started', 1);
+    await handle.cancel();
+    await failureOf(handle.result(), isCancel, 'Cancelled');
+  });
+  if (!log.some((l) => l.startsWith('check north-replica')))
+    throw new Error(`the stopped replica was not checked: ${log.join(', ')}`);
+  await save('publish-cancelled-replicating-v2', workflowId);
 }
 
 /** No worker polls the transfer queue: the publish fails NoTransferWorker before it claims anything. */

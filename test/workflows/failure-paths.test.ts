@@ -10,6 +10,7 @@ import {
   deployActivities,
   location,
   publishActivities,
+  replicationUntilCancelled,
   runWorker as runOn,
   startTestEnvironment,
   transferUntilCancelled,
@@ -127,6 +128,31 @@ describe('PublishImage failure paths', () => {
       { workflowId, runId: firstRunId },
       { workflowId, runId: firstRunId },
     ]);
+  });
+
+  it('a cancel while it replicates waits for the copy to stop, marks that replica stale for verify, and says what it did and left', async () => {
+    const log: string[] = [];
+    const activities = publishActivities(log, replicationUntilCancelled(log));
+    const workflowId = randomUUID();
+    const { cause, progress } = await runWorker(activities, async (taskQueue) => {
+      const handle = await env.client.workflow.start('PublishImage', { args: [publishInput], taskQueue, workflowId });
+      // West's copy is done and north's under way.
+      const copying = async () =>
+        log.includes('replicate started') && (await handle.query<PublishProgress>('progress')).done?.length === 2;
+      while (!(await copying())) await new Promise((r) => setTimeout(r, 20));
+      await handle.cancel();
+      const failed = await failureOf(handle.result());
+      return { cause: failed, progress: await handle.query<PublishProgress>('progress') };
+    });
+    expect(cause).toBeInstanceOf(CancelledFailure);
+    const note = `replication cancelled by ${workflowId}; \`vmhub verify app@1.0.0\` copies it again`;
+    expect(log).toEqual(['commit', 'replicate started', 'replicate stopped', `check north-replica: ${note}`]);
+    expect(progress).toMatchObject({
+      phase: 'cancelled',
+      done: ['published app@1.0.0: available', 'replicated to west-replica'],
+      left: [`north-replica: stale, blob is missing (${note})`],
+    });
+    expect(progress.cleanup).toBeUndefined();
   });
 
   it('a version another run is uploading fails fast with VersionConflict, touching nothing', async () => {

@@ -50,11 +50,12 @@ describe('recorded histories replay', () => {
     );
   });
 
-  it('keeps the runs of the newest patches: run owner, cancel by scope, transfer-worker check, backstops, lease, batched retire, retention pool, no-agent skips, all or nothing', () => {
+  it('keeps the runs of the newest patches: run owner, cancel by scope, transfer-worker check, backstops, lease, batched retire, retention pool, no-agent skips, all or nothing, settled replicas', () => {
     expect(files).toEqual(
       expect.arrayContaining([
         'publish-with-deploy-v2.binpb',
         'publish-cancelled-v2.binpb',
+        'publish-cancelled-replicating-v2.binpb',
         'publish-no-transfer-worker-v2.binpb',
         'deploy-fanned-out-v2.binpb',
         'deploy-batch-v2.binpb',
