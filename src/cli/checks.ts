@@ -132,10 +132,10 @@ export function requireControlWorkers(client: Client, config: Config): Promise<v
 }
 
 /**
- * Refused with NoAgent unless each SDDC's agent polled its task queue or its quick queue in the last 75 s:
- * the quick queue keeps polling while every download slot is busy.
+ * The SDDCs whose agent polled neither its task queue nor its quick queue in the last 75 s: the quick
+ * queue keeps polling while every download slot is busy.
  */
-export async function requireAgents(client: Client, sddcs: SddcRecord[]): Promise<void> {
+export async function silentAgents(client: Client, sddcs: SddcRecord[]): Promise<SddcRecord[]> {
   const view = loadTemporal().temporalView(client);
   const missing: SddcRecord[] = [];
   // A bounded number of questions at once, whatever the fleet's size.
@@ -144,6 +144,12 @@ export async function requireAgents(client: Client, sddcs: SddcRecord[]): Promis
     const pollers = await Promise.all(slice.map((s) => agentPollers(view, s.taskQueue, RECENT_POLL_MS)));
     missing.push(...slice.filter((_, j) => !agentAlive(pollers[j])));
   }
+  return missing;
+}
+
+/** Refused with NoAgent unless each SDDC's agent polled in the last 75 s (silentAgents). */
+export async function requireAgents(client: Client, sddcs: SddcRecord[]): Promise<void> {
+  const missing = await silentAgents(client, sddcs);
   if (missing.length === 0) return;
   const shown = missing.slice(0, 10);
   throw new VmhubError(

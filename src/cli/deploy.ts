@@ -7,6 +7,7 @@ import { examples, jsonOption, requiredOption } from './command';
 import type { CliDeps } from './deps';
 import { print, processIo } from './output';
 import { followDeploy } from './progress';
+import * as dryRun from './deploy-preview';
 
 export interface DeployOptions {
   image: string;
@@ -84,6 +85,10 @@ export function register(program: Command, deps: CliDeps): void {
     .addOption(requiredOption('--to <sddcs>', 'comma-separated registered SDDC names, or "all"'))
     .option('--force', 'deploy a deprecated version even past its end of life')
     .option('--no-wait', 'start the workflow, print its ID and return')
+    .option(
+      '--dry-run',
+      'show per SDDC what it would do (deploy from where, bytes to move, already present, skipped) and start nothing',
+    )
     .addOption(jsonOption())
     .addHelpText(
       'after',
@@ -91,12 +96,19 @@ export function register(program: Command, deps: CliDeps): void {
         'vmhub deploy ubuntu-app@2.3.1 --to east-1,west-1',
         'vmhub deploy ubuntu-app@latest --to all --no-wait',
         'vmhub deploy ubuntu-app@latest-pre --to lab-1',
+        'vmhub deploy ubuntu-app@2.3.1 --to all --dry-run',
       ),
     )
-    .action(async (ref: string, opts: { to: string; force?: boolean; wait: boolean; json?: boolean }) => {
+    .action(async (ref: string, opts: { to: string; force?: boolean; wait: boolean; dryRun?: boolean; json?: boolean }) => {
       const { image, version } = parseRef(ref);
       const to = opts.to === 'all' ? 'all' : parseSddcList(opts.to, '--to');
-      const result = await run({ image, version, to, force: Boolean(opts.force), wait: opts.wait }, deps);
+      const options: DeployOptions = { image, version, to, force: Boolean(opts.force), wait: opts.wait };
+      if (opts.dryRun) {
+        const preview = await dryRun.preview(options, deps);
+        print(deps.io, Boolean(opts.json), preview, () => dryRun.renderPreview(preview));
+        return;
+      }
+      const result = await run(options, deps);
       print(deps.io, Boolean(opts.json), result, () => renderText(result));
       process.exitCode = exitCode(result);
     });

@@ -1,6 +1,8 @@
 import type { ImageVersion, VersionRef } from '../shared/image-version';
 import type { Catalog } from '../catalog/catalog';
 import type { RunRef } from '../catalog/image-records';
+import type { DeploymentRecord } from '../catalog/deployment-records';
+import type { SddcRecord } from '../catalog/sddc-records';
 import { agentPollers } from '../deploy/agent-liveness';
 import { agentAlive } from '../shared/agent-pollers';
 import type { Log } from '../engine/liveness';
@@ -41,31 +43,41 @@ export function checkRef(ref: VersionRef): void {
   validateVersion(ref.version);
 }
 
-function notRetirable(ref: VersionRef, status: string | undefined): VmhubError {
+export function notRetirable(ref: VersionRef, status: string | undefined): VmhubError {
   return new VmhubError(
     'UnknownImage',
     `${ref.image}@${ref.version} is ${status ?? 'not in the catalog'}; only an available version can be retired`,
   );
 }
 
+/** A registered SDDC that holds (or may hold) a copy of the version, and its deployment record. */
+export interface Holder {
+  sddc: SddcRecord;
+  deployment: DeploymentRecord;
+}
+
 /** The registered SDDCs that hold (or may hold) a copy of the version. */
-async function holders(catalog: RetireDeps['catalog'], ref: VersionRef): Promise<RetireTarget[]> {
+export async function holdersOf(catalog: Pick<Catalog, 'sddcs' | 'deployments'>, ref: VersionRef): Promise<Holder[]> {
   const registered = new Map((await catalog.sddcs.list()).map((s) => [s.name, s]));
-  const targets: RetireTarget[] = [];
+  const found: Holder[] = [];
   for (const d of await catalog.deployments.of(ref.image, ref.version)) {
     const sddc = registered.get(d.sddc);
     // A skipped attempt may follow one that left a copy (its origin says so); else it never had one.
     if (d.status === 'removed' || (d.status === 'skipped' && !d.origin) || !sddc) continue;
-    targets.push({ sddc: sddc.name, taskQueue: sddc.taskQueue, target: sddc.target });
+    found.push({ sddc, deployment: d });
   }
-  return targets;
+  return found;
+}
+
+export function retireTarget({ sddc }: Holder): RetireTarget {
+  return { sddc: sddc.name, taskQueue: sddc.taskQueue, target: sddc.target };
 }
 
 /** Task queues asked about their pollers at once: a fleet's agents are checked in seconds, not one by one. */
 const POLLER_CHECKS_AT_ONCE = 16;
 
 /** The holders whose agent has polled neither its long nor its quick queue within AGENT_ALIVE_MS; each queue is asked once. */
-async function silentHolders(temporal: TemporalView, targets: RetireTarget[]): Promise<RetireTarget[]> {
+export async function silentHolders(temporal: TemporalView, targets: RetireTarget[]): Promise<RetireTarget[]> {
   const queues = [...new Set(targets.map((t) => t.taskQueue))];
   const silent = new Set<string>();
   await runPool(queues, POLLER_CHECKS_AT_ONCE, async (queue) => {
@@ -74,7 +86,7 @@ async function silentHolders(temporal: TemporalView, targets: RetireTarget[]): P
   return targets.filter((t) => silent.has(t.taskQueue));
 }
 
-function noAgent(ref: VersionRef, silent: RetireTarget[]): VmhubError {
+export function noAgent(ref: VersionRef, silent: RetireTarget[]): VmhubError {
   const named = silent.slice(0, 10);
   const more = silent.length > named.length ? ` and ${silent.length - named.length} more SDDCs` : '';
   return new VmhubError(
@@ -83,12 +95,22 @@ function noAgent(ref: VersionRef, silent: RetireTarget[]): VmhubError {
   );
 }
 
+export function deployRunning(ref: VersionRef, running: string[]): VmhubError {
+  return new VmhubError(
+    'DeployRunning',
+    `${ref.image}@${ref.version} is being deployed by ${running.join(', ')}; retire it once that has ended`,
+  );
+}
+
 async function refuseWhileDeploying(deps: RetireDeps, input: VersionRef): Promise<void> {
   const running = await leasedDeploys(deps, input);
-  if (running.length === 0) return;
-  throw new VmhubError(
-    'DeployRunning',
-    `${input.image}@${input.version} is being deployed by ${running.join(', ')}; retire it once that has ended`,
+  if (running.length > 0) throw deployRunning(input, running);
+}
+
+export function retiredBy(ref: VersionRef, owner: RunRef): VmhubError {
+  return new VmhubError(
+    'VersionConflict',
+    `${ref.image}@${ref.version} is being retired by workflow ${owner.workflowId}; wait for it or cancel it`,
   );
 }
 
@@ -110,12 +132,7 @@ export async function beginRetire(deps: RetireDeps, input: VersionRef, me: RunRe
   await refuseWhileDeploying(deps, input);
   let claim = await catalog.versions.beginRetire(image, version, me);
   if (claim.state === 'owned') {
-    if (claim.owner && !(await temporal.isClosed(claim.owner))) {
-      throw new VmhubError(
-        'VersionConflict',
-        `${image}@${version} is being retired by workflow ${claim.owner.workflowId}; wait for it or cancel it`,
-      );
-    }
+    if (claim.owner && !(await temporal.isClosed(claim.owner))) throw retiredBy(input, claim.owner);
     log.info('taking over a retire left by a closed run', { image, version, previous: claim.owner });
     if (!(await catalog.versions.takeOverRetire(image, version, me, claim.owner))) {
       throw new Error(`the retire claim on ${image}@${version} changed while being taken over; retrying`);
@@ -134,7 +151,7 @@ export async function beginRetire(deps: RetireDeps, input: VersionRef, me: RunRe
     throw err;
   }
   // Listed once claimed: a deploy that records its copy from now on records it failed (retired), so none is missed.
-  const sddcs = await holders(catalog, input);
+  const sddcs = (await holdersOf(catalog, input)).map(retireTarget);
   const silent = await silentHolders(temporal, sddcs);
   if (silent.length > 0) {
     if (previous === 'available') await catalog.versions.abandonRetire(image, version, me);
