@@ -159,7 +159,7 @@ describe('image lifecycle', () => {
     expect(await libraryItem('gone', '1.0.0')).toBeDefined();
     expect(await exists('west-replica', published)).toBe(true);
 
-    const retired = await retireCommand.run({ image: 'gone', version: '1.0.0' }, deps);
+    const retired = await retireCommand.run({ image: 'gone', version: '1.0.0', yes: true }, deps);
     expect(retired).toMatchObject({
       workflowId: 'retire:gone:1.0.0',
       status: 'retired',
@@ -181,7 +181,7 @@ describe('image lifecycle', () => {
     expect(tombstone?.retired?.at).toBeInstanceOf(Date);
     expect((await world.deps.catalog.deployments.of('gone', '1.0.0')).map((d) => d.status)).toEqual(['removed', 'removed']);
 
-    const again = await retireCommand.run({ image: 'gone', version: '1.0.0' }, deps);
+    const again = await retireCommand.run({ image: 'gone', version: '1.0.0', yes: true }, deps);
     expect(again).toMatchObject({ status: 'already-retired', sddcs: [], blobsRemoved: [] });
     expect(retireCommand.renderText(again)[0]).toContain('nothing to do');
 
@@ -205,7 +205,7 @@ describe('image lifecycle', () => {
       (await leases()).some((l) => l.workflowId === running.workflowId),
     );
 
-    await expect(retireCommand.run({ image: 'busy', version: '1.0.0' }, deps)).rejects.toMatchObject({
+    await expect(retireCommand.run({ image: 'busy', version: '1.0.0', yes: true }, deps)).rejects.toMatchObject({
       cause: { type: 'DeployRunning', message: expect.stringContaining(running.workflowId) },
     });
     expect((await world.deps.catalog.versions.get('busy', '1.0.0'))?.status).toBe('available');

@@ -155,14 +155,18 @@ export function requireControlWorkers(client: Client, config: Config): Promise<v
   ]);
 }
 
+/** The SDDCs whose agent polled neither its task queue nor its quick queue in the last 75 s (the quick queue keeps polling while every download slot is busy). */
+export function silentAgents(client: Client, sddcs: SddcRecord[]): Promise<SddcRecord[]> {
+  return withoutAgent(loadTemporal().temporalView(client), sddcs, RECENT_POLL_MS);
+}
+
 /**
- * A deploy skips an SDDC whose agent polled neither its task queue nor its quick queue lately (the quick
- * queue keeps polling while every download slot is busy). Refused with NoAgent when no agent of `sddcs`
- * polled in the last 75 s, since nothing could be deployed, or when one did not and `allOrNothing` asks
- * for every SDDC or none.
+ * A deploy skips an SDDC whose agent is silent (silentAgents). Refused with NoAgent when no agent of
+ * `sddcs` polled in the last 75 s, since nothing could be deployed, or when one did not and `allOrNothing`
+ * asks for every SDDC or none.
  */
 export async function requireAgents(client: Client, sddcs: SddcRecord[], allOrNothing = false): Promise<void> {
-  const missing = await withoutAgent(loadTemporal().temporalView(client), sddcs, RECENT_POLL_MS);
+  const missing = await silentAgents(client, sddcs);
   if (missing.length === 0 || (!allOrNothing && missing.length < sddcs.length)) return;
   const shown = missing.slice(0, 10);
   const named = `${shown.map((s) => `${s.name} (task queue ${s.taskQueue})`).join(', ')}${missing.length > shown.length ? ` and ${missing.length - shown.length} more` : ''}`;

@@ -7,6 +7,7 @@ import { examples, jsonOption, requiredOption } from './command';
 import type { CliDeps } from './deps';
 import { print, processIo } from './output';
 import { followDeploy } from './progress';
+import * as dryRun from './deploy-preview';
 
 export interface DeployOptions {
   image: string;
@@ -98,6 +99,10 @@ export function register(program: Command, deps: CliDeps): void {
       'deploy nowhere unless the agent of every SDDC is running (without it, an SDDC with no agent is skipped)',
     )
     .option('--no-wait', 'start the workflow, print its ID and return')
+    .option(
+      '--dry-run',
+      'show per SDDC what it would do (deploy from where, bytes to move, already present, skipped) and start nothing',
+    )
     .addOption(jsonOption())
     .addHelpText(
       'after',
@@ -106,14 +111,26 @@ export function register(program: Command, deps: CliDeps): void {
         'vmhub deploy ubuntu-app@latest --to all --no-wait',
         'vmhub deploy ubuntu-app@latest-pre --to lab-1',
         'vmhub deploy ubuntu-app@2.3.1 --to all --all-or-nothing',
+        'vmhub deploy ubuntu-app@2.3.1 --to all --dry-run',
       ),
     )
-    .action(async (ref: string, opts: { to: string; force?: boolean; allOrNothing?: boolean; wait: boolean; json?: boolean }) => {
-      const { image, version } = parseRef(ref);
-      const to = opts.to === 'all' ? 'all' : parseSddcList(opts.to, '--to');
-      const allOrNothing = Boolean(opts.allOrNothing);
-      const result = await run({ image, version, to, force: Boolean(opts.force), allOrNothing, wait: opts.wait }, deps);
-      print(deps.io, Boolean(opts.json), result, () => renderText(result));
-      process.exitCode = exitCode(result);
-    });
+    .action(
+      async (
+        ref: string,
+        opts: { to: string; force?: boolean; allOrNothing?: boolean; wait: boolean; dryRun?: boolean; json?: boolean },
+      ) => {
+        const { image, version } = parseRef(ref);
+        const to = opts.to === 'all' ? 'all' : parseSddcList(opts.to, '--to');
+        const allOrNothing = Boolean(opts.allOrNothing);
+        const options: DeployOptions = { image, version, to, force: Boolean(opts.force), allOrNothing, wait: opts.wait };
+        if (opts.dryRun) {
+          const preview = await dryRun.preview(options, deps);
+          print(deps.io, Boolean(opts.json), preview, () => dryRun.renderPreview(preview));
+          return;
+        }
+        const result = await run(options, deps);
+        print(deps.io, Boolean(opts.json), result, () => renderText(result));
+        process.exitCode = exitCode(result);
+      },
+    );
 }

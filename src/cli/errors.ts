@@ -6,9 +6,9 @@ import { isVmhubError } from '../shared/errors';
 /**
  * Problems only the CLI meets, beside the product's error types (src/errors.ts): a service it cannot
  * reach, a queue no worker polls, a command line commander refuses, a follow interrupted by Ctrl-C, a
- * workflow ID the server does not know.
+ * workflow ID the server does not know, a change the operator did not confirm.
  */
-export type CliErrorType = 'ServiceUnavailable' | 'NoWorker' | 'UsageError' | 'Interrupted' | 'UnknownWorkflow';
+export type CliErrorType = 'ServiceUnavailable' | 'NoWorker' | 'UsageError' | 'Interrupted' | 'UnknownWorkflow' | 'NotConfirmed';
 
 export class CliError extends Error {
   override name = 'CliError';

@@ -1,3 +1,5 @@
+import readline from 'node:readline';
+
 /**
  * A line for a terminal: names, products and descriptions come from images, which could carry escape
  * sequences that rewrite the screen; every control character is shown as `?`. (JSON escapes them itself.)
@@ -13,6 +15,8 @@ export interface CliIo {
   /** The stream progress bars draw on, and whether it is a terminal. */
   progress: NodeJS.WriteStream;
   tty: boolean;
+  /** Asks the operator and returns the answer; absent where nobody can answer (stdin or stdout is not a terminal). */
+  readonly ask?: (question: string) => Promise<string>;
 }
 
 export const processIo: CliIo = {
@@ -22,7 +26,21 @@ export const processIo: CliIo = {
   get tty() {
     return Boolean(process.stderr.isTTY);
   },
+  get ask() {
+    return process.stdin.isTTY && process.stdout.isTTY ? askOnTerminal : undefined;
+  },
 };
+
+/** The question goes to stderr, so stdout keeps only the result (one JSON document under --json). */
+function askOnTerminal(question: string): Promise<string> {
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+  return new Promise<string>((resolve) => {
+    rl.question(question, resolve);
+    // Ctrl-C or Ctrl-D at the question is a no.
+    rl.on('SIGINT', () => resolve(''));
+    rl.on('close', () => resolve(''));
+  }).finally(() => rl.close());
+}
 
 /** With --json, stdout carries exactly the result as one JSON document; otherwise the human lines. */
 export function print(io: CliIo | undefined, json: boolean, result: unknown, lines: () => string[]): void {
@@ -45,4 +63,9 @@ export function table(header: string[], rows: string[][]): string[] {
 /** Temporal's status names (`COMPLETED`, `CANCELLED`) as the CLI prints them everywhere: lowercase. */
 export function statusWord(name: string): string {
   return name.toLowerCase().replace(/_/g, '-');
+}
+
+/** A count with its noun: `1 SDDC`, `2 SDDCs`. */
+export function counted(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
 }

@@ -62,8 +62,8 @@ Exit codes:
   0  done
   1  an error (one line on stderr; with --json, {"error":{"type","message"}} on stdout)
   2  a deploy (or publish --deploy, or wait) in which some SDDC ended neither deployed nor already present;
-     a cancel that did not cancel; a verify that could not repair a replica; a replay-check that found a
-     run the new workflow code cannot replay
+     a cancel that did not cancel; a verify that could not repair a replica; a retention apply in which
+     some retire failed; a replay-check that found a run the new workflow code cannot replay
   130  Ctrl-C while following a run (the run goes on: re-attach with vmhub wait <workflow-id>)
 `;
 

@@ -5,6 +5,7 @@ import { validateImageName } from '../shared/names';
 import { ensureSchedules, RETENTION_SCHEDULE_ID } from '../temporal/schedules';
 import type { CliDeps } from './deps';
 import { print } from './output';
+import * as apply from './retention-apply';
 
 export type RetentionOptions =
   { action: 'set'; image: string; keep: number } | { action: 'show'; image?: string } | { action: 'clear'; image: string };
@@ -82,4 +83,5 @@ export function register(program: Command, deps: CliDeps): void {
       const result = await run({ action: 'clear', image: validateImageName(image) }, deps);
       print(deps.io, Boolean(opts.json), result, () => renderText(result));
     });
+  apply.register(retention, deps);
 }

@@ -1,6 +1,8 @@
 import type { ImageVersion, VersionRef } from '../shared/image-version';
 import type { Catalog } from '../catalog/catalog';
 import type { RunRef } from '../catalog/image-records';
+import type { DeploymentRecord } from '../catalog/deployment-records';
+import type { SddcRecord } from '../catalog/sddc-records';
 import { withoutAgent } from '../deploy/agent-liveness';
 import type { Log } from '../engine/liveness';
 import { leasedDeploys } from './deploy-leases';
@@ -39,27 +41,37 @@ export function checkRef(ref: VersionRef): void {
   validateVersion(ref.version);
 }
 
-function notRetirable(ref: VersionRef, status: string | undefined): VmhubError {
+export function notRetirable(ref: VersionRef, status: string | undefined): VmhubError {
   return new VmhubError(
     'UnknownImage',
     `${ref.image}@${ref.version} is ${status ?? 'not in the catalog'}; only an available version can be retired`,
   );
 }
 
+/** A registered SDDC that holds (or may hold) a copy of the version, and its deployment record. */
+export interface Holder {
+  sddc: SddcRecord;
+  deployment: DeploymentRecord;
+}
+
 /** The registered SDDCs that hold (or may hold) a copy of the version. */
-async function holders(catalog: RetireDeps['catalog'], ref: VersionRef): Promise<RetireTarget[]> {
+export async function holdersOf(catalog: Pick<Catalog, 'sddcs' | 'deployments'>, ref: VersionRef): Promise<Holder[]> {
   const registered = new Map((await catalog.sddcs.list()).map((s) => [s.name, s]));
-  const targets: RetireTarget[] = [];
+  const found: Holder[] = [];
   for (const d of await catalog.deployments.of(ref.image, ref.version)) {
     const sddc = registered.get(d.sddc);
     // A skipped attempt may follow one that left a copy (its origin says so); else it never had one.
     if (d.status === 'removed' || (d.status === 'skipped' && !d.origin) || !sddc) continue;
-    targets.push({ sddc: sddc.name, taskQueue: sddc.taskQueue, target: sddc.target });
+    found.push({ sddc, deployment: d });
   }
-  return targets;
+  return found;
 }
 
-function noAgent(ref: VersionRef, silent: RetireTarget[]): VmhubError {
+export function retireTarget({ sddc }: Holder): RetireTarget {
+  return { sddc: sddc.name, taskQueue: sddc.taskQueue, target: sddc.target };
+}
+
+export function noAgent(ref: VersionRef, silent: RetireTarget[]): VmhubError {
   const named = silent.slice(0, 10);
   const more = silent.length > named.length ? ` and ${silent.length - named.length} more SDDCs` : '';
   return new VmhubError(
@@ -68,12 +80,22 @@ function noAgent(ref: VersionRef, silent: RetireTarget[]): VmhubError {
   );
 }
 
+export function deployRunning(ref: VersionRef, running: string[]): VmhubError {
+  return new VmhubError(
+    'DeployRunning',
+    `${ref.image}@${ref.version} is being deployed by ${running.join(', ')}; retire it once that has ended`,
+  );
+}
+
 async function refuseWhileDeploying(deps: RetireDeps, input: VersionRef): Promise<void> {
   const running = await leasedDeploys(deps, input);
-  if (running.length === 0) return;
-  throw new VmhubError(
-    'DeployRunning',
-    `${input.image}@${input.version} is being deployed by ${running.join(', ')}; retire it once that has ended`,
+  if (running.length > 0) throw deployRunning(input, running);
+}
+
+export function retiredBy(ref: VersionRef, owner: RunRef): VmhubError {
+  return new VmhubError(
+    'VersionConflict',
+    `${ref.image}@${ref.version} is being retired by workflow ${owner.workflowId}; wait for it or cancel it`,
   );
 }
 
@@ -95,12 +117,7 @@ export async function beginRetire(deps: RetireDeps, input: VersionRef, me: RunRe
   await refuseWhileDeploying(deps, input);
   let claim = await catalog.versions.beginRetire(image, version, me);
   if (claim.state === 'owned') {
-    if (claim.owner && !(await temporal.isClosed(claim.owner))) {
-      throw new VmhubError(
-        'VersionConflict',
-        `${image}@${version} is being retired by workflow ${claim.owner.workflowId}; wait for it or cancel it`,
-      );
-    }
+    if (claim.owner && !(await temporal.isClosed(claim.owner))) throw retiredBy(input, claim.owner);
     log.info('taking over a retire left by a closed run', { image, version, previous: claim.owner });
     if (!(await catalog.versions.takeOverRetire(image, version, me, claim.owner))) {
       throw new Error(`the retire claim on ${image}@${version} changed while being taken over; retrying`);
@@ -119,7 +136,7 @@ export async function beginRetire(deps: RetireDeps, input: VersionRef, me: RunRe
     throw err;
   }
   // Listed once claimed: a deploy that records its copy from now on records it failed (retired), so none is missed.
-  const sddcs = await holders(catalog, input);
+  const sddcs = (await holdersOf(catalog, input)).map(retireTarget);
   const silent = await withoutAgent(temporal, sddcs);
   if (silent.length > 0) {
     if (previous === 'available') await catalog.versions.abandonRetire(image, version, me);

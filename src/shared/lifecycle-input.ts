@@ -43,6 +43,12 @@ export interface VerifyResult {
   findingsTotal: number;
 }
 
+/**
+ * ApplyRetention retires per run at most this many versions, a few at a time: the history stays bounded,
+ * and what is left (or failed, e.g. while a deploy of it ran) is taken up by the next scheduled run.
+ */
+export const RETENTION_MAX_RETIRES = 100;
+
 export interface RetentionInput {
   /** One image's policy; every policy when absent. */
   image?: string;

@@ -9,15 +9,15 @@ import {
 } from '@temporalio/workflow';
 import { runPool } from '../shared/concurrency';
 import { asFailure } from '../shared/failures';
-import { retireWorkflowId, validateRetentionInput, type RetentionInput, type RetentionResult } from '../shared/lifecycle-input';
+import {
+  RETENTION_MAX_RETIRES,
+  retireWorkflowId,
+  validateRetentionInput,
+  type RetentionInput,
+  type RetentionResult,
+} from '../shared/lifecycle-input';
 import { control } from './activity-options';
 import { RetireImage } from './retire-image';
-
-/**
- * Retires per run at most this many versions, a few at a time: the history stays bounded, and what is
- * left (or failed, e.g. while a deploy of it ran) is taken up by the next scheduled run.
- */
-const MAX_RETIRES = 100;
 
 /** Retires running at once from RETIRES_IN_POOL on: each batches its own SDDCs, so this bounds the pending children. */
 const RETIRES_AT_ONCE = 4;
@@ -38,7 +38,7 @@ export async function ApplyRetention(rawInput: RetentionInput = {}): Promise<Ret
     const input = validateRetentionInput(rawInput);
     const plan = await control.retentionPlan.executeWithOptions(
       { summary: input.image ? `choose the versions of ${input.image} to retire` : 'choose the versions to retire' },
-      [{ image: input.image, limit: MAX_RETIRES }],
+      [{ image: input.image, limit: RETENTION_MAX_RETIRES }],
     );
     setCurrentDetails(`Retire ${plan.length} versions under retention policies`);
     const result: RetentionResult = { retired: [], failed: [] };

@@ -85,12 +85,12 @@ describe('run IDs and unpolled runs, from the vmhub CLI', () => {
 
   it('a second retire starts no run: the retire ID keeps the run that retired the version', async () => {
     const retireId = `retire:${image}:1.0.0`;
-    const first = await vmhub('retire', `${image}@1.0.0`);
+    const first = await vmhub('retire', `${image}@1.0.0`, '--yes');
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(new RegExp(`^retired ${image}@1\\.0\\.0  \\(workflow ${retireId}\\)`));
     const retirer = await runIdOf(retireId);
 
-    const again = await vmhub('retire', `${image}@1.0.0`);
+    const again = await vmhub('retire', `${image}@1.0.0`, '--yes');
     expect(again.code).toBe(0);
     expect(again.stdout).toBe(`${image}@1.0.0 was retired already by ${retireId}; nothing to do\n`);
     expect(await runIdOf(retireId)).toBe(retirer);
