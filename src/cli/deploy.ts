@@ -5,6 +5,7 @@ import { capacityShortfall, resourcesOf } from '../deploy/placement';
 import { deployableVersion, parseRef, parseSddcList, registeredSddcs, requireAgents, requireControlWorkers } from './checks';
 import { examples, jsonOption, requiredOption } from './command';
 import type { CliDeps } from './deps';
+import type { SddcSelection } from '../shared/names';
 import { print, processIo } from './output';
 import { followDeploy } from './progress';
 
@@ -12,7 +13,7 @@ export interface DeployOptions {
   image: string;
   /** A version, `latest` (the highest available release that is not deprecated) or `latest-pre` (pre-releases count). */
   version: string;
-  to: string[] | 'all';
+  to: SddcSelection;
   force: boolean;
   wait: boolean;
 }
@@ -95,7 +96,7 @@ export function register(program: Command, deps: CliDeps): void {
     )
     .action(async (ref: string, opts: { to: string; force?: boolean; wait: boolean; json?: boolean }) => {
       const { image, version } = parseRef(ref);
-      const to = opts.to === 'all' ? 'all' : parseSddcList(opts.to, '--to');
+      const to = parseSddcList(opts.to, '--to');
       const result = await run({ image, version, to, force: Boolean(opts.force), wait: opts.wait }, deps);
       print(deps.io, Boolean(opts.json), result, () => renderText(result));
       process.exitCode = exitCode(result);

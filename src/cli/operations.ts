@@ -16,6 +16,7 @@ import { requirePollers } from './checks';
 import { table } from './output';
 import { checkSourceUrl } from '../source/source';
 import { publishWorkflowId, type PublishInput, type PublishProgress } from '../shared/publish-input';
+import { describeSddcs } from '../shared/names';
 import { describePlacement } from '../shared/sddc-target';
 import { formatBytes } from '../shared/units';
 import { isFleetProgress } from './run-progress';
@@ -47,7 +48,7 @@ export async function startPublish(client: Client, config: Config, input: Publis
       workflowId,
       workflowIdConflictPolicy: 'FAIL',
       staticSummary: `Publish ${input.image} ${input.version ?? '(version from the image)'} from ${input.source}`,
-      staticDetails: `Source: \`${input.source}\`${input.deployTo?.length ? `\n\nThen deploy to: ${input.deployTo.join(', ')}` : ''}`,
+      staticDetails: `Source: \`${input.source}\`${input.deployTo?.length ? `\n\nThen deploy to: ${describeSddcs(input.deployTo)}` : ''}`,
     });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
@@ -73,7 +74,7 @@ function samePublish(a: PublishInput, b: PublishInput): boolean {
     a.version === b.version &&
     a.format === b.format &&
     a.sha256?.toLowerCase() === b.sha256?.toLowerCase() &&
-    (a.deployTo ?? []).join(',') === (b.deployTo ?? []).join(',')
+    describeSddcs(a.deployTo ?? []) === describeSddcs(b.deployTo ?? [])
   );
 }
 
@@ -82,12 +83,11 @@ function uniqueSuffix(): string {
 }
 
 export function startDeploy(client: Client, config: Config, input: DeployInput): Promise<WorkflowHandle> {
-  const targets = input.sddcs === 'all' ? 'all SDDCs' : input.sddcs.join(', ');
   return client.workflow.start('DeployToSDDCs', {
     args: [input],
     taskQueue: config.taskQueue,
     workflowId: deployWorkflowId(input.image, input.version, uniqueSuffix()),
-    staticSummary: `Deploy ${input.image} ${input.version} to ${targets}`,
+    staticSummary: `Deploy ${input.image} ${input.version} to ${describeSddcs(input.sddcs)}`,
   });
 }
 
