@@ -1,5 +1,6 @@
 import { activityInfo } from '@temporalio/activity';
 import type { DeployInput, DeployResultRow } from '../shared/deploy-input';
+import type { SddcSelection } from '../shared/names';
 import { agentPollers, agentPollersByQueue } from '../deploy/agent-liveness';
 import type { AgentPollers } from '../shared/agent-pollers';
 import {
@@ -63,8 +64,8 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
     },
 
     /** Fails with UnknownSddc unless every name is registered: checked before a publish uploads anything. */
-    async checkSddcs(names: string[]): Promise<void> {
-      return withFailures(() => checkSddcs(catalog, names));
+    async checkSddcs(selection: SddcSelection): Promise<void> {
+      return withFailures(() => checkSddcs(catalog, selection));
     },
 
     /** The version and the SDDCs' names in batches, for a fanned-out deploy; all-or-nothing, also those without an agent. */

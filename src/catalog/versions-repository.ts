@@ -171,6 +171,11 @@ export class VersionsRepository {
     return result.matchedCount === 1;
   }
 
+  /** Every image name with a version in the catalog, in any state. */
+  async images(): Promise<string[]> {
+    return ((await this.collection.distinct('image')) as string[]).sort();
+  }
+
   /** Versions of an image (or of every image), newest semantic version first. */
   async list(image?: string, filter: Filter<StoredVersion> = {}): Promise<ImageVersionRecord[]> {
     const found = await this.collection.find({ ...(image ? { image } : {}), ...filter }, { projection: { _id: 0 } }).toArray();

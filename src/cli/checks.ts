@@ -6,9 +6,13 @@ import type { Config } from '../config';
 import { VmhubError } from '../shared/errors';
 import { withoutAgent } from '../deploy/agent-liveness';
 import { assertDeployable } from '../lifecycle/deprecation';
+import { selectSddcs } from '../deploy/resolve-deploy';
+import { didYouMean } from '../shared/did-you-mean';
 import {
+  ALL_SDDCS,
   isLatestRef,
   LATEST_PRE,
+  type SddcSelection,
   validateImageName,
   validateSddcNames,
   validateVersion,
@@ -40,34 +44,27 @@ export function parseRef(ref: string, latest = true): { image: string; version: 
   return { image, version: latest ? validateVersionRef(version, `${ref}:`) : validateVersion(version, `${ref}:`) };
 }
 
-/** A comma-separated list of SDDC names given with `flag`; each must be valid and given once. */
-export function parseSddcList(text: string, flag: string): string[] {
+/** A comma-separated list of SDDC names given with `flag`, each valid and given once, or "all" alone (every registered SDDC). */
+export function parseSddcList(text: string, flag: string): SddcSelection {
   const names = text
     .split(',')
     .map((n) => n.trim())
     .filter(Boolean);
-  if (names.length === 0) throw new VmhubError('InvalidInput', `${flag} names no SDDC: e.g. ${flag} east-1,west-1`);
+  if (names.length === 0)
+    throw new VmhubError('InvalidInput', `${flag} names no SDDC: e.g. ${flag} east-1,west-1 or ${flag} all`);
+  if (names.length === 1 && names[0] === ALL_SDDCS) return ALL_SDDCS;
   return validateSddcNames(names, flag);
 }
 
 /** The registered SDDCs named (or every one, for "all"); an unknown name is refused before any workflow starts. */
-export async function registeredSddcs(catalog: Catalog, names: string[] | 'all', flag: string): Promise<SddcRecord[]> {
-  const all = await catalog.sddcs.list();
-  if (names === 'all') {
-    if (all.length === 0)
-      throw new VmhubError('UnknownSddc', 'no SDDC is registered; add one with `vmhub sddc add <name> --dc <data-center>`');
-    return all;
-  }
-  const byName = new Map(all.map((s) => [s.name, s]));
-  const unknown = names.filter((n) => !byName.has(n));
-  if (unknown.length > 0) {
+export async function registeredSddcs(catalog: Catalog, names: SddcSelection, flag: string): Promise<SddcRecord[]> {
+  return selectSddcs(await catalog.sddcs.list(), names, (unknown, all) => {
     const registered = all.length > 0 ? all.map((s) => s.name).join(', ') : 'none';
-    throw new VmhubError(
+    return new VmhubError(
       'UnknownSddc',
       `${flag} ${unknown.join(', ')}: no SDDC of that name is registered (registered: ${registered}); see \`vmhub sddc list\``,
     );
-  }
-  return names.map((n) => byName.get(n)!);
+  });
 }
 
 /** The version a deploy would use (`latest` and `latest-pre` resolved): it must be in the catalog, available, and deployable. */
@@ -80,6 +77,14 @@ export async function deployableVersion(
   const record = await catalog.versions.resolve(image, version);
   if (!record) throw await unknownVersion(catalog, image, version);
   assertDeployable(record, new Date(), force);
+  if (record.status === 'uploading' && record.owner) {
+    // Publishing it again would be refused while that run owns it: waiting for it is what helps.
+    const owner = record.owner.workflowId;
+    throw new VmhubError(
+      'UnknownImage',
+      `${image}@${record.version} is still being published by workflow ${owner}; wait for it with \`vmhub wait ${owner}\`, then deploy`,
+    );
+  }
   if (record.status !== 'available') {
     throw new VmhubError(
       'UnknownImage',
@@ -99,9 +104,25 @@ export async function unknownVersion(catalog: Catalog, image: string, ref: strin
     );
   }
   const known = (await catalog.versions.find({ image, status: 'available' })).map((r) => r.version);
+  if (known.length > 0)
+    return new VmhubError('UnknownImage', `${image}@${ref} is not in the catalog; available versions: ${known.join(', ')}`);
   return new VmhubError(
     'UnknownImage',
-    `${image}@${ref} is not in the catalog; ${known.length > 0 ? `available versions: ${known.join(', ')}` : `no version of ${image} is available`}`,
+    `${image}@${ref} is not in the catalog; no version of ${image} is available${didYouMean(image, await catalog.versions.images())}`,
+  );
+}
+
+/**
+ * UnknownImage unless some version of the image is in the catalog (in any state), naming the image names
+ * close to it: a policy or a filter for an image that does not exist is most often a typo.
+ */
+export async function requireKnownImage(catalog: Catalog, image: string, what: string): Promise<void> {
+  const images = await catalog.versions.images();
+  if (images.includes(image)) return;
+  const hint = didYouMean(image, images);
+  throw new VmhubError(
+    'UnknownImage',
+    `no version of ${image} is in the catalog${hint}; ${what} is for a published image: publish it first (\`vmhub images\` lists the images)`,
   );
 }
 

@@ -5,6 +5,7 @@ import { capacityShortfall, resourcesOf } from '../deploy/placement';
 import { deployableVersion, parseRef, parseSddcList, registeredSddcs, requireAgents, requireControlWorkers } from './checks';
 import { examples, jsonOption, requiredOption } from './command';
 import type { CliDeps } from './deps';
+import type { SddcSelection } from '../shared/names';
 import { print, processIo } from './output';
 import { followDeploy } from './progress';
 import * as dryRun from './deploy-preview';
@@ -13,7 +14,7 @@ export interface DeployOptions {
   image: string;
   /** A version, `latest` (the highest available release that is not deprecated) or `latest-pre` (pre-releases count). */
   version: string;
-  to: string[] | 'all';
+  to: SddcSelection;
   force: boolean;
   /** Deploy nowhere unless every SDDC the version fits has a live agent; else such an SDDC is skipped. */
   allOrNothing?: boolean;
@@ -120,7 +121,7 @@ export function register(program: Command, deps: CliDeps): void {
         opts: { to: string; force?: boolean; allOrNothing?: boolean; wait: boolean; dryRun?: boolean; json?: boolean },
       ) => {
         const { image, version } = parseRef(ref);
-        const to = opts.to === 'all' ? 'all' : parseSddcList(opts.to, '--to');
+        const to = parseSddcList(opts.to, '--to');
         const allOrNothing = Boolean(opts.allOrNothing);
         const options: DeployOptions = { image, version, to, force: Boolean(opts.force), allOrNothing, wait: opts.wait };
         if (opts.dryRun) {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { VmhubError } from '../shared/errors';
-import { parseEndOfLife, pastEndOfLife } from '../lifecycle/deprecation';
+import { pastEndOfLife } from '../lifecycle/deprecation';
+import { parseIsoDateTime } from '../shared/dates';
 import { LATEST } from '../shared/names';
 import { parseRef } from './checks';
 import type { CliDeps } from './deps';
@@ -61,7 +62,10 @@ export function register(program: Command, deps: CliDeps): void {
     )
     .argument('<ref>', 'image@version')
     .option('--message <text>', 'why, and what to use instead')
-    .option('--end-of-life <date>', 'from this date (e.g. 2027-01-31) deploys refuse the version')
+    .option(
+      '--end-of-life <date>',
+      'from this ISO 8601 date, or date and time with a zone (e.g. 2027-01-31 or 2027-01-31T12:00:00Z), deploys refuse the version',
+    )
     .option('--undo', 'take the deprecation back')
     .option('--json', 'print one JSON document on stdout')
     .addHelpText(
@@ -78,7 +82,7 @@ export function register(program: Command, deps: CliDeps): void {
       const options: DeprecateOptions = {
         ...parseRef(ref, false),
         message: opts.message,
-        endOfLife: opts.endOfLife === undefined ? undefined : parseEndOfLife(opts.endOfLife),
+        endOfLife: opts.endOfLife === undefined ? undefined : parseIsoDateTime(opts.endOfLife, '--end-of-life'),
         undo: Boolean(opts.undo),
       };
       const result = await run(options, deps);

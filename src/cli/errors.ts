@@ -4,11 +4,20 @@ import { CommanderError } from 'commander';
 import { isVmhubError } from '../shared/errors';
 
 /**
- * Problems only the CLI meets, beside the product's error types (src/errors.ts): a service it cannot
- * reach, a queue no worker polls, a command line commander refuses, a follow interrupted by Ctrl-C, a
- * workflow ID the server does not know, a change the operator did not confirm.
+ * Problems only the CLI meets, beside the product's error types (src/shared/errors.ts): a service it
+ * cannot reach, a queue no worker polls, a command line commander refuses, a follow interrupted by
+ * Ctrl-C, a workflow ID the server does not know, a change the operator did not confirm.
+ * docs/architecture.md lists both.
  */
-export type CliErrorType = 'ServiceUnavailable' | 'NoWorker' | 'UsageError' | 'Interrupted' | 'UnknownWorkflow' | 'NotConfirmed';
+export const CLI_ERROR_TYPES = [
+  'ServiceUnavailable',
+  'NoWorker',
+  'UsageError',
+  'Interrupted',
+  'UnknownWorkflow',
+  'NotConfirmed',
+] as const;
+export type CliErrorType = (typeof CLI_ERROR_TYPES)[number];
 
 export class CliError extends Error {
   override name = 'CliError';

@@ -19,6 +19,7 @@ import { loadTemporal } from './services';
 import { table } from './output';
 import { checkSourceUrl } from '../source/source';
 import { publishWorkflowId, type PublishInput } from '../shared/publish-input';
+import { describeSddcs } from '../shared/names';
 import { describePlacement } from '../shared/sddc-target';
 import { formatBytes } from '../shared/units';
 import { cancelReport, type CancelReport } from './cancel-report';
@@ -165,7 +166,7 @@ function startPublishRun(
     workflowIdConflictPolicy: 'FAIL',
     workflowIdReusePolicy: reuse,
     staticSummary: `Publish ${input.image} ${input.version ?? '(version from the image)'} from ${input.source}`,
-    staticDetails: `Source: \`${input.source}\`${input.deployTo?.length ? `\n\nThen deploy to: ${input.deployTo.join(', ')}` : ''}`,
+    staticDetails: `Source: \`${input.source}\`${input.deployTo?.length ? `\n\nThen deploy to: ${describeSddcs(input.deployTo)}` : ''}`,
   });
 }
 
@@ -219,7 +220,7 @@ function samePublish(a: PublishInput, b: PublishInput): boolean {
     a.version === b.version &&
     a.format === b.format &&
     a.sha256?.toLowerCase() === b.sha256?.toLowerCase() &&
-    (a.deployTo ?? []).join(',') === (b.deployTo ?? []).join(',') &&
+    describeSddcs(a.deployTo ?? []) === describeSddcs(b.deployTo ?? []) &&
     Boolean(a.deployAllOrNothing) === Boolean(b.deployAllOrNothing)
   );
 }
@@ -229,12 +230,11 @@ function uniqueSuffix(): string {
 }
 
 export function startDeploy(client: Client, config: Config, input: DeployInput): Promise<WorkflowHandle> {
-  const targets = input.sddcs === 'all' ? 'all SDDCs' : input.sddcs.join(', ');
   return client.workflow.start('DeployToSDDCs', {
     args: [input],
     taskQueue: config.taskQueue,
     workflowId: deployWorkflowId(input.image, input.version, uniqueSuffix()),
-    staticSummary: `Deploy ${input.image} ${input.version} to ${targets}`,
+    staticSummary: `Deploy ${input.image} ${input.version} to ${describeSddcs(input.sddcs)}`,
   });
 }
 

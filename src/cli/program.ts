@@ -123,15 +123,18 @@ function packageVersion(): string {
   return (require('../../package.json') as { version: string }).version;
 }
 
+function endOnClosedPipe(err: NodeJS.ErrnoException): void {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+}
+
 /**
  * Runs the CLI. A failure is one line on stderr (`vmhub: Type: message`), or under --json one JSON
  * document on stdout; the exit code is 1 (130 for Ctrl-C while following). A reader that closes the pipe early (`| head`) ends the run quietly.
  */
 export async function main(argv: string[], io: CliIo = processIo): Promise<void> {
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw err;
-  });
+  // Once per process, however often main runs in it (the tests run it many times).
+  if (!process.stdout.listeners('error').includes(endOnClosedPipe)) process.stdout.on('error', endOnClosedPipe);
   const json = argv.includes('--json');
   let overrides: GlobalOptions = {};
   const deps = cliDeps(() => withOverrides(loadConfig(), overrides), io);

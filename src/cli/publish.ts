@@ -5,7 +5,7 @@ import type { DeployResultRow, DeployCounts } from '../shared/deploy-input';
 import { publishWorkflowId, type PublishInput, type PublishResult } from '../shared/publish-input';
 import type { ImageVersionRecord } from '../catalog/image-records';
 import { formatBytes } from '../shared/units';
-import { validateImageName, validateVersion } from '../shared/names';
+import { validateImageName, validateVersion, type SddcSelection } from '../shared/names';
 import { resolveSource } from '../source/source';
 import { resolveSourcePath } from '../source/source-path';
 import { parseSddcList, registeredSddcs, requireAgents, requireControlWorkers } from './checks';
@@ -17,8 +17,8 @@ import { VmhubError } from '../shared/errors';
 
 /** The workflow's input as given on the command line, and whether to follow the run. */
 export type PublishOptions = Omit<PublishInput, 'deployTo'> & {
-  /** SDDCs to deploy to once published. */
-  deploy?: string[];
+  /** SDDCs to deploy to once published: names, or "all". */
+  deploy?: SddcSelection;
   wait: boolean;
 };
 
@@ -140,7 +140,10 @@ export function register(program: Command, deps: CliDeps): void {
     .option('--version <version>', 'MAJOR.MINOR.PATCH, e.g. 1.2.3; default: the version the image declares')
     .addOption(new Option('--format <format>', 'image format; default: from the file').choices([...IMAGE_FORMATS]))
     .option('--sha256 <hex>', "the image's expected SHA-256 (e.g. its vendor's checksum): other bytes fail and commit nothing")
-    .option('--deploy <sddcs>', 'comma-separated SDDCs to deploy to once published (one with no agent running is skipped)')
+    .option(
+      '--deploy <sddcs>',
+      'comma-separated SDDCs to deploy to once published, or "all" (one with no agent running is skipped)',
+    )
     .option('--all-or-nothing', 'with --deploy: deploy nowhere unless the agent of every SDDC is running')
     .option('--no-wait', 'start the workflow, print its ID and return')
     .addOption(jsonOption())

@@ -3,6 +3,7 @@ import { validateKeep } from '../lifecycle/retention';
 import type { RetentionPolicy } from '../catalog/retention-records';
 import { validateImageName } from '../shared/names';
 import { ensureSchedules, RETENTION_SCHEDULE_ID } from '../temporal/schedules';
+import { requireKnownImage } from './checks';
 import type { CliDeps } from './deps';
 import { print } from './output';
 import * as apply from './retention-apply';
@@ -24,6 +25,7 @@ export async function run(options: RetentionOptions, deps: CliDeps): Promise<Ret
   const catalog = await deps.catalog();
   const base = { action: options.action, cleared: null, schedule: RETENTION_SCHEDULE_ID };
   if (options.action === 'set') {
+    await requireKnownImage(catalog, options.image, 'a retention policy');
     const policy = await catalog.retention.set({ image: options.image, keep: options.keep });
     // A policy nobody applies would be a promise broken: the schedule is made sure of here too.
     await ensureSchedules(await deps.temporal(), deps.config);

@@ -118,7 +118,9 @@ export function register(program: Command, deps: CliDeps): void {
     .addOption(jsonOption())
     .addHelpText('after', examples('vmhub runs', 'vmhub runs --image ubuntu-app --limit 5'))
     .action(async (opts: { image?: string; limit: string; json?: boolean }) => {
-      const result = await run({ image: opts.image, limit: parseLimit(opts.limit) }, deps);
+      // Checked before Temporal is reached, as every command checks the names it is given.
+      const image = opts.image === undefined ? undefined : validateImageName(opts.image, '--image');
+      const result = await run({ image, limit: parseLimit(opts.limit) }, deps);
       print(deps.io, Boolean(opts.json), result, () => renderText(result));
     });
 }

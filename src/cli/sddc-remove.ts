@@ -2,13 +2,14 @@ import type { Command } from 'commander';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';
-import { sddcGroup } from './sddc';
+import { oneSddcName, sddcGroup } from './sddc';
 
 export interface SddcRemoveResult {
   removed: string;
 }
 
 export async function run(options: { name: string }, deps: CliDeps): Promise<SddcRemoveResult> {
+  oneSddcName(options.name, '`vmhub sddc remove east-3`');
   const catalog = await deps.catalog();
   await catalog.sddcs.require(options.name);
   await catalog.sddcs.remove(options.name);

@@ -7,7 +7,7 @@ import { formatCapacity, parseCapacity } from '../shared/units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';
-import { givenTarget, sddcGroup, targetOptions } from './sddc';
+import { givenTarget, oneSddcName, sddcGroup, targetOptions } from './sddc';
 
 /** Only the fields given change: each capacity field on its own, a target as a whole. */
 export interface SddcUpdateOptions {
@@ -20,6 +20,7 @@ export interface SddcUpdateOptions {
 
 /** Changes a registered SDDC; UnknownSddc when there is none of that name (`sddc add` registers one). */
 export async function run(options: SddcUpdateOptions, deps: CliDeps): Promise<SddcRecord> {
+  oneSddcName(options.name, '`vmhub sddc update east-3 --cpus 48`');
   const changes = checkSddcChanges(loadTopology(deps.config.topologyPath), {
     dataCenter: options.dc,
     taskQueue: options.taskQueue,

@@ -1,4 +1,6 @@
 import { Option, type Command } from 'commander';
+import { VmhubError } from '../shared/errors';
+import { ALL_SDDCS, validateSddcName } from '../shared/names';
 import { TARGET_OPTIONS, targetFromOptions, type SddcTarget, type TargetOptions } from '../shared/sddc-target';
 
 /** The `sddc` command group, made once and shared by its subcommand modules. */
@@ -26,4 +28,20 @@ const TARGET_KEYS = TARGET_OPTIONS.map((o) => new Option(o.flags).attributeName(
 export function givenTarget(name: string, opts: TargetOptions): SddcTarget | undefined {
   const target = Object.fromEntries(TARGET_KEYS.map((k) => [k, opts[k]])) as TargetOptions;
   return Object.values(target).some((v) => v !== undefined) ? targetFromOptions(name, target) : undefined;
+}
+
+/**
+ * The one SDDC `sddc update` or `sddc remove` changes, its name checked before the catalog is asked (so an
+ * unknown name's advice, `vmhub sddc add <name>`, names a name that command accepts). "all" is refused:
+ * these commands change one SDDC at a time; `example` is the same command for one, quoted (so the test
+ * of advice in messages reads it).
+ */
+export function oneSddcName(name: string, example: string): string {
+  if (name === ALL_SDDCS) {
+    throw new VmhubError(
+      'InvalidInput',
+      `"all" names every SDDC, and this command changes one at a time: name one, e.g. ${example} (\`vmhub sddc list\` shows them)`,
+    );
+  }
+  return validateSddcName(name, 'SDDC');
 }

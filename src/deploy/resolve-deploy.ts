@@ -9,6 +9,7 @@ import { assertDeployable } from '../lifecycle/deprecation';
 import { dataCentersByDistance, type Topology } from '../topology/topology';
 import { batchesOf, type SddcBatch } from '../shared/batches';
 import type { DeployInput } from '../shared/deploy-input';
+import { ALL_SDDCS, type SddcSelection } from '../shared/names';
 import type { TemporalView } from '../temporal/connection';
 import { withoutAgent } from './agent-liveness';
 import { capacityShortfall, resourcesOf, sourceOrder, type SourceCandidate } from './placement';
@@ -50,21 +51,7 @@ async function resolve(
   catalog: DeployCatalog,
   input: DeployInput,
 ): Promise<{ record: ImageVersionRecord & { sha256: string }; sddcs: SddcRecord[] }> {
-  const registered = await catalog.sddcs.list();
-  let sddcs: SddcRecord[];
-  if (input.sddcs === 'all') {
-    if (registered.length === 0) throw new VmhubError('UnknownSddc', 'no SDDC is registered; add one with `vmhub sddc add`');
-    sddcs = registered;
-  } else {
-    const byName = new Map(registered.map((s) => [s.name, s]));
-    const unknown = input.sddcs.filter((n) => !byName.has(n));
-    if (unknown.length > 0)
-      throw new VmhubError(
-        'UnknownSddc',
-        `unknown SDDC ${unknown.join(', ')}; registered: ${registered.map((s) => s.name).join(', ') || 'none'}`,
-      );
-    sddcs = input.sddcs.map((n) => byName.get(n)!);
-  }
+  const sddcs = selectSddcs(await catalog.sddcs.list(), input.sddcs);
   const record = await catalog.versions.resolve(input.image, input.version);
   if (record) assertDeployable(record, new Date(), input.force);
   if (!record || record.status !== 'available' || !record.sha256) {
@@ -120,11 +107,41 @@ export async function planDeployment(catalog: DeployCatalog, topology: Topology,
   };
 }
 
-/** Fails with UnknownSddc unless every name is registered. */
-export async function checkSddcs(catalog: Pick<Catalog, 'sddcs'>, names: string[]): Promise<void> {
-  const registered = new Set((await catalog.sddcs.list()).map((s) => s.name));
-  const unknown = names.filter((n) => !registered.has(n));
-  if (unknown.length > 0) throw new VmhubError('UnknownSddc', `unknown SDDC ${unknown.join(', ')}`);
+/** UnknownSddc for a deploy to "all" while no SDDC is registered. */
+function noSddcRegistered(): VmhubError {
+  return new VmhubError('UnknownSddc', 'no SDDC is registered; add one with `vmhub sddc add <name> --dc <data-center>`');
+}
+
+/** UnknownSddc for names that are not registered, listing those that are. */
+function unknownSddcs(unknown: string[], registered: SddcRecord[]): VmhubError {
+  return new VmhubError(
+    'UnknownSddc',
+    `unknown SDDC ${unknown.join(', ')}; registered: ${registered.map((s) => s.name).join(', ') || 'none'}`,
+  );
+}
+
+/**
+ * The registered SDDCs a selection names (every one for "all"); UnknownSddc when it names one that is not
+ * (told by `unknownError`), or none is registered.
+ */
+export function selectSddcs(
+  registered: SddcRecord[],
+  selection: SddcSelection,
+  unknownError: (unknown: string[], registered: SddcRecord[]) => VmhubError = unknownSddcs,
+): SddcRecord[] {
+  if (selection === ALL_SDDCS) {
+    if (registered.length === 0) throw noSddcRegistered();
+    return registered;
+  }
+  const byName = new Map(registered.map((s) => [s.name, s]));
+  const unknown = selection.filter((n) => !byName.has(n));
+  if (unknown.length > 0) throw unknownError(unknown, registered);
+  return selection.map((n) => byName.get(n)!);
+}
+
+/** Fails with UnknownSddc unless every name is registered (for "all": unless some SDDC is). */
+export async function checkSddcs(catalog: Pick<Catalog, 'sddcs'>, selection: SddcSelection): Promise<void> {
+  selectSddcs(await catalog.sddcs.list(), selection);
 }
 
 /** Marks the replicas an agent found missing, stale or wrong; the primary is never marked. */

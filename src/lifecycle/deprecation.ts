@@ -38,7 +38,7 @@ export function assertDeployable(record: LifecycleState, now: Date, force = fals
     const { endOfLife, message } = record.deprecation!;
     throw new VmhubError(
       'ImageRetired',
-      `${ref} reached its end of life on ${endOfLife!.toISOString()}${message ? ` (${message})` : ''}; deploy it anyway with --force`,
+      `${ref} reached its end of life on ${endOfLife!.toISOString()}${message ? ` (${message})` : ''}; deploy it anyway with --force ("force": true in a workflow input)`,
     );
   }
 }
@@ -60,16 +60,4 @@ export function lifecycleLines(record: LifecycleState, now: Date): string[] {
   const r = record.retired;
   if (r) lines.push(`${r.at ? `retired    ${r.at.toISOString()}` : 'retiring  '} by workflow ${r.by.workflowId}`);
   return lines;
-}
-
-/** An end-of-life date from the CLI: an ISO date (`2027-01-31`) or date and time; anything else is InvalidInput. */
-export function parseEndOfLife(text: string): Date {
-  const date = /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2})?)?$/.test(text) ? new Date(text) : undefined;
-  if (!date || Number.isNaN(date.getTime())) {
-    throw new VmhubError(
-      'InvalidInput',
-      `--end-of-life expects a date such as 2027-01-31 or 2027-01-31T12:00:00Z, got "${text}"`,
-    );
-  }
-  return date;
 }

@@ -357,7 +357,7 @@ async function resourcePool(conn: VcenterConnection, vim: VimSession, signal?: A
   if (!root)
     throw new VmhubError(
       'InvalidInput',
-      `vCenter ${conn.target.vcenter} has no cluster to deploy a VM into; set the target's resourcePool`,
+      `vCenter ${conn.target.vcenter} has no cluster to deploy a VM into; name a resource pool for the SDDC with \`vmhub sddc update <sddc> --resource-pool <name>\``,
     );
   return root.replace(/^ResourcePool:/, '');
 }

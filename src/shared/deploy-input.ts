@@ -1,5 +1,5 @@
 import { VmhubError } from './errors';
-import { validateImageName, validateSddcNames, validateVersionRef, type LatestRef } from './names';
+import { validateImageName, validateSddcSelection, validateVersionRef, type LatestRef, type SddcSelection } from './names';
 import type { InstantiateCheck } from './target-kinds/content-library';
 import type { LibraryPlacement } from './target-kinds/kind';
 
@@ -8,7 +8,7 @@ export interface DeployInput {
   image: string;
   /** A version, or `latest` (the highest available, non-deprecated release) or `latest-pre` (pre-releases counted). */
   version: string | LatestRef;
-  sddcs: string[] | 'all';
+  sddcs: SddcSelection;
   /** For content-library SDDCs: deploy a VM from the item, check its CPUs and memory, remove it. */
   instantiate?: boolean;
   /** Deploy a deprecated version even past its end of life. */
@@ -101,11 +101,7 @@ export function validateDeployInput(input: unknown): DeployInput {
   const i = input as Record<string, unknown>;
   validateImageName(i.image);
   validateVersionRef(i.version);
-  if (i.sddcs !== 'all') {
-    if (!Array.isArray(i.sddcs) || i.sddcs.length === 0)
-      throw new VmhubError('InvalidInput', 'sddcs must be "all" or a non-empty list of SDDC names');
-    validateSddcNames(i.sddcs);
-  }
+  validateSddcSelection(i.sddcs, 'sddcs');
   if (i.instantiate !== undefined && typeof i.instantiate !== 'boolean') {
     throw new VmhubError('InvalidInput', 'instantiate must be true or false');
   }

@@ -75,9 +75,23 @@ function versionHint(version: unknown): string {
 
 export const SDDC_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
+/**
+ * What an SDDC list may say instead of names: every registered SDDC. Reserved, so that `--to all` has one
+ * meaning: no SDDC may be registered under it.
+ */
+export const ALL_SDDCS = 'all';
+export type SddcSelection = string[] | typeof ALL_SDDCS;
+
 export function validateSddcName(name: unknown, field = 'SDDC name'): string {
+  if (name === ALL_SDDCS) {
+    throw new VmhubError(
+      'InvalidInput',
+      `${field} "all" is not an SDDC name: "all" stands for every registered SDDC, so no SDDC may be called so; e.g. east-1`,
+    );
+  }
   if (typeof name !== 'string' || !SDDC_NAME.test(name)) {
-    const lower = typeof name === 'string' && SDDC_NAME.test(name.toLowerCase()) ? ` (try ${name.toLowerCase()})` : '';
+    const suggestion = typeof name === 'string' ? name.toLowerCase() : '';
+    const lower = SDDC_NAME.test(suggestion) && suggestion !== ALL_SDDCS ? ` (try ${suggestion})` : '';
     throw new VmhubError(
       'InvalidInput',
       `${field} ${JSON.stringify(name)} is not an SDDC name${lower}: use 1 to 63 lower-case letters, digits or '-', starting with a letter or digit, e.g. east-1`,
@@ -90,9 +104,26 @@ export function validateSddcName(name: unknown, field = 'SDDC name'): string {
 export function validateSddcNames(names: unknown[], field = 'sddcs'): string[] {
   const seen = new Set<string>();
   for (const n of names) {
+    if (n === ALL_SDDCS) {
+      throw new VmhubError('InvalidInput', `${field} lists "all" among SDDC names: give "all" alone (every SDDC), or only names`);
+    }
     const name = validateSddcName(n, `${field} entry`);
     if (seen.has(name)) throw new VmhubError('InvalidInput', `${field} lists SDDC ${name} twice`);
     seen.add(name);
   }
   return names as string[];
+}
+
+/** `"all"`, or a list of SDDC names as validateSddcNames checks them; `allowEmpty` for lists that may name none. */
+export function validateSddcSelection(value: unknown, field: string, allowEmpty = false): SddcSelection {
+  if (value === ALL_SDDCS) return value;
+  if (!Array.isArray(value) || (value.length === 0 && !allowEmpty)) {
+    throw new VmhubError('InvalidInput', `${field} must be "all" or a ${allowEmpty ? '' : 'non-empty '}list of SDDC names`);
+  }
+  return validateSddcNames(value, field);
+}
+
+/** The SDDCs a selection names, as a summary or a message shows them. */
+export function describeSddcs(selection: SddcSelection): string {
+  return selection === ALL_SDDCS ? 'every SDDC' : selection.join(', ');
 }

@@ -2,7 +2,7 @@ import { VmhubError } from './errors';
 import { BLOB_EXTENSIONS, IMAGE_FORMATS, type ImageFormat } from './image-format';
 import type { ImageMetadata } from '../images/inspect';
 import type { DeployCounts, DeployResultRow } from './deploy-input';
-import { validateImageName, validateSddcNames, validateVersion } from './names';
+import { validateImageName, validateSddcSelection, validateVersion, type SddcSelection } from './names';
 
 /** PublishImage's input, result and progress (a contract: runs started by other tools depend on it). Plain data: the workflow bundle imports this. */
 export interface PublishInput {
@@ -12,7 +12,8 @@ export interface PublishInput {
   format?: ImageFormat;
   /** The image's expected SHA-256, such as its vendor publishes: other bytes fail and commit nothing. */
   sha256?: string;
-  deployTo?: string[];
+  /** SDDCs to deploy to once published: names, or "all" (every registered SDDC). */
+  deployTo?: SddcSelection;
   /** With `deployTo`: the deploy's `allOrNothing` (DeployInput). */
   deployAllOrNothing?: boolean;
 }
@@ -85,14 +86,11 @@ export function validatePublishInput(input: unknown): PublishInput {
   if (i.sha256 !== undefined && (typeof i.sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(i.sha256))) {
     throw new VmhubError('InvalidInput', 'sha256 must be 64 hexadecimal digits');
   }
-  if (i.deployTo !== undefined) {
-    if (!Array.isArray(i.deployTo)) throw new VmhubError('InvalidInput', 'deployTo must be a list of SDDC names');
-    validateSddcNames(i.deployTo, 'deployTo');
-  }
+  if (i.deployTo !== undefined) validateSddcSelection(i.deployTo, 'deployTo', true);
   if (i.deployAllOrNothing !== undefined) {
     if (typeof i.deployAllOrNothing !== 'boolean')
       throw new VmhubError('InvalidInput', 'deployAllOrNothing must be true or false');
-    if (i.deployAllOrNothing && !Array.isArray(i.deployTo)) {
+    if (i.deployAllOrNothing && i.deployTo === undefined) {
       throw new VmhubError('InvalidInput', 'deployAllOrNothing applies to a deploy: give deployTo with it');
     }
   }

@@ -32,8 +32,9 @@ export function resolveSourcePath(input: string, repositoryRoots: string[], cwd:
   }
   throw new VmhubError(
     'InvalidSource',
-    `source ${fromCwd} is outside the repository roots (${roots.join(', ')}); move or link the file under one of them, ` +
-      'or add its folder to VMHUB_REPOSITORY_ROOTS (colon-separated) for both the CLI and the worker',
+    `source ${fromCwd} is outside the repository roots (${roots.join(', ')}); copy or move the file under one of them ` +
+      `(a link there to a file outside them is refused), or add ${path.dirname(fromCwd)} to VMHUB_REPOSITORY_ROOTS ` +
+      '(colon-separated) for both the CLI and the worker',
   );
 }
 

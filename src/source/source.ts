@@ -41,6 +41,17 @@ function inside(root: string, candidate: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
+/** The roots as the file system resolves them; a root that does not exist contains nothing. */
+function realRoots(roots: string[]): string[] {
+  return roots.flatMap((r) => {
+    try {
+      return [fs.realpathSync(r)];
+    } catch {
+      return [];
+    }
+  });
+}
+
 export function inodeOf(stat: fs.BigIntStats): string {
   return `${stat.dev}:${stat.ino}`;
 }
@@ -55,16 +66,23 @@ export function resolveSource(source: string, roots: string[]): SourceRef {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) return { kind: 'http', url: checkSourceUrl(source) };
   if (roots.length === 0) throw new VmhubError('InvalidSource', 'no repository root is configured (VMHUB_REPOSITORY_ROOTS)');
   const candidate = path.resolve(roots[0], source);
-  const root = roots.find((r) => inside(path.resolve(r), candidate));
-  if (!root) throw new VmhubError('InvalidSource', `source ${source} is outside the repository roots`);
+  if (!roots.some((r) => inside(path.resolve(r), candidate)))
+    throw new VmhubError('InvalidSource', `source ${source} is outside the repository roots`);
   let real: string;
   try {
     real = fs.realpathSync(candidate);
   } catch {
     throw new MissingSource(`source ${source} does not exist in the repository`);
   }
-  if (!inside(fs.realpathSync(root), real))
-    throw new VmhubError('InvalidSource', `source ${source} links outside its repository root`);
+  // A link is followed only to a file inside some root, the one it is in or another: every root may be
+  // read anyway, and nothing outside them can be reached through one.
+  if (!realRoots(roots).some((r) => inside(r, real))) {
+    throw new VmhubError(
+      'InvalidSource',
+      `source ${source} links to ${real}, outside every repository root; copy the file under a root, ` +
+        `or add ${path.dirname(real)} to VMHUB_REPOSITORY_ROOTS (colon-separated) for both the CLI and the worker`,
+    );
+  }
   const stat = fs.statSync(real, { bigint: true });
   if (!stat.isFile()) throw new VmhubError('InvalidSource', `source ${source} is not a regular file`);
   return { kind: 'file', path: real, inode: inodeOf(stat) };

@@ -174,7 +174,7 @@ function parseOnly(args: string[], only: number): { role?: string; sddc?: string
 }
 
 export const AGENT_USAGE =
-  'name the SDDC this agent serves: npm run agent -- <sddc>, e.g. npm run agent -- east-1 (`vmhub sddc list` shows the registered SDDCs)';
+  'name the SDDC this agent serves: `npm run agent -- <sddc>`, e.g. `npm run agent -- east-1` (`vmhub sddc list` shows the registered SDDCs)';
 
 /**
  * An agent serves a registered SDDC: a typo would poll a queue no deploy uses. A catalog that cannot be

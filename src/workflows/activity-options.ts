@@ -148,7 +148,7 @@ export function noTransferWorker(err: unknown, taskQueue: string): unknown {
       !err.identity);
   if (!neverTaken) return err;
   return ApplicationFailure.nonRetryable(
-    `${err.activityType} was not started within ${TRANSFER_BOUND}: no worker polled task queue ${taskQueue}; start a transfer worker (npm run worker, or npm run worker -- --only transfer)`,
+    `${err.activityType} was not started within ${TRANSFER_BOUND}: no worker polled task queue ${taskQueue}; start a transfer worker (\`npm run worker\`, or \`npm run worker -- --only transfer\`)`,
     'NoTransferWorker',
   );
 }

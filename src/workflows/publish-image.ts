@@ -24,7 +24,7 @@ import {
   type PublishProgress,
   type PublishResult,
 } from '../shared/publish-input';
-import { isSemver, validateVersion } from '../shared/names';
+import { ALL_SDDCS, describeSddcs, isSemver, validateVersion } from '../shared/names';
 import { planRanges, rangesContaining, type BlockRange } from '../shared/block-plan';
 import { formatBytes } from '../shared/units';
 import { transferTaskQueueOf } from '../shared/task-queues';
@@ -153,9 +153,9 @@ async function publish(rawInput: PublishInput, details: Details, rules: RunRules
   const transfer = transferActivities();
   details.headline = `Publish ${input.image}`;
   upsertSearchAttributes([{ key: IMAGE_KEY, value: input.image }]);
-  if (input.deployTo && input.deployTo.length > 0) {
+  if (deploysAnywhere(input)) {
     details.show('checking the SDDCs to deploy to');
-    await quick.checkSddcs.executeWithOptions({ summary: `check SDDCs ${input.deployTo.join(', ')}` }, [input.deployTo]);
+    await quick.checkSddcs.executeWithOptions({ summary: `check SDDCs ${describeSddcs(input.deployTo)}` }, [input.deployTo]);
   }
 
   // Runs from this patch on fail at once, typed, when no worker would run their transfers.
@@ -369,7 +369,7 @@ async function distribute(
   details.show(`${ref} is available`, 'replicating');
   const replicas = await replicate(transfer, result, details, overlap ? () => noteOverlap(result) : undefined);
   const replicatedTo = replicas.length > 0 ? `replicated to ${replicas.join(', ')}` : '';
-  if (!input.deployTo || input.deployTo.length === 0) {
+  if (!deploysAnywhere(input)) {
     progress.phase = 'done';
     details.show(`published ${ref}`, replicatedTo);
     return result;
@@ -377,7 +377,8 @@ async function distribute(
   progress.phase = 'deploying';
   const workflowId = deployWorkflowId(result.image, result.version, workflowInfo().workflowId);
   progress.deploy = workflowId;
-  details.show(`published ${ref}`, replicatedTo, `deploying to ${input.deployTo.join(', ')} (workflow ${workflowId})`);
+  const targets = describeSddcs(input.deployTo);
+  details.show(`published ${ref}`, replicatedTo, `deploying to ${targets} (workflow ${workflowId})`);
   let deployed: DeployResult;
   try {
     deployed = await executeChild(DeployToSDDCs, {
@@ -390,7 +391,7 @@ async function distribute(
         },
       ],
       workflowId,
-      staticSummary: `Deploy ${result.image} ${result.version} to ${input.deployTo.join(', ')}`,
+      staticSummary: `Deploy ${result.image} ${result.version} to ${targets}`,
       // A terminated or reset publish lets its deploy clean up and release its lease; older runs replay as they ran.
       ...(patched('publish-deploy-request-cancel') ? { parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL } : {}),
     });
@@ -408,7 +409,9 @@ async function distribute(
   progress.phase = 'done';
   const failed = deployed.results.filter((r) => r.status === 'failed').map((r) => r.sddc);
   const counts = deployed.counts ?? countStatuses(deployed.results);
-  details.show(`published ${ref}`, replicatedTo, outcomeLine('deployed', counts, input.deployTo.length, failed));
+  // "all" is counted once the deploy has said how many SDDCs that was.
+  const total = input.deployTo === ALL_SDDCS ? Object.values(counts).reduce((n, c) => n + (c ?? 0), 0) : input.deployTo.length;
+  details.show(`published ${ref}`, replicatedTo, outcomeLine('deployed', counts, total, failed));
   return { ...result, deploy: { workflowId, results: deployed.results, counts: deployed.counts } };
 }
 
@@ -427,6 +430,11 @@ async function noteOverlap(result: PublishResult): Promise<void> {
   }
 }
 
+/** Whether the publish deploys once done: to "all", or to a list that names some SDDC. */
+function deploysAnywhere(input: PublishInput): input is PublishInput & Required<Pick<PublishInput, 'deployTo'>> {
+  return input.deployTo === ALL_SDDCS || (input.deployTo?.length ?? 0) > 0;
+}
+
 /** An image pinned by its publisher's checksum must hash to it; other bytes are never committed. */
 function requirePinnedDigest(input: PublishInput, sha256: string): void {
   if (input.sha256 !== undefined && input.sha256.toLowerCase() !== sha256) {
@@ -437,14 +445,17 @@ function requirePinnedDigest(input: PublishInput, sha256: string): void {
   }
 }
 
+/** Said to the CLI's users and to those who start the workflow themselves. */
+const GIVE_VERSION = 'give one (`vmhub publish ... --version 1.2.3`, or "version": "1.2.3" in the workflow input)';
+
 /** The version asked for, else the one the image declares, if that is a semantic version. */
 function resolveVersion(asked: string | undefined, declared: string | undefined): string {
   if (asked !== undefined) return validateVersion(asked);
   if (declared !== undefined && isSemver(declared)) return declared;
   throw ApplicationFailure.nonRetryable(
     declared === undefined
-      ? 'no version given and the image declares none; pass one (e.g. "version": "1.2.3")'
-      : `no version given and the image declares "${declared}", which is not a semantic version; pass one (e.g. "version": "1.2.3")`,
+      ? `no version given and the image declares none; ${GIVE_VERSION}`
+      : `no version given and the image declares "${declared}", which is not a semantic version; ${GIVE_VERSION}`,
     'InvalidInput',
   );
 }

@@ -12,16 +12,9 @@ import { createAgentWorker } from '../../src/temporal/worker';
 import { isoImage, ovaFromDescriptor } from '../images/build';
 import { fixture } from '../images/fixtures';
 import { repositoryRoot, startWorld, type TestWorld, workflowFailure } from '../helpers';
+import { ROOT, runVmhub, VMHUB, type Ran } from './run-vmhub';
 
 const execFileAsync = promisify(execFile);
-const ROOT = path.resolve(__dirname, '..', '..');
-const VMHUB = path.join(ROOT, 'bin', 'vmhub.js');
-
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 /** The vmhub CLI as an operator runs it, against the test services. */
 describe('the vmhub CLI against the services', () => {
@@ -34,11 +27,7 @@ describe('the vmhub CLI against the services', () => {
   const idle = `cli-idle-${id}`;
   const datastores = path.join(repositoryRoot(), '..', `cli-ds-${id}`);
 
-  const vmhub = (...args: string[]): Promise<Ran> =>
-    execFileAsync(process.execPath, [VMHUB, ...args], { env, cwd: ROOT, maxBuffer: 16 * 2 ** 20 }).then(
-      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-    );
+  const vmhub = (...args: string[]): Promise<Ran> => runVmhub(args, env);
 
   async function startAgent(name: string): Promise<void> {
     const connection = await connectWorker(world.config.temporal);

@@ -123,7 +123,13 @@ describe('checks in the CLI’s own words', () => {
       /^--to entry "East-1" is not an SDDC name \(try east-1\)/,
     );
     expect(typedError('InvalidInput', () => parseSddcList(' , ', '--to')).message).toBe(
-      '--to names no SDDC: e.g. --to east-1,west-1',
+      '--to names no SDDC: e.g. --to east-1,west-1 or --to all',
+    );
+    // Each example in that message is accepted.
+    expect(parseSddcList('east-1,west-1', '--to')).toEqual(['east-1', 'west-1']);
+    expect(parseSddcList(' all ', '--deploy')).toBe('all');
+    expect(typedError('InvalidInput', () => parseSddcList('all,east-1', '--deploy')).message).toBe(
+      '--deploy lists "all" among SDDC names: give "all" alone (every SDDC), or only names',
     );
   });
 
@@ -236,6 +242,19 @@ describe('deploy run', () => {
     );
     expect(err).toMatchObject({ type: 'UnknownImage', message: 'app@2.0.0 is not in the catalog; available versions: 1.0.0' });
     expect(temporalCalls).toEqual([]);
+  });
+
+  it('a version still being published is waited for, not published again (that would be refused)', async () => {
+    const owner = { workflowId: 'publish:app:3.0.0', runId: 'r1' };
+    const { deps } = fakeDeps([{ image: 'app', version: '3.0.0', status: 'uploading', owner }]);
+    const err = await failureOf(() =>
+      deploy.run({ image: 'app', version: '3.0.0', to: ['east-1'], force: false, wait: true }, deps),
+    );
+    expect(err).toMatchObject({
+      type: 'UnknownImage',
+      message:
+        'app@3.0.0 is still being published by workflow publish:app:3.0.0; wait for it with `vmhub wait publish:app:3.0.0`, then deploy',
+    });
   });
 
   it('renders an incomplete deploy as incomplete, with each reason, and exits 2', () => {
@@ -487,6 +506,29 @@ describe('main', () => {
     expect(io.stderr).toBe(
       'vmhub: InvalidInput: app@1.0: "1.0" needs three numbers, MAJOR.MINOR.PATCH (e.g. 1.0.0), or latest, or latest-pre\n',
     );
+    process.exitCode = 0;
+  });
+
+  // Checked before any service is reached: this suite runs none, so a command that reached one first
+  // would fail ServiceUnavailable instead.
+  it.each([
+    ['publish', 'a.iso', '--image', 'Strict_App', '--version', '1.0.0'],
+    ['deploy', 'Strict_App@1.0.0', '--to', 'east-1'],
+    ['show', 'Strict_App@latest'],
+    ['deprecate', 'Strict_App@1.0.0', '--end-of-life', '2027-01-31'],
+    ['retire', 'Strict_App@1.0.0'],
+    ['verify', 'Strict_App'],
+    ['verify', 'Strict_App@1.0.0'],
+    ['retention', 'set', 'Strict_App', '--keep', '2'],
+    ['retention', 'show', 'Strict_App'],
+    ['retention', 'clear', 'Strict_App'],
+    ['runs', '--image', 'Strict_App'],
+    ['images', '--image', 'Strict_App'],
+  ])('%s %s: a bad image name is refused first, with the name it would accept', async (...args) => {
+    const io = capture();
+    await main(['node', 'vmhub', ...args, '--address', '127.0.0.1:1'], io);
+    expect(io.stderr).toMatch(/^vmhub: InvalidInput: \S* ?"Strict_App" is not an image name \(try strict_app\): [^\n]*\n$/);
+    expect(process.exitCode).toBe(1);
     process.exitCode = 0;
   });
 

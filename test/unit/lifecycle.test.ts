@@ -7,7 +7,6 @@ import {
   assertDeployable,
   lifecycleLines,
   lifecycleMark,
-  parseEndOfLife,
   pastEndOfLife,
   type LifecycleState,
 } from '../../src/lifecycle/deprecation';
@@ -58,14 +57,6 @@ describe('deprecation and end of life', () => {
     expect(
       lifecycleLines({ ...version(undefined, 'retired'), retired: { at: now, by: { workflowId: 'retire:app:1.0.0' } } }, now),
     ).toEqual(['retired    2027-06-01T00:00:00.000Z by workflow retire:app:1.0.0']);
-  });
-
-  it.each(['2027-01-31', '2027-01-31T12:00:00Z', '2027-01-31T12:00:00+02:00'])('accepts the end-of-life date %s', (text) => {
-    expect(parseEndOfLife(text).getTime()).toBe(new Date(text).getTime());
-  });
-
-  it.each(['tomorrow', '31/01/2027', '2027-13-45', ''])('refuses the end-of-life date %j with InvalidInput', (text) => {
-    expect(typeOf(() => parseEndOfLife(text))).toBe('InvalidInput');
   });
 });
 

@@ -1,9 +1,12 @@
 import { validateDeployInput } from '../../src/shared/deploy-input';
+import { closeNames, didYouMean } from '../../src/shared/did-you-mean';
 import {
+  describeSddcs,
   isLatestRef,
   validateImageName,
   validateSddcName,
   validateSddcNames,
+  validateSddcSelection,
   validateVersion,
   validateVersionRef,
 } from '../../src/shared/names';
@@ -65,6 +68,53 @@ describe('names', () => {
     expect(message(() => validateSddcNames(['east-1', 'west-1', 'east-1'], '--to'))).toBe('--to lists SDDC east-1 twice');
     expect(message(() => validateSddcNames(['east-1', 'West'], '--to'))).toMatch(/^--to entry "West"/);
   });
+
+  it('"all" stands for every SDDC: no SDDC may be called so, and it is never one name among others', () => {
+    expect(message(() => validateSddcName('all'))).toMatch(
+      /^SDDC name "all" is not an SDDC name: "all" stands for every registered SDDC/,
+    );
+    // The lower-case hint never suggests the reserved word.
+    expect(message(() => validateSddcName('ALL'))).not.toContain('try');
+    expect(message(() => validateSddcNames(['east-1', 'all'], '--to'))).toBe(
+      '--to lists "all" among SDDC names: give "all" alone (every SDDC), or only names',
+    );
+    expect(validateSddcSelection('all', 'sddcs')).toBe('all');
+    expect(validateSddcSelection(['east-1'], 'sddcs')).toEqual(['east-1']);
+    expect(validateSddcSelection([], 'deployTo', true)).toEqual([]);
+    expect(message(() => validateSddcSelection([], 'sddcs'))).toBe('sddcs must be "all" or a non-empty list of SDDC names');
+    expect(message(() => validateSddcSelection('every', 'deployTo', true))).toBe(
+      'deployTo must be "all" or a list of SDDC names',
+    );
+    expect(describeSddcs('all')).toBe('every SDDC');
+    expect(describeSddcs(['a', 'b'])).toBe('a, b');
+  });
+});
+
+describe('did you mean', () => {
+  const images = ['ubuntu-app', 'ubuntu-base', 'photon', 'opstools', 'opsbox'];
+
+  it.each([
+    ['ubuntu-ap', ['ubuntu-app']],
+    ['ubutnu-app', ['ubuntu-app']],
+    ['opsbx', ['opsbox']],
+    ['opstool', ['opstools']],
+    ['ubuntu', []],
+    ['windows', []],
+    ['photon', []],
+  ])('%s: %j', (name, close) => {
+    expect(closeNames(name, images)).toEqual(close);
+  });
+
+  it('names one, or several closest first, and nothing when none is close', () => {
+    expect(didYouMean('opsbx', images)).toBe(' (did you mean opsbox?)');
+    expect(didYouMean('ops', ['opsa', 'opsb', 'opsc', 'opsd'])).toBe(' (did you mean opsa, opsb or opsc?)');
+    expect(didYouMean('zzz', images)).toBe('');
+    // Only the closest: a name two edits away is not named beside one a single edit away.
+    expect(closeNames('strict-kep', ['strict-keep', 'strict-out', 'strict-pin', 'strict-kept'])).toEqual([
+      'strict-keep',
+      'strict-kept',
+    ]);
+  });
 });
 
 describe('workflow inputs use the same checks', () => {
@@ -76,9 +126,13 @@ describe('workflow inputs use the same checks', () => {
     expect(message(() => validateDeployInput({ image: 'a', version: 'v1.0.0', sddcs: 'all' }))).toContain('drop the v');
   });
 
-  it('a publish names the SDDC listed twice in deployTo', () => {
+  it('a publish names the SDDC listed twice in deployTo, and may deploy to "all"', () => {
     expect(message(() => validatePublishInput({ source: 'a.ova', image: 'a', deployTo: ['y', 'y'] }))).toBe(
       'deployTo lists SDDC y twice',
+    );
+    expect(validatePublishInput({ source: 'a.ova', image: 'a', deployTo: 'all' }).deployTo).toBe('all');
+    expect(message(() => validatePublishInput({ source: 'a.ova', image: 'a', deployTo: ['all', 'y'] }))).toMatch(
+      /^deployTo lists "all" among SDDC names/,
     );
   });
 

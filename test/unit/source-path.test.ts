@@ -38,6 +38,15 @@ describe('a source path as an operator types it', () => {
     expect(message).toContain('VMHUB_REPOSITORY_ROOTS');
   });
 
+  it('advises only what is then accepted: a copy under a root, or the folder it names added as a root', () => {
+    const { message } = typedError('InvalidSource', () => resolveSourcePath('/tmp/app.ova', roots, '/home/op'));
+    expect(message).toContain('copy or move the file under one of them (a link there to a file outside them is refused)');
+    const folder = /or add (\S+) to VMHUB_REPOSITORY_ROOTS/.exec(message)?.[1];
+    expect(folder).toBe('/tmp');
+    expect(resolveSourcePath('/tmp/app.ova', [...roots, folder!], '/home/op')).toBe('/tmp/app.ova');
+    expect(resolveSourcePath('/srv/images/app.ova', roots, '/home/op')).toBe('app.ova');
+  });
+
   it('a file named "..x" inside a root is inside it', () => {
     expect(resolveSourcePath('/srv/images/..x.ova', roots, '/')).toBe('..x.ova');
   });

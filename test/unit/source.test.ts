@@ -24,6 +24,7 @@ describe('resolveSource', () => {
     fs.writeFileSync(path.join(base, 'secret'), 's');
     fs.symlinkSync(path.join(base, 'secret'), path.join(rootA, 'link-out'));
     fs.symlinkSync(path.join(rootA, 'sub', 'x.ova'), path.join(rootA, 'link-in'));
+    fs.symlinkSync(path.join(rootB, 'y.iso'), path.join(rootA, 'link-to-b'));
   });
   afterAll(() => fs.rmSync(base, { recursive: true, force: true }));
 
@@ -31,6 +32,8 @@ describe('resolveSource', () => {
     ['sub/x.ova', path.join('a', 'sub', 'x.ova')],
     ['./sub/../sub/x.ova', path.join('a', 'sub', 'x.ova')],
     ['link-in', path.join('a', 'sub', 'x.ova')],
+    // Into another root: what its message advises (add the target's folder as a root) is then accepted.
+    ['link-to-b', path.join('b', 'y.iso')],
     [path.join(base, 'b', 'y.iso'), path.join('b', 'y.iso')],
   ])('accepts %s', (source, expected) => {
     const real = fs.realpathSync(path.join(base, expected));
@@ -41,7 +44,10 @@ describe('resolveSource', () => {
   it.each([
     ['../secret', /outside the repository/],
     [path.join(base, 'secret'), /outside the repository/],
-    ['link-out', /links outside/],
+    [
+      'link-out',
+      /links to .*secret, outside every repository root; copy the file under a root, or add .* to VMHUB_REPOSITORY_ROOTS/,
+    ],
     ['sub', /not a regular file/],
     ['missing.ova', /does not exist/],
     ['', /empty/],

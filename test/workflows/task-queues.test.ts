@@ -110,7 +110,7 @@ describe('a transfer no worker took', () => {
       expect((typed as ApplicationFailure).type).toBe('NoTransferWorker');
       expect((typed as ApplicationFailure).nonRetryable).toBe(true);
       expect((typed as ApplicationFailure).message).toBe(
-        `stageBlockRange was not started within ${TRANSFER_BOUND}: no worker polled task queue ${queue}; start a transfer worker (npm run worker, or npm run worker -- --only transfer)`,
+        `stageBlockRange was not started within ${TRANSFER_BOUND}: no worker polled task queue ${queue}; start a transfer worker (\`npm run worker\`, or \`npm run worker -- --only transfer\`)`,
       );
     }
   });
