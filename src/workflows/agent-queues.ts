@@ -1,4 +1,10 @@
-import { patched, proxyActivities, type ActivityInterfaceFor } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  patched,
+  proxyActivities,
+  type ActivityInterfaceFor,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { AgentActivities } from '../activities/agent';
 import type { ContentLibraryActivities, LibraryTaskInput } from '../activities/content-library';
@@ -65,6 +71,26 @@ export function agentChecker(
     const pollers = (await answers)[sddc.taskQueue] ?? { long: 0, quick: 0 };
     return { alive: agentAlive(pollers), quickQueue: quickQueueFor(sddc.taskQueue, pollers) };
   };
+}
+
+/**
+ * Activities on the SDDC's own agent. The agent was polling a moment ago: a restart of it (even a long
+ * one) resumes the work; a cancel waits until the agent has cleaned up.
+ */
+export function onAgent<T>(taskQueue: string, timeouts: Pick<ActivityOptions, 'startToCloseTimeout' | 'heartbeatTimeout'>) {
+  return proxyActivities<T>({
+    taskQueue,
+    scheduleToStartTimeout: '30 minutes',
+    ...timeouts,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: {
+      initialInterval: '2 seconds',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+    },
+  });
 }
 
 /** A cleanup after a cancel: on the agent's quick queue, bounded, so a dead agent cannot hold the cancel up. */

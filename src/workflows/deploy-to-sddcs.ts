@@ -1,8 +1,6 @@
 import {
-  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
-  type ActivityOptions,
   CancellationScope,
   CancelledFailure,
   ChildWorkflowCancellationType,
@@ -12,7 +10,6 @@ import {
   executeChild,
   isCancellation,
   patched,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -32,7 +29,6 @@ import {
   type DeployResultRow,
   type FleetProgress,
 } from '../shared/deploy-input';
-import { NON_RETRYABLE_ERROR_TYPES } from '../shared/errors';
 import { asFailure } from '../shared/failures';
 import { findFormat } from '../shared/image-format';
 import { libraryItemName } from '../shared/target-kinds/content-library';
@@ -40,7 +36,7 @@ import type { ContentLibraryTarget } from '../shared/target-kinds/kind';
 import { libraryOf } from '../shared/sddc-target';
 import { formatBytes } from '../shared/units';
 import { control } from './activity-options';
-import { agentChecker, discardOnAgent, removeHalfItemOnAgent, type AgentChecker } from './agent-queues';
+import { agentChecker, discardOnAgent, onAgent, removeHalfItemOnAgent, type AgentChecker } from './agent-queues';
 import { Board } from './deploy-board';
 import { addCounts, boundedResult, countRows, failureReason, incompleteMessage, ROWS_KEPT, searchableNames } from './deploy-rows';
 import { detailsText, outcomeLine } from './current-details';
@@ -339,26 +335,6 @@ async function deliver(
     return toLibrary(plan, target, library, board, input.instantiate === true || library.instantiate === true, agent.quickQueue);
   }
   return download(plan, target, board, agent.quickQueue);
-}
-
-/**
- * Activities on the SDDC's own agent. The agent was polling a moment ago: a restart of it (even a long
- * one) resumes the work; a cancel waits until the agent has cleaned up.
- */
-export function onAgent<T>(taskQueue: string, timeouts: Pick<ActivityOptions, 'startToCloseTimeout' | 'heartbeatTimeout'>) {
-  return proxyActivities<T>({
-    taskQueue,
-    scheduleToStartTimeout: '30 minutes',
-    ...timeouts,
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: {
-      initialInterval: '2 seconds',
-      backoffCoefficient: 2,
-      maximumInterval: '1 minute',
-      maximumAttempts: 5,
-      nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
-    },
-  });
 }
 
 /**

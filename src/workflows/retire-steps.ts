@@ -9,8 +9,7 @@ import type { SddcCopy } from '../shared/image-version';
 import type { RetireResult } from '../shared/lifecycle-input';
 import { libraryOf } from '../shared/sddc-target';
 import { control } from './activity-options';
-import { checkAgent, type AgentChecker } from './agent-queues';
-import { onAgent } from './deploy-to-sddcs';
+import { checkAgent, onAgent, type AgentChecker } from './agent-queues';
 
 export type Retiring = Extract<RetirePlan, { state: 'retiring' }>;
 export type SddcRemoval = RetireResult['sddcs'][number];
