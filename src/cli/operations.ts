@@ -17,7 +17,7 @@ import { table } from './output';
 import { checkSourceUrl } from '../source/source';
 import { publishWorkflowId, type PublishInput, type PublishProgress } from '../shared/publish-input';
 import { describePlacement } from '../shared/sddc-target';
-import { formatBytes } from '../shared/units';
+import { formatBytes, plural } from '../shared/units';
 import { isFleetProgress } from './run-progress';
 import { countStatuses } from '../workflows/current-details';
 
@@ -124,8 +124,8 @@ export function deployHeadline(result: Pick<DeployResult, 'image' | 'version' | 
     .filter(([, n]) => (n ?? 0) > 0)
     .map(([status, n]) => `${n} ${status}`)
     .join(', ');
-  if (!deployIncomplete(result)) return `deployed ${ref} to ${total} SDDC${total === 1 ? '' : 's'} (${tally})`;
-  return `deploy incomplete: ${ref} on ${total} SDDC${total === 1 ? '' : 's'}: ${tally}`;
+  if (!deployIncomplete(result)) return `deployed ${ref} to ${plural(total, 'SDDC')} (${tally})`;
+  return `deploy incomplete: ${ref} on ${plural(total, 'SDDC')}: ${tally}`;
 }
 
 /** A fleet's result carries counts beside its few rows; a small deploy's rows are all there is. */
@@ -195,7 +195,7 @@ export function resultTable(result: DeployResult): string[] {
   const summary =
     total > result.results.length
       ? [
-          `${total} SDDCs: ${Object.entries(counts)
+          `${plural(total, 'SDDC')}: ${Object.entries(counts)
             .map(([status, n]) => `${n} ${status}`)
             .join(', ')}`,
         ]

@@ -3,7 +3,7 @@ import { IMAGE_FORMATS, type ImageFormat } from '../shared/image-format';
 import { deployHeadline, deployIncomplete, resultTable, startPublish } from './operations';
 import type { DeployResultRow, DeployCounts } from '../shared/deploy-input';
 import type { PublishInput, PublishResult } from '../shared/publish-input';
-import { formatBytes } from '../shared/units';
+import { formatBytes, plural } from '../shared/units';
 import { validateImageName, validateVersion } from '../shared/names';
 import { resolveSource } from '../source/source';
 import { resolveSourcePath } from '../source/source-path';
@@ -78,7 +78,7 @@ export function publishResult(workflowId: string, r: PublishResult): PublishCliR
 export function renderText(r: PublishCliResult): string[] {
   if (!r.waited) return [`started ${r.workflowId}; follow it with \`vmhub wait ${r.workflowId}\``];
   const lines = [
-    `published ${r.image}@${r.version} (${r.format}, ${formatBytes(r.sizeBytes)}, ${r.blockCount} blocks of ${formatBytes(r.blockSize)})`,
+    `published ${r.image}@${r.version} (${r.format}, ${formatBytes(r.sizeBytes)}, ${plural(r.blockCount, 'block')} of ${formatBytes(r.blockSize)})`,
     `sha256    ${r.sha256}`,
     `blob      ${r.location.storage}/${r.location.container}/${r.location.blob}`,
     `workflow  ${r.workflowId}`,

@@ -5,6 +5,7 @@ import { validateImageName } from '../shared/names';
 import { ensureSchedules, RETENTION_SCHEDULE_ID } from '../temporal/schedules';
 import type { CliDeps } from './deps';
 import { print } from './output';
+import { plural } from '../shared/units';
 
 export type RetentionOptions =
   { action: 'set'; image: string; keep: number } | { action: 'show'; image?: string } | { action: 'clear'; image: string };
@@ -42,7 +43,9 @@ export function renderText(r: RetentionCliResult): string[] {
   if (r.action === 'clear') return [r.cleared ? 'retention policy cleared' : 'there was no retention policy to clear'];
   if (r.policies.length === 0) return ['no retention policy'];
   return [
-    ...r.policies.map((p) => `${p.image.padEnd(24)} keeps the newest ${p.keep} versions (and every version an SDDC holds)`),
+    ...r.policies.map(
+      (p) => `${p.image.padEnd(24)} keeps the newest ${plural(p.keep, 'version')} (and every version an SDDC holds)`,
+    ),
     `applied by schedule ${r.schedule}`,
   ];
 }

@@ -4,6 +4,7 @@ import { parseRef } from './checks';
 import { requireWorker } from './operations';
 import type { CliDeps } from './deps';
 import { print } from './output';
+import { plural } from '../shared/units';
 
 export interface RetireOptions {
   image: string;
@@ -39,7 +40,7 @@ export function renderText(r: RetireCliResult): string[] {
     `blobs    removed from ${r.blobsRemoved.join(', ') || 'nowhere (already gone)'}`,
     ...r.sddcs.map(
       (s) =>
-        `sddc     ${s.sddc.padEnd(14)} ${s.files.length} files removed${s.libraryItem ? `, library item ${s.libraryItem} deleted` : ''}`,
+        `sddc     ${s.sddc.padEnd(14)} ${plural(s.files.length, 'file')} removed${s.libraryItem ? `, library item ${s.libraryItem} deleted` : ''}`,
     ),
   ];
 }

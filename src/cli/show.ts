@@ -4,7 +4,7 @@ import type { ImageVersionRecord, VersionOverlap } from '../catalog/image-record
 import { findFormat } from '../shared/image-format';
 import { lifecycleLines } from '../lifecycle/deprecation';
 import { describePlacement } from '../shared/sddc-target';
-import { formatBytes, formatMiB } from '../shared/units';
+import { formatBytes, formatMiB, plural } from '../shared/units';
 import { parseRef, unknownVersion } from './checks';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
@@ -36,7 +36,7 @@ function sourceText(d: DeploymentRecord): string {
 /** What a delta deploy from the previous version would not fetch. */
 function overlapLine(o: VersionOverlap): string {
   const percent = o.blockCount > 0 ? ((100 * o.sharedBlocks) / o.blockCount).toFixed(1) : '0.0';
-  return `overlap    ${o.sharedBlocks} of ${o.blockCount} blocks (${percent} %) shared with ${o.previousVersion}`;
+  return `overlap    ${o.sharedBlocks} of ${plural(o.blockCount, 'block')} (${percent} %) shared with ${o.previousVersion}`;
 }
 
 export function renderText(r: ShowResult): string[] {
@@ -68,7 +68,7 @@ export function renderText(r: ShowResult): string[] {
               sourceText(d),
               (describePlacement(d) ?? d.error ?? '') +
                 (d.instantiated
-                  ? `, instantiated as ${d.instantiated.vm} (${d.instantiated.cpus} CPU, ${formatMiB(d.instantiated.memoryMiB)}) and removed`
+                  ? `, instantiated as ${d.instantiated.vm} (${plural(d.instantiated.cpus, 'CPU')}, ${formatMiB(d.instantiated.memoryMiB)}) and removed`
                   : ''),
             ]),
           ),

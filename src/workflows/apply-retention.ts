@@ -12,6 +12,7 @@ import { asFailure } from '../shared/failures';
 import { retireWorkflowId, validateRetentionInput, type RetentionInput, type RetentionResult } from '../shared/lifecycle-input';
 import { control } from './activity-options';
 import { RetireImage } from './retire-image';
+import { plural } from '../shared/units';
 
 /**
  * Retires per run at most this many versions, a few at a time: the history stays bounded, and what is
@@ -40,7 +41,7 @@ export async function ApplyRetention(rawInput: RetentionInput = {}): Promise<Ret
       { summary: input.image ? `choose the versions of ${input.image} to retire` : 'choose the versions to retire' },
       [{ image: input.image, limit: MAX_RETIRES }],
     );
-    setCurrentDetails(`Retire ${plan.length} versions under retention policies`);
+    setCurrentDetails(`Retire ${plural(plan.length, 'version')} under retention policies`);
     const result: RetentionResult = { retired: [], failed: [] };
     const pooled = patched(RETIRES_IN_POOL);
     const retire = async (v: (typeof plan)[number]) => {
