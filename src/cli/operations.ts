@@ -206,7 +206,7 @@ export function resultTable(result: DeployResult): string[] {
     r.sddc,
     r.dataCenter,
     r.status,
-    r.source ?? '-',
+    sourceName(r),
     transferred(r),
     r.status === 'failed' ? (r.reason ?? 'no reason recorded') : (describePlacement(r) ?? r.reason ?? ''),
   ]);
@@ -225,9 +225,19 @@ export function resultTable(result: DeployResult): string[] {
   ];
 }
 
+/**
+ * Where an SDDC's copy came from: a storage location, or, when nothing was fetched and no location named,
+ * the verified copy already in its datastore (a library item rebuilt from it, or a copy already there).
+ */
+export function sourceName(row: { source?: string | null; bytesFetched?: number }): string {
+  if (row.source) return row.source;
+  return row.bytesFetched === 0 ? 'local copy' : '-';
+}
+
 /** What a row's download moved over the network, and what a delta deploy copied from the SDDC's own disk. */
-function transferred(row: Pick<DeployResultRow, 'bytesFetched' | 'bytesReusedLocally'>): string {
+function transferred(row: Pick<DeployResultRow, 'source' | 'bytesFetched' | 'bytesReusedLocally'>): string {
   if (row.bytesFetched === undefined) return '-';
+  if (sourceName(row) === 'local copy') return 'nothing (local copy)';
   const fetched = `fetched ${formatBytes(row.bytesFetched)}`;
   return row.bytesReusedLocally ? `${fetched}, ${formatBytes(row.bytesReusedLocally)} local` : fetched;
 }

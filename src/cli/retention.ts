@@ -3,6 +3,7 @@ import { validateKeep } from '../lifecycle/retention';
 import type { RetentionPolicy } from '../catalog/retention-records';
 import { validateImageName } from '../shared/names';
 import { ensureSchedules, RETENTION_SCHEDULE_ID } from '../temporal/schedules';
+import { requiredOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';
 import { plural } from '../shared/units';
@@ -59,7 +60,7 @@ export function register(program: Command, deps: CliDeps): void {
     .command('set')
     .description('keep the newest N versions of an image')
     .argument('<image>')
-    .requiredOption('--keep <n>', 'how many versions to keep (1 or more)')
+    .addOption(requiredOption('--keep <n>', 'how many versions to keep (1 or more)'))
     .option(json, 'print one JSON document on stdout')
     .addHelpText('after', '\nExample:\n  vmhub retention set ubuntu-app --keep 3')
     .action(async (image: string, opts: { keep: string; json?: boolean }) => {
