@@ -120,8 +120,12 @@ async function dryParse(args: string[]): Promise<string> {
 
 const LINES = exampleLines();
 
-/** Commands that only read, which run against the embedded services; the others are only parsed. */
+/**
+ * Commands that only read, which run against the embedded services; the others are only parsed. `status`
+ * and `wait` run for a publish's ID (`publish:<image>:<version>`), the run the test can make.
+ */
 const READ_ONLY = ['images', 'show', 'runs', 'status', 'wait', 'schedules', 'sddc list', 'sddc show', 'retention show'];
+const PUBLISH_ID = /^publish:([^:]+):(\d[^:]*)$/;
 
 /** `vmhub --help`, `vmhub help publish`, `vmhub publish --help`, `vmhub -V`: only the program's own -V and --version print its version. */
 const asHelp = (args: string[]) =>
@@ -145,7 +149,8 @@ describe('the README’s read-only vmhub examples, run on the embedded services'
   const runnable: string[][] = [];
   for (const { args } of LINES) {
     const command = args[0] === 'sddc' || args[0] === 'retention' ? args.slice(0, 2).join(' ') : args[0];
-    if (asHelp(args) || READ_ONLY.includes(command)) runnable.push(args);
+    const followsRun = command === 'status' || command === 'wait';
+    if (asHelp(args) || (READ_ONLY.includes(command) && (!followsRun || PUBLISH_ID.test(args[1] ?? '')))) runnable.push(args);
   }
 
   /**
@@ -158,7 +163,7 @@ describe('the README’s read-only vmhub examples, run on the embedded services'
     const sddcs = new Set<string>();
     for (const args of runnable) {
       const ref = /^([a-z0-9][a-z0-9-]*)@(.+)$/.exec(args[1] ?? '');
-      const run = /^publish:([^:]+):(\d[^:]*)$/.exec(args[1] ?? '');
+      const run = PUBLISH_ID.exec(args[1] ?? '');
       const exact = args[0] === 'show' && ref && /^\d/.test(ref[2]) ? ref : (args[0] === 'status' || args[0] === 'wait') && run;
       if (exact) versions.set(`${exact[1]}@${exact[2]}`, [exact[1], exact[2]]);
       else if (args[0] === 'show' && ref) latest.add(ref[1]);

@@ -4,6 +4,8 @@ import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { PublishResult } from '../../src/shared/publish-input';
 import { connectWorker } from '../../src/temporal/connection';
 import { createAgentWorker } from '../../src/temporal/worker';
+import { requireAgents, requireControlWorkers } from '../../src/cli/checks';
+import { until } from '../harness/worker-process';
 import { tarArchive } from '../images/build';
 import { runCli } from '../harness/cli-io';
 import { repositoryRoot, startWorld, type TestWorld } from '../helpers';
@@ -30,7 +32,7 @@ describe('the CLI says what happened', () => {
   beforeAll(async () => {
     world = await startWorld();
     process.env.VMHUB_TASK_QUEUE = world.config.taskQueue;
-    await world.deps.catalog.sddcs.add({
+    const record = await world.deps.catalog.sddcs.add({
       name: sddc,
       dataCenter: 'dc-west',
       taskQueue: `sddc-${sddc}`,
@@ -41,6 +43,15 @@ describe('the CLI says what happened', () => {
     const worker = await createAgentWorker(connection, { ...world.config, datastore }, sddc);
     agent = { connection, worker, running: worker.run() };
     tarArchive(path.join(repositoryRoot(), ova), [{ name: 'box.ovf', bytes: Buffer.from(DESCRIPTOR) }]);
+    // The CLI refuses to start work no worker or agent would take: wait until each has polled.
+    await until('the control workers and the agent polling', () =>
+      requireControlWorkers(world.client, world.config)
+        .then(() => requireAgents(world.client, [record]))
+        .then(
+          () => true,
+          () => false,
+        ),
+    );
   });
 
   afterAll(async () => {
