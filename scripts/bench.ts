@@ -15,6 +15,7 @@ import type { PublishResult } from '../src/shared/publish-input';
 import { startServices, stopProcessGroup, stopServices } from '../src/dev-services/embedded';
 import { WORKER_NODE_FLAGS } from '../src/dev-services/worker-process';
 import { planBlocks } from '../src/shared/block-plan';
+import { plural } from '../src/shared/units';
 import { TopologyBlockStores } from '../src/storage/backends';
 import { blobServiceClient } from '../src/storage/azure/clients';
 import { connectClient, connectWorker } from '../src/temporal/connection';
@@ -751,8 +752,8 @@ function markdown(r: Results): string {
     `| source bytes read per image byte (publish) | ${f.publish.sourceReadsPerByte} |`,
     `| worker RSS idle / peak, ${size} publish | ${f.memory.idleMiB.small} / ${f.memory.peakMiB.small} MiB |`,
     `| worker RSS idle / peak, 4 × ${size} publish | ${f.memory.idleMiB.large} / ${f.memory.peakMiB.large} MiB |`,
-    `| history events: ${size} publish / simulated 1 TiB (${f.history.simulatedBlocks} blocks) | ${f.history.small} / ${f.history.simulatedTiB} |`,
-    `| delta deploy ${size}, ${f.deltaDeploy.changedBlocks} of ${f.deltaDeploy.blocks} blocks changed: fetched / time, against a full deploy | ${f.deltaDeploy.delta.fetchedMiB} MiB in ${f.deltaDeploy.delta.seconds} s / ${f.deltaDeploy.full.fetchedMiB} MiB in ${f.deltaDeploy.full.seconds} s |`,
+    `| history events: ${size} publish / simulated 1 TiB (${plural(f.history.simulatedBlocks, 'block')}) | ${f.history.small} / ${f.history.simulatedTiB} |`,
+    `| delta deploy ${size}, ${f.deltaDeploy.changedBlocks} of ${plural(f.deltaDeploy.blocks, 'block')} changed: fetched / time, against a full deploy | ${f.deltaDeploy.delta.fetchedMiB} MiB in ${f.deltaDeploy.delta.seconds} s / ${f.deltaDeploy.full.fetchedMiB} MiB in ${f.deltaDeploy.full.seconds} s |`,
     `| worker SIGKILLed at ${f.resume.sentAtKillMiB} MiB staged: re-sent / extra seconds | ${f.resume.bytesResentMiB} MiB / ${f.resume.extraSeconds} s (heartbeat timeout ${f.resume.heartbeatTimeoutSeconds} s) |`,
     '',
     '| target | value | |',

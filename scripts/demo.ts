@@ -9,7 +9,7 @@ import { startServices, stopServices } from '../src/dev-services/embedded';
 import { spawnWorker, type WorkerProcess } from '../src/dev-services/worker-process';
 import { connectClient } from '../src/temporal/connection';
 import { loadTopology } from '../src/topology/topology';
-import { formatBytes } from '../src/shared/units';
+import { formatBytes, plural } from '../src/shared/units';
 import { buildSampleOva } from './sample-ova';
 
 /**
@@ -122,7 +122,7 @@ async function main(): Promise<number> {
     else {
       const lines = [
         '',
-        `image      ${summary.image}@${summary.version} (${summary.format}, ${formatBytes(summary.sizeBytes)}, ${summary.blocks} blocks)`,
+        `image      ${summary.image}@${summary.version} (${summary.format}, ${formatBytes(summary.sizeBytes)}, ${plural(summary.blocks, 'block')})`,
         `sha256     ${summary.sha256}`,
         `replicas   ${summary.replicas.map((r) => `${r.location} ${r.status}`).join(', ') || 'none'}`,
         '',

@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import { plural } from '../shared/units';
 import { readProgress, rowState, type DeployReading, type RunReadingOf } from './run-progress';
 
 /** One SDDC of a run's deploy and how it ended: deployed, already-present, skipped, failed, `cancelled`, or its phase. */
@@ -69,7 +70,7 @@ function deployReport(reading: DeployReading): CancelReport {
     unlisted > 0 ? [`${unlisted} more SDDCs ended in batches that finished (\`vmhub show ${ref}\` lists every SDDC)`] : [];
   if (reading.status === 'running') return { done, cleanup, left: [], sddcs };
   const missing = sddcs.filter((s) => !['deployed', 'already-present', 'skipped'].includes(s.status)).map((s) => s.sddc);
-  const notStarted = reading.notStarted > 0 ? [`${reading.notStarted} SDDCs whose batches did not start`] : [];
+  const notStarted = reading.notStarted > 0 ? [`${plural(reading.notStarted, 'SDDC')} whose batches did not start`] : [];
   if (missing.length + notStarted.length === 0) return { done, cleanup, left: [], sddcs };
   const command =
     notStarted.length === 0 && missing.length <= NAMED

@@ -3,7 +3,7 @@ import type { ImageVersionRecord } from '../catalog/image-records';
 import type { Requirements } from '../shared/units';
 import { lifecycleMark } from '../lifecycle/deprecation';
 import { validateImageName } from '../shared/names';
-import { formatBytes, formatMiB, parseFits } from '../shared/units';
+import { formatBytes, formatMiB, parseFits, plural } from '../shared/units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print, table } from './output';
@@ -38,7 +38,7 @@ export function renderText(records: ImagesResult): string[] {
         r.status,
         r.format,
         formatBytes(r.sizeBytes),
-        res ? `${res.cpus} CPU, ${formatMiB(res.memoryMiB)}, ${formatBytes(res.diskBytes)} disk` : '-',
+        res ? `${plural(res.cpus, 'CPU')}, ${formatMiB(res.memoryMiB)}, ${formatBytes(res.diskBytes)} disk` : '-',
         lifecycleMark(r, now),
       ];
     }),

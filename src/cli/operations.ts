@@ -21,7 +21,7 @@ import { checkSourceUrl } from '../source/source';
 import { publishWorkflowId, type PublishInput } from '../shared/publish-input';
 import { describeSddcs } from '../shared/names';
 import { describePlacement } from '../shared/sddc-target';
-import { formatBytes } from '../shared/units';
+import { formatBytes, plural } from '../shared/units';
 import { cancelReport, type CancelReport } from './cancel-report';
 import { countStatuses } from '../workflows/current-details';
 
@@ -271,8 +271,8 @@ export function deployHeadline(result: Pick<DeployResult, 'image' | 'version' | 
     .filter(([, n]) => (n ?? 0) > 0)
     .map(([status, n]) => `${n} ${status}`)
     .join(', ');
-  if (!deployIncomplete(result)) return `deployed ${ref} to ${total} SDDC${total === 1 ? '' : 's'} (${tally})`;
-  return `deploy incomplete: ${ref} on ${total} SDDC${total === 1 ? '' : 's'}: ${tally}`;
+  if (!deployIncomplete(result)) return `deployed ${ref} to ${plural(total, 'SDDC')} (${tally})`;
+  return `deploy incomplete: ${ref} on ${plural(total, 'SDDC')}: ${tally}`;
 }
 
 /** A fleet's result carries counts beside its few rows; a small deploy's rows are all there is. */
@@ -317,7 +317,7 @@ export function resultTable(result: DeployResult): string[] {
   const summary =
     total > result.results.length
       ? [
-          `${total} SDDCs: ${Object.entries(counts)
+          `${plural(total, 'SDDC')}: ${Object.entries(counts)
             .map(([status, n]) => `${n} ${status}`)
             .join(', ')}`,
         ]
@@ -328,7 +328,7 @@ export function resultTable(result: DeployResult): string[] {
     r.sddc,
     r.dataCenter,
     r.status,
-    r.source ?? '-',
+    sourceName(r),
     transferred(r),
     r.status === 'failed' ? (r.reason ?? 'no reason recorded') : (describePlacement(r) ?? r.reason ?? ''),
   ]);
@@ -347,9 +347,19 @@ export function resultTable(result: DeployResult): string[] {
   ];
 }
 
+/**
+ * Where an SDDC's copy came from: a storage location, or, when nothing was fetched and no location named,
+ * the verified copy already in its datastore (a library item rebuilt from it, or a copy already there).
+ */
+export function sourceName(row: { source?: string | null; bytesFetched?: number }): string {
+  if (row.source) return row.source;
+  return row.bytesFetched === 0 ? 'local copy' : '-';
+}
+
 /** What a row's download moved over the network, and what a delta deploy copied from the SDDC's own disk. */
-function transferred(row: Pick<DeployResultRow, 'bytesFetched' | 'bytesReusedLocally'>): string {
+function transferred(row: Pick<DeployResultRow, 'source' | 'bytesFetched' | 'bytesReusedLocally'>): string {
   if (row.bytesFetched === undefined) return '-';
+  if (sourceName(row) === 'local copy') return 'nothing (local copy)';
   const fetched = `fetched ${formatBytes(row.bytesFetched)}`;
   return row.bytesReusedLocally ? `${fetched}, ${formatBytes(row.bytesReusedLocally)} local` : fetched;
 }

@@ -103,11 +103,17 @@ export function buildProgram(deps: CliDeps, version: string, onOptions: (o: Glob
     .description('Publish VM images to Azure Blob Storage, catalog them, replicate them and deploy them to SDDCs.')
     .version(version, '-V, --version', 'print the version of vmhub')
     .enablePositionalOptions()
-    .showHelpAfterError()
     .addHelpText('after', EXAMPLES + ENVIRONMENT);
   for (const command of COMMANDS) command.register(program, deps);
+  const io = deps.io ?? processIo;
   const finish = (c: Command): void => {
     c.exitOverride();
+    // A usage error is one line, with commander's "did you mean" and where the help is, never the whole help.
+    c.showHelpAfterError(false).configureOutput({
+      writeOut: io.out,
+      writeErr: io.err,
+      outputError: (message, write) => write(usageLine(message, c)),
+    });
     if (c.commands.length > 0) c.commands.forEach(finish);
     else if (c !== program) {
       c.addOption(new Option('--address <host:port>', 'Temporal frontend address (overrides TEMPORAL_ADDRESS)'));
@@ -117,6 +123,18 @@ export function buildProgram(deps: CliDeps, version: string, onOptions: (o: Glob
   finish(program);
   program.hook('preAction', (_program, action) => onOptions(action.opts() as GlobalOptions));
   return program;
+}
+
+/** `error: unknown option '--imag'\n(Did you mean --image?)` → `vmhub: UsageError: unknown option '--imag' (Did you mean --image?); see `vmhub publish --help``. */
+export function usageLine(message: string, command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  const text = message
+    .trim()
+    .replace(/^error: /, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .replace(/\.$/, '');
+  return `vmhub: UsageError: ${text}; see \`${names.join(' ')} --help\`\n`;
 }
 
 function packageVersion(): string {

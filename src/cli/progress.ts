@@ -2,13 +2,19 @@ import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { DeployResult, SddcProgress } from '../shared/deploy-input';
 import { deployOutcome } from './operations';
-import { readProgress as readRun, type DeployReading } from './run-progress';
+import {
+  readProgress as readRun,
+  type ByteProgress,
+  type DeployReading,
+  type PublishReading,
+  type RunReadingOf,
+} from './run-progress';
 import type { PublishResult } from '../shared/publish-input';
 import { formatBytes } from '../shared/units';
 import { CliError } from './errors';
 import type { CliIo } from './output';
 
-/** Where a publish or deploy stands, as the bars draw it. */
+/** Where a publish or deploy stands, as `status` reports it. */
 export interface ProgressSnapshot {
   /** A publish's own progress; absent for a deploy. */
   publish?: { phase: string; bytesDone: number; bytesTotal: number };
@@ -17,13 +23,13 @@ export interface ProgressSnapshot {
 }
 
 /**
- * The one place the CLI reads progress: the run's query merged with its activities' heartbeats
+ * Where a run stands, as `status` reports it: the run's query merged with its activities' heartbeats
  * (src/cli/run-progress.ts), so bytes move between the blocks the workflow counts. While a publish
- * replicates, its bar shows the replicas' bytes; once it deploys, the rows are its child deploy's.
- * `runId` reads a run other than the workflow ID's latest.
+ * replicates, its bytes are the replicas'; once it deploys, the rows are its child deploy's. The bars
+ * draw the same reading, through PublishBars. `runId` reads a run other than the workflow ID's latest.
  */
 export async function readProgress(handle: WorkflowHandle, runId?: string): Promise<ProgressSnapshot | undefined> {
-  const reading = await readRun(handle.client, handle.workflowId, runId).catch(() => undefined);
+  const reading = await readReading(handle, runId);
   if (!reading) return undefined;
   if (reading.kind === 'deploy') return { sddcs: rowsOf(reading) };
   const replicas = Object.values(reading.replicas);
@@ -36,8 +42,66 @@ export async function readProgress(handle: WorkflowHandle, runId?: string): Prom
       : { bytesDone: reading.bytesStaged, bytesTotal: reading.bytesTotal };
   return {
     publish: { phase: reading.progress.phase, ...bytes },
-    sddcs: reading.deploy ? rowsOf(reading.deploy) : [],
+    sddcs: sddcRows(reading),
   };
+}
+
+function readReading(handle: WorkflowHandle, runId?: string): Promise<RunReadingOf | undefined> {
+  return readRun(handle.client, handle.workflowId, runId).catch(() => undefined);
+}
+
+/** A deploy's rows, or those of the deploy a publish started. */
+function sddcRows(reading: RunReadingOf): SddcProgress[] {
+  if (reading.kind === 'deploy') return rowsOf(reading);
+  return reading.deploy ? rowsOf(reading.deploy) : [];
+}
+
+/** One bar as drawn: what it counts, its state, and its bytes. */
+export interface BarState {
+  key: string;
+  label: string;
+  state: string;
+  done: number;
+  total: number;
+}
+
+/** The phases after a publish's own bytes are committed and cataloged. */
+const PUBLISHED: ReadonlySet<string> = new Set(['replicating', 'deploying', 'done']);
+
+/**
+ * A publish's bars, which only ever move forward: one for the image's bytes (staged, committed,
+ * cataloged: then `published`), and from replication on one of its own for the replicas' bytes, so
+ * no bar goes from `100 % committing` back to `1 % replicating`. Fed one reading after another.
+ */
+export class PublishBars {
+  private publishDone = 0;
+  /** Each replica location's bytes, as far as they got; a location no longer pending has finished. */
+  private readonly replicas = new Map<string, ByteProgress>();
+
+  next(r: Pick<PublishReading, 'progress' | 'bytesTotal' | 'bytesStaged' | 'replicas'>): BarState[] {
+    const { phase } = r.progress;
+    if (r.bytesTotal <= 0) return [];
+    const published = PUBLISHED.has(phase);
+    this.publishDone = Math.max(this.publishDone, published ? r.bytesTotal : r.bytesStaged);
+    const bars: BarState[] = [
+      { key: 'publish', label: 'publish', state: published ? 'published' : phase, done: this.publishDone, total: r.bytesTotal },
+    ];
+    for (const [location, seen] of this.replicas) {
+      const now = r.replicas[location];
+      seen.bytesDone = now ? Math.max(seen.bytesDone, now.bytesDone) : seen.bytesTotal;
+    }
+    for (const [location, now] of Object.entries(r.replicas)) {
+      if (!this.replicas.has(location)) this.replicas.set(location, { ...now });
+    }
+    if (this.replicas.size > 0) {
+      const all = [...this.replicas.values()];
+      const done = all.reduce((n, x) => n + x.bytesDone, 0);
+      const total = all.reduce((n, x) => n + x.bytesTotal, 0);
+      const state = done >= total ? 'replicated' : `replicating to ${[...this.replicas.keys()].join(', ')}`;
+      bars.push({ key: 'replicas', label: 'replicas', state, done, total });
+    }
+    return bars;
+  }
 }
 
 /** An SDDC that has the image has all its bytes, whatever its agent last reported; a failed or cancelled one has what it had. */
@@ -119,15 +183,16 @@ async function follow<T>(handle: WorkflowHandle, io: CliIo, result: Promise<T>):
     row.bar.setTotal(Math.max(1, total));
     row.bar.update(done, barPayload(label, state, done, total, row.rate));
   };
+  const publishBars = new PublishBars();
   const refresh = async () => {
-    const snapshot = await readProgress(handle);
-    if (!snapshot) return;
-    const width = Math.max(7, ...snapshot.sddcs.map((s) => s.sddc.length));
-    if (snapshot.publish && snapshot.publish.bytesTotal > 0) {
-      const p = snapshot.publish;
-      draw('publish', 'publish'.padEnd(width), p.phase, p.bytesDone, p.bytesTotal);
+    const reading = await readReading(handle);
+    if (!reading) return;
+    const sddcs = sddcRows(reading);
+    const width = Math.max(8, ...sddcs.map((s) => s.sddc.length));
+    for (const b of reading.kind === 'publish' ? publishBars.next(reading) : []) {
+      draw(b.key, b.label.padEnd(width), b.state, b.done, b.total);
     }
-    for (const s of snapshot.sddcs) {
+    for (const s of sddcs) {
       const state = `${s.status ?? s.phase}${s.source ? ` from ${s.source}` : ''}`;
       draw(`sddc:${s.sddc}`, s.sddc.padEnd(width), state, s.bytesDone, s.bytesTotal);
     }

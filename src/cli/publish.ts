@@ -4,8 +4,8 @@ import { deployHeadline, deployIncomplete, resultTable, startPublish } from './o
 import type { DeployResultRow, DeployCounts } from '../shared/deploy-input';
 import { publishWorkflowId, type PublishInput, type PublishResult } from '../shared/publish-input';
 import type { ImageVersionRecord } from '../catalog/image-records';
-import { formatBytes } from '../shared/units';
-import { validateImageName, validateVersion, type SddcSelection } from '../shared/names';
+import { formatBytes, plural } from '../shared/units';
+import { isSemver, validateImageName, validateVersion, type SddcSelection } from '../shared/names';
 import { resolveSource } from '../source/source';
 import { resolveSourcePath } from '../source/source-path';
 import { parseSddcList, registeredSddcs, requireAgents, requireControlWorkers } from './checks';
@@ -112,11 +112,11 @@ export function publishResult(workflowId: string, r: PublishResult): PublishCliR
 
 export function renderText(r: PublishCliResult): string[] {
   if (!r.waited) return [`started ${r.workflowId}; follow it with \`vmhub wait ${r.workflowId}\``];
-  const headline = r.alreadyPublished
-    ? `${r.image}@${r.version} is already published by ${r.workflowId} with the SHA-256 given; nothing to do`
-    : `published ${r.image}@${r.version} (${r.format}, ${formatBytes(r.sizeBytes)}, ${r.blockCount} blocks of ${formatBytes(r.blockSize)})`;
+  const shape = `${r.format}, ${formatBytes(r.sizeBytes)}, ${plural(r.blockCount, 'block')} of ${formatBytes(r.blockSize)}`;
   const lines = [
-    headline,
+    r.alreadyPublished
+      ? `already published ${r.image}@${r.version} with the same bytes: unchanged (${shape})`
+      : `published ${r.image}@${r.version} (${shape})`,
     `sha256    ${r.sha256}`,
     `blob      ${r.location.storage}/${r.location.container}/${r.location.blob}`,
     `workflow  ${r.workflowId}`,
@@ -124,6 +124,23 @@ export function renderText(r: PublishCliResult): string[] {
   if (!r.deploy) return lines;
   const deploy = { image: r.image, version: r.version, results: r.deploy.results, counts: r.deploy.counts ?? undefined };
   return [...lines, '', `${deployHeadline(deploy)}  (workflow ${r.deploy.workflowId})`, ...resultTable(deploy)];
+}
+
+/**
+ * A warning when the version published is not the one the image declares for itself (`--version 2.5.0` on
+ * an OVF whose ProductSection says 2.2.0): both are named, and the publish stands, as the operator asked.
+ */
+export function versionWarning(r: PublishCliResult): string | undefined {
+  if (!r.waited) return undefined;
+  const declared = r.metadata && 'version' in r.metadata ? r.metadata.version : undefined;
+  if (!isSemver(declared) || declared === r.version) return undefined;
+  return `warning: ${r.image} was published as version ${r.version}, but the image declares version ${declared}`;
+}
+
+/** The version warning, on stderr (stdout may carry the JSON document). */
+export function warnOfVersion(deps: CliDeps, r: PublishCliResult): void {
+  const warning = versionWarning(r);
+  if (warning) (deps.io ?? processIo).err(`vmhub: ${warning}\n`);
 }
 
 /** 0, or 2 when a deploy it started left some SDDC neither deployed nor already present. */
@@ -183,6 +200,7 @@ export function register(program: Command, deps: CliDeps): void {
           deps,
         );
         print(deps.io, Boolean(opts.json), result, () => renderText(result));
+        warnOfVersion(deps, result);
         process.exitCode = exitCode(result);
       },
     );

@@ -4,7 +4,7 @@ import { retentionPlan } from '../lifecycle/retention';
 import { previewRetire, type RetirePreview } from '../lifecycle/retire-preview';
 import { RETENTION_MAX_RETIRES, type RetentionResult } from '../shared/lifecycle-input';
 import { validateImageName } from '../shared/names';
-import { formatBytes } from '../shared/units';
+import { formatBytes, plural } from '../shared/units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { requireWorker } from './operations';
@@ -56,7 +56,7 @@ export async function preview(options: { image?: string }, deps: CliDeps): Promi
     const why =
       p.status === 'retiring'
         ? 'a retire that stopped left it retiring'
-        : `beyond the newest ${policies.get(ref.image)} versions its policy keeps, and no SDDC holds it`;
+        : `beyond the newest ${plural(policies.get(ref.image) ?? 0, 'version')} its policy keeps, and no SDDC holds it`;
     versions.push({ ...p, why });
   }
   const sum = (key: 'sddcs' | 'storage') => versions.reduce((n, v) => n + v.bytes[key], 0);

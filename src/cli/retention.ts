@@ -4,9 +4,11 @@ import type { RetentionPolicy } from '../catalog/retention-records';
 import { validateImageName } from '../shared/names';
 import { ensureSchedules, RETENTION_SCHEDULE_ID } from '../temporal/schedules';
 import { requireKnownImage } from './checks';
+import { requiredOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';
 import * as apply from './retention-apply';
+import { plural } from '../shared/units';
 
 export type RetentionOptions =
   { action: 'set'; image: string; keep: number } | { action: 'show'; image?: string } | { action: 'clear'; image: string };
@@ -45,7 +47,9 @@ export function renderText(r: RetentionCliResult): string[] {
   if (r.action === 'clear') return [r.cleared ? 'retention policy cleared' : 'there was no retention policy to clear'];
   if (r.policies.length === 0) return ['no retention policy'];
   return [
-    ...r.policies.map((p) => `${p.image.padEnd(24)} keeps the newest ${p.keep} versions (and every version an SDDC holds)`),
+    ...r.policies.map(
+      (p) => `${p.image.padEnd(24)} keeps the newest ${plural(p.keep, 'version')} (and every version an SDDC holds)`,
+    ),
     `applied by schedule ${r.schedule}`,
   ];
 }
@@ -59,7 +63,7 @@ export function register(program: Command, deps: CliDeps): void {
     .command('set')
     .description('keep the newest N versions of an image')
     .argument('<image>')
-    .requiredOption('--keep <n>', 'how many versions to keep (1 or more)')
+    .addOption(requiredOption('--keep <n>', 'how many versions to keep (1 or more)'))
     .option(json, 'print one JSON document on stdout')
     .addHelpText('after', '\nExample:\n  vmhub retention set ubuntu-app --keep 3')
     .action(async (image: string, opts: { keep: string; json?: boolean }) => {

@@ -12,6 +12,7 @@ import { requireWorker, startRetire } from './operations';
 import type { CliDeps } from './deps';
 import { counted, print, processIo, table } from './output';
 import { loadTemporal } from './services';
+import { plural } from '../shared/units';
 
 export interface RetireOptions {
   image: string;
@@ -75,7 +76,7 @@ export function renderText(r: RetireCliResult): string[] {
     `blobs    removed from ${r.blobsRemoved.join(', ') || 'nowhere (already gone)'}`,
     ...r.sddcs.map(
       (s) =>
-        `sddc     ${s.sddc.padEnd(14)} ${s.files.length} files removed${s.libraryItem ? `, library item ${s.libraryItem} deleted` : ''}`,
+        `sddc     ${s.sddc.padEnd(14)} ${plural(s.files.length, 'file')} removed${s.libraryItem ? `, library item ${s.libraryItem} deleted` : ''}`,
     ),
   ];
 }

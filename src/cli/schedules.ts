@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { describeInterval, describeSchedules, type ScheduleRow } from '../temporal/schedules';
 import type { CliDeps } from './deps';
-import { print } from './output';
+import { print, table } from './output';
 
 export type SchedulesOptions = Record<string, never>;
 
@@ -13,12 +13,22 @@ export async function run(_options: SchedulesOptions, deps: CliDeps): Promise<Sc
   return { schedules: await describeSchedules(await deps.temporal()) };
 }
 
+/** A table under a header row; a missing schedule is a row too, with a line below saying what creates it. */
 export function renderText(r: SchedulesResult): string[] {
-  return r.schedules.map((s) =>
-    s.state === 'missing'
-      ? `${s.scheduleId.padEnd(24)} missing: the control worker creates it when it starts (\`npm run worker\`)`
-      : `${s.scheduleId.padEnd(24)} ${s.state.padEnd(7)} ${s.workflowType ?? '-'} every ${s.everyMs === null ? '-' : describeInterval(s.everyMs)} on ${s.taskQueue ?? '-'}, next ${s.nextRun ?? '-'}, last ${s.lastRun ?? 'never'}`,
-  );
+  const rows = r.schedules.map((s) => [
+    s.scheduleId,
+    s.state,
+    s.workflowType ?? '-',
+    s.everyMs === null ? '-' : describeInterval(s.everyMs),
+    s.taskQueue ?? '-',
+    s.nextRun ?? '-',
+    s.state === 'missing' ? '-' : (s.lastRun ?? 'never'),
+  ]);
+  const missing = r.schedules.some((s) => s.state === 'missing');
+  return [
+    ...table(['SCHEDULE', 'STATE', 'WORKFLOW', 'EVERY', 'TASK QUEUE', 'NEXT RUN', 'LAST RUN'], rows),
+    ...(missing ? ['', 'missing: the control worker creates it when it starts (`npm run worker`)'] : []),
+  ];
 }
 
 export function register(program: Command, deps: CliDeps): void {

@@ -4,10 +4,11 @@ import type { ImageVersionRecord, VersionOverlap } from '../catalog/image-record
 import { findFormat } from '../shared/image-format';
 import { lifecycleLines } from '../lifecycle/deprecation';
 import { describePlacement } from '../shared/sddc-target';
-import { formatBytes, formatMiB } from '../shared/units';
+import { formatBytes, formatMiB, plural } from '../shared/units';
 import { parseRef, unknownVersion } from './checks';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
+import { sourceName } from './operations';
 import { print, table } from './output';
 
 export interface ShowOptions {
@@ -30,20 +31,35 @@ export async function run(options: ShowOptions, deps: CliDeps): Promise<ShowResu
 /** The latest attempt's source, and where the bytes originally came from when that was elsewhere. */
 function sourceText(d: DeploymentRecord): string {
   const origin = originalSource(d);
-  return `${d.source ?? '-'}${origin !== undefined && origin !== d.source ? ` (originally from ${origin})` : ''}`;
+  return `${sourceName(d)}${origin !== undefined && origin !== d.source ? ` (originally from ${origin})` : ''}`;
+}
+
+/**
+ * A copy's status as of its latest attempt: nothing watches an SDDC afterwards (an item deleted in its
+ * vCenter is found missing only by the next deploy, which puts it back), so a copy said to be there says since when.
+ */
+function statusText(d: DeploymentRecord): string {
+  if (d.status !== 'deployed' && d.status !== 'already-present') return d.status;
+  return `${d.status} (not checked since ${new Date(d.updatedAt).toISOString().replace(/\.\d{3}Z$/, 'Z')})`;
+}
+
+/** Where the version's bytes are: the primary's blob, which a retire has removed. */
+function blobLine(r: ShowResult): string {
+  const blob = `${r.location.storage}/${r.location.container}/${r.location.blob}`;
+  return r.status === 'retired' ? `blob       none: removed by the retire (was ${blob})` : `blob       ${blob}`;
 }
 
 /** What a delta deploy from the previous version would not fetch. */
 function overlapLine(o: VersionOverlap): string {
   const percent = o.blockCount > 0 ? ((100 * o.sharedBlocks) / o.blockCount).toFixed(1) : '0.0';
-  return `overlap    ${o.sharedBlocks} of ${o.blockCount} blocks (${percent} %) shared with ${o.previousVersion}`;
+  return `overlap    ${o.sharedBlocks} of ${plural(o.blockCount, 'block')} (${percent} %) shared with ${o.previousVersion}`;
 }
 
 export function renderText(r: ShowResult): string[] {
   return [
     `${r.image}@${r.version}  ${r.status}  ${r.format}  ${formatBytes(r.sizeBytes)}`,
     `sha256     ${r.sha256 ?? '-'}`,
-    `blob       ${r.location.storage}/${r.location.container}/${r.location.blob}`,
+    blobLine(r),
     ...lifecycleLines(r, new Date()),
     ...(r.overlap ? [overlapLine(r.overlap)] : []),
     ...(r.metadata ? (findFormat(r.format)?.metadataLines(r.metadata) ?? []) : []),
@@ -63,12 +79,12 @@ export function renderText(r: ShowResult): string[] {
             ['SDDC', 'STATUS', 'ATTEMPTS', 'SOURCE', 'WHERE / REASON'],
             r.deployments.map((d) => [
               d.sddc,
-              d.status,
+              statusText(d),
               String(Math.max(d.attempts?.length ?? 0, 1)),
               sourceText(d),
               (describePlacement(d) ?? d.error ?? '') +
                 (d.instantiated
-                  ? `, instantiated as ${d.instantiated.vm} (${d.instantiated.cpus} CPU, ${formatMiB(d.instantiated.memoryMiB)}) and removed`
+                  ? `, instantiated as ${d.instantiated.vm} (${plural(d.instantiated.cpus, 'CPU')}, ${formatMiB(d.instantiated.memoryMiB)}) and removed`
                   : ''),
             ]),
           ),

@@ -6,6 +6,7 @@ import { validateImageName } from '../shared/names';
 import { requireWorker } from './operations';
 import type { CliDeps } from './deps';
 import { print } from './output';
+import { plural } from '../shared/units';
 
 export interface VerifyOptions {
   image?: string;
@@ -31,7 +32,7 @@ export async function run(options: VerifyOptions, deps: CliDeps): Promise<Verify
 
 export function renderText(r: VerifyCliResult): string[] {
   return [
-    `checked ${r.replicasChecked} replicas of ${r.versionsChecked} versions  (workflow ${r.workflowId})`,
+    `checked ${plural(r.replicasChecked, 'replica')} of ${plural(r.versionsChecked, 'version')}  (workflow ${r.workflowId})`,
     r.findingsTotal === 0 ? 'every replica matches its primary' : `${r.findingsTotal} differed from the primary:`,
     ...r.findings.map(
       (f) =>

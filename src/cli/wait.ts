@@ -7,7 +7,13 @@ import { print, processIo } from './output';
 import { followDeploy, followPublish } from './progress';
 import { unpolledQueues } from './checks';
 import { findRun } from './run-ref';
-import { exitCode as publishExitCode, publishResult, renderText as publishText, type PublishCliResult } from './publish';
+import {
+  exitCode as publishExitCode,
+  publishResult,
+  renderText as publishText,
+  warnOfVersion,
+  type PublishCliResult,
+} from './publish';
 
 export interface WaitOptions {
   workflowId: string;
@@ -50,6 +56,7 @@ export function register(program: Command, deps: CliDeps): void {
     .action(async (workflowId: string, opts: { json?: boolean }) => {
       const result = await run({ workflowId }, deps);
       print(deps.io, Boolean(opts.json), result, () => renderText(result));
+      if (result.type === 'PublishImage') warnOfVersion(deps, result);
       process.exitCode = exitCode(result);
     });
 }

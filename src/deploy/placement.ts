@@ -1,6 +1,7 @@
 import type { ImageVersionRecord, ReplicaRecord } from '../catalog/image-records';
 import type { Resources } from '../images/ovf/metadata';
 import type { Capacity, StorageLocation } from '../topology/topology';
+import { plural } from '../shared/units';
 
 /** Decisions of a deployment, as plain functions: does a version fit an SDDC, and where should it read from. */
 
@@ -14,7 +15,7 @@ export function resourcesOf(record: Pick<ImageVersionRecord, 'metadata'>): Resou
 export function capacityShortfall(needs: Resources | undefined, capacity: Capacity): string | undefined {
   if (!needs) return undefined;
   const short: string[] = [];
-  if (needs.cpus > capacity.cpus) short.push(`${needs.cpus} CPUs needed, ${capacity.cpus} available`);
+  if (needs.cpus > capacity.cpus) short.push(`${plural(needs.cpus, 'CPU')} needed, ${capacity.cpus} available`);
   if (needs.memoryMiB > capacity.memoryMiB)
     short.push(`${needs.memoryMiB} MiB memory needed, ${capacity.memoryMiB} MiB available`);
   if (needs.diskBytes > capacity.diskGiB * GiB) {

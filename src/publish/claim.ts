@@ -78,7 +78,10 @@ export async function claimVersion(deps: ClaimDeps, input: ClaimInput, me: RunRe
     location,
   };
   const claim = await catalog.versions.claim(version, me);
-  if (claim.state === 'available') return { state: 'available', existing: resultFromRecord(claim.record) };
+  // The workflow returns it as its result once the source is found to hold the same bytes.
+  if (claim.state === 'available') {
+    return { state: 'available', existing: { ...resultFromRecord(claim.record), alreadyPublished: true } };
+  }
   if (claim.state === 'claimed') return { state: 'claimed', location };
   if (claim.owner && !(await temporal.isClosed(claim.owner))) {
     throw new VmhubError(

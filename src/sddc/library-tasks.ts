@@ -21,6 +21,7 @@ import { type InstantiateCheck } from '../shared/target-kinds/content-library';
 import { credentialsFor } from './vcenter-login';
 import type { ContentLibraryTarget, LibraryPlacement } from '../shared/target-kinds/kind';
 import { libraryOf, parseTarget } from '../shared/sddc-target';
+import { plural } from '../shared/units';
 
 /**
  * The agent's content library tasks as plain steps over one vCenter connection: the activity adds the
@@ -150,7 +151,7 @@ export async function checkInstantiates(
   if (vm.cpus !== expected.cpus || vm.memoryMiB !== expected.memoryMiB) {
     throw new VmhubError(
       'InstantiateMismatch',
-      `the VM deployed from ${placement.itemName} has ${vm.cpus} CPUs and ${vm.memoryMiB} MiB; the catalog says ${expected.cpus} CPUs and ${expected.memoryMiB} MiB`,
+      `the VM deployed from ${placement.itemName} has ${plural(vm.cpus, 'CPU')} and ${vm.memoryMiB} MiB; the catalog says ${plural(expected.cpus, 'CPU')} and ${expected.memoryMiB} MiB`,
     );
   }
   return { ...vm, removed: true };

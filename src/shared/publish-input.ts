@@ -34,6 +34,8 @@ export interface PublishResult {
   blockCount: number;
   location: BlobLocation;
   metadata: ImageMetadata;
+  /** True when the version was available already with these very bytes: this run published nothing new. */
+  alreadyPublished?: boolean;
   /** With `deployTo`: the child deploy, its rows (as DeployResult has them) and its counts by status. */
   deploy?: { workflowId: string; results: DeployResultRow[]; counts?: DeployCounts };
 }

@@ -30,9 +30,17 @@ export function formatMiB(mib: number): string {
   return formatBytes(mib * 2 ** 20).replace(/\.0 /, ' ');
 }
 
+/**
+ * A count and its noun, agreeing: `1 block`, `2 blocks`, `1 copy` / `3 copies` (the plural given when it is
+ * not the noun plus "s"). Every count the CLI and the Web UI show goes through here.
+ */
+export function plural(count: number, noun: string, pluralNoun = `${noun}s`): string {
+  return `${count} ${count === 1 ? noun : pluralNoun}`;
+}
+
 /** An SDDC's capacity as people read it: `64 CPUs, 512 GiB memory, 4.0 TiB disk`. */
 export function formatCapacity(c: Capacity): string {
-  return `${c.cpus} CPU${c.cpus === 1 ? '' : 's'}, ${formatBytes(c.memoryMiB * MiB)} memory, ${formatBytes(c.diskGiB * GiB)} disk`;
+  return `${plural(c.cpus, 'CPU')}, ${formatBytes(c.memoryMiB * MiB)} memory, ${formatBytes(c.diskGiB * GiB)} disk`;
 }
 
 /** Binary units throughout, as hypervisors count: `GB` and `G` mean GiB. */

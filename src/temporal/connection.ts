@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { NativeConnection } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import type { TemporalConfig } from '../config';
 
 /** Connection options shared by the client and the workers: address, TLS/mTLS and API key. */
@@ -30,7 +30,10 @@ export async function connectClient(config: TemporalConfig, options: { connectTi
 }
 
 export function connectWorker(config: TemporalConfig): Promise<NativeConnection> {
-  return NativeConnection.connect(connectionOptions(config));
+  // Loaded here: the CLI reaches this module for its client, and the worker SDK (with its bundler) would
+  // double what `vmhub --help` loads.
+  const worker = require('@temporalio/worker') as typeof import('@temporalio/worker');
+  return worker.NativeConnection.connect(connectionOptions(config));
 }
 
 /** What the control plane asks Temporal about other work: whether a run has closed, and who polls a queue. */

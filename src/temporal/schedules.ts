@@ -3,6 +3,7 @@ import { msToNumber } from '@temporalio/common';
 import type { Config } from '../config';
 import { VmhubError } from '../shared/errors';
 import { connectClient } from './connection';
+import { plural } from '../shared/units';
 
 /**
  * The lifecycle's Temporal Schedules: replica verification and retention. They are ordinary schedules,
@@ -135,7 +136,7 @@ export function describeInterval(ms: number): string {
     ['minute', 60_000],
     ['second', 1000],
   ] as const) {
-    if (ms >= size && ms % size === 0) return `${ms / size} ${unit}${ms === size ? '' : 's'}`;
+    if (ms >= size && ms % size === 0) return plural(ms / size, unit);
   }
   return `${ms} ms`;
 }

@@ -18,6 +18,7 @@ import {
 } from '../shared/lifecycle-input';
 import { control } from './activity-options';
 import { RetireImage } from './retire-image';
+import { plural } from '../shared/units';
 
 /** Retires running at once from RETIRES_IN_POOL on: each batches its own SDDCs, so this bounds the pending children. */
 const RETIRES_AT_ONCE = 4;
@@ -40,7 +41,7 @@ export async function ApplyRetention(rawInput: RetentionInput = {}): Promise<Ret
       { summary: input.image ? `choose the versions of ${input.image} to retire` : 'choose the versions to retire' },
       [{ image: input.image, limit: RETENTION_MAX_RETIRES }],
     );
-    setCurrentDetails(`Retire ${plan.length} versions under retention policies`);
+    setCurrentDetails(`Retire ${plural(plan.length, 'version')} under retention policies`);
     const result: RetentionResult = { retired: [], failed: [] };
     const pooled = patched(RETIRES_IN_POOL);
     const retire = async (v: (typeof plan)[number]) => {

@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { DeployCounts, DeployResult, DeployResultRow } from '../shared/deploy-input';
 import { nameFirstFew } from '../shared/failures';
+import { plural } from '../shared/units';
 
 /**
  * What a deploy's result and its DeployIncomplete details may hold. A fleet-wide outage fails every
@@ -48,7 +49,7 @@ export function boundedResult(
 
 /** The DeployIncomplete message: how many failed, naming the first few. */
 export function incompleteMessage(failed: DeployResultRow[], failedCount: number, total: number): string {
-  return `${failedCount} of ${total} SDDCs failed: ${nameFirstFew(failed, (r) => `${r.sddc} (${r.reason})`, failedCount)}`;
+  return `${failedCount} of ${plural(total, 'SDDC')} failed: ${nameFirstFew(failed, (r) => `${r.sddc} (${r.reason})`, failedCount)}`;
 }
 
 /** A search attribute value holds at most 2 KB: large fleets list the SDDCs that fit, the catalog has them all. */

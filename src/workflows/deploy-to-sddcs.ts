@@ -34,7 +34,7 @@ import { findFormat } from '../shared/image-format';
 import { libraryItemName } from '../shared/target-kinds/content-library';
 import type { ContentLibraryTarget } from '../shared/target-kinds/kind';
 import { libraryOf } from '../shared/sddc-target';
-import { formatBytes } from '../shared/units';
+import { formatBytes, plural } from '../shared/units';
 import { control } from './activity-options';
 import { agentChecker, discardOnAgent, onAgent, removeHalfItemOnAgent, type AgentChecker } from './agent-queues';
 import { Board } from './deploy-board';
@@ -89,7 +89,7 @@ async function fanOut(input: DeployInput): Promise<DeployResult> {
   const progress: FleetProgress = { sddcsTotal: 0, counts: {}, results: [], batches: [] };
   setHandler(fleetProgressQuery, () => progress);
   upsertSearchAttributes([{ key: IMAGE_KEY, value: input.image }]);
-  const asked = input.sddcs === 'all' ? 'every SDDC' : `${input.sddcs.length} SDDCs`;
+  const asked = input.sddcs === 'all' ? 'every SDDC' : plural(input.sddcs.length, 'SDDC');
   setCurrentDetails(detailsText(`Deploy ${input.image} ${input.version}`, `planning the deploy to ${asked}`));
   const fleet = await control.planFleet.executeWithOptions(
     { summary: `plan the deploy of ${input.image}@${input.version} to ${asked}` },
@@ -132,7 +132,7 @@ async function withLease<T>(fleet: FleetPlan, deploy: () => Promise<T>): Promise
 async function deployBatches(input: DeployInput, fleet: FleetPlan, progress: FleetProgress): Promise<DeployResult> {
   const total = fleet.batches.reduce((n, b) => n + b.sddcs.length, 0);
   const dataCenters = new Set(fleet.batches.map((b) => b.dataCenter));
-  const headline = `Deploy ${fleet.image} ${fleet.version} (${formatBytes(fleet.sizeBytes)}) to ${total} SDDCs in ${dataCenters.size} data centers, ${fleet.batches.length} batches`;
+  const headline = `Deploy ${fleet.image} ${fleet.version} (${formatBytes(fleet.sizeBytes)}) to ${plural(total, 'SDDC')} in ${plural(dataCenters.size, 'data center')}, ${plural(fleet.batches.length, 'batch', 'batches')}`;
   let batchesDone = 0;
   const show = () => {
     const failed = progress.results.filter((r) => r.status === 'failed').map((r) => r.sddc);
@@ -213,7 +213,7 @@ async function deployBatch(
       workflowId,
       cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
       ...closePolicy,
-      staticSummary: `Deploy ${fleet.image} ${fleet.version} to ${batch.sddcs.length} SDDCs in ${batch.dataCenter}`,
+      staticSummary: `Deploy ${fleet.image} ${fleet.version} to ${plural(batch.sddcs.length, 'SDDC')} in ${batch.dataCenter}`,
     });
     return rowsOf(out);
   } catch (err) {

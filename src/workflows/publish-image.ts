@@ -26,7 +26,7 @@ import {
 } from '../shared/publish-input';
 import { ALL_SDDCS, describeSddcs, isSemver, validateVersion } from '../shared/names';
 import { planRanges, rangesContaining, type BlockRange } from '../shared/block-plan';
-import { formatBytes } from '../shared/units';
+import { formatBytes, plural } from '../shared/units';
 import { transferTaskQueueOf } from '../shared/task-queues';
 import { deployWorkflowId, type DeployResult } from '../shared/deploy-input';
 import { control, controlWith, transfer, transferOnWorkflowQueue } from './activity-options';
@@ -331,7 +331,7 @@ async function stageRanges(
 /** Commits the block list; blocks storage no longer holds (expired, or discarded by another writer) are staged again first. */
 async function commit(transfer: Transfers, input: CommitInput, fanOut: number, details: Details): Promise<void> {
   for (let round = 0; ; round++) {
-    const blocks = `${input.plan.blockCount} blocks of ${input.image}@${input.version}`;
+    const blocks = `${plural(input.plan.blockCount, 'block')} of ${input.image}@${input.version}`;
     details.show(round === 0 ? `committing ${blocks}` : `committing ${blocks} again, after staging lost blocks`);
     const out = await transfer.commitBlocks.executeWithOptions({ summary: `commit ${blocks} to ${input.location.storage}` }, [
       input,

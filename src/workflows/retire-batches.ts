@@ -19,6 +19,7 @@ import { asFailure } from '../shared/failures';
 import { control } from './activity-options';
 import { agentChecker } from './agent-queues';
 import { reasonOf, removeFromSddc, settled, type Removing, type RetiredCopy, type SddcRemoval } from './retire-steps';
+import { plural } from '../shared/units';
 
 /** Batches removing at once: bounds the pending children of one retire whatever the fleet. */
 const BATCHES_AT_ONCE = 10;
@@ -45,7 +46,7 @@ export interface RetireBatchResult {
 export async function RetireSddcBatch(input: RetireBatchInput): Promise<RetireBatchResult> {
   try {
     const { owner, sddcs: targets, ...copy } = input;
-    setCurrentDetails(`Remove ${copy.image} ${copy.version} from ${targets.length} SDDCs`);
+    setCurrentDetails(`Remove ${copy.image} ${copy.version} from ${plural(targets.length, 'SDDC')}`);
     let told: Promise<void> | undefined;
     const removing: Removing = { started: false, tell: () => (told ??= tellParent()) };
     const checkAgentOf = agentChecker(control, { taskQueues: targets.map((t) => t.taskQueue) });
@@ -55,7 +56,7 @@ export async function RetireSddcBatch(input: RetireBatchInput): Promise<RetireBa
     const removed = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
     if (removed.length > 0) {
       await CancellationScope.nonCancellable(() =>
-        control.recordRemovals.executeWithOptions({ summary: `record the removals from ${removed.length} SDDCs` }, [
+        control.recordRemovals.executeWithOptions({ summary: `record the removals from ${plural(removed.length, 'SDDC')}` }, [
           { image: copy.image, version: copy.version, sddcs: removed.map((r) => r.sddc), owner },
         ]),
       );
@@ -66,7 +67,7 @@ export async function RetireSddcBatch(input: RetireBatchInput): Promise<RetireBa
       targets.map((t) => t.sddc),
       outcomes,
     );
-    setCurrentDetails(`Removed ${copy.image} ${copy.version} from ${removed.length} of ${targets.length} SDDCs`);
+    setCurrentDetails(`Removed ${copy.image} ${copy.version} from ${removed.length} of ${plural(targets.length, 'SDDC')}`);
     return { removed, failed: failed.map(([sddc, err]) => ({ sddc, reason: reasonOf(err) })) };
   } catch (err) {
     throw asFailure(err);
@@ -102,7 +103,7 @@ export async function removeInBatches(
           workflowId: `${workflowId}:${owner.runId}:${i + 1}`,
           parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
           cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
-          staticSummary: `Remove ${image} ${version} from ${sddcs.length} SDDCs`,
+          staticSummary: `Remove ${image} ${version} from ${plural(sddcs.length, 'SDDC')}`,
         });
         removed[i] = out.removed;
         failed.push(...out.failed);
@@ -113,7 +114,7 @@ export async function removeInBatches(
       }
       done++;
       setCurrentDetails(
-        `Retire ${image} ${version}: ${done} of ${batches.length} batches of SDDCs done, ${failed.length} SDDCs failed`,
+        `Retire ${image} ${version}: ${done} of ${plural(batches.length, 'batch', 'batches')} of SDDCs done, ${plural(failed.length, 'SDDC')} failed`,
       );
     },
   );

@@ -15,6 +15,7 @@ import { removeInBatches } from './retire-batches';
 import { incomplete, removeFromSddc, settled, startRemoval, type Removing, type Retiring } from './retire-steps';
 import { runOwner } from './run-owner';
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
+import { plural } from '../shared/units';
 
 /**
  * Runs from this patch on try every removal before failing, and give the claim back when cancelled
@@ -54,9 +55,7 @@ export async function RetireImage(rawInput: RetireInput): Promise<RetireResult> 
     const begin = () => control.beginRetire.executeWithOptions({ summary: `claim ${input.image}@${input.version}` }, [input]);
     const plan = settles ? await CancellationScope.nonCancellable(begin) : await begin();
     if (plan.state === 'retired') return { ...input, status: 'already-retired', sddcs: [], blobsRemoved: [] };
-    setCurrentDetails(
-      `Retire ${input.image} ${input.version} from ${plan.sddcs.length} SDDCs and ${plan.locations.length} storage locations`,
-    );
+    setCurrentDetails(retireLine(input, plan));
     if (!settles) return await removeAll(plan);
     const removing = { started: false };
     try {
@@ -89,9 +88,7 @@ async function retireInBatches(input: RetireInput): Promise<RetireResult> {
     claiming.beginRetire.executeWithOptions({ summary: `claim ${ref.image}@${ref.version}` }, [{ ...ref, owner }]),
   );
   if (plan.state === 'retired') return { ...ref, status: 'already-retired', sddcs: [], blobsRemoved: [] };
-  setCurrentDetails(
-    `Retire ${ref.image} ${ref.version} from ${plan.sddcs.length} SDDCs and ${plan.locations.length} storage locations`,
-  );
+  setCurrentDetails(retireLine(ref, plan));
   const removing: Removing = { started: false };
   try {
     if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('retire cancelled');
@@ -187,4 +184,9 @@ async function removeBlobs(plan: Retiring, sddcs: SddcRemoval[], removing: Remov
       .map(([location]) => location)
       .sort(),
   };
+}
+
+/** "Retire app 1.2.0 from 1 SDDC and 2 storage locations" */
+function retireLine(ref: RetireInput, plan: { sddcs: unknown[]; locations: unknown[] }): string {
+  return `Retire ${ref.image} ${ref.version} from ${plural(plan.sddcs.length, 'SDDC')} and ${plural(plan.locations.length, 'storage location')}`;
 }

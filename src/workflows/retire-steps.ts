@@ -10,6 +10,7 @@ import type { RetireResult } from '../shared/lifecycle-input';
 import { libraryOf } from '../shared/sddc-target';
 import { control } from './activity-options';
 import { checkAgent, onAgent, type AgentChecker } from './agent-queues';
+import { plural } from '../shared/units';
 
 export type Retiring = Extract<RetirePlan, { state: 'retiring' }>;
 export type SddcRemoval = RetireResult['sddcs'][number];
@@ -43,7 +44,7 @@ export function startRemoval(removing: Removing): void {
 export function incomplete(plan: RetiredCopy, what: string, failed: Array<[string, unknown]>, note: string): ApplicationFailure {
   const reasons = nameFirstFew(failed, ([name, err]) => `${name}: ${reasonOf(err)}`);
   return ApplicationFailure.nonRetryable(
-    `${plan.image}@${plan.version} is not retired yet: ${failed.length} ${what}${failed.length === 1 ? '' : 's'} failed (${reasons}); ${note}retire it again once that is fixed`,
+    `${plan.image}@${plan.version} is not retired yet: ${plural(failed.length, what)} failed (${reasons}); ${note}retire it again once that is fixed`,
     'RetireIncomplete',
     failed.map(([name, err]) => ({ [what === 'SDDC' ? 'sddc' : 'location']: name, reason: reasonOf(err) })),
   );

@@ -2,6 +2,7 @@ import { ActivityFailure, continueAsNew, isCancellation, patched, setCurrentDeta
 import { asFailure } from '../shared/failures';
 import { validateVerifyInput, type VerifyInput, type VerifyResult } from '../shared/lifecycle-input';
 import { control, transfer, transferOnWorkflowQueue } from './activity-options';
+import { plural } from '../shared/units';
 
 /** Versions checked per run: the history stays bounded, and the next page continues as a new run. */
 const PAGE = 50;
@@ -18,7 +19,7 @@ export async function VerifyReplicas(rawInput: VerifyInput = {}): Promise<Verify
     const input = validateVerifyInput(rawInput);
     const result: VerifyResult = input.carried ?? { versionsChecked: 0, replicasChecked: 0, findings: [], findingsTotal: 0 };
     const page = await control.versionsToVerify({ image: input.image, version: input.version, after: input.after, limit: PAGE });
-    setCurrentDetails(`Verify ${page.versions.length} versions on ${page.replicas.join(', ') || 'no replica'}`);
+    setCurrentDetails(`Verify ${plural(page.versions.length, 'version')} on ${page.replicas.join(', ') || 'no replica'}`);
     for (const v of page.versions) {
       for (const location of page.replicas) {
         let reason: string | undefined;

@@ -324,7 +324,9 @@ describe('the vmhub CLI against the services', () => {
     ]);
     const text = await vmhub('show', `${image}@latest`);
     expect(text.stdout.split('\n')[0]).toMatch(new RegExp(`^${image}@1\\.0\\.0 +available`));
-    expect(text.stdout).toMatch(new RegExp(`^${good} +already-present +2 +dc-west \\(originally from dc-east\\)`, 'm'));
+    expect(text.stdout).toMatch(
+      new RegExp(`^${good} +already-present \\(not checked since [0-9T:-]+Z\\) +2 +dc-west \\(originally from dc-east\\)`, 'm'),
+    );
 
     const pre = await vmhub('show', `${image}@latest-pre`, '--json');
     expect(pre.code).toBe(0);
@@ -421,6 +423,10 @@ describe('the vmhub CLI against the services', () => {
     );
     const screen = ran.stdout;
     expect(screen).toMatch(/publish .*%/);
+    // The publish's bar only moves forward, frame after frame: replication has a bar of its own.
+    const publishPercents = [...screen.matchAll(/ publish +[\u2588\u2591]+ (\d+)%/g)].map((m) => Number(m[1]));
+    expect(publishPercents.length).toBeGreaterThan(0);
+    expect(publishPercents).toEqual([...publishPercents].sort((a, b) => a - b));
     expect(screen).not.toMatch(/NaN|Infinity|NFs|LLs|undefined/);
     for (const eta of screen.match(/ETA [^|\r\n]*/g) ?? []) expect(eta.trim()).toMatch(/^ETA (\d+s|\d+m \d\ds|\d+h \d\dm)$/);
     expect(screen).toMatch(new RegExp(`published cli-tty-${id}@1\\.0\\.0`));

@@ -11,7 +11,7 @@ import { parseRef, parseSddcList } from '../../src/cli/checks';
 import * as deploy from '../../src/cli/deploy';
 import type { CliDeps } from '../../src/cli/deps';
 import * as images from '../../src/cli/images';
-import { table, type CliIo } from '../../src/cli/output';
+import { table } from '../../src/cli/output';
 import { formatMiB } from '../../src/shared/units';
 import { main } from '../../src/cli/program';
 import { formatEta, PhaseRate } from '../../src/cli/progress';
@@ -22,6 +22,7 @@ import * as sddcAdd from '../../src/cli/sddc-add';
 import * as sddcUpdate from '../../src/cli/sddc-update';
 import * as show from '../../src/cli/show';
 import * as status from '../../src/cli/status';
+import { capture } from '../harness/cli-io';
 import { typedError } from '../unit/typed-error';
 
 /** The error a call throws, to look at its type and message. */
@@ -32,18 +33,6 @@ async function failureOf(fn: () => unknown): Promise<{ type: string; message: st
     return err as { type: string; message: string };
   }
   throw new Error('expected a failure');
-}
-
-function capture(): CliIo & { stdout: string; stderr: string } {
-  const io = {
-    stdout: '',
-    stderr: '',
-    out: (t: string) => void (io.stdout += t),
-    err: (t: string) => void (io.stderr += t),
-    progress: process.stderr,
-    tty: false,
-  };
-  return io;
 }
 
 const sddc = (name: string): SddcRecord => ({
@@ -362,9 +351,13 @@ describe('show run', () => {
     const lines = show.renderText(record);
     expect(lines).toContainEqual(expect.stringMatching(/^SDDC +STATUS +ATTEMPTS +SOURCE +WHERE \/ REASON$/));
     expect(lines).toContainEqual(
-      expect.stringMatching(/^east-1 +already-present +2 +west \(originally from east\) +\/ds\/app\/1\.0\.0$/),
+      expect.stringMatching(
+        /^east-1 +already-present \(not checked since 2026-01-01T00:00:00Z\) +2 +west \(originally from east\) +\/ds\/app\/1\.0\.0$/,
+      ),
     );
-    expect(lines).toContainEqual(expect.stringMatching(/^west-1 +deployed +1 +west +\/ds\/w$/));
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^west-1 +deployed \(not checked since 2026-01-01T00:00:00Z\) +1 +west +\/ds\/w$/),
+    );
   });
 });
 

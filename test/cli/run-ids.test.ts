@@ -55,9 +55,9 @@ describe('run IDs and unpolled runs, from the vmhub CLI', () => {
     // The same bytes named by --sha256: answered from the catalog, no run.
     const same = await vmhub('publish', iso, '--image', image, '--version', '1.0.0', '--sha256', sha256.toUpperCase());
     expect(same.code).toBe(0);
-    expect(same.stdout.split('\n')[0]).toBe(
-      `${image}@1.0.0 is already published by ${publishId} with the SHA-256 given; nothing to do`,
-    );
+    const lines = same.stdout.split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^already published ${image}@1\\.0\\.0 with the same bytes: unchanged \\(`));
+    expect(lines).toContain(`workflow  ${publishId}`);
 
     expect(await runIdOf(publishId)).toBe(publisher);
     const status = await vmhub('status', publishId, '--json');

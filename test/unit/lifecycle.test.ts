@@ -170,11 +170,24 @@ describe('lifecycle CLI renderers', () => {
       nextRun: null,
       lastRun: null,
     };
-    expect(schedulesCommand.renderText({ schedules: [{ ...missing, state: 'missing' }] })[0]).toContain('missing');
+    expect(schedulesCommand.renderText({ schedules: [{ ...missing, state: 'missing' }] })).toEqual([
+      'SCHEDULE               STATE    WORKFLOW  EVERY  TASK QUEUE  NEXT RUN  LAST RUN',
+      'vmhub-verify-replicas  missing  -         -      -           -         -',
+      '',
+      'missing: the control worker creates it when it starts (`npm run worker`)',
+    ]);
+    const active = { ...missing, state: 'active' as const, workflowType: 'VerifyReplicas', taskQueue: 'vm-images' };
     expect(
       schedulesCommand.renderText({
-        schedules: [{ ...missing, state: 'active', workflowType: 'VerifyReplicas', everyMs: 86_400_000, taskQueue: 'vm-images' }],
+        schedules: [
+          { ...active, everyMs: 86_400_000, nextRun: '2027-06-02T00:00:00.000Z' },
+          { ...active, scheduleId: 'vmhub-apply-retention', workflowType: 'ApplyRetention', everyMs: 7_200_000 },
+        ],
       }),
-    ).toEqual(['vmhub-verify-replicas    active  VerifyReplicas every 1 day on vm-images, next -, last never']);
+    ).toEqual([
+      'SCHEDULE               STATE   WORKFLOW        EVERY    TASK QUEUE  NEXT RUN                  LAST RUN',
+      'vmhub-verify-replicas  active  VerifyReplicas  1 day    vm-images   2027-06-02T00:00:00.000Z  never',
+      'vmhub-apply-retention  active  ApplyRetention  2 hours  vm-images   -                         never',
+    ]);
   });
 });

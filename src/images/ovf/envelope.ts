@@ -1,6 +1,7 @@
 import { VmhubError } from '../../shared/errors';
 import { attr, child, children, childText, kind, parseXml, quoted, type NsTest, type XmlElement } from '../xml';
 import { bytes, count, quantity } from './cim';
+import { plural } from '../../shared/units';
 
 /**
  * The OVF descriptor as one typed model (OVF 0.9, 1.x, 2.x with the rasd/vssd/sasd/epasd schemas and
@@ -107,7 +108,7 @@ export const MAX_FILES = 1000;
 function parseFiles(root: XmlElement): OvfFile[] {
   const refs = children(child(root, 'References', isOvf), 'File', isOvf);
   if (refs.length > MAX_FILES)
-    throw new VmhubError('InvalidImage', `descriptor references ${refs.length} files, more than ${MAX_FILES}`);
+    throw new VmhubError('InvalidImage', `descriptor references ${plural(refs.length, 'file')}, more than ${MAX_FILES}`);
   const hrefs = new Set<string>();
   const ids = new Set<string>();
   return refs.map((f) => {
