@@ -66,14 +66,14 @@ describe('readProgress', () => {
   });
 
   it('shows the bytes a range has staged before the range completes, without adding to history', async () => {
-    const size = 300 * MiB;
-    writeIsoFile(path.join(repositoryRoot(), 'progress-300.iso'), size, 13);
+    const size = 96 * MiB;
+    writeIsoFile(path.join(repositoryRoot(), 'progress-96.iso'), size, 13);
     // Blocks 0–7 of the first 16-block range can be read; everything after waits, so no range completes.
     const gate = await startGate(files, 8 * BLOCK);
     try {
       const workflowId = publishWorkflowId('progress', '1.0.0');
       const handle = await world.client.workflow.start('PublishImage', {
-        args: [{ source: gate.url('progress-300.iso'), image: 'progress', version: '1.0.0' }],
+        args: [{ source: gate.url('progress-96.iso'), image: 'progress', version: '1.0.0' }],
         taskQueue: world.config.taskQueue,
         workflowId,
       });

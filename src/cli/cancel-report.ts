@@ -56,7 +56,8 @@ export function reportOf(reading: RunReadingOf): CancelReport {
 /**
  * A deploy's rows, each with how it ended. A cancelled SDDC's reason says what its agent removed. Once the
  * run has closed, the SDDCs it did not deploy to (failed, cancelled, or in batches that never started; a
- * skipped one does not fit, so deploying again would not help) are left, with the deploy that finishes them.
+ * skipped one does not fit, so deploying again would not help, unless it was skipped for want of an agent)
+ * are left, with the deploy that finishes them.
  */
 function deployReport(reading: DeployReading): CancelReport {
   const ref = `${reading.image ?? '<image>'}@${reading.version ?? '<version>'}`;
@@ -67,9 +68,13 @@ function deployReport(reading: DeployReading): CancelReport {
   const cleanup = reading.sddcs.filter((s) => rowState(s).state === 'cancelled').map((s) => `${s.sddc}: ${s.reason}`);
   const unlisted = reading.sddcsTotal - sddcs.length - reading.notStarted;
   const done =
-    unlisted > 0 ? [`${unlisted} more SDDCs ended in batches that finished (\`vmhub show ${ref}\` lists every SDDC)`] : [];
+    unlisted > 0
+      ? [`${plural(unlisted, 'more SDDC')} ended in batches that finished (\`vmhub show ${ref}\` lists every SDDC)`]
+      : [];
   if (reading.status === 'running') return { done, cleanup, left: [], sddcs };
-  const missing = sddcs.filter((s) => !['deployed', 'already-present', 'skipped'].includes(s.status)).map((s) => s.sddc);
+  const settled = (s: EndedRow) =>
+    ['deployed', 'already-present'].includes(s.status) || (s.status === 'skipped' && !s.reason?.startsWith('no agent'));
+  const missing = sddcs.filter((s) => !settled(s)).map((s) => s.sddc);
   const notStarted = reading.notStarted > 0 ? [`${plural(reading.notStarted, 'SDDC')} whose batches did not start`] : [];
   if (missing.length + notStarted.length === 0) return { done, cleanup, left: [], sddcs };
   const command =

@@ -36,9 +36,8 @@ export async function run(options: CancelOptions, deps: CliDeps): Promise<Cancel
   const { handle, workflowId, resolvedFrom } = found;
   const d = await handle.describe();
   const ran = { workflowId, resolvedFrom, taskQueue: d.taskQueue, done: [], cleanup: [], left: [], sddcs: [] };
-  // An earlier run of the ID has closed: cancelling the ID would reach its latest run instead.
-  if (d.status.name !== 'RUNNING' && found.runId)
-    return { ...ran, status: statusWord(d.status.name), stopped: false, workerPolling: null };
+  // A closed run cannot be cancelled: say how it ended (for an earlier run, cancelling the ID would reach its latest).
+  if (d.status.name !== 'RUNNING') return { ...ran, status: statusWord(d.status.name), stopped: false, workerPolling: null };
   if (options.terminate && d.status.name === 'RUNNING') {
     await handle.terminate('vmhub cancel --terminate');
     return { ...ran, status: 'terminated', stopped: true, workerPolling: null };
@@ -76,8 +75,14 @@ export function renderText(r: CancelResult): string[] {
     ...(rows.length > 0 ? table(['  SDDC', 'STATUS', 'REASON'], rows) : []),
     ...cleaned,
     ...r.left.map((l) => `  left: ${l}`),
-    ...(said ? [] : ['  nothing to clean up']),
+    ...(said ? [] : quiet(r)),
   ];
+}
+
+/** Nothing reported: a cancelled run had nothing to clean up; one still running has not finished stopping. */
+function quiet(r: CancelResult): string[] {
+  if (r.status === 'running') return [`  still stopping: follow it with \`vmhub wait ${r.workflowId}\``];
+  return r.stopped ? ['  nothing to clean up'] : [];
 }
 
 /** A deploy's cleanup is in its cancelled rows' reasons; a publish says what it removed, or that what it did stays. */

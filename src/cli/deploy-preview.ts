@@ -3,12 +3,13 @@ import type { DeploymentRecord } from '../catalog/deployment-records';
 import type { ImageVersionRecord } from '../catalog/image-records';
 import { planDeployment, type DeploymentTarget } from '../deploy/resolve-deploy';
 import { describeTarget } from '../shared/sddc-target';
-import { formatBytes } from '../shared/units';
+import { formatBytes, plural } from '../shared/units';
 import { loadTopology } from '../topology/topology';
-import { deployableVersion, registeredSddcs, requireControlWorkers, silentAgents } from './checks';
+import { VmhubError } from '../shared/errors';
+import { deployableVersion, registeredSddcs, requireAgents, requireControlWorkers, silentAgents } from './checks';
 import type { CliDeps } from './deps';
 import { CliError } from './errors';
-import { counted, table } from './output';
+import { table } from './output';
 
 export interface DeployPreviewOptions {
   image: string;
@@ -16,6 +17,7 @@ export interface DeployPreviewOptions {
   version: string;
   to: string[] | 'all';
   force: boolean;
+  allOrNothing?: boolean;
 }
 
 export type PreviewAction = 'deploy' | 'already-present' | 'skipped' | 'no-agent';
@@ -68,16 +70,19 @@ export async function preview(options: DeployPreviewOptions, deps: CliDeps): Pro
     force: options.force,
   });
   const client = await deps.temporal();
-  const refusals = await requireControlWorkers(client, deps.config).then(
-    () => [],
-    (err: unknown) => {
-      if (!(err instanceof CliError)) throw err;
-      return [`${err.type}: ${err.message}`];
-    },
-  );
   // An SDDC the version does not fit is skipped before its agent is asked: it needs none.
   const short = new Set(plan.targets.filter((t) => t.shortfall).map((t) => t.sddc.name));
   const fitting = sddcs.filter((s) => !short.has(s.name));
+  const refusals: string[] = [];
+  for (const check of [
+    () => requireControlWorkers(client, deps.config),
+    () => requireAgents(client, fitting, options.allOrNothing === true),
+  ]) {
+    await check().catch((err: unknown) => {
+      if (!(err instanceof CliError || err instanceof VmhubError)) throw err;
+      refusals.push(`${err.type}: ${err.message}`);
+    });
+  }
   const silent = new Set((await silentAgents(client, fitting)).map((s) => s.name));
   const present = await byName(catalog, record.image, record.version);
   const base = record.overlap ? await byName(catalog, record.image, record.overlap.previousVersion) : new Map();
@@ -156,7 +161,7 @@ export function renderPreview(r: DeployPreviewResult): string[] {
       : (row.reason ?? `per the catalog; the agent checks again when it deploys`),
   ]);
   return [
-    `deploying ${r.image}@${r.version} (${formatBytes(r.sizeBytes)}) to ${counted(r.results.length, 'SDDC')} would ${parts.join(', ')}; nothing was started`,
+    `deploying ${r.image}@${r.version} (${formatBytes(r.sizeBytes)}) to ${plural(r.results.length, 'SDDC')} would ${parts.join(', ')}; nothing was started`,
     ...table(['SDDC', 'DATA CENTER', 'WOULD', 'TO MOVE', 'DETAILS'], rows),
     ...r.refusals.map((m) => `the deploy would be refused now: ${m}`),
   ];

@@ -64,8 +64,3 @@ export function table(header: string[], rows: string[][]): string[] {
 export function statusWord(name: string): string {
   return name.toLowerCase().replace(/_/g, '-');
 }
-
-/** A count with its noun: `1 SDDC`, `2 SDDCs`. */
-export function counted(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
-}

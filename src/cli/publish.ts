@@ -24,12 +24,13 @@ export type PublishOptions = Omit<PublishInput, 'deployTo'> & {
 
 /**
  * `--no-wait`: only the workflow ID; else the publish's result, and its deploy's rows when it deployed.
- * `alreadyPublished`: no run started, the catalog holds the version with the bytes --sha256 names, and
+ * `alreadyPublished`: the version held these bytes already. `sourceRead: false`: no run started, the catalog
+ * holds the version with the SHA-256 --sha256 names (the source itself was not read), and
  * `workflowId` is the run that published it.
  */
 export type PublishCliResult = { workflowId: string } & (
   | { waited: false }
-  | ({ waited: true; alreadyPublished: boolean } & Omit<PublishResult, 'deploy'> & {
+  | ({ waited: true; alreadyPublished: boolean; sourceRead: boolean } & Omit<PublishResult, 'deploy'> & {
         deploy: { workflowId: string; results: DeployResultRow[]; counts: DeployCounts | null; incomplete: boolean } | null;
       })
 );
@@ -85,6 +86,7 @@ function alreadyPublished(r: ImageVersionRecord): PublishCliResult {
     workflowId: r.owner?.workflowId ?? publishWorkflowId(r.image, r.version),
     waited: true,
     alreadyPublished: true,
+    sourceRead: false,
     image: r.image,
     version: r.version,
     format: r.format,
@@ -105,6 +107,7 @@ export function publishResult(workflowId: string, r: PublishResult): PublishCliR
     workflowId,
     waited: true,
     alreadyPublished: false,
+    sourceRead: true,
     ...published,
     deploy: deploy ? { ...deploy, counts: deploy.counts ?? null, incomplete: deployIncomplete(deploy) } : null,
   };
@@ -115,7 +118,7 @@ export function renderText(r: PublishCliResult): string[] {
   const shape = `${r.format}, ${formatBytes(r.sizeBytes)}, ${plural(r.blockCount, 'block')} of ${formatBytes(r.blockSize)}`;
   const lines = [
     r.alreadyPublished
-      ? `already published ${r.image}@${r.version} with the same bytes: unchanged (${shape})`
+      ? `already published ${r.image}@${r.version} with ${r.sourceRead ? 'the same bytes' : 'the SHA-256 given (the source was not read)'}: unchanged (${shape})`
       : `published ${r.image}@${r.version} (${shape})`,
     `sha256    ${r.sha256}`,
     `blob      ${r.location.storage}/${r.location.container}/${r.location.blob}`,

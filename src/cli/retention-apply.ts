@@ -1,14 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
+import type { Catalog } from '../catalog/catalog';
 import { retentionPlan } from '../lifecycle/retention';
 import { previewRetire, type RetirePreview } from '../lifecycle/retire-preview';
 import { RETENTION_MAX_RETIRES, type RetentionResult } from '../shared/lifecycle-input';
+import { VmhubError } from '../shared/errors';
 import { validateImageName } from '../shared/names';
 import { formatBytes, plural } from '../shared/units';
 import { examples, jsonOption } from './command';
+import { requireKnownImage } from './checks';
 import type { CliDeps } from './deps';
 import { requireWorker } from './operations';
-import { counted, print } from './output';
+import { print } from './output';
 import { renderPreview, retireDeps } from './retire';
 
 /** A version retention would retire, why, and what its retire would remove. */
@@ -32,6 +35,16 @@ export type RetentionApplyResult = RetentionResult & { dryRun: false; workflowId
 export async function run(options: { image?: string }, deps: CliDeps): Promise<RetentionApplyResult> {
   const client = await deps.temporal();
   await requireWorker(client, deps.config);
+  if (options.image) await requirePolicy(await deps.catalog(), options.image);
+  // One at a time with the schedule's runs, or two would retire the same versions and each report the other's as failed.
+  for await (const running of client.workflow.list({
+    query: `WorkflowType = 'ApplyRetention' AND ExecutionStatus = 'Running'`,
+  })) {
+    await client.workflow
+      .getHandle(running.workflowId, running.runId)
+      .result()
+      .catch(() => undefined);
+  }
   const workflowId = `retention:${options.image ?? 'all'}:${randomUUID().slice(0, 8)}`;
   const result = (await client.workflow.execute('ApplyRetention', {
     args: [options.image ? { image: options.image } : {}],
@@ -48,6 +61,7 @@ export async function run(options: { image?: string }, deps: CliDeps): Promise<R
  */
 export async function preview(options: { image?: string }, deps: CliDeps): Promise<RetentionPreviewResult> {
   const lifecycle = await retireDeps(deps);
+  if (options.image) await requirePolicy(lifecycle.catalog, options.image);
   const plan = await retentionPlan(lifecycle, { image: options.image, limit: RETENTION_MAX_RETIRES });
   const policies = new Map((await lifecycle.catalog.retention.list()).map((p) => [p.image, p.keep]));
   const versions: RetentionCandidate[] = [];
@@ -71,10 +85,10 @@ export async function preview(options: { image?: string }, deps: CliDeps): Promi
 
 export function renderText(r: RetentionPreviewResult | RetentionApplyResult): string[] {
   if (r.dryRun) return renderRetentionPreview(r);
-  const lines = [`retired ${counted(r.retired.length, 'version')} under retention policies  (workflow ${r.workflowId})`];
+  const lines = [`retired ${plural(r.retired.length, 'version')} under retention policies  (workflow ${r.workflowId})`];
   lines.push(...r.retired.map((ref) => `  ${ref}`));
   if (r.failed.length > 0)
-    lines.push(`${counted(r.failed.length, 'retire')} failed:`, ...r.failed.map((f) => `  ${f.ref}: ${f.reason}`));
+    lines.push(`${plural(r.failed.length, 'retire')} failed:`, ...r.failed.map((f) => `  ${f.ref}: ${f.reason}`));
   return lines;
 }
 
@@ -83,7 +97,7 @@ function renderRetentionPreview(r: RetentionPreviewResult): string[] {
     return [`retention would retire nothing now${r.image ? ` of ${r.image}` : ''}; nothing was changed`];
   }
   const lines = [
-    `retention would retire ${counted(r.versions.length, 'version')}, removing ${formatBytes(r.bytes.storage)} from storage and ${formatBytes(r.bytes.sddcs)} from SDDCs; nothing was changed`,
+    `retention would retire ${plural(r.versions.length, 'version')}, removing ${formatBytes(r.bytes.storage)} from storage and ${formatBytes(r.bytes.sddcs)} from SDDCs; nothing was changed`,
   ];
   if (r.versions.length === r.limit) lines.push(`(a run retires at most ${r.limit}; the next run takes up the rest)`);
   for (const v of r.versions) lines.push('', `${v.image}@${v.version}: ${v.why}`, ...renderPreview(v).slice(1));
@@ -110,4 +124,15 @@ export function register(retention: Command, deps: CliDeps): void {
       print(deps.io, Boolean(opts.json), result, () => renderText(result));
       process.exitCode = exitCode(result);
     });
+}
+
+/** An image named must be in the catalog and have a policy: a typo would otherwise retire nothing, silently. */
+async function requirePolicy(catalog: Catalog, image: string): Promise<void> {
+  await requireKnownImage(catalog, image, 'a retention policy');
+  if (!(await catalog.retention.get(image))) {
+    throw new VmhubError(
+      'InvalidInput',
+      `${image} has no retention policy; set one with \`vmhub retention set ${image} --keep <n>\``,
+    );
+  }
 }

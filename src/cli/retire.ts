@@ -1,18 +1,17 @@
 import type { Command } from 'commander';
 import type { Catalog } from '../catalog/catalog';
 import type { RetireDeps } from '../lifecycle/retire';
-import { previewRetire, type RetirePreview } from '../lifecycle/retire-preview';
+import { previewRetire, refusalError, type RetirePreview } from '../lifecycle/retire-preview';
 import type { RetireResult } from '../shared/lifecycle-input';
-import { formatBytes } from '../shared/units';
+import { formatBytes, plural } from '../shared/units';
 import { loadTopology } from '../topology/topology';
 import { parseRef } from './checks';
 import { examples, jsonOption } from './command';
 import { confirm } from './confirm';
 import { requireWorker, startRetire } from './operations';
 import type { CliDeps } from './deps';
-import { counted, print, processIo, table } from './output';
+import { print, processIo, table } from './output';
 import { loadTemporal } from './services';
-import { plural } from '../shared/units';
 
 export interface RetireOptions {
   image: string;
@@ -51,11 +50,15 @@ export async function run(options: RetireOptions, deps: CliDeps): Promise<Retire
   return { workflowId: started.handle.workflowId, ...result };
 }
 
-/** A retired version has nothing left to remove: only a retire that removes something asks. */
+/**
+ * A retired version has nothing left to remove: only a retire that removes something asks. One the retire
+ * would refuse now fails with that refusal instead: nobody is asked to confirm what cannot happen.
+ */
 async function confirmRetire(p: RetirePreview, deps: CliDeps): Promise<void> {
   if (p.status === 'retired') return;
+  if (p.refusals.length > 0) throw refusalError(p.refusals[0]);
   const ref = `${p.image}@${p.version}`;
-  const where = `${counted(p.sddcs.length, 'SDDC')} and ${counted(p.storage.length, 'storage location')}`;
+  const where = `${plural(p.sddcs.length, 'SDDC')} and ${plural(p.storage.length, 'storage location')}`;
   await confirm(
     deps.io ?? processIo,
     `retire ${ref} from ${where}?`,
@@ -86,7 +89,7 @@ export function renderPreview(p: RetirePreview): string[] {
   const ref = `${p.image}@${p.version}`;
   if (p.status === 'retired') return [`${ref} is retired already: a retire would remove nothing`];
   const lines = [
-    `retiring ${ref} (${p.status}, ${formatBytes(p.sizeBytes)}) would remove ${counted(p.sddcs.length, 'SDDC copy', 'SDDC copies')} (${formatBytes(p.bytes.sddcs)}) and ${counted(p.storage.length, 'blob')} (${formatBytes(p.bytes.storage)}); nothing was changed`,
+    `retiring ${ref} (${p.status}, ${formatBytes(p.sizeBytes)}) would remove ${plural(p.sddcs.length, 'SDDC copy', 'SDDC copies')} (${formatBytes(p.bytes.sddcs)}) and ${plural(p.storage.length, 'blob')} (${formatBytes(p.bytes.storage)}); nothing was changed`,
   ];
   if (p.sddcs.length > 0) {
     lines.push(

@@ -54,7 +54,9 @@ export function runsQuery(image?: string): string {
     .join(', ')})`;
   if (!image) return types;
   const name = validateImageName(image, '--image');
-  const prefixes = ['publish', 'deploy', 'retire', 'verify'].map((kind) => ` OR WorkflowId STARTS_WITH '${kind}:${name}:'`);
+  const prefixes = ['publish', 'deploy', 'retire', 'retention', 'verify'].map(
+    (kind) => ` OR WorkflowId STARTS_WITH '${kind}:${name}:'`,
+  );
   return `${types} AND (VmImage = '${name}'${prefixes.join('')})`;
 }
 

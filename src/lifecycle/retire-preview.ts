@@ -1,5 +1,5 @@
 import type { ImageVersionRecord, VersionStatus } from '../catalog/image-records';
-import type { VmhubError } from '../shared/errors';
+import { VmhubError, type ErrorType } from '../shared/errors';
 import type { VersionRef } from '../shared/image-version';
 import { describePlacement, describeTarget, libraryOf } from '../shared/sddc-target';
 import { libraryItemName } from '../shared/target-kinds/content-library';
@@ -105,6 +105,12 @@ function blobsOf(deps: RetireDeps, record: ImageVersionRecord): BlobToRemove[] {
     });
   }
   return rows;
+}
+
+/** A refusal the preview lists, as the error the retire would fail with. */
+export function refusalError(refusal: string): VmhubError {
+  const at = refusal.indexOf(': ');
+  return new VmhubError(refusal.slice(0, at) as ErrorType, refusal.slice(at + 2));
 }
 
 async function refusals(deps: RetireDeps, record: ImageVersionRecord, holders: Holder[]): Promise<string[]> {

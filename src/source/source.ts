@@ -79,8 +79,8 @@ export function resolveSource(source: string, roots: string[]): SourceRef {
   if (!realRoots(roots).some((r) => inside(r, real))) {
     throw new VmhubError(
       'InvalidSource',
-      `source ${source} links to ${real}, outside every repository root; copy the file under a root, ` +
-        `or add ${path.dirname(real)} to VMHUB_REPOSITORY_ROOTS (colon-separated) for both the CLI and the worker`,
+      // Neither where it leads is named nor its folder advised as a root: a repository's links are not trusted.
+      `source ${source} links outside every repository root; copy the file itself under a root (a link may lead only to a file inside one)`,
     );
   }
   const stat = fs.statSync(real, { bigint: true });

@@ -238,6 +238,9 @@ describe('cancels that report what happened', () => {
         { sddc: westOk, status: 'deployed', reason: null },
         { sddc: slowEast, status: 'cancelled', reason: 'the agent stopped and removed its partial download' },
       ],
+      resolvedFrom: null,
+      taskQueue: expect.any(String),
+      workerPolling: null,
     });
 
     const status = await vmhub('status', workflowId, '--json');

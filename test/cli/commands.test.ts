@@ -128,7 +128,7 @@ describe('checks in the CLI’s own words', () => {
     expect(runsQuery()).toBe(every);
     expect(runsQuery('ubuntu-app')).toBe(
       `${every} AND (VmImage = 'ubuntu-app' OR WorkflowId STARTS_WITH 'publish:ubuntu-app:' OR WorkflowId STARTS_WITH 'deploy:ubuntu-app:'` +
-        " OR WorkflowId STARTS_WITH 'retire:ubuntu-app:' OR WorkflowId STARTS_WITH 'verify:ubuntu-app:')",
+        " OR WorkflowId STARTS_WITH 'retire:ubuntu-app:' OR WorkflowId STARTS_WITH 'retention:ubuntu-app:' OR WorkflowId STARTS_WITH 'verify:ubuntu-app:')",
     );
     expect(typedError('InvalidInput', () => runsQuery("x' OR 1=1")).message).toMatch(/^--image "x' OR 1=1" is not an image name/);
   });

@@ -10,6 +10,7 @@ import { unlessNotFound } from '../../src/storage/block-store';
 import { connectWorker } from '../../src/temporal/connection';
 import { createAgentWorker } from '../../src/temporal/worker';
 import { isoImage } from '../images/build';
+import { until } from '../harness/worker-process';
 import { repositoryRoot, startWorld, type TestWorld } from '../helpers';
 
 const execFileAsync = promisify(execFile);
@@ -170,10 +171,7 @@ describe('previews and confirmations against the services', () => {
     // Listed once the last deploy is: the previews started none of their own.
     const query = `WorkflowType = 'DeployToSDDCs' AND VmImage = '${image}'`;
     let listed: string[] = [];
-    for (let i = 0; i < 50 && !listed.includes(deployed.workflowId); i++) {
-      listed = await workflowIds(query);
-      if (!listed.includes(deployed.workflowId)) await new Promise((r) => setTimeout(r, 200));
-    }
+    await until('the last deploy listed', async () => (listed = await workflowIds(query)).includes(deployed.workflowId));
     expect(listed.sort()).toEqual([firstDeploy, deployed.workflowId].sort());
   });
 

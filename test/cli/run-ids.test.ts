@@ -56,7 +56,9 @@ describe('run IDs and unpolled runs, from the vmhub CLI', () => {
     const same = await vmhub('publish', iso, '--image', image, '--version', '1.0.0', '--sha256', sha256.toUpperCase());
     expect(same.code).toBe(0);
     const lines = same.stdout.split('\n');
-    expect(lines[0]).toMatch(new RegExp(`^already published ${image}@1\\.0\\.0 with the same bytes: unchanged \\(`));
+    expect(lines[0]).toMatch(
+      new RegExp(`^already published ${image}@1\\.0\\.0 with the SHA-256 given \\(the source was not read\\): unchanged \\(`),
+    );
     expect(lines).toContain(`workflow  ${publishId}`);
 
     expect(await runIdOf(publishId)).toBe(publisher);
