@@ -1,5 +1,5 @@
 /**
- * Every test, on the embedded services globalSetup starts. Files run two at a time, each with a
+ * Every test, on the embedded services globalSetup starts. Files run three at a time (most of a file's time is spent waiting on the services), each with a
  * catalog database and task queues of its own (files that share names take turns:
  * jest.environment.js); then the files the runner's `serial` option matches run alone: `zz-*`, last
  * (jest.runner.js, jest.sequencer.js).
@@ -14,7 +14,7 @@ module.exports = {
   globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
   testSequencer: '<rootDir>/jest.sequencer.js',
   runner: ['<rootDir>/jest.runner.js', { serial: ['/zz-[^/]*\\.test\\.ts$'] }],
-  maxWorkers: 2,
+  maxWorkers: 3,
   testTimeout: 180000,
   verbose: true,
 };

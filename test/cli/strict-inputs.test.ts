@@ -252,7 +252,7 @@ describe('strict inputs and advice that works, through the vmhub CLI', () => {
     );
     const advice = /`(vmhub sddc remove <sddc>)`/.exec(out)![1].replace('<sddc>', gone);
     await accepted(...words(advice).slice(1));
-    const retired = JSON.parse((await accepted('retire', `${image}@1.0.0`, '--json')).stdout);
+    const retired = JSON.parse((await accepted('retire', `${image}@1.0.0`, '--yes', '--json')).stdout);
     expect(retired).toMatchObject({ status: 'retired', sddcs: [] });
   });
 });
