@@ -50,7 +50,7 @@ describe('recorded histories replay', () => {
     );
   });
 
-  it('keeps the runs of the newest patches: run owner, cancel by scope, transfer-worker check, backstops, lease, batched retire, retention pool, no-agent skips, all or nothing, settled replicas', () => {
+  it('keeps the runs of the newest patches: run owner, cancel by scope, transfer-worker check, backstops, lease, batched retire, retention pool, no-agent skips, all or nothing, settled replicas, batch agent checks', () => {
     expect(files).toEqual(
       expect.arrayContaining([
         'publish-with-deploy-v2.binpb',
@@ -63,8 +63,10 @@ describe('recorded histories replay', () => {
         'deploy-cancelled-batch-v2.binpb',
         'deploy-no-agent-batch-v2.binpb',
         'deploy-all-or-nothing-v2.binpb',
+        'deploy-batch-check-v2.binpb',
         'retire-fleet-v2.binpb',
         'retire-fleet-batch-v2.binpb',
+        'retire-batch-check-v2.binpb',
         'retire-cancelled-v2.binpb',
         'retire-cancelled-batch-v2.binpb',
         'apply-retention-v2.binpb',
