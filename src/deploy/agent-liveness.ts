@@ -13,17 +13,26 @@ export const AGENT_ALIVE_MS = 5 * 60_000;
 /** Task queues asked about their pollers at once: a fleet's agents are checked in seconds, not one by one. */
 const POLLER_CHECKS_AT_ONCE = 16;
 
-/** Pollers seen within `withinMs` on an agent's long queue (`taskQueue`, as registered) and on its quick queue. */
+/** An agent that serves its quick queue polls it at least once a long poll (a minute): 75 s without one, it is gone. */
+export const QUICK_ALIVE_MS = 75_000;
+
+/**
+ * Pollers seen within `withinMs` on an agent's long queue (`taskQueue`, as registered) and on its quick
+ * queue. An agent seen on its quick queue in that window but not in the last QUICK_ALIVE_MS has stopped:
+ * none, rather than alive for the rest of the window on its long queue's last poll.
+ */
 export async function agentPollers(
   temporal: Pick<TemporalView, 'recentPollers'>,
   taskQueue: string,
   withinMs = AGENT_ALIVE_MS,
 ): Promise<AgentPollers> {
-  const [long, quick] = await Promise.all([
+  const quickQueue = agentQuickTaskQueueOf(taskQueue);
+  const [long, quick, quickLately] = await Promise.all([
     temporal.recentPollers(taskQueue, 'activity', withinMs),
-    temporal.recentPollers(agentQuickTaskQueueOf(taskQueue), 'activity', withinMs),
+    temporal.recentPollers(quickQueue, 'activity', withinMs),
+    temporal.recentPollers(quickQueue, 'activity', Math.min(withinMs, QUICK_ALIVE_MS)),
   ]);
-  return { long, quick };
+  return quick > 0 && quickLately === 0 ? { long: 0, quick: 0 } : { long, quick };
 }
 
 /** The pollers of each agent's queues (`taskQueues`, as registered), each asked once. */
