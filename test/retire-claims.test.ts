@@ -36,11 +36,13 @@ const temporal = {
   runningDeploys: new Set<string>(),
   supersededRuns: new Set<string>(),
 };
+const polling = (taskQueue: string) =>
+  temporal.quickQueues.has(taskQueue) ? 1 : temporal.silentQueues.has(taskQueue) || taskQueue.endsWith('-quick') ? 0 : 1;
 const view: TemporalView = {
   isClosed: async (run) => !temporal.openRuns.has(run.runId),
   // Every agent polls its long queue only (a build before the quick queue) unless its queue is silent.
-  recentPollers: async (taskQueue) =>
-    temporal.quickQueues.has(taskQueue) ? 1 : temporal.silentQueues.has(taskQueue) || taskQueue.endsWith('-quick') ? 0 : 1,
+  recentPollers: async (taskQueue) => polling(taskQueue),
+  pollersWithin: async (taskQueue, _kind, windowsMs) => windowsMs.map(() => polling(taskQueue)),
   isRunning: async (workflowId) => temporal.runningDeploys.has(workflowId),
   isSuperseded: async (run) => temporal.supersededRuns.has(run.runId),
 };

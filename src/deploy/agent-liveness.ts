@@ -22,22 +22,20 @@ export const QUICK_ALIVE_MS = 75_000;
  * none, rather than alive for the rest of the window on its long queue's last poll.
  */
 export async function agentPollers(
-  temporal: Pick<TemporalView, 'recentPollers'>,
+  temporal: Pick<TemporalView, 'pollersWithin'>,
   taskQueue: string,
   withinMs = AGENT_ALIVE_MS,
 ): Promise<AgentPollers> {
-  const quickQueue = agentQuickTaskQueueOf(taskQueue);
-  const [long, quick, quickLately] = await Promise.all([
-    temporal.recentPollers(taskQueue, 'activity', withinMs),
-    temporal.recentPollers(quickQueue, 'activity', withinMs),
-    temporal.recentPollers(quickQueue, 'activity', Math.min(withinMs, QUICK_ALIVE_MS)),
+  const [[long], [quick, quickLately]] = await Promise.all([
+    temporal.pollersWithin(taskQueue, 'activity', [withinMs]),
+    temporal.pollersWithin(agentQuickTaskQueueOf(taskQueue), 'activity', [withinMs, Math.min(withinMs, QUICK_ALIVE_MS)]),
   ]);
   return quick > 0 && quickLately === 0 ? { long: 0, quick: 0 } : { long, quick };
 }
 
 /** The pollers of each agent's queues (`taskQueues`, as registered), each asked once. */
 export async function agentPollersByQueue(
-  temporal: Pick<TemporalView, 'recentPollers'>,
+  temporal: Pick<TemporalView, 'pollersWithin'>,
   taskQueues: readonly string[],
   withinMs = AGENT_ALIVE_MS,
 ): Promise<Record<string, AgentPollers>> {
@@ -50,7 +48,7 @@ export async function agentPollersByQueue(
 
 /** Of `items`, those whose agent (on `taskQueue`) polled neither its long nor its quick queue within `withinMs`; each queue is asked once. */
 export async function withoutAgent<T extends { taskQueue: string }>(
-  temporal: Pick<TemporalView, 'recentPollers'>,
+  temporal: Pick<TemporalView, 'pollersWithin'>,
   items: readonly T[],
   withinMs = AGENT_ALIVE_MS,
 ): Promise<T[]> {

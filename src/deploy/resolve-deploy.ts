@@ -68,7 +68,7 @@ async function resolve(
  */
 export async function planFleet(
   catalog: DeployCatalog,
-  temporal: Pick<TemporalView, 'recentPollers'>,
+  temporal: Pick<TemporalView, 'pollersWithin'>,
   input: DeployInput,
 ): Promise<FleetPlan> {
   const { record, sddcs } = await resolve(catalog, input);

@@ -42,6 +42,8 @@ export interface TemporalView {
   isClosed(run: { workflowId: string; runId: string }): Promise<boolean>;
   /** Workers that polled the task queue within the last `withinMs`. */
   recentPollers(taskQueue: string, kind: 'workflow' | 'activity', withinMs?: number): Promise<number>;
+  /** Workers that polled the task queue within each of `windowsMs`, from one look at the queue. */
+  pollersWithin(taskQueue: string, kind: 'workflow' | 'activity', windowsMs: readonly number[]): Promise<number[]>;
   /** Whether the current run of the workflow ID is running (a reset or continue-as-new keeps the ID). */
   isRunning(workflowId: string): Promise<boolean>;
   /** Whether a later run replaced this one under its workflow ID (a reset, a continue-as-new, a new start). */
@@ -49,6 +51,19 @@ export interface TemporalView {
 }
 
 export function temporalView(client: Client): TemporalView {
+  const pollersWithin: TemporalView['pollersWithin'] = async (taskQueue, kind, windowsMs) => {
+    const response = await client.workflowService.describeTaskQueue({
+      namespace: client.options.namespace,
+      taskQueue: { name: taskQueue },
+      taskQueueType:
+        kind === 'workflow'
+          ? temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+          : temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    });
+    const polled = (response.pollers ?? []).map((p) => Number(p.lastAccessTime?.seconds ?? 0) * 1000);
+    const now = Date.now();
+    return windowsMs.map((withinMs) => polled.filter((at) => at >= now - withinMs).length);
+  };
   return {
     async isClosed(run) {
       try {
@@ -64,17 +79,10 @@ export function temporalView(client: Client): TemporalView {
       }
     },
     async recentPollers(taskQueue, kind, withinMs = 60_000) {
-      const response = await client.workflowService.describeTaskQueue({
-        namespace: client.options.namespace,
-        taskQueue: { name: taskQueue },
-        taskQueueType:
-          kind === 'workflow'
-            ? temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
-            : temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-      });
-      const since = Date.now() - withinMs;
-      return (response.pollers ?? []).filter((p) => Number(p.lastAccessTime?.seconds ?? 0) * 1000 >= since).length;
+      const [count] = await pollersWithin(taskQueue, kind, [withinMs]);
+      return count;
     },
+    pollersWithin,
     async isSuperseded(run) {
       try {
         return (await client.workflow.getHandle(run.workflowId).describe()).runId !== run.runId;

@@ -4,8 +4,8 @@ import { agentQuickTaskQueueOf } from '../../src/shared/task-queues';
 /** A Temporal whose queues were last polled this long ago (ms), by one poller each. */
 function polledAgo(ago: Record<string, number>) {
   return {
-    recentPollers: async (queue: string, _kind: 'activity' | 'workflow', withinMs: number) =>
-      ago[queue] !== undefined && ago[queue] <= withinMs ? 1 : 0,
+    pollersWithin: async (queue: string, _kind: 'activity' | 'workflow', windowsMs: readonly number[]) =>
+      windowsMs.map((withinMs) => (ago[queue] !== undefined && ago[queue] <= withinMs ? 1 : 0)),
   };
 }
 
