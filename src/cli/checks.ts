@@ -187,8 +187,13 @@ export function silentAgents(client: Client, sddcs: SddcRecord[]): Promise<SddcR
  * asks for every SDDC or none.
  */
 export async function requireAgents(client: Client, sddcs: SddcRecord[], allOrNothing = false): Promise<void> {
-  const missing = await silentAgents(client, sddcs);
-  if (missing.length === 0 || (!allOrNothing && missing.length < sddcs.length)) return;
+  const refusal = noAgentRefusal(sddcs, await silentAgents(client, sddcs), allOrNothing);
+  if (refusal) throw refusal;
+}
+
+/** The NoAgent a deploy to `sddcs` is refused with when `missing` of them have no agent (requireAgents); none when it goes ahead. */
+export function noAgentRefusal(sddcs: SddcRecord[], missing: SddcRecord[], allOrNothing: boolean): VmhubError | undefined {
+  if (missing.length === 0 || (!allOrNothing && missing.length < sddcs.length)) return undefined;
   const shown = missing.slice(0, 10);
   const named = `${shown.map((s) => `${s.name} (task queue ${s.taskQueue})`).join(', ')}${missing.length > shown.length ? ` and ${missing.length - shown.length} more` : ''}`;
   const start =
@@ -199,5 +204,5 @@ export async function requireAgents(client: Client, sddcs: SddcRecord[], allOrNo
     missing.length === sddcs.length
       ? 'so there is nothing to deploy to'
       : 'and --all-or-nothing deploys nowhere until every SDDC has one (without it, the deploy skips them)';
-  throw new VmhubError('NoAgent', `no agent has polled in the last 75 s for ${named}, ${why}; ${start}`);
+  return new VmhubError('NoAgent', `no agent has polled in the last 75 s for ${named}, ${why}; ${start}`);
 }

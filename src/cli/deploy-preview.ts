@@ -5,8 +5,7 @@ import { planDeployment, type DeploymentTarget } from '../deploy/resolve-deploy'
 import { describeTarget } from '../shared/sddc-target';
 import { formatBytes, plural } from '../shared/units';
 import { loadTopology } from '../topology/topology';
-import { VmhubError } from '../shared/errors';
-import { deployableVersion, registeredSddcs, requireAgents, requireControlWorkers, silentAgents } from './checks';
+import { deployableVersion, noAgentRefusal, registeredSddcs, requireControlWorkers, silentAgents } from './checks';
 import type { CliDeps } from './deps';
 import { CliError } from './errors';
 import { table } from './output';
@@ -73,17 +72,17 @@ export async function preview(options: DeployPreviewOptions, deps: CliDeps): Pro
   // An SDDC the version does not fit is skipped before its agent is asked: it needs none.
   const short = new Set(plan.targets.filter((t) => t.shortfall).map((t) => t.sddc.name));
   const fitting = sddcs.filter((s) => !short.has(s.name));
-  const refusals: string[] = [];
-  for (const check of [
-    () => requireControlWorkers(client, deps.config),
-    () => requireAgents(client, fitting, options.allOrNothing === true),
-  ]) {
-    await check().catch((err: unknown) => {
-      if (!(err instanceof CliError || err instanceof VmhubError)) throw err;
-      refusals.push(`${err.type}: ${err.message}`);
-    });
-  }
-  const silent = new Set((await silentAgents(client, fitting)).map((s) => s.name));
+  const missing = await silentAgents(client, fitting);
+  const refusals: string[] = await requireControlWorkers(client, deps.config).then(
+    () => [],
+    (err: unknown) => {
+      if (!(err instanceof CliError)) throw err;
+      return [`${err.type}: ${err.message}`];
+    },
+  );
+  const noAgent = noAgentRefusal(fitting, missing, options.allOrNothing === true);
+  if (noAgent) refusals.push(`${noAgent.type}: ${noAgent.message}`);
+  const silent = new Set(missing.map((s) => s.name));
   const present = await byName(catalog, record.image, record.version);
   const base = record.overlap ? await byName(catalog, record.image, record.overlap.previousVersion) : new Map();
   const results = plan.targets.map((t) => rowOf(t, record, { silent: silent.has(t.sddc.name), present, base }));
