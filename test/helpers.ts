@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { NativeConnection, Worker } from '@temporalio/worker';
@@ -13,6 +11,9 @@ import type { BlockStore } from '../src/storage/block-store';
 import { connectClient, connectWorker } from '../src/temporal/connection';
 import { transferTaskQueueOf } from '../src/shared/task-queues';
 import { createControlWorkers, openDeps, runWorkers } from '../src/temporal/worker';
+import { runVmhub, type Ran } from './cli/run-vmhub';
+
+export type { Ran };
 
 /** The control workers on task queues of their own, running in this process against the test services. */
 export interface TestWorld {
@@ -109,29 +110,13 @@ export async function workflowFailure(run: Promise<unknown>): Promise<Applicatio
   return cause as ApplicationFailure;
 }
 
-/** What a vmhub command printed and how it exited. */
-export interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** The vmhub CLI (bin/vmhub.js) as an operator runs it, against the world's services and control workers. */
 export function vmhubCli(world: TestWorld): (...args: string[]) => Promise<Ran> {
-  const root = path.resolve(__dirname, '..');
   const env = {
     ...process.env,
     VMHUB_TASK_QUEUE: world.config.taskQueue,
     MONGODB_URI: world.config.mongodbUri,
     VMHUB_LOG_LEVEL: 'ERROR',
   };
-  return (...args) =>
-    promisify(execFile)(process.execPath, [path.join(root, 'bin', 'vmhub.js'), ...args], {
-      env,
-      cwd: root,
-      maxBuffer: 16 * 2 ** 20,
-    }).then(
-      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-      (e: Ran) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-    );
+  return (...args) => runVmhub(args, env);
 }

@@ -1,7 +1,5 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { deployWorkflowId, type FleetProgress } from '../../src/shared/deploy-input';
 import { connectWorker } from '../../src/temporal/connection';
@@ -10,17 +8,9 @@ import { startHttpProxy, type Gate, type HttpProxy } from '../harness/faults';
 import { until } from '../harness/worker-process';
 import { isoImage } from '../images/build';
 import { repositoryRoot, startWorld, type TestWorld } from '../helpers';
+import { runVmhub, type Ran } from './run-vmhub';
 
-const execFileAsync = promisify(execFile);
-const ROOT = path.resolve(__dirname, '..', '..');
-const VMHUB = path.join(ROOT, 'bin', 'vmhub.js');
 const MiB = 2 ** 20;
-
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 /** Runs fn with the primary storage's port in the environment set to `port`: the stores made meanwhile reach it there. */
 async function withEastPort<T>(port: number, fn: () => Promise<T>): Promise<T> {
@@ -54,11 +44,7 @@ describe('cancels that report what happened', () => {
   const file = `cancel-${id}.iso`;
   const datastores = path.join(repositoryRoot(), '..', `cancel-ds-${id}`);
 
-  const vmhub = (...args: string[]): Promise<Ran> =>
-    execFileAsync(process.execPath, [VMHUB, ...args], { env, cwd: ROOT, maxBuffer: 16 * MiB }).then(
-      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-    );
+  const vmhub = (...args: string[]): Promise<Ran> => runVmhub(args, env);
 
   /** Holds every read of the primary that passes `proxy` until the test ends. */
   const holdReads = (proxy: HttpProxy): Gate => {

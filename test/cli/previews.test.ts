@@ -1,8 +1,7 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { DeployResult } from '../../src/shared/deploy-input';
 import type { PublishResult } from '../../src/shared/publish-input';
@@ -12,17 +11,9 @@ import { createAgentWorker } from '../../src/temporal/worker';
 import { isoImage } from '../images/build';
 import { until } from '../harness/worker-process';
 import { repositoryRoot, startWorld, type TestWorld } from '../helpers';
+import { ROOT, runVmhub, VMHUB, type Ran } from './run-vmhub';
 
-const execFileAsync = promisify(execFile);
-const ROOT = path.resolve(__dirname, '..', '..');
-const VMHUB = path.join(ROOT, 'bin', 'vmhub.js');
 const MiB = 2 ** 20;
-
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 /** The previews of the lifecycle and of a deploy (`--dry-run`), retire's confirmation and `retention apply`, as an operator runs them. */
 describe('previews and confirmations against the services', () => {
@@ -38,11 +29,7 @@ describe('previews and confirmations against the services', () => {
   const published: Record<string, PublishResult> = {};
   let firstDeploy: string;
 
-  const vmhub = (...args: string[]): Promise<Ran> =>
-    execFileAsync(process.execPath, [VMHUB, ...args], { env, cwd: ROOT, maxBuffer: 16 * MiB }).then(
-      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-    );
+  const vmhub = (...args: string[]): Promise<Ran> => runVmhub(args, env);
   const json = async (...args: string[]) => {
     const ran = await vmhub(...args, '--json');
     expect({ args, code: ran.code, stderr: ran.stderr }).toEqual({ args, code: 0, stderr: '' });

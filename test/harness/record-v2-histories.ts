@@ -141,6 +141,27 @@ async function recordPublishWithDeploy(env: TestWorkflowEnvironment, save: Save)
   await save('publish-with-deploy-v2', workflowId);
 }
 
+/** Publishes app@`version`, cancels it once `when` resolves, and returns its workflow ID once it ended Cancelled. */
+async function cancelPublish(
+  env: TestWorkflowEnvironment,
+  activities: object,
+  version: string,
+  when: () => Promise<void>,
+): Promise<string> {
+  const workflowId = `publish:app:${version}:${randomUUID()}`;
+  await runWorker(env, activities, async (taskQueue) => {
+    const handle = await env.client.workflow.start('PublishImage', {
+      args: [{ source: 'app.ova', image: 'app', version }],
+      taskQueue,
+      workflowId,
+    });
+    await when();
+    await handle.cancel();
+    await failureOf(handle.result(), isCancel, 'Cancelled');
+  });
+  return workflowId;
+}
+
 /** Cancelled while four ranges stage: one range's worker is gone, so its staging ends with a timeout, not a cancel. */
 async function recordPublishCancelled(env: TestWorkflowEnvironment, save: Save): Promise<void> {
   const log: string[] = [];
@@ -157,17 +178,7 @@ async function recordPublishCancelled(env: TestWorkflowEnvironment, save: Save):
       return { owned: true, removed: ['64 staged blocks', `catalog record marked ${i.status}`] };
     },
   });
-  const workflowId = `publish:app:4.0.1:${randomUUID()}`;
-  await runWorker(env, activities, async (taskQueue) => {
-    const handle = await env.client.workflow.start('PublishImage', {
-      args: [{ source: 'app.ova', image: 'app', version: '4.0.1' }],
-      taskQueue,
-      workflowId,
-    });
-    await whenLogged(log, 'started', 5);
-    await handle.cancel();
-    await failureOf(handle.result(), isCancel, 'Cancelled');
-  });
+  const workflowId = await cancelPublish(env, activities, '4.0.1', () => whenLogged(log, 'started', 5));
   if (!log.includes('abandon cancelled')) throw new Error(`the cancelled publish did not clean up: ${log.join(', ')}`);
   await save('publish-cancelled-v2', workflowId);
 }
@@ -176,17 +187,7 @@ async function recordPublishCancelled(env: TestWorkflowEnvironment, save: Save):
 async function recordCancelledReplicating(env: TestWorkflowEnvironment, save: Save): Promise<void> {
   const log: string[] = [];
   const activities = publishOf(fourRanges, [], replicationUntilCancelled(log));
-  const workflowId = `publish:app:4.0.3:${randomUUID()}`;
-  await runWorker(env, activities, async (taskQueue) => {
-    const handle = await env.client.workflow.start('PublishImage', {
-      args: [{ source: 'app.ova', image: 'app', version: '4.0.3' }],
-      taskQueue,
-      workflowId,
-    });
-    await whenLogged(log, 'replicate started', 1);
-    await handle.cancel();
-    await failureOf(handle.result(), isCancel, 'Cancelled');
-  });
+  const workflowId = await cancelPublish(env, activities, '4.0.3', () => whenLogged(log, 'replicate started', 1));
   if (!log.some((l) => l.startsWith('check north-replica')))
     throw new Error(`the stopped replica was not checked: ${log.join(', ')}`);
   await save('publish-cancelled-replicating-v2', workflowId);
