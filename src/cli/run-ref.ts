@@ -7,6 +7,7 @@ import {
 } from '@temporalio/client';
 import type { ImageVersionRecord, RunRef } from '../catalog/image-records';
 import { IMAGE_NAME, isSemver } from '../shared/names';
+import { isOfChain } from '../temporal/run-chain';
 import type { CliDeps } from './deps';
 import { CliError } from './errors';
 
@@ -103,7 +104,7 @@ async function versionRecord(deps: CliDeps, ref: VersionRunId): Promise<ImageVer
 async function ownerRun(client: Client, typed: string, owner: RunRef, ref: string): Promise<FoundRun | undefined> {
   const latest = await described(client.workflow.getHandle(owner.workflowId));
   if (!latest) return undefined;
-  const ours = latest.runId === owner.runId || latest.raw.workflowExecutionInfo?.firstRunId === owner.runId;
+  const ours = isOfChain(latest, owner.runId);
   const runId = ours ? null : owner.runId;
   if (owner.workflowId === typed && ours)
     return { handle: client.workflow.getHandle(typed), workflowId: typed, runId, resolvedFrom: null };

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
+import { isOfChain } from './run-chain';
 import { temporal } from '@temporalio/proto';
 import type { NativeConnection } from '@temporalio/worker';
 import type { TemporalConfig } from '../config';
@@ -70,8 +71,7 @@ export function temporalView(client: Client): TemporalView {
         // An owner names its chain's first run (runOwner), an older claim the run itself: the chain that
         // runs now under the workflow ID is the owner if it is either; a new start of the ID is not.
         const current = await client.workflow.getHandle(run.workflowId).describe();
-        const owns = current.runId === run.runId || current.raw.workflowExecutionInfo?.firstRunId === run.runId;
-        return !owns || current.status.name !== 'RUNNING';
+        return !isOfChain(current, run.runId) || current.status.name !== 'RUNNING';
       } catch (err) {
         // A run the server no longer knows (deleted, or past retention) holds nothing.
         if ((err as Error).name === 'WorkflowNotFoundError') return true;
