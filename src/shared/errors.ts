@@ -25,6 +25,9 @@ export const ERROR_TYPES = [
   'DeployRunning',
   'RetireIncomplete',
   'NoTransferWorker',
+  'UnsignedImage',
+  'UntrustedSignature',
+  'ProvenanceMismatch',
 ] as const;
 
 export type ErrorType = (typeof ERROR_TYPES)[number];
