@@ -11,20 +11,16 @@ export const ResourceType = {
 } as const;
 
 /** Named units as exporters write them, looked up as own entries only: no name from an image reaches a prototype. */
-const NAMED_UNITS = new Map<string, number>([
-  ['kilobytes', 2 ** 10],
-  ['kb', 2 ** 10],
-  ['kib', 2 ** 10],
-  ['megabytes', 2 ** 20],
-  ['mb', 2 ** 20],
-  ['mib', 2 ** 20],
-  ['gigabytes', 2 ** 30],
-  ['gb', 2 ** 30],
-  ['gib', 2 ** 30],
-  ['terabytes', 2 ** 40],
-  ['tb', 2 ** 40],
-  ['tib', 2 ** 40],
-]);
+const NAMED_UNITS = new Map<string, number>(
+  ['kilo', 'mega', 'giga', 'tera'].flatMap((p, i): Array<[string, number]> => {
+    const m = 2 ** (10 * (i + 1));
+    return [
+      [`${p}bytes`, m],
+      [`${p[0]}b`, m],
+      [`${p[0]}ib`, m],
+    ];
+  }),
+);
 
 /**
  * Programmatic units of DSP0004 as exporters write them: `byte * 2^20`, `byte*2^30`, `MegaBytes`, `byte`.
