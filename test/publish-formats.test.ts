@@ -173,4 +173,33 @@ describe('PublishImage of OVA, OVF package and ISO', () => {
       await unlessNotFound(world.deps.storage.store('east-primary').getProperties('tampered/1.0.0/tampered-1.0.0.ova')),
     ).toBeUndefined();
   });
+
+  it('refuses the 150,000-attribute OVA of issue 21 as InvalidImage naming the limit, while a publish on the same worker carries on unharmed', async () => {
+    const envelope = `xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"`;
+    const attributes = Array.from({ length: 150_000 }, (_, i) => `a${i}=""`).join(' ');
+    const hostile = `<Envelope ${envelope}><References/><VirtualSystem ovf:id="v" ${attributes}><Name>v</Name></VirtualSystem></Envelope>`;
+    tarArchive(path.join(repositoryRoot(), 'wide.ova'), [{ name: 'wide.ovf', bytes: Buffer.from(hostile) }]);
+    const plain = `<Envelope ${envelope}><References><File ovf:href="d.vmdk" ovf:id="f"/></References><VirtualSystem ovf:id="v"><Name>v</Name></VirtualSystem></Envelope>`;
+    ovaFromDescriptor(path.join(repositoryRoot(), 'beside.ova'), plain, { fileSize: 9 * MiB });
+
+    const workflowId = `publish:beside:1.0.0:${randomUUID()}`;
+    const beside = world.client.workflow.execute('PublishImage', {
+      args: [{ source: 'beside.ova', image: 'beside', version: '1.0.0' } satisfies PublishInput],
+      taskQueue: world.config.taskQueue,
+      workflowId,
+    }) as Promise<PublishResult>;
+    const err = await failure({ source: 'wide.ova', image: 'wide', version: '1.0.0' });
+    expect(err.type).toBe('InvalidImage');
+    expect(err.message).toContain('attributes on one element (attributesPerElement: 256)');
+    expect((await world.deps.catalog.versions.get('wide', '1.0.0'))?.status).not.toBe('available');
+
+    expect((await beside).blockCount).toBeGreaterThan(1);
+    expect((await world.deps.catalog.versions.get('beside', '1.0.0'))?.status).toBe('available');
+    // Unharmed: every activity of the other publish succeeded at its first attempt, none timed out or failed.
+    const events = (await world.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    const started = events.filter((e) => e.activityTaskStartedEventAttributes);
+    expect(started.length).toBeGreaterThan(2);
+    expect(started.map((e) => e.activityTaskStartedEventAttributes!.attempt)).toEqual(started.map(() => 1));
+    expect(events.filter((e) => e.activityTaskTimedOutEventAttributes || e.activityTaskFailedEventAttributes)).toEqual([]);
+  });
 });

@@ -8,6 +8,16 @@ export function printable(line: string): string {
   return line.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
 
+/** One line on stderr, filtered as stdout's lines are: an error's message can quote a name from an image. */
+export function errLine(io: CliIo, line: string): void {
+  io.err(`${printable(line)}\n`);
+}
+
+/** Text of several lines for stderr (commander's usage errors): each line filtered, the line breaks kept. */
+export function printableText(text: string): string {
+  return text.split('\n').map(printable).join('\n');
+}
+
 /** Where a command writes: stdout for its result, stderr for progress and messages. */
 export interface CliIo {
   out(text: string): void;

@@ -7,7 +7,7 @@ import * as deprecate from './deprecate';
 import type { CliDeps } from './deps';
 import { errorOf } from './errors';
 import * as images from './images';
-import { processIo, type CliIo } from './output';
+import { errLine, printableText, processIo, type CliIo } from './output';
 import * as publish from './publish';
 import * as replayCheck from './replay-check';
 import * as retention from './retention';
@@ -111,7 +111,7 @@ export function buildProgram(deps: CliDeps, version: string, onOptions: (o: Glob
     // A usage error is one line, with commander's "did you mean" and where the help is, never the whole help.
     c.showHelpAfterError(false).configureOutput({
       writeOut: io.out,
-      writeErr: io.err,
+      writeErr: (text) => io.err(printableText(text)),
       outputError: (message, write) => write(usageLine(message, c)),
     });
     if (c.commands.length > 0) c.commands.forEach(finish);
@@ -163,7 +163,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<void>
     const { type, message } = errorOf(err);
     if (json) io.out(`${JSON.stringify({ error: { type, message } }, null, 2)}\n`);
     // commander has printed its own usage error on stderr already.
-    else if (!(err instanceof CommanderError)) io.err(`vmhub: ${type}: ${message}\n`);
+    else if (!(err instanceof CommanderError)) errLine(io, `vmhub: ${type}: ${message}`);
     process.exitCode = type === 'Interrupted' ? 130 : 1;
   } finally {
     await deps.close();

@@ -11,7 +11,7 @@ import { resolveSourcePath } from '../source/source-path';
 import { parseSddcList, registeredSddcs, requireAgents, requireControlWorkers } from './checks';
 import { examples, jsonOption, requiredOption } from './command';
 import type { CliDeps } from './deps';
-import { print, processIo } from './output';
+import { errLine, print, processIo } from './output';
 import { followPublish } from './progress';
 import { VmhubError } from '../shared/errors';
 
@@ -143,7 +143,7 @@ export function versionWarning(r: PublishCliResult): string | undefined {
 /** The version warning, on stderr (stdout may carry the JSON document). */
 export function warnOfVersion(deps: CliDeps, r: PublishCliResult): void {
   const warning = versionWarning(r);
-  if (warning) (deps.io ?? processIo).err(`vmhub: ${warning}\n`);
+  if (warning) errLine(deps.io ?? processIo, `vmhub: ${warning}`);
 }
 
 /** 0, or 2 when a deploy it started left some SDDC neither deployed nor already present. */

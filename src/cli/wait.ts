@@ -3,7 +3,7 @@ import { VmhubError } from '../shared/errors';
 import { examples, jsonOption } from './command';
 import { deployResult, exitCode as deployExitCode, renderText as deployText, type DeployCliResult } from './deploy';
 import type { CliDeps } from './deps';
-import { print, processIo } from './output';
+import { errLine, print, processIo } from './output';
 import { followDeploy, followPublish } from './progress';
 import { unpolledQueues } from './checks';
 import { findRun } from './run-ref';
@@ -29,10 +29,10 @@ export type WaitResult = ({ type: 'PublishImage' } & PublishCliResult) | ({ type
 export async function run(options: WaitOptions, deps: CliDeps): Promise<WaitResult> {
   const io = deps.io ?? processIo;
   const { handle, resolvedFrom } = await findRun(deps, options.workflowId);
-  if (resolvedFrom) io.err(`${resolvedFrom.workflowId}: ${resolvedFrom.reason}\n`);
+  if (resolvedFrom) errLine(io, `${resolvedFrom.workflowId}: ${resolvedFrom.reason}`);
   const { type, status, taskQueue } = await handle.describe();
   const [idle] = await unpolledQueues(await deps.temporal(), [{ status, taskQueue }]);
-  if (idle) io.err(`no worker polls task queue ${idle}: ${handle.workflowId} waits until one does\n`);
+  if (idle) errLine(io, `no worker polls task queue ${idle}: ${handle.workflowId} waits until one does`);
   if (type === 'PublishImage') return { type, ...publishResult(handle.workflowId, await followPublish(handle, io)) };
   if (type === 'DeployToSDDCs') return { type, ...deployResult(handle.workflowId, await followDeploy(handle, io)) };
   throw new VmhubError('InvalidInput', `${options.workflowId} is a ${type}; vmhub wait follows publishes and deploys`);

@@ -1,7 +1,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { VmhubError } from '../shared/errors';
 import { parseManifest, type DigestAlgorithm, type ManifestEntry } from './manifest';
-import { parseOvf, type OvfEnvelope } from './ovf/envelope';
+import { parseDescriptor } from './ovf/descriptor';
+import type { OvfEnvelope } from './ovf/envelope';
 import { describeOvf, type OvfMetadata } from './ovf/metadata';
 import { TarReader, type TarEntry, type TarSink } from './tar-reader';
 import { MAX_DESCRIPTOR_BYTES, quoted } from './xml';
@@ -120,8 +121,8 @@ export class OvaInspector {
     if (lower.endsWith('.ovf') && !this.descriptor) {
       if (size > MAX_DESCRIPTOR_BYTES)
         throw new VmhubError('InvalidImage', `descriptor ${quoted(name)} is larger than ${MAX_DESCRIPTOR_BYTES} bytes`);
-      return collector(size, async (bytes) => {
-        this.descriptor = { name, index: this.entries.length, envelope: await parseOvf(bytes.toString('utf8')) };
+      return collector(size, (bytes) => {
+        this.descriptor = { name, index: this.entries.length, envelope: parseDescriptor(bytes) };
         this.entries.push({ name, size, digests: digestsOf(bytes, this.algorithmsFor(name)) });
         for (const [early, text] of this.earlyManifests) if (sibling(early, name, '.mf')) this.adoptManifest(early, text);
         this.earlyManifests.clear();
@@ -237,7 +238,7 @@ function digestsOf(bytes: Buffer, algorithms: DigestAlgorithm[]): Map<DigestAlgo
 export async function peekDescriptor(
   read: (start: number, end: number) => Promise<Buffer>,
   sizeBytes: number,
-): Promise<string | undefined> {
+): Promise<Buffer | undefined> {
   if (sizeBytes < 512) return undefined;
   const h = await read(0, 512);
   const field = (from: number, to: number) => h.toString('utf8', from, to).replace(/\0.*$/s, '');
@@ -246,5 +247,5 @@ export async function peekDescriptor(
   const size = parseInt(field(124, 136).trim(), 8);
   if ((type !== '0' && type !== '') || !name.toLowerCase().endsWith('.ovf') || !Number.isSafeInteger(size)) return undefined;
   if (size > MAX_DESCRIPTOR_BYTES || 512 + size > sizeBytes) return undefined;
-  return (await read(512, 512 + size)).toString('utf8');
+  return read(512, 512 + size);
 }

@@ -10,6 +10,8 @@ import { quoted } from './xml';
  */
 export const MAX_MEMBERS = 10_000;
 const MAX_EXTENDED_HEADER = 1024 * 1024;
+/** A member name longer than any file system's path is no image's: every name is kept until the end. */
+export const MAX_NAME_BYTES = 4096;
 /** Global PAX records apply to every later member: their total stays small so each member's lookup does. */
 const MAX_GLOBAL_PAX = 64 * 1024;
 
@@ -39,6 +41,10 @@ const TYPES: Record<string, TarEntry['type']> = {
 
 function corrupt(offset: number, what: string): VmhubError {
   return new VmhubError('InvalidImage', `archive is corrupt: ${what} at byte ${offset}`);
+}
+
+function longName(offset: number): VmhubError {
+  return new VmhubError('InvalidImage', `archive has a member name longer than ${MAX_NAME_BYTES} bytes at byte ${offset}`);
 }
 
 function cString(block: Buffer, from: number, to: number): string {
@@ -216,6 +222,8 @@ export class TarReader {
         throw corrupt(offset, `global extended headers larger than ${MAX_GLOBAL_PAX} bytes`);
       }
       if (h.size > MAX_EXTENDED_HEADER) throw corrupt(offset, `an extended header larger than ${MAX_EXTENDED_HEADER} bytes`);
+      // A GNU long name is refused before it is buffered; its NUL terminator may follow the name.
+      if ((h.flag === 'L' || h.flag === 'K') && h.size > MAX_NAME_BYTES + 1) throw longName(offset);
       if (h.size > 0) this.state = { kind: 'extended', flag: h.flag, data: Buffer.alloc(h.size), filled: 0, at: offset };
       else this.extended(h.flag, Buffer.alloc(0), offset);
       return;
@@ -223,6 +231,7 @@ export class TarReader {
     if (++this.members > MAX_MEMBERS) throw new VmhubError('InvalidImage', `archive holds more than ${MAX_MEMBERS} members`);
     const pax = (key: string) => this.pax.get(key) ?? this.globalPax.get(key);
     const name = pax('path') ?? this.longName ?? h.name;
+    if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw longName(offset);
     const paxSize = pax('size');
     if (paxSize !== undefined && !/^\d+$/.test(paxSize)) throw corrupt(offset, 'a PAX size that is not a number');
     const size = paxSize !== undefined ? Number(paxSize) : h.size;

@@ -2,9 +2,9 @@ import type { Config } from '../config';
 import { VmhubError } from '../shared/errors';
 import { formatOf, type ImageFormat } from '../shared/image-format';
 import { peekDescriptor } from '../images/ova';
-import { parseOvf } from '../images/ovf/envelope';
 import { describeOvf } from '../images/ovf/metadata';
 import type { ImageSource } from '../source/source';
+import { hashPool } from '../storage/hashing';
 import { planBlocks, type BlockPlan } from '../shared/block-plan';
 
 export interface ProbeResult {
@@ -41,7 +41,7 @@ export async function probeImage(
   let productVersion: string | undefined;
   if (formatOf(format).hasDescriptor) {
     const descriptor = await peekDescriptor((start, end) => s.read(start, end, signal), s.sizeBytes);
-    if (descriptor) productVersion = describeOvf(await parseOvf(descriptor)).version;
+    if (descriptor) productVersion = describeOvf(await hashPool().descriptor(descriptor)).version;
   }
   return {
     format,

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { VmhubError } from '../shared/errors';
 import { checkEntryName } from '../images/ova';
-import { parseOvf } from '../images/ovf/envelope';
 import { MAX_DESCRIPTOR_BYTES, quoted } from '../images/xml';
 import { END_OF_ARCHIVE, entryHeader, padded } from '../images/tar-header';
+import { hashPool } from '../storage/hashing';
 import { openSource } from './open';
 import { MissingSource, resolveSource, type ImageSource, type OpenOptions, type SourceRef } from './source';
 
@@ -13,7 +13,8 @@ import { MissingSource, resolveSource, type ImageSource, type OpenOptions, type 
  * present) read as the OVA that holds them: descriptor first, then manifest, certificate and files in
  * the descriptor's order. The archive is never written anywhere; its bytes are computed on demand, so
  * it can be staged in parallel ranges like any other image. The descriptor's bytes are the ones read
- * and parsed at open, kept in memory (at most MAX_DESCRIPTOR_BYTES).
+ * and parsed at open (on a hashing thread, once per content in the process), kept in memory (at most
+ * MAX_DESCRIPTOR_BYTES).
  */
 type Part = { length: number } & ({ bytes: Buffer } | { source: ImageSource });
 type Segment = Part & { offset: number };
@@ -33,7 +34,7 @@ export class OvfPackageSource implements ImageSource {
       throw new VmhubError('InvalidImage', `descriptor is larger than ${MAX_DESCRIPTOR_BYTES} bytes`);
     }
     const text = await descriptor.read(0, descriptor.sizeBytes, options.signal);
-    const envelope = await parseOvf(text.toString('utf8'));
+    const envelope = await hashPool().descriptor(text);
     const base = refName(descriptor.ref);
     checkEntryName(base, 'descriptor');
     const stem = base.replace(/\.ovf$/i, '');

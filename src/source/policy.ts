@@ -114,6 +114,16 @@ export function checkedLookup(host: string, resolve: (hostname: string) => Promi
 }
 
 /**
+ * Whether a URL is under a credential's prefix, by whole path segments: `…/images` and `…/images/`
+ * cover `…/images/a.ova`, never `…/images-evil/a.ova`.
+ */
+function underPrefix(url: URL, prefix: URL): boolean {
+  if (url.origin !== prefix.origin) return false;
+  const directory = prefix.pathname.endsWith('/') ? prefix.pathname : `${prefix.pathname}/`;
+  return url.pathname === prefix.pathname || url.pathname.startsWith(directory);
+}
+
+/**
  * The request target (path and query) for a URL: a URL under a named source credential's prefix gets
  * that credential's token, read now from the worker's environment, as its query. Returns the token
  * too, so messages about the request can be scrubbed of it.
@@ -121,7 +131,7 @@ export function checkedLookup(host: string, resolve: (hostname: string) => Promi
 export function requestTarget(url: URL, policy: SourcePolicy): { path: string; secret?: string } {
   if (url.search !== '') return { path: `${url.pathname}${url.search}` };
   const credential = policy.credentials
-    .filter((c) => url.href.startsWith(new URL(c.urlPrefix).href))
+    .filter((c) => underPrefix(url, new URL(c.urlPrefix)))
     .sort((a, b) => b.urlPrefix.length - a.urlPrefix.length)[0];
   if (!credential) return { path: url.pathname };
   const token = (policy.env ?? process.env)[credential.sasTokenEnv]?.replace(/^\?/, '');

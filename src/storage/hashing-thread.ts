@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { findFormat, type ImageFormat } from '../shared/image-format';
 import { createInspector, type ImageMetadata, type Inspector } from '../images/inspect';
+import { parseDescriptor } from '../images/ovf/descriptor';
+import type { OvfEnvelope } from '../images/ovf/envelope';
 import { freeNow } from './free-now';
 
 /** A throw here would end the thread, and with it every stream it hashes: a format that is none gets no inspector. */
@@ -18,10 +20,12 @@ function inspectorOf(format: ImageFormat): Inspector | undefined {
  * bytes that are already in a file (`pushFile`): the thread reads them itself, so they never cross between
  * threads and the caller holds no buffer for them. An inspector that fails stops inspecting, and says so
  * in every later answer; the whole-image hash goes on, so that a caller can still tell bytes that are not
- * the image's from an image that is invalid.
+ * the image's from an image that is invalid. It also parses OVF descriptors (`descriptor`), the work
+ * that a hostile descriptor makes longest, so that it never holds the event loop either.
  */
 export type HashRequest =
   | { id: number; op: 'sha256'; bytes: Uint8Array; giveBack: boolean }
+  | { id: number; op: 'descriptor'; bytes: Uint8Array }
   | { id: number; op: 'open'; stream: number; format?: ImageFormat }
   | { id: number; op: 'push'; stream: number; bytes: Uint8Array; digest: boolean }
   | { id: number; op: 'pushFile'; stream: number; fd: number; position: number; length: number }
@@ -38,6 +42,7 @@ export interface HashReply {
   hex?: string;
   bytes?: Uint8Array;
   metadata?: ImageMetadata;
+  envelope?: OvfEnvelope;
   /** The inspector's failure, once it has failed. */
   invalid?: ErrorShape;
   error?: ErrorShape;
@@ -106,6 +111,10 @@ function handle(req: HashRequest): void {
       freeNow(req.bytes);
       reply({ id: req.id, hex });
     }
+    return;
+  }
+  if (req.op === 'descriptor') {
+    reply({ id: req.id, envelope: parseDescriptor(Buffer.from(req.bytes.buffer, req.bytes.byteOffset, req.bytes.byteLength)) });
     return;
   }
   if (req.op === 'open') {

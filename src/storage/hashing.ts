@@ -5,6 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { VmhubError, type ErrorType } from '../shared/errors';
 import type { ImageFormat } from '../shared/image-format';
 import type { ImageMetadata } from '../images/inspect';
+import type { OvfEnvelope } from '../images/ovf/envelope';
 import { isShared } from './block-buffers';
 import type { ErrorShape, HashReply, HashRequest } from './hashing-thread';
 
@@ -112,6 +113,15 @@ export class HashPool {
     const moved = movable(bytes);
     const reply = await this.leastBusy().send({ id: nextId++, op: 'sha256', bytes: moved.bytes, giveBack: true }, moved.transfer);
     return { hex: reply.hex!, bytes: asBuffer(reply.bytes!) };
+  }
+
+  /**
+   * An OVF descriptor parsed on a thread, never on the event loop: bounded by XML_LIMITS, yet up to
+   * 4 MiB of XML. Always the first thread, whose cache (../images/ovf/descriptor) then serves every
+   * later parse of the same bytes, including its image streams' inspections.
+   */
+  async descriptor(bytes: Buffer): Promise<OvfEnvelope> {
+    return (await this.thread(0).send({ id: nextId++, op: 'descriptor', bytes })).envelope!;
   }
 
   /** An image stream on the thread with the fewest streams: blocks pushed in order, then the whole-image SHA-256 and metadata. */

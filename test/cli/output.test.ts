@@ -240,6 +240,15 @@ describe('usage errors', () => {
     );
   });
 
+  it('stderr is filtered as stdout is: an escape sequence in an error or a usage error is defused', async () => {
+    const usage = await runCli('sddc', 'ad\u001b[2J');
+    expect(usage.stderr).toBe("vmhub: UsageError: unknown command 'ad?[2J'; see `vmhub sddc --help`\n");
+    const failed = await runCli('show', 'bad\u001b]0;owned\u0007@1.0.0');
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^vmhub: InvalidInput: bad\?\]0;owned\?@1\.0\.0: /);
+    expect(failed.stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+  });
+
   it('retention set marks --keep required, and says so when it is missing', async () => {
     const help = await runCli('retention', 'set', '--help');
     expect(help.code).toBe(0);

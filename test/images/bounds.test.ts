@@ -1,8 +1,15 @@
 import { VmhubError } from '../../src/shared/errors';
 import { createInspector, MAX_METADATA_BYTES, type ImageMetadata } from '../../src/images/inspect';
 import { checkEntryName } from '../../src/images/ova';
+import { byteMultiplier, bytes } from '../../src/images/ovf/cim';
+import { parseDescriptor } from '../../src/images/ovf/descriptor';
+import * as envelopeModule from '../../src/images/ovf/envelope';
 import { MAX_FILES, parseOvf, type OvfEnvelope } from '../../src/images/ovf/envelope';
 import { describeOvf } from '../../src/images/ovf/metadata';
+import { BLOCK, entryHeader } from '../../src/images/tar-header';
+import { MAX_NAME_BYTES } from '../../src/images/tar-reader';
+import { parseXml, XML_LIMITS } from '../../src/images/xml';
+import { hashPool } from '../../src/storage/hashing';
 import { archive, filler, manifestLine, type Member } from './build';
 
 /** Hostile names, descriptors and archives: each refused with its type, or bounded by construction. */
@@ -12,8 +19,8 @@ async function inspect(bytes: Buffer): Promise<ImageMetadata> {
   return inspector.finish();
 }
 
-async function refusal(p: Promise<unknown>, type = 'InvalidImage'): Promise<VmhubError> {
-  const err = await p.then(
+async function refusal(p: Promise<unknown> | (() => Promise<unknown>), type = 'InvalidImage'): Promise<VmhubError> {
+  const err = await (typeof p === 'function' ? p() : p).then(
     () => undefined,
     (e: unknown) => e,
   );
@@ -82,14 +89,14 @@ describe('descriptor bounds', () => {
   it(`accepts ${MAX_FILES} file references and refuses one more`, async () => {
     const refs = (n: number) => Array.from({ length: n }, (_, i) => file(`f${i}.vmdk`, `f${i}`)).join('');
     expect((await parseOvf(descriptor(refs(MAX_FILES)))).files).toHaveLength(MAX_FILES);
-    expect((await refusal(parseOvf(descriptor(refs(MAX_FILES + 1))))).message).toMatch(/1001 files, more than 1000/);
+    expect((await refusal(async () => parseOvf(descriptor(refs(MAX_FILES + 1))))).message).toMatch(/1001 files, more than 1000/);
   });
 
   it.each([
     ['the same href twice', file('a.vmdk', 'f1') + file('a.vmdk', 'f2'), /references "a\.vmdk" twice/],
     ['the same id twice', file('a.vmdk', 'f1') + file('b.vmdk', 'f1'), /two files with id "f1"/],
   ])('refuses %s', async (_name, refs, message) => {
-    expect((await refusal(parseOvf(descriptor(refs)))).message).toMatch(message);
+    expect((await refusal(async () => parseOvf(descriptor(refs)))).message).toMatch(message);
   });
 
   /**
@@ -190,5 +197,134 @@ describe('the manifest is the descriptor’s own, <stem>.mf', () => {
   it('bounds the .mf members held before the descriptor to 1 MiB together', async () => {
     const big = (name: string) => ({ name, bytes: Buffer.alloc(600 * 1024, 0x20) });
     expect((await refusal(inspect(archive([big('x.mf'), big('y.mf'), ovf, disk])))).message).toMatch(/larger than 1048576 bytes/);
+  });
+});
+
+describe('XML limits, checked while the descriptor is read', () => {
+  const many = (n: number, make: (i: number) => string) => Array.from({ length: n }, (_, i) => make(i)).join('');
+  const root = (body: string) => `<r>${body}</r>`;
+  /** Not XML at all: a parse that read this far would fail as not well-formed, not on a limit. */
+  const GARBAGE = '<<<&&& not xml';
+
+  it.each([
+    ['elements', root(many(XML_LIMITS.elements - 1, () => '<a/>')), root(many(XML_LIMITS.elements, () => '<a/>') + GARBAGE)],
+    [
+      'attributesPerElement',
+      root(`<a ${many(XML_LIMITS.attributesPerElement, (i) => ` a${i}=""`)}/>`),
+      root(`<a ${many(XML_LIMITS.attributesPerElement + 1, (i) => ` a${i}=""`)} ${GARBAGE}`),
+    ],
+    [
+      'attributes',
+      root(many(XML_LIMITS.attributes / 200, (i) => `<a${i} ${many(200, (j) => ` b${j}=""`)}/>`)),
+      root(many(XML_LIMITS.attributes / 200, (i) => `<a${i} ${many(200, (j) => ` b${j}=""`)}/>`) + `<z c=""${GARBAGE}`),
+    ],
+    [
+      'namespaceDeclarations',
+      root(many(XML_LIMITS.namespaceDeclarations, (i) => `<a xmlns:p${i}="urn:${i}"/>`)),
+      root(many(XML_LIMITS.namespaceDeclarations + 1, (i) => `<a xmlns:p${i}="urn:${i}"/>`) + GARBAGE),
+    ],
+    [
+      'depth',
+      many(XML_LIMITS.depth, () => '<a>') + many(XML_LIMITS.depth, () => '</a>'),
+      many(XML_LIMITS.depth + 1, () => '<a>') + GARBAGE,
+    ],
+  ] as const)('%s: accepts a descriptor at the limit, and stops at the first element past it', (limit, within, past) => {
+    expect(parseXml(within).local).toMatch(/^[ra]$/);
+    try {
+      parseXml(past);
+      throw new Error('accepted');
+    } catch (err) {
+      expect(err).toBeInstanceOf(VmhubError);
+      expect((err as VmhubError).type).toBe('InvalidImage');
+      // The limit, not the garbage after it: the parse ended where the limit was passed.
+      expect((err as Error).message).toContain(`(${limit}: ${XML_LIMITS[limit]})`);
+    }
+  });
+
+  it('resolves namespaces by URI, never by prefix, and refuses an unbound prefix', () => {
+    const el = parseXml(
+      '<x:r xmlns:x="urn:a" xmlns:y=" urn:b " y:k="1" k="2" xml:lang="en"><x:c>  t <![CDATA[u]]> </x:c><c xmlns="urn:c"/></x:r>',
+    );
+    expect([el.ns, el.local]).toEqual(['urn:a', 'r']);
+    expect(el.attrs).toEqual([
+      { ns: 'urn:b', local: 'k', value: '1' },
+      { ns: '', local: 'k', value: '2' },
+      { ns: 'http://www.w3.org/XML/1998/namespace', local: 'lang', value: 'en' },
+    ]);
+    expect(el.children.map((c) => [c.ns, c.local, c.text])).toEqual([
+      ['urn:a', 'c', 't u'],
+      ['urn:c', 'c', ''],
+    ]);
+    expect(() => parseXml('<r><z:c/></r>')).toThrow(/unbound namespace prefix "z"/);
+    expect(() => parseXml('<r/><r/>')).toThrow(VmhubError);
+  });
+
+  it('refuses the 150,000-attribute descriptor of issue 21 at its 257th attribute, naming the limit', async () => {
+    const text = `<Envelope ${NS}><VirtualSystem ovf:id="vm" ${many(150_000, (i) => ` a${i}=""`)}/></Envelope>`;
+    const err = await refusal(inspect(archive([{ name: 'wide.ovf', bytes: Buffer.from(text) }])));
+    expect(err.message).toBe(
+      `OVF descriptor exceeds the XML limit on attributes on one element (attributesPerElement: ${XML_LIMITS.attributesPerElement})`,
+    );
+  });
+
+  it('parses a descriptor once per content: a second parse of the same bytes, even of refused ones, is served from the cache', () => {
+    const parse = jest.spyOn(envelopeModule, 'parseOvf');
+    try {
+      const good = Buffer.from(descriptor(file('once.vmdk', 'f1')));
+      const bad = Buffer.from(descriptor(file('once.vmdk', 'f1') + file('once.vmdk', 'f2')));
+      expect(parseDescriptor(good)).toBe(parseDescriptor(Buffer.from(good)));
+      for (let i = 0; i < 2; i++) expect(() => parseDescriptor(bad)).toThrow(/references "once\.vmdk" twice/);
+      expect(parse).toHaveBeenCalledTimes(2);
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  it('parses on a hashing thread: the envelope, or the refusal as a typed InvalidImage', async () => {
+    const envelope = await hashPool().descriptor(Buffer.from(descriptor(file('t.vmdk', 'f1'))));
+    expect(envelope.files.map((f) => f.href)).toEqual(['t.vmdk']);
+    const deep = `<Envelope ${NS}>${'<a>'.repeat(XML_LIMITS.depth)}</Envelope>`;
+    const err = await refusal(hashPool().descriptor(Buffer.from(deep)));
+    expect(err.message).toMatch(/\(depth: 64\)/);
+  });
+});
+
+describe('the small ones', () => {
+  /** A GNU long-name header (`././@LongLink`, type L) carrying `name`, then the member's own header. */
+  function gnuLongName(name: string): Buffer {
+    const data = Buffer.from(`${name}\0`);
+    const head = entryHeader('././@LongLink', data.length);
+    head[156] = 'L'.charCodeAt(0);
+    head.write('        ', 148, 'latin1');
+    let sum = 0;
+    for (const b of head) sum += b;
+    head.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    return Buffer.concat([head, data, Buffer.alloc(BLOCK - (data.length % BLOCK)), entryHeader('short', 0)]);
+  }
+
+  it(`refuses a member name over ${MAX_NAME_BYTES} bytes, in a PAX or a GNU header, and accepts one of ${MAX_NAME_BYTES}`, async () => {
+    const named = (length: number) => `${'d/'.repeat((length - 8) / 2)}long.bin`;
+    expect(named(MAX_NAME_BYTES)).toHaveLength(MAX_NAME_BYTES);
+    const ok = await refusal(inspect(archive([{ name: named(MAX_NAME_BYTES), bytes: Buffer.alloc(1) }])));
+    expect(ok.message).toBe('archive holds no .ovf descriptor');
+    const pax = await refusal(inspect(archive([{ name: named(MAX_NAME_BYTES + 2), bytes: Buffer.alloc(1) }])));
+    expect(pax.message).toMatch(/member name longer than 4096 bytes/);
+    const gnu = await refusal(inspect(Buffer.concat([gnuLongName(named(MAX_NAME_BYTES + 2)), Buffer.alloc(2 * BLOCK)])));
+    expect(gnu.message).toMatch(/member name longer than 4096 bytes/);
+  });
+
+  it.each(['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'byte*2^99999', 'byte*0^3'])(
+    'refuses the units %j: no NaN or infinite size slips past the capacity check',
+    (units) => {
+      expect(byteMultiplier(units)).toBeUndefined();
+      for (const n of ['0', '1']) expect(() => bytes(n, units, 'capacity of disk d')).toThrow(VmhubError);
+    },
+  );
+
+  it('refuses a disk whose capacity units are "__proto__", where the capacity check would have seen NaN', async () => {
+    const disk = `<DiskSection><Info/><Disk ovf:diskId="d" ovf:capacity="1" ovf:capacityAllocationUnits="__proto__"/></DiskSection>`;
+    const text = `<?xml version="1.0"?><Envelope ${NS}><References/>${disk}<VirtualSystem ovf:id="vm"><Info/></VirtualSystem></Envelope>`;
+    expect((await refusal(async () => parseOvf(text))).message).toMatch(/unknown units "__proto__"/);
+    expect(bytes('2', 'byte * 2^30', 'memory')).toBe(2 * 2 ** 30);
   });
 });

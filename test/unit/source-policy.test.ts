@@ -229,6 +229,19 @@ describe('source credentials', () => {
     expect(requestTarget(new URL(url), policy).secret).toBeUndefined();
   });
 
+  it('matches a prefix without a trailing slash by whole path segments', () => {
+    const bare: SourcePolicy = {
+      hosts: [],
+      credentials: [{ id: 'bare', urlPrefix: 'https://vendor.example.com/images', sasTokenEnv: 'VENDOR_SAS' }],
+      env,
+    };
+    expect(requestTarget(new URL('https://vendor.example.com/images/a.ova'), bare).secret).toBe('sv=2024&sig=SECRET%2B1');
+    expect(requestTarget(new URL('https://vendor.example.com/images'), bare).secret).toBe('sv=2024&sig=SECRET%2B1');
+    for (const neighbour of ['https://vendor.example.com/images-evil/a.ova', 'https://vendor.example.com/imagesX']) {
+      expect(requestTarget(new URL(neighbour), bare).secret).toBeUndefined();
+    }
+  });
+
   it('keeps a query a redirect chose, and adds no token to it', () => {
     expect(requestTarget(new URL('https://vendor.example.com/images/a.ova?signed=1'), policy)).toEqual({
       path: '/images/a.ova?signed=1',

@@ -10,27 +10,29 @@ export const ResourceType = {
   DiskDrive: 17,
 } as const;
 
-/** Programmatic units of DSP0004 as exporters write them: `byte * 2^20`, `byte*2^30`, `MegaBytes`, `byte`. */
+/** Named units as exporters write them, looked up as own entries only: no name from an image reaches a prototype. */
+const NAMED_UNITS = new Map<string, number>(
+  ['kilo', 'mega', 'giga', 'tera'].flatMap((p, i): Array<[string, number]> => {
+    const m = 2 ** (10 * (i + 1));
+    return [
+      [`${p}bytes`, m],
+      [`${p[0]}b`, m],
+      [`${p[0]}ib`, m],
+    ];
+  }),
+);
+
+/**
+ * Programmatic units of DSP0004 as exporters write them: `byte * 2^20`, `byte*2^30`, `MegaBytes`, `byte`.
+ * Undefined for units that are unknown or give no finite multiplier of at least one byte (`byte*2^9999`,
+ * `byte*0^1`): a NaN or infinite size would slip past every comparison that bounds it.
+ */
 export function byteMultiplier(units: string | undefined, fallback = 1): number | undefined {
   if (units === undefined || units.trim() === '') return fallback;
   const u = units.replace(/\s+/g, '').toLowerCase();
   const power = /^bytes?(?:\*(\d+)\^(\d+))?$/.exec(u);
-  if (power) return power[1] ? Number(power[1]) ** Number(power[2]) : 1;
-  const named: Record<string, number> = {
-    kilobytes: 2 ** 10,
-    kb: 2 ** 10,
-    kib: 2 ** 10,
-    megabytes: 2 ** 20,
-    mb: 2 ** 20,
-    mib: 2 ** 20,
-    gigabytes: 2 ** 30,
-    gb: 2 ** 30,
-    gib: 2 ** 30,
-    terabytes: 2 ** 40,
-    tb: 2 ** 40,
-    tib: 2 ** 40,
-  };
-  return named[u];
+  const m = power ? (power[1] ? Number(power[1]) ** Number(power[2]) : 1) : NAMED_UNITS.get(u);
+  return m !== undefined && Number.isFinite(m) && m >= 1 ? m : undefined;
 }
 
 /** The most any single quantity may claim before it is treated as absurd: 1 PiB, or a million CPUs. */
@@ -66,6 +68,7 @@ export function bytes(
   const m = byteMultiplier(units, defaultMultiplier);
   if (m === undefined) throw new VmhubError('InvalidImage', `${what} has unknown units "${units}"`);
   const total = n * m;
-  if (total > MAX_BYTES) throw new VmhubError('InvalidImage', `${what} is absurdly large (${n} × ${m} bytes)`);
+  if (!Number.isFinite(total) || total > MAX_BYTES)
+    throw new VmhubError('InvalidImage', `${what} is absurdly large (${n} × ${m} bytes)`);
   return total;
 }

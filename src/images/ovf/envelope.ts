@@ -262,6 +262,6 @@ export function envelopeFromXml(root: XmlElement): OvfEnvelope {
   };
 }
 
-export async function parseOvf(text: string): Promise<OvfEnvelope> {
-  return envelopeFromXml(await parseXml(text, 'OVF descriptor'));
+export function parseOvf(text: string): OvfEnvelope {
+  return envelopeFromXml(parseXml(text, 'OVF descriptor'));
 }
