@@ -1,4 +1,4 @@
-/** The part of sax (a dependency of xml2js) that ./xml uses: its strict parser without namespace mode. */
+/** The part of sax that ./xml uses: its strict parser without namespace mode (sax ships no types of its own). */
 declare module 'sax' {
   export interface Tag {
     name: string;
