@@ -134,7 +134,7 @@ export async function createAgentWorker(
   const storage = new TopologyBlockStores(loadTopology(config.topologyPath));
   const all = {
     ...createAgentActivities({ storage, config, sddc }),
-    ...createContentLibraryActivities({ config, sddc, topology: storage.topology }),
+    ...createContentLibraryActivities({ config, sddc }),
     ...createAgentLifecycleActivities({ config, sddc }),
   };
   const long = agentTaskQueue(sddc);
