@@ -3,11 +3,10 @@ import path from 'node:path';
 import type { Config } from '../config';
 import { VCENTER_ENV } from '../sddc/agent-vcenter';
 import { libraryOf } from '../shared/sddc-target';
+import { isLoopbackUrl } from '../shared/target-kinds/content-library';
 import { loadTopology, type Topology } from '../topology/topology';
 import type { ServiceSpec } from './service-spec';
 import { vcsimBinary } from './tools';
-
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
 /** One embedded vcsim: the first default SDDC naming its loopback port owns its folder; later ones share it. */
 interface Vcsim {
@@ -24,7 +23,7 @@ function loopbackVcsims(topology: Topology): Vcsim[] {
     if (!library) continue;
     const url = new URL(library.vcenter);
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-    if (!LOOPBACK.has(url.hostname)) continue;
+    if (!isLoopbackUrl(url)) continue;
     const known = byPort.get(port);
     if (known) known.served.push(sddc.name);
     else byPort.set(port, { owner: sddc.name, url, port, served: [sddc.name] });
