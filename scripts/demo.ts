@@ -7,6 +7,7 @@ import type { PublishResult } from '../src/shared/publish-input';
 import { sddcFromSeed } from '../src/sddc/registry';
 import { startServices, stopServices } from '../src/dev-services/embedded';
 import { spawnWorker, type WorkerProcess } from '../src/dev-services/worker-process';
+import { agentVcenterEnv } from '../src/dev-services/vcsim';
 import { connectClient } from '../src/temporal/connection';
 import { loadTopology } from '../src/topology/topology';
 import { formatBytes, plural } from '../src/shared/units';
@@ -58,7 +59,9 @@ async function main(): Promise<number> {
 
   const logs = path.join(config.dataDir, 'logs');
   const workers: WorkerProcess[] = [spawnWorker(['control'], {}, path.join(logs, 'worker.log'))];
-  for (const s of topology.sddcs) workers.push(spawnWorker(['agent', s.name], {}, path.join(logs, `agent-${s.name}.log`)));
+  // Each agent is given its own vCenter (its SDDC's vcsim), which the catalog's target is checked against.
+  for (const s of topology.sddcs)
+    workers.push(spawnWorker(['agent', s.name], agentVcenterEnv(config, s.name), path.join(logs, `agent-${s.name}.log`)));
   say(
     `started the control worker and agents for ${topology.sddcs.map((s) => s.name).join(', ')} (logs in ${path.relative(PROJECT_ROOT, logs)}/)`,
   );

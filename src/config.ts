@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { parseSourceHosts } from './source/policy';
 import { transferTaskQueueOf } from './shared/task-queues';
@@ -47,7 +48,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     temporal: loadTemporalConfig(env),
     taskQueue,
     transferTaskQueue: transferTaskQueueOf(taskQueue),
-    mongodbUri: env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/vmhub',
+    mongodbUri: env.MONGODB_URI ?? uriFromFile(env.MONGODB_URI_FILE) ?? 'mongodb://127.0.0.1:27017/vmhub',
     topologyPath: path.resolve(PROJECT_ROOT, env.VMHUB_TOPOLOGY ?? 'config/topology.json'),
     repositoryRoots: roots,
     dataDir,
@@ -58,6 +59,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxInflightBytes: positiveInt(env.VMHUB_MAX_INFLIGHT_MIB, 256, 'VMHUB_MAX_INFLIGHT_MIB') * MiB,
     sourceHosts: parseSourceHosts(env.VMHUB_SOURCE_HOSTS ?? ''),
   };
+}
+
+/** MONGODB_URI_FILE: the catalog URI, password included, from a file (a Docker secret) rather than the environment. */
+function uriFromFile(file: string | undefined): string | undefined {
+  return file ? fs.readFileSync(file, 'utf8').trim() : undefined;
 }
 
 function loadTemporalConfig(env: NodeJS.ProcessEnv): TemporalConfig {

@@ -66,10 +66,10 @@ function goDurationMs(text: string): number {
 }
 
 const CREDENTIALS = {
-  MONGO_INITDB_ROOT_USERNAME: 'vmhub-root',
-  MONGO_INITDB_ROOT_PASSWORD: 'pw0123456789',
   VMHUB_DC_EAST_ACCOUNT_KEY: 'ZWFzdC1rZXk=',
   VMHUB_DC_WEST_ACCOUNT_KEY: 'd2VzdC1rZXk=',
+  VMHUB_DC_EAST_READ_SAS: 'sv=2023-11-03&sr=c&sp=rl&sig=east',
+  VMHUB_DC_WEST_READ_SAS: 'sv=2023-11-03&sr=c&sp=rl&sig=west',
 };
 
 describe('docker-compose.yml', () => {
@@ -104,11 +104,13 @@ describe('docker-compose.yml', () => {
     expect(fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')).toMatch(/^ARG NODE_IMAGE=node:22\.\d+\.\d+-/m);
   });
 
-  it('takes every credential from the environment, with none written in the file', () => {
+  it('takes every credential from the environment or a secret file, with none written in the file', () => {
     const config = composeConfig([], CREDENTIALS);
-    expect(values(config, 'MONGODB_URI')).toContain('mongodb://vmhub-root:pw0123456789@mongodb:27017/vmhub?authSource=admin');
     expect(values(config, 'AZURITE_ACCOUNTS').sort()).toEqual(['devstoreaccount1:ZWFzdC1rZXk=', 'devstoreaccount1:d2VzdC1rZXk=']);
     expect(values(config, 'VMHUB_DC_EAST_ACCOUNT_KEY')).toContain('ZWFzdC1rZXk=');
+    // MongoDB's root password and every catalog URI are secret files.
+    expect(values(config, 'MONGO_INITDB_ROOT_PASSWORD_FILE')).toEqual(['/run/secrets/mongo-root-password']);
+    expect(values(config, 'MONGODB_URI')).toEqual([]);
     // Azurite's published key would let anyone who reaches the port read every image.
     expect(fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')).not.toMatch(/Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50/);
   });
@@ -124,5 +126,119 @@ describe('docker-compose.yml', () => {
       expect({ service, period }).toEqual({ service, period: expect.any(String) });
       expect(goDurationMs(period!)).toBeGreaterThan(drainMs);
     }
+  });
+
+  describe('least privilege', () => {
+    /** The normalised file as data: docker-compose's YAML read by the YAML library it runs on itself. */
+    const compose = JSON.parse(
+      execFileSync('python3', ['-c', 'import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))'], {
+        input: composeConfig([], CREDENTIALS),
+        encoding: 'utf8',
+      }),
+    ) as { services: Record<string, Service> };
+    interface Service {
+      command?: string[] | string;
+      environment?: Record<string, string>;
+      secrets?: Array<{ source: string }>;
+      volumes?: string[];
+      cap_drop?: string[];
+      security_opt?: string[];
+    }
+    const services = compose.services;
+    const SDDCS = ['east-1', 'east-2', 'west-1'];
+    const secretsOf = (name: string) => (services[name].secrets ?? []).map((s) => s.source).sort();
+
+    it('gives each agent its own vCenter login and certificate as file secrets, nowhere else but its vcsim', () => {
+      for (const sddc of SDDCS) {
+        const agent = services[`agent-${sddc}`];
+        expect(secretsOf(`agent-${sddc}`)).toEqual(
+          ['catalog-agent-uri', `vcenter-${sddc}-cert`, `vcenter-${sddc}-password`, `vcenter-${sddc}-username`].sort(),
+        );
+        expect(agent.environment).toMatchObject({
+          VMHUB_VCENTER_URL: `https://vcsim-${sddc}:8989/`,
+          VMHUB_VCENTER_CA_FILE: `/run/secrets/vcenter-${sddc}-cert`,
+          VMHUB_VCENTER_USERNAME_FILE: `/run/secrets/vcenter-${sddc}-username`,
+          VMHUB_VCENTER_PASSWORD_FILE: `/run/secrets/vcenter-${sddc}-password`,
+        });
+        // No login in its environment: neither the old per-SDDC variables nor any other SDDC's.
+        const names = Object.keys(agent.environment!);
+        expect(names.filter((n) => /^VMHUB_VC_|USERNAME$|PASSWORD$|ACCOUNT_KEY|^MONGODB_URI$/.test(n))).toEqual([]);
+        expect(names).not.toContain('VMHUB_VCENTER_INSECURE_TLS');
+        expect(agent.command).toEqual(['agent', sddc]);
+        const users = Object.keys(services).filter((s) => secretsOf(s).some((x) => x.startsWith(`vcenter-${sddc}-`)));
+        expect(users.sort()).toEqual([`agent-${sddc}`, `vcsim-${sddc}`]);
+      }
+      expect(secretsOf('worker')).toEqual(['catalog-control-uri']);
+    });
+
+    it('gives each agent a volume of its own, and mounts no agent volume anywhere else', () => {
+      const mounts = Object.entries(services).flatMap(([name, s]) => (s.volumes ?? []).map((v) => [name, v.split(':')[0]]));
+      for (const sddc of SDDCS) {
+        expect(services[`agent-${sddc}`].volumes).toEqual([`sddc-${sddc}-data:/app/.data/sddc:rw`]);
+        expect(mounts.filter(([, v]) => v === `sddc-${sddc}-data`)).toEqual([[`agent-${sddc}`, `sddc-${sddc}-data`]]);
+      }
+    });
+
+    it('gives agents read-only SAS tokens for storage, never an account key; the control worker the keys', () => {
+      const topology = JSON.parse(fs.readFileSync(path.join(ROOT, 'config', 'topology.json'), 'utf8')) as {
+        storage: Array<{ sasTokenEnv?: string }>;
+      };
+      expect(topology.storage.map((s) => s.sasTokenEnv)).toEqual(['VMHUB_DC_EAST_READ_SAS', 'VMHUB_DC_WEST_READ_SAS']);
+      for (const sddc of SDDCS) {
+        const env = services[`agent-${sddc}`].environment!;
+        expect(env).toMatchObject({
+          VMHUB_DC_EAST_READ_SAS: CREDENTIALS.VMHUB_DC_EAST_READ_SAS,
+          VMHUB_DC_WEST_READ_SAS: CREDENTIALS.VMHUB_DC_WEST_READ_SAS,
+        });
+        expect(JSON.stringify(env)).not.toMatch(/ZWFzdC1rZXk=|d2VzdC1rZXk=/);
+      }
+      const worker = services.worker.environment!;
+      expect(worker).toMatchObject({ VMHUB_DC_EAST_ACCOUNT_KEY: 'ZWFzdC1rZXk=', VMHUB_DC_WEST_ACCOUNT_KEY: 'd2VzdC1rZXk=' });
+      // A SAS would take precedence over the key, and the control worker writes.
+      expect(Object.keys(worker).filter((n) => n.endsWith('_READ_SAS'))).toEqual([]);
+    });
+
+    it('gives agents a catalog user that may only read the SDDC records', () => {
+      for (const sddc of SDDCS) {
+        expect(services[`agent-${sddc}`].environment).toMatchObject({ MONGODB_URI_FILE: '/run/secrets/catalog-agent-uri' });
+      }
+      expect(services.worker.environment).toMatchObject({ MONGODB_URI_FILE: '/run/secrets/catalog-control-uri' });
+      expect(services.mongodb.volumes).toContain(`${ROOT}/config/mongo-init.js:/docker-entrypoint-initdb.d/vmhub-users.js:ro`);
+      const init = fs.readFileSync(path.join(ROOT, 'config', 'mongo-init.js'), 'utf8');
+      const role = /createRole\(\{([\s\S]*?)\}\);/.exec(init)?.[1] ?? '';
+      expect(role).toMatch(/role: 'vmhubAgent'/);
+      expect([...role.matchAll(/actions: \[([^\]]*)\]/g)].map((m) => m[1])).toEqual(["'find'"]);
+      expect([...role.matchAll(/collection: '([^']*)'/g)].map((m) => m[1])).toEqual(['sddcs']);
+      expect(init).toMatch(
+        /createUser\(\{ \.\.\.userOf\('catalog-agent-uri'\), roles: \[\{ role: 'vmhubAgent', db: 'vmhub' \}\] \}\)/,
+      );
+    });
+
+    it('puts no login on a command line: vcsim reads it from its secret files', () => {
+      for (const sddc of SDDCS) {
+        const command = services[`vcsim-${sddc}`].command as string[];
+        for (const flag of ['-username', '-password', '-tlscert', '-tlskey']) {
+          expect(command[command.indexOf(flag) + 1]).toMatch(new RegExp(`^/run/secrets/vcenter-${sddc}-`));
+        }
+      }
+      const commands = JSON.stringify(Object.values(services).map((s) => s.command));
+      for (const secret of Object.values(CREDENTIALS)) expect(commands).not.toContain(secret);
+    });
+
+    it('runs the workers without capabilities or privilege gain, as the image’s unprivileged user', () => {
+      for (const name of ['worker', ...SDDCS.map((s) => `agent-${s}`)]) {
+        expect(services[name]).toMatchObject({ cap_drop: ['ALL'], security_opt: ['no-new-privileges:true'] });
+      }
+      const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+      expect(dockerfile.match(/^USER .*$/gm)).toEqual(['USER node']);
+      // The code is root's: the runtime user cannot change what it runs.
+      expect(dockerfile).not.toMatch(/--chown/);
+    });
+
+    it('keeps .env files and the secrets folder out of git', () => {
+      for (const file of ['.env', '.env.production', 'secrets/vcenter-east-1-password']) {
+        expect(execFileSync('git', ['check-ignore', '--no-index', file], { cwd: ROOT, encoding: 'utf8' }).trim()).toBe(file);
+      }
+    });
   });
 });

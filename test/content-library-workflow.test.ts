@@ -32,8 +32,6 @@ const library = (name: string): ContentLibraryTarget => ({
   kind: 'content-library',
   vcenter: `https://vc-${name}.example.com/`,
   library: 'vmhub',
-  usernameEnv: 'VMHUB_VC_USER',
-  passwordEnv: 'VMHUB_VC_PASS',
 });
 
 const placement = (name: string): LibraryPlacement => ({

@@ -10,6 +10,7 @@ import { VcenterConnection } from '../src/sddc/library-import';
 import { itemDescription } from '../src/shared/target-kinds/content-library';
 import type { ContentLibraryTarget } from '../src/shared/target-kinds/kind';
 import { loadTopology } from '../src/topology/topology';
+import { agentVcenterEnv, testVcenter } from './harness/vcenter';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { isoImage, ovaFromDescriptor, type Member } from './images/build';
 import { repositoryRoot, startWorld, workflowFailure, type TestWorld } from './helpers';
@@ -85,14 +86,14 @@ describe('content library targets', () => {
   const run = randomUUID().slice(0, 6);
   const datastores = path.join(repositoryRoot(), '..', `sddc-cl-${run}`);
   const password = `pw-${randomUUID()}`;
-  const loginEnv = (name: string) => `VMHUB_VC_${name.toUpperCase().replace(/-/g, '_')}`;
+  const username = `vmhub-agent-${run}`;
 
+  /** An SDDC's agent, holding its own vCenter (the one its target names at registration) and login. */
   function startAgent(name: string): WorkerProcess {
     const agent = spawnWorker(['agent', name], {
       VMHUB_AGENT_TASK_QUEUE: queues.get(name)!,
       VMHUB_DATASTORE: path.join(datastores, name),
-      [`${loginEnv(name)}_USERNAME`]: 'vmhub-agent',
-      [`${loginEnv(name)}_PASSWORD`]: password,
+      ...agentVcenterEnv(targets.get(name)!.vcenter, { username, password }),
     });
     agents.set(name, agent);
     return agent;
@@ -120,7 +121,10 @@ describe('content library targets', () => {
 
   /** The vCenter of an SDDC, logged in as its agent would. */
   async function vcenter<T>(name: string, fn: (conn: VcenterConnection) => Promise<T>): Promise<T> {
-    const conn = await VcenterConnection.open(targets.get(name)!, { username: 'vmhub-test', password });
+    const conn = await VcenterConnection.open(
+      targets.get(name)!,
+      testVcenter(targets.get(name)!.vcenter, { username: 'vmhub-test', password }),
+    );
     try {
       return await fn(conn);
     } finally {
@@ -351,7 +355,56 @@ describe('content library targets', () => {
     }
   }, 180_000);
 
-  it('keeps the vCenter password out of every history and agent log', async () => {
+  it('a catalog edit pointing an SDDC at another vCenter is refused before any connection: nothing imported, no login sent', async () => {
+    // The attacker's listener: it must see no connection at all.
+    const connections: net.Socket[] = [];
+    const listener = net.createServer((socket) => connections.push(socket.destroy()));
+    await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+    const honest = targets.get('west-1')!;
+    const forged = {
+      ...honest,
+      vcenter: `https://127.0.0.1:${(listener.address() as net.AddressInfo).port}/`,
+      insecureTls: true,
+      usernameEnv: 'VMHUB_VC_EAST_1_USERNAME',
+      passwordEnv: 'VMHUB_VC_EAST_1_PASSWORD',
+    };
+    // Written to the catalog directly, as anyone with write access to it could.
+    await world.deps.catalog.sddcs.update('west-1', { target: forged as ContentLibraryTarget });
+    try {
+      // tools@2.0.0 went to east-2 only: west-1 would have to download and import it.
+      const handle = await deploy({ image: 'tools', version: '2.0.0', sddcs: ['west-1'] });
+      const failure = await workflowFailure(handle.result());
+      expect(failure.type).toBe('DeployIncomplete');
+      const [row] = (failure.details![0] as DeployResult).results;
+      expect(row).toMatchObject({ sddc: 'west-1', status: 'failed' });
+      expect(row.reason).toMatch(
+        /^VcenterMismatch: SDDC west-1: the catalog's target names the vCenter https:\/\/127\.0\.0\.1:\d+\//,
+      );
+      expect(row.reason).toContain(`but this agent serves ${honest.vcenter}; nothing was sent to either`);
+      expect(connections).toEqual([]);
+      expect(fs.existsSync(path.join(datastores, 'west-1', 'tools'))).toBe(false);
+      const item = await vcenter('west-1', async (conn) => {
+        const library = await conn.library.findLibrary(`vmhub-${run}`);
+        return conn.library.findItem(library!.id, 'tools-2.0.0');
+      });
+      expect(item).toBeUndefined();
+      const [recorded] = (await world.deps.catalog.deployments.of('tools', '2.0.0')).filter((d) => d.sddc === 'west-1');
+      expect(recorded).toMatchObject({ status: 'failed', error: expect.stringMatching(/^VcenterMismatch/) });
+      const history = await handle.fetchHistory();
+      const text = JSON.stringify(history, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v));
+      expect(text).toContain('VcenterMismatch');
+      for (const secret of [username, password]) {
+        expect(text).not.toContain(secret);
+        expect(JSON.stringify(row)).not.toContain(secret);
+        expect(JSON.stringify(recorded)).not.toContain(secret);
+      }
+    } finally {
+      await world.deps.catalog.sddcs.update('west-1', { target: honest });
+      await new Promise<void>((r) => listener.close(() => r()));
+    }
+  });
+
+  it('keeps the vCenter login out of every history and agent log', async () => {
     const workflows = world.client.workflow.list({ query: `VmImage="edge" OR VmImage="tools"` });
     let seen = 0;
     for await (const w of workflows) {
@@ -359,9 +412,14 @@ describe('content library targets', () => {
       // Payloads are bytes: searched as text.
       const text = JSON.stringify(history, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v));
       expect(text).not.toContain(password);
+      expect(text).not.toContain(username);
       seen++;
     }
     expect(seen).toBeGreaterThan(5);
-    for (const agent of agents.values()) expect(fs.readFileSync(agent.logFile, 'utf8')).not.toContain(password);
+    for (const agent of agents.values()) {
+      const log = fs.readFileSync(agent.logFile, 'utf8');
+      expect(log).not.toContain(password);
+      expect(log).not.toContain(username);
+    }
   });
 });

@@ -12,6 +12,7 @@ import type { PublishResult } from '../src/shared/publish-input';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, tempDir } from './images/build';
 import { loadTopology } from '../src/topology/topology';
+import { agentVcenterEnv } from './harness/vcenter';
 import type { ContentLibraryTarget } from '../src/shared/target-kinds/kind';
 import { repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
 
@@ -103,7 +104,11 @@ describe('delta deploys', () => {
     // east-1's vCenter (a vcsim), with a library new to this run; the agent logs in as east-1's would.
     const seed = loadTopology(world.config.topologyPath).sddcs.find((s) => s.name === 'east-1')!;
     const target = { ...(seed.target as ContentLibraryTarget), library: `vmhub-delta-${run}` };
-    await register('library', target, { [target.usernameEnv]: 'vmhub-agent', [target.passwordEnv]: `pw-${randomUUID()}` });
+    await register(
+      'library',
+      target,
+      agentVcenterEnv(target.vcenter, { username: 'vmhub-agent', password: `pw-${randomUUID()}` }),
+    );
   });
   afterAll(async () => {
     for (const a of agents.values()) await a.stop();

@@ -21,6 +21,7 @@ import { libraryItemName } from '../src/shared/target-kinds/content-library';
 import type { ContentLibraryTarget } from '../src/shared/target-kinds/kind';
 import { loadTopology } from '../src/topology/topology';
 import { leasedDeploys } from '../src/lifecycle/deploy-leases';
+import { agentVcenterEnv, testVcenter } from './harness/vcenter';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, isoImage } from './images/build';
 import { readBlob, repositoryRoot, startWorld, workflowFailure, type TestWorld } from './helpers';
@@ -78,7 +79,7 @@ describe('image lifecycle', () => {
     await register('dir-1', 'dc-west');
     await register('east-1', 'dc-east', library);
     startAgent('dir-1');
-    startAgent('east-1', { [library.usernameEnv]: 'vmhub-agent', [library.passwordEnv]: password });
+    startAgent('east-1', agentVcenterEnv(library.vcenter, { username: 'vmhub-agent', password }));
     await polling('dir-1');
     await polling('east-1');
   });
@@ -112,7 +113,7 @@ describe('image lifecycle', () => {
     path.join(datastores, sddc, image, version, `${image}-${version}.iso`);
 
   async function libraryItem(image: string, version: string) {
-    const conn = await VcenterConnection.open(library, { username: 'vmhub-test', password });
+    const conn = await VcenterConnection.open(library, testVcenter(library.vcenter, { username: 'vmhub-test', password }));
     try {
       const lib = await conn.library.findLibrary(library.library);
       return lib && (await conn.library.findItem(lib.id, libraryItemName(image, version)));

@@ -28,7 +28,7 @@ import {
 import type { InstantiateCheck } from '../shared/target-kinds/content-library';
 import type { ContentLibraryTarget, LibraryPlacement } from '../shared/target-kinds/kind';
 import { VsphereApiError } from '../sddc/vsphere-rest';
-import type { Topology } from '../topology/topology';
+import { loadAgentVcenter, type AgentVcenter } from '../sddc/agent-vcenter';
 import { activityLockHolder } from './agent';
 import { keepBeating } from './keep-beating';
 
@@ -38,15 +38,17 @@ export type { FindItemOutput, ImportOutput } from '../sddc/library-tasks';
  * An SDDC agent's content library activities: after `downloadImage` has verified the image into the
  * agent's datastore, `importToLibrary` makes it an item of the SDDC's vCenter library; `findLibraryItem`
  * tells beforehand whether it is there already, and `instantiateFromLibrary` checks a VM can be made
- * from it. The vCenter login comes from the agent's own environment, under the names the target gives.
+ * from it. The vCenter, its trust and its login are the agent's own (src/sddc/agent-vcenter.ts): a task
+ * whose target names another is refused before any connection.
  */
 export interface ContentLibraryDeps {
   config: Config;
   /** The SDDC this agent serves. */
   sddc: string;
-  /** Its storage credentials' variable names are never sent to a vCenter. */
-  topology: Topology;
-  /** VMHUB_KEEP_STAGING=1 keeps the verified copy in the datastore after a successful import. */
+  /**
+   * The agent's VMHUB_VCENTER_* (read at start: a wrong one stops the agent), and VMHUB_KEEP_STAGING=1,
+   * which keeps the verified copy in the datastore after a successful import.
+   */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -59,10 +61,10 @@ export interface InstantiateInput extends LibraryTaskInput {
   expected: Pick<Resources, 'cpus' | 'memoryMiB'>;
 }
 
-export function createContentLibraryActivities({ config, sddc, topology, env = process.env }: ContentLibraryDeps) {
+export function createContentLibraryActivities({ config, sddc, env = process.env }: ContentLibraryDeps) {
   const root = datastoreRoot(config, sddc);
   const keepStaging = env.VMHUB_KEEP_STAGING === '1';
-  const vcenter: VcenterTask = { sddc, env, forbidden: forbiddenNames(topology) };
+  const vcenter: VcenterTask = { sddc, vcenter: loadAgentVcenter(env) };
 
   return {
     /** Whether the library already holds the image: a redeploy then needs no download. */
@@ -163,24 +165,13 @@ export function createContentLibraryActivities({ config, sddc, topology, env = p
 
 export type ContentLibraryActivities = ReturnType<typeof createContentLibraryActivities>;
 
-/** What every content library task runs with: the SDDC it serves, and the environment a vCenter login is read from. */
+/** What every content library task runs with: the SDDC it serves, and its vCenter, if it has one. */
 interface VcenterTask {
   sddc: string;
-  env: NodeJS.ProcessEnv;
-  /** Its storage credentials' variable names are never sent to a vCenter. */
-  forbidden: Set<string>;
+  vcenter: AgentVcenter | undefined;
 }
 
-function forbiddenNames(topology: Topology): Set<string> {
-  return new Set(
-    [
-      ...topology.storage.flatMap((s) => [s.accountKeyEnv, s.connectionStringEnv, s.sasTokenEnv]),
-      ...topology.sources.map((s) => s.sasTokenEnv),
-    ].filter((n): n is string => n !== undefined),
-  );
-}
-
-/** Checks the task, logs in to the target's vCenter, runs fn, logs out; failures become what the workflow can act on. */
+/** Checks the task, logs in to the agent's vCenter, runs fn, logs out; failures become what the workflow can act on. */
 async function withVcenter<T>(
   task: VcenterTask,
   input: LibraryTaskInput,
@@ -196,7 +187,7 @@ async function withVcenter<T>(
       sha256: input.sha256,
       sizeBytes: input.sizeBytes,
     };
-    const conn = await connectToTarget(input.target, task.env, task.forbidden, signal);
+    const conn = await connectToTarget(input.target, task.sddc, task.vcenter, signal);
     try {
       return await fn(conn, ref, signal);
     } finally {

@@ -34,11 +34,12 @@ export class Catalog {
   }
 
   /** `timeoutMs` bounds how long an unreachable server is waited for (default 10 s). */
-  static async connect(uri: string, options: { timeoutMs?: number } = {}): Promise<Catalog> {
+  /** `readOnly`: no index is created, for a user that may only read (an agent's, see docker-compose.yml). */
+  static async connect(uri: string, options: { timeoutMs?: number; readOnly?: boolean } = {}): Promise<Catalog> {
     const client = new MongoClient(uri, { serverSelectionTimeoutMS: options.timeoutMs ?? 10_000, appName: 'vmhub' });
     await client.connect();
     const catalog = new Catalog(client.db(), client);
-    await catalog.ensureIndexes();
+    if (!options.readOnly) await catalog.ensureIndexes();
     return catalog;
   }
 

@@ -54,6 +54,7 @@ Environment:
   TEMPORAL_NAMESPACE       Temporal namespace (default "default"; --namespace overrides)
   TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_TLS_*   Temporal Cloud / mTLS settings
   MONGODB_URI              the catalog (default mongodb://127.0.0.1:27017/vmhub)
+  MONGODB_URI_FILE         a file holding the catalog URI, when MONGODB_URI is unset
   VMHUB_TASK_QUEUE         the control workers' task queue (default vm-images)
   VMHUB_REPOSITORY_ROOTS   folders images are published from, separated by ":" (default .data/repository)
   VMHUB_TOPOLOGY           the data centers and storage (default config/topology.json)

@@ -55,7 +55,7 @@ export function register(program: Command, deps: CliDeps): void {
       'after',
       examples(
         'vmhub sddc add east-3 --dc dc-east --cpus 32 --memory 256GiB --disk 2TiB',
-        'vmhub sddc add lab-1 --dc dc-west --vcenter https://vc.lab.example/sdk --insecure-tls',
+        'vmhub sddc add lab-1 --dc dc-west --vcenter https://vc.lab.example/',
       ),
     )
     .action(

@@ -5,9 +5,10 @@ import path from 'node:path';
 import { Catalog } from '../catalog/catalog';
 import { loadConfig, type Config } from '../config';
 import { registerDefaultSddcs, type DefaultSddc } from '../sddc/registry';
-import { libraryOf } from '../shared/sddc-target';
-import { loadTopology, type Topology } from '../topology/topology';
-import { azuriteBlobScript, catalogServer, temporalBinary, vcsimBinary } from './tools';
+import { loadTopology } from '../topology/topology';
+import { azuriteBlobScript, catalogServer, temporalBinary } from './tools';
+import type { ServiceSpec } from './service-spec';
+import { vcsimServices } from './vcsim';
 
 /**
  * The embedded services: Temporal dev server with its Web UI, one Azurite per data center, the
@@ -16,18 +17,6 @@ import { azuriteBlobScript, catalogServer, temporalBinary, vcsimBinary } from '.
  * point at the loopback are started here.
  */
 export const SEARCH_ATTRIBUTES = { VmImage: 'Keyword', VmImageVersion: 'Keyword', VmSddc: 'KeywordList' } as const;
-
-export interface ServiceSpec {
-  name: string;
-  port: number;
-  command: string;
-  args: string[];
-  url: string;
-  /** Folders the service writes to, created before it starts. */
-  dirs: string[];
-  /** Variables added to the service's environment. */
-  env?: NodeJS.ProcessEnv;
-}
 
 export interface ServiceStatus {
   name: string;
@@ -157,48 +146,6 @@ export function plannedServices(config: Config = loadConfig(), env: NodeJS.Proce
     }));
   }
   specs.push(...vcsimServices(topology, dir, env));
-  return specs;
-}
-
-/**
- * One vcsim per loopback vCenter of the default SDDCs, each with its datastores under
- * `<dataDir>/vcsim/<sddc>` (vcsim keeps its inventory and libraries in memory: they start empty each
- * time). With the target's login variables set, vcsim accepts only that login, read from a file so the
- * password is not on its command line; without them it accepts any. Its startup line, which prints the
- * login, goes nowhere.
- */
-function vcsimServices(topology: Topology, dir: (name: string) => string, env: NodeJS.ProcessEnv): Array<() => ServiceSpec> {
-  const specs: Array<() => ServiceSpec> = [];
-  const ports = new Set<number>();
-  for (const sddc of topology.sddcs) {
-    const library = libraryOf(sddc.target);
-    if (!library) continue;
-    const url = new URL(library.vcenter);
-    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-    if (!LOOPBACK.has(url.hostname) || ports.has(port)) continue;
-    ports.add(port);
-    const { usernameEnv, passwordEnv } = library;
-    specs.push(() => {
-      const state = dir(`vcsim/${sddc.name}`);
-      const login: string[] = [];
-      if (env[usernameEnv] && env[passwordEnv]) {
-        fs.mkdirSync(state, { recursive: true });
-        const passwordFile = path.join(state, '.password');
-        fs.writeFileSync(passwordFile, env[passwordEnv]!, { mode: 0o600 });
-        login.push('-username', env[usernameEnv]!, '-password', passwordFile);
-      }
-      return {
-        name: `vcsim ${sddc.name}`,
-        port,
-        url: url.href,
-        dirs: [state],
-        command: vcsimBinary(),
-        args: ['-l', `127.0.0.1:${port}`, `-tls=${url.protocol === 'https:'}`, '-E', '/dev/null', ...login],
-        // vcsim makes its datastores' folders in the temporary directory.
-        env: { TMPDIR: state },
-      };
-    });
-  }
   return specs;
 }
 

@@ -1,6 +1,8 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
+import tls from 'node:tls';
+import type { VcenterTrust } from './agent-vcenter';
 
 /**
  * HTTP to one vCenter. Every request goes to the vCenter's own origin, also when the server hands out
@@ -40,14 +42,11 @@ export class VcenterHttp {
   private readonly agent: http.Agent;
   private readonly transport: typeof http | typeof https;
 
-  constructor(base: string, options: { insecureTls?: boolean } = {}) {
+  constructor(base: string, trust: VcenterTrust) {
     const url = new URL(base);
     this.origin = url.origin;
     this.transport = url.protocol === 'https:' ? https : http;
-    this.agent =
-      url.protocol === 'https:'
-        ? new https.Agent({ keepAlive: true, rejectUnauthorized: !options.insecureTls })
-        : new http.Agent({ keepAlive: true });
+    this.agent = url.protocol === 'https:' ? httpsAgent(trust) : new http.Agent({ keepAlive: true });
   }
 
   /** The path and query of a path or URI, to be sent to this vCenter. */
@@ -110,6 +109,53 @@ export class VcenterHttp {
 
   close(): void {
     this.agent.destroy();
+  }
+}
+
+/** The connections of one vCenter, its certificate trusted as the agent's configuration says. */
+function httpsAgent(trust: VcenterTrust): https.Agent {
+  switch (trust.kind) {
+    case 'system':
+      return new https.Agent({ keepAlive: true });
+    case 'ca':
+      return new https.Agent({ keepAlive: true, ca: trust.ca });
+    case 'insecure':
+      return new https.Agent({ keepAlive: true, rejectUnauthorized: false });
+    case 'thumbprint':
+      return new PinnedAgent(trust.sha256);
+  }
+}
+
+/**
+ * Accepts exactly one certificate, by its SHA-256. The socket is handed to the request only after the
+ * handshake showed that certificate, so not a byte of a request (a login's Basic header least of all)
+ * reaches a server showing another.
+ */
+class PinnedAgent extends https.Agent {
+  constructor(private readonly sha256: string) {
+    super({ keepAlive: true });
+  }
+
+  override createConnection(
+    options: https.RequestOptions,
+    callback?: (err: Error | null, socket: Duplex) => void,
+  ): Duplex | null | undefined {
+    const socket = tls.connect({ ...(options as tls.ConnectionOptions), rejectUnauthorized: false });
+    const fail = (err: Error) => {
+      socket.destroy();
+      callback?.(err, socket);
+    };
+    socket.once('error', fail);
+    socket.once('secureConnect', () => {
+      socket.off('error', fail);
+      const seen = socket.getPeerCertificate().fingerprint256?.replace(/:/g, '').toLowerCase();
+      if (seen !== this.sha256) {
+        fail(new Error(`the vCenter's certificate is not the pinned one (SHA-256 ${seen ?? 'none'})`));
+        return;
+      }
+      callback?.(null, socket);
+    });
+    return undefined;
   }
 }
 

@@ -21,7 +21,7 @@ import {
   recordedSha256,
   type ItemState,
 } from '../shared/target-kinds/content-library';
-import { type Credentials } from './vcenter-login';
+import type { AgentVcenter } from './agent-vcenter';
 import type { ContentLibraryTarget, LibraryPlacement } from '../shared/target-kinds/kind';
 import { VimSession } from './vim-soap';
 import { VsphereApiError, VsphereRest } from './vsphere-rest';
@@ -32,23 +32,26 @@ export interface Progress {
   bytesTotal: number;
 }
 
-/** A REST session with the vCenter, and a SOAP one made only when inventory IDs are needed. */
+/**
+ * A REST session with the agent's vCenter, and a SOAP one made only when inventory IDs are needed. Both
+ * go to the agent's own URL with its own trust and login; the target gives the library and placement.
+ */
 export class VcenterConnection {
   private vimSession?: Promise<VimSession>;
 
   private constructor(
     readonly target: ContentLibraryTarget,
-    private readonly credentials: Credentials,
+    private readonly vcenter: AgentVcenter,
     readonly library: ContentLibrary,
   ) {}
 
-  static async open(target: ContentLibraryTarget, credentials: Credentials, signal?: AbortSignal): Promise<VcenterConnection> {
-    const rest = await VsphereRest.login(target.vcenter, credentials, { insecureTls: target.insecureTls, signal });
-    return new VcenterConnection(target, credentials, new ContentLibrary(rest));
+  static async open(target: ContentLibraryTarget, vcenter: AgentVcenter, signal?: AbortSignal): Promise<VcenterConnection> {
+    const rest = await VsphereRest.login(vcenter.url, vcenter.credentials, { trust: vcenter.tls, signal });
+    return new VcenterConnection(target, vcenter, new ContentLibrary(rest));
   }
 
   vim(signal?: AbortSignal): Promise<VimSession> {
-    this.vimSession ??= VimSession.login(this.target.vcenter, this.credentials, { insecureTls: this.target.insecureTls, signal });
+    this.vimSession ??= VimSession.login(this.vcenter.url, this.vcenter.credentials, { trust: this.vcenter.tls, signal });
     return this.vimSession;
   }
 

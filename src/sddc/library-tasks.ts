@@ -18,7 +18,7 @@ import {
 } from './library-import';
 import type { ImageVersion } from '../shared/image-version';
 import { type InstantiateCheck } from '../shared/target-kinds/content-library';
-import { credentialsFor } from './vcenter-login';
+import { checkTaskTarget, type AgentVcenter } from './agent-vcenter';
 import type { ContentLibraryTarget, LibraryPlacement } from '../shared/target-kinds/kind';
 import { libraryOf, parseTarget } from '../shared/sddc-target';
 import { plural } from '../shared/units';
@@ -41,16 +41,20 @@ export interface ImportOutput {
   bytesSkipped: number;
 }
 
-/** Logs in to a task's vCenter: the target checked, the login read from `env` under the names it gives, never one of `forbidden`. */
+/**
+ * Logs in to the agent's own vCenter for a task, once the task's target is found to name that vCenter and
+ * to ask for no looser trust (VcenterMismatch, VcenterNotConfigured otherwise, before any connection).
+ */
 export async function connectToTarget(
   raw: ContentLibraryTarget,
-  env: NodeJS.ProcessEnv,
-  forbidden: Set<string>,
+  sddc: string,
+  vcenter: AgentVcenter | undefined,
   signal: AbortSignal,
 ): Promise<VcenterConnection> {
+  const agent = checkTaskTarget(raw, sddc, vcenter);
   const target = libraryOf(parseTarget(raw, 'content library target'));
   if (!target) throw new VmhubError('InvalidInput', 'the target is not a content library');
-  return VcenterConnection.open(target, credentialsFor(target, env, forbidden), signal);
+  return VcenterConnection.open(target, agent, signal);
 }
 
 /** Whether the library holds the image already, and where. */

@@ -1,7 +1,8 @@
 import { Parser, processors } from 'xml2js';
+import type { VcenterTrust } from './agent-vcenter';
 import type { Credentials } from './vcenter-login';
 import { VcenterHttp } from './http';
-import { VsphereApiError } from './vsphere-rest';
+import { VsphereApiError, withoutCredentials } from './vsphere-rest';
 
 /**
  * The few vSphere Web Services (SOAP, `/sdk`) calls the REST API of vcsim lacks: the IDs of datastores
@@ -93,9 +94,9 @@ export class VimSession {
   static async login(
     vcenter: string,
     credentials: Credentials,
-    options: { insecureTls?: boolean; signal?: AbortSignal } = {},
+    options: { trust: VcenterTrust; signal?: AbortSignal },
   ): Promise<VimSession> {
-    const http = new VcenterHttp(vcenter, options);
+    const http = new VcenterHttp(vcenter, options.trust);
     try {
       const rsc = await call(
         http,
@@ -126,7 +127,8 @@ export class VimSession {
       return new VimSession(http, content, cookie);
     } catch (err) {
       http.close();
-      throw err;
+      // A fault's text may echo the user name it refused.
+      throw withoutCredentials(err, credentials);
     }
   }
 

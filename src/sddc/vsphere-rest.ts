@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { VcenterTrust } from './agent-vcenter';
 import type { Credentials } from './vcenter-login';
 import { VcenterHttp } from './http';
 
@@ -41,6 +42,26 @@ export function redactPath(path: string): string {
     .replace(/\/cis\/data\/.*$/, '/cis/data/…');
 }
 
+/**
+ * A vCenter's refusal of a login, its message without the user name or password: a vCenter (or anything
+ * posing as one) may echo them in the text it sends, and the message travels to the workflow history, the
+ * catalog's rows and the logs. Only the vCenter's own errors carry its text; vmhub's own messages never
+ * name the login. The error keeps its class and fields, so it is still classified the same.
+ */
+export function withoutCredentials(err: unknown, credentials: Credentials): unknown {
+  if (!(err instanceof VsphereApiError)) return err;
+  let message = err.message;
+  for (const secret of [credentials.password, credentials.username]) {
+    if (secret) message = message.split(secret).join('…');
+  }
+  if (message !== err.message) {
+    err.message = message;
+    // The stack begins with the message it was made with.
+    err.stack = `${err.name}: ${message}`;
+  }
+  return err;
+}
+
 export interface RestCall {
   signal?: AbortSignal;
   idleTimeoutMs?: number;
@@ -52,13 +73,16 @@ export class VsphereRest {
     private readonly sessionId: string,
   ) {}
 
-  /** Logs in with basic auth; the session comes back in the body (header authn), not as a cookie. */
+  /**
+   * Logs in with basic auth; the session comes back in the body (header authn), not as a cookie. No error
+   * of it names the user or carries the password.
+   */
   static async login(
     vcenter: string,
     credentials: Credentials,
-    options: { insecureTls?: boolean; signal?: AbortSignal } = {},
+    options: { trust: VcenterTrust; signal?: AbortSignal },
   ): Promise<VsphereRest> {
-    const http = new VcenterHttp(vcenter, options);
+    const http = new VcenterHttp(vcenter, options.trust);
     try {
       const basic = Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64');
       const res = await http.request({
@@ -71,7 +95,7 @@ export class VsphereRest {
         throw new VsphereApiError(
           res.status,
           'unauthenticated',
-          `vCenter ${http.origin} refused the login of ${credentials.username}`,
+          `vCenter ${http.origin} refused the agent's login (HTTP ${res.status})`,
         );
       }
       const id = parseValue<string>(res.status, res.body, 'POST /rest/com/vmware/cis/session');
@@ -80,7 +104,7 @@ export class VsphereRest {
       return new VsphereRest(http, id);
     } catch (err) {
       http.close();
-      throw err;
+      throw withoutCredentials(err, credentials);
     }
   }
 

@@ -18,6 +18,8 @@ export const ERROR_TYPES = [
   'NoAgent',
   'StorageMismatch',
   'VcenterLoginFailed',
+  'VcenterNotConfigured',
+  'VcenterMismatch',
   'InstantiateFailed',
   'InstantiateMismatch',
   'StagingMissing',

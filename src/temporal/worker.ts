@@ -134,7 +134,7 @@ export async function createAgentWorker(
   const storage = new TopologyBlockStores(loadTopology(config.topologyPath));
   const all = {
     ...createAgentActivities({ storage, config, sddc }),
-    ...createContentLibraryActivities({ config, sddc, topology: storage.topology }),
+    ...createContentLibraryActivities({ config, sddc }),
     ...createAgentLifecycleActivities({ config, sddc }),
   };
   const long = agentTaskQueue(sddc);
@@ -183,7 +183,8 @@ export const AGENT_USAGE =
 export async function checkAgentSddc(config: Config, sddc: string): Promise<void> {
   let catalog: Catalog;
   try {
-    catalog = await Catalog.connect(config.mongodbUri, { timeoutMs: 3_000 });
+    // Read only: an agent's catalog user may only read the SDDC records.
+    catalog = await Catalog.connect(config.mongodbUri, { timeoutMs: 3_000, readOnly: true });
   } catch (err) {
     Runtime.instance().logger.warn(
       `could not check that SDDC ${sddc} is registered: the catalog is unreachable (${(err as Error).message})`,

@@ -176,8 +176,6 @@ describe('previews and confirmations against the services', () => {
         kind: 'content-library',
         vcenter,
         library: 'vmhub',
-        usernameEnv: 'VMHUB_VC_LAB_USERNAME',
-        passwordEnv: 'VMHUB_VC_LAB_PASSWORD',
       },
     });
     const itemName = `${image}-1.0.0`;

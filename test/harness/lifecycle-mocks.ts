@@ -28,8 +28,6 @@ export function retirePlan(agentQueue: string): Extract<RetirePlan, { state: 're
           kind: 'content-library',
           vcenter: 'https://vc.example.com/',
           library: 'vmhub',
-          usernameEnv: 'U',
-          passwordEnv: 'P',
         },
       },
     ],

@@ -137,8 +137,6 @@ const library: ContentLibraryTarget = {
   kind: 'content-library',
   vcenter: 'https://vc.example.com/',
   library: 'vmhub',
-  usernameEnv: 'VMHUB_VC_USER',
-  passwordEnv: 'VMHUB_VC_PASS',
 };
 
 const placement = (sddc: string): LibraryPlacement => ({

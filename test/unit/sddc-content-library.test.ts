@@ -206,14 +206,16 @@ describe('the REST client', () => {
   afterAll(() => new Promise((r) => server.close(r)));
 
   it('refuses a wrong login as unauthenticated', async () => {
-    await expect(VsphereRest.login(base, { username: 'admin', password: 'wrong' })).rejects.toMatchObject({
+    await expect(
+      VsphereRest.login(base, { username: 'admin', password: 'wrong' }, { trust: { kind: 'system' } }),
+    ).rejects.toMatchObject({
       type: 'unauthenticated',
       status: 401,
     });
   });
 
   it('sends the session only in its header, only to the vCenter it logged in to, and keeps it out of errors', async () => {
-    const rest = await VsphereRest.login(base, { username: 'admin', password: 's3cret' });
+    const rest = await VsphereRest.login(base, { username: 'admin', password: 's3cret' }, { trust: { kind: 'system' } });
     try {
       // An upload endpoint naming another host still goes to this vCenter.
       await rest.upload(

@@ -1,6 +1,5 @@
 import { parseTopology } from '../../src/topology/topology';
 import { itemDescription, itemState } from '../../src/shared/target-kinds/content-library';
-import { credentialsFor } from '../../src/sddc/vcenter-login';
 import type { ContentLibraryTarget } from '../../src/shared/target-kinds/kind';
 import { parseTarget, targetFromOptions } from '../../src/shared/sddc-target';
 
@@ -11,8 +10,6 @@ const library = (over: Record<string, unknown> = {}) => ({
   kind: 'content-library',
   vcenter: 'https://vc.example.com',
   library: 'vmhub',
-  usernameEnv: 'VMHUB_VC_USER',
-  passwordEnv: 'VMHUB_VC_PASS',
   ...over,
 });
 
@@ -20,14 +17,13 @@ describe('SDDC targets', () => {
   it('reads a content library target with exactly its known fields, and a directory by default', () => {
     expect(parseTarget(undefined)).toEqual({ kind: 'directory' });
     expect(parseTarget({ kind: 'directory', vcenter: 'ignored' })).toEqual({ kind: 'directory' });
-    expect(parseTarget(library({ datastore: 'LocalDS_0', insecureTls: true, extra: 1 }))).toEqual({
+    // An older target's login variables and TLS switch are not kept: the agent holds its own.
+    const old = { datastore: 'LocalDS_0', insecureTls: true, usernameEnv: 'VMHUB_VC_U', passwordEnv: 'VMHUB_VC_P', extra: 1 };
+    expect(parseTarget(library(old))).toEqual({
       kind: 'content-library',
       vcenter: 'https://vc.example.com/',
       library: 'vmhub',
       datastore: 'LocalDS_0',
-      usernameEnv: 'VMHUB_VC_USER',
-      passwordEnv: 'VMHUB_VC_PASS',
-      insecureTls: true,
     });
   });
 
@@ -40,8 +36,6 @@ describe('SDDC targets', () => {
     [library({ vcenter: 'http://vc.example.com/' }), /https unless it is on the loopback/],
     [library({ library: '' }), /library must be a name/],
     [library({ library: 'a/b' }), /library must be a name/],
-    [library({ usernameEnv: 'not-a-name' }), /usernameEnv must name an environment variable/],
-    [library({ passwordEnv: undefined }), /passwordEnv must name/],
     [library({ instantiate: 'yes' }), /instantiate must be true or false/],
   ])('refuses %j', (raw, message) => {
     expect(() => parseTarget(raw)).toThrow(message);
@@ -50,22 +44,6 @@ describe('SDDC targets', () => {
   it('allows plain http only to a vCenter on the loopback', () => {
     expect((parseTarget(library({ vcenter: 'http://127.0.0.1:8989' })) as ContentLibraryTarget).vcenter).toBe(
       'http://127.0.0.1:8989/',
-    );
-  });
-
-  it('takes the login from the environment, vcsim’s own only on the loopback, and never a storage credential', () => {
-    const remote = parseTarget(library()) as ContentLibraryTarget;
-    const local = parseTarget(library({ vcenter: 'https://127.0.0.1:8989/' })) as ContentLibraryTarget;
-    expect(credentialsFor(remote, { VMHUB_VC_USER: 'u', VMHUB_VC_PASS: 'p' })).toEqual({ username: 'u', password: 'p' });
-    expect(() => credentialsFor(remote, {})).toThrow(/set VMHUB_VC_USER and VMHUB_VC_PASS/);
-    expect(() => credentialsFor(local, { VMHUB_VC_USER: 'u' })).toThrow(/set VMHUB_VC_USER and VMHUB_VC_PASS/);
-    expect(credentialsFor(local, {})).toEqual({ username: 'user', password: 'pass' });
-    expect(() => parseTarget(library({ passwordEnv: 'VMHUB_DC_EAST_ACCOUNT_KEY' }))).toThrow(/VMHUB_VC_/);
-    const sneaky = { ...remote, passwordEnv: 'TEMPORAL_API_KEY' };
-    expect(() => credentialsFor(sneaky, { VMHUB_VC_USER: 'u', TEMPORAL_API_KEY: 'k' })).toThrow(/only from VMHUB_VC_/);
-    const storageKey = { ...remote, passwordEnv: 'VMHUB_VC_KEY' };
-    expect(() => credentialsFor(storageKey, { VMHUB_VC_USER: 'u', VMHUB_VC_KEY: 'k' }, new Set(['VMHUB_VC_KEY']))).toThrow(
-      /holds a storage credential/,
     );
   });
 
@@ -85,16 +63,25 @@ describe('SDDC targets', () => {
     expect(itemDescription('photon', '5.0.0', SHA, false)).toBe(`vmhub image photon 5.0.0 sha256:${SHA}`);
   });
 
-  it('makes `sddc add` options a target, with login variables named after the SDDC', () => {
+  it('makes `sddc add` options a target, without a login or TLS setting: those are the agent’s own', () => {
     expect(targetFromOptions('east-3', {})).toEqual({ kind: 'directory' });
     expect(targetFromOptions('east-3', { vcenter: 'https://vc3.example.com', instantiate: true })).toEqual({
       kind: 'content-library',
       vcenter: 'https://vc3.example.com/',
       library: 'vmhub',
-      usernameEnv: 'VMHUB_VC_EAST_3_USERNAME',
-      passwordEnv: 'VMHUB_VC_EAST_3_PASSWORD',
       instantiate: true,
     });
+    for (const [option, flag, instead] of [
+      [{ insecureTls: true }, '--insecure-tls', /VMHUB_VCENTER_CA_FILE or VMHUB_VCENTER_THUMBPRINT/],
+      [{ usernameEnv: 'VMHUB_VC_WEST_1_USERNAME' }, '--username-env', /VMHUB_VCENTER_USERNAME_FILE/],
+      [{ passwordEnv: 'VMHUB_VC_WEST_1_PASSWORD' }, '--password-env', /VMHUB_VCENTER_PASSWORD_FILE/],
+    ] as const) {
+      for (const vcenter of [undefined, 'https://vc3.example.com']) {
+        const refused = () => targetFromOptions('east-3', { vcenter, ...option });
+        expect(refused).toThrow(`${flag} is no longer accepted`);
+        expect(refused).toThrow(instead);
+      }
+    }
     expect(() => targetFromOptions('east-3', { datastore: 'ds1' })).toThrow(
       /content library options \(datastore\) need --vcenter/,
     );

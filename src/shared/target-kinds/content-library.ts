@@ -15,65 +15,81 @@ export interface LibraryOptions {
   library?: string;
   datastore?: string;
   resourcePool?: string;
+  instantiate?: boolean;
+  /** Refused: the agent's own configuration holds its login and trust (see REMOVED_OPTIONS). */
   usernameEnv?: string;
   passwordEnv?: string;
   insecureTls?: boolean;
-  instantiate?: boolean;
 }
 
-/** A vCenter login is read only from variables meant for it: a catalog entry cannot name another secret. */
-export const ENV_NAME = /^VMHUB_VC_[A-Z0-9_]+$/;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 export function isLoopbackUrl(url: URL): boolean {
   return LOOPBACK.has(url.hostname);
 }
 
-function parseLibrary(t: Record<string, unknown>, fail: (msg: string) => never): ContentLibraryTarget {
-  let url: URL | undefined;
+/** A vCenter's base URL: https (http only on the loopback), without credentials, query or fragment. */
+export function parseVcenterUrl(value: unknown, fail: (msg: string) => never): URL {
+  let url: URL;
   try {
-    url = new URL(String(t.vcenter));
+    url = new URL(String(value));
   } catch {
-    fail(`vcenter ${JSON.stringify(t.vcenter)} is not a URL`);
+    return fail(`vcenter ${JSON.stringify(String(value).slice(0, 80))} is not a URL`);
   }
-  const plainUrl = !url!.username && !url!.password && !url!.search && !url!.hash;
-  if (!plainUrl || !/^https?:$/.test(url!.protocol)) fail('vcenter must be an https URL without credentials, query or fragment');
+  const plainUrl = !url.username && !url.password && !url.search && !url.hash;
+  if (!plainUrl || !/^https?:$/.test(url.protocol)) fail('vcenter must be an https URL without credentials, query or fragment');
   // The login travels in the clear over http: only a vCenter on this machine may be reached that way.
-  if (url!.protocol === 'http:' && !isLoopbackUrl(url!)) fail('vcenter must use https unless it is on the loopback');
+  if (url.protocol === 'http:' && !isLoopbackUrl(url)) fail('vcenter must use https unless it is on the loopback');
+  return url;
+}
+
+/**
+ * A target as the catalog keeps it. Fields of older targets (`usernameEnv`, `passwordEnv`, `insecureTls`)
+ * are not kept: an agent's login and trust are its own. A task's raw target is checked against the
+ * agent's vCenter before this (src/sddc/agent-vcenter.ts).
+ */
+function parseLibrary(t: Record<string, unknown>, fail: (msg: string) => never): ContentLibraryTarget {
+  const url = parseVcenterUrl(t.vcenter, fail);
   const name = (key: string, value: unknown, optional = false): string | undefined => {
     if (value === undefined && optional) return undefined;
     if (typeof value !== 'string' || value.length === 0 || value.length > 80 || /[\0-\x1f/\\]/.test(value))
       fail(`${key} must be a name of 1 to 80 characters without slashes or control characters`);
     return value as string;
   };
-  for (const key of ['usernameEnv', 'passwordEnv']) {
-    if (typeof t[key] !== 'string' || !ENV_NAME.test(t[key])) fail(`${key} must name an environment variable VMHUB_VC_…`);
-  }
-  for (const key of ['insecureTls', 'instantiate']) {
-    if (t[key] !== undefined && typeof t[key] !== 'boolean') fail(`${key} must be true or false`);
-  }
-  const target: ContentLibraryTarget = {
-    kind: 'content-library',
-    vcenter: url!.href,
-    library: name('library', t.library)!,
-    usernameEnv: t.usernameEnv as string,
-    passwordEnv: t.passwordEnv as string,
-  };
+  if (t.instantiate !== undefined && typeof t.instantiate !== 'boolean') fail('instantiate must be true or false');
+  const target: ContentLibraryTarget = { kind: 'content-library', vcenter: url.href, library: name('library', t.library)! };
   const datastore = name('datastore', t.datastore, true);
   const resourcePool = name('resourcePool', t.resourcePool, true);
   if (datastore) target.datastore = datastore;
   if (resourcePool) target.resourcePool = resourcePool;
-  if (t.insecureTls === true) target.insecureTls = true;
   if (t.instantiate === true) target.instantiate = true;
   return target;
 }
 
+/** Options of earlier versions that set what the agent now holds itself, and what sets it instead. */
+const REMOVED_OPTIONS: Array<[keyof LibraryOptions, string, string]> = [
+  ['usernameEnv', '--username-env', 'VMHUB_VCENTER_USERNAME_FILE'],
+  ['passwordEnv', '--password-env', 'VMHUB_VCENTER_PASSWORD_FILE'],
+  [
+    'insecureTls',
+    '--insecure-tls',
+    'VMHUB_VCENTER_CA_FILE or VMHUB_VCENTER_THUMBPRINT (VMHUB_VCENTER_INSECURE_TLS=1 on the loopback)',
+  ],
+];
+
 /**
  * The target the options describe: with `--vcenter` a content library, without one none (any other of
- * its options is then refused). The login variables default to `VMHUB_VC_<SDDC>_USERNAME` and
- * `_PASSWORD` (east-3 → VMHUB_VC_EAST_3_…), as the default topology names them.
+ * its options is then refused). The login and the TLS trust are not the catalog's to give.
  */
-function libraryFromOptions(sddc: string, o: LibraryOptions): ContentLibraryTarget | undefined {
+function libraryFromOptions(_sddc: string, o: LibraryOptions): ContentLibraryTarget | undefined {
+  for (const [key, flag, instead] of REMOVED_OPTIONS) {
+    if (o[key] !== undefined && o[key] !== false) {
+      throw new VmhubError(
+        'InvalidInput',
+        `${flag} is no longer accepted: an agent's vCenter login and TLS trust come from its own configuration, not the catalog; set ${instead} in the agent's environment`,
+      );
+    }
+  }
   if (o.vcenter === undefined) {
     const stray = Object.entries(o).filter(([, v]) => v !== undefined && v !== false);
     if (stray.length > 0) {
@@ -81,15 +97,11 @@ function libraryFromOptions(sddc: string, o: LibraryOptions): ContentLibraryTarg
     }
     return undefined;
   }
-  const env = `VMHUB_VC_${sddc.toUpperCase().replace(/-/g, '_')}`;
   const fields = {
     vcenter: o.vcenter,
     library: o.library ?? 'vmhub',
     datastore: o.datastore,
     resourcePool: o.resourcePool,
-    usernameEnv: o.usernameEnv ?? `${env}_USERNAME`,
-    passwordEnv: o.passwordEnv ?? `${env}_PASSWORD`,
-    insecureTls: o.insecureTls,
     instantiate: o.instantiate,
   };
   return parseLibrary(fields, failer('content library target'));
@@ -106,21 +118,15 @@ export const contentLibrary: TargetKind<ContentLibraryTarget, LibraryPlacement, 
     { flags: '--library <name>', description: 'the content library, created when missing (default vmhub)' },
     { flags: '--datastore <name>', description: "a new library's datastore (default: the vCenter's first)" },
     { flags: '--resource-pool <name>', description: 'where instantiate checks deploy (default: the first cluster)' },
-    {
-      flags: '--username-env <VAR>',
-      description: "the agent's variable holding the vCenter user (default VMHUB_VC_<NAME>_USERNAME)",
-    },
-    {
-      flags: '--password-env <VAR>',
-      description: "the agent's variable holding the vCenter password (default VMHUB_VC_<NAME>_PASSWORD)",
-    },
-    { flags: '--insecure-tls', description: "accept the vCenter's certificate without a CA (simulators, labs)" },
+    { flags: '--username-env <VAR>', description: "refused: the agent's VMHUB_VCENTER_USERNAME_FILE holds its login" },
+    { flags: '--password-env <VAR>', description: "refused: the agent's VMHUB_VCENTER_PASSWORD_FILE holds its login" },
+    { flags: '--insecure-tls', description: "refused: the agent's VMHUB_VCENTER_CA_FILE or _THUMBPRINT sets its trust" },
     { flags: '--instantiate', description: 'check every deployment by making a VM from the item and removing it' },
   ],
   fromOptions: libraryFromOptions,
   label: 'content library',
   describe: (t) => `content library ${t.library} on ${t.vcenter}`,
-  addNote: (t) => `; its agent logs in with $${t.usernameEnv} and $${t.passwordEnv}`,
+  addNote: (t) => `; its agent must be started with VMHUB_VCENTER_URL=${t.vcenter} and its own trust and login`,
   library: (t) => t,
   placement: (row) => row.target,
   describePlacement: (p) => `library ${p.library}/${p.itemName} on ${p.vcenter} (item ${p.itemId})`,

@@ -3,7 +3,10 @@ import { VmhubError } from '../errors';
 /** A vCenter's content library, reached through the vSphere Automation REST API. */
 export interface ContentLibraryTarget {
   kind: 'content-library';
-  /** The vCenter's base URL, e.g. https://vcenter.example.com/ */
+  /**
+   * The vCenter's base URL, e.g. https://vcenter.example.com/: for display, and checked against the
+   * agent's own vCenter; the agent's login and TLS trust are its own.
+   */
   vcenter: string;
   /** A local library, created on `datastore` when missing. */
   library: string;
@@ -11,11 +14,6 @@ export interface ContentLibraryTarget {
   datastore?: string;
   /** Resource pool name for the instantiate check; default the root pool of the first cluster. */
   resourcePool?: string;
-  /** Names of the agent's environment variables holding the vCenter login; never the values. */
-  usernameEnv: string;
-  passwordEnv: string;
-  /** Accept a certificate no CA vouches for (simulators, lab vCenters). */
-  insecureTls?: boolean;
   /** Check every deployment by instantiating a VM from the item and removing it again. */
   instantiate?: boolean;
 }
