@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -132,6 +132,8 @@ interface Figures {
   deployThree: PairFigure;
   deltaDeploy: DeltaDeployFigure;
   replication: PairFigure;
+  /** VerifyReplicas' read and hash of one replica, against a streamed read hashed in the bench process. */
+  verifyRead: PairFigure;
   memory: { idleMiB: { small: number; large: number }; peakMiB: { small: number; large: number }; largeOverSmall: number };
   resume: {
     sentAtKillMiB: number;
@@ -268,6 +270,18 @@ async function main(): Promise<void> {
   };
   const client = await connectClient(config.temporal);
   const catalog = await Catalog.connect(config.mongodbUri);
+  /** An activity's seconds from its start to its completion, as the run's history has them. */
+  const activitySeconds = async (workflowId: string, type: string): Promise<number> => {
+    const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events!;
+    const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === type)!;
+    const byScheduled = (e: (typeof events)[number]) =>
+      Number((e.activityTaskStartedEventAttributes ?? e.activityTaskCompletedEventAttributes)?.scheduledEventId ?? -1) ===
+      Number(scheduled.eventId);
+    const started = events.find((e) => e.activityTaskStartedEventAttributes && byScheduled(e))!;
+    const completed = events.find((e) => e.activityTaskCompletedEventAttributes && byScheduled(e))!;
+    const ms = (e: (typeof events)[number]) => Number(e.eventTime!.seconds) * 1000 + e.eventTime!.nanos! / 1e6;
+    return (ms(completed) - ms(started)) / 1000;
+  };
   const running = new Set<AppProcess>();
 
   const spawnApp = (args: string[], extra: NodeJS.ProcessEnv, name: string): AppProcess => {
@@ -430,16 +444,8 @@ async function main(): Promise<void> {
             taskQueue: replicator.taskQueue,
             workflowId,
           });
-          const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events!;
-          const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'replicateImage')!;
-          const byScheduled = (e: (typeof events)[number]) =>
-            Number((e.activityTaskStartedEventAttributes ?? e.activityTaskCompletedEventAttributes)?.scheduledEventId ?? -1) ===
-            Number(scheduled.eventId);
-          const started = events.find((e) => e.activityTaskStartedEventAttributes && byScheduled(e))!;
-          const completed = events.find((e) => e.activityTaskCompletedEventAttributes && byScheduled(e))!;
-          const ms = (e: (typeof events)[number]) => Number(e.eventTime!.seconds) * 1000 + e.eventTime!.nanos! / 1e6;
           // The worker also re-hashed the source to compare it: its CPU is no replication figure.
-          return { seconds: (ms(completed) - ms(started)) / 1000, cpu: 0 };
+          return { seconds: await activitySeconds(workflowId, 'replicateImage'), cpu: 0 };
         },
         async () => {
           const copy = container('west-replica').getBlockBlobClient(`baseline/${randomUUID()}.bin`);
@@ -450,6 +456,30 @@ async function main(): Promise<void> {
           await copy.delete();
           return run;
         },
+      ),
+      SIZE,
+      false,
+    );
+    // Verification read: VerifyReplicas' hash of the replica (verifyReplicaContent, timed from its history)
+    // against a plain streamed read of it hashed in the bench process.
+    const verifyRead = pairFigure(
+      await pairs(
+        'verify read',
+        async () => {
+          const workflowId = `verify:${published!.image}:1.0.0:${k++}`;
+          await client.workflow.execute('VerifyReplicas', {
+            args: [{ image: published!.image, version: '1.0.0' }],
+            taskQueue: replicator.taskQueue,
+            workflowId,
+          });
+          return { seconds: await activitySeconds(workflowId, 'verifyReplicaContent'), cpu: 0 };
+        },
+        () =>
+          baselineRun(async () => {
+            const hash = createHash('sha256');
+            for await (const chunk of (await replica.download(0)).readableStreamBody!) hash.update(chunk as Buffer);
+            hash.digest('hex');
+          }),
       ),
       SIZE,
       false,
@@ -526,7 +556,7 @@ async function main(): Promise<void> {
     );
     await connection.close();
     const history = { small: one.events, simulatedTiB: await historyEvents(id), simulatedBlocks: plan.blockCount };
-    figures = { publish, deploy, deployThree, deltaDeploy, replication, memory, resume, history };
+    figures = { publish, deploy, deployThree, deltaDeploy, replication, verifyRead, memory, resume, history };
   } finally {
     for (const w of [...running]) await w.stop();
     await catalog.close();
@@ -732,7 +762,7 @@ interface Results {
 function markdown(r: Results): string {
   const f = r.figures;
   const size = `${r.settings.imageGiB} GiB`;
-  const pair = (name: 'publish' | 'deploy' | 'deployThree' | 'replication', what: string, baseline: string) => {
+  const pair = (name: 'publish' | 'deploy' | 'deployThree' | 'replication' | 'verifyRead', what: string, baseline: string) => {
     const p = f[name];
     const cpu = p.cpuSecondsPerGiB ? ` (${p.cpuSecondsPerGiB.vmhub} / ${p.cpuSecondsPerGiB.baseline} CPU s/GiB)` : '';
     return `| ${what} | ${p.vmhubMiBps} MiB/s | ${baseline} ${p.baselineMiBps} MiB/s${cpu} | **${p.ratio.median.toFixed(2)}** (${p.ratio.min.toFixed(2)}–${p.ratio.max.toFixed(2)}) |`;
@@ -746,6 +776,7 @@ function markdown(r: Results): string {
     pair('deploy', `deploy ${size} to one SDDC`, 'downloadToFile'),
     pair('deployThree', `deploy ${size} to three SDDCs at once`, '3 × downloadToFile'),
     pair('replication', `replicate ${size} east → west`, 'streamed copy'),
+    pair('verifyRead', `verify (hash) a ${size} replica`, 'streamed read + SHA-256'),
     '',
     '| figure | value |',
     '|---|---|',

@@ -25,6 +25,8 @@ export interface Config {
   maxInflightBytes: number;
   /** VMHUB_SOURCE_HOSTS: the http(s) hosts images may come from; empty means public addresses over https only. */
   sourceHosts: string[];
+  /** VMHUB_VERIFY_BYTES_PER_DAY: replica bytes VerifyReplicas' scheduled runs read and hash in a day (1 TiB). */
+  verifyBytesPerDay: number;
 }
 
 export interface TemporalConfig {
@@ -58,6 +60,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rangeFanOut: positiveInt(env.VMHUB_RANGE_FAN_OUT, 4, 'VMHUB_RANGE_FAN_OUT'),
     maxInflightBytes: positiveInt(env.VMHUB_MAX_INFLIGHT_MIB, 256, 'VMHUB_MAX_INFLIGHT_MIB') * MiB,
     sourceHosts: parseSourceHosts(env.VMHUB_SOURCE_HOSTS ?? ''),
+    verifyBytesPerDay: positiveInt(env.VMHUB_VERIFY_BYTES_PER_DAY, 2 ** 40, 'VMHUB_VERIFY_BYTES_PER_DAY'),
   };
 }
 

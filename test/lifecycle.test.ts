@@ -22,6 +22,7 @@ import type { ContentLibraryTarget } from '../src/shared/target-kinds/kind';
 import { loadTopology } from '../src/topology/topology';
 import { leasedDeploys } from '../src/lifecycle/deploy-leases';
 import { agentVcenterEnv, testVcenter } from './harness/vcenter';
+import { replicateImage } from '../src/publish/replicate';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, isoImage } from './images/build';
 import { readBlob, repositoryRoot, startWorld, workflowFailure, type TestWorld } from './helpers';
@@ -280,6 +281,68 @@ describe('image lifecycle', () => {
 
     const clean = await verifyCommand.run({ image: 'checked' }, deps);
     expect(clean).toMatchObject({ versionsChecked: 1, findingsTotal: 0, findings: [] });
+  });
+
+  // One version for the checks of replicas by their bytes: each test leaves its replica right.
+  let hashedVersion: Promise<PublishResult> | undefined;
+  const publishedOnce = () => (hashedVersion ??= publish('hashed', '1.0.0'));
+  const westReplica = async () =>
+    (await world.deps.catalog.versions.get('hashed', '1.0.0'))?.replicas.find((r) => r.location === 'west-replica');
+
+  it('VerifyReplicas hashes a replica whose bytes changed under the same block IDs and metadata, and copies it again', async () => {
+    const published = await publishedOnce();
+    const { blob } = published.location;
+    const replica = world.deps.storage.store('west-replica');
+    const hashedAt = (await westReplica())?.hashedAt;
+    expect(hashedAt).toBeInstanceOf(Date);
+    // Other bytes staged under the very IDs and committed with the same metadata: every label agrees.
+    const blocks = await replica.committedBlocks(blob);
+    for (const [i, b] of blocks.entries()) await replica.stageBlock(blob, b.name, filler(b.size, 50 + i));
+    await replica.commitBlocks(
+      blob,
+      blocks.map((b) => b.name),
+      { metadata: { sha256: published.sha256 } },
+    );
+    expect((await blobBytes('west-replica', published)).equals(await blobBytes('east-primary', published))).toBe(false);
+
+    const found = await verifyCommand.run({ image: 'hashed', version: '1.0.0' }, deps);
+    expect(found).toMatchObject({ replicasChecked: 1, findingsTotal: 1 });
+    expect(found.findings[0]).toMatchObject({ location: 'west-replica', repaired: true });
+    expect(found.findings[0].reason).toMatch(/its bytes hash to [0-9a-f]{64}, expected/);
+    expect((await blobBytes('west-replica', published)).equals(await blobBytes('east-primary', published))).toBe(true);
+    const after = await westReplica();
+    expect(after?.status).toBe('verified');
+    expect(after!.hashedAt!.getTime()).toBeGreaterThan(hashedAt!.getTime());
+  });
+
+  it('replication stages again what it finds staged under the right IDs, and trusts no blob for its metadata', async () => {
+    const published = await publishedOnce();
+    const { blob } = published.location;
+    const replica = world.deps.storage.store('west-replica');
+    const primaryBytes = await blobBytes('east-primary', published);
+    // The replica gone, and wrong bytes staged under the primary's block IDs before it is copied again.
+    await replica.deleteIfExists(blob);
+    const blocks = await world.deps.storage.store('east-primary').committedBlocks(blob);
+    for (const [i, b] of blocks.entries()) await replica.stageBlock(blob, b.name, filler(b.size, 70 + i));
+    const repaired = await verifyCommand.run({ image: 'hashed', version: '1.0.0' }, deps);
+    expect(repaired.findings[0]).toMatchObject({ location: 'west-replica', reason: 'blob is missing', repaired: true });
+    expect((await blobBytes('west-replica', published)).equals(primaryBytes)).toBe(true);
+    expect((await westReplica())?.status).toBe('verified');
+
+    // A blob Put whole with the right SHA-256 metadata and size, other bytes: replication reads it and copies.
+    await replica.upload(blob, filler(published.sizeBytes, 99), { metadata: { sha256: published.sha256 } });
+    const copied = await replicateImage(
+      { storage: world.deps.storage, catalog: world.deps.catalog, concurrency: 2 },
+      { image: 'hashed', version: '1.0.0', location: 'west-replica' },
+      {
+        signal: new AbortController().signal,
+        liveness: { beat: () => undefined, keepBeating: (fn) => fn() },
+        log: { info: () => undefined, warn: () => undefined },
+      },
+    );
+    expect(copied.status).toBe('verified');
+    expect((await blobBytes('west-replica', published)).equals(primaryBytes)).toBe(true);
+    expect((await westReplica())?.etag).toBe((await replica.getProperties(blob)).etag);
   });
 
   it('`npm run services -- start` creates the schedules on the server, the Web UI lists them, and making sure of them again changes nothing', async () => {

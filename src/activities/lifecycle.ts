@@ -8,7 +8,8 @@ import { checkReplica, type ReplicaCheck } from '../lifecycle/replica-check';
 import { retentionPlan } from '../lifecycle/retention';
 import { beginRetire, checkRef, type RetirePlan, type RetireTarget } from '../lifecycle/retire';
 import type { SddcCopy, VersionRef } from '../shared/image-version';
-import { versionsToVerify, type VerifyPage } from '../lifecycle/verify-page';
+import { verifyBytesPerRun, versionsToVerify, type VerifyPage } from '../lifecycle/verify-page';
+import { verifyEveryMs } from '../temporal/schedules';
 import { removeEmptyDirs } from '../datastore/files';
 import { datastoreRoot, deploymentPaths } from '../datastore/layout';
 import { acquireLock, releaseLock } from '../datastore/locks';
@@ -29,9 +30,9 @@ const refOf = ({ image, version }: OwnedRef): VersionRef => ({ image, version })
 
 /**
  * Control-plane side of the lifecycle (src/lifecycle/): RetireImage's claim, blob removal and tombstone;
- * VerifyReplicas' comparison of each replica with the primary; ApplyRetention's choice of versions.
+ * VerifyReplicas' choice of versions and check of each replica's bytes; ApplyRetention's choice of versions.
  */
-export function createLifecycleActivities({ storage, catalog, temporal }: PublishDeps) {
+export function createLifecycleActivities({ storage, catalog, temporal, config }: PublishDeps) {
   return {
     /**
      * Claims the version for this retire, unless it is retired already; returns what to remove. It beats
@@ -81,16 +82,33 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
       return withFailures(() => catalog.versions.finishRetire(input.image, input.version, ownerOf(input)));
     },
 
-    /** One page of the available versions to verify (one version, one image's, or all), in `<image>@<version>` order. */
+    /**
+     * One page of the available versions to verify (one version, one image's, or all), least recently
+     * hashed first; a run over all of them reads at most its share of VMHUB_VERIFY_BYTES_PER_DAY.
+     */
     async versionsToVerify(input: { image?: string; version?: string; after?: string; limit: number }): Promise<VerifyPage> {
-      return withFailures(() => versionsToVerify({ catalog, topology: storage.topology }, input));
+      return withFailures(() => {
+        const budget = input.image === undefined ? verifyBytesPerRun(config.verifyBytesPerDay, verifyEveryMs()) : Infinity;
+        return versionsToVerify({ catalog, topology: storage.topology }, input, budget);
+      });
     },
 
-    /** Compares one replica with the primary; one that differs is marked stale (with `note`, if given) and its blob deleted. */
+    /**
+     * Compares one replica's labels with the primary's, and takes it as right only if its bytes were
+     * hashed right at its current etag; one that is not is marked stale (with `note`, if given) and its blob deleted.
+     */
     async checkReplica(input: VersionRef & { location: string; note?: string }): Promise<ReplicaCheck> {
       return withFailures(async () => {
         checkRef(input);
         return checkReplica({ storage, catalog }, input, cancellationSignal(), log);
+      });
+    },
+
+    /** Like checkReplica, but reads the replica whole and hashes it (a transfer: it beats while it reads). */
+    async verifyReplicaContent(input: VersionRef & { location: string }): Promise<ReplicaCheck> {
+      return withFailures(async () => {
+        checkRef(input);
+        return keepBeating(() => checkReplica({ storage, catalog }, input, cancellationSignal(), log, true));
       });
     },
 

@@ -55,6 +55,8 @@ export interface ReplicaRecord {
   etag?: string;
   sha256?: string;
   verifiedAt?: Date;
+  /** When its bytes were last read and hashed to the version's SHA-256 (at `etag`); VerifyReplicas hashes the oldest first. */
+  hashedAt?: Date;
   reason?: string;
 }
 

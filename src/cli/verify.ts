@@ -38,13 +38,18 @@ export function renderText(r: VerifyCliResult): string[] {
       (f) =>
         `  ${`${f.image}@${f.version}`.padEnd(28)} ${f.location.padEnd(14)} ${f.repaired ? 'replicated again' : 'NOT repaired'}: ${f.reason}`,
     ),
+    ...(r.versionsLeft
+      ? [`${plural(r.versionsLeft, 'version')} left for a later run: this run's share of VMHUB_VERIFY_BYTES_PER_DAY is read`]
+      : []),
   ];
 }
 
 export function register(program: Command, deps: CliDeps): void {
   program
     .command('verify')
-    .description('re-check replicas against the primary now (block list, size, SHA-256), and replicate again what differs')
+    .description(
+      're-check replicas now (block list, size, then their bytes hashed against the SHA-256), and replicate again what differs',
+    )
     .argument('[ref]', 'image@version, or an image, or nothing for every version')
     .option('--json', 'print one JSON document on stdout')
     .addHelpText('after', '\nExamples:\n  vmhub verify\n  vmhub verify ubuntu-app\n  vmhub verify ubuntu-app@1.2.0')

@@ -2,18 +2,21 @@ import type { Catalog } from '../catalog/catalog';
 import type { Log } from '../engine/liveness';
 import { VmhubError } from '../shared/errors';
 import { unlessNotFound, type BlockStore, type BlockStores } from '../storage/block-store';
+import type { ImageVersionRecord } from '../catalog/image-records';
+import { checkContent, type ContentCheck } from '../publish/replica-content';
 
-/** What a copy of a blob is, as storage reports it: its committed block IDs, size and recorded SHA-256. */
+/** What a copy of a blob is, as storage reports it: its committed block IDs, size, recorded SHA-256 and etag. */
 export interface BlobState {
   blockIds: string[];
   sizeBytes: number;
   sha256: string | undefined;
+  etag?: string;
 }
 
 /**
- * Why a replica differs from the primary, or undefined when they agree. Block IDs carry each block's
- * digest, so equal committed block lists and sizes mean equal bytes; the SHA-256 metadata is what an
- * agent checks a source by before it reads it.
+ * Why a replica's labels differ from the primary's, or undefined when they agree: committed block IDs,
+ * size and the SHA-256 metadata an agent checks a source by before it reads it. Agreeing labels are
+ * no proof of equal bytes (any writer of the replica chooses them), only a cheap first look.
  */
 export function replicaDifference(primary: BlobState, replica: BlobState | undefined): string | undefined {
   if (!replica) return 'blob is missing';
@@ -44,20 +47,36 @@ async function blobState(store: BlockStore, blob: string, signal: AbortSignal): 
     blockIds: list.map((b) => b.name),
     sizeBytes: props.contentLength,
     sha256: props.metadata.sha256,
+    etag: props.etag,
   };
 }
 
 /**
- * Compares one replica with the primary: committed block list, size and SHA-256 metadata. A replica
- * that differs is marked `stale` and its blob deleted, so replicateImage writes it afresh rather than
- * trusting metadata the differing copy may carry. `note` says why the check ran (a cancelled copy), after
- * the difference in the reason the catalog keeps.
+ * Without reading the bytes again: right only when the catalog says they were hashed right at the etag
+ * the blob still has (every write to a blob changes its etag).
+ */
+function hashedAtEtag(record: ImageVersionRecord, location: string, etag: string | undefined): ContentCheck {
+  const known = record.replicas.find((r) => r.location === location);
+  if (known?.status === 'verified' && known.hashedAt && etag !== undefined && known.etag === etag) {
+    return { verified: true, etag, hashedAt: known.hashedAt };
+  }
+  return { verified: false, reason: 'its bytes were not hashed since it was last written' };
+}
+
+/**
+ * Compares one replica with the primary: labels first (committed block list, size, SHA-256 metadata),
+ * then its bytes. With `hash`, it reads the replica whole and hashes it against the version's SHA-256
+ * (VerifyReplicas); without, it is right only if its bytes were hashed right at the etag it still has
+ * (the check after a cancelled copy). Right: marked `verified`. Otherwise it is marked `stale` and its
+ * blob deleted, so replicateImage writes it afresh. `note` says why the check ran (a cancelled copy),
+ * after the difference in the reason the catalog keeps.
  */
 export async function checkReplica(
   deps: { storage: BlockStores; catalog: Pick<Catalog, 'versions'> },
   input: { image: string; version: string; location: string; note?: string },
   signal: AbortSignal,
   log: Log,
+  hash = false,
 ): Promise<ReplicaCheck> {
   const { storage, catalog } = deps;
   const record = await catalog.versions.get(input.image, input.version);
@@ -69,17 +88,23 @@ export async function checkReplica(
   }
   const replicaStore = storage.store(input.location);
   const replica = await blobState(replicaStore, blobName, signal);
-  const difference = replicaDifference({ ...primary, sha256: record.sha256 }, replica);
+  let difference = replicaDifference({ ...primary, sha256: record.sha256 }, replica);
   if (difference === undefined) {
-    const etag = (await replicaStore.getProperties(blobName, { abortSignal: signal })).etag;
-    const kept = await catalog.versions.setReplica(input.image, input.version, {
-      location: input.location,
-      status: 'verified',
-      etag,
-      sha256: record.sha256,
-      verifiedAt: new Date(),
-    });
-    return { location: input.location, status: kept ? 'verified' : 'gone' };
+    const proof = hash
+      ? await checkContent(replicaStore, record, { signal })
+      : hashedAtEtag(record, input.location, replica?.etag);
+    if (proof.verified) {
+      const kept = await catalog.versions.setReplica(input.image, input.version, {
+        location: input.location,
+        status: 'verified',
+        etag: proof.etag,
+        sha256: record.sha256,
+        verifiedAt: new Date(),
+        hashedAt: proof.hashedAt,
+      });
+      return { location: input.location, status: kept ? 'verified' : 'gone' };
+    }
+    difference = proof.reason;
   }
   const reason = input.note ? `${difference} (${input.note})` : difference;
   log.warn('replica differs from the primary', {

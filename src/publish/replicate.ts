@@ -5,9 +5,10 @@ import type { Liveness, Log } from '../engine/liveness';
 import { VmhubError } from '../shared/errors';
 import { letFinish } from '../engine/signals';
 import { blockDigestOf, blockListDigest, parseBlockId } from '../storage/block-ids';
-import type { Block, BlockStore, BlockStores } from '../storage/block-store';
+import { unlessNotFound, type Block, type BlockStore, type BlockStores } from '../storage/block-store';
 import { hashPool } from '../storage/hashing';
 import { findLocation } from '../topology/topology';
+import { checkContent, expectedSha256, type ContentCheck } from './replica-content';
 
 export interface ReplicateInput {
   image: string;
@@ -47,20 +48,26 @@ interface BlobCopy {
   signal: AbortSignal;
 }
 
+/** What the activity is given to run by: a checkpoint to resume from, its cancellation, heartbeat and log. */
+interface RunOptions {
+  resumed?: ReplicateCheckpoint;
+  signal: AbortSignal;
+  liveness: Liveness<ReplicateCheckpoint>;
+  log: Log;
+}
+
 /**
  * Copies a committed image from the primary to a replica location with a streamed ranged copy: each
  * committed block is read from the primary, its bytes checked against the digest in its block ID, and
- * staged on the replica under the same ID; then the replica commits the same block list. Equal block
- * lists (and sizes) mean equal bytes, so the replica is verified without reading it back. Blocks already
- * staged on the replica are skipped, and a retry resumes from `resumed`.
+ * staged on the replica under the same ID; then the replica commits the same block list. Block IDs and
+ * metadata are labels any writer of the replica can set, so the replica is `verified` only once its
+ * committed bytes, read back, hash to the version's SHA-256 (./replica-content). Every block is staged
+ * afresh, whatever the replica has staged under its ID; a retry resumes from `resumed`, and when what it
+ * resumed hashes wrong, copies every block again once. A blob already there counts only by its bytes.
  */
-export async function replicateImage(
-  deps: ReplicateDeps,
-  input: ReplicateInput,
-  options: { resumed?: ReplicateCheckpoint; signal: AbortSignal; liveness: Liveness<ReplicateCheckpoint>; log: Log },
-): Promise<ReplicaRecord> {
+export async function replicateImage(deps: ReplicateDeps, input: ReplicateInput, options: RunOptions): Promise<ReplicaRecord> {
   const { storage, catalog } = deps;
-  const { signal } = options;
+  const { signal, log } = options;
   const record = await catalog.versions.get(input.image, input.version);
   if (!record || record.status !== 'available' || !record.sha256) {
     throw new VmhubError('UnknownImage', `${input.image}@${input.version} is not an available version`);
@@ -74,69 +81,104 @@ export async function replicateImage(
     replica: storage.store(target.id),
     signal,
   };
+  const meta = { image: input.image, version: input.version, location: target.id };
   await copy.replica.createContainer({ abortSignal: signal });
 
-  const existing = await copy.replica.getProperties(copy.blob, { abortSignal: signal }).catch(() => undefined);
-  const recordVerified = async (etag: string | undefined): Promise<ReplicaRecord> => {
-    const verified: ReplicaRecord = {
-      location: target.id,
-      status: 'verified',
-      etag,
-      sha256: record.sha256,
-      verifiedAt: new Date(),
-    };
-    await catalog.versions.setReplica(input.image, input.version, verified);
-    return verified;
-  };
-  if (existing?.metadata.sha256 === record.sha256 && existing.contentLength === record.sizeBytes) {
-    return recordVerified(existing.etag);
+  const existing = await unlessNotFound(copy.replica.getProperties(copy.blob, { abortSignal: signal }));
+  if (existing?.metadata.sha256 === expectedSha256(record) && existing.contentLength === record.sizeBytes) {
+    const found = await hashReplica(copy, { next: 0, copied: 0 }, options);
+    if (found.verified) return recordVerified(catalog, copy, target.id, found);
+    log.warn("replica carries the version's metadata but other bytes; copying it again", { ...meta, reason: found.reason });
   }
   await catalog.versions.setReplica(input.image, input.version, { location: target.id, status: 'pending' });
 
+  for (let resumed = options.resumed; ; resumed = undefined) {
+    const progress = await copyAndCommit(copy, deps.concurrency, { ...options, resumed }, target.id);
+    const found = await hashReplica(copy, progress, options);
+    if (found.verified) {
+      log.info('replicated', { ...meta, blocksCopied: progress.copied });
+      return recordVerified(catalog, copy, target.id, found);
+    }
+    if ((resumed?.next ?? 0) === 0) {
+      // Every block was just staged from checked bytes, and still the replica reads otherwise: something else writes it.
+      const reason = `${found.reason}, after a copy of every block`;
+      await catalog.versions.setReplica(input.image, input.version, { location: target.id, status: 'failed', reason });
+      await copy.replica.deleteIfExists(copy.blob, { abortSignal: signal });
+      throw new VmhubError('StorageMismatch', `replica ${target.id} ${reason}`);
+    }
+    log.warn('blocks an earlier attempt staged hash wrong; copying every block again', { ...meta, reason: found.reason });
+  }
+}
+
+/** Records the replica verified by the hash of its bytes; returns what it recorded. */
+async function recordVerified(
+  catalog: ReplicateDeps['catalog'],
+  { record }: BlobCopy,
+  location: string,
+  found: Extract<ContentCheck, { verified: true }>,
+): Promise<ReplicaRecord> {
+  const verified: ReplicaRecord = {
+    location,
+    status: 'verified',
+    etag: found.etag,
+    sha256: record.sha256,
+    verifiedAt: found.hashedAt,
+    hashedAt: found.hashedAt,
+  };
+  await catalog.versions.setReplica(record.image, record.version, verified);
+  return verified;
+}
+
+/** Reads the replica's committed bytes back and hashes them, beating the copy's progress meanwhile. */
+function hashReplica(copy: BlobCopy, progress: ReplicateCheckpoint, { signal, liveness }: RunOptions): Promise<ContentCheck> {
+  return liveness.keepBeating(
+    () => checkContent(copy.replica, copy.record, { signal }),
+    () => liveness.beat(progress),
+  );
+}
+
+/** Stages every block from the checkpoint on, then commits the primary's block list on the replica; returns the progress. */
+async function copyAndCommit(
+  copy: BlobCopy,
+  concurrency: number,
+  options: RunOptions,
+  location: string,
+): Promise<ReplicateCheckpoint> {
+  const { record, blob, signal } = copy;
   const blocks = await listBlocks(copy);
   const progress: ReplicateCheckpoint = options.resumed ?? { next: 0, copied: 0 };
   progress.phase = 'replicating';
-  progress.location = target.id;
+  progress.location = location;
   progress.bytesTotal = record.sizeBytes;
   // Blocks done out of order count as they end; a retry starts again from `next`.
   progress.bytesDone = blocks.offsets[progress.next] ?? record.sizeBytes;
   await options.liveness.keepBeating(
-    () => copyBlocks(copy, blocks, progress, deps.concurrency, options.liveness),
+    () => copyBlocks(copy, blocks, progress, concurrency, options.liveness),
     () => options.liveness.beat(progress),
   );
 
   const ids = blocks.committed.map((b) => b.name);
-  const response = await copy.replica.commitBlocks(copy.blob, ids, {
+  await copy.replica.commitBlocks(blob, ids, {
     abortSignal: signal,
-    metadata: { sha256: record.sha256, image: input.image, version: input.version },
-    contentType: (await copy.source.getProperties(copy.blob, { abortSignal: signal })).contentType,
+    metadata: { sha256: record.sha256, image: record.image, version: record.version },
+    contentType: (await copy.source.getProperties(blob, { abortSignal: signal })).contentType,
   });
-  const after = await copy.replica.committedBlocks(copy.blob, { abortSignal: signal });
-  const props = await copy.replica.getProperties(copy.blob, { abortSignal: signal });
+  const after = await copy.replica.committedBlocks(blob, { abortSignal: signal });
+  const props = await copy.replica.getProperties(blob, { abortSignal: signal });
   if (blockListDigest(after.map((b) => b.name)) !== blockListDigest(ids) || props.contentLength !== record.sizeBytes) {
-    throw new VmhubError('StorageMismatch', `replica ${target.id} does not hold the committed block list after commit`);
+    throw new VmhubError('StorageMismatch', `replica ${location} does not hold the committed block list after commit`);
   }
-  options.log.info('replicated', {
-    image: input.image,
-    version: input.version,
-    location: target.id,
-    blocksCopied: progress.copied,
-  });
-  return recordVerified(response.etag);
+  return progress;
 }
 
-/** What the copy works from: the primary's committed blocks with their offsets, and the blocks the replica has staged. */
+/** What the copy works from: the primary's committed blocks with their offsets. */
 interface CopyBlocks {
   committed: Block[];
   offsets: number[];
-  staged: Set<string>;
 }
 
-async function listBlocks({ record, blob, source, replica, signal }: BlobCopy): Promise<CopyBlocks> {
+async function listBlocks({ record, blob, source, signal }: BlobCopy): Promise<CopyBlocks> {
   const committed = await source.committedBlocks(blob, { abortSignal: signal });
-  const staged = new Set(
-    ((await replica.uncommittedBlocks(blob, { abortSignal: signal }).catch(() => undefined)) ?? []).map((b) => b.name),
-  );
   const offsets: number[] = [];
   let offset = 0;
   for (const b of committed) {
@@ -146,13 +188,16 @@ async function listBlocks({ record, blob, source, replica, signal }: BlobCopy): 
   if (offset !== record.sizeBytes) {
     throw new VmhubError('StorageMismatch', `primary blob is ${offset} bytes, the catalog says ${record.sizeBytes}`);
   }
-  return { committed, offsets, staged };
+  return { committed, offsets };
 }
 
-/** Stages on the replica every committed block from `progress.next` on that it does not have staged yet. */
+/**
+ * Stages on the replica every committed block from `progress.next` on. A block the replica has staged
+ * under the same ID is staged again, which replaces it: an ID says nothing of the bytes behind it.
+ */
 async function copyBlocks(
   copy: BlobCopy,
-  { committed, offsets, staged }: CopyBlocks,
+  { committed, offsets }: CopyBlocks,
   progress: ReplicateCheckpoint,
   concurrency: number,
   liveness: Liveness<ReplicateCheckpoint>,
@@ -166,19 +211,17 @@ async function copyBlocks(
   await runPool(indices, concurrency, async (i) => {
     const block = committed[i];
     const size = block.size;
-    if (!staged.has(block.name)) {
-      const into = spare.find((b) => b.length === size);
-      if (into) spare.splice(spare.indexOf(into), 1);
-      const read = await source.readInto(blob, into ?? Buffer.allocUnsafe(size), offsets[i], { abortSignal: signal });
-      const { hex, bytes } = await hashPool().sha256Moving(read);
-      const expected = parseBlockId(block.name)?.digest;
-      if (expected !== undefined && blockDigestOf(hex) !== expected) {
-        throw new VmhubError('StorageMismatch', `block ${i} read from ${record.location.storage} does not match its digest`);
-      }
-      await letFinish(signal, (abortSignal) => replica.stageBlock(blob, block.name, bytes, { abortSignal }));
-      spare.push(bytes);
-      progress.copied++;
+    const into = spare.find((b) => b.length === size);
+    if (into) spare.splice(spare.indexOf(into), 1);
+    const read = await source.readInto(blob, into ?? Buffer.allocUnsafe(size), offsets[i], { abortSignal: signal });
+    const { hex, bytes } = await hashPool().sha256Moving(read);
+    const expected = parseBlockId(block.name)?.digest;
+    if (expected !== undefined && blockDigestOf(hex) !== expected) {
+      throw new VmhubError('StorageMismatch', `block ${i} read from ${record.location.storage} does not match its digest`);
     }
+    await letFinish(signal, (abortSignal) => replica.stageBlock(blob, block.name, bytes, { abortSignal }));
+    spare.push(bytes);
+    progress.copied++;
     done.add(i);
     while (done.has(progress.next)) done.delete(progress.next++);
     progress.bytesDone = (progress.bytesDone ?? 0) + size;

@@ -21,7 +21,7 @@ export interface RetireResult {
 export interface VerifyInput {
   image?: string;
   version?: string;
-  /** Continue-as-new state: the last version checked, and what earlier runs found. */
+  /** Continue-as-new state: where the next page starts (versionsToVerify's cursor), and what earlier runs found. */
   after?: string;
   carried?: VerifyResult;
 }
@@ -41,6 +41,8 @@ export interface VerifyResult {
   /** Replicas that differed from the primary; at most MAX_FINDINGS are listed, `findingsTotal` counts all. */
   findings: ReplicaFinding[];
   findingsTotal: number;
+  /** Versions left for a later run, as this run's byte budget was spent. */
+  versionsLeft?: number;
 }
 
 /**

@@ -40,6 +40,11 @@ export function lifecycleSchedules(env: NodeJS.ProcessEnv = process.env): Lifecy
   ];
 }
 
+/** How often the verify schedule runs (VMHUB_VERIFY_EVERY): its runs share a day's byte budget. */
+export function verifyEveryMs(env: NodeJS.ProcessEnv = process.env): number {
+  return lifecycleSchedules(env).find((s) => s.scheduleId === VERIFY_SCHEDULE_ID)!.every;
+}
+
 function interval(name: string, text: string): number {
   let ms: number;
   try {

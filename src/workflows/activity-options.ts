@@ -25,7 +25,13 @@ import { transferTaskQueueOf } from '../shared/task-queues';
  * The long transfers: they run on the transfer task queue, every other control-plane activity on the
  * workflow's own. Workflows reach them only through `transfer`, and `control` does not offer them.
  */
-export const TRANSFER_ACTIVITIES = ['stageBlockRange', 'inspectSource', 'commitBlocks', 'replicateImage'] as const;
+export const TRANSFER_ACTIVITIES = [
+  'stageBlockRange',
+  'inspectSource',
+  'commitBlocks',
+  'replicateImage',
+  'verifyReplicaContent',
+] as const;
 
 export type TransferActivity = (typeof TRANSFER_ACTIVITIES)[number];
 export type ControlActivities = Omit<Activities, TransferActivity>;

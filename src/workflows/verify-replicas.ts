@@ -9,10 +9,15 @@ const PAGE = 50;
 /** Findings listed in the result; `findingsTotal` counts every one. */
 const MAX_FINDINGS = 100;
 
+/** Runs past this patch hash each replica's bytes on the transfer queue; earlier ones compared labels on the workflow's. */
+export const VERIFY_CONTENT_PATCH = 'verify-replica-content';
+
 /**
- * VerifyReplicas: re-checks every replica of every available version (or of one image or version)
- * against the primary: committed block list, size and SHA-256 metadata. A replica that differs is
- * marked `stale` and replicated again. Runs on a schedule (daily by default) and on demand (`vmhub verify`).
+ * VerifyReplicas: re-checks the replicas of the available versions (or of one image or version): their
+ * labels against the primary's (committed block list, size, SHA-256 metadata), then their bytes, read
+ * and hashed against the version's SHA-256. Versions whose replicas were hashed least recently go first,
+ * within a byte budget per run (VMHUB_VERIFY_BYTES_PER_DAY); the rest wait for a later run. A replica that
+ * differs is marked `stale` and replicated again. Runs on a schedule (daily by default) and on demand (`vmhub verify`).
  */
 export async function VerifyReplicas(rawInput: VerifyInput = {}): Promise<VerifyResult> {
   try {
@@ -26,7 +31,12 @@ export async function VerifyReplicas(rawInput: VerifyInput = {}): Promise<Verify
         let repaired = false;
         // One replica that cannot be checked or repaired now leaves the others to check; the catalog says what it is.
         try {
-          const check = await control.checkReplica({ ...v, location });
+          const check = patched(VERIFY_CONTENT_PATCH)
+            ? await transfer.verifyReplicaContent.executeWithOptions(
+                { summary: `hash the replica of ${v.image} ${v.version} at ${location}` },
+                [{ ...v, location }],
+              )
+            : await control.checkReplica({ ...v, location });
           if (check.status === 'gone') continue;
           result.replicasChecked++;
           if (check.status === 'verified') continue;
@@ -49,6 +59,7 @@ export async function VerifyReplicas(rawInput: VerifyInput = {}): Promise<Verify
       }
       result.versionsChecked++;
     }
+    if (page.left !== undefined) result.versionsLeft = page.left;
     if (page.next !== undefined) {
       await continueAsNew<typeof VerifyReplicas>({
         image: input.image,

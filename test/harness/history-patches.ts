@@ -47,4 +47,5 @@ export const V2_PATCHES: Record<string, string[]> = {
   'retire-cancelled-batch-v2.binpb': ['activity-backstops'],
   'apply-retention-v2.binpb': ['activity-backstops', 'retention-retires-in-pool'],
   'verify-recopied-v2.binpb': ['activity-backstops', 'verify-transfer-queue'],
+  'verify-hashed-v2.binpb': ['activity-backstops', 'verify-transfer-queue', 'verify-replica-content'],
 };

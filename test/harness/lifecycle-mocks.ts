@@ -86,7 +86,16 @@ export function retireAgent(log: string[]): Partial<AgentActivities> {
   return agent as Partial<AgentActivities>;
 }
 
-/** Two pages of one version each; the second version's replica differs and is replicated again. */
+/**
+ * One check of a replica as both activities that check one: the label and etag check that runs before
+ * the verify-replica-content patch (and that recorded histories hold), and the hash of its bytes after.
+ */
+export function replicaChecks(
+  check: Activities['verifyReplicaContent'],
+): Pick<Activities, 'checkReplica' | 'verifyReplicaContent'> {
+  return { checkReplica: check, verifyReplicaContent: check };
+}
+
 /**
  * VerifyReplicas over app 1.0.0 and 2.0.0 on two replicas, where only 2.0.0 on `stale` differs and is
  * copied again; each copy is noted in `replicated` as `note` words it.
@@ -104,10 +113,11 @@ export function staleReplicaControl(
       ],
       replicas: ['west-replica', 'north-replica'],
     }),
-    checkReplica: async ({ version, location: replica }) =>
+    ...replicaChecks(async ({ version, location: replica }) =>
       version === '2.0.0' && replica === stale
         ? { location: replica, status: 'stale', reason: 'committed block 1 differs' }
         : { location: replica, status: 'verified' },
+    ),
     replicateImage: async ({ version, location: replica }) => {
       replicated.push(note(version, replica));
       return { location: replica, status: 'verified' };
@@ -115,6 +125,7 @@ export function staleReplicaControl(
   };
 }
 
+/** Two pages of one version each; the second version's replica differs and is replicated again. */
 export function verifyControl(pages: Array<string | undefined>, replicated: string[]): Partial<Activities> {
   return {
     versionsToVerify: async ({ after }) => {
@@ -123,8 +134,9 @@ export function verifyControl(pages: Array<string | undefined>, replicated: stri
         ? { versions: [{ image: 'app', version: '1.0.0' }], replicas: ['west-replica'], next: 'app@1.0.0' }
         : { versions: [{ image: 'app', version: '2.0.0' }], replicas: ['west-replica'] };
     },
-    checkReplica: async ({ version, location }) =>
+    ...replicaChecks(async ({ version, location }) =>
       version === '2.0.0' ? { location, status: 'stale', reason: 'committed block 1 differs' } : { location, status: 'verified' },
+    ),
     replicateImage: async ({ version, location }) => {
       replicated.push(`${version} ${location}`);
       return { location, status: 'verified' };

@@ -50,6 +50,7 @@ export const v2Recordings: Record<string, Recording> = {
   'retire-cancelled-v2': recordRetireCancelled,
   'apply-retention-v2': recordRetention,
   'verify-recopied-v2': recordVerifyRecopied,
+  'verify-hashed-v2': keeping('verify-recopied-v2', 'verify-hashed-v2', recordVerifyRecopied),
 };
 
 /** A recording run again to keep one of its histories under a new name: the same path, taken by newer code. */

@@ -154,6 +154,20 @@ describe('lifecycle CLI renderers', () => {
       '1 differed from the primary:',
       '  app@1.0.0                    west-replica   NOT repaired: blob is missing',
     ]);
+    expect(
+      verifyCommand.renderText({
+        workflowId: 'verify:all:2',
+        versionsChecked: 1,
+        replicasChecked: 1,
+        findingsTotal: 0,
+        findings: [],
+        versionsLeft: 3,
+      }),
+    ).toEqual([
+      'checked 1 replica of 1 version  (workflow verify:all:2)',
+      'every replica matches its primary',
+      "3 versions left for a later run: this run's share of VMHUB_VERIFY_BYTES_PER_DAY is read",
+    ]);
   });
 
   it('retention and schedules', () => {

@@ -296,7 +296,7 @@ describe('VerifyReplicas', () => {
         versions: ['1.0.0', '2.0.0', '3.0.0', '4.0.0'].map((version) => ({ image: 'app', version })),
         replicas: ['west-replica'],
       }),
-      checkReplica: async ({ version, location }) => {
+      verifyReplicaContent: async ({ version, location }) => {
         if (version === '3.0.0')
           throw ApplicationFailure.nonRetryable('the primary blob of app@3.0.0 is missing', 'StorageMismatch');
         // Retired since the page was listed.

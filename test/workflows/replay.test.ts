@@ -50,7 +50,7 @@ describe('recorded histories replay', () => {
     );
   });
 
-  it('keeps the runs of the newest patches: run owner, cancel by scope, transfer-worker check, backstops, lease, batched retire, retention pool, no-agent skips, all or nothing, settled replicas, batch agent checks', () => {
+  it('keeps the runs of the newest patches: run owner, cancel by scope, transfer-worker check, backstops, lease, batched retire, retention pool, no-agent skips, all or nothing, settled replicas, batch agent checks, hashed replicas', () => {
     expect(files).toEqual(
       expect.arrayContaining([
         'publish-with-deploy-v2.binpb',
@@ -71,6 +71,7 @@ describe('recorded histories replay', () => {
         'retire-cancelled-batch-v2.binpb',
         'apply-retention-v2.binpb',
         'verify-recopied-v2.binpb',
+        'verify-hashed-v2.binpb',
       ]),
     );
   });

@@ -1,0 +1,198 @@
+import { createHash } from 'node:crypto';
+import type { Catalog } from '../../src/catalog/catalog';
+import type { ImageVersionRecord, ReplicaRecord } from '../../src/catalog/image-records';
+import { verifyBytesPerRun, versionsToVerify } from '../../src/lifecycle/verify-page';
+import { replicateImage } from '../../src/publish/replicate';
+import { blockDigest, blockId } from '../../src/storage/block-ids';
+import type { BlockStores } from '../../src/storage/block-store';
+import { MemoryBlockStore } from '../../src/storage/memory-block-store';
+import type { Topology } from '../../src/topology/topology';
+import { VmhubError } from '../../src/shared/errors';
+
+/**
+ * Replicas are verified by their bytes (src/publish/replica-content.ts), and VerifyReplicas reads them
+ * within a byte budget, least recently hashed first (src/lifecycle/verify-page.ts). The same attacks on
+ * Azurite are in test/lifecycle.test.ts.
+ */
+const location = (id: string, role: 'primary' | 'replica') => ({
+  id,
+  role,
+  dataCenter: 'dc',
+  endpoint: 'memory:',
+  container: 'c',
+});
+const topology: Topology = {
+  dataCenters: [],
+  storage: [location('east-primary', 'primary'), location('west-replica', 'replica')],
+  sddcs: [],
+  sources: [],
+};
+const BLOB = 'app/1.0.0/app-1.0.0.iso';
+const BLOCK = 1024;
+
+function record(version: string, sizeBytes: number, replicas: ReplicaRecord[] = []): ImageVersionRecord {
+  return {
+    image: 'app',
+    version,
+    status: 'available',
+    format: 'iso',
+    sizeBytes,
+    sha256: 'a'.repeat(64),
+    location: { storage: 'east-primary', container: 'c', blob: BLOB },
+    blockSize: BLOCK,
+    blockCount: Math.ceil(sizeBytes / BLOCK),
+    replicas,
+    createdAt: new Date(0),
+    updatedAt: new Date(0),
+  } as ImageVersionRecord;
+}
+
+const quiet = { info: () => undefined, warn: () => undefined };
+const liveness = { beat: () => undefined, keepBeating: <T>(fn: () => Promise<T>) => fn() };
+
+/** A primary holding `content` as 1 KiB blocks, a replica store, and a catalog of that one version. */
+async function world(content: Buffer) {
+  const stores = new Map([
+    ['east-primary', new MemoryBlockStore()],
+    ['west-replica', new MemoryBlockStore()],
+  ]);
+  const primary = stores.get('east-primary')!;
+  await primary.createContainer();
+  const ids: string[] = [];
+  for (let i = 0; i * BLOCK < content.length; i++) {
+    const bytes = content.subarray(i * BLOCK, (i + 1) * BLOCK);
+    ids.push(blockId(i, await blockDigest(bytes)));
+    await primary.stageBlock(BLOB, ids[i], bytes);
+  }
+  await primary.commitBlocks(BLOB, ids);
+  const version = { ...record('1.0.0', content.length), sha256: createHash('sha256').update(content).digest('hex') };
+  const replicas: ReplicaRecord[] = [];
+  const catalog = {
+    versions: {
+      get: async () => version,
+      setReplica: async (_image: string, _version: string, r: ReplicaRecord) => {
+        replicas.push(r);
+        return true;
+      },
+    },
+  } as unknown as Pick<Catalog, 'versions'>;
+  const storage: BlockStores = { topology, store: (id) => stores.get(id)!, ensureContainers: async () => undefined };
+  const replicate = () =>
+    replicateImage(
+      { storage, catalog, concurrency: 2 },
+      { image: 'app', version: '1.0.0', location: 'west-replica' },
+      { signal: new AbortController().signal, liveness, log: quiet },
+    );
+  return { ids, replica: stores.get('west-replica')!, replicas, version, replicate };
+}
+
+describe('replication verified by content', () => {
+  const content = Buffer.from(Array.from({ length: 3 * BLOCK }, (_, i) => (i * 7) % 251));
+
+  it('blocks staged under the right IDs with other bytes are staged again, never committed as they are', async () => {
+    const w = await world(content);
+    await w.replica.createContainer();
+    for (const id of w.ids) await w.replica.stageBlock(BLOB, id, Buffer.alloc(BLOCK, 0xee));
+    const result = await w.replicate();
+    expect(result).toMatchObject({ status: 'verified', sha256: w.version.sha256 });
+    expect(result.hashedAt).toBeInstanceOf(Date);
+    expect(Buffer.concat(await collect(w.replica)).equals(content)).toBe(true);
+  });
+
+  it('a blob with the right SHA-256 metadata and size but other bytes is copied again, not trusted', async () => {
+    const w = await world(content);
+    await w.replica.createContainer();
+    await w.replica.upload(BLOB, Buffer.alloc(content.length, 1), { metadata: { sha256: w.version.sha256 } });
+    expect((await w.replicate()).status).toBe('verified');
+    expect(Buffer.concat(await collect(w.replica)).equals(content)).toBe(true);
+  });
+
+  it('a replica that hashes wrong even after a copy of every block is marked failed and removed, typed StorageMismatch', async () => {
+    const w = await world(content);
+    // Something else writes the replica: every block it is given lands as other bytes.
+    const stage = w.replica.stageBlock.bind(w.replica);
+    w.replica.stageBlock = (blob, id, bytes, options) => stage(blob, id, Buffer.alloc(bytes.length, 0xee), options);
+    const err = await w.replicate().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VmhubError);
+    expect((err as VmhubError).type).toBe('StorageMismatch');
+    expect(w.replicas.at(-1)).toMatchObject({ location: 'west-replica', status: 'failed' });
+    expect(w.replicas.at(-1)?.reason).toMatch(/hash to .* expected/);
+    expect(
+      await w.replica.getProperties(BLOB).then(
+        () => true,
+        () => false,
+      ),
+    ).toBe(false);
+  });
+});
+
+async function collect(store: MemoryBlockStore): Promise<Buffer[]> {
+  const chunks: Buffer[] = [];
+  for await (const c of await store.readStream(BLOB, 0)) chunks.push(c);
+  return chunks;
+}
+
+describe('VerifyReplicas byte budget', () => {
+  const hashed = (at: number): ReplicaRecord[] => [
+    { location: 'west-replica', status: 'verified', hashedAt: new Date(at), etag: '"1"' },
+  ];
+  // Each costs its size once: one replica location.
+  const catalogOf = (records: ImageVersionRecord[]) =>
+    ({ versions: { list: async () => records } }) as unknown as Pick<Catalog, 'versions'>;
+  const now = new Date(1_000_000);
+  const page = (records: ImageVersionRecord[], budget: number, after?: string, limit = 50) =>
+    versionsToVerify({ catalog: catalogOf(records), topology }, { after, limit }, budget, now);
+
+  it('takes the least recently hashed first, never hashed before all, as many as the budget holds', async () => {
+    const records = [
+      record('1.0.0', 100, hashed(3)),
+      record('2.0.0', 100),
+      record('3.0.0', 100, hashed(1)),
+      record('4.0.0', 1000, hashed(2)),
+      record('5.0.0', 100, [{ location: 'west-replica', status: 'stale', hashedAt: new Date(0) }]),
+    ];
+    const p = await page(records, 250);
+    expect(p.versions.map((v) => v.version)).toEqual(['2.0.0', '5.0.0']);
+    expect(p).toMatchObject({ left: 3 });
+    expect(p.next).toBeUndefined();
+  });
+
+  it('a version larger than the whole budget is still checked, alone, when its turn comes', async () => {
+    const p = await page([record('1.0.0', 5000), record('2.0.0', 10, hashed(1))], 100);
+    expect(p.versions.map((v) => v.version)).toEqual(['1.0.0']);
+    expect(p.left).toBe(1);
+  });
+
+  it('pages go on where the last ended, skip what the run hashed already, and spend one budget', async () => {
+    const records = ['1.0.0', '2.0.0', '3.0.0', '4.0.0'].map((v, i) => record(v, 100, hashed(10 - i)));
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (let pages = 0; pages < 10; pages++) {
+      const p = await page(records, 350, after, 1);
+      seen.push(...p.versions.map((v) => v.version));
+      // What this page checked is hashed now, after the run began.
+      for (const v of p.versions) records.find((r) => r.version === v.version)!.replicas = hashed(now.getTime() + 1);
+      if (p.next === undefined) {
+        expect(p.left).toBe(1);
+        break;
+      }
+      after = p.next;
+    }
+    expect(seen).toEqual(['4.0.0', '3.0.0', '2.0.0']);
+  });
+
+  it('a run that names an image has no budget; a cursor from before budgets starts afresh', async () => {
+    const records = [record('1.0.0', 100), record('2.0.0', 100)];
+    const first = await page(records, Infinity, undefined, 1);
+    expect(first.versions.map((v) => v.version)).toEqual(['1.0.0']);
+    const second = await page(records, Infinity, first.next, 1);
+    expect(second.versions.map((v) => v.version)).toEqual(['2.0.0']);
+    expect(second.left).toBeUndefined();
+    expect((await page(records, Infinity, 'app@1.0.0')).versions).toHaveLength(2);
+  });
+
+  it("a day's budget is shared by the day's runs", () => {
+    expect(verifyBytesPerRun(2 ** 40, 24 * 3600_000)).toBe(2 ** 40);
+    expect(verifyBytesPerRun(2 ** 40, 6 * 3600_000)).toBe(2 ** 38);
+  });
+});
