@@ -24,6 +24,17 @@ export interface Config {
   maxInflightBytes: number;
   /** VMHUB_SOURCE_HOSTS: the http(s) hosts images may come from; empty means public addresses over https only. */
   sourceHosts: string[];
+  /** What this process demands of OVF certificates and manifests (README: OVF certificates). */
+  ovf: OvfTrustConfig;
+}
+
+export interface OvfTrustConfig {
+  /** VMHUB_OVF_TRUSTED_CA_FILE: PEM certificates of the CAs an OVF certificate must lead to to be `verified`. */
+  trustedCaFile?: string;
+  /** VMHUB_REQUIRE_MANIFEST: an agent imports no OVF image whose manifest does not list every member. */
+  requireManifest: boolean;
+  /** VMHUB_REQUIRE_OVF_CERT: an agent imports no OVF image whose certificate it does not verify itself. */
+  requireVerifiedCertificate: boolean;
 }
 
 export interface TemporalConfig {
@@ -57,6 +68,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rangeFanOut: positiveInt(env.VMHUB_RANGE_FAN_OUT, 4, 'VMHUB_RANGE_FAN_OUT'),
     maxInflightBytes: positiveInt(env.VMHUB_MAX_INFLIGHT_MIB, 256, 'VMHUB_MAX_INFLIGHT_MIB') * MiB,
     sourceHosts: parseSourceHosts(env.VMHUB_SOURCE_HOSTS ?? ''),
+    ovf: {
+      trustedCaFile: env.VMHUB_OVF_TRUSTED_CA_FILE ? path.resolve(PROJECT_ROOT, env.VMHUB_OVF_TRUSTED_CA_FILE) : undefined,
+      requireManifest: flag(env.VMHUB_REQUIRE_MANIFEST, 'VMHUB_REQUIRE_MANIFEST'),
+      requireVerifiedCertificate: flag(env.VMHUB_REQUIRE_OVF_CERT, 'VMHUB_REQUIRE_OVF_CERT'),
+    },
   };
 }
 
@@ -83,4 +99,10 @@ function positiveInt(value: string | undefined, fallback: number, name: string):
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive whole number, got "${value}"`);
   return n;
+}
+
+function flag(value: string | undefined, name: string): boolean {
+  if (value === undefined || value === '' || value === '0' || value === 'false') return false;
+  if (value === '1' || value === 'true') return true;
+  throw new Error(`${name} must be 1 or 0, got "${value}"`);
 }

@@ -25,6 +25,9 @@ export const ERROR_TYPES = [
   'DeployRunning',
   'RetireIncomplete',
   'NoTransferWorker',
+  'CertificateInvalid',
+  'UnreferencedMember',
+  'PolicyRefused',
 ] as const;
 
 export type ErrorType = (typeof ERROR_TYPES)[number];
