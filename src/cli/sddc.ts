@@ -39,10 +39,12 @@ export function ovfPolicyOptions(command: Command, clearable: boolean): Command 
     .option('--no-require-ovf-cert', 'deploy OVF images without a verified certificate again');
 }
 
-/** The policy the options give; undefined when none was given. */
+/** The policy the options give, with only the demands given; undefined when none was given. */
 export function givenOvfPolicy(opts: OvfPolicyOptions): OvfPolicy | undefined {
-  const policy = { requireManifest: opts.requireManifest, requireVerifiedCertificate: opts.requireOvfCert };
-  return Object.values(policy).some((v) => v !== undefined) ? policy : undefined;
+  const policy: OvfPolicy = {};
+  if (opts.requireManifest !== undefined) policy.requireManifest = opts.requireManifest;
+  if (opts.requireOvfCert !== undefined) policy.requireVerifiedCertificate = opts.requireOvfCert;
+  return Object.keys(policy).length > 0 ? policy : undefined;
 }
 
 /** The names commander gives those options' values. */

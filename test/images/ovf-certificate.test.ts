@@ -8,7 +8,7 @@ import { VmhubError } from '../../src/shared/errors';
 import { describeCertificate, ovfPolicyRefusal } from '../../src/shared/ovf-policy';
 import { ovaMembers } from '../../src/sddc/package-files';
 import { archive, filler, manifestLine, tempDir, type Member } from './build';
-import { certificateFile, makeTestPki, signedMembers, type TestPki } from './pki';
+import { certificateFile, makeTestPki, manifestOf, signedMembers, smallDescriptor, smallPackage, type TestPki } from './pki';
 
 /** OVF certificates: the signature over the manifest, the chain judged against trusted CAs, and what a policy makes of it. */
 let pki: TestPki;
@@ -16,18 +16,10 @@ beforeAll(() => {
   pki = makeTestPki();
 });
 
-const NS = `xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"`;
-const descriptor = Buffer.from(
-  `<?xml version="1.0"?><Envelope ${NS}><References><File ovf:href="disk.vmdk" ovf:id="f1"/></References>` +
-    `<VirtualSystem ovf:id="vm"><Info/><Name>signed</Name></VirtualSystem></Envelope>`,
-);
+const ovf = { name: 'a.ovf', bytes: smallDescriptor };
 const disk = { name: 'disk.vmdk', bytes: filler(5000, 2) };
-const manifestOf = (members: Member[]) => ({
-  name: 'a.mf',
-  bytes: Buffer.from(members.map((m) => manifestLine('sha256', m.name, m.bytes)).join('\n') + '\n'),
-});
-const ovf = { name: 'a.ovf', bytes: descriptor };
-const unsigned = (): Member[] => [ovf, manifestOf([ovf, disk]), disk];
+const descriptor = smallDescriptor;
+const unsigned = (): Member[] => smallPackage();
 
 async function inspect(members: Member[], trustedCas: string[] = [pki.trustedRoot]): Promise<OvaMetadata> {
   const inspector = createInspector('ova', { trustedCas });

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { sign } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { tempDir, type Member } from './build';
+import { archive, filler, manifestLine, tempDir, type Member } from './build';
 
 /**
  * Test CAs and signing certificates made by the openssl binary, and OVF certificate files signed with
@@ -110,3 +110,28 @@ export function signedMembers(members: Member[], signer: Signer): Member[] {
   const cert = { name: mf.name.replace(/\.mf$/, '.cert'), bytes: certificateFile(signer, mf.name, mf.bytes) };
   return [...members.slice(0, at + 1), cert, ...members.slice(at + 1)];
 }
+
+const NS = `xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"`;
+
+/** A small OVF package `a.ovf` referencing `disk.vmdk`, as members of an OVA. */
+export const smallDescriptor = Buffer.from(
+  `<?xml version="1.0"?><Envelope ${NS}><References><File ovf:href="disk.vmdk" ovf:id="f1"/></References>` +
+    `<VirtualSystem ovf:id="vm"><Info/><Name>signed</Name></VirtualSystem></Envelope>`,
+);
+
+/** The manifest `a.mf` of these members. */
+export function manifestOf(members: Member[]): Member {
+  return { name: 'a.mf', bytes: Buffer.from(members.map((m) => manifestLine('sha256', m.name, m.bytes)).join('\n') + '\n') };
+}
+
+/** The small package's members: with its manifest unless told otherwise, and signed when given a signer. */
+export function smallPackage(options: { signer?: Signer; manifest?: boolean; seed?: number } = {}): Member[] {
+  const ovf = { name: 'a.ovf', bytes: smallDescriptor };
+  const disk = { name: 'disk.vmdk', bytes: filler(5000, options.seed ?? 2) };
+  if (options.manifest === false) return [ovf, disk];
+  const members = [ovf, manifestOf([ovf, disk]), disk];
+  return options.signer ? signedMembers(members, options.signer) : members;
+}
+
+/** The small package as an OVA's bytes. */
+export const smallOva = (options: Parameters<typeof smallPackage>[0] = {}): Buffer => archive(smallPackage(options));
