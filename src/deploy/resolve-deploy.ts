@@ -83,7 +83,10 @@ export async function planFleet(
   };
   if (!input.allOrNothing) return plan;
   const resources = resourcesOf(record);
-  const fitting = sddcs.filter((s) => capacityShortfall(resources, s.capacity) === undefined);
+  // Only an SDDC the deploy would ask its agent needs one: not one the version does not fit or its policy refuses.
+  const fitting = sddcs.filter(
+    (s) => capacityShortfall(resources, s.capacity) === undefined && policyRefusal(s, record).refused === undefined,
+  );
   const silent = await withoutAgent(temporal, fitting);
   if (silent.length === 0) return plan;
   const named = silent.slice(0, NO_AGENT_NAMED).map((s) => ({ name: s.name, taskQueue: s.taskQueue }));
