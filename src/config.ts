@@ -27,6 +27,17 @@ export interface Config {
   sourceHosts: string[];
   /** VMHUB_VERIFY_BYTES_PER_DAY: replica bytes VerifyReplicas' scheduled runs read and hash in a day (1 TiB). */
   verifyBytesPerDay: number;
+  /** What this process demands of OVF certificates and manifests (README: OVF certificates). */
+  ovf: OvfTrustConfig;
+}
+
+export interface OvfTrustConfig {
+  /** VMHUB_OVF_TRUSTED_CA_FILE: PEM certificates of the CAs an OVF certificate must lead to to be `verified`. */
+  trustedCaFile?: string;
+  /** VMHUB_REQUIRE_MANIFEST: an agent imports no OVF image whose manifest does not list every member. */
+  requireManifest: boolean;
+  /** VMHUB_REQUIRE_OVF_CERT: an agent imports no OVF image whose certificate it does not verify itself. */
+  requireVerifiedCertificate: boolean;
 }
 
 export interface TemporalConfig {
@@ -61,6 +72,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxInflightBytes: positiveInt(env.VMHUB_MAX_INFLIGHT_MIB, 256, 'VMHUB_MAX_INFLIGHT_MIB') * MiB,
     sourceHosts: parseSourceHosts(env.VMHUB_SOURCE_HOSTS ?? ''),
     verifyBytesPerDay: positiveInt(env.VMHUB_VERIFY_BYTES_PER_DAY, 2 ** 40, 'VMHUB_VERIFY_BYTES_PER_DAY'),
+    ovf: {
+      trustedCaFile: env.VMHUB_OVF_TRUSTED_CA_FILE ? path.resolve(PROJECT_ROOT, env.VMHUB_OVF_TRUSTED_CA_FILE) : undefined,
+      requireManifest: flag(env.VMHUB_REQUIRE_MANIFEST, 'VMHUB_REQUIRE_MANIFEST'),
+      requireVerifiedCertificate: flag(env.VMHUB_REQUIRE_OVF_CERT, 'VMHUB_REQUIRE_OVF_CERT'),
+    },
   };
 }
 
@@ -92,4 +108,10 @@ function positiveInt(value: string | undefined, fallback: number, name: string):
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive whole number, got "${value}"`);
   return n;
+}
+
+function flag(value: string | undefined, name: string): boolean {
+  if (value === undefined || value === '' || value === '0' || value === 'false') return false;
+  if (value === '1' || value === 'true') return true;
+  throw new Error(`${name} must be 1 or 0, got "${value}"`);
 }

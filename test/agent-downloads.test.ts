@@ -14,6 +14,7 @@ import { loadTopology } from '../src/topology/topology';
 import { startCountingProxy, type CountingProxy } from './harness/counting-proxy';
 import { until } from './harness/worker-process';
 import { filler } from './images/build';
+import { makeTestPki, smallOva } from './images/pki';
 
 /**
  * The SDDC agent's download activity against the real Azurite, run in an activity context of the SDK's
@@ -55,8 +56,11 @@ afterAll(async () => {
 });
 
 /** A blob in the primary storage as a publish leaves it, and the input that deploys it to east-1. */
-async function published(sizeBytes: number, format: DownloadInput['format'] = 'iso'): Promise<DownloadInput & { bytes: Buffer }> {
-  const bytes = filler(sizeBytes, sizeBytes % 251);
+async function published(
+  sizeBytes: number,
+  format: DownloadInput['format'] = 'iso',
+  bytes = filler(sizeBytes, sizeBytes % 251),
+): Promise<DownloadInput & { bytes: Buffer }> {
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const version = `1.0.${Math.floor(Math.random() * 1e6)}`;
   const blob = `agent-test/${version}/agent-test-${version}.${format}`;
@@ -193,6 +197,36 @@ it('fails an image whose verified bytes are no valid OVA as InvalidImage, non-re
   const err = await failureOf(run(agent(root), input).done);
   expect(err).toMatchObject({ type: 'InvalidImage', nonRetryable: true });
   expect(fs.readdirSync(versionDir(root, input))).toEqual([]);
+});
+
+it('with its own OVF policy, refuses as PolicyRefused what its own inspection finds untrusted or without a manifest, also a copy already present', async () => {
+  const pki = makeTestPki();
+  const caFile = path.join(work, 'trusted-cas.pem');
+  fs.writeFileSync(caFile, pki.trustedRoot);
+  const root = path.join(work, 'policy');
+  const ovf = { trustedCaFile: caFile, requireManifest: true, requireVerifiedCertificate: true };
+  const strict = createAgentActivities({ storage, config: { ...config, datastore: root, ovf }, sddc: 'east-1' });
+  const publishedOva = (bytes: Buffer) => published(bytes.length, 'ova', bytes);
+
+  const untrusted = await publishedOva(smallOva({ signer: pki.untrusted }));
+  const refused = await failureOf(run(strict, untrusted).done);
+  expect(refused).toMatchObject({ type: 'PolicyRefused', nonRetryable: true });
+  expect((refused as Error).message).toMatch(
+    /^the agent of east-1 requires a verified OVF certificate, and the image's is untrusted/,
+  );
+  expect(fs.readdirSync(versionDir(root, untrusted))).toEqual([]);
+
+  const trusted = await publishedOva(smallOva({ signer: pki.trusted }));
+  expect(await run(strict, trusted).done).toMatchObject({ status: 'deployed' });
+
+  // Deployed by an agent without the policy, then asked of one with it: the copy's bytes are judged again.
+  const unlisted = await publishedOva(smallOva({ manifest: false }));
+  expect(await run(agent(root), unlisted).done).toMatchObject({ status: 'deployed' });
+  const present = await failureOf(run(strict, unlisted).done);
+  expect(present).toMatchObject({
+    type: 'PolicyRefused',
+    message: 'the agent of east-1 requires a manifest, and the image has none',
+  });
 });
 
 it('refuses names it did not check itself as InvalidInput, and creates nothing', async () => {

@@ -10,6 +10,7 @@ import {
   type DownloadProgress,
   type SourceFailure,
 } from '../deploy/download-request';
+import { agentOvfPolicy } from '../deploy/ovf-check';
 import { VmhubError } from '../shared/errors';
 import type { BlockStores } from '../storage/block-store';
 import { keepBeating } from './keep-beating';
@@ -122,6 +123,7 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
       },
       log,
       attempt: activityInfo().attempt,
+      ovf: await agentOvfPolicy(config.ovf),
     };
     try {
       return await keepBeating(() => downloadFromSources(ctx, input, paths, failures), beat);

@@ -1,3 +1,4 @@
+import type { OvfPolicy } from '../shared/ovf-policy';
 import type { SddcTarget } from '../shared/sddc-target';
 import type { Capacity } from '../topology/topology';
 
@@ -9,6 +10,8 @@ export interface SddcRecord {
   capacity: Capacity;
   /** Where its agent puts images; a record without one deploys into a directory. */
   target?: SddcTarget;
+  /** What it demands of an OVF image before a deploy may reach its agent; absent demands nothing. */
+  ovfPolicy?: OvfPolicy;
   createdAt: Date;
   /** Set by the last update; absent on a record never changed since it was created. */
   updatedAt?: Date;
@@ -22,4 +25,6 @@ export interface SddcChanges {
   taskQueue?: string;
   capacity?: Partial<Capacity>;
   target?: SddcTarget;
+  /** Each demand given is set or cleared on its own. */
+  ovfPolicy?: OvfPolicy;
 }

@@ -66,14 +66,16 @@ export class SddcsRepository {
     return { record: (await this.get(sddc.name))!, created: result.upsertedCount === 1 };
   }
 
-  /** Changes only the fields given (capacity field by field); `UnknownSddc` when it is not registered. */
+  /** Changes only the fields given (capacity and policy field by field); `UnknownSddc` when it is not registered. */
   async update(name: string, changes: SddcChanges): Promise<SddcRecord> {
     const set: Record<string, unknown> = { updatedAt: new Date() };
     if (changes.dataCenter !== undefined) set.dataCenter = changes.dataCenter;
     if (changes.taskQueue !== undefined) set.taskQueue = changes.taskQueue;
     if (changes.target !== undefined) set.target = changes.target;
-    for (const [key, value] of Object.entries(changes.capacity ?? {})) {
-      if (value !== undefined) set[`capacity.${key}`] = value;
+    for (const field of ['capacity', 'ovfPolicy'] as const) {
+      for (const [key, value] of Object.entries(changes[field] ?? {})) {
+        if (value !== undefined) set[`${field}.${key}`] = value;
+      }
     }
     const result = await this.collection.updateOne({ name }, { $set: set });
     if (result.matchedCount === 0) throw unknownSddc(name, await this.list());

@@ -19,7 +19,7 @@ export interface DeployPreviewOptions {
   allOrNothing?: boolean;
 }
 
-export type PreviewAction = 'deploy' | 'already-present' | 'skipped' | 'no-agent';
+export type PreviewAction = 'deploy' | 'already-present' | 'skipped' | 'no-agent' | 'refused';
 
 /** What a deploy would do on one SDDC. */
 export interface DeployPreviewRow {
@@ -69,8 +69,8 @@ export async function preview(options: DeployPreviewOptions, deps: CliDeps): Pro
     force: options.force,
   });
   const client = await deps.temporal();
-  // An SDDC the version does not fit is skipped before its agent is asked: it needs none.
-  const short = new Set(plan.targets.filter((t) => t.shortfall).map((t) => t.sddc.name));
+  // An SDDC the version does not fit, or whose policy refuses it, ends before its agent is asked: it needs none.
+  const short = new Set(plan.targets.filter((t) => t.shortfall || t.refused).map((t) => t.sddc.name));
   const fitting = sddcs.filter((s) => !short.has(s.name));
   const missing = await silentAgents(client, fitting);
   const refusals: string[] = await requireControlWorkers(client, deps.config).then(
@@ -114,6 +114,7 @@ function rowOf(
   const none = { reusesVersion: null, reason: null };
   // In the order the deploy meets them: the capacity check, the agent, then the agent's look for a copy.
   if (t.shortfall) return { ...row, ...none, action: 'skipped', reason: `does not fit: ${t.shortfall}` };
+  if (t.refused) return { ...row, ...none, action: 'refused', reason: t.refused };
   if (known.silent) {
     const reason = `no agent has polled ${t.sddc.taskQueue} in the last 75 s; start it with \`npm run agent -- ${name}\``;
     return { ...row, ...none, action: 'no-agent', reason };
@@ -140,6 +141,7 @@ const WORDS: Record<PreviewAction, string> = {
   'already-present': 'already present',
   skipped: 'skip',
   'no-agent': 'no agent',
+  refused: 'refuse',
 };
 
 export function renderPreview(r: DeployPreviewResult): string[] {
@@ -149,6 +151,7 @@ export function renderPreview(r: DeployPreviewResult): string[] {
     ...(c['already-present'] ? [`find ${c['already-present']} already present`] : []),
     ...(c.skipped ? [`skip ${c.skipped}`] : []),
     ...(c['no-agent'] ? [`find no live agent for ${c['no-agent']}`] : []),
+    ...(c.refused ? [`refuse ${c.refused} by its OVF policy`] : []),
   ];
   const rows = r.results.map((row) => [
     row.sddc,

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { SddcRecord } from '../catalog/sddc-records';
 import { checkNewSddc, createSddc } from '../sddc/registry';
+import { describeOvfPolicy, type OvfPolicy } from '../shared/ovf-policy';
 import { agentTaskQueueOf } from '../shared/task-queues';
 import { describeTarget, parseTarget, targetAddNote, type TargetOptions } from '../shared/sddc-target';
 import { loadTopology, type Capacity } from '../topology/topology';
@@ -8,7 +9,7 @@ import { formatCapacity, parseCpus, parseDiskGiB, parseMemoryMiB } from '../shar
 import { examples, jsonOption, requiredOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';
-import { givenTarget, sddcGroup, targetOptions } from './sddc';
+import { givenOvfPolicy, givenTarget, ovfPolicyOptions, sddcGroup, targetOptions, type OvfPolicyOptions } from './sddc';
 
 export interface SddcAddOptions {
   name: string;
@@ -16,6 +17,7 @@ export interface SddcAddOptions {
   capacity: Capacity;
   taskQueue?: string;
   target: TargetOptions;
+  ovfPolicy?: OvfPolicy;
 }
 
 /** Registers a new SDDC; a name registered already is refused with SddcExists (`sddc update` changes one). */
@@ -26,6 +28,7 @@ export async function run(options: SddcAddOptions, deps: CliDeps): Promise<SddcR
     taskQueue: options.taskQueue ?? agentTaskQueueOf(options.name),
     capacity: options.capacity,
     target: givenTarget(options.name, options.target) ?? parseTarget(undefined),
+    ovfPolicy: options.ovfPolicy,
   });
   return createSddc((await deps.catalog()).sddcs, sddc);
 }
@@ -34,21 +37,25 @@ export function renderText(r: SddcRecord): string[] {
   return [
     `registered ${r.name} in ${r.dataCenter} (task queue ${r.taskQueue}): ${formatCapacity(r.capacity)}`,
     `deploys into ${describeTarget(r.target)}${targetAddNote(r.target)}`,
+    ...(r.ovfPolicy ? [`OVF policy: ${describeOvfPolicy(r.ovfPolicy)}`] : []),
     `start its agent with \`npm run agent -- ${r.name}\``,
   ];
 }
 
 export function register(program: Command, deps: CliDeps): void {
-  targetOptions(
-    sddcGroup(program)
-      .command('add')
-      .description('register a new SDDC (one registered already is refused: change it with `sddc update`)')
-      .argument('<name>', 'lowercase letters, digits and -, e.g. east-3')
-      .addOption(requiredOption('--dc <dataCenter>', 'the data center it is in, as the topology names it'))
-      .option('--cpus <n>', 'CPUs available', '64')
-      .option('--memory <size>', 'memory available, e.g. 512GiB (a plain number is GiB)', '512GiB')
-      .option('--disk <size>', 'disk available, e.g. 4TiB (a plain number is GiB)', '4TiB')
-      .option('--task-queue <queue>', "its agent's task queue (default sddc-<name>)"),
+  ovfPolicyOptions(
+    targetOptions(
+      sddcGroup(program)
+        .command('add')
+        .description('register a new SDDC (one registered already is refused: change it with `sddc update`)')
+        .argument('<name>', 'lowercase letters, digits and -, e.g. east-3')
+        .addOption(requiredOption('--dc <dataCenter>', 'the data center it is in, as the topology names it'))
+        .option('--cpus <n>', 'CPUs available', '64')
+        .option('--memory <size>', 'memory available, e.g. 512GiB (a plain number is GiB)', '512GiB')
+        .option('--disk <size>', 'disk available, e.g. 4TiB (a plain number is GiB)', '4TiB')
+        .option('--task-queue <queue>', "its agent's task queue (default sddc-<name>)"),
+    ),
+    false,
   )
     .addOption(jsonOption())
     .addHelpText(
@@ -56,16 +63,18 @@ export function register(program: Command, deps: CliDeps): void {
       examples(
         'vmhub sddc add east-3 --dc dc-east --cpus 32 --memory 256GiB --disk 2TiB',
         'vmhub sddc add lab-1 --dc dc-west --vcenter https://vc.lab.example/',
+        'vmhub sddc add secure-1 --dc dc-east --require-manifest --require-ovf-cert',
       ),
     )
     .action(
       async (
         name: string,
-        opts: TargetOptions & { dc: string; cpus: string; memory: string; disk: string; taskQueue?: string; json?: boolean },
+        opts: TargetOptions &
+          OvfPolicyOptions & { dc: string; cpus: string; memory: string; disk: string; taskQueue?: string; json?: boolean },
       ) => {
         const { dc, cpus, memory, disk, taskQueue } = opts;
         const capacity = { cpus: parseCpus(cpus), memoryMiB: parseMemoryMiB(memory), diskGiB: parseDiskGiB(disk) };
-        const result = await run({ name, dc, capacity, taskQueue, target: opts }, deps);
+        const result = await run({ name, dc, capacity, taskQueue, target: opts, ovfPolicy: givenOvfPolicy(opts) }, deps);
         print(deps.io, Boolean(opts.json), result, () => renderText(result));
       },
     );

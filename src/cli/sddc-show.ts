@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { SddcRecord } from '../catalog/sddc-records';
 import { ALL_SDDCS, validateSddcName } from '../shared/names';
+import { describeOvfPolicy } from '../shared/ovf-policy';
 import { describeTarget } from '../shared/sddc-target';
 import { formatCapacity } from '../shared/units';
 import { examples, jsonOption } from './command';
@@ -21,6 +22,7 @@ function recordLines(r: SddcRecord): string[] {
     `task queue  ${r.taskQueue}`,
     `capacity    ${formatCapacity(r.capacity)}`,
     `deploys to  ${describeTarget(r.target)}`,
+    `OVF policy  ${describeOvfPolicy(r.ovfPolicy)}`,
     `registered  ${r.createdAt.toISOString()}`,
     ...(r.updatedAt ? [`updated     ${r.updatedAt.toISOString()}`] : []),
   ];

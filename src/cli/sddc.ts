@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { VmhubError } from '../shared/errors';
 import { ALL_SDDCS, validateSddcName } from '../shared/names';
+import type { OvfPolicy } from '../shared/ovf-policy';
 import { TARGET_OPTIONS, targetFromOptions, type SddcTarget, type TargetOptions } from '../shared/sddc-target';
 
 /** The `sddc` command group, made once and shared by its subcommand modules. */
@@ -19,6 +20,31 @@ export function sddcGroup(program: Command): Command {
 /** Where an SDDC's agent puts images: the options `sddc add` and `sddc update` share, every target kind's. */
 export function targetOptions(command: Command): Command {
   return TARGET_OPTIONS.reduce((c, o) => c.option(o.flags, o.description), command);
+}
+
+/** `--require-manifest` and `--require-ovf-cert` as commander gives them (false for their `--no-` forms). */
+export interface OvfPolicyOptions {
+  requireManifest?: boolean;
+  requireOvfCert?: boolean;
+}
+
+/** The SDDC's OVF policy options; `sddc update` can also clear each (`--no-require-manifest`). */
+export function ovfPolicyOptions(command: Command, clearable: boolean): Command {
+  command
+    .option('--require-manifest', 'refuse a deploy of an OVF image whose manifest does not list every member (or that has none)')
+    .option('--require-ovf-cert', 'refuse a deploy of an OVF image whose certificate is not verified against the trusted CAs');
+  if (!clearable) return command;
+  return command
+    .option('--no-require-manifest', 'deploy OVF images without a manifest again')
+    .option('--no-require-ovf-cert', 'deploy OVF images without a verified certificate again');
+}
+
+/** The policy the options give, with only the demands given; undefined when none was given. */
+export function givenOvfPolicy(opts: OvfPolicyOptions): OvfPolicy | undefined {
+  const policy: OvfPolicy = {};
+  if (opts.requireManifest !== undefined) policy.requireManifest = opts.requireManifest;
+  if (opts.requireOvfCert !== undefined) policy.requireVerifiedCertificate = opts.requireOvfCert;
+  return Object.keys(policy).length > 0 ? policy : undefined;
 }
 
 /** The names commander gives those options' values. */

@@ -12,6 +12,7 @@ import {
   type StepLog,
 } from './download-request';
 import { fetchChunks } from './fetch-chunks';
+import { checkAgentPolicy, inspectFile, type AgentOvfPolicy } from './ovf-check';
 import { finalizeDownload } from './finalize';
 import { ChunkSource } from './local-copy';
 import { bytesDone, resumePartial } from './partial-state';
@@ -30,6 +31,8 @@ export interface DownloadContext {
   log: StepLog;
   /** The attempt this is, for the log. */
   attempt: number;
+  /** The agent's own OVF policy, when its environment sets one. */
+  ovf?: AgentOvfPolicy;
 }
 
 export class NoSourceDelivered extends Error {
@@ -56,6 +59,9 @@ export async function downloadFromSources(
 ): Promise<DownloadOutput> {
   const result = { path: paths.final, bytes: input.sizeBytes, sourceFailures: failures };
   if (await verifiedCopy(paths, input)) {
+    // A copy made before the agent's policy was set is judged again from its bytes.
+    if (ctx.ovf)
+      checkAgentPolicy(ctx.ovf, input.format, await inspectFile(paths.final, input.format, ctx.ovf.inspect), input.sddc);
     await discardPartial(paths);
     return { ...result, status: 'already-present', source: null, bytesFetched: 0, bytesResumed: 0, bytesReusedLocally: 0 };
   }
@@ -117,7 +123,7 @@ async function fetchFrom(
       });
     }
     await handle.truncate(input.sizeBytes);
-    const verify = await WrittenBytesVerifier.open(handle, input.format);
+    const verify = await WrittenBytesVerifier.open(handle, input.format, ctx.ovf?.inspect);
     verifier = verify;
     verify.advanceTo(bytesResumed);
     fill = await fetchChunks({
@@ -135,7 +141,16 @@ async function fetchFrom(
         progress(bytes);
       },
     });
-    await verifyDownload(verify, input, paths, { bytesReused: fill.reused, baseVersion: chunkSource.base?.version });
+    const metadata = await verifyDownload(verify, input, paths, {
+      bytesReused: fill.reused,
+      baseVersion: chunkSource.base?.version,
+    });
+    try {
+      checkAgentPolicy(ctx.ovf, input.format, metadata, input.sddc);
+    } catch (err) {
+      await discardPartial(paths);
+      throw err;
+    }
     await handle.sync();
   } finally {
     // The hashing thread reads through this handle's descriptor: it lets go of it before the handle closes.

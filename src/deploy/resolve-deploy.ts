@@ -4,6 +4,7 @@ import type { Catalog } from '../catalog/catalog';
 import type { ImageVersionRecord } from '../catalog/image-records';
 import type { SddcRecord } from '../catalog/sddc-records';
 import { VmhubError } from '../shared/errors';
+import { ovfPolicyRefusal } from '../shared/ovf-policy';
 import type { Resources } from '../images/ovf/metadata';
 import { assertDeployable } from '../lifecycle/deprecation';
 import { dataCentersByDistance, type Topology } from '../topology/topology';
@@ -18,6 +19,8 @@ export interface DeploymentTarget {
   sddc: Pick<SddcRecord, 'name' | 'dataCenter' | 'taskQueue' | 'target'>;
   /** Why the version does not fit this SDDC, when it does not. */
   shortfall?: string;
+  /** Why the SDDC's OVF policy refuses the version (`PolicyRefused: …`), when it does: a failed row, nothing imported. */
+  refused?: string;
   sources: SourceCandidate[];
 }
 
@@ -80,7 +83,10 @@ export async function planFleet(
   };
   if (!input.allOrNothing) return plan;
   const resources = resourcesOf(record);
-  const fitting = sddcs.filter((s) => capacityShortfall(resources, s.capacity) === undefined);
+  // Only an SDDC the deploy would ask its agent needs one: not one the version does not fit or its policy refuses.
+  const fitting = sddcs.filter(
+    (s) => capacityShortfall(resources, s.capacity) === undefined && policyRefusal(s, record).refused === undefined,
+  );
   const silent = await withoutAgent(temporal, fitting);
   if (silent.length === 0) return plan;
   const named = silent.slice(0, NO_AGENT_NAMED).map((s) => ({ name: s.name, taskQueue: s.taskQueue }));
@@ -102,9 +108,16 @@ export async function planDeployment(catalog: DeployCatalog, topology: Topology,
     targets: sddcs.map((s) => ({
       sddc: { name: s.name, dataCenter: s.dataCenter, taskQueue: s.taskQueue, target: s.target },
       shortfall: capacityShortfall(resources, s.capacity),
+      ...policyRefusal(s, record),
       sources: sourceOrder(topology.storage, record.replicas, dataCentersByDistance(topology, s.dataCenter)),
     })),
   };
+}
+
+/** The `refused` of a target whose SDDC's OVF policy the version does not satisfy. */
+function policyRefusal(sddc: SddcRecord, record: ImageVersionRecord): { refused?: string } {
+  const refusal = ovfPolicyRefusal(sddc.ovfPolicy, record.metadata);
+  return refusal ? { refused: `PolicyRefused: SDDC ${sddc.name} ${refusal}` } : {};
 }
 
 /** UnknownSddc for a deploy to "all" while no SDDC is registered. */

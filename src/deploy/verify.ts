@@ -1,6 +1,7 @@
 import type fs from 'node:fs';
 import { discardPartial, type DeploymentPaths } from '../datastore/layout';
 import { VmhubError } from '../shared/errors';
+import type { ImageMetadata, InspectOptions } from '../images/inspect';
 import { formatOf, type ImageFormat } from '../shared/image-format';
 import { hashPool, type ImageStream } from '../storage/hashing';
 import { LocalCopyMismatch, SourceProblem, type DownloadInput } from './download-request';
@@ -19,9 +20,13 @@ export class WrittenBytesVerifier {
     private readonly fd: number,
   ) {}
 
-  static async open(handle: fs.promises.FileHandle, format: ImageFormat): Promise<WrittenBytesVerifier> {
+  static async open(
+    handle: fs.promises.FileHandle,
+    format: ImageFormat,
+    inspect?: InspectOptions,
+  ): Promise<WrittenBytesVerifier> {
     return new WrittenBytesVerifier(
-      await hashPool().openStream(formatOf(format).inspectOnDeploy ? format : undefined),
+      await hashPool().openStream(formatOf(format).inspectOnDeploy ? format : undefined, inspect),
       handle.fd,
     );
   }
@@ -35,8 +40,8 @@ export class WrittenBytesVerifier {
     this.verification.catch(() => undefined); // a failure surfaces at the last call
   }
 
-  /** The whole file's SHA-256 and the inspector's verdict, once every byte is taken in. */
-  async finish(sizeBytes: number): Promise<{ sha256: string; invalid?: Error }> {
+  /** The whole file's SHA-256 and the inspector's verdict and metadata, once every byte is taken in. */
+  async finish(sizeBytes: number): Promise<{ sha256: string; metadata?: ImageMetadata; invalid?: Error }> {
     await this.verification;
     if (this.verifiedTo !== sizeBytes) throw new Error(`verified ${this.verifiedTo} of ${sizeBytes} bytes`);
     return this.stream.finish();
@@ -49,15 +54,16 @@ export class WrittenBytesVerifier {
 
 /**
  * The SHA-256 decides whether the source gave the right bytes; only then does an OVA's own verdict
- * (manifest, structure) count, and that one is final. A file that fails either is removed.
+ * (manifest, structure) count, and that one is final. A file that fails either is removed. Returns the
+ * metadata the agent's own inspection read.
  */
 export async function verifyDownload(
   verifier: WrittenBytesVerifier,
   input: Pick<DownloadInput, 'sha256' | 'sizeBytes'>,
   paths: DeploymentPaths,
   localCopy: { bytesReused: number; baseVersion?: string },
-): Promise<void> {
-  const { sha256, invalid } = await verifier.finish(input.sizeBytes);
+): Promise<ImageMetadata | undefined> {
+  const { sha256, metadata, invalid } = await verifier.finish(input.sizeBytes);
   if (sha256 !== input.sha256) {
     await discardPartial(paths);
     if (localCopy.bytesReused > 0) throw new LocalCopyMismatch(`built with ${localCopy.baseVersion}, SHA-256 ${sha256}`);
@@ -69,4 +75,5 @@ export async function verifyDownload(
       ? invalid
       : new VmhubError('InvalidImage', `image fails verification: ${(invalid as Error).message}`);
   }
+  return metadata;
 }

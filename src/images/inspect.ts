@@ -1,6 +1,6 @@
 import { VmhubError } from '../shared/errors';
 import { ISO_HEAD_BYTES, parseIso, type IsoMetadata } from './iso';
-import { OvaInspector, type OvaMetadata } from './ova';
+import { OvaInspector, type OvaInspectOptions, type OvaMetadata } from './ova';
 
 /** The metadata the catalog keeps of an image, read from its bytes in one sequential pass. */
 export type ImageMetadata = OvaMetadata | IsoMetadata;
@@ -41,17 +41,20 @@ function checkMetadataSize(metadata: ImageMetadata): ImageMetadata {
   return metadata;
 }
 
+/** What an inspection is told besides the bytes: the CAs an OVF certificate is judged against. */
+export type InspectOptions = OvaInspectOptions;
+
 /** The inspectors a format record names, by the metadata kind each reads. */
 const INSPECTORS = {
-  ova: () => new OvaInspector(),
+  ova: (options: InspectOptions) => new OvaInspector(options),
   iso: () => new IsoInspector(),
-} satisfies Record<ImageMetadata['kind'], () => Inspector>;
+} satisfies Record<ImageMetadata['kind'], (options: InspectOptions) => Inspector>;
 
 export type InspectorName = keyof typeof INSPECTORS;
 
 /** The inspector a format's record names (`formatOf(format).inspector`). */
-export function createInspector(name: InspectorName): Inspector {
-  const inspector = INSPECTORS[name]();
+export function createInspector(name: InspectorName, options: InspectOptions = {}): Inspector {
+  const inspector = INSPECTORS[name](options);
   return {
     write: (chunk) => inspector.write(chunk),
     finish: async () => checkMetadataSize(await inspector.finish()),

@@ -1,8 +1,10 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, X509Certificate, type Hash } from 'node:crypto';
 import { VmhubError } from '../shared/errors';
+import type { OvfCertificateVerdict } from '../shared/ovf-policy';
 import { parseManifest, type DigestAlgorithm, type ManifestEntry } from './manifest';
 import { parseDescriptor } from './ovf/descriptor';
 import type { OvfEnvelope } from './ovf/envelope';
+import { checkManifestSignature, judgeChain, MAX_CERTIFICATE_BYTES, parseOvfCertificate } from './ovf-certificate';
 import { describeOvf, type OvfMetadata } from './ovf/metadata';
 import { TarReader, type TarEntry, type TarSink } from './tar-reader';
 import { MAX_DESCRIPTOR_BYTES, quoted } from './xml';
@@ -29,6 +31,13 @@ export interface OvaFile {
 export interface OvaMetadata extends Omit<OvfMetadata, 'kind'> {
   kind: 'ova';
   archive: { descriptor: string; descriptorFirst: boolean; manifest?: string; files: OvaFile[] };
+  /** The descriptor's certificate (`<stem>.cert`), judged against the trusted CAs the inspector was given. */
+  certificate: OvfCertificateVerdict;
+}
+
+export interface OvaInspectOptions {
+  /** PEM certificates of the CAs an OVF certificate may lead to (VMHUB_OVF_TRUSTED_CA_FILE). */
+  trustedCas?: string[];
 }
 
 /** All `.mf` members read before the descriptor names its manifest share this bound, as one manifest does after. */
@@ -72,7 +81,7 @@ export function checkEntryName(name: string, what = 'archive entry'): void {
 }
 
 /** `<stem><ext>` with the extension in any case: `a.ovf` has the manifest `a.mf` or `a.MF`. */
-function sibling(name: string, descriptor: string, ext: string): boolean {
+export function sibling(name: string, descriptor: string, ext: string): boolean {
   const stem = descriptor.replace(/\.ovf$/i, '');
   return name.length === stem.length + ext.length && name.startsWith(stem) && name.slice(stem.length).toLowerCase() === ext;
 }
@@ -105,10 +114,13 @@ export class OvaInspector {
   private readonly names = new Set<string>();
   private readonly entries: Entry[] = [];
   private descriptor?: { name: string; index: number; envelope: OvfEnvelope };
-  private manifest?: { name: string; entries: Map<string, ManifestEntry> };
+  private manifest?: { name: string; bytes: Buffer; entries: Map<string, ManifestEntry> };
+  private certificate?: { name: string; bytes: Buffer };
   /** `.mf` members that passed before the descriptor, one of which may turn out to be its manifest. */
   private readonly earlyManifests = new Map<string, Buffer>();
   private earlyManifestBytes = 0;
+
+  constructor(private readonly options: OvaInspectOptions = {}) {}
 
   private onEntry(header: TarEntry): TarSink {
     const { name, size } = header;
@@ -139,6 +151,14 @@ export class OvaInspector {
         this.earlyManifestBytes += size;
       });
     }
+    if (this.descriptor && !this.certificate && sibling(name, this.descriptor.name, '.cert')) {
+      if (size > MAX_CERTIFICATE_BYTES)
+        throw new VmhubError('CertificateInvalid', `certificate ${quoted(name)} is larger than ${MAX_CERTIFICATE_BYTES} bytes`);
+      return collector(size, (bytes) => {
+        this.entries.push({ name, size, digests: digestsOf(bytes, this.algorithmsFor(name)) });
+        this.certificate = { name, bytes };
+      });
+    }
     const hashes = new Map<DigestAlgorithm, Hash>(this.algorithmsFor(name).map((a) => [a, createHash(a)]));
     return {
       update: (chunk) => {
@@ -155,7 +175,7 @@ export class OvaInspector {
   }
 
   private adoptManifest(name: string, bytes: Buffer): void {
-    this.manifest = { name, entries: new Map(parseManifest(bytes.toString('utf8'), name).map((e) => [e.file, e])) };
+    this.manifest = { name, bytes, entries: new Map(parseManifest(bytes.toString('utf8'), name).map((e) => [e.file, e])) };
   }
 
   private algorithmsFor(name: string): DigestAlgorithm[] {
@@ -223,8 +243,39 @@ export class OvaInspector {
       ...described,
       kind: 'ova',
       archive: { descriptor: descriptorName, descriptorFirst: this.descriptor.index === 0, manifest: manifest?.name, files },
+      certificate: this.judgeCertificate(),
     };
   }
+
+  /** A certificate must sign the manifest's bytes (CertificateInvalid otherwise); its chain is then judged. */
+  private judgeCertificate(): OvfCertificateVerdict {
+    const { certificate, manifest } = this;
+    if (!certificate) return { status: 'none' };
+    if (!manifest) {
+      throw new VmhubError('CertificateInvalid', `certificate ${quoted(certificate.name)} signs a manifest the package lacks`);
+    }
+    const cert = parseOvfCertificate(certificate.bytes, certificate.name);
+    checkManifestSignature(cert, certificate.name, manifest);
+    return judgeChain(
+      cert.chain,
+      (this.options.trustedCas ?? []).map((pem) => new X509Certificate(pem)),
+    );
+  }
+}
+
+/**
+ * Refuses, at publish, an OVA with members its descriptor does not reference (a second descriptor, another
+ * manifest, stray files): a content library would hold them beside the descriptor vmhub catalogued.
+ */
+export function refuseUnreferenced(metadata: OvaMetadata): void {
+  const extra = metadata.archive.files.filter((f) => f.role === 'extra').map((f) => quoted(f.name));
+  if (extra.length === 0) return;
+  const shown = extra.length > 5 ? [...extra.slice(0, 5), `and ${extra.length - 5} more`] : extra;
+  throw new VmhubError(
+    'UnreferencedMember',
+    `the OVA holds ${shown.join(', ')}, which descriptor ${quoted(metadata.archive.descriptor)} does not reference; ` +
+      'an OVA may hold only its descriptor, its manifest and certificate, and the files the descriptor references',
+  );
 }
 
 function digestsOf(bytes: Buffer, algorithms: DigestAlgorithm[]): Map<DigestAlgorithm, string> {

@@ -2,6 +2,7 @@ import type { Liveness, Log } from '../engine/liveness';
 import { VmhubError } from '../shared/errors';
 import type { ImageFormat } from '../shared/image-format';
 import type { ImageMetadata } from '../images/inspect';
+import { refuseUnreferenced } from '../images/ova';
 import type { ImageSource } from '../source/source';
 import { blockDigestOf, blockId, blockListDigest } from '../storage/block-ids';
 import { blockBounds, type BlockPlan } from '../shared/block-plan';
@@ -36,7 +37,8 @@ export interface InspectImage {
 /**
  * One sequential pass over the source: the SHA-256 of the whole image, a digest of the block IDs it
  * implies (the commit compares it with the staged blocks, so the committed blob is these very bytes),
- * and the image's metadata, with every OVA member checked against the manifest on the way. Blocks
+ * and the image's metadata, with every OVA member checked against the manifest on the way (and an OVA
+ * holding members its descriptor does not reference refused). Blocks
  * that this publish's staging in this process has read and digested come from the tap; the others
  * are read here. Hashing and inspection run on a hashing thread, fed in order.
  */
@@ -50,7 +52,7 @@ export async function inspectImage(
   if (s.sizeBytes !== plan.sizeBytes) {
     throw new VmhubError('SourceChanged', `source is now ${s.sizeBytes} bytes, was ${plan.sizeBytes}`);
   }
-  const stream = await work.hashes.openStream(input.format);
+  const stream = await work.hashes.openStream(input.format, await work.inspectOptions());
   // Attached once nothing can fail before the `finally` that detaches it: staging waits for it.
   const tap = work.tap(input.tapKey, plan).attachInspector();
   const ids: string[] = new Array<string>(plan.blockCount);
@@ -109,6 +111,7 @@ export async function inspectImage(
       for (const taken of taking.splice(0)) await taken;
       const { sha256, metadata, invalid } = await stream.finish();
       if (invalid) throw invalid;
+      if (metadata?.kind === 'ova') refuseUnreferenced(metadata);
       log.info('inspected', { blocks: plan.blockCount, ...counts });
       return { sha256, blockListDigest: blockListDigest(ids), metadata: metadata! };
     }, beat);

@@ -1,5 +1,7 @@
 import type { RunRef } from '../catalog/image-records';
 import type { Config } from '../config';
+import type { InspectOptions } from '../images/inspect';
+import { loadTrustedCas } from '../images/ovf-certificate';
 import type { ImageSource } from '../source/source';
 import { blockBounds, type BlockPlan } from '../shared/block-plan';
 import { BlockBuffers } from '../storage/block-buffers';
@@ -28,7 +30,7 @@ export class PublishWorkspace {
   private readonly buffers: BlockBuffers;
   private readonly giveBack = (bytes: Buffer) => this.buffers.give(bytes);
 
-  constructor(config: Pick<Config, 'maxInflightBytes' | 'rangeFanOut' | 'transferConcurrency'>) {
+  constructor(private readonly config: Pick<Config, 'maxInflightBytes' | 'rangeFanOut' | 'transferConcurrency' | 'ovf'>) {
     this.budget = new ByteBudget(config.maxInflightBytes);
     // A quarter of the budget at most waits in taps for inspectors, and staging runs no further ahead of an
     // inspector than that holds: one that lags (a starved machine) slows the staging instead of reading the
@@ -57,5 +59,10 @@ export class PublishWorkspace {
       reservation.release();
       throw err;
     }
+  }
+
+  /** What the inspector is told: the trusted CAs, read anew for each publish so a changed file needs no restart. */
+  async inspectOptions(): Promise<InspectOptions> {
+    return { trustedCas: await loadTrustedCas(this.config.ovf.trustedCaFile) };
   }
 }

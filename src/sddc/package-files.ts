@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { VmhubError } from '../shared/errors';
+import { sibling } from '../images/ova';
+import { parseOvf } from '../images/ovf/envelope';
 import { TarReader } from '../images/tar-reader';
-import { quoted } from '../images/xml';
+import { MAX_DESCRIPTOR_BYTES, quoted } from '../images/xml';
 
 /**
  * The files a content library item is made of, as byte ranges of the verified local image: an OVA is
@@ -24,7 +26,10 @@ export function wholeImageFile(name: string, sizeBytes: number, sha256: string):
 }
 
 /**
- * Reads an OVA once and returns its members in archive order with their offsets and SHA-256. The
+ * Reads an OVA once and returns the members a library item may hold, in archive order with their offsets
+ * and SHA-256: the descriptor, its manifest and certificate, and the files it references. Any other member
+ * (a second descriptor, a stray file) never reaches the vCenter, which could otherwise read a descriptor
+ * vmhub never catalogued; a publish refuses such an OVA, so only one published before that has them. The
  * archive was verified by the download; the walk still refuses what a library could not hold: a member
  * that is not a plain file or whose name has a slash.
  */
@@ -33,6 +38,7 @@ export async function ovaMembers(
   options: { signal?: AbortSignal; onBytes?: (bytesRead: number) => void } = {},
 ): Promise<LibraryFile[]> {
   const members: LibraryFile[] = [];
+  let descriptor: { name: string; parts: Buffer[] } | undefined;
   let chunkStart = 0;
   let chunk: Buffer = Buffer.alloc(0);
   const reader = new TarReader((entry) => {
@@ -46,8 +52,12 @@ export async function ovaMembers(
     const hash = createHash('sha256');
     const member: LibraryFile = { name: entry.name, offset: -1, size: entry.size, sha256: '' };
     members.push(member);
+    const kept: Buffer[] | undefined =
+      !descriptor && entry.name.toLowerCase().endsWith('.ovf') && entry.size <= MAX_DESCRIPTOR_BYTES ? [] : undefined;
+    if (kept) descriptor = { name: entry.name, parts: kept };
     return {
       update(bytes) {
+        kept?.push(Buffer.from(bytes));
         // The reader hands out views of the chunk it was given, so where they start in the chunk is where they are in the file.
         if (member.offset < 0) member.offset = chunkStart + (bytes.byteOffset - chunk.byteOffset);
         hash.update(bytes);
@@ -66,5 +76,18 @@ export async function ovaMembers(
     options.onBytes?.(chunkStart);
   }
   reader.finish();
-  return members;
+  if (!descriptor) throw new VmhubError('InvalidImage', 'the OVA holds no .ovf descriptor');
+  return onlyReferenced(members, descriptor.name, Buffer.concat(descriptor.parts));
+}
+
+/** The members an item may hold: the descriptor, its `.mf` and `.cert`, and the files it references. */
+async function onlyReferenced(members: LibraryFile[], descriptor: string, text: Buffer): Promise<LibraryFile[]> {
+  const referenced = new Set((await parseOvf(text.toString('utf8'))).files.map((f) => f.href));
+  return members.filter(
+    (m) =>
+      m.name === descriptor ||
+      referenced.has(m.name) ||
+      sibling(m.name, descriptor, '.mf') ||
+      sibling(m.name, descriptor, '.cert'),
+  );
 }

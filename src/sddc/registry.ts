@@ -77,11 +77,11 @@ export function checkNewSddc(topology: Topology, sddc: NewSddc): NewSddc {
 /** Changes as `updateSddc` applies them, checked against the topology; at least one is needed. */
 export function checkSddcChanges(topology: Topology, changes: SddcChanges): SddcChanges {
   const given = Object.entries(changes).filter(([, v]) => v !== undefined);
-  const capacityGiven = Object.values(changes.capacity ?? {}).some((v) => v !== undefined);
-  if (given.length === 0 || (given.length === 1 && changes.capacity && !capacityGiven)) {
+  const emptyParts = [changes.capacity, changes.ovfPolicy].filter((p) => p && Object.values(p).every((v) => v === undefined));
+  if (given.length === emptyParts.length) {
     throw new VmhubError(
       'InvalidInput',
-      'nothing to change: give at least one of --dc, --task-queue, --cpus, --memory, --disk or --vcenter, e.g. --cpus 16',
+      'nothing to change: give at least one of --dc, --task-queue, --cpus, --memory, --disk, --vcenter, --require-manifest or --require-ovf-cert, e.g. --cpus 16',
     );
   }
   if (changes.dataCenter !== undefined) checkDataCenter(topology, changes.dataCenter);

@@ -30,6 +30,9 @@ export const ERROR_TYPES = [
   'UnsignedImage',
   'UntrustedSignature',
   'ProvenanceMismatch',
+  'CertificateInvalid',
+  'UnreferencedMember',
+  'PolicyRefused',
 ] as const;
 
 export type ErrorType = (typeof ERROR_TYPES)[number];

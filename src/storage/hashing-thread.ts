@@ -2,15 +2,15 @@ import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { findFormat, type ImageFormat } from '../shared/image-format';
-import { createInspector, type ImageMetadata, type Inspector } from '../images/inspect';
+import { createInspector, type ImageMetadata, type InspectOptions, type Inspector } from '../images/inspect';
 import { parseDescriptor } from '../images/ovf/descriptor';
 import type { OvfEnvelope } from '../images/ovf/envelope';
 import { freeNow } from './free-now';
 
 /** A throw here would end the thread, and with it every stream it hashes: a format that is none gets no inspector. */
-function inspectorOf(format: ImageFormat): Inspector | undefined {
+function inspectorOf(format: ImageFormat, options?: InspectOptions): Inspector | undefined {
   const name = findFormat(format)?.inspector;
-  return name && createInspector(name);
+  return name && createInspector(name, options);
 }
 
 /**
@@ -26,7 +26,7 @@ function inspectorOf(format: ImageFormat): Inspector | undefined {
 export type HashRequest =
   | { id: number; op: 'sha256'; bytes: Uint8Array; giveBack: boolean }
   | { id: number; op: 'descriptor'; bytes: Uint8Array }
-  | { id: number; op: 'open'; stream: number; format?: ImageFormat }
+  | { id: number; op: 'open'; stream: number; format?: ImageFormat; inspect?: InspectOptions }
   | { id: number; op: 'push'; stream: number; bytes: Uint8Array; digest: boolean }
   | { id: number; op: 'pushFile'; stream: number; fd: number; position: number; length: number }
   | { id: number; op: 'finish'; stream: number }
@@ -120,7 +120,7 @@ function handle(req: HashRequest): void {
   if (req.op === 'open') {
     streams.set(req.stream, {
       whole: createHash('sha256'),
-      inspector: req.format && inspectorOf(req.format),
+      inspector: req.format && inspectorOf(req.format, req.inspect),
       turn: Promise.resolve(),
       closed: false,
     });

@@ -4,7 +4,7 @@ import { types } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { VmhubError, type ErrorType } from '../shared/errors';
 import type { ImageFormat } from '../shared/image-format';
-import type { ImageMetadata } from '../images/inspect';
+import type { ImageMetadata, InspectOptions } from '../images/inspect';
 import type { OvfEnvelope } from '../images/ovf/envelope';
 import { isShared } from './block-buffers';
 import type { ErrorShape, HashReply, HashRequest } from './hashing-thread';
@@ -124,13 +124,16 @@ export class HashPool {
     return (await this.thread(0).send({ id: nextId++, op: 'descriptor', bytes })).envelope!;
   }
 
-  /** An image stream on the thread with the fewest streams: blocks pushed in order, then the whole-image SHA-256 and metadata. */
-  async openStream(format?: ImageFormat): Promise<ImageStream> {
+  /**
+   * An image stream on the thread with the fewest streams: blocks pushed in order, then the whole-image
+   * SHA-256 and metadata (the inspector told `inspect`).
+   */
+  async openStream(format?: ImageFormat, inspect?: InspectOptions): Promise<ImageStream> {
     let best = 0;
     for (let i = 1; i < this.size; i++) if (this.thread(i).streams < this.thread(best).streams) best = i;
     const thread = this.thread(best);
     const stream = nextId++;
-    await thread.send({ id: nextId++, op: 'open', stream, format });
+    await thread.send({ id: nextId++, op: 'open', stream, format, inspect });
     thread.streams++;
     return new ImageStream(thread, stream);
   }

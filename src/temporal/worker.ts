@@ -15,6 +15,7 @@ import { TopologyBlockStores } from '../storage/backends';
 import { connectClient, connectWorker, temporalView } from './connection';
 import { loadTopology } from '../topology/topology';
 import { VmhubError } from '../shared/errors';
+import { loadTrustedCas } from '../images/ovf-certificate';
 
 /**
  * Worker entry points: `control` polls the control-plane queue (`vm-images`: workflows and bookkeeping)
@@ -209,8 +210,9 @@ async function main(): Promise<void> {
   const { role, sddc, only } = parseWorkerArgs(process.argv.slice(2));
   installLogging();
   const config = loadConfig();
-  // Checked before connecting anywhere else: a typo is told at once.
+  // Checked before connecting anywhere else: a typo, or a trusted CA file that cannot be read, is told at once.
   if (role === 'agent' && sddc) await checkAgentSddc(config, validateSddcName(sddc));
+  await loadTrustedCas(config.ovf.trustedCaFile);
   const connection = await connectWorker(config.temporal);
   try {
     if (role === 'control') {

@@ -284,6 +284,9 @@ async function deployTo(
   let row: DeployResultRow;
   if (target.shortfall) {
     row = { ...base, status: 'skipped', source: null, reason: `does not fit: ${target.shortfall}` };
+  } else if (target.refused) {
+    // The SDDC's OVF policy refuses the version: final, so no agent is asked.
+    row = { ...base, status: 'failed', source: null, reason: target.refused };
   } else {
     try {
       row = { ...base, ...(await deliver(plan, target, board, input, checkAgentOf)) };

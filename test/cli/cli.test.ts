@@ -9,8 +9,9 @@ import type { ImageVersionRecord } from '../../src/catalog/image-records';
 import type { DeployResult, DeployResultRow } from '../../src/shared/deploy-input';
 import { connectWorker } from '../../src/temporal/connection';
 import { createAgentWorker } from '../../src/temporal/worker';
-import { isoImage, ovaFromDescriptor } from '../images/build';
+import { archive, isoImage, ovaFromDescriptor } from '../images/build';
 import { fixture } from '../images/fixtures';
+import { makeTestPki, smallDescriptor, smallOva, smallPackage, type TestPki } from '../images/pki';
 import { repositoryRoot, startWorld, type TestWorld, workflowFailure } from '../helpers';
 import { ROOT, runVmhub, VMHUB, type Ran } from './run-vmhub';
 
@@ -42,8 +43,14 @@ describe('the vmhub CLI against the services', () => {
     fs.symlinkSync(outside, path.join(datastores, bad, image, version));
   }
 
+  let pki: TestPki;
+
   beforeAll(async () => {
-    world = await startWorld();
+    // The control plane trusts one test CA: an OVA signed under it is `verified`, one under another `untrusted`.
+    pki = makeTestPki();
+    const trustedCaFile = path.join(repositoryRoot(), '..', `cli-cas-${id}.pem`);
+    fs.writeFileSync(trustedCaFile, pki.trustedRoot);
+    world = await startWorld({ ovf: { trustedCaFile, requireManifest: false, requireVerifiedCertificate: false } });
     env = {
       ...process.env,
       VMHUB_TASK_QUEUE: world.config.taskQueue,
@@ -337,6 +344,80 @@ describe('the vmhub CLI against the services', () => {
     expect(none.stderr).toMatch(
       /^vmhub: UnknownImage: cli-none-.* has no available, non-deprecated version \(pre-releases included\)/,
     );
+  });
+
+  it('records an OVF certificate as verified or untrusted and shows it; an SDDC whose policy refuses a version fails its row, the others deploy', async () => {
+    const image = `cli-signed-${id}`;
+    const strict = `cli-strict-${id}`;
+    const publishing = (version: string, bytes: Buffer) => {
+      fs.writeFileSync(path.join(repositoryRoot(), `${image}-${version}.ova`), bytes);
+      return world.client.workflow.execute('PublishImage', {
+        args: [{ source: `${image}-${version}.ova`, image, version }],
+        taskQueue: world.config.taskQueue,
+        workflowId: `publish:${image}:${version}`,
+      });
+    };
+    const publishOva = async (version: string, bytes: Buffer) => {
+      await publishing(version, bytes);
+      return (await world.deps.catalog.versions.get(image, version))?.metadata;
+    };
+    const secondDescriptor = archive([...smallPackage({ seed: 5 }), { name: 'b.ovf', bytes: smallDescriptor }]);
+    const [trusted, untrusted, unlisted, twoDescriptors] = await Promise.all([
+      publishOva('1.0.0', smallOva({ signer: pki.trusted })),
+      publishOva('1.0.1', smallOva({ signer: pki.untrusted, seed: 3 })),
+      publishOva('1.0.2', smallOva({ manifest: false, seed: 4 })),
+      workflowFailure(publishing('1.0.3', secondDescriptor)),
+    ]);
+    expect(twoDescriptors).toMatchObject({ type: 'UnreferencedMember', message: expect.stringMatching(/"b\.ovf"/) });
+    expect((await world.deps.catalog.versions.get(image, '1.0.3'))?.status).not.toBe('available');
+    expect(trusted).toMatchObject({
+      certificate: { status: 'verified', subject: 'O=vmhub tests, CN=publisher', notAfter: expect.any(String) },
+    });
+    expect(untrusted).toMatchObject({ certificate: { status: 'untrusted', subject: 'O=vmhub tests, CN=stranger' } });
+    expect(unlisted).toMatchObject({ certificate: { status: 'none' } });
+    const shown = await vmhub('show', `${image}@1.0.0`);
+    expect(shown.stdout).toMatch(/^ovf cert +verified \(subject O=vmhub tests, CN=publisher; expires \d{4}-/m);
+    expect(shown.stdout).toMatch(/^manifest +a\.mf$/m);
+
+    // The policy refuses before any agent is asked: `strict` has none.
+    const capacity = { cpus: 8, memoryMiB: 16384, diskGiB: 100 };
+    await world.deps.catalog.sddcs.create({
+      name: strict,
+      dataCenter: 'dc-west',
+      taskQueue: `sddc-${strict}`,
+      capacity,
+      ovfPolicy: { requireVerifiedCertificate: true },
+    });
+    const deploy = async (version: string, sddcs: string[]) => {
+      const failure = await workflowFailure(
+        world.client.workflow.execute('DeployToSDDCs', {
+          args: [{ image, version, sddcs }],
+          taskQueue: world.config.taskQueue,
+          workflowId: `deploy:${image}:${version}:${randomUUID()}`,
+        }),
+      );
+      expect(failure.type).toBe('DeployIncomplete');
+      const rows = await world.deps.catalog.deployments.of(image, version);
+      return Object.fromEntries(rows.map((r) => [r.sddc, { status: r.status, error: r.error }]));
+    };
+    expect(await deploy('1.0.1', [good, strict])).toEqual({
+      [good]: { status: 'deployed', error: undefined },
+      [strict]: {
+        status: 'failed',
+        error: expect.stringMatching(
+          new RegExp(`^PolicyRefused: SDDC ${strict} requires a verified OVF certificate, and the image's is untrusted`),
+        ),
+      },
+    });
+    // Each demand changes on its own.
+    await world.deps.catalog.sddcs.update(strict, { ovfPolicy: { requireManifest: true, requireVerifiedCertificate: false } });
+    expect((await world.deps.catalog.sddcs.get(strict))?.ovfPolicy).toEqual({
+      requireManifest: true,
+      requireVerifiedCertificate: false,
+    });
+    expect(await deploy('1.0.2', [strict])).toEqual({
+      [strict]: { status: 'failed', error: `PolicyRefused: SDDC ${strict} requires a manifest, and the image has none` },
+    });
   });
 
   it('sddc add registers with a plain size in GiB; update changes only the fields given', async () => {

@@ -13,12 +13,13 @@ import type { CliDeps } from '../../src/cli/deps';
 import * as images from '../../src/cli/images';
 import { table } from '../../src/cli/output';
 import { formatMiB } from '../../src/shared/units';
-import { main } from '../../src/cli/program';
+import { buildProgram, main } from '../../src/cli/program';
 import { formatEta, PhaseRate } from '../../src/cli/progress';
 import * as publish from '../../src/cli/publish';
 import { parseLimit, runsQuery } from '../../src/cli/runs';
 import { connectTemporal, CONNECT_TIMEOUT_MS, redactUri } from '../../src/cli/services';
 import * as sddcAdd from '../../src/cli/sddc-add';
+import * as sddcShow from '../../src/cli/sddc-show';
 import * as sddcUpdate from '../../src/cli/sddc-update';
 import * as show from '../../src/cli/show';
 import * as status from '../../src/cli/status';
@@ -206,6 +207,34 @@ describe('sddc commands', () => {
         )
       ).type,
     ).toBe('InvalidInput');
+  });
+});
+
+describe("an SDDC's OVF policy options", () => {
+  it('add stores the demands given; update sets or clears each on its own; show prints them', async () => {
+    const written: unknown[] = [];
+    const record = (fields: object) => ({ ...sddc('east-9'), ...fields });
+    const catalog = {
+      sddcs: {
+        create: async (s: object) => (written.push(s), record(s)),
+        update: async (_: string, changes: object) => (written.push(changes), record(changes)),
+      },
+    } as unknown as Catalog;
+    const deps = { ...fakeDeps().deps, catalog: async () => catalog };
+    const parse = (...args: string[]) => buildProgram(deps, '0', () => undefined).parseAsync(['node', 'vmhub', 'sddc', ...args]);
+    await parse('add', 'east-9', '--dc', 'dc-east', '--require-ovf-cert');
+    await parse('update', 'east-9', '--require-manifest', '--no-require-ovf-cert');
+    await parse('update', 'east-9', '--cpus', '4');
+    expect(written).toEqual([
+      expect.objectContaining({ name: 'east-9', ovfPolicy: { requireVerifiedCertificate: true } }),
+      expect.objectContaining({ ovfPolicy: { requireManifest: true, requireVerifiedCertificate: false } }),
+      expect.objectContaining({ ovfPolicy: undefined }),
+    ]);
+    const lines = (ovfPolicy?: SddcRecord['ovfPolicy']) => sddcShow.renderText(record({ ovfPolicy }) as SddcRecord);
+    expect(lines({ requireManifest: true, requireVerifiedCertificate: true })).toContain(
+      'OVF policy  requires a manifest listing every member and a verified OVF certificate',
+    );
+    expect(lines(undefined)).toContain('OVF policy  none');
   });
 });
 

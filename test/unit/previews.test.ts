@@ -69,18 +69,20 @@ describe('preview renderers', () => {
         row('east-2', 'already-present'),
         row('east-3', 'skipped', { reason: 'does not fit: 8 CPUs needed, 4 available' }),
         row('east-4', 'no-agent', { reason: 'no agent has polled sddc-east-4 in the last 75 s' }),
+        row('east-5', 'refused', { reason: 'PolicyRefused: SDDC east-5 requires a manifest, and the image has none' }),
       ],
-      counts: { deploy: 1, 'already-present': 1, skipped: 1, 'no-agent': 1 },
+      counts: { deploy: 1, 'already-present': 1, skipped: 1, 'no-agent': 1, refused: 1 },
       bytesToMove: 4 * 2 ** 20,
       refusals: ['NoWorker: no worker has polled task queue vm-images in the last 75 s'],
     });
     expect(lines).toEqual([
-      'deploying app@1.1.0 (8.0 MiB) to 4 SDDCs would deploy 1 (4.0 MiB to move), find 1 already present, skip 1, find no live agent for 1; nothing was started',
+      'deploying app@1.1.0 (8.0 MiB) to 5 SDDCs would deploy 1 (4.0 MiB to move), find 1 already present, skip 1, find no live agent for 1, refuse 1 by its OVF policy; nothing was started',
       'SDDC    DATA CENTER  WOULD            TO MOVE  DETAILS',
       "east-1  dc-east      deploy           4.0 MiB  from east-primary, then west-replica (the rest copied from 1.0.0 on the SDDC) into a directory of its agent's datastore",
       'east-2  dc-east      already present  -        per the catalog; the agent checks again when it deploys',
       'east-3  dc-east      skip             -        does not fit: 8 CPUs needed, 4 available',
       'east-4  dc-east      no agent         -        no agent has polled sddc-east-4 in the last 75 s',
+      'east-5  dc-east      refuse           -        PolicyRefused: SDDC east-5 requires a manifest, and the image has none',
       'the deploy would be refused now: NoWorker: no worker has polled task queue vm-images in the last 75 s',
     ]);
   });

@@ -113,8 +113,11 @@ describe('which update session an import carries on with', () => {
 
 describe('an OVA split into library files', () => {
   it('gives every member with its offset and SHA-256, in archive order', async () => {
+    const descriptor =
+      '<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">' +
+      '<References><File ovf:href="app-disk1.vmdk" ovf:id="f1"/></References><VirtualSystem ovf:id="vm"/></Envelope>';
     const members = [
-      { name: 'app.ovf', bytes: Buffer.from('<Envelope/>') },
+      { name: 'app.ovf', bytes: Buffer.from(descriptor) },
       { name: 'app.mf', bytes: Buffer.alloc(0) },
       { name: 'app-disk1.vmdk', bytes: filler(3 * 1024 * 1024 + 17, 3) },
     ];

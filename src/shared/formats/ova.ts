@@ -1,3 +1,4 @@
+import { certificateOf, describeCertificate } from '../ovf-policy';
 import { formatBytes, formatMiB } from '../units';
 import type { ImageMetadata } from '../../images/inspect';
 import { latin1, type ImageFormatRecord } from './record';
@@ -12,6 +13,8 @@ function ovaMetadataLines(m: ImageMetadata): string[] {
     ...m.disks.map(
       (d) => `disk       ${d.diskId} ${d.capacityBytes !== undefined ? formatBytes(d.capacityBytes) : d.capacityUnresolved}`,
     ),
+    `manifest   ${m.archive.manifest ?? 'none'}`,
+    `ovf cert   ${describeCertificate(certificateOf(m))}`,
   ];
 }
 
