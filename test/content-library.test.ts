@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import type { DeployInput, DeployResult, DeployResultRow } from '../src/shared/deploy-input';
@@ -128,6 +129,14 @@ describe('content library targets', () => {
     }
   }
 
+  /** Replaces one file of an item with other bytes, as anyone with the vCenter's content library rights could. */
+  async function replaceFile(conn: VcenterConnection, itemId: string, name: string, bytes: Buffer): Promise<void> {
+    const session = await conn.library.createUpdateSession(itemId);
+    const added = await conn.library.addFile(session, { name, offset: 0, size: bytes.length, sha256: sha(bytes) });
+    await conn.library.rest.upload(added.upload_endpoint!.uri, bytes.length, () => Readable.from([bytes]), name);
+    await conn.library.complete(session);
+  }
+
   /** An item's files as the vCenter serves them back through a download session: name → SHA-256. */
   async function readBack(name: string, itemId: string): Promise<Record<string, string>> {
     return vcenter(name, async (conn) => {
@@ -183,10 +192,12 @@ describe('content library targets', () => {
       workflowId: `deploy:${input.image}:${input.version}:${randomUUID()}`,
     });
 
+  let edgeMembers: Member[] = [];
   const rows = (results: DeployResultRow[]) => Object.fromEntries(results.map((r) => [r.sddc, r]));
 
   it('publishing with a deploy leaves an OVF template in each vCenter whose files are the OVA’s members', async () => {
     const { file, members } = writeOva('1.0.0', 3 * MiB);
+    edgeMembers = members;
     const published = await publish(file, 'edge', '1.0.0', DEFAULT_SDDCS);
     const r = rows(published.deploy!.results);
     for (const name of DEFAULT_SDDCS) {
@@ -218,6 +229,17 @@ describe('content library targets', () => {
       expect(row).toMatchObject({ status: 'already-present', source: null, target: { itemName: 'edge-1.0.0' } });
     }
     for (const name of DEFAULT_SDDCS) expect(fs.readdirSync(path.join(datastores, name, 'edge'))).toEqual(['1.0.0']);
+  });
+
+  it('an item whose file was replaced through the vSphere API is not present: the deploy imports it again', async () => {
+    const before = (await world.deps.catalog.deployments.of('edge', '1.0.0')).find((d) => d.sddc === 'east-2')!;
+    const itemId = before.target!.itemId;
+    const disk = Buffer.alloc(3 * MiB, 7);
+    await vcenter('east-2', (conn) => replaceFile(conn, itemId, 'edge-disk1.vmdk', disk));
+    expect((await readBack('east-2', itemId))['edge-disk1.vmdk']).toBe(sha(disk));
+    const result = (await (await deploy({ image: 'edge', version: '1.0.0', sddcs: ['east-2'] })).result()) as DeployResult;
+    expect(result.results[0]).toMatchObject({ status: 'deployed', target: { itemId, itemName: 'edge-1.0.0' } });
+    expect(await readBack('east-2', itemId)).toEqual(Object.fromEntries(edgeMembers.map((m) => [m.name, sha(m.bytes)])));
   });
 
   it('imports an ISO as an iso item', async () => {
