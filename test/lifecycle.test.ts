@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import { screenshotSchedules, webUiUrl } from '../scripts/screenshot-schedules';
@@ -12,9 +13,11 @@ import * as retireCommand from '../src/cli/retire';
 import * as retentionCommand from '../src/cli/retention';
 import * as schedulesCommand from '../src/cli/schedules';
 import * as verifyCommand from '../src/cli/verify';
+import * as verifySddcsCommand from '../src/cli/verify-sddcs';
+import type { VerifySddcsResult } from '../src/shared/drift-input';
 import type { RetentionResult } from '../src/shared/lifecycle-input';
 import type { PublishResult } from '../src/shared/publish-input';
-import { ensureSchedules, RETENTION_SCHEDULE_ID, VERIFY_SCHEDULE_ID } from '../src/temporal/schedules';
+import { ensureSchedules, RETENTION_SCHEDULE_ID, VERIFY_SCHEDULE_ID, VERIFY_SDDCS_SCHEDULE_ID } from '../src/temporal/schedules';
 import { unlessNotFound } from '../src/storage/block-store';
 import { VcenterConnection } from '../src/sddc/library-import';
 import { libraryItemName } from '../src/shared/target-kinds/content-library';
@@ -87,11 +90,11 @@ describe('image lifecycle', () => {
     await world?.close();
   });
 
-  async function publish(image: string, version: string): Promise<PublishResult> {
+  async function publish(image: string, version: string, deployTo?: string[]): Promise<PublishResult> {
     const file = `${image}-${version}-${run}.iso`;
     isoImage(path.join(repositoryRoot(), file), { volumeId: `V${version.replace(/\./g, '')}`, extraBytes: 2 * MiB });
     return (await world.client.workflow.execute('PublishImage', {
-      args: [{ source: file, image, version }],
+      args: [{ source: file, image, version, ...(deployTo ? { deployTo } : {}) }],
       taskQueue: world.config.taskQueue,
       workflowId: `publish:${image}:${version}:${randomUUID()}`,
     })) as PublishResult;
@@ -281,8 +284,81 @@ describe('image lifecycle', () => {
     expect(clean).toMatchObject({ versionsChecked: 1, findingsTotal: 0, findings: [] });
   });
 
+  it('VerifySddcs finds a copy deleted, one emptied, one edited and an extra descriptor, marks them drifted, and repairs them', async () => {
+    const published = [
+      await publish('drift', '1.0.0', ['dir-1', 'east-1']),
+      await publish('drift', '1.1.0', ['dir-1']),
+      await publish('drift', '1.2.0', ['dir-1']),
+    ];
+    const file = (version: string) => deployedFile('dir-1', 'drift', version);
+    fs.rmSync(file('1.0.0'));
+    fs.truncateSync(file('1.1.0'), 0);
+    // Other bytes, same size, the .sha256 sidecar left alone: only hashing tells.
+    const fd = fs.openSync(file('1.2.0'), 'r+');
+    fs.writeSync(fd, Buffer.from('edited outside vmhub'), 0, 20, 4096);
+    fs.closeSync(fd);
+    const item = (await libraryItem('drift', '1.0.0'))!;
+    const conn = await VcenterConnection.open(library, { username: 'vmhub-test', password });
+    try {
+      const extra = Buffer.from('<Envelope/>');
+      const session = await conn.library.createUpdateSession(item.id);
+      const added = await conn.library.addFile(session, {
+        name: 'other.ovf',
+        offset: 0,
+        size: extra.length,
+        sha256: createHash('sha256').update(extra).digest('hex'),
+      });
+      await conn.library.rest.upload(added.upload_endpoint!.uri, extra.length, () => Readable.from([extra]), 'other.ovf');
+      await conn.library.complete(session);
+    } finally {
+      await conn.close();
+    }
+
+    const ours = (r: VerifySddcsResult) =>
+      r.findings.filter((f) => f.image === 'drift').map((f) => [f.sddc, f.version, f.kind, f.repaired]);
+    const found = await verifySddcsCommand.run({ sddcs: ['dir-1', 'east-1'] }, deps);
+    expect(ours(found).sort()).toEqual([
+      ['dir-1', '1.0.0', 'missing', undefined],
+      ['dir-1', '1.1.0', 'zero-byte', undefined],
+      ['dir-1', '1.2.0', 'edited', undefined],
+      ['east-1', '1.0.0', 'extra-descriptor', undefined],
+    ]);
+    const statuses = async () =>
+      [
+        ...(await world.deps.catalog.deployments.of('drift', '1.0.0')),
+        ...(await world.deps.catalog.deployments.of('drift', '1.1.0')),
+        ...(await world.deps.catalog.deployments.of('drift', '1.2.0')),
+      ].map((d) => [d.sddc, d.version, d.status]);
+    expect(await statuses()).toEqual([
+      ['dir-1', '1.0.0', 'drifted'],
+      ['east-1', '1.0.0', 'drifted'],
+      ['dir-1', '1.1.0', 'drifted'],
+      ['dir-1', '1.2.0', 'drifted'],
+    ]);
+
+    const repaired = await verifySddcsCommand.run({ sddcs: ['dir-1', 'east-1'], repair: true }, deps);
+    expect(ours(repaired).map((f) => f[3])).toEqual([true, true, true, true]);
+    for (const p of published) {
+      const bytes = fs.readFileSync(file(p.version));
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(p.sha256);
+    }
+    const whole = (await libraryItem('drift', '1.0.0'))!;
+    const files = await (async () => {
+      const c = await VcenterConnection.open(library, { username: 'vmhub-test', password });
+      try {
+        return await c.library.itemFiles(whole.id);
+      } finally {
+        await c.close();
+      }
+    })();
+    expect([...new Set(files.map((f) => f.name))]).toEqual(['drift-1.0.0.iso']);
+    expect((await statuses()).map((s) => s[2])).toEqual(['deployed', 'deployed', 'deployed', 'deployed']);
+    const clean = await verifySddcsCommand.run({ sddcs: ['dir-1', 'east-1'] }, deps);
+    expect(ours(clean)).toEqual([]);
+  });
+
   it('`npm run services -- start` creates the schedules on the server, the Web UI lists them, and making sure of them again changes nothing', async () => {
-    for (const id of [VERIFY_SCHEDULE_ID, RETENTION_SCHEDULE_ID]) {
+    for (const id of [VERIFY_SCHEDULE_ID, VERIFY_SDDCS_SCHEDULE_ID, RETENTION_SCHEDULE_ID]) {
       await world.client.schedule
         .getHandle(id)
         .delete()
@@ -290,23 +366,26 @@ describe('image lifecycle', () => {
           if (!(err instanceof ScheduleNotFoundError)) throw err;
         });
     }
-    expect((await schedulesCommand.run({}, deps)).schedules.map((s) => s.state)).toEqual(['missing', 'missing']);
+    expect((await schedulesCommand.run({}, deps)).schedules.map((s) => s.state)).toEqual(['missing', 'missing', 'missing']);
     // The services are running already: start leaves them as they are, and makes sure of the schedules.
     const started = await exec('npm', ['run', 'services', '--', 'start'], {
       cwd: ROOT,
       env: { ...process.env, VMHUB_TASK_QUEUE: world.config.taskQueue },
     });
-    expect(started.stdout).toContain(`schedules              ${VERIFY_SCHEDULE_ID}, ${RETENTION_SCHEDULE_ID}`);
+    expect(started.stdout).toContain(
+      `schedules              ${VERIFY_SCHEDULE_ID}, ${VERIFY_SDDCS_SCHEDULE_ID}, ${RETENTION_SCHEDULE_ID}`,
+    );
     const afterStart = (await schedulesCommand.run({}, deps)).schedules;
     expect(afterStart.map((s) => [s.scheduleId, s.workflowType, s.state])).toEqual([
       [VERIFY_SCHEDULE_ID, 'VerifyReplicas', 'active'],
+      [VERIFY_SDDCS_SCHEDULE_ID, 'VerifySddcs', 'active'],
       [RETENTION_SCHEDULE_ID, 'ApplyRetention', 'active'],
     ]);
 
     fs.mkdirSync(path.join(ROOT, 'test-output'), { recursive: true });
     const out = path.join(ROOT, 'test-output', 'web-ui-schedules.png');
     const shown = await screenshotSchedules({ webUi: webUiUrl(world.config), namespace: world.config.temporal.namespace, out });
-    expect(shown).toEqual([VERIFY_SCHEDULE_ID, RETENTION_SCHEDULE_ID]);
+    expect(shown).toEqual([VERIFY_SCHEDULE_ID, VERIFY_SDDCS_SCHEDULE_ID, RETENTION_SCHEDULE_ID]);
     expect(fs.statSync(out).size).toBeGreaterThan(10_000);
 
     await ensureSchedules(world.client, world.config);
@@ -314,6 +393,7 @@ describe('image lifecycle', () => {
     const { schedules } = await schedulesCommand.run({}, deps);
     expect(schedules.map((s) => [s.scheduleId, s.workflowType, s.state, s.taskQueue])).toEqual([
       [VERIFY_SCHEDULE_ID, 'VerifyReplicas', 'active', world.config.taskQueue],
+      [VERIFY_SDDCS_SCHEDULE_ID, 'VerifySddcs', 'active', world.config.taskQueue],
       [RETENTION_SCHEDULE_ID, 'ApplyRetention', 'active', world.config.taskQueue],
     ]);
     expect(schedules[0].everyMs).toBe(86_400_000);

@@ -9,6 +9,8 @@ import { retentionPlan } from '../lifecycle/retention';
 import { beginRetire, checkRef, type RetirePlan, type RetireTarget } from '../lifecycle/retire';
 import type { SddcCopy, VersionRef } from '../shared/image-version';
 import { versionsToVerify, type VerifyPage } from '../lifecycle/verify-page';
+import { markDrifted, sddcsToCheck } from '../lifecycle/sddc-drift';
+import type { DriftFinding, SddcPage } from '../shared/drift-input';
 import { removeEmptyDirs } from '../datastore/files';
 import { datastoreRoot, deploymentPaths } from '../datastore/layout';
 import { acquireLock, releaseLock } from '../datastore/locks';
@@ -92,6 +94,16 @@ export function createLifecycleActivities({ storage, catalog, temporal }: Publis
         checkRef(input);
         return checkReplica({ storage, catalog }, input, cancellationSignal(), log);
       });
+    },
+
+    /** One page of SDDCs with the copies the catalog says each holds, for VerifySddcs. */
+    async sddcsToCheck(input: { sddcs?: string[]; after?: string; limit: number }): Promise<SddcPage> {
+      return withFailures(() => sddcsToCheck(catalog, input));
+    },
+
+    /** Marks the deployments VerifySddcs found drifted; returns how many were. */
+    async markDrifted(input: { findings: DriftFinding[] }): Promise<number> {
+      return withFailures(() => markDrifted(catalog, input.findings));
     },
 
     /** The versions retention retires now, at most `limit`: half-retired ones first, then those policies name. */

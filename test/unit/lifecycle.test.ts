@@ -110,8 +110,11 @@ describe('lifecycle schedules', () => {
   it('verify daily and apply retention hourly by default; the environment can change either', () => {
     expect(lifecycleSchedules({}).map((s) => [s.scheduleId, s.workflowType, describeInterval(s.every)])).toEqual([
       ['vmhub-verify-replicas', 'VerifyReplicas', '1 day'],
+      ['vmhub-verify-sddcs', 'VerifySddcs', '1 day'],
       ['vmhub-apply-retention', 'ApplyRetention', '1 hour'],
     ]);
+    expect(lifecycleSchedules({})[1].input).toEqual({ repair: false });
+    expect(lifecycleSchedules({ VMHUB_REPAIR_DRIFT: '1' })[1].input).toEqual({ repair: true });
     expect(describeInterval(lifecycleSchedules({ VMHUB_VERIFY_EVERY: '6h' })[0].every)).toBe('6 hours');
   });
 
