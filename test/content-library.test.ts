@@ -8,6 +8,9 @@ import { CancelledFailure } from '@temporalio/common';
 import type { DeployInput, DeployResult, DeployResultRow } from '../src/shared/deploy-input';
 import type { PublishResult } from '../src/shared/publish-input';
 import { VcenterConnection } from '../src/sddc/library-import';
+import { findItem, importVerifiedCopy } from '../src/sddc/library-tasks';
+import { expectedMembers } from '../src/deploy/expected-members';
+import { deploymentPaths } from '../src/datastore/layout';
 import { itemDescription } from '../src/shared/target-kinds/content-library';
 import type { ContentLibraryTarget } from '../src/shared/target-kinds/kind';
 import { loadTopology } from '../src/topology/topology';
@@ -231,14 +234,29 @@ describe('content library targets', () => {
     for (const name of DEFAULT_SDDCS) expect(fs.readdirSync(path.join(datastores, name, 'edge'))).toEqual(['1.0.0']);
   });
 
-  it('an item whose file was replaced through the vSphere API is not present: the deploy imports it again', async () => {
+  it('an item whose file was replaced through the vSphere API is not present, and the import sends the file again', async () => {
     const before = (await world.deps.catalog.deployments.of('edge', '1.0.0')).find((d) => d.sddc === 'east-2')!;
     const itemId = before.target!.itemId;
-    const disk = Buffer.alloc(3 * MiB, 7);
-    await vcenter('east-2', (conn) => replaceFile(conn, itemId, 'edge-disk1.vmdk', disk));
-    expect((await readBack('east-2', itemId))['edge-disk1.vmdk']).toBe(sha(disk));
-    const result = (await (await deploy({ image: 'edge', version: '1.0.0', sddcs: ['east-2'] })).result()) as DeployResult;
-    expect(result.results[0]).toMatchObject({ status: 'deployed', target: { itemId, itemName: 'edge-1.0.0' } });
+    const record = (await world.deps.catalog.versions.get('edge', '1.0.0'))!;
+    const ref = { image: 'edge', version: '1.0.0', format: record.format, sha256: record.sha256!, sizeBytes: record.sizeBytes };
+    const members = expectedMembers({ ...record, sha256: record.sha256! })!;
+    const disk = Buffer.alloc(edgeMembers.find((m) => m.name === 'edge-disk1.vmdk')!.bytes.length, 7);
+    // What the agent's findLibraryItem and importToLibrary run, in this process: no deploy needed to tell.
+    await vcenter('east-2', async (conn) => {
+      await replaceFile(conn, itemId, 'edge-disk1.vmdk', disk);
+      const found = await findItem(conn, ref, members, new AbortController().signal);
+      expect(found).toMatchObject({ state: 'drifted', target: { itemId } });
+      expect(found.problems).toEqual([expect.stringMatching(/^edge-disk1\.vmdk reads back with SHA-256 [0-9a-f]{64}, not /)]);
+      // The verified copy the deploy left in east-2's datastore, as the base of the next delta deploy.
+      const paths = deploymentPaths(path.join(datastores, 'east-2', 'edge', '1.0.0'), 'edge', '1.0.0', record.format);
+      const imported = await importVerifiedCopy(conn, ref, paths, {
+        members,
+        signal: new AbortController().signal,
+        onProgress: () => undefined,
+      });
+      expect(imported).toMatchObject({ imported: true, result: { status: 'deployed', placement: { itemId } } });
+      expect(await findItem(conn, ref, members, new AbortController().signal)).toMatchObject({ state: 'present' });
+    });
     expect(await readBack('east-2', itemId)).toEqual(Object.fromEntries(edgeMembers.map((m) => [m.name, sha(m.bytes)])));
   });
 

@@ -14,7 +14,6 @@ import * as retentionCommand from '../src/cli/retention';
 import * as schedulesCommand from '../src/cli/schedules';
 import * as verifyCommand from '../src/cli/verify';
 import * as verifySddcsCommand from '../src/cli/verify-sddcs';
-import type { VerifySddcsResult } from '../src/shared/drift-input';
 import type { RetentionResult } from '../src/shared/lifecycle-input';
 import type { PublishResult } from '../src/shared/publish-input';
 import { ensureSchedules, RETENTION_SCHEDULE_ID, VERIFY_SCHEDULE_ID, VERIFY_SDDCS_SCHEDULE_ID } from '../src/temporal/schedules';
@@ -114,15 +113,20 @@ describe('image lifecycle', () => {
   const deployedFile = (sddc: string, image: string, version: string) =>
     path.join(datastores, sddc, image, version, `${image}-${version}.iso`);
 
-  async function libraryItem(image: string, version: string) {
+  async function onVcenter<T>(fn: (conn: VcenterConnection) => Promise<T>): Promise<T> {
     const conn = await VcenterConnection.open(library, { username: 'vmhub-test', password });
     try {
-      const lib = await conn.library.findLibrary(library.library);
-      return lib && (await conn.library.findItem(lib.id, libraryItemName(image, version)));
+      return await fn(conn);
     } finally {
       await conn.close();
     }
   }
+
+  const libraryItem = (image: string, version: string) =>
+    onVcenter(async (conn) => {
+      const lib = await conn.library.findLibrary(library.library);
+      return lib && (await conn.library.findItem(lib.id, libraryItemName(image, version)));
+    });
 
   it('a deprecated version leaves latest; past its end of life a deploy is refused with ImageRetired unless forced', async () => {
     await publish('app', '1.0.0');
@@ -285,76 +289,56 @@ describe('image lifecycle', () => {
   });
 
   it('VerifySddcs finds a copy deleted, one emptied, one edited and an extra descriptor, marks them drifted, and repairs them', async () => {
-    const published = [
-      await publish('drift', '1.0.0', ['dir-1', 'east-1']),
-      await publish('drift', '1.1.0', ['dir-1']),
-      await publish('drift', '1.2.0', ['dir-1']),
-    ];
-    const file = (version: string) => deployedFile('dir-1', 'drift', version);
+    // The retention test left kept@1.0.0 on dir-1 and kept@1.2.0 and 2.0.0 published: deploying them costs less than publishing.
+    await Promise.all([
+      deploy({ image: 'kept', version: '1.2.0', sddcs: ['dir-1', 'east-1'] }),
+      deploy({ image: 'kept', version: '2.0.0', sddcs: ['dir-1'] }),
+    ]);
+    const file = (version: string) => deployedFile('dir-1', 'kept', version);
     fs.rmSync(file('1.0.0'));
-    fs.truncateSync(file('1.1.0'), 0);
+    fs.truncateSync(file('1.2.0'), 0);
     // Other bytes, same size, the .sha256 sidecar left alone: only hashing tells.
-    const fd = fs.openSync(file('1.2.0'), 'r+');
+    const fd = fs.openSync(file('2.0.0'), 'r+');
     fs.writeSync(fd, Buffer.from('edited outside vmhub'), 0, 20, 4096);
     fs.closeSync(fd);
-    const item = (await libraryItem('drift', '1.0.0'))!;
-    const conn = await VcenterConnection.open(library, { username: 'vmhub-test', password });
-    try {
-      const extra = Buffer.from('<Envelope/>');
-      const session = await conn.library.createUpdateSession(item.id);
-      const added = await conn.library.addFile(session, {
-        name: 'other.ovf',
-        offset: 0,
-        size: extra.length,
-        sha256: createHash('sha256').update(extra).digest('hex'),
-      });
+    const extra = Buffer.from('<Envelope/>');
+    await onVcenter(async (conn) => {
+      const session = await conn.library.createUpdateSession((await libraryItem('kept', '1.2.0'))!.id);
+      const sha256 = createHash('sha256').update(extra).digest('hex');
+      const added = await conn.library.addFile(session, { name: 'other.ovf', offset: 0, size: extra.length, sha256 });
       await conn.library.rest.upload(added.upload_endpoint!.uri, extra.length, () => Readable.from([extra]), 'other.ovf');
       await conn.library.complete(session);
-    } finally {
-      await conn.close();
-    }
+    });
 
-    const ours = (r: VerifySddcsResult) =>
-      r.findings.filter((f) => f.image === 'drift').map((f) => [f.sddc, f.version, f.kind, f.repaired]);
-    const found = await verifySddcsCommand.run({ sddcs: ['dir-1', 'east-1'] }, deps);
-    expect(ours(found).sort()).toEqual([
-      ['dir-1', '1.0.0', 'missing', undefined],
-      ['dir-1', '1.1.0', 'zero-byte', undefined],
-      ['dir-1', '1.2.0', 'edited', undefined],
-      ['east-1', '1.0.0', 'extra-descriptor', undefined],
+    const result = await verifySddcsCommand.run({ sddcs: ['dir-1', 'east-1'], repair: true }, deps);
+    expect(result.findings.map((f) => [f.sddc, f.image, f.version, f.kind, f.repaired]).sort()).toEqual([
+      ['dir-1', 'kept', '1.0.0', 'missing', true],
+      ['dir-1', 'kept', '1.2.0', 'zero-byte', true],
+      ['dir-1', 'kept', '2.0.0', 'edited', true],
+      ['east-1', 'kept', '1.2.0', 'extra-descriptor', true],
     ]);
-    const statuses = async () =>
-      [
-        ...(await world.deps.catalog.deployments.of('drift', '1.0.0')),
-        ...(await world.deps.catalog.deployments.of('drift', '1.1.0')),
-        ...(await world.deps.catalog.deployments.of('drift', '1.2.0')),
-      ].map((d) => [d.sddc, d.version, d.status]);
-    expect(await statuses()).toEqual([
-      ['dir-1', '1.0.0', 'drifted'],
-      ['east-1', '1.0.0', 'drifted'],
-      ['dir-1', '1.1.0', 'drifted'],
-      ['dir-1', '1.2.0', 'drifted'],
+    expect(verifySddcsCommand.renderText(result).join('\n')).toMatch(/kept@2\.0\.0 +dir-1 +edited +repaired: .*SHA-256/);
+    // Each was marked drifted, saying how, before the repair's deploy made it whole again.
+    const versions = ['1.0.0', '1.2.0', '2.0.0'];
+    const records = (await Promise.all(versions.map((v) => world.deps.catalog.deployments.of('kept', v)))).flat();
+    expect(records.map((d) => [d.sddc, d.version, d.status, d.attempts!.slice(-2).map((a) => a.status)])).toEqual([
+      ['dir-1', '1.0.0', 'deployed', ['drifted', 'deployed']],
+      ['dir-1', '1.2.0', 'deployed', ['drifted', 'deployed']],
+      ['east-1', '1.2.0', 'deployed', ['drifted', 'deployed']],
+      ['dir-1', '2.0.0', 'deployed', ['drifted', 'deployed']],
     ]);
-
-    const repaired = await verifySddcsCommand.run({ sddcs: ['dir-1', 'east-1'], repair: true }, deps);
-    expect(ours(repaired).map((f) => f[3])).toEqual([true, true, true, true]);
-    for (const p of published) {
-      const bytes = fs.readFileSync(file(p.version));
-      expect(createHash('sha256').update(bytes).digest('hex')).toBe(p.sha256);
+    expect(records[2].attempts!.at(-2)!.reason).toMatch(/^extra-descriptor: .*other\.ovf is extra/);
+    for (const v of versions) {
+      const sha256 = (await world.deps.catalog.versions.get('kept', v))!.sha256;
+      expect(
+        createHash('sha256')
+          .update(fs.readFileSync(file(v)))
+          .digest('hex'),
+      ).toBe(sha256);
     }
-    const whole = (await libraryItem('drift', '1.0.0'))!;
-    const files = await (async () => {
-      const c = await VcenterConnection.open(library, { username: 'vmhub-test', password });
-      try {
-        return await c.library.itemFiles(whole.id);
-      } finally {
-        await c.close();
-      }
-    })();
-    expect([...new Set(files.map((f) => f.name))]).toEqual(['drift-1.0.0.iso']);
-    expect((await statuses()).map((s) => s[2])).toEqual(['deployed', 'deployed', 'deployed', 'deployed']);
-    const clean = await verifySddcsCommand.run({ sddcs: ['dir-1', 'east-1'] }, deps);
-    expect(ours(clean)).toEqual([]);
+    const item = (await libraryItem('kept', '1.2.0'))!;
+    const files = await onVcenter((conn) => conn.library.itemFiles(item.id));
+    expect([...new Set(files.map((f) => f.name))]).toEqual(['kept-1.2.0.iso']);
   });
 
   it('`npm run services -- start` creates the schedules on the server, the Web UI lists them, and making sure of them again changes nothing', async () => {

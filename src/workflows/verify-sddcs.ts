@@ -26,12 +26,15 @@ import {
 import { asFailure } from '../shared/failures';
 import { libraryOf } from '../shared/sddc-target';
 import { plural } from '../shared/units';
+import { runPool } from '../shared/concurrency';
 import { control } from './activity-options';
 import { onAgent } from './agent-queues';
 import { DeployToSDDCs } from './deploy-to-sddcs';
 import { failureReason } from './deploy-rows';
 
 const DAY_MS = 86_400_000;
+/** Versions deployed again at once by a repair: each is a DeployToSDDCs child. */
+const REPAIRS_AT_ONCE = 10;
 
 /**
  * VerifySddcs: compares what every SDDC holds with the catalog and the expected digests, a page of at most
@@ -131,7 +134,7 @@ async function repair(sddcs: SddcToCheck[], drifted: DriftFinding[]): Promise<nu
   const byVersion = new Map<string, DriftFinding[]>();
   for (const f of drifted) byVersion.set(`${f.image}@${f.version}`, [...(byVersion.get(`${f.image}@${f.version}`) ?? []), f]);
   let repaired = 0;
-  for (const findings of byVersion.values()) {
+  await runPool([...byVersion.values()], REPAIRS_AT_ONCE, async (findings) => {
     const { image, version } = findings[0];
     const names = [...new Set(findings.map((f) => f.sddc))];
     let rows: DeployResultRow[] = [];
@@ -161,7 +164,7 @@ async function repair(sddcs: SddcToCheck[], drifted: DriftFinding[]): Promise<nu
       if (f.repaired) repaired++;
       else f.detail += `; not repaired: ${row?.reason ?? reason}`;
     }
-  }
+  });
   return repaired;
 }
 

@@ -6,6 +6,7 @@ import type { DriftActivities } from '../../src/activities/drift';
 import type { AgentLifecycleActivities } from '../../src/activities/lifecycle';
 import type { DeployResultRow } from '../../src/shared/deploy-input';
 import type { CopyToCheck, DriftFinding, SddcPage, VerifySddcsResult } from '../../src/shared/drift-input';
+import { retirePlan } from '../harness/lifecycle-mocks';
 import { deployActivities, deployedDownload, runWorker, startTestEnvironment } from '../harness/mock-activities';
 
 /** VerifySddcs on the time-skipping test server with mocked activities: what it reports, marks and repairs, page by page. */
@@ -45,13 +46,7 @@ function scenario(log: string[], agentQueue: string) {
         {
           name: 'lib-1',
           taskQueue: agentQueue,
-          target: {
-            kind: 'content-library',
-            vcenter: 'https://vc.example.com/',
-            library: 'vmhub',
-            usernameEnv: 'U',
-            passwordEnv: 'P',
-          },
+          target: retirePlan(agentQueue).sddcs[1].target,
           copies: [copy('1.0.0')],
         },
       ],
