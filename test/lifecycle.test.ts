@@ -288,11 +288,11 @@ describe('image lifecycle', () => {
     expect(clean).toMatchObject({ versionsChecked: 1, findingsTotal: 0, findings: [] });
   });
 
-  it('VerifySddcs finds a copy deleted, one emptied, one edited and an extra descriptor, marks them drifted, and repairs them', async () => {
+  it('VerifySddcs finds a copy deleted, one emptied, one edited, a library file replaced and an extra descriptor, marks them drifted, and repairs them', async () => {
     // The retention test left kept@1.0.0 on dir-1 and kept@1.2.0 and 2.0.0 published: deploying them costs less than publishing.
     await Promise.all([
       deploy({ image: 'kept', version: '1.2.0', sddcs: ['dir-1', 'east-1'] }),
-      deploy({ image: 'kept', version: '2.0.0', sddcs: ['dir-1'] }),
+      deploy({ image: 'kept', version: '2.0.0', sddcs: ['dir-1', 'east-1'] }),
     ]);
     const file = (version: string) => deployedFile('dir-1', 'kept', version);
     fs.rmSync(file('1.0.0'));
@@ -301,14 +301,20 @@ describe('image lifecycle', () => {
     const fd = fs.openSync(file('2.0.0'), 'r+');
     fs.writeSync(fd, Buffer.from('edited outside vmhub'), 0, 20, 4096);
     fs.closeSync(fd);
-    const extra = Buffer.from('<Envelope/>');
-    await onVcenter(async (conn) => {
-      const session = await conn.library.createUpdateSession((await libraryItem('kept', '1.2.0'))!.id);
-      const sha256 = createHash('sha256').update(extra).digest('hex');
-      const added = await conn.library.addFile(session, { name: 'other.ovf', offset: 0, size: extra.length, sha256 });
-      await conn.library.rest.upload(added.upload_endpoint!.uri, extra.length, () => Readable.from([extra]), 'other.ovf');
-      await conn.library.complete(session);
-    });
+    // Through the vSphere API, as anyone with the library's rights could: a second descriptor, and other bytes of the same size.
+    const putFile = async (version: string, name: string, bytes: Buffer) => {
+      const itemId = (await libraryItem('kept', version))!.id;
+      await onVcenter(async (conn) => {
+        const session = await conn.library.createUpdateSession(itemId);
+        const sha256 = createHash('sha256').update(bytes).digest('hex');
+        const added = await conn.library.addFile(session, { name, offset: 0, size: bytes.length, sha256 });
+        await conn.library.rest.upload(added.upload_endpoint!.uri, bytes.length, () => Readable.from([bytes]), name);
+        await conn.library.complete(session);
+      });
+      return itemId;
+    };
+    await putFile('1.2.0', 'other.ovf', Buffer.from('<Envelope/>'));
+    const replaced = await putFile('2.0.0', 'kept-2.0.0.iso', Buffer.alloc(fs.statSync(file('2.0.0')).size, 7));
 
     const result = await verifySddcsCommand.run({ sddcs: ['dir-1', 'east-1'], repair: true }, deps);
     expect(result.findings.map((f) => [f.sddc, f.image, f.version, f.kind, f.repaired]).sort()).toEqual([
@@ -316,6 +322,7 @@ describe('image lifecycle', () => {
       ['dir-1', 'kept', '1.2.0', 'zero-byte', true],
       ['dir-1', 'kept', '2.0.0', 'edited', true],
       ['east-1', 'kept', '1.2.0', 'extra-descriptor', true],
+      ['east-1', 'kept', '2.0.0', 'edited', true],
     ]);
     expect(verifySddcsCommand.renderText(result).join('\n')).toMatch(/kept@2\.0\.0 +dir-1 +edited +repaired: .*SHA-256/);
     // Each was marked drifted, saying how, before the repair's deploy made it whole again.
@@ -326,6 +333,7 @@ describe('image lifecycle', () => {
       ['dir-1', '1.2.0', 'deployed', ['drifted', 'deployed']],
       ['east-1', '1.2.0', 'deployed', ['drifted', 'deployed']],
       ['dir-1', '2.0.0', 'deployed', ['drifted', 'deployed']],
+      ['east-1', '2.0.0', 'deployed', ['drifted', 'deployed']],
     ]);
     expect(records[2].attempts!.at(-2)!.reason).toMatch(/^extra-descriptor: .*other\.ovf is extra/);
     for (const v of versions) {
@@ -336,9 +344,20 @@ describe('image lifecycle', () => {
           .digest('hex'),
       ).toBe(sha256);
     }
+    // The item with a second descriptor was made anew; the one with a file replaced got its file again through an update session.
     const item = (await libraryItem('kept', '1.2.0'))!;
     const files = await onVcenter((conn) => conn.library.itemFiles(item.id));
     expect([...new Set(files.map((f) => f.name))]).toEqual(['kept-1.2.0.iso']);
+    expect((await libraryItem('kept', '2.0.0'))!.id).toBe(replaced);
+    const readBack = await onVcenter(async (conn) => {
+      const { session, endpoints } = await conn.library.downloadEndpoints(replaced);
+      const hash = createHash('sha256');
+      for await (const chunk of await conn.library.rest.download(endpoints.get('kept-2.0.0.iso')!, 'iso'))
+        hash.update(chunk as Buffer);
+      await conn.library.endDownload(session);
+      return hash.digest('hex');
+    });
+    expect(readBack).toBe((await world.deps.catalog.versions.get('kept', '2.0.0'))!.sha256);
   });
 
   it('`npm run services -- start` creates the schedules on the server, the Web UI lists them, and making sure of them again changes nothing', async () => {

@@ -43,7 +43,7 @@ export interface FindItemOutput {
 }
 
 /** A lookup runs on the agent's quick queue: it reads back at most this much of an item that reports no SHA-256. */
-export const LOOKUP_READ_LIMIT = 1024 * 1024 * 1024;
+const LOOKUP_READ_LIMIT = 1024 * 1024 * 1024;
 
 export interface ImportOutput {
   status: 'deployed' | 'already-present';
