@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import { screenshotSchedules, webUiUrl } from '../scripts/screenshot-schedules';
@@ -12,9 +13,10 @@ import * as retireCommand from '../src/cli/retire';
 import * as retentionCommand from '../src/cli/retention';
 import * as schedulesCommand from '../src/cli/schedules';
 import * as verifyCommand from '../src/cli/verify';
+import * as verifySddcsCommand from '../src/cli/verify-sddcs';
 import type { RetentionResult } from '../src/shared/lifecycle-input';
 import type { PublishResult } from '../src/shared/publish-input';
-import { ensureSchedules, RETENTION_SCHEDULE_ID, VERIFY_SCHEDULE_ID } from '../src/temporal/schedules';
+import { ensureSchedules, RETENTION_SCHEDULE_ID, VERIFY_SCHEDULE_ID, VERIFY_SDDCS_SCHEDULE_ID } from '../src/temporal/schedules';
 import { unlessNotFound } from '../src/storage/block-store';
 import { VcenterConnection } from '../src/sddc/library-import';
 import { libraryItemName } from '../src/shared/target-kinds/content-library';
@@ -89,11 +91,11 @@ describe('image lifecycle', () => {
     await world?.close();
   });
 
-  async function publish(image: string, version: string): Promise<PublishResult> {
+  async function publish(image: string, version: string, deployTo?: string[]): Promise<PublishResult> {
     const file = `${image}-${version}-${run}.iso`;
     isoImage(path.join(repositoryRoot(), file), { volumeId: `V${version.replace(/\./g, '')}`, extraBytes: 2 * MiB });
     return (await world.client.workflow.execute('PublishImage', {
-      args: [{ source: file, image, version }],
+      args: [{ source: file, image, version, ...(deployTo ? { deployTo } : {}) }],
       taskQueue: world.config.taskQueue,
       workflowId: `publish:${image}:${version}:${randomUUID()}`,
     })) as PublishResult;
@@ -113,15 +115,20 @@ describe('image lifecycle', () => {
   const deployedFile = (sddc: string, image: string, version: string) =>
     path.join(datastores, sddc, image, version, `${image}-${version}.iso`);
 
-  async function libraryItem(image: string, version: string) {
+  async function onVcenter<T>(fn: (conn: VcenterConnection) => Promise<T>): Promise<T> {
     const conn = await VcenterConnection.open(library, testVcenter(library.vcenter, { username: 'vmhub-test', password }));
     try {
-      const lib = await conn.library.findLibrary(library.library);
-      return lib && (await conn.library.findItem(lib.id, libraryItemName(image, version)));
+      return await fn(conn);
     } finally {
       await conn.close();
     }
   }
+
+  const libraryItem = (image: string, version: string) =>
+    onVcenter(async (conn) => {
+      const lib = await conn.library.findLibrary(library.library);
+      return lib && (await conn.library.findItem(lib.id, libraryItemName(image, version)));
+    });
 
   it('a deprecated version leaves latest; past its end of life a deploy is refused with ImageRetired unless forced', async () => {
     await publish('app', '1.0.0');
@@ -345,8 +352,80 @@ describe('image lifecycle', () => {
     expect((await westReplica())?.etag).toBe((await replica.getProperties(blob)).etag);
   });
 
+  it('VerifySddcs finds a copy deleted, one emptied, one edited, a library file replaced and an extra descriptor, marks them drifted, and repairs them', async () => {
+    // The retention test left kept@1.0.0 on dir-1 and kept@1.2.0 and 2.0.0 published: deploying them costs less than publishing.
+    await Promise.all([
+      deploy({ image: 'kept', version: '1.2.0', sddcs: ['dir-1', 'east-1'] }),
+      deploy({ image: 'kept', version: '2.0.0', sddcs: ['dir-1', 'east-1'] }),
+    ]);
+    const file = (version: string) => deployedFile('dir-1', 'kept', version);
+    fs.rmSync(file('1.0.0'));
+    fs.truncateSync(file('1.2.0'), 0);
+    // Other bytes, same size, the .sha256 sidecar left alone: only hashing tells.
+    const fd = fs.openSync(file('2.0.0'), 'r+');
+    fs.writeSync(fd, Buffer.from('edited outside vmhub'), 0, 20, 4096);
+    fs.closeSync(fd);
+    // Through the vSphere API, as anyone with the library's rights could: a second descriptor, and other bytes of the same size.
+    const putFile = async (version: string, name: string, bytes: Buffer) => {
+      const itemId = (await libraryItem('kept', version))!.id;
+      await onVcenter(async (conn) => {
+        const session = await conn.library.createUpdateSession(itemId);
+        const sha256 = createHash('sha256').update(bytes).digest('hex');
+        const added = await conn.library.addFile(session, { name, offset: 0, size: bytes.length, sha256 });
+        await conn.library.rest.upload(added.upload_endpoint!.uri, bytes.length, () => Readable.from([bytes]), name);
+        await conn.library.complete(session);
+      });
+      return itemId;
+    };
+    await putFile('1.2.0', 'other.ovf', Buffer.from('<Envelope/>'));
+    const replaced = await putFile('2.0.0', 'kept-2.0.0.iso', Buffer.alloc(fs.statSync(file('2.0.0')).size, 7));
+
+    const result = await verifySddcsCommand.run({ sddcs: ['dir-1', 'east-1'], repair: true }, deps);
+    expect(result.findings.map((f) => [f.sddc, f.image, f.version, f.kind, f.repaired]).sort()).toEqual([
+      ['dir-1', 'kept', '1.0.0', 'missing', true],
+      ['dir-1', 'kept', '1.2.0', 'zero-byte', true],
+      ['dir-1', 'kept', '2.0.0', 'edited', true],
+      ['east-1', 'kept', '1.2.0', 'extra-descriptor', true],
+      ['east-1', 'kept', '2.0.0', 'edited', true],
+    ]);
+    expect(verifySddcsCommand.renderText(result).join('\n')).toMatch(/kept@2\.0\.0 +dir-1 +edited +repaired: .*SHA-256/);
+    // Each was marked drifted, saying how, before the repair's deploy made it whole again.
+    const versions = ['1.0.0', '1.2.0', '2.0.0'];
+    const records = (await Promise.all(versions.map((v) => world.deps.catalog.deployments.of('kept', v)))).flat();
+    expect(records.map((d) => [d.sddc, d.version, d.status, d.attempts!.slice(-2).map((a) => a.status)])).toEqual([
+      ['dir-1', '1.0.0', 'deployed', ['drifted', 'deployed']],
+      ['dir-1', '1.2.0', 'deployed', ['drifted', 'deployed']],
+      ['east-1', '1.2.0', 'deployed', ['drifted', 'deployed']],
+      ['dir-1', '2.0.0', 'deployed', ['drifted', 'deployed']],
+      ['east-1', '2.0.0', 'deployed', ['drifted', 'deployed']],
+    ]);
+    expect(records[2].attempts!.at(-2)!.reason).toMatch(/^extra-descriptor: .*other\.ovf is extra/);
+    for (const v of versions) {
+      const sha256 = (await world.deps.catalog.versions.get('kept', v))!.sha256;
+      expect(
+        createHash('sha256')
+          .update(fs.readFileSync(file(v)))
+          .digest('hex'),
+      ).toBe(sha256);
+    }
+    // The item with a second descriptor was made anew; the one with a file replaced got its file again through an update session.
+    const item = (await libraryItem('kept', '1.2.0'))!;
+    const files = await onVcenter((conn) => conn.library.itemFiles(item.id));
+    expect([...new Set(files.map((f) => f.name))]).toEqual(['kept-1.2.0.iso']);
+    expect((await libraryItem('kept', '2.0.0'))!.id).toBe(replaced);
+    const readBack = await onVcenter(async (conn) => {
+      const { session, endpoints } = await conn.library.downloadEndpoints(replaced);
+      const hash = createHash('sha256');
+      for await (const chunk of await conn.library.rest.download(endpoints.get('kept-2.0.0.iso')!, 'iso'))
+        hash.update(chunk as Buffer);
+      await conn.library.endDownload(session);
+      return hash.digest('hex');
+    });
+    expect(readBack).toBe((await world.deps.catalog.versions.get('kept', '2.0.0'))!.sha256);
+  });
+
   it('`npm run services -- start` creates the schedules on the server, the Web UI lists them, and making sure of them again changes nothing', async () => {
-    for (const id of [VERIFY_SCHEDULE_ID, RETENTION_SCHEDULE_ID]) {
+    for (const id of [VERIFY_SCHEDULE_ID, VERIFY_SDDCS_SCHEDULE_ID, RETENTION_SCHEDULE_ID]) {
       await world.client.schedule
         .getHandle(id)
         .delete()
@@ -354,23 +433,26 @@ describe('image lifecycle', () => {
           if (!(err instanceof ScheduleNotFoundError)) throw err;
         });
     }
-    expect((await schedulesCommand.run({}, deps)).schedules.map((s) => s.state)).toEqual(['missing', 'missing']);
+    expect((await schedulesCommand.run({}, deps)).schedules.map((s) => s.state)).toEqual(['missing', 'missing', 'missing']);
     // The services are running already: start leaves them as they are, and makes sure of the schedules.
     const started = await exec('npm', ['run', 'services', '--', 'start'], {
       cwd: ROOT,
       env: { ...process.env, VMHUB_TASK_QUEUE: world.config.taskQueue },
     });
-    expect(started.stdout).toContain(`schedules              ${VERIFY_SCHEDULE_ID}, ${RETENTION_SCHEDULE_ID}`);
+    expect(started.stdout).toContain(
+      `schedules              ${VERIFY_SCHEDULE_ID}, ${VERIFY_SDDCS_SCHEDULE_ID}, ${RETENTION_SCHEDULE_ID}`,
+    );
     const afterStart = (await schedulesCommand.run({}, deps)).schedules;
     expect(afterStart.map((s) => [s.scheduleId, s.workflowType, s.state])).toEqual([
       [VERIFY_SCHEDULE_ID, 'VerifyReplicas', 'active'],
+      [VERIFY_SDDCS_SCHEDULE_ID, 'VerifySddcs', 'active'],
       [RETENTION_SCHEDULE_ID, 'ApplyRetention', 'active'],
     ]);
 
     fs.mkdirSync(path.join(ROOT, 'test-output'), { recursive: true });
     const out = path.join(ROOT, 'test-output', 'web-ui-schedules.png');
     const shown = await screenshotSchedules({ webUi: webUiUrl(world.config), namespace: world.config.temporal.namespace, out });
-    expect(shown).toEqual([VERIFY_SCHEDULE_ID, RETENTION_SCHEDULE_ID]);
+    expect(shown).toEqual([VERIFY_SCHEDULE_ID, VERIFY_SDDCS_SCHEDULE_ID, RETENTION_SCHEDULE_ID]);
     expect(fs.statSync(out).size).toBeGreaterThan(10_000);
 
     await ensureSchedules(world.client, world.config);
@@ -378,6 +460,7 @@ describe('image lifecycle', () => {
     const { schedules } = await schedulesCommand.run({}, deps);
     expect(schedules.map((s) => [s.scheduleId, s.workflowType, s.state, s.taskQueue])).toEqual([
       [VERIFY_SCHEDULE_ID, 'VerifyReplicas', 'active', world.config.taskQueue],
+      [VERIFY_SDDCS_SCHEDULE_ID, 'VerifySddcs', 'active', world.config.taskQueue],
       [RETENTION_SCHEDULE_ID, 'ApplyRetention', 'active', world.config.taskQueue],
     ]);
     expect(schedules[0].everyMs).toBe(86_400_000);

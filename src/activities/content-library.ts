@@ -15,6 +15,7 @@ import {
   type VcenterConnection,
 } from '../sddc/library-import';
 import type { ImageVersion, SddcCopy } from '../shared/image-version';
+import type { SignedMember } from '../provenance/statement';
 import {
   checkInstantiates,
   connectToTarget,
@@ -54,6 +55,8 @@ export interface ContentLibraryDeps {
 
 export interface LibraryTaskInput extends SddcCopy {
   target: ContentLibraryTarget;
+  /** The SHA-256 and size each of the item's files must have (expectedMembers); absent, an import checks against its verified copy. */
+  members?: SignedMember[];
 }
 
 export interface InstantiateInput extends LibraryTaskInput {
@@ -64,12 +67,17 @@ export interface InstantiateInput extends LibraryTaskInput {
 export function createContentLibraryActivities({ config, sddc, env = process.env }: ContentLibraryDeps) {
   const root = datastoreRoot(config, sddc);
   const keepStaging = env.VMHUB_KEEP_STAGING === '1';
-  const vcenter: VcenterTask = { sddc, vcenter: loadAgentVcenter(env) };
+  const vcenter = vcenterTask(sddc, env);
 
   return {
     /** Whether the library already holds the image: a redeploy then needs no download. */
     async findLibraryItem(input: LibraryTaskInput): Promise<FindItemOutput> {
-      return withVcenter(vcenter, input, (conn, ref, signal) => findItem(conn, ref, signal));
+      return withVcenter(vcenter, input, async (conn, ref, signal) => {
+        const found = await findItem(conn, ref, input.members, signal);
+        if (found.problems)
+          log.warn('library item not counted present', { item: found.target?.itemName, problems: found.problems });
+        return found;
+      });
     },
 
     /** Removes the version's library item, for a retire; an item already gone is no error. */
@@ -105,7 +113,13 @@ export function createContentLibraryActivities({ config, sddc, env = process.env
         try {
           return await keepBeating(
             async () => {
-              const { result, imported } = await importVerifiedCopy(conn, ref, paths, { signal, onProgress });
+              const { result, imported, problems } = await importVerifiedCopy(conn, ref, paths, {
+                members: input.members,
+                signal,
+                onProgress,
+              });
+              if (problems)
+                log.warn('library item differed from the image; imported again', { item: result.placement.itemName, problems });
               if (imported) {
                 log.info('imported into the content library', {
                   item: result.placement.itemName,
@@ -166,9 +180,14 @@ export function createContentLibraryActivities({ config, sddc, env = process.env
 export type ContentLibraryActivities = ReturnType<typeof createContentLibraryActivities>;
 
 /** What every content library task runs with: the SDDC it serves, and its vCenter, if it has one. */
-interface VcenterTask {
+export interface VcenterTask {
   sddc: string;
   vcenter: AgentVcenter | undefined;
+}
+
+/** The task context of an agent serving `sddc`, with the vCenter its own environment names. */
+export function vcenterTask(sddc: string, env: NodeJS.ProcessEnv): VcenterTask {
+  return { sddc, vcenter: loadAgentVcenter(env) };
 }
 
 /** Checks the task, logs in to the agent's vCenter, runs fn, logs out; failures become what the workflow can act on. */
@@ -177,19 +196,34 @@ async function withVcenter<T>(
   input: LibraryTaskInput,
   fn: (conn: VcenterConnection, ref: ImageVersion, signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
+  const ref: ImageVersion = {
+    image: input.image,
+    version: input.version,
+    format: input.format,
+    sha256: input.sha256,
+    sizeBytes: input.sizeBytes,
+  };
+  return withTarget(
+    task,
+    input.target,
+    (conn, signal) => fn(conn, ref, signal),
+    () => checkDownloadInput({ ...input, blob: '', sources: [] }, task.sddc),
+  );
+}
+
+/** Runs `check`, logs in to the agent's vCenter, runs fn, logs out; failures become what the workflow can act on. */
+export async function withTarget<T>(
+  task: VcenterTask,
+  target: ContentLibraryTarget,
+  fn: (conn: VcenterConnection, signal: AbortSignal) => Promise<T>,
+  check: () => void = () => undefined,
+): Promise<T> {
   const signal = cancellationSignal();
   try {
-    checkDownloadInput({ ...input, blob: '', sources: [] }, task.sddc);
-    const ref: ImageVersion = {
-      image: input.image,
-      version: input.version,
-      format: input.format,
-      sha256: input.sha256,
-      sizeBytes: input.sizeBytes,
-    };
-    const conn = await connectToTarget(input.target, task.sddc, task.vcenter, signal);
+    check();
+    const conn = await connectToTarget(target, task.sddc, task.vcenter, signal);
     try {
-      return await fn(conn, ref, signal);
+      return await fn(conn, signal);
     } finally {
       await conn.close();
     }

@@ -10,6 +10,8 @@ import { beginRetire, checkRef, type RetirePlan, type RetireTarget } from '../li
 import type { SddcCopy, VersionRef } from '../shared/image-version';
 import { verifyBytesPerRun, versionsToVerify, type VerifyPage } from '../lifecycle/verify-page';
 import { verifyEveryMs } from '../temporal/schedules';
+import { markDrifted, sddcsToCheck } from '../lifecycle/sddc-drift';
+import type { DriftFinding, SddcPage } from '../shared/drift-input';
 import { removeEmptyDirs } from '../datastore/files';
 import { datastoreRoot, deploymentPaths } from '../datastore/layout';
 import { acquireLock, releaseLock } from '../datastore/locks';
@@ -110,6 +112,16 @@ export function createLifecycleActivities({ storage, catalog, temporal, config }
         checkRef(input);
         return keepBeating(() => checkReplica({ storage, catalog }, input, cancellationSignal(), log, true));
       });
+    },
+
+    /** One page of SDDCs with the copies the catalog says each holds, for VerifySddcs. */
+    async sddcsToCheck(input: { sddcs?: string[]; after?: string; limit: number }): Promise<SddcPage> {
+      return withFailures(() => sddcsToCheck(catalog, input));
+    },
+
+    /** Marks the deployments VerifySddcs found drifted; returns how many were. */
+    async markDrifted(input: { findings: DriftFinding[] }): Promise<number> {
+      return withFailures(() => markDrifted(catalog, input.findings));
     },
 
     /** The versions retention retires now, at most `limit`: half-retired ones first, then those policies name. */

@@ -4,7 +4,8 @@ import { withoutUndefined } from './documents';
 import type { RunRef } from './image-records';
 
 /** Deployments of image versions to SDDCs and their attempts, as the catalog keeps them. Plain data: no driver. */
-export type DeploymentStatus = 'deploying' | 'deployed' | 'already-present' | 'skipped' | 'failed' | 'removed';
+/** `drifted`: VerifySddcs found the copy missing, emptied or changed outside vmhub (its `error` says how). */
+export type DeploymentStatus = 'deploying' | 'deployed' | 'already-present' | 'skipped' | 'failed' | 'removed' | 'drifted';
 
 export interface DeploymentRecord extends VersionRef, DeploymentOutcome {
   status: DeploymentStatus;

@@ -183,12 +183,39 @@ export class DeploymentsRepository {
     return records.map((r) => ({ ...r, attempts: attempts.get(r.sddc) ?? [] }));
   }
 
-  /** Versions of an image some SDDC holds (deployed or already present there). */
+  /** The copies these SDDCs hold as far as the catalog knows (deployed, already present, or drifted), by SDDC and version. */
+  async heldBy(sddcs: string[]): Promise<DeploymentRecord[]> {
+    if (sddcs.length === 0) return [];
+    return this.collection
+      .find(
+        { sddc: { $in: sddcs }, status: { $in: ['deployed', 'already-present', 'drifted'] } },
+        { projection: { _id: 0 }, sort: { sddc: 1, image: 1, version: 1 } },
+      )
+      .toArray();
+  }
+
+  /**
+   * Marks a copy `drifted`, saying how in `error`, and adds that as an attempt; where it is and where it came
+   * from stay, for the repair and a retire. A record in another state (removed meanwhile) is left alone.
+   */
+  async markDrifted(key: DeploymentKey, reason: string): Promise<boolean> {
+    const now = new Date();
+    const held = { status: { $in: ['deployed', 'already-present', 'drifted'] } } as const;
+    const done = await this.collection.updateOne(
+      { ...key, ...held },
+      { $set: { status: 'drifted', error: reason, updatedAt: now }, $inc: { attemptsTold: 1 } },
+    );
+    if (done.matchedCount === 0) return false;
+    await this.attempts.add(key, { status: 'drifted', reason, at: now }, { trim: true });
+    return true;
+  }
+
+  /** Versions of an image some SDDC holds (deployed, already present or drifted there). */
   async heldVersions(image: string): Promise<Set<string>> {
     const rows = await this.collection
       // A later attempt that failed or was skipped leaves the copy an earlier one made: its origin says so.
       .find(
-        { image, $or: [{ status: { $in: ['deployed', 'already-present'] } }, { origin: { $exists: true } }] },
+        { image, $or: [{ status: { $in: ['deployed', 'already-present', 'drifted'] } }, { origin: { $exists: true } }] },
         { projection: { _id: 0, version: 1 } },
       )
       .toArray();

@@ -18,6 +18,7 @@ export const WORKFLOW_TYPES = [
   'RetireSddcBatch',
   'ApplyRetention',
   'VerifyReplicas',
+  'VerifySddcs',
   'CheckServices',
 ] as const;
 

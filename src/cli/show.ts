@@ -35,12 +35,20 @@ function sourceText(d: DeploymentRecord): string {
 }
 
 /**
- * A copy's status as of its latest attempt: nothing watches an SDDC afterwards (an item deleted in its
- * vCenter is found missing only by the next deploy, which puts it back), so a copy said to be there says since when.
+ * A copy's status as of its latest attempt: a deploy, or VerifySddcs marking it `drifted` (its reason then
+ * follows where it is). A copy said to be there says since when: VerifySddcs leaves a copy it finds whole as it was.
  */
 function statusText(d: DeploymentRecord): string {
+  const at = new Date(d.updatedAt).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  if (d.status === 'drifted') return `drifted (found ${at})`;
   if (d.status !== 'deployed' && d.status !== 'already-present') return d.status;
-  return `${d.status} (not checked since ${new Date(d.updatedAt).toISOString().replace(/\.\d{3}Z$/, 'Z')})`;
+  return `${d.status} (not checked since ${at})`;
+}
+
+function whereText(d: DeploymentRecord): string {
+  const where = describePlacement(d);
+  if (d.status === 'drifted') return [where, d.error].filter(Boolean).join(': ');
+  return where ?? d.error ?? '';
 }
 
 /** Where the version's bytes are: the primary's blob, which a retire has removed. */
@@ -82,7 +90,7 @@ export function renderText(r: ShowResult): string[] {
               statusText(d),
               String(Math.max(d.attempts?.length ?? 0, 1)),
               sourceText(d),
-              (describePlacement(d) ?? d.error ?? '') +
+              whereText(d) +
                 (d.instantiated
                   ? `, instantiated as ${d.instantiated.vm} (${plural(d.instantiated.cpus, 'CPU')}, ${formatMiB(d.instantiated.memoryMiB)}) and removed`
                   : ''),

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import type { VerifySddcsResult } from '../shared/drift-input';
+import * as verifySddcs from './verify-sddcs';
 import type { SddcProgress } from '../shared/deploy-input';
 import { formatBytes } from '../shared/units';
 import { examples, jsonOption } from './command';
@@ -102,6 +104,10 @@ export function renderText(r: StatusResult): string[] {
             return [s.sddc, state, s.source ?? '-', `${formatBytes(s.bytesDone)} / ${formatBytes(s.bytesTotal)}`, reason];
           }),
         )
+      : []),
+    // A drift check's findings: what `vmhub verify --sddcs` prints of the same run.
+    ...(r.type === 'VerifySddcs' && r.result
+      ? verifySddcs.renderText({ ...(r.result as VerifySddcsResult), workflowId: r.workflowId })
       : []),
     ...(r.failure ? [`failure   ${r.failure.type}: ${r.failure.message}`] : []),
   ];

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import type { VerifyResult } from '../shared/lifecycle-input';
 import { parseRef } from './checks';
-import { validateImageName } from '../shared/names';
+import { validateImageName, validateSddcNames } from '../shared/names';
+import { VmhubError } from '../shared/errors';
+import * as verifySddcs from './verify-sddcs';
 import { requireWorker } from './operations';
 import type { CliDeps } from './deps';
 import { print } from './output';
@@ -48,12 +50,36 @@ export function register(program: Command, deps: CliDeps): void {
   program
     .command('verify')
     .description(
-      're-check replicas now (block list, size, then their bytes hashed against the SHA-256), and replicate again what differs',
+      're-check replicas now (block list, size, then their bytes hashed against the SHA-256), and replicate again what differs; with --sddcs, the copies on the SDDCs',
     )
     .argument('[ref]', 'image@version, or an image, or nothing for every version')
+    .option(
+      '--sddcs [names]',
+      "check the SDDCs' copies against the catalog's digests instead (every SDDC, or a comma-separated list)",
+    )
+    .option('--repair', 'with --sddcs: deploy the same version again where a copy drifted')
     .option('--json', 'print one JSON document on stdout')
-    .addHelpText('after', '\nExamples:\n  vmhub verify\n  vmhub verify ubuntu-app\n  vmhub verify ubuntu-app@1.2.0')
-    .action(async (ref: string | undefined, opts: { json?: boolean }) => {
+    .addHelpText(
+      'after',
+      '\nExamples:\n  vmhub verify\n  vmhub verify ubuntu-app\n  vmhub verify ubuntu-app@1.2.0\n  vmhub verify --sddcs\n  vmhub verify --sddcs east-1,west-1 --repair',
+    )
+    .action(async (ref: string | undefined, opts: { json?: boolean; sddcs?: string | true; repair?: boolean }) => {
+      if (opts.sddcs !== undefined || opts.repair) {
+        if (ref !== undefined || opts.sddcs === undefined) {
+          throw new VmhubError('InvalidInput', '--sddcs checks SDDCs, not an image; --repair needs --sddcs');
+        }
+        const sddcs =
+          opts.sddcs === true
+            ? undefined
+            : validateSddcNames(
+                opts.sddcs.split(',').map((n) => n.trim()),
+                '--sddcs',
+              );
+        const result = await verifySddcs.run({ ...(sddcs ? { sddcs } : {}), repair: opts.repair === true }, deps);
+        print(deps.io, Boolean(opts.json), result, () => verifySddcs.renderText(result));
+        if (result.findings.some((f) => f.kind !== 'not-checked' && !f.repaired)) process.exitCode = 2;
+        return;
+      }
       const options: VerifyOptions =
         ref === undefined ? {} : ref.includes('@') ? parseRef(ref, false) : { image: validateImageName(ref) };
       const result = await run(options, deps);

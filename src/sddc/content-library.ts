@@ -270,21 +270,41 @@ export function planUploads(files: LibraryFile[], sessionFiles: SessionFile[], i
   return plan;
 }
 
-/** Files of a finished item that are missing or differ from what was sent: empty when the item is whole. */
-export function itemProblems(files: LibraryFile[], itemFiles: ItemFile[]): string[] {
-  const problems: string[] = [];
-  for (const file of files) {
-    // A file sent twice can be listed twice; the last listing is the one that counts.
+/** A file an item must hold: its name, size and SHA-256 (a file sent, or a member of the signed statement). */
+export interface ExpectedFile {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+/** What an item's files, as the vCenter lists them, say against the files it must hold. */
+export interface ItemComparison<T extends ExpectedFile> {
+  /** Expected files that are missing, of another size, or whose reported SHA-256 is another. */
+  problems: string[];
+  /** Files the item holds beyond the expected ones: a second descriptor among them is one the vCenter could read. */
+  extra: string[];
+  /** Expected files whose size matches but whose SHA-256 the vCenter does not report (vcsim never does). */
+  unreported: T[];
+}
+
+/**
+ * Compares an item's files with the files it must hold, by what the file list reports: name, size and,
+ * where the server gives one, the SHA-256. A file sent twice can be listed twice; the last listing counts.
+ */
+export function compareItemFiles<T extends ExpectedFile>(expected: readonly T[], itemFiles: ItemFile[]): ItemComparison<T> {
+  const out: ItemComparison<T> = { problems: [], extra: [], unreported: [] };
+  for (const file of expected) {
     const held = itemFiles.filter((f) => f.name === file.name).pop();
-    if (!held) problems.push(`${file.name} is missing`);
+    const sha = reportedSha256(held?.checksum_info);
+    if (!held) out.problems.push(`${file.name} is missing`);
     else if (held.size !== undefined && held.size !== file.size)
-      problems.push(`${file.name} holds ${held.size} bytes, not ${file.size}`);
-    else {
-      const sha = reportedSha256(held.checksum_info);
-      if (sha !== undefined && sha !== file.sha256) problems.push(`${file.name} has SHA-256 ${sha}, not ${file.sha256}`);
-    }
+      out.problems.push(`${file.name} holds ${held.size} bytes, not ${file.size}`);
+    else if (sha !== undefined && sha !== file.sha256) out.problems.push(`${file.name} has SHA-256 ${sha}, not ${file.sha256}`);
+    else if (sha === undefined) out.unreported.push(file);
   }
-  return problems;
+  const names = new Set(expected.map((f) => f.name));
+  out.extra = [...new Set(itemFiles.map((f) => f.name).filter((n) => !names.has(n)))];
+  return out;
 }
 
 /** Which update session of an item to carry on with, and which to cancel: one whose file failed is not resumed. */

@@ -6,14 +6,14 @@ import type { ImageVersion } from '../shared/image-version';
 import {
   ContentLibrary,
   deploymentError,
-  itemProblems,
+  compareItemFiles,
   planUploads,
   sessionToResume,
   type ItemInfo,
   type LibraryInfo,
   type SessionFile,
 } from './content-library';
-import { ovaMembers, wholeImageFile, type LibraryFile } from './package-files';
+import { ovaMembers, wholeImageFile, wholeImageName, type LibraryFile } from './package-files';
 import {
   itemDescription,
   itemState,
@@ -137,11 +137,10 @@ export interface ImportResult {
 }
 
 /** The files of the item an image becomes: an OVA's members (an OVF template), or the image itself (an ISO). */
-async function itemFilesOf(ref: ImageVersion, options: ImportOptions): Promise<LibraryFile[]> {
+export async function itemFilesOf(ref: ImageVersion, options: ImportOptions): Promise<LibraryFile[]> {
   const format = formatOf(ref.format);
   if (!format.libraryItem.members) {
-    const name = `${libraryItemName(ref.image, ref.version)}.${format.blobExtension}`;
-    return [wholeImageFile(name, ref.sizeBytes, ref.sha256)];
+    return [wholeImageFile(wholeImageName(ref), ref.sizeBytes, ref.sha256)];
   }
   return ovaMembers(options.file, {
     signal: options.signal,
@@ -225,7 +224,7 @@ export async function importImage(conn: VcenterConnection, ref: ImageVersion, op
   }
   await cl.complete(sessionId, call);
   await untilDone(cl, sessionId, signal);
-  const problems = itemProblems(files, await cl.itemFiles(item.id, call));
+  const { problems } = compareItemFiles(files, await cl.itemFiles(item.id, call));
   if (problems.length > 0) throw new Error(`item ${name} is not whole after its update: ${problems.join('; ')}`);
   await cl.setDescription(item.id, itemDescription(ref.image, ref.version, ref.sha256, false), call);
   return { status: 'deployed', placement, bytesSent: bytesDone - bytesSkipped, bytesSkipped };

@@ -7,9 +7,12 @@ import { acquireLock, releaseLock, type LockHolder } from '../datastore/locks';
 import { blockIndexPath, localBases } from '../deploy/block-index';
 import { isVmhubError, VmhubError } from '../shared/errors';
 import type { Resources } from '../images/ovf/metadata';
+import type { SignedMember } from '../provenance/statement';
+import { verifyItem } from './item-check';
 import {
   importImage,
   instantiate,
+  itemFilesOf,
   lookupItem,
   placementOf,
   VcenterConnection,
@@ -17,7 +20,7 @@ import {
   type Progress,
 } from './library-import';
 import type { ImageVersion } from '../shared/image-version';
-import { type InstantiateCheck } from '../shared/target-kinds/content-library';
+import { itemDescription, type InstantiateCheck } from '../shared/target-kinds/content-library';
 import { checkTaskTarget, type AgentVcenter } from './agent-vcenter';
 import type { ContentLibraryTarget, LibraryPlacement } from '../shared/target-kinds/kind';
 import { libraryOf, parseTarget } from '../shared/sddc-target';
@@ -28,9 +31,19 @@ import { plural } from '../shared/units';
  * lock, heartbeats, cancellation and typed failures.
  */
 export interface FindItemOutput {
-  state: 'absent' | 'importing' | 'present';
+  /**
+   * `present` only when the item's files were checked against the expected digests; `drifted` when a file
+   * is missing, resized, replaced or extra; `unverified` when they could not be checked here (too much to
+   * read back, or no expected digests): the import checks them again against the verified copy.
+   */
+  state: 'absent' | 'importing' | 'present' | 'drifted' | 'unverified';
   target?: LibraryPlacement;
+  /** Why an item vmhub finished is not counted present. */
+  problems?: string[];
 }
+
+/** A lookup runs on the agent's quick queue: it reads back at most this much of an item that reports no SHA-256. */
+const LOOKUP_READ_LIMIT = 1024 * 1024 * 1024;
 
 export interface ImportOutput {
   status: 'deployed' | 'already-present';
@@ -57,37 +70,72 @@ export async function connectToTarget(
   return VcenterConnection.open(target, agent, signal);
 }
 
-/** Whether the library holds the image already, and where. */
-export async function findItem(conn: VcenterConnection, ref: ImageVersion, signal: AbortSignal): Promise<FindItemOutput> {
+/**
+ * Whether the library holds the image already, and where: an item vmhub finished counts as present only
+ * when its files match `members` (their SHA-256 as the vCenter reports it, or read back up to
+ * LOOKUP_READ_LIMIT) and it holds no other file.
+ */
+export async function findItem(
+  conn: VcenterConnection,
+  ref: ImageVersion,
+  members: readonly SignedMember[] | undefined,
+  signal: AbortSignal,
+): Promise<FindItemOutput> {
   const found = await lookupItem(conn, ref, signal);
-  return { state: found.state, target: found.item && placementOf(conn.target, found.item) };
+  const target = found.item && placementOf(conn.target, found.item);
+  if (found.state !== 'present') return { state: found.state, target };
+  if (!members) return { state: 'unverified', target, problems: ['no expected SHA-256 of every file to check it against'] };
+  const verdict = await verifyItem(conn.library, found.item!.id, members, { signal, readLimitBytes: LOOKUP_READ_LIMIT });
+  if (verdict.present) return { state: 'present', target };
+  if (verdict.problems.length > 0) return { state: 'drifted', target, problems: verdict.problems };
+  return { state: 'unverified', target, problems: [`${verdict.unread.join(', ')} not read back: more than a lookup reads`] };
 }
 
 /**
- * Imports the verified copy at `paths.final`, unless the library holds the item already (a finished
- * import whose result was lost: its copy may be gone already). `imported` tells whether it was sent.
+ * Imports the verified copy at `paths.final`, unless the library holds the item already with the expected
+ * files (a finished import whose result was lost: its copy may be gone already). The files are checked
+ * against `members`, or without them against the verified copy's own members. An item whose files differ is
+ * made whole again: one with an extra file is removed and imported anew (an update session cannot be
+ * trusted to drop a file on every vCenter), one with a file missing or replaced gets its files sent again
+ * through an update session. `imported` tells whether it was sent.
  */
 export async function importVerifiedCopy(
   conn: VcenterConnection,
   ref: ImageVersion,
   paths: DeploymentPaths,
-  options: { signal: AbortSignal; onProgress: (p: Progress) => void },
-): Promise<{ result: ImportResult; imported: boolean }> {
-  const found = await lookupItem(conn, ref, options.signal);
-  if (found.state === 'present') {
-    const placement = placementOf(conn.target, found.item!);
-    return { result: { status: 'already-present', placement, bytesSent: 0, bytesSkipped: 0 }, imported: false };
-  }
+  options: { members?: readonly SignedMember[]; signal: AbortSignal; onProgress: (p: Progress) => void },
+): Promise<{ result: ImportResult; imported: boolean; problems?: string[] }> {
+  const { signal } = options;
+  const found = await lookupItem(conn, ref, signal);
   // A copy that cannot be read is as gone as a missing one; a digest file that is a link is refused.
   const present = await verifiedCopy(paths, ref).catch((err: unknown) => {
     if (isVmhubError(err)) throw err;
     return false;
   });
+  let problems: string[] | undefined;
+  if (found.state === 'present') {
+    const expected = options.members ?? (present ? await itemFilesOf(ref, { file: paths.final, signal }) : undefined);
+    const onBytes = (bytesDone: number) =>
+      options.onProgress({ file: 'reading the item back', bytesDone, bytesTotal: ref.sizeBytes });
+    const verdict = expected && (await verifyItem(conn.library, found.item!.id, expected, { signal, onBytes }));
+    if (verdict?.present) {
+      const placement = placementOf(conn.target, found.item!);
+      return { result: { status: 'already-present', placement, bytesSent: 0, bytesSkipped: 0 }, imported: false };
+    }
+    problems = verdict?.problems;
+    if (present && verdict) await reopenItem(conn, ref, found.item!.id, verdict.extra.length > 0, signal);
+  }
   if (!present) {
     throw new VmhubError('StagingMissing', `the verified copy ${paths.final} is gone; deploy again to download it`);
   }
-  const result = await importImage(conn, ref, { file: paths.final, signal: options.signal, onProgress: options.onProgress });
-  return { result, imported: true };
+  const result = await importImage(conn, ref, { file: paths.final, signal, onProgress: options.onProgress });
+  return { result, imported: true, problems };
+}
+
+/** Makes a drifted item importable again: removed when it holds a file it should not, else marked as importing. */
+async function reopenItem(conn: VcenterConnection, ref: ImageVersion, itemId: string, remove: boolean, signal: AbortSignal) {
+  if (remove) await conn.library.deleteItem(itemId, { signal });
+  else await conn.library.setDescription(itemId, itemDescription(ref.image, ref.version, ref.sha256, true), { signal });
 }
 
 /**

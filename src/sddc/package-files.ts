@@ -5,6 +5,8 @@ import { sibling } from '../images/ova';
 import { parseOvf } from '../images/ovf/envelope';
 import { TarReader } from '../images/tar-reader';
 import { MAX_DESCRIPTOR_BYTES, quoted } from '../images/xml';
+import { formatOf, type ImageFormat } from '../shared/image-format';
+import { libraryItemName } from '../shared/target-kinds/content-library';
 
 /**
  * The files a content library item is made of, as byte ranges of the verified local image: an OVA is
@@ -19,6 +21,11 @@ export interface LibraryFile {
 }
 
 const READ_CHUNK = 4 * 1024 * 1024;
+
+/** The name of the one file of an item that is the image itself (an ISO): `<image>-<version>.<extension>`. */
+export function wholeImageName(ref: { image: string; version: string; format: ImageFormat }): string {
+  return `${libraryItemName(ref.image, ref.version)}.${formatOf(ref.format).blobExtension}`;
+}
 
 /** The one file of an item that is the image itself (an ISO), whose SHA-256 the download has already checked. */
 export function wholeImageFile(name: string, sizeBytes: number, sha256: string): LibraryFile {

@@ -6,7 +6,7 @@ import { connectClient } from './connection';
 import { plural } from '../shared/units';
 
 /**
- * The lifecycle's Temporal Schedules: replica verification and retention. They are ordinary schedules,
+ * The lifecycle's Temporal Schedules: replica verification, SDDC drift detection and retention. They are ordinary schedules,
  * listed by the Web UI under Schedules and by `temporal schedule list`. `npm run services -- start` creates
  * them (so they are there before any worker has run), the control worker when it starts, and `vmhub
  * retention set`; each brings an existing schedule's interval and task queue up to date and keeps
@@ -14,15 +14,21 @@ import { plural } from '../shared/units';
  */
 export const VERIFY_SCHEDULE_ID = 'vmhub-verify-replicas';
 export const RETENTION_SCHEDULE_ID = 'vmhub-apply-retention';
+export const VERIFY_SDDCS_SCHEDULE_ID = 'vmhub-verify-sddcs';
 
 interface LifecycleSchedule {
   scheduleId: string;
-  workflowType: 'VerifyReplicas' | 'ApplyRetention';
+  workflowType: 'VerifyReplicas' | 'ApplyRetention' | 'VerifySddcs';
   every: number;
   note: string;
+  /** The run's input; `{}` when absent. */
+  input?: Record<string, unknown>;
 }
 
-/** Every interval is a Temporal duration (`1 day`, `6h`); VMHUB_VERIFY_EVERY and VMHUB_RETENTION_EVERY override the defaults. */
+/**
+ * Every interval is a Temporal duration (`1 day`, `6h`); VMHUB_VERIFY_EVERY, VMHUB_VERIFY_SDDCS_EVERY and
+ * VMHUB_RETENTION_EVERY override the defaults. VMHUB_REPAIR_DRIFT=1 has the scheduled VerifySddcs repair what it finds.
+ */
 export function lifecycleSchedules(env: NodeJS.ProcessEnv = process.env): LifecycleSchedule[] {
   return [
     {
@@ -30,6 +36,13 @@ export function lifecycleSchedules(env: NodeJS.ProcessEnv = process.env): Lifecy
       workflowType: 'VerifyReplicas',
       every: interval('VMHUB_VERIFY_EVERY', env.VMHUB_VERIFY_EVERY ?? '1 day'),
       note: 'Re-check every replica against the primary, and replicate again what differs',
+    },
+    {
+      scheduleId: VERIFY_SDDCS_SCHEDULE_ID,
+      workflowType: 'VerifySddcs',
+      every: interval('VMHUB_VERIFY_SDDCS_EVERY', env.VMHUB_VERIFY_SDDCS_EVERY ?? '1 day'),
+      note: "Compare every SDDC's copies with the catalog's digests, and mark what drifted",
+      input: { repair: env.VMHUB_REPAIR_DRIFT === '1' },
     },
     {
       scheduleId: RETENTION_SCHEDULE_ID,
@@ -68,7 +81,7 @@ export async function ensureSchedules(client: Client, config: Config, env: NodeJ
     const action = {
       type: 'startWorkflow' as const,
       workflowType: s.workflowType,
-      args: [{}],
+      args: [s.input ?? {}],
       taskQueue: config.taskQueue,
       workflowId: s.scheduleId,
       staticSummary: s.note,

@@ -5,6 +5,7 @@ import { createActivities, type ActivityDeps } from '../activities';
 import { createAgentActivities } from '../activities/agent';
 import { createContentLibraryActivities } from '../activities/content-library';
 import { createAgentLifecycleActivities } from '../activities/lifecycle';
+import { createDriftActivities } from '../activities/drift';
 import { validateSddcName } from '../shared/names';
 import { agentQuickTaskQueueOf, agentTaskQueueOf } from '../shared/task-queues';
 import { Catalog } from '../catalog/catalog';
@@ -119,7 +120,7 @@ export async function runWorkers(workers: Worker[]): Promise<void> {
 export type AgentQueue = 'long' | 'quick';
 
 /** The activities an agent's quick queue serves: each is short, so a few slots stay free while downloads run. */
-const QUICK_ACTIVITIES = ['findLibraryItem', 'discardDownload', 'removeDeployedCopy', 'removeLibraryItem'] as const;
+const QUICK_ACTIVITIES = ['findLibraryItem', 'discardDownload', 'removeDeployedCopy', 'removeLibraryItem', 'listDrift'] as const;
 
 /**
  * One worker of the agent of one SDDC. `long` polls the SDDC's registered task queue and registers every
@@ -137,6 +138,7 @@ export async function createAgentWorker(
     ...createAgentActivities({ storage, config, sddc }),
     ...createContentLibraryActivities({ config, sddc }),
     ...createAgentLifecycleActivities({ config, sddc }),
+    ...createDriftActivities({ config, sddc, topology: storage.topology }),
   };
   const long = agentTaskQueue(sddc);
   return Worker.create({

@@ -369,6 +369,7 @@ async function toLibrary(
     sha256: plan.sha256,
     sizeBytes: plan.sizeBytes,
     target: library,
+    ...(plan.members ? { members: plan.members } : {}),
   };
   let row: Delivered;
   const found = await lookup.findLibraryItem.executeWithOptions(

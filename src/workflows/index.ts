@@ -6,3 +6,4 @@ export { RetireImage } from './retire-image';
 export { RetireSddcBatch } from './retire-batches';
 export { VerifyReplicas } from './verify-replicas';
 export { ApplyRetention } from './apply-retention';
+export { VerifySddcs } from './verify-sddcs';

@@ -2,6 +2,8 @@ import * as retentionCommand from '../../src/cli/retention';
 import * as retireCommand from '../../src/cli/retire';
 import * as schedulesCommand from '../../src/cli/schedules';
 import * as verifyCommand from '../../src/cli/verify';
+import * as verifySddcsCommand from '../../src/cli/verify-sddcs';
+import * as statusCommand from '../../src/cli/status';
 import { VmhubError } from '../../src/shared/errors';
 import {
   assertDeployable,
@@ -110,8 +112,11 @@ describe('lifecycle schedules', () => {
   it('verify daily and apply retention hourly by default; the environment can change either', () => {
     expect(lifecycleSchedules({}).map((s) => [s.scheduleId, s.workflowType, describeInterval(s.every)])).toEqual([
       ['vmhub-verify-replicas', 'VerifyReplicas', '1 day'],
+      ['vmhub-verify-sddcs', 'VerifySddcs', '1 day'],
       ['vmhub-apply-retention', 'ApplyRetention', '1 hour'],
     ]);
+    expect(lifecycleSchedules({})[1].input).toEqual({ repair: false });
+    expect(lifecycleSchedules({ VMHUB_REPAIR_DRIFT: '1' })[1].input).toEqual({ repair: true });
     expect(describeInterval(lifecycleSchedules({ VMHUB_VERIFY_EVERY: '6h' })[0].every)).toBe('6 hours');
   });
 
@@ -168,6 +173,31 @@ describe('lifecycle CLI renderers', () => {
       'every replica matches its primary',
       "3 versions left for a later run: this run's share of VMHUB_VERIFY_BYTES_PER_DAY is read",
     ]);
+  });
+
+  it('verify --sddcs lists each finding, whether it was repaired, and what is left to hash; status prints the same', () => {
+    const result = {
+      sddcsChecked: 2,
+      copiesChecked: 5,
+      copiesHashed: 2,
+      copiesDeferred: 1,
+      findingsTotal: 2,
+      repaired: 1,
+      findings: [
+        { sddc: 'dir-1', image: 'app', version: '1.0.0', kind: 'edited' as const, detail: 'other bytes', repaired: true },
+        { sddc: 'lib-1', image: 'app', version: '1.0.0', kind: 'not-checked' as const, detail: 'no agent' },
+      ],
+    };
+    const lines = [
+      'checked 5 copies on 2 SDDCs, 2 hashed, 1 left to hash on a later run  (workflow verify-sddcs:all:1)',
+      '2 found:',
+      '  app@1.0.0                    dir-1          edited           repaired: other bytes',
+      '  app@1.0.0                    lib-1          not-checked      no agent',
+    ];
+    expect(verifySddcsCommand.renderText({ ...result, workflowId: 'verify-sddcs:all:1' })).toEqual(lines);
+    const status = { type: 'VerifySddcs', workflowId: 'verify-sddcs:all:1', runId: null, status: 'completed', sddcs: [] };
+    const shown = statusCommand.renderText({ ...status, startTime: null, closeTime: null, result, failure: null } as never);
+    expect(shown.slice(-4)).toEqual(lines);
   });
 
   it('retention and schedules', () => {

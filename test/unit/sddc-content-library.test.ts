@@ -3,7 +3,13 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { itemProblems, planUploads, sessionToResume, type SessionFile, type UpdateSession } from '../../src/sddc/content-library';
+import {
+  compareItemFiles,
+  planUploads,
+  sessionToResume,
+  type SessionFile,
+  type UpdateSession,
+} from '../../src/sddc/content-library';
 import { ovaMembers, type LibraryFile } from '../../src/sddc/package-files';
 import { parseObjects, soapReturn } from '../../src/sddc/vim-soap';
 import { redactPath, VsphereApiError, VsphereRest } from '../../src/sddc/vsphere-rest';
@@ -89,7 +95,20 @@ describe('checks of a finished item', () => {
       [],
     ],
   ])('%j → %j', (itemFiles, problems) => {
-    expect(itemProblems([ovf, disk], itemFiles)).toEqual(problems);
+    expect(compareItemFiles([ovf, disk], itemFiles).problems).toEqual(problems);
+  });
+
+  it('lists the files beyond the expected ones, and those whose SHA-256 only a read-back can check', () => {
+    const cmp = compareItemFiles(
+      [ovf, disk],
+      [
+        { name: 'a.ovf', size: ovf.size, checksum_info: SHA256(ovf) },
+        { name: 'a-disk1.vmdk', size: disk.size },
+        { name: 'b.ovf', size: 10 },
+        { name: 'b.ovf', size: 11 },
+      ],
+    );
+    expect(cmp).toEqual({ problems: [], extra: ['b.ovf'], unreported: [disk] });
   });
 });
 

@@ -1,0 +1,79 @@
+import { cancellationSignal, heartbeat, log } from '@temporalio/activity';
+import type { Config } from '../config';
+import { datastoreRoot } from '../datastore/layout';
+import { checkDownloadInput } from '../deploy/download-request';
+import {
+  budgetText,
+  hashDatastoreCopy,
+  hashLibraryCopy,
+  hashWithinBudget,
+  listDatastoreDrift,
+  listLibraryDrift,
+} from '../deploy/drift-check';
+import type { DriftCheckInput, DriftHashed, DriftHashInput, DriftListing } from '../shared/drift-input';
+import { withFailures } from '../shared/failures';
+import type { Topology } from '../topology/topology';
+import { vcenterTask, withTarget } from './content-library';
+import { keepBeating } from './keep-beating';
+
+/**
+ * An SDDC agent's part of VerifySddcs: `listDrift` (its quick queue: a stat or a file list per copy) and
+ * `hashDrift` (its long queue: reads the bytes, within a budget, beating as it goes). Both only read.
+ */
+export function createDriftActivities(deps: { config: Config; sddc: string; topology: Topology; env?: NodeJS.ProcessEnv }) {
+  const { config, sddc } = deps;
+  const root = datastoreRoot(config, sddc);
+  const vcenter = vcenterTask(sddc, deps.env ?? process.env);
+  const check = (input: DriftCheckInput) => () => {
+    for (const c of input.copies) checkDownloadInput({ ...c, sddc: input.sddc, blob: '', sources: [] }, sddc);
+  };
+
+  return {
+    async listDrift(input: DriftCheckInput): Promise<DriftListing> {
+      if (input.library) {
+        return withTarget(
+          vcenter,
+          input.library,
+          (conn, signal) => listLibraryDrift(conn, sddc, input.copies, signal),
+          check(input),
+        );
+      }
+      return withFailures(async () => {
+        check(input)();
+        return listDatastoreDrift(root, sddc, input.copies);
+      });
+    },
+
+    async hashDrift(input: DriftHashInput): Promise<DriftHashed> {
+      let progress = { copy: '', bytesDone: 0 };
+      const beat = () => heartbeat({ sddc, phase: 'hashing', ...progress });
+      const run = async (hashOne: Parameters<typeof hashWithinBudget>[3]) => {
+        const hashed = await keepBeating(() => hashWithinBudget(input.copies, input.budgetBytes, input.rotation, hashOne), beat);
+        log.info('drift check hashed copies', {
+          sddc,
+          summary: budgetText(hashed, input.budgetBytes),
+          found: hashed.findings.length,
+        });
+        return hashed;
+      };
+      const onBytes = (copy: string) => (bytesDone: number) => {
+        progress = { copy, bytesDone };
+      };
+      if (input.library) {
+        return withTarget(
+          vcenter,
+          input.library,
+          (conn, signal) => run((c) => hashLibraryCopy(conn, sddc, c, { signal, onBytes: onBytes(`${c.image}@${c.version}`) })),
+          check(input),
+        );
+      }
+      const signal = cancellationSignal();
+      return withFailures(async () => {
+        check(input)();
+        return run((c) => hashDatastoreCopy(root, sddc, c, { signal, onBytes: onBytes(`${c.image}@${c.version}`) }));
+      });
+    },
+  };
+}
+
+export type DriftActivities = ReturnType<typeof createDriftActivities>;
