@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { parseSourceHosts } from './source/policy';
 import { transferTaskQueueOf } from './shared/task-queues';
@@ -24,6 +25,10 @@ export interface Config {
   maxInflightBytes: number;
   /** VMHUB_SOURCE_HOSTS: the http(s) hosts images may come from; empty means public addresses over https only. */
   sourceHosts: string[];
+  /** VMHUB_SIGNING_KEY_FILE: the publisher's private key (PEM); unset, the dev key `npm run services` made, if any. */
+  signingKeyFile?: string;
+  /** VMHUB_TRUSTED_KEYS: public keys an agent or the CLI trusts (files or directories); unset, the dev key's, if any. */
+  trustedKeys?: string;
 }
 
 export interface TemporalConfig {
@@ -57,7 +62,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rangeFanOut: positiveInt(env.VMHUB_RANGE_FAN_OUT, 4, 'VMHUB_RANGE_FAN_OUT'),
     maxInflightBytes: positiveInt(env.VMHUB_MAX_INFLIGHT_MIB, 256, 'VMHUB_MAX_INFLIGHT_MIB') * MiB,
     sourceHosts: parseSourceHosts(env.VMHUB_SOURCE_HOSTS ?? ''),
+    signingKeyFile: env.VMHUB_SIGNING_KEY_FILE || existing(devKeyPaths(dataDir).signingKey),
+    trustedKeys: env.VMHUB_TRUSTED_KEYS || existing(devKeyPaths(dataDir).trusted),
   };
+}
+
+/**
+ * The dev key pair `npm run services start` and the demo make once under the data directory. Only the
+ * embedded services' own data directory holds one, so a production worker never finds it by default.
+ */
+export function devKeyPaths(dataDir: string): { signingKey: string; trusted: string } {
+  return { signingKey: path.join(dataDir, 'keys', 'signing.pem'), trusted: path.join(dataDir, 'keys', 'trusted') };
+}
+
+function existing(file: string): string | undefined {
+  return fs.existsSync(file) ? file : undefined;
 }
 
 function loadTemporalConfig(env: NodeJS.ProcessEnv): TemporalConfig {

@@ -4,6 +4,7 @@ import { removeEmptyDirs } from '../datastore/files';
 import { datastoreRoot, openDeployment } from '../datastore/layout';
 import { acquireLock, releaseLock } from '../datastore/locks';
 import { checkDownloadInput } from '../deploy/download-request';
+import { loadTrustedKeys } from '../provenance/keys';
 import { VmhubError } from '../shared/errors';
 import type { Resources } from '../images/ovf/metadata';
 import {
@@ -63,6 +64,8 @@ export function createContentLibraryActivities({ config, sddc, topology, env = p
   const root = datastoreRoot(config, sddc);
   const keepStaging = env.VMHUB_KEEP_STAGING === '1';
   const vcenter: VcenterTask = { sddc, env, forbidden: forbiddenNames(topology) };
+  // The signers whose bytes this agent imports (VMHUB_TRUSTED_KEYS), read once at start.
+  const trusted = loadTrustedKeys(config.trustedKeys);
 
   return {
     /** Whether the library already holds the image: a redeploy then needs no download. */
@@ -103,7 +106,7 @@ export function createContentLibraryActivities({ config, sddc, topology, env = p
         try {
           return await keepBeating(
             async () => {
-              const { result, imported } = await importVerifiedCopy(conn, ref, paths, { signal, onProgress });
+              const { result, imported } = await importVerifiedCopy(conn, ref, paths, { signal, onProgress, trusted });
               if (imported) {
                 log.info('imported into the content library', {
                   item: result.placement.itemName,

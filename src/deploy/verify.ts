@@ -1,5 +1,7 @@
 import type fs from 'node:fs';
 import { discardPartial, type DeploymentPaths } from '../datastore/layout';
+import type { ImageMetadata } from '../images/inspect';
+import { checkAgainstProvenance, type Provenance } from '../provenance/statement';
 import { VmhubError } from '../shared/errors';
 import { formatOf, type ImageFormat } from '../shared/image-format';
 import { hashPool, type ImageStream } from '../storage/hashing';
@@ -35,8 +37,8 @@ export class WrittenBytesVerifier {
     this.verification.catch(() => undefined); // a failure surfaces at the last call
   }
 
-  /** The whole file's SHA-256 and the inspector's verdict, once every byte is taken in. */
-  async finish(sizeBytes: number): Promise<{ sha256: string; invalid?: Error }> {
+  /** The whole file's SHA-256, the inspector's verdict and what it read (members' digests), once every byte is taken in. */
+  async finish(sizeBytes: number): Promise<{ sha256: string; metadata?: ImageMetadata; invalid?: Error }> {
     await this.verification;
     if (this.verifiedTo !== sizeBytes) throw new Error(`verified ${this.verifiedTo} of ${sizeBytes} bytes`);
     return this.stream.finish();
@@ -49,15 +51,17 @@ export class WrittenBytesVerifier {
 
 /**
  * The SHA-256 decides whether the source gave the right bytes; only then does an OVA's own verdict
- * (manifest, structure) count, and that one is final. A file that fails either is removed.
+ * (manifest, structure) count, and that one is final, as are the signed members' digests. A file that
+ * fails any is removed.
  */
 export async function verifyDownload(
   verifier: WrittenBytesVerifier,
   input: Pick<DownloadInput, 'sha256' | 'sizeBytes'>,
   paths: DeploymentPaths,
   localCopy: { bytesReused: number; baseVersion?: string },
+  provenance: Provenance,
 ): Promise<void> {
-  const { sha256, invalid } = await verifier.finish(input.sizeBytes);
+  const { sha256, metadata, invalid } = await verifier.finish(input.sizeBytes);
   if (sha256 !== input.sha256) {
     await discardPartial(paths);
     if (localCopy.bytesReused > 0) throw new LocalCopyMismatch(`built with ${localCopy.baseVersion}, SHA-256 ${sha256}`);
@@ -69,4 +73,16 @@ export async function verifyDownload(
       ? invalid
       : new VmhubError('InvalidImage', `image fails verification: ${(invalid as Error).message}`);
   }
+  try {
+    checkAgainstProvenance(provenance, { sha256, sizeBytes: input.sizeBytes, members: hashedMembers(metadata) });
+  } catch (err) {
+    await discardPartial(paths);
+    throw err;
+  }
+}
+
+/** The SHA-256 of every member the inspector hashed on this side (an OVA's); none for other formats. */
+export function hashedMembers(metadata: ImageMetadata | undefined): Array<{ name: string; sha256: string }> {
+  if (metadata?.kind !== 'ova') return [];
+  return metadata.archive.files.flatMap((f) => (f.sha256 ? [{ name: f.name, sha256: f.sha256 }] : []));
 }

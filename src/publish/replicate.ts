@@ -7,6 +7,7 @@ import { letFinish } from '../engine/signals';
 import { blockDigestOf, blockListDigest, parseBlockId } from '../storage/block-ids';
 import type { Block, BlockStore, BlockStores } from '../storage/block-store';
 import { hashPool } from '../storage/hashing';
+import { copyStoredEnvelope } from '../provenance/stored';
 import { findLocation } from '../topology/topology';
 
 export interface ReplicateInput {
@@ -75,6 +76,8 @@ export async function replicateImage(
     signal,
   };
   await copy.replica.createContainer({ abortSignal: signal });
+  // The signed provenance travels with the image: agents reading this replica read it here.
+  await copyStoredEnvelope(copy.source, copy.replica, copy.blob, signal);
 
   const existing = await copy.replica.getProperties(copy.blob, { abortSignal: signal }).catch(() => undefined);
   const recordVerified = async (etag: string | undefined): Promise<ReplicaRecord> => {

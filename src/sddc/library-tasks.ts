@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import semver from 'semver';
 import { removeEmptyDirs } from '../datastore/files';
-import { deploymentPaths, verifiedCopy, type DeploymentPaths } from '../datastore/layout';
+import { deploymentPaths, type DeploymentPaths } from '../datastore/layout';
+import { checkFileAgainst, signedLocally } from '../deploy/provenance-check';
+import type { TrustedKey } from '../provenance/keys';
 import { acquireLock, releaseLock, type LockHolder } from '../datastore/locks';
 import { blockIndexPath, localBases } from '../deploy/block-index';
 import { isVmhubError, VmhubError } from '../shared/errors';
@@ -67,21 +69,24 @@ export async function importVerifiedCopy(
   conn: VcenterConnection,
   ref: ImageVersion,
   paths: DeploymentPaths,
-  options: { signal: AbortSignal; onProgress: (p: Progress) => void },
+  options: { signal: AbortSignal; onProgress: (p: Progress) => void; trusted: readonly TrustedKey[] },
 ): Promise<{ result: ImportResult; imported: boolean }> {
   const found = await lookupItem(conn, ref, options.signal);
   if (found.state === 'present') {
     const placement = placementOf(conn.target, found.item!);
     return { result: { status: 'already-present', placement, bytesSent: 0, bytesSkipped: 0 }, imported: false };
   }
-  // A copy that cannot be read is as gone as a missing one; a digest file that is a link is refused.
-  const present = await verifiedCopy(paths, ref).catch((err: unknown) => {
-    if (isVmhubError(err)) throw err;
-    return false;
-  });
-  if (!present) {
+  // The copy must still be the signed bytes: hashed again against its provenance, verified anew with this
+  // agent's keys. A copy that differs is removed, so a deploy downloads it again.
+  const stat = await fs.promises.lstat(paths.final).catch(() => undefined);
+  if (!stat?.isFile()) {
     throw new VmhubError('StagingMissing', `the verified copy ${paths.final} is gone; deploy again to download it`);
   }
+  const provenance = await signedLocally(paths, ref, options.trusted);
+  await checkFileAgainst(paths.final, ref.format, provenance).catch(async (err: unknown) => {
+    if (isVmhubError(err) && err.type === 'ProvenanceMismatch') await removeCopy(paths);
+    throw err;
+  });
   const result = await importImage(conn, ref, { file: paths.final, signal: options.signal, onProgress: options.onProgress });
   return { result, imported: true };
 }
@@ -114,7 +119,9 @@ export function importOutput(r: ImportResult, keptPath: string | undefined): Imp
 }
 
 async function removeCopy(paths: DeploymentPaths): Promise<void> {
-  await Promise.all([paths.final, paths.digest, blockIndexPath(paths.final)].map((f) => fs.promises.rm(f, { force: true })));
+  await Promise.all(
+    [paths.final, paths.digest, paths.envelope, blockIndexPath(paths.final)].map((f) => fs.promises.rm(f, { force: true })),
+  );
 }
 
 /**

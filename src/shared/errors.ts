@@ -28,6 +28,7 @@ export const ERROR_TYPES = [
   'UnsignedImage',
   'UntrustedSignature',
   'ProvenanceMismatch',
+  'NoSigningKey',
 ] as const;
 
 export type ErrorType = (typeof ERROR_TYPES)[number];
