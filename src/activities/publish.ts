@@ -20,7 +20,7 @@ import { inspectImage, type Inspection, type SourceDigest } from '../publish/ins
 import type { BlobLocation, PublishResult } from '../shared/publish-input';
 import { probeImage, type ProbeResult } from '../publish/probe';
 import { stageRange, type StageCheckpoint, type StageOutput } from '../publish/stage-range';
-import { requireSigningKey, signPublished, type SignInput, type SignOutput } from '../publish/sign';
+import { requireSigningKey, type SignInput, type SignOutput } from '../publish/sign';
 import { PublishWorkspace } from '../publish/workspace';
 import { openImageSource } from '../source/image-source';
 import type { ImageSource } from '../source/source';
@@ -112,13 +112,10 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
       );
     },
 
-    /** Claims image@version for this run, or reports the version that is already available. */
+    /** Claims image@version (a worker that could not sign it is refused first), or reports the available one. */
     async claimVersion(input: ClaimInput & { owner?: RunRef }): Promise<ClaimOutput> {
-      return withFailures(() => {
-        // Refused before any byte moves: what this worker publishes must be signed once committed.
-        requireSigningKey(config.signingKeyFile);
-        return claimVersion({ storage, catalog, temporal }, input, ownerOf(input), log);
-      });
+      const claim = () => claimVersion({ storage, catalog, temporal }, input, ownerOf(input), log);
+      return withFailures(async () => requireSigningKey(config.signingKeyFile) && claim());
     },
 
     /** One pass over the source: its SHA-256, block list digest and metadata. */
@@ -188,19 +185,6 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
             log,
           );
         }),
-      );
-    },
-
-    /** Signs the statement of the committed version and stores its envelope beside the blob, while this run owns it. */
-    async signProvenance(input: SignInput): Promise<SignOutput> {
-      return withFailures(() =>
-        signPublished(
-          { storage, catalog },
-          requireSigningKey(config.signingKeyFile),
-          input,
-          { run: thisRun(), owner: ownerOf(input) },
-          new Date(),
-        ),
       );
     },
 
