@@ -7,6 +7,7 @@ import type { PublishResult } from '../src/shared/publish-input';
 import { sddcFromSeed } from '../src/sddc/registry';
 import { startServices, stopServices } from '../src/dev-services/embedded';
 import { spawnWorker, type WorkerProcess } from '../src/dev-services/worker-process';
+import { ensureDevKeys } from '../src/provenance/dev-keys';
 import { connectClient } from '../src/temporal/connection';
 import { loadTopology } from '../src/topology/topology';
 import { formatBytes, plural } from '../src/shared/units';
@@ -57,8 +58,12 @@ async function main(): Promise<number> {
   say(`registered SDDCs ${topology.sddcs.map((s) => `${s.name} (${s.dataCenter})`).join(', ')}`);
 
   const logs = path.join(config.dataDir, 'logs');
-  const workers: WorkerProcess[] = [spawnWorker(['control'], {}, path.join(logs, 'worker.log'))];
-  for (const s of topology.sddcs) workers.push(spawnWorker(['agent', s.name], {}, path.join(logs, `agent-${s.name}.log`)));
+  // The worker signs with the dev key the services made, and each agent trusts its public key.
+  const keys = ensureDevKeys(config.dataDir);
+  const signing = { VMHUB_SIGNING_KEY_FILE: process.env.VMHUB_SIGNING_KEY_FILE || keys.signingKey };
+  const trusting = { VMHUB_TRUSTED_KEYS: process.env.VMHUB_TRUSTED_KEYS || keys.trusted };
+  const workers: WorkerProcess[] = [spawnWorker(['control'], signing, path.join(logs, 'worker.log'))];
+  for (const s of topology.sddcs) workers.push(spawnWorker(['agent', s.name], trusting, path.join(logs, `agent-${s.name}.log`)));
   say(
     `started the control worker and agents for ${topology.sddcs.map((s) => s.name).join(', ')} (logs in ${path.relative(PROJECT_ROOT, logs)}/)`,
   );
