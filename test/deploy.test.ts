@@ -159,8 +159,8 @@ describe('replication and DeployToSDDCs', () => {
   });
 
   it('signs what it publishes; the envelope travels to the replica, verifies with securesystemslib, and outweighs the catalog', async () => {
-    const published = await publish('3.0.0', 1 * MiB);
-    const record = await world.deps.catalog.versions.get('edge', '3.0.0');
+    const published = await publish('1.9.0', 1 * MiB);
+    const record = await world.deps.catalog.versions.get('edge', '1.9.0');
     const envelope = JSON.parse((await readBlob(replicaStore(), envelopeBlobOf(published.location.blob))).toString('utf8'));
     const keyFile = process.env.VMHUB_SIGNING_KEY_FILE!;
     const pem = createPublicKey(fs.readFileSync(keyFile)).export({ type: 'spki', format: 'pem' }).toString();
@@ -168,10 +168,10 @@ describe('replication and DeployToSDDCs', () => {
     expect(record?.provenance).toMatchObject({ keyid, envelopeBlob: envelopeBlobOf(published.location.blob) });
     const verdict = verifyWithSecuresystemslib({ pem, scheme: 'ed25519', keyid, envelope });
     expect(verdict.keyids).toEqual([keyid]);
-    expect(verdict.statement.subject).toEqual([{ name: 'edge@3.0.0', digest: { sha256: published.sha256 } }]);
+    expect(verdict.statement.subject).toEqual([{ name: 'edge@1.9.0', digest: { sha256: published.sha256 } }]);
     const files = published.metadata.kind === 'ova' ? published.metadata.archive.files : [];
     expect(verdict.statement.predicate).toMatchObject({
-      source: 'edge-3.0.0.ova',
+      source: 'edge-1.9.0.ova',
       sizeBytes: published.sizeBytes,
       members: files.map((f) => ({ name: f.name, sha256: f.sha256, size: f.size })),
     });
@@ -181,12 +181,12 @@ describe('replication and DeployToSDDCs', () => {
     const other = await world.deps.catalog.versions.get('edge', '1.0.0');
     await world.deps.catalog.db
       .collection('image_versions')
-      .updateOne({ image: 'edge', version: '3.0.0' }, { $set: { sha256: other!.sha256 } });
-    const failure = await workflowFailure((await deploy({ image: 'edge', version: '3.0.0', sddcs: ['east-2'] })).result());
+      .updateOne({ image: 'edge', version: '1.9.0' }, { $set: { sha256: other!.sha256 } });
+    const failure = await workflowFailure((await deploy({ image: 'edge', version: '1.9.0', sddcs: ['east-2'] })).result());
     const row = rows(failure.details![0] as DeployResult)['east-2'];
     expect(row.status).toBe('failed');
     expect(row.reason).toMatch(/^ProvenanceMismatch: the task names SHA-256 .* the signed statement says/);
-    expect(fs.readdirSync(path.join(datastores, 'east-2', 'edge', '3.0.0'))).toEqual([]);
+    expect(fs.readdirSync(path.join(datastores, 'east-2', 'edge', '1.9.0'))).toEqual([]);
   });
 
   it('falls back to the primary when the replica blob is missing, and marks the replica', async () => {
