@@ -8,6 +8,7 @@ import { sddcFromSeed } from '../src/sddc/registry';
 import { startServices, stopServices } from '../src/dev-services/embedded';
 import { spawnWorker, type WorkerProcess } from '../src/dev-services/worker-process';
 import { agentVcenterEnv } from '../src/dev-services/vcsim';
+import { ensureDevKeys } from '../src/provenance/dev-keys';
 import { connectClient } from '../src/temporal/connection';
 import { loadTopology } from '../src/topology/topology';
 import { formatBytes, plural } from '../src/shared/units';
@@ -58,10 +59,16 @@ async function main(): Promise<number> {
   say(`registered SDDCs ${topology.sddcs.map((s) => `${s.name} (${s.dataCenter})`).join(', ')}`);
 
   const logs = path.join(config.dataDir, 'logs');
-  const workers: WorkerProcess[] = [spawnWorker(['control'], {}, path.join(logs, 'worker.log'))];
-  // Each agent is given its own vCenter (its SDDC's vcsim), which the catalog's target is checked against.
+  // The worker signs with the dev key the services made, and each agent trusts its public key and is given its
+  // own vCenter (its SDDC's vcsim), which the catalog's target is checked against.
+  const keys = ensureDevKeys(config.dataDir);
+  const signing = { VMHUB_SIGNING_KEY_FILE: process.env.VMHUB_SIGNING_KEY_FILE || keys.signingKey };
+  const trusting = { VMHUB_TRUSTED_KEYS: process.env.VMHUB_TRUSTED_KEYS || keys.trusted };
+  const workers: WorkerProcess[] = [spawnWorker(['control'], signing, path.join(logs, 'worker.log'))];
   for (const s of topology.sddcs)
-    workers.push(spawnWorker(['agent', s.name], agentVcenterEnv(config, s.name), path.join(logs, `agent-${s.name}.log`)));
+    workers.push(
+      spawnWorker(['agent', s.name], { ...trusting, ...agentVcenterEnv(config, s.name) }, path.join(logs, `agent-${s.name}.log`)),
+    );
   say(
     `started the control worker and agents for ${topology.sddcs.map((s) => s.name).join(', ')} (logs in ${path.relative(PROJECT_ROOT, logs)}/)`,
   );

@@ -29,6 +29,10 @@ export interface Config {
   verifyBytesPerDay: number;
   /** What this process demands of OVF certificates and manifests (README: OVF certificates). */
   ovf: OvfTrustConfig;
+  /** VMHUB_SIGNING_KEY_FILE: the publisher's private key (PEM); unset, the dev key `npm run services` made, if any. */
+  signingKeyFile?: string;
+  /** VMHUB_TRUSTED_KEYS: public keys an agent or the CLI trusts (files or directories); unset, the dev key's, if any. */
+  trustedKeys?: string;
 }
 
 export interface OvfTrustConfig {
@@ -77,12 +81,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       requireManifest: flag(env.VMHUB_REQUIRE_MANIFEST, 'VMHUB_REQUIRE_MANIFEST'),
       requireVerifiedCertificate: flag(env.VMHUB_REQUIRE_OVF_CERT, 'VMHUB_REQUIRE_OVF_CERT'),
     },
+    signingKeyFile: env.VMHUB_SIGNING_KEY_FILE || existing(devKeyPaths(dataDir).signingKey),
+    trustedKeys: env.VMHUB_TRUSTED_KEYS || existing(devKeyPaths(dataDir).trusted),
   };
 }
 
 /** MONGODB_URI_FILE: the catalog URI, password included, from a file (a Docker secret) rather than the environment. */
 function uriFromFile(file: string | undefined): string | undefined {
   return file ? fs.readFileSync(file, 'utf8').trim() : undefined;
+}
+
+/**
+ * The dev key pair `npm run services start` and the demo make once under the data directory. Only the
+ * embedded services' own data directory holds one, so a production worker never finds it by default.
+ */
+export function devKeyPaths(dataDir: string): { signingKey: string; trusted: string } {
+  return { signingKey: path.join(dataDir, 'keys', 'signing.pem'), trusted: path.join(dataDir, 'keys', 'trusted') };
+}
+
+function existing(file: string): string | undefined {
+  return fs.existsSync(file) ? file : undefined;
 }
 
 function loadTemporalConfig(env: NodeJS.ProcessEnv): TemporalConfig {

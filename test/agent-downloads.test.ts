@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +8,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { createAgentActivities, type DownloadInput, type DownloadOutput } from '../src/activities/agent';
 import { loadConfig } from '../src/config';
+import { signStatement } from '../src/provenance/statement';
+import { envelopeBlobOf, writeStoredEnvelope } from '../src/provenance/stored';
 import { TopologyBlockStores } from '../src/storage/backends';
 import type { BlockStores } from '../src/storage/block-store';
 import { loadTopology } from '../src/topology/topology';
@@ -15,6 +17,7 @@ import { startCountingProxy, type CountingProxy } from './harness/counting-proxy
 import { until } from './harness/worker-process';
 import { filler } from './images/build';
 import { makeTestPki, smallOva } from './images/pki';
+import { signBeside } from './harness/signing';
 
 /**
  * The SDDC agent's download activity against the real Azurite, run in an activity context of the SDK's
@@ -65,6 +68,7 @@ async function published(
   const version = `1.0.${Math.floor(Math.random() * 1e6)}`;
   const blob = `agent-test/${version}/agent-test-${version}.${format}`;
   await storage.store('east-primary').upload(blob, bytes, { metadata: { sha256 } });
+  await signBeside(storage.store('east-primary'), blob, { image: 'agent-test', version, format, sha256, sizeBytes, members: [] });
   return {
     bytes,
     sddc: 'east-1',
@@ -107,7 +111,11 @@ it('deploys the verified bytes with their digest beside them, then finds them al
   expect(out).toMatchObject({ status: 'deployed', source: 'east-primary', bytesFetched: input.sizeBytes, bytesResumed: 0 });
   expect(out.path).toBe(path.join(fs.realpathSync(root), input.image, input.version, fileName(input)));
   expect(fs.readFileSync(out.path).equals(input.bytes)).toBe(true);
-  expect(fs.readdirSync(versionDir(root, input)).sort()).toEqual([fileName(input), `${fileName(input)}.sha256`]);
+  expect(fs.readdirSync(versionDir(root, input)).sort()).toEqual([
+    fileName(input),
+    `${fileName(input)}.dsse.json`,
+    `${fileName(input)}.sha256`,
+  ]);
   expect(fs.readFileSync(`${out.path}.sha256`, 'utf8')).toBe(`${input.sha256}  ${fileName(input)}\n`);
   expect(await run(agent(root), input).done).toMatchObject({ status: 'already-present', bytesFetched: 0 });
 });
@@ -155,7 +163,7 @@ it('takes over the lock of an agent that died, and resumes its download', async 
   // What is on disk is verified on a hashing thread while the rest is fetched: progress starts from it.
   expect(resumed.heartbeats.length).toBeGreaterThan(0);
   expect(resumed.heartbeats.every((h) => h.bytesDone >= out.bytesResumed)).toBe(true);
-  expect(fs.readdirSync(dir).sort()).toEqual([name, `${name}.sha256`]);
+  expect(fs.readdirSync(dir).sort()).toEqual([name, `${name}.dsse.json`, `${name}.sha256`]);
 });
 
 it('on a cancel the workflow asked for, stops and removes its partial file, checkpoint and lock', async () => {
@@ -251,4 +259,66 @@ it('does not follow a link planted at the partial file, and leaves its target al
   expect(out.status).toBe('deployed');
   expect(fs.readFileSync(victim, 'utf8')).toBe('keep me');
   expect(fs.lstatSync(out.path).isFile()).toBe(true);
+});
+
+const pick = <T, K extends keyof T>(o: T, ...keys: K[]) => Object.fromEntries(keys.map((k) => [k, o[k]])) as Pick<T, K>;
+
+describe('signed provenance: the agent reads it from the source, checks it with its own keys, and refuses before any rename', () => {
+  /** A refused download leaves the version's folder empty: nothing renamed into place, no partial file. */
+  async function refused(root: string, input: DownloadInput, type: string, reason: RegExp): Promise<void> {
+    const err = await failureOf(run(agent(root), input).done);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect(err).toMatchObject({ type, nonRetryable: true });
+    expect((err as Error).message).toMatch(reason);
+    expect(fs.readdirSync(versionDir(root, input))).toEqual([]);
+  }
+
+  it('refuses a catalog edit of the SHA-256 (to another file) or of the blob path (to another version)', async () => {
+    const root = path.join(work, 'catalog-edits');
+    const input = await published(1 * MiB);
+    const other = await published(2 * MiB);
+    const { bytes: _bytes, ...task } = input;
+    await refused(root, { ...task, sha256: other.sha256 }, 'ProvenanceMismatch', /the signed statement says [0-9a-f]{64}/);
+    await refused(
+      root,
+      { ...task, blob: other.blob, sha256: other.sha256, sizeBytes: other.sizeBytes },
+      'ProvenanceMismatch',
+      new RegExp(`statement is of agent-test@${other.version}, not agent-test@${input.version}`),
+    );
+  });
+
+  it('refuses a version whose envelope was removed, and one signed by a key it does not trust', async () => {
+    const root = path.join(work, 'unsigned');
+    const unsigned = await published(1 * MiB);
+    await storage.store('east-primary').deleteIfExists(envelopeBlobOf(unsigned.blob));
+    await refused(root, unsigned, 'UnsignedImage', /dsse\.json is missing/);
+
+    const forged = await published(1 * MiB);
+    const envelope = signStatement(
+      {
+        ...pick(forged, 'image', 'version', 'format', 'sha256', 'sizeBytes'),
+        members: [],
+        source: 'x',
+        run: { workflowId: 'w', runId: 'r' },
+        publishedAt: new Date().toISOString(),
+      },
+      generateKeyPairSync('ed25519').privateKey,
+    );
+    await writeStoredEnvelope(storage.store('east-primary'), forged.blob, envelope);
+    await refused(root, forged, 'UntrustedSignature', /no signature verifies with a trusted key/);
+  });
+
+  it('does not report present a copy whose bytes changed while its .sha256 file was left alone: it downloads it again', async () => {
+    const root = path.join(work, 'edited-copy');
+    const input = await published(2 * MiB);
+    const first = await run(agent(root), input).done;
+    const sidecar = fs.readFileSync(`${first.path}.sha256`, 'utf8');
+    const fd = fs.openSync(first.path, 'r+');
+    fs.writeSync(fd, Buffer.from('edited outside vmhub'), 0, undefined, 4096);
+    fs.closeSync(fd);
+    expect(fs.readFileSync(`${first.path}.sha256`, 'utf8')).toBe(sidecar);
+    const again = await run(agent(root), input).done;
+    expect(again).toMatchObject({ status: 'deployed', bytesFetched: input.sizeBytes });
+    expect(fs.readFileSync(again.path).equals(input.bytes)).toBe(true);
+  });
 });

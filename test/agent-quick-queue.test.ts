@@ -11,6 +11,7 @@ import { startCountingProxy, type CountingProxy } from './harness/counting-proxy
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler } from './images/build';
 import { startWorld, type TestWorld } from './helpers';
+import { signBeside } from './harness/signing';
 
 /**
  * An SDDC agent (a real worker process, both its queues) whose four long slots all hold downloads that
@@ -35,6 +36,14 @@ describe('an agent whose long slots are all busy', () => {
     const image = 'busy';
     const blob = `${image}/${version}/${image}-${version}.iso`;
     await world.deps.storage.store('east-primary').upload(blob, bytes, { metadata: { sha256 } });
+    await signBeside(world.deps.storage.store('east-primary'), blob, {
+      image,
+      version,
+      format: 'iso',
+      sha256,
+      sizeBytes: bytes.length,
+      members: [],
+    });
     const owner = { workflowId: `publish:${image}:${version}`, runId: 'seeded' };
     const location = { storage: 'east-primary', container: 'vm-images', blob };
     await world.deps.catalog.versions.claim(

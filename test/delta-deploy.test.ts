@@ -15,6 +15,7 @@ import { loadTopology } from '../src/topology/topology';
 import { agentVcenterEnv } from './harness/vcenter';
 import type { ContentLibraryTarget } from '../src/shared/target-kinds/kind';
 import { repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
+import { signBeside } from './harness/signing';
 
 /**
  * Delta deploys on the real services, each SDDC's agent a real worker process: a new version of an image
@@ -234,6 +235,15 @@ describe('delta deploys', () => {
       for (const [i, b] of blocksOf(bytes).entries()) await store.stageBlock(blob, ids[i], b);
       const sha256 = createHash('sha256').update(bytes).digest('hex');
       await store.commitBlocks(blob, ids, { metadata: { sha256 } });
+      // Signed as a publish signs: the lie is in the block IDs, which no signature covers.
+      await signBeside(store, blob, {
+        image: `${image}-forged`,
+        version,
+        format: 'iso',
+        sha256,
+        sizeBytes: bytes.length,
+        members: [],
+      });
       return {
         sddc: 'east-1',
         image: `${image}-forged`,

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createPublicKey, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -10,6 +10,9 @@ import { spawnWorker, until, type WorkerProcess } from './harness/worker-process
 import { filler, ovaFromDescriptor } from './images/build';
 import { readBlob, repositoryRoot, startWorld, type TestWorld, workflowFailure } from './helpers';
 import { readProgress } from '../src/cli/run-progress';
+import { keyIdOf, loadSigningKey } from '../src/provenance/keys';
+import { envelopeBlobOf } from '../src/provenance/stored';
+import { verifyWithSecuresystemslib } from './harness/signing';
 
 const MiB = 2 ** 20;
 
@@ -153,6 +156,37 @@ describe('replication and DeployToSDDCs', () => {
     ).result()) as DeployResult;
     expect(again.version).toBe('1.0.0');
     expect(again.results.map((x) => x.status)).toEqual(['already-present', 'already-present']);
+  });
+
+  it('signs what it publishes; the envelope travels to the replica, verifies with securesystemslib, and outweighs the catalog', async () => {
+    const published = await publish('1.9.0', 1 * MiB);
+    const record = await world.deps.catalog.versions.get('edge', '1.9.0');
+    const envelope = JSON.parse((await readBlob(replicaStore(), envelopeBlobOf(published.location.blob))).toString('utf8'));
+    const keyFile = process.env.VMHUB_SIGNING_KEY_FILE!;
+    const pem = createPublicKey(fs.readFileSync(keyFile)).export({ type: 'spki', format: 'pem' }).toString();
+    const keyid = keyIdOf(loadSigningKey(keyFile));
+    expect(record?.provenance).toMatchObject({ keyid, envelopeBlob: envelopeBlobOf(published.location.blob) });
+    const verdict = verifyWithSecuresystemslib({ pem, scheme: 'ed25519', keyid, envelope });
+    expect(verdict.keyids).toEqual([keyid]);
+    expect(verdict.statement.subject).toEqual([{ name: 'edge@1.9.0', digest: { sha256: published.sha256 } }]);
+    const files = published.metadata.kind === 'ova' ? published.metadata.archive.files : [];
+    expect(verdict.statement.predicate).toMatchObject({
+      source: 'edge-1.9.0.ova',
+      sizeBytes: published.sizeBytes,
+      members: files.map((f) => ({ name: f.name, sha256: f.sha256, size: f.size })),
+    });
+    expect(files.length).toBeGreaterThan(2);
+
+    // The catalog says the version's SHA-256 is another file's: the agent goes by the signed statement.
+    const other = await world.deps.catalog.versions.get('edge', '1.0.0');
+    await world.deps.catalog.db
+      .collection('image_versions')
+      .updateOne({ image: 'edge', version: '1.9.0' }, { $set: { sha256: other!.sha256 } });
+    const failure = await workflowFailure((await deploy({ image: 'edge', version: '1.9.0', sddcs: ['east-2'] })).result());
+    const row = rows(failure.details![0] as DeployResult)['east-2'];
+    expect(row.status).toBe('failed');
+    expect(row.reason).toMatch(/^ProvenanceMismatch: the task names SHA-256 .* the signed statement says/);
+    expect(fs.readdirSync(path.join(datastores, 'east-2', 'edge', '1.9.0'))).toEqual([]);
   });
 
   it('falls back to the primary when the replica blob is missing, and marks the replica', async () => {

@@ -11,6 +11,7 @@ import {
   type SourceFailure,
 } from '../deploy/download-request';
 import { agentOvfPolicy } from '../deploy/ovf-check';
+import { loadTrustedKeys } from '../provenance/keys';
 import { VmhubError } from '../shared/errors';
 import type { BlockStores } from '../storage/block-store';
 import { keepBeating } from './keep-beating';
@@ -34,13 +35,16 @@ export function activityLockHolder(): LockHolder {
 
 export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
   const root = datastoreRoot(config, sddc);
+  // Read once at start: a key file that cannot be read stops the agent, rather than every download later.
+  const trusted = loadTrustedKeys(config.trustedKeys);
   return {
     /**
      * Downloads an image into `<datastore>/<image>/<version>/` from the first good source: parallel ranged
      * reads into a partial file, resumed from what is on disk after a crash, then the SHA-256 (and an OVA's
-     * manifest) checked before an atomic rename to the final name. A source that is missing, stale,
-     * unreachable or yields bad bytes is reported and the next one is tried. One download per target at a
-     * time; a cancel removes the partial file.
+     * manifest and members) checked against the version's signed provenance, read from the same source,
+     * before an atomic rename to the final name. A source that is missing, stale, unreachable or yields bad
+     * bytes is reported and the next one is tried; an unsigned, untrusted or mismatched version is refused.
+     * One download per target at a time; a cancel removes the partial file.
      */
     async downloadImage(input: DownloadInput): Promise<DownloadOutput> {
       const failures: SourceFailure[] = [];
@@ -122,6 +126,7 @@ export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
         beat();
       },
       log,
+      trusted,
       attempt: activityInfo().attempt,
       ovf: await agentOvfPolicy(config.ovf),
     };

@@ -4,6 +4,7 @@ import { removeEmptyDirs } from '../datastore/files';
 import { datastoreRoot, openDeployment } from '../datastore/layout';
 import { acquireLock, releaseLock } from '../datastore/locks';
 import { checkDownloadInput } from '../deploy/download-request';
+import { loadTrustedKeys } from '../provenance/keys';
 import { VmhubError } from '../shared/errors';
 import type { Resources } from '../images/ovf/metadata';
 import {
@@ -68,6 +69,8 @@ export function createContentLibraryActivities({ config, sddc, env = process.env
   const root = datastoreRoot(config, sddc);
   const keepStaging = env.VMHUB_KEEP_STAGING === '1';
   const vcenter = vcenterTask(sddc, env);
+  // The signers whose bytes this agent imports (VMHUB_TRUSTED_KEYS), read once at start.
+  const trusted = loadTrustedKeys(config.trustedKeys);
 
   return {
     /** Whether the library already holds the image: a redeploy then needs no download. */
@@ -115,6 +118,7 @@ export function createContentLibraryActivities({ config, sddc, env = process.env
             async () => {
               const { result, imported, problems } = await importVerifiedCopy(conn, ref, paths, {
                 members: input.members,
+                trusted,
                 signal,
                 onProgress,
               });

@@ -4,6 +4,7 @@ import { createLifecycleActivities } from './lifecycle';
 import { createOverlapActivities } from './overlap';
 import { createPublishActivities, type PublishDeps } from './publish';
 import { createReplicationActivities } from './replicate';
+import { createSigningActivities } from './sign';
 
 export type ActivityDeps = PublishDeps;
 
@@ -16,6 +17,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createDeployActivities(deps),
     ...createLifecycleActivities(deps),
     ...createOverlapActivities(deps),
+    ...createSigningActivities(deps),
   };
 }
 

@@ -22,6 +22,7 @@ import { activityLockHolder } from './agent';
 import { ownerOf, thisRun } from './this-run';
 import { keepBeating } from './keep-beating';
 import type { RunRef } from '../catalog/image-records';
+import { envelopeBlobOf } from '../provenance/stored';
 
 export type { ReplicaCheck, RetirePlan, RetireTarget, VerifyPage, VersionRef };
 
@@ -55,11 +56,14 @@ export function createLifecycleActivities({ storage, catalog, temporal, config }
       });
     },
 
-    /** Deletes the version's blob from one storage location; a blob already gone is no error. */
+    /** Deletes the version's blob and its envelope from one storage location; a blob already gone is no error. */
     async removeBlob(input: VersionRef & { location: string; blob: string }): Promise<{ removed: boolean }> {
       return withFailures(async () => {
         checkRef(input);
-        const removed = await storage.store(input.location).deleteIfExists(input.blob, { abortSignal: cancellationSignal() });
+        const store = storage.store(input.location);
+        const removed = await store.deleteIfExists(input.blob, { abortSignal: cancellationSignal() });
+        // Its signed provenance goes with it: a signature of bytes that are gone vouches for nothing.
+        await store.deleteIfExists(envelopeBlobOf(input.blob), { abortSignal: cancellationSignal() });
         await catalog.replicas.remove(input.image, input.version, input.location);
         return { removed };
       });
@@ -164,6 +168,7 @@ export function createAgentLifecycleActivities({ config, sddc }: { config: Confi
           for (const file of [
             paths.final,
             paths.digest,
+            paths.envelope,
             blockIndexPath(paths.final),
             paths.partial,
             paths.state,

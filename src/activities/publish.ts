@@ -20,6 +20,7 @@ import { inspectImage, type Inspection, type SourceDigest } from '../publish/ins
 import type { BlobLocation, PublishResult } from '../shared/publish-input';
 import { probeImage, type ProbeResult } from '../publish/probe';
 import { stageRange, type StageCheckpoint, type StageOutput } from '../publish/stage-range';
+import { requireSigningKey, type SignInput, type SignOutput } from '../publish/sign';
 import { PublishWorkspace } from '../publish/workspace';
 import { openImageSource } from '../source/image-source';
 import type { ImageSource } from '../source/source';
@@ -30,7 +31,18 @@ import { heartbeatLiveness, keepBeating } from './keep-beating';
 import { ownerOf, thisRun } from './this-run';
 import { transferSignal } from './transfer-signal';
 
-export type { AbandonOutput, ClaimInput, ClaimOutput, CommitOutput, Inspection, ProbeResult, SourceDigest, StageOutput };
+export type {
+  AbandonOutput,
+  ClaimInput,
+  ClaimOutput,
+  CommitOutput,
+  Inspection,
+  ProbeResult,
+  SignInput,
+  SignOutput,
+  SourceDigest,
+  StageOutput,
+};
 
 export interface PublishDeps {
   storage: BlockStores;
@@ -100,9 +112,10 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
       );
     },
 
-    /** Claims image@version for this run, or reports the version that is already available. */
+    /** Claims image@version (a worker that could not sign it is refused first), or reports the available one. */
     async claimVersion(input: ClaimInput & { owner?: RunRef }): Promise<ClaimOutput> {
-      return withFailures(() => claimVersion({ storage, catalog, temporal }, input, ownerOf(input), log));
+      const claim = () => claimVersion({ storage, catalog, temporal }, input, ownerOf(input), log);
+      return withFailures(async () => requireSigningKey(config.signingKeyFile) && claim());
     },
 
     /** One pass over the source: its SHA-256, block list digest and metadata. */

@@ -1,3 +1,4 @@
+import type { Envelope } from '../provenance/dsse';
 import type { ImageFormat } from '../shared/image-format';
 import type { VersionRef } from '../shared/image-version';
 import type { ImageMetadata } from '../images/inspect';
@@ -38,6 +39,17 @@ export interface ImageVersionRecord extends VersionRef {
    * and what the version was before: `retiring` when the claim was taken over from a closed run).
    */
   retired?: { at?: Date; by: RunRef; from?: 'available' | 'retiring' };
+  /** Who signed the version's provenance, and when: a note for operators; agents read the envelope from storage. */
+  provenance?: ProvenanceNote;
+}
+
+export interface ProvenanceNote {
+  keyid: string;
+  signedAt: Date;
+  /** The envelope's blob, beside the image's in every location that holds it. */
+  envelopeBlob: string;
+  /** The envelope itself, when small: the CLI verifies it without reading storage. */
+  envelope?: Envelope;
 }
 
 export type ReplicaStatus = 'pending' | 'verified' | 'stale' | 'failed';

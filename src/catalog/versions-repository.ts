@@ -9,6 +9,7 @@ import type {
   ClaimResult,
   ImageVersionRecord,
   NewVersion,
+  ProvenanceNote,
   ReplicaRecord,
   RetireClaim,
   RunRef,
@@ -135,7 +136,7 @@ export class VersionsRepository {
   private claimUpdate(v: NewVersion, owner: RunRef) {
     return {
       $set: { ...v, status: 'uploading' as const, owner, updatedAt: new Date() },
-      $unset: { error: '' as const, sha256: '' as const, metadata: '' as const },
+      $unset: { error: '' as const, sha256: '' as const, metadata: '' as const, provenance: '' as const },
     };
   }
 
@@ -160,6 +161,15 @@ export class VersionsRepository {
     // Matched nothing: only a repeat of this very mark (its answer lost) finds the owner's available record.
     const ours = record?.status === 'available' && record.sha256 === sha256 && record.owner?.runId === owner.runId;
     return ours ? record : undefined;
+  }
+
+  /** Notes the provenance the owner signed on its `uploading` claim; false when the run holds no such claim. */
+  async setProvenance(image: string, version: string, owner: RunRef, note: ProvenanceNote): Promise<boolean> {
+    const result = await this.collection.updateOne(
+      { image, version, status: 'uploading', 'owner.runId': owner.runId },
+      { $set: { provenance: note, updatedAt: new Date() } },
+    );
+    return result.matchedCount === 1;
   }
 
   /** Ends the owner's `uploading` claim as failed or cancelled; false when the run holds no such claim. */

@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 import { originalSource, type DeploymentRecord } from '../catalog/deployment-records';
 import type { ImageVersionRecord, VersionOverlap } from '../catalog/image-records';
+import { loadTrustedKeys } from '../provenance/keys';
+import { verifyProvenance } from '../provenance/statement';
+import { isVmhubError } from '../shared/errors';
 import { findFormat } from '../shared/image-format';
 import { lifecycleLines } from '../lifecycle/deprecation';
 import { describePlacement } from '../shared/sddc-target';
@@ -18,14 +21,50 @@ export interface ShowOptions {
 }
 
 /** The version's record and, per SDDC, its deployment: the latest attempt's fields, every attempt kept and the origin. */
-export type ShowResult = ImageVersionRecord & { deployments: DeploymentRecord[] };
+export type ShowResult = ImageVersionRecord & { deployments: DeploymentRecord[]; signature?: SignatureCheck };
+
+/** Who signed the version, and whether its envelope verifies with the keys this CLI trusts (VMHUB_TRUSTED_KEYS). */
+export interface SignatureCheck {
+  keyid: string;
+  signedAt: Date;
+  verified: 'verified' | 'not verified' | 'not checked';
+  note: string;
+}
+
+/**
+ * Checks the envelope the catalog keeps, as far as the CLI can: agents read theirs from storage and check
+ * the bytes, so this says only whether the catalog's copy is signed by a key this side trusts.
+ */
+function checkSignature(record: ImageVersionRecord, trustedKeys: string | undefined): SignatureCheck | undefined {
+  const p = record.provenance;
+  if (!p) return undefined;
+  const base = { keyid: p.keyid, signedAt: p.signedAt };
+  const trusted = loadTrustedKeys(trustedKeys);
+  if (!p.envelope) return { ...base, verified: 'not checked', note: `the envelope is only in storage (${p.envelopeBlob})` };
+  if (trusted.length === 0) return { ...base, verified: 'not checked', note: 'this side trusts no key (VMHUB_TRUSTED_KEYS)' };
+  try {
+    const signed = verifyProvenance(p.envelope, trusted, record);
+    if (signed.sha256 !== record.sha256) {
+      return { ...base, verified: 'not verified', note: `the catalog's SHA-256 is not the signed ${signed.sha256}` };
+    }
+    return { ...base, verified: 'verified', note: `with trusted key ${signed.keyid.slice(0, 16)}…` };
+  } catch (err) {
+    if (!isVmhubError(err)) throw err;
+    return { ...base, verified: 'not verified', note: `${err.type}: ${err.message}` };
+  }
+}
 
 export async function run(options: ShowOptions, deps: CliDeps): Promise<ShowResult> {
   const { image, version } = options;
   const catalog = await deps.catalog();
   const record = await catalog.versions.resolve(image, version);
   if (!record) throw await unknownVersion(catalog, image, version);
-  return { ...record, deployments: await catalog.deployments.of(record.image, record.version) };
+  const signature = checkSignature(record, deps.config.trustedKeys);
+  return {
+    ...record,
+    deployments: await catalog.deployments.of(record.image, record.version),
+    ...(signature ? { signature } : {}),
+  };
 }
 
 /** The latest attempt's source, and where the bytes originally came from when that was elsewhere. */
@@ -57,6 +96,12 @@ function blobLine(r: ShowResult): string {
   return r.status === 'retired' ? `blob       none: removed by the retire (was ${blob})` : `blob       ${blob}`;
 }
 
+function signatureLine(s: SignatureCheck | undefined): string {
+  if (!s) return 'signed     no: agents refuse to deploy it';
+  const at = new Date(s.signedAt).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return `signed     by key ${s.keyid} at ${at}; ${s.verified} (${s.note})`;
+}
+
 /** What a delta deploy from the previous version would not fetch. */
 function overlapLine(o: VersionOverlap): string {
   const percent = o.blockCount > 0 ? ((100 * o.sharedBlocks) / o.blockCount).toFixed(1) : '0.0';
@@ -68,6 +113,7 @@ export function renderText(r: ShowResult): string[] {
     `${r.image}@${r.version}  ${r.status}  ${r.format}  ${formatBytes(r.sizeBytes)}`,
     `sha256     ${r.sha256 ?? '-'}`,
     blobLine(r),
+    signatureLine(r.signature),
     ...lifecycleLines(r, new Date()),
     ...(r.overlap ? [overlapLine(r.overlap)] : []),
     ...(r.metadata ? (findFormat(r.format)?.metadataLines(r.metadata) ?? []) : []),

@@ -4,7 +4,6 @@ import type { Config } from '../config';
 import { VmhubError } from '../shared/errors';
 import { BLOB_EXTENSIONS, type ImageFormat } from '../shared/image-format';
 import { formatBytes } from '../shared/units';
-import { readNoFollow } from './files';
 
 /** Where an agent keeps its images: its own configuration says, nothing in a task does. */
 export function datastoreRoot(config: Pick<Config, 'datastore' | 'dataDir'>, sddc: string): string {
@@ -45,6 +44,8 @@ export function deploymentPaths(dir: string, image: string, version: string, for
     stateNext: path.join(dir, `.${file}.partial.json.next`),
     lock: path.join(dir, `.${file}.lock`),
     digest: path.join(dir, `${file}.sha256`),
+    /** The signed provenance the copy was checked against, kept for the import that checks it again. */
+    envelope: path.join(dir, `${file}.dsse.json`),
   };
 }
 
@@ -68,13 +69,6 @@ export function checkFreeSpace(stats: { bavail: number; bsize: number }, neededB
       `${dir} has ${formatBytes(available)} free; the download needs ${formatBytes(neededBytes)} more`,
     );
   }
-}
-
-/** The final copy a download left: the right size, and its digest file naming the expected SHA-256. */
-export async function verifiedCopy(paths: DeploymentPaths, image: { sha256: string; sizeBytes: number }): Promise<boolean> {
-  const stat = await fs.promises.lstat(paths.final).catch(() => undefined);
-  if (!stat?.isFile() || stat.size !== image.sizeBytes) return false;
-  return (await readNoFollow(paths.digest))?.split(/\s/)[0] === image.sha256;
 }
 
 /** Removes what an unfinished download left: the partial file and its checkpoints. */

@@ -1,5 +1,6 @@
 import type fs from 'node:fs';
 import { discardPartial, type DeploymentPaths } from '../datastore/layout';
+import { checkAgainstProvenance, type Provenance } from '../provenance/statement';
 import { VmhubError } from '../shared/errors';
 import type { ImageMetadata, InspectOptions } from '../images/inspect';
 import { formatOf, type ImageFormat } from '../shared/image-format';
@@ -54,14 +55,15 @@ export class WrittenBytesVerifier {
 
 /**
  * The SHA-256 decides whether the source gave the right bytes; only then does an OVA's own verdict
- * (manifest, structure) count, and that one is final. A file that fails either is removed. Returns the
- * metadata the agent's own inspection read.
+ * (manifest, structure) count, and that one is final, as are the signed members' digests. A file that
+ * fails any is removed. Returns the metadata the agent's own inspection read.
  */
 export async function verifyDownload(
   verifier: WrittenBytesVerifier,
   input: Pick<DownloadInput, 'sha256' | 'sizeBytes'>,
   paths: DeploymentPaths,
   localCopy: { bytesReused: number; baseVersion?: string },
+  provenance: Provenance,
 ): Promise<ImageMetadata | undefined> {
   const { sha256, metadata, invalid } = await verifier.finish(input.sizeBytes);
   if (sha256 !== input.sha256) {
@@ -75,5 +77,17 @@ export async function verifyDownload(
       ? invalid
       : new VmhubError('InvalidImage', `image fails verification: ${(invalid as Error).message}`);
   }
+  try {
+    checkAgainstProvenance(provenance, { sha256, sizeBytes: input.sizeBytes, members: hashedMembers(metadata) });
+  } catch (err) {
+    await discardPartial(paths);
+    throw err;
+  }
   return metadata;
+}
+
+/** The SHA-256 of every member the inspector hashed on this side (an OVA's); none for other formats. */
+export function hashedMembers(metadata: ImageMetadata | undefined): Array<{ name: string; sha256: string }> {
+  if (metadata?.kind !== 'ova') return [];
+  return metadata.archive.files.flatMap((f) => (f.sha256 ? [{ name: f.name, sha256: f.sha256 }] : []));
 }

@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Catalog } from '../catalog/catalog';
 import { loadConfig, type Config } from '../config';
+import { ensureDevKeys } from '../provenance/dev-keys';
 import { registerDefaultSddcs, type DefaultSddc } from '../sddc/registry';
 import { loadTopology } from '../topology/topology';
 import { azuriteBlobScript, catalogServer, temporalBinary } from './tools';
@@ -224,6 +225,8 @@ export async function startServices(
 ): Promise<ServiceStatus[]> {
   const dir = servicesDir(config);
   const result: ServiceStatus[] = [];
+  // Workers started beside the services sign and verify with the dev key pair (see ensureDevKeys).
+  ensureDevKeys(config.dataDir);
   for (const make of plannedServices(config, env)) result.push(await startSpec(make(), dir, config.dataDir));
   return result;
 }

@@ -24,6 +24,9 @@ async function main(): Promise<void> {
   const command = process.argv[2] ?? 'status';
   if (command === 'start') {
     print(await startServices());
+    const config = loadConfig();
+    if (config.signingKeyFile) console.log(`signing key            ${config.signingKeyFile} (workers here sign with it)`);
+    if (config.trustedKeys) console.log(`trusted keys           ${config.trustedKeys} (agents here trust these)`);
     const sddcs = await registerDefaultSddcsAt().catch((err: Error) => {
       console.log(`default SDDCs          not registered (${err.message.split('\n')[0]})`);
       return [];

@@ -25,6 +25,8 @@ export interface OvaFile {
   size: number;
   role: 'descriptor' | 'manifest' | 'certificate' | 'disk' | 'file' | 'extra';
   digest?: { algorithm: DigestAlgorithm; value: string };
+  /** Every member's SHA-256, whatever the manifest uses: what a publish signs (absent in versions catalogued before). */
+  sha256?: string;
   manifest: ManifestStatus;
 }
 
@@ -180,8 +182,9 @@ export class OvaInspector {
 
   private algorithmsFor(name: string): DigestAlgorithm[] {
     if (!this.manifest) return ALL;
+    // SHA-256 always, for the signed statement; the manifest's own algorithm too when it lists the member.
     const listed = this.manifest.entries.get(name);
-    return listed ? [listed.algorithm] : ['sha256'];
+    return listed && listed.algorithm !== 'sha256' ? [listed.algorithm, 'sha256'] : ['sha256'];
   }
 
   /** Feeds the next bytes of the archive. */
@@ -235,6 +238,7 @@ export class OvaInspector {
         size: e.size,
         role,
         digest: value ? { algorithm, value } : undefined,
+        sha256: e.digests.get('sha256'),
         manifest: !manifest ? 'no-manifest' : listed ? 'verified' : 'not-in-manifest',
       };
     });

@@ -8,6 +8,7 @@ import type { BlockStores } from '../storage/block-store';
 import { unlessNotFound } from '../storage/block-store';
 import type { BlockPlan } from '../shared/block-plan';
 import type { TemporalView } from '../temporal/connection';
+import { envelopeBlobOf } from '../provenance/stored';
 import { primaryLocation } from '../topology/topology';
 import { blobName, type BlobLocation, type PublishResult } from '../shared/publish-input';
 
@@ -140,6 +141,8 @@ export async function abandonClaim(
   const props = await unlessNotFound(store.getProperties(blob));
   const list = await unlessNotFound(store.uncommittedBlocks(blob));
   const staged = list?.length ?? 0;
+  // A signature of bytes that are not kept goes with them (it was written after the commit).
+  if (await store.deleteIfExists(envelopeBlobOf(blob))) removed.push(`signed provenance ${envelopeBlobOf(blob)}`);
   if (props || staged > 0) {
     await store.upload(blob, '');
     await store.deleteIfExists(blob);

@@ -7,6 +7,7 @@ import { letFinish } from '../engine/signals';
 import { blockDigestOf, blockListDigest, parseBlockId } from '../storage/block-ids';
 import { unlessNotFound, type Block, type BlockStore, type BlockStores } from '../storage/block-store';
 import { hashPool } from '../storage/hashing';
+import { copyStoredEnvelope } from '../provenance/stored';
 import { findLocation } from '../topology/topology';
 import { checkContent, expectedSha256, type ContentCheck } from './replica-content';
 
@@ -83,6 +84,8 @@ export async function replicateImage(deps: ReplicateDeps, input: ReplicateInput,
   };
   const meta = { image: input.image, version: input.version, location: target.id };
   await copy.replica.createContainer({ abortSignal: signal });
+  // The signed provenance travels with the image: agents reading this replica read it here.
+  await copyStoredEnvelope(copy.source, copy.replica, copy.blob, signal);
 
   const existing = await unlessNotFound(copy.replica.getProperties(copy.blob, { abortSignal: signal }));
   if (existing?.metadata.sha256 === expectedSha256(record) && existing.contentLength === record.sizeBytes) {

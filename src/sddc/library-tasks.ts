@@ -2,7 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import semver from 'semver';
 import { removeEmptyDirs } from '../datastore/files';
-import { deploymentPaths, verifiedCopy, type DeploymentPaths } from '../datastore/layout';
+import { deploymentPaths, type DeploymentPaths } from '../datastore/layout';
+import { signedItemMembers } from '../deploy/expected-members';
+import { checkFileAgainst, signedLocally } from '../deploy/provenance-check';
+import type { TrustedKey } from '../provenance/keys';
 import { acquireLock, releaseLock, type LockHolder } from '../datastore/locks';
 import { blockIndexPath, localBases } from '../deploy/block-index';
 import { isVmhubError, VmhubError } from '../shared/errors';
@@ -12,7 +15,6 @@ import { verifyItem } from './item-check';
 import {
   importImage,
   instantiate,
-  itemFilesOf,
   lookupItem,
   placementOf,
   VcenterConnection,
@@ -103,18 +105,21 @@ export async function importVerifiedCopy(
   conn: VcenterConnection,
   ref: ImageVersion,
   paths: DeploymentPaths,
-  options: { members?: readonly SignedMember[]; signal: AbortSignal; onProgress: (p: Progress) => void },
+  options: {
+    members?: readonly SignedMember[];
+    signal: AbortSignal;
+    onProgress: (p: Progress) => void;
+    trusted: readonly TrustedKey[];
+  },
 ): Promise<{ result: ImportResult; imported: boolean; problems?: string[] }> {
   const { signal } = options;
   const found = await lookupItem(conn, ref, signal);
-  // A copy that cannot be read is as gone as a missing one; a digest file that is a link is refused.
-  const present = await verifiedCopy(paths, ref).catch((err: unknown) => {
-    if (isVmhubError(err)) throw err;
-    return false;
-  });
+  const stat = await fs.promises.lstat(paths.final).catch(() => undefined);
+  // The copy's provenance, verified anew with this agent's keys: its members are what an item must hold.
+  const provenance = stat?.isFile() ? await signedLocally(paths, ref, options.trusted) : undefined;
   let problems: string[] | undefined;
   if (found.state === 'present') {
-    const expected = options.members ?? (present ? await itemFilesOf(ref, { file: paths.final, signal }) : undefined);
+    const expected = provenance ? signedItemMembers(ref, provenance) : options.members;
     const onBytes = (bytesDone: number) =>
       options.onProgress({ file: 'reading the item back', bytesDone, bytesTotal: ref.sizeBytes });
     const verdict = expected && (await verifyItem(conn.library, found.item!.id, expected, { signal, onBytes }));
@@ -123,11 +128,16 @@ export async function importVerifiedCopy(
       return { result: { status: 'already-present', placement, bytesSent: 0, bytesSkipped: 0 }, imported: false };
     }
     problems = verdict?.problems;
-    if (present && verdict) await reopenItem(conn, ref, found.item!.id, verdict.extra.length > 0, signal);
+    if (provenance && verdict) await reopenItem(conn, ref, found.item!.id, verdict.extra.length > 0, signal);
   }
-  if (!present) {
+  if (!provenance) {
     throw new VmhubError('StagingMissing', `the verified copy ${paths.final} is gone; deploy again to download it`);
   }
+  // The copy must still be the signed bytes: a copy that differs is removed, so a deploy downloads it again.
+  await checkFileAgainst(paths.final, ref.format, provenance).catch(async (err: unknown) => {
+    if (isVmhubError(err) && err.type === 'ProvenanceMismatch') await removeCopy(paths);
+    throw err;
+  });
   const result = await importImage(conn, ref, { file: paths.final, signal, onProgress: options.onProgress });
   return { result, imported: true, problems };
 }
@@ -166,7 +176,9 @@ export function importOutput(r: ImportResult, keptPath: string | undefined): Imp
 }
 
 async function removeCopy(paths: DeploymentPaths): Promise<void> {
-  await Promise.all([paths.final, paths.digest, blockIndexPath(paths.final)].map((f) => fs.promises.rm(f, { force: true })));
+  await Promise.all(
+    [paths.final, paths.digest, paths.envelope, blockIndexPath(paths.final)].map((f) => fs.promises.rm(f, { force: true })),
+  );
 }
 
 /**

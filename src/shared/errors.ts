@@ -33,6 +33,7 @@ export const ERROR_TYPES = [
   'CertificateInvalid',
   'UnreferencedMember',
   'PolicyRefused',
+  'NoSigningKey',
 ] as const;
 
 export type ErrorType = (typeof ERROR_TYPES)[number];

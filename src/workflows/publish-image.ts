@@ -213,6 +213,23 @@ async function publish(rawInput: PublishInput, details: Details, rules: RunRules
       owner,
     };
     await commit(transfer, commitInput, probe.rangeFanOut, details);
+    // Runs from this patch on sign what they committed before it is available: agents deploy only signed bytes.
+    if (patched('publish-signs-provenance')) {
+      details.show(`signing the provenance of ${ref}`);
+      await quick.signProvenance.executeWithOptions({ summary: `sign ${ref}` }, [
+        {
+          image: input.image,
+          version,
+          format: probe.format,
+          sha256: digest.sha256,
+          sizeBytes: plan.sizeBytes,
+          metadata,
+          source: input.source,
+          location,
+          owner,
+        },
+      ]);
+    }
     progress.phase = 'cataloging';
     details.show(`recording the metadata of ${ref} and marking it available`);
     result = await quick.markAvailable.executeWithOptions({ summary: `mark ${ref} available` }, [

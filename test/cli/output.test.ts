@@ -1,4 +1,6 @@
+import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { DeployResult } from '../../src/shared/deploy-input';
 import type { PublishProgress, PublishResult } from '../../src/shared/publish-input';
@@ -10,6 +12,9 @@ import { PublishBars, type BarState } from '../../src/cli/progress';
 import * as publish from '../../src/cli/publish';
 import * as retention from '../../src/cli/retention';
 import * as show from '../../src/cli/show';
+import type { CliDeps } from '../../src/cli/deps';
+import { keyIdOf } from '../../src/provenance/keys';
+import { signStatement } from '../../src/provenance/statement';
 import * as verify from '../../src/cli/verify';
 import { runCli } from '../harness/cli-io';
 
@@ -125,6 +130,46 @@ describe('output that says what is true', () => {
       ),
     );
     expect(lines).toContainEqual(expect.stringMatching(/^west-1 +failed +1 +west +disk full$/));
+  });
+
+  it('show says who signed the version and whether the envelope verifies with the keys the CLI trusts', async () => {
+    const keys = fs.mkdtempSync(path.join(os.tmpdir(), 'show-keys-'));
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    fs.writeFileSync(path.join(keys, 'publisher.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+    const sha256 = 'a'.repeat(64);
+    const envelope = signStatement(
+      {
+        image: 'app',
+        version: '1.0.0',
+        format: 'iso',
+        sha256,
+        sizeBytes: 1,
+        members: [],
+        source: 's',
+        run: { workflowId: 'w', runId: 'r' },
+        publishedAt: at.toISOString(),
+      },
+      privateKey,
+    );
+    const provenance = { keyid: keyIdOf(publicKey), signedAt: at, envelopeBlob: 'app.iso.dsse.json', envelope };
+    const shown = async (record: object, trustedKeys: string | undefined) => {
+      const deps = {
+        config: { trustedKeys },
+        catalog: async () => ({ versions: { resolve: async () => record }, deployments: { of: async () => [] } }),
+      } as unknown as CliDeps;
+      const result = await show.run({ image: 'app', version: '1.0.0' }, deps);
+      return show.renderText(result).find((l) => l.startsWith('signed'));
+    };
+    const signed = { ...version, sha256, provenance };
+    expect(await shown(signed, keys)).toMatch(
+      new RegExp(`^signed +by key ${provenance.keyid} at 2026-01-01T00:00:00Z; verified`),
+    );
+    expect(await shown({ ...signed, sha256: 'b'.repeat(64) }, keys)).toMatch(
+      /; not verified \(the catalog's SHA-256 is not the signed a{64}\)/,
+    );
+    expect(await shown(signed, undefined)).toMatch(/; not checked \(this side trusts no key/);
+    expect(await shown({ ...version, sha256 }, keys)).toBe('signed     no: agents refuse to deploy it');
+    fs.rmSync(keys, { recursive: true });
   });
 
   it('a retired version’s blob is said to be removed', () => {

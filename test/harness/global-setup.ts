@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildBundle } from '../../scripts/build-bundle';
 import { loadConfig } from '../../src/config';
+import { ensureDevKeys } from '../../src/provenance/dev-keys';
 import { startServices, stopServices } from '../../src/dev-services/embedded';
 
 /**
@@ -73,6 +74,10 @@ export default async function globalSetup(): Promise<void> {
   process.env.VMHUB_TEST_DATA_DIR = dataDir;
   process.env.VMHUB_REPOSITORY_ROOTS = path.join(dataDir, 'repository');
   fs.mkdirSync(process.env.VMHUB_REPOSITORY_ROOTS, { recursive: true });
+  // Every worker the tests start signs with this key, and every agent trusts it.
+  const keys = ensureDevKeys(dataDir);
+  process.env.VMHUB_SIGNING_KEY_FILE = keys.signingKey;
+  process.env.VMHUB_TRUSTED_KEYS = keys.trusted;
   if (process.env.VMHUB_TEST_REUSE_SERVICES !== '1') {
     process.env.VMHUB_TEST_OWNS_SERVICES = '1';
     // An idle worker's long poll ends every 5 s instead of every minute: liveness read from poll times, and

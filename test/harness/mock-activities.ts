@@ -129,6 +129,11 @@ export function publishActivities(log: string[], overrides: Partial<Activities> 
       log.push('commit');
       return { committed: true, etag: '"1"' };
     },
+    signProvenance: async (i) => ({
+      keyid: 'c'.repeat(64),
+      signedAt: '2025-01-01T00:00:00.000Z',
+      envelopeBlob: `${i.location.blob}.dsse.json`,
+    }),
     markAvailable: async (i) => ({
       ...i,
       format: 'ova',

@@ -1,21 +1,7 @@
-import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { dssePython } from '../../src/dev-services/tools';
 import { keyIdOf } from '../../src/provenance/keys';
 import { signStatement, type Published } from '../../src/provenance/statement';
-
-/** securesystemslib's DSSE verifier, fed the envelope and a public key (PEM) with the key ID vmhub names it by. */
-const VERIFY = `
-import json, sys
-from securesystemslib.dsse import Envelope
-from securesystemslib.signer import SSlibKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-req = json.load(sys.stdin)
-key = SSlibKey.from_crypto(load_pem_public_key(req["pem"].encode()), keyid=req["keyid"], scheme=req["scheme"])
-envelope = Envelope.from_dict(req["envelope"])
-verified = envelope.verify([key], 1)
-print(json.dumps({"keyids": sorted(verified.keys()), "statement": json.loads(envelope.payload)}))
-`;
+import { verifyWithSecuresystemslib } from '../harness/signing';
 
 const published: Published = {
   image: 'photon',
@@ -28,12 +14,6 @@ const published: Published = {
   run: { workflowId: 'publish:photon:5.0.1', runId: 'r1' },
   publishedAt: '2026-12-06T17:00:00.000Z',
 };
-
-function verifyWithSecuresystemslib(request: object): { keyids: string[]; statement: { subject: unknown } } {
-  return JSON.parse(
-    execFileSync(dssePython(), ['-c', VERIFY], { input: JSON.stringify(request), encoding: 'utf8', stdio: 'pipe' }),
-  );
-}
 
 describe('vmhub provenance envelopes verify with an independent DSSE implementation (securesystemslib)', () => {
   it.each([
