@@ -152,13 +152,14 @@ describe('docker-compose.yml', () => {
       for (const sddc of SDDCS) {
         const agent = services[`agent-${sddc}`];
         expect(secretsOf(`agent-${sddc}`)).toEqual(
-          ['catalog-agent-uri', `vcenter-${sddc}-cert`, `vcenter-${sddc}-password`, `vcenter-${sddc}-username`].sort(),
+          ['catalog-agent-uri', 'signing-public-key', `vcenter-${sddc}-cert`, `vcenter-${sddc}-password`, `vcenter-${sddc}-username`].sort(),
         );
         expect(agent.environment).toMatchObject({
           VMHUB_VCENTER_URL: `https://vcsim-${sddc}:8989/`,
           VMHUB_VCENTER_CA_FILE: `/run/secrets/vcenter-${sddc}-cert`,
           VMHUB_VCENTER_USERNAME_FILE: `/run/secrets/vcenter-${sddc}-username`,
           VMHUB_VCENTER_PASSWORD_FILE: `/run/secrets/vcenter-${sddc}-password`,
+          VMHUB_TRUSTED_KEYS: '/run/secrets/signing-public-key',
         });
         // No login in its environment: neither the old per-SDDC variables nor any other SDDC's.
         const names = Object.keys(agent.environment!);
@@ -168,7 +169,10 @@ describe('docker-compose.yml', () => {
         const users = Object.keys(services).filter((s) => secretsOf(s).some((x) => x.startsWith(`vcenter-${sddc}-`)));
         expect(users.sort()).toEqual([`agent-${sddc}`, `vcsim-${sddc}`]);
       }
-      expect(secretsOf('worker')).toEqual(['catalog-control-uri']);
+      expect(secretsOf('worker')).toEqual(['catalog-control-uri', 'signing-key']);
+      // The signing key is the control worker's alone; every agent trusts its public key.
+      expect(Object.keys(services).filter((s) => secretsOf(s).includes('signing-key'))).toEqual(['worker']);
+      expect(services.worker.environment).toMatchObject({ VMHUB_SIGNING_KEY_FILE: '/run/secrets/signing-key' });
     });
 
     it('gives each agent a volume of its own, and mounts no agent volume anywhere else', () => {

@@ -30,6 +30,7 @@ const RETIRE = ['activity-backstops', 'retire-batches', 'retire-settles-removals
  */
 export const V2_PATCHES: Record<string, string[]> = {
   'publish-with-deploy-v2.binpb': [...PUBLISH, 'publish-deploy-request-cancel', 'publish-overlap'],
+  'publish-signed-v2.binpb': [...PUBLISH, 'publish-deploy-request-cancel', 'publish-overlap', 'publish-signs-provenance'],
   'publish-cancelled-v2.binpb': PUBLISH,
   'publish-no-transfer-worker-v2.binpb': PUBLISH,
   'publish-cancelled-replicating-v2.binpb': [...PUBLISH, 'publish-overlap', 'publish-cancel-settles-replicas'],

@@ -38,6 +38,7 @@ const fourRanges = planBlocks(256 * MiB, 4 * MiB);
 
 export const v2Recordings: Record<string, Recording> = {
   'publish-with-deploy-v2': recordPublishWithDeploy,
+  'publish-signed-v2': keeping('publish-with-deploy-v2', 'publish-signed-v2', recordPublishWithDeploy),
   'publish-cancelled-v2': recordPublishCancelled,
   'publish-no-transfer-worker-v2': recordNoTransferWorker,
   'publish-cancelled-replicating-v2': recordCancelledReplicating,
