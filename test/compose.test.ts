@@ -152,7 +152,13 @@ describe('docker-compose.yml', () => {
       for (const sddc of SDDCS) {
         const agent = services[`agent-${sddc}`];
         expect(secretsOf(`agent-${sddc}`)).toEqual(
-          ['catalog-agent-uri', 'signing-public-key', `vcenter-${sddc}-cert`, `vcenter-${sddc}-password`, `vcenter-${sddc}-username`].sort(),
+          [
+            'catalog-agent-uri',
+            'signing-public-key',
+            `vcenter-${sddc}-cert`,
+            `vcenter-${sddc}-password`,
+            `vcenter-${sddc}-username`,
+          ].sort(),
         );
         expect(agent.environment).toMatchObject({
           VMHUB_VCENTER_URL: `https://vcsim-${sddc}:8989/`,
