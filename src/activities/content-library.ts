@@ -16,7 +16,8 @@ import {
   type VcenterConnection,
 } from '../sddc/library-import';
 import type { ImageVersion, SddcCopy } from '../shared/image-version';
-import type { SignedMember } from '../provenance/statement';
+import type { Envelope } from '../provenance/dsse';
+import { signedDigests } from '../deploy/expected-members';
 import {
   checkInstantiates,
   connectToTarget,
@@ -56,8 +57,8 @@ export interface ContentLibraryDeps {
 
 export interface LibraryTaskInput extends SddcCopy {
   target: ContentLibraryTarget;
-  /** The SHA-256 and size each of the item's files must have (expectedMembers); absent, an import checks against its verified copy. */
-  members?: SignedMember[];
+  /** The catalog's copy of the version's signed provenance: the item's files are checked against it once it verifies here. */
+  envelope?: Envelope;
 }
 
 export interface InstantiateInput extends LibraryTaskInput {
@@ -76,7 +77,7 @@ export function createContentLibraryActivities({ config, sddc, env = process.env
     /** Whether the library already holds the image: a redeploy then needs no download. */
     async findLibraryItem(input: LibraryTaskInput): Promise<FindItemOutput> {
       return withVcenter(vcenter, input, async (conn, ref, signal) => {
-        const found = await findItem(conn, ref, input.members, signal);
+        const found = await findItem(conn, ref, signedDigests(ref, input.envelope, trusted)?.members, signal);
         if (found.problems)
           log.warn('library item not counted present', { item: found.target?.itemName, problems: found.problems });
         return found;
@@ -117,7 +118,7 @@ export function createContentLibraryActivities({ config, sddc, env = process.env
           return await keepBeating(
             async () => {
               const { result, imported, problems } = await importVerifiedCopy(conn, ref, paths, {
-                members: input.members,
+                members: signedDigests(ref, input.envelope, trusted)?.members,
                 trusted,
                 signal,
                 onProgress,

@@ -9,7 +9,9 @@ import {
   hashWithinBudget,
   listDatastoreDrift,
   listLibraryDrift,
+  signedCopies,
 } from '../deploy/drift-check';
+import { loadTrustedKeys } from '../provenance/keys';
 import type { DriftCheckInput, DriftHashed, DriftHashInput, DriftListing } from '../shared/drift-input';
 import { withFailures } from '../shared/failures';
 import type { Topology } from '../topology/topology';
@@ -27,20 +29,25 @@ export function createDriftActivities(deps: { config: Config; sddc: string; topo
   const check = (input: DriftCheckInput) => () => {
     for (const c of input.copies) checkDownloadInput({ ...c, sddc: input.sddc, blob: '', sources: [] }, sddc);
   };
+  // Copies are checked against what their signed statements say, verified with this agent's own keys.
+  const trusted = loadTrustedKeys(config.trustedKeys);
+  const signed = (input: DriftCheckInput) => signedCopies(sddc, input.copies, trusted);
 
   return {
     async listDrift(input: DriftCheckInput): Promise<DriftListing> {
+      const { copies, findings } = signed(input);
+      const withUnchecked = (listing: DriftListing) => ({ ...listing, findings: [...findings, ...listing.findings] });
       if (input.library) {
         return withTarget(
           vcenter,
           input.library,
-          (conn, signal) => listLibraryDrift(conn, sddc, input.copies, signal),
+          async (conn, signal) => withUnchecked(await listLibraryDrift(conn, sddc, copies, signal)),
           check(input),
         );
       }
       return withFailures(async () => {
         check(input)();
-        return listDatastoreDrift(root, sddc, input.copies);
+        return withUnchecked(await listDatastoreDrift(root, sddc, copies));
       });
     },
 
@@ -48,7 +55,9 @@ export function createDriftActivities(deps: { config: Config; sddc: string; topo
       let progress = { copy: '', bytesDone: 0 };
       const beat = () => heartbeat({ sddc, phase: 'hashing', ...progress });
       const run = async (hashOne: Parameters<typeof hashWithinBudget>[3]) => {
-        const hashed = await keepBeating(() => hashWithinBudget(input.copies, input.budgetBytes, input.rotation, hashOne), beat);
+        // Those without a verified envelope were reported by the listing already.
+        const { copies } = signed(input);
+        const hashed = await keepBeating(() => hashWithinBudget(copies, input.budgetBytes, input.rotation, hashOne), beat);
         log.info('drift check hashed copies', {
           sddc,
           summary: budgetText(hashed, input.budgetBytes),

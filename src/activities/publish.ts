@@ -195,6 +195,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
       sha256: string;
       metadata: ImageMetadata;
       owner?: RunRef;
+      provenance?: SignOutput; // signProvenance's note, recorded in the same write
     }): Promise<PublishResult> {
       return withFailures(() => markAvailable(catalog, input, ownerOf(input)));
     },

@@ -150,26 +150,20 @@ export class VersionsRepository {
     owner: RunRef,
     sha256: string,
     metadata: ImageMetadata,
+    provenance?: ProvenanceNote,
   ): Promise<ImageVersionRecord | undefined> {
     const now = new Date();
     const result = await this.collection.updateOne(
       { image, version, status: 'uploading', 'owner.runId': owner.runId },
-      { $set: { status: 'available', sha256, metadata, publishedAt: now, updatedAt: now } },
+      {
+        $set: { status: 'available', sha256, metadata, publishedAt: now, updatedAt: now, ...(provenance ? { provenance } : {}) },
+      },
     );
     const record = await this.get(image, version);
     if (result.matchedCount === 1 && record) return record;
     // Matched nothing: only a repeat of this very mark (its answer lost) finds the owner's available record.
     const ours = record?.status === 'available' && record.sha256 === sha256 && record.owner?.runId === owner.runId;
     return ours ? record : undefined;
-  }
-
-  /** Notes the provenance the owner signed on its `uploading` claim; false when the run holds no such claim. */
-  async setProvenance(image: string, version: string, owner: RunRef, note: ProvenanceNote): Promise<boolean> {
-    const result = await this.collection.updateOne(
-      { image, version, status: 'uploading', 'owner.runId': owner.runId },
-      { $set: { provenance: note, updatedAt: new Date() } },
-    );
-    return result.matchedCount === 1;
   }
 
   /** Ends the owner's `uploading` claim as failed or cancelled; false when the run holds no such claim. */

@@ -8,6 +8,8 @@ import { verifyItem } from '../sddc/item-check';
 import { lookupItem, type VcenterConnection } from '../sddc/library-import';
 import type { CopyToCheck, DriftFinding, DriftHashed, DriftKind, DriftListing } from '../shared/drift-input';
 import { isVmhubError } from '../shared/errors';
+import type { TrustedKey } from '../provenance/keys';
+import { signedDigests } from './expected-members';
 import { formatBytes } from '../shared/units';
 
 /**
@@ -23,6 +25,29 @@ const finding = (sddc: string, c: CopyToCheck, kind: DriftKind, detail: string):
   kind,
   detail,
 });
+
+/**
+ * The copies with the digests their envelopes give once verified with this agent's keys, replacing whatever
+ * digests the input named; a copy without an envelope, or whose envelope does not verify, is not checked.
+ */
+export function signedCopies(
+  sddc: string,
+  copies: CopyToCheck[],
+  trusted: readonly TrustedKey[],
+): { copies: CopyToCheck[]; findings: DriftFinding[] } {
+  const out: { copies: CopyToCheck[]; findings: DriftFinding[] } = { copies: [], findings: [] };
+  for (const c of copies) {
+    try {
+      const signed = signedDigests(c, c.envelope, trusted);
+      if (signed) out.copies.push({ ...c, ...signed });
+      else out.findings.push(finding(sddc, c, 'not-checked', 'the catalog holds no signed provenance of it to check against'));
+    } catch (err) {
+      if (!isVmhubError(err)) throw err;
+      out.findings.push(finding(sddc, c, 'not-checked', `${err.type}: ${err.message}`));
+    }
+  }
+  return out;
+}
 
 function copyPath(root: string, c: CopyToCheck): string {
   return deploymentPaths(path.join(root, c.image, c.version), c.image, c.version, c.format).final;

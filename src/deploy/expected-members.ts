@@ -1,37 +1,39 @@
-import type { ImageVersionRecord } from '../catalog/image-records';
-import type { Provenance, SignedMember } from '../provenance/statement';
+import type { Envelope } from '../provenance/dsse';
+import type { TrustedKey } from '../provenance/keys';
+import { verifyProvenance, type Provenance, type SignedMember } from '../provenance/statement';
 import { formatOf } from '../shared/image-format';
 import type { ImageVersion } from '../shared/image-version';
 import { wholeImageName } from '../sddc/package-files';
 
 /**
- * The SHA-256 and size of every file a version's library item must hold: an OVA's members, or the image
- * itself for a format whose item is the image (an ISO).
+ * The SHA-256 and size of every file a version's library item must hold, as its signed statement says: an
+ * OVA's members, or the image itself for a format whose item is the image (an ISO).
  */
-function itemMembers(ref: ImageVersion, members: readonly SignedMember[] | undefined): SignedMember[] | undefined {
-  if (!formatOf(ref.format).libraryItem.members) return [{ name: wholeImageName(ref), sha256: ref.sha256, size: ref.sizeBytes }];
-  return members && [...members];
+export function signedItemMembers(ref: ImageVersion, provenance: Provenance): SignedMember[] {
+  if (!formatOf(ref.format).libraryItem.members) {
+    return [{ name: wholeImageName(ref), sha256: provenance.sha256, size: provenance.sizeBytes }];
+  }
+  return [...provenance.members];
 }
 
-/** What the signed statement says the item must hold: what an agent holding the verified envelope checks against. */
-export function signedItemMembers(ref: ImageVersion, provenance: Provenance): SignedMember[] {
-  return itemMembers({ ...ref, sha256: provenance.sha256, sizeBytes: provenance.sizeBytes }, provenance.members)!;
+/** What a copy of a version must be, from the signed statement alone. */
+export interface SignedDigests {
+  sha256: string;
+  sizeBytes: number;
+  members: SignedMember[];
 }
 
 /**
- * What the catalog recorded when the publish inspected the image: the expected members for a check made
- * before the agent holds the version's envelope (a lookup before a download, VerifySddcs); undefined when a
- * member's SHA-256 is not recorded, and the agent then checks an item against its own verified copy.
+ * The digests a copy must have, from an envelope a task carries (the catalog's copy of it): verified here
+ * with this agent's keys for exactly this image@version, so nobody who can write the catalog or the task
+ * can change them. Undefined when the task carries none (the catalog keeps only small envelopes).
  */
-export function expectedMembers(
-  v: Pick<ImageVersionRecord, 'image' | 'version' | 'format' | 'sizeBytes' | 'metadata'> & { sha256: string },
-): SignedMember[] | undefined {
-  const files = v.metadata?.kind === 'ova' ? v.metadata.archive.files : undefined;
-  const members: SignedMember[] = [];
-  for (const f of files ?? []) {
-    const sha256 = f.sha256 ?? (f.digest?.algorithm === 'sha256' ? f.digest.value : undefined);
-    if (!sha256) return itemMembers(v, undefined);
-    members.push({ name: f.name, sha256, size: f.size });
-  }
-  return itemMembers(v, files && members);
+export function signedDigests(
+  ref: ImageVersion,
+  envelope: Envelope | undefined,
+  trusted: readonly TrustedKey[],
+): SignedDigests | undefined {
+  if (!envelope) return undefined;
+  const provenance = verifyProvenance(envelope, trusted, ref);
+  return { sha256: provenance.sha256, sizeBytes: provenance.sizeBytes, members: signedItemMembers(ref, provenance) };
 }

@@ -13,8 +13,7 @@ import type { DeployInput } from '../shared/deploy-input';
 import { ALL_SDDCS, type SddcSelection } from '../shared/names';
 import type { TemporalView } from '../temporal/connection';
 import { withoutAgent } from './agent-liveness';
-import { expectedMembers } from './expected-members';
-import type { SignedMember } from '../provenance/statement';
+import type { Envelope } from '../provenance/dsse';
 import { capacityShortfall, resourcesOf, sourceOrder, type SourceCandidate } from './placement';
 
 export interface DeploymentTarget {
@@ -31,8 +30,8 @@ export interface DeploymentPlan extends ImageVersion {
   targets: DeploymentTarget[];
   /** What the catalog says the image needs: an instantiate check compares the VM with it. */
   resources?: Resources;
-  /** The files a library item of it must hold, with their SHA-256 (expectedMembers). */
-  members?: SignedMember[];
+  /** The catalog's copy of its signed provenance: an agent verifies it before it believes any digest in it. */
+  envelope?: Envelope;
 }
 
 /** What the parent of a fanned-out deploy plans with. */
@@ -109,7 +108,7 @@ export async function planDeployment(catalog: DeployCatalog, topology: Topology,
     sizeBytes: record.sizeBytes,
     blob: record.location.blob,
     resources,
-    members: expectedMembers(record),
+    ...(record.provenance?.envelope ? { envelope: record.provenance.envelope } : {}),
     targets: sddcs.map((s) => ({
       sddc: { name: s.name, dataCenter: s.dataCenter, taskQueue: s.taskQueue, target: s.target },
       shortfall: capacityShortfall(resources, s.capacity),

@@ -1,6 +1,5 @@
 import type { Catalog } from '../catalog/catalog';
 import type { ImageVersionRecord } from '../catalog/image-records';
-import { expectedMembers } from '../deploy/expected-members';
 import type { CopyToCheck, DriftFinding, SddcPage } from '../shared/drift-input';
 import { VmhubError } from '../shared/errors';
 
@@ -41,8 +40,8 @@ export async function sddcsToCheck(
 function toCheck(record: ImageVersionRecord | null): CopyToCheck | undefined {
   if (record?.status !== 'available' || !record.sha256) return undefined;
   const { image, version, format, sizeBytes } = record;
-  const members = expectedMembers({ ...record, sha256: record.sha256 });
-  return { image, version, format, sha256: record.sha256, sizeBytes, ...(members ? { members } : {}) };
+  const envelope = record.provenance?.envelope;
+  return { image, version, format, sha256: record.sha256, sizeBytes, ...(envelope ? { envelope } : {}) };
 }
 
 /** Marks the deployments of the findings `drifted` (a copy that was not checked stays as it was); how many were. */

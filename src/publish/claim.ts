@@ -3,6 +3,7 @@ import type { ImageVersionRecord, RunRef } from '../catalog/image-records';
 import type { Log } from '../engine/liveness';
 import { VmhubError } from '../shared/errors';
 import type { ImageFormat } from '../shared/image-format';
+import type { SignOutput } from './sign';
 import type { ImageMetadata } from '../images/inspect';
 import type { BlockStores } from '../storage/block-store';
 import { unlessNotFound } from '../storage/block-store';
@@ -111,10 +112,12 @@ export async function ownsClaim(
 /** uploading → available, for the run that owns the claim. */
 export async function markAvailable(
   catalog: Pick<Catalog, 'versions'>,
-  input: { image: string; version: string; sha256: string; metadata: ImageMetadata },
+  input: { image: string; version: string; sha256: string; metadata: ImageMetadata; provenance?: SignOutput },
   me: RunRef,
 ): Promise<PublishResult> {
-  const record = await catalog.versions.markAvailable(input.image, input.version, me, input.sha256, input.metadata);
+  const p = input.provenance;
+  const provenance = p && { ...p, signedAt: new Date(p.signedAt) };
+  const record = await catalog.versions.markAvailable(input.image, input.version, me, input.sha256, input.metadata, provenance);
   if (!record) throw lostClaim(input.image, input.version);
   return resultFromRecord(record);
 }

@@ -1,15 +1,14 @@
 import type { KeyObject } from 'node:crypto';
-import type { Catalog } from '../catalog/catalog';
 import type { RunRef } from '../catalog/image-records';
 import type { ImageMetadata } from '../images/inspect';
 import { keyIdOf, loadSigningKey } from '../provenance/keys';
+import type { Envelope } from '../provenance/dsse';
 import { signStatement, type SignedMember } from '../provenance/statement';
 import { writeStoredEnvelope, envelopeBlobOf } from '../provenance/stored';
 import { VmhubError } from '../shared/errors';
 import type { ImageFormat } from '../shared/image-format';
 import type { BlobLocation } from '../shared/publish-input';
 import type { BlockStores } from '../storage/block-store';
-import { lostClaim } from './claim';
 
 /** What a publish signs once its blob is committed: the digests come from the run's own inspection. */
 export interface SignInput {
@@ -24,10 +23,13 @@ export interface SignInput {
   owner?: RunRef;
 }
 
+/** What markAvailable records of the signature, in the same write that makes the version available. */
 export interface SignOutput {
   keyid: string;
   signedAt: string;
   envelopeBlob: string;
+  /** The envelope itself, when small (NOTED_ENVELOPE_BYTES). */
+  envelope?: Envelope;
 }
 
 /** An envelope up to this size is kept on the catalog record too, for `vmhub show`. */
@@ -74,10 +76,10 @@ export function publicSource(source: string): string {
  * location (replication copies it on) and notes who signed it on the version, while the run owns it.
  */
 export async function signPublished(
-  deps: { storage: BlockStores; catalog: Pick<Catalog, 'versions'> },
+  storage: BlockStores,
   key: KeyObject,
   input: SignInput,
-  runs: { run: RunRef; owner: RunRef },
+  run: RunRef,
   now: Date,
 ): Promise<SignOutput> {
   const envelope = signStatement(
@@ -89,21 +91,19 @@ export async function signPublished(
       sizeBytes: input.sizeBytes,
       members: signedMembers(input.metadata),
       source: publicSource(input.source),
-      run: { workflowId: runs.run.workflowId, runId: runs.run.runId },
+      run: { workflowId: run.workflowId, runId: run.runId },
       publishedAt: now.toISOString(),
     },
     key,
   );
-  await writeStoredEnvelope(deps.storage.store(input.location.storage), input.location.blob, envelope);
-  const keyid = keyIdOf(key);
-  const envelopeBlob = envelopeBlobOf(input.location.blob);
+  await writeStoredEnvelope(storage.store(input.location.storage), input.location.blob, envelope);
+  // No catalog write here: markAvailable records the note with the version's state, in one write that only
+  // the claim's owner can make.
   const small = Buffer.byteLength(JSON.stringify(envelope)) <= NOTED_ENVELOPE_BYTES;
-  const noted = await deps.catalog.versions.setProvenance(input.image, input.version, runs.owner, {
-    keyid,
-    signedAt: now,
-    envelopeBlob,
+  return {
+    keyid: keyIdOf(key),
+    signedAt: now.toISOString(),
+    envelopeBlob: envelopeBlobOf(input.location.blob),
     ...(small ? { envelope } : {}),
-  });
-  if (!noted) throw lostClaim(input.image, input.version);
-  return { keyid, signedAt: now.toISOString(), envelopeBlob };
+  };
 }

@@ -2,6 +2,7 @@ import { VmhubError } from './errors';
 import type { ImageVersion } from './image-version';
 import type { SddcTarget } from './sddc-target';
 import type { ContentLibraryTarget } from './target-kinds/kind';
+import type { Envelope } from '../provenance/dsse';
 import type { SignedMember } from '../provenance/statement';
 import { validateSddcName } from './names';
 
@@ -9,7 +10,9 @@ import { validateSddcName } from './names';
 
 /** A copy the catalog says an SDDC holds, with what its bytes must be. */
 export interface CopyToCheck extends ImageVersion {
-  /** The files its library item must hold (expectedMembers); absent, a library item is not checked by content. */
+  /** The catalog's copy of its signed provenance; the agent checks against nothing else (signedDigests). */
+  envelope?: Envelope;
+  /** The files its library item must hold: set by the agent from the verified envelope, never taken from the input. */
   members?: SignedMember[];
 }
 

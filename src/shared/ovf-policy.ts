@@ -61,7 +61,9 @@ export function ovfPolicyRefusal(policy: OvfPolicy | undefined, metadata: Inspec
   if (!policy?.requireManifest && !policy?.requireVerifiedCertificate) return undefined;
   if (metadata?.kind === 'iso') return undefined;
   if (metadata?.archive === undefined) return 'requires an OVF manifest or certificate, and the image has no inspected archive';
-  if (policy.requireManifest) {
+  // A certificate signs the manifest only: a member the manifest does not list is vouched for by nobody,
+  // so requiring a verified certificate requires a manifest listing every member too (OVF_STRICT_VERIFICATION).
+  if (policy.requireManifest || policy.requireVerifiedCertificate) {
     const { manifest, files } = metadata.archive;
     if (manifest === undefined) return 'requires a manifest, and the image has none';
     const unlisted = files.filter((f) => f.role !== 'manifest' && f.role !== 'certificate' && f.manifest !== 'verified');

@@ -28,6 +28,8 @@ export async function hashBlob(store: BlockStore, blob: string, { signal }: { si
     const flush = async () => {
       await pushed;
       pushed = stream.push(buffer.subarray(0, fill), { digest: false });
+      // Its failure surfaces at the next flush; should the read fail first, nothing awaits it.
+      pushed.catch(() => undefined);
       fill = 0;
     };
     for await (const chunk of await store.readStream(blob, 0, before.contentLength, { abortSignal: signal })) {

@@ -369,7 +369,7 @@ async function toLibrary(
     sha256: plan.sha256,
     sizeBytes: plan.sizeBytes,
     target: library,
-    ...(plan.members ? { members: plan.members } : {}),
+    ...(plan.envelope ? { envelope: plan.envelope } : {}),
   };
   let row: Delivered;
   const found = await lookup.findLibraryItem.executeWithOptions(

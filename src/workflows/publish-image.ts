@@ -14,7 +14,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { RunRef } from '../catalog/image-records';
-import type { CommitInput, Inspection, ProbeResult, StageInput } from '../activities/publish';
+import type { CommitInput, Inspection, ProbeResult, SignOutput, StageInput } from '../activities/publish';
 import { runPool } from '../shared/concurrency';
 import { asFailure } from '../shared/failures';
 import {
@@ -214,9 +214,9 @@ async function publish(rawInput: PublishInput, details: Details, rules: RunRules
     };
     await commit(transfer, commitInput, probe.rangeFanOut, details);
     // Runs from this patch on sign what they committed before it is available: agents deploy only signed bytes.
+    let provenance: SignOutput | undefined;
     if (patched('publish-signs-provenance')) {
-      details.show(`signing the provenance of ${ref}`);
-      await quick.signProvenance.executeWithOptions({ summary: `sign ${ref}` }, [
+      provenance = await quick.signProvenance.executeWithOptions({ summary: `sign ${ref}` }, [
         {
           image: input.image,
           version,
@@ -231,9 +231,9 @@ async function publish(rawInput: PublishInput, details: Details, rules: RunRules
       ]);
     }
     progress.phase = 'cataloging';
-    details.show(`recording the metadata of ${ref} and marking it available`);
+    details.show(`recording the metadata${provenance ? ' and signature' : ''} of ${ref} and marking it available`);
     result = await quick.markAvailable.executeWithOptions({ summary: `mark ${ref} available` }, [
-      { image: input.image, version, sha256: digest.sha256, metadata, owner },
+      { image: input.image, version, sha256: digest.sha256, metadata, owner, ...(provenance ? { provenance } : {}) },
     ]);
     progress.done = [`published ${ref}: available`];
   } catch (err) {

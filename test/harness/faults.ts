@@ -123,6 +123,8 @@ function requestKind(method: string, url: string): RequestKind {
   if (method === 'PUT' && comp === 'block') return 'stage-block';
   if (method === 'PUT' && comp === 'blocklist') return 'commit-block-list';
   if (method === 'GET' && comp === 'blocklist') return 'get-block-list';
+  // The signed envelope beside the blob, read by each agent attempt, is not the image's content.
+  if (method === 'GET' && /\.dsse\.json(\?|$)/.test(url)) return 'other';
   if (method === 'GET' && comp === undefined && !/[?&]restype=/.test(url)) return 'read';
   if (method === 'HEAD') return 'properties';
   return 'other';

@@ -169,6 +169,11 @@ describe('an OVF policy', () => {
       /the image's is untrusted \(subject O=vmhub tests, CN=stranger/,
     );
     expect(ovfPolicyRefusal({ requireManifest: true, requireVerifiedCertificate: true }, signed)).toBeUndefined();
+    // A trusted signature over a manifest that leaves the disk out vouches for nothing the disk holds.
+    const signedPartial = await inspect(
+      signedMembers([ovf, { name: 'a.mf', bytes: Buffer.from(manifestLine('sha256', 'a.ovf', descriptor)) }, disk], pki.trusted),
+    );
+    expect(ovfPolicyRefusal({ requireVerifiedCertificate: true }, signedPartial)).toMatch(/a\.mf lacks disk\.vmdk/);
     expect(ovfPolicyRefusal({ requireVerifiedCertificate: true }, { kind: 'iso' })).toBeUndefined();
     expect(ovfPolicyRefusal({}, noManifest)).toBeUndefined();
     expect(describeCertificate({ status: 'none' })).toBe('none');
