@@ -18,6 +18,7 @@ import { until } from './harness/worker-process';
 import { filler } from './images/build';
 import { makeTestPki, smallOva } from './images/pki';
 import { signBeside } from './harness/signing';
+import { createInspector } from '../src/images/inspect';
 
 /**
  * The SDDC agent's download activity against the real Azurite, run in an activity context of the SDK's
@@ -58,6 +59,17 @@ afterAll(async () => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 
+/** Every member of an OVA with its SHA-256, as a publish's inspection signs them; none of bytes that are no OVA. */
+async function ovaMembers(bytes: Buffer): Promise<Array<{ name: string; sha256: string; size: number }>> {
+  const inspector = createInspector('ova');
+  const metadata = await inspector
+    .write(bytes)
+    .then(() => inspector.finish())
+    .catch(() => undefined);
+  if (metadata?.kind !== 'ova') return [];
+  return metadata.archive.files.map((f) => ({ name: f.name, sha256: f.sha256!, size: f.size }));
+}
+
 /** A blob in the primary storage as a publish leaves it, and the input that deploys it to east-1. */
 async function published(
   sizeBytes: number,
@@ -68,7 +80,8 @@ async function published(
   const version = `1.0.${Math.floor(Math.random() * 1e6)}`;
   const blob = `agent-test/${version}/agent-test-${version}.${format}`;
   await storage.store('east-primary').upload(blob, bytes, { metadata: { sha256 } });
-  await signBeside(storage.store('east-primary'), blob, { image: 'agent-test', version, format, sha256, sizeBytes, members: [] });
+  const members = format === 'ova' ? await ovaMembers(bytes) : [];
+  await signBeside(storage.store('east-primary'), blob, { image: 'agent-test', version, format, sha256, sizeBytes, members });
   return {
     bytes,
     sddc: 'east-1',

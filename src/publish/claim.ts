@@ -145,7 +145,7 @@ export async function abandonClaim(
   const list = await unlessNotFound(store.uncommittedBlocks(blob));
   const staged = list?.length ?? 0;
   // A signature of bytes that are not kept goes with them (it was written after the commit).
-  if (await store.deleteIfExists(envelopeBlobOf(blob))) removed.push(`signed provenance ${envelopeBlobOf(blob)}`);
+  if (await unlessNotFound(store.deleteIfExists(envelopeBlobOf(blob)))) removed.push(`signed provenance ${envelopeBlobOf(blob)}`);
   if (props || staged > 0) {
     await store.upload(blob, '');
     await store.deleteIfExists(blob);

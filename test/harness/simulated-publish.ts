@@ -30,6 +30,11 @@ export function accountingActivities(plan: BlockPlan): { activities: Partial<Act
       return { uploaded: range.count, reused: 0, bytesUploaded: staged };
     },
     commitBlocks: async () => ({ committed: true, etag: '"simulated"' }),
+    signProvenance: async () => ({
+      keyid: 'c'.repeat(64),
+      signedAt: '2025-01-01T00:00:00.000Z',
+      envelopeBlob: 'simulated.dsse.json',
+    }),
     markAvailable: async (i) => ({
       ...i,
       format: 'iso',
