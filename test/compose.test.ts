@@ -106,8 +106,9 @@ describe('docker-compose.yml', () => {
 
   it('takes every credential from the environment or a secret file, with none written in the file', () => {
     const config = composeConfig([], CREDENTIALS);
-    expect(values(config, 'AZURITE_ACCOUNTS').sort()).toEqual(['devstoreaccount1:ZWFzdC1rZXk=', 'devstoreaccount1:d2VzdC1rZXk=']);
-    expect(values(config, 'VMHUB_DC_EAST_ACCOUNT_KEY')).toContain('ZWFzdC1rZXk=');
+    // Storage keys and SAS tokens are secret files too: set in the operator's environment, they reach no container.
+    for (const secret of Object.values(CREDENTIALS)) expect(config).not.toContain(secret);
+    expect(values(config, 'AZURITE_ACCOUNTS')).toEqual([]);
     // MongoDB's root password and every catalog URI are secret files.
     expect(values(config, 'MONGO_INITDB_ROOT_PASSWORD_FILE')).toEqual(['/run/secrets/mongo-root-password']);
     expect(values(config, 'MONGODB_URI')).toEqual([]);
@@ -135,7 +136,7 @@ describe('docker-compose.yml', () => {
         input: composeConfig([], CREDENTIALS),
         encoding: 'utf8',
       }),
-    ) as { services: Record<string, Service> };
+    ) as { services: Record<string, Service>; secrets?: Record<string, { file: string }> };
     interface Service {
       command?: string[] | string;
       environment?: Record<string, string>;
@@ -154,6 +155,8 @@ describe('docker-compose.yml', () => {
         expect(secretsOf(`agent-${sddc}`)).toEqual(
           [
             'catalog-agent-uri',
+            'dc-east-read-sas',
+            'dc-west-read-sas',
             'signing-public-key',
             `vcenter-${sddc}-cert`,
             `vcenter-${sddc}-password`,
@@ -175,7 +178,7 @@ describe('docker-compose.yml', () => {
         const users = Object.keys(services).filter((s) => secretsOf(s).some((x) => x.startsWith(`vcenter-${sddc}-`)));
         expect(users.sort()).toEqual([`agent-${sddc}`, `vcsim-${sddc}`]);
       }
-      expect(secretsOf('worker')).toEqual(['catalog-control-uri', 'signing-key']);
+      expect(secretsOf('worker')).toEqual(['catalog-control-uri', 'dc-east-account-key', 'dc-west-account-key', 'signing-key']);
       // The signing key is the control worker's alone; every agent trusts its public key.
       expect(Object.keys(services).filter((s) => secretsOf(s).includes('signing-key'))).toEqual(['worker']);
       expect(services.worker.environment).toMatchObject({ VMHUB_SIGNING_KEY_FILE: '/run/secrets/signing-key' });
@@ -189,23 +192,45 @@ describe('docker-compose.yml', () => {
       }
     });
 
-    it('gives agents read-only SAS tokens for storage, never an account key; the control worker the keys', () => {
+    it('gives agents read-only SAS tokens for storage, never an account key; the control worker the keys: all as file secrets', () => {
       const topology = JSON.parse(fs.readFileSync(path.join(ROOT, 'config', 'topology.json'), 'utf8')) as {
-        storage: Array<{ sasTokenEnv?: string }>;
+        storage: Array<{ sasTokenEnv?: string; accountKeyEnv?: string }>;
       };
       expect(topology.storage.map((s) => s.sasTokenEnv)).toEqual(['VMHUB_DC_EAST_READ_SAS', 'VMHUB_DC_WEST_READ_SAS']);
-      for (const sddc of SDDCS) {
-        const env = services[`agent-${sddc}`].environment!;
+      expect(topology.storage.map((s) => s.accountKeyEnv)).toEqual(['VMHUB_DC_EAST_ACCOUNT_KEY', 'VMHUB_DC_WEST_ACCOUNT_KEY']);
+      const storageSecrets = ['dc-east-account-key', 'dc-west-account-key', 'dc-east-read-sas', 'dc-west-read-sas'];
+      const holders = (secret: string) =>
+        Object.keys(services)
+          .filter((s) => secretsOf(s).includes(secret))
+          .sort();
+      const agents = SDDCS.map((sddc) => `agent-${sddc}`);
+      expect(holders('dc-east-read-sas')).toEqual(agents);
+      expect(holders('dc-west-read-sas')).toEqual(agents);
+      expect(holders('dc-east-account-key')).toEqual(['azurite-east', 'worker']);
+      expect(holders('dc-west-account-key')).toEqual(['azurite-west', 'worker']);
+      for (const agent of agents) {
+        const env = services[agent].environment!;
         expect(env).toMatchObject({
-          VMHUB_DC_EAST_READ_SAS: CREDENTIALS.VMHUB_DC_EAST_READ_SAS,
-          VMHUB_DC_WEST_READ_SAS: CREDENTIALS.VMHUB_DC_WEST_READ_SAS,
+          VMHUB_DC_EAST_READ_SAS_FILE: '/run/secrets/dc-east-read-sas',
+          VMHUB_DC_WEST_READ_SAS_FILE: '/run/secrets/dc-west-read-sas',
         });
-        expect(JSON.stringify(env)).not.toMatch(/ZWFzdC1rZXk=|d2VzdC1rZXk=/);
+        expect(Object.keys(env).filter((n) => /ACCOUNT_KEY|_READ_SAS$/.test(n))).toEqual([]);
       }
       const worker = services.worker.environment!;
-      expect(worker).toMatchObject({ VMHUB_DC_EAST_ACCOUNT_KEY: 'ZWFzdC1rZXk=', VMHUB_DC_WEST_ACCOUNT_KEY: 'd2VzdC1rZXk=' });
+      expect(worker).toMatchObject({
+        VMHUB_DC_EAST_ACCOUNT_KEY_FILE: '/run/secrets/dc-east-account-key',
+        VMHUB_DC_WEST_ACCOUNT_KEY_FILE: '/run/secrets/dc-west-account-key',
+      });
       // A SAS would take precedence over the key, and the control worker writes.
-      expect(Object.keys(worker).filter((n) => n.endsWith('_READ_SAS'))).toEqual([]);
+      expect(Object.keys(worker).filter((n) => /_READ_SAS|_ACCOUNT_KEY$/.test(n))).toEqual([]);
+      // Each Azurite reads its key from its secret at start, not from an environment `docker inspect` shows.
+      for (const dc of ['east', 'west']) {
+        const azurite = services[`azurite-${dc}`];
+        expect(azurite.environment ?? {}).toEqual({});
+        expect(JSON.stringify(azurite.command)).toContain(`cat /run/secrets/dc-${dc}-account-key`);
+      }
+      const declared = Object.keys(compose.secrets ?? {});
+      for (const secret of storageSecrets) expect(declared).toContain(secret);
     });
 
     it('gives agents a catalog user that may only read the SDDC records', () => {

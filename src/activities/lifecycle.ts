@@ -102,11 +102,14 @@ export function createLifecycleActivities({ storage, catalog, temporal, config }
     /**
      * Compares one replica's labels with the primary's, and takes it as right only if its bytes were
      * hashed right at its current etag; one that is not is marked stale (with `note`, if given) and its blob deleted.
+     * Without a note, one being replicated is left alone (`pending`).
      */
     async checkReplica(input: VersionRef & { location: string; note?: string }): Promise<ReplicaCheck> {
       return withFailures(async () => {
         checkRef(input);
-        return checkReplica({ storage, catalog }, input, cancellationSignal(), log);
+        // The check after a cancel (it has a note) runs once the copies stopped, and settles the replicas
+        // they left pending; a VerifyReplicas run (no note) must leave a running copy alone.
+        return checkReplica({ storage, catalog }, input, cancellationSignal(), log, { skipPending: input.note === undefined });
       });
     },
 
@@ -114,7 +117,9 @@ export function createLifecycleActivities({ storage, catalog, temporal, config }
     async verifyReplicaContent(input: VersionRef & { location: string }): Promise<ReplicaCheck> {
       return withFailures(async () => {
         checkRef(input);
-        return keepBeating(() => checkReplica({ storage, catalog }, input, cancellationSignal(), log, true));
+        return keepBeating(() =>
+          checkReplica({ storage, catalog }, input, cancellationSignal(), log, { hash: true, skipPending: true }),
+        );
       });
     },
 

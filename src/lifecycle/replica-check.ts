@@ -33,8 +33,11 @@ export function replicaDifference(primary: BlobState, replica: BlobState | undef
 
 export interface ReplicaCheck {
   location: string;
-  /** `gone`: the version stopped being available (retired, say) since the page was listed. */
-  status: 'verified' | 'stale' | 'gone';
+  /**
+   * `gone`: the version stopped being available (retired, say) since the page was listed. `pending`: a
+   * replication of it is running, and the check left it alone.
+   */
+  status: 'verified' | 'stale' | 'gone' | 'pending';
   reason?: string;
 }
 
@@ -69,18 +72,23 @@ function hashedAtEtag(record: ImageVersionRecord, location: string, etag: string
  * (VerifyReplicas); without, it is right only if its bytes were hashed right at the etag it still has
  * (the check after a cancelled copy). Right: marked `verified`. Otherwise it is marked `stale` and its
  * blob deleted, so replicateImage writes it afresh. `note` says why the check ran (a cancelled copy),
- * after the difference in the reason the catalog keeps.
+ * after the difference in the reason the catalog keeps. With `skipPending`, a replica the catalog says
+ * is being replicated is left alone: deleting its blob would discard the blocks that copy staged.
  */
 export async function checkReplica(
   deps: { storage: BlockStores; catalog: Pick<Catalog, 'versions'> },
   input: { image: string; version: string; location: string; note?: string },
   signal: AbortSignal,
   log: Log,
-  hash = false,
+  { hash = false, skipPending = false }: { hash?: boolean; skipPending?: boolean } = {},
 ): Promise<ReplicaCheck> {
   const { storage, catalog } = deps;
   const record = await catalog.versions.get(input.image, input.version);
   if (record?.status !== 'available') return { location: input.location, status: 'gone' };
+  const known = record.replicas.find((r) => r.location === input.location);
+  if (skipPending && known?.status === 'pending') {
+    return { location: input.location, status: 'pending', reason: 'a replication of it is running; not checked' };
+  }
   const blobName = record.location.blob;
   const primary = await blobState(storage.store(record.location.storage), blobName, signal);
   if (!primary) {
@@ -91,7 +99,6 @@ export async function checkReplica(
   let difference = replicaDifference({ ...primary, sha256: record.sha256 }, replica);
   // A replica verified before replicas were hashed has no hashedAt: a check that does not hash leaves it as
   // it was, rather than delete a good copy; hashing runs read never-hashed replicas first.
-  const known = record.replicas.find((r) => r.location === input.location);
   if (difference === undefined && !hash && known?.status === 'verified' && !known.hashedAt && known.etag === replica?.etag) {
     return { location: input.location, status: 'verified' };
   }

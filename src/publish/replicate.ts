@@ -5,7 +5,7 @@ import type { Liveness, Log } from '../engine/liveness';
 import { VmhubError } from '../shared/errors';
 import { letFinish } from '../engine/signals';
 import { blockDigestOf, blockListDigest, parseBlockId } from '../storage/block-ids';
-import { unlessNotFound, type Block, type BlockStore, type BlockStores } from '../storage/block-store';
+import { isBlockStoreError, unlessNotFound, type Block, type BlockStore, type BlockStores } from '../storage/block-store';
 import { hashPool } from '../storage/hashing';
 import { copyStoredEnvelope } from '../provenance/stored';
 import { findLocation } from '../topology/topology';
@@ -64,7 +64,8 @@ interface RunOptions {
  * metadata are labels any writer of the replica can set, so the replica is `verified` only once its
  * committed bytes, read back, hash to the version's SHA-256 (./replica-content). Every block is staged
  * afresh, whatever the replica has staged under its ID; a retry resumes from `resumed`, and when what it
- * resumed hashes wrong, copies every block again once. A blob already there counts only by its bytes.
+ * resumed hashes wrong, or its commit finds the blocks staged before gone, copies every block again
+ * once. A blob already there counts only by its bytes.
  */
 export async function replicateImage(deps: ReplicateDeps, input: ReplicateInput, options: RunOptions): Promise<ReplicaRecord> {
   const { storage, catalog } = deps;
@@ -96,7 +97,16 @@ export async function replicateImage(deps: ReplicateDeps, input: ReplicateInput,
   await catalog.versions.setReplica(input.image, input.version, { location: target.id, status: 'pending' });
 
   for (let resumed = options.resumed; ; resumed = undefined) {
-    const progress = await copyAndCommit(copy, deps.concurrency, { ...options, resumed }, target.id);
+    const progress = await copyAndCommit(copy, deps.concurrency, { ...options, resumed }, target.id).catch((err: unknown) => {
+      // The blocks an earlier attempt staged are gone (a check deleted the blob, and with it what was
+      // staged): committing the same list again can never succeed, copying every block again can.
+      if ((resumed?.next ?? 0) > 0 && isBlockStoreError(err, 'invalid-block-list')) return undefined;
+      throw err;
+    });
+    if (!progress) {
+      log.warn('blocks an earlier attempt staged are gone; copying every block again', meta);
+      continue;
+    }
     const found = await hashReplica(copy, progress, options);
     if (found.verified) {
       log.info('replicated', { ...meta, blocksCopied: progress.copied });

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { VmhubError } from '../shared/errors';
 import { sibling } from '../images/ova';
-import { parseOvf } from '../images/ovf/envelope';
 import { TarReader } from '../images/tar-reader';
 import { MAX_DESCRIPTOR_BYTES, quoted } from '../images/xml';
 import { formatOf, type ImageFormat } from '../shared/image-format';
 import { libraryItemName } from '../shared/target-kinds/content-library';
+import { hashPool } from '../storage/hashing';
 
 /**
  * The files a content library item is made of, as byte ranges of the verified local image: an OVA is
@@ -87,9 +87,12 @@ export async function ovaMembers(
   return onlyReferenced(members, descriptor.name, Buffer.concat(descriptor.parts));
 }
 
-/** The members an item may hold: the descriptor, its `.mf` and `.cert`, and the files it references. */
+/**
+ * The members an item may hold: the descriptor, its `.mf` and `.cert`, and the files it references. The
+ * descriptor is parsed on a hashing thread, never on the agent's event loop, and once per content there.
+ */
 async function onlyReferenced(members: LibraryFile[], descriptor: string, text: Buffer): Promise<LibraryFile[]> {
-  const referenced = new Set((await parseOvf(text.toString('utf8'))).files.map((f) => f.href));
+  const referenced = new Set((await hashPool().descriptor(text)).files.map((f) => f.href));
   return members.filter(
     (m) =>
       m.name === descriptor ||

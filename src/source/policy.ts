@@ -1,7 +1,7 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import { VmhubError } from '../shared/errors';
-import type { SourceCredential } from '../topology/topology';
+import { credentialOf, type SourceCredential } from '../topology/topology';
 import { nonPublicReason } from './address';
 
 /**
@@ -134,8 +134,12 @@ export function requestTarget(url: URL, policy: SourcePolicy): { path: string; s
     .filter((c) => underPrefix(url, new URL(c.urlPrefix)))
     .sort((a, b) => b.urlPrefix.length - a.urlPrefix.length)[0];
   if (!credential) return { path: url.pathname };
-  const token = (policy.env ?? process.env)[credential.sasTokenEnv]?.replace(/^\?/, '');
-  if (!token) refuse(`source credential ${credential.id} needs ${credential.sasTokenEnv}, which this worker's environment lacks`);
+  const token = credentialOf(policy.env ?? process.env, credential.sasTokenEnv)?.replace(/^\?/, '');
+  if (!token) {
+    refuse(
+      `source credential ${credential.id} needs ${credential.sasTokenEnv} (or ${credential.sasTokenEnv}_FILE), which this worker lacks`,
+    );
+  }
   if (/[\s#\0-\x1f\x7f]/.test(token)) refuse(`source credential ${credential.id}: ${credential.sasTokenEnv} is not a URL query`);
   return { path: `${url.pathname}?${token}`, secret: token };
 }

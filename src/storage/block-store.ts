@@ -63,9 +63,10 @@ export interface BlobProperties {
 
 /**
  * The outcomes callers act on: no such blob or container; the blob exists where it must not; a
- * condition (etag) failed. Any other failure is thrown as the store raised it.
+ * condition (etag) failed; a commit named a block that is neither staged nor committed. Any other
+ * failure is thrown as the store raised it.
  */
-export type BlockStoreErrorKind = 'not-found' | 'conflict' | 'precondition-failed';
+export type BlockStoreErrorKind = 'not-found' | 'conflict' | 'precondition-failed' | 'invalid-block-list';
 
 export class BlockStoreError extends Error {
   override name = 'BlockStoreError';

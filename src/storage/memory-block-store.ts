@@ -47,7 +47,7 @@ export class MemoryBlockStore implements BlockStore {
     this.checkConditions(blob, entry?.committed, options.conditions);
     const blocks = ids.map((name) => {
       const bytes = entry?.staged.get(name) ?? entry?.committed?.blocks.find((b) => b.name === name)?.bytes;
-      if (!bytes) throw new Error(`block ${name} of ${blob} is neither staged nor committed`);
+      if (!bytes) throw new BlockStoreError('invalid-block-list', `block ${name} of ${blob} is neither staged nor committed`);
       return { name, bytes };
     });
     return this.write(this.created(blob, options), Buffer.concat(blocks.map((b) => b.bytes)), blocks, options);

@@ -159,3 +159,22 @@ export function dataCentersByDistance(topology: Topology, from: string): string[
   for (const d of topology.dataCenters) if (!order.includes(d.id)) order.push(d.id);
   return order;
 }
+
+/**
+ * A credential the topology names by variable (accountKeyEnv, sasTokenEnv, connectionStringEnv): `name`,
+ * or when it is unset or empty, the file `name_FILE` names (a Docker secret: out of `docker inspect`).
+ */
+export function credentialOf(env: NodeJS.ProcessEnv, name: string | undefined): string | undefined {
+  if (!name) return undefined;
+  if (env[name]) return env[name];
+  const file = env[`${name}_FILE`];
+  if (!file) return undefined;
+  try {
+    return fs.readFileSync(file, 'utf8').trim() || undefined;
+  } catch (err) {
+    throw new VmhubError(
+      'InvalidTopology',
+      `cannot read ${name}_FILE ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+    );
+  }
+}

@@ -17,7 +17,7 @@ export const VERIFY_CONTENT_PATCH = 'verify-replica-content';
  * labels against the primary's (committed block list, size, SHA-256 metadata), then their bytes, read
  * and hashed against the version's SHA-256. Versions whose replicas were hashed least recently go first,
  * within a byte budget per run (VMHUB_VERIFY_BYTES_PER_DAY); the rest wait for a later run. A replica that
- * differs is marked `stale` and replicated again. Runs on a schedule (daily by default) and on demand (`vmhub verify`).
+ * differs is marked `stale` and replicated again; one being replicated (`pending`) is reported, not touched. Runs on a schedule (daily by default) and on demand (`vmhub verify`).
  */
 export async function VerifyReplicas(rawInput: VerifyInput = {}): Promise<VerifyResult> {
   try {
@@ -38,16 +38,21 @@ export async function VerifyReplicas(rawInput: VerifyInput = {}): Promise<Verify
               )
             : await control.checkReplica({ ...v, location });
           if (check.status === 'gone') continue;
-          result.replicasChecked++;
-          if (check.status === 'verified') continue;
-          reason = check.reason ?? 'differs from the primary';
-          // Runs that began when a repair ran on the workflow's own queue keep it there.
-          const transfers = patched('verify-transfer-queue') ? transfer : transferOnWorkflowQueue;
-          await transfers.replicateImage.executeWithOptions(
-            { summary: `replicate ${v.image} ${v.version} to ${location} again` },
-            [{ ...v, location }],
-          );
-          repaired = true;
+          if (check.status === 'pending') {
+            // A replication of it is running: reported, and no second copy started beside it.
+            reason = check.reason ?? 'a replication of it is running; not checked';
+          } else {
+            result.replicasChecked++;
+            if (check.status === 'verified') continue;
+            reason = check.reason ?? 'differs from the primary';
+            // Runs that began when a repair ran on the workflow's own queue keep it there.
+            const transfers = patched('verify-transfer-queue') ? transfer : transferOnWorkflowQueue;
+            await transfers.replicateImage.executeWithOptions(
+              { summary: `replicate ${v.image} ${v.version} to ${location} again` },
+              [{ ...v, location }],
+            );
+            repaired = true;
+          }
         } catch (err) {
           if (isCancellation(err)) throw err;
           const failure = asFailure(err instanceof ActivityFailure && err.cause ? err.cause : err);

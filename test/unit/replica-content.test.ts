@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import type { Catalog } from '../../src/catalog/catalog';
 import type { ImageVersionRecord, ReplicaRecord } from '../../src/catalog/image-records';
 import { verifyBytesPerRun, versionsToVerify } from '../../src/lifecycle/verify-page';
-import { replicateImage } from '../../src/publish/replicate';
+import { checkReplica } from '../../src/lifecycle/replica-check';
+import { replicateImage, type ReplicateCheckpoint } from '../../src/publish/replicate';
 import { blockDigest, blockId } from '../../src/storage/block-ids';
 import type { BlockStores } from '../../src/storage/block-store';
 import { MemoryBlockStore } from '../../src/storage/memory-block-store';
@@ -77,13 +78,21 @@ async function world(content: Buffer) {
     },
   } as unknown as Pick<Catalog, 'versions'>;
   const storage: BlockStores = { topology, store: (id) => stores.get(id)!, ensureContainers: async () => undefined };
-  const replicate = () =>
+  const replicate = (resumed?: ReplicateCheckpoint) =>
     replicateImage(
       { storage, catalog, concurrency: 2 },
       { image: 'app', version: '1.0.0', location: 'west-replica' },
-      { signal: new AbortController().signal, liveness, log: quiet },
+      { resumed, signal: new AbortController().signal, liveness, log: quiet },
     );
-  return { ids, replica: stores.get('west-replica')!, replicas, version, replicate };
+  const check = (options: { hash?: boolean; skipPending?: boolean }) =>
+    checkReplica(
+      { storage, catalog },
+      { image: 'app', version: '1.0.0', location: 'west-replica' },
+      new AbortController().signal,
+      quiet,
+      options,
+    );
+  return { ids, replica: stores.get('west-replica')!, replicas, version, replicate, check };
 }
 
 describe('replication verified by content', () => {
@@ -123,6 +132,60 @@ describe('replication verified by content', () => {
         () => false,
       ),
     ).toBe(false);
+  });
+});
+
+describe('a check beside a running replication', () => {
+  const content = Buffer.from(Array.from({ length: 3 * BLOCK }, (_, i) => (i * 11) % 253));
+
+  /** A stale replica being replicated again: its old blob committed, the copy's first two blocks staged. */
+  async function halfway() {
+    const w = await world(content);
+    await w.replica.createContainer();
+    await w.replica.upload(BLOB, Buffer.alloc(BLOCK, 1));
+    for (const i of [0, 1]) await w.replica.stageBlock(BLOB, w.ids[i], content.subarray(i * BLOCK, (i + 1) * BLOCK));
+    w.version.replicas = [{ location: 'west-replica', status: 'pending' }];
+    return w;
+  }
+
+  it('VerifyReplicas leaves a pending replica alone: reported pending, its blob and staged blocks kept, nothing recorded', async () => {
+    const w = await halfway();
+    for (const hash of [true, false]) {
+      const result = await w.check({ hash, skipPending: true });
+      expect(result).toMatchObject({ location: 'west-replica', status: 'pending' });
+      expect(result.reason).toMatch(/replication .* running/);
+    }
+    expect(await w.replica.uncommittedBlocks(BLOB)).toHaveLength(2);
+    expect((await w.replica.getProperties(BLOB)).contentLength).toBe(BLOCK);
+    expect(w.replicas).toEqual([]);
+  });
+
+  it('the check after a cancel still settles a pending replica: stale, blob deleted', async () => {
+    const w = await halfway();
+    expect((await w.check({ skipPending: false })).status).toBe('stale');
+    await expect(w.replica.uncommittedBlocks(BLOB)).rejects.toThrow(/no blob/);
+  });
+
+  it('a resumed replication whose staged blocks were discarded copies every block again instead of failing its commit', async () => {
+    const w = await halfway();
+    // The blob deleted under the copy (by a check that raced it) took the staged blocks with it.
+    await w.check({ skipPending: false });
+    const staged: string[] = [];
+    const stage = w.replica.stageBlock.bind(w.replica);
+    w.replica.stageBlock = (blob, id, bytes, options) => (staged.push(id), stage(blob, id, bytes, options));
+    const result = await w.replicate({ next: 2, copied: 2 });
+    expect(result).toMatchObject({ status: 'verified', sha256: w.version.sha256 });
+    // Block 2 from the checkpoint, then all three again after the commit found 0 and 1 missing.
+    expect(staged.sort()).toEqual([w.ids[2], ...w.ids].sort());
+    expect(Buffer.concat(await collect(w.replica)).equals(content)).toBe(true);
+  });
+
+  it('a commit that fails for missing blocks on a copy from block 0 is not retried in a loop', async () => {
+    const w = await halfway();
+    await w.check({ skipPending: false });
+    // Something deletes every block as soon as it is staged.
+    w.replica.stageBlock = async () => undefined;
+    await expect(w.replicate({ next: 2, copied: 2 })).rejects.toMatchObject({ kind: 'invalid-block-list' });
   });
 });
 

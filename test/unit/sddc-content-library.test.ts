@@ -12,6 +12,7 @@ import {
 } from '../../src/sddc/content-library';
 import { ovaMembers, type LibraryFile } from '../../src/sddc/package-files';
 import { parseObjects, soapReturn } from '../../src/sddc/vim-soap';
+import { hashPool } from '../../src/storage/hashing';
 import { redactPath, VsphereApiError, VsphereRest } from '../../src/sddc/vsphere-rest';
 import { archive, filler, tempDir } from '../images/build';
 
@@ -146,6 +147,29 @@ describe('an OVA split into library files', () => {
     const files = await ovaMembers(out);
     expect(files.map((f) => [f.name, f.size, f.sha256])).toEqual(members.map((m) => [m.name, m.bytes.length, sha(m.bytes)]));
     for (const f of files) expect(sha(bytes.subarray(f.offset, f.offset + f.size))).toBe(f.sha256);
+  });
+
+  it("parses the descriptor on a hashing thread, not on the agent's event loop", async () => {
+    const descriptor =
+      '<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">' +
+      '<References><File ovf:href="d.vmdk" ovf:id="f1"/></References><VirtualSystem ovf:id="vm"/></Envelope>';
+    const out = path.join(tempDir(), 'threaded.ova');
+    fs.writeFileSync(
+      out,
+      archive([
+        { name: 'd.ovf', bytes: Buffer.from(descriptor) },
+        { name: 'd.vmdk', bytes: Buffer.from('disk') },
+        { name: 'stray.txt', bytes: Buffer.from('x') },
+      ]),
+    );
+    const parse = jest.spyOn(hashPool(), 'descriptor');
+    try {
+      expect((await ovaMembers(out)).map((f) => f.name)).toEqual(['d.ovf', 'd.vmdk']);
+      expect(parse).toHaveBeenCalledTimes(1);
+      expect(parse.mock.calls[0][0].toString('utf8')).toBe(descriptor);
+    } finally {
+      parse.mockRestore();
+    }
   });
 
   it('refuses a member in a folder: library files have plain names', async () => {

@@ -250,7 +250,7 @@ describe('source credentials', () => {
 
   it('refuses when the worker lacks the token, naming the variable and never a value', () => {
     const err = refusal(() => requestTarget(new URL('https://vendor.example.com/images/a.ova'), { ...policy, env: {} }));
-    expect(err.message).toBe("source credential vendor needs VENDOR_SAS, which this worker's environment lacks");
+    expect(err.message).toBe('source credential vendor needs VENDOR_SAS (or VENDOR_SAS_FILE), which this worker lacks');
     const bad = refusal(() =>
       requestTarget(new URL('https://vendor.example.com/images/a.ova'), { ...policy, env: { VENDOR_SAS: 'sig=SECRET#x' } }),
     );

@@ -1,3 +1,7 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { StorageSharedKeyCredential } from '@azure/storage-blob';
 import { ApplicationFailure } from '@temporalio/common';
 import { loadConfig } from '../../src/config';
 import { VmhubError } from '../../src/shared/errors';
@@ -43,10 +47,32 @@ describe('TopologyBlockStores', () => {
       sasTokenEnv: undefined,
     };
     const err = typedError('InvalidTopology', () => blobServiceClient(location, {}));
-    expect(err.message).toBe(`no credentials for storage ${first.id}: set VMHUB_TEST_UNSET_KEY`);
+    expect(err.message).toBe(`no credentials for storage ${first.id}: set VMHUB_TEST_UNSET_KEY or VMHUB_TEST_UNSET_KEY_FILE`);
     expect((asFailure(err) as ApplicationFailure).nonRetryable).toBe(true);
     // Opening the store through the topology fails the same way, before any request is made.
     const stores = new TopologyBlockStores({ ...topology, storage: [location] }, {});
     typedError('InvalidTopology', () => stores.store(first.id));
+  });
+
+  it('takes an account key or a SAS token from the file X_FILE names when X is unset (Docker secrets)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-storage-secret-'));
+    fs.writeFileSync(path.join(dir, 'key'), `${Buffer.from('k'.repeat(64)).toString('base64')}\n`);
+    fs.writeFileSync(path.join(dir, 'sas'), '?sv=2024&sp=rl&sig=FROMFILE\n');
+    const remote = {
+      ...first,
+      endpoint: 'https://vmhubeast.blob.core.windows.net',
+      accountName: undefined,
+      connectionStringEnv: undefined,
+    };
+    const keyed = blobServiceClient(
+      { ...remote, accountKeyEnv: 'EAST_KEY', sasTokenEnv: undefined },
+      { EAST_KEY: '', EAST_KEY_FILE: path.join(dir, 'key') },
+    );
+    expect(keyed.credential).toBeInstanceOf(StorageSharedKeyCredential);
+    const signed = blobServiceClient(
+      { ...remote, accountKeyEnv: undefined, sasTokenEnv: 'EAST_SAS' },
+      { EAST_SAS_FILE: path.join(dir, 'sas') },
+    );
+    expect(signed.url).toBe('https://vmhubeast.blob.core.windows.net/?sv=2024&sp=rl&sig=FROMFILE');
   });
 });

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { VmhubError } from '../../src/shared/errors';
-import { dataCentersByDistance, interpolate, parseTopology, primaryLocation } from '../../src/topology/topology';
+import os from 'node:os';
+import { credentialOf, dataCentersByDistance, interpolate, parseTopology, primaryLocation } from '../../src/topology/topology';
 
 const defaultTopology = fs.readFileSync(path.resolve(__dirname, '../../config/topology.json'), 'utf8');
 
@@ -42,5 +43,25 @@ describe('topology', () => {
   it('orders data centers from one outwards', () => {
     const t = parseTopology(defaultTopology, {});
     expect(dataCentersByDistance(t, 'dc-west')).toEqual(['dc-west', 'dc-east']);
+  });
+});
+
+describe('storage credentials as files', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-cred-'));
+  const file = path.join(dir, 'key');
+  fs.writeFileSync(file, 'a2V5ZnJvbWZpbGU=\n');
+
+  it('reads X_FILE when X is unset or empty, X itself when set, nothing without either', () => {
+    expect(credentialOf({ KEY_FILE: file }, 'KEY')).toBe('a2V5ZnJvbWZpbGU=');
+    expect(credentialOf({ KEY: '', KEY_FILE: file }, 'KEY')).toBe('a2V5ZnJvbWZpbGU=');
+    expect(credentialOf({ KEY: 'direct', KEY_FILE: file }, 'KEY')).toBe('direct');
+    expect(credentialOf({}, 'KEY')).toBeUndefined();
+    expect(credentialOf({ KEY_FILE: file }, undefined)).toBeUndefined();
+  });
+
+  it('a file that cannot be read is a topology error naming the variable and the file, never a value', () => {
+    const missing = path.join(dir, 'missing');
+    expect(() => credentialOf({ KEY_FILE: missing }, 'KEY')).toThrow(VmhubError);
+    expect(() => credentialOf({ KEY_FILE: missing }, 'KEY')).toThrow(`cannot read KEY_FILE ${missing}: ENOENT`);
   });
 });

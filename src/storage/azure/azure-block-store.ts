@@ -17,6 +17,7 @@ const KIND_OF_CODE = new Map<string, BlockStoreErrorKind>([
   ['ContainerNotFound', 'not-found'],
   ['BlobAlreadyExists', 'conflict'],
   ['ConditionNotMet', 'precondition-failed'],
+  ['InvalidBlockList', 'invalid-block-list'],
 ]);
 const KIND_OF_STATUS = new Map<number, BlockStoreErrorKind>([
   [404, 'not-found'],

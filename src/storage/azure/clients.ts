@@ -1,6 +1,6 @@
 import { BlobServiceClient, StorageSharedKeyCredential, type StoragePipelineOptions } from '@azure/storage-blob';
 import { VmhubError } from '../../shared/errors';
-import type { StorageLocation } from '../../topology/topology';
+import { credentialOf, type StorageLocation } from '../../topology/topology';
 
 /** Azurite's published development key: not a secret, and only ever used for a loopback endpoint. */
 const AZURITE_DEV_ACCOUNT = 'devstoreaccount1';
@@ -16,22 +16,20 @@ function isLoopback(url: URL): boolean {
 }
 
 export function blobServiceClient(location: StorageLocation, env: NodeJS.ProcessEnv = process.env): BlobServiceClient {
-  if (location.connectionStringEnv && env[location.connectionStringEnv]) {
-    return BlobServiceClient.fromConnectionString(env[location.connectionStringEnv]!, PIPELINE);
-  }
-  if (location.sasTokenEnv && env[location.sasTokenEnv]) {
-    const sas = env[location.sasTokenEnv]!.replace(/^\?/, '');
-    return new BlobServiceClient(`${location.endpoint}?${sas}`, undefined, PIPELINE);
-  }
+  const connectionString = credentialOf(env, location.connectionStringEnv);
+  if (connectionString) return BlobServiceClient.fromConnectionString(connectionString, PIPELINE);
+  const sas = credentialOf(env, location.sasTokenEnv)?.replace(/^\?/, '');
+  if (sas) return new BlobServiceClient(`${location.endpoint}?${sas}`, undefined, PIPELINE);
   const url = new URL(location.endpoint);
   const accountName = location.accountName ?? url.hostname.split('.')[0];
-  let key = location.accountKeyEnv ? env[location.accountKeyEnv] : undefined;
+  let key = credentialOf(env, location.accountKeyEnv);
   if (!key && isLoopback(url) && accountName === AZURITE_DEV_ACCOUNT) key = AZURITE_DEV_KEY;
   // A missing credential is configuration: no retry can supply it, so it is not retried.
   if (!key) {
+    const name = location.accountKeyEnv ?? location.connectionStringEnv ?? location.sasTokenEnv;
     throw new VmhubError(
       'InvalidTopology',
-      `no credentials for storage ${location.id}: set ${location.accountKeyEnv ?? location.connectionStringEnv ?? location.sasTokenEnv ?? 'a credential variable'}`,
+      `no credentials for storage ${location.id}: set ${name ? `${name} or ${name}_FILE` : 'a credential variable'}`,
     );
   }
   return new BlobServiceClient(location.endpoint, new StorageSharedKeyCredential(accountName, key), PIPELINE);
