@@ -120,7 +120,8 @@ export async function planDeployment(catalog: DeployCatalog, topology: Topology,
 
 /** The `refused` of a target whose SDDC's OVF policy the version does not satisfy. */
 function policyRefusal(sddc: SddcRecord, record: ImageVersionRecord): { refused?: string } {
-  const refusal = ovfPolicyRefusal(sddc.ovfPolicy, record.metadata);
+  // Judged now, not as at publish: a certificate verified then may have expired since.
+  const refusal = ovfPolicyRefusal(sddc.ovfPolicy, record.metadata, new Date());
   return refusal ? { refused: `PolicyRefused: SDDC ${sddc.name} ${refusal}` } : {};
 }
 

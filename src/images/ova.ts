@@ -117,7 +117,9 @@ export class OvaInspector {
   private readonly entries: Entry[] = [];
   private descriptor?: { name: string; index: number; envelope: OvfEnvelope };
   private manifest?: { name: string; bytes: Buffer; entries: Map<string, ManifestEntry> };
-  private certificate?: { name: string; bytes: Buffer };
+  /** `.cert` members: before the descriptor any, after it its siblings; all share one bound. */
+  private readonly certificates: Array<{ name: string; bytes: Buffer }> = [];
+  private certificateBytes = 0;
   /** `.mf` members that passed before the descriptor, one of which may turn out to be its manifest. */
   private readonly earlyManifests = new Map<string, Buffer>();
   private earlyManifestBytes = 0;
@@ -153,12 +155,14 @@ export class OvaInspector {
         this.earlyManifestBytes += size;
       });
     }
-    if (this.descriptor && !this.certificate && sibling(name, this.descriptor.name, '.cert')) {
-      if (size > MAX_CERTIFICATE_BYTES)
+    // Every `.cert` that may be the descriptor's is kept, wherever it comes: the finish judges them all.
+    if (lower.endsWith('.cert') && (!this.descriptor || sibling(name, this.descriptor.name, '.cert'))) {
+      if (size > MAX_CERTIFICATE_BYTES - this.certificateBytes)
         throw new VmhubError('CertificateInvalid', `certificate ${quoted(name)} is larger than ${MAX_CERTIFICATE_BYTES} bytes`);
+      this.certificateBytes += size;
       return collector(size, (bytes) => {
         this.entries.push({ name, size, digests: digestsOf(bytes, this.algorithmsFor(name)) });
-        this.certificate = { name, bytes };
+        this.certificates.push({ name, bytes });
       });
     }
     const hashes = new Map<DigestAlgorithm, Hash>(this.algorithmsFor(name).map((a) => [a, createHash(a)]));
@@ -247,13 +251,25 @@ export class OvaInspector {
       ...described,
       kind: 'ova',
       archive: { descriptor: descriptorName, descriptorFirst: this.descriptor.index === 0, manifest: manifest?.name, files },
-      certificate: this.judgeCertificate(),
+      certificate: this.judgeCertificate(descriptorName),
     };
   }
 
-  /** A certificate must sign the manifest's bytes (CertificateInvalid otherwise); its chain is then judged. */
-  private judgeCertificate(): OvfCertificateVerdict {
-    const { certificate, manifest } = this;
+  /**
+   * The descriptor's one certificate must sign the manifest's bytes (CertificateInvalid otherwise, and for
+   * two certificates); its chain is then judged.
+   */
+  private judgeCertificate(descriptor: string): OvfCertificateVerdict {
+    const { manifest } = this;
+    const mine = this.certificates.filter((c) => sibling(c.name, descriptor, '.cert'));
+    // Which of two certificates a vCenter would read is not for vmhub to guess.
+    if (mine.length > 1) {
+      throw new VmhubError(
+        'CertificateInvalid',
+        `the package holds ${mine.length} certificates: ${mine.map((c) => quoted(c.name)).join(', ')}`,
+      );
+    }
+    const certificate = mine[0];
     if (!certificate) return { status: 'none' };
     if (!manifest) {
       throw new VmhubError('CertificateInvalid', `certificate ${quoted(certificate.name)} signs a manifest the package lacks`);
@@ -263,6 +279,8 @@ export class OvaInspector {
     return judgeChain(
       cert.chain,
       (this.options.trustedCas ?? []).map((pem) => new X509Certificate(pem)),
+      new Date(),
+      cert.algorithm,
     );
   }
 }

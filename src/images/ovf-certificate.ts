@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { VmhubError } from '../shared/errors';
 import type { CertificateStatus, OvfCertificateVerdict } from '../shared/ovf-policy';
 import type { DigestAlgorithm } from './manifest';
+import { certificateFacts, keyWeakness, signatureWeakness, type CertificateFacts } from './x509-der';
 import { quoted } from './xml';
 
 /**
@@ -87,31 +88,76 @@ function validAt(c: X509Certificate, now: Date): boolean {
   return new Date(c.validFrom) <= now && now <= new Date(c.validTo);
 }
 
-/** `issuer` is a CA whose key signed `c`. */
-function issuedBy(c: X509Certificate, issuer: X509Certificate): boolean {
-  return issuer.ca && c.checkIssued(issuer) && c.verify(issuer.publicKey);
+/** `c` with the facts its DER holds that X509Certificate does not expose. */
+interface Judged {
+  cert: X509Certificate;
+  facts: CertificateFacts;
+}
+
+const judged = (cert: X509Certificate): Judged => ({ cert, facts: certificateFacts(cert) });
+
+/**
+ * Why `issuer` did not issue `c` (undefined when it did): it must be a CA whose keyUsage, where present,
+ * allows keyCertSign, whose pathLenConstraint allows the `below` CA certificates between it and the leaf
+ * (the issued certificate's index in the chain), whose key is strong enough and signed `c`.
+ */
+function issuerProblem(c: X509Certificate, issuer: Judged, below: number): string | undefined {
+  const { cert, facts } = issuer;
+  // Before `ca`, which node also denies a certificate whose keyUsage lacks keyCertSign: the reason is told apart.
+  if (facts.keyUsage && !facts.keyUsage.keyCertSign) return 'has a keyUsage that does not allow keyCertSign';
+  if (!cert.ca) return 'is not a CA';
+  if (facts.pathLen !== undefined && below > facts.pathLen)
+    return `allows ${facts.pathLen} CA certificate(s) below it, and the chain has ${below}`;
+  if (!c.checkIssued(cert) || !c.verify(cert.publicKey)) return 'did not sign it';
+  return keyWeakness(cert);
+}
+
+/** Why the chain itself is unfit (weak, mis-used or mis-linked), or undefined. */
+function chainProblem(chain: Judged[]): string | undefined {
+  const leafUsage = chain[0].facts.keyUsage;
+  if (leafUsage && !leafUsage.digitalSignature) return 'certificate #1 has a keyUsage that does not allow digitalSignature';
+  for (const [i, { cert, facts }] of chain.entries()) {
+    // A self-signed certificate's own signature vouches for nothing, whatever its algorithm.
+    const selfSigned = cert.checkIssued(cert) && cert.verify(cert.publicKey);
+    const weak = keyWeakness(cert) ?? (selfSigned ? undefined : signatureWeakness(facts));
+    if (weak) return `certificate #${i + 1} (${oneLine(cert.subject)}) ${weak}`;
+    const next = chain[i + 1];
+    const problem = next && issuerProblem(cert, next, i);
+    if (problem) return `certificate #${i + 1} is not issued by the next one in the file: #${i + 2} ${problem}`;
+  }
+  return undefined;
 }
 
 /**
- * The verdict on a chain whose leaf signed the manifest: `failed` when a certificate is outside its
- * validity or one does not issue the next, `verified` when a certificate of the chain is a trusted CA
- * or is issued by one (valid now), else `untrusted`.
+ * The verdict on a chain whose leaf signed the manifest with `digest`: `failed` when the manifest's
+ * signature uses SHA-1, a certificate is outside its validity, is signed with MD5 or SHA-1, has an RSA or
+ * DSA key under 2048 bits, is used against its keyUsage or basicConstraints, or one does not issue the
+ * next; `verified` when a certificate of the chain is a trusted CA or is issued by one (valid now), else
+ * `untrusted`. Weak algorithms are a recorded `failed`, not an error: the package is intact, and an SDDC
+ * that demands a verified certificate refuses it.
  */
-export function judgeChain(chain: X509Certificate[], trusted: X509Certificate[], now = new Date()): OvfCertificateVerdict {
+export function judgeChain(
+  chain: X509Certificate[],
+  trusted: X509Certificate[],
+  now = new Date(),
+  digest: DigestAlgorithm = 'sha256',
+): OvfCertificateVerdict {
   const leaf = chain[0];
   const facts = { subject: oneLine(leaf.subject), issuer: oneLine(leaf.issuer), notAfter: new Date(leaf.validTo).toISOString() };
   const verdict = (status: CertificateStatus, reason?: string) => ({ status, ...facts, ...(reason ? { reason } : {}) });
+  if (digest === 'sha1') return verdict('failed', 'the manifest is signed with SHA-1');
   const stale = chain.findIndex((c) => !validAt(c, now));
   if (stale >= 0) {
     const c = chain[stale];
     return verdict('failed', `certificate #${stale + 1} (${oneLine(c.subject)}) is valid from ${c.validFrom} to ${c.validTo}`);
   }
-  for (let i = 0; i + 1 < chain.length; i++) {
-    if (!issuedBy(chain[i], chain[i + 1]))
-      return verdict('failed', `certificate #${i + 1} is not issued by the next one in the file`);
-  }
-  const anchors = trusted.filter((t) => validAt(t, now));
-  const anchored = chain.some((c) => anchors.some((t) => t.fingerprint256 === c.fingerprint256 || issuedBy(c, t)));
+  const links = chain.map(judged);
+  const problem = chainProblem(links);
+  if (problem) return verdict('failed', problem);
+  const anchors = trusted.filter((t) => validAt(t, now)).map(judged);
+  const anchored = chain.some((c, k) =>
+    anchors.some((t) => t.cert.fingerprint256 === c.fingerprint256 || issuerProblem(c, t, k) === undefined),
+  );
   if (anchored) return verdict('verified');
   return verdict(
     'untrusted',

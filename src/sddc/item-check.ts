@@ -57,6 +57,26 @@ export async function verifyItem(
   };
 }
 
+/**
+ * Checks an item just completed by an import against the files sent: a missing, resized or replaced one
+ * fails the attempt; a file beyond them (a second `.ovf` the vCenter could read) gets the item removed
+ * before the attempt fails, so the next one makes it again with only the files sent. The item is this
+ * version's and still marked importing: nothing but this import's bytes is lost.
+ */
+export async function checkImportedItem(
+  library: Pick<ContentLibrary, 'itemFiles' | 'deleteItem'>,
+  item: { id: string; name: string },
+  sent: readonly ExpectedFile[],
+  call: { signal?: AbortSignal } = {},
+): Promise<void> {
+  const { problems, extra } = compareItemFiles(sent, await library.itemFiles(item.id, call));
+  if (extra.length > 0) {
+    await library.deleteItem(item.id, call);
+    throw new Error(`item ${item.name} was removed to be made again: ${extra.map(extraProblem).join('; ')}`);
+  }
+  if (problems.length > 0) throw new Error(`item ${item.name} is not whole after its update: ${problems.join('; ')}`);
+}
+
 function extraProblem(name: string): string {
   return name.toLowerCase().endsWith('.ovf') ? `${name} is an extra descriptor` : `${name} is an extra file`;
 }

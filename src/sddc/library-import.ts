@@ -6,13 +6,13 @@ import type { ImageVersion } from '../shared/image-version';
 import {
   ContentLibrary,
   deploymentError,
-  compareItemFiles,
   planUploads,
   sessionToResume,
   type ItemInfo,
   type LibraryInfo,
   type SessionFile,
 } from './content-library';
+import { checkImportedItem } from './item-check';
 import { ovaMembers, wholeImageFile, wholeImageName, type LibraryFile } from './package-files';
 import {
   itemDescription,
@@ -224,8 +224,7 @@ export async function importImage(conn: VcenterConnection, ref: ImageVersion, op
   }
   await cl.complete(sessionId, call);
   await untilDone(cl, sessionId, signal);
-  const { problems } = compareItemFiles(files, await cl.itemFiles(item.id, call));
-  if (problems.length > 0) throw new Error(`item ${name} is not whole after its update: ${problems.join('; ')}`);
+  await checkImportedItem(cl, { id: item.id, name }, files, call);
   await cl.setDescription(item.id, itemDescription(ref.image, ref.version, ref.sha256, false), call);
   return { status: 'deployed', placement, bytesSent: bytesDone - bytesSkipped, bytesSkipped };
 }

@@ -54,10 +54,15 @@ export function describeOvfPolicy(policy: OvfPolicy | undefined): string {
 }
 
 /**
- * Why an image does not satisfy a policy, or undefined when it does. The policy is about OVF templates:
- * an ISO has no manifest or certificate to require.
+ * Why an image does not satisfy a policy at `now`, or undefined when it does. The policy is about OVF
+ * templates: an ISO has no manifest or certificate to require. A verdict recorded at publish is judged
+ * again for expiry: a signing certificate past its notAfter verifies nothing any more.
  */
-export function ovfPolicyRefusal(policy: OvfPolicy | undefined, metadata: InspectedImage | undefined): string | undefined {
+export function ovfPolicyRefusal(
+  policy: OvfPolicy | undefined,
+  metadata: InspectedImage | undefined,
+  now = new Date(),
+): string | undefined {
   if (!policy?.requireManifest && !policy?.requireVerifiedCertificate) return undefined;
   if (metadata?.kind === 'iso') return undefined;
   if (metadata?.archive === undefined) return 'requires an OVF manifest or certificate, and the image has no inspected archive';
@@ -74,6 +79,10 @@ export function ovfPolicyRefusal(policy: OvfPolicy | undefined, metadata: Inspec
   const cert = certificateOf(metadata);
   if (policy.requireVerifiedCertificate && cert.status !== 'verified') {
     return `requires a verified OVF certificate, and the image's is ${describeCertificate(cert)}`;
+  }
+  // A verdict without notAfter was not recorded by judgeChain: it cannot be shown still valid.
+  if (policy.requireVerifiedCertificate && !(cert.notAfter !== undefined && now <= new Date(cert.notAfter))) {
+    return `requires a verified OVF certificate, and the image's is not valid now (${describeCertificate(cert)})`;
   }
   return undefined;
 }

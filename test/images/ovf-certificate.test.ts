@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { sign, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createInspector } from '../../src/images/inspect';
@@ -8,7 +8,16 @@ import { VmhubError } from '../../src/shared/errors';
 import { describeCertificate, ovfPolicyRefusal } from '../../src/shared/ovf-policy';
 import { ovaMembers } from '../../src/sddc/package-files';
 import { archive, filler, manifestLine, tempDir, type Member } from './build';
-import { certificateFile, makeTestPki, manifestOf, signedMembers, smallDescriptor, smallPackage, type TestPki } from './pki';
+import {
+  certificateFile,
+  makeCertificates,
+  makeTestPki,
+  manifestOf,
+  signedMembers,
+  smallDescriptor,
+  smallPackage,
+  type TestPki,
+} from './pki';
 
 /** OVF certificates: the signature over the manifest, the chain judged against trusted CAs, and what a policy makes of it. */
 let pki: TestPki;
@@ -77,7 +86,7 @@ describe('an OVF certificate file', () => {
     const spliced = [new X509Certificate(pki.untrusted.chain[0]), cert.chain[1]];
     expect(judgeChain(spliced, [new X509Certificate(pki.trustedRoot)])).toMatchObject({
       status: 'failed',
-      reason: 'certificate #1 is not issued by the next one in the file',
+      reason: expect.stringMatching(/^certificate #1 is not issued by the next one in the file: #2 did not sign it/),
     });
   });
 
@@ -123,6 +132,77 @@ describe('an OVF certificate file', () => {
   });
 });
 
+describe('a chain judged for its algorithms and usage limits', () => {
+  const CA = ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign'];
+  const LEAF = ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature'];
+  let made: Map<string, { key: string; pem: string }>;
+  beforeAll(() => {
+    made = makeCertificates([
+      { name: 'root', key: 'rsa', extensions: CA },
+      { name: 'leaf', issuer: 'root', extensions: LEAF },
+      { name: 'md5-leaf', issuer: 'root', digest: 'md5', extensions: LEAF },
+      { name: 'sha1-leaf', issuer: 'root', digest: 'sha1', extensions: LEAF },
+      { name: 'small-key', issuer: 'root', key: 'rsa1024', extensions: LEAF },
+      { name: 'no-signing', issuer: 'root', extensions: ['basicConstraints=CA:FALSE', 'keyUsage=critical,keyAgreement'] },
+      {
+        name: 'no-certsign-ca',
+        issuer: 'root',
+        extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,digitalSignature'],
+      },
+      { name: 'under-no-certsign', issuer: 'no-certsign-ca', extensions: LEAF },
+      {
+        name: 'not-a-ca',
+        issuer: 'root',
+        extensions: ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyCertSign'],
+      },
+      { name: 'under-not-a-ca', issuer: 'not-a-ca', extensions: LEAF },
+      {
+        name: 'pathlen0',
+        issuer: 'root',
+        extensions: ['basicConstraints=critical,CA:TRUE,pathlen:0', 'keyUsage=critical,keyCertSign'],
+      },
+      { name: 'under-pathlen0', issuer: 'pathlen0', extensions: LEAF },
+      { name: 'sub-ca', issuer: 'pathlen0', extensions: CA },
+      { name: 'under-sub-ca', issuer: 'sub-ca', extensions: LEAF },
+    ]);
+  });
+  const cert = (name: string) => new X509Certificate(made.get(name)!.pem);
+  const judge = (names: string[], trusted = ['root']) => judgeChain(names.map(cert), trusted.map(cert));
+
+  it('verifies a chain within its limits: a leaf allowed to sign, under CAs allowed to issue at their depth', () => {
+    expect(judge(['leaf'])).toMatchObject({ status: 'verified' });
+    expect(judge(['under-pathlen0', 'pathlen0'])).toMatchObject({ status: 'verified' });
+  });
+
+  it.each([
+    [['md5-leaf'], /#1 .*CN=md5-leaf.* is signed with md5WithRSAEncryption/],
+    [['sha1-leaf'], /#1 .* is signed with sha1WithRSAEncryption/],
+    [['small-key'], /#1 .* has a 1024-bit RSA key \(under 2048\)/],
+    [['no-signing'], /#1 has a keyUsage that does not allow digitalSignature/],
+    [['under-no-certsign', 'no-certsign-ca'], /#2 has a keyUsage that does not allow keyCertSign/],
+    [['under-not-a-ca', 'not-a-ca'], /#2 is not a CA/],
+    [['under-sub-ca', 'sub-ca', 'pathlen0'], /#3 allows 0 CA certificate\(s\) below it, and the chain has 1/],
+  ])('fails %j', (names, reason) => {
+    expect(judge(names)).toMatchObject({ status: 'failed', reason: expect.stringMatching(reason) });
+  });
+
+  it('does not let a trusted CA vouch beyond its own limits', () => {
+    // The file stops below the trusted CA, which allows no CA under it.
+    expect(judge(['under-sub-ca', 'sub-ca'], ['pathlen0'])).toMatchObject({ status: 'untrusted' });
+    expect(judge(['under-not-a-ca'], ['not-a-ca'])).toMatchObject({ status: 'untrusted' });
+    expect(judge(['under-pathlen0'], ['pathlen0'])).toMatchObject({ status: 'verified' });
+  });
+
+  it('records failed for a manifest signed with SHA-1, however good the chain', async () => {
+    const members = unsigned();
+    const mf = members[1];
+    const line = `SHA1(a.mf)= ${sign('sha1', mf.bytes, pki.trusted.key).toString('hex')}\n`;
+    const sha1Cert = { name: 'a.cert', bytes: Buffer.from(line + pki.trusted.chain.join('')) };
+    const m = await inspect([members[0], mf, sha1Cert, members[2]]);
+    expect(m.certificate).toMatchObject({ status: 'failed', reason: 'the manifest is signed with SHA-1' });
+  });
+});
+
 describe('an OVA inspected with its certificate', () => {
   it('records verified, untrusted or none in its metadata', async () => {
     expect((await inspect(signedMembers(unsigned(), pki.trusted))).certificate).toMatchObject({ status: 'verified' });
@@ -140,6 +220,25 @@ describe('an OVA inspected with its certificate', () => {
     expect((await refusal(inspect(tampered), 'CertificateInvalid')).message).toMatch(/not of "a.mf"/);
     const withoutManifest = [ovf, signed[2], disk];
     expect((await refusal(inspect(withoutManifest), 'CertificateInvalid')).message).toMatch(/signs a manifest the package lacks/);
+  });
+
+  it('judges a certificate wherever it comes, and refuses two whose names differ only in case', async () => {
+    const [ovfMember, mf, cert, diskMember] = signedMembers(unsigned(), pki.trusted);
+    const first = await inspect([cert, ovfMember, mf, diskMember]);
+    expect(first.certificate).toMatchObject({ status: 'verified' });
+    expect(first.archive.files.find((f) => f.name === 'a.cert')?.role).toBe('certificate');
+    const tampered = { name: 'a.cert', bytes: certificateFile(pki.trusted, 'a.mf', Buffer.from('other')) };
+    expect((await refusal(inspect([tampered, ovfMember, mf, diskMember]), 'CertificateInvalid')).message).toMatch(
+      /not of "a.mf"/,
+    );
+    const twice = [ovfMember, mf, cert, { name: 'a.CERT', bytes: cert.bytes }, diskMember];
+    expect((await refusal(inspect(twice), 'CertificateInvalid')).message).toMatch(/holds 2 certificates: "a.cert", "a.CERT"/);
+    const early = [{ name: 'a.CERT', bytes: cert.bytes }, ovfMember, mf, cert, diskMember];
+    expect((await refusal(inspect(early), 'CertificateInvalid')).message).toMatch(/holds 2 certificates/);
+    // Another package's certificate is a stray member, refused at publish.
+    const stray = await inspect([{ name: 'b.cert', bytes: cert.bytes }, ovfMember, mf, cert, diskMember]);
+    expect(stray.certificate).toMatchObject({ status: 'verified' });
+    expect((await refusal(() => refuseUnreferenced(stray), 'UnreferencedMember')).message).toMatch(/"b\.cert"/);
   });
 
   it('is refused at publish with UnreferencedMember when it holds a second descriptor or an unreferenced member', async () => {
@@ -177,6 +276,16 @@ describe('an OVF policy', () => {
     expect(ovfPolicyRefusal({ requireVerifiedCertificate: true }, { kind: 'iso' })).toBeUndefined();
     expect(ovfPolicyRefusal({}, noManifest)).toBeUndefined();
     expect(describeCertificate({ status: 'none' })).toBe('none');
+    // The verdict recorded at publish is judged again when the deploy is planned: past notAfter it verifies nothing.
+    const expiry = new Date(signed.certificate.notAfter!);
+    expect(ovfPolicyRefusal({ requireVerifiedCertificate: true }, signed, expiry)).toBeUndefined();
+    expect(ovfPolicyRefusal({ requireVerifiedCertificate: true }, signed, new Date(expiry.getTime() + 1000))).toMatch(
+      /the image's is not valid now \(verified \(subject O=vmhub tests, CN=publisher; expires /,
+    );
+    expect(ovfPolicyRefusal({ requireVerifiedCertificate: true }, { ...signed, certificate: { status: 'verified' } })).toMatch(
+      /not valid now/,
+    );
+    expect(ovfPolicyRefusal({ requireManifest: true }, signed, new Date(expiry.getTime() + 1000))).toBeUndefined();
   });
 });
 

@@ -135,3 +135,49 @@ export function smallPackage(options: { signer?: Signer; manifest?: boolean; see
 
 /** The small package as an OVA's bytes. */
 export const smallOva = (options: Parameters<typeof smallPackage>[0] = {}): Buffer => archive(smallPackage(options));
+
+/** A certificate made to order: issued by an earlier one of the same call, or self-signed without `issuer`. */
+export interface CertificateSpec {
+  name: string;
+  issuer?: string;
+  key?: 'ec' | 'rsa' | 'rsa1024';
+  /** The openssl extension lines, e.g. `basicConstraints=critical,CA:TRUE,pathlen:0`. */
+  extensions: string[];
+  /** The digest the issuer signs with: openssl's `-sha256`, `-sha1`, `-md5`. */
+  digest?: string;
+}
+
+/** Makes the certificates in order; each one's key and PEM by name. */
+export function makeCertificates(specs: CertificateSpec[]): Map<string, { key: string; pem: string }> {
+  const dir = tempDir('vmhub-pki-');
+  const out = new Map<string, { key: string; pem: string }>();
+  for (const s of specs) {
+    if (s.key === 'rsa1024')
+      openssl(dir, 'genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024', '-out', `${s.name}.key`);
+    else newKey(dir, s.name, s.key ?? 'ec');
+    openssl(dir, 'req', '-new', '-key', `${s.name}.key`, '-out', `${s.name}.csr`, '-subj', `/O=vmhub tests/CN=${s.name}`);
+    fs.writeFileSync(path.join(dir, `${s.name}.ext`), s.extensions.join('\n') + '\n');
+    const by = s.issuer
+      ? ['-CA', `${s.issuer}.pem`, '-CAkey', `${s.issuer}.key`, '-CAcreateserial']
+      : ['-signkey', `${s.name}.key`];
+    openssl(
+      dir,
+      'x509',
+      '-req',
+      '-in',
+      `${s.name}.csr`,
+      ...by,
+      `-${s.digest ?? 'sha256'}`,
+      '-days',
+      '30',
+      '-extfile',
+      `${s.name}.ext`,
+      '-out',
+      `${s.name}.pem`,
+    );
+    const read = (ext: string) => fs.readFileSync(path.join(dir, `${s.name}.${ext}`), 'utf8');
+    out.set(s.name, { key: read('key'), pem: read('pem') });
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  return out;
+}

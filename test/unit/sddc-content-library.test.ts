@@ -7,9 +7,11 @@ import {
   compareItemFiles,
   planUploads,
   sessionToResume,
+  type ItemFile,
   type SessionFile,
   type UpdateSession,
 } from '../../src/sddc/content-library';
+import { checkImportedItem } from '../../src/sddc/item-check';
 import { ovaMembers, type LibraryFile } from '../../src/sddc/package-files';
 import { parseObjects, soapReturn } from '../../src/sddc/vim-soap';
 import { hashPool } from '../../src/storage/hashing';
@@ -110,6 +112,27 @@ describe('checks of a finished item', () => {
       ],
     );
     expect(cmp).toEqual({ problems: [], extra: ['b.ovf'], unreported: [disk] });
+  });
+
+  it('after an import: an item holding an extra file is removed and the attempt fails; a whole one stays', async () => {
+    const deleted: string[] = [];
+    const library = (itemFiles: ItemFile[]) => ({
+      itemFiles: async () => itemFiles,
+      deleteItem: async (id: string) => void deleted.push(id),
+    });
+    const whole = [
+      { name: 'a.ovf', size: ovf.size },
+      { name: 'a-disk1.vmdk', size: disk.size },
+    ];
+    const item = { id: 'item-1', name: 'img-1.0.0' };
+    await expect(checkImportedItem(library(whole), item, [ovf, disk])).resolves.toBeUndefined();
+    expect(deleted).toEqual([]);
+    await expect(checkImportedItem(library([...whole, { name: 'b.ovf', size: 10 }]), item, [ovf, disk])).rejects.toThrow(
+      'item img-1.0.0 was removed to be made again: b.ovf is an extra descriptor',
+    );
+    expect(deleted).toEqual(['item-1']);
+    await expect(checkImportedItem(library(whole.slice(0, 1)), item, [ovf, disk])).rejects.toThrow(/a-disk1\.vmdk is missing/);
+    expect(deleted).toEqual(['item-1']);
   });
 });
 
