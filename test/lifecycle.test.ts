@@ -455,8 +455,15 @@ describe('image lifecycle', () => {
     expect(shown).toEqual([VERIFY_SCHEDULE_ID, VERIFY_SDDCS_SCHEDULE_ID, RETENTION_SCHEDULE_ID]);
     expect(fs.statSync(out).size).toBeGreaterThan(10_000);
 
-    await ensureSchedules(world.client, world.config);
-    await ensureSchedules(world.client, world.config);
+    // Only the control worker's setting changes the scheduled repair; another process keeps it.
+    const repairArg = async () =>
+      ((await world.client.schedule.getHandle(VERIFY_SDDCS_SCHEDULE_ID).describe()).action as { args: unknown[] }).args;
+    await ensureSchedules(world.client, world.config, { VMHUB_REPAIR_DRIFT: '1' }, true);
+    expect(await repairArg()).toEqual([{ repair: true }]);
+    await ensureSchedules(world.client, world.config, {});
+    expect(await repairArg()).toEqual([{ repair: true }]);
+    await ensureSchedules(world.client, world.config, {}, true);
+    expect(await repairArg()).toEqual([{ repair: false }]);
     const { schedules } = await schedulesCommand.run({}, deps);
     expect(schedules.map((s) => [s.scheduleId, s.workflowType, s.state, s.taskQueue])).toEqual([
       [VERIFY_SCHEDULE_ID, 'VerifyReplicas', 'active', world.config.taskQueue],

@@ -11,7 +11,7 @@ import type { SddcCopy, VersionRef } from '../shared/image-version';
 import { verifyBytesPerRun, versionsToVerify, type VerifyPage } from '../lifecycle/verify-page';
 import { verifyEveryMs } from '../temporal/schedules';
 import { markDrifted, sddcsToCheck } from '../lifecycle/sddc-drift';
-import type { DriftFinding, SddcPage } from '../shared/drift-input';
+import type { DriftFinding, PageCursor, SddcPage } from '../shared/drift-input';
 import { removeEmptyDirs } from '../datastore/files';
 import { datastoreRoot, deploymentPaths } from '../datastore/layout';
 import { acquireLock, releaseLock } from '../datastore/locks';
@@ -124,7 +124,7 @@ export function createLifecycleActivities({ storage, catalog, temporal, config }
     },
 
     /** One page of SDDCs with the copies the catalog says each holds, for VerifySddcs. */
-    async sddcsToCheck(input: { sddcs?: string[]; after?: string; limit: number }): Promise<SddcPage> {
+    async sddcsToCheck(input: { sddcs?: string[]; after?: PageCursor; limit: number }): Promise<SddcPage> {
       return withFailures(() => sddcsToCheck(catalog, input));
     },
 

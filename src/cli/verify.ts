@@ -77,7 +77,8 @@ export function register(program: Command, deps: CliDeps): void {
               );
         const result = await verifySddcs.run({ ...(sddcs ? { sddcs } : {}), repair: opts.repair === true }, deps);
         print(deps.io, Boolean(opts.json), result, () => verifySddcs.renderText(result));
-        if (result.findings.some((f) => f.kind !== 'not-checked' && !f.repaired)) process.exitCode = 2;
+        // Every drifted copy counts, not only those listed.
+        if (result.unrepaired > 0) process.exitCode = 2;
         return;
       }
       const options: VerifyOptions =

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { O_RDONLY, openNoFollow } from '../datastore/files';
@@ -6,9 +5,17 @@ import { deploymentPaths } from '../datastore/layout';
 import { compareItemFiles } from '../sddc/content-library';
 import { verifyItem } from '../sddc/item-check';
 import { lookupItem, type VcenterConnection } from '../sddc/library-import';
-import type { CopyToCheck, DriftFinding, DriftHashed, DriftKind, DriftListing } from '../shared/drift-input';
+import {
+  capDetail,
+  type CopyToCheck,
+  type DriftFinding,
+  type DriftHashed,
+  type DriftKind,
+  type DriftListing,
+} from '../shared/drift-input';
 import { isVmhubError } from '../shared/errors';
 import type { TrustedKey } from '../provenance/keys';
+import { hashPool } from '../storage/hashing';
 import { signedDigests } from './expected-members';
 import { formatBytes } from '../shared/units';
 
@@ -23,7 +30,7 @@ const finding = (sddc: string, c: CopyToCheck, kind: DriftKind, detail: string):
   image: c.image,
   version: c.version,
   kind,
-  detail,
+  detail: capDetail(detail),
 });
 
 /**
@@ -68,7 +75,13 @@ export async function listDatastoreDrift(root: string, sddc: string, copies: Cop
   return out;
 }
 
-/** The datastore copy hashed against its expected SHA-256 (never through a link); a finding when it differs. */
+/** Bytes per push to the hashing thread: progress and a cancel are seen between pushes. */
+const HASH_STEP = 64 * 1024 * 1024;
+
+/**
+ * The datastore copy hashed against its expected SHA-256 (never through a link) on the hashing threads,
+ * which read the file themselves: the event loop stays free. A finding when it differs.
+ */
 export async function hashDatastoreCopy(
   root: string,
   sddc: string,
@@ -78,18 +91,25 @@ export async function hashDatastoreCopy(
   const file = copyPath(root, c);
   const handle = await openNoFollow(file, O_RDONLY).catch(() => undefined);
   if (!handle) return finding(sddc, c, 'missing', `${file} is gone`);
-  const hash = createHash('sha256');
-  let size = 0;
+  let sha: string;
+  let size: number;
   try {
-    for await (const chunk of handle.createReadStream({ highWaterMark: 4 * 1024 * 1024, signal: options.signal })) {
-      hash.update(chunk as Buffer);
-      size += (chunk as Buffer).length;
-      options.onBytes?.(size);
+    size = (await handle.stat()).size;
+    const stream = await hashPool().openStream();
+    try {
+      for (let at = 0; at < size; at += HASH_STEP) {
+        options.signal?.throwIfAborted();
+        await stream.pushFile(handle.fd, at, Math.min(HASH_STEP, size - at));
+        options.onBytes?.(Math.min(at + HASH_STEP, size));
+      }
+      sha = (await stream.finish()).sha256;
+    } finally {
+      // Resolves once the thread has let go of the file; after finish it does nothing.
+      await stream.close();
     }
   } finally {
     await handle.close().catch(() => undefined);
   }
-  const sha = hash.digest('hex');
   if (size === 0) return finding(sddc, c, 'zero-byte', `${file} holds 0 bytes, not ${c.sizeBytes}`);
   if (size !== c.sizeBytes || sha !== c.sha256) {
     return finding(sddc, c, 'edited', `${file} has SHA-256 ${sha} (${size} bytes), not ${c.sha256} (edited outside vmhub)`);
@@ -153,8 +173,9 @@ export async function hashLibraryCopy(
 }
 
 /**
- * Hashes copies from `rotation` on (modulo their number) while the bytes stay within `budgetBytes`, at least
- * one: a day's run covers what fits, and the next run starts further along, so every copy gets its turn.
+ * Hashes one group of the copies: taken in order, each group holds what fits in `budgetBytes` (at least one
+ * copy), and a run hashes group `rotation` modulo their number, so every copy gets its turn within as many
+ * runs as there are groups, whatever their sizes.
  */
 export async function hashWithinBudget(
   copies: CopyToCheck[],
@@ -163,18 +184,24 @@ export async function hashWithinBudget(
   hashOne: (c: CopyToCheck) => Promise<DriftFinding | undefined>,
 ): Promise<DriftHashed> {
   const out: DriftHashed = { findings: [], hashed: 0, deferred: 0, bytesHashed: 0 };
-  const start = copies.length === 0 ? 0 : ((rotation % copies.length) + copies.length) % copies.length;
-  const ordered = [...copies.slice(start), ...copies.slice(0, start)];
-  for (const c of ordered) {
-    if (out.hashed > 0 && out.bytesHashed + c.sizeBytes > budgetBytes) {
-      out.deferred++;
-      continue;
+  const groups: CopyToCheck[][] = [];
+  let bytes = 0;
+  for (const c of copies) {
+    if (groups.length === 0 || bytes + c.sizeBytes > budgetBytes) {
+      groups.push([]);
+      bytes = 0;
     }
+    groups[groups.length - 1].push(c);
+    bytes += c.sizeBytes;
+  }
+  const chosen = groups.length === 0 ? [] : groups[((rotation % groups.length) + groups.length) % groups.length];
+  for (const c of chosen) {
     const found = await hashOne(c);
     if (found) out.findings.push(found);
     out.hashed++;
     out.bytesHashed += c.sizeBytes;
   }
+  out.deferred = copies.length - chosen.length;
   return out;
 }
 

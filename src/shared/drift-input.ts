@@ -26,8 +26,17 @@ export interface SddcToCheck {
 
 export interface SddcPage {
   sddcs: SddcToCheck[];
-  /** The last SDDC of this page, when more may follow. */
-  next?: string;
+  /** Where the next page starts, when more may follow. */
+  next?: PageCursor;
+}
+
+/**
+ * After SDDC `sddc`; with `copy`, the rest of that SDDC's copies (those after `image@version` key `copy`):
+ * a page is cut by its size, so an SDDC holding many copies spans several pages.
+ */
+export interface PageCursor {
+  sddc: string;
+  copy?: string;
 }
 
 /**
@@ -83,8 +92,8 @@ export interface VerifySddcsInput {
   sddcs?: string[];
   /** Bytes each SDDC hashes per run; DEFAULT_HASH_BUDGET when absent. */
   hashBudgetBytes?: number;
-  /** Continue-as-new state: the last SDDC checked, and what earlier runs found. */
-  after?: string;
+  /** Continue-as-new state: where this page starts, and what earlier runs found. */
+  after?: PageCursor;
   carried?: VerifySddcsResult;
 }
 
@@ -98,14 +107,39 @@ export interface VerifySddcsResult {
   findings: DriftFinding[];
   findingsTotal: number;
   repaired: number;
+  /** Drifted copies (not `not-checked`) that no repair made whole: every one, listed or not. */
+  unrepaired: number;
 }
 
 /** 64 GiB a day per SDDC: about 10 minutes of a disk's sequential read. */
 export const DEFAULT_HASH_BUDGET = 64 * 1024 ** 3;
 export const MAX_DRIFT_FINDINGS = 100;
+/**
+ * A page's bounds: its SDDCs' copies (each with an envelope of up to 16 KiB) stay well below Temporal's
+ * 2 MB payload limit, and so do the findings of so many copies, each detail at most MAX_DETAIL_CHARS.
+ */
+export const MAX_PAGE_BYTES = 512 * 1024;
+export const MAX_PAGE_COPIES = 256;
+export const MAX_DETAIL_CHARS = 1024;
+/** Findings per markDrifted call. */
+export const MARK_CHUNK = 100;
+
+/** A finding's detail cut to MAX_DETAIL_CHARS: it joins problems that may be many. */
+export function capDetail(detail: string): string {
+  return detail.length <= MAX_DETAIL_CHARS ? detail : `${detail.slice(0, MAX_DETAIL_CHARS - 1)}…`;
+}
 
 export function emptyDriftResult(): VerifySddcsResult {
-  return { sddcsChecked: 0, copiesChecked: 0, copiesHashed: 0, copiesDeferred: 0, findings: [], findingsTotal: 0, repaired: 0 };
+  return {
+    sddcsChecked: 0,
+    copiesChecked: 0,
+    copiesHashed: 0,
+    copiesDeferred: 0,
+    findings: [],
+    findingsTotal: 0,
+    repaired: 0,
+    unrepaired: 0,
+  };
 }
 
 export function validateVerifySddcsInput(input: unknown): VerifySddcsInput {

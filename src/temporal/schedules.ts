@@ -10,7 +10,7 @@ import { plural } from '../shared/units';
  * listed by the Web UI under Schedules and by `temporal schedule list`. `npm run services -- start` creates
  * them (so they are there before any worker has run), the control worker when it starts, and `vmhub
  * retention set`; each brings an existing schedule's interval and task queue up to date and keeps
- * whether an operator paused it.
+ * whether an operator paused it; only the control worker changes a run's input.
  */
 export const VERIFY_SCHEDULE_ID = 'vmhub-verify-replicas';
 export const RETENTION_SCHEDULE_ID = 'vmhub-apply-retention';
@@ -74,8 +74,17 @@ function interval(name: string, text: string): number {
   return ms;
 }
 
-/** Creates the schedules, or updates them to this configuration; safe to call at every start. */
-export async function ensureSchedules(client: Client, config: Config, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+/**
+ * Creates the schedules, or updates them to this configuration; safe to call at every start. An existing
+ * schedule keeps its run's input (VMHUB_REPAIR_DRIFT) unless `setInputs`: only the control worker sets it,
+ * not whichever shell last ran `vmhub retention set`.
+ */
+export async function ensureSchedules(
+  client: Client,
+  config: Config,
+  env: NodeJS.ProcessEnv = process.env,
+  setInputs = false,
+): Promise<string[]> {
   for (const s of lifecycleSchedules(env)) {
     const spec = { intervals: [{ every: s.every }] };
     const action = {
@@ -92,19 +101,20 @@ export async function ensureSchedules(client: Client, config: Config, env: NodeJ
       await client.schedule.create({ scheduleId: s.scheduleId, spec, action, policies, state: { note: s.note } });
     } catch (err) {
       if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-      await client.schedule
-        .getHandle(s.scheduleId)
-        .update((previous) => ({ ...previous, spec, action, policies: { ...previous.policies, ...policies } }));
+      await client.schedule.getHandle(s.scheduleId).update((previous) => {
+        const args = !setInputs && previous.action.type === 'startWorkflow' ? previous.action.args : action.args;
+        return { ...previous, spec, action: { ...action, args }, policies: { ...previous.policies, ...policies } };
+      });
     }
   }
   return lifecycleSchedules(env).map((s) => s.scheduleId);
 }
 
 /** ensureSchedules on the configured Temporal server, over a connection of its own. */
-export async function ensureSchedulesAt(config: Config): Promise<string[]> {
+export async function ensureSchedulesAt(config: Config, setInputs = false): Promise<string[]> {
   const client = await connectClient(config.temporal);
   try {
-    return await ensureSchedules(client, config);
+    return await ensureSchedules(client, config, process.env, setInputs);
   } finally {
     await client.connection.close();
   }

@@ -220,7 +220,7 @@ async function main(): Promise<void> {
     if (role === 'control') {
       const deps = await openDeps(config);
       try {
-        await ensureSchedulesAt(config);
+        await ensureSchedulesAt(config, true);
         await runWorkers(await createControlWorkers(connection, deps, only));
       } finally {
         await deps.close();

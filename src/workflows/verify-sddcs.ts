@@ -5,17 +5,19 @@ import {
   continueAsNew,
   executeChild,
   isCancellation,
+  ParentClosePolicy,
   setCurrentDetails,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { DriftActivities } from '../activities/drift';
-import type { AgentLifecycleActivities } from '../activities/lifecycle';
 import { agentAlive, quickQueueFor, type AgentPollers } from '../shared/agent-pollers';
 import { BATCH_SIZE } from '../shared/batches';
 import type { DeployResult, DeployResultRow } from '../shared/deploy-input';
 import {
   DEFAULT_HASH_BUDGET,
+  capDetail,
   emptyDriftResult,
+  MARK_CHUNK,
   MAX_DRIFT_FINDINGS,
   validateVerifySddcsInput,
   type DriftFinding,
@@ -38,11 +40,11 @@ const REPAIRS_AT_ONCE = 10;
 
 /**
  * VerifySddcs: compares what every SDDC holds with the catalog and the expected digests, a page of at most
- * 100 SDDCs per run (continued as new): each agent lists its copies on its quick queue (a stat per datastore
+ * 100 SDDCs and MAX_PAGE_BYTES of copies per run (continued as new): each agent lists its copies on its quick queue (a stat per datastore
  * copy, the file list per library item), then hashes the rest on its long queue within a byte budget. A copy
  * missing, emptied, edited outside vmhub, or a library item with an extra descriptor or file is reported and
  * its deployment marked `drifted`; with `repair`, the drifted SDDCs get the same version again from a
- * DeployToSDDCs child (a changed datastore copy is removed first, since its size and sidecar still match).
+ * DeployToSDDCs child.
  */
 export async function VerifySddcs(rawInput: VerifySddcsInput = {}): Promise<VerifySddcsResult> {
   try {
@@ -65,18 +67,21 @@ export async function VerifySddcs(rawInput: VerifySddcsInput = {}): Promise<Veri
     const checked = await Promise.all(page.sddcs.map((s) => checkSddc(s, pollers[s.taskQueue], budgetBytes, rotation)));
     const found = checked.flatMap((c) => c.findings);
     page.sddcs.forEach((s, i) => {
-      result.sddcsChecked++;
+      // An SDDC continued from the page before was counted there.
+      if (i > 0 || input.after?.copy === undefined) result.sddcsChecked++;
       result.copiesChecked += s.copies.length;
       result.copiesHashed += checked[i].hashed;
       result.copiesDeferred += checked[i].deferred;
     });
     const drifted = found.filter((f) => f.kind !== 'not-checked');
-    if (drifted.length > 0) {
-      await control.markDrifted.executeWithOptions({ summary: `mark ${plural(drifted.length, 'copy', 'copies')} drifted` }, [
-        { findings: drifted },
+    for (let i = 0; i < drifted.length; i += MARK_CHUNK) {
+      const chunk = drifted.slice(i, i + MARK_CHUNK);
+      await control.markDrifted.executeWithOptions({ summary: `mark ${plural(chunk.length, 'copy', 'copies')} drifted` }, [
+        { findings: chunk },
       ]);
-      if (input.repair) result.repaired += await repair(page.sddcs, drifted);
     }
+    if (drifted.length > 0 && input.repair) result.repaired += await repair(drifted);
+    result.unrepaired += drifted.filter((f) => !f.repaired).length;
     result.findingsTotal += found.length;
     result.findings.push(...found.slice(0, Math.max(0, MAX_DRIFT_FINDINGS - result.findings.length)));
     if (page.next !== undefined) await continueAsNew<typeof VerifySddcs>({ ...input, after: page.next, carried: result });
@@ -100,7 +105,13 @@ async function checkSddc(
   rotation: number,
 ): Promise<SddcChecked> {
   const notChecked = (why: string): SddcChecked => ({
-    findings: s.copies.map((c) => ({ sddc: s.name, image: c.image, version: c.version, kind: 'not-checked', detail: why })),
+    findings: s.copies.map((c) => ({
+      sddc: s.name,
+      image: c.image,
+      version: c.version,
+      kind: 'not-checked',
+      detail: capDetail(why),
+    })),
     hashed: 0,
     deferred: 0,
   });
@@ -126,11 +137,11 @@ async function checkSddc(
 }
 
 /**
- * Deploys each drifted version again to the SDDCs it drifted on, one DeployToSDDCs child per version; a
- * datastore copy is removed first. Marks each finding repaired when its SDDC's row came back whole; returns how many.
+ * Deploys each drifted version again to the SDDCs it drifted on, one DeployToSDDCs child per version: an
+ * agent counts a copy present only when its bytes hash to the signed digest, so the deploy itself replaces
+ * an edited copy, under its lease. Marks each finding repaired when its SDDC's row came back whole; returns how many.
  */
-async function repair(sddcs: SddcToCheck[], drifted: DriftFinding[]): Promise<number> {
-  const byName = new Map(sddcs.map((s) => [s.name, s]));
+async function repair(drifted: DriftFinding[]): Promise<number> {
   const byVersion = new Map<string, DriftFinding[]>();
   for (const f of drifted) byVersion.set(`${f.image}@${f.version}`, [...(byVersion.get(`${f.image}@${f.version}`) ?? []), f]);
   let repaired = 0;
@@ -140,20 +151,10 @@ async function repair(sddcs: SddcToCheck[], drifted: DriftFinding[]): Promise<nu
     let rows: DeployResultRow[] = [];
     let reason = '';
     try {
-      for (const name of names) {
-        const s = byName.get(name)!;
-        const copy = s.copies.find((c) => c.image === image && c.version === version)!;
-        if (libraryOf(s.target)) continue;
-        const agent = onAgent<AgentLifecycleActivities>(s.taskQueue, { startToCloseTimeout: '5 minutes' });
-        await agent.removeDeployedCopy.executeWithOptions(
-          { summary: `remove the drifted copy of ${image}@${version} on ${name}` },
-          [{ sddc: name, image, version, format: copy.format, sha256: copy.sha256, sizeBytes: copy.sizeBytes }],
-        );
-      }
       rows = (await deployAgain(image, version, names)).results;
     } catch (err) {
       if (isCancellation(err)) throw err;
-      const cause = err instanceof ChildWorkflowFailure || err instanceof ActivityFailure ? err.cause : err;
+      const cause = err instanceof ChildWorkflowFailure ? err.cause : err;
       const details = cause instanceof ApplicationFailure && cause.type === 'DeployIncomplete' ? cause.details?.[0] : undefined;
       rows = (details as Partial<DeployResult> | undefined)?.results ?? [];
       reason = failureReason(cause);
@@ -162,7 +163,7 @@ async function repair(sddcs: SddcToCheck[], drifted: DriftFinding[]): Promise<nu
       const row = rows.find((r) => r.sddc === f.sddc);
       f.repaired = row?.status === 'deployed' || row?.status === 'already-present';
       if (f.repaired) repaired++;
-      else f.detail += `; not repaired: ${row?.reason ?? reason}`;
+      else f.detail = capDetail(`${f.detail}; not repaired: ${row?.reason ?? reason}`);
     }
   });
   return repaired;
@@ -173,6 +174,8 @@ function deployAgain(image: string, version: string, sddcs: string[]): Promise<D
   return executeChild(DeployToSDDCs, {
     args: [{ image, version, sddcs }],
     workflowId: `${workflowId}:repair:${image}@${version}:${runId.slice(0, 8)}`,
+    // The repair goes with the check: cancelling or ending VerifySddcs cancels its deploys.
+    parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
     staticSummary: `Repair: deploy ${image} ${version} again to ${plural(sddcs.length, 'drifted SDDC')}`,
   });
 }

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { hashDatastoreCopy, hashWithinBudget, listDatastoreDrift } from '../../src/deploy/drift-check';
-import type { CopyToCheck } from '../../src/shared/drift-input';
+import { sddcsToCheck } from '../../src/lifecycle/sddc-drift';
+import { capDetail, MAX_DETAIL_CHARS, type CopyToCheck, type PageCursor, type SddcPage } from '../../src/shared/drift-input';
 import { tempDir } from '../images/build';
 
 const bytes = Buffer.from('the bytes vmhub deployed');
@@ -49,24 +50,75 @@ describe("an agent's drift check of its datastore copies", () => {
     expect(await hashDatastoreCopy(root, 'dir-1', copy('1.4.0'), {})).toBeUndefined();
   });
 
-  it('hashes within the budget, at least one copy, starting further along the list each day', async () => {
-    const copies = ['1.0.0', '1.1.0', '1.2.0'].map((v) => ({ ...copy(v), sizeBytes: 10 }));
+  it('hashes one budget-sized group a run, at least one copy, so every copy is hashed once within as many runs as groups', async () => {
+    const sizes = [10, 10, 30, 5, 5, 10];
+    const copies = sizes.map((n, i) => ({ ...copy(`1.${i}.0`), sizeBytes: n }));
     const order: string[] = [];
     const hashOne = async (c: CopyToCheck) => {
       order.push(c.version);
-      return c.version === '1.2.0'
+      return c.version === '1.1.0'
         ? { sddc: 'dir-1', image: 'app', version: c.version, kind: 'edited' as const, detail: '' }
         : undefined;
     };
-    expect(await hashWithinBudget(copies, 20, 1, hashOne)).toMatchObject({
+    // Groups within 20 bytes: [1.0, 1.1], [1.2 (30 > 20, alone)], [1.3, 1.4, 1.5].
+    expect(await hashWithinBudget(copies, 20, 3, hashOne)).toMatchObject({
       hashed: 2,
-      deferred: 1,
+      deferred: 4,
       bytesHashed: 20,
-      findings: [{ version: '1.2.0' }],
+      findings: [{ version: '1.1.0' }],
     });
-    expect(order).toEqual(['1.1.0', '1.2.0']);
+    expect(order).toEqual(['1.0.0', '1.1.0']);
+    for (const rotation of [4, 5]) await hashWithinBudget(copies, 20, rotation, hashOne);
+    expect([...order].sort()).toEqual(copies.map((c) => c.version));
     order.length = 0;
-    expect(await hashWithinBudget(copies, 0, 5, hashOne)).toMatchObject({ hashed: 1, deferred: 2 });
-    expect(order).toEqual(['1.2.0']);
+    expect(await hashWithinBudget(copies, 0, 5, hashOne)).toMatchObject({ hashed: 1, deferred: 5 });
+    expect(order).toEqual(['1.5.0']);
+  });
+
+  it('cuts a finding detail to MAX_DETAIL_CHARS', () => {
+    expect(capDetail('short')).toBe('short');
+    expect(capDetail('x'.repeat(5000))).toHaveLength(MAX_DETAIL_CHARS);
+  });
+});
+
+describe('the pages of SDDCs to check', () => {
+  const envelope = { payloadType: 't', payload: 'p'.repeat(16 * 1024), signatures: [] };
+  const versions = Array.from({ length: 10 }, (_, i) => `1.0.${i}`);
+  const catalog = {
+    sddcs: { list: async () => ['c-3', 'a-1', 'b-2'].map((name) => ({ name, taskQueue: `q-${name}` })) },
+    deployments: {
+      heldBy: async (names: string[]) =>
+        names.flatMap((sddc) => (sddc === 'b-2' ? versions : ['1.0.0']).map((version) => ({ sddc, image: 'app', version }))),
+    },
+    versions: {
+      get: async (image: string, version: string) => ({
+        image,
+        version,
+        format: 'iso',
+        sizeBytes: 1,
+        status: 'available',
+        sha256: 'a'.repeat(64),
+        provenance: { envelope },
+      }),
+    },
+  } as unknown as Parameters<typeof sddcsToCheck>[0];
+
+  it('cuts a page by its serialized size, continuing an SDDC whose copies do not fit on the next pages, each copy once', async () => {
+    const pages: SddcPage[] = [];
+    let after: PageCursor | undefined;
+    do {
+      const page = await sddcsToCheck(catalog, { after, limit: 100, maxBytes: 3 * 17 * 1024 });
+      expect(JSON.stringify(page).length).toBeLessThan(4 * 17 * 1024);
+      pages.push(page);
+      after = page.next;
+    } while (after);
+    const seen = pages.flatMap((p) => p.sddcs.flatMap((s) => s.copies.map((c) => `${s.name} ${c.version}`)));
+    expect(seen).toEqual(['a-1 1.0.0', ...versions.map((v) => `b-2 ${v}`), 'c-3 1.0.0']);
+    expect(pages.map((p) => p.sddcs.map((s) => `${s.name}:${s.copies.length}`))).toEqual([
+      ['a-1:1', 'b-2:2'],
+      ['b-2:3'],
+      ['b-2:3'],
+      ['b-2:2', 'c-3:1'],
+    ]);
   });
 });

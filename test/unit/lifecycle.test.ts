@@ -183,6 +183,7 @@ describe('lifecycle CLI renderers', () => {
       copiesDeferred: 1,
       findingsTotal: 2,
       repaired: 1,
+      unrepaired: 0,
       findings: [
         { sddc: 'dir-1', image: 'app', version: '1.0.0', kind: 'edited' as const, detail: 'other bytes', repaired: true },
         { sddc: 'lib-1', image: 'app', version: '1.0.0', kind: 'not-checked' as const, detail: 'no agent' },

@@ -39,7 +39,7 @@ function scenario(log: string[], agentQueue: string) {
         { name: 'dir-1', taskQueue: agentQueue, copies: [copy('1.0.0'), copy('1.1.0')] },
         { name: 'gone-1', taskQueue: 'gone-queue', copies: [copy('1.0.0')] },
       ],
-      next: 'gone-1',
+      next: { sddc: 'gone-1' },
     },
     second: {
       sddcs: [
@@ -54,7 +54,7 @@ function scenario(log: string[], agentQueue: string) {
   };
   const control: Partial<Activities> = {
     sddcsToCheck: async ({ after }) => {
-      log.push(`page after ${after ?? 'start'}`);
+      log.push(`page after ${after?.sddc ?? 'start'}`);
       return after === undefined ? pages.first : pages.second;
     },
     agentsPollingEach: async ({ taskQueues }) =>
@@ -128,18 +128,48 @@ describe('VerifySddcs', () => {
     expect(result.findings[2].detail).toMatch(/no agent has polled gone-queue/);
   });
 
-  it('with repair, removes a drifted datastore copy and deploys the same version again to the SDDC', async () => {
+  it('with repair, deploys the same version again to the SDDC without removing its copy first (the deploy replaces it)', async () => {
     const log: string[] = [];
     const rows: DeployResultRow[] = [];
     const result = await verify(log, { repair: true }, rows);
-    const removed = log.indexOf('remove dir-1 1.0.0');
-    expect(removed).toBeGreaterThan(log.findIndex((l) => l.startsWith('marked')));
-    expect(log.indexOf('download dir-1 1.0.0')).toBeGreaterThan(removed);
+    expect(log.some((l) => l.startsWith('remove'))).toBe(false);
+    expect(log.indexOf('download dir-1 1.0.0')).toBeGreaterThan(log.findIndex((l) => l.startsWith('marked')));
     expect(rows.map((r) => [r.sddc, r.status])).toEqual([
       ['dir-1', 'deployed'],
       ['dir-1', 'deployed'],
     ]);
-    expect(result.repaired).toBe(2);
+    expect(result).toMatchObject({ repaired: 2, unrepaired: 0 });
     expect(result.findings.filter((f) => f.sddc === 'dir-1').map((f) => f.repaired)).toEqual([true, true]);
+  });
+
+  it('marks drift in chunks of at most 100 and counts every unrepaired finding, beyond the 100 listed', async () => {
+    const agentQueue = `sddc-${randomUUID()}`;
+    const many = Array.from({ length: 250 }, (_, i) => copy(`1.0.${i}`));
+    const marked: number[] = [];
+    const control: Partial<Activities> = {
+      sddcsToCheck: async () => ({ sddcs: [{ name: 'dir-1', taskQueue: agentQueue, copies: many }] }),
+      agentsPollingEach: async () => ({ [agentQueue]: { long: 1, quick: 0 } }),
+      markDrifted: async ({ findings }) => {
+        marked.push(findings.length);
+        return findings.length;
+      },
+    };
+    const agent: Partial<DriftActivities> = {
+      listDrift: async ({ copies }) => ({ findings: copies.map((c) => finding('dir-1', c.version, 'missing')), toHash: [] }),
+    };
+    const result = await runWorker(
+      env,
+      control,
+      (taskQueue) =>
+        env.client.workflow.execute('VerifySddcs', {
+          args: [{}],
+          taskQueue,
+          workflowId: randomUUID(),
+        }) as Promise<VerifySddcsResult>,
+      { taskQueue: agentQueue, activities: agent as Partial<AgentActivities> },
+    );
+    expect(marked).toEqual([100, 100, 50]);
+    expect(result).toMatchObject({ findingsTotal: 250, unrepaired: 250, sddcsChecked: 1, copiesChecked: 250 });
+    expect(result.findings).toHaveLength(100);
   });
 });
