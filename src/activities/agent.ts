@@ -11,7 +11,7 @@ import {
   type SourceFailure,
 } from '../deploy/download-request';
 import { agentOvfPolicy } from '../deploy/ovf-check';
-import { loadTrustedKeys } from '../provenance/keys';
+import { loadTrustedKeys, type TrustedKey } from '../provenance/keys';
 import { VmhubError } from '../shared/errors';
 import type { BlockStores } from '../storage/block-store';
 import { keepBeating } from './keep-beating';
@@ -25,6 +25,8 @@ export interface AgentDeps {
   config: Config;
   /** The SDDC this agent serves; it takes downloads for no other. */
   sddc: string;
+  /** The signers this agent trusts; read from VMHUB_TRUSTED_KEYS when not given. */
+  trusted?: readonly TrustedKey[];
 }
 
 /** The lock holder this activity writes into the locks it takes. */
@@ -33,10 +35,8 @@ export function activityLockHolder(): LockHolder {
   return lockHolder(info.activityId, info.workflowExecution?.workflowId);
 }
 
-export function createAgentActivities({ storage, config, sddc }: AgentDeps) {
+export function createAgentActivities({ storage, config, sddc, trusted = loadTrustedKeys(config.trustedKeys) }: AgentDeps) {
   const root = datastoreRoot(config, sddc);
-  // Read once at start: a key file that cannot be read stops the agent, rather than every download later.
-  const trusted = loadTrustedKeys(config.trustedKeys);
   return {
     /**
      * Downloads an image into `<datastore>/<image>/<version>/` from the first good source: parallel ranged

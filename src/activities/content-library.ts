@@ -4,7 +4,7 @@ import { removeEmptyDirs } from '../datastore/files';
 import { datastoreRoot, openDeployment } from '../datastore/layout';
 import { acquireLock, releaseLock } from '../datastore/locks';
 import { checkDownloadInput } from '../deploy/download-request';
-import { loadTrustedKeys } from '../provenance/keys';
+import { loadTrustedKeys, type TrustedKey } from '../provenance/keys';
 import { VmhubError } from '../shared/errors';
 import type { Resources } from '../images/ovf/metadata';
 import {
@@ -53,6 +53,8 @@ export interface ContentLibraryDeps {
    * which keeps the verified copy in the datastore after a successful import.
    */
   env?: NodeJS.ProcessEnv;
+  /** The signers whose bytes this agent imports; read from VMHUB_TRUSTED_KEYS when not given. */
+  trusted?: readonly TrustedKey[];
 }
 
 export interface LibraryTaskInput extends SddcCopy {
@@ -66,12 +68,15 @@ export interface InstantiateInput extends LibraryTaskInput {
   expected: Pick<Resources, 'cpus' | 'memoryMiB'>;
 }
 
-export function createContentLibraryActivities({ config, sddc, env = process.env }: ContentLibraryDeps) {
+export function createContentLibraryActivities({
+  config,
+  sddc,
+  env = process.env,
+  trusted = loadTrustedKeys(config.trustedKeys),
+}: ContentLibraryDeps) {
   const root = datastoreRoot(config, sddc);
   const keepStaging = env.VMHUB_KEEP_STAGING === '1';
   const vcenter = vcenterTask(sddc, env);
-  // The signers whose bytes this agent imports (VMHUB_TRUSTED_KEYS), read once at start.
-  const trusted = loadTrustedKeys(config.trustedKeys);
 
   return {
     /** Whether the library already holds the image: a redeploy then needs no download. */

@@ -11,10 +11,9 @@ import {
   listLibraryDrift,
   signedCopies,
 } from '../deploy/drift-check';
-import { loadTrustedKeys } from '../provenance/keys';
+import { loadTrustedKeys, type TrustedKey } from '../provenance/keys';
 import type { DriftCheckInput, DriftHashed, DriftHashInput, DriftListing } from '../shared/drift-input';
 import { withFailures } from '../shared/failures';
-import type { Topology } from '../topology/topology';
 import { vcenterTask, withTarget } from './content-library';
 import { keepBeating } from './keep-beating';
 
@@ -22,7 +21,13 @@ import { keepBeating } from './keep-beating';
  * An SDDC agent's part of VerifySddcs: `listDrift` (its quick queue: a stat or a file list per copy) and
  * `hashDrift` (its long queue: reads the bytes, within a budget, beating as it goes). Both only read.
  */
-export function createDriftActivities(deps: { config: Config; sddc: string; topology: Topology; env?: NodeJS.ProcessEnv }) {
+export function createDriftActivities(deps: {
+  config: Config;
+  sddc: string;
+  env?: NodeJS.ProcessEnv;
+  /** The signers this agent trusts; read from VMHUB_TRUSTED_KEYS when not given. */
+  trusted?: readonly TrustedKey[];
+}) {
   const { config, sddc } = deps;
   const root = datastoreRoot(config, sddc);
   const vcenter = vcenterTask(sddc, deps.env ?? process.env);
@@ -30,7 +35,7 @@ export function createDriftActivities(deps: { config: Config; sddc: string; topo
     for (const c of input.copies) checkDownloadInput({ ...c, sddc: input.sddc, blob: '', sources: [] }, sddc);
   };
   // Copies are checked against what their signed statements say, verified with this agent's own keys.
-  const trusted = loadTrustedKeys(config.trustedKeys);
+  const trusted = deps.trusted ?? loadTrustedKeys(config.trustedKeys);
   const signed = (input: DriftCheckInput) => signedCopies(sddc, input.copies, trusted);
 
   return {

@@ -6,6 +6,7 @@ import { createAgentActivities } from '../activities/agent';
 import { createContentLibraryActivities } from '../activities/content-library';
 import { createAgentLifecycleActivities } from '../activities/lifecycle';
 import { createDriftActivities } from '../activities/drift';
+import { loadTrustedKeys } from '../provenance/keys';
 import { validateSddcName } from '../shared/names';
 import { agentQuickTaskQueueOf, agentTaskQueueOf } from '../shared/task-queues';
 import { Catalog } from '../catalog/catalog';
@@ -134,11 +135,13 @@ export async function createAgentWorker(
   queue: AgentQueue = 'long',
 ): Promise<Worker> {
   const storage = new TopologyBlockStores(loadTopology(config.topologyPath));
+  // Read once at start: a key file that cannot be read stops the agent, rather than every download later.
+  const trusted = loadTrustedKeys(config.trustedKeys);
   const all = {
-    ...createAgentActivities({ storage, config, sddc }),
-    ...createContentLibraryActivities({ config, sddc }),
+    ...createAgentActivities({ storage, config, sddc, trusted }),
+    ...createContentLibraryActivities({ config, sddc, trusted }),
     ...createAgentLifecycleActivities({ config, sddc }),
-    ...createDriftActivities({ config, sddc, topology: storage.topology }),
+    ...createDriftActivities({ config, sddc, trusted }),
   };
   const long = agentTaskQueue(sddc);
   return Worker.create({
