@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { buildBundle } from '../scripts/build-bundle';
 import * as replayCheck from '../src/cli/replay-check';
@@ -44,6 +44,12 @@ function workflowTaskPids(events: HistoryEvent[]): number[] {
 
 const writeIso = (name: string, sizeBytes: number, seed: number) =>
   writeIsoFile(path.join(repositoryRoot(), name), sizeBytes, seed);
+
+/** A run not started yet, to a wait that polls it; any other error stands. */
+function notYet(err: unknown): undefined {
+  if (err instanceof WorkflowNotFoundError) return undefined;
+  throw err;
+}
 
 /** A run's pending children (by workflow ID) and pending activities (by type), from describe. */
 async function pendingOf(client: Client, workflowId: string): Promise<{ children: string[]; activities: string[] }> {
@@ -143,7 +149,9 @@ describe('a new worker build takes over a publish and a deploy in flight', () =>
     let batchId = '';
     await until('the deploy to be downloading on the agent', async () => {
       batchId = (await pendingOf(world.client, deploy.workflowId)).children[0] ?? '';
-      return batchId !== '' && (await pendingOf(world.client, batchId)).activities.includes('downloadImage');
+      // A child is listed as pending from its start's initiation on, a moment before the server knows it.
+      const batch = batchId && (await pendingOf(world.client, batchId).catch(notYet));
+      return !!batch && batch.activities.includes('downloadImage');
     });
 
     // The pre-upgrade check, against the runs in flight and the one closed: B replays them all; the
