@@ -35,8 +35,12 @@ import { DeployToSDDCs } from './deploy-to-sddcs';
 import { failureReason } from './deploy-rows';
 
 const DAY_MS = 86_400_000;
-/** Versions deployed again at once by a repair: each is a DeployToSDDCs child. */
-const REPAIRS_AT_ONCE = 10;
+/**
+ * Versions deployed again at once by a repair (each a DeployToSDDCs child): one, because an agent keeps only
+ * the newest version's verified copy once it imported it, so an older version's repair beside a newer one's
+ * could lose its copy between its download and its import (StagingMissing).
+ */
+const REPAIRS_AT_ONCE = 1;
 
 /**
  * VerifySddcs: compares what every SDDC holds with the catalog and the expected digests, a page of at most
