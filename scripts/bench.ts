@@ -1,7 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -13,9 +12,10 @@ import { installLogging } from '../src/temporal/logging';
 import { requireWorker } from '../src/cli/operations';
 import type { PublishResult } from '../src/shared/publish-input';
 import { startServices, stopProcessGroup, stopServices } from '../src/dev-services/embedded';
+import { GOVMOMI_VERSION } from '../src/dev-services/tools';
+import { agentVcenterEnv } from '../src/dev-services/vcsim';
 import { WORKER_NODE_FLAGS } from '../src/dev-services/worker-process';
 import { planBlocks } from '../src/shared/block-plan';
-import { plural } from '../src/shared/units';
 import { TopologyBlockStores } from '../src/storage/backends';
 import { blobServiceClient } from '../src/storage/azure/clients';
 import { connectClient, connectWorker } from '../src/temporal/connection';
@@ -25,80 +25,46 @@ import { startCountingProxy } from '../test/harness/counting-proxy';
 import { accountingActivities } from '../test/harness/simulated-publish';
 import { buildBundle } from './build-bundle';
 import { agentTaskQueueOf, transferTaskQueueOf } from '../src/shared/task-queues';
+import { contentLibraryFigure, libraryTarget } from './bench/content-library';
+import { changedCopy, incrementalPublishFigure, incrementalReplicationFigure, NEXT_VERSION } from './bench/incremental';
+import {
+  BLOCK_MIB,
+  CONCURRENCY,
+  FAN_OUT,
+  GiB,
+  MiB,
+  PER_ACTIVITY,
+  REPEATS,
+  SIZE,
+  baselineRun,
+  freePort,
+  fsyncedDownload,
+  pairFigure,
+  pairs,
+  plainUpload,
+  proc,
+  round,
+  stats,
+  streamedCopy,
+  timed,
+  writeImage,
+} from './bench/measure';
+import { markdown, targets, type DeltaDeployFigure, type Figures, type Results } from './bench/report';
 
 /**
  * `npm run bench`: the performance checks on embedded services started for the run. Each
- * throughput figure is a ratio against the plain @azure/storage-blob call doing the same transfer on the
- * same Azurite (uploads with the same block size and concurrency; downloadToFile is one streamed GET, it
- * takes no concurrency); every pair runs BENCH_REPEATS times (default 5, at least 3),
- * alternating which of the two goes first, and the ratios are reported as median, min and max. The
- * workers are what production runs: the compiled sources with the prebuilt workflow bundle, built here.
+ * throughput figure is a ratio against what a user would run instead on the same services: the plain
+ * @azure/storage-blob call doing the same transfer (uploads with the same block size and concurrency;
+ * downloadToFile is one streamed GET, it takes no concurrency, and is followed by an fsync of its file),
+ * or, for a content library, downloadToFile then `govc library.import` (scripts/bench/content-library.ts);
+ * incremental publish and replication are in scripts/bench/incremental.ts. Every pair runs
+ * BENCH_REPEATS times (default 5, at least 3), alternating which of the two goes first, and the ratios
+ * are reported as median, min and max. The workers are what production runs: the compiled sources with the prebuilt workflow bundle, built here.
  *
  * BENCH_GIB sets the image size (default 1; 0.25 for a quick run); memory is also measured at 4×.
  * Results go to bench/results.json and the table to test-output/bench.md.
  */
-const GiB = 2 ** 30;
-const MiB = 2 ** 20;
-const BLOCK_MIB = 8;
-const FAN_OUT = 2;
-const PER_ACTIVITY = 4;
-const CONCURRENCY = FAN_OUT * PER_ACTIVITY;
-const SIZE = Math.round(Number(process.env.BENCH_GIB ?? 1) * GiB);
-const REPEATS = Math.max(3, Number(process.env.BENCH_REPEATS ?? 5));
 const SDDCS = ['bench-a', 'bench-b', 'bench-c'];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/**
- * An ISO-shaped image: a primary volume descriptor where ISO 9660 puts it, then incompressible-enough
- * content without spending minutes on randomness (one random block, varied per block).
- */
-function writeImage(file: string, size: number): void {
-  const block = randomBytes(BLOCK_MIB * MiB);
-  const fd = fs.openSync(file, 'w');
-  for (let at = 0, i = 0; at < size; at += block.length, i++) {
-    block.writeUInt32LE(i, 0);
-    if (i === 0) block.write('\x01CD001\x01', 32768, 'latin1');
-    else block.write('\0\0\0\0\0\0\0', 32768, 'latin1');
-    fs.writeSync(fd, block, 0, Math.min(block.length, size - at));
-  }
-  fs.closeSync(fd);
-}
-
-/** CPU seconds (all threads) and memory of a process, from /proc. */
-function proc(pid: number): { cpu: number; rssMiB: number; peakMiB: number } {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
-  return {
-    cpu: (Number(fields[11]) + Number(fields[12])) / 100,
-    rssMiB: kib('VmRSS') / 1024,
-    peakMiB: kib('VmHWM') / 1024,
-  };
-}
-
-async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: number }> {
-  const t = process.hrtime.bigint();
-  const value = await fn();
-  return { value, seconds: Number(process.hrtime.bigint() - t) / 1e9 };
-}
-
-function stats(values: number[]): { median: number; min: number; max: number } {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  return { median, min: sorted[0], max: sorted[sorted.length - 1] };
-}
-
-const round = (n: number, digits = 2) => Number(n.toFixed(digits));
 
 /** A vmhub worker process as production runs it: compiled code, the prebuilt workflow bundle. */
 interface AppProcess {
@@ -106,99 +72,6 @@ interface AppProcess {
   logFile: string;
   stop(): Promise<void>;
   kill(): Promise<void>;
-}
-
-interface Pair {
-  vmhubSeconds: number;
-  baselineSeconds: number;
-  ratio: number;
-  vmhubCpu: number;
-  baselineCpu: number;
-}
-
-interface PairFigure {
-  /** Throughput of vmhub over that of the plain SDK: baseline seconds / vmhub seconds. */
-  ratio: { median: number; min: number; max: number };
-  vmhubMiBps: number;
-  baselineMiBps: number;
-  /** CPU seconds per GiB moved: every thread of vmhub's worker or agents, and of the bench process for the SDK. */
-  cpuSecondsPerGiB?: { vmhub: number; baseline: number };
-  runs: Array<{ vmhubSeconds: number; baselineSeconds: number; ratio: number }>;
-}
-
-interface Figures {
-  publish: PairFigure & { sourceReadsPerByte: number };
-  deploy: PairFigure;
-  deployThree: PairFigure;
-  deltaDeploy: DeltaDeployFigure;
-  replication: PairFigure;
-  /** VerifyReplicas' read and hash of one replica, against a streamed read hashed in the bench process. */
-  verifyRead: PairFigure;
-  memory: { idleMiB: { small: number; large: number }; peakMiB: { small: number; large: number }; largeOverSmall: number };
-  resume: {
-    sentAtKillMiB: number;
-    bytesResentMiB: number;
-    inFlightBoundMiB: number;
-    seconds: number;
-    extraSeconds: number;
-    heartbeatTimeoutSeconds: number;
-  };
-  history: { small: number; simulatedTiB: number; simulatedBlocks: number };
-}
-
-function pairFigure(pairs: Pair[], bytes: number, withCpu = true): PairFigure {
-  const ratio = stats(pairs.map((p) => p.ratio));
-  const rate = (s: number) => round(bytes / MiB / s, 0);
-  return {
-    ratio: { median: round(ratio.median), min: round(ratio.min), max: round(ratio.max) },
-    vmhubMiBps: stats(pairs.map((p) => rate(p.vmhubSeconds))).median,
-    baselineMiBps: stats(pairs.map((p) => rate(p.baselineSeconds))).median,
-    cpuSecondsPerGiB: withCpu
-      ? {
-          vmhub: round(stats(pairs.map((p) => p.vmhubCpu)).median / (bytes / GiB)),
-          baseline: round(stats(pairs.map((p) => p.baselineCpu)).median / (bytes / GiB)),
-        }
-      : undefined,
-    runs: pairs.map((p) => ({
-      vmhubSeconds: round(p.vmhubSeconds),
-      baselineSeconds: round(p.baselineSeconds),
-      ratio: round(p.ratio),
-    })),
-  };
-}
-
-/** Runs each pair REPEATS times, alternating which of the two goes first. */
-async function pairs(
-  name: string,
-  vmhub: () => Promise<{ seconds: number; cpu: number }>,
-  baseline: () => Promise<{ seconds: number; cpu: number }>,
-): Promise<Pair[]> {
-  const out: Pair[] = [];
-  for (let r = 0; r < REPEATS; r++) {
-    const [first, second] = r % 2 === 0 ? [baseline, vmhub] : [vmhub, baseline];
-    const a = await first();
-    const b = await second();
-    const [v, p] = r % 2 === 0 ? [b, a] : [a, b];
-    out.push({
-      vmhubSeconds: v.seconds,
-      baselineSeconds: p.seconds,
-      ratio: p.seconds / v.seconds,
-      vmhubCpu: v.cpu,
-      baselineCpu: p.cpu,
-    });
-    process.stderr.write(
-      `bench: ${name} ${r + 1}/${REPEATS}: vmhub ${v.seconds.toFixed(2)} s, plain SDK ${p.seconds.toFixed(2)} s, ratio ${(p.seconds / v.seconds).toFixed(2)}\n`,
-    );
-  }
-  return out;
-}
-
-/** The plain SDK's CPU: this process's, over the call (the bench does nothing else meanwhile). */
-async function baselineRun(fn: () => Promise<unknown>): Promise<{ seconds: number; cpu: number }> {
-  const cpu = process.cpuUsage();
-  const { seconds } = await timed(fn);
-  const used = process.cpuUsage(cpu);
-  return { seconds, cpu: (used.user + used.system) / 1e6 };
 }
 
 /** What the publish inspections in a worker log say about the tap: blocks handed over, blocks read again. */
@@ -225,11 +98,14 @@ async function main(): Promise<void> {
   const bundle = path.join(app, 'workflow-bundle.js');
   await buildBundle(bundle);
 
-  const [temporal, ui, catalogPort, east, west] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const ports = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [temporal, ui, catalogPort, east, west, vcsimPort] = ports;
   // Two topologies: publish and deploy measured on the primary alone, as the plain SDK writes once;
-  // replication measured between the two data centers.
+  // replication measured between the two data centers. Their one SDDC is the content-library figure's,
+  // so that the services start its vcsim.
   const full = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'config', 'topology.json'), 'utf8'));
-  full.sddcs = [];
+  const library = libraryTarget(`https://127.0.0.1:${vcsimPort}/`);
+  full.sddcs = [library];
   const topologyFull = path.join(dir, 'topology-full.json');
   fs.writeFileSync(topologyFull, JSON.stringify(full));
   const primaryOnly = {
@@ -329,11 +205,11 @@ async function main(): Promise<void> {
     await waitForPoller(taskQueue);
     return { worker, taskQueue };
   };
-  const publishOn = async (w: { taskQueue: string }, file: string, image: string): Promise<PublishResult> =>
+  const publishOn = async (w: { taskQueue: string }, file: string, image: string, version = '1.0.0'): Promise<PublishResult> =>
     (await client.workflow.execute('PublishImage', {
-      args: [{ source: path.basename(file), image, version: '1.0.0', format: 'iso' }],
+      args: [{ source: path.basename(file), image, version, format: 'iso' }],
       taskQueue: w.taskQueue,
-      workflowId: `publish:${image}:1.0.0`,
+      workflowId: `publish:${image}:${version}`,
     })) as PublishResult;
   const historyEvents = async (workflowId: string) => (await client.workflow.getHandle(workflowId).fetchHistory()).events!.length;
 
@@ -355,12 +231,7 @@ async function main(): Promise<void> {
         published ??= run.value;
         return { seconds: run.seconds, cpu: proc(publisher.worker.child.pid!).cpu - before };
       },
-      async () => {
-        const blob = primary.getBlockBlobClient(`baseline/${randomUUID()}.bin`);
-        const run = await baselineRun(() => blob.uploadFile(small, { blockSize: BLOCK_MIB * MiB, concurrency: CONCURRENCY }));
-        await blob.delete();
-        return run;
-      },
+      () => plainUpload(primary, small),
     );
     await publisher.worker.stop();
     const tap = inspections(publisher.worker.logFile);
@@ -370,6 +241,23 @@ async function main(): Promise<void> {
         1 + tap.reduce((s, t) => s + t.readHere, 0) / tap.reduce((s, t) => s + t.fromTap + t.readHere, 0),
       ),
     };
+
+    // Incremental publish: the image's next version, 1 % of its blocks changed, on a worker of its own
+    // (the figure above reads its worker's log), one image of the publish figure a run.
+    const next = path.join(config.repositoryRoots[0], 'bench-1-next.iso');
+    const changed = changedCopy(small, next);
+    const incrementalPublisher = await startWorker('incremental-publish');
+    const incrementalPublish = await incrementalPublishFigure({
+      publish: async (file, image, version) => {
+        const before = proc(incrementalPublisher.worker.child.pid!).cpu;
+        const run = await timed(() => publishOn(incrementalPublisher, file, image, version));
+        return { ...run, cpu: proc(incrementalPublisher.worker.child.pid!).cpu - before };
+      },
+      images: Array.from({ length: n }, (_, i) => `bench-p${i}`),
+      next,
+      primary,
+    });
+    await incrementalPublisher.worker.stop();
 
     // Deploy: one SDDC's agent against downloadToFile, then three at once against three in parallel.
     const blob = primary.getBlockBlobClient(published!.location.blob);
@@ -406,13 +294,11 @@ async function main(): Promise<void> {
       for (const sddc of sddcs) fs.rmSync(path.join(datastore(sddc), published!.image), { recursive: true, force: true });
       return { seconds: run.seconds, cpu: agents.reduce((s, a) => s + proc(a.child.pid!).cpu, 0) - before };
     };
-    // downloadToFile takes no concurrency: it is one streamed GET of the whole blob into the file. Its
-    // files are removed after the clock stops, as the agents' are.
+    // What a user scripts instead: downloadToFile into each file, then an fsync of it, as the agents sync
+    // what they write. The files are removed after the clock stops, as the agents' are.
     const download = (count: number) => async () => {
       const targets = SDDCS.slice(0, count).map((_, i) => path.join(dir, `baseline-download-${i}.bin`));
-      const run = await baselineRun(() =>
-        Promise.all(targets.map((t) => blob.downloadToFile(t, 0, undefined, { maxRetryRequests: 3 }))),
-      );
+      const run = await baselineRun(() => Promise.all(targets.map((t) => fsyncedDownload(blob, t))));
       for (const t of targets) fs.rmSync(t);
       return run;
     };
@@ -422,11 +308,37 @@ async function main(): Promise<void> {
       client,
       taskQueue: control.taskQueue,
       published: published!,
-      source: small,
+      changed,
       sddcs: [SDDCS[0], SDDCS[1]],
       datastore,
     });
-    await Promise.all([...agents.map((a) => a.stop()), control.worker.stop()]);
+    await Promise.all(agents.map((a) => a.stop()));
+    const contentLibrary = await contentLibraryFigure(
+      {
+        client,
+        catalog,
+        taskQueue: control.taskQueue,
+        repository: config.repositoryRoots[0],
+        dir,
+        primary,
+        sddc: library,
+        startAgent: async (sddcDatastore) => {
+          const agent = spawnApp(
+            ['agent', library.name],
+            {
+              VMHUB_TRANSFER_CONCURRENCY: String(CONCURRENCY),
+              VMHUB_DATASTORE: sddcDatastore,
+              ...agentVcenterEnv(config, library.name),
+            },
+            `agent-${library.name}`,
+          );
+          await waitForPoller(agentTaskQueueOf(library.name), 'activities');
+          return { pid: agent.child.pid!, stop: () => agent.stop() };
+        },
+      },
+      SIZE,
+    );
+    await control.worker.stop();
 
     // Replication: the replicateImage activity of a publish that finds the version already available,
     // timed from its history, against a plain streamed copy of the blob from one Azurite to the other.
@@ -447,15 +359,7 @@ async function main(): Promise<void> {
           // The worker also re-hashed the source to compare it: its CPU is no replication figure.
           return { seconds: await activitySeconds(workflowId, 'replicateImage'), cpu: 0 };
         },
-        async () => {
-          const copy = container('west-replica').getBlockBlobClient(`baseline/${randomUUID()}.bin`);
-          const run = await baselineRun(async () => {
-            const body = (await blob.download(0)).readableStreamBody!;
-            await copy.uploadStream(body as never, BLOCK_MIB * MiB, CONCURRENCY);
-          });
-          await copy.delete();
-          return run;
-        },
+        () => streamedCopy(blob, container('west-replica')),
       ),
       SIZE,
       false,
@@ -484,7 +388,20 @@ async function main(): Promise<void> {
       SIZE,
       false,
     );
+    // Incremental replication: the next version to the replica location, which holds the first (above).
+    const incrementalReplication = await incrementalReplicationFigure({
+      client,
+      catalog,
+      taskQueue: replicator.taskQueue,
+      image: published!.image,
+      next,
+      source: primary.getBlockBlobClient((await catalog.versions.get(published!.image, NEXT_VERSION))!.location.blob),
+      replica: container('west-replica'),
+      replicaLocation: 'west-replica',
+      activitySeconds,
+    });
     await replicator.worker.stop();
+    fs.rmSync(next);
 
     // Memory: a fresh worker each, idle once polling, then its peak while publishing 1× and 4× the size.
     const measureMemory = async (file: string, image: string) => {
@@ -556,7 +473,20 @@ async function main(): Promise<void> {
     );
     await connection.close();
     const history = { small: one.events, simulatedTiB: await historyEvents(id), simulatedBlocks: plan.blockCount };
-    figures = { publish, deploy, deployThree, deltaDeploy, replication, verifyRead, memory, resume, history };
+    figures = {
+      publish,
+      incrementalPublish,
+      deploy,
+      deployThree,
+      deltaDeploy,
+      contentLibrary,
+      replication,
+      incrementalReplication,
+      verifyRead,
+      memory,
+      resume,
+      history,
+    };
   } finally {
     for (const w of [...running]) await w.stop();
     await catalog.close();
@@ -584,7 +514,8 @@ async function main(): Promise<void> {
       rangeFanOut: FAN_OUT,
       transferConcurrency: PER_ACTIVITY,
       baselineConcurrency: CONCURRENCY,
-      deployBaseline: 'downloadToFile: one streamed GET per file, not synced',
+      deployBaseline: 'downloadToFile: one streamed GET per file, then an fsync of the file, both timed',
+      libraryBaseline: `downloadToFile, then govc library.import (govmomi ${GOVMOMI_VERSION}) into another library of the same vcsim`,
       agentConcurrency: CONCURRENCY,
       maxInflightMiB: config.maxInflightBytes / MiB,
       repeats: REPEATS,
@@ -602,43 +533,22 @@ async function main(): Promise<void> {
   if (results.targets.some((t) => !t.met)) process.exitCode = 1;
 }
 
-interface DeltaDeployFigure {
-  blocks: number;
-  changedBlocks: number;
-  delta: { fetchedMiB: number; reusedMiB: number; seconds: number };
-  full: { fetchedMiB: number; seconds: number };
-}
-
 /**
- * Delta deploy: the published image again as 1.0.1 with 1 % of its blocks changed in place; an SDDC
- * holding 1.0.0 deploys it (copying the unchanged blocks from its disk), and an SDDC without 1.0.0
- * deploys it in full. Leaves both SDDCs' datastores without the image.
+ * Delta deploy: the published image's next version (NEXT_VERSION, 1 % of its blocks changed in place,
+ * published by the incremental publish figure); an SDDC holding 1.0.0 deploys it (copying the unchanged
+ * blocks from its disk), and an SDDC without 1.0.0 deploys it in full. Leaves both SDDCs' datastores
+ * without the image.
  */
 async function deltaDeployFigure(ctx: {
   client: Client;
   taskQueue: string;
   published: PublishResult;
-  source: string;
+  changed: { blocks: number; changedBlocks: number };
   sddcs: [string, string];
   datastore: (sddc: string) => string;
 }): Promise<DeltaDeployFigure> {
   const { client, taskQueue, published } = ctx;
   const [holder, fresh] = ctx.sddcs;
-  const block = BLOCK_MIB * MiB;
-  const blocks = Math.ceil(published.sizeBytes / block);
-  const changed = Math.ceil(blocks / 100);
-  const next = path.join(path.dirname(ctx.source), 'bench-delta-1.0.1.iso');
-  fs.copyFileSync(ctx.source, next);
-  const fd = fs.openSync(next, 'r+');
-  for (let i = 1; i <= changed; i++)
-    fs.writeSync(fd, randomBytes(4096), 0, 4096, Math.floor((i * blocks) / (changed + 1)) * block);
-  fs.closeSync(fd);
-  await client.workflow.execute('PublishImage', {
-    args: [{ source: path.basename(next), image: published.image, version: '1.0.1', format: 'iso' }],
-    taskQueue,
-    workflowId: `publish:${published.image}:1.0.1:${randomUUID()}`,
-  });
-  fs.rmSync(next);
   const deployOne = async (version: string, sddc: string) => {
     const run = await timed(
       async () =>
@@ -657,13 +567,13 @@ async function deltaDeployFigure(ctx: {
     };
   };
   await deployOne('1.0.0', holder);
-  const delta = await deployOne('1.0.1', holder);
-  const { fetchedMiB, seconds } = await deployOne('1.0.1', fresh);
+  const delta = await deployOne(NEXT_VERSION, holder);
+  const { fetchedMiB, seconds } = await deployOne(NEXT_VERSION, fresh);
   for (const sddc of ctx.sddcs) fs.rmSync(path.join(ctx.datastore(sddc), published.image), { recursive: true, force: true });
   process.stderr.write(
     `bench: delta deploy: ${delta.fetchedMiB} MiB fetched in ${delta.seconds} s; full deploy ${fetchedMiB} MiB in ${seconds} s\n`,
   );
-  return { blocks, changedBlocks: changed, delta, full: { fetchedMiB, seconds } };
+  return { ...ctx.changed, delta, full: { fetchedMiB, seconds } };
 }
 
 function versions(): Record<string, string> {
@@ -688,111 +598,6 @@ function gitCommit(): string {
   } catch {
     return 'unknown';
   }
-}
-
-function targets(f: Figures): Array<{ target: string; value: string; met: boolean }> {
-  const ratio = (name: 'publish' | 'deploy' | 'deployThree') => f[name].ratio.median;
-  return [
-    { target: 'publish ≥ 0.9 × uploadFile', value: ratio('publish').toFixed(2), met: ratio('publish') >= 0.9 },
-    { target: 'deploy ≥ 0.9 × downloadToFile', value: ratio('deploy').toFixed(2), met: ratio('deploy') >= 0.9 },
-    {
-      target: 'three-SDDC deploy ≥ 0.8 × three parallel downloadToFile',
-      value: ratio('deployThree').toFixed(2),
-      met: ratio('deployThree') >= 0.8,
-    },
-    {
-      target: 'worker peak RSS ≤ 300 MiB at 4×',
-      value: `${f.memory.peakMiB.large} MiB`,
-      met: f.memory.peakMiB.large <= 300,
-    },
-    {
-      target: 'peak RSS at 4× within 10 % of 1×',
-      value: `${f.memory.largeOverSmall.toFixed(2)}×`,
-      met: f.memory.largeOverSmall <= 1.1,
-    },
-    {
-      target: '≤ 2,000 history events, 1 TiB publish',
-      value: String(f.history.simulatedTiB),
-      met: f.history.simulatedTiB <= 2000,
-    },
-    {
-      target: 'a crash re-sends at most the blocks in flight',
-      value: `${f.resume.bytesResentMiB} MiB re-sent (≤ ${f.resume.inFlightBoundMiB} MiB in flight)`,
-      met: f.resume.bytesResentMiB <= f.resume.inFlightBoundMiB,
-    },
-    {
-      target: 'delta deploy, 1 % of blocks changed, fetches ≤ 5 % of the bytes',
-      value: `${((100 * f.deltaDeploy.delta.fetchedMiB) / f.deltaDeploy.full.fetchedMiB).toFixed(1)} %`,
-      met: f.deltaDeploy.delta.fetchedMiB <= 0.05 * f.deltaDeploy.full.fetchedMiB,
-    },
-  ];
-}
-
-interface Results {
-  startedAt: string;
-  seconds: number;
-  command: string;
-  machine: {
-    cpus: number;
-    cpuModel?: string;
-    memoryGiB: number;
-    os: string;
-    /** Other work on the machine makes every figure noisier: the 1, 5 and 15 minute load averages. */
-    loadAverageBefore: number[];
-    loadAverageAfter: number[];
-  };
-  versions: Record<string, string>;
-  settings: {
-    imageGiB: number;
-    blockMiB: number;
-    rangeFanOut: number;
-    transferConcurrency: number;
-    /** Uploads (uploadFile, the replication copy's uploadStream); downloadToFile takes none. */
-    baselineConcurrency: number;
-    deployBaseline: string;
-    agentConcurrency: number;
-    maxInflightMiB: number;
-    repeats: number;
-    worker: string;
-  };
-  figures: Figures;
-  targets: ReturnType<typeof targets>;
-}
-
-function markdown(r: Results): string {
-  const f = r.figures;
-  const size = `${r.settings.imageGiB} GiB`;
-  const pair = (name: 'publish' | 'deploy' | 'deployThree' | 'replication' | 'verifyRead', what: string, baseline: string) => {
-    const p = f[name];
-    const cpu = p.cpuSecondsPerGiB ? ` (${p.cpuSecondsPerGiB.vmhub} / ${p.cpuSecondsPerGiB.baseline} CPU s/GiB)` : '';
-    return `| ${what} | ${p.vmhubMiBps} MiB/s | ${baseline} ${p.baselineMiBps} MiB/s${cpu} | **${p.ratio.median.toFixed(2)}** (${p.ratio.min.toFixed(2)}–${p.ratio.max.toFixed(2)}) |`;
-  };
-  const lines = [
-    `\`${r.command}\` — ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB, load ${r.machine.loadAverageBefore[0]} before / ${r.machine.loadAverageAfter[0]} after; node ${r.versions.node.slice(1)}, @azure/storage-blob ${r.versions['@azure/storage-blob']}, @temporalio/worker ${r.versions['@temporalio/worker']}, Azurite ${r.versions.azurite}`,
-    '',
-    '| figure | vmhub | plain SDK (CPU vmhub / SDK) | ratio median (min–max) |',
-    '|---|---|---|---|',
-    pair('publish', `publish ${size}`, 'uploadFile'),
-    pair('deploy', `deploy ${size} to one SDDC`, 'downloadToFile'),
-    pair('deployThree', `deploy ${size} to three SDDCs at once`, '3 × downloadToFile'),
-    pair('replication', `replicate ${size} east → west`, 'streamed copy'),
-    pair('verifyRead', `verify (hash) a ${size} replica`, 'streamed read + SHA-256'),
-    '',
-    '| figure | value |',
-    '|---|---|',
-    `| source bytes read per image byte (publish) | ${f.publish.sourceReadsPerByte} |`,
-    `| worker RSS idle / peak, ${size} publish | ${f.memory.idleMiB.small} / ${f.memory.peakMiB.small} MiB |`,
-    `| worker RSS idle / peak, 4 × ${size} publish | ${f.memory.idleMiB.large} / ${f.memory.peakMiB.large} MiB |`,
-    `| history events: ${size} publish / simulated 1 TiB (${plural(f.history.simulatedBlocks, 'block')}) | ${f.history.small} / ${f.history.simulatedTiB} |`,
-    `| delta deploy ${size}, ${f.deltaDeploy.changedBlocks} of ${plural(f.deltaDeploy.blocks, 'block')} changed: fetched / time, against a full deploy | ${f.deltaDeploy.delta.fetchedMiB} MiB in ${f.deltaDeploy.delta.seconds} s / ${f.deltaDeploy.full.fetchedMiB} MiB in ${f.deltaDeploy.full.seconds} s |`,
-    `| worker SIGKILLed at ${f.resume.sentAtKillMiB} MiB staged: re-sent / extra seconds | ${f.resume.bytesResentMiB} MiB / ${f.resume.extraSeconds} s (heartbeat timeout ${f.resume.heartbeatTimeoutSeconds} s) |`,
-    '',
-    '| target | value | |',
-    '|---|---|---|',
-    ...r.targets.map((t) => `| ${t.target} | ${t.value} | ${t.met ? 'met' : '**missed**'} |`),
-    '',
-  ];
-  return lines.join('\n');
 }
 
 main().catch((err: Error) => {

@@ -33,6 +33,8 @@ export interface Config {
   signingKeyFile?: string;
   /** VMHUB_TRUSTED_KEYS: public keys an agent or the CLI trusts (files or directories); unset, the dev key's, if any. */
   trustedKeys?: string;
+  /** VMHUB_OPERATOR_CHECKS_FILE: the operator checks a health gate may name (src/deploy/operator-check.ts); unset, none. */
+  operatorChecksFile?: string;
 }
 
 export interface OvfTrustConfig {
@@ -83,6 +85,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     signingKeyFile: env.VMHUB_SIGNING_KEY_FILE || existing(devKeyPaths(dataDir).signingKey),
     trustedKeys: env.VMHUB_TRUSTED_KEYS || existing(devKeyPaths(dataDir).trusted),
+    operatorChecksFile: env.VMHUB_OPERATOR_CHECKS_FILE ? path.resolve(PROJECT_ROOT, env.VMHUB_OPERATOR_CHECKS_FILE) : undefined,
   };
 }
 

@@ -142,7 +142,7 @@ it('lets one download write a target at a time: a second one fails retryably and
   const second = await failureOf(run(agent(root), input).done);
   expect(second).toBeInstanceOf(ApplicationFailure);
   expect(second).toMatchObject({ type: 'DownloadInProgress', nonRetryable: false });
-  expect((second as Error).message).toMatch(new RegExp(`being downloaded by pid ${process.pid}`));
+  expect((second as Error).message).toMatch(new RegExp(`being used by pid ${process.pid}`));
   const out = await first.done;
   expect(out.status).toBe('deployed');
   expect(fs.readFileSync(out.path).equals(input.bytes)).toBe(true);

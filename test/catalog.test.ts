@@ -343,6 +343,33 @@ describe('deployment records keep their attempts', () => {
     expect(originalSource(record)).toBe('east-primary');
   });
 
+  it("unfinishedBy: the failed and skipped SDDCs whose latest attempt was that deploy's, or one of its batches'", async () => {
+    const at = (sddc: string) => ({ image: 'retry', version: '1.0.0', sddc });
+    const batch = (id: string) => ({ workflowId: id, runId: 'r' });
+    await catalog.deployments.record({
+      ...at('a'),
+      status: 'skipped',
+      error: 'no agent: x',
+      run: batch('deploy:retry:1.0.0:x:1-dc-east'),
+    });
+    await catalog.deployments.record({
+      ...at('b'),
+      status: 'failed',
+      error: 'InvalidInput: y',
+      run: batch('deploy:retry:1.0.0:x'),
+    });
+    await catalog.deployments.record({ ...at('c'), status: 'deployed', run: batch('deploy:retry:1.0.0:x:1-dc-east') });
+    // Tried again by a later deploy, or by a run whose ID only starts the same: not this run's.
+    await catalog.deployments.record({ ...at('d'), status: 'failed', error: 'z', run: batch('deploy:retry:1.0.0:x') });
+    await catalog.deployments.record({ ...at('d'), status: 'failed', error: 'z', run: batch('deploy:retry:1.0.0:y') });
+    await catalog.deployments.record({ ...at('e'), status: 'failed', error: 'z', run: batch('deploy:retry:1.0.0:xx') });
+    const rows = await catalog.deployments.unfinishedBy('retry', '1.0.0', 'deploy:retry:1.0.0:x');
+    expect(rows.map((r) => [r.sddc, r.status, r.error])).toEqual([
+      ['a', 'skipped', 'no agent: x'],
+      ['b', 'failed', 'InvalidInput: y'],
+    ]);
+  });
+
   it('a copy stays held after a later attempt failed, until it is removed', async () => {
     const key = { image: 'held', version: '1.0.0', sddc: 'east-1' };
     await catalog.deployments.record({ ...key, status: 'deployed', source: 'east-primary' });

@@ -6,7 +6,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../src/activities';
 import type { AgentActivities } from '../src/activities/agent';
 import type { ContentLibraryActivities } from '../src/activities/content-library';
+import type { LibraryStreamActivities } from '../src/activities/library-stream';
 import type { DeploymentPlan } from '../src/activities/deploy';
+import type { DescriptorFacts, PreflightActivities } from '../src/activities/preflight';
 import type { DeployResult, DeployResultRow } from '../src/shared/deploy-input';
 import type { ContentLibraryTarget, LibraryPlacement } from '../src/shared/target-kinds/kind';
 import {
@@ -42,8 +44,14 @@ const placement = (name: string): LibraryPlacement => ({
   itemName: 'app-1.0.0',
 });
 
-function deployPlan(agentQueue: string, names: string[], format: 'ova' | 'iso' = 'ova'): DeploymentPlan {
+function deployPlan(
+  agentQueue: string,
+  names: string[],
+  format: 'ova' | 'iso' = 'ova',
+  descriptor?: DescriptorFacts,
+): DeploymentPlan {
   return {
+    ...(descriptor ? { descriptor } : {}),
     image: 'app',
     version: '1.0.0',
     format,
@@ -61,18 +69,19 @@ function deployPlan(agentQueue: string, names: string[], format: 'ova' | 'iso' =
 /** Runs a deploy of app@1.0.0 to the named content-library SDDCs, all served by one mocked agent; the calls it makes are logged. */
 async function deployWith(
   names: string[],
-  agent: Partial<AgentActivities & ContentLibraryActivities>,
+  agent: Partial<AgentActivities & ContentLibraryActivities & LibraryStreamActivities & PreflightActivities>,
   options: {
     instantiate?: boolean;
     format?: 'ova' | 'iso';
+    descriptor?: DescriptorFacts;
     during?: (handle: WorkflowHandle) => Promise<void>;
   } = {},
 ) {
   const rows: DeployResultRow[] = [];
   const agentQueue = `sddc-${randomUUID()}`;
   const control: Partial<Activities> = {
-    planFleet: async () => fleetPlanOf(deployPlan(agentQueue, names, options.format)),
-    planDeployment: async () => deployPlan(agentQueue, names, options.format),
+    planFleet: async () => fleetPlanOf(deployPlan(agentQueue, names, options.format, options.descriptor)),
+    planDeployment: async () => deployPlan(agentQueue, names, options.format, options.descriptor),
     agentsPolling: async () => 1,
     recordDeployment: async ({ row }) => {
       rows.push(row);
@@ -105,7 +114,6 @@ async function deployWith(
 const downloaded = {
   status: 'deployed' as const,
   source: 'east-primary',
-  path: '/ds/app/1.0.0/app-1.0.0.ova',
   bytes: blocks.sizeBytes,
   bytesFetched: blocks.sizeBytes,
   bytesReusedLocally: 0,
@@ -113,21 +121,20 @@ const downloaded = {
   sourceFailures: [],
 };
 
+/** What an agent's streamed import answers for an SDDC. */
+const streamed = (sddc: string) => ({ ...downloaded, target: placement(sddc), bytesSent: blocks.sizeBytes });
+
 describe('DeployToSDDCs into content libraries', () => {
-  it('looks for the item, downloads, then imports; an item already there needs neither', async () => {
+  it('looks for the item, then downloads and streams it into the library in one activity; an item already there needs neither', async () => {
     const calls: string[] = [];
     const { outcome } = await deployWith(['east-1', 'east-2'], {
       findLibraryItem: async ({ sddc }) => {
         calls.push(`find ${sddc}`);
         return sddc === 'east-1' ? { state: 'present', target: placement(sddc) } : { state: 'absent' };
       },
-      downloadImage: async ({ sddc }) => {
-        calls.push(`download ${sddc}`);
-        return downloaded;
-      },
-      importToLibrary: async ({ sddc, target }) => {
-        calls.push(`import ${sddc} into ${target.library}`);
-        return { status: 'deployed', target: placement(sddc), bytesSent: blocks.sizeBytes, bytesSkipped: 0 };
+      streamToLibrary: async ({ sddc, target }) => {
+        calls.push(`stream ${sddc} into ${target.library}`);
+        return streamed(sddc);
       },
     });
     const rows = Object.fromEntries((outcome as DeployResult).results.map((r) => [r.sddc, r]));
@@ -149,7 +156,7 @@ describe('DeployToSDDCs into content libraries', () => {
       target: placement('east-2'),
     });
     expect(calls.filter((c) => c.includes('east-1'))).toEqual(['find east-1']);
-    expect(calls.filter((c) => c.includes('east-2'))).toEqual(['find east-2', 'download east-2', 'import east-2 into vmhub']);
+    expect(calls.filter((c) => c.includes('east-2'))).toEqual(['find east-2', 'stream east-2 into vmhub']);
   });
 
   it('a VersionConflict in one library fails that SDDC only, and the run ends DeployIncomplete with every row', async () => {
@@ -160,11 +167,10 @@ describe('DeployToSDDCs into content libraries', () => {
           throw ApplicationFailure.nonRetryable('library vmhub already holds app-1.0.0 with SHA-256 ffff', 'VersionConflict');
         return { state: 'absent' };
       },
-      downloadImage: async () => {
+      streamToLibrary: async ({ sddc }) => {
         downloads++;
-        return downloaded;
+        return streamed(sddc);
       },
-      importToLibrary: async ({ sddc }) => ({ status: 'deployed', target: placement(sddc), bytesSent: 1, bytesSkipped: 0 }),
     });
     expect(outcome).toBeInstanceOf(WorkflowFailedError);
     const failure = (outcome as WorkflowFailedError).cause as ApplicationFailure;
@@ -193,14 +199,48 @@ describe('DeployToSDDCs into content libraries', () => {
     expect(checked).toHaveLength(1);
   });
 
+  it('a preflight refusal skips the SDDC before any lookup or download; one that passes goes on; an agent without the preflight is not checked', async () => {
+    const descriptor: DescriptorFacts = { networks: ['prod'], hardwareVersions: ['vmx-15'], cpus: 4, memoryMiB: 8192 };
+    const calls: string[] = [];
+    const agent: Partial<AgentActivities & ContentLibraryActivities & PreflightActivities> = {
+      preflightLibrary: async ({ sddc, descriptor: asked }) => {
+        calls.push(`preflight ${sddc} ${asked.networks.join(',')}`);
+        return { refusals: sddc === 'east-1' ? ['network "prod" is missing', 'no host fits'] : [] };
+      },
+      findLibraryItem: async ({ sddc }) => {
+        calls.push(`find ${sddc}`);
+        return { state: 'present', target: placement(sddc) };
+      },
+    };
+    const { outcome, rows } = await deployWith(['east-1', 'east-2'], agent, { descriptor });
+    const byName = Object.fromEntries((outcome as DeployResult).results.map((r) => [r.sddc, r]));
+    expect(byName['east-1']).toEqual({
+      sddc: 'east-1',
+      dataCenter: 'dc-east',
+      status: 'skipped',
+      source: null,
+      reason: 'preflight: network "prod" is missing; no host fits',
+    });
+    expect(byName['east-2']).toMatchObject({ status: 'already-present' });
+    expect(calls.filter((c) => c.includes('east-1'))).toEqual(['preflight east-1 prod']);
+    expect(calls.filter((c) => c.includes('east-2'))).toEqual(['preflight east-2 prod', 'find east-2']);
+    expect(rows.map((r) => [r.sddc, r.status]).sort()).toEqual([
+      ['east-1', 'skipped'],
+      ['east-2', 'already-present'],
+    ]);
+    // An agent of a build before the preflight has no such activity: the deploy goes on unchecked.
+    const { preflightLibrary: _absent, ...older } = agent;
+    const unchecked = await deployWith(['east-1'], older, { descriptor });
+    expect((unchecked.outcome as DeployResult).results[0]).toMatchObject({ status: 'already-present' });
+  });
+
   it('a cancel during the import waits for the agent to give it up, records the SDDC and ends Cancelled', async () => {
     const log: string[] = [];
     const { outcome, rows } = await deployWith(
       ['east-1'],
       {
         findLibraryItem: async () => ({ state: 'absent' }),
-        downloadImage: async () => downloaded,
-        importToLibrary: transferUntilCancelled(log, 'import'),
+        streamToLibrary: transferUntilCancelled(log, 'import'),
       },
       {
         during: async (handle) => {
@@ -224,12 +264,15 @@ describe('DeployToSDDCs into content libraries', () => {
       ['east-1'],
       {
         findLibraryItem: async () => ({ state: 'absent' }),
-        downloadImage: async () => downloaded,
         // An agent that never beats hears no cancel: its import ends as a timeout would, after the cancel.
-        importToLibrary: async () => {
+        streamToLibrary: async () => {
           entered();
           await gate;
           throw ApplicationFailure.nonRetryable('activity Heartbeat timeout', 'TimeoutLike');
+        },
+        discardDownload: async (task) => {
+          log.push(`discarded ${task.image}@${task.version}`);
+          return { removed: true };
         },
         removeLibraryItem: async (task) => {
           log.push(`removed ${task.image}@${task.version}`);
@@ -251,7 +294,7 @@ describe('DeployToSDDCs into content libraries', () => {
       },
     );
     expect((outcome as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
-    expect(log).toEqual(['removed app@1.0.0']);
+    expect(log).toEqual(['discarded app@1.0.0', 'removed app@1.0.0']);
     expect(rows).toMatchObject([
       {
         sddc: 'east-1',

@@ -4,38 +4,21 @@ import net from 'node:net';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createHealthGateActivities, type GateInput } from '../src/activities/health-gate';
+import type { GateVerdict } from '../src/shared/health-gate';
 import type { DeployInput, DeployResult, DeployResultRow } from '../src/shared/deploy-input';
 import type { PublishResult } from '../src/shared/publish-input';
 import { VcenterConnection } from '../src/sddc/library-import';
-import { itemDescription } from '../src/shared/target-kinds/content-library';
+import { itemDescription, withNetworkMap } from '../src/shared/target-kinds/content-library';
 import type { ContentLibraryTarget } from '../src/shared/target-kinds/kind';
 import { loadTopology } from '../src/topology/topology';
-import { agentVcenterEnv, testVcenter } from './harness/vcenter';
+import { agentVcenterEnv, itemDigests, testVcenter } from './harness/vcenter';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
-import { isoImage, ovaFromDescriptor, type Member } from './images/build';
+import { EDGE_DESCRIPTOR, edgeOva, isoImage, ovaFromDescriptor } from './images/build';
 import { repositoryRoot, startWorld, workflowFailure, type TestWorld } from './helpers';
 
 const MiB = 2 ** 20;
-
-/** A descriptor vcsim can deploy a VM from: 4 CPUs, 8 GiB, one disk on a SCSI controller. */
-const DESCRIPTOR = `<?xml version="1.0"?>
-<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
-  xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
-  xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData" xmlns:vmw="http://www.vmware.com/schema/ovf">
-  <References><File ovf:href="edge-disk1.vmdk" ovf:id="f1"/></References>
-  <DiskSection><Info/><Disk ovf:diskId="d1" ovf:fileRef="f1" ovf:capacity="20" ovf:capacityAllocationUnits="byte * 2^30"/></DiskSection>
-  <VirtualSystem ovf:id="edge"><Info/><Name>edge</Name>
-    <ProductSection><Info/><Product>Edge</Product><Version>VERSION</Version></ProductSection>
-    <OperatingSystemSection ovf:id="101" vmw:osType="otherLinux64Guest"><Info/></OperatingSystemSection>
-    <VirtualHardwareSection><Info/>
-      <System><vssd:ElementName>Virtual Hardware Family</vssd:ElementName><vssd:InstanceID>0</vssd:InstanceID><vssd:VirtualSystemType>vmx-15</vssd:VirtualSystemType></System>
-      <Item><rasd:InstanceID>1</rasd:InstanceID><rasd:ResourceType>3</rasd:ResourceType><rasd:VirtualQuantity>4</rasd:VirtualQuantity></Item>
-      <Item><rasd:AllocationUnits>byte * 2^20</rasd:AllocationUnits><rasd:InstanceID>2</rasd:InstanceID><rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>8192</rasd:VirtualQuantity></Item>
-      <Item><rasd:InstanceID>4</rasd:InstanceID><rasd:ResourceSubType>lsilogic</rasd:ResourceSubType><rasd:ResourceType>6</rasd:ResourceType></Item>
-      <Item><rasd:AddressOnParent>0</rasd:AddressOnParent><rasd:HostResource>ovf:/disk/d1</rasd:HostResource><rasd:InstanceID>3</rasd:InstanceID><rasd:Parent>4</rasd:Parent><rasd:ResourceType>17</rasd:ResourceType></Item>
-    </VirtualHardwareSection>
-  </VirtualSystem>
-</Envelope>`;
 
 const DEFAULT_SDDCS = ['east-1', 'east-2', 'west-1'];
 const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -133,19 +116,7 @@ describe('content library targets', () => {
   }
 
   /** An item's files as the vCenter serves them back through a download session: name → SHA-256. */
-  async function readBack(name: string, itemId: string): Promise<Record<string, string>> {
-    return vcenter(name, async (conn) => {
-      const { session, endpoints } = await conn.library.downloadEndpoints(itemId);
-      const digests: Record<string, string> = {};
-      for (const [file, endpoint] of endpoints) {
-        const hash = createHash('sha256');
-        for await (const chunk of await conn.library.rest.download(endpoint, file)) hash.update(chunk as Buffer);
-        digests[file] = hash.digest('hex');
-      }
-      await conn.library.endDownload(session);
-      return digests;
-    });
-  }
+  const readBack = (name: string, itemId: string) => vcenter(name, (conn) => itemDigests(conn.library, itemId));
 
   beforeAll(async () => {
     world = await startWorld({ blockSizeBytes: 4 * MiB });
@@ -163,15 +134,7 @@ describe('content library targets', () => {
     await world.close();
   });
 
-  function writeOva(version: string, diskBytes: number): { file: string; members: Member[] } {
-    const file = `edge-${version}.ova`;
-    const { members } = ovaFromDescriptor(path.join(repositoryRoot(), file), DESCRIPTOR.replace('VERSION', version), {
-      fileSize: diskBytes,
-      manifest: 'sha256',
-      descriptorName: 'edge.ovf',
-    });
-    return { file, members };
-  }
+  const writeOva = (version: string, diskBytes: number) => edgeOva(repositoryRoot(), version, diskBytes);
 
   const publish = (source: string, image: string, version: string, deployTo?: string[]) =>
     world.client.workflow.execute('PublishImage', {
@@ -235,6 +198,51 @@ describe('content library targets', () => {
     expect(await readBack('east-2', row.target!.itemId)).toEqual({ 'tools-2.0.0.iso': published.sha256 });
   });
 
+  it('a streamed deploy whose source bytes do not verify fails its update sessions and leaves no item; good bytes land the item', async () => {
+    const { file, members } = writeOva('1.4.0', 2 * MiB);
+    const published = await publish(file, 'edge', '1.4.0');
+    const good = fs.readFileSync(path.join(repositoryRoot(), file));
+    // One byte of the disk changed in every copy once replicated, the catalog's SHA-256 kept: only the bytes tell.
+    await until('the replica verified', async () =>
+      ((await world.deps.catalog.versions.get('edge', '1.4.0'))?.replicas ?? []).some((r) => r.status === 'verified'),
+    );
+    const bad = Buffer.from(good);
+    bad[Math.floor(bad.length / 2)] ^= 0xff;
+    const [primary, replica] = ['east-primary', 'west-replica'].map((l) => world.deps.storage.store(l));
+    for (const store of [primary, replica])
+      await store.upload(published.location.blob, bad, { metadata: { sha256: published.sha256 } });
+    const sessionIds = () =>
+      vcenter('east-1', (conn) => conn.library.rest.get<string[]>('/rest/com/vmware/content/library/item/update-session'));
+    const before = new Set(await sessionIds());
+
+    const failure = await workflowFailure((await deploy({ image: 'edge', version: '1.4.0', sddcs: ['east-1'] })).result());
+    const [row] = (failure.details![0] as DeployResult).results;
+    expect(row).toMatchObject({ sddc: 'east-1', status: 'failed', source: null });
+    expect(row.reason).toMatch(
+      /^NoSource: no source could deliver edge@1\.4\.0: east-primary yielded bytes with SHA-256 [0-9a-f]{64}, expected /,
+    );
+    await vcenter('east-1', async (conn) => {
+      const library = await conn.library.findLibrary(`vmhub-${run}`);
+      expect(await conn.library.findItem(library!.id, 'edge-1.4.0')).toBeUndefined();
+      // Each source's session that took its bytes was failed: none completed, none left open.
+      const fresh = (await sessionIds()).filter((id) => !before.has(id));
+      const states = (await Promise.all(fresh.map((id) => conn.library.updateSession(id)))).map((x) => x?.state);
+      expect(states.length).toBeGreaterThan(0);
+      expect(new Set(states)).toEqual(new Set(['ERROR']));
+    });
+    expect(fs.existsSync(path.join(datastores, 'east-1', 'edge', '1.4.0', 'edge-1.4.0.ova'))).toBe(false);
+
+    await primary.upload(published.location.blob, good, { metadata: { sha256: published.sha256 } });
+    const result = (await (await deploy({ image: 'edge', version: '1.4.0', sddcs: ['east-1'] })).result()) as DeployResult;
+    const [landed] = result.results;
+    expect(landed).toMatchObject({ status: 'deployed', source: 'east-primary', target: { itemName: 'edge-1.4.0' } });
+    expect(await readBack('east-1', landed.target!.itemId)).toEqual(
+      Object.fromEntries(members.map((m) => [m.name, sha(m.bytes)])),
+    );
+    const sessions = await vcenter('east-1', (conn) => conn.library.updateSessionsOf(landed.target!.itemId));
+    expect(sessions.map((x) => x.state)).toEqual(['DONE']);
+  });
+
   it('never overwrites an item holding other bytes under the name: VersionConflict there, deployed elsewhere', async () => {
     const { file } = writeOva('1.1.0', MiB);
     await publish(file, 'edge', '1.1.0');
@@ -266,12 +274,135 @@ describe('content library targets', () => {
       await deploy({ image: 'edge', version: '1.0.0', sddcs: ['west-1'], instantiate: true })
     ).result()) as DeployResult;
     const [row] = result.results;
-    expect(row).toMatchObject({ status: 'already-present', instantiated: { cpus: 4, memoryMiB: 8192, removed: true } });
+    expect(row).toMatchObject({ status: 'already-present', instantiated: { cpus: 2, memoryMiB: 2048, removed: true } });
     expect(row.instantiated!.vm).toMatch(/^vm-\d+$/);
     const left = await vcenter('west-1', async (conn) => (await conn.vim()).objectsOfType('VirtualMachine', ['name']));
     expect(left.filter((vm) => vm.props.name.startsWith('vmhub-check-'))).toEqual([]);
     const [recorded] = (await world.deps.catalog.deployments.of('edge', '1.0.0')).filter((d) => d.sddc === 'west-1');
-    expect(recorded.instantiated).toMatchObject({ vm: row.instantiated!.vm, cpus: 4, memoryMiB: 8192 });
+    expect(recorded.instantiated).toMatchObject({ vm: row.instantiated!.vm, cpus: 2, memoryMiB: 2048 });
+  });
+
+  it('preflight skips a version whose network the vCenter lacks, before any download, and deploys and instantiates it once the network is mapped', async () => {
+    // A NIC on network "prod", which vcsim does not have (it has VM Network and DC0_DVPG0).
+    const descriptor = EDGE_DESCRIPTOR.replace('VERSION', '3.0.0')
+      .replace(
+        '<DiskSection>',
+        '<NetworkSection><Info/><Network ovf:name="prod"><Description/></Network></NetworkSection><DiskSection>',
+      )
+      .replace(
+        '</VirtualHardwareSection>',
+        '<Item><rasd:Connection>prod</rasd:Connection><rasd:InstanceID>5</rasd:InstanceID><rasd:ResourceSubType>VmxNet3</rasd:ResourceSubType><rasd:ResourceType>10</rasd:ResourceType></Item></VirtualHardwareSection>',
+      );
+    const file = 'edge-3.0.0.ova';
+    ovaFromDescriptor(path.join(repositoryRoot(), file), descriptor, { fileSize: MiB, descriptorName: 'edge.ovf' });
+    await publish(file, 'edge', '3.0.0');
+    const refused = (await (await deploy({ image: 'edge', version: '3.0.0', sddcs: ['east-2'] })).result()) as DeployResult;
+    const [row] = refused.results;
+    expect(row).toMatchObject({ sddc: 'east-2', status: 'skipped', source: null });
+    expect(row.reason).toMatch(
+      /^preflight: network "prod" of edge@3\.0\.0 does not exist in east-2 \(networks: .*VM Network.*\); map it with vmhub sddc update east-2 --network-map prod=<network>$/,
+    );
+    expect(row.bytesFetched).toBeUndefined();
+    expect(fs.existsSync(path.join(datastores, 'east-2', 'edge', '3.0.0'))).toBe(false);
+
+    const target = targets.get('east-2')!;
+    await world.deps.catalog.sddcs.update('east-2', { target: withNetworkMap(target, ['prod=VM Network']) });
+    try {
+      // The instantiate check deploys its VM with the mapped network (the deploy spec's network_mappings).
+      const mapped = (await (
+        await deploy({ image: 'edge', version: '3.0.0', sddcs: ['east-2'], instantiate: true })
+      ).result()) as DeployResult;
+      expect(mapped.results[0]).toMatchObject({
+        status: 'deployed',
+        target: { itemName: 'edge-3.0.0' },
+        instantiated: { cpus: 2, memoryMiB: 2048, removed: true },
+      });
+      expect(mapped.results[0].bytesFetched).toBeGreaterThan(0);
+    } finally {
+      await world.deps.catalog.sddcs.update('east-2', { target });
+    }
+  });
+
+  it('a health gate passes on power state, fails at the guest when required and at the hardware when it differs, a cancel removes its VM; no VM is left', async () => {
+    const west = targets.get('west-1')!;
+    const [deployed] = (await world.deps.catalog.deployments.of('edge', '1.0.0')).filter((d) => d.sddc === 'west-1');
+    const record = (await world.deps.catalog.versions.get('edge', '1.0.0'))!;
+    const powerState = { ...west, guestCheck: 'power-state' as const };
+    const base: GateInput = {
+      sddc: 'west-1',
+      image: 'edge',
+      version: '1.0.0',
+      format: record.format,
+      sha256: record.sha256!,
+      sizeBytes: record.sizeBytes,
+      target: powerState,
+      placement: deployed.target!,
+      expected: { cpus: 2, memoryMiB: 2048 },
+      guestTimeoutSeconds: 1,
+    };
+    // The agent's activities in this process, with the agent's own vCenter configuration.
+    const gate = createHealthGateActivities({ sddc: 'west-1', env: agentVcenterEnv(west.vcenter, { username, password }) });
+    const activity = () => new MockActivityEnvironment({ activityId: randomUUID().slice(0, 8) });
+    const startGate = (input: GateInput) => activity().run(gate.startGate, input) as Promise<GateVerdict>;
+    const removeGateVm = (vm: string) => activity().run(gate.removeGateVm, { ...base, vm }) as Promise<{ removed: boolean }>;
+    const gateVms = () =>
+      vcenter('west-1', async (conn) =>
+        (await (await conn.vim()).objectsOfType('VirtualMachine', ['name', 'runtime.powerState'])).filter((vm) =>
+          vm.props.name.startsWith('vmhub-gate-edge-1.0.0-'),
+        ),
+      );
+
+    const passed = await startGate(base);
+    expect(passed).toMatchObject({
+      passed: true,
+      vm: expect.stringMatching(/^vm-\d+$/),
+      vmName: expect.stringMatching(/^vmhub-gate-edge-1\.0\.0-[0-9a-z-]{1,8}-[0-9a-f]{8}$/),
+    });
+    expect(passed.checks.map((c) => [c.check, c.passed])).toEqual([
+      ['instantiate', true],
+      ['hardware', true],
+      ['power-on', true],
+    ]);
+    expect((await gateVms()).map((vm) => [vm.obj.id, vm.props['runtime.powerState']])).toEqual([[passed.vm, 'poweredOn']]);
+    expect(await removeGateVm(passed.vm!)).toEqual({ removed: true });
+    expect(await gateVms()).toEqual([]);
+    expect(await removeGateVm(passed.vm!)).toEqual({ removed: false });
+
+    const required = await startGate({ ...base, target: west });
+    expect(required.passed).toBe(false);
+    expect(required).not.toHaveProperty('vm');
+    expect(required.checks.map((c) => [c.check, c.passed])).toEqual([
+      ['instantiate', true],
+      ['hardware', true],
+      ['power-on', true],
+      ['guest', false],
+    ]);
+    expect(required.checks[3].detail).toMatch(
+      /guest\.toolsRunningStatus is guestToolsNotRunning after \d+ s; want guestToolsRunning/,
+    );
+    expect(await gateVms()).toEqual([]);
+
+    const wrong = await startGate({ ...base, expected: { cpus: 1, memoryMiB: 2048 } });
+    expect(wrong.passed).toBe(false);
+    expect(wrong).not.toHaveProperty('vm');
+    expect(wrong.checks.map((c) => [c.check, c.passed])).toEqual([
+      ['instantiate', true],
+      ['hardware', false],
+    ]);
+    expect(wrong.checks[1].detail).toBe('the VM has 2 CPUs and 2048 MiB; the catalog says 1 CPU and 2048 MiB');
+    expect(await gateVms()).toEqual([]);
+
+    // A cancel while the guest is awaited removes the running VM.
+    const cancelled = activity();
+    const poweredOn = new Promise<void>((resolve) =>
+      cancelled.on('heartbeat', (d: { phase?: string }) => d.phase === 'power-on passed' && resolve()),
+    );
+    const waiting = cancelled.run(gate.startGate, { ...base, target: west, guestTimeoutSeconds: 600 }) as Promise<GateVerdict>;
+    await poweredOn;
+    expect((await gateVms()).map((vm) => vm.props['runtime.powerState'])).toEqual(['poweredOn']);
+    cancelled.cancel();
+    expect(await waiting.catch((e: unknown) => e)).toBeInstanceOf(CancelledFailure);
+    expect(await gateVms()).toEqual([]);
   });
 
   it('a vCenter that is down fails its own SDDC only', async () => {

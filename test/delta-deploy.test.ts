@@ -196,6 +196,8 @@ describe('delta deploys', () => {
     expect(holder.bytesFetched).toBe(2 * BLOCK);
     expect(holder.bytesReusedLocally).toBe(fs.statSync(v2).size - 2 * BLOCK);
     expect(sha256Of(holder.path!)).toBe(second.sha256);
+    // The digest recorded beside the copy is that of its bytes.
+    expect(fs.readFileSync(`${holder.path!}.sha256`, 'utf8').split(/\s/)[0]).toBe(sha256Of(holder.path!));
   });
 
   it(

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -6,6 +7,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../src/activities';
 import { loadConfig, type Config } from '../src/config';
+import { SEARCH_ATTRIBUTES } from '../src/dev-services/embedded';
+import { temporalBinary } from '../src/dev-services/tools';
 import { installLogging } from '../src/temporal/logging';
 import type { BlockStore } from '../src/storage/block-store';
 import { connectClient, connectWorker } from '../src/temporal/connection';
@@ -24,16 +27,33 @@ export interface TestWorld {
   close(): Promise<void>;
 }
 
-export async function startWorld(overrides: Partial<Config> = {}): Promise<TestWorld> {
+/**
+ * A namespace of the test server for one test file, with vmhub's search attributes: what is namespace-wide
+ * (the schedules every control worker makes sure of at start) is then the file's alone.
+ */
+function createNamespace(base: Config, namespace: string): Config['temporal'] {
+  const temporal = (...args: string[]) =>
+    execFileSync(temporalBinary(), [...args, '--namespace', namespace, '--address', base.temporal.address], { stdio: 'ignore' });
+  temporal('operator', 'namespace', 'create');
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES))
+    temporal('operator', 'search-attribute', 'create', '--name', name, '--type', type);
+  return { ...base.temporal, namespace };
+}
+
+export async function startWorld(overrides: Partial<Config> = {}, options: { ownNamespace?: boolean } = {}): Promise<TestWorld> {
   installLogging((process.env.VMHUB_LOG_LEVEL as 'WARN' | undefined) ?? 'ERROR');
-  const base = loadConfig();
+  const loaded = loadConfig();
+  const base = options.ownNamespace
+    ? { ...loaded, temporal: createNamespace(loaded, `vmhub-${randomUUID().slice(0, 8)}`) }
+    : loaded;
   // Each test file gets a catalog database of its own, so registrations and records never cross.
   const mongodbUri = base.mongodbUri.replace(/\/[^/?]*(\?|$)/, `/vmhub_${randomUUID().slice(0, 8)}$1`);
   const taskQueue = overrides.taskQueue ?? `test-${randomUUID()}`;
   const config: Config = { ...base, taskQueue, transferTaskQueue: transferTaskQueueOf(taskQueue), mongodbUri, ...overrides };
-  // Worker processes the test spawns (agents check their SDDC is registered) read the same catalog.
-  const previousUri = process.env.MONGODB_URI;
+  // Worker processes the test spawns (agents check their SDDC is registered) read the same catalog and namespace.
+  const previous = { MONGODB_URI: process.env.MONGODB_URI, TEMPORAL_NAMESPACE: process.env.TEMPORAL_NAMESPACE };
   process.env.MONGODB_URI = config.mongodbUri;
+  process.env.TEMPORAL_NAMESPACE = config.temporal.namespace;
   const deps = await openDeps(config);
   await deps.storage.ensureContainers();
   const connection: NativeConnection = await connectWorker(config.temporal);
@@ -51,8 +71,10 @@ export async function startWorld(overrides: Partial<Config> = {}): Promise<TestW
       await connection.close();
       await client.connection.close();
       await deps.close();
-      if (previousUri === undefined) delete process.env.MONGODB_URI;
-      else process.env.MONGODB_URI = previousUri;
+      for (const [name, value] of Object.entries(previous)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
     },
   };
 }

@@ -21,10 +21,11 @@ import { unlessNotFound } from '../src/storage/block-store';
 import { VcenterConnection } from '../src/sddc/library-import';
 import { libraryItemName } from '../src/shared/target-kinds/content-library';
 import type { ContentLibraryTarget } from '../src/shared/target-kinds/kind';
-import { loadTopology } from '../src/topology/topology';
+import { findLocation, loadTopology } from '../src/topology/topology';
 import { leasedDeploys } from '../src/lifecycle/deploy-leases';
 import { agentVcenterEnv, testVcenter } from './harness/vcenter';
 import { replicateImage } from '../src/publish/replicate';
+import { commitAsPublished } from './harness/committed-blocks';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, isoImage } from './images/build';
 import { readBlob, repositoryRoot, startWorld, workflowFailure, type TestWorld } from './helpers';
@@ -75,7 +76,7 @@ describe('image lifecycle', () => {
     until(`agent ${name} polling`, async () => (await world.deps.temporal.recentPollers(queues.get(name)!, 'activity')) > 0);
 
   beforeAll(async () => {
-    world = await startWorld({ blockSizeBytes: 4 * MiB });
+    world = await startWorld({ blockSizeBytes: 4 * MiB }, { ownNamespace: true });
     deps = { config: world.config, temporal: async () => world.client, catalog: async () => world.deps.catalog };
     const seed = loadTopology(world.config.topologyPath).sddcs.find((s) => s.name === 'east-1')!;
     library = { ...(seed.target as ContentLibraryTarget), library: `vmhub-lc-${run}` };
@@ -350,6 +351,94 @@ describe('image lifecycle', () => {
     expect(copied.status).toBe('verified');
     expect((await blobBytes('west-replica', published)).equals(primaryBytes)).toBe(true);
     expect((await westReplica())?.etag).toBe((await replica.getProperties(blob)).etag);
+  });
+
+  describe('incremental replication', () => {
+    const BLOCK = 256 * 1024;
+    const block = (seed: number) => filler(BLOCK, seed);
+    /** Eight blocks; v2 changes block 5 and swaps blocks 1 and 2. */
+    const v1 = Buffer.concat([0, 1, 2, 3, 4, 5, 6, 7].map((i) => block(200 + i)));
+    const v2 = Buffer.concat([0, 2, 1, 3, 4].map((i) => block(200 + i)).concat([block(250), block(206), block(207)]));
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+    /** Commits `content` on the primary as the block IDs publish writes, and catalogs it available. */
+    async function cataloged(version: string, content: Buffer) {
+      const primary = world.deps.storage.store('east-primary');
+      const blob = `seeded/${version}/seeded-${version}-${run}.iso`;
+      const ids = await commitAsPublished(primary, blob, content, BLOCK);
+      const owner = { workflowId: `test-${version}`, runId: randomUUID() };
+      const location = {
+        storage: 'east-primary',
+        container: findLocation(world.deps.storage.topology, 'east-primary').container,
+        blob,
+      };
+      const v = {
+        image: 'seeded',
+        version,
+        format: 'iso' as const,
+        sizeBytes: content.length,
+        location,
+        blockSize: BLOCK,
+        blockCount: ids.length,
+      };
+      await world.deps.catalog.versions.claim(v, owner);
+      await world.deps.catalog.versions.markAvailable('seeded', version, owner, sha(content), {
+        kind: 'iso',
+        volumeId: 'V',
+        volumeSizeBytes: content.length,
+        bootable: false,
+        joliet: false,
+        udf: false,
+      });
+      return blob;
+    }
+    const replicate = (version: string) =>
+      replicateImage(
+        { storage: world.deps.storage, catalog: world.deps.catalog, concurrency: 2 },
+        { image: 'seeded', version, location: 'west-replica' },
+        {
+          signal: new AbortController().signal,
+          liveness: { beat: () => undefined, keepBeating: (fn) => fn() },
+          log: { info: () => undefined, warn: () => undefined },
+        },
+      );
+    const westBytes = (blob: string) => readBlob(world.deps.storage.store('west-replica'), blob);
+
+    it('a replica that holds v1 copies it within its account and fetches only the changed block; a moved block stays there', async () => {
+      const first = await cataloged('1.0.0', v1);
+      expect(await replicate('1.0.0')).toMatchObject({ status: 'verified', crossed: { bytes: v1.length } });
+      expect(sha(await westBytes(first))).toBe(sha(v1));
+
+      const blob = await cataloged('2.0.0', v2);
+      const copied = await replicate('2.0.0');
+      expect(copied).toMatchObject({ status: 'verified', sha256: sha(v2), crossed: { bytes: BLOCK, from: '1.0.0' } });
+      expect(sha(await westBytes(blob))).toBe(sha(await readBlob(world.deps.storage.store('east-primary'), blob)));
+      const recorded = (await world.deps.catalog.versions.get('seeded', '2.0.0'))?.replicas.find(
+        (r) => r.location === 'west-replica',
+      );
+      expect(recorded).toMatchObject({ status: 'verified', crossed: { bytes: BLOCK, from: '1.0.0' } });
+
+      // A verify that hashes it right rewrites the record and keeps what crossed for it, for `vmhub show`.
+      expect(await verifyCommand.run({ image: 'seeded', version: '2.0.0' }, deps)).toMatchObject({ findingsTotal: 0 });
+      const verified = (await world.deps.catalog.versions.get('seeded', '2.0.0'))?.replicas.find(
+        (r) => r.location === 'west-replica',
+      );
+      expect(verified!.hashedAt!.getTime()).toBeGreaterThan(recorded!.hashedAt!.getTime());
+      expect(verified).toMatchObject({ status: 'verified', crossed: { bytes: BLOCK, from: '1.0.0' } });
+    });
+
+    it('a base whose replica blob went (retired meanwhile) is copied from in full, and right', async () => {
+      // 2.0.0 and 1.0.0 read verified in the catalog, but their blobs at the replica are gone, as a retire leaves them.
+      const west = world.deps.storage.store('west-replica');
+      for (const v of ['1.0.0', '2.0.0'])
+        await west.deleteIfExists((await world.deps.catalog.versions.get('seeded', v))!.location.blob);
+      const v3 = Buffer.concat([v2.subarray(0, 7 * BLOCK), block(260)]);
+      const blob = await cataloged('3.0.0', v3);
+      const copied = await replicate('3.0.0');
+      expect(copied).toMatchObject({ status: 'verified', sha256: sha(v3), crossed: { bytes: v3.length } });
+      expect(copied.crossed?.from).toBeUndefined();
+      expect(sha(await westBytes(blob))).toBe(sha(v3));
+    });
   });
 
   it('VerifySddcs finds a copy deleted, one emptied, one edited, a library file replaced and an extra descriptor, marks them drifted, and repairs them', async () => {

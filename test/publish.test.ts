@@ -97,7 +97,7 @@ describe('PublishImage', () => {
     writeIso('same.iso', 5 * MiB, 21);
     const first = await publish({ source: 'same.iso', image: 'same', version: '1.2.3' });
     const again = await publish({ source: 'same.iso', image: 'same', version: '1.2.3' });
-    expect(again).toEqual({ ...first, alreadyPublished: true });
+    expect(again).toEqual({ ...first, sent: { bytes: 0, blocks: 0 }, alreadyPublished: true });
 
     writeIso('other.iso', 5 * MiB, 22);
     const conflict = await failure({ source: 'other.iso', image: 'same', version: '1.2.3' });

@@ -60,22 +60,32 @@ function findCredentials(history: unknown, secrets: string[]): string[] {
 
 const run = promisify(execFile);
 
-async function temporalJson(args: string[]): Promise<unknown> {
-  const { temporal } = loadConfig();
+async function temporalJson(args: string[], namespace = loadConfig().temporal.namespace): Promise<unknown> {
   const { stdout } = await run(
     temporalBinary(),
-    [...args, '--output', 'json', '--address', temporal.address, '--namespace', temporal.namespace],
+    [...args, '--output', 'json', '--address', loadConfig().temporal.address, '--namespace', namespace],
     { maxBuffer: 512 * 1024 * 1024 },
   );
   return JSON.parse(stdout);
 }
 
 interface Execution {
+  namespace: string;
   execution: { workflowId: string; runId: string };
 }
 
+/** Every run in every namespace the tests used: a test file may keep a namespace of its own. */
 async function listExecutions(): Promise<Execution[]> {
-  return (await temporalJson(['workflow', 'list'])) as Execution[];
+  const namespaces = (await temporalJson(['operator', 'namespace', 'list'])) as Array<{ namespaceInfo: { name: string } }>;
+  const lists = await Promise.all(
+    namespaces
+      .map((n) => n.namespaceInfo.name)
+      .filter((name) => name !== 'temporal-system')
+      .map(async (namespace) =>
+        ((await temporalJson(['workflow', 'list'], namespace)) as Execution[]).map((e) => ({ ...e, namespace })),
+      ),
+  );
+  return lists.flat();
 }
 
 /** Runs one small workflow, so a run of this file alone still has a history to check. */
@@ -126,8 +136,8 @@ describe('workflow histories', () => {
     const secrets = credentialValues();
     const findings: string[] = [];
     let checked = 0;
-    await inBatches(executions, 8, async ({ execution: { workflowId, runId } }) => {
-      const history = await temporalJson(['workflow', 'show', '--workflow-id', workflowId, '--run-id', runId]);
+    await inBatches(executions, 8, async ({ namespace, execution: { workflowId, runId } }) => {
+      const history = await temporalJson(['workflow', 'show', '--workflow-id', workflowId, '--run-id', runId], namespace);
       expect((history as { events?: unknown[] }).events?.length).toBeGreaterThan(0);
       findings.push(...findCredentials(history, secrets).map((f) => `${workflowId} (${runId}) ${f}`));
       checked++;

@@ -2,7 +2,7 @@ import { activityInfo, ApplicationFailure, cancellationDetails, heartbeat, log }
 import type { Config } from '../config';
 import { acquireLock, lockHolder, releaseLock, type LockHolder } from '../datastore/locks';
 import { datastoreRoot, discardPartial, openDeployment, type DeploymentPaths } from '../datastore/layout';
-import { downloadFromSources, NoSourceDelivered } from '../deploy/download';
+import { downloadFromSources, NoSourceDelivered, type DownloadContext } from '../deploy/download';
 import {
   checkDownloadInput,
   type DownloadInput,
@@ -35,6 +35,27 @@ export function activityLockHolder(): LockHolder {
   return lockHolder(info.activityId, info.workflowExecution?.workflowId);
 }
 
+/**
+ * Takes the lock of a version's files on this agent for this activity, or fails retryably (`busy`) naming
+ * who holds it: one download, import or removal of a version at a time.
+ */
+export async function lockVersionFiles(
+  paths: DeploymentPaths,
+  busy: 'DownloadInProgress' | 'ImportInProgress',
+): Promise<{ holder: LockHolder; tookOverFrom?: string }> {
+  const holder = activityLockHolder();
+  const lock = await acquireLock(paths.lock, holder);
+  if (!lock.acquired) {
+    const { pid, activityId, workflowId } = lock.holder;
+    const message = `${paths.final} is being used by pid ${pid} (activity ${activityId} of ${workflowId ?? 'no workflow'})`;
+    // Each type spelled where it is raised, as the error table's check reads them.
+    throw busy === 'ImportInProgress'
+      ? ApplicationFailure.retryable(message, 'ImportInProgress')
+      : ApplicationFailure.retryable(message, 'DownloadInProgress');
+  }
+  return { holder, tookOverFrom: lock.tookOverFrom };
+}
+
 export function createAgentActivities({ storage, config, sddc, trusted = loadTrustedKeys(config.trustedKeys) }: AgentDeps) {
   const root = datastoreRoot(config, sddc);
   return {
@@ -51,18 +72,10 @@ export function createAgentActivities({ storage, config, sddc, trusted = loadTru
       try {
         checkDownloadInput(input, sddc);
         const paths = await openDeployment(root, input);
-        const holder = activityLockHolder();
-        const lock = await acquireLock(paths.lock, holder);
-        if (!lock.acquired) {
-          const { pid, activityId, workflowId } = lock.holder;
-          throw ApplicationFailure.retryable(
-            `${paths.final} is being downloaded by pid ${pid} (activity ${activityId} of ${workflowId ?? 'no workflow'})`,
-            'DownloadInProgress',
-          );
-        }
-        if (lock.tookOverFrom) log.warn('took over the lock of a download whose agent is gone', { lock: lock.tookOverFrom });
+        const { holder, tookOverFrom } = await lockVersionFiles(paths, 'DownloadInProgress');
+        if (tookOverFrom) log.warn('took over the lock of a download whose agent is gone', { lock: tookOverFrom });
         try {
-          return await downloadLocked(input, paths, failures);
+          return await downloadLocked({ storage, config, sddc, trusted, root }, input, paths, failures);
         } catch (err) {
           const signal = transferSignal(config.transferConcurrency);
           if (!signal.aborted) throw err;
@@ -105,42 +118,50 @@ export function createAgentActivities({ storage, config, sddc, trusted = loadTru
       }
     },
   };
+}
 
-  /** The download under the target's lock: heartbeats carry its progress, and no source delivering is NoSource. */
-  async function downloadLocked(
-    input: DownloadInput,
-    paths: DeploymentPaths,
-    failures: SourceFailure[],
-  ): Promise<DownloadOutput> {
-    let progress: DownloadProgress | undefined;
-    // Beats before the first progress too: a source slow to answer its first request is no dead agent,
-    // and a download that timed out there would keep its slot and its lock while its retry is refused.
-    const beat = () => heartbeat({ sddc, phase: 'downloading', ...progress });
-    const ctx = {
-      storage,
-      root,
-      concurrency: config.transferConcurrency,
-      signal: transferSignal(config.transferConcurrency),
-      onProgress: (p: DownloadProgress) => {
-        progress = p;
-        beat();
-      },
-      log,
-      trusted,
-      attempt: activityInfo().attempt,
-      ovf: await agentOvfPolicy(config.ovf),
-    };
-    try {
-      return await keepBeating(() => downloadFromSources(ctx, input, paths, failures), beat);
-    } catch (err) {
-      if (!(err instanceof NoSourceDelivered)) throw err;
-      throw ApplicationFailure.create({
-        message: err.message,
-        type: 'NoSource',
-        nonRetryable: !err.retryable,
-        details: [failures],
-      });
-    }
+/** What a download under the target's lock runs with: the agent's stores, configuration, SDDC, keys and datastore. */
+export interface LockedDownloadDeps extends Required<AgentDeps> {
+  root: string;
+}
+
+/** The download under the target's lock: heartbeats carry its progress, and no source delivering is NoSource. */
+export async function downloadLocked(
+  { storage, config, sddc, trusted, root }: LockedDownloadDeps,
+  input: DownloadInput,
+  paths: DeploymentPaths,
+  failures: SourceFailure[],
+  follow?: DownloadContext['follow'],
+): Promise<DownloadOutput> {
+  let progress: DownloadProgress | undefined;
+  // Beats before the first progress too: a source slow to answer its first request is no dead agent,
+  // and a download that timed out there would keep its slot and its lock while its retry is refused.
+  const beat = () => heartbeat({ sddc, phase: 'downloading', ...progress });
+  const ctx = {
+    storage,
+    root,
+    concurrency: config.transferConcurrency,
+    signal: transferSignal(config.transferConcurrency),
+    onProgress: (p: DownloadProgress) => {
+      progress = p;
+      beat();
+    },
+    log,
+    trusted,
+    attempt: activityInfo().attempt,
+    ovf: await agentOvfPolicy(config.ovf),
+    follow,
+  };
+  try {
+    return await keepBeating(() => downloadFromSources(ctx, input, paths, failures), beat);
+  } catch (err) {
+    if (!(err instanceof NoSourceDelivered)) throw err;
+    throw ApplicationFailure.create({
+      message: err.message,
+      type: 'NoSource',
+      nonRetryable: !err.retryable,
+      details: [failures],
+    });
   }
 }
 

@@ -2,7 +2,7 @@ import { ApplicationFailure, activityInfo, cancellationDetails, cancellationSign
 import type { Config } from '../config';
 import { removeEmptyDirs } from '../datastore/files';
 import { datastoreRoot, openDeployment } from '../datastore/layout';
-import { acquireLock, releaseLock } from '../datastore/locks';
+import { releaseLock } from '../datastore/locks';
 import { checkDownloadInput } from '../deploy/download-request';
 import { loadTrustedKeys, type TrustedKey } from '../provenance/keys';
 import { VmhubError } from '../shared/errors';
@@ -32,7 +32,7 @@ import type { InstantiateCheck } from '../shared/target-kinds/content-library';
 import type { ContentLibraryTarget, LibraryPlacement } from '../shared/target-kinds/kind';
 import { VsphereApiError } from '../sddc/vsphere-rest';
 import { loadAgentVcenter, type AgentVcenter } from '../sddc/agent-vcenter';
-import { activityLockHolder } from './agent';
+import { lockVersionFiles } from './agent';
 import { keepBeating } from './keep-beating';
 
 export type { FindItemOutput, ImportOutput } from '../sddc/library-tasks';
@@ -68,15 +68,19 @@ export interface InstantiateInput extends LibraryTaskInput {
   expected: Pick<Resources, 'cpus' | 'memoryMiB'>;
 }
 
-export function createContentLibraryActivities({
+/** What every content library activity binds: the agent's datastore, its vCenter and the keys it trusts. */
+export function libraryContext({
   config,
   sddc,
   env = process.env,
   trusted = loadTrustedKeys(config.trustedKeys),
 }: ContentLibraryDeps) {
-  const root = datastoreRoot(config, sddc);
+  return { sddc, env, trusted, root: datastoreRoot(config, sddc), vcenter: vcenterTask(sddc, env) };
+}
+
+export function createContentLibraryActivities(deps: ContentLibraryDeps) {
+  const { sddc, env, trusted, root, vcenter } = libraryContext(deps);
   const keepStaging = env.VMHUB_KEEP_STAGING === '1';
-  const vcenter = vcenterTask(sddc, env);
 
   return {
     /** Whether the library already holds the image: a redeploy then needs no download. */
@@ -106,14 +110,7 @@ export function createContentLibraryActivities({
     async importToLibrary(input: LibraryTaskInput): Promise<ImportOutput> {
       return withVcenter(vcenter, input, async (conn, ref, signal) => {
         const paths = await openDeployment(root, input);
-        const holder = activityLockHolder();
-        const lock = await acquireLock(paths.lock, holder);
-        if (!lock.acquired) {
-          throw ApplicationFailure.retryable(
-            `${paths.final} is in use by pid ${lock.holder.pid} (activity ${lock.holder.activityId})`,
-            'ImportInProgress',
-          );
-        }
+        const { holder } = await lockVersionFiles(paths, 'ImportInProgress');
         let progress: Progress = { bytesDone: 0, bytesTotal: input.sizeBytes };
         let removed = false;
         const onProgress = (p: Progress) => {
@@ -200,11 +197,15 @@ export function vcenterTask(sddc: string, env: NodeJS.ProcessEnv): VcenterTask {
   return { sddc, vcenter: loadAgentVcenter(env) };
 }
 
-/** Checks the task, logs in to the agent's vCenter, runs fn, logs out; failures become what the workflow can act on. */
-async function withVcenter<T>(
+/**
+ * Checks the task (and `check`, for what a task adds), logs in to the agent's vCenter, runs fn, logs out;
+ * failures become what the workflow can act on.
+ */
+export async function withVcenter<T>(
   task: VcenterTask,
   input: LibraryTaskInput,
   fn: (conn: VcenterConnection, ref: ImageVersion, signal: AbortSignal) => Promise<T>,
+  check: () => void = () => undefined,
 ): Promise<T> {
   const ref: ImageVersion = {
     image: input.image,
@@ -217,7 +218,10 @@ async function withVcenter<T>(
     task,
     input.target,
     (conn, signal) => fn(conn, ref, signal),
-    () => checkDownloadInput({ ...input, blob: '', sources: [] }, task.sddc),
+    () => {
+      checkDownloadInput({ ...input, blob: '', sources: [] }, task.sddc);
+      check();
+    },
   );
 }
 

@@ -87,8 +87,22 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
       return withFailures(() => planDeployment(catalog, storage.topology, input));
     },
 
+    /** Records the row; a channel item the row says the agent filled is recorded as the SDDC's item of that channel. */
     async recordDeployment(input: { image: string; version: string; row: DeployResultRow }): Promise<void> {
       const { row } = input;
+      const run = activityInfo().workflowExecution;
+      if (row.channelItem) {
+        await catalog.channels.recordItem({
+          image: input.image,
+          channel: row.channelItem.channel,
+          sddc: row.sddc,
+          version: input.version,
+          placement: row.channelItem.placement,
+          bytesCopied: row.channelItem.bytesCopied,
+          bytesFetched: row.bytesFetched ?? 0,
+          run,
+        });
+      }
       await catalog.deployments.record({
         image: input.image,
         version: input.version,
@@ -101,8 +115,9 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
         bytesReusedLocally: row.bytesReusedLocally,
         target: row.target,
         instantiated: row.instantiated,
+        gate: row.gate,
         error: row.reason,
-        run: activityInfo().workflowExecution,
+        run,
       });
     },
 

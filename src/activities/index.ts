@@ -1,9 +1,11 @@
 import { createDeployActivities } from './deploy';
 import { createHealthActivities } from './health';
 import { createLifecycleActivities } from './lifecycle';
+import { createOperatorCheckActivities } from './operator-check';
 import { createOverlapActivities } from './overlap';
 import { createPublishActivities, type PublishDeps } from './publish';
 import { createReplicationActivities } from './replicate';
+import { createRolloutActivities } from './rollout';
 import { createSigningActivities } from './sign';
 
 export type ActivityDeps = PublishDeps;
@@ -17,7 +19,9 @@ export function createActivities(deps: ActivityDeps) {
     ...createDeployActivities(deps),
     ...createLifecycleActivities(deps),
     ...createOverlapActivities(deps),
+    ...createOperatorCheckActivities(deps),
     ...createSigningActivities(deps),
+    ...createRolloutActivities(deps),
   };
 }
 

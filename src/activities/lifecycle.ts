@@ -14,11 +14,11 @@ import { markDrifted, sddcsToCheck } from '../lifecycle/sddc-drift';
 import type { DriftFinding, PageCursor, SddcPage } from '../shared/drift-input';
 import { removeEmptyDirs } from '../datastore/files';
 import { datastoreRoot, deploymentPaths } from '../datastore/layout';
-import { acquireLock, releaseLock } from '../datastore/locks';
+import { releaseLock } from '../datastore/locks';
 import { checkDownloadInput } from '../deploy/download-request';
 import type { PublishDeps } from './publish';
 import { blockIndexPath } from '../deploy/block-index';
-import { activityLockHolder } from './agent';
+import { lockVersionFiles } from './agent';
 import { ownerOf, thisRun } from './this-run';
 import { keepBeating } from './keep-beating';
 import type { RunRef } from '../catalog/image-records';
@@ -160,14 +160,7 @@ export function createAgentLifecycleActivities({ config, sddc }: { config: Confi
         if (real === undefined) return { removed: [] };
         if (real !== dir) throw new VmhubError('InvalidInput', `${dir} is a link; the agent removes only from real directories`);
         const paths = deploymentPaths(dir, input.image, input.version, input.format);
-        const holder = activityLockHolder();
-        const lock = await acquireLock(paths.lock, holder);
-        if (!lock.acquired) {
-          throw ApplicationFailure.retryable(
-            `${paths.final} is being downloaded by pid ${lock.holder.pid}`,
-            'DownloadInProgress',
-          );
-        }
+        const { holder } = await lockVersionFiles(paths, 'DownloadInProgress');
         const removed: string[] = [];
         try {
           for (const file of [
@@ -187,6 +180,8 @@ export function createAgentLifecycleActivities({ config, sddc }: { config: Confi
             )
               removed.push(file);
           }
+          // Bookkeeping beside the copy, not part of it.
+          await fs.promises.rm(paths.imported, { force: true });
         } finally {
           await releaseLock(paths.lock, holder);
         }

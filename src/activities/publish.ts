@@ -4,9 +4,9 @@ import type { RunRef } from '../catalog/image-records';
 import type { Config } from '../config';
 import { withFailures } from '../shared/failures';
 import type { ImageFormat } from '../shared/image-format';
-import type { ImageMetadata } from '../images/inspect';
 import {
   abandonClaim,
+  type AvailableInput,
   claimVersion,
   lostClaim,
   markAvailable,
@@ -189,14 +189,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
     },
 
     /** uploading → available, for the run that owns the claim. */
-    async markAvailable(input: {
-      image: string;
-      version: string;
-      sha256: string;
-      metadata: ImageMetadata;
-      owner?: RunRef;
-      provenance?: SignOutput; // signProvenance's note, recorded in the same write
-    }): Promise<PublishResult> {
+    async markAvailable(input: AvailableInput & { owner?: RunRef }): Promise<PublishResult> {
       return withFailures(() => markAvailable(catalog, input, ownerOf(input)));
     },
 

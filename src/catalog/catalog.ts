@@ -1,5 +1,6 @@
 import { MongoClient, type Db } from 'mongodb';
 import { AttemptsRepository } from './attempts-repository';
+import { ChannelsRepository } from './channels-repository';
 import { DeployLeasesRepository } from './deploy-leases-repository';
 import { DeploymentsRepository } from './deployments-repository';
 import { ReplicasRepository } from './replicas-repository';
@@ -19,6 +20,7 @@ export class Catalog {
   readonly attempts: AttemptsRepository;
   readonly retention: RetentionRepository;
   readonly deployLeases: DeployLeasesRepository;
+  readonly channels: ChannelsRepository;
 
   constructor(
     readonly db: Db,
@@ -31,6 +33,7 @@ export class Catalog {
     this.deployments = new DeploymentsRepository(db, this.attempts, this.versions);
     this.retention = new RetentionRepository(db);
     this.deployLeases = new DeployLeasesRepository(db);
+    this.channels = new ChannelsRepository(db);
   }
 
   /** `timeoutMs` bounds how long an unreachable server is waited for (default 10 s). */
@@ -51,6 +54,7 @@ export class Catalog {
     await this.attempts.createIndexes();
     await this.retention.createIndexes();
     await this.deployLeases.createIndexes();
+    await this.channels.createIndexes();
   }
 
   async close(): Promise<void> {

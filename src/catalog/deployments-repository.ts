@@ -22,6 +22,7 @@ const OPTIONAL_DEPLOYMENT_FIELDS = [
   'bytesReusedLocally',
   'target',
   'instantiated',
+  'gate',
   'error',
   'run',
 ] as const;
@@ -181,6 +182,19 @@ export class DeploymentsRepository {
       records.map((r) => r.sddc),
     );
     return records.map((r) => ({ ...r, attempts: attempts.get(r.sddc) ?? [] }));
+  }
+
+  /**
+   * The records of a version whose latest attempt, made by deploy run `workflowId` or one of its batches
+   * (`<workflowId>:<n>-<data center>`), failed or was skipped: what `deploy --retry` reads when the run's
+   * result left rows out. The run is matched here, not in the query, so its ID needs no escaping into a pattern.
+   */
+  async unfinishedBy(image: string, version: string, workflowId: string): Promise<DeploymentRecord[]> {
+    const records = await this.collection
+      .find({ image, version, status: { $in: ['failed', 'skipped'] } }, { projection: { _id: 0 }, sort: { sddc: 1 } })
+      .toArray();
+    const ofRun = (id: string | undefined) => id === workflowId || (id ?? '').startsWith(`${workflowId}:`);
+    return records.filter((r) => ofRun(r.run?.workflowId));
   }
 
   /** The copies these SDDCs hold as far as the catalog knows (deployed, already present, or drifted), by SDDC and version. */

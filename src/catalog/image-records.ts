@@ -22,6 +22,11 @@ export interface ImageVersionRecord extends VersionRef {
   sizeBytes: number;
   sha256?: string;
   location: BlobLocation;
+  /**
+   * The blob's etag when its publish committed it: a later version starts as a copy of this blob only while
+   * the blob is still that commit (any new commit or write changes the etag), so a copy is of bytes vmhub sent.
+   */
+  etag?: string;
   blockSize: number;
   blockCount: number;
   metadata?: ImageMetadata;
@@ -70,6 +75,11 @@ export interface ReplicaRecord {
   /** When its bytes were last read and hashed to the version's SHA-256 (at `etag`); VerifyReplicas hashes the oldest first. */
   hashedAt?: Date;
   reason?: string;
+  /**
+   * What the replication that verified it read from the primary and sent here (the egress between data
+   * centers), and the earlier version its blob started from, copied within this location.
+   */
+  crossed?: { bytes: number; from?: string };
 }
 
 /** Filters of an image listing; every one given must hold (they combine with AND). */

@@ -12,6 +12,8 @@ export interface SddcRecord {
   target?: SddcTarget;
   /** What it demands of an OVF image before a deploy may reach its agent; absent demands nothing. */
   ovfPolicy?: OvfPolicy;
+  /** The operator's labels (`ring=canary`): what a rollout's waves select SDDCs by. */
+  labels?: Record<string, string>;
   createdAt: Date;
   /** Set by the last update; absent on a record never changed since it was created. */
   updatedAt?: Date;
@@ -27,4 +29,6 @@ export interface SddcChanges {
   target?: SddcTarget;
   /** Each demand given is set or cleared on its own. */
   ovfPolicy?: OvfPolicy;
+  /** Each label given is set, or cleared when null. */
+  labels?: Record<string, string | null>;
 }

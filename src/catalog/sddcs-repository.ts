@@ -77,7 +77,15 @@ export class SddcsRepository {
         if (value !== undefined) set[`${field}.${key}`] = value;
       }
     }
-    const result = await this.collection.updateOne({ name }, { $set: set });
+    const unset: Record<string, ''> = {};
+    for (const [key, value] of Object.entries(changes.labels ?? {})) {
+      if (value === null) unset[`labels.${key}`] = '';
+      else set[`labels.${key}`] = value;
+    }
+    const result = await this.collection.updateOne(
+      { name },
+      Object.keys(unset).length > 0 ? { $set: set, $unset: unset } : { $set: set },
+    );
     if (result.matchedCount === 0) throw unknownSddc(name, await this.list());
     return (await this.get(name))!;
   }

@@ -151,12 +151,21 @@ export class VersionsRepository {
     sha256: string,
     metadata: ImageMetadata,
     provenance?: ProvenanceNote,
+    etag?: string,
   ): Promise<ImageVersionRecord | undefined> {
     const now = new Date();
     const result = await this.collection.updateOne(
       { image, version, status: 'uploading', 'owner.runId': owner.runId },
       {
-        $set: { status: 'available', sha256, metadata, publishedAt: now, updatedAt: now, ...(provenance ? { provenance } : {}) },
+        $set: {
+          status: 'available',
+          sha256,
+          metadata,
+          publishedAt: now,
+          updatedAt: now,
+          ...(provenance ? { provenance } : {}),
+          ...(etag ? { etag } : {}),
+        },
       },
     );
     const record = await this.get(image, version);

@@ -172,13 +172,19 @@ function startPublishRun(
 
 /** The running publish under the ID when it publishes the same as `input`; VersionConflict otherwise. */
 async function attach(running: WorkflowHandle, input: PublishInput): Promise<WorkflowHandle> {
-  const started = await running.fetchHistory().then((h) => h.events?.[0]?.workflowExecutionStartedEventAttributes?.input);
-  const [runningInput] = (started?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload<PublishInput>(p));
+  const runningInput = await startInput<PublishInput>(running);
   if (runningInput && samePublish(runningInput, input)) return running;
   throw ApplicationFailure.nonRetryable(
     `${input.image}@${input.version} is being published from ${runningInput?.source ?? 'another source'} by workflow ${running.workflowId}; wait for it or cancel it`,
     'VersionConflict',
   );
+}
+
+/** The input a run was started with, from its first history event (a reset keeps it). */
+export async function startInput<T>(handle: WorkflowHandle): Promise<T | undefined> {
+  const started = await handle.fetchHistory().then((h) => h.events?.[0]?.workflowExecutionStartedEventAttributes?.input);
+  const [input] = (started?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload<T>(p));
+  return input;
 }
 
 /**

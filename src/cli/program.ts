@@ -1,10 +1,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, type Config } from '../config';
 import * as cancel from './cancel';
+import * as channel from './channel';
 import type { CliCommand } from './command';
 import * as deploy from './deploy';
 import * as deprecate from './deprecate';
 import type { CliDeps } from './deps';
+import * as diff from './diff';
 import { errorOf } from './errors';
 import * as images from './images';
 import { errLine, printableText, processIo, type CliIo } from './output';
@@ -12,6 +14,8 @@ import * as publish from './publish';
 import * as replayCheck from './replay-check';
 import * as retention from './retention';
 import * as retire from './retire';
+import * as rollout from './rollout';
+import * as rolloutSteer from './rollout-steer';
 import * as runs from './runs';
 import * as schedules from './schedules';
 import * as sddcAdd from './sddc-add';
@@ -29,12 +33,16 @@ import * as wait from './wait';
 export const COMMANDS: CliCommand[] = [
   publish,
   deploy,
+  rollout,
+  rolloutSteer,
+  channel,
   wait,
   status,
   runs,
   cancel,
   images,
   show,
+  diff,
   sddcAdd,
   sddcUpdate,
   sddcShow,

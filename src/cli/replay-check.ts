@@ -20,6 +20,7 @@ export const WORKFLOW_TYPES = [
   'VerifyReplicas',
   'VerifySddcs',
   'CheckServices',
+  'Rollout',
 ] as const;
 
 export interface ReplayCheckOptions {

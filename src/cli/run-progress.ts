@@ -91,6 +91,7 @@ const KINDS: Record<string, TransferKind> = {
   replicateImage: 'replicating',
   downloadImage: 'downloading',
   importToLibrary: 'importing',
+  streamToLibrary: 'importing',
 };
 
 /**

@@ -9,7 +9,18 @@ import { formatCapacity, parseCpus, parseDiskGiB, parseMemoryMiB } from '../shar
 import { examples, jsonOption, requiredOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';
-import { givenOvfPolicy, givenTarget, ovfPolicyOptions, sddcGroup, targetOptions, type OvfPolicyOptions } from './sddc';
+import {
+  givenLabels,
+  givenOvfPolicy,
+  givenTarget,
+  labelOption,
+  mappedTarget,
+  networkMapOption,
+  ovfPolicyOptions,
+  sddcGroup,
+  targetOptions,
+  type OvfPolicyOptions,
+} from './sddc';
 
 export interface SddcAddOptions {
   name: string;
@@ -18,6 +29,9 @@ export interface SddcAddOptions {
   taskQueue?: string;
   target: TargetOptions;
   ovfPolicy?: OvfPolicy;
+  labels?: Record<string, string>;
+  /** `--network-map` values: `from=to`. */
+  networkMap?: string[];
 }
 
 /** Registers a new SDDC; a name registered already is refused with SddcExists (`sddc update` changes one). */
@@ -27,8 +41,9 @@ export async function run(options: SddcAddOptions, deps: CliDeps): Promise<SddcR
     dataCenter: options.dc,
     taskQueue: options.taskQueue ?? agentTaskQueueOf(options.name),
     capacity: options.capacity,
-    target: givenTarget(options.name, options.target) ?? parseTarget(undefined),
+    target: mappedTarget(options.name, givenTarget(options.name, options.target) ?? parseTarget(undefined), options.networkMap),
     ovfPolicy: options.ovfPolicy,
+    ...(options.labels ? { labels: options.labels } : {}),
   });
   return createSddc((await deps.catalog()).sddcs, sddc);
 }
@@ -43,17 +58,22 @@ export function renderText(r: SddcRecord): string[] {
 }
 
 export function register(program: Command, deps: CliDeps): void {
-  ovfPolicyOptions(
-    targetOptions(
-      sddcGroup(program)
-        .command('add')
-        .description('register a new SDDC (one registered already is refused: change it with `sddc update`)')
-        .argument('<name>', 'lowercase letters, digits and -, e.g. east-3')
-        .addOption(requiredOption('--dc <dataCenter>', 'the data center it is in, as the topology names it'))
-        .option('--cpus <n>', 'CPUs available', '64')
-        .option('--memory <size>', 'memory available, e.g. 512GiB (a plain number is GiB)', '512GiB')
-        .option('--disk <size>', 'disk available, e.g. 4TiB (a plain number is GiB)', '4TiB')
-        .option('--task-queue <queue>', "its agent's task queue (default sddc-<name>)"),
+  labelOption(
+    ovfPolicyOptions(
+      networkMapOption(
+        targetOptions(
+          sddcGroup(program)
+            .command('add')
+            .description('register a new SDDC (one registered already is refused: change it with `sddc update`)')
+            .argument('<name>', 'lowercase letters, digits and -, e.g. east-3')
+            .addOption(requiredOption('--dc <dataCenter>', 'the data center it is in, as the topology names it'))
+            .option('--cpus <n>', 'CPUs available', '64')
+            .option('--memory <size>', 'memory available, e.g. 512GiB (a plain number is GiB)', '512GiB')
+            .option('--disk <size>', 'disk available, e.g. 4TiB (a plain number is GiB)', '4TiB')
+            .option('--task-queue <queue>', "its agent's task queue (default sddc-<name>)"),
+        ),
+      ),
+      false,
     ),
     false,
   )
@@ -63,18 +83,31 @@ export function register(program: Command, deps: CliDeps): void {
       examples(
         'vmhub sddc add east-3 --dc dc-east --cpus 32 --memory 256GiB --disk 2TiB',
         'vmhub sddc add lab-1 --dc dc-west --vcenter https://vc.lab.example/',
+        'vmhub sddc add lab-2 --dc dc-west --vcenter https://vc2.lab.example/ --network-map prod="VM Network"',
         'vmhub sddc add secure-1 --dc dc-east --require-manifest --require-ovf-cert',
+        'vmhub sddc add east-4 --dc dc-east --label ring=canary',
       ),
     )
     .action(
       async (
         name: string,
         opts: TargetOptions &
-          OvfPolicyOptions & { dc: string; cpus: string; memory: string; disk: string; taskQueue?: string; json?: boolean },
+          OvfPolicyOptions & {
+            dc: string;
+            cpus: string;
+            memory: string;
+            disk: string;
+            taskQueue?: string;
+            label?: string[];
+            networkMap?: string[];
+            json?: boolean;
+          },
       ) => {
-        const { dc, cpus, memory, disk, taskQueue } = opts;
+        const { dc, cpus, memory, disk, taskQueue, networkMap } = opts;
         const capacity = { cpus: parseCpus(cpus), memoryMiB: parseMemoryMiB(memory), diskGiB: parseDiskGiB(disk) };
-        const result = await run({ name, dc, capacity, taskQueue, target: opts, ovfPolicy: givenOvfPolicy(opts) }, deps);
+        const labels = givenLabels(opts.label, false) as Record<string, string> | undefined;
+        const ovfPolicy = givenOvfPolicy(opts);
+        const result = await run({ name, dc, capacity, taskQueue, target: opts, ovfPolicy, networkMap, labels }, deps);
         print(deps.io, Boolean(opts.json), result, () => renderText(result));
       },
     );

@@ -7,7 +7,7 @@ import { formatCapacity } from '../shared/units';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print } from './output';
-import { sddcGroup } from './sddc';
+import { describeLabels, sddcGroup } from './sddc';
 
 /** One registered SDDC; for "all", every one (a list, as `sddc list --json` gives). */
 export async function run(options: { name: string }, deps: CliDeps): Promise<SddcRecord | SddcRecord[]> {
@@ -23,6 +23,7 @@ function recordLines(r: SddcRecord): string[] {
     `capacity    ${formatCapacity(r.capacity)}`,
     `deploys to  ${describeTarget(r.target)}`,
     `OVF policy  ${describeOvfPolicy(r.ovfPolicy)}`,
+    `labels      ${describeLabels(r.labels)}`,
     `registered  ${r.createdAt.toISOString()}`,
     ...(r.updatedAt ? [`updated     ${r.updatedAt.toISOString()}`] : []),
   ];

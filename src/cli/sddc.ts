@@ -2,7 +2,15 @@ import { Option, type Command } from 'commander';
 import { VmhubError } from '../shared/errors';
 import { ALL_SDDCS, validateSddcName } from '../shared/names';
 import type { OvfPolicy } from '../shared/ovf-policy';
-import { TARGET_OPTIONS, targetFromOptions, type SddcTarget, type TargetOptions } from '../shared/sddc-target';
+import {
+  describeTarget,
+  libraryOf,
+  TARGET_OPTIONS,
+  targetFromOptions,
+  type SddcTarget,
+  type TargetOptions,
+} from '../shared/sddc-target';
+import { withNetworkMap } from '../shared/target-kinds/content-library';
 
 /** The `sddc` command group, made once and shared by its subcommand modules. */
 export function sddcGroup(program: Command): Command {
@@ -47,6 +55,62 @@ export function givenOvfPolicy(opts: OvfPolicyOptions): OvfPolicy | undefined {
   return Object.keys(policy).length > 0 ? policy : undefined;
 }
 
+/** `--label key=value`, repeatable; on `sddc update`, `--label key=` clears one. */
+export function labelOption(command: Command, clearable: boolean): Command {
+  const more = clearable ? '; key= clears it' : '';
+  return command.option(
+    '--label <key=value>',
+    `a label rollouts select SDDCs by, e.g. ring=canary (repeatable${more})`,
+    (value: string, all: string[] = []) => [...all, value],
+  );
+}
+
+/** The labels `--label` gives: null for `key=` (a clear), undefined when none was given. */
+export function givenLabels(values: string[] | undefined, clearable: boolean): Record<string, string | null> | undefined {
+  if (!values || values.length === 0) return undefined;
+  const labels: Record<string, string | null> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new VmhubError('InvalidInput', `--label ${JSON.stringify(v)} must be key=value, e.g. --label ring=canary`);
+    const value = v.slice(eq + 1);
+    if (value === '' && !clearable) throw new VmhubError('InvalidInput', `--label ${v} gives no value, e.g. --label ring=canary`);
+    labels[v.slice(0, eq)] = value === '' ? null : value;
+  }
+  return labels;
+}
+
+/** Labels as `sddc show` and `sddc list` print them. */
+export function describeLabels(labels: Record<string, string> | undefined): string {
+  const entries = Object.entries(labels ?? {});
+  return entries.length === 0 ? 'none' : entries.map(([k, v]) => `${k}=${v}`).join(', ');
+}
+
+/** `--network-map <from=to>`, repeatable, of `sddc add` and `sddc update`. */
+export function networkMapOption(command: Command): Command {
+  return command.option(
+    '--network-map <from=to>',
+    "deploy a descriptor's network <from> onto the vCenter's network <to> (repeatable; <from>= removes the mapping)",
+    (value: string, previous: string[] = []) => [...previous, value],
+  );
+}
+
+/** The target with the `--network-map` changes applied: only a content library has networks to map. */
+export function mappedTarget(
+  name: string,
+  target: SddcTarget | undefined,
+  changes: readonly string[] = [],
+): SddcTarget | undefined {
+  if (changes.length === 0) return target;
+  const library = libraryOf(target);
+  if (!library) {
+    throw new VmhubError(
+      'InvalidInput',
+      `--network-map maps networks of a vCenter, and ${name} deploys into ${describeTarget(target)}; give --vcenter too`,
+    );
+  }
+  return withNetworkMap(library, changes);
+}
+
 /** The names commander gives those options' values. */
 const TARGET_KEYS = TARGET_OPTIONS.map((o) => new Option(o.flags).attributeName() as keyof TargetOptions);
 
@@ -54,6 +118,12 @@ const TARGET_KEYS = TARGET_OPTIONS.map((o) => new Option(o.flags).attributeName(
 export function givenTarget(name: string, opts: TargetOptions): SddcTarget | undefined {
   const target = Object.fromEntries(TARGET_KEYS.map((k) => [k, opts[k]])) as TargetOptions;
   return Object.values(target).some((v) => v !== undefined) ? targetFromOptions(name, target) : undefined;
+}
+
+/** Whether `--guest-check` is the only target option given: `sddc update` then changes that setting alone. */
+export function onlyGuestCheck(opts: TargetOptions): boolean {
+  const given = TARGET_KEYS.filter((k) => opts[k] !== undefined && opts[k] !== false);
+  return given.length === 1 && given[0] === 'guestCheck';
 }
 
 /**

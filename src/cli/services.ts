@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Catalog } from '../catalog/catalog';
 import type { Config } from '../config';
+import type { BlockStores } from '../storage/block-store';
 import type { CliDeps } from './deps';
 import { CliError } from './errors';
 import type { CliIo } from './output';
@@ -22,6 +23,8 @@ export function redactUri(uri: string): string {
 export const loadTemporal = () => require('../temporal/connection') as typeof import('../temporal/connection');
 const loadCatalog = () => require('../catalog/catalog') as typeof import('../catalog/catalog');
 const loadMongo = () => require('mongodb') as typeof import('mongodb');
+const loadBackends = () => require('../storage/backends') as typeof import('../storage/backends');
+const loadTopology = () => require('../topology/topology') as typeof import('../topology/topology');
 
 export async function connectTemporal(config: Config): Promise<Client> {
   const { connectClient } = loadTemporal();
@@ -63,6 +66,7 @@ export async function connectCatalog(config: Config): Promise<Catalog> {
 export function cliDeps(config: () => Config, io: CliIo): CliDeps & { close(): Promise<void> } {
   let temporal: Promise<Client> | undefined;
   let catalog: Promise<Catalog> | undefined;
+  let storage: BlockStores | undefined;
   return {
     get config() {
       return config();
@@ -70,6 +74,7 @@ export function cliDeps(config: () => Config, io: CliIo): CliDeps & { close(): P
     io,
     temporal: () => (temporal ??= connectTemporal(config())),
     catalog: () => (catalog ??= connectCatalog(config())),
+    storage: () => (storage ??= new (loadBackends().TopologyBlockStores)(loadTopology().loadTopology(config().topologyPath))),
     async close() {
       await Promise.allSettled([temporal?.then((c) => c.connection.close()), catalog?.then((c) => c.close())]);
     },

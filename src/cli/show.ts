@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { originalSource, type DeploymentRecord } from '../catalog/deployment-records';
-import type { ImageVersionRecord, VersionOverlap } from '../catalog/image-records';
+import type { ChannelItemRecord, ChannelRecord } from '../catalog/channel-records';
+import type { ImageVersionRecord, ReplicaRecord, VersionOverlap } from '../catalog/image-records';
 import { loadTrustedKeys } from '../provenance/keys';
 import { verifyProvenance } from '../provenance/statement';
 import { isVmhubError } from '../shared/errors';
@@ -21,7 +22,13 @@ export interface ShowOptions {
 }
 
 /** The version's record and, per SDDC, its deployment: the latest attempt's fields, every attempt kept and the origin. */
-export type ShowResult = ImageVersionRecord & { deployments: DeploymentRecord[]; signature?: SignatureCheck };
+export type ShowResult = ImageVersionRecord & {
+  deployments: DeploymentRecord[];
+  signature?: SignatureCheck;
+  /** The image's channels, and the SDDCs whose channel item holds this version. */
+  channels: ChannelRecord[];
+  channelItems: ChannelItemRecord[];
+};
 
 /** Who signed the version, and whether its envelope verifies with the keys this CLI trusts (VMHUB_TRUSTED_KEYS). */
 export interface SignatureCheck {
@@ -64,7 +71,32 @@ export async function run(options: ShowOptions, deps: CliDeps): Promise<ShowResu
     ...record,
     deployments: await catalog.deployments.of(record.image, record.version),
     ...(signature ? { signature } : {}),
+    channels: await catalog.channels.list(record.image),
+    channelItems: (await catalog.channels.itemsOf(record.image)).filter((i) => i.version === record.version),
   };
+}
+
+/** "stable → 1.0.0 (rolled back; before: 2.0.0)" */
+function channelLine(c: ChannelRecord): string {
+  const notes = [c.rolledBack ? 'rolled back' : '', c.previous.length > 0 ? `before: ${c.previous.join(', ')}` : ''].filter(
+    Boolean,
+  );
+  return `channel    ${c.channel} → ${c.version}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`;
+}
+
+/** "stable on east-1: item 5e0f…, 12 MiB copied in the vCenter, nothing fetched" */
+function channelItemLine(i: ChannelItemRecord): string {
+  const fetched = i.bytesFetched > 0 ? `${formatBytes(i.bytesFetched)} fetched` : 'nothing fetched';
+  return `  ${i.channel} on ${i.sddc}: item ${i.placement.itemId}, ${formatBytes(i.bytesCopied)} copied in the vCenter, ${fetched}`;
+}
+
+/** "gate passed: instantiate, hardware, power-on, guest" / "gate failed at guest: …" */
+function gateText(d: DeploymentRecord): string {
+  if (!d.gate) return '';
+  const failed = d.gate.checks.find((c) => !c.passed);
+  return failed
+    ? `, gate failed at ${failed.check}`
+    : `, gate passed: ${d.gate.checks.map((c) => c.check).join(', ') || 'no VM check'}`;
 }
 
 /** The latest attempt's source, and where the bytes originally came from when that was elsewhere. */
@@ -108,6 +140,12 @@ function overlapLine(o: VersionOverlap): string {
   return `overlap    ${o.sharedBlocks} of ${plural(o.blockCount, 'block')} (${percent} %) shared with ${o.previousVersion}`;
 }
 
+/** Why a replica is not right, or what its copy sent between data centers (the egress an operator pays for). */
+function replicaNote(x: ReplicaRecord): string {
+  if (x.reason || !x.crossed) return x.reason ?? '';
+  return `${formatBytes(x.crossed.bytes)} crossed${x.crossed.from ? `, started from ${x.crossed.from}` : ''}`;
+}
+
 export function renderText(r: ShowResult): string[] {
   return [
     `${r.image}@${r.version}  ${r.status}  ${r.format}  ${formatBytes(r.sizeBytes)}`,
@@ -116,13 +154,15 @@ export function renderText(r: ShowResult): string[] {
     signatureLine(r.signature),
     ...lifecycleLines(r, new Date()),
     ...(r.overlap ? [overlapLine(r.overlap)] : []),
+    ...r.channels.map(channelLine),
+    ...(r.channelItems.length > 0 ? [`channel items holding ${r.version}:`, ...r.channelItems.map(channelItemLine)] : []),
     ...(r.metadata ? (findFormat(r.format)?.metadataLines(r.metadata) ?? []) : []),
     ...(r.replicas.length > 0
       ? [
           '',
           ...table(
             ['REPLICA', 'STATUS', 'NOTE'],
-            r.replicas.map((x) => [x.location, x.status, x.reason ?? '']),
+            r.replicas.map((x) => [x.location, x.status, replicaNote(x)]),
           ),
         ]
       : []),
@@ -139,7 +179,8 @@ export function renderText(r: ShowResult): string[] {
               whereText(d) +
                 (d.instantiated
                   ? `, instantiated as ${d.instantiated.vm} (${plural(d.instantiated.cpus, 'CPU')}, ${formatMiB(d.instantiated.memoryMiB)}) and removed`
-                  : ''),
+                  : '') +
+                gateText(d),
             ]),
           ),
         ]

@@ -14,10 +14,19 @@ export function datastoreRoot(config: Pick<Config, 'datastore' | 'dataDir'>, sdd
  * Creates `<root>/<image>/<version>` one level at a time and refuses a level whose real path is not where
  * it should be (a symlink), so nothing is ever created or written through a link, inside the root or out.
  */
-export async function deploymentDir(root: string, image: string, version: string): Promise<string> {
+export function deploymentDir(root: string, image: string, version: string): Promise<string> {
+  return realDirs(root, [image, version]);
+}
+
+/** `<root>/<image>`, made as deploymentDir makes its levels: what an image's channels keep (their locks). */
+export function imageDir(root: string, image: string): Promise<string> {
+  return realDirs(root, [image]);
+}
+
+async function realDirs(root: string, names: string[]): Promise<string> {
   await fs.promises.mkdir(root, { recursive: true });
   let dir = await fs.promises.realpath(root);
-  for (const name of [image, version]) {
+  for (const name of names) {
     dir = path.join(dir, name);
     await fs.promises.mkdir(dir).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EEXIST') throw err;
@@ -46,6 +55,8 @@ export function deploymentPaths(dir: string, image: string, version: string, for
     digest: path.join(dir, `${file}.sha256`),
     /** The signed provenance the copy was checked against, kept for the import that checks it again. */
     envelope: path.join(dir, `${file}.dsse.json`),
+    /** Written once the copy's own library import is done: only then may a newer version's import remove it. */
+    imported: path.join(dir, `.${file}.imported`),
   };
 }
 

@@ -50,6 +50,28 @@ export function reusableBytes(plan: DeltaPlan): number {
   return plan.copyFrom.reduce((sum, from, i) => (from < 0 ? sum : sum + blockLength(plan, i)), 0);
 }
 
+/**
+ * The copied blocks that sit at the same offset in the base as in the new version: a copy of the whole
+ * base file already holds them where they belong.
+ */
+export function inPlaceBlocks(plan: DeltaPlan): CopiedBlock[] {
+  return plan.copyFrom.flatMap((from, i) =>
+    from === i * plan.blockSize
+      ? [{ start: from, end: from + blockLength(plan, i), baseStart: from, digest: plan.digests[i] }]
+      : [],
+  );
+}
+
+/**
+ * What a holder of `base` already has of `target`: the blocks (and their bytes) a delta deploy would
+ * copy instead of fetching. Nothing when the block sizes differ.
+ */
+export function sharedContent(target: BlockIndex, base: BlockIndex): { blocks: number; bytes: number } {
+  const plan = planDelta(target, base);
+  if (!plan) return { blocks: 0, bytes: 0 };
+  return { blocks: plan.copyFrom.filter((from) => from >= 0).length, bytes: reusableBytes(plan) };
+}
+
 /** Of the bases on disk, the one that leaves the fewest bytes to download; none when no block is shared. */
 export function chooseBase(target: BlockIndex, bases: readonly LocalBase[]): { base: LocalBase; plan: DeltaPlan } | undefined {
   let best: { base: LocalBase; plan: DeltaPlan; reused: number } | undefined;

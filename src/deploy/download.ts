@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import { O_CREAT, O_RDWR, openNoFollow } from '../datastore/files';
 import { discardPartial, type DeploymentPaths } from '../datastore/layout';
 import type { TrustedKey } from '../provenance/keys';
-import { VmhubError } from '../shared/errors';
+import type { Provenance } from '../provenance/statement';
+import { PROVENANCE_FAILURES, VmhubError } from '../shared/errors';
 import type { BlockStores } from '../storage/block-store';
 import {
   LocalCopyMismatch,
@@ -14,6 +15,8 @@ import {
   type StepLog,
 } from './download-request';
 import { fetchChunks } from './fetch-chunks';
+import { streamRange } from './range-stream';
+import { repairKeptBlocks } from './repair-copy';
 import { checkAgentPolicy, inspectFile, type AgentOvfPolicy } from './ovf-check';
 import { finalizeDownload } from './finalize';
 import { ChunkSource } from './local-copy';
@@ -38,6 +41,18 @@ export interface DownloadContext {
   attempt: number;
   /** The agent's own OVF policy, when its environment sets one. */
   ovf?: AgentOvfPolicy;
+  /**
+   * Told of each attempt at a source, once its provenance verified: what it returns is told how far the
+   * partial file holds the version's bytes in order, as they land (a content-library deploy streams them on).
+   */
+  follow?: (partial: string, provenance: Provenance) => Promise<WrittenFollower>;
+}
+
+/** Follows the bytes written to the partial file from its start. */
+export interface WrittenFollower {
+  advanceTo(bytes: number): void;
+  /** Settles when the follower ends; its failure stops the download, whose bytes it can no longer use. */
+  readonly done: Promise<void>;
 }
 
 export class NoSourceDelivered extends Error {
@@ -102,8 +117,6 @@ export async function downloadFromSources(
   );
 }
 
-const PROVENANCE_FAILURES: readonly string[] = ['UnsignedImage', 'UntrustedSignature', 'ProvenanceMismatch'];
-
 function isProvenanceFailure(err: unknown): boolean {
   return err instanceof VmhubError && PROVENANCE_FAILURES.includes(err.type);
 }
@@ -120,8 +133,19 @@ async function signedAtSource(ctx: DownloadContext, source: SourceCandidate, inp
 
 /**
  * One source's download: checked, resumed from what is on disk, filled (parallel ranged reads into the
- * partial file, blocks an earlier version shares copied from disk), verified as it is written, then given
- * its final name. A source that cannot deliver is a SourceProblem.
+ * partial file; with an earlier version on disk, the file begins as the file system's copy of it and only
+ * the blocks that changed or moved are written), verified, then given its final name. A source that cannot
+ * deliver is a SourceProblem.
+ *
+ * What a delta deploy checks, and why it is enough: the signed statement (verified with this agent's keys
+ * before a byte is fetched) gives the new version's SHA-256, size and, for an OVA, its members' SHA-256.
+ * After the fill, one sequential read of the whole partial file on a hashing thread computes its SHA-256
+ * (and inspects it, hashing an OVA's members), and that must equal the signed one: every byte, copied,
+ * moved or fetched, is covered, so the SHA-256 recorded beside the file is that of its bytes. The read
+ * cannot be spared: SHA-256 is a chained hash, not derivable from per-block digests, and the earlier
+ * version's bytes on disk may have changed since they were verified (its `.sha256` proves nothing, see
+ * presentAsSigned); the per-block digests are not signed either. What is spared is every other pass over
+ * the kept bytes: no read into this process, no per-block digest, no write.
  */
 async function fetchFrom(
   ctx: DownloadContext,
@@ -137,42 +161,69 @@ async function fetchFrom(
   const bytesResumed = bytesDone(state, input.sizeBytes);
   if (resumed) log.info('resuming download from disk', { location: source.location, bytesResumed });
 
-  const handle = await openNoFollow(paths.partial, O_RDWR | O_CREAT);
   const progress = (bytes: number) =>
     ctx.onProgress({ location: source.location, bytesDone: bytes, bytesTotal: input.sizeBytes });
   progress(bytesResumed);
+  let handle: fs.promises.FileHandle | undefined;
   let verifier: WrittenBytesVerifier | undefined;
   let chunkSource = ChunkSource.plain();
   let fill;
+  // Reads from the source stop with the activity, and as soon as a follower of the bytes has failed.
+  const followerFailed = new AbortController();
+  const fetchSignal = AbortSignal.any([signal, followerFailed.signal]);
   try {
     chunkSource = await ChunkSource.open(store, input.blob, input, ctx.root, { reuse: reuseLocal, abortSignal: signal });
+    await chunkSource.startFrom(paths.partial, state, log);
     if (chunkSource.base) {
       log.info('copying the blocks an earlier version shares from disk', {
         base: chunkSource.base.version,
         bytesReusable: chunkSource.reusable,
+        cloned: chunkSource.isCloned,
       });
     }
-    await handle.truncate(input.sizeBytes);
-    const verify = await WrittenBytesVerifier.open(handle, input.format, ctx.ovf?.inspect);
+    const file = await openNoFollow(paths.partial, O_RDWR | O_CREAT);
+    handle = file;
+    await file.truncate(input.sizeBytes);
+    const verify = await WrittenBytesVerifier.open(file, input.format, ctx.ovf?.inspect);
     verifier = verify;
     verify.advanceTo(bytesResumed);
+    const follower = await ctx.follow?.(paths.partial, signed.provenance);
+    follower?.advanceTo(bytesResumed);
+    follower?.done.catch((err: unknown) => followerFailed.abort(err));
+    const fetch = (start: number, length: number) => streamRange(store, input.blob, file, start, length, fetchSignal);
     fill = await fetchChunks({
-      store,
-      blob: input.blob,
-      sizeBytes: input.sizeBytes,
-      handle,
+      handle: file,
       paths,
       state,
       chunkSource,
+      fetch,
+      sizeBytes: input.sizeBytes,
       concurrency: ctx.concurrency,
-      signal,
       onWritten: (bytes) => {
         verify.advanceTo(bytes);
+        follower?.advanceTo(bytes);
         progress(bytes);
       },
+    }).catch((err: unknown) => {
+      // The follower's failure, not the abort it caused, says why the attempt ended.
+      throw followerFailed.signal.aborted && !signal.aborted ? followerFailed.signal.reason : err;
     });
+    let hashed = await verify.finish(input.sizeBytes);
+    if (hashed.sha256 !== input.sha256 && chunkSource.isCloned) {
+      const repaired = await repairKeptBlocks(file, chunkSource.keptBlocks(), fetch, { ...input, inspect: ctx.ovf?.inspect });
+      if (repaired) {
+        const bytes = repaired.refetched.reduce((sum, b) => sum + b.end - b.start, 0);
+        log.warn('blocks kept from the earlier version no longer matched their digests; fetched them again', {
+          base: chunkSource.base?.version,
+          blocks: repaired.refetched.length,
+          bytes,
+        });
+        hashed = repaired.hashed;
+        fill = { fetched: fill.fetched + bytes, reused: fill.reused - bytes };
+      }
+    }
     const metadata = await verifyDownload(
-      verify,
+      hashed,
       input,
       paths,
       { bytesReused: fill.reused, baseVersion: chunkSource.base?.version },
@@ -184,11 +235,12 @@ async function fetchFrom(
       await discardPartial(paths);
       throw err;
     }
-    await handle.sync();
+    // The copy of the base is made durable here too: the rename below must not outrun any of its bytes.
+    await file.sync();
   } finally {
     // The hashing thread reads through this handle's descriptor: it lets go of it before the handle closes.
     await verifier?.close();
-    await handle.close();
+    await handle?.close();
     await chunkSource.close();
   }
   // The envelope stays beside the copy: the import checks the copy against it again.
@@ -201,6 +253,7 @@ async function fetchFrom(
     bytesFetched: fill.fetched,
     bytesResumed,
     bytesReusedLocally: fill.reused,
+    bytesReadFromBase: chunkSource.readFromBase,
     blocksNotMatching: chunkSource.mismatches,
     attempt: ctx.attempt,
   });

@@ -2,14 +2,10 @@ import type fs from 'node:fs';
 import { runPool } from '../shared/concurrency';
 import { writeFully } from '../datastore/files';
 import type { DeploymentPaths } from '../datastore/layout';
-import type { BlockStore } from '../storage/block-store';
-import type { ChunkFill, ChunkSource } from './local-copy';
+import type { ChunkFill, ChunkSource, FetchRange } from './local-copy';
 import { bytesDone, Checkpoints, CHUNK, type PartialState } from './partial-state';
-import { streamRange } from './range-stream';
 
 export interface ChunkFetch {
-  store: BlockStore;
-  blob: string;
   sizeBytes: number;
   /** The partial file, already of its full size. */
   handle: fs.promises.FileHandle;
@@ -17,8 +13,9 @@ export interface ChunkFetch {
   /** Where the download stands; its `doneBelow` moves on as chunks land. */
   state: PartialState;
   chunkSource: ChunkSource;
+  /** Streams a range of the blob into the file at the same offset. */
+  fetch: FetchRange;
   concurrency: number;
-  signal: AbortSignal;
   /** Told each time the written start of the file grows, with its length in bytes. */
   onWritten: (bytesDone: number) => void;
 }
@@ -39,12 +36,7 @@ export async function fetchChunks(f: ChunkFetch): Promise<ChunkFill> {
   await runPool(pending, f.concurrency, async (i) => {
     const offset = i * CHUNK;
     const count = Math.min(CHUNK, sizeBytes - offset);
-    const fill = await f.chunkSource.fill(
-      offset,
-      offset + count,
-      (start, length) => streamRange(f.store, f.blob, handle, start, length, f.signal),
-      (bytes, at) => writeFully(handle, bytes, at),
-    );
+    const fill = await f.chunkSource.fill(offset, offset + count, f.fetch, (bytes, at) => writeFully(handle, bytes, at));
     total.fetched += fill.fetched;
     total.reused += fill.reused;
     done.add(i);

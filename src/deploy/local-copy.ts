@@ -1,9 +1,13 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
+import { checkFreeSpace } from '../datastore/layout';
 import { blockDigest, blockDigestOf } from '../storage/block-ids';
 import type { BlockStore } from '../storage/block-store';
 import { blockIndexFromBlockList, localBases, type BlockIndex, type LocalBase } from './block-index';
-import { chooseBase, reusableBytes, segmentsOf, type CopiedBlock, type DeltaPlan } from './delta-plan';
+import { chooseBase, inPlaceBlocks, reusableBytes, segmentsOf, type CopiedBlock, type DeltaPlan } from './delta-plan';
+import type { StepLog } from './download-request';
+import type { PartialState } from './partial-state';
 
 const CHECK_PIECE = 1024 * 1024;
 
@@ -19,13 +23,23 @@ export interface ChunkFill {
 
 /**
  * Where a download gets each chunk's bytes: from the source, or for blocks an earlier version on disk
- * shares with this one, from that version's file. Every copied block's digest is checked as it is read;
- * a block that does not match (or cannot be read) is downloaded instead. The whole file's SHA-256 stays
- * the final word.
+ * shares with this one, from that version's file.
+ *
+ * When most of the base stays where it is, the partial file begins as a copy of the whole base made by
+ * the file system (`startFrom`), and the blocks kept in place are neither read nor written by this
+ * process again. A block that moved is read from the base and its digest checked as it is read; one that
+ * does not match (or cannot be read) is downloaded instead. Blocks kept in place are not checked one by
+ * one: their digests come from the block list in the store, which nothing signs, so they would prove
+ * nothing the whole file's SHA-256 does not. That SHA-256, over every byte of the finished file and
+ * checked against the signed statement, stays the final word (see ./download).
  */
 export class ChunkSource {
   /** Copied blocks whose bytes did not match their digest, and were downloaded instead. */
   mismatches = 0;
+  /** Bytes this process read from the base: the blocks that moved. A copy of the base stays in the kernel. */
+  readFromBase = 0;
+  /** Whether the partial file began as a copy of the base, whose blocks kept in place are left as they are. */
+  private cloned = false;
   /** Whether each base block larger than a chunk matched its digest, by its start in the new file. */
   private readonly verdicts = new Map<number, Promise<boolean>>();
 
@@ -75,12 +89,67 @@ export class ChunkSource {
     return this.plan ? reusableBytes(this.plan) : 0;
   }
 
+  /** Whether the partial file began as a copy of the base. */
+  get isCloned(): boolean {
+    return this.cloned;
+  }
+
+  /** The blocks a copy of the base holds in place, which `fill` leaves as they are; none unless cloned. */
+  keptBlocks(): CopiedBlock[] {
+    return this.cloned && this.plan ? inPlaceBlocks(this.plan) : [];
+  }
+
+  /**
+   * Makes `partial` ready to be filled. A download from its start, with a base most of whose bytes stay in
+   * place, begins as a copy of the whole base file made by the file system: a reflink where the file
+   * system shares extents, else copy_file_range in the kernel; no byte passes through this process.
+   * `state.cloned` says so once a checkpoint (which follows a sync) holds it, so that a resumed download
+   * leaves the kept blocks past its checkpoint as they are only when they are that same base's. Any other
+   * resumed download fills every chunk past its checkpoint block by block, and so does one whose copy
+   * could not be made (no room for the base, no /proc, no permission): that is logged, never a failure.
+   */
+  async startFrom(partial: string, state: PartialState, log: Pick<StepLog, 'warn'>): Promise<void> {
+    const base = this.base && { version: this.base.version, sha256: this.base.index.sha256 };
+    if (base && state.cloned?.version === base.version && state.cloned.sha256 === base.sha256) {
+      this.cloned = true;
+      return;
+    }
+    delete state.cloned;
+    const kept = this.plan ? inPlaceBlocks(this.plan).reduce((sum, b) => sum + b.end - b.start, 0) : 0;
+    // A copy of the whole base pays for itself only when most of it stays.
+    if (!base || state.doneBelow > 0 || kept * 2 < this.plan!.sizeBytes) return;
+    await fs.promises.rm(partial, { force: true });
+    try {
+      // The download's own free-space check sized the new version: a copy that is no reflink takes the base's size.
+      const { size } = await this.handle!.stat();
+      checkFreeSpace(await fs.promises.statfs(path.dirname(partial)), size, path.dirname(partial));
+      // Through the descriptor opened without following links, where the system offers one: the file chosen.
+      const from = process.platform === 'linux' ? `/proc/self/fd/${this.handle!.fd}` : this.base!.file;
+      await fs.promises.copyFile(from, partial, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
+    } catch (err) {
+      // No /proc, no room, no permission: the same would fail every retry, and block by block needs none of it.
+      await fs.promises.rm(partial, { force: true });
+      log.warn('could not begin the file as a copy of the earlier version; copying its blocks one by one', {
+        base: base.version,
+        reason: (err as Error).message,
+      });
+      return;
+    }
+    state.cloned = base;
+    this.cloned = true;
+  }
+
   /** Puts the bytes from `start` to `end` into the file: copied where the base holds them, fetched otherwise. */
   async fill(start: number, end: number, fetch: FetchRange, write: WriteAt): Promise<ChunkFill> {
     const fill = { fetched: 0, reused: 0 };
     const segments = this.plan ? segmentsOf(this.plan, start, end) : [{ kind: 'fetch' as const, start, end }];
     for (const s of segments) {
       const length = s.end - s.start;
+      if (s.kind === 'copy' && this.cloned && s.block.baseStart === s.block.start) {
+        // Already there: the file began as a copy of the base.
+        fill.reused += length;
+        continue;
+      }
       const copied = s.kind === 'copy' ? await this.copy(s.start, length, s.block) : undefined;
       if (copied) {
         await write(copied, s.start);
@@ -138,6 +207,7 @@ export class ChunkSource {
   private async readBase(bytes: Buffer, position: number): Promise<boolean> {
     try {
       const { bytesRead } = await this.handle!.read(bytes, 0, bytes.length, position);
+      this.readFromBase += bytesRead;
       return bytesRead === bytes.length;
     } catch {
       // An unreadable base block is downloaded like a changed one.

@@ -9,6 +9,12 @@ export interface PartialState {
   sizeBytes: number;
   chunkSize: number;
   doneBelow: number;
+  /**
+   * The earlier version the partial file began as a copy of, once a checkpoint holds it: a checkpoint
+   * follows a sync, so the copy is then on disk, and its blocks the new version keeps in place need not
+   * be written again on resume. Absent when the file was filled chunk by chunk.
+   */
+  cloned?: { version: string; sha256: string };
 }
 
 export const CHUNK = 8 * 1024 * 1024;

@@ -10,7 +10,7 @@ import { VmhubError } from '../shared/errors';
 import type { ImageFormat } from '../shared/image-format';
 import type { ImageVersion } from '../shared/image-version';
 import type { BlockStore } from '../storage/block-store';
-import { hashedMembers, WrittenBytesVerifier } from './verify';
+import { hashedMembers, hashFile } from './verify';
 
 /** A version's verified provenance, with the envelope it came in (kept beside the copy for the import). */
 export interface Signed {
@@ -73,18 +73,14 @@ export async function signedLocally(
  */
 export async function checkFileAgainst(file: string, format: ImageFormat, provenance: Provenance): Promise<void> {
   const handle = await openNoFollow(file, O_RDONLY);
-  let verifier: WrittenBytesVerifier | undefined;
   try {
     const { size } = await handle.stat();
-    verifier = await WrittenBytesVerifier.open(handle, format);
-    verifier.advanceTo(size);
-    const { sha256, metadata, invalid } = await verifier.finish(size);
+    const { sha256, metadata, invalid } = await hashFile(handle, format, size);
     if (invalid) {
       throw new VmhubError('ProvenanceMismatch', `${path.basename(file)} is no longer a valid image: ${invalid.message}`);
     }
     checkAgainstProvenance(provenance, { sha256, sizeBytes: size, members: hashedMembers(metadata) });
   } finally {
-    await verifier?.close();
     await handle.close();
   }
 }

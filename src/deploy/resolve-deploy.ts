@@ -14,6 +14,7 @@ import { ALL_SDDCS, type SddcSelection } from '../shared/names';
 import type { TemporalView } from '../temporal/connection';
 import { withoutAgent } from './agent-liveness';
 import type { Envelope } from '../provenance/dsse';
+import { descriptorFacts, type DescriptorFacts } from '../sddc/preflight';
 import { capacityShortfall, resourcesOf, sourceOrder, type SourceCandidate } from './placement';
 
 export interface DeploymentTarget {
@@ -32,6 +33,8 @@ export interface DeploymentPlan extends ImageVersion {
   resources?: Resources;
   /** The catalog's copy of its signed provenance: an agent verifies it before it believes any digest in it. */
   envelope?: Envelope;
+  /** What a content-library SDDC's preflight checks of an OVA's descriptor; absent for other formats. */
+  descriptor?: DescriptorFacts;
 }
 
 /** What the parent of a fanned-out deploy plans with. */
@@ -100,6 +103,7 @@ export async function planFleet(
 export async function planDeployment(catalog: DeployCatalog, topology: Topology, input: DeployInput): Promise<DeploymentPlan> {
   const { record, sddcs } = await resolve(catalog, input);
   const resources = resourcesOf(record);
+  const descriptor = descriptorFacts(record.metadata);
   return {
     image: record.image,
     version: record.version,
@@ -109,6 +113,7 @@ export async function planDeployment(catalog: DeployCatalog, topology: Topology,
     blob: record.location.blob,
     resources,
     ...(record.provenance?.envelope ? { envelope: record.provenance.envelope } : {}),
+    ...(descriptor ? { descriptor } : {}),
     targets: sddcs.map((s) => ({
       sddc: { name: s.name, dataCenter: s.dataCenter, taskQueue: s.taskQueue, target: s.target },
       shortfall: capacityShortfall(resources, s.capacity),

@@ -53,19 +53,37 @@ export class WrittenBytesVerifier {
   }
 }
 
+/** What hashing a whole file yields: its SHA-256 and the inspector's metadata or failure. */
+export type Hashed = Awaited<ReturnType<WrittenBytesVerifier['finish']>>;
+
+/** The first `sizeBytes` of an open file hashed (and inspected) in one sequential read on a hashing thread. */
+export async function hashFile(
+  handle: fs.promises.FileHandle,
+  format: ImageFormat,
+  sizeBytes: number,
+  inspect?: InspectOptions,
+): Promise<Hashed> {
+  const verifier = await WrittenBytesVerifier.open(handle, format, inspect);
+  try {
+    verifier.advanceTo(sizeBytes);
+    return await verifier.finish(sizeBytes);
+  } finally {
+    await verifier.close();
+  }
+}
+
 /**
  * The SHA-256 decides whether the source gave the right bytes; only then does an OVA's own verdict
  * (manifest, structure) count, and that one is final, as are the signed members' digests. A file that
  * fails any is removed. Returns the metadata the agent's own inspection read.
  */
 export async function verifyDownload(
-  verifier: WrittenBytesVerifier,
+  { sha256, metadata, invalid }: Hashed,
   input: Pick<DownloadInput, 'sha256' | 'sizeBytes'>,
   paths: DeploymentPaths,
   localCopy: { bytesReused: number; baseVersion?: string },
   provenance: Provenance,
 ): Promise<ImageMetadata | undefined> {
-  const { sha256, metadata, invalid } = await verifier.finish(input.sizeBytes);
   if (sha256 !== input.sha256) {
     await discardPartial(paths);
     if (localCopy.bytesReused > 0) throw new LocalCopyMismatch(`built with ${localCopy.baseVersion}, SHA-256 ${sha256}`);

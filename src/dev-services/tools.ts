@@ -179,29 +179,37 @@ export function vcsimBinary(): string {
   if (fromPath) return fromPath;
   const dir = path.join(cacheDir(), `vcsim-${GOVMOMI_VERSION}`);
   const binary = path.join(dir, 'vcsim');
-  if (fs.existsSync(binary)) return binary;
+  if (!fs.existsSync(binary)) goInstall(dir, ['vcsim', 'govc'], 'the vCenter simulator is missing: put `vcsim` on PATH, or');
+  return binary;
+}
+
+/**
+ * `govc` of the same govmomi version as vcsim (the bench's content-library baseline runs it): the one
+ * built beside vcsim, else built alone once. One on PATH is not taken, as its version may differ.
+ */
+export function govcBinary(): string {
+  const beside = path.join(cacheDir(), `vcsim-${GOVMOMI_VERSION}`, 'govc');
+  if (fs.existsSync(beside)) return beside;
+  const dir = path.join(cacheDir(), `govc-${GOVMOMI_VERSION}`);
+  const binary = path.join(dir, 'govc');
+  if (!fs.existsSync(binary)) goInstall(dir, ['govc'], 'govc is missing:');
+  return binary;
+}
+
+/** `go install` of govmomi commands into `dir`, built beside it and renamed into place, so an interrupted build never leaves half a tool. */
+function goInstall(dir: string, commands: string[], missing: string): void {
   const go = onPath('go');
-  if (!go) {
-    throw new ToolUnavailableError(
-      `the vCenter simulator is missing: put \`vcsim\` on PATH, or install the Go toolchain so govmomi ${GOVMOMI_VERSION} can be built`,
-    );
-  }
-  say(`building vcsim and govc ${GOVMOMI_VERSION} with go install into ${dir} (once)`);
-  // Built beside the final folder and renamed into place, so an interrupted build never leaves half a tool.
+  if (!go) throw new ToolUnavailableError(`${missing} install the Go toolchain so govmomi ${GOVMOMI_VERSION} can be built`);
+  say(`building ${commands.join(' and ')} ${GOVMOMI_VERSION} with go install into ${dir} (once)`);
   const building = `${dir}.building-${process.pid}`;
   fs.mkdirSync(building, { recursive: true });
   try {
-    run(
-      go,
-      ['install', `github.com/vmware/govmomi/vcsim@${GOVMOMI_VERSION}`, `github.com/vmware/govmomi/govc@${GOVMOMI_VERSION}`],
-      {
-        env: { ...process.env, GOBIN: building },
-      },
-    );
+    run(go, ['install', ...commands.map((c) => `github.com/vmware/govmomi/${c}@${GOVMOMI_VERSION}`)], {
+      env: { ...process.env, GOBIN: building },
+    });
     fs.rmSync(dir, { recursive: true, force: true });
     fs.renameSync(building, dir);
   } finally {
     fs.rmSync(building, { recursive: true, force: true });
   }
-  return binary;
 }

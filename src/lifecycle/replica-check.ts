@@ -114,6 +114,8 @@ export async function checkReplica(
         sha256: record.sha256,
         verifiedAt: new Date(),
         hashedAt: proof.hashedAt,
+        // What the replication that wrote these bytes sent across stays theirs (`vmhub show` prints it).
+        ...(known?.crossed ? { crossed: known.crossed } : {}),
       });
       return { location: input.location, status: kept ? 'verified' : 'gone' };
     }

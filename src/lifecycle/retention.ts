@@ -20,7 +20,7 @@ export function validateKeep(keep: unknown): number {
 
 /**
  * The versions retention retires: available ones beyond the newest `keep` (by semantic version) that no
- * SDDC holds. A held version stays even when it is old, and counts towards nothing: the newest `keep`
+ * SDDC holds and no channel points at now or pointed at just before. A held version stays even when it is old, and counts towards nothing: the newest `keep`
  * are kept whatever SDDCs hold. Versions in any other state (uploading, failed, retired) are left alone.
  */
 export function versionsToRetire(versions: RetentionCandidate[], keep: number, held: ReadonlySet<string>): string[] {
@@ -37,7 +37,10 @@ export function versionsToRetire(versions: RetentionCandidate[], keep: number, h
  * finishing the retire ends that), then those under one image's policy or every policy.
  */
 export async function retentionPlan(
-  deps: { catalog: Pick<Catalog, 'versions' | 'retention' | 'deployments'>; temporal: Pick<TemporalView, 'isClosed'> },
+  deps: {
+    catalog: Pick<Catalog, 'versions' | 'retention' | 'deployments' | 'channels'>;
+    temporal: Pick<TemporalView, 'isClosed'>;
+  },
   input: { image?: string; limit: number },
 ): Promise<VersionRef[]> {
   const { catalog, temporal } = deps;
@@ -53,7 +56,11 @@ export async function retentionPlan(
   }
   for (const policy of policies) {
     const versions = await catalog.versions.list(policy.image);
-    const held = await catalog.deployments.heldVersions(policy.image);
+    // A channel's version and the one before it stay: a rollback takes the copies SDDCs still hold.
+    const held = new Set([
+      ...(await catalog.deployments.heldVersions(policy.image)),
+      ...(await catalog.channels.heldVersions(policy.image)),
+    ]);
     for (const version of versionsToRetire(versions, policy.keep, held)) plan.push({ image: policy.image, version });
   }
   return plan.slice(0, input.limit);

@@ -110,14 +110,27 @@ export async function ownsClaim(
 }
 
 /** uploading → available, for the run that owns the claim. */
+/** What makes a version available: its SHA-256 and metadata, its signature, and the etag of its committed blob. */
+export interface AvailableInput {
+  image: string;
+  version: string;
+  sha256: string;
+  metadata: ImageMetadata;
+  /** signProvenance's note, recorded in the same write. */
+  provenance?: SignOutput;
+  /** The committed blob's, which a later version's copy of it is bound to. */
+  etag?: string;
+}
+
 export async function markAvailable(
   catalog: Pick<Catalog, 'versions'>,
-  input: { image: string; version: string; sha256: string; metadata: ImageMetadata; provenance?: SignOutput },
+  input: AvailableInput,
   me: RunRef,
 ): Promise<PublishResult> {
   const p = input.provenance;
   const provenance = p && { ...p, signedAt: new Date(p.signedAt) };
-  const record = await catalog.versions.markAvailable(input.image, input.version, me, input.sha256, input.metadata, provenance);
+  const { image, version, sha256, metadata, etag } = input;
+  const record = await catalog.versions.markAvailable(image, version, me, sha256, metadata, provenance, etag);
   if (!record) throw lostClaim(input.image, input.version);
   return resultFromRecord(record);
 }

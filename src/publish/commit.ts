@@ -50,8 +50,8 @@ export async function commitStaged(input: CommitStaged, log: Log): Promise<Commi
     if (candidates.length > 1) ambiguous.push(i);
     ids.push(candidates[0]);
   }
-  if (ambiguous.length > 0) {
-    // Blocks left by an earlier attempt with other bytes: the source says which one is right.
+  if (ambiguous.length > 0 && blockListDigest(ids) !== digest.blockListDigest) {
+    // Blocks an earlier attempt staged with other bytes, or a copied block beside a staged one: the source decides.
     await input.withSource(async (s) => {
       for (const i of ambiguous) {
         const { start, end } = blockBounds(plan, i);
@@ -89,19 +89,28 @@ function isThisCommit(props: BlobProperties | undefined, input: CommitStaged): p
   return props?.metadata.sha256 === input.digest.sha256 && props.metadata.run === input.runId;
 }
 
-/** The staged block IDs of the plan's blocks, by index: more than one where attempts staged other bytes. */
+/**
+ * The block IDs of the plan's blocks, by index: the staged ones first (more than one where attempts staged
+ * other bytes), then the committed one of the earlier version the blob started as a copy of (./seed). A
+ * block is staged at an index mostly because the copy's block there is not the source's; the commit's
+ * check against the hashing pass decides.
+ */
 async function stagedByIndex(
   store: BlockStore,
   blob: string,
   plan: BlockPlan,
   signal: AbortSignal,
 ): Promise<Map<number, string[]>> {
-  const list = await unlessNotFound(store.uncommittedBlocks(blob, { abortSignal: signal }));
+  const [staged, committed] = await Promise.all([
+    unlessNotFound(store.uncommittedBlocks(blob, { abortSignal: signal })),
+    unlessNotFound(store.committedBlocks(blob, { abortSignal: signal })),
+  ]);
   const byIndex = new Map<number, string[]>();
-  for (const b of list ?? []) {
+  for (const b of [...(staged ?? []), ...(committed ?? [])]) {
     const parsed = parseBlockId(b.name);
     if (!parsed || parsed.index >= plan.blockCount) continue;
-    byIndex.set(parsed.index, [...(byIndex.get(parsed.index) ?? []), b.name]);
+    const ids = byIndex.get(parsed.index) ?? [];
+    if (!ids.includes(b.name)) byIndex.set(parsed.index, [...ids, b.name]);
   }
   return byIndex;
 }

@@ -2,12 +2,13 @@ import type { Catalog } from '../catalog/catalog';
 import type { ImageVersionRecord, ReplicaRecord } from '../catalog/image-records';
 import { runPool } from '../shared/concurrency';
 import type { Liveness, Log } from '../engine/liveness';
-import { VmhubError } from '../shared/errors';
+import { isVmhubError, VmhubError } from '../shared/errors';
 import { letFinish } from '../engine/signals';
 import { blockDigestOf, blockListDigest, parseBlockId } from '../storage/block-ids';
 import { isBlockStoreError, unlessNotFound, type Block, type BlockStore, type BlockStores } from '../storage/block-store';
 import { hashPool } from '../storage/hashing';
 import { copyStoredEnvelope } from '../provenance/stored';
+import { blockSources, replicaBase, seedReplica, type BlockSource, type Seed } from './replica-seed';
 import { findLocation } from '../topology/topology';
 import { checkContent, expectedSha256, type ContentCheck } from './replica-content';
 
@@ -20,7 +21,10 @@ export interface ReplicateInput {
 
 /**
  * Progress of a replication: every block before `next` is on the replica (a retry resumes there),
- * `copied` of them by this run; `bytesDone` of `bytesTotal` are there, for progress readers.
+ * `copied` of them by this run; `bytesDone` of `bytesTotal` are there, for progress readers. `from`: the
+ * earlier version the replica blob was seeded from, while the copy builds on it; `crossedBytes`: bytes this
+ * attempt read from the primary so far. Each attempt counts only its own reads: blocks past `next` an earlier
+ * attempt copied are read again, and counting both would report more than one copy's egress.
  */
 export interface ReplicateCheckpoint {
   next: number;
@@ -29,6 +33,8 @@ export interface ReplicateCheckpoint {
   location?: string;
   bytesDone?: number;
   bytesTotal?: number;
+  from?: string;
+  crossedBytes?: number;
 }
 
 export interface ReplicateDeps {
@@ -46,6 +52,8 @@ interface BlobCopy {
   blob: string;
   source: BlockStore;
   replica: BlockStore;
+  /** The replica location's ID. */
+  location: string;
   signal: AbortSignal;
 }
 
@@ -58,14 +66,21 @@ interface RunOptions {
 }
 
 /**
- * Copies a committed image from the primary to a replica location with a streamed ranged copy: each
- * committed block is read from the primary, its bytes checked against the digest in its block ID, and
- * staged on the replica under the same ID; then the replica commits the same block list. Block IDs and
- * metadata are labels any writer of the replica can set, so the replica is `verified` only once its
- * committed bytes, read back, hash to the version's SHA-256 (./replica-content). Every block is staged
- * afresh, whatever the replica has staged under its ID; a retry resumes from `resumed`, and when what it
- * resumed hashes wrong, or its commit finds the blocks staged before gone, copies every block again
- * once. A blob already there counts only by its bytes.
+ * Copies a committed image from the primary to a replica location. When the replica location holds an
+ * earlier version verified there (./replica-seed), and nothing is committed at the replica blob yet, the
+ * blob starts as a copy of that version within the replica's own account, and only the blocks it lacks are
+ * read from the primary (blocks it holds elsewhere are read from it, or from the primary when those bytes
+ * fail their digest there); otherwise every block is. Each block
+ * read is checked against the digest in its block ID and staged on the replica under the same ID; then the
+ * replica commits the primary's block list. Block IDs and metadata are labels any writer of the replica can
+ * set, so the replica is `verified` only once its committed bytes, read back whole, hash to the version's
+ * SHA-256 (./replica-content): what a seed brought counts by those bytes too. That read is not overlapped
+ * with the copy on purpose: commits of a growing prefix, each read back, would not bind the final blob, as
+ * each commit resolves the prefix's IDs again and takes a block anyone staged under one meanwhile. A retry resumes from
+ * `resumed` (from block 0 when it seeds afresh: the copy may discard what was staged); when its commit finds
+ * blocks it counted on gone, it copies again what the committed seed lacks, and when what it resumed or
+ * seeded hashes wrong, every block once. A blob already there counts only by its bytes. A typed failure is
+ * final: the replica is marked `failed` and its blob removed.
  */
 export async function replicateImage(deps: ReplicateDeps, input: ReplicateInput, options: RunOptions): Promise<ReplicaRecord> {
   const { storage, catalog } = deps;
@@ -81,6 +96,7 @@ export async function replicateImage(deps: ReplicateDeps, input: ReplicateInput,
     blob: record.location.blob,
     source: storage.store(record.location.storage),
     replica: storage.store(target.id),
+    location: target.id,
     signal,
   };
   const meta = { image: input.image, version: input.version, location: target.id };
@@ -91,44 +107,118 @@ export async function replicateImage(deps: ReplicateDeps, input: ReplicateInput,
   const existing = await unlessNotFound(copy.replica.getProperties(copy.blob, { abortSignal: signal }));
   if (existing?.metadata.sha256 === expectedSha256(record) && existing.contentLength === record.sizeBytes) {
     const found = await hashReplica(copy, { next: 0, copied: 0 }, options);
-    if (found.verified) return recordVerified(catalog, copy, target.id, found);
+    if (found.verified) return recordVerified(catalog, copy, target.id, found, { bytes: 0 });
     log.warn("replica carries the version's metadata but other bytes; copying it again", { ...meta, reason: found.reason });
   }
   await catalog.versions.setReplica(input.image, input.version, { location: target.id, status: 'pending' });
+  try {
+    return await copyUntilVerified(deps, copy, existing !== undefined, options);
+  } catch (err) {
+    // Typed failures are final: a retry would meet the same bytes. The replica must not stay pending over
+    // a half-built blob (a seed of the earlier version under the new name, say).
+    if (isVmhubError(err) && !signal.aborted) await markFailed(deps.catalog, copy, err.message);
+    throw err;
+  }
+}
 
-  for (let resumed = options.resumed; ; resumed = undefined) {
-    const progress = await copyAndCommit(copy, deps.concurrency, { ...options, resumed }, target.id).catch((err: unknown) => {
-      // The blocks an earlier attempt staged are gone (a check deleted the blob, and with it what was
-      // staged): committing the same list again can never succeed, copying every block again can.
-      if ((resumed?.next ?? 0) > 0 && isBlockStoreError(err, 'invalid-block-list')) return undefined;
-      throw err;
-    });
-    if (!progress) {
-      log.warn('blocks an earlier attempt staged are gone; copying every block again', meta);
+/**
+ * Copies and commits until the replica's bytes hash right: on blocks gone that it counted on, or on bytes
+ * that hash wrong, once more from what the replica still holds, then (still wrong) from nothing at all.
+ */
+async function copyUntilVerified(
+  deps: ReplicateDeps,
+  copy: BlobCopy,
+  committedBefore: boolean,
+  options: RunOptions,
+): Promise<ReplicaRecord> {
+  const { log } = options;
+  const meta = { image: copy.record.image, version: copy.record.version, location: copy.location };
+  let seed = await startingPoint(deps, copy, committedBefore, options);
+  // A fresh seed was copied over whatever an earlier attempt staged (Copy Blob may discard it): start at 0.
+  const resumed = seed && !committedBefore ? undefined : options.resumed;
+  let progress: ReplicateCheckpoint = { next: 0, copied: 0, ...resumed, crossedBytes: 0 };
+  // A copy of every block again keeps the count of what crossed before it.
+  const again = () => ({ next: 0, copied: 0, crossedBytes: progress.crossedBytes });
+  let rebuilt = false;
+  for (;;) {
+    const resumedAt = progress.next;
+    const committed = await copyAndCommit(copy, seed, deps.concurrency, progress, options).then(
+      () => true,
+      (err: unknown) => {
+        // Blocks counted on are gone (staged blocks discarded, or a check deleted the blob and with it what
+        // was staged and seeded): committing the same list again can never succeed, copying again can.
+        if ((resumedAt > 0 || seed) && isBlockStoreError(err, 'invalid-block-list')) return false;
+        throw err;
+      },
+    );
+    if (!committed) {
+      // What the replica still has committed (an intact seed) need not cross data centers again.
+      seed = rebuilt || !seed ? undefined : await committedSeed(copy, seed.from);
+      rebuilt = true;
+      log.warn('blocks an earlier attempt staged or seeded are gone; copying again what the replica lacks', {
+        ...meta,
+        from: seed?.from,
+      });
+      progress = again();
       continue;
     }
     const found = await hashReplica(copy, progress, options);
     if (found.verified) {
-      log.info('replicated', { ...meta, blocksCopied: progress.copied });
-      return recordVerified(catalog, copy, target.id, found);
+      log.info('replicated', { ...meta, blocksCopied: progress.copied, crossedBytes: progress.crossedBytes, from: seed?.from });
+      const crossed = { bytes: progress.crossedBytes ?? 0, ...(seed ? { from: seed.from } : {}) };
+      return recordVerified(deps.catalog, copy, copy.location, found, crossed);
     }
-    if ((resumed?.next ?? 0) === 0) {
+    if (resumedAt === 0 && !seed) {
       // Every block was just staged from checked bytes, and still the replica reads otherwise: something else writes it.
-      const reason = `${found.reason}, after a copy of every block`;
-      await catalog.versions.setReplica(input.image, input.version, { location: target.id, status: 'failed', reason });
-      await copy.replica.deleteIfExists(copy.blob, { abortSignal: signal });
-      throw new VmhubError('StorageMismatch', `replica ${target.id} ${reason}`);
+      throw new VmhubError('StorageMismatch', `replica ${copy.location} ${found.reason}, after a copy of every block`);
     }
-    log.warn('blocks an earlier attempt staged hash wrong; copying every block again', { ...meta, reason: found.reason });
+    log.warn('blocks an earlier attempt staged or seeded hash wrong; copying every block again', {
+      ...meta,
+      reason: found.reason,
+    });
+    [seed, progress] = [undefined, again()];
   }
 }
 
-/** Records the replica verified by the hash of its bytes; returns what it recorded. */
+/** Marks the replica failed with `reason` and removes its blob, so nothing half-built stays under the version's name. */
+async function markFailed(catalog: ReplicateDeps['catalog'], copy: BlobCopy, reason: string): Promise<void> {
+  const { record, replica, blob, location, signal } = copy;
+  await catalog.versions.setReplica(record.image, record.version, { location, status: 'failed', reason });
+  await replica.deleteIfExists(blob, { abortSignal: signal });
+}
+
+/** The seed the replica blob still holds: its committed blocks, if any. */
+async function committedSeed(copy: BlobCopy, from: string): Promise<Seed | undefined> {
+  const committed = await unlessNotFound(copy.replica.committedBlocks(copy.blob, { abortSignal: copy.signal }));
+  return committed?.length ? { from, committed } : undefined;
+}
+
+/**
+ * What the replica blob starts from. Nothing committed there: a copy of the base version, if there is one
+ * (a full copy when it cannot be made). Something committed: the seed an earlier attempt made, by the
+ * checkpoint, taken at its committed blocks; else nothing, and every block is copied.
+ */
+async function startingPoint(
+  deps: ReplicateDeps,
+  copy: BlobCopy,
+  committed: boolean,
+  { resumed, signal, log }: RunOptions,
+): Promise<Seed | undefined> {
+  if (committed) return resumed?.from === undefined ? undefined : committedSeed(copy, resumed.from);
+  const versions = await deps.catalog.versions.list(copy.record.image, { status: 'available' });
+  const base = replicaBase(copy.record, versions, copy.location);
+  if (!base) return undefined;
+  const verifiedEtag = base.replicas.find((r) => r.location === copy.location)?.etag;
+  return seedReplica(copy.replica, copy.blob, { version: base.version, blob: base.location.blob, verifiedEtag }, { signal, log });
+}
+
+/** Records the replica verified by the hash of its bytes, with what crossed for it; returns what it recorded. */
 async function recordVerified(
   catalog: ReplicateDeps['catalog'],
   { record }: BlobCopy,
   location: string,
   found: Extract<ContentCheck, { verified: true }>,
+  crossed: NonNullable<ReplicaRecord['crossed']>,
 ): Promise<ReplicaRecord> {
   const verified: ReplicaRecord = {
     location,
@@ -137,6 +227,7 @@ async function recordVerified(
     sha256: record.sha256,
     verifiedAt: found.hashedAt,
     hashedAt: found.hashedAt,
+    crossed,
   };
   await catalog.versions.setReplica(record.image, record.version, verified);
   return verified;
@@ -150,23 +241,30 @@ function hashReplica(copy: BlobCopy, progress: ReplicateCheckpoint, { signal, li
   );
 }
 
-/** Stages every block from the checkpoint on, then commits the primary's block list on the replica; returns the progress. */
+/**
+ * Stages every block the seed lacks from the checkpoint on, then commits the primary's block list on the
+ * replica (the seed's committed blocks by their IDs), noting what it did in `progress`.
+ */
 async function copyAndCommit(
   copy: BlobCopy,
+  seed: Seed | undefined,
   concurrency: number,
+  progress: ReplicateCheckpoint,
   options: RunOptions,
-  location: string,
-): Promise<ReplicateCheckpoint> {
+): Promise<void> {
   const { record, blob, signal } = copy;
+  const location = copy.location;
   const blocks = await listBlocks(copy);
-  const progress: ReplicateCheckpoint = options.resumed ?? { next: 0, copied: 0 };
-  progress.phase = 'replicating';
-  progress.location = location;
-  progress.bytesTotal = record.sizeBytes;
+  const sources = blockSources(blocks.committed, seed?.committed);
+  Object.assign(progress, { phase: 'replicating', location, bytesTotal: record.sizeBytes, from: seed?.from });
+  progress.crossedBytes ??= 0;
   // Blocks done out of order count as they end; a retry starts again from `next`.
-  progress.bytesDone = blocks.offsets[progress.next] ?? record.sizeBytes;
+  progress.bytesDone = blocks.committed.reduce(
+    (n, b, i) => n + (i < progress.next || sources[i].from === 'kept' ? b.size : 0),
+    0,
+  );
   await options.liveness.keepBeating(
-    () => copyBlocks(copy, blocks, progress, concurrency, options.liveness),
+    () => copyBlocks(copy, { ...blocks, sources }, progress, concurrency, options),
     () => options.liveness.beat(progress),
   );
 
@@ -181,7 +279,6 @@ async function copyAndCommit(
   if (blockListDigest(after.map((b) => b.name)) !== blockListDigest(ids) || props.contentLength !== record.sizeBytes) {
     throw new VmhubError('StorageMismatch', `replica ${location} does not hold the committed block list after commit`);
   }
-  return progress;
 }
 
 /** What the copy works from: the primary's committed blocks with their offsets. */
@@ -205,39 +302,104 @@ async function listBlocks({ record, blob, source, signal }: BlobCopy): Promise<C
 }
 
 /**
- * Stages on the replica every committed block from `progress.next` on. A block the replica has staged
- * under the same ID is staged again, which replaces it: an ID says nothing of the bytes behind it.
+ * Stages on the replica every committed block from `progress.next` on that the seed does not hold under its
+ * ID: read from the primary (counted as crossed), or from the seeded blob where it holds the same bytes
+ * elsewhere. A block the replica has staged under the same ID is staged again, which replaces it: an ID
+ * says nothing of the bytes behind it.
  */
 async function copyBlocks(
   copy: BlobCopy,
-  { committed, offsets }: CopyBlocks,
+  blocks: CopyBlocks & { sources: BlockSource[] },
   progress: ReplicateCheckpoint,
   concurrency: number,
-  liveness: Liveness<ReplicateCheckpoint>,
+  { liveness, log }: Pick<RunOptions, 'liveness' | 'log'>,
 ): Promise<void> {
-  const { record, blob, source, replica, signal } = copy;
+  const { committed, sources } = blocks;
+  const { blob, replica, signal } = copy;
   const done = new Set<number>();
-  const indices = committed.map((_, i) => i).filter((i) => i >= progress.next);
+  const indices: number[] = [];
+  committed.forEach((_, i) => {
+    if (i >= progress.next) sources[i].from === 'kept' ? done.add(i) : indices.push(i);
+  });
+  const advance = () => {
+    while (done.has(progress.next)) done.delete(progress.next++);
+  };
+  advance();
   // Block buffers go round: read into, moved to a hashing thread and back, staged, then read into
   // again, so no block is zero-filled, copied to be hashed or left to the collector.
   const spare: Buffer[] = [];
-  await runPool(indices, concurrency, async (i) => {
+  // Reads run ahead of stages: `concurrency` of each in flight, so neither side waits for the other
+  // (at most twice `concurrency` blocks held, as a streamed copy holds its upload buffers).
+  const [reading, staging] = [gate(concurrency), gate(concurrency)];
+  await runPool(indices, 2 * concurrency, async (i) => {
     const block = committed[i];
     const size = block.size;
     const into = spare.find((b) => b.length === size);
     if (into) spare.splice(spare.indexOf(into), 1);
-    const read = await source.readInto(blob, into ?? Buffer.allocUnsafe(size), offsets[i], { abortSignal: signal });
-    const { hex, bytes } = await hashPool().sha256Moving(read);
-    const expected = parseBlockId(block.name)?.digest;
-    if (expected !== undefined && blockDigestOf(hex) !== expected) {
-      throw new VmhubError('StorageMismatch', `block ${i} read from ${record.location.storage} does not match its digest`);
-    }
-    await letFinish(signal, (abortSignal) => replica.stageBlock(blob, block.name, bytes, { abortSignal }));
+    const { bytes, crossed } = await readChecked(copy, blocks, i, into ?? Buffer.allocUnsafe(size), { reading, log });
+    await staging(() => letFinish(signal, (abortSignal) => replica.stageBlock(blob, block.name, bytes, { abortSignal })));
     spare.push(bytes);
     progress.copied++;
+    if (crossed) progress.crossedBytes = (progress.crossedBytes ?? 0) + size;
     done.add(i);
-    while (done.has(progress.next)) done.delete(progress.next++);
+    advance();
     progress.bytesDone = (progress.bytesDone ?? 0) + size;
     liveness.beat(progress);
   });
+}
+
+/**
+ * Block `i`, read into `into` and checked against the digest in its ID; `crossed` when it was read from the
+ * primary. A block the seeded replica blob holds elsewhere is read there first; when that read fails or its
+ * bytes match no digest (the seed changed under it), the primary's copy is read instead, which decides.
+ */
+async function readChecked(
+  copy: BlobCopy,
+  { committed, offsets, sources }: CopyBlocks & { sources: BlockSource[] },
+  i: number,
+  into: Buffer,
+  { reading, log }: { reading: ReturnType<typeof gate>; log: Log },
+): Promise<{ bytes: Buffer; crossed: boolean }> {
+  const { record, blob, source, replica, signal } = copy;
+  const expected = parseBlockId(committed[i].name)?.digest;
+  const checked = async (read: Buffer) => {
+    const { hex, bytes } = await hashPool().sha256Moving(read);
+    return { bytes, right: expected === undefined || blockDigestOf(hex) === expected };
+  };
+  const from = sources[i];
+  if (from.from === 'replica') {
+    const local = await reading(() => replica.readInto(blob, into, from.offset, { abortSignal: signal })).then(
+      checked,
+      (err: unknown) => {
+        if (signal.aborted) throw err;
+        return { bytes: into, right: false, reason: err instanceof Error ? err.message : String(err) };
+      },
+    );
+    if (local.right) return { bytes: local.bytes, crossed: false };
+    const reason = 'reason' in local ? local.reason : 'its bytes do not match the digest in its ID';
+    log.warn('a block could not be taken from the seeded replica blob; reading it from the primary', { blob, block: i, reason });
+    into = local.bytes;
+  }
+  const read = await checked(await reading(() => source.readInto(blob, into, offsets[i], { abortSignal: signal })));
+  if (!read.right) {
+    throw new VmhubError('StorageMismatch', `block ${i} read from ${record.location.storage} does not match its digest`);
+  }
+  return { bytes: read.bytes, crossed: true };
+}
+
+/** At most `limit` calls of what it is given run at once; the others wait their turn, first come first served. */
+function gate(limit: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return async (fn) => {
+    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running++;
+    try {
+      return await fn();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
 }

@@ -77,9 +77,14 @@ export async function stageRange(
   log: Log,
 ): Promise<StageOutput> {
   const { plan, resumed, signal } = input;
+  // Blocks the blob holds under the same ID need no upload: staged by an earlier attempt, or committed in
+  // the earlier version the blob started as a copy of (./seed).
   const staged = new Set<string>();
-  const list = await unlessNotFound(input.store.uncommittedBlocks(input.blob, { abortSignal: signal }));
-  for (const b of list ?? []) staged.add(b.name);
+  const [uncommitted, committed] = await Promise.all([
+    unlessNotFound(input.store.uncommittedBlocks(input.blob, { abortSignal: signal })),
+    unlessNotFound(input.store.committedBlocks(input.blob, { abortSignal: signal })),
+  ]);
+  for (const b of [...(uncommitted ?? []), ...(committed ?? [])]) staged.add(b.name);
 
   const progress: StageCheckpoint = resumed ?? { next: input.range.first, uploaded: 0, reused: 0, bytesUploaded: 0 };
   if (resumed) log.info('resuming staging', { range: input.range, next: resumed.next, alreadyStaged: staged.size });

@@ -164,7 +164,7 @@ export class ContentLibrary {
   }
 
   /** Adds a file the client pushes, with its SHA-256 for the server to check the bytes against. */
-  addFile(sessionId: string, file: LibraryFile, call?: RestCall): Promise<SessionFile> {
+  addFile<T extends ExpectedFile>(sessionId: string, file: T, call?: RestCall): Promise<SessionFile> {
     return this.rest.post<SessionFile>(
       `${UPDATE_FILE}/id:${sessionId}?~action=add`,
       {
@@ -191,6 +191,16 @@ export class ContentLibrary {
     return this.rest.post<void>(`${UPDATE}/id:${sessionId}?~action=cancel`, undefined, call);
   }
 
+  /** Ends the session in ERROR with the client's reason: nothing of it is applied to the item. */
+  fail(sessionId: string, reason: string, call?: RestCall): Promise<void> {
+    return this.rest.post<void>(`${UPDATE}/id:${sessionId}?~action=fail`, { client_error_message: reason }, call);
+  }
+
+  /** Removes a file from the item when the session completes. */
+  removeFile(sessionId: string, name: string, call?: RestCall): Promise<void> {
+    return this.rest.post<void>(`${UPDATE_FILE}/id:${sessionId}?~action=remove`, { file_name: name }, call);
+  }
+
   /** The files of an item as a download session serves them: name → the endpoint to GET its bytes from. */
   async downloadEndpoints(itemId: string, call?: RestCall): Promise<{ session: string; endpoints: Map<string, string> }> {
     const session = await this.rest.post<string>(DOWNLOAD, { create_spec: { library_item_id: itemId } }, call);
@@ -213,19 +223,25 @@ export class ContentLibrary {
     return this.rest.delete(`${DOWNLOAD}/id:${session}`, call);
   }
 
-  /** Deploys a VM from an OVF template item into a resource pool; powered off, as the template left it. */
+  /** Deploys a VM from an OVF template item into a resource pool, its networks mapped; powered off, as the template left it. */
   deployOvf(
     itemId: string,
     name: string,
     resourcePoolId: string,
     datastoreId: string | undefined,
+    networkMappings: ReadonlyArray<{ key: string; value: string }>,
     call?: RestCall,
   ): Promise<OvfDeployment> {
     return this.rest.post<OvfDeployment>(
       `/rest/com/vmware/vcenter/ovf/library-item/id:${itemId}?~action=deploy`,
       {
         target: { resource_pool_id: resourcePoolId },
-        deployment_spec: { name, accept_all_EULA: true, ...(datastoreId ? { default_datastore_id: datastoreId } : {}) },
+        deployment_spec: {
+          name,
+          accept_all_EULA: true,
+          ...(datastoreId ? { default_datastore_id: datastoreId } : {}),
+          ...(networkMappings.length > 0 ? { network_mappings: networkMappings } : {}),
+        },
       },
       call,
     );
@@ -241,13 +257,13 @@ function reportedSha256(c: Checksum | undefined): string | undefined {
   return c?.algorithm?.toUpperCase().replace('-', '') === 'SHA256' ? c.checksum?.toLowerCase() : undefined;
 }
 
-export interface UploadPlan {
+export interface UploadPlan<T extends ExpectedFile = LibraryFile> {
   /** Already held with the right SHA-256: not sent again. */
-  skip: LibraryFile[];
+  skip: T[];
   /** Added to the session by an earlier attempt but not received: sent again to the endpoint it has. */
-  resend: Array<{ file: LibraryFile; endpoint: string }>;
+  resend: Array<{ file: T; endpoint: string }>;
   /** Not in the session yet: added, then sent. */
-  add: LibraryFile[];
+  add: T[];
 }
 
 /**
@@ -255,13 +271,17 @@ export interface UploadPlan {
  * only where the server says so with the SHA-256 we expect: READY in the session, or already a file of
  * the item. Where it reports no checksum (vcsim never does), the file is sent again.
  */
-export function planUploads(files: LibraryFile[], sessionFiles: SessionFile[], itemFiles: ItemFile[]): UploadPlan {
-  const plan: UploadPlan = { skip: [], resend: [], add: [] };
+export function planUploads<T extends ExpectedFile>(
+  files: readonly T[],
+  sessionFiles: SessionFile[],
+  itemFiles: ItemFile[],
+): UploadPlan<T> {
+  const plan: UploadPlan<T> = { skip: [], resend: [], add: [] };
   for (const file of files) {
     const inSession = sessionFiles.find((f) => f.name === file.name);
-    const held = itemFiles.some(
-      (f) => f.name === file.name && f.size === file.size && reportedSha256(f.checksum_info) === file.sha256,
-    );
+    // The last listing of a name is the file the item holds (vcsim lists every upload of a name).
+    const last = itemFiles.filter((f) => f.name === file.name).pop();
+    const held = last !== undefined && last.size === file.size && reportedSha256(last.checksum_info) === file.sha256;
     const ready = inSession?.status === 'READY' && reportedSha256(inSession.checksum_info) === file.sha256;
     if (ready || (held && !inSession)) plan.skip.push(file);
     else if (inSession?.upload_endpoint) plan.resend.push({ file, endpoint: inSession.upload_endpoint.uri });

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { compareItemFiles, type ContentLibrary, type ExpectedFile } from './content-library';
 
 /**
@@ -88,31 +90,97 @@ async function readBack(
   files: readonly ExpectedFile[],
   options: VerifyItemOptions,
 ): Promise<{ problems: string[]; bytesRead: number }> {
-  const call = { signal: options.signal };
-  const { session, endpoints } = await library.downloadEndpoints(itemId, call);
   const problems: string[] = [];
   let bytesRead = 0;
+  await readItemFiles(
+    library,
+    itemId,
+    files,
+    async (file, bytes) => {
+      if (!bytes) {
+        problems.push(`${file.name} cannot be downloaded from the item`);
+        return;
+      }
+      const done = bytesRead;
+      const checked = new CheckedBytes(file, (n) => options.onBytes?.(done + n));
+      try {
+        await pipeline(bytes, checked, new Writable({ write: (_chunk, _encoding, next) => next() }));
+      } catch (err) {
+        if (!(err instanceof FileMismatch)) throw err;
+        problems.push(`${file.name} reads back ${err.message}`);
+      }
+      bytesRead += checked.bytes;
+    },
+    { signal: options.signal },
+  );
+  return { problems, bytesRead };
+}
+
+/** A file's bytes are not the expected ones: their size or SHA-256 differs. */
+export class FileMismatch extends Error {
+  override name = 'FileMismatch';
+}
+
+/**
+ * Passes a file's bytes through, hashing them, and holds the last chunk back until their size and SHA-256
+ * are known: bytes that differ end the stream in a FileMismatch instead, so an upload fed from it never
+ * delivers a whole file of other bytes.
+ */
+export class CheckedBytes extends Transform {
+  /** The bytes seen so far. */
+  bytes = 0;
+  private readonly hash = createHash('sha256');
+  private held?: Buffer;
+
+  constructor(
+    private readonly expected: ExpectedFile,
+    private readonly onBytes?: (bytes: number) => void,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.onBytes?.(this.bytes);
+    this.hash.update(chunk);
+    if (this.bytes > this.expected.size) return done(new FileMismatch(`as more than ${this.expected.size} bytes`));
+    const out = this.held;
+    this.held = chunk;
+    done(null, out);
+  }
+
+  override _flush(done: TransformCallback): void {
+    const sha = this.hash.digest('hex');
+    if (this.bytes !== this.expected.size) return done(new FileMismatch(`as ${this.bytes} bytes, not ${this.expected.size}`));
+    if (sha !== this.expected.sha256) return done(new FileMismatch(`with SHA-256 ${sha}, not ${this.expected.sha256}`));
+    if (this.held) this.push(this.held);
+    done();
+  }
+}
+
+/**
+ * Reads files of an item through one download session: `use` gets each file's bytes as a stream, or
+ * undefined where the item does not serve that file. The session ends whatever happens.
+ */
+export async function readItemFiles<T extends ExpectedFile>(
+  library: ContentLibrary,
+  itemId: string,
+  files: readonly T[],
+  use: (file: T, bytes: Readable | undefined) => Promise<void>,
+  call: { signal?: AbortSignal } = {},
+): Promise<void> {
+  const { session, endpoints } = await library.downloadEndpoints(itemId, call);
   try {
     for (const file of files) {
       const endpoint = endpoints.get(file.name);
-      if (!endpoint) {
-        problems.push(`${file.name} cannot be downloaded from the item`);
-        continue;
+      const bytes = endpoint ? await library.rest.download(endpoint, file.name, call) : undefined;
+      try {
+        await use(file, bytes);
+      } finally {
+        bytes?.destroy();
       }
-      const hash = createHash('sha256');
-      let size = 0;
-      for await (const chunk of await library.rest.download(endpoint, file.name, call)) {
-        hash.update(chunk as Buffer);
-        size += (chunk as Buffer).length;
-        options.onBytes?.(bytesRead + size);
-      }
-      bytesRead += size;
-      const sha = hash.digest('hex');
-      if (size !== file.size) problems.push(`${file.name} reads back as ${size} bytes, not ${file.size}`);
-      else if (sha !== file.sha256) problems.push(`${file.name} reads back with SHA-256 ${sha}, not ${file.sha256}`);
     }
   } finally {
     await library.endDownload(session).catch(() => undefined);
   }
-  return { problems, bytesRead };
 }

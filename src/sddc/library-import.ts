@@ -8,6 +8,7 @@ import {
   deploymentError,
   planUploads,
   sessionToResume,
+  type ExpectedFile,
   type ItemInfo,
   type LibraryInfo,
   type SessionFile,
@@ -159,27 +160,7 @@ export async function importImage(conn: VcenterConnection, ref: ImageVersion, op
   const { signal } = options;
   const call = { signal };
   const cl = conn.library;
-  const name = libraryItemName(ref.image, ref.version);
-  const library = await libraryFor(conn, signal);
-  let item = await cl.findItem(library.id, name, call);
-  if (!item) {
-    try {
-      await cl.createItem(
-        library.id,
-        name,
-        formatOf(ref.format).libraryItem.type,
-        itemDescription(ref.image, ref.version, ref.sha256, true),
-        call,
-      );
-    } catch (err) {
-      if (!(err instanceof VsphereApiError && err.alreadyExists)) throw err;
-    }
-    item = await cl.findItem(library.id, name, call);
-    if (!item) throw new Error(`item ${name} was created in library ${conn.target.library} but cannot be found`);
-  }
-  const placement = placementOf(conn.target, item);
-  const state = itemState(item.description, ref.sha256, true);
-  if (state === 'conflict') throw conflict(conn.target, ref, item);
+  const { item, placement, state } = await openItem(conn, ref, signal);
   if (state === 'present') return { status: 'already-present', placement, bytesSent: 0, bytesSkipped: 0 };
 
   const files = await itemFilesOf(ref, options);
@@ -211,7 +192,60 @@ export async function importImage(conn: VcenterConnection, ref: ImageVersion, op
     if (!endpoint) throw new Error(`vCenter gave no upload endpoint for ${file.name}`);
     await send(file, endpoint);
   }
+  await completeImport(conn, ref, { id: item.id, name: item.name }, sessionId, files, signal);
+  return { status: 'deployed', placement, bytesSent: bytesDone - bytesSkipped, bytesSkipped };
+}
 
+export interface OpenedItem {
+  item: ItemInfo;
+  placement: LibraryPlacement;
+  state: 'importing' | 'present';
+}
+
+/**
+ * Finds or creates the library and the version's item (marked as importing); an item holding other bytes
+ * is a VersionConflict and is never touched.
+ */
+export async function openItem(conn: VcenterConnection, ref: ImageVersion, signal?: AbortSignal): Promise<OpenedItem> {
+  const call = { signal };
+  const cl = conn.library;
+  const name = libraryItemName(ref.image, ref.version);
+  const library = await libraryFor(conn, signal);
+  let item = await cl.findItem(library.id, name, call);
+  if (!item) {
+    try {
+      await cl.createItem(
+        library.id,
+        name,
+        formatOf(ref.format).libraryItem.type,
+        itemDescription(ref.image, ref.version, ref.sha256, true),
+        call,
+      );
+    } catch (err) {
+      if (!(err instanceof VsphereApiError && err.alreadyExists)) throw err;
+    }
+    item = await cl.findItem(library.id, name, call);
+    if (!item) throw new Error(`item ${name} was created in library ${conn.target.library} but cannot be found`);
+  }
+  const state = itemState(item.description, ref.sha256, true);
+  if (state === 'conflict') throw conflict(conn.target, ref, item);
+  return { item, placement: placementOf(conn.target, item), state: state === 'present' ? 'present' : 'importing' };
+}
+
+/**
+ * Ends an update session whose files were all sent: validated (a refusal cancels it), completed, awaited,
+ * the item's files checked against those sent, and only then the item recorded as this version's.
+ */
+export async function completeImport(
+  conn: VcenterConnection,
+  ref: ImageVersion,
+  item: { id: string; name: string },
+  sessionId: string,
+  files: readonly ExpectedFile[],
+  signal?: AbortSignal,
+): Promise<void> {
+  const call = { signal };
+  const cl = conn.library;
   const validation = await cl.validate(sessionId, call);
   if (validation.has_errors) {
     await cl.cancel(sessionId).catch(() => undefined);
@@ -219,18 +253,17 @@ export async function importImage(conn: VcenterConnection, ref: ImageVersion, op
     const missing = (validation.missing_files ?? []).map((f) => `${f} is missing`);
     throw new VmhubError(
       'InvalidImage',
-      `vCenter ${conn.target.vcenter} refused item ${name}: ${[...invalid, ...missing].join('; ')}`,
+      `vCenter ${conn.target.vcenter} refused item ${item.name}: ${[...invalid, ...missing].join('; ')}`,
     );
   }
   await cl.complete(sessionId, call);
   await untilDone(cl, sessionId, signal);
-  await checkImportedItem(cl, { id: item.id, name }, files, call);
+  await checkImportedItem(cl, item, files, call);
   await cl.setDescription(item.id, itemDescription(ref.image, ref.version, ref.sha256, false), call);
-  return { status: 'deployed', placement, bytesSent: bytesDone - bytesSkipped, bytesSkipped };
 }
 
 /** The item's open update session to carry on with, or a new one; a session whose file failed is cancelled. */
-async function sessionFor(cl: ContentLibrary, itemId: string, signal?: AbortSignal): Promise<string> {
+export async function sessionFor(cl: ContentLibrary, itemId: string, signal?: AbortSignal): Promise<string> {
   const sessions = await cl.updateSessionsOf(itemId, { signal });
   const filesOf = new Map<string, SessionFile[]>();
   for (const s of sessions.filter((x) => x.state === 'ACTIVE')) filesOf.set(s.id, await cl.sessionFiles(s.id, { signal }));
@@ -242,7 +275,7 @@ async function sessionFor(cl: ContentLibrary, itemId: string, signal?: AbortSign
 const POLL_MS = 500;
 
 /** Completing a session is asynchronous: the server checks the files, then moves it to DONE or ERROR. */
-async function untilDone(cl: ContentLibrary, sessionId: string, signal?: AbortSignal): Promise<void> {
+export async function untilDone(cl: ContentLibrary, sessionId: string, signal?: AbortSignal): Promise<void> {
   for (;;) {
     const session = await cl.updateSession(sessionId, { signal });
     if (!session) throw new Error('the update session disappeared while it completed');
@@ -310,18 +343,32 @@ export async function instantiate(
   vmName: string,
   options: { retry?: boolean; signal?: AbortSignal } = {},
 ): Promise<InstantiateResult> {
+  const deployed = await deployFromItem(conn, placement, vmName, options);
+  await removeVm(conn, deployed.vm);
+  return deployed;
+}
+
+/**
+ * Deploys a VM named `vmName` from the OVF template and reads its CPUs and memory; the VM stays, powered
+ * off, for the caller to use and remove (it is removed here only when its hardware cannot be read). A
+ * vCenter refusing the deploy is InstantiateFailed. On a retry, a VM of that name left by the earlier
+ * attempt is removed first.
+ */
+export async function deployFromItem(
+  conn: VcenterConnection,
+  placement: LibraryPlacement,
+  vmName: string,
+  options: { retry?: boolean; signal?: AbortSignal } = {},
+): Promise<InstantiateResult> {
   const { signal } = options;
   const vim = await conn.vim(signal);
   // Listing every VM is costly on a large vCenter: only a retry can find one left behind.
-  if (options.retry) {
-    for (const left of await vim.objectsOfType('VirtualMachine', ['name'], signal)) {
-      if (left.props.name === vmName) await conn.library.deleteVm(left.obj.id, { signal });
-    }
-  }
+  if (options.retry) await removeVmsNamed(conn, vmName, signal);
   const pool = await resourcePool(conn, vim, signal);
   const library = await conn.library.findLibrary(conn.target.library, { signal });
   const datastore = library?.storage_backings?.find((b) => b.datastore_id)?.datastore_id;
-  const deployed = await conn.library.deployOvf(placement.itemId, vmName, pool, datastore, {
+  const networks = await networkMappings(conn, vim, signal);
+  const deployed = await conn.library.deployOvf(placement.itemId, vmName, pool, datastore, networks, {
     signal,
     idleTimeoutMs: 30 * 60_000,
   });
@@ -338,8 +385,68 @@ export async function instantiate(
       signal,
     );
     return { vm, cpus: Number(hw['config.hardware.numCPU']), memoryMiB: Number(hw['config.hardware.memoryMB']) };
-  } finally {
-    await conn.library.deleteVm(vm);
+  } catch (err) {
+    await removeVm(conn, vm).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * The SDDC's `--network-map` as a deploy spec gives it: each descriptor network with the ID of the vCenter
+ * network it stands for, so a VM made from the item is attached where the preflight said it would be.
+ */
+async function networkMappings(conn: VcenterConnection, vim: VimSession, signal?: AbortSignal): Promise<NetworkMapping[]> {
+  const map = conn.target.networkMap ?? {};
+  if (Object.keys(map).length === 0) return [];
+  const networks = (await vim.objectsOfType('Network', ['name'], signal)).map((n) => ({ id: n.obj.id, name: n.props.name }));
+  return mappedNetworks(map, networks, conn.target.vcenter);
+}
+
+export interface NetworkMapping {
+  key: string;
+  value: string;
+}
+
+/** Each mapped descriptor network with the ID of the vCenter network of the name it maps to; a name the vCenter lacks is refused. */
+export function mappedNetworks(
+  map: Record<string, string>,
+  networks: ReadonlyArray<{ id: string; name: string }>,
+  vcenter: string,
+): NetworkMapping[] {
+  return Object.entries(map).map(([from, to]) => {
+    const network = networks.find((n) => n.name === to);
+    if (!network)
+      throw new VmhubError('InvalidInput', `vCenter ${vcenter} has no network named ${to}, which ${from} is mapped to`);
+    return { key: from, value: network.id };
+  });
+}
+
+/** Removes every VM named `vmName`: what an earlier attempt (or a cancelled one) left behind. */
+export async function removeVmsNamed(conn: VcenterConnection, vmName: string, signal?: AbortSignal): Promise<number> {
+  const vim = await conn.vim(signal);
+  let removed = 0;
+  for (const left of await vim.objectsOfType('VirtualMachine', ['name'], signal)) {
+    if (left.props.name === vmName && (await removeVm(conn, left.obj.id, signal))) removed += 1;
+  }
+  return removed;
+}
+
+/**
+ * Powers the VM off when it is not off, then deletes it (a vCenter refuses to delete a running VM). A VM
+ * already gone is no error: the answer is then false.
+ */
+export async function removeVm(conn: VcenterConnection, vm: string, signal?: AbortSignal): Promise<boolean> {
+  const vim = await conn.vim(signal);
+  const ref = { type: 'VirtualMachine', id: vm };
+  try {
+    const power = (await vim.properties(ref, ['runtime.powerState'], signal))['runtime.powerState'];
+    if (power === undefined) return false;
+    if (power !== 'poweredOff') await vim.runTask('PowerOffVM_Task', ref, signal);
+    await conn.library.deleteVm(vm, { signal });
+    return true;
+  } catch (err) {
+    if (err instanceof VsphereApiError && (err.notFound || err.type === 'ManagedObjectNotFound')) return false;
+    throw err;
   }
 }
 

@@ -161,6 +161,7 @@ export async function settleVerifiedCopy(
 ): Promise<{ path?: string; removed: boolean }> {
   if (options.keepStaging) return fs.existsSync(paths.final) ? { path: paths.final, removed: false } : { removed: false };
   if (fs.existsSync(blockIndexPath(paths.final))) {
+    await fs.promises.writeFile(paths.imported, '');
     await dropOlderCopies(root, ref, options.holder);
     return { removed: false };
   }
@@ -177,19 +178,21 @@ export function importOutput(r: ImportResult, keptPath: string | undefined): Imp
 
 async function removeCopy(paths: DeploymentPaths): Promise<void> {
   await Promise.all(
-    [paths.final, paths.digest, paths.envelope, blockIndexPath(paths.final)].map((f) => fs.promises.rm(f, { force: true })),
+    [paths.final, paths.digest, paths.envelope, blockIndexPath(paths.final), paths.imported].map((f) =>
+      fs.promises.rm(f, { force: true }),
+    ),
   );
 }
 
 /**
  * Removes the verified copies of the image's earlier versions, kept as delta bases until a newer one was
- * imported; a copy whose lock is held (a download or an import of it running) is left alone.
+ * imported; a copy not imported yet, or whose lock is held (a download or an import of it running), is left alone.
  */
 async function dropOlderCopies(root: string, ref: ImageVersion, holder: LockHolder): Promise<void> {
   for (const base of await localBases(root, ref.image, ref.version)) {
     if (!semver.valid(base.version) || !semver.lt(base.version, ref.version)) continue;
     const paths = deploymentPaths(path.dirname(base.file), ref.image, base.version, ref.format);
-    if (paths.final !== base.file) continue;
+    if (paths.final !== base.file || !fs.existsSync(paths.imported)) continue;
     if (!(await acquireLock(paths.lock, holder)).acquired) continue;
     try {
       await removeCopy(paths);

@@ -2,6 +2,7 @@ import type { NewSddc, SddcChanges, SddcRecord } from '../catalog/sddc-records';
 import type { SddcsRepository } from '../catalog/sddcs-repository';
 import { VmhubError } from '../shared/errors';
 import { validateSddcName } from '../shared/names';
+import { validateLabel } from '../shared/rollout-input';
 import { agentTaskQueueOf } from '../shared/task-queues';
 import type { Capacity, SddcSeed, Topology } from '../topology/topology';
 
@@ -71,22 +72,30 @@ export function checkNewSddc(topology: Topology, sddc: NewSddc): NewSddc {
   checkDataCenter(topology, sddc.dataCenter);
   checkTaskQueue(sddc.taskQueue);
   checkCapacity(sddc.capacity);
+  checkLabels(sddc.labels);
   return sddc;
+}
+
+function checkLabels(labels: Record<string, string | null> | undefined): void {
+  for (const [key, value] of Object.entries(labels ?? {})) validateLabel(key, value ?? '', '--label');
 }
 
 /** Changes as `updateSddc` applies them, checked against the topology; at least one is needed. */
 export function checkSddcChanges(topology: Topology, changes: SddcChanges): SddcChanges {
   const given = Object.entries(changes).filter(([, v]) => v !== undefined);
-  const emptyParts = [changes.capacity, changes.ovfPolicy].filter((p) => p && Object.values(p).every((v) => v === undefined));
+  const emptyParts = [changes.capacity, changes.ovfPolicy, changes.labels].filter(
+    (p) => p && Object.values(p).every((v) => v === undefined),
+  );
   if (given.length === emptyParts.length) {
     throw new VmhubError(
       'InvalidInput',
-      'nothing to change: give at least one of --dc, --task-queue, --cpus, --memory, --disk, --vcenter, --require-manifest or --require-ovf-cert, e.g. --cpus 16',
+      'nothing to change: give at least one of --dc, --task-queue, --cpus, --memory, --disk, --vcenter, --network-map, --require-manifest, --require-ovf-cert or --label, e.g. --cpus 16',
     );
   }
   if (changes.dataCenter !== undefined) checkDataCenter(topology, changes.dataCenter);
   if (changes.taskQueue !== undefined) checkTaskQueue(changes.taskQueue);
   if (changes.capacity) checkCapacity(changes.capacity);
+  checkLabels(changes.labels);
   return changes;
 }
 

@@ -4,12 +4,18 @@ import type { Credentials } from './vcenter-login';
 import { VcenterHttp } from './http';
 import { VsphereApiError, withoutCredentials } from './vsphere-rest';
 
+/** The type of a VsphereApiError for a vCenter task that ended in error, as opposed to a call that failed. */
+export const TASK_FAILED = 'TaskFailed';
+
 /**
  * The few vSphere Web Services (SOAP, `/sdk`) calls the REST API of vcsim lacks: the IDs of datastores
- * and resource pools, and a VM's configured CPUs and memory. One logged-in session; its cookie, and the
+ * and resource pools, a VM's configured CPUs, memory and runtime state, and its power operations. One logged-in session; its cookie, and the
  * view IDs that embed it, never leave this object.
  */
 const VIM_VERSION = '8.0.2.0';
+
+/** A power task takes a second or two on a vCenter, less on a simulator. */
+const TASK_POLL_MS = 250;
 
 export interface ManagedObject {
   type: string;
@@ -55,8 +61,8 @@ function all(node: Node | undefined, key: string): Node[] {
   return (node?.[key] as Node[] | undefined) ?? [];
 }
 
-/** The `returnval` of a SOAP response body, or the fault it carries as an error. */
-export async function soapReturn(xml: string, method: string): Promise<Node | undefined> {
+/** The `<method>Response` of a SOAP response body, or the fault it carries as an error. */
+async function soapResponse(xml: string, method: string): Promise<Node | undefined> {
   const doc = (await parser.parseStringPromise(xml)) as { Envelope?: Node };
   const body = first(doc.Envelope, 'Body');
   const fault = first(body, 'Fault');
@@ -65,7 +71,12 @@ export async function soapReturn(xml: string, method: string): Promise<Node | un
     const kind = detail ? Object.keys(detail).find((k) => k !== '$' && k !== '_') : undefined;
     throw new VsphereApiError(500, kind?.replace(/Fault$/, ''), `${method} failed: ${text(first(fault, 'faultstring'))}`);
   }
-  return first(first(body, `${method}Response`), 'returnval');
+  return first(body, `${method}Response`);
+}
+
+/** The `returnval` of a SOAP response body, or the fault it carries as an error. */
+export async function soapReturn(xml: string, method: string): Promise<Node | undefined> {
+  return first(await soapResponse(xml, method), 'returnval');
 }
 
 /** The objects of a RetrievePropertiesEx answer, and the token of its next page. */
@@ -159,6 +170,37 @@ export class VimSession {
     return found[0]?.props ?? {};
   }
 
+  /**
+   * Runs a task method of an object (`PowerOnVM_Task`, `PowerOffVM_Task`) and waits for the task to end; a
+   * task that ends in error is a VsphereApiError of the fault's type with its message.
+   */
+  async runTask(method: string, obj: ManagedObject, signal?: AbortSignal): Promise<void> {
+    // A task that ended in error is the vCenter's answer (type TASK_FAILED); a failed call is not, and may pass.
+    const task: ManagedObject = { type: 'Task', id: text(await this.call(method, moref('_this', obj), signal)) };
+    for (;;) {
+      const { 'info.state': state } = await this.properties(task, ['info.state'], signal);
+      if (state === 'success') return;
+      if (state === 'error') {
+        const info = await this.properties(task, ['info.error.localizedMessage'], signal);
+        const reason = info['info.error.localizedMessage'] || 'the vCenter gave no reason';
+        throw new VsphereApiError(500, TASK_FAILED, `${method} failed: ${reason}`);
+      }
+      await new Promise((r) => setTimeout(r, TASK_POLL_MS));
+      signal?.throwIfAborted();
+    }
+  }
+
+  /**
+   * The virtual hardware versions (`vmx-21`, ...) a compute resource's environment browser says VMs can be
+   * created with.
+   */
+  async creatableHardwareVersions(browser: ManagedObject, signal?: AbortSignal): Promise<string[]> {
+    const res = await call(this.http, this.cookie, 'QueryConfigOptionDescriptor', moref('_this', browser), signal);
+    return all(res.response, 'returnval')
+      .filter((d) => text(first(d, 'createSupported')) !== 'false')
+      .map((d) => text(first(d, 'key')));
+  }
+
   async logout(): Promise<void> {
     try {
       await this.call('Logout', moref('_this', { type: 'SessionManager', id: this.content.sessionManager }));
@@ -195,7 +237,7 @@ async function call(
   method: string,
   args: string,
   signal?: AbortSignal,
-): Promise<{ returnval: Node | undefined; setCookie?: string[] }> {
+): Promise<{ returnval: Node | undefined; response: Node | undefined; setCookie?: string[] }> {
   const envelope =
     '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" ' +
     `xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><${method} xmlns="urn:vim25">${args}</${method}></soapenv:Body></soapenv:Envelope>`;
@@ -212,5 +254,6 @@ async function call(
   });
   const xml = res.body.toString('utf8');
   if (!xml.includes('Envelope')) throw new VsphereApiError(res.status, undefined, `${method} failed with HTTP ${res.status}`);
-  return { returnval: await soapReturn(xml, method), setCookie: res.headers['set-cookie'] };
+  const response = await soapResponse(xml, method);
+  return { returnval: first(response, 'returnval'), response, setCookie: res.headers['set-cookie'] };
 }

@@ -1,7 +1,29 @@
 import { VmhubError } from './errors';
-import { validateImageName, validateSddcSelection, validateVersionRef, type LatestRef, type SddcSelection } from './names';
+import {
+  validateChannelName,
+  validateImageName,
+  validateSddcSelection,
+  validateVersionRef,
+  type LatestRef,
+  type SddcSelection,
+} from './names';
+import { OPERATOR_CHECK_NAME, type GateVerdict } from './health-gate';
 import type { InstantiateCheck } from './target-kinds/content-library';
 import type { LibraryPlacement } from './target-kinds/kind';
+
+function validateDeployGate(gate: unknown): void {
+  if (gate === undefined) return;
+  if (typeof gate !== 'object' || gate === null || Array.isArray(gate))
+    throw new VmhubError('InvalidInput', 'gate must be an object');
+  const g = gate as Record<string, unknown>;
+  if (g.instantiate !== undefined && typeof g.instantiate !== 'boolean')
+    throw new VmhubError('InvalidInput', 'gate.instantiate must be true or false');
+  if (g.operatorCheck !== undefined && (typeof g.operatorCheck !== 'string' || !OPERATOR_CHECK_NAME.test(g.operatorCheck)))
+    throw new VmhubError('InvalidInput', 'gate.operatorCheck must name a check of VMHUB_OPERATOR_CHECKS_FILE, e.g. smoke');
+  const t = g.guestTimeoutSeconds;
+  if (t !== undefined && (typeof t !== 'number' || !Number.isInteger(t) || t < 1 || t > 3600))
+    throw new VmhubError('InvalidInput', 'gate.guestTimeoutSeconds must be a whole number from 1 to 3600');
+}
 
 /** DeployToSDDCs's input, result and progress (a contract: runs started by other tools depend on it). Plain data: the workflow bundle imports this. */
 export interface DeployInput {
@@ -18,6 +40,30 @@ export interface DeployInput {
    * any download. Without it, an SDDC whose agent does not poll is `skipped` (`no agent: …`).
    */
   allOrNothing?: boolean;
+  /**
+   * A rollout's wave: once an SDDC holds the version, its health gate runs (below); only when it passed is the
+   * SDDC's item of this channel (`<image>-<channel>`, the same item ID every time) made to hold the version.
+   */
+  channel?: string;
+  gate?: DeployGate;
+}
+
+/** The per-SDDC part of a rollout wave's gate. */
+export interface DeployGate {
+  /** Make a VM from a content-library SDDC's new item, check its hardware, power it on, wait for its guest, remove it. */
+  instantiate?: boolean;
+  /** A check the control worker's VMHUB_OPERATOR_CHECKS_FILE defines, run while the VM is up. */
+  operatorCheck?: string;
+  /** How long the guest may take to report running (default 300). */
+  guestTimeoutSeconds?: number;
+}
+
+/** What an SDDC's channel item became: `current` when it held the version already and nothing moved. */
+export interface ChannelItemOutcome {
+  channel: string;
+  status: 'updated' | 'current';
+  placement: LibraryPlacement;
+  bytesCopied: number;
 }
 
 export type DeployStatus = 'deployed' | 'already-present' | 'skipped' | 'failed';
@@ -34,6 +80,10 @@ export interface DeploymentOutcome {
   target?: LibraryPlacement;
   /** The VM the instantiate check made from the item, and removed. */
   instantiated?: InstantiateCheck;
+  /** A rollout wave's health gate on this SDDC: each check it ran, the failed one last. */
+  gate?: GateVerdict;
+  /** The channel item a rollout wave left holding the version. */
+  channelItem?: ChannelItemOutcome;
 }
 
 export interface DeployResultRow extends DeploymentOutcome {
@@ -61,7 +111,7 @@ export interface DeployResult {
 
 export type DeployCounts = Partial<Record<DeployStatus, number>>;
 
-export type SddcPhase = 'pending' | 'checking' | 'downloading' | 'verifying' | 'importing' | 'instantiating' | 'done';
+export type SddcPhase = 'pending' | 'checking' | 'downloading' | 'verifying' | 'importing' | 'instantiating' | 'gating' | 'done';
 
 export interface SddcProgress {
   sddc: string;
@@ -109,6 +159,8 @@ export function validateDeployInput(input: unknown): DeployInput {
   if (i.allOrNothing !== undefined && typeof i.allOrNothing !== 'boolean') {
     throw new VmhubError('InvalidInput', 'allOrNothing must be true or false');
   }
+  if (i.channel !== undefined) validateChannelName(i.channel);
+  validateDeployGate(i.gate);
   return i as unknown as DeployInput;
 }
 

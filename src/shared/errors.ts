@@ -22,6 +22,7 @@ export const ERROR_TYPES = [
   'VcenterMismatch',
   'InstantiateFailed',
   'InstantiateMismatch',
+  'UnknownOperatorCheck',
   'StagingMissing',
   'ImageRetired',
   'DeployRunning',
@@ -34,9 +35,18 @@ export const ERROR_TYPES = [
   'UnreferencedMember',
   'PolicyRefused',
   'NoSigningKey',
+  'RolloutInProgress',
+  'RolloutRefused',
+  'RolloutHalted',
+  'RolloutAborted',
+  'NoPreviousVersion',
+  'VersionNotInLibrary',
 ] as const;
 
 export type ErrorType = (typeof ERROR_TYPES)[number];
+
+/** A deploy refused by the version's signed provenance: final, whatever the source or the attempt. */
+export const PROVENANCE_FAILURES: readonly ErrorType[] = ['UnsignedImage', 'UntrustedSignature', 'ProvenanceMismatch'];
 
 /** Every retry policy names these: none of them can change by trying again. */
 export const NON_RETRYABLE_ERROR_TYPES: string[] = [...ERROR_TYPES];

@@ -127,3 +127,16 @@ export function validateSddcSelection(value: unknown, field: string, allowEmpty 
 export function describeSddcs(selection: SddcSelection): string {
   return selection === ALL_SDDCS ? 'every SDDC' : selection.join(', ');
 }
+
+/** A channel's name: starts with a letter and has no dot, so `<image>-<channel>` never reads as a versioned item. */
+export const CHANNEL_NAME = /^[a-z][a-z0-9-]{0,30}$/;
+
+export function validateChannelName(name: unknown, field = 'channel'): string {
+  if (typeof name !== 'string' || !CHANNEL_NAME.test(name)) {
+    throw new VmhubError(
+      'InvalidInput',
+      `${field} ${JSON.stringify(name)} is not a channel name: use 1 to 31 lower-case letters, digits or '-', starting with a letter, e.g. stable`,
+    );
+  }
+  return name;
+}

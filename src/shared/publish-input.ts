@@ -34,6 +34,11 @@ export interface PublishResult {
   blockCount: number;
   location: BlobLocation;
   metadata: ImageMetadata;
+  /**
+   * What this run sent to storage: the bytes and blocks it staged, and `from`, the earlier version whose
+   * blob the new one started as a server-side copy of (only the blocks that differ are sent then).
+   */
+  sent?: { bytes: number; blocks: number; from?: string };
   /** True when the version was available already with these very bytes: this run published nothing new. */
   alreadyPublished?: boolean;
   /** With `deployTo`: the child deploy, its rows (as DeployResult has them) and its counts by status. */
@@ -62,6 +67,10 @@ export interface PublishProgress {
   /** Blocks sent to storage by this publish, and blocks found already staged with identical bytes. */
   blocksUploaded: number;
   blocksReused: number;
+  /** Bytes of the blocks sent; absent in runs that began before it was counted. */
+  bytesUploaded?: number;
+  /** The earlier version the new version's blob started as a copy of: its blocks are reused, not sent. */
+  startedFrom?: string;
   startedAt: string;
   /** What a failed or cancelled run removed before it ended. */
   cleanup?: string[];

@@ -66,7 +66,8 @@ export function libraryOf(target: SddcTarget | undefined): ContentLibraryTarget 
 
 /** `vmhub sddc list`'s TARGET column. */
 export function targetLabel(target: SddcTarget | undefined): string {
-  return withKind(target).kind.label;
+  const { kind, t } = withKind(target);
+  return kind.label(t);
 }
 
 /** Where an SDDC deploys into, for `vmhub sddc show/add/update`. */

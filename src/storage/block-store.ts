@@ -22,6 +22,13 @@ export interface BlockStore {
   readStream(blob: string, offset: number, count?: number, options?: StoreOptions): Promise<AsyncIterable<Buffer>>;
   /** Writes the whole blob at once, discarding its staged blocks. */
   upload(blob: string, body: Buffer | string, options?: WriteOptions): Promise<{ etag: string }>;
+  /**
+   * Copies the committed blob `from` of this container to `blob` on the server, keeping its committed block
+   * list, so a later commit can name those blocks beside newly staged ones; `blob` must not be committed yet.
+   * not-found when `from` is not committed (or went while the copy ran); precondition-failed when it is no
+   * longer at `sourceEtag`.
+   */
+  copyWithin(blob: string, from: string, options?: CopyOptions): Promise<{ etag: string }>;
   /** Deletes the committed blob, its snapshots and staged blocks; false when none is committed (staged blocks stay). */
   deleteIfExists(blob: string, options?: StoreOptions): Promise<boolean>;
 }
@@ -42,6 +49,11 @@ export interface StoreOptions {
 export interface WriteOptions extends StoreOptions {
   contentType?: string;
   metadata?: Record<string, string>;
+}
+
+export interface CopyOptions extends WriteOptions {
+  /** The source must still have this etag: the copy is of that very content. */
+  sourceEtag?: string;
 }
 
 export interface CommitOptions extends WriteOptions {

@@ -1,4 +1,4 @@
-import type { BlobProperties, Block, BlockStore, CommitOptions, StoreOptions, WriteOptions } from './block-store';
+import type { BlobProperties, Block, BlockStore, CommitOptions, CopyOptions, StoreOptions, WriteOptions } from './block-store';
 import { BlockStoreError } from './block-store';
 
 interface Committed {
@@ -51,6 +51,20 @@ export class MemoryBlockStore implements BlockStore {
       return { name, bytes };
     });
     return this.write(this.created(blob, options), Buffer.concat(blocks.map((b) => b.bytes)), blocks, options);
+  }
+
+  async copyWithin(blob: string, from: string, options: CopyOptions = {}): Promise<{ etag: string }> {
+    const source = this.committed(from, options);
+    if (options.sourceEtag !== undefined && source.etag !== options.sourceEtag) {
+      throw new BlockStoreError('precondition-failed', `${from} does not have etag ${options.sourceEtag}`);
+    }
+    const target = this.created(blob, options);
+    this.checkConditions(blob, target.committed, { ifNoneMatch: '*' });
+    const staged = new Map(target.staged);
+    const written = this.write(target, source.content, source.blocks, { contentType: source.contentType, ...options });
+    // As Azurite does: a copy keeps the blocks the destination had staged.
+    for (const [name, bytes] of staged) target.staged.set(name, bytes);
+    return written;
   }
 
   async getProperties(blob: string, options: StoreOptions = {}): Promise<BlobProperties> {

@@ -3,8 +3,12 @@ import path from 'node:path';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { createAgentActivities } from '../activities/agent';
+import { createChannelItemActivities } from '../activities/channel-item';
 import { createContentLibraryActivities } from '../activities/content-library';
+import { createLibraryStreamActivities } from '../activities/library-stream';
+import { createPreflightActivities } from '../activities/preflight';
 import { createAgentLifecycleActivities } from '../activities/lifecycle';
+import { createHealthGateActivities } from '../activities/health-gate';
 import { createDriftActivities } from '../activities/drift';
 import { loadTrustedKeys } from '../provenance/keys';
 import { validateSddcName } from '../shared/names';
@@ -117,11 +121,18 @@ export async function runWorkers(workers: Worker[]): Promise<void> {
   if (failed) throw failed.reason;
 }
 
-/** What an agent's queue is for: `long` downloads, imports and instantiations; `quick` lookups, discards and removals. */
+/** What an agent's queue is for: `long` downloads, imports and instantiations; `quick` lookups, preflights, discards and removals. */
 export type AgentQueue = 'long' | 'quick';
 
 /** The activities an agent's quick queue serves: each is short, so a few slots stay free while downloads run. */
-const QUICK_ACTIVITIES = ['findLibraryItem', 'discardDownload', 'removeDeployedCopy', 'removeLibraryItem', 'listDrift'] as const;
+const QUICK_ACTIVITIES = [
+  'findLibraryItem',
+  'preflightLibrary',
+  'discardDownload',
+  'removeDeployedCopy',
+  'removeLibraryItem',
+  'listDrift',
+] as const;
 
 /**
  * One worker of the agent of one SDDC. `long` polls the SDDC's registered task queue and registers every
@@ -140,8 +151,12 @@ export async function createAgentWorker(
   const all = {
     ...createAgentActivities({ storage, config, sddc, trusted }),
     ...createContentLibraryActivities({ config, sddc, trusted }),
+    ...createLibraryStreamActivities({ storage, config, sddc, trusted }),
+    ...createChannelItemActivities({ config, sddc, trusted }),
+    ...createPreflightActivities({ sddc }),
     ...createAgentLifecycleActivities({ config, sddc }),
     ...createDriftActivities({ config, sddc, trusted }),
+    ...createHealthGateActivities({ sddc }),
   };
   const long = agentTaskQueue(sddc);
   return Worker.create({

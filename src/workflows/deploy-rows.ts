@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, ChildWorkflowFailure } from '@temporalio/workflow';
 import type { DeployCounts, DeployResult, DeployResultRow } from '../shared/deploy-input';
 import { nameFirstFew } from '../shared/failures';
 import { plural } from '../shared/units';
@@ -74,4 +74,19 @@ export function failureReason(err: unknown): string {
     return `${err.message}${inner}`;
   }
   return String(err);
+}
+
+/**
+ * The rows of a deploy child run (a batch, a rollout's wave) that failed: DeployIncomplete carries them; any
+ * other failure (the run could not start or plan) fails each of its SDDCs with that reason.
+ */
+export function rowsOfFailedDeploy(err: unknown, sddcs: string[], dataCenter: string): Partial<DeployResult> {
+  const cause = err instanceof ChildWorkflowFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure && cause.type === 'DeployIncomplete') {
+    const details = cause.details?.[0] as Partial<DeployResult> | undefined;
+    if (Array.isArray(details?.results)) return details;
+  }
+  const reason = failureReason(cause);
+  const results = sddcs.map((sddc) => ({ sddc, dataCenter, status: 'failed' as const, source: null, reason }));
+  return { results, counts: countRows(results) };
 }

@@ -4,7 +4,6 @@ import {
   CancellationScope,
   CancelledFailure,
   ChildWorkflowCancellationType,
-  ChildWorkflowFailure,
   ParentClosePolicy,
   defineQuery,
   executeChild,
@@ -15,8 +14,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { AgentActivities, SourceFailure } from '../activities/agent';
-import type { ContentLibraryActivities, LibraryTaskInput } from '../activities/content-library';
+import type { SourceFailure } from '../activities/agent';
 import type { DeploymentPlan, DeploymentTarget, FleetPlan } from '../activities/deploy';
 import { runPool } from '../shared/concurrency';
 import { BATCH_SIZE, type SddcBatch } from '../shared/batches';
@@ -30,17 +28,26 @@ import {
   type FleetProgress,
 } from '../shared/deploy-input';
 import { asFailure } from '../shared/failures';
-import { findFormat } from '../shared/image-format';
-import { libraryItemName } from '../shared/target-kinds/content-library';
-import type { ContentLibraryTarget } from '../shared/target-kinds/kind';
 import { libraryOf } from '../shared/sddc-target';
 import { formatBytes, plural } from '../shared/units';
 import { control } from './activity-options';
-import { agentChecker, discardOnAgent, onAgent, removeHalfItemOnAgent, type AgentChecker } from './agent-queues';
+import { agentChecker, type AgentChecker } from './agent-queues';
+import { download, markFailures, type Delivered } from './agent-download';
+import { toLibrary } from './library-deploy';
 import { Board } from './deploy-board';
-import { addCounts, boundedResult, countRows, failureReason, incompleteMessage, ROWS_KEPT, searchableNames } from './deploy-rows';
+import {
+  addCounts,
+  boundedResult,
+  countRows,
+  failureReason,
+  incompleteMessage,
+  ROWS_KEPT,
+  rowsOfFailedDeploy,
+  searchableNames,
+} from './deploy-rows';
 import { detailsText, outcomeLine } from './current-details';
 import { noAgentRow, refuseAllOrNothing } from './no-agent';
+import { preflightRow } from './preflight';
 import { IMAGE_KEY, SDDC_KEY, VERSION_KEY } from './search-attributes';
 
 export const deployProgressQuery = defineQuery<DeployProgress>('progress');
@@ -192,9 +199,9 @@ async function deployBatch(
   fleet: FleetPlan,
   batch: SddcBatch,
   workflowId: string,
-  options: Pick<DeployInput, 'instantiate' | 'force' | 'allOrNothing'>,
+  options: Pick<DeployInput, 'instantiate' | 'force' | 'allOrNothing' | 'channel' | 'gate'>,
 ): Promise<{ rows: DeployResultRow[]; counts: DeployCounts }> {
-  const { instantiate, force, allOrNothing } = options;
+  const { instantiate, force, allOrNothing, channel, gate } = options;
   // Terminating or resetting the parent cancels its batches, which then clean up, rather than killing them.
   const closePolicy = patched('batch-request-cancel') ? { parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL } : {};
   const rowsOf = (r: Partial<DeployResult>) => ({ rows: r.results ?? [], counts: r.counts ?? countRows(r.results ?? []) });
@@ -208,6 +215,8 @@ async function deployBatch(
           ...(instantiate ? { instantiate } : {}),
           ...(force ? { force } : {}),
           ...(allOrNothing ? { allOrNothing } : {}),
+          ...(channel ? { channel } : {}),
+          ...(gate ? { gate } : {}),
         },
       ],
       workflowId,
@@ -218,20 +227,7 @@ async function deployBatch(
     return rowsOf(out);
   } catch (err) {
     if (isCancellation(err)) throw err;
-    const cause = err instanceof ChildWorkflowFailure ? err.cause : err;
-    if (cause instanceof ApplicationFailure && cause.type === 'DeployIncomplete') {
-      const details = cause.details?.[0] as Partial<DeployResult> | undefined;
-      if (Array.isArray(details?.results)) return rowsOf(details);
-    }
-    const reason = failureReason(cause);
-    const rows = batch.sddcs.map((sddc) => ({
-      sddc,
-      dataCenter: batch.dataCenter,
-      status: 'failed' as const,
-      source: null,
-      reason,
-    }));
-    return { rows, counts: countRows(rows) };
+    return rowsOf(rowsOfFailedDeploy(err, batch.sddcs, batch.dataCenter));
   }
 }
 
@@ -318,8 +314,6 @@ async function deployTo(
   return row;
 }
 
-type Delivered = Omit<DeployResultRow, 'sddc' | 'dataCenter'>;
-
 /** Has the SDDC's agent deliver the image where the SDDC keeps images; an SDDC whose agent does not poll ends at once (noAgentRow). */
 async function deliver(
   plan: DeploymentPlan,
@@ -335,146 +329,11 @@ async function deliver(
   // Runs that began before content libraries existed keep deploying into the agent's directory.
   const library = libraryOf(sddc.target);
   if (library && patched('content-library-import')) {
-    return toLibrary(plan, target, library, board, input.instantiate === true || library.instantiate === true, agent.quickQueue);
+    const refused = await preflightRow(plan, sddc.name, library, agent.quickQueue);
+    if (refused) return refused;
+    // A rollout's gate makes its own VM from the item, and checks more than the instantiate check does.
+    const instantiate = (input.instantiate === true || library.instantiate === true) && input.gate?.instantiate !== true;
+    return toLibrary(plan, target, library, board, { ...input, instantiate }, agent.quickQueue);
   }
   return download(plan, target, board, agent.quickQueue);
-}
-
-/**
- * A content-library SDDC: an item already holding the image needs no download; otherwise the agent
- * downloads and verifies the image, then imports it as item `<image>-<version>`. With `instantiate`, a VM
- * made from the item must have the CPUs and memory the catalog gives, and is removed again.
- */
-async function toLibrary(
-  plan: DeploymentPlan,
-  target: DeploymentTarget,
-  library: ContentLibraryTarget,
-  board: Board,
-  instantiate: boolean,
-  quickQueue: string,
-): Promise<Delivered> {
-  const { sddc } = target;
-  const p = board.progress[sddc.name];
-  const agent = onAgent<ContentLibraryActivities>(sddc.taskQueue, {
-    startToCloseTimeout: '12 hours',
-    heartbeatTimeout: '30 seconds',
-  });
-  const lookup = onAgent<ContentLibraryActivities>(quickQueue, { startToCloseTimeout: '5 minutes' });
-  const item = libraryItemName(plan.image, plan.version);
-  const task: LibraryTaskInput = {
-    sddc: sddc.name,
-    image: plan.image,
-    version: plan.version,
-    format: plan.format,
-    sha256: plan.sha256,
-    sizeBytes: plan.sizeBytes,
-    target: library,
-    ...(plan.envelope ? { envelope: plan.envelope } : {}),
-  };
-  let row: Delivered;
-  const found = await lookup.findLibraryItem.executeWithOptions(
-    { summary: `look for ${item} in library ${library.library} of ${sddc.name}` },
-    [task],
-  );
-  if (found.state === 'present') {
-    row = { status: 'already-present', source: null, target: found.target };
-  } else {
-    const downloaded = await download(plan, target, board, quickQueue);
-    board.phase(p, 'importing');
-    let imported;
-    try {
-      imported = await agent.importToLibrary.executeWithOptions(
-        { summary: `import ${item} into library ${library.library} of ${sddc.name}` },
-        [task],
-      );
-    } catch (err) {
-      // An import whose agent is dead or hung ends as a timeout, not a cancel: its half item is removed all the same.
-      const cancelled = isCancellation(err) || CancellationScope.current().consideredCancelled;
-      if (cancelled && patched('library-cancel-cleanup')) {
-        p.reason = await CancellationScope.nonCancellable(() => removeHalfItemOnAgent(quickQueue, task));
-      }
-      throw err;
-    }
-    const status = downloaded.status === 'deployed' || imported.status === 'deployed' ? 'deployed' : 'already-present';
-    row = {
-      status,
-      source: downloaded.source,
-      path: imported.path,
-      bytes: downloaded.bytes,
-      bytesFetched: downloaded.bytesFetched,
-      bytesReusedLocally: downloaded.bytesReusedLocally,
-      target: imported.target,
-    };
-  }
-  if (instantiate && row.target && findFormat(plan.format)?.canInstantiate === true && plan.resources) {
-    board.phase(p, 'instantiating');
-    row.instantiated = await agent.instantiateFromLibrary.executeWithOptions(
-      { summary: `instantiate ${item} on ${sddc.name} and remove it` },
-      [{ ...task, placement: row.target, expected: { cpus: plan.resources.cpus, memoryMiB: plan.resources.memoryMiB } }],
-    );
-  }
-  return row;
-}
-
-/** Has the SDDC's agent download and verify the image into its datastore; a discard goes to `quickQueue`. */
-async function download(plan: DeploymentPlan, target: DeploymentTarget, board: Board, quickQueue: string): Promise<Delivered> {
-  const { sddc } = target;
-  const p = board.progress[sddc.name];
-  const agent = onAgent<AgentActivities>(sddc.taskQueue, { startToCloseTimeout: '12 hours', heartbeatTimeout: '20 seconds' });
-  p.source = target.sources[0]?.location ?? null;
-  board.phase(p, 'downloading');
-  const download = {
-    sddc: sddc.name,
-    image: plan.image,
-    version: plan.version,
-    format: plan.format,
-    sha256: plan.sha256,
-    sizeBytes: plan.sizeBytes,
-    blob: plan.blob,
-    sources: target.sources,
-  };
-  let out;
-  try {
-    const from = target.sources.map((s) => s.location).join(', then ');
-    out = await agent.downloadImage.executeWithOptions(
-      { summary: `download ${plan.image}@${plan.version} to ${sddc.name} from ${from || 'no source'}` },
-      [download],
-    );
-  } catch (err) {
-    // A cancel between attempts reaches no running download, and one whose agent is dead or hung ends as a
-    // timeout: once a cancel was asked for, whatever the error, have the agent remove what a download left.
-    if (cancelledBy(err, 'deploy-cancel-by-scope') && patched('discard-on-cancel')) {
-      p.reason = await CancellationScope.nonCancellable(() => discardOnAgent(quickQueue, download));
-    }
-    throw err;
-  }
-  // Recorded even when a cancel arrives now: the download itself is done.
-  await CancellationScope.nonCancellable(() => markFailures(plan, out.sourceFailures, sddc.name));
-  p.bytesDone = plan.sizeBytes;
-  return {
-    status: out.status,
-    source: out.source,
-    path: out.path,
-    bytes: out.bytes,
-    bytesFetched: out.bytesFetched,
-    bytesReusedLocally: out.bytesReusedLocally ?? 0,
-  };
-}
-
-/**
- * Whether `err` ended the step because of a cancel: the error says so, or (past `patch`) the run was asked
- * to cancel, as when the cancelled activity's agent never answered and it timed out instead.
- */
-function cancelledBy(err: unknown, patch: string): boolean {
-  return isCancellation(err) || (CancellationScope.current().consideredCancelled && patched(patch));
-}
-
-async function markFailures(plan: DeploymentPlan, failures: SourceFailure[], sddc: string): Promise<void> {
-  if (failures.length === 0) return;
-  await control.markSourceFailures.executeWithOptions(
-    {
-      summary: `note that ${failures.map((f) => f.location).join(', ')} could not deliver ${plan.image}@${plan.version} to ${sddc}`,
-    },
-    [{ image: plan.image, version: plan.version, failures }],
-  );
 }

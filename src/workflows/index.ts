@@ -7,3 +7,4 @@ export { RetireSddcBatch } from './retire-batches';
 export { VerifyReplicas } from './verify-replicas';
 export { ApplyRetention } from './apply-retention';
 export { VerifySddcs } from './verify-sddcs';
+export { Rollout } from './rollout';

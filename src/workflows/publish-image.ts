@@ -35,6 +35,7 @@ import { countStatuses, detailsText, outcomeLine, stagingLine } from './current-
 import { IMAGE_KEY, VERSION_KEY } from './search-attributes';
 import { runOwner } from './run-owner';
 import { replicate } from './publish-replicas';
+import { startFromEarlier } from './publish-start';
 
 export const publishProgressQuery = defineQuery<PublishProgress>('progress');
 
@@ -66,9 +67,12 @@ class Details {
 
   /** Staging and the inspection that runs beside it. */
   showStaging(): void {
-    const { bytesStaged, bytesTotal } = this.progress;
+    const { bytesStaged, bytesTotal, startedFrom, blocksReused, bytesUploaded } = this.progress;
     const staging = bytesStaged < bytesTotal ? stagingLine(bytesStaged, bytesTotal) : `staged ${formatBytes(bytesTotal)}`;
-    this.show(staging, this.inspecting ? 'inspecting: SHA-256 and metadata of the whole image' : '');
+    const reuse = startedFrom
+      ? `started from ${startedFrom}: ${plural(blocksReused, 'block')} reused, ${formatBytes(bytesUploaded ?? 0)} sent`
+      : '';
+    this.show(staging, reuse, this.inspecting ? 'inspecting: SHA-256 and metadata of the whole image' : '');
   }
 }
 
@@ -178,26 +182,15 @@ async function publish(rawInput: PublishInput, details: Details, rules: RunRules
   const claim = await quick.claimVersion.executeWithOptions({ summary: `claim ${ref}` }, [
     { image: input.image, version, format: probe.format, plan, owner },
   ]);
-  if (claim.state === 'available') {
-    details.show(`${ref} is already published: comparing the source with it`);
-    const { sha256 } = await transfer.inspectSource.executeWithOptions(
-      { summary: `compare ${input.source} with the published ${ref}` },
-      [{ source: input.source, plan }],
-    );
-    requirePinnedDigest(input, sha256);
-    if (sha256 !== claim.existing.sha256) {
-      throw ApplicationFailure.nonRetryable(
-        `${input.image}@${version} is already published with SHA-256 ${claim.existing.sha256}; the source's is ${sha256}`,
-        'VersionConflict',
-      );
-    }
-    return distribute(transfer, input, claim.existing, details);
-  }
+  if (claim.state === 'available') return republish(transfer, input, { plan, existing: claim.existing }, details);
   const { location } = claim;
 
   let result: PublishResult;
   try {
     progress.phase = 'staging';
+    progress.startedFrom = await startFromEarlier({ image: input.image, version, location, plan, owner }, (line) =>
+      details.show(line),
+    );
     const { metadata, ...digest } = await stageAndInspect(transfer, input.source, probe, location, details, ref);
     requirePinnedDigest(input, digest.sha256);
     progress.phase = 'committing';
@@ -212,7 +205,7 @@ async function publish(rawInput: PublishInput, details: Details, rules: RunRules
       version,
       owner,
     };
-    await commit(transfer, commitInput, probe.rangeFanOut, details);
+    const etag = await commit(transfer, commitInput, probe.rangeFanOut, details);
     // Runs from this patch on sign what they committed before it is available: agents deploy only signed bytes.
     let provenance: SignOutput | undefined;
     if (patched('publish-signs-provenance')) {
@@ -232,9 +225,11 @@ async function publish(rawInput: PublishInput, details: Details, rules: RunRules
     }
     progress.phase = 'cataloging';
     details.show(`recording the metadata${provenance ? ' and signature' : ''} of ${ref} and marking it available`);
-    result = await quick.markAvailable.executeWithOptions({ summary: `mark ${ref} available` }, [
-      { image: input.image, version, sha256: digest.sha256, metadata, owner, ...(provenance ? { provenance } : {}) },
+    const available = await quick.markAvailable.executeWithOptions({ summary: `mark ${ref} available` }, [
+      { image: input.image, version, sha256: digest.sha256, metadata, owner, etag, ...(provenance ? { provenance } : {}) },
     ]);
+    const sent = { bytes: progress.bytesUploaded ?? 0, blocks: progress.blocksUploaded };
+    result = { ...available, sent: progress.startedFrom ? { ...sent, from: progress.startedFrom } : sent };
     progress.done = [`published ${ref}: available`];
   } catch (err) {
     const cancelled = wasCancelled(err, byScope);
@@ -265,6 +260,30 @@ async function publish(rawInput: PublishInput, details: Details, rules: RunRules
   }
   // Runs that began before publishes noted the overlap go straight on.
   return distribute(transfer, input, result, details, patched('publish-overlap'));
+}
+
+/** A version available already: the source must be the very bytes published, then the run distributes it as a publish does. */
+async function republish(
+  transfer: Transfers,
+  input: PublishInput,
+  published: { plan: ProbeResult['plan']; existing: PublishResult },
+  details: Details,
+): Promise<PublishResult> {
+  const { existing } = published;
+  const ref = `${existing.image}@${existing.version}`;
+  details.show(`${ref} is already published: comparing the source with it`);
+  const { sha256 } = await transfer.inspectSource.executeWithOptions(
+    { summary: `compare ${input.source} with the published ${ref}` },
+    [{ source: input.source, plan: published.plan }],
+  );
+  requirePinnedDigest(input, sha256);
+  if (sha256 !== existing.sha256) {
+    throw ApplicationFailure.nonRetryable(
+      `${ref} is already published with SHA-256 ${existing.sha256}; the source's is ${sha256}`,
+      'VersionConflict',
+    );
+  }
+  return distribute(transfer, input, { ...existing, sent: { bytes: 0, blocks: 0 } }, details);
 }
 
 /**
@@ -341,19 +360,20 @@ async function stageRanges(
     progress.bytesStaged = Math.min(plan.sizeBytes, progress.bytesStaged + range.count * plan.blockSize);
     progress.blocksUploaded += staged.uploaded;
     progress.blocksReused += staged.reused;
+    progress.bytesUploaded = (progress.bytesUploaded ?? 0) + staged.bytesUploaded;
     details.showStaging();
   });
 }
 
 /** Commits the block list; blocks storage no longer holds (expired, or discarded by another writer) are staged again first. */
-async function commit(transfer: Transfers, input: CommitInput, fanOut: number, details: Details): Promise<void> {
+async function commit(transfer: Transfers, input: CommitInput, fanOut: number, details: Details): Promise<string> {
   for (let round = 0; ; round++) {
     const blocks = `${plural(input.plan.blockCount, 'block')} of ${input.image}@${input.version}`;
     details.show(round === 0 ? `committing ${blocks}` : `committing ${blocks} again, after staging lost blocks`);
     const out = await transfer.commitBlocks.executeWithOptions({ summary: `commit ${blocks} to ${input.location.storage}` }, [
       input,
     ]);
-    if (out.committed) return;
+    if (out.committed) return out.etag;
     if (round === RESTAGE_ROUNDS) {
       throw ApplicationFailure.nonRetryable(
         `storage lost staged blocks ${out.missing.map((r) => `${r.first}–${r.first + r.count - 1}`).join(', ')} again after ${RESTAGE_ROUNDS} rounds of staging them`,

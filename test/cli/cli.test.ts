@@ -5,11 +5,14 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import type { DeploymentRecord } from '../../src/catalog/deployment-records';
 import type { ImageVersionRecord } from '../../src/catalog/image-records';
+import type { RetryRow } from '../../src/cli/deploy-retry';
 import type { DeployResult, DeployResultRow } from '../../src/shared/deploy-input';
+import { silentAgents } from '../../src/cli/checks';
 import { connectWorker } from '../../src/temporal/connection';
 import { createAgentWorker } from '../../src/temporal/worker';
-import { archive, isoImage, ovaFromDescriptor } from '../images/build';
+import { applianceDescriptor, archive, isoImage, ovaFromDescriptor } from '../images/build';
 import { fixture } from '../images/fixtures';
 import { makeTestPki, smallDescriptor, smallOva, smallPackage, type TestPki } from '../images/pki';
 import { repositoryRoot, startWorld, type TestWorld, workflowFailure } from '../helpers';
@@ -178,7 +181,7 @@ describe('the vmhub CLI against the services', () => {
     await expect(world.client.workflow.getHandle(`publish:${image}:1.0.0`).describe()).rejects.toThrow(/not found/i);
   });
 
-  it('deploy --to all skips the SDDC with no agent and exits 2; all or nothing, or to that SDDC alone, deploys nothing', async () => {
+  it('deploy --to all skips the SDDC with no agent and exits 2; all or nothing, or to that SDDC alone, deploys nothing; --retry deploys that one alone once it has an agent', async () => {
     const image = `cli-fleet-${id}`;
     expect((await vmhub('publish', `cli-${id}.iso`, '--image', image, '--version', '1.0.0')).code).toBe(0);
     const strict = await vmhub('deploy', `${image}@1.0.0`, '--to', 'all', '--all-or-nothing');
@@ -221,6 +224,37 @@ describe('the vmhub CLI against the services', () => {
     }
     const recorded = await world.deps.catalog.deployments.of(image, '1.0.0');
     expect(recorded.find((d) => d.sddc === idle)).toMatchObject({ status: 'skipped' });
+
+    // Once its agent runs, `deploy --retry` deploys that SDDC alone, and leaves the others' records as they are.
+    const run = (JSON.parse(r.stdout) as { workflowId: string }).workflowId;
+    await startAgent(idle);
+    const idleRecord = (await world.deps.catalog.sddcs.get(idle))!;
+    for (let i = 0; i < 100 && (await silentAgents(world.client, [idleRecord])).length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const dry = await vmhub('deploy', '--retry', run, '--dry-run');
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(new RegExp(`^retry of ${run}: would deploy again ${image}@1\\.0\\.0 to 1 SDDC:\n`));
+    expect(dry.stdout).toMatch(new RegExp(`^  ${idle} +skipped +no agent: `, 'm'));
+    expect(dry.stdout).toMatch(/^nothing started \(--dry-run\)$/m);
+
+    const retried = await vmhub('deploy', '--retry', run, '--json');
+    expect(retried.code).toBe(0);
+    const again = JSON.parse(retried.stdout) as {
+      retried: RetryRow[];
+      deploy: { workflowId: string; results: DeployResultRow[] };
+    };
+    expect(again.retried.map((row) => row.sddc)).toEqual([idle]);
+    expect(again.deploy.results.map((row) => [row.sddc, row.status])).toEqual([[idle, 'deployed']]);
+    // The new run was given exactly that SDDC, and the version, not `all` and `latest`.
+    const started = (await world.client.workflow.getHandle(again.deploy.workflowId).fetchHistory()).events![0];
+    const payload = started.workflowExecutionStartedEventAttributes!.input!.payloads![0];
+    expect(JSON.parse(Buffer.from(payload.data!).toString())).toEqual({ image, version: '1.0.0', sddcs: [idle] });
+    const others = (records: DeploymentRecord[]) => records.filter((d) => d.sddc !== idle);
+    expect(others(await world.deps.catalog.deployments.of(image, '1.0.0'))).toEqual(others(recorded));
+
+    const nothing = await vmhub('deploy', '--retry', again.deploy.workflowId);
+    expect(nothing).toMatchObject({ code: 0, stdout: 'nothing to retry: every SDDC was deployed or already present\n' });
   });
 
   it('a deploy with one failing SDDC exits 2 and prints its reason', async () => {
@@ -346,6 +380,63 @@ describe('the vmhub CLI against the services', () => {
     );
   });
 
+  it('diff compares two published OVAs: what changed in the descriptor, and the blocks a holder of the first already has', async () => {
+    const image = `cli-diff-${id}`;
+    const publishVersion = async (version: string, cpus: number, networks: string[], ntp: string) => {
+      const descriptor = applianceDescriptor({
+        cpus,
+        networks,
+        disks: [['d1', String(2 ** 30), 'disk1.vmdk']],
+        properties: `<Property ovf:key="ntp" ovf:type="string" ovf:userConfigurable="true" ovf:value="${ntp}"/>`,
+      });
+      // Descriptors of one length put the disk at one offset, so every block after the first holds the same bytes.
+      ovaFromDescriptor(path.join(repositoryRoot(), `${image}-${version}.ova`), descriptor.padEnd(4096), {
+        fileSize: world.config.blockSizeBytes + 2 ** 20,
+      });
+      await world.client.workflow.execute('PublishImage', {
+        args: [{ source: `${image}-${version}.ova`, image, version }],
+        taskQueue: world.config.taskQueue,
+        workflowId: `publish:${image}:${version}`,
+      });
+    };
+    await Promise.all([
+      publishVersion('1.0.0', 2, ['VM Network'], 'a.ntp'),
+      publishVersion('1.1.0', 4, ['VM Network', 'mgmt'], 'b.ntp'),
+    ]);
+
+    const json = await vmhub('diff', `${image}@1.0.0`, `${image}@latest`, '--json');
+    expect(json.code).toBe(0);
+    const d = JSON.parse(json.stdout);
+    expect(d).toMatchObject({ a: { version: '1.0.0' }, b: { version: '1.1.0' }, identical: false });
+    expect(d.a.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(d.metadata.hardware).toEqual([{ field: 'cpus', a: 2, b: 4 }]);
+    expect(d.metadata.networks).toEqual({ added: ['mgmt'], removed: [], same: 1 });
+    expect(d.metadata.disks).toEqual({ added: [], removed: [], resized: [], same: 1 });
+    expect(d.metadata.properties.changed).toEqual([
+      expect.objectContaining({
+        id: 'app.ntp.vm',
+        a: expect.objectContaining({ default: 'a.ntp' }),
+        b: expect.objectContaining({ default: 'b.ntp' }),
+      }),
+    ]);
+    expect(d.blocks).toEqual({
+      sharedBlocks: d.b.blockCount - 1,
+      blockCount: d.b.blockCount,
+      sharedBytes: d.b.sizeBytes - d.b.blockSize,
+      sizeBytes: d.b.sizeBytes,
+    });
+    expect(d.b.blockCount).toBe(2);
+
+    const text = await vmhub('diff', `${image}@1.0.0`, `${image}@1.1.0`);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^hardware +~ CPUs: 2 → 4$/m);
+    expect(text.stdout).toMatch(/^disks +same \(1 disk\)$/m);
+    expect(text.stdout).toMatch(
+      /^properties +~ app\.ntp\.vm: default "a\.ntp", user-configurable → default "b\.ntp", user-configurable$/m,
+    );
+    expect(text.stdout).toMatch(new RegExp(`^blocks shared +1 of 2 blocks of ${image}@1\\.1\\.0 \\(50\\.0 %`, 'm'));
+  });
+
   it('records an OVF certificate as verified or untrusted and shows it; an SDDC whose policy refuses a version fails its row, the others deploy', async () => {
     const image = `cli-signed-${id}`;
     const strict = `cli-strict-${id}`;
@@ -388,12 +479,14 @@ describe('the vmhub CLI against the services', () => {
       capacity,
       ovfPolicy: { requireVerifiedCertificate: true },
     });
+    const deployIds: string[] = [];
     const deploy = async (version: string, sddcs: string[]) => {
+      deployIds.push(`deploy:${image}:${version}:${randomUUID()}`);
       const failure = await workflowFailure(
         world.client.workflow.execute('DeployToSDDCs', {
           args: [{ image, version, sddcs }],
           taskQueue: world.config.taskQueue,
-          workflowId: `deploy:${image}:${version}:${randomUUID()}`,
+          workflowId: deployIds[deployIds.length - 1],
         }),
       );
       expect(failure.type).toBe('DeployIncomplete');
@@ -408,6 +501,16 @@ describe('the vmhub CLI against the services', () => {
           new RegExp(`^PolicyRefused: SDDC ${strict} requires a verified OVF certificate, and the image's is untrusted`),
         ),
       },
+    });
+    // A policy refusal is final: a retry of that deploy leaves it, and has nothing else to do.
+    const retry = await vmhub('deploy', '--retry', deployIds[0], '--dry-run', '--json');
+    expect(retry.code).toBe(0);
+    expect(JSON.parse(retry.stdout)).toMatchObject({
+      retryOf: deployIds[0],
+      version: '1.0.1',
+      retried: [],
+      final: [{ sddc: strict, status: 'failed', reason: expect.stringMatching(/^PolicyRefused: /) }],
+      deploy: null,
     });
     // Each demand changes on its own.
     await world.deps.catalog.sddcs.update(strict, { ovfPolicy: { requireManifest: true, requireVerifiedCertificate: false } });

@@ -19,6 +19,7 @@ import * as publish from '../../src/cli/publish';
 import { parseLimit, runsQuery } from '../../src/cli/runs';
 import { connectTemporal, CONNECT_TIMEOUT_MS, redactUri } from '../../src/cli/services';
 import * as sddcAdd from '../../src/cli/sddc-add';
+import * as sddcList from '../../src/cli/sddc-list';
 import * as sddcShow from '../../src/cli/sddc-show';
 import * as sddcUpdate from '../../src/cli/sddc-update';
 import * as show from '../../src/cli/show';
@@ -238,6 +239,60 @@ describe("an SDDC's OVF policy options", () => {
   });
 });
 
+describe("an SDDC's gate guest check", () => {
+  it('add keeps power-state; update --guest-check alone changes only that setting of the library; list and show say so', async () => {
+    const library = { kind: 'content-library', vcenter: 'https://vc9.example.com/', library: 'lib', datastore: 'ds1' };
+    const records = new Map<string, SddcRecord>([
+      ['east-9', { ...sddc('east-9'), target: { ...library, guestCheck: 'power-state' } } as SddcRecord],
+      ['east-8', { ...sddc('east-8'), target: { kind: 'directory' } }],
+    ]);
+    const written: unknown[] = [];
+    const catalog = {
+      sddcs: {
+        create: async (s: SddcRecord) => (written.push(s), s),
+        require: async (name: string) => records.get(name)!,
+        update: async (name: string, changes: object) => (written.push(changes), { ...records.get(name)!, ...changes }),
+      },
+    } as unknown as Catalog;
+    const io = capture();
+    const deps = { ...fakeDeps().deps, catalog: async () => catalog, io };
+    const parse = (...args: string[]) => buildProgram(deps, '0', () => undefined).parseAsync(['node', 'vmhub', 'sddc', ...args]);
+    await parse('add', 'east-7', '--dc', 'dc-east', '--vcenter', 'https://vc7.example.com', '--guest-check', 'power-state');
+    await parse('update', 'east-9', '--guest-check', 'required');
+    expect(written).toEqual([
+      expect.objectContaining({
+        name: 'east-7',
+        target: { kind: 'content-library', vcenter: 'https://vc7.example.com/', library: 'vmhub', guestCheck: 'power-state' },
+      }),
+      expect.objectContaining({ target: library }),
+    ]);
+    expect(io.stdout).toContain(
+      'deploys into content library vmhub on https://vc7.example.com/; gate guest check: power state only',
+    );
+
+    const refused = await failureOf(() =>
+      sddcUpdate.run({ name: 'east-8', capacity: {}, target: { guestCheck: 'power-state' } }, deps),
+    );
+    expect(refused).toMatchObject({
+      type: 'InvalidInput',
+      message: expect.stringMatching(/^SDDC east-8 deploys into .*--guest-check is a content library's setting/),
+    });
+    const typo = await failureOf(() =>
+      sddcUpdate.run(
+        { name: 'east-9', capacity: {}, target: { guestCheck: 'tools' } },
+        { ...deps, catalog: () => Promise.reject(new Error('not reached')) },
+      ),
+    );
+    expect(typo).toMatchObject({
+      type: 'InvalidInput',
+      message: expect.stringMatching(/guestCheck must be "required" or "power-state"/),
+    });
+
+    expect(sddcShow.renderText(records.get('east-9')!).join('\n')).toContain('gate guest check: power state only');
+    expect(sddcList.renderText([records.get('east-9')!]).join('\n')).toContain('content library (guest check: power state)');
+  });
+});
+
 describe('deploy run', () => {
   const available = { image: 'app', version: '1.0.0', status: 'available' as const };
 
@@ -349,6 +404,8 @@ describe('show run', () => {
       sizeBytes: 2048,
       location: { storage: 'east', container: 'images', blob: 'app/1.0.0/app.iso' },
       replicas: [],
+      channels: [],
+      channelItems: [],
       deployments: [
         {
           image: 'app',
@@ -387,6 +444,29 @@ describe('show run', () => {
     expect(lines).toContainEqual(
       expect.stringMatching(/^west-1 +deployed \(not checked since 2026-01-01T00:00:00Z\) +1 +west +\/ds\/w$/),
     );
+  });
+
+  it('notes what each verified replica’s copy sent between data centers, and the version it started from', () => {
+    const record = {
+      image: 'app',
+      version: '2.0.0',
+      status: 'available',
+      format: 'iso',
+      sizeBytes: 2 ** 20,
+      location: { storage: 'east', container: 'images', blob: 'app/2.0.0/app.iso' },
+      replicas: [
+        { location: 'west', status: 'verified', crossed: { bytes: 256 * 1024, from: '1.0.0' } },
+        { location: 'north', status: 'verified', crossed: { bytes: 2 ** 20 } },
+        { location: 'south', status: 'stale', reason: 'blob is missing', crossed: { bytes: 1 } },
+      ],
+      channels: [],
+      channelItems: [],
+      deployments: [],
+    } as unknown as show.ShowResult;
+    const lines = show.renderText(record);
+    expect(lines).toContainEqual(expect.stringMatching(/^west +verified +256 KiB crossed, started from 1\.0\.0$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^north +verified +1\.0 MiB crossed$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^south +stale +blob is missing$/));
   });
 });
 

@@ -90,6 +90,8 @@ const version = {
   blockCount: 1,
   replicas: [],
   deployments: [],
+  channels: [],
+  channelItems: [],
 };
 
 describe('output that says what is true', () => {
@@ -155,7 +157,11 @@ describe('output that says what is true', () => {
     const shown = async (record: object, trustedKeys: string | undefined) => {
       const deps = {
         config: { trustedKeys },
-        catalog: async () => ({ versions: { resolve: async () => record }, deployments: { of: async () => [] } }),
+        catalog: async () => ({
+          versions: { resolve: async () => record },
+          deployments: { of: async () => [] },
+          channels: { list: async () => [], itemsOf: async () => [] },
+        }),
       } as unknown as CliDeps;
       const result = await show.run({ image: 'app', version: '1.0.0' }, deps);
       return show.renderText(result).find((l) => l.startsWith('signed'));

@@ -121,6 +121,32 @@ export function describeBlockStoreContract(name: string, make: () => BlockStore)
       expect((await store.getProperties(blob)).etag).toBe(now.etag);
     });
 
+    it('a copy within the container keeps the block list, which a commit can mix with newly staged blocks', async () => {
+      const from = `contract/${randomUUID()}.bin`;
+      await store.stageBlock(from, id(0), bytes(2, 1));
+      await store.stageBlock(from, id(1), bytes(2, 2));
+      await store.commitBlocks(from, [id(0), id(1)], { metadata: { sha256: 'base' } });
+      const copied = await store.copyWithin(blob, from, { metadata: { seeded: 'base' } });
+      expect((await store.committedBlocks(blob)).map((b) => b.name)).toEqual([id(0), id(1)]);
+      expect(await store.getProperties(blob)).toMatchObject({
+        etag: copied.etag,
+        contentLength: 4,
+        metadata: { seeded: 'base' },
+      });
+      await store.stageBlock(blob, id(2), bytes(2, 3));
+      await store.commitBlocks(blob, [id(0), id(2), id(1)], { conditions: { ifMatch: copied.etag } });
+      expect(await readAll(await store.readStream(blob, 0))).toEqual(Buffer.from([1, 1, 3, 3, 2, 2]));
+      expect(await readAll(await store.readStream(from, 0))).toEqual(Buffer.from([1, 1, 2, 2]));
+      // Only of the very content asked for, never over a committed blob, and never from a blob that is not there.
+      const fromEtag = (await store.getProperties(from)).etag;
+      expect(await kindOf(store.copyWithin(`contract/${randomUUID()}.bin`, from, { sourceEtag: '"0x1234"' }))).toBe(
+        'precondition-failed',
+      );
+      await store.copyWithin(`contract/${randomUUID()}.bin`, from, { sourceEtag: fromEtag });
+      expect(await kindOf(store.copyWithin(blob, from))).toBe('conflict');
+      expect(await kindOf(store.copyWithin(`contract/${randomUUID()}.bin`, `contract/${randomUUID()}.bin`))).toBe('not-found');
+    });
+
     // Put Blob discarding staged blocks, and Delete Blob of a never-committed blob, differ between Azure
     // and Azurite; the abandon of a publish (write, then delete) relies only on what they share.
     it('a whole upload replaces the content; a delete after it leaves nothing staged or committed', async () => {

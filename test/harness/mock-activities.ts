@@ -123,6 +123,7 @@ export function publishActivities(log: string[], overrides: Partial<Activities> 
     transferWorkersPolling: async () => 1,
     probeSource: async () => ({ format: 'ova', plan, rangeFanOut: 4, origin: 'repository' }),
     claimVersion: async () => ({ state: 'claimed', location }),
+    seedFromEarlier: async () => ({ blocks: 0 }),
     inspectSource: async () => ({ sha256: 'a'.repeat(64), blockListDigest: 'b'.repeat(64), metadata }),
     stageBlockRange: async ({ range }) => ({ uploaded: range.count, reused: 0, bytesUploaded: range.count * plan.blockSize }),
     commitBlocks: async () => {

@@ -17,6 +17,7 @@ import { patchesIn, V2_PATCHES } from './history-patches';
 import { retireAgent, retireControl, retirePlan, staleReplicaControl } from './lifecycle-mocks';
 import { deployedDownload, fleetPlanOf, location, metadata, plan, runWorker, startTestEnvironment } from './mock-activities';
 import { publishOf, v2Recordings, type Recording, type Save } from './record-v2-histories';
+import { recordRolloutApproved } from './record-rollout-history';
 
 /**
  * Records, with the workflow code as it is now, the histories of the paths the first recordings never
@@ -29,6 +30,8 @@ import { publishOf, v2Recordings, type Recording, type Save } from './record-v2-
  *   item, the other's gets it downloaded and imported; both instantiate a VM from it;
  * - `apply-retention`: one version retired by a RetireImage child, one refused because it is being deployed;
  * - `check-services`: the round trip through every service;
+ * - `rollout-approved` and its first wave's batch `rollout-wave-batch`: two waves, the second approved through
+ *   an Update; the batch's SDDC passes the health gate and its channel item takes the version;
  * - `verify-recopied`: a VerifyReplicas page where one replica differs and is copied again;
  * - the `-v2` histories of test/harness/record-v2-histories.ts, made with the newest patches; each must hold
  *   the patch markers test/harness/history-patches.ts names for it, or it is not kept.
@@ -67,6 +70,7 @@ async function main(): Promise<void> {
     'apply-retention': recordRetention,
     'check-services': recordCheckServices,
     'verify-recopied': recordVerifyRecopied,
+    'rollout-approved': recordRolloutApproved,
     ...v2Recordings,
   };
   try {

@@ -12,6 +12,7 @@ export function accountingActivities(plan: BlockPlan): { activities: Partial<Act
     transferWorkersPolling: async () => 1,
     probeSource: async () => ({ format: 'iso', plan, rangeFanOut: 4, origin: 'repository' }),
     claimVersion: async () => ({ state: 'claimed', location }),
+    seedFromEarlier: async () => ({ blocks: 0 }),
     inspectSource: async () => ({
       sha256: 'f'.repeat(64),
       blockListDigest: 'e'.repeat(64),

@@ -126,3 +126,79 @@ export function archive(members: Member[], end = true): Buffer {
   ]);
   return Buffer.concat(end ? [...parts, END_OF_ARCHIVE] : parts);
 }
+
+export interface ApplianceShape {
+  family?: string;
+  firmware?: string;
+  cpus?: number;
+  memoryMiB?: number;
+  /** Disk id, capacity (bytes or `${property}`) and, for a disk backed by a file, the file's name. */
+  disks?: Array<[string, string, string?]>;
+  networks?: string[];
+  properties?: string;
+}
+
+/** A descriptor of one VM with the given hardware, disks (id, capacity in bytes or `${prop}`), networks and properties. */
+export function applianceDescriptor(s: ApplianceShape = {}): string {
+  const disks = (s.disks ?? [['vmdisk1', String(2 ** 30)]])
+    .map(([id, capacity, file]) => `<Disk ovf:diskId="${id}" ovf:capacity="${capacity}"${file ? ` ovf:fileRef="${file}"` : ''}/>`)
+    .join('');
+  const files = (s.disks ?? []).flatMap(([, , file]) => (file ? [`<File ovf:href="${file}" ovf:id="${file}"/>`] : [])).join('');
+  const networks = (s.networks ?? ['VM Network']).map((n) => `<Network ovf:name="${n}"/>`).join('');
+  const firmware = s.firmware ? `<vmw:Config ovf:required="false" vmw:key="firmware" vmw:value="${s.firmware}"/>` : '';
+  return `<?xml version="1.0"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
+  xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
+  xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData"
+  xmlns:vmw="http://www.vmware.com/schema/ovf">
+  <References>${files}</References>
+  <DiskSection><Info/>${disks}</DiskSection>
+  <NetworkSection><Info/>${networks}</NetworkSection>
+  <VirtualSystem ovf:id="vm"><Info/><Name>vm</Name>
+    <ProductSection ovf:class="app" ovf:instance="vm"><Info/><Product>App</Product>${s.properties ?? ''}</ProductSection>
+    <VirtualHardwareSection><Info/>
+      <System><vssd:VirtualSystemType>${s.family ?? 'vmx-19'}</vssd:VirtualSystemType></System>
+      <Item><rasd:InstanceID>1</rasd:InstanceID><rasd:ResourceType>3</rasd:ResourceType><rasd:VirtualQuantity>${s.cpus ?? 2}</rasd:VirtualQuantity></Item>
+      <Item><rasd:AllocationUnits>byte * 2^20</rasd:AllocationUnits><rasd:InstanceID>2</rasd:InstanceID><rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>${s.memoryMiB ?? 2048}</rasd:VirtualQuantity></Item>
+      ${firmware}
+    </VirtualHardwareSection>
+  </VirtualSystem>
+</Envelope>`;
+}
+
+/**
+ * A descriptor vcsim can deploy a VM from, that fits its hosts (2 CPU threads, 4 GiB) as the preflight
+ * checks: 2 CPUs, 2 GiB, one disk on a SCSI controller.
+ */
+export const EDGE_DESCRIPTOR = `<?xml version="1.0"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
+  xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
+  xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData" xmlns:vmw="http://www.vmware.com/schema/ovf">
+  <References><File ovf:href="edge-disk1.vmdk" ovf:id="f1"/></References>
+  <DiskSection><Info/><Disk ovf:diskId="d1" ovf:fileRef="f1" ovf:capacity="20" ovf:capacityAllocationUnits="byte * 2^30"/></DiskSection>
+  <VirtualSystem ovf:id="edge"><Info/><Name>edge</Name>
+    <ProductSection><Info/><Product>Edge</Product><Version>VERSION</Version></ProductSection>
+    <OperatingSystemSection ovf:id="101" vmw:osType="otherLinux64Guest"><Info/></OperatingSystemSection>
+    <VirtualHardwareSection><Info/>
+      <System><vssd:ElementName>Virtual Hardware Family</vssd:ElementName><vssd:InstanceID>0</vssd:InstanceID><vssd:VirtualSystemType>vmx-15</vssd:VirtualSystemType></System>
+      <Item><rasd:InstanceID>1</rasd:InstanceID><rasd:ResourceType>3</rasd:ResourceType><rasd:VirtualQuantity>2</rasd:VirtualQuantity></Item>
+      <Item><rasd:AllocationUnits>byte * 2^20</rasd:AllocationUnits><rasd:InstanceID>2</rasd:InstanceID><rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>2048</rasd:VirtualQuantity></Item>
+      <Item><rasd:InstanceID>4</rasd:InstanceID><rasd:ResourceSubType>lsilogic</rasd:ResourceSubType><rasd:ResourceType>6</rasd:ResourceType></Item>
+      <Item><rasd:AddressOnParent>0</rasd:AddressOnParent><rasd:HostResource>ovf:/disk/d1</rasd:HostResource><rasd:InstanceID>3</rasd:InstanceID><rasd:Parent>4</rasd:Parent><rasd:ResourceType>17</rasd:ResourceType></Item>
+    </VirtualHardwareSection>
+  </VirtualSystem>
+</Envelope>`;
+
+/**
+ * `<name>-<version>.ova` in `dir`: EDGE_DESCRIPTOR, a disk of `diskBytes`, a SHA-256 manifest. Test files
+ * running at once share the repository: each names its own.
+ */
+export function edgeOva(dir: string, version: string, diskBytes: number, name = 'edge'): { file: string; members: Member[] } {
+  const file = `${name}-${version}.ova`;
+  const { members } = ovaFromDescriptor(path.join(dir, file), EDGE_DESCRIPTOR.replace('VERSION', version), {
+    fileSize: diskBytes,
+    manifest: 'sha256',
+    descriptorName: 'edge.ovf',
+  });
+  return { file, members };
+}

@@ -1,5 +1,5 @@
 import type { BlockIndex, LocalBase } from '../../src/deploy/block-index';
-import { chooseBase, planDelta, reusableBytes, segmentsOf } from '../../src/deploy/delta-plan';
+import { chooseBase, planDelta, reusableBytes, segmentsOf, sharedContent } from '../../src/deploy/delta-plan';
 
 const d = (n: number) => n.toString(16).padStart(32, '0');
 
@@ -32,6 +32,22 @@ describe('planDelta', () => {
     const plan = planDelta(index([5, 6, 7]), index([1, 2, 3]))!;
     expect(plan.copyFrom).toEqual([-1, -1, -1]);
     expect(reusableBytes(plan)).toBe(0);
+  });
+});
+
+describe('sharedContent', () => {
+  it.each<[string, BlockIndex, BlockIndex, { blocks: number; bytes: number }]>([
+    [
+      'blocks found anywhere in the base, each counted in the target',
+      index([1, 2, 9, 1]),
+      index([2, 1]),
+      { blocks: 3, bytes: 12 },
+    ],
+    ['a short last block only against one of its length', index([1, 2], 4, 6), index([1, 2], 4, 8), { blocks: 1, bytes: 4 }],
+    ['nothing across block sizes', index([1, 2], 4), index([1, 2], 8), { blocks: 0, bytes: 0 }],
+    ['nothing when no digest is shared', index([5, 6]), index([1, 2]), { blocks: 0, bytes: 0 }],
+  ])('%s', (_case, target, base, expected) => {
+    expect(sharedContent(target, base)).toEqual(expected);
   });
 });
 

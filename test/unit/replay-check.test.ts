@@ -81,7 +81,7 @@ describe('the workflow types replay-check lists', () => {
 describe('replay-check', () => {
   it('asks for the open and recently closed vmhub runs on the control queue only', () => {
     expect(replayCheck.replayQuery('vm-images')).toBe(
-      `TaskQueue = 'vm-images' AND WorkflowType IN ('PublishImage', 'DeployToSDDCs', 'DeploySddcBatch', 'RetireImage', 'RetireSddcBatch', 'ApplyRetention', 'VerifyReplicas', 'VerifySddcs', 'CheckServices') AND ExecutionStatus = 'Running'`,
+      `TaskQueue = 'vm-images' AND WorkflowType IN ('PublishImage', 'DeployToSDDCs', 'DeploySddcBatch', 'RetireImage', 'RetireSddcBatch', 'ApplyRetention', 'VerifyReplicas', 'VerifySddcs', 'CheckServices', 'Rollout') AND ExecutionStatus = 'Running'`,
     );
     expect(replayCheck.replayQuery('vm-images', new Date('2026-01-02T03:04:05Z'))).toMatch(
       / AND ExecutionStatus != 'Running' AND CloseTime > '2026-01-02T03:04:05.000Z'$/,

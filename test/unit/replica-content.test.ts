@@ -4,7 +4,7 @@ import type { ImageVersionRecord, ReplicaRecord } from '../../src/catalog/image-
 import { verifyBytesPerRun, versionsToVerify } from '../../src/lifecycle/verify-page';
 import { checkReplica } from '../../src/lifecycle/replica-check';
 import { replicateImage, type ReplicateCheckpoint } from '../../src/publish/replicate';
-import { blockDigest, blockId } from '../../src/storage/block-ids';
+import { commitAsPublished } from '../harness/committed-blocks';
 import type { BlockStores } from '../../src/storage/block-store';
 import { MemoryBlockStore } from '../../src/storage/memory-block-store';
 import type { Topology } from '../../src/topology/topology';
@@ -59,18 +59,13 @@ async function world(content: Buffer) {
   ]);
   const primary = stores.get('east-primary')!;
   await primary.createContainer();
-  const ids: string[] = [];
-  for (let i = 0; i * BLOCK < content.length; i++) {
-    const bytes = content.subarray(i * BLOCK, (i + 1) * BLOCK);
-    ids.push(blockId(i, await blockDigest(bytes)));
-    await primary.stageBlock(BLOB, ids[i], bytes);
-  }
-  await primary.commitBlocks(BLOB, ids);
+  const ids = await commitAsPublished(primary, BLOB, content, BLOCK);
   const version = { ...record('1.0.0', content.length), sha256: createHash('sha256').update(content).digest('hex') };
   const replicas: ReplicaRecord[] = [];
   const catalog = {
     versions: {
       get: async () => version,
+      list: async () => [version],
       setReplica: async (_image: string, _version: string, r: ReplicaRecord) => {
         replicas.push(r);
         return true;

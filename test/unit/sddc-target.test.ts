@@ -1,7 +1,8 @@
 import { parseTopology } from '../../src/topology/topology';
 import { itemDescription, itemState } from '../../src/shared/target-kinds/content-library';
 import type { ContentLibraryTarget } from '../../src/shared/target-kinds/kind';
-import { parseTarget, targetFromOptions } from '../../src/shared/sddc-target';
+import { describeTarget, parseTarget, targetFromOptions, targetLabel } from '../../src/shared/sddc-target';
+import { typedError } from './typed-error';
 
 const SHA = 'a'.repeat(64);
 const OTHER = 'b'.repeat(64);
@@ -37,6 +38,7 @@ describe('SDDC targets', () => {
     [library({ library: '' }), /library must be a name/],
     [library({ library: 'a/b' }), /library must be a name/],
     [library({ instantiate: 'yes' }), /instantiate must be true or false/],
+    [library({ guestCheck: 'tools' }), /guestCheck must be "required" or "power-state", not "tools"/],
   ])('refuses %j', (raw, message) => {
     expect(() => parseTarget(raw)).toThrow(message);
   });
@@ -85,6 +87,28 @@ describe('SDDC targets', () => {
     expect(() => targetFromOptions('east-3', { datastore: 'ds1' })).toThrow(
       /content library options \(datastore\) need --vcenter/,
     );
+  });
+
+  it('keeps a gate guest check of power state only, and says so; required is the default and is not stored', () => {
+    const relaxed = targetFromOptions('east-3', { vcenter: 'https://vc3.example.com', guestCheck: 'power-state' });
+    expect(relaxed).toEqual({
+      kind: 'content-library',
+      vcenter: 'https://vc3.example.com/',
+      library: 'vmhub',
+      guestCheck: 'power-state',
+    });
+    expect(parseTarget(relaxed)).toEqual(relaxed);
+    expect(describeTarget(relaxed)).toBe('content library vmhub on https://vc3.example.com/; gate guest check: power state only');
+    expect(targetLabel(relaxed)).toBe('content library (guest check: power state)');
+    const strict = targetFromOptions('east-3', { vcenter: 'https://vc3.example.com', guestCheck: 'required' });
+    expect(strict).not.toHaveProperty('guestCheck');
+    expect(describeTarget(strict)).toBe('content library vmhub on https://vc3.example.com/');
+    expect(targetLabel(strict)).toBe('content library');
+    expect(
+      typedError('InvalidInput', () => targetFromOptions('east-3', { vcenter: 'https://vc3.example.com', guestCheck: 'none' }))
+        .message,
+    ).toMatch(/guestCheck must be "required" or "power-state"/);
+    expect(() => targetFromOptions('east-3', { guestCheck: 'power-state' })).toThrow(/options \(guestCheck\) need --vcenter/);
   });
 
   it('reads the default SDDCs’ targets from the topology, and refuses a bad one as InvalidTopology', () => {

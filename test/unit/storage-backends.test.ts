@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { StorageSharedKeyCredential } from '@azure/storage-blob';
+import { StorageSharedKeyCredential, type ContainerClient } from '@azure/storage-blob';
 import { ApplicationFailure } from '@temporalio/common';
 import { loadConfig } from '../../src/config';
 import { VmhubError } from '../../src/shared/errors';
 import { asFailure } from '../../src/shared/failures';
+import { AzureBlockStore } from '../../src/storage/azure/azure-block-store';
 import { blobServiceClient } from '../../src/storage/azure/clients';
 import { TopologyBlockStores } from '../../src/storage/backends';
 import { loadTopology } from '../../src/topology/topology';
@@ -74,5 +75,31 @@ describe('TopologyBlockStores', () => {
       { EAST_SAS_FILE: path.join(dir, 'sas') },
     );
     expect(signed.url).toBe('https://vmhubeast.blob.core.windows.net/?sv=2024&sp=rl&sig=FROMFILE');
+  });
+});
+
+describe('AzureBlockStore.copyWithin', () => {
+  it('a copy still pending when its caller is cancelled stops waiting for it, polling no more', async () => {
+    const cancel = new AbortController();
+    const polls: unknown[] = [];
+    // A server-side copy that never completes; the caller is cancelled as it starts.
+    const poller = {
+      isDone: () => false,
+      poll: async (options: unknown) => void polls.push(options),
+      pollUntilDone: () => new Promise<never>(() => undefined),
+      getResult: () => undefined,
+    };
+    const client = {
+      url: 'https://account.blob.core.windows.net/c/app-1.0.0.iso',
+      beginCopyFromURL: async (_source: string, options: { abortSignal?: AbortSignal }) => {
+        expect(options.abortSignal).toBe(cancel.signal);
+        cancel.abort();
+        return poller;
+      },
+    };
+    const container = { getBlockBlobClient: () => client } as unknown as ContainerClient;
+    const copy = new AzureBlockStore(container).copyWithin('app-2.0.0.iso', 'app-1.0.0.iso', { abortSignal: cancel.signal });
+    await expect(copy).rejects.toMatchObject({ name: 'AbortError' });
+    expect(polls).toEqual([]);
   });
 });

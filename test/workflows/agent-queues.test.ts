@@ -5,6 +5,7 @@ import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../src/activities';
 import type { AgentActivities } from '../../src/activities/agent';
 import type { ContentLibraryActivities } from '../../src/activities/content-library';
+import type { LibraryStreamActivities } from '../../src/activities/library-stream';
 import type { AgentLifecycleActivities } from '../../src/activities/lifecycle';
 import type { AgentPollers } from '../../src/shared/agent-pollers';
 import type { DeployResult } from '../../src/shared/deploy-input';
@@ -26,7 +27,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => env?.teardown());
 
-type AgentMocks = Partial<AgentActivities & ContentLibraryActivities & AgentLifecycleActivities>;
+type AgentMocks = Partial<AgentActivities & ContentLibraryActivities & LibraryStreamActivities & AgentLifecycleActivities>;
 
 /** Wraps each agent activity so that `ran` gets `<name> <queue it ran on>`. */
 function logged(agent: AgentMocks, ran: string[]): AgentMocks {
@@ -71,7 +72,7 @@ const queueOf = (agentQueue: string, which: 'quick' | 'long') =>
   which === 'quick' ? agentQuickTaskQueueOf(agentQueue) : agentQueue;
 
 describe.each(cases)('when %s', (_, answer, which) => {
-  it(`a deploy looks for the library item on the ${which} queue, and downloads and imports on the long queue`, async () => {
+  it(`a deploy looks for the library item on the ${which} queue, and downloads and streams into the library on the long queue`, async () => {
     const agentQueue = `sddc-${randomUUID()}`;
     const ran: string[] = [];
     const plan = deployPlan(agentQueue, ['lib-1']);
@@ -92,20 +93,14 @@ describe.each(cases)('when %s', (_, answer, which) => {
     const agent = logged(
       {
         findLibraryItem: async () => ({ state: 'absent' }),
-        downloadImage: async () => ({
+        streamToLibrary: async () => ({
           status: 'deployed',
           source: 'east-primary',
-          path: '/ds/app/1.0.0/app-1.0.0.ova',
           bytes: 1,
           bytesFetched: 1,
           bytesResumed: 0,
           sourceFailures: [],
-        }),
-        importToLibrary: async () => ({
-          status: 'deployed',
           bytesSent: 1,
-          bytesSkipped: 0,
-          path: '/ds/app/1.0.0/app-1.0.0.ova',
           target: { ...target, itemId: 'item-1', itemName: 'app-1.0.0' },
         }),
       },
@@ -119,11 +114,7 @@ describe.each(cases)('when %s', (_, answer, which) => {
       }),
     );
     expect((result as DeployResult).results.map((r) => r.status)).toEqual(['deployed']);
-    expect(ran).toEqual([
-      `findLibraryItem ${queueOf(agentQueue, which)}`,
-      `downloadImage ${agentQueue}`,
-      `importToLibrary ${agentQueue}`,
-    ]);
+    expect(ran).toEqual([`findLibraryItem ${queueOf(agentQueue, which)}`, `streamToLibrary ${agentQueue}`]);
   });
 
   it(`a cancelled deploy has the agent discard its partial download on the ${which} queue`, async () => {

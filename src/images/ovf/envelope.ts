@@ -64,7 +64,18 @@ export interface OvfProduct {
   fullVersion?: string;
   productUrl?: string;
   vendorUrl?: string;
-  properties: Array<{ key: string; type?: string; label?: string }>;
+  properties: OvfProperty[];
+}
+
+/** A ProductSection Property: its key, its type, its default (`ovf:value`) and whether a deployer may set it. */
+export interface OvfProperty {
+  key: string;
+  type?: string;
+  label?: string;
+  value?: string;
+  userConfigurable: boolean;
+  /** `ovf:password="true"`: the value is a secret, never recorded. */
+  password: boolean;
 }
 
 export interface OvfItem {
@@ -207,6 +218,9 @@ function parseProducts(vs: XmlElement): OvfProduct[] {
       key: attr(prop, 'key', isOvf) ?? '',
       type: attr(prop, 'type', isOvf),
       label: childText(prop, 'Label', isOvf),
+      value: attr(prop, 'value', isOvf),
+      userConfigurable: attr(prop, 'userConfigurable', isOvf) === 'true',
+      password: attr(prop, 'password', isOvf) === 'true',
     })),
   }));
 }

@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { VmhubError } from '../../shared/errors';
 import { bytes, count, ResourceType } from './cim';
-import type { OvfEnvelope, OvfItem, OvfProduct, OvfVirtualSystem } from './envelope';
+import type { OvfEnvelope, OvfItem, OvfProduct, OvfProperty, OvfVirtualSystem } from './envelope';
 
 /** What the catalog records of an OVF descriptor, derived from the typed envelope. */
 export interface Resources {
@@ -36,11 +37,36 @@ export interface OvfMetadata {
   files: Array<{ href: string; size?: number; compression?: string }>;
   deploymentOptions: Array<{ id: string; label?: string; default: boolean; resources: Resources }>;
   properties: string[];
+  /**
+   * The ProductSection properties with their defaults (`vmhub diff` compares them); absent in records
+   * published before they were kept. At most MAX_RECORDED_PROPERTIES, `ovfPropertiesOmitted` counting the rest.
+   */
+  ovfProperties?: OvfPropertyNote[];
+  ovfPropertiesOmitted?: number;
   eula: boolean;
   /** Every VM of a VirtualSystemCollection; absent for a single VM. */
   virtualSystems?: Array<{ id: string; name?: string; os?: OvfMetadata['os']; resources: Resources }>;
   resources: Resources;
 }
+
+/**
+ * One property as the catalog keeps it. `id` is its fully qualified key (`class.key.instance`, as vSphere
+ * names a vApp property). A password's default is never kept; a default longer than MAX_RECORDED_VALUE
+ * characters is kept as its SHA-256 (`valueSha256`) and length, which still tell a change.
+ */
+export interface OvfPropertyNote {
+  id: string;
+  type?: string;
+  userConfigurable: boolean;
+  password?: true;
+  value?: string;
+  valueSha256?: string;
+  valueLength?: number;
+}
+
+/** Bounds that keep the properties a small part of the metadata's 512 KiB: 200 × (256 + overhead) ≈ 64 KiB. */
+export const MAX_RECORDED_PROPERTIES = 200;
+export const MAX_RECORDED_VALUE = 256;
 
 const MiB = 2 ** 20;
 
@@ -201,6 +227,24 @@ function mainProduct(vs: OvfVirtualSystem): OvfProduct | undefined {
   return vs.products.find((p) => !p.className && p.product) ?? vs.products.find((p) => p.product || p.version) ?? vs.products[0];
 }
 
+function propertyNote(product: OvfProduct, p: OvfProperty): OvfPropertyNote {
+  const id = [product.className, p.key, product.instance].filter(Boolean).join('.');
+  const note: OvfPropertyNote = { id, type: p.type, userConfigurable: p.userConfigurable };
+  if (p.password) return { ...note, password: true };
+  if (p.value === undefined) return note;
+  if (p.value.length <= MAX_RECORDED_VALUE) return { ...note, value: p.value };
+  return { ...note, valueSha256: createHash('sha256').update(p.value).digest('hex'), valueLength: p.value.length };
+}
+
+/** The properties with their defaults, bounded (MAX_RECORDED_PROPERTIES), and how many were left out. */
+function propertyNotes(env: OvfEnvelope): Pick<OvfMetadata, 'ovfProperties' | 'ovfPropertiesOmitted'> {
+  const all = env.virtualSystems.flatMap((vs) =>
+    vs.products.flatMap((product) => product.properties.filter((p) => p.key).map((p) => propertyNote(product, p))),
+  );
+  const omitted = all.length - MAX_RECORDED_PROPERTIES;
+  return { ovfProperties: all.slice(0, MAX_RECORDED_PROPERTIES), ...(omitted > 0 ? { ovfPropertiesOmitted: omitted } : {}) };
+}
+
 export function describeOvf(env: OvfEnvelope): OvfMetadata {
   const defaultOption = env.deploymentOptions.find((o) => o.default) ?? env.deploymentOptions[0];
   const hardware = new EnvelopeHardware(env);
@@ -250,6 +294,7 @@ export function describeOvf(env: OvfEnvelope): OvfMetadata {
     properties: env.virtualSystems
       .flatMap((vs) => vs.products.flatMap((p) => p.properties.map((prop) => prop.key)))
       .filter(Boolean),
+    ...propertyNotes(env),
     eula: env.virtualSystems.some((vs) => vs.eula),
     virtualSystems:
       env.virtualSystems.length > 1

@@ -1,4 +1,5 @@
 import { VmhubError } from '../errors';
+import { GUEST_CHECKS } from '../health-gate';
 import { failer, type ContentLibraryTarget, type LibraryPlacement, type TargetKind } from './kind';
 
 /** What an instantiate check saw in the VM it deployed from the item, before it removed it. */
@@ -16,6 +17,7 @@ export interface LibraryOptions {
   datastore?: string;
   resourcePool?: string;
   instantiate?: boolean;
+  guestCheck?: string;
   /** Refused: the agent's own configuration holds its login and trust (see REMOVED_OPTIONS). */
   usernameEnv?: string;
   passwordEnv?: string;
@@ -63,7 +65,57 @@ function parseLibrary(t: Record<string, unknown>, fail: (msg: string) => never):
   if (datastore) target.datastore = datastore;
   if (resourcePool) target.resourcePool = resourcePool;
   if (t.instantiate === true) target.instantiate = true;
+  const guestCheck = parseGuestCheck(t.guestCheck, fail);
+  if (guestCheck) target.guestCheck = guestCheck;
+  const networkMap = parseNetworkMap(t.networkMap, fail);
+  if (networkMap) target.networkMap = networkMap;
   return target;
+}
+
+/**
+ * A target's gate guest check as it is kept: `power-state`, or nothing for `required` (the default), so a
+ * target that asks for the full check is stored as it always was.
+ */
+export function parseGuestCheck(value: unknown, fail: (msg: string) => never): 'power-state' | undefined {
+  if (value !== undefined && !GUEST_CHECKS.includes(value as never))
+    fail(
+      `guestCheck must be ${GUEST_CHECKS.map((g) => JSON.stringify(g)).join(' or ')}, not ${JSON.stringify(String(value)).slice(0, 40)}`,
+    );
+  return value === 'power-state' ? value : undefined;
+}
+
+/** A network's name in a descriptor or a vCenter: 1 to 80 characters, no control characters. */
+function checkNetworkName(name: unknown, fail: (msg: string) => never): string {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 80 || /[\0-\x1f\x7f]/.test(name))
+    fail(`network names must be 1 to 80 characters without control characters, not ${JSON.stringify(name).slice(0, 90)}`);
+  return name as string;
+}
+
+function parseNetworkMap(raw: unknown, fail: (msg: string) => never): Record<string, string> | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    return fail('networkMap must map network names to network names');
+  const entries = Object.entries(raw).map(([from, to]) => [checkNetworkName(from, fail), checkNetworkName(to, fail)]);
+  return entries.length > 0 ? Object.fromEntries(entries.sort(([a], [b]) => a.localeCompare(b))) : undefined;
+}
+
+/**
+ * A target's network map changed by `--network-map` values: `from=to` maps a descriptor's network, `from=`
+ * removes its mapping.
+ */
+export function withNetworkMap(target: ContentLibraryTarget, changes: readonly string[]): ContentLibraryTarget {
+  const fail = failer('--network-map');
+  const map: Record<string, string> = { ...target.networkMap };
+  for (const change of changes) {
+    const at = change.indexOf('=');
+    if (at < 0) fail(`${JSON.stringify(change.slice(0, 90))} is not <network>=<network>, e.g. --network-map prod="VM Network"`);
+    const from = checkNetworkName(change.slice(0, at), fail);
+    const to = change.slice(at + 1);
+    if (to === '') delete map[from];
+    else map[from] = checkNetworkName(to, fail);
+  }
+  const { networkMap: _old, ...rest } = target;
+  return parseLibrary({ ...rest, networkMap: map }, fail);
 }
 
 /** Options of earlier versions that set what the agent now holds itself, and what sets it instead. */
@@ -103,6 +155,7 @@ function libraryFromOptions(_sddc: string, o: LibraryOptions): ContentLibraryTar
     datastore: o.datastore,
     resourcePool: o.resourcePool,
     instantiate: o.instantiate,
+    guestCheck: o.guestCheck,
   };
   return parseLibrary(fields, failer('content library target'));
 }
@@ -122,19 +175,40 @@ export const contentLibrary: TargetKind<ContentLibraryTarget, LibraryPlacement, 
     { flags: '--password-env <VAR>', description: "refused: the agent's VMHUB_VCENTER_PASSWORD_FILE holds its login" },
     { flags: '--insecure-tls', description: "refused: the agent's VMHUB_VCENTER_CA_FILE or _THUMBPRINT sets its trust" },
     { flags: '--instantiate', description: 'check every deployment by making a VM from the item and removing it' },
+    {
+      flags: '--guest-check <mode>',
+      description:
+        "a rollout gate's guest check: required (VMware Tools running, the default) or power-state (powered on is enough)",
+    },
   ],
   fromOptions: libraryFromOptions,
-  label: 'content library',
-  describe: (t) => `content library ${t.library} on ${t.vcenter}`,
+  label: (t) => `content library${t.guestCheck === 'power-state' ? ' (guest check: power state)' : ''}`,
+  describe: (t) =>
+    `content library ${t.library} on ${t.vcenter}${t.networkMap ? `, networks ${describeNetworkMap(t.networkMap)}` : ''}${t.guestCheck === 'power-state' ? '; gate guest check: power state only' : ''}`,
   addNote: (t) => `; its agent must be started with VMHUB_VCENTER_URL=${t.vcenter} and its own trust and login`,
   library: (t) => t,
   placement: (row) => row.target,
   describePlacement: (p) => `library ${p.library}/${p.itemName} on ${p.vcenter} (item ${p.itemId})`,
 };
 
+/** A network map for people: `prod → VM Network, test → DC0_DVPG0`. */
+export function describeNetworkMap(map: Record<string, string>): string {
+  return Object.entries(map)
+    .map(([from, to]) => `${from} → ${to}`)
+    .join(', ');
+}
+
 /** The library item of an image version: `<image>-<version>`. */
 export function libraryItemName(image: string, version: string): string {
   return `${image}-${version}`;
+}
+
+/**
+ * The library item of an image's channel: `<image>-<channel>`. Its ID never changes: each version the
+ * channel points at replaces its files through an update session.
+ */
+export function channelItemName(image: string, channel: string): string {
+  return `${image}-${channel}`;
 }
 
 /**

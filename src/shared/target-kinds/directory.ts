@@ -15,7 +15,7 @@ export const directory: TargetKind<DirectoryTarget, DirectoryPlacement> = {
   kind: 'directory',
   parse: () => ({ kind: 'directory' }),
   options: [],
-  label: 'directory',
+  label: () => 'directory',
   describe: () => "a directory of its agent's datastore",
   addNote: () => '',
   library: () => undefined,

@@ -16,6 +16,13 @@ export interface ContentLibraryTarget {
   resourcePool?: string;
   /** Check every deployment by instantiating a VM from the item and removing it again. */
   instantiate?: boolean;
+  /**
+   * How far a rollout's health gate checks the guest of its VM: absent, the guest must report VMware Tools
+   * running; `power-state`, being powered on is enough (src/shared/health-gate.ts).
+   */
+  guestCheck?: 'power-state';
+  /** A descriptor's network → this vCenter's network it stands for, where their names differ. */
+  networkMap?: Record<string, string>;
 }
 
 /** Where an image landed in a content library: a result row's `target`. */
@@ -52,8 +59,8 @@ export interface TargetKind<T extends { kind: string }, P extends { kind: string
   options: readonly TargetOption[];
   /** The target the CLI options describe, or undefined when they ask for no target of this kind. */
   fromOptions?(sddc: string, options: O): T | undefined;
-  /** `vmhub sddc list`'s TARGET column. */
-  label: string;
+  /** `vmhub sddc list`'s TARGET column: the kind, and a setting worth seeing in a list. */
+  label(target: T): string;
   /** Where an SDDC of this kind deploys into, for `vmhub sddc show/add/update`. */
   describe(target: T): string;
   /** What `vmhub sddc add` adds after that description. */

@@ -1,0 +1,104 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Provenance } from '../../src/provenance/statement';
+import type { VcenterConnection } from '../../src/sddc/library-import';
+import { StreamedImport } from '../../src/sddc/library-stream';
+import type { RestCall } from '../../src/sddc/vsphere-rest';
+import type { ImageVersion } from '../../src/shared/image-version';
+import { itemDescription } from '../../src/shared/target-kinds/content-library';
+
+/**
+ * A streamed content-library import against a stand-in vCenter: a failed upload ends the attempt while it
+ * still waits for the download, the activity's cancel reaches an upload the end of the stream waits on,
+ * and bytes sent that are not the verified ones fail the session and leave the import to the verified copy.
+ */
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const bytes = Buffer.alloc(64 * 1024, 7);
+
+type Upload = (body: Readable, call: RestCall) => Promise<void>;
+
+let dir: string;
+let partial: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-library-stream-'));
+  partial = path.join(dir, 'img-1.0.0.iso.partial');
+  fs.writeFileSync(partial, bytes);
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** An import of an ISO whose item is new, each upload answered by `upload`; what the vCenter was told is recorded. */
+async function streamed(upload: Upload, activity: AbortSignal, verified = sha(bytes)) {
+  const ref: ImageVersion = { image: 'img', version: '1.0.0', format: 'iso', sha256: verified, sizeBytes: bytes.length };
+  const told = { calls: [] as RestCall[], failed: [] as Array<[string, string]> };
+  const library = {
+    findLibrary: () => Promise.resolve({ id: 'lib' }),
+    findItem: () =>
+      Promise.resolve({ id: 'item', name: 'img-1.0.0', description: itemDescription('img', '1.0.0', verified, true) }),
+    updateSessionsOf: () => Promise.resolve([]),
+    createUpdateSession: () => Promise.resolve('session-1'),
+    sessionFiles: () => Promise.resolve([]),
+    itemFiles: () => Promise.resolve([]),
+    addFile: (_session: string, file: { name: string }) => Promise.resolve({ upload_endpoint: { uri: `/upload/${file.name}` } }),
+    fail: (id: string, reason: string) => Promise.resolve(void told.failed.push([id, reason])),
+    rest: {
+      upload: (_endpoint: string, _size: number, body: () => Readable, _what: string, call: RestCall) => {
+        told.calls.push(call);
+        return upload(body(), call);
+      },
+    },
+  };
+  const conn = { target: { library: 'lib', vcenter: 'https://vc.test/' }, library } as unknown as VcenterConnection;
+  const importer = (await StreamedImport.open(conn, ref, activity, () => undefined))!;
+  const provenance = { sha256: verified, sizeBytes: bytes.length, members: [] } as unknown as Provenance;
+  const follower = await importer.follow(partial, provenance);
+  return { importer, follower, told };
+}
+
+/** Takes the body until the signal ends the upload, as an HTTP request bound to it does. */
+const untilAborted: Upload = (body, call) =>
+  new Promise((_resolve, reject) => {
+    body.resume();
+    call.signal!.addEventListener('abort', () => reject(call.signal!.reason as Error), { once: true });
+  });
+
+it('a failed upload ends the attempt while it still waits for the download, with the upload’s error', async () => {
+  const { follower, told } = await streamed(
+    () => Promise.reject(new Error('upload of img-1.0.0.iso refused: 500')),
+    new AbortController().signal,
+  );
+  // Not a byte landed: the follower waits for the download, which its failure is to stop.
+  follower.advanceTo(0);
+  await expect(follower.done).rejects.toThrow('upload of img-1.0.0.iso refused: 500');
+  // A streamed upload waits on the download: it is allowed a long idle, and is bound to a signal.
+  expect(told.calls[0].idleTimeoutMs).toBeGreaterThanOrEqual(30 * 60_000);
+  expect(told.calls[0].signal).toBeInstanceOf(AbortSignal);
+});
+
+it('the activity’s cancel reaches an upload that the end of the stream waits on', async () => {
+  const activity = new AbortController();
+  const { importer, follower, told } = await streamed(untilAborted, activity.signal);
+  follower.advanceTo(bytes.length);
+  const finished = importer.finish();
+  activity.abort(new Error('the activity was cancelled'));
+  await expect(finished).rejects.toThrow('the activity was cancelled');
+  expect(told.calls[0].signal!.aborted).toBe(true);
+});
+
+it('the activity’s cancel ends the wait for bytes the download has not written', async () => {
+  const activity = new AbortController();
+  const { follower } = await streamed(untilAborted, activity.signal);
+  follower.advanceTo(bytes.length / 2);
+  activity.abort(new Error('the activity was cancelled'));
+  await expect(follower.done).rejects.toThrow('the activity was cancelled');
+});
+
+it('bytes sent that are not the verified ones fail the session: finish leaves the import to the verified copy', async () => {
+  const takeAll: Upload = (body) => new Promise((resolve) => body.resume().on('end', resolve));
+  const { importer, follower, told } = await streamed(takeAll, new AbortController().signal, sha(Buffer.from('other')));
+  follower.advanceTo(bytes.length);
+  await expect(importer.finish()).resolves.toBeUndefined();
+  expect(told.failed).toEqual([['session-1', expect.stringMatching(`^the bytes sent hash to ${sha(bytes)}, not the verified`)]]);
+});
