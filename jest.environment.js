@@ -5,13 +5,16 @@ const { TestEnvironment } = require('jest-environment-node');
 
 /**
  * Test files that use the same names on the shared test services, so that two of them running at
- * the same time would overwrite each other's blobs or source files: at most one file of a group runs
- * at a time. Other files use names of their own (or a catalog database of their own) and run side
- * by side. jest.sequencer.js orders the files so that those of a group seldom wait for each other.
+ * the same time would overwrite each other's blobs or source files, or that load the one dev server
+ * so heavily that two at once starve each other: at most one file of a group runs at a time. Other
+ * files use names of their own (or a catalog database of their own) and run side by side.
+ * jest.sequencer.js orders the files so that those of a group seldom wait for each other.
  */
 const EXCLUSIVE = {
   // Both publish edge@1.0.0 (and more versions) from edge-<version>.ova in the repository.
   edge: [/[\\/]test[\\/]deploy\.test\.ts$/, /[\\/]test[\\/]content-library\.test\.ts$/],
+  // Each drives a thousand SDDCs' activities through the one dev server: two at once starve each other.
+  fleet: [/[\\/]test[\\/]fleet-history\.test\.ts$/, /[\\/]test[\\/]retire-fleet\.test\.ts$/],
 };
 
 /** The EXCLUSIVE groups a test file belongs to. */

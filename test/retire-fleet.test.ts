@@ -9,7 +9,7 @@ import { accountingRemover, FLEET_IMAGE, recordFleetDeployments, registerFleet }
 import { startWorld, type TestWorld } from './helpers';
 
 const SDDCS = 1000;
-const RETIRE_TIMEOUT_MS = 5 * 60_000;
+const RETIRE_TIMEOUT_MS = 10 * 60_000;
 const { EventType } = temporal.api.enums.v1;
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
