@@ -12,6 +12,7 @@ const QUICK = [
   '<rootDir>/test/provenance/**/*.test.ts',
   '<rootDir>/test/cli/{commands,errors,interrupt,output}.test.ts',
   '<rootDir>/test/{compose,content-library-workflow,source-http}.test.ts',
+  '<rootDir>/test/observability/artifacts.test.ts',
 ];
 
 /** @type {import('jest').Config} */

@@ -81,7 +81,11 @@ describe('docker-compose.yml', () => {
         'agent-west-1',
         'azurite-east',
         'azurite-west',
+        'grafana',
+        'jaeger',
         'mongodb',
+        'otel-collector',
+        'prometheus',
         'temporal',
         'vcsim-east-1',
         'vcsim-east-2',
@@ -99,7 +103,7 @@ describe('docker-compose.yml', () => {
 
   it('pins every image to a version', () => {
     const images = values(composeConfig([], CREDENTIALS), 'image');
-    expect(images.length).toBe(11);
+    expect(images.length).toBe(15);
     for (const image of images) expect(image).toMatch(/:[^:/]*\d[^:/]*$/);
     expect(fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')).toMatch(/^ARG NODE_IMAGE=node:22\.\d+\.\d+-/m);
   });
