@@ -119,14 +119,22 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
     },
 
     /** One pass over the source: its SHA-256, block list digest and metadata. */
-    async inspectSource(input: { source: string; plan: BlockPlan; pin?: string }): Promise<Inspection> {
+    async inspectSource(input: { source: string; plan: BlockPlan; pin?: string; image?: string }): Promise<Inspection> {
       return withFailures(() =>
         withSource(
           input.source,
           (source, format) =>
             inspectImage(
               work,
-              { source, format, tapKey: tapKey(input), plan: input.plan, signal: transferSignal(config.transferConcurrency) },
+              {
+                source,
+                format,
+                tapKey: tapKey(input),
+                plan: input.plan,
+                // Runs that began before the image was passed are counted under an empty image.
+                image: input.image ?? '',
+                signal: transferSignal(config.transferConcurrency),
+              },
               heartbeatLiveness,
               log,
             ),
@@ -147,6 +155,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
                 source,
                 tapKey: tapKey(input),
                 store: storage.store(input.location.storage),
+                location: input.location.storage,
                 blob: input.location.blob,
                 plan: input.plan,
                 range: input.range,
@@ -172,6 +181,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
           return commitStaged(
             {
               store: storage.store(input.location.storage),
+              location: input.location.storage,
               blob: input.location.blob,
               plan: input.plan,
               format: input.format,
