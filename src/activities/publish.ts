@@ -126,15 +126,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
           (source, format) =>
             inspectImage(
               work,
-              {
-                source,
-                format,
-                tapKey: tapKey(input),
-                plan: input.plan,
-                // Runs that began before the image was passed are counted under an empty image.
-                image: input.image ?? '',
-                signal: transferSignal(config.transferConcurrency),
-              },
+              { ...input, source, format, tapKey: tapKey(input), signal: transferSignal(config.transferConcurrency) },
               heartbeatLiveness,
               log,
             ),

@@ -32,8 +32,8 @@ export interface InspectImage {
   format: ImageFormat;
   tapKey: TapKey;
   plan: BlockPlan;
-  /** The image published, for the metrics. */
-  image: string;
+  /** The image published, for the metrics; runs that began before it was passed count under an empty name. */
+  image?: string;
   signal: AbortSignal;
 }
 
@@ -108,7 +108,7 @@ export async function inspectImage(
           .finally(() => held.release());
         taken.catch(() => undefined); // awaited before the next push
         taking.push(taken);
-        metrics.inspectedBytes.inc({ image: input.image }, held.bytes.length);
+        metrics.inspectedBytes.inc({ image: input.image ?? '' }, held.bytes.length);
         bytesDone = blockBounds(plan, i).end;
         beat();
       }
