@@ -18,6 +18,7 @@ import { VmhubError } from '../shared/errors';
 import { withFailures } from '../shared/failures';
 import type { SourceFailure } from './agent';
 import type { PublishDeps } from './publish';
+import { metrics } from '../observability/metrics';
 
 export type { DeploymentPlan, DeploymentTarget, FleetPlan };
 
@@ -90,6 +91,8 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
     /** Records the row; a channel item the row says the agent filled is recorded as the SDDC's item of that channel. */
     async recordDeployment(input: { image: string; version: string; row: DeployResultRow }): Promise<void> {
       const { row } = input;
+      metrics.deployments.inc({ outcome: row.status });
+      if (row.gate) metrics.rolloutGates.inc({ outcome: row.gate.passed ? 'passed' : 'failed' });
       const run = activityInfo().workflowExecution;
       if (row.channelItem) {
         await catalog.channels.recordItem({

@@ -119,14 +119,14 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
     },
 
     /** One pass over the source: its SHA-256, block list digest and metadata. */
-    async inspectSource(input: { source: string; plan: BlockPlan; pin?: string }): Promise<Inspection> {
+    async inspectSource(input: { source: string; plan: BlockPlan; pin?: string; image?: string }): Promise<Inspection> {
       return withFailures(() =>
         withSource(
           input.source,
           (source, format) =>
             inspectImage(
               work,
-              { source, format, tapKey: tapKey(input), plan: input.plan, signal: transferSignal(config.transferConcurrency) },
+              { ...input, source, format, tapKey: tapKey(input), signal: transferSignal(config.transferConcurrency) },
               heartbeatLiveness,
               log,
             ),
@@ -147,6 +147,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
                 source,
                 tapKey: tapKey(input),
                 store: storage.store(input.location.storage),
+                location: input.location.storage,
                 blob: input.location.blob,
                 plan: input.plan,
                 range: input.range,
@@ -172,6 +173,7 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
           return commitStaged(
             {
               store: storage.store(input.location.storage),
+              location: input.location.storage,
               blob: input.location.blob,
               plan: input.plan,
               format: input.format,

@@ -1,5 +1,5 @@
 import type { Collection, Db } from 'mongodb';
-import type { ReplicaRecord } from './image-records';
+import type { ReplicaRecord, ReplicaStatus } from './image-records';
 
 /**
  * Each replica's state is a document of its own, keyed by (image, version, location), so updates of two
@@ -23,6 +23,16 @@ export class ReplicasRepository {
   /** The replicas of every version of these images. */
   ofImages(images: string[]): Promise<StoredReplica[]> {
     return this.collection.find({ image: { $in: images } }, { projection: { _id: 0 } }).toArray();
+  }
+
+  /** How many replica records each location holds in each state: what `vmhub_replicas` reports. */
+  async countByState(): Promise<Array<{ location: string; state: ReplicaStatus; count: number }>> {
+    const groups = await this.collection
+      .aggregate<{ _id: { location: string; status: ReplicaStatus }; count: number }>([
+        { $group: { _id: { location: '$location', status: '$status' }, count: { $sum: 1 } } },
+      ])
+      .toArray();
+    return groups.map((g) => ({ location: g._id.location, state: g._id.status, count: g.count }));
   }
 
   async put(image: string, version: string, replica: ReplicaRecord): Promise<void> {

@@ -25,6 +25,7 @@ import { keepEnvelope, presentAsSigned, signedAt, type Signed } from './provenan
 import type { SourceCandidate } from './placement';
 import { checkSource } from './source-check';
 import { verifyDownload, WrittenBytesVerifier } from './verify';
+import { metrics, noteVerificationFailure } from '../observability/metrics';
 
 /** What a download runs with; the caller holds the target's lock. */
 export interface DownloadContext {
@@ -126,7 +127,8 @@ async function signedAtSource(ctx: DownloadContext, source: SourceCandidate, inp
   try {
     return await signedAt(ctx.storage.store(source.location), input.blob, input, ctx.trusted, ctx.signal);
   } catch (err) {
-    if (ctx.signal.aborted || err instanceof VmhubError) throw err;
+    if (err instanceof VmhubError) throw noteVerificationFailure(err);
+    if (ctx.signal.aborted) throw err;
     throw new SourceProblem('unreachable', `unreachable: ${(err as Error).message.split('\n')[0]}`);
   }
 }
@@ -190,7 +192,11 @@ async function fetchFrom(
     const follower = await ctx.follow?.(paths.partial, signed.provenance);
     follower?.advanceTo(bytesResumed);
     follower?.done.catch((err: unknown) => followerFailed.abort(err));
-    const fetch = (start: number, length: number) => streamRange(store, input.blob, file, start, length, fetchSignal);
+    const downloaded = { image: input.image, sddc: input.sddc };
+    const fetch = async (start: number, length: number) => {
+      await streamRange(store, input.blob, file, start, length, fetchSignal);
+      metrics.downloadedBytes.inc(downloaded, length);
+    };
     fill = await fetchChunks({
       handle: file,
       paths,

@@ -6,6 +6,7 @@ import type { ImageMetadata, InspectOptions } from '../images/inspect';
 import { formatOf, type ImageFormat } from '../shared/image-format';
 import { hashPool, type ImageStream } from '../storage/hashing';
 import { LocalCopyMismatch, SourceProblem, type DownloadInput } from './download-request';
+import { metrics, noteVerificationFailure } from '../observability/metrics';
 
 /**
  * Verifies the file's bytes in order as they reach it: a hashing thread reads them back from the page
@@ -85,6 +86,7 @@ export async function verifyDownload(
   provenance: Provenance,
 ): Promise<ImageMetadata | undefined> {
   if (sha256 !== input.sha256) {
+    metrics.verificationFailures.inc({ kind: 'sha256' });
     await discardPartial(paths);
     if (localCopy.bytesReused > 0) throw new LocalCopyMismatch(`built with ${localCopy.baseVersion}, SHA-256 ${sha256}`);
     throw new SourceProblem('failed', `yielded bytes with SHA-256 ${sha256}, expected ${input.sha256}`);
@@ -92,14 +94,14 @@ export async function verifyDownload(
   if (invalid !== undefined) {
     await discardPartial(paths);
     throw invalid instanceof VmhubError
-      ? invalid
+      ? noteVerificationFailure(invalid)
       : new VmhubError('InvalidImage', `image fails verification: ${(invalid as Error).message}`);
   }
   try {
     checkAgainstProvenance(provenance, { sha256, sizeBytes: input.sizeBytes, members: hashedMembers(metadata) });
   } catch (err) {
     await discardPartial(paths);
-    throw err;
+    throw noteVerificationFailure(err);
   }
   return metadata;
 }

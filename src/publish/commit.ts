@@ -7,12 +7,15 @@ import { blockDigest, blockId, blockListDigest, parseBlockId } from '../storage/
 import { blockBounds, rangesOf, type BlockPlan, type BlockRange } from '../shared/block-plan';
 import { isBlockStoreError, unlessNotFound, type BlobProperties, type BlockStore } from '../storage/block-store';
 import type { SourceDigest } from './inspect-image';
+import { metrics } from '../observability/metrics';
 
 /** A commit either happened, or names the ranges whose blocks are no longer staged, to stage again. */
 export type CommitOutput = { committed: true; etag: string } | { committed: false; missing: BlockRange[] };
 
 export interface CommitStaged {
   store: BlockStore;
+  /** The store's location ID, for the metrics. */
+  location: string;
   blob: string;
   plan: BlockPlan;
   format: ImageFormat;
@@ -77,6 +80,7 @@ export async function commitStaged(input: CommitStaged, log: Log): Promise<Commi
     if (isThisCommit(now, input)) return { etag: now.etag };
     throw new VmhubError('VersionConflict', `another writer changed ${blob} during the commit`);
   });
+  metrics.committedBytes.inc({ image: input.image, location: input.location }, plan.sizeBytes);
   const props = await store.getProperties(blob, { abortSignal: signal });
   if (props.contentLength !== plan.sizeBytes) {
     throw new VmhubError('StorageMismatch', `committed blob is ${props.contentLength} bytes, expected ${plan.sizeBytes}`);

@@ -8,6 +8,7 @@ import { blockDigestOf, blockId, blockListDigest } from '../storage/block-ids';
 import { blockBounds, type BlockPlan } from '../shared/block-plan';
 import type { HeldBytes } from './block-tap';
 import type { PublishWorkspace, TapKey } from './workspace';
+import { metrics, noteVerificationFailure } from '../observability/metrics';
 
 /** Progress of the inspection: the pass has read `bytesDone` of `bytesTotal`, and is at `block`. */
 interface InspectBeat {
@@ -31,6 +32,8 @@ export interface InspectImage {
   format: ImageFormat;
   tapKey: TapKey;
   plan: BlockPlan;
+  /** The image published, for the metrics; runs that began before it was passed count under an empty name. */
+  image?: string;
   signal: AbortSignal;
 }
 
@@ -105,6 +108,7 @@ export async function inspectImage(
           .finally(() => held.release());
         taken.catch(() => undefined); // awaited before the next push
         taking.push(taken);
+        metrics.inspectedBytes.inc({ image: input.image ?? '' }, held.bytes.length);
         bytesDone = blockBounds(plan, i).end;
         beat();
       }
@@ -115,6 +119,8 @@ export async function inspectImage(
       log.info('inspected', { blocks: plan.blockCount, ...counts });
       return { sha256, blockListDigest: blockListDigest(ids), metadata: metadata! };
     }, beat);
+  } catch (err) {
+    throw noteVerificationFailure(err);
   } finally {
     tap.detach();
     void stream.close();

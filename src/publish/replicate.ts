@@ -11,6 +11,7 @@ import { copyStoredEnvelope } from '../provenance/stored';
 import { blockSources, replicaBase, seedReplica, type BlockSource, type Seed } from './replica-seed';
 import { findLocation } from '../topology/topology';
 import { checkContent, expectedSha256, type ContentCheck } from './replica-content';
+import { metrics } from '../observability/metrics';
 
 export interface ReplicateInput {
   image: string;
@@ -340,7 +341,12 @@ async function copyBlocks(
     await staging(() => letFinish(signal, (abortSignal) => replica.stageBlock(blob, block.name, bytes, { abortSignal })));
     spare.push(bytes);
     progress.copied++;
-    if (crossed) progress.crossedBytes = (progress.crossedBytes ?? 0) + size;
+    const labels = { image: copy.record.image, location: copy.location };
+    metrics.replicatedBytes.inc(labels, size);
+    if (crossed) {
+      progress.crossedBytes = (progress.crossedBytes ?? 0) + size;
+      metrics.crossedBytes.inc(labels, size);
+    }
     done.add(i);
     advance();
     progress.bytesDone = (progress.bytesDone ?? 0) + size;
@@ -376,12 +382,14 @@ async function readChecked(
       },
     );
     if (local.right) return { bytes: local.bytes, crossed: false };
+    if (!('reason' in local)) metrics.verificationFailures.inc({ kind: 'block' });
     const reason = 'reason' in local ? local.reason : 'its bytes do not match the digest in its ID';
     log.warn('a block could not be taken from the seeded replica blob; reading it from the primary', { blob, block: i, reason });
     into = local.bytes;
   }
   const read = await checked(await reading(() => source.readInto(blob, into, offsets[i], { abortSignal: signal })));
   if (!read.right) {
+    metrics.verificationFailures.inc({ kind: 'block' });
     throw new VmhubError('StorageMismatch', `block ${i} read from ${record.location.storage} does not match its digest`);
   }
   return { bytes: read.bytes, crossed: true };

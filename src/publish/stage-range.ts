@@ -6,6 +6,8 @@ import { blockBounds, type BlockPlan, type BlockRange } from '../shared/block-pl
 import { unlessNotFound, type BlockStore } from '../storage/block-store';
 import type { Claim, HeldBytes, PublishTap } from './block-tap';
 import type { PublishWorkspace, TapKey } from './workspace';
+import { metrics } from '../observability/metrics';
+import { imageOfBlob } from '../shared/publish-input';
 
 export interface StageOutput {
   uploaded: number;
@@ -31,6 +33,8 @@ export interface StageRange {
   source: ImageSource;
   tapKey: TapKey;
   store: BlockStore;
+  /** The store's location ID, for the metrics. */
+  location: string;
   blob: string;
   plan: BlockPlan;
   range: BlockRange;
@@ -149,6 +153,7 @@ async function stageBlock(
       await letFinish(laneSignal, (abortSignal) => input.store.stageBlock(input.blob, id, bytes, { abortSignal }));
       progress.uploaded++;
       progress.bytesUploaded += bytes.length;
+      metrics.stagedBytes.inc({ image: imageOfBlob(input.blob), location: input.location }, bytes.length);
     }
   } catch (err) {
     // A request that failed may still be reading the bytes: the collector frees them, not us.

@@ -115,3 +115,8 @@ export function publishWorkflowId(image: string, version: string): string {
 export function blobName(image: string, version: string, format: ImageFormat): string {
   return `${image}/${version}/${image}-${version}.${BLOB_EXTENSIONS[format]}`;
 }
+
+/** The image a blob named by `blobName` holds a version of. */
+export function imageOfBlob(blob: string): string {
+  return blob.slice(0, blob.indexOf('/'));
+}

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { VmhubError } from '../shared/errors';
 import { credentialOf, type SourceCredential } from '../topology/topology';
 import { nonPublicReason } from './address';
+import { metrics } from '../observability/metrics';
 
 /**
  * Which http(s) servers a worker may fetch images from. With an allow-list
@@ -61,8 +62,24 @@ function onAllowList(hostname: string, hosts: readonly string[]): boolean {
   return hosts.some((entry) => (entry.startsWith('*.') ? !isIpLiteral(host) && host.endsWith(entry.slice(1)) : host === entry));
 }
 
-function refuse(reason: string): never {
-  throw new VmhubError('InvalidSource', reason);
+/** Why the policy refused a source, as `vmhub_source_policy_refusals_total` labels it: a short fixed word. */
+type RefusalReason =
+  | 'scheme'
+  | 'credentials-in-url'
+  | 'host-not-listed'
+  | 'plain-http'
+  | 'non-public-address'
+  | 'no-usable-address'
+  | 'credential-missing'
+  | 'credential-invalid';
+
+function refusal(reason: RefusalReason, message: string): VmhubError {
+  metrics.sourcePolicyRefusals.inc({ reason });
+  return new VmhubError('InvalidSource', message);
+}
+
+function refuse(reason: RefusalReason, message: string): never {
+  throw refusal(reason, message);
 }
 
 /**
@@ -71,17 +88,20 @@ function refuse(reason: string): never {
  */
 export function checkTarget(url: URL, policy: SourcePolicy): net.LookupFunction | undefined {
   const where = redact(url.href);
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') refuse(`${where}: only http and https sources are supported`);
-  if (url.username || url.password) refuse(`${where}: a source URL may not carry credentials`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    refuse('scheme', `${where}: only http and https sources are supported`);
+  if (url.username || url.password) refuse('credentials-in-url', `${where}: a source URL may not carry credentials`);
   if (policy.hosts.length > 0) {
-    if (!onAllowList(url.hostname, policy.hosts)) refuse(`${where}: host ${url.hostname} is not in VMHUB_SOURCE_HOSTS`);
+    if (!onAllowList(url.hostname, policy.hosts))
+      refuse('host-not-listed', `${where}: host ${url.hostname} is not in VMHUB_SOURCE_HOSTS`);
     return undefined;
   }
-  if (url.protocol === 'http:') refuse(`${where}: plain http is accepted only from hosts listed in VMHUB_SOURCE_HOSTS`);
+  if (url.protocol === 'http:')
+    refuse('plain-http', `${where}: plain http is accepted only from hosts listed in VMHUB_SOURCE_HOSTS`);
   if (isIpLiteral(url.hostname)) {
     const address = url.hostname.replace(/^\[|\]$/g, '');
     const reason = nonPublicReason(address);
-    if (reason) refuse(`${where}: ${address} is a ${reason} address`);
+    if (reason) refuse('non-public-address', `${where}: ${address} is a ${reason} address`);
     return undefined;
   }
   return checkedLookup(url.hostname, policy.resolve ?? systemResolve);
@@ -101,9 +121,9 @@ export function checkedLookup(host: string, resolve: (hostname: string) => Promi
     resolve(hostname)
       .then((found) => {
         const bad = found.map((a) => [a.address, nonPublicReason(a.address)] as const).find(([, reason]) => reason);
-        if (bad) throw new VmhubError('InvalidSource', `${host} resolves to ${bad[0]}, a ${bad[1]} address`);
+        if (bad) throw refusal('non-public-address', `${host} resolves to ${bad[0]}, a ${bad[1]} address`);
         const usable = found.filter((a) => !options.family || a.family === options.family);
-        if (usable.length === 0) throw new VmhubError('InvalidSource', `${host} has no usable address`);
+        if (usable.length === 0) throw refusal('no-usable-address', `${host} has no usable address`);
         return usable;
       })
       .then(
@@ -137,10 +157,12 @@ export function requestTarget(url: URL, policy: SourcePolicy): { path: string; s
   const token = credentialOf(policy.env ?? process.env, credential.sasTokenEnv)?.replace(/^\?/, '');
   if (!token) {
     refuse(
+      'credential-missing',
       `source credential ${credential.id} needs ${credential.sasTokenEnv} (or ${credential.sasTokenEnv}_FILE), which this worker lacks`,
     );
   }
-  if (/[\s#\0-\x1f\x7f]/.test(token)) refuse(`source credential ${credential.id}: ${credential.sasTokenEnv} is not a URL query`);
+  if (/[\s#\0-\x1f\x7f]/.test(token))
+    refuse('credential-invalid', `source credential ${credential.id}: ${credential.sasTokenEnv} is not a URL query`);
   return { path: `${url.pathname}?${token}`, secret: token };
 }
 

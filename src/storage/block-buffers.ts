@@ -1,3 +1,5 @@
+import { metrics } from '../observability/metrics';
+
 /**
  * Block-sized buffers on shared memory, used again block after block. A block read into one is hashed
  * on a hashing thread in place (the thread sees the same memory: nothing is copied or moved), uploaded,
@@ -23,7 +25,7 @@ export class BlockBuffers {
     const list = this.free.get(size);
     const buffer = list?.pop();
     if (!buffer) return Buffer.from(new SharedArrayBuffer(size));
-    this.idleBytes -= size;
+    this.noteIdle(-size);
     if (list!.length === 0) this.free.delete(size);
     return buffer;
   }
@@ -35,18 +37,23 @@ export class BlockBuffers {
     this.free.delete(buffer.length);
     this.free.set(buffer.length, list);
     list.push(buffer);
-    this.idleBytes += buffer.length;
+    this.noteIdle(buffer.length);
     while (this.idleBytes > this.room()) {
       const [size, oldest] = this.free.entries().next().value!;
       oldest.pop();
-      this.idleBytes -= size;
+      this.noteIdle(-size);
       if (oldest.length === 0) this.free.delete(size);
     }
     clearTimeout(this.trim);
     this.trim = setTimeout(() => {
       this.free.clear();
-      this.idleBytes = 0;
+      this.noteIdle(-this.idleBytes);
     }, this.idleMs).unref();
+  }
+
+  private noteIdle(bytes: number): void {
+    this.idleBytes += bytes;
+    metrics.bufferPoolBytes.inc(bytes);
   }
 
   /** Buffers waiting to be taken, for tests. */

@@ -1,3 +1,5 @@
+import { metrics } from '../observability/metrics';
+
 /**
  * The bytes of block data one worker may hold at once (VMHUB_MAX_INFLIGHT_MIB): every block read for an
  * upload, a download or a hash takes its size from here first and gives it back when the bytes are no
@@ -59,6 +61,7 @@ export class ByteBudget {
 
   private hold(bytes: number): Reservation {
     this.held += bytes;
+    metrics.byteBudgetUsed.inc(bytes);
     let released = false;
     return {
       bytes,
@@ -66,6 +69,7 @@ export class ByteBudget {
         if (released) return;
         released = true;
         this.held -= bytes;
+        metrics.byteBudgetUsed.dec(bytes);
         this.serve();
       },
     };

@@ -8,6 +8,7 @@ import type { ImageMetadata, InspectOptions } from '../images/inspect';
 import type { OvfEnvelope } from '../images/ovf/envelope';
 import { isShared } from './block-buffers';
 import type { ErrorShape, HashReply, HashRequest } from './hashing-thread';
+import { metrics } from '../observability/metrics';
 
 /**
  * SHA-256 on worker threads: hashing a block costs milliseconds of CPU, and on the event loop it would
@@ -41,12 +42,14 @@ class HashThread {
       const p = this.pending.get(reply.id);
       if (!p) return;
       this.pending.delete(reply.id);
+      metrics.hashingQueueDepth.dec();
       if (this.pending.size === 0) this.worker.unref();
       p.resolve(reply);
     });
     const die = (err: Error) => {
       this.dead ??= err;
       for (const p of this.pending.values()) p.reject(err);
+      metrics.hashingQueueDepth.dec(this.pending.size);
       this.pending.clear();
     };
     this.worker.on('error', die);
@@ -60,6 +63,7 @@ class HashThread {
     return new Promise<HashReply>((resolve, reject) => {
       if (this.pending.size === 0) this.worker.ref();
       this.pending.set(request.id, { resolve, reject });
+      metrics.hashingQueueDepth.inc();
       this.worker.postMessage(request, transfer);
     }).then((reply) => {
       if (reply.error) throw rebuild(reply.error);

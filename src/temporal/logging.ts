@@ -20,14 +20,25 @@ export function logLine(entry: Pick<LogEntry, 'level' | 'message' | 'meta'> & { 
 
 let installed = false;
 
+/**
+ * Installs the SDK runtime with vmhub's logger; with `sdkMetricsAt` (a loopback `host:port`), the SDK's
+ * Prometheus exporter listens there for src/observability/metrics-server.ts to merge into its endpoint.
+ */
 export function installLogging(
   level: LogLevel = (process.env.VMHUB_LOG_LEVEL?.toUpperCase() as LogLevel | undefined) ?? 'INFO',
+  sdkMetricsAt?: string,
 ): void {
   if (installed) return;
   installed = true;
   Runtime.install({
     logger: new DefaultLogger(level, (entry) => process.stderr.write(`${logLine(entry)}\n`)),
-    // The SDK's core would print its own ANSI-coloured lines; forwarded, they are JSON lines like the rest.
-    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } },
+    telemetryOptions: {
+      // The SDK's core would print its own ANSI-coloured lines; forwarded, they are JSON lines like the rest.
+      logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} },
+      // Seconds and unit suffixes, as Prometheus names go: temporal_activity_schedule_to_start_latency_seconds.
+      ...(sdkMetricsAt && {
+        metrics: { prometheus: { bindAddress: sdkMetricsAt, useSecondsForDurations: true, unitSuffix: true } },
+      }),
+    },
   });
 }

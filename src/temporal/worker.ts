@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type InjectedSinks, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { createAgentActivities } from '../activities/agent';
 import { createChannelItemActivities } from '../activities/channel-item';
@@ -22,6 +22,9 @@ import { connectClient, connectWorker, temporalView } from './connection';
 import { loadTopology } from '../topology/topology';
 import { VmhubError } from '../shared/errors';
 import { loadTrustedCas } from '../images/ovf-certificate';
+import { metrics, watchReplicas } from '../observability/metrics';
+import { parseMetricsAddress, sdkMetricsAddress, serveMetrics } from '../observability/metrics-server';
+import type { MetricSinks } from '../workflows/metric-sinks';
 
 /**
  * Worker entry points: `control` polls the control-plane queue (`vm-images`: workflows and bookkeeping)
@@ -82,6 +85,11 @@ const HEARTBEAT_THROTTLE = '3 seconds';
 
 export type ControlQueue = 'control' | 'transfer';
 
+/** Workflows count into this process's metrics through sinks, called once per event, never on replay. */
+const METRIC_SINKS: InjectedSinks<MetricSinks> = {
+  vmhubMetrics: { rolloutWaveEnded: { fn: (_info, outcome) => metrics.rolloutWaves.inc({ outcome }) } },
+};
+
 /**
  * The control plane's workers: workflows and bookkeeping on the control queue, long transfers on the
  * transfer queue; `only` names one of them. Every activity is registered on both, so a run scheduled
@@ -99,6 +107,7 @@ export async function createControlWorkers(
     maxConcurrentActivityTaskExecutions: 16,
     shutdownGraceTime: SHUTDOWN_GRACE,
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+    sinks: METRIC_SINKS,
   };
   const workers: Worker[] = [];
   if (only !== 'transfer')
@@ -228,7 +237,16 @@ export async function checkAgentSddc(config: Config, sddc: string): Promise<void
 
 async function main(): Promise<void> {
   const { role, sddc, only } = parseWorkerArgs(process.argv.slice(2));
-  installLogging();
+  const metricsAt = parseMetricsAddress(process.env.VMHUB_METRICS_ADDRESS);
+  const sdkMetricsAt = metricsAt && (await sdkMetricsAddress());
+  installLogging(undefined, sdkMetricsAt);
+  if (metricsAt) {
+    const { address } = await serveMetrics(metricsAt, sdkMetricsAt);
+    // Whatever the log level: with port 0 this line is the only way to learn the port.
+    process.stderr.write(
+      `${logLine({ level: 'INFO', message: 'metrics served', meta: { url: `http://${address}/metrics` } })}\n`,
+    );
+  }
   const config = loadConfig();
   // Checked before connecting anywhere else: a typo, or a trusted CA file that cannot be read, is told at once.
   if (role === 'agent' && sddc) await checkAgentSddc(config, validateSddcName(sddc));
@@ -237,6 +255,7 @@ async function main(): Promise<void> {
   try {
     if (role === 'control') {
       const deps = await openDeps(config);
+      watchReplicas(() => deps.catalog.replicas.countByState());
       try {
         await ensureSchedulesAt(config, true);
         await runWorkers(await createControlWorkers(connection, deps, only));

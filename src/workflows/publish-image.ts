@@ -191,7 +191,7 @@ async function publish(rawInput: PublishInput, details: Details, rules: RunRules
     progress.startedFrom = await startFromEarlier({ image: input.image, version, location, plan, owner }, (line) =>
       details.show(line),
     );
-    const { metadata, ...digest } = await stageAndInspect(transfer, input.source, probe, location, details, ref);
+    const { metadata, ...digest } = await stageAndInspect(transfer, input, probe, location, details, ref);
     requirePinnedDigest(input, digest.sha256);
     progress.phase = 'committing';
     const commitInput = {
@@ -274,7 +274,7 @@ async function republish(
   details.show(`${ref} is already published: comparing the source with it`);
   const { sha256 } = await transfer.inspectSource.executeWithOptions(
     { summary: `compare ${input.source} with the published ${ref}` },
-    [{ source: input.source, plan: published.plan }],
+    [{ source: input.source, plan: published.plan, image: existing.image }],
   );
   requirePinnedDigest(input, sha256);
   if (sha256 !== existing.sha256) {
@@ -293,7 +293,7 @@ async function republish(
  */
 async function stageAndInspect(
   transfer: Transfers,
-  source: string,
+  { source, image }: Pick<PublishInput, 'source' | 'image'>,
   probe: ProbeResult,
   location: BlobLocation,
   details: Details,
@@ -313,7 +313,7 @@ async function stageAndInspect(
     details.showStaging();
     const inspecting = failFast(
       transfer.inspectSource.executeWithOptions({ summary: `inspect ${ref}: SHA-256 and metadata of ${source}` }, [
-        { source, plan, pin: probe.sourceVersion },
+        { source, plan, pin: probe.sourceVersion, image },
       ]),
     ).then((inspection) => {
       details.inspecting = false;

@@ -15,6 +15,7 @@ import {
 } from '@temporalio/workflow';
 import type { DeployGate, DeployResult, DeployResultRow } from '../shared/deploy-input';
 import { asFailure } from '../shared/failures';
+import { vmhubMetrics } from './metric-sinks';
 import {
   ROLLOUT_QUERY,
   ROLLOUT_UPDATES,
@@ -101,6 +102,8 @@ class RolloutRun {
     let halted: string | undefined;
     for (let k = 0; k < plan.waves.length && !this.abort && halted === undefined; k++) {
       halted = await this.runWave(plan, k);
+      const { state } = progress.waves[k];
+      if (state === 'passed' || state === 'halted' || state === 'aborted') vmhubMetrics.rolloutWaveEnded(state);
     }
     for (const w of progress.waves) if (w.state === 'pending' || w.state === 'awaiting-approval') w.state = 'not-started';
     progress.waitingFor = undefined;

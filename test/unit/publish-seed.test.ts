@@ -107,6 +107,7 @@ describe('the earlier version a publish starts from', () => {
       commitStaged(
         {
           store,
+          location: location.storage,
           blob: location.blob,
           plan,
           format: 'iso',
