@@ -22,6 +22,8 @@ import { connectClient, connectWorker, temporalView } from './connection';
 import { loadTopology } from '../topology/topology';
 import { VmhubError } from '../shared/errors';
 import { loadTrustedCas } from '../images/ovf-certificate';
+import { startTracing } from '../observability/tracing';
+import { WORKFLOW_INTERCEPTOR_MODULES, withTracing } from '../observability/temporal-tracing';
 
 /**
  * Worker entry points: `control` polls the control-plane queue (`vm-images`: workflows and bookkeeping)
@@ -32,9 +34,11 @@ import { loadTrustedCas } from '../images/ovf-certificate';
  * The workflow code comes from VMHUB_WORKFLOW_BUNDLE when it names a prebuilt bundle (the Docker image,
  * the tests); else from dist/workflow-bundle.js (`npm run build:bundle`) while that file is newer than
  * every .ts file under src/ and package-lock.json, so an edited checkout never runs a stale bundle;
- * else the sources are bundled at start.
+ * else the sources are bundled at start. Every bundle has the same workflow interceptor modules.
  */
-export function workflowSource(env: NodeJS.ProcessEnv = process.env): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+export function workflowSource(
+  env: NodeJS.ProcessEnv = process.env,
+): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'interceptors'> {
   if (env.VMHUB_WORKFLOW_BUNDLE) return { workflowBundle: { codePath: env.VMHUB_WORKFLOW_BUNDLE } };
   const root = PROJECT_ROOT;
   const prebuilt = path.join(root, 'dist', 'workflow-bundle.js');
@@ -49,7 +53,7 @@ export function workflowSource(env: NodeJS.ProcessEnv = process.env): Pick<Worke
       .concat(path.join(root, 'package-lock.json'));
     if (inputs.every((file) => modified(file) <= built)) return { workflowBundle: { codePath: prebuilt } };
   }
-  return { workflowsPath: require.resolve('../workflows') };
+  return { workflowsPath: require.resolve('../workflows'), interceptors: { workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] } };
 }
 
 /** The control plane's clients; `close` releases them. */
@@ -102,8 +106,8 @@ export async function createControlWorkers(
   };
   const workers: Worker[] = [];
   if (only !== 'transfer')
-    workers.push(await Worker.create({ ...common, taskQueue: deps.config.taskQueue, ...workflowSource() }));
-  if (only !== 'control') workers.push(await Worker.create({ ...common, taskQueue: deps.config.transferTaskQueue }));
+    workers.push(await Worker.create(withTracing({ ...common, taskQueue: deps.config.taskQueue, ...workflowSource() })));
+  if (only !== 'control') workers.push(await Worker.create(withTracing({ ...common, taskQueue: deps.config.transferTaskQueue })));
   return workers;
 }
 
@@ -159,15 +163,17 @@ export async function createAgentWorker(
     ...createHealthGateActivities({ sddc }),
   };
   const long = agentTaskQueue(sddc);
-  return Worker.create({
-    connection,
-    namespace: config.temporal.namespace,
-    taskQueue: queue === 'long' ? long : agentQuickTaskQueueOf(long),
-    activities: queue === 'long' ? all : Object.fromEntries(QUICK_ACTIVITIES.map((name) => [name, all[name]])),
-    maxConcurrentActivityTaskExecutions: queue === 'long' ? 4 : 8,
-    shutdownGraceTime: SHUTDOWN_GRACE,
-    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
-  });
+  return Worker.create(
+    withTracing({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: queue === 'long' ? long : agentQuickTaskQueueOf(long),
+      activities: queue === 'long' ? all : Object.fromEntries(QUICK_ACTIVITIES.map((name) => [name, all[name]])),
+      maxConcurrentActivityTaskExecutions: queue === 'long' ? 4 : 8,
+      shutdownGraceTime: SHUTDOWN_GRACE,
+      maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+    }),
+  );
 }
 
 /** The agent of one SDDC: its long queue's worker and its quick queue's; `runWorkers` runs and drains both. */
@@ -229,6 +235,16 @@ export async function checkAgentSddc(config: Config, sddc: string): Promise<void
 async function main(): Promise<void> {
   const { role, sddc, only } = parseWorkerArgs(process.argv.slice(2));
   installLogging();
+  const tracing = startTracing(role === 'agent' ? 'vmhub-agent' : 'vmhub-control', { sddc: role === 'agent' ? sddc : undefined });
+  try {
+    await runRole(role, sddc, only);
+  } finally {
+    // After the workers drained (SIGTERM, SIGINT): the spans of their last tasks are sent before the process ends.
+    await tracing?.shutdown();
+  }
+}
+
+async function runRole(role: string | undefined, sddc: string | undefined, only: ControlQueue | undefined): Promise<void> {
   const config = loadConfig();
   // Checked before connecting anywhere else: a typo, or a trusted CA file that cannot be read, is told at once.
   if (role === 'agent' && sddc) await checkAgentSddc(config, validateSddcName(sddc));
