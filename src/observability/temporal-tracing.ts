@@ -21,13 +21,18 @@ export function clientInterceptors(): WorkflowClientInterceptor[] {
 }
 
 /**
- * A worker's options with tracing: the activity interceptors and the workflow span sink when the process
- * traces. Otherwise only a sink that drops spans, for a run a traced client started: without it every
- * workflow task of that run would log an unregistered sink.
+ * The sink the workflow interceptors send a traced run's spans to, dropping them: what a worker that does
+ * not trace, and a replay, give the workflow code, so that a run a traced client started does not log an
+ * unregistered sink at every workflow task.
  */
+export function workflowSinks(): NonNullable<WorkerOptions['sinks']> {
+  return { exporter: { export: { fn: () => undefined } } };
+}
+
+/** A worker's options with the activity interceptors and the workflow span sink, when the process traces. */
 export function withTracing(options: WorkerOptions): WorkerOptions {
   const tracing = activeTracing();
-  if (!tracing) return { ...options, sinks: { ...options.sinks, exporter: { export: { fn: () => undefined } } } };
+  if (!tracing) return options;
   const otel =
     require('@temporalio/interceptors-opentelemetry/lib/worker') as typeof import('@temporalio/interceptors-opentelemetry/lib/worker');
   return {

@@ -23,7 +23,7 @@ import { loadTopology } from '../topology/topology';
 import { VmhubError } from '../shared/errors';
 import { loadTrustedCas } from '../images/ovf-certificate';
 import { startTracing } from '../observability/tracing';
-import { WORKFLOW_INTERCEPTOR_MODULES, withTracing } from '../observability/temporal-tracing';
+import { WORKFLOW_INTERCEPTOR_MODULES, withTracing, workflowSinks } from '../observability/temporal-tracing';
 
 /**
  * Worker entry points: `control` polls the control-plane queue (`vm-images`: workflows and bookkeeping)
@@ -34,12 +34,14 @@ import { WORKFLOW_INTERCEPTOR_MODULES, withTracing } from '../observability/temp
  * The workflow code comes from VMHUB_WORKFLOW_BUNDLE when it names a prebuilt bundle (the Docker image,
  * the tests); else from dist/workflow-bundle.js (`npm run build:bundle`) while that file is newer than
  * every .ts file under src/ and package-lock.json, so an edited checkout never runs a stale bundle;
- * else the sources are bundled at start. Every bundle has the same workflow interceptor modules.
+ * else the sources are bundled at start. Every bundle has the same workflow interceptor modules, and the
+ * sink they need (`workflowSinks`).
  */
 export function workflowSource(
   env: NodeJS.ProcessEnv = process.env,
-): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'interceptors'> {
-  if (env.VMHUB_WORKFLOW_BUNDLE) return { workflowBundle: { codePath: env.VMHUB_WORKFLOW_BUNDLE } };
+): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'interceptors' | 'sinks'> {
+  const sinks = workflowSinks();
+  if (env.VMHUB_WORKFLOW_BUNDLE) return { workflowBundle: { codePath: env.VMHUB_WORKFLOW_BUNDLE }, sinks };
   const root = PROJECT_ROOT;
   const prebuilt = path.join(root, 'dist', 'workflow-bundle.js');
   const modified = (file: string) => fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0;
@@ -51,9 +53,13 @@ export function workflowSource(
       .filter((name) => name.endsWith('.ts'))
       .map((name) => path.join(src, name))
       .concat(path.join(root, 'package-lock.json'));
-    if (inputs.every((file) => modified(file) <= built)) return { workflowBundle: { codePath: prebuilt } };
+    if (inputs.every((file) => modified(file) <= built)) return { workflowBundle: { codePath: prebuilt }, sinks };
   }
-  return { workflowsPath: require.resolve('../workflows'), interceptors: { workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] } };
+  return {
+    workflowsPath: require.resolve('../workflows'),
+    interceptors: { workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] },
+    sinks,
+  };
 }
 
 /** The control plane's clients; `close` releases them. */
