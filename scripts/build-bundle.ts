@@ -1,12 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { WORKFLOW_INTERCEPTOR_MODULES } from '../src/observability/temporal-tracing';
 
 /**
  * Bundles the workflow code ahead of time into dist/workflow-bundle.js (or the path given as the first
  * argument), so a worker starts without webpack. The worker uses this file while it is newer than every
  * source file; the Docker image names it in VMHUB_WORKFLOW_BUNDLE. `vmhub replay-check --bundle` replays
- * the running workflows against such a file before it is deployed (docs/operations.md).
+ * the running workflows against such a file before it is deployed (docs/operations.md). It has the same
+ * workflow interceptor modules as a bundle the worker makes.
  */
 export const DEFAULT_BUNDLE_PATH = path.resolve(__dirname, '..', 'dist', 'workflow-bundle.js');
 
@@ -16,6 +18,7 @@ export async function buildBundle(
 ): Promise<number> {
   const { code } = await bundleWorkflowCode({
     workflowsPath,
+    workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES],
     logger: {
       log: () => undefined,
       trace: () => undefined,

@@ -3,6 +3,7 @@ import type { Catalog } from '../catalog/catalog';
 import type { RunRef } from '../catalog/image-records';
 import type { Config } from '../config';
 import { withFailures } from '../shared/failures';
+import { inSpan, noteFacts } from '../observability/spans';
 import type { ImageFormat } from '../shared/image-format';
 import {
   abandonClaim,
@@ -141,22 +142,26 @@ export function createPublishActivities({ storage, catalog, config, temporal }: 
         withSource(
           input.source,
           (source) =>
-            stageRange(
-              work,
-              {
-                source,
-                tapKey: tapKey(input),
-                store: storage.store(input.location.storage),
-                location: input.location.storage,
-                blob: input.location.blob,
-                plan: input.plan,
-                range: input.range,
-                resumed: activityInfo().heartbeatDetails as StageCheckpoint | undefined,
-                signal: transferSignal(config.transferConcurrency),
-              },
-              heartbeatLiveness,
-              log,
-            ),
+            inSpan('vmhub.stage', { location: input.location.storage }, async (span) => {
+              const staged = await stageRange(
+                work,
+                {
+                  source,
+                  tapKey: tapKey(input),
+                  store: storage.store(input.location.storage),
+                  location: input.location.storage,
+                  blob: input.location.blob,
+                  plan: input.plan,
+                  range: input.range,
+                  resumed: activityInfo().heartbeatDetails as StageCheckpoint | undefined,
+                  signal: transferSignal(config.transferConcurrency),
+                },
+                heartbeatLiveness,
+                log,
+              );
+              noteFacts(span, { bytes: staged.bytesUploaded });
+              return staged;
+            }),
           { pin: input.pin },
         ),
       );

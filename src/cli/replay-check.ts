@@ -8,6 +8,7 @@ import { VmhubError } from '../shared/errors';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print, table } from './output';
+import { workflowSinks } from '../observability/temporal-tracing';
 
 /** Every workflow type the vmhub workers run (src/workflows/index.ts); a type the new code drops fails its runs' replay. */
 export const WORKFLOW_TYPES = [
@@ -53,7 +54,7 @@ export interface ReplayCheckResult {
 
 /** Replays histories against workflow code; the real one is the SDK's replay worker. */
 export type Replayer = (
-  code: Pick<ReplayWorkerOptions, 'workflowBundle' | 'workflowsPath'>,
+  code: Pick<ReplayWorkerOptions, 'workflowBundle' | 'workflowsPath' | 'interceptors' | 'sinks'>,
   histories: AsyncIterable<HistoryAndWorkflowId>,
 ) => AsyncIterable<ReplayResult>;
 
@@ -118,7 +119,7 @@ export async function run(
   if (options.bundle && !fs.statSync(options.bundle, { throwIfNoEntry: false })?.isFile())
     throw new VmhubError('InvalidInput', `no workflow bundle at ${options.bundle}: build one with \`npm run build:bundle\``);
   const code = options.bundle
-    ? { workflowBundle: { codePath: path.resolve(options.bundle) } }
+    ? { workflowBundle: { codePath: path.resolve(options.bundle) }, sinks: workflowSinks() }
     : (require('../temporal/worker') as typeof import('../temporal/worker')).workflowSource();
   const workflowCode =
     code.workflowBundle && 'codePath' in code.workflowBundle ? code.workflowBundle.codePath : 'the sources of this checkout';

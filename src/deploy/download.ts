@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { O_CREAT, O_RDWR, openNoFollow } from '../datastore/files';
 import { discardPartial, type DeploymentPaths } from '../datastore/layout';
+import { inSpan, noteFacts } from '../observability/spans';
 import type { TrustedKey } from '../provenance/keys';
 import type { Provenance } from '../provenance/statement';
 import { PROVENANCE_FAILURES, VmhubError } from '../shared/errors';
@@ -98,10 +99,10 @@ export async function downloadFromSources(
       await fs.promises.rm(paths.final, { force: true });
       // Blocks copied from an earlier version are checked one by one; should the whole file still not
       // verify, the same source is read again in full before it is judged.
-      const fetched = await fetchFrom(ctx, source, input, paths, true, signed).catch((err: unknown) => {
+      const fetched = await tracedFetch(ctx, source, input, paths, true, signed).catch((err: unknown) => {
         if (!(err instanceof LocalCopyMismatch)) throw err;
         ctx.log.warn('the file built from an earlier version did not verify; downloading it in full', { reason: err.message });
-        return fetchFrom(ctx, source, input, paths, false, signed);
+        return tracedFetch(ctx, source, input, paths, false, signed);
       });
       return { ...result, status: 'deployed', source: source.location, ...fetched };
     } catch (err) {
@@ -131,6 +132,17 @@ async function signedAtSource(ctx: DownloadContext, source: SourceCandidate, inp
     if (ctx.signal.aborted) throw err;
     throw new SourceProblem('unreachable', `unreachable: ${(err as Error).message.split('\n')[0]}`);
   }
+}
+
+/** `fetchFrom` in a span that names the version, the SDDC and the source, and the bytes fetched. */
+function tracedFetch(...args: Parameters<typeof fetchFrom>): Promise<Fetched> {
+  const [, source, input] = args;
+  const facts = { image: input.image, version: input.version, sddc: input.sddc, location: source.location };
+  return inSpan('vmhub.download', facts, async (span) => {
+    const fetched = await fetchFrom(...args);
+    noteFacts(span, { bytes: fetched.bytesFetched });
+    return fetched;
+  });
 }
 
 /**
@@ -214,7 +226,8 @@ async function fetchFrom(
       // The follower's failure, not the abort it caused, says why the attempt ended.
       throw followerFailed.signal.aborted && !signal.aborted ? followerFailed.signal.reason : err;
     });
-    let hashed = await verify.finish(input.sizeBytes);
+    // The hashing thread catches up with the last bytes written: the wait a slow disk shows.
+    let hashed = await inSpan('vmhub.hash', { bytes: input.sizeBytes }, () => verify.finish(input.sizeBytes));
     if (hashed.sha256 !== input.sha256 && chunkSource.isCloned) {
       const repaired = await repairKeptBlocks(file, chunkSource.keptBlocks(), fetch, { ...input, inspect: ctx.ovf?.inspect });
       if (repaired) {

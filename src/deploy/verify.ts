@@ -1,6 +1,7 @@
 import type fs from 'node:fs';
 import { discardPartial, type DeploymentPaths } from '../datastore/layout';
 import { checkAgainstProvenance, type Provenance } from '../provenance/statement';
+import { inSpan } from '../observability/spans';
 import { VmhubError } from '../shared/errors';
 import type { ImageMetadata, InspectOptions } from '../images/inspect';
 import { formatOf, type ImageFormat } from '../shared/image-format';
@@ -85,25 +86,27 @@ export async function verifyDownload(
   localCopy: { bytesReused: number; baseVersion?: string },
   provenance: Provenance,
 ): Promise<ImageMetadata | undefined> {
-  if (sha256 !== input.sha256) {
-    metrics.verificationFailures.inc({ kind: 'sha256' });
-    await discardPartial(paths);
-    if (localCopy.bytesReused > 0) throw new LocalCopyMismatch(`built with ${localCopy.baseVersion}, SHA-256 ${sha256}`);
-    throw new SourceProblem('failed', `yielded bytes with SHA-256 ${sha256}, expected ${input.sha256}`);
-  }
-  if (invalid !== undefined) {
-    await discardPartial(paths);
-    throw invalid instanceof VmhubError
-      ? noteVerificationFailure(invalid)
-      : new VmhubError('InvalidImage', `image fails verification: ${(invalid as Error).message}`);
-  }
-  try {
-    checkAgainstProvenance(provenance, { sha256, sizeBytes: input.sizeBytes, members: hashedMembers(metadata) });
-  } catch (err) {
-    await discardPartial(paths);
-    throw noteVerificationFailure(err);
-  }
-  return metadata;
+  return inSpan('vmhub.verify', { bytes: input.sizeBytes }, async () => {
+    if (sha256 !== input.sha256) {
+      metrics.verificationFailures.inc({ kind: 'sha256' });
+      await discardPartial(paths);
+      if (localCopy.bytesReused > 0) throw new LocalCopyMismatch(`built with ${localCopy.baseVersion}, SHA-256 ${sha256}`);
+      throw new SourceProblem('failed', `yielded bytes with SHA-256 ${sha256}, expected ${input.sha256}`);
+    }
+    if (invalid !== undefined) {
+      await discardPartial(paths);
+      throw invalid instanceof VmhubError
+        ? noteVerificationFailure(invalid)
+        : new VmhubError('InvalidImage', `image fails verification: ${(invalid as Error).message}`);
+    }
+    try {
+      checkAgainstProvenance(provenance, { sha256, sizeBytes: input.sizeBytes, members: hashedMembers(metadata) });
+    } catch (err) {
+      await discardPartial(paths);
+      throw noteVerificationFailure(err);
+    }
+    return metadata;
+  });
 }
 
 /** The SHA-256 of every member the inspector hashed on this side (an OVA's); none for other formats. */

@@ -1,4 +1,5 @@
 import type { Log } from '../engine/liveness';
+import { inSpan } from '../observability/spans';
 import { VmhubError } from '../shared/errors';
 import { CONTENT_TYPES, type ImageFormat } from '../shared/image-format';
 import { letFinish } from '../engine/signals';
@@ -33,7 +34,12 @@ export interface CommitStaged {
  * Commits the staged blocks in order, once they are the bytes the hashing pass saw; verifies the size.
  * Blocks no longer staged are reported for staging again rather than retried blind.
  */
-export async function commitStaged(input: CommitStaged, log: Log): Promise<CommitOutput> {
+export function commitStaged(input: CommitStaged, log: Log): Promise<CommitOutput> {
+  const facts = { image: input.image, version: input.version, bytes: input.plan.sizeBytes };
+  return inSpan('vmhub.commit', facts, () => commit(input, log));
+}
+
+async function commit(input: CommitStaged, log: Log): Promise<CommitOutput> {
   const { store, blob, plan, digest, signal } = input;
   const committed = await unlessNotFound(store.getProperties(blob, { abortSignal: signal }));
   if (isThisCommit(committed, input) && committed.contentLength === plan.sizeBytes) {

@@ -1,4 +1,5 @@
 import type { Liveness, Log } from '../engine/liveness';
+import { inSpan } from '../observability/spans';
 import { withListenerRoom, letFinish } from '../engine/signals';
 import type { ImageSource } from '../source/source';
 import { blockDigestOf, blockId } from '../storage/block-ids';
@@ -140,7 +141,10 @@ async function stageBlock(
   laneSignal: AbortSignal,
 ): Promise<void> {
   const i = claim.index;
-  const held: HeldBytes = await work.readBlock(input.source, input.plan, i, laneSignal);
+  const { start, end } = blockBounds(input.plan, i);
+  const held: HeldBytes = await inSpan('vmhub.source.read', { bytes: end - start }, () =>
+    work.readBlock(input.source, input.plan, i, laneSignal),
+  );
   const { progress } = state;
   try {
     const digest = blockDigestOf(await work.hashes.sha256(held.bytes));

@@ -1,6 +1,7 @@
 import { Parser, processors } from 'xml2js';
 import type { VcenterTrust } from './agent-vcenter';
 import type { Credentials } from './vcenter-login';
+import { inSpan } from '../observability/spans';
 import { VcenterHttp } from './http';
 import { VsphereApiError, withoutCredentials } from './vsphere-rest';
 
@@ -231,7 +232,17 @@ export class VimSession {
   }
 }
 
-async function call(
+function call(
+  http: VcenterHttp,
+  cookie: string | undefined,
+  method: string,
+  args: string,
+  signal?: AbortSignal,
+): Promise<{ returnval: Node | undefined; response: Node | undefined; setCookie?: string[] }> {
+  return inSpan('vmhub.vcenter', { operation: `SOAP ${method}` }, () => send(http, cookie, method, args, signal));
+}
+
+async function send(
   http: VcenterHttp,
   cookie: string | undefined,
   method: string,

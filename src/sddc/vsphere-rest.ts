@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { VcenterTrust } from './agent-vcenter';
 import type { Credentials } from './vcenter-login';
+import { inSpan } from '../observability/spans';
 import { VcenterHttp } from './http';
 
 /**
@@ -83,13 +84,19 @@ export class VsphereRest {
     options: { trust: VcenterTrust; signal?: AbortSignal },
   ): Promise<VsphereRest> {
     const http = new VcenterHttp(vcenter, options.trust);
+    return inSpan('vmhub.vcenter', { operation: 'POST /rest/com/vmware/cis/session' }, () =>
+      VsphereRest.session(http, credentials, options.signal),
+    );
+  }
+
+  private static async session(http: VcenterHttp, credentials: Credentials, signal?: AbortSignal): Promise<VsphereRest> {
     try {
       const basic = Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64');
       const res = await http.request({
         method: 'POST',
         path: '/rest/com/vmware/cis/session',
         headers: { authorization: `Basic ${basic}`, 'vmware-use-header-authn': 'true' },
-        signal: options.signal,
+        signal,
       });
       if (res.status === 401 || res.status === 403) {
         throw new VsphereApiError(
@@ -126,27 +133,34 @@ export class VsphereRest {
 
   /** Sends a file's bytes to an upload endpoint the vCenter handed out. */
   async upload(endpoint: string, size: number, body: () => Readable, what: string, call?: RestCall): Promise<void> {
-    const res = await this.http.request({
-      method: 'PUT',
-      path: endpoint,
-      headers: { [SESSION_HEADER]: this.sessionId, 'content-type': 'application/octet-stream' },
-      body,
-      contentLength: size,
-      signal: call?.signal,
-      idleTimeoutMs: call?.idleTimeoutMs,
-    });
+    const operation = `PUT ${redactPath(this.http.pathOf(endpoint))}`;
+    const res = await inSpan('vmhub.vcenter', { operation, bytes: size }, () =>
+      this.http.request({
+        method: 'PUT',
+        path: endpoint,
+        headers: { [SESSION_HEADER]: this.sessionId, 'content-type': 'application/octet-stream' },
+        body,
+        contentLength: size,
+        signal: call?.signal,
+        idleTimeoutMs: call?.idleTimeoutMs,
+      }),
+    );
     if (res.status < 200 || res.status >= 300) throw apiError(res.status, res.body, `upload of ${what}`);
   }
 
   /** A file's bytes from a download endpoint the vCenter handed out, as a stream. */
   async download(endpoint: string, what: string, call?: RestCall): Promise<IncomingMessage> {
-    const res = await this.http.open({
-      method: 'GET',
-      path: endpoint,
-      headers: { [SESSION_HEADER]: this.sessionId },
-      signal: call?.signal,
-      idleTimeoutMs: call?.idleTimeoutMs,
-    });
+    // The span ends with the answer's headers: the body is the caller's stream.
+    const operation = `GET ${redactPath(this.http.pathOf(endpoint))}`;
+    const res = await inSpan('vmhub.vcenter', { operation }, () =>
+      this.http.open({
+        method: 'GET',
+        path: endpoint,
+        headers: { [SESSION_HEADER]: this.sessionId },
+        signal: call?.signal,
+        idleTimeoutMs: call?.idleTimeoutMs,
+      }),
+    );
     if (res.statusCode !== 200) {
       res.resume();
       throw new VsphereApiError(res.statusCode ?? 0, undefined, `download of ${what} failed with HTTP ${res.statusCode}`);
@@ -170,7 +184,11 @@ export class VsphereRest {
     }
   }
 
-  private async json<T>(method: string, path: string, body: unknown, call?: RestCall): Promise<T> {
+  private json<T>(method: string, path: string, body: unknown, call?: RestCall): Promise<T> {
+    return inSpan('vmhub.vcenter', { operation: `${method} ${redactPath(path)}` }, () => this.send<T>(method, path, body, call));
+  }
+
+  private async send<T>(method: string, path: string, body: unknown, call?: RestCall): Promise<T> {
     const res = await this.http.request({
       method,
       path,

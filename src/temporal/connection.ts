@@ -4,6 +4,7 @@ import { isOfChain } from './run-chain';
 import { temporal } from '@temporalio/proto';
 import type { NativeConnection } from '@temporalio/worker';
 import type { TemporalConfig } from '../config';
+import { clientInterceptors } from '../observability/temporal-tracing';
 
 /** Connection options shared by the client and the workers: address, TLS/mTLS and API key. */
 function connectionOptions(config: TemporalConfig): ConnectionOptions & { apiKey?: string } {
@@ -27,7 +28,7 @@ function connectionOptions(config: TemporalConfig): ConnectionOptions & { apiKey
 /** `connectTimeoutMs`: how long to wait for the server before failing (the SDK's default is 10 s). */
 export async function connectClient(config: TemporalConfig, options: { connectTimeoutMs?: number } = {}): Promise<Client> {
   const connection = await Connection.connect({ ...connectionOptions(config), connectTimeout: options.connectTimeoutMs });
-  return new Client({ connection, namespace: config.namespace });
+  return new Client({ connection, namespace: config.namespace, interceptors: { workflow: clientInterceptors() } });
 }
 
 export function connectWorker(config: TemporalConfig): Promise<NativeConnection> {

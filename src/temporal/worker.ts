@@ -25,6 +25,13 @@ import { loadTrustedCas } from '../images/ovf-certificate';
 import { metrics, watchReplicas } from '../observability/metrics';
 import { parseMetricsAddress, sdkMetricsAddress, serveMetrics } from '../observability/metrics-server';
 import type { MetricSinks } from '../workflows/metric-sinks';
+import { startTracing } from '../observability/tracing';
+import { WORKFLOW_INTERCEPTOR_MODULES, withTracing, workflowSinks } from '../observability/temporal-tracing';
+
+/** Workflows count into this process's metrics through sinks, called once per event, never on replay. */
+const METRIC_SINKS: InjectedSinks<MetricSinks> = {
+  vmhubMetrics: { rolloutWaveEnded: { fn: (_info, outcome) => metrics.rolloutWaves.inc({ outcome }) } },
+};
 
 /**
  * Worker entry points: `control` polls the control-plane queue (`vm-images`: workflows and bookkeeping)
@@ -35,10 +42,14 @@ import type { MetricSinks } from '../workflows/metric-sinks';
  * The workflow code comes from VMHUB_WORKFLOW_BUNDLE when it names a prebuilt bundle (the Docker image,
  * the tests); else from dist/workflow-bundle.js (`npm run build:bundle`) while that file is newer than
  * every .ts file under src/ and package-lock.json, so an edited checkout never runs a stale bundle;
- * else the sources are bundled at start.
+ * else the sources are bundled at start. Every bundle has the same workflow interceptor modules; each
+ * comes with the sinks its workflows call (tracing's exporter, vmhub's metrics).
  */
-export function workflowSource(env: NodeJS.ProcessEnv = process.env): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
-  if (env.VMHUB_WORKFLOW_BUNDLE) return { workflowBundle: { codePath: env.VMHUB_WORKFLOW_BUNDLE } };
+export function workflowSource(
+  env: NodeJS.ProcessEnv = process.env,
+): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'interceptors' | 'sinks'> {
+  const sinks = { ...METRIC_SINKS, ...workflowSinks() };
+  if (env.VMHUB_WORKFLOW_BUNDLE) return { workflowBundle: { codePath: env.VMHUB_WORKFLOW_BUNDLE }, sinks };
   const root = PROJECT_ROOT;
   const prebuilt = path.join(root, 'dist', 'workflow-bundle.js');
   const modified = (file: string) => fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0;
@@ -50,9 +61,13 @@ export function workflowSource(env: NodeJS.ProcessEnv = process.env): Pick<Worke
       .filter((name) => name.endsWith('.ts'))
       .map((name) => path.join(src, name))
       .concat(path.join(root, 'package-lock.json'));
-    if (inputs.every((file) => modified(file) <= built)) return { workflowBundle: { codePath: prebuilt } };
+    if (inputs.every((file) => modified(file) <= built)) return { workflowBundle: { codePath: prebuilt }, sinks };
   }
-  return { workflowsPath: require.resolve('../workflows') };
+  return {
+    workflowsPath: require.resolve('../workflows'),
+    interceptors: { workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] },
+    sinks,
+  };
 }
 
 /** The control plane's clients; `close` releases them. */
@@ -85,11 +100,6 @@ const HEARTBEAT_THROTTLE = '3 seconds';
 
 export type ControlQueue = 'control' | 'transfer';
 
-/** Workflows count into this process's metrics through sinks, called once per event, never on replay. */
-const METRIC_SINKS: InjectedSinks<MetricSinks> = {
-  vmhubMetrics: { rolloutWaveEnded: { fn: (_info, outcome) => metrics.rolloutWaves.inc({ outcome }) } },
-};
-
 /**
  * The control plane's workers: workflows and bookkeeping on the control queue, long transfers on the
  * transfer queue; `only` names one of them. Every activity is registered on both, so a run scheduled
@@ -107,12 +117,11 @@ export async function createControlWorkers(
     maxConcurrentActivityTaskExecutions: 16,
     shutdownGraceTime: SHUTDOWN_GRACE,
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
-    sinks: METRIC_SINKS,
   };
   const workers: Worker[] = [];
   if (only !== 'transfer')
-    workers.push(await Worker.create({ ...common, taskQueue: deps.config.taskQueue, ...workflowSource() }));
-  if (only !== 'control') workers.push(await Worker.create({ ...common, taskQueue: deps.config.transferTaskQueue }));
+    workers.push(await Worker.create(withTracing({ ...common, taskQueue: deps.config.taskQueue, ...workflowSource() })));
+  if (only !== 'control') workers.push(await Worker.create(withTracing({ ...common, taskQueue: deps.config.transferTaskQueue })));
   return workers;
 }
 
@@ -168,15 +177,17 @@ export async function createAgentWorker(
     ...createHealthGateActivities({ sddc }),
   };
   const long = agentTaskQueue(sddc);
-  return Worker.create({
-    connection,
-    namespace: config.temporal.namespace,
-    taskQueue: queue === 'long' ? long : agentQuickTaskQueueOf(long),
-    activities: queue === 'long' ? all : Object.fromEntries(QUICK_ACTIVITIES.map((name) => [name, all[name]])),
-    maxConcurrentActivityTaskExecutions: queue === 'long' ? 4 : 8,
-    shutdownGraceTime: SHUTDOWN_GRACE,
-    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
-  });
+  return Worker.create(
+    withTracing({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: queue === 'long' ? long : agentQuickTaskQueueOf(long),
+      activities: queue === 'long' ? all : Object.fromEntries(QUICK_ACTIVITIES.map((name) => [name, all[name]])),
+      maxConcurrentActivityTaskExecutions: queue === 'long' ? 4 : 8,
+      shutdownGraceTime: SHUTDOWN_GRACE,
+      maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+    }),
+  );
 }
 
 /** The agent of one SDDC: its long queue's worker and its quick queue's; `runWorkers` runs and drains both. */
@@ -247,6 +258,16 @@ async function main(): Promise<void> {
       `${logLine({ level: 'INFO', message: 'metrics served', meta: { url: `http://${address}/metrics` } })}\n`,
     );
   }
+  const tracing = startTracing(role === 'agent' ? 'vmhub-agent' : 'vmhub-control', { sddc: role === 'agent' ? sddc : undefined });
+  try {
+    await runRole(role, sddc, only);
+  } finally {
+    // After the workers drained (SIGTERM, SIGINT): the spans of their last tasks are sent before the process ends.
+    await tracing?.shutdown();
+  }
+}
+
+async function runRole(role: string | undefined, sddc: string | undefined, only: ControlQueue | undefined): Promise<void> {
   const config = loadConfig();
   // Checked before connecting anywhere else: a typo, or a trusted CA file that cannot be read, is told at once.
   if (role === 'agent' && sddc) await checkAgentSddc(config, validateSddcName(sddc));
