@@ -49,6 +49,7 @@ import {
   timed,
   writeImage,
 } from './bench/measure';
+import { telemetryFigure } from './bench/telemetry';
 import { markdown, targets, type DeltaDeployFigure, type Figures, type Results } from './bench/report';
 
 /**
@@ -223,15 +224,31 @@ async function main(): Promise<void> {
     const publisher = await startWorker('publish');
     let published: PublishResult | undefined;
     let n = 0;
+    /** One publish of the small image on a worker: its seconds, and the worker's CPU over it. */
+    const publishRun = async (w: Awaited<ReturnType<typeof startWorker>>, image: string) => {
+      const before = proc(w.worker.child.pid!).cpu;
+      const run = await timed(() => publishOn(w, small, image));
+      return { value: run.value, seconds: run.seconds, cpu: proc(w.worker.child.pid!).cpu - before };
+    };
     const publishPairs = await pairs(
       'publish',
       async () => {
-        const before = proc(publisher.worker.child.pid!).cpu;
-        const run = await timed(() => publishOn(publisher, small, `bench-p${n++}`));
+        const run = await publishRun(publisher, `bench-p${n++}`);
         published ??= run.value;
-        return { seconds: run.seconds, cpu: proc(publisher.worker.child.pid!).cpu - before };
+        return run;
       },
       () => plainUpload(primary, small),
+    );
+    // Metrics and traces: the same publish on a worker with both on, against this one with both off.
+    const telemetry = await telemetryFigure(
+      {
+        startWorker: async (name, extra) => {
+          const w = await startWorker(name, extra);
+          return { publish: (image) => publishRun(w, image), stop: () => w.worker.stop() };
+        },
+        plain: (image) => publishRun(publisher, image),
+      },
+      SIZE,
     );
     await publisher.worker.stop();
     const tap = inspections(publisher.worker.logFile);
@@ -475,6 +492,7 @@ async function main(): Promise<void> {
     const history = { small: one.events, simulatedTiB: await historyEvents(id), simulatedBlocks: plan.blockCount };
     figures = {
       publish,
+      telemetry,
       incrementalPublish,
       deploy,
       deployThree,

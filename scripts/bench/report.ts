@@ -1,10 +1,13 @@
 import { plural } from '../../src/shared/units';
 import type { IncrementalFigure } from './incremental';
 import { MiB, type PairFigure } from './measure';
+import type { TelemetryFigure } from './telemetry';
 
 /** What `npm run bench` measured, what it checks against the targets, and the table it prints. */
 export interface Figures {
   publish: PairFigure & { sourceReadsPerByte: number };
+  /** The publish on a worker serving metrics (scraped) and sending traces, against one doing neither. */
+  telemetry: TelemetryFigure;
   /** The next version (1 % of blocks changed) published over the first, against uploadFile of all of it. */
   incrementalPublish: IncrementalFigure;
   deploy: PairFigure;
@@ -146,7 +149,7 @@ export function markdown(r: Results): string {
   const f = r.figures;
   const size = `${r.settings.imageGiB} GiB`;
   type PairName = 'publish' | 'incrementalPublish' | 'deploy' | 'deployThree' | 'contentLibrary' | 'replication';
-  const pair = (name: PairName | 'incrementalReplication' | 'verifyRead', what: string, baseline: string) => {
+  const pair = (name: PairName | 'incrementalReplication' | 'verifyRead' | 'telemetry', what: string, baseline: string) => {
     const p = f[name];
     const cpu = p.cpuSecondsPerGiB ? ` (${p.cpuSecondsPerGiB.vmhub} / ${p.cpuSecondsPerGiB.baseline} CPU s/GiB)` : '';
     return `| ${what} | ${p.vmhubMiBps} MiB/s | ${baseline} ${p.baselineMiBps} MiB/s${cpu} | **${p.ratio.median.toFixed(2)}** (${p.ratio.min.toFixed(2)}–${p.ratio.max.toFixed(2)}) |`;
@@ -168,10 +171,12 @@ export function markdown(r: Results): string {
       'streamed copy of all of it',
     ),
     pair('verifyRead', `verify (hash) a ${size} replica`, 'streamed read + SHA-256'),
+    pair('telemetry', `publish ${size}, metrics served and scraped, traces sent`, 'the same publish, both off'),
     '',
     '| figure | value |',
     '|---|---|',
     `| source bytes read per image byte (publish) | ${f.publish.sourceReadsPerByte} |`,
+    `| metrics scrapes / OTLP trace requests (bytes) during the telemetry runs | ${f.telemetry.scrapes} / ${f.telemetry.spanRequests} (${f.telemetry.spanBytes}) |`,
     `| bytes sent, next version's publish${f.incrementalPublish.from ? ` (from ${f.incrementalPublish.from})` : ''} | ${moved(f.incrementalPublish).text} |`,
     `| bytes crossed, next version's replication | ${moved(f.incrementalReplication).text} |`,
     `| worker RSS idle / peak, ${size} publish | ${f.memory.idleMiB.small} / ${f.memory.peakMiB.small} MiB |`,

@@ -21,6 +21,7 @@ const incremental = (median: number, bytes: number | null): IncrementalFigure =>
 function figures(overrides: Partial<Figures> = {}): Figures {
   return {
     publish: { ...pair(1), sourceReadsPerByte: 1 },
+    telemetry: { ...pair(0.98), scrapes: 12, spanRequests: 40, spanBytes: 90000 },
     incrementalPublish: incremental(5, 20),
     deploy: pair(1.2),
     deployThree: pair(1.1),
