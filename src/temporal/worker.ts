@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { createAgentActivities } from '../activities/agent';
 import { createChannelItemActivities } from '../activities/channel-item';
@@ -14,7 +14,9 @@ import { loadTrustedKeys } from '../provenance/keys';
 import { validateSddcName } from '../shared/names';
 import { agentQuickTaskQueueOf, agentTaskQueueOf } from '../shared/task-queues';
 import { Catalog } from '../catalog/catalog';
-import { installLogging, logLine } from './logging';
+import { installLogging } from './logging';
+import { workerInterceptors } from './interceptors';
+import { log } from '../observability/log';
 import { loadConfig, PROJECT_ROOT, type Config } from '../config';
 import { ensureSchedulesAt } from './schedules';
 import { TopologyBlockStores } from '../storage/backends';
@@ -99,10 +101,15 @@ export async function createControlWorkers(
     maxConcurrentActivityTaskExecutions: 16,
     shutdownGraceTime: SHUTDOWN_GRACE,
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+    interceptors: workerInterceptors(),
   };
   const workers: Worker[] = [];
-  if (only !== 'transfer')
-    workers.push(await Worker.create({ ...common, taskQueue: deps.config.taskQueue, ...workflowSource() }));
+  if (only !== 'transfer') {
+    const source = workflowSource();
+    workers.push(
+      await Worker.create({ ...common, taskQueue: deps.config.taskQueue, ...source, interceptors: workerInterceptors(source) }),
+    );
+  }
   if (only !== 'control') workers.push(await Worker.create({ ...common, taskQueue: deps.config.transferTaskQueue }));
   return workers;
 }
@@ -167,6 +174,7 @@ export async function createAgentWorker(
     maxConcurrentActivityTaskExecutions: queue === 'long' ? 4 : 8,
     shutdownGraceTime: SHUTDOWN_GRACE,
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+    interceptors: workerInterceptors(),
   });
 }
 
@@ -207,9 +215,7 @@ export async function checkAgentSddc(config: Config, sddc: string): Promise<void
     // Read only: an agent's catalog user may only read the SDDC records.
     catalog = await Catalog.connect(config.mongodbUri, { timeoutMs: 3_000, readOnly: true });
   } catch (err) {
-    Runtime.instance().logger.warn(
-      `could not check that SDDC ${sddc} is registered: the catalog is unreachable (${(err as Error).message})`,
-    );
+    log.warn('could not check that the SDDC is registered: the catalog is unreachable', { sddc, error: err });
     return;
   }
   try {
@@ -258,7 +264,7 @@ async function main(): Promise<void> {
 if (require.main === module) {
   main().catch((err: Error) => {
     // A JSON line like every other, so a log file stays one JSON document per line.
-    process.stderr.write(`${logLine({ level: 'ERROR', message: 'vmhub worker stopped', meta: { error: err } })}\n`);
+    log.error('vmhub worker stopped', { error: err });
     process.exit(1);
   });
 }
