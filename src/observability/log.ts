@@ -49,6 +49,14 @@ export function useRuntimeLogger(logger: Logger): void {
   runtimeLogger = logger;
 }
 
+/**
+ * Writes what the Runtime's logger holds back: it buffers lines for a moment to order them with the
+ * core's, so a process about to exit flushes first or loses its last lines.
+ */
+export function flushLog(): void {
+  (runtimeLogger as { flush?: () => void } | undefined)?.flush?.();
+}
+
 function emit(level: LogLevel, message: string, meta?: Record<string, unknown>): void {
   if (runtimeLogger) runtimeLogger.log(level, message, meta);
   else if (LEVELS.indexOf(level) >= LEVELS.indexOf(configuredLevel())) writeLogLine({ level, message, meta });

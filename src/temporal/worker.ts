@@ -16,7 +16,7 @@ import { agentQuickTaskQueueOf, agentTaskQueueOf } from '../shared/task-queues';
 import { Catalog } from '../catalog/catalog';
 import { installLogging } from './logging';
 import { workerInterceptors } from './interceptors';
-import { log } from '../observability/log';
+import { flushLog, log } from '../observability/log';
 import { loadConfig, PROJECT_ROOT, type Config } from '../config';
 import { ensureSchedulesAt } from './schedules';
 import { TopologyBlockStores } from '../storage/backends';
@@ -265,6 +265,7 @@ if (require.main === module) {
   main().catch((err: Error) => {
     // A JSON line like every other, so a log file stays one JSON document per line.
     log.error('vmhub worker stopped', { error: err });
+    flushLog();
     process.exit(1);
   });
 }
