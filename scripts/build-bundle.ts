@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { WORKFLOW_INTERCEPTOR_MODULES } from '../src/observability/temporal-tracing';
+import { WORKFLOW_INTERCEPTOR_MODULES } from '../src/temporal/interceptors';
 
 /**
  * Bundles the workflow code ahead of time into dist/workflow-bundle.js (or the path given as the first
@@ -18,7 +18,7 @@ export async function buildBundle(
 ): Promise<number> {
   const { code } = await bundleWorkflowCode({
     workflowsPath,
-    workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES],
+    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
     logger: {
       log: () => undefined,
       trace: () => undefined,

@@ -3,8 +3,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { loadConfig } from '../src/config';
 import { temporalBinary } from '../src/dev-services/tools';
-import { loadTopology } from '../src/topology/topology';
 import { CheckServices } from '../src/workflows/check-services';
+import { AZURITE_DEV_KEY, credentialValues } from './harness/credentials';
 import { startWorld } from './helpers';
 
 /**
@@ -13,22 +13,11 @@ import { startWorld } from './helpers';
  * storage credential in it. Histories are kept for the namespace's retention and shown to anyone with
  * read access, so credentials must stay in the workers' environment.
  */
-const AZURITE_DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
-
 const PATTERNS: Array<{ name: string; pattern: RegExp }> = [
   { name: 'an AccountKey= setting', pattern: /AccountKey=/i },
   { name: 'a connection string', pattern: /DefaultEndpointsProtocol=|SharedAccessSignature=/i },
   { name: 'a SAS signature (sig=)', pattern: /(?<![A-Za-z0-9_])sig=/i },
 ];
-
-/** The credential values in this environment: Azurite's key and whatever the topology's variables hold. */
-function credentialValues(env: NodeJS.ProcessEnv = process.env): string[] {
-  const names = loadTopology(loadConfig(env).topologyPath, env).storage.flatMap((s) =>
-    [s.accountKeyEnv, s.connectionStringEnv, s.sasTokenEnv].filter((n): n is string => n !== undefined),
-  );
-  const values = names.map((n) => env[n]).filter((v): v is string => v !== undefined && v.length >= 8);
-  return [AZURITE_DEV_KEY, ...values];
-}
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 

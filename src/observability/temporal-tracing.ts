@@ -6,11 +6,8 @@ import { activeTracing } from './tracing';
  * Temporal's OpenTelemetry interceptors, installed only while the process traces (`startTracing`): the
  * client's start spans and the trace context it sends with a run; each activity's span, parented by the
  * workflow's; the workflow sandbox's spans handed to the process's exporter. The workflow side is
- * src/workflows/tracing-interceptors.ts, in every bundle.
+ * src/workflows/tracing-interceptors.ts, in every bundle (src/temporal/interceptors.ts).
  */
-
-/** The workflow interceptor modules every bundle is built with (`workflowSource`, `npm run build:bundle`). */
-export const WORKFLOW_INTERCEPTOR_MODULES: readonly string[] = [require.resolve('../workflows/tracing-interceptors')];
 
 /** The client's workflow interceptors: none when the process does not trace. */
 export function clientInterceptors(): WorkflowClientInterceptor[] {

@@ -1,37 +1,20 @@
-import { DefaultLogger, Runtime, type LogEntry, type LogLevel } from '@temporalio/worker';
-
-/**
- * Structured logs: one JSON object per line on stderr, carrying the SDK's context (workflow and activity
- * IDs). Errors are reduced to their type and message; nothing else from them is printed.
- */
-function plain(value: unknown): unknown {
-  if (value instanceof Error) {
-    const type = (value as { type?: unknown }).type;
-    return { error: value.name, ...(typeof type === 'string' ? { type } : {}), message: value.message };
-  }
-  return value;
-}
-
-export function logLine(entry: Pick<LogEntry, 'level' | 'message' | 'meta'> & { timestampNanos?: bigint }): string {
-  const time = entry.timestampNanos ? new Date(Number(entry.timestampNanos / 1_000_000n)) : new Date();
-  const meta = Object.fromEntries(Object.entries(entry.meta ?? {}).map(([k, v]) => [k, plain(v)]));
-  return JSON.stringify({ time: time.toISOString(), level: entry.level.toLowerCase(), msg: entry.message, ...meta });
-}
+import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
+import { configuredLevel, useRuntimeLogger, writeLogLine } from '../observability/log';
 
 let installed = false;
 
 /**
- * Installs the SDK runtime with vmhub's logger; with `sdkMetricsAt` (a loopback `host:port`), the SDK's
- * Prometheus exporter listens there for src/observability/metrics-server.ts to merge into its endpoint.
+ * Installs the SDK's Runtime with vmhub's logger (src/observability/log.ts): one JSON object per line on
+ * stderr, carrying the SDK's context (workflow and activity IDs) and the run's fields
+ * (src/observability/activity-log-context.ts, src/workflows/log-context.ts). With `sdkMetricsAt` (a loopback
+ * `host:port`), the SDK's Prometheus exporter listens there for src/observability/metrics-server.ts to merge
+ * into its endpoint.
  */
-export function installLogging(
-  level: LogLevel = (process.env.VMHUB_LOG_LEVEL?.toUpperCase() as LogLevel | undefined) ?? 'INFO',
-  sdkMetricsAt?: string,
-): void {
+export function installLogging(level: LogLevel = configuredLevel(), sdkMetricsAt?: string): void {
   if (installed) return;
   installed = true;
-  Runtime.install({
-    logger: new DefaultLogger(level, (entry) => process.stderr.write(`${logLine(entry)}\n`)),
+  const runtime = Runtime.install({
+    logger: new DefaultLogger(level, writeLogLine),
     telemetryOptions: {
       // The SDK's core would print its own ANSI-coloured lines; forwarded, they are JSON lines like the rest.
       logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} },
@@ -41,4 +24,5 @@ export function installLogging(
       }),
     },
   });
+  useRuntimeLogger(runtime.logger);
 }

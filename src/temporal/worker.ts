@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { NativeConnection, Runtime, Worker, type InjectedSinks, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker, type InjectedSinks, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { createAgentActivities } from '../activities/agent';
 import { createChannelItemActivities } from '../activities/channel-item';
@@ -14,7 +14,9 @@ import { loadTrustedKeys } from '../provenance/keys';
 import { validateSddcName } from '../shared/names';
 import { agentQuickTaskQueueOf, agentTaskQueueOf } from '../shared/task-queues';
 import { Catalog } from '../catalog/catalog';
-import { installLogging, logLine } from './logging';
+import { installLogging } from './logging';
+import { WORKFLOW_INTERCEPTOR_MODULES, workerInterceptors } from './interceptors';
+import { flushLog, log, writeLogLine } from '../observability/log';
 import { loadConfig, PROJECT_ROOT, type Config } from '../config';
 import { ensureSchedulesAt } from './schedules';
 import { TopologyBlockStores } from '../storage/backends';
@@ -26,7 +28,7 @@ import { metrics, watchReplicas } from '../observability/metrics';
 import { parseMetricsAddress, sdkMetricsAddress, serveMetrics } from '../observability/metrics-server';
 import type { MetricSinks } from '../workflows/metric-sinks';
 import { startTracing } from '../observability/tracing';
-import { WORKFLOW_INTERCEPTOR_MODULES, withTracing, workflowSinks } from '../observability/temporal-tracing';
+import { withTracing, workflowSinks } from '../observability/temporal-tracing';
 
 /** Workflows count into this process's metrics through sinks, called once per event, never on replay. */
 const METRIC_SINKS: InjectedSinks<MetricSinks> = {
@@ -65,7 +67,7 @@ export function workflowSource(
   }
   return {
     workflowsPath: require.resolve('../workflows'),
-    interceptors: { workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] },
+    interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES },
     sinks,
   };
 }
@@ -117,10 +119,17 @@ export async function createControlWorkers(
     maxConcurrentActivityTaskExecutions: 16,
     shutdownGraceTime: SHUTDOWN_GRACE,
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+    interceptors: workerInterceptors(),
   };
   const workers: Worker[] = [];
-  if (only !== 'transfer')
-    workers.push(await Worker.create(withTracing({ ...common, taskQueue: deps.config.taskQueue, ...workflowSource() })));
+  if (only !== 'transfer') {
+    const source = workflowSource();
+    workers.push(
+      await Worker.create(
+        withTracing({ ...common, taskQueue: deps.config.taskQueue, ...source, interceptors: workerInterceptors(source) }),
+      ),
+    );
+  }
   if (only !== 'control') workers.push(await Worker.create(withTracing({ ...common, taskQueue: deps.config.transferTaskQueue })));
   return workers;
 }
@@ -186,6 +195,7 @@ export async function createAgentWorker(
       maxConcurrentActivityTaskExecutions: queue === 'long' ? 4 : 8,
       shutdownGraceTime: SHUTDOWN_GRACE,
       maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
+      interceptors: workerInterceptors(),
     }),
   );
 }
@@ -227,9 +237,7 @@ export async function checkAgentSddc(config: Config, sddc: string): Promise<void
     // Read only: an agent's catalog user may only read the SDDC records.
     catalog = await Catalog.connect(config.mongodbUri, { timeoutMs: 3_000, readOnly: true });
   } catch (err) {
-    Runtime.instance().logger.warn(
-      `could not check that SDDC ${sddc} is registered: the catalog is unreachable (${(err as Error).message})`,
-    );
+    log.warn('could not check that the SDDC is registered: the catalog is unreachable', { sddc, error: err });
     return;
   }
   try {
@@ -254,9 +262,7 @@ async function main(): Promise<void> {
   if (metricsAt) {
     const { address } = await serveMetrics(metricsAt, sdkMetricsAt);
     // Whatever the log level: with port 0 this line is the only way to learn the port.
-    process.stderr.write(
-      `${logLine({ level: 'INFO', message: 'metrics served', meta: { url: `http://${address}/metrics` } })}\n`,
-    );
+    writeLogLine({ level: 'INFO', message: 'metrics served', meta: { url: `http://${address}/metrics` } });
   }
   const tracing = startTracing(role === 'agent' ? 'vmhub-agent' : 'vmhub-control', { sddc: role === 'agent' ? sddc : undefined });
   try {
@@ -298,7 +304,8 @@ async function runRole(role: string | undefined, sddc: string | undefined, only:
 if (require.main === module) {
   main().catch((err: Error) => {
     // A JSON line like every other, so a log file stays one JSON document per line.
-    process.stderr.write(`${logLine({ level: 'ERROR', message: 'vmhub worker stopped', meta: { error: err } })}\n`);
+    log.error('vmhub worker stopped', { error: err });
+    flushLog();
     process.exit(1);
   });
 }
