@@ -49,8 +49,9 @@ export async function telemetryFigure(
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
   });
   let scrapes = 0;
+  // Bounded, as Prometheus bounds its scrapes: a worker that stops answering must not hold the bench.
   const scrape = () =>
-    fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+    fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(10_000) })
       .then((r) => r.text())
       .then(
         () => void scrapes++,

@@ -91,8 +91,6 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
     /** Records the row; a channel item the row says the agent filled is recorded as the SDDC's item of that channel. */
     async recordDeployment(input: { image: string; version: string; row: DeployResultRow }): Promise<void> {
       const { row } = input;
-      metrics.deployments.inc({ outcome: row.status });
-      if (row.gate) metrics.rolloutGates.inc({ outcome: row.gate.passed ? 'passed' : 'failed' });
       const run = activityInfo().workflowExecution;
       if (row.channelItem) {
         await catalog.channels.recordItem({
@@ -122,6 +120,9 @@ export function createDeployActivities({ storage, catalog, temporal }: PublishDe
         error: row.reason,
         run,
       });
+      // Counted once recorded: an attempt whose write failed, and is retried, does not count the row twice.
+      metrics.deployments.inc({ outcome: row.status });
+      if (row.gate) metrics.rolloutGates.inc({ outcome: row.gate.passed ? 'passed' : 'failed' });
     },
 
     /** Marks the replicas an agent found missing, stale or wrong; the primary is never marked. */

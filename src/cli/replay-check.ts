@@ -8,7 +8,6 @@ import { VmhubError } from '../shared/errors';
 import { examples, jsonOption } from './command';
 import type { CliDeps } from './deps';
 import { print, table } from './output';
-import { workflowSinks } from '../observability/temporal-tracing';
 
 /** Every workflow type the vmhub workers run (src/workflows/index.ts); a type the new code drops fails its runs' replay. */
 export const WORKFLOW_TYPES = [
@@ -118,9 +117,9 @@ export async function run(
 ): Promise<ReplayCheckResult> {
   if (options.bundle && !fs.statSync(options.bundle, { throwIfNoEntry: false })?.isFile())
     throw new VmhubError('InvalidInput', `no workflow bundle at ${options.bundle}: build one with \`npm run build:bundle\``);
-  const code = options.bundle
-    ? { workflowBundle: { codePath: path.resolve(options.bundle) }, sinks: workflowSinks() }
-    : (require('../temporal/worker') as typeof import('../temporal/worker')).workflowSource();
+  // The worker's sinks with either code: a rollout's history calls the metrics sink, unregistered an error line.
+  const { workflowSource } = require('../temporal/worker') as typeof import('../temporal/worker');
+  const code = workflowSource(options.bundle ? { VMHUB_WORKFLOW_BUNDLE: path.resolve(options.bundle) } : process.env);
   const workflowCode =
     code.workflowBundle && 'codePath' in code.workflowBundle ? code.workflowBundle.codePath : 'the sources of this checkout';
   const client = await deps.temporal();

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { DeployStatus } from '../shared/deploy-input';
 
 /**
  * vmhub's own Prometheus metrics, in one registry per process. Domain code records what it moves where it
@@ -10,8 +11,20 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
  */
 export const registry = new Registry();
 
-function counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
-  return new Counter({ name, help, labelNames, registers: [registry] });
+/**
+ * A counter; with `initial`, the series of a label's known values exist at 0 from the start, so that
+ * `increase()` sees the first one counted: a series that first appears at 1 has no increase, and an alert
+ * on it would miss the first failure after a process starts.
+ */
+function counter<L extends string>(
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+  initial?: { label: L; values: readonly string[] },
+): Counter<L> {
+  const c = new Counter({ name, help, labelNames, registers: [registry] });
+  for (const value of initial?.values ?? []) c.inc({ [initial!.label]: value } as Partial<Record<L, string>>, 0);
+  return c;
 }
 
 function gauge(name: string, help: string): Gauge {
@@ -21,7 +34,8 @@ function gauge(name: string, help: string): Gauge {
 const RETRIES_COUNT = 'A retried attempt counts again what it moves again.';
 
 /** What content failed its check: an OVA's manifest, a whole-image SHA-256, a signature or signed statement, an OVF certificate, a block's digest. */
-export type VerificationKind = 'manifest' | 'sha256' | 'signature' | 'certificate' | 'block';
+const VERIFICATION_KINDS = ['manifest', 'sha256', 'signature', 'certificate', 'block'] as const;
+export type VerificationKind = (typeof VERIFICATION_KINDS)[number];
 
 export const metrics = {
   stagedBytes: counter(
@@ -58,15 +72,23 @@ export const metrics = {
     'vmhub_verification_failures_total',
     'Content that failed verification, by kind: manifest, sha256, signature, certificate, block.',
     ['kind'],
+    { label: 'kind', values: VERIFICATION_KINDS },
   ),
-  deployments: counter('vmhub_deployments_total', 'Deploy rows recorded in the catalog, by outcome (the row status).', [
-    'outcome',
-  ]),
-  rolloutWaves: counter('vmhub_rollout_waves_total', 'Rollout waves ended, by outcome (passed, halted, aborted).', ['outcome']),
+  deployments: counter(
+    'vmhub_deployments_total',
+    'Deploy rows recorded in the catalog, by outcome (the row status).',
+    ['outcome'],
+    { label: 'outcome', values: ['deployed', 'already-present', 'skipped', 'failed'] satisfies DeployStatus[] },
+  ),
+  rolloutWaves: counter('vmhub_rollout_waves_total', 'Rollout waves ended, by outcome (passed, halted, aborted).', ['outcome'], {
+    label: 'outcome',
+    values: ['passed', 'halted', 'aborted'],
+  }),
   rolloutGates: counter(
     'vmhub_rollout_gates_total',
     'Per-SDDC health gates of rollout waves ended, by outcome (passed, failed).',
     ['outcome'],
+    { label: 'outcome', values: ['passed', 'failed'] },
   ),
   sourcePolicyRefusals: counter(
     'vmhub_source_policy_refusals_total',
@@ -113,8 +135,9 @@ export function noteVerificationFailure<E>(err: E): E {
 
 /**
  * Replica records by location and state, read from the catalog when scraped (the control worker sets the
- * reader). Cached for `REPLICA_CACHE_MS`, so a burst of scrapes reads the catalog once; a failed read keeps
- * the last values, as a scrape must not fail for the catalog.
+ * reader). Cached for `REPLICA_CACHE_MS`, so a burst of scrapes reads the catalog once; a failed read, or
+ * one not answered within `REPLICA_READ_WAIT_MS`, keeps the last values (a late answer is kept for the
+ * next scrape): a scrape must not fail or time out for the catalog, or the process would look down.
  */
 export interface ReplicaCount {
   location: string;
@@ -123,6 +146,7 @@ export interface ReplicaCount {
 }
 
 const REPLICA_CACHE_MS = 15_000;
+const REPLICA_READ_WAIT_MS = 2_000;
 let replicaReader: { read: () => Promise<ReplicaCount[]>; at: number; last: ReplicaCount[] } | undefined;
 
 new Gauge({
@@ -135,7 +159,14 @@ new Gauge({
     if (!reader) return;
     if (Date.now() - reader.at >= REPLICA_CACHE_MS) {
       reader.at = Date.now();
-      reader.last = await reader.read().catch(() => reader.last);
+      const reading = reader.read().then(
+        (counts) => void (reader.last = counts),
+        () => undefined,
+      );
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, REPLICA_READ_WAIT_MS).unref()));
+      await Promise.race([reading, waited]);
+      clearTimeout(timer);
     }
     this.reset();
     for (const r of reader.last) this.set({ location: r.location, state: r.state }, r.count);

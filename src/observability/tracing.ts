@@ -17,11 +17,17 @@ export interface Tracing {
   readonly processor: SpanProcessor;
   /** Sends the spans still buffered. */
   flush(): Promise<void>;
-  /** Sends the spans still buffered and removes the provider, so the process ends with nothing lost. */
+  /**
+   * Sends the spans still buffered and removes the provider. Never fails, and waits at most
+   * `SHUTDOWN_WAIT_MS`: spans a collector that is down or slow does not take are dropped, as the process's
+   * own outcome (a CLI command done, a worker drained) must not depend on its traces.
+   */
   shutdown(): Promise<void>;
 }
 
 let current: Tracing | undefined;
+
+const SHUTDOWN_WAIT_MS = 5_000;
 
 /** The process's tracing, when it is on. */
 export function activeTracing(): Tracing | undefined {
@@ -69,7 +75,10 @@ export function startTracing(
     async shutdown() {
       if (current !== tracing) return;
       current = undefined;
-      await provider.shutdown();
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_WAIT_MS).unref()));
+      await Promise.race([provider.shutdown().catch(() => undefined), waited]);
+      clearTimeout(timer);
       api.trace.disable();
       api.context.disable();
       api.propagation.disable();

@@ -33,14 +33,16 @@ export class VsphereApiError extends Error {
 }
 
 /**
- * A path fit for a message: identifiers after `id:` and in session queries are replaced, since an
- * update session's ID opens that session (vcsim even takes it as a login).
+ * A path fit for a message or a span: identifiers after `id:` and in session queries are replaced, since
+ * an update session's ID opens that session (vcsim even takes it as a login), and so is all after the
+ * transfer prefix of an upload or download endpoint, which names the session: vcsim's `/cis/data/`, a
+ * vCenter's `/cls-data/`.
  */
 export function redactPath(path: string): string {
   return path
     .replace(/\/id:[^/?]*/g, '/id:…')
     .replace(/((?:update|download)_session_id=)[^&]*/g, '$1…')
-    .replace(/\/cis\/data\/.*$/, '/cis/data/…');
+    .replace(/\/(cis\/data|cls-data)\/.*$/, '/$1/…');
 }
 
 /**

@@ -64,7 +64,15 @@ class HashThread {
       if (this.pending.size === 0) this.worker.ref();
       this.pending.set(request.id, { resolve, reject });
       metrics.hashingQueueDepth.inc();
-      this.worker.postMessage(request, transfer);
+      try {
+        this.worker.postMessage(request, transfer);
+      } catch (err) {
+        // Never sent (bytes that cannot be cloned or moved): no reply will settle it, nor free the thread.
+        this.pending.delete(request.id);
+        metrics.hashingQueueDepth.dec();
+        if (this.pending.size === 0) this.worker.unref();
+        throw err;
+      }
     }).then((reply) => {
       if (reply.error) throw rebuild(reply.error);
       return reply;

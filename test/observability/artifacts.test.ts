@@ -30,7 +30,6 @@ const VMHUB_METRICS = [
   'vmhub_byte_budget_used_bytes',
   'vmhub_buffer_pool_bytes',
   'vmhub_hashing_queue_depth',
-  'vmhub_activity_duration_seconds',
   'vmhub_process_resident_memory_bytes',
 ];
 

@@ -145,7 +145,7 @@ describe('Prometheus metrics of a worker and an agent', () => {
     expect(sampleValue(control, 'vmhub_byte_budget_used_bytes')).toBe(0);
     expect(sampleValue(control, 'vmhub_hashing_queue_depth')).toBe(0);
     expect(sampleValue(agent, 'vmhub_downloaded_bytes_total', { image, sddc })).toBe(size);
-    expect(sampleValue(agent, 'vmhub_verification_failures_total', { kind: 'sha256' })).toBeUndefined();
+    expect(sampleValue(agent, 'vmhub_verification_failures_total', { kind: 'sha256' })).toBe(0);
     expect(sampleValue(agent, 'vmhub_process_resident_memory_bytes')).toBeGreaterThan(0);
 
     // The SDK's own families, merged into the same response.

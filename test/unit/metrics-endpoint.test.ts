@@ -1,6 +1,12 @@
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { familiesOf, mergeExpositions, parseMetricsAddress, serveMetrics } from '../../src/observability/metrics-server';
-import { metrics, noteVerificationFailure, verificationKindOf } from '../../src/observability/metrics';
+import {
+  metrics,
+  noteVerificationFailure,
+  verificationKindOf,
+  watchReplicas,
+  type ReplicaCount,
+} from '../../src/observability/metrics';
 import { VmhubError } from '../../src/shared/errors';
 import { invalidLines, metricFamilyNames, sampleValue, scrape } from '../harness/prometheus';
 
@@ -99,9 +105,29 @@ describe('the endpoint', () => {
       const s = await scrape(`http://${endpoint.address}/metrics`);
       expect(invalidLines(s.text)).toEqual([]);
       expect(sampleValue(s, 'vmhub_verification_failures_total', { kind: 'signature' })).toBe((before ?? 0) + 1);
+      // Outcomes an alert watches are there at 0 before the first, so that increase() sees the first one.
+      expect(sampleValue(s, 'vmhub_verification_failures_total', { kind: 'certificate' })).toBe(0);
+      expect(sampleValue(s, 'vmhub_deployments_total', { outcome: 'failed' })).toBe(0);
+      expect(sampleValue(s, 'vmhub_rollout_gates_total', { outcome: 'failed' })).toBe(0);
       expect(metricFamilyNames(s)).toContain('vmhub_process_resident_memory_bytes');
       expect(metricFamilyNames(s)).toContain('vmhub_replicas');
       expect((await fetch(`http://${endpoint.address}/`)).status).toBe(404);
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  it('answers while the catalog does not, and serves the replica counts read since at the next scrape', async () => {
+    const endpoint = await serveMetrics({ host: '127.0.0.1', port: 0 });
+    try {
+      let answer: (counts: ReplicaCount[]) => void = () => undefined;
+      watchReplicas(() => new Promise((resolve) => (answer = resolve)));
+      const first = await scrape(`http://${endpoint.address}/metrics`);
+      expect(invalidLines(first.text)).toEqual([]);
+      expect(sampleValue(first, 'vmhub_replicas', { location: 'west-replica', state: 'stale' })).toBeUndefined();
+      answer([{ location: 'west-replica', state: 'stale', count: 2 }]);
+      const next = await scrape(`http://${endpoint.address}/metrics`);
+      expect(sampleValue(next, 'vmhub_replicas', { location: 'west-replica', state: 'stale' })).toBe(2);
     } finally {
       await endpoint.close();
     }

@@ -314,6 +314,7 @@ describe('the REST client', () => {
     ['/rest/com/vmware/content/library/item/id:abc', '/rest/com/vmware/content/library/item/id:…'],
     ['/rest/x/file?update_session_id=abc&y=1', '/rest/x/file?update_session_id=…&y=1'],
     ['/rest/com/vmware/cis/data/abc/disk.vmdk', '/rest/com/vmware/cis/data/…'],
+    ['/cls-data/4a3c1f0e-session/photon.ova', '/cls-data/…'],
   ])('redacts %s', (raw, redacted) => {
     expect(redactPath(raw)).toBe(redacted);
   });

@@ -69,4 +69,16 @@ describe('tracing on and off', () => {
       server.close();
     }
   });
+
+  it('shuts down without failing when the collector is unreachable: spans it cannot take are dropped', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${port}`;
+    const tracing = startTracing('vmhub-cli');
+    await inSpan('vmhub.commit', { image: 'ubuntu' }, async (span) => expect(span.isRecording()).toBe(true));
+    await expect(tracing!.shutdown()).resolves.toBeUndefined();
+    expect(activeTracing()).toBeUndefined();
+  });
 });
