@@ -23,18 +23,9 @@ export interface LogRecord {
   timestampNanos?: bigint;
 }
 
-/** Errors are reduced to their name, type and message: a stack or a cause could quote anything. */
-function plain(value: unknown): unknown {
-  if (value instanceof Error) {
-    const type = (value as { type?: unknown }).type;
-    return { error: value.name, ...(typeof type === 'string' ? { type } : {}), message: value.message };
-  }
-  return value;
-}
-
 export function logLine(entry: LogRecord): string {
   const time = entry.timestampNanos ? new Date(Number(entry.timestampNanos / 1_000_000n)) : new Date();
-  const meta = redact(Object.fromEntries(Object.entries(entry.meta ?? {}).map(([k, v]) => [k, plain(v)]))) as object;
+  const meta = redact(entry.meta ?? {}) as object;
   return JSON.stringify({ time: time.toISOString(), level: entry.level.toLowerCase(), msg: redactText(entry.message), ...meta });
 }
 

@@ -20,6 +20,15 @@ describe('redactText', () => {
     ['an Authorization header', 'Authorization: Basic YWRtaW46czNjcjN0', 'YWRtaW46czNjcjN0'],
     ['a bearer token', 'sent Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc', 'eyJhbGciOiJIUzI1NiJ9'],
     ['a URL with a login', 'cannot reach mongodb://vmhub:p4ssw0rd@127.0.0.1:27017/vmhub', 'p4ssw0rd'],
+    [
+      'a SAS URL encoded in another URL',
+      `copy source https%3A%2F%2Fa.blob%2Fc%2Fb%3Fsv%3D2023%26sig%3D${SIG}%26se%3D2030 refused`,
+      SIG,
+    ],
+    ['a SAS URL as Go writes it in JSON', `"url":"https://a/c/b?sv=2023\\u0026sig=${SIG}\\u0026se=2030"`, SIG],
+    ['an encoded AccountKey', `AccountName%3Ddev%3BAccountKey%3D${AZURITE_KEY}`, AZURITE_KEY],
+    ['a shared-key Authorization header', 'Authorization: SharedKey devstoreaccount1:c2lnbmF0dXJl', 'c2lnbmF0dXJl'],
+    ['an escaped JSON password', '{\\"user\\":\\"a\\",\\"password\\":\\"s3cr3t!\\"}', 's3cr3t!'],
   ])('removes %s', (_, text, secret) => {
     const out = redactText(text);
     expect(out).not.toContain(secret);
@@ -31,6 +40,7 @@ describe('redactText', () => {
     'the password is not set: set VMHUB_VCENTER_PASSWORD',
     'https://127.0.0.1:10000/devstoreaccount1/vm-images/edge/1.0.0/edge.ova',
     'signature did not verify (sig check)',
+    'block 12 of blocksig=abc sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
   ])('leaves %j as it is', (text) => {
     expect(redactText(text)).toBe(text);
   });
@@ -55,6 +65,29 @@ describe('redact', () => {
       maxTokens: 4,
       hasKey: true,
       keyId: 'SHA256:abc',
+    });
+  });
+
+  it('keeps keys that name what a line is about: a key, a tap key, a public key, a digest', () => {
+    const fields = {
+      key: { image: 'edge', version: '1.0.0', sddc: 'east-1' },
+      tapKey: 'edge@1.0.0',
+      blockKey: 'AAAAAQ==',
+      publicKey: 'MCowBQYDK2VwAyEA',
+      sha256: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
+      sddc: 'east-1',
+    };
+    expect(redact(fields)).toEqual(fields);
+  });
+
+  it('reduces errors at any depth to name, type and message, and bytes to their length', () => {
+    const err = Object.assign(new Error(`403 on https://a/b?sig=${SIG}`), { request: { url: `https://a/b?sig=${SIG}` } });
+    const out = redact({ problems: [{ replica: 'west', error: err }], body: Buffer.from(AZURITE_KEY), raw: new Uint8Array(3) });
+    expect(JSON.stringify(out)).not.toContain(SIG);
+    expect(out).toEqual({
+      problems: [{ replica: 'west', error: { error: 'Error', message: `403 on https://a/b?sig=${REDACTED}` } }],
+      body: `[${AZURITE_KEY.length} bytes]`,
+      raw: '[3 bytes]',
     });
   });
 
