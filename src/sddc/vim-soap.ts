@@ -232,14 +232,10 @@ export class VimSession {
   }
 }
 
-function call(
-  http: VcenterHttp,
-  cookie: string | undefined,
-  method: string,
-  args: string,
-  signal?: AbortSignal,
-): Promise<{ returnval: Node | undefined; response: Node | undefined; setCookie?: string[] }> {
-  return inSpan('vmhub.vcenter', { operation: `SOAP ${method}` }, () => send(http, cookie, method, args, signal));
+/** `send`, in a span that names the SOAP method. */
+function call(...args: Parameters<typeof send>): ReturnType<typeof send> {
+  const [, , method] = args;
+  return inSpan('vmhub.vcenter', { operation: `SOAP ${method}` }, () => send(...args));
 }
 
 async function send(
