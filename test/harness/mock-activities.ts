@@ -9,6 +9,7 @@ import type { AgentActivities } from '../../src/activities/agent';
 import type { DeploymentPlan, FleetPlan } from '../../src/activities/deploy';
 import { batchesOf } from '../../src/shared/batches';
 import type { DeployResultRow } from '../../src/shared/deploy-input';
+import type { ContentLibraryTarget } from '../../src/shared/target-kinds/kind';
 import { pollersOf } from '../../src/shared/agent-pollers';
 import { testServerBinary } from '../../src/dev-services/tools';
 import { planBlocks } from '../../src/shared/block-plan';
@@ -185,6 +186,17 @@ export function deployPlan(taskQueue: string, names: string[]): DeploymentPlan {
       sources: [{ location: 'east-primary', role: 'primary' as const, dataCenter: 'dc-east' }],
     })),
   };
+}
+
+/** deployPlan to content-library SDDCs (`target`), with the descriptor's `resources` for their checks. */
+export function libraryDeployPlan(
+  taskQueue: string,
+  names: string[],
+  target: ContentLibraryTarget,
+  resources: NonNullable<DeploymentPlan['resources']>,
+): DeploymentPlan {
+  const base = deployPlan(taskQueue, names);
+  return { ...base, resources, targets: base.targets.map((t) => ({ ...t, sddc: { ...t.sddc, target } })) };
 }
 
 /** The plan a fanned-out deploy's parent sees for a whole-fleet plan: the names in batches. */

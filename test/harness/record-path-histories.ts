@@ -9,13 +9,21 @@ import { buildBundle } from '../../scripts/build-bundle';
 import type { Activities } from '../../src/activities';
 import type { AgentActivities } from '../../src/activities/agent';
 import type { ContentLibraryActivities } from '../../src/activities/content-library';
-import type { DeploymentPlan } from '../../src/activities/deploy';
 import { planBlocks } from '../../src/shared/block-plan';
 import type { FleetProgress } from '../../src/shared/deploy-input';
 import type { ContentLibraryTarget, LibraryPlacement } from '../../src/shared/target-kinds/kind';
 import { patchesIn, V2_PATCHES } from './history-patches';
 import { retireAgent, retireControl, retirePlan, staleReplicaControl } from './lifecycle-mocks';
-import { deployedDownload, fleetPlanOf, location, metadata, plan, runWorker, startTestEnvironment } from './mock-activities';
+import {
+  deployedDownload,
+  fleetPlanOf,
+  libraryDeployPlan,
+  location,
+  metadata,
+  plan,
+  runWorker,
+  startTestEnvironment,
+} from './mock-activities';
 import { publishOf, v2Recordings, type Recording, type Save } from './record-v2-histories';
 import { recordRolloutApproved } from './record-rollout-history';
 
@@ -154,19 +162,7 @@ const placement = (sddc: string): LibraryPlacement => ({
 async function recordContentLibrary(env: TestWorkflowEnvironment, save: Save): Promise<void> {
   const agentQueue = `sddc-${randomUUID()}`;
   const names = ['lib-1', 'lib-2'];
-  const plan: DeploymentPlan = {
-    image: 'app',
-    version: '1.0.0',
-    format: 'ova',
-    sha256: 'a'.repeat(64),
-    sizeBytes: 64 * MiB,
-    blob: location.blob,
-    resources: { cpus: 4, memoryMiB: 8192, diskBytes: 2 ** 34 },
-    targets: names.map((name) => ({
-      sddc: { name, dataCenter: 'dc-east', taskQueue: agentQueue, target: library },
-      sources: [{ location: 'east-primary', role: 'primary' as const, dataCenter: 'dc-east' }],
-    })),
-  };
+  const plan = libraryDeployPlan(agentQueue, names, library, { cpus: 4, memoryMiB: 8192, diskBytes: 2 ** 34 });
   const control: Partial<Activities> = {
     planFleet: async () => fleetPlanOf(plan),
     planDeployment: async () => plan,

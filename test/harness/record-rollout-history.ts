@@ -5,12 +5,11 @@ import type { Activities } from '../../src/activities';
 import type { AgentActivities } from '../../src/activities/agent';
 import type { ChannelItemActivities } from '../../src/activities/channel-item';
 import type { ContentLibraryActivities } from '../../src/activities/content-library';
-import type { DeploymentPlan } from '../../src/activities/deploy';
 import type { HealthGateActivities } from '../../src/activities/health-gate';
 import type { FleetProgress } from '../../src/shared/deploy-input';
 import type { RolloutPlan, RolloutProgress } from '../../src/shared/rollout-input';
 import type { ContentLibraryTarget, LibraryPlacement } from '../../src/shared/target-kinds/kind';
-import { deployedDownload, fleetPlanOf, location, runWorker } from './mock-activities';
+import { deployedDownload, fleetPlanOf, libraryDeployPlan, runWorker } from './mock-activities';
 import type { Save } from './record-v2-histories';
 
 const MiB = 1024 * 1024;
@@ -32,19 +31,8 @@ const item = (sddc: string, name: string): LibraryPlacement => ({
 export async function recordRolloutApproved(env: TestWorkflowEnvironment, save: Save): Promise<void> {
   const agentQueue = `sddc-${randomUUID()}`;
   const names = ['lib-1', 'lib-2'];
-  const plan = (sddcs: string[]): DeploymentPlan => ({
-    image: 'app',
-    version: '1.0.0',
-    format: 'ova',
-    sha256: 'a'.repeat(64),
-    sizeBytes: 64 * MiB,
-    blob: location.blob,
-    resources: { cpus: 2, memoryMiB: 2048, diskBytes: 2 ** 34 },
-    targets: sddcs.map((name) => ({
-      sddc: { name, dataCenter: 'dc-east', taskQueue: agentQueue, target: library },
-      sources: [{ location: 'east-primary', role: 'primary' as const, dataCenter: 'dc-east' }],
-    })),
-  });
+  const plan = (sddcs: string[]) =>
+    libraryDeployPlan(agentQueue, sddcs, library, { cpus: 2, memoryMiB: 2048, diskBytes: 2 ** 34 });
   const rollout: RolloutPlan = {
     image: 'app',
     version: '1.0.0',
