@@ -421,20 +421,26 @@ async function main(): Promise<void> {
     fs.rmSync(next);
 
     // Memory: a fresh worker each, idle once polling, then its peak while publishing 1× and 4× the size.
+    // A peak is one moment of one process, so each size takes the median of three workers.
     const measureMemory = async (file: string, image: string) => {
       const w = await startWorker(`memory-${image}`);
       await new Promise((r) => setTimeout(r, 2000));
       const idle = proc(w.worker.child.pid!).rssMiB;
-      const result = await publishOn(w, file, image);
+      await publishOn(w, file, image);
       const peak = proc(w.worker.child.pid!).peakMiB;
       const events = await historyEvents(`publish:${image}:1.0.0`);
       await w.worker.stop();
-      return { idle, peak, events, result };
+      return { idle, peak, events };
     };
-    const one = await measureMemory(small, 'bench-memory-1');
+    const memoryOf = async (file: string, image: string) => {
+      const runs = [];
+      for (let r = 0; r < 3; r++) runs.push(await measureMemory(file, `${image}-${r}`));
+      return { idle: stats(runs.map((m) => m.idle)).median, peak: stats(runs.map((m) => m.peak)).median, events: runs[0].events };
+    };
+    const one = await memoryOf(small, 'bench-memory-1');
     const large = path.join(config.repositoryRoots[0], 'bench-4.iso');
     writeImage(large, 4 * SIZE);
-    const four = await measureMemory(large, 'bench-memory-4');
+    const four = await memoryOf(large, 'bench-memory-4');
     fs.rmSync(large);
     const memory = {
       idleMiB: { small: round(one.idle, 0), large: round(four.idle, 0) },
@@ -581,17 +587,42 @@ async function deltaDeployFigure(ctx: {
     return {
       fetchedMiB: round((row.bytesFetched ?? 0) / MiB, 1),
       reusedMiB: round((row.bytesReusedLocally ?? 0) / MiB, 1),
-      seconds: round(run.seconds),
+      seconds: run.seconds,
     };
   };
+  // Each run of the next version is removed after it, so the next run finds the SDDC as this one did: the
+  // holder with the first version only, the other with neither.
+  const runOnce = async (sddc: string) => {
+    const run = await deployOne(NEXT_VERSION, sddc);
+    fs.rmSync(path.join(ctx.datastore(sddc), published.image, NEXT_VERSION), { recursive: true, force: true });
+    return run;
+  };
   await deployOne('1.0.0', holder);
-  const delta = await deployOne(NEXT_VERSION, holder);
-  const { fetchedMiB, seconds } = await deployOne(NEXT_VERSION, fresh);
+  const runs: DeltaDeployFigure['runs'] = [];
+  for (let r = 0; r < REPEATS; r++) {
+    // Alternating which goes first, as every pair does.
+    const first = r % 2 === 0 ? await runOnce(holder) : await runOnce(fresh);
+    const second = r % 2 === 0 ? await runOnce(fresh) : await runOnce(holder);
+    const [delta, full] = r % 2 === 0 ? [first, second] : [second, first];
+    runs.push({ delta, full, ratio: round(delta.seconds / full.seconds) });
+    process.stderr.write(
+      `bench: delta deploy ${r + 1}/${REPEATS}: ${delta.fetchedMiB} MiB fetched in ${delta.seconds.toFixed(2)} s; ` +
+        `full deploy ${full.fetchedMiB} MiB in ${full.seconds.toFixed(2)} s\n`,
+    );
+  }
   for (const sddc of ctx.sddcs) fs.rmSync(path.join(ctx.datastore(sddc), published.image), { recursive: true, force: true });
-  process.stderr.write(
-    `bench: delta deploy: ${delta.fetchedMiB} MiB fetched in ${delta.seconds} s; full deploy ${fetchedMiB} MiB in ${seconds} s\n`,
-  );
-  return { ...ctx.changed, delta, full: { fetchedMiB, seconds } };
+  const median = (values: number[]) => round(stats(values).median);
+  return {
+    ...ctx.changed,
+    ratio: stats(runs.map((r) => r.ratio)),
+    delta: {
+      fetchedMiB: median(runs.map((r) => r.delta.fetchedMiB)),
+      reusedMiB: median(runs.map((r) => r.delta.reusedMiB)),
+      seconds: median(runs.map((r) => r.delta.seconds)),
+    },
+    full: { fetchedMiB: median(runs.map((r) => r.full.fetchedMiB)), seconds: median(runs.map((r) => r.full.seconds)) },
+    runs,
+  };
 }
 
 function versions(): Record<string, string> {

@@ -32,11 +32,19 @@ export interface Figures {
   history: { small: number; simulatedTiB: number; simulatedBlocks: number };
 }
 
+/** Medians of alternating runs: the next version to an SDDC holding the first, and to one holding neither. */
 export interface DeltaDeployFigure {
   blocks: number;
   changedBlocks: number;
+  /** Each run's delta seconds over its full seconds. */
+  ratio: { median: number; min: number; max: number };
   delta: { fetchedMiB: number; reusedMiB: number; seconds: number };
   full: { fetchedMiB: number; seconds: number };
+  runs: Array<{
+    delta: { fetchedMiB: number; reusedMiB: number; seconds: number };
+    full: { fetchedMiB: number; reusedMiB: number; seconds: number };
+    ratio: number;
+  }>;
 }
 
 /** Bytes a version moved, and their share of the image; "n/a" where the run did not report them. */
@@ -64,7 +72,7 @@ export function targets(f: Figures): Array<{ target: string; value: string; met:
       met: fig.ratio.median >= 4 && m.share !== undefined && m.share <= 0.05,
     };
   };
-  const delta = f.deltaDeploy.delta.seconds / f.deltaDeploy.full.seconds;
+  const delta = f.deltaDeploy.ratio.median;
   const { small, large } = f.memory.peakMiB;
   return [
     {
@@ -82,7 +90,7 @@ export function targets(f: Figures): Array<{ target: string; value: string; met:
     atLeast('publish ≥ 0.9 × uploadFile', 'publish', 0.9),
     {
       target: `delta deploy (${f.deltaDeploy.changedBlocks} of ${plural(f.deltaDeploy.blocks, 'block')} changed) time ≤ 0.3 × a full deploy`,
-      value: delta.toFixed(2),
+      value: `${delta.toFixed(2)} (${f.deltaDeploy.ratio.min.toFixed(2)}–${f.deltaDeploy.ratio.max.toFixed(2)})`,
       met: delta <= 0.3,
     },
     {
