@@ -649,7 +649,10 @@ function gitCommit(): string {
   }
 }
 
-main().catch((err: Error) => {
-  process.stderr.write(`bench failed: ${err.stack ?? err.message}\n`);
+main().catch((err: Error & { code?: string; statusCode?: number; request?: { method?: string; url?: string } }) => {
+  // A storage error's stack names no request: say which one failed, and how.
+  const request = err.request && `${err.request.method} ${err.request.url?.replace(/\?.*/, '')}: `;
+  const status = err.statusCode === undefined ? '' : ` (${err.statusCode} ${err.code ?? ''})`;
+  process.stderr.write(`bench failed: ${request ?? ''}${err.stack ?? err.message}${status}\n`);
   process.exit(2);
 });

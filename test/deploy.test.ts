@@ -12,6 +12,7 @@ import { readBlob, repositoryRoot, startWorld, type TestWorld, workflowFailure }
 import { readProgress } from '../src/cli/run-progress';
 import { keyIdOf, loadSigningKey } from '../src/provenance/keys';
 import { envelopeBlobOf } from '../src/provenance/stored';
+import { blockListDigest } from '../src/storage/block-ids';
 import { verifyWithSecuresystemslib } from './harness/signing';
 
 const MiB = 2 ** 20;
@@ -176,6 +177,11 @@ describe('replication and DeployToSDDCs', () => {
       members: files.map((f) => ({ name: f.name, sha256: f.sha256, size: f.size })),
     });
     expect(files.length).toBeGreaterThan(2);
+    // The blocks it committed, by the SHA-256 of their IDs: what lets a replica be proven by its blocks.
+    const committed = await world.deps.storage.store('east-primary').committedBlocks(published.location.blob);
+    expect(verdict.statement.predicate).toMatchObject({
+      blocks: { size: record!.blockSize, listSha256: blockListDigest(committed.map((b) => b.name)) },
+    });
 
     // The catalog says the version's SHA-256 is another file's: the agent goes by the signed statement.
     const other = await world.deps.catalog.versions.get('edge', '1.0.0');

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,7 +17,7 @@ import * as verifySddcsCommand from '../src/cli/verify-sddcs';
 import type { RetentionResult } from '../src/shared/lifecycle-input';
 import type { PublishResult } from '../src/shared/publish-input';
 import { ensureSchedules, RETENTION_SCHEDULE_ID, VERIFY_SCHEDULE_ID, VERIFY_SDDCS_SCHEDULE_ID } from '../src/temporal/schedules';
-import { unlessNotFound } from '../src/storage/block-store';
+import { unlessNotFound, type BlockStore } from '../src/storage/block-store';
 import { VcenterConnection } from '../src/sddc/library-import';
 import { libraryItemName } from '../src/shared/target-kinds/content-library';
 import type { ContentLibraryTarget } from '../src/shared/target-kinds/kind';
@@ -25,7 +25,8 @@ import { findLocation, loadTopology } from '../src/topology/topology';
 import { leasedDeploys } from '../src/lifecycle/deploy-leases';
 import { agentVcenterEnv, testVcenter } from './harness/vcenter';
 import { replicateImage } from '../src/publish/replicate';
-import { commitAsPublished } from './harness/committed-blocks';
+import { commitAsPublished, signAsPublished } from './harness/committed-blocks';
+import { keyIdOf, type TrustedKey } from '../src/provenance/keys';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, isoImage } from './images/build';
 import { readBlob, repositoryRoot, startWorld, workflowFailure, type TestWorld } from './helpers';
@@ -340,7 +341,7 @@ describe('image lifecycle', () => {
     // A blob Put whole with the right SHA-256 metadata and size, other bytes: replication reads it and copies.
     await replica.upload(blob, filler(published.sizeBytes, 99), { metadata: { sha256: published.sha256 } });
     const copied = await replicateImage(
-      { storage: world.deps.storage, catalog: world.deps.catalog, concurrency: 2 },
+      { storage: world.deps.storage, catalog: world.deps.catalog, concurrency: 2, trusted: [] },
       { image: 'hashed', version: '1.0.0', location: 'west-replica' },
       {
         signal: new AbortController().signal,
@@ -362,9 +363,9 @@ describe('image lifecycle', () => {
     const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
     /** Commits `content` on the primary as the block IDs publish writes, and catalogs it available. */
-    async function cataloged(version: string, content: Buffer) {
+    async function cataloged(version: string, content: Buffer, image = 'seeded') {
       const primary = world.deps.storage.store('east-primary');
-      const blob = `seeded/${version}/seeded-${version}-${run}.iso`;
+      const blob = `${image}/${version}/${image}-${version}-${run}.iso`;
       const ids = await commitAsPublished(primary, blob, content, BLOCK);
       const owner = { workflowId: `test-${version}`, runId: randomUUID() };
       const location = {
@@ -373,7 +374,7 @@ describe('image lifecycle', () => {
         blob,
       };
       const v = {
-        image: 'seeded',
+        image,
         version,
         format: 'iso' as const,
         sizeBytes: content.length,
@@ -382,7 +383,7 @@ describe('image lifecycle', () => {
         blockCount: ids.length,
       };
       await world.deps.catalog.versions.claim(v, owner);
-      await world.deps.catalog.versions.markAvailable('seeded', version, owner, sha(content), {
+      await world.deps.catalog.versions.markAvailable(image, version, owner, sha(content), {
         kind: 'iso',
         volumeId: 'V',
         volumeSizeBytes: content.length,
@@ -392,10 +393,10 @@ describe('image lifecycle', () => {
       });
       return blob;
     }
-    const replicate = (version: string) =>
+    const replicate = (version: string, { image = 'seeded', trusted = [] as TrustedKey[], storage = world.deps.storage } = {}) =>
       replicateImage(
-        { storage: world.deps.storage, catalog: world.deps.catalog, concurrency: 2 },
-        { image: 'seeded', version, location: 'west-replica' },
+        { storage, catalog: world.deps.catalog, concurrency: 2, trusted },
+        { image, version, location: 'west-replica' },
         {
           signal: new AbortController().signal,
           liveness: { beat: () => undefined, keepBeating: (fn) => fn() },
@@ -438,6 +439,58 @@ describe('image lifecycle', () => {
       expect(copied).toMatchObject({ status: 'verified', sha256: sha(v3), crossed: { bytes: v3.length } });
       expect(copied.crossed?.from).toBeUndefined();
       expect(sha(await westBytes(blob))).toBe(sha(v3));
+    });
+
+    it('a replica seeded from a signed earlier version is proven by its blocks: only staged ones are read back, and a block staged meanwhile under a kept ID is not taken', async () => {
+      const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+      const trusted = [{ keyid: keyIdOf(publicKey), publicKey }];
+      const primary = world.deps.storage.store('east-primary');
+      const west = world.deps.storage.store('west-replica');
+      const signed = async (version: string, content: Buffer) => {
+        const blob = await cataloged(version, content, 'signed');
+        const ids = (await primary.committedBlocks(blob)).map((b) => b.name);
+        const ref = { image: 'signed', version, sha256: sha(content), sizeBytes: content.length };
+        await signAsPublished(primary, blob, ref, { ids, size: BLOCK }, privateKey);
+        return { blob, ids };
+      };
+      await signed('1.0.0', v1);
+      // Nothing to seed from: hashed whole.
+      expect(await replicate('1.0.0', { image: 'signed', trusted })).toMatchObject({
+        status: 'verified',
+        hashedAt: expect.any(Date),
+      });
+
+      const next = await signed('2.0.0', v2);
+      const reads = { whole: 0, blockBytes: 0 };
+      let interloped = false;
+      const counting: BlockStore = Object.create(west, {
+        readStream: { value: (...args: Parameters<BlockStore['readStream']>) => (reads.whole++, west.readStream(...args)) },
+        readInto: {
+          value: (...args: Parameters<BlockStore['readInto']>) => ((reads.blockBytes += args[1].length), west.readInto(...args)),
+        },
+        stageBlock: {
+          value: async (...args: Parameters<BlockStore['stageBlock']>) => {
+            // Once the seed is copied, a writer of the replica stages other bytes under the ID of block 0,
+            // which v2 keeps from v1's replica.
+            if (!interloped) await west.stageBlock(next.blob, next.ids[0], block(99));
+            interloped = true;
+            return west.stageBlock(...args);
+          },
+        },
+      });
+      const storage = {
+        topology: world.deps.storage.topology,
+        store: (id: string) => (id === 'west-replica' ? counting : world.deps.storage.store(id)),
+        ensureContainers: () => world.deps.storage.ensureContainers(),
+      };
+      const copied = await replicate('2.0.0', { image: 'signed', trusted, storage });
+      expect(copied).toMatchObject({ status: 'verified', sha256: sha(v2), crossed: { bytes: BLOCK, from: '1.0.0' } });
+      // Proven by its blocks, so not hashed whole: the next VerifyReplicas hashes it first.
+      expect(copied.hashedAt).toBeUndefined();
+      expect(sha(await westBytes(next.blob))).toBe(sha(v2));
+      // Blocks 1 and 2 moved (read from the seed), 1, 2 and 5 read back after the commit; 0, 3, 4, 6 and 7 never read.
+      expect(interloped).toBe(true);
+      expect(reads).toEqual({ whole: 0, blockBytes: 5 * BLOCK });
     });
   });
 

@@ -8,7 +8,7 @@ import type { TrustedKey } from './keys';
 /**
  * What a publish signs: an in-toto Statement (in-toto.io/Statement/v1) whose subject is the image's bytes
  * under the name `<image>@<version>`, and whose predicate lists the SHA-256 of every member of an OVA
- * (or file of an OVF package), where the bytes came from, the run and the time.
+ * (or file of an OVF package), the blob's blocks, where the bytes came from, the run and the time.
  */
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
 export const PAYLOAD_TYPE = 'application/vnd.in-toto+json';
@@ -20,12 +20,24 @@ export interface SignedMember {
   size: number;
 }
 
+/**
+ * The blob's blocks as publish committed them: every block `size` bytes but the last, and the SHA-256 of
+ * their ordered IDs (../storage/block-ids blockListDigest), each ID naming its block's index and digest.
+ * A copy whose committed IDs hash to `listSha256` holds, block by block, bytes whose digests are signed.
+ */
+export interface SignedBlocks {
+  size: number;
+  listSha256: string;
+}
+
 export interface PublishPredicate {
   image: string;
   version: string;
   format: ImageFormat;
   sizeBytes: number;
   members: SignedMember[];
+  /** Absent from statements signed before blocks were. */
+  blocks?: SignedBlocks;
   /** The source as the operator named it, without credentials or query string. */
   source: string;
   run: { workflowId: string; runId: string };
@@ -68,6 +80,7 @@ export interface Provenance {
   sha256: string;
   sizeBytes: number;
   members: SignedMember[];
+  blocks?: SignedBlocks;
   predicate: PublishPredicate;
 }
 
@@ -105,7 +118,10 @@ export function verifyProvenance(envelope: Envelope, trusted: readonly TrustedKe
       throw mismatch('the signed statement lists a member without a name, SHA-256 and size');
     }
   }
-  return { keyid, sha256, sizeBytes: p.sizeBytes, members: p.members, predicate: p };
+  if (p.blocks !== undefined && !(Number.isSafeInteger(p.blocks?.size) && p.blocks.size > 0 && HEX64.test(p.blocks.listSha256))) {
+    throw mismatch('the signed statement lists its blocks without a size and a SHA-256 of their IDs');
+  }
+  return { keyid, sha256, sizeBytes: p.sizeBytes, members: p.members, blocks: p.blocks, predicate: p };
 }
 
 /**

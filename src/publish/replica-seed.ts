@@ -29,6 +29,8 @@ export function replicaBase(
 export interface Seed {
   from: string;
   committed: Block[];
+  /** The seeded blob's etag, while it is known to be the copy of the verified replica this replication made. */
+  etag?: string;
 }
 
 /**
@@ -44,8 +46,10 @@ export async function seedReplica(
 ): Promise<Seed | undefined> {
   try {
     // Of the blob as it was verified, so a base changed since costs no copy (the read-back would refuse it).
-    await replica.copyWithin(blob, base.blob, { abortSignal: signal, sourceEtag: base.verifiedEtag });
-    return { from: base.version, committed: await replica.committedBlocks(blob, { abortSignal: signal }) };
+    const { etag } = await replica.copyWithin(blob, base.blob, { abortSignal: signal, sourceEtag: base.verifiedEtag });
+    const committed = await replica.committedBlocks(blob, { abortSignal: signal });
+    // Only a copy of the replica as it was verified is known for what it holds.
+    return { from: base.version, committed, ...(base.verifiedEtag === undefined ? {} : { etag }) };
   } catch (err) {
     if (signal.aborted) throw err;
     log.warn('an earlier version could not be copied within the replica; copying every block', {

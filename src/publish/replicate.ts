@@ -12,6 +12,8 @@ import { blockSources, replicaBase, seedReplica, type BlockSource, type Seed } f
 import { findLocation } from '../topology/topology';
 import { checkContent, expectedSha256, type ContentCheck } from './replica-content';
 import { metrics } from '../observability/metrics';
+import type { TrustedKey } from '../provenance/keys';
+import { checkStagedBlocks, provableByBlocks, type StagedCheck } from './replica-blocks';
 
 export interface ReplicateInput {
   image: string;
@@ -35,6 +37,8 @@ export interface ReplicateCheckpoint {
   bytesDone?: number;
   bytesTotal?: number;
   from?: string;
+  /** The seeded blob's etag as the copy made it, while the copy is proven by its blocks (./replica-blocks). */
+  seedEtag?: string;
   crossedBytes?: number;
 }
 
@@ -43,6 +47,8 @@ export interface ReplicateDeps {
   catalog: Pick<Catalog, 'versions'>;
   /** Blocks copied at once. */
   concurrency: number;
+  /** Keys whose signed block lists let a seeded replica be proven by its blocks; none: by all its bytes. */
+  trusted: readonly TrustedKey[];
 }
 
 type Available = ImageVersionRecord & { sha256: string };
@@ -75,7 +81,9 @@ interface RunOptions {
  * read is checked against the digest in its block ID and staged on the replica under the same ID; then the
  * replica commits the primary's block list. Block IDs and metadata are labels any writer of the replica can
  * set, so the replica is `verified` only once its committed bytes, read back whole, hash to the version's
- * SHA-256 (./replica-content): what a seed brought counts by those bytes too. That read is not overlapped
+ * SHA-256 (./replica-content): what a seed brought counts by those bytes too. A seed copied this run from a
+ * verified replica, where both versions signed their block lists, is the exception: then the commit keeps
+ * the seed's committed blocks by ID, and only the blocks staged are read back (./replica-blocks). That read is not overlapped
  * with the copy on purpose: commits of a growing prefix, each read back, would not bind the final blob, as
  * each commit resolves the prefix's IDs again and takes a block anyone staged under one meanwhile. A retry resumes from
  * `resumed` (from block 0 when it seeds afresh: the copy may discard what was staged); when its commit finds
@@ -141,18 +149,24 @@ async function copyUntilVerified(
   // A copy of every block again keeps the count of what crossed before it.
   const again = () => ({ next: 0, copied: 0, crossedBytes: progress.crossedBytes });
   let rebuilt = false;
+  const blocks = await listBlocks(copy);
   for (;;) {
     const resumedAt = progress.next;
-    const committed = await copyAndCommit(copy, seed, deps.concurrency, progress, options).then(
-      () => true,
+    const sources = blockSources(blocks.committed, seed?.committed);
+    const keepSeed = seed && (await seedProvable(deps, copy, blocks.committed, seed, options));
+    progress.seedEtag = keepSeed;
+    const run = { ...options, concurrency: deps.concurrency, keepSeed };
+    const etag = await copyAndCommit(copy, { ...blocks, sources }, seed, progress, run).then(
+      (committed) => committed,
       (err: unknown) => {
         // Blocks counted on are gone (staged blocks discarded, or a check deleted the blob and with it what
-        // was staged and seeded): committing the same list again can never succeed, copying again can.
-        if ((resumedAt > 0 || seed) && isBlockStoreError(err, 'invalid-block-list')) return false;
+        // was staged and seeded), or the seed the commit keeps changed since it was copied: committing the
+        // same list again can never succeed, copying again can.
+        if ((resumedAt > 0 || seed) && isBlockStoreError(err, 'invalid-block-list', 'precondition-failed')) return undefined;
         throw err;
       },
     );
-    if (!committed) {
+    if (etag === undefined) {
       // What the replica still has committed (an intact seed) need not cross data centers again.
       seed = rebuilt || !seed ? undefined : await committedSeed(copy, seed.from);
       rebuilt = true;
@@ -163,7 +177,9 @@ async function copyUntilVerified(
       progress = again();
       continue;
     }
-    const found = await hashReplica(copy, progress, options);
+    const found = keepSeed
+      ? await checkStaged(copy, { ...blocks, sources }, etag, run, progress)
+      : await hashReplica(copy, progress, options);
     if (found.verified) {
       log.info('replicated', { ...meta, blocksCopied: progress.copied, crossedBytes: progress.crossedBytes, from: seed?.from });
       const crossed = { bytes: progress.crossedBytes ?? 0, ...(seed ? { from: seed.from } : {}) };
@@ -188,10 +204,16 @@ async function markFailed(catalog: ReplicateDeps['catalog'], copy: BlobCopy, rea
   await replica.deleteIfExists(blob, { abortSignal: signal });
 }
 
-/** The seed the replica blob still holds: its committed blocks, if any. */
-async function committedSeed(copy: BlobCopy, from: string): Promise<Seed | undefined> {
-  const committed = await unlessNotFound(copy.replica.committedBlocks(copy.blob, { abortSignal: copy.signal }));
-  return committed?.length ? { from, committed } : undefined;
+/**
+ * The seed the replica blob still holds: its committed blocks, if any; with `etag` when the blob still has
+ * that etag, the one the copy that seeded it made.
+ */
+async function committedSeed(copy: BlobCopy, from: string, etag?: string): Promise<Seed | undefined> {
+  const { replica, blob, signal } = copy;
+  const current = etag === undefined ? undefined : await unlessNotFound(replica.getProperties(blob, { abortSignal: signal }));
+  const committed = await unlessNotFound(replica.committedBlocks(blob, { abortSignal: signal }));
+  if (!committed?.length) return undefined;
+  return { from, committed, ...(current?.etag === etag && etag !== undefined ? { etag } : {}) };
 }
 
 /**
@@ -205,7 +227,7 @@ async function startingPoint(
   committed: boolean,
   { resumed, signal, log }: RunOptions,
 ): Promise<Seed | undefined> {
-  if (committed) return resumed?.from === undefined ? undefined : committedSeed(copy, resumed.from);
+  if (committed) return resumed?.from === undefined ? undefined : committedSeed(copy, resumed.from, resumed.seedEtag);
   const versions = await deps.catalog.versions.list(copy.record.image, { status: 'available' });
   const base = replicaBase(copy.record, versions, copy.location);
   if (!base) return undefined;
@@ -213,12 +235,15 @@ async function startingPoint(
   return seedReplica(copy.replica, copy.blob, { version: base.version, blob: base.location.blob, verifiedEtag }, { signal, log });
 }
 
-/** Records the replica verified by the hash of its bytes, with what crossed for it; returns what it recorded. */
+/**
+ * Records the replica verified, with what crossed for it; returns what it recorded. `hashedAt` only when its
+ * bytes were read and hashed whole: one proven by its blocks is hashed whole by the next VerifyReplicas.
+ */
 async function recordVerified(
   catalog: ReplicateDeps['catalog'],
   { record }: BlobCopy,
   location: string,
-  found: Extract<ContentCheck, { verified: true }>,
+  found: { etag: string; hashedAt?: Date },
   crossed: NonNullable<ReplicaRecord['crossed']>,
 ): Promise<ReplicaRecord> {
   const verified: ReplicaRecord = {
@@ -226,8 +251,8 @@ async function recordVerified(
     status: 'verified',
     etag: found.etag,
     sha256: record.sha256,
-    verifiedAt: found.hashedAt,
-    hashedAt: found.hashedAt,
+    verifiedAt: found.hashedAt ?? new Date(),
+    ...(found.hashedAt ? { hashedAt: found.hashedAt } : {}),
     crossed,
   };
   await catalog.versions.setReplica(record.image, record.version, verified);
@@ -243,20 +268,54 @@ function hashReplica(copy: BlobCopy, progress: ReplicateCheckpoint, { signal, li
 }
 
 /**
+ * The seed's etag, when the replica can be proven by its blocks (./replica-blocks): the seed is still the
+ * copy this replication made of a verified replica, and both versions signed their block lists.
+ */
+async function seedProvable(
+  deps: ReplicateDeps,
+  copy: BlobCopy,
+  blocks: Block[],
+  seed: Seed,
+  { signal, log }: RunOptions,
+): Promise<string | undefined> {
+  if (seed.etag === undefined || deps.trusted.length === 0) return undefined;
+  const base = await deps.catalog.versions.get(copy.record.image, seed.from);
+  if (!base) return undefined;
+  const basis = { record: copy.record, blocks, base, seeded: seed.committed, primary: copy.source, trusted: deps.trusted };
+  return (await provableByBlocks({ ...basis, signal, log })) ? seed.etag : undefined;
+}
+
+/** Reads back the blocks the commit took from what was staged, beating the copy's progress meanwhile. */
+function checkStaged(
+  copy: BlobCopy,
+  blocks: CopyBlocks & { sources: BlockSource[] },
+  etag: string,
+  { signal, liveness, concurrency }: RunOptions & { concurrency: number },
+  progress: ReplicateCheckpoint,
+): Promise<StagedCheck> {
+  const staged = blocks.sources.flatMap((s, i) => (s.from === 'kept' ? [] : [i]));
+  return liveness.keepBeating(
+    () => checkStagedBlocks(copy.replica, copy.blob, blocks, staged, { etag, concurrency, signal }),
+    () => liveness.beat(progress),
+  );
+}
+
+/**
  * Stages every block the seed lacks from the checkpoint on, then commits the primary's block list on the
- * replica (the seed's committed blocks by their IDs), noting what it did in `progress`.
+ * replica, noting what it did in `progress`; returns the commit's etag. With `keepSeed`, the commit is of
+ * the seed at that etag and takes its blocks by their committed IDs, the others from what was staged;
+ * otherwise each ID is what was staged under it, else the seed's.
  */
 async function copyAndCommit(
   copy: BlobCopy,
+  blocks: CopyBlocks & { sources: BlockSource[] },
   seed: Seed | undefined,
-  concurrency: number,
   progress: ReplicateCheckpoint,
-  options: RunOptions,
-): Promise<void> {
+  options: RunOptions & { concurrency: number; keepSeed?: string },
+): Promise<string> {
   const { record, blob, signal } = copy;
+  const { sources } = blocks;
   const location = copy.location;
-  const blocks = await listBlocks(copy);
-  const sources = blockSources(blocks.committed, seed?.committed);
   Object.assign(progress, { phase: 'replicating', location, bytesTotal: record.sizeBytes, from: seed?.from });
   progress.crossedBytes ??= 0;
   // Blocks done out of order count as they end; a retry starts again from `next`.
@@ -265,21 +324,25 @@ async function copyAndCommit(
     0,
   );
   await options.liveness.keepBeating(
-    () => copyBlocks(copy, { ...blocks, sources }, progress, concurrency, options),
+    () => copyBlocks(copy, blocks, progress, options.concurrency, options),
     () => options.liveness.beat(progress),
   );
 
   const ids = blocks.committed.map((b) => b.name);
-  await copy.replica.commitBlocks(blob, ids, {
+  const { keepSeed } = options;
+  const kept = blocks.committed.filter((_, i) => sources[i].from === 'kept').map((b) => b.name);
+  const { etag } = await copy.replica.commitBlocks(blob, ids, {
     abortSignal: signal,
     metadata: { sha256: record.sha256, image: record.image, version: record.version },
     contentType: (await copy.source.getProperties(blob, { abortSignal: signal })).contentType,
+    ...(keepSeed === undefined ? {} : { keepCommitted: new Set(kept), conditions: { ifMatch: keepSeed } }),
   });
   const after = await copy.replica.committedBlocks(blob, { abortSignal: signal });
   const props = await copy.replica.getProperties(blob, { abortSignal: signal });
   if (blockListDigest(after.map((b) => b.name)) !== blockListDigest(ids) || props.contentLength !== record.sizeBytes) {
     throw new VmhubError('StorageMismatch', `replica ${location} does not hold the committed block list after commit`);
   }
+  return etag;
 }
 
 /** What the copy works from: the primary's committed blocks with their offsets. */

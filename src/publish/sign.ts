@@ -3,7 +3,7 @@ import type { RunRef } from '../catalog/image-records';
 import type { ImageMetadata } from '../images/inspect';
 import { keyIdOf, loadSigningKey } from '../provenance/keys';
 import type { Envelope } from '../provenance/dsse';
-import { signStatement, type SignedMember } from '../provenance/statement';
+import { signStatement, type SignedBlocks, type SignedMember } from '../provenance/statement';
 import { writeStoredEnvelope, envelopeBlobOf } from '../provenance/stored';
 import { VmhubError } from '../shared/errors';
 import type { ImageFormat } from '../shared/image-format';
@@ -17,6 +17,8 @@ export interface SignInput {
   format: ImageFormat;
   sha256: string;
   sizeBytes: number;
+  /** The committed blocks' size and the SHA-256 of their IDs; absent from runs recorded before blocks were signed. */
+  blocks?: SignedBlocks;
   metadata: ImageMetadata;
   source: string;
   location: BlobLocation;
@@ -90,6 +92,7 @@ export async function signPublished(
       sha256: input.sha256,
       sizeBytes: input.sizeBytes,
       members: signedMembers(input.metadata),
+      ...(input.blocks ? { blocks: input.blocks } : {}),
       source: publicSource(input.source),
       run: { workflowId: run.workflowId, runId: run.runId },
       publishedAt: now.toISOString(),

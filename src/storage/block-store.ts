@@ -59,6 +59,12 @@ export interface CopyOptions extends WriteOptions {
 export interface CommitOptions extends WriteOptions {
   /** `ifMatch`: the blob still has this etag; `ifNoneMatch: '*'`: there is no committed blob. */
   conditions?: { ifMatch?: string; ifNoneMatch?: '*' };
+  /**
+   * IDs taken from the blob's committed blocks only, never from a block staged under the same ID since;
+   * the others are taken from the staged blocks only. Without it, each ID is the block staged under it
+   * if any, else the committed one.
+   */
+  keepCommitted?: ReadonlySet<string>;
 }
 
 export interface Block {

@@ -45,8 +45,10 @@ export class MemoryBlockStore implements BlockStore {
   async commitBlocks(blob: string, ids: string[], options: CommitOptions = {}): Promise<{ etag: string }> {
     const entry = this.entry(blob, options);
     this.checkConditions(blob, entry?.committed, options.conditions);
+    const keep = options.keepCommitted;
     const blocks = ids.map((name) => {
-      const bytes = entry?.staged.get(name) ?? entry?.committed?.blocks.find((b) => b.name === name)?.bytes;
+      const committed = () => entry?.committed?.blocks.find((b) => b.name === name)?.bytes;
+      const bytes = !keep ? (entry?.staged.get(name) ?? committed()) : keep.has(name) ? committed() : entry?.staged.get(name);
       if (!bytes) throw new BlockStoreError('invalid-block-list', `block ${name} of ${blob} is neither staged nor committed`);
       return { name, bytes };
     });

@@ -216,6 +216,7 @@ async function publish(rawInput: PublishInput, details: Details, rules: RunRules
           format: probe.format,
           sha256: digest.sha256,
           sizeBytes: plan.sizeBytes,
+          blocks: { size: plan.blockSize, listSha256: digest.blockListDigest },
           metadata,
           source: input.source,
           location,

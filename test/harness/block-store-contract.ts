@@ -147,6 +147,37 @@ export function describeBlockStoreContract(name: string, make: () => BlockStore)
       expect(await kindOf(store.copyWithin(`contract/${randomUUID()}.bin`, `contract/${randomUUID()}.bin`))).toBe('not-found');
     });
 
+    it('a commit keeping committed blocks takes them over blocks staged under their IDs since, in the order given', async () => {
+      await store.stageBlock(blob, id(0), bytes(2, 1));
+      await store.stageBlock(blob, id(1), bytes(2, 2));
+      const { etag } = await store.commitBlocks(blob, [id(0), id(1)]);
+      // Another writer stages other bytes under a committed ID; this commit names that ID committed.
+      await store.stageBlock(blob, id(0), bytes(2, 9));
+      await store.stageBlock(blob, id(2), bytes(2, 3));
+      const keepCommitted = new Set([id(0), id(1)]);
+      const typed = await store.commitBlocks(blob, [id(1), id(2), id(0)], {
+        keepCommitted,
+        conditions: { ifMatch: etag },
+        contentType: 'application/x-test',
+        metadata: { sha256: 'typed' },
+      });
+      expect(await readAll(await store.readStream(blob, 0))).toEqual(Buffer.from([2, 2, 3, 3, 1, 1]));
+      expect(await store.getProperties(blob)).toMatchObject({
+        etag: typed.etag,
+        contentType: 'application/x-test',
+        metadata: { sha256: 'typed' },
+      });
+      // A block named committed that is only staged, or named staged that is only committed, is no block at all.
+      await store.stageBlock(blob, id(3), bytes(2, 4));
+      const onlyStaged = store.commitBlocks(blob, [id(3)], { keepCommitted: new Set([id(3)]) });
+      expect(await kindOf(onlyStaged)).toBe('invalid-block-list');
+      expect(await kindOf(store.commitBlocks(blob, [id(1)], { keepCommitted: new Set() }))).toBe('invalid-block-list');
+      expect(await kindOf(store.commitBlocks(blob, [id(1)], { keepCommitted, conditions: { ifMatch: etag } }))).toBe(
+        'precondition-failed',
+      );
+      expect((await store.getProperties(blob)).etag).toBe(typed.etag);
+    });
+
     // Put Blob discarding staged blocks, and Delete Blob of a never-committed blob, differ between Azure
     // and Azurite; the abandon of a publish (write, then delete) relies only on what they share.
     it('a whole upload replaces the content; a delete after it leaves nothing staged or committed', async () => {

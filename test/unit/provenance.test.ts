@@ -121,6 +121,19 @@ describe('provenance statements', () => {
       }),
     ).toThrow(/not in the signed statement/);
   });
+
+  it('carries the blob’s blocks when publish signed them, and refuses a statement that lists them badly', () => {
+    const blocks = { size: 1024, listSha256: 'f'.repeat(64) };
+    expect(verifyProvenance(signStatement({ ...published, blocks }, privateKey), [trusted], published).blocks).toEqual(blocks);
+    // Signed before blocks were: none, and still a statement.
+    expect(verifyProvenance(envelope, [trusted], published).blocks).toBeUndefined();
+    for (const bad of [{ size: 0, listSha256: blocks.listSha256 }, { size: 1024, listSha256: 'F'.repeat(64) }, { size: 1024 }]) {
+      const signed = signStatement({ ...published, blocks: bad as typeof blocks }, privateKey);
+      expect(() => verifyProvenance(signed, [trusted], published)).toThrow(
+        expect.objectContaining({ type: 'ProvenanceMismatch', message: expect.stringContaining('lists its blocks') }),
+      );
+    }
+  });
 });
 
 describe('key files', () => {

@@ -75,7 +75,7 @@ async function world(content: Buffer) {
   const storage: BlockStores = { topology, store: (id) => stores.get(id)!, ensureContainers: async () => undefined };
   const replicate = (resumed?: ReplicateCheckpoint) =>
     replicateImage(
-      { storage, catalog, concurrency: 2 },
+      { storage, catalog, concurrency: 2, trusted: [] },
       { image: 'app', version: '1.0.0', location: 'west-replica' },
       { resumed, signal: new AbortController().signal, liveness, log: quiet },
     );

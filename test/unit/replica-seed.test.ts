@@ -1,10 +1,11 @@
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Catalog } from '../../src/catalog/catalog';
 import type { ImageVersionRecord, ReplicaRecord, VersionStatus } from '../../src/catalog/image-records';
 import { replicateImage, type ReplicateCheckpoint } from '../../src/publish/replicate';
 import { blockSources, replicaBase } from '../../src/publish/replica-seed';
 import { blockId } from '../../src/storage/block-ids';
-import { commitAsPublished } from '../harness/committed-blocks';
+import { commitAsPublished, signAsPublished } from '../harness/committed-blocks';
+import { keyIdOf, type TrustedKey } from '../../src/provenance/keys';
 import type { BlockStores } from '../../src/storage/block-store';
 import { MemoryBlockStore } from '../../src/storage/memory-block-store';
 import { checkReplica } from '../../src/lifecycle/replica-check';
@@ -97,7 +98,7 @@ const liveness = { beat: () => undefined, keepBeating: <T>(fn: () => Promise<T>)
 const v1 = Buffer.concat(Array.from({ length: 8 }, (_, i) => Buffer.alloc(BLOCK, i + 1)));
 
 /** A primary and a replica on memory, and a catalog whose versions the tests publish there. */
-function memoryWorld(replica: MemoryBlockStore = new MemoryBlockStore()) {
+function memoryWorld(replica: MemoryBlockStore = new MemoryBlockStore(), signer?: Signer) {
   const primary = new MemoryBlockStore();
   const records = new Map<string, ImageVersionRecord>();
   const catalog = {
@@ -119,13 +120,17 @@ function memoryWorld(replica: MemoryBlockStore = new MemoryBlockStore()) {
   async function publish(v: string, content: Buffer): Promise<ImageVersionRecord> {
     const record = { ...version(v, { replicas: [] }), sizeBytes: content.length, sha256: sha256(content) };
     await primary.createContainer();
-    await commitAsPublished(primary, record.location.blob, content, BLOCK);
+    const ids = await commitAsPublished(primary, record.location.blob, content, BLOCK);
+    if (signer) {
+      const blocks = signer.blocks(v) ? { ids, size: BLOCK } : undefined;
+      await signAsPublished(primary, record.location.blob, record, blocks, signer.key);
+    }
     records.set(v, record);
     return record;
   }
   const replicate = (v: string, resumed?: ReplicateCheckpoint) =>
     replicateImage(
-      { storage, catalog, concurrency: 2 },
+      { storage, catalog, concurrency: 2, trusted: signer?.trusted ?? [] },
       { image: 'app', version: v, location: 'west-replica' },
       { resumed, signal: new AbortController().signal, liveness, log: quiet },
     );
@@ -145,10 +150,22 @@ function memoryWorld(replica: MemoryBlockStore = new MemoryBlockStore()) {
       },
     );
   const westRecord = (v: string) => records.get(v)!.replicas.find((r) => r.location === 'west-replica');
-  return { primary, replica, records, publish, replicate, replicaBytes, check, westRecord };
+  return { primary, replica, records, publish, replicate, replicaBytes, check, westRecord, signer };
 }
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** A publisher's key, which versions it signs with their blocks listed, and the keys a replication trusts. */
+interface Signer {
+  key: KeyObject;
+  trusted: TrustedKey[];
+  blocks: (version: string) => boolean;
+}
+
+function signer(blocks: (version: string) => boolean = () => true): Signer {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  return { key: privateKey, trusted: [{ keyid: keyIdOf(publicKey), publicKey }], blocks };
+}
 
 /** v1 with block 5 changed and blocks 1 and 2 swapped. */
 function changed(): Buffer {
@@ -254,6 +271,73 @@ describe('incremental replication on memory stores', () => {
     const v2 = await w.publish('2.0.0', changed());
     expect(await w.replicate('2.0.0')).toMatchObject({ status: 'verified', crossed: { bytes: 3 * BLOCK, from: '1.0.0' } });
     expect((await w.replicaBytes(v2.location.blob)).equals(changed())).toBe(true);
+  });
+
+  describe('proven by signed block lists', () => {
+    async function signedV1(options: { replica?: MemoryBlockStore; blocks?: (version: string) => boolean } = {}) {
+      const w = memoryWorld(options.replica, signer(options.blocks));
+      await w.publish('1.0.0', v1);
+      expect(await w.replicate('1.0.0')).toMatchObject({ status: 'verified', hashedAt: expect.any(Date) });
+      return w;
+    }
+
+    it('takes the kept blocks as the seed committed them, over bytes staged under their IDs, and reads back only what was staged', async () => {
+      const w = await signedV1();
+      const v2 = await w.publish('2.0.0', changed());
+      const ids = (await w.primary.committedBlocks(v2.location.blob)).map((b) => b.name);
+      await w.replica.stageBlock(v2.location.blob, ids[0], Buffer.alloc(BLOCK, 0xee));
+      const whole = jest.spyOn(w.replica, 'readStream');
+      const result = await w.replicate('2.0.0');
+      expect(result).toMatchObject({ status: 'verified', crossed: { bytes: BLOCK, from: '1.0.0' } });
+      expect(result.hashedAt).toBeUndefined();
+      expect(whole).not.toHaveBeenCalled();
+      expect((await w.replicaBytes(v2.location.blob)).equals(changed())).toBe(true);
+    });
+
+    it('a seed committed over after its copy fails the conditioned commit: the replica is built again and hashed whole', async () => {
+      /** Someone commits the seeded blob anew (same list, new etag) as the first block is staged. */
+      class RecommittingStore extends MemoryBlockStore {
+        private done = false;
+        override async stageBlock(blob: string, id: string, bytes: Buffer): Promise<void> {
+          if (!this.done && blob.includes('2.0.0')) {
+            this.done = true;
+            await this.commitBlocks(
+              blob,
+              (await this.committedBlocks(blob)).map((b) => b.name),
+            );
+          }
+          return super.stageBlock(blob, id, bytes);
+        }
+      }
+      const w = await signedV1({ replica: new RecommittingStore() });
+      const v2 = await w.publish('2.0.0', changed());
+      const result = await w.replicate('2.0.0');
+      expect(result).toMatchObject({
+        status: 'verified',
+        hashedAt: expect.any(Date),
+        crossed: { bytes: 2 * BLOCK, from: '1.0.0' },
+      });
+      expect((await w.replicaBytes(v2.location.blob)).equals(changed())).toBe(true);
+    });
+
+    it('an earlier version signed without its blocks leaves the replica to the whole hash', async () => {
+      const w = await signedV1({ blocks: (v) => v !== '1.0.0' });
+      const v2 = await w.publish('2.0.0', changed());
+      const result = await w.replicate('2.0.0');
+      expect(result).toMatchObject({ status: 'verified', hashedAt: expect.any(Date), crossed: { bytes: BLOCK, from: '1.0.0' } });
+      expect((await w.replicaBytes(v2.location.blob)).equals(changed())).toBe(true);
+    });
+
+    it('a primary whose block list is not the one signed leaves the replica to the whole hash', async () => {
+      const w = await signedV1();
+      const v2 = await w.publish('2.0.0', changed());
+      // The statement of 2.0.0 signed another list (the first version's).
+      const ids = (await w.primary.committedBlocks(w.records.get('1.0.0')!.location.blob)).map((b) => b.name);
+      await signAsPublished(w.primary, v2.location.blob, v2, { ids, size: BLOCK }, w.signer!.key);
+      const result = await w.replicate('2.0.0');
+      expect(result).toMatchObject({ status: 'verified', hashedAt: expect.any(Date) });
+      expect((await w.replicaBytes(v2.location.blob)).equals(changed())).toBe(true);
+    });
   });
 
   it('a final failure marks the replica failed and removes the seeded blob', async () => {

@@ -13,6 +13,7 @@ import {
   type WriteOptions,
 } from '../block-store';
 import { blobServiceClient } from './clients';
+import { commitTypedBlockList } from './typed-block-list';
 
 /** How often a server-side copy still pending is asked how far it got. */
 const COPY_POLL_MS = 2_000;
@@ -71,7 +72,8 @@ export class AzureBlockStore implements BlockStore {
   }
 
   async commitBlocks(blob: string, ids: string[], options: CommitOptions = {}): Promise<{ etag: string }> {
-    const { abortSignal, conditions, contentType, metadata } = options;
+    const { abortSignal, conditions, contentType, metadata, keepCommitted } = options;
+    if (keepCommitted) return call(commitTypedBlockList(this.blob(blob), ids, keepCommitted, options));
     const response = await call(
       this.blob(blob).commitBlockList(ids, {
         abortSignal,
@@ -151,7 +153,6 @@ export class AzureBlockStore implements BlockStore {
   }
 }
 
-/** One store per storage location of the topology, made once per process. */
 /** The store of one storage location: its container, with the credentials its variables name. */
 export function openAzureStore(location: StorageLocation, env: NodeJS.ProcessEnv): BlockStore {
   return new AzureBlockStore(blobServiceClient(location, env).getContainerClient(location.container));
