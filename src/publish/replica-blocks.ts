@@ -4,7 +4,7 @@ import type { TrustedKey } from '../provenance/keys';
 import { verifyProvenance, type SignedBlocks } from '../provenance/statement';
 import { readStoredEnvelope } from '../provenance/stored';
 import { runPool } from '../shared/concurrency';
-import { isVmhubError } from '../shared/errors';
+import { VmhubError } from '../shared/errors';
 import { blockDigest, blockListDigest, parseBlockId } from '../storage/block-ids';
 import type { Block, BlockStore } from '../storage/block-store';
 import { expectedSha256 } from './replica-content';
@@ -67,11 +67,12 @@ export async function provableByBlocks(basis: ProofBasis): Promise<boolean> {
       });
     return why === undefined;
   } catch (err) {
-    if (signal.aborted || !isVmhubError(err)) throw err;
+    // A statement missing, refused or unreadable now: the read of all the bytes proves the replica all the same.
+    if (signal.aborted) throw err;
     log.warn('the replica will be proven by reading all its bytes', {
       image: record.image,
       version: record.version,
-      reason: err.message,
+      reason: err instanceof Error ? err.message : String(err),
     });
     return false;
   }
@@ -82,7 +83,12 @@ async function signedBlocks(basis: ProofBasis, version: ImageVersionRecord): Pro
   const envelope = await readStoredEnvelope(basis.primary, version.location.blob, basis.signal);
   const provenance = verifyProvenance(envelope, basis.trusted, version);
   // The catalog's SHA-256 is what a replica was checked by: a statement of other bytes proves nothing of it.
-  if (provenance.sha256 !== expectedSha256(version) || provenance.sizeBytes !== version.sizeBytes) return undefined;
+  if (provenance.sha256 !== expectedSha256(version) || provenance.sizeBytes !== version.sizeBytes) {
+    throw new VmhubError(
+      'ProvenanceMismatch',
+      `${version.image}@${version.version}: the catalog says SHA-256 ${expectedSha256(version)} (${version.sizeBytes} bytes), the signed statement ${provenance.sha256} (${provenance.sizeBytes} bytes)`,
+    );
+  }
   return provenance.blocks;
 }
 
@@ -94,12 +100,18 @@ function listMatches(blocks: readonly Block[], signed: SignedBlocks, sizeBytes: 
   return sized && total === sizeBytes && blockListDigest(blocks.map((b) => b.name)) === signed.listSha256;
 }
 
+/** Whether two block lists are the same blocks, by ID and size, in the same order. */
+function sameBlocks(a: readonly Block[], b: readonly Block[]): boolean {
+  return a.length === b.length && a.every((x, i) => x.name === b[i].name && x.size === b[i].size);
+}
+
 /** What reading back the staged blocks found: right at the commit's etag, or why not. */
 export type StagedCheck = { verified: true; etag: string } | { verified: false; reason: string };
 
 /**
  * Reads back the blocks at `indices` of the committed blob and checks each against the digest in its ID,
- * with the blob at `etag` (the commit's) before and after: the reads are of that commit's content.
+ * with the blob at `etag` (the commit's) before and after, and its committed list, read in between, the
+ * primary's by ID and size: blocks staged under the right IDs at other sizes would shift every offset.
  */
 export async function checkStagedBlocks(
   store: BlockStore,
@@ -110,6 +122,9 @@ export async function checkStagedBlocks(
 ): Promise<StagedCheck> {
   const atCommit = async () => (await store.getProperties(blob, { abortSignal: signal })).etag === etag;
   if (!(await atCommit())) return { verified: false, reason: 'changed after the commit' };
+  if (!sameBlocks(await store.committedBlocks(blob, { abortSignal: signal }), blocks.committed)) {
+    return { verified: false, reason: "has committed blocks other than the primary's, by ID or size" };
+  }
   const wrong: number[] = [];
   await runPool(indices, concurrency, async (i) => {
     const { name, size } = blocks.committed[i];

@@ -156,16 +156,14 @@ async function copyUntilVerified(
     const keepSeed = seed && (await seedProvable(deps, copy, blocks.committed, seed, options));
     progress.seedEtag = keepSeed;
     const run = { ...options, concurrency: deps.concurrency, keepSeed };
-    const etag = await copyAndCommit(copy, { ...blocks, sources }, seed, progress, run).then(
-      (committed) => committed,
-      (err: unknown) => {
-        // Blocks counted on are gone (staged blocks discarded, or a check deleted the blob and with it what
-        // was staged and seeded), or the seed the commit keeps changed since it was copied: committing the
-        // same list again can never succeed, copying again can.
-        if ((resumedAt > 0 || seed) && isBlockStoreError(err, 'invalid-block-list', 'precondition-failed')) return undefined;
-        throw err;
-      },
-    );
+    const etag = await copyAndCommit(copy, { ...blocks, sources }, seed, progress, run).catch((err: unknown) => {
+      // Blocks counted on are gone (staged blocks discarded, or a check deleted the blob and with it what
+      // was staged and seeded), or the seed the commit keeps changed since it was copied (or a commit that
+      // succeeded was retried after its answer was lost): committing the same list again can never
+      // succeed, copying again can.
+      if ((resumedAt > 0 || seed) && isBlockStoreError(err, 'invalid-block-list', 'precondition-failed')) return undefined;
+      throw err;
+    });
     if (etag === undefined) {
       // What the replica still has committed (an intact seed) need not cross data centers again.
       seed = rebuilt || !seed ? undefined : await committedSeed(copy, seed.from);
@@ -189,7 +187,7 @@ async function copyUntilVerified(
       // Every block was just staged from checked bytes, and still the replica reads otherwise: something else writes it.
       throw new VmhubError('StorageMismatch', `replica ${copy.location} ${found.reason}, after a copy of every block`);
     }
-    log.warn('blocks an earlier attempt staged or seeded hash wrong; copying every block again', {
+    log.warn('blocks staged, or seeded, read back wrong; copying every block again', {
       ...meta,
       reason: found.reason,
     });
@@ -280,7 +278,9 @@ async function seedProvable(
 ): Promise<string | undefined> {
   if (seed.etag === undefined || deps.trusted.length === 0) return undefined;
   const base = await deps.catalog.versions.get(copy.record.image, seed.from);
-  if (!base) return undefined;
+  // Only a base whose replica was hashed whole: a chain of replicas proven by blocks would rest on a label
+  // (no hashedAt also marks replicas verified before replicas were hashed at all).
+  if (!base?.replicas.some((r) => r.location === copy.location && r.status === 'verified' && r.hashedAt)) return undefined;
   const basis = { record: copy.record, blocks, base, seeded: seed.committed, primary: copy.source, trusted: deps.trusted };
   return (await provableByBlocks({ ...basis, signal, log })) ? seed.etag : undefined;
 }
@@ -339,6 +339,7 @@ async function copyAndCommit(
   });
   const after = await copy.replica.committedBlocks(blob, { abortSignal: signal });
   const props = await copy.replica.getProperties(blob, { abortSignal: signal });
+  // By ID: what sizes the bytes behind them have, the read-back decides.
   if (blockListDigest(after.map((b) => b.name)) !== blockListDigest(ids) || props.contentLength !== record.sizeBytes) {
     throw new VmhubError('StorageMismatch', `replica ${location} does not hold the committed block list after commit`);
   }

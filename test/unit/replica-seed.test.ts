@@ -6,7 +6,8 @@ import { blockSources, replicaBase } from '../../src/publish/replica-seed';
 import { blockId } from '../../src/storage/block-ids';
 import { commitAsPublished, signAsPublished } from '../harness/committed-blocks';
 import { keyIdOf, type TrustedKey } from '../../src/provenance/keys';
-import type { BlockStores } from '../../src/storage/block-store';
+import type { BlockStores, CommitOptions } from '../../src/storage/block-store';
+import type { Log } from '../../src/engine/liveness';
 import { MemoryBlockStore } from '../../src/storage/memory-block-store';
 import { checkReplica } from '../../src/lifecycle/replica-check';
 import { VmhubError } from '../../src/shared/errors';
@@ -128,11 +129,11 @@ function memoryWorld(replica: MemoryBlockStore = new MemoryBlockStore(), signer?
     records.set(v, record);
     return record;
   }
-  const replicate = (v: string, resumed?: ReplicateCheckpoint) =>
+  const replicate = (v: string, resumed?: ReplicateCheckpoint, log: Log = quiet) =>
     replicateImage(
       { storage, catalog, concurrency: 2, trusted: signer?.trusted ?? [] },
       { image: 'app', version: v, location: 'west-replica' },
-      { resumed, signal: new AbortController().signal, liveness, log: quiet },
+      { resumed, signal: new AbortController().signal, liveness, log },
     );
   const replicaBytes = async (blob: string) => {
     const chunks: Buffer[] = [];
@@ -318,6 +319,48 @@ describe('incremental replication on memory stores', () => {
         crossed: { bytes: 2 * BLOCK, from: '1.0.0' },
       });
       expect((await w.replicaBytes(v2.location.blob)).equals(changed())).toBe(true);
+    });
+
+    it('blocks staged meanwhile under the right IDs at other sizes are caught, and every block is copied again', async () => {
+      const shift = 100;
+      /** Before the commit that keeps the seed, a writer restages blocks 1 and 5: one longer, one shorter. */
+      class ShiftingStore extends MemoryBlockStore {
+        override async commitBlocks(blob: string, ids: string[], options: CommitOptions = {}): Promise<{ etag: string }> {
+          if (options.keepCommitted) {
+            const next = changed();
+            await this.stageBlock(blob, ids[1], Buffer.concat([next.subarray(BLOCK, 2 * BLOCK), Buffer.alloc(shift, 0xee)]));
+            await this.stageBlock(blob, ids[5], next.subarray(5 * BLOCK + shift, 6 * BLOCK));
+          }
+          return super.commitBlocks(blob, ids, options);
+        }
+      }
+      const w = await signedV1({ replica: new ShiftingStore() });
+      // Block 5 begins as block 4 ends, so the read-back at the primary's offsets alone would find it right.
+      const content = changed();
+      content.fill(5, 5 * BLOCK, 5 * BLOCK + shift);
+      const v2 = await w.publish('2.0.0', content);
+      const warned: string[] = [];
+      const result = await w.replicate('2.0.0', undefined, {
+        info: () => undefined,
+        warn: (_, meta) => warned.push(String(meta?.reason)),
+      });
+      expect(warned).toEqual(["has committed blocks other than the primary's, by ID or size"]);
+      expect(result).toMatchObject({ status: 'verified', hashedAt: expect.any(Date) });
+      expect((await w.replicaBytes(v2.location.blob)).equals(content)).toBe(true);
+    });
+
+    it('a replica proven by its blocks is no base for the next one: that one is hashed whole', async () => {
+      const w = await signedV1();
+      await w.publish('2.0.0', changed());
+      expect((await w.replicate('2.0.0')).hashedAt).toBeUndefined();
+      const v3 = Buffer.from(changed()).fill(0xbb, 7 * BLOCK);
+      const record = await w.publish('3.0.0', v3);
+      expect(await w.replicate('3.0.0')).toMatchObject({
+        status: 'verified',
+        hashedAt: expect.any(Date),
+        crossed: { from: '2.0.0' },
+      });
+      expect((await w.replicaBytes(record.location.blob)).equals(v3)).toBe(true);
     });
 
     it('an earlier version signed without its blocks leaves the replica to the whole hash', async () => {

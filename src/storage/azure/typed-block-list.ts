@@ -2,14 +2,18 @@ import { createHttpHeaders, createPipelineRequest, type PipelineRequest, type Pi
 import { BlockBlobClient, RestError } from '@azure/storage-blob';
 import type { CommitOptions } from '../block-store';
 
-/** A service version that has Put Block List as it is today; the call names it, as the SDK's own calls do. */
+/**
+ * The service version this request is written to (every request names one). Pinned rather than the SDK's,
+ * which moves with upgrades: Put Block List has been this request since long before it.
+ */
 const SERVICE_VERSION = '2025-01-05';
 
 /**
  * Put Block List with each block named `Committed` or `Uncommitted`, in the blob's order. The SDK's
  * commitBlockList names every block `Latest`, which takes a block staged under an ID over the committed
  * one; its typed form groups the blocks by kind, which reorders them. Sent through the client's own
- * pipeline, so it is signed, retried and traced as the SDK's calls are.
+ * pipeline, so it is signed, retried and traced as the SDK's calls are. A commit retried after its answer
+ * was lost meets its own etag change and fails If-Match: the caller then starts again, which is sound.
  */
 export async function commitTypedBlockList(
   client: BlockBlobClient,
@@ -32,7 +36,7 @@ export async function commitTypedBlockList(
   url.searchParams.set('comp', 'blocklist');
   const response = await ClientPipeline.send(
     client,
-    // Plain http only where the client's own URL is (Azurite): the SDK's calls allow it there too.
+    // Plain http only where the client's own URL is (Azurite).
     createPipelineRequest({
       url: url.toString(),
       method: 'PUT',
@@ -42,17 +46,23 @@ export async function commitTypedBlockList(
       allowInsecureConnection: url.protocol === 'http:',
     }),
   );
-  if (response.status !== 201) {
+  const etag = response.headers.get('etag');
+  if (response.status !== 201 || !etag) {
     const code = response.headers.get('x-ms-error-code') ?? undefined;
-    throw new RestError(`Put Block List failed: ${response.status} ${code ?? ''}`.trim(), {
+    // The service's own words, from its error body, without the request's URL (which may carry a SAS).
+    const said = /<Message>([^<]*)<\/Message>/.exec(response.bodyAsText ?? '')?.[1]?.split('\n')[0];
+    throw new RestError(`Put Block List answered ${response.status}${code ? ` ${code}` : ''}${said ? `: ${said}` : ''}`, {
       code,
       statusCode: response.status,
     });
   }
-  return { etag: response.headers.get('etag')! };
+  return { etag };
 }
 
-/** Reaches the client's pipeline, which the SDK keeps for its subclasses. */
+/**
+ * Reaches the client's pipeline, which the SDK declares for its subclasses (`storageClientContext`); the
+ * SDK is pinned (~12.32) and the block store contract runs this request on Azurite.
+ */
 class ClientPipeline extends BlockBlobClient {
   static send(client: BlockBlobClient, request: PipelineRequest): Promise<PipelineResponse> {
     return (client as ClientPipeline).storageClientContext.sendRequest(request);
