@@ -12,6 +12,7 @@ import { installLogging } from '../src/temporal/logging';
 import { requireWorker } from '../src/cli/operations';
 import type { PublishResult } from '../src/shared/publish-input';
 import { startServices, stopProcessGroup, stopServices } from '../src/dev-services/embedded';
+import { freeLoopbackPort } from '../src/engine/free-port';
 import { GOVMOMI_VERSION } from '../src/dev-services/tools';
 import { agentVcenterEnv } from '../src/dev-services/vcsim';
 import { WORKER_NODE_FLAGS } from '../src/dev-services/worker-process';
@@ -37,7 +38,6 @@ import {
   REPEATS,
   SIZE,
   baselineRun,
-  freePort,
   fsyncedDownload,
   pairFigure,
   pairs,
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
   const bundle = path.join(app, 'workflow-bundle.js');
   await buildBundle(bundle);
 
-  const ports = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const ports = await Promise.all(Array.from({ length: 6 }, freeLoopbackPort));
   const [temporal, ui, catalogPort, east, west, vcsimPort] = ports;
   // Two topologies: publish and deploy measured on the primary alone, as the plain SDK writes once;
   // replication measured between the two data centers. Their one SDDC is the content-library figure's,

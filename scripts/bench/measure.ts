@@ -1,6 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import type { BlockBlobClient, ContainerClient } from '@azure/storage-blob';
 
 /** What every figure of `npm run bench` measures with: sizes, repetitions, timing and the pairs' arithmetic. */
@@ -12,15 +11,6 @@ export const PER_ACTIVITY = 4;
 export const CONCURRENCY = FAN_OUT * PER_ACTIVITY;
 export const SIZE = Math.round(Number(process.env.BENCH_GIB ?? 1) * GiB);
 export const REPEATS = Math.max(3, Number(process.env.BENCH_REPEATS ?? 5));
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * An ISO-shaped image: a primary volume descriptor where ISO 9660 puts it, then incompressible-enough

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type net from 'node:net';
-import { freePort, pairFigure, pairs, type PairFigure } from './measure';
+import { pairFigure, pairs, type PairFigure } from './measure';
+import { freeLoopbackPort } from '../../src/engine/free-port';
 
 /** What metrics and traces cost: a publish on a worker with both on, against the same on a worker with both off. */
 export type TelemetryFigure = PairFigure & { scrapes: number; spanRequests: number; spanBytes: number };
@@ -43,7 +44,7 @@ export async function telemetryFigure(
   sizeBytes: number,
 ): Promise<TelemetryFigure> {
   const sink = await otlpSink();
-  const metricsPort = await freePort();
+  const metricsPort = await freeLoopbackPort();
   const observed = await ctx.startWorker('telemetry', {
     VMHUB_METRICS_ADDRESS: `127.0.0.1:${metricsPort}`,
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,

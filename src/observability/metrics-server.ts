@@ -1,5 +1,6 @@
 import http from 'node:http';
 import net from 'node:net';
+import { freeLoopbackPort } from '../engine/free-port';
 import { collectProcessMetrics, registry } from './metrics';
 
 /**
@@ -30,15 +31,8 @@ export function parseMetricsAddress(value: string | undefined): MetricsAddress |
 }
 
 /** A free loopback address for the SDK's exporter: the SDK binds it itself and cannot report a port 0 back. */
-export function sdkMetricsAddress(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(`127.0.0.1:${port}`));
-    });
-  });
+export async function sdkMetricsAddress(): Promise<string> {
+  return `127.0.0.1:${await freeLoopbackPort()}`;
 }
 
 /** The family a sample or comment line belongs to; histogram and summary series map to theirs by `# TYPE`. */

@@ -20,6 +20,7 @@ import { unlessNotFound, type BlockStores } from '../../src/storage/block-store'
 import { connectClient, temporalView } from '../../src/temporal/connection';
 import { loadTopology } from '../../src/topology/topology';
 import { startFileServer } from './range-server';
+import { freeLoopbackPort } from '../../src/engine/free-port';
 
 /** A set of embedded services (Temporal, the catalog, one Azurite per data center, ...) and how to reach it. */
 export interface ServiceSet {
@@ -54,17 +55,6 @@ export function currentServices(name = 'shared'): ServiceSet {
   return { name, env, config, repository: config.repositoryRoots[0], close: async () => undefined };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * Starts a service set of its own on free ports in a fresh `vmhub-test-*` folder, which the next test
  * run's global setup sweeps away should this process die before `close`.
@@ -76,7 +66,9 @@ export async function startServiceSet(name: string, workflowBundle = process.env
   fs.mkdirSync(repository, { recursive: true });
   const portVariables = topologyPortVariables(process.env);
   for (let attempt = 1; ; attempt++) {
-    const [temporal, ui, catalog, ...others] = await Promise.all(Array.from({ length: 3 + portVariables.length }, freePort));
+    const [temporal, ui, catalog, ...others] = await Promise.all(
+      Array.from({ length: 3 + portVariables.length }, freeLoopbackPort),
+    );
     const env: NodeJS.ProcessEnv = {
       VMHUB_DATA_DIR: dataDir,
       VMHUB_REPOSITORY_ROOTS: repository,

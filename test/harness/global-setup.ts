@@ -1,28 +1,17 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { buildBundle } from '../../scripts/build-bundle';
 import { loadConfig } from '../../src/config';
 import { ensureDevKeys } from '../../src/provenance/dev-keys';
 import { startServices, stopServices } from '../../src/dev-services/embedded';
+import { freeLoopbackPort } from '../../src/engine/free-port';
 
 /**
  * Brings up the embedded services on free ports in a throwaway data folder for this test run, and
  * bundles the workflow code once. VMHUB_TEST_REUSE_SERVICES=1 uses the services the environment
  * already points at (e.g. `npm run services -- start`) instead.
  */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** Services left by a test run that was killed before its teardown: stop them and drop their data. */
 async function sweepAbandonedRuns(): Promise<void> {
   for (const name of fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('vmhub-test-'))) {
@@ -42,7 +31,9 @@ async function sweepAbandonedRuns(): Promise<void> {
 
 async function startOnFreePorts(dataDir: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
-    const [temporal, ui, catalog, east, west, vcEast1, vcEast2, vcWest1] = await Promise.all(Array.from({ length: 8 }, freePort));
+    const [temporal, ui, catalog, east, west, vcEast1, vcEast2, vcWest1] = await Promise.all(
+      Array.from({ length: 8 }, freeLoopbackPort),
+    );
     Object.assign(process.env, {
       VMHUB_DATA_DIR: dataDir,
       TEMPORAL_ADDRESS: `127.0.0.1:${temporal}`,
