@@ -21,16 +21,7 @@ export async function download(
   const agent = onAgent<AgentActivities>(sddc.taskQueue, { startToCloseTimeout: '12 hours', heartbeatTimeout: '20 seconds' });
   p.source = target.sources[0]?.location ?? null;
   board.phase(p, 'downloading');
-  const download = {
-    sddc: sddc.name,
-    image: plan.image,
-    version: plan.version,
-    format: plan.format,
-    sha256: plan.sha256,
-    sizeBytes: plan.sizeBytes,
-    blob: plan.blob,
-    sources: target.sources,
-  };
+  const download = downloadRequest(plan, target);
   let out;
   try {
     const from = target.sources.map((s) => s.location).join(', then ');
@@ -47,6 +38,12 @@ export async function download(
     throw err;
   }
   return downloadedRow(plan, sddc.name, p, out);
+}
+
+/** What an SDDC's agent is asked to fetch, or to discard what it fetched of: the plan's image from the target's sources. */
+export function downloadRequest(plan: DeploymentPlan, target: DeploymentTarget) {
+  const { image, version, format, sha256, sizeBytes, blob } = plan;
+  return { sddc: target.sddc.name, image, version, format, sha256, sizeBytes, blob, sources: target.sources };
 }
 
 /** A finished download's row, its sources' failures recorded (even when a cancel arrives now: the download itself is done). */

@@ -6,7 +6,7 @@ import type { DeployInput, SddcProgress } from '../shared/deploy-input';
 import { findFormat } from '../shared/image-format';
 import { libraryItemName } from '../shared/target-kinds/content-library';
 import type { ContentLibraryTarget } from '../shared/target-kinds/kind';
-import { download, downloadedRow, type Delivered } from './agent-download';
+import { download, downloadedRow, downloadRequest, type Delivered } from './agent-download';
 import { discardOnAgent, onAgent, removeHalfItemOnAgent } from './agent-queues';
 import type { Board } from './deploy-board';
 import { gateAndChannel } from './wave-gate';
@@ -128,10 +128,8 @@ async function streamToLibrary(
     );
   } catch (err) {
     if (isCancellation(err) || CancellationScope.current().consideredCancelled) {
-      const { sddc: name, image, version, format, sha256, sizeBytes, blob, sources } = input;
-      const download = { sddc: name, image, version, format, sha256, sizeBytes, blob, sources };
       p.reason = await CancellationScope.nonCancellable(async () => {
-        await discardOnAgent(quickQueue, download);
+        await discardOnAgent(quickQueue, downloadRequest(plan, target));
         return removeHalfItemOnAgent(quickQueue, task);
       });
     }
