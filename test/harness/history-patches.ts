@@ -49,4 +49,6 @@ export const V2_PATCHES: Record<string, string[]> = {
   'apply-retention-v2.binpb': ['activity-backstops', 'retention-retires-in-pool'],
   'verify-recopied-v2.binpb': ['activity-backstops', 'verify-transfer-queue'],
   'verify-hashed-v2.binpb': ['activity-backstops', 'verify-transfer-queue', 'verify-replica-content'],
+  'deploy-content-library-batch-v2.binpb': ['library-stream-import'],
+  'rollout-wave-batch-v2.binpb': ['library-stream-import'],
 };

@@ -9,7 +9,8 @@ import type { AgentActivities } from '../../src/activities/agent';
 import type { DeploymentPlan, FleetPlan } from '../../src/activities/deploy';
 import { batchesOf } from '../../src/shared/batches';
 import type { DeployResultRow } from '../../src/shared/deploy-input';
-import type { ContentLibraryTarget } from '../../src/shared/target-kinds/kind';
+import type { ContentLibraryTarget, LibraryPlacement } from '../../src/shared/target-kinds/kind';
+import type { LibraryStreamActivities } from '../../src/activities/library-stream';
 import { pollersOf } from '../../src/shared/agent-pollers';
 import { testServerBinary } from '../../src/dev-services/tools';
 import { planBlocks } from '../../src/shared/block-plan';
@@ -236,4 +237,9 @@ export async function deployedDownload() {
     bytesResumed: 0,
     sourceFailures: [],
   };
+}
+
+/** An agent's streamed content-library deploy that filled the item `placement` names for its SDDC. */
+export function streamedToLibrary(placement: (sddc: string) => LibraryPlacement): LibraryStreamActivities['streamToLibrary'] {
+  return async ({ sddc }) => ({ ...(await deployedDownload()), target: placement(sddc), bytesSent: 1 });
 }

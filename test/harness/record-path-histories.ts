@@ -9,6 +9,7 @@ import { buildBundle } from '../../scripts/build-bundle';
 import type { Activities } from '../../src/activities';
 import type { AgentActivities } from '../../src/activities/agent';
 import type { ContentLibraryActivities } from '../../src/activities/content-library';
+import type { LibraryStreamActivities } from '../../src/activities/library-stream';
 import { planBlocks } from '../../src/shared/block-plan';
 import type { FleetProgress } from '../../src/shared/deploy-input';
 import type { ContentLibraryTarget, LibraryPlacement } from '../../src/shared/target-kinds/kind';
@@ -23,6 +24,7 @@ import {
   plan,
   runWorker,
   startTestEnvironment,
+  streamedToLibrary,
 } from './mock-activities';
 import { publishOf, v2Recordings, type Recording, type Save } from './record-v2-histories';
 import { recordRolloutApproved } from './record-rollout-history';
@@ -40,6 +42,8 @@ import { recordRolloutApproved } from './record-rollout-history';
  * - `check-services`: the round trip through every service;
  * - `rollout-approved` and its first wave's batch `rollout-wave-batch`: two waves, the second approved through
  *   an Update; the batch's SDDC passes the health gate and its channel item takes the version;
+ * - `deploy-content-library-v2` and `rollout-approved-v2` with their batches: the same, the item filled by one
+ *   streamed download (the library-stream-import patch);
  * - `verify-recopied`: a VerifyReplicas page where one replica differs and is copied again;
  * - the `-v2` histories of test/harness/record-v2-histories.ts, made with the newest patches; each must hold
  *   the patch markers test/harness/history-patches.ts names for it, or it is not kept.
@@ -79,6 +83,8 @@ async function main(): Promise<void> {
     'check-services': recordCheckServices,
     'verify-recopied': recordVerifyRecopied,
     'rollout-approved': recordRolloutApproved,
+    'deploy-content-library-v2': (env, save) => recordContentLibrary(env, save, '-v2'),
+    'rollout-approved-v2': (env, save) => recordRolloutApproved(env, save, '-v2'),
     ...v2Recordings,
   };
   try {
@@ -159,7 +165,7 @@ const placement = (sddc: string): LibraryPlacement => ({
   itemName: 'app-1.0.0',
 });
 
-async function recordContentLibrary(env: TestWorkflowEnvironment, save: Save): Promise<void> {
+async function recordContentLibrary(env: TestWorkflowEnvironment, save: Save, suffix = ''): Promise<void> {
   const agentQueue = `sddc-${randomUUID()}`;
   const names = ['lib-1', 'lib-2'];
   const plan = libraryDeployPlan(agentQueue, names, library, { cpus: 4, memoryMiB: 8192, diskBytes: 2 ** 34 });
@@ -169,10 +175,14 @@ async function recordContentLibrary(env: TestWorkflowEnvironment, save: Save): P
     agentsPolling: async () => 1,
     recordDeployment: async () => undefined,
     markSourceFailures: async () => undefined,
+    holdDeployLease: async () => undefined,
+    releaseDeployLease: async () => undefined,
   };
-  const agent: Partial<AgentActivities & ContentLibraryActivities> = {
+  const agent: Partial<AgentActivities & ContentLibraryActivities & LibraryStreamActivities> = {
     findLibraryItem: async ({ sddc }) => (sddc === 'lib-1' ? { state: 'present', target: placement(sddc) } : { state: 'absent' }),
+    // Runs from before the library-stream-import patch download, then import; later ones stream.
     downloadImage: deployedDownload,
+    streamToLibrary: streamedToLibrary(placement),
     importToLibrary: async ({ sddc }) => ({
       status: 'deployed',
       target: placement(sddc),
@@ -197,8 +207,8 @@ async function recordContentLibrary(env: TestWorkflowEnvironment, save: Save): P
     // The agent worker takes both activity families, as a real agent registers both.
     { taskQueue: agentQueue, activities: agent as Partial<AgentActivities> },
   );
-  await save('deploy-content-library', workflowId);
-  await save('deploy-content-library-batch', batch);
+  await save(`deploy-content-library${suffix}`, workflowId);
+  await save(`deploy-content-library-batch${suffix}`, batch);
 }
 
 async function recordRetention(env: TestWorkflowEnvironment, save: Save): Promise<void> {

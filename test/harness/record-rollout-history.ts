@@ -6,10 +6,11 @@ import type { AgentActivities } from '../../src/activities/agent';
 import type { ChannelItemActivities } from '../../src/activities/channel-item';
 import type { ContentLibraryActivities } from '../../src/activities/content-library';
 import type { HealthGateActivities } from '../../src/activities/health-gate';
+import type { LibraryStreamActivities } from '../../src/activities/library-stream';
 import type { FleetProgress } from '../../src/shared/deploy-input';
 import type { RolloutPlan, RolloutProgress } from '../../src/shared/rollout-input';
 import type { ContentLibraryTarget, LibraryPlacement } from '../../src/shared/target-kinds/kind';
-import { deployedDownload, fleetPlanOf, libraryDeployPlan, runWorker } from './mock-activities';
+import { deployedDownload, fleetPlanOf, libraryDeployPlan, runWorker, streamedToLibrary } from './mock-activities';
 import type { Save } from './record-v2-histories';
 
 const MiB = 1024 * 1024;
@@ -28,7 +29,7 @@ const item = (sddc: string, name: string): LibraryPlacement => ({
  * the SDDC's new item passes the health gate (VM made, operator check, VM removed) before the channel's item
  * takes the version.
  */
-export async function recordRolloutApproved(env: TestWorkflowEnvironment, save: Save): Promise<void> {
+export async function recordRolloutApproved(env: TestWorkflowEnvironment, save: Save, suffix = ''): Promise<void> {
   const agentQueue = `sddc-${randomUUID()}`;
   const names = ['lib-1', 'lib-2'];
   const plan = (sddcs: string[]) =>
@@ -52,9 +53,13 @@ export async function recordRolloutApproved(env: TestWorkflowEnvironment, save: 
     runOperatorCheck: async () => ({ check: 'operator', passed: true, detail: 'smoke: 200 OK' }),
     pointChannel: async (input) => ({ version: input.version, previous: ['0.9.0'] }),
   };
-  const agent: Partial<AgentActivities & ContentLibraryActivities & HealthGateActivities & ChannelItemActivities> = {
+  const agent: Partial<
+    AgentActivities & ContentLibraryActivities & LibraryStreamActivities & HealthGateActivities & ChannelItemActivities
+  > = {
     findLibraryItem: async () => ({ state: 'absent' }),
+    // Runs from before the library-stream-import patch download, then import; later ones stream.
     downloadImage: deployedDownload,
+    streamToLibrary: streamedToLibrary((sddc) => item(sddc, 'app-1.0.0')),
     importToLibrary: async ({ sddc }) => ({
       status: 'deployed',
       target: item(sddc, 'app-1.0.0'),
@@ -94,8 +99,8 @@ export async function recordRolloutApproved(env: TestWorkflowEnvironment, save: 
     },
     { taskQueue: agentQueue, activities: agent as Partial<AgentActivities> },
   );
-  await save('rollout-approved', workflowId);
-  await save('rollout-wave-batch', batch);
+  await save(`rollout-approved${suffix}`, workflowId);
+  await save(`rollout-wave-batch${suffix}`, batch);
 }
 
 async function waitingForApproval(handle: WorkflowHandle): Promise<void> {
