@@ -99,7 +99,7 @@ async function main(): Promise<void> {
   const bundle = path.join(app, 'workflow-bundle.js');
   await buildBundle(bundle);
 
-  const ports = await Promise.all(Array.from({ length: 6 }, freeLoopbackPort));
+  const ports = await Promise.all(Array.from({ length: 6 }, () => freeLoopbackPort()));
   const [temporal, ui, catalogPort, east, west, vcsimPort] = ports;
   // Two topologies: publish and deploy measured on the primary alone, as the plain SDK writes once;
   // replication measured between the two data centers. Their one SDDC is the content-library figure's,

@@ -97,8 +97,9 @@ export async function checkReplica(
   const replicaStore = storage.store(input.location);
   const replica = await blobState(replicaStore, blobName, signal);
   let difference = replicaDifference({ ...primary, sha256: record.sha256 }, replica);
-  // A replica verified before replicas were hashed has no hashedAt: a check that does not hash leaves it as
-  // it was, rather than delete a good copy; hashing runs read never-hashed replicas first.
+  // A replica verified before replicas were hashed, or proven by its blocks (../publish/replica-blocks), has no
+  // hashedAt: a check that does not hash leaves it as it was, rather than delete a good copy; hashing runs
+  // read never-hashed replicas first.
   if (difference === undefined && !hash && known?.status === 'verified' && !known.hashedAt && known.etag === replica?.etag) {
     return { location: input.location, status: 'verified' };
   }

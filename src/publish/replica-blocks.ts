@@ -11,10 +11,9 @@ import { expectedSha256 } from './replica-content';
 
 /**
  * A replica proven block by block instead of by one read of all its bytes, when its blob was seeded from
- * a verified replica of an earlier version and both versions' signed statements list their blocks (the
- * SHA-256 of the ordered IDs, each ID naming its block's digest):
- * - the seed's committed blocks are that replica's as it was verified (Copy Blob of it at its verified
- *   etag), and the commit is conditioned on the seed's etag and names them committed, so it never takes a
+ * a replica of an earlier version hashed whole at the etag it was copied at, and both versions' signed
+ * statements list their blocks (the SHA-256 of the ordered IDs, each ID naming its block's digest):
+ * - the seed's committed blocks are that replica's as it was hashed (Copy Blob of it at that etag), and the commit is conditioned on the seed's etag and names them committed, so it never takes a
  *   block anyone staged under one of their IDs since;
  * - their bytes have the digests the earlier version signed: that replica's IDs hash to its signed list,
  *   and its bytes were proven to be that version's;

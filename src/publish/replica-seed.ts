@@ -29,8 +29,16 @@ export function replicaBase(
 export interface Seed {
   from: string;
   committed: Block[];
-  /** The seeded blob's etag, while it is known to be the copy of the verified replica this replication made. */
-  etag?: string;
+  /**
+   * While the blob is known to be the copy this replication made: its etag as the copy made it, and the
+   * etag of the base's replica it was copied at (the one its record names verified).
+   */
+  copied?: SeedCopy;
+}
+
+export interface SeedCopy {
+  etag: string;
+  baseEtag: string;
 }
 
 /**
@@ -49,7 +57,11 @@ export async function seedReplica(
     const { etag } = await replica.copyWithin(blob, base.blob, { abortSignal: signal, sourceEtag: base.verifiedEtag });
     const committed = await replica.committedBlocks(blob, { abortSignal: signal });
     // Only a copy of the replica as it was verified is known for what it holds.
-    return { from: base.version, committed, ...(base.verifiedEtag === undefined ? {} : { etag }) };
+    return {
+      from: base.version,
+      committed,
+      ...(base.verifiedEtag === undefined ? {} : { copied: { etag, baseEtag: base.verifiedEtag } }),
+    };
   } catch (err) {
     if (signal.aborted) throw err;
     log.warn('an earlier version could not be copied within the replica; copying every block', {

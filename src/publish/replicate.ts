@@ -8,7 +8,7 @@ import { blockDigestOf, blockListDigest, parseBlockId } from '../storage/block-i
 import { isBlockStoreError, unlessNotFound, type Block, type BlockStore, type BlockStores } from '../storage/block-store';
 import { hashPool } from '../storage/hashing';
 import { copyStoredEnvelope } from '../provenance/stored';
-import { blockSources, replicaBase, seedReplica, type BlockSource, type Seed } from './replica-seed';
+import { blockSources, replicaBase, seedReplica, type BlockSource, type Seed, type SeedCopy } from './replica-seed';
 import { findLocation } from '../topology/topology';
 import { checkContent, expectedSha256, type ContentCheck } from './replica-content';
 import { metrics } from '../observability/metrics';
@@ -37,8 +37,8 @@ export interface ReplicateCheckpoint {
   bytesDone?: number;
   bytesTotal?: number;
   from?: string;
-  /** The seeded blob's etag as the copy made it, while the copy is proven by its blocks (./replica-blocks). */
-  seedEtag?: string;
+  /** The seed's copy, while the replica is proven by its blocks (./replica-blocks). */
+  seeded?: SeedCopy;
   crossedBytes?: number;
 }
 
@@ -81,11 +81,12 @@ interface RunOptions {
  * read is checked against the digest in its block ID and staged on the replica under the same ID; then the
  * replica commits the primary's block list. Block IDs and metadata are labels any writer of the replica can
  * set, so the replica is `verified` only once its committed bytes, read back whole, hash to the version's
- * SHA-256 (./replica-content): what a seed brought counts by those bytes too. A seed copied this run from a
- * verified replica, where both versions signed their block lists, is the exception: then the commit keeps
- * the seed's committed blocks by ID, and only the blocks staged are read back (./replica-blocks). That read is not overlapped
+ * SHA-256 (./replica-content): what a seed brought counts by those bytes too. That read is not overlapped
  * with the copy on purpose: commits of a growing prefix, each read back, would not bind the final blob, as
- * each commit resolves the prefix's IDs again and takes a block anyone staged under one meanwhile. A retry resumes from
+ * each commit resolves the prefix's IDs again and takes a block anyone staged under one meanwhile. A seed
+ * copied this run from a replica hashed whole at that etag, where both versions signed their block lists, is
+ * the exception: the commit keeps the seed's committed blocks by ID, and only the blocks staged are read back
+ * (./replica-blocks). A retry resumes from
  * `resumed` (from block 0 when it seeds afresh: the copy may discard what was staged); when its commit finds
  * blocks it counted on gone, it copies again what the committed seed lacks, and when what it resumed or
  * seeded hashes wrong, every block once. A blob already there counts only by its bytes. A typed failure is
@@ -154,7 +155,7 @@ async function copyUntilVerified(
     const resumedAt = progress.next;
     const sources = blockSources(blocks.committed, seed?.committed);
     const keepSeed = seed && (await seedProvable(deps, copy, blocks.committed, seed, options));
-    progress.seedEtag = keepSeed;
+    progress.seeded = keepSeed === undefined ? undefined : seed?.copied;
     const run = { ...options, concurrency: deps.concurrency, keepSeed };
     const etag = await copyAndCommit(copy, { ...blocks, sources }, seed, progress, run).catch((err: unknown) => {
       // Blocks counted on are gone (staged blocks discarded, or a check deleted the blob and with it what
@@ -203,15 +204,15 @@ async function markFailed(catalog: ReplicateDeps['catalog'], copy: BlobCopy, rea
 }
 
 /**
- * The seed the replica blob still holds: its committed blocks, if any; with `etag` when the blob still has
- * that etag, the one the copy that seeded it made.
+ * The seed the replica blob still holds: its committed blocks, if any; with `copied` when the blob still
+ * has the etag that copy made.
  */
-async function committedSeed(copy: BlobCopy, from: string, etag?: string): Promise<Seed | undefined> {
+async function committedSeed(copy: BlobCopy, from: string, copied?: SeedCopy): Promise<Seed | undefined> {
   const { replica, blob, signal } = copy;
-  const current = etag === undefined ? undefined : await unlessNotFound(replica.getProperties(blob, { abortSignal: signal }));
+  const current = copied && (await unlessNotFound(replica.getProperties(blob, { abortSignal: signal })));
   const committed = await unlessNotFound(replica.committedBlocks(blob, { abortSignal: signal }));
   if (!committed?.length) return undefined;
-  return { from, committed, ...(current?.etag === etag && etag !== undefined ? { etag } : {}) };
+  return { from, committed, ...(copied && current?.etag === copied.etag ? { copied } : {}) };
 }
 
 /**
@@ -225,7 +226,7 @@ async function startingPoint(
   committed: boolean,
   { resumed, signal, log }: RunOptions,
 ): Promise<Seed | undefined> {
-  if (committed) return resumed?.from === undefined ? undefined : committedSeed(copy, resumed.from, resumed.seedEtag);
+  if (committed) return resumed?.from === undefined ? undefined : committedSeed(copy, resumed.from, resumed.seeded);
   const versions = await deps.catalog.versions.list(copy.record.image, { status: 'available' });
   const base = replicaBase(copy.record, versions, copy.location);
   if (!base) return undefined;
@@ -276,13 +277,17 @@ async function seedProvable(
   seed: Seed,
   { signal, log }: RunOptions,
 ): Promise<string | undefined> {
-  if (seed.etag === undefined || deps.trusted.length === 0) return undefined;
+  const { copied } = seed;
+  if (!copied || deps.trusted.length === 0) return undefined;
   const base = await deps.catalog.versions.get(copy.record.image, seed.from);
-  // Only a base whose replica was hashed whole: a chain of replicas proven by blocks would rest on a label
-  // (no hashedAt also marks replicas verified before replicas were hashed at all).
-  if (!base?.replicas.some((r) => r.location === copy.location && r.status === 'verified' && r.hashedAt)) return undefined;
+  // Only a base whose replica was hashed whole at the etag the seed was copied at: a chain of replicas proven
+  // by blocks would rest on a label (no hashedAt also marks replicas verified before replicas were hashed).
+  const hashed = base?.replicas.some(
+    (r) => r.location === copy.location && r.status === 'verified' && r.hashedAt && r.etag === copied.baseEtag,
+  );
+  if (!base || !hashed) return undefined;
   const basis = { record: copy.record, blocks, base, seeded: seed.committed, primary: copy.source, trusted: deps.trusted };
-  return (await provableByBlocks({ ...basis, signal, log })) ? seed.etag : undefined;
+  return (await provableByBlocks({ ...basis, signal, log })) ? copied.etag : undefined;
 }
 
 /** Reads back the blocks the commit took from what was staged, beating the copy's progress meanwhile. */

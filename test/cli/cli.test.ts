@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -17,6 +16,7 @@ import { fixture } from '../images/fixtures';
 import { makeTestPki, smallDescriptor, smallOva, smallPackage, type TestPki } from '../images/pki';
 import { repositoryRoot, startWorld, type TestWorld, workflowFailure } from '../helpers';
 import { ROOT, runVmhub, VMHUB, type Ran } from './run-vmhub';
+import { freeLoopbackPort } from '../../src/engine/free-port';
 
 const execFileAsync = promisify(execFile);
 
@@ -112,12 +112,7 @@ describe('the vmhub CLI against the services', () => {
   });
 
   it('names the service it cannot reach and how to start it', async () => {
-    const closed = await new Promise<number>((resolve) => {
-      const server = net.createServer().listen(0, '127.0.0.1', () => {
-        const { port } = server.address() as net.AddressInfo;
-        server.close(() => resolve(port));
-      });
-    });
+    const closed = await freeLoopbackPort();
     const temporal = await vmhub('runs', '--address', `127.0.0.1:${closed}`);
     expect(temporal.code).toBe(1);
     expect(temporal.stderr).toMatch(

@@ -67,7 +67,7 @@ export async function startServiceSet(name: string, workflowBundle = process.env
   const portVariables = topologyPortVariables(process.env);
   for (let attempt = 1; ; attempt++) {
     const [temporal, ui, catalog, ...others] = await Promise.all(
-      Array.from({ length: 3 + portVariables.length }, freeLoopbackPort),
+      Array.from({ length: 3 + portVariables.length }, () => freeLoopbackPort()),
     );
     const env: NodeJS.ProcessEnv = {
       VMHUB_DATA_DIR: dataDir,

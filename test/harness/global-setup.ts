@@ -7,11 +7,6 @@ import { ensureDevKeys } from '../../src/provenance/dev-keys';
 import { startServices, stopServices } from '../../src/dev-services/embedded';
 import { freeLoopbackPort } from '../../src/engine/free-port';
 
-/**
- * Brings up the embedded services on free ports in a throwaway data folder for this test run, and
- * bundles the workflow code once. VMHUB_TEST_REUSE_SERVICES=1 uses the services the environment
- * already points at (e.g. `npm run services -- start`) instead.
- */
 /** Services left by a test run that was killed before its teardown: stop them and drop their data. */
 async function sweepAbandonedRuns(): Promise<void> {
   for (const name of fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('vmhub-test-'))) {
@@ -32,7 +27,7 @@ async function sweepAbandonedRuns(): Promise<void> {
 async function startOnFreePorts(dataDir: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     const [temporal, ui, catalog, east, west, vcEast1, vcEast2, vcWest1] = await Promise.all(
-      Array.from({ length: 8 }, freeLoopbackPort),
+      Array.from({ length: 8 }, () => freeLoopbackPort()),
     );
     Object.assign(process.env, {
       VMHUB_DATA_DIR: dataDir,
@@ -58,6 +53,11 @@ async function startOnFreePorts(dataDir: string): Promise<void> {
   }
 }
 
+/**
+ * Brings up the embedded services on free ports in a throwaway data folder for this test run, and
+ * bundles the workflow code once. VMHUB_TEST_REUSE_SERVICES=1 uses the services the environment
+ * already points at (e.g. `npm run services -- start`) instead.
+ */
 export default async function globalSetup(): Promise<void> {
   await sweepAbandonedRuns();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-test-'));

@@ -49,6 +49,8 @@ export const V2_PATCHES: Record<string, string[]> = {
   'apply-retention-v2.binpb': ['activity-backstops', 'retention-retires-in-pool'],
   'verify-recopied-v2.binpb': ['activity-backstops', 'verify-transfer-queue'],
   'verify-hashed-v2.binpb': ['activity-backstops', 'verify-transfer-queue', 'verify-replica-content'],
+  'deploy-content-library-v2.binpb': FAN_OUT,
   'deploy-content-library-batch-v2.binpb': ['library-stream-import'],
+  'rollout-approved-v2.binpb': ['activity-backstops'],
   'rollout-wave-batch-v2.binpb': ['library-stream-import'],
 };

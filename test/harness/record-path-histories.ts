@@ -43,7 +43,8 @@ import { recordRolloutApproved } from './record-rollout-history';
  * - `rollout-approved` and its first wave's batch `rollout-wave-batch`: two waves, the second approved through
  *   an Update; the batch's SDDC passes the health gate and its channel item takes the version;
  * - `deploy-content-library-v2` and `rollout-approved-v2` with their batches: the same, the item filled by one
- *   streamed download (the library-stream-import patch);
+ *   streamed download (the library-stream-import patch); `deploy-content-library` and `rollout-approved`,
+ *   kept from before it, download then import, which a recording made today no longer does;
  * - `verify-recopied`: a VerifyReplicas page where one replica differs and is copied again;
  * - the `-v2` histories of test/harness/record-v2-histories.ts, made with the newest patches; each must hold
  *   the patch markers test/harness/history-patches.ts names for it, or it is not kept.

@@ -6,7 +6,7 @@ import { blockSources, replicaBase } from '../../src/publish/replica-seed';
 import { blockId } from '../../src/storage/block-ids';
 import { commitAsPublished, signAsPublished } from '../harness/committed-blocks';
 import { keyIdOf, type TrustedKey } from '../../src/provenance/keys';
-import type { BlockStores, CommitOptions } from '../../src/storage/block-store';
+import type { BlockStores, CommitOptions, CopyOptions } from '../../src/storage/block-store';
 import type { Log } from '../../src/engine/liveness';
 import { MemoryBlockStore } from '../../src/storage/memory-block-store';
 import { checkReplica } from '../../src/lifecycle/replica-check';
@@ -361,6 +361,49 @@ describe('incremental replication on memory stores', () => {
         crossed: { from: '2.0.0' },
       });
       expect((await w.replicaBytes(record.location.blob)).equals(v3)).toBe(true);
+    });
+
+    it('a base hashed whole at another etag than the one its seed was copied at proves nothing of the seed', async () => {
+      let w: ReturnType<typeof memoryWorld> | undefined = undefined;
+      /** Once the seed is copied, the base's record names another etag, hashed whole (a verify in between). */
+      class ReverifiedBaseStore extends MemoryBlockStore {
+        override async copyWithin(blob: string, from: string, options?: CopyOptions): Promise<{ etag: string }> {
+          const copied = await super.copyWithin(blob, from, options);
+          const base = w!.records.get('1.0.0')!;
+          base.replicas = base.replicas.map((r) => ({ ...r, etag: '"0xre-verified"', hashedAt: new Date() }));
+          return copied;
+        }
+      }
+      w = await signedV1({ replica: new ReverifiedBaseStore() });
+      const v2 = await w.publish('2.0.0', changed());
+      const result = await w.replicate('2.0.0');
+      expect(result).toMatchObject({ status: 'verified', hashedAt: expect.any(Date), crossed: { bytes: BLOCK, from: '1.0.0' } });
+      expect((await w.replicaBytes(v2.location.blob)).equals(changed())).toBe(true);
+    });
+
+    it('a statement that cannot be read, or that names other bytes than the catalog, means the whole hash, and says why', async () => {
+      const w = await signedV1();
+      const v2 = await w.publish('2.0.0', changed());
+      const warned: string[] = [];
+      const log: Log = { info: () => undefined, warn: (_, meta) => warned.push(String(meta?.reason)) };
+      // Reading 1.0.0's envelope on the primary fails with a plain error: this run hashes whole.
+      const readInto = w.primary.readInto.bind(w.primary);
+      const failing = jest.spyOn(w.primary, 'readInto').mockImplementation(async (blob, ...rest) => {
+        if (blob === `${w.records.get('1.0.0')!.location.blob}.dsse.json`) throw new Error('connection reset');
+        return readInto(blob, ...rest);
+      });
+      expect(await w.replicate('2.0.0', undefined, log)).toMatchObject({ status: 'verified', hashedAt: expect.any(Date) });
+      expect(warned).toEqual(['connection reset']);
+      failing.mockRestore();
+
+      // The catalog names another SHA-256 for 1.0.0 than its statement signed.
+      await w.replica.deleteIfExists(v2.location.blob);
+      const v1Record = w.records.get('1.0.0')!;
+      const signedSha = v1Record.sha256;
+      v1Record.sha256 = 'f'.repeat(64);
+      await w.replicate('2.0.0', undefined, log).catch(() => undefined);
+      v1Record.sha256 = signedSha;
+      expect(warned[1]).toMatch(/app@1.0.0: the catalog says SHA-256 f{64}/);
     });
 
     it('an earlier version signed without its blocks leaves the replica to the whole hash', async () => {

@@ -47,6 +47,7 @@ export async function commitTypedBlockList(
     }),
   );
   const etag = response.headers.get('etag');
+  if (response.status === 201 && !etag) throw new Error('Put Block List succeeded without an ETag: the commit cannot be named');
   if (response.status !== 201 || !etag) {
     const code = response.headers.get('x-ms-error-code') ?? undefined;
     // The service's own words, from its error body, without the request's URL (which may carry a SAS).
