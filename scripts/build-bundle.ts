@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import { bundleWorkflowCode, type Logger } from '@temporalio/worker';
 import { WORKFLOW_INTERCEPTOR_MODULES } from '../src/temporal/interceptors';
 
 /**
@@ -19,20 +19,20 @@ export async function buildBundle(
   const { code } = await bundleWorkflowCode({
     workflowsPath,
     workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
-    logger: {
-      log: () => undefined,
-      trace: () => undefined,
-      debug: () => undefined,
-      info: () => undefined,
-      warn: (message: string) => process.stderr.write(`bundler: ${message}\n`),
-      error: (message: string) => process.stderr.write(`bundler: ${message}\n`),
-    },
+    logger: bundlerLogger(),
   });
   fs.mkdirSync(path.dirname(out), { recursive: true });
   // Written under another name first, so a worker starting meanwhile never reads half a bundle.
   fs.writeFileSync(`${out}.tmp`, code);
   fs.renameSync(`${out}.tmp`, out);
   return code.length;
+}
+
+/** A logger for the workflow bundler: its progress dropped, its warnings and errors on stderr unless `silent`. */
+export function bundlerLogger({ silent = false } = {}): Logger {
+  const drop = () => undefined;
+  const say = silent ? drop : (message: string) => process.stderr.write(`bundler: ${message}\n`);
+  return { log: drop, trace: drop, debug: drop, info: drop, warn: say, error: say };
 }
 
 if (require.main === module) {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { bundlerLogger } from './build-bundle';
 import {
   agentKill,
   azuriteOutageDuringDeploy,
@@ -108,7 +109,7 @@ async function main(): Promise<number> {
     const bundle = path.join(sets[0].config.dataDir, 'workflow-bundle.js');
     fs.writeFileSync(
       bundle,
-      (await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: quiet })).code,
+      (await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: bundlerLogger() })).code,
     );
     for (const s of sets) s.env.VMHUB_WORKFLOW_BUNDLE = bundle;
     worlds.push(await openWorld(sets[0]), await openWorld(sets[1]));
@@ -142,15 +143,6 @@ async function main(): Promise<number> {
     await shutdown();
   }
 }
-
-const quiet = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (message: string) => process.stderr.write(`bundler: ${message}\n`),
-  error: (message: string) => process.stderr.write(`bundler: ${message}\n`),
-};
 
 main().then(
   (code) => process.exit(code),

@@ -9,6 +9,7 @@ import { startTracing, type Tracing } from '../../src/observability/tracing';
 import type { DeployResult } from '../../src/shared/deploy-input';
 import { connectWorker } from '../../src/temporal/connection';
 import { createAgentWorker, workflowSource } from '../../src/temporal/worker';
+import { bundlerLogger } from '../../scripts/build-bundle';
 import { until } from '../harness/worker-process';
 import { isoImage } from '../images/build';
 import { repositoryRoot, startWorld, type TestWorld } from '../helpers';
@@ -131,19 +132,13 @@ describe('traces', () => {
       .find((id): id is string => Boolean(id));
     expect(batchId).toBeDefined();
     const batchHistory = await world.client.workflow.getHandle(batchId!).fetchHistory();
-    const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: quiet });
+    const { code } = await bundleWorkflowCode({
+      workflowsPath: require.resolve('../../src/workflows'),
+      logger: bundlerLogger({ silent: true }),
+    });
     for (const source of [workflowSource(), { workflowBundle: { code } }]) {
       await Worker.runReplayHistory(source, history, deploy.workflowId);
       await Worker.runReplayHistory(source, batchHistory, batchId);
     }
   });
 });
-
-const quiet = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-};

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
+import { bundlerLogger } from '../../scripts/build-bundle';
 import type { ProbeResult } from '../../src/activities/publish';
 import { MAX_RANGES, planRanges, type BlockPlan } from '../../src/shared/block-plan';
 
@@ -57,14 +58,7 @@ async function bundle(blockPlan: string): Promise<string> {
       ...config,
       resolve: { ...config.resolve, alias: { ...config.resolve?.alias, [blockPlanSource.replace(/\.ts$/, '')]: blockPlan } },
     }),
-    logger: {
-      log: () => undefined,
-      trace: () => undefined,
-      debug: () => undefined,
-      info: () => undefined,
-      warn: () => undefined,
-      error: () => undefined,
-    },
+    logger: bundlerLogger({ silent: true }),
   });
   return code;
 }
