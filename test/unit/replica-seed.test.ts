@@ -156,6 +156,12 @@ function memoryWorld(replica: MemoryBlockStore = new MemoryBlockStore(), signer?
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
+/** A log that keeps the reason each warning gives. */
+function warnings(): { log: Log; warned: string[] } {
+  const warned: string[] = [];
+  return { log: { info: () => undefined, warn: (_, meta) => warned.push(String(meta?.reason)) }, warned };
+}
+
 /** A publisher's key, which versions it signs with their blocks listed, and the keys a replication trusts. */
 interface Signer {
   key: KeyObject;
@@ -339,11 +345,8 @@ describe('incremental replication on memory stores', () => {
       const content = changed();
       content.fill(5, 5 * BLOCK, 5 * BLOCK + shift);
       const v2 = await w.publish('2.0.0', content);
-      const warned: string[] = [];
-      const result = await w.replicate('2.0.0', undefined, {
-        info: () => undefined,
-        warn: (_, meta) => warned.push(String(meta?.reason)),
-      });
+      const { log, warned } = warnings();
+      const result = await w.replicate('2.0.0', undefined, log);
       expect(warned).toEqual(["has committed blocks other than the primary's, by ID or size"]);
       expect(result).toMatchObject({ status: 'verified', hashedAt: expect.any(Date) });
       expect((await w.replicaBytes(v2.location.blob)).equals(content)).toBe(true);
@@ -384,8 +387,7 @@ describe('incremental replication on memory stores', () => {
     it('a statement that cannot be read, or that names other bytes than the catalog, means the whole hash, and says why', async () => {
       const w = await signedV1();
       const v2 = await w.publish('2.0.0', changed());
-      const warned: string[] = [];
-      const log: Log = { info: () => undefined, warn: (_, meta) => warned.push(String(meta?.reason)) };
+      const { log, warned } = warnings();
       // Reading 1.0.0's envelope on the primary fails with a plain error: this run hashes whole.
       const readInto = w.primary.readInto.bind(w.primary);
       const failing = jest.spyOn(w.primary, 'readInto').mockImplementation(async (blob, ...rest) => {
