@@ -1,5 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { DeployStatus } from '../shared/deploy-input';
+import { settleWithin } from '../engine/settle-within';
+import { PROVENANCE_FAILURES, type ErrorType } from '../shared/errors';
 
 /**
  * vmhub's own Prometheus metrics, in one registry per process. Domain code records what it moves where it
@@ -116,12 +118,8 @@ export function verificationKindOf(type: string | undefined): VerificationKind |
       return 'manifest';
     case 'CertificateInvalid':
       return 'certificate';
-    case 'UnsignedImage':
-    case 'UntrustedSignature':
-    case 'ProvenanceMismatch':
-      return 'signature';
     default:
-      return undefined;
+      return PROVENANCE_FAILURES.includes(type as ErrorType) ? 'signature' : undefined;
   }
 }
 
@@ -163,10 +161,7 @@ new Gauge({
         (counts) => void (reader.last = counts),
         () => undefined,
       );
-      let timer: NodeJS.Timeout | undefined;
-      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, REPLICA_READ_WAIT_MS).unref()));
-      await Promise.race([reading, waited]);
-      clearTimeout(timer);
+      await settleWithin(reading, REPLICA_READ_WAIT_MS);
     }
     this.reset();
     for (const r of reader.last) this.set({ location: r.location, state: r.state }, r.count);

@@ -1,4 +1,5 @@
 import type { Resource } from '@opentelemetry/resources';
+import { settleWithin } from '../engine/settle-within';
 import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 /**
@@ -75,10 +76,7 @@ export function startTracing(
     async shutdown() {
       if (current !== tracing) return;
       current = undefined;
-      let timer: NodeJS.Timeout | undefined;
-      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_WAIT_MS).unref()));
-      await Promise.race([provider.shutdown().catch(() => undefined), waited]);
-      clearTimeout(timer);
+      await settleWithin(provider.shutdown(), SHUTDOWN_WAIT_MS);
       api.trace.disable();
       api.context.disable();
       api.propagation.disable();
