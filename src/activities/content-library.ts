@@ -68,19 +68,22 @@ export interface InstantiateInput extends LibraryTaskInput {
   expected: Pick<Resources, 'cpus' | 'memoryMiB'>;
 }
 
-/** What every content library activity binds: the agent's datastore, its vCenter and the keys it trusts. */
+/**
+ * What every content library activity binds: the agent's datastore, its vCenter, the keys it trusts, and
+ * whether the verified copy stays in the datastore after an import (VMHUB_KEEP_STAGING=1).
+ */
 export function libraryContext({
   config,
   sddc,
   env = process.env,
   trusted = loadTrustedKeys(config.trustedKeys),
 }: ContentLibraryDeps) {
-  return { sddc, env, trusted, root: datastoreRoot(config, sddc), vcenter: vcenterTask(sddc, env) };
+  const keepStaging = env.VMHUB_KEEP_STAGING === '1';
+  return { sddc, trusted, keepStaging, root: datastoreRoot(config, sddc), vcenter: vcenterTask(sddc, env) };
 }
 
 export function createContentLibraryActivities(deps: ContentLibraryDeps) {
-  const { sddc, env, trusted, root, vcenter } = libraryContext(deps);
-  const keepStaging = env.VMHUB_KEEP_STAGING === '1';
+  const { sddc, trusted, keepStaging, root, vcenter } = libraryContext(deps);
 
   return {
     /** Whether the library already holds the image: a redeploy then needs no download. */

@@ -34,8 +34,7 @@ export interface StreamOutput extends Omit<DownloadOutput, 'path'> {
  */
 export function createLibraryStreamActivities(deps: AgentDeps & { env?: NodeJS.ProcessEnv }) {
   const { storage, config } = deps;
-  const { sddc, env, trusted, root, vcenter } = libraryContext(deps);
-  const keepStaging = env.VMHUB_KEEP_STAGING === '1';
+  const { sddc, trusted, keepStaging, root, vcenter } = libraryContext(deps);
   const downloadDeps = { storage, config, sddc, trusted, root };
 
   return {
