@@ -96,12 +96,16 @@ export async function runOperatorCheck(
   options: { signal?: AbortSignal } = {},
 ): Promise<GateCheckResult> {
   const timeoutMs = (spec.timeoutSeconds ?? DEFAULT_OPERATOR_CHECK_TIMEOUT_SECONDS) * 1000;
-  const request = { sddc: input.sddc, image: input.image, version: input.version, item: input.item, vm: input.vm };
   const answer =
     'url' in spec
-      ? await postCheck(spec.url, request, timeoutMs, options.signal)
+      ? await postCheck(spec.url, checkRequest(input), timeoutMs, options.signal)
       : await commandCheck(spec.command, input, timeoutMs, options.signal);
   return { check: 'operator', passed: answer.passed, detail: boundedDetail(`${input.check}: ${answer.detail}`) };
+}
+
+/** What a check is told, by POST body or on a command's stdin: which VM of which SDDC, from which item. */
+function checkRequest(input: OperatorCheckInput) {
+  return { sddc: input.sddc, image: input.image, version: input.version, item: input.item, vm: input.vm };
 }
 
 interface Answer {
@@ -175,7 +179,6 @@ function commandCheck(argv: string[], input: OperatorCheckInput, timeoutMs: numb
     VMHUB_CHECK_ITEM_NAME: input.item.itemName,
     VMHUB_CHECK_VM: input.vm,
   };
-  const request = { sddc: input.sddc, image: input.image, version: input.version, item: input.item, vm: input.vm };
   return new Promise<Answer>((resolve, reject) => {
     const child = spawn(argv[0], argv.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let output = '';
@@ -216,6 +219,6 @@ function commandCheck(argv: string[], input: OperatorCheckInput, timeoutMs: numb
         resolve({ passed: code === 0, detail: last || (code === null ? `killed by ${killedBy}` : `exited ${code}`) });
       }),
     );
-    child.stdin.end(JSON.stringify(request));
+    child.stdin.end(JSON.stringify(checkRequest(input)));
   });
 }
