@@ -179,9 +179,7 @@ async function replaceFiles(
       toSend,
       async (file, bytes) => {
         if (!bytes) throw mismatch(source, `${file.name} cannot be downloaded from it`);
-        const endpoint =
-          plan.resend.find((r) => r.file === file)?.endpoint ?? (await cl.addFile(sessionId, file, call)).upload_endpoint?.uri;
-        if (!endpoint) throw new Error(`vCenter gave no upload endpoint for ${file.name}`);
+        const endpoint = await cl.uploadEndpoint(sessionId, plan, file, call);
         const before = bytesDone;
         const checked = new CheckedBytes(file, (n) => {
           bytesDone = before + n;

@@ -179,6 +179,19 @@ export class ContentLibrary {
     );
   }
 
+  /** Where `file`'s bytes go in the session: the endpoint it has when `plan` sends it again, else one added for it. */
+  async uploadEndpoint<T extends ExpectedFile>(
+    sessionId: string,
+    plan: UploadPlan<T>,
+    file: T,
+    call?: RestCall,
+  ): Promise<string> {
+    const resent = plan.resend.find((r) => r.file === file)?.endpoint;
+    const endpoint = resent ?? (await this.addFile(sessionId, file, call)).upload_endpoint?.uri;
+    if (!endpoint) throw new Error(`vCenter gave no upload endpoint for ${file.name}`);
+    return endpoint;
+  }
+
   validate(sessionId: string, call?: RestCall): Promise<Validation> {
     return this.rest.post<Validation>(`${UPDATE_FILE}/id:${sessionId}?~action=validate`, undefined, call);
   }

@@ -187,10 +187,7 @@ export async function importImage(conn: VcenterConnection, ref: ImageVersion, op
   // In archive order: the descriptor first, as the OVF specification has it.
   for (const file of files) {
     if (plan.skip.includes(file)) continue;
-    const resend = plan.resend.find((r) => r.file === file);
-    const endpoint = resend?.endpoint ?? (await cl.addFile(sessionId, file, call)).upload_endpoint?.uri;
-    if (!endpoint) throw new Error(`vCenter gave no upload endpoint for ${file.name}`);
-    await send(file, endpoint);
+    await send(file, await cl.uploadEndpoint(sessionId, plan, file, call));
   }
   await completeImport(conn, ref, { id: item.id, name: item.name }, sessionId, files, signal);
   return { status: 'deployed', placement, bytesSent: bytesDone - bytesSkipped, bytesSkipped };

@@ -196,11 +196,7 @@ export class StreamedImport {
     const sessionId = await sessionFor(cl, item.id, this.signal);
     const plan = planUploads(members, await cl.sessionFiles(sessionId, call), await cl.itemFiles(item.id, call));
     const endpoints = new Map(plan.resend.map((r) => [r.file.name, r.endpoint]));
-    for (const file of plan.add) {
-      const endpoint = (await cl.addFile(sessionId, file, call)).upload_endpoint?.uri;
-      if (!endpoint) throw new Error(`vCenter gave no upload endpoint for ${file.name}`);
-      endpoints.set(file.name, endpoint);
-    }
+    for (const file of plan.add) endpoints.set(file.name, await cl.uploadEndpoint(sessionId, plan, file, call));
     const onBytes = (bytesDone: number) =>
       this.onProgress({ file: 'streaming into the library', bytesDone, bytesTotal: this.ref.sizeBytes });
     this.attempt = new SessionUpload(cl, sessionId, members, endpoints, partial, this.ref, onBytes, this.signal);
