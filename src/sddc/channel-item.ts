@@ -15,7 +15,6 @@ import {
 } from './content-library';
 import { CheckedBytes, FileMismatch, readItemFiles, verifyItem } from './item-check';
 import { sessionFor, untilDone, type Progress, type VcenterConnection } from './library-import';
-import { VsphereApiError } from './vsphere-rest';
 
 /**
  * A channel's library item: `<image>-<channel>`, one per image and channel in an SDDC's library, whose ID
@@ -128,17 +127,8 @@ async function channelItem(
   call: { signal?: AbortSignal },
 ): Promise<ItemInfo> {
   const name = channelItemName(ref.image, channel);
-  let item = await cl.findItem(library.id, name, call);
-  if (!item) {
-    try {
-      await cl.createItem(library.id, name, source.type ?? 'ovf', channelDescription(ref, channel, true), call);
-    } catch (err) {
-      // Another task of this vCenter made it first.
-      if (!(err instanceof VsphereApiError && err.alreadyExists)) throw err;
-    }
-    item = await cl.findItem(library.id, name, call);
-    if (!item) throw new Error(`item ${name} was created in library ${library.name} but cannot be found`);
-  }
+  const created = { type: source.type ?? 'ovf', description: channelDescription(ref, channel, true) };
+  const item = await cl.findOrCreateItem(library, name, created, call);
   if (!item.description?.startsWith(`vmhub channel ${ref.image} ${channel} `)) {
     throw new VmhubError(
       'VersionConflict',

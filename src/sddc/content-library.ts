@@ -116,6 +116,28 @@ export class ContentLibrary {
     return this.rest.post<string>(ITEM, { create_spec: { library_id: libraryId, name, type, description } }, call);
   }
 
+  /**
+   * The library's item of that name, created (of `type`, with `description`) when there is none; one that
+   * another task of this vCenter created first is found all the same. What it holds is the caller's to judge.
+   */
+  async findOrCreateItem(
+    library: { id: string; name: string },
+    name: string,
+    created: { type: string; description: string },
+    call?: RestCall,
+  ): Promise<ItemInfo> {
+    const found = await this.findItem(library.id, name, call);
+    if (found) return found;
+    try {
+      await this.createItem(library.id, name, created.type, created.description, call);
+    } catch (err) {
+      if (!(err instanceof VsphereApiError && err.alreadyExists)) throw err;
+    }
+    const item = await this.findItem(library.id, name, call);
+    if (!item) throw new Error(`item ${name} was created in library ${library.name} but cannot be found`);
+    return item;
+  }
+
   setDescription(itemId: string, description: string, call?: RestCall): Promise<void> {
     return this.rest.patch(`${ITEM}/id:${itemId}`, { update_spec: { description } }, call);
   }

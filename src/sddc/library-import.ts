@@ -208,22 +208,12 @@ export async function openItem(conn: VcenterConnection, ref: ImageVersion, signa
   const cl = conn.library;
   const name = libraryItemName(ref.image, ref.version);
   const library = await libraryFor(conn, signal);
-  let item = await cl.findItem(library.id, name, call);
-  if (!item) {
-    try {
-      await cl.createItem(
-        library.id,
-        name,
-        formatOf(ref.format).libraryItem.type,
-        itemDescription(ref.image, ref.version, ref.sha256, true),
-        call,
-      );
-    } catch (err) {
-      if (!(err instanceof VsphereApiError && err.alreadyExists)) throw err;
-    }
-    item = await cl.findItem(library.id, name, call);
-    if (!item) throw new Error(`item ${name} was created in library ${conn.target.library} but cannot be found`);
-  }
+  const item = await cl.findOrCreateItem(
+    { id: library.id, name: conn.target.library },
+    name,
+    { type: formatOf(ref.format).libraryItem.type, description: itemDescription(ref.image, ref.version, ref.sha256, true) },
+    call,
+  );
   const state = itemState(item.description, ref.sha256, true);
   if (state === 'conflict') throw conflict(conn.target, ref, item);
   return { item, placement: placementOf(conn.target, item), state: state === 'present' ? 'present' : 'importing' };
