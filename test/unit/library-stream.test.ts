@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Provenance } from '../../src/provenance/statement';
+import { ContentLibrary } from '../../src/sddc/content-library';
 import type { VcenterConnection } from '../../src/sddc/library-import';
 import { StreamedImport } from '../../src/sddc/library-stream';
 import type { RestCall } from '../../src/sddc/vsphere-rest';
@@ -33,7 +34,8 @@ afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 async function streamed(upload: Upload, activity: AbortSignal, verified = sha(bytes)) {
   const ref: ImageVersion = { image: 'img', version: '1.0.0', format: 'iso', sha256: verified, sizeBytes: bytes.length };
   const told = { calls: [] as RestCall[], failed: [] as Array<[string, string]> };
-  const library = {
+  // The library's own methods (findOrCreateItem, uploadEndpoint) over these stand-in calls.
+  const library = Object.assign(Object.create(ContentLibrary.prototype) as ContentLibrary, {
     findLibrary: () => Promise.resolve({ id: 'lib' }),
     findItem: () =>
       Promise.resolve({ id: 'item', name: 'img-1.0.0', description: itemDescription('img', '1.0.0', verified, true) }),
@@ -49,7 +51,7 @@ async function streamed(upload: Upload, activity: AbortSignal, verified = sha(by
         return upload(body(), call);
       },
     },
-  };
+  });
   const conn = { target: { library: 'lib', vcenter: 'https://vc.test/' }, library } as unknown as VcenterConnection;
   const importer = (await StreamedImport.open(conn, ref, activity, () => undefined))!;
   const provenance = { sha256: verified, sizeBytes: bytes.length, members: [] } as unknown as Provenance;
