@@ -12,7 +12,8 @@ import type { PublishResult } from '../src/shared/publish-input';
 import { spawnWorker, until, type WorkerProcess } from './harness/worker-process';
 import { filler, tempDir } from './images/build';
 import { loadTopology } from '../src/topology/topology';
-import { agentVcenterEnv } from './harness/vcenter';
+import { agentVcenterEnv, itemDigests, testVcenter } from './harness/vcenter';
+import { VcenterConnection } from '../src/sddc/library-import';
 import type { ContentLibraryTarget } from '../src/shared/target-kinds/kind';
 import { repositoryRoot, startWorld, writeImageFile, type TestWorld } from './helpers';
 import { signBeside } from './harness/signing';
@@ -57,6 +58,7 @@ describe('delta deploys', () => {
   const run = randomUUID().slice(0, 6);
   const datastores = path.join(repositoryRoot(), '..', `sddc-delta-${run}`);
   const image = `delta-${run}`;
+  let library: { target: ContentLibraryTarget; login: { username: string; password: string } };
 
   async function register(name: string, target?: ContentLibraryTarget, env: NodeJS.ProcessEnv = {}): Promise<void> {
     queues.set(name, `sddc-${name}-${randomUUID().slice(0, 8)}`);
@@ -105,11 +107,8 @@ describe('delta deploys', () => {
     // east-1's vCenter (a vcsim), with a library new to this run; the agent logs in as east-1's would.
     const seed = loadTopology(world.config.topologyPath).sddcs.find((s) => s.name === 'east-1')!;
     const target = { ...(seed.target as ContentLibraryTarget), library: `vmhub-delta-${run}` };
-    await register(
-      'library',
-      target,
-      agentVcenterEnv(target.vcenter, { username: 'vmhub-agent', password: `pw-${randomUUID()}` }),
-    );
+    library = { target, login: { username: 'vmhub-agent', password: `pw-${randomUUID()}` } };
+    await register('library', target, agentVcenterEnv(target.vcenter, library.login));
   });
   afterAll(async () => {
     for (const a of agents.values()) await a.stop();
@@ -223,6 +222,31 @@ describe('delta deploys', () => {
     },
     5 * 60_000,
   );
+
+  it('a content-library SDDC whose kept block changed on disk: the session that took those bytes is failed, the file fetched in full, the item whole', async () => {
+    const img = `${image}-clrot`;
+    const v1 = writeIso(path.join(repositoryRoot(), `${img}-1.0.0.iso`), 24 * MiB);
+    const v2 = changedCopy(v1, path.join(repositoryRoot(), `${img}-1.0.1.iso`), [1], 4);
+    await publish(v1, img, '1.0.0');
+    expect((await deploy({ image: img, version: '1.0.0', sddcs: ['library'] })).library.status).toBe('deployed');
+    // A block 1.0.1 keeps in place, changed on disk after it verified: only the whole file's SHA-256 tells.
+    const fd = fs.openSync(path.join(datastores, 'library', img, '1.0.0', `${img}-1.0.0.iso`), 'r+');
+    fs.writeSync(fd, Buffer.from('rot'), 0, 3, 2 * BLOCK + 99);
+    fs.closeSync(fd);
+
+    const second = await publish(v2, img, '1.0.1');
+    const row = (await deploy({ image: img, version: '1.0.1', sddcs: ['library'] })).library;
+    // Streamed already, the copied bytes are not mended in place: the whole file is fetched again, and sent again.
+    expect(row).toMatchObject({ status: 'deployed', bytesFetched: fs.statSync(v2).size, bytesReusedLocally: 0 });
+    const conn = await VcenterConnection.open(library.target, testVcenter(library.target.vcenter, library.login));
+    try {
+      expect(await itemDigests(conn.library, row.target!.itemId)).toEqual({ [`${img}-1.0.1.iso`]: second.sha256 });
+      const sessions = await conn.library.updateSessionsOf(row.target!.itemId);
+      expect(sessions.map((x) => x.state).sort()).toEqual(['DONE', 'ERROR']);
+    } finally {
+      await conn.close();
+    }
+  });
 
   it('downloads the file in full when one built from local blocks fails the SHA-256: a block list whose IDs lie', async () => {
     const small = 2 ** 20;

@@ -60,8 +60,9 @@ export function createLibraryStreamActivities(deps: AgentDeps & { env?: NodeJS.P
           try {
             importer = await StreamedImport.open(conn, ref, signal, onProgress);
             const downloaded = await downloadLocked(downloadDeps, input, paths, failures, importer?.follow);
-            const sent = importer?.started === true ? await keepBeating(() => importer!.finish(), beat) : undefined;
-            // Bytes that a repair rewrote after they were streamed: the session was failed, the verified copy goes instead.
+            const fetched = downloaded.status === 'deployed';
+            const sent = importer?.started === true ? await keepBeating(() => importer!.finish(fetched), beat) : undefined;
+            // An attempt that streamed bytes, then a copy found on disk: the session was failed, the verified copy goes instead.
             if (importer?.started === true && !sent)
               log.warn('the bytes streamed were not the verified ones; importing the verified copy');
             const streamed = sent !== undefined;

@@ -46,8 +46,10 @@ export interface DownloadContext {
   /**
    * Told of each attempt at a source, once its provenance verified: what it returns is told how far the
    * partial file holds the version's bytes in order, as they land (a content-library deploy streams them on).
+   * It reads every byte from the start and hands each to `verify` in order: the file is verified from the
+   * bytes it read, not read again, so what it sends on is what verified.
    */
-  follow?: (partial: string, provenance: Provenance) => Promise<WrittenFollower>;
+  follow?: (partial: string, provenance: Provenance, verify: (bytes: Buffer) => void) => Promise<WrittenFollower>;
 }
 
 /** Follows the bytes written to the partial file from its start. */
@@ -153,8 +155,9 @@ function tracedFetch(...args: Parameters<typeof fetchFrom>): Promise<Fetched> {
  *
  * What a delta deploy checks, and why it is enough: the signed statement (verified with this agent's keys
  * before a byte is fetched) gives the new version's SHA-256, size and, for an OVA, its members' SHA-256.
- * After the fill, one sequential read of the whole partial file on a hashing thread computes its SHA-256
- * (and inspects it, hashing an OVA's members), and that must equal the signed one: every byte, copied,
+ * After the fill, one sequential read of the whole partial file on a hashing thread (or the follower's read,
+ * whose bytes it hands over) computes its SHA-256 (and inspects it, hashing an OVA's members), and that must
+ * equal the signed one: every byte, copied,
  * moved or fetched, is covered, so the SHA-256 recorded beside the file is that of its bytes. The read
  * cannot be spared: SHA-256 is a chained hash, not derivable from per-block digests, and the earlier
  * version's bytes on disk may have changed since they were verified (its `.sha256` proves nothing, see
@@ -200,9 +203,10 @@ async function fetchFrom(
     await file.truncate(input.sizeBytes);
     const verify = await WrittenBytesVerifier.open(file, input.format, ctx.ovf?.inspect);
     verifier = verify;
-    verify.advanceTo(bytesResumed);
-    const follower = await ctx.follow?.(paths.partial, signed.provenance);
-    follower?.advanceTo(bytesResumed);
+    const follower = await ctx.follow?.(paths.partial, signed.provenance, (bytes) => verify.take(bytes));
+    // The follower, where there is one, reads what is written and hands it to the verifier.
+    const reader = follower ?? verify;
+    reader.advanceTo(bytesResumed);
     follower?.done.catch((err: unknown) => followerFailed.abort(err));
     const downloaded = { image: input.image, sddc: input.sddc };
     const fetch = async (start: number, length: number) => {
@@ -218,17 +222,19 @@ async function fetchFrom(
       sizeBytes: input.sizeBytes,
       concurrency: ctx.concurrency,
       onWritten: (bytes) => {
-        verify.advanceTo(bytes);
-        follower?.advanceTo(bytes);
+        reader.advanceTo(bytes);
         progress(bytes);
       },
     }).catch((err: unknown) => {
       // The follower's failure, not the abort it caused, says why the attempt ended.
       throw followerFailed.signal.aborted && !signal.aborted ? followerFailed.signal.reason : err;
     });
+    // Every byte is handed over once the follower has sent it all.
+    await follower?.done;
     // The hashing thread catches up with the last bytes written: the wait a slow disk shows.
     let hashed = await inSpan('vmhub.hash', { bytes: input.sizeBytes }, () => verify.finish(input.sizeBytes));
-    if (hashed.sha256 !== input.sha256 && chunkSource.isCloned) {
+    // A repair would rewrite bytes a follower has sent already: with one, the file is downloaded again instead.
+    if (hashed.sha256 !== input.sha256 && chunkSource.isCloned && !follower) {
       const repaired = await repairKeptBlocks(file, chunkSource.keptBlocks(), fetch, { ...input, inspect: ctx.ovf?.inspect });
       if (repaired) {
         const bytes = repaired.refetched.reduce((sum, b) => sum + b.end - b.start, 0);

@@ -12,7 +12,8 @@ import { metrics, noteVerificationFailure } from '../observability/metrics';
 /**
  * Verifies the file's bytes in order as they reach it: a hashing thread reads them back from the page
  * cache, so the lanes hold no chunk in memory and never wait for verification, and what an earlier attempt
- * left on disk is verified the same way. The file stays open until `close` has resolved.
+ * left on disk is verified the same way; where a reader of the file holds its bytes anyway (a streamed
+ * import sends them on), it hands them over instead (`take`). The file stays open until `close` has resolved.
  */
 export class WrittenBytesVerifier {
   private verifiedTo = 0;
@@ -37,10 +38,23 @@ export class WrittenBytesVerifier {
   /** Takes in the bytes written up to `to`. */
   advanceTo(to: number): void {
     if (to === this.verifiedTo) return;
-    const pushed = this.stream.pushFile(this.fd, this.verifiedTo, to - this.verifiedTo);
+    this.chain(this.stream.pushFile(this.fd, this.verifiedTo, to - this.verifiedTo));
     this.verifiedTo = to;
+  }
+
+  private chain(pushed: Promise<unknown>): void {
     this.verification = Promise.all([this.verification, pushed]).then(() => undefined);
     this.verification.catch(() => undefined); // a failure surfaces at the last call
+  }
+
+  /**
+   * Takes in the file's next bytes as a reader of them holds them, instead of reading them again: what it
+   * does with them (sends them on) is then of the very bytes verified. Shared bytes are read in place, and
+   * must stay as they are until `finish` resolves.
+   */
+  take(bytes: Buffer): void {
+    this.chain(this.stream.push(bytes, { digest: false }));
+    this.verifiedTo += bytes.length;
   }
 
   /** The whole file's SHA-256 and the inspector's verdict and metadata, once every byte is taken in. */

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import { PassThrough } from 'node:stream';
@@ -24,8 +23,9 @@ import {
  * A content-library deploy that sends the image into the item's update session while it downloads: each
  * attempt at a source opens (or resumes) a session with the signed members' names, sizes and SHA-256, and
  * a follower reads the partial file behind the download, in order, splitting an OVA into its members on
- * the way. The session is completed only after the download has verified the whole file against the signed
- * provenance; otherwise it is failed and the half item removed, so no unverified item becomes visible.
+ * the way. The download verifies the file from the very bytes the follower read and sent, so the session
+ * is completed only after the bytes it took verified against the signed provenance; otherwise it is failed
+ * and the half item removed, so no unverified item becomes visible.
  */
 const READ_CHUNK = 4 * 1024 * 1024;
 /** Bytes a member's upload may hold unsent before the follower waits for it. */
@@ -49,10 +49,7 @@ class SessionUpload implements WrittenFollower {
   /** The activity's cancel, or the attempt given up or failed: ends the uploads and the wait for bytes. */
   private readonly signal: AbortSignal;
   private readonly used = new Set<string>();
-  private readonly hash = createHash('sha256');
   bytesRead = 0;
-  /** The SHA-256 of every byte sent, once all were. */
-  sha256?: string;
   readonly done: Promise<void>;
 
   constructor(
@@ -62,6 +59,8 @@ class SessionUpload implements WrittenFollower {
     private readonly endpoints: Map<string, string>,
     private readonly partial: string,
     private readonly ref: ImageVersion,
+    /** Given every byte read, in order, before it is sent: the download's verifier. */
+    private readonly verify: (bytes: Buffer) => void,
     private readonly onBytes: (bytesRead: number) => void,
     activitySignal: AbortSignal,
   ) {
@@ -103,10 +102,11 @@ class SessionUpload implements WrittenFollower {
       const wholeSink = current ? this.sink(current) : DROP;
       while (this.bytesRead < this.ref.sizeBytes) {
         await this.landed(this.bytesRead);
-        const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK, this.available - this.bytesRead));
+        // On shared memory, where the hashing thread reads it in place; never written again once read.
+        const chunk = Buffer.from(new SharedArrayBuffer(Math.min(READ_CHUNK, this.available - this.bytesRead)));
         const { bytesRead } = await handle.read(chunk, 0, chunk.length, this.bytesRead);
         if (bytesRead !== chunk.length) throw new Error(`short read of the partial file at byte ${this.bytesRead}`);
-        this.hash.update(chunk);
+        this.verify(chunk);
         if (whole) wholeSink.update(chunk);
         else await reader.write(chunk);
         this.bytesRead += chunk.length;
@@ -115,7 +115,6 @@ class SessionUpload implements WrittenFollower {
       }
       if (whole) await wholeSink.end();
       else reader.finish();
-      this.sha256 = this.hash.digest('hex');
       const missing = [...this.endpoints.keys()].filter((name) => !this.used.has(name));
       if (missing.length > 0) throw new Error(`the archive holds no member ${missing.join(', ')}`);
     } finally {
@@ -187,7 +186,7 @@ export class StreamedImport {
    * first; then the session of this one gets every member the item does not hold yet, each with its signed
    * SHA-256 for the vCenter to check too.
    */
-  follow = async (partial: string, provenance: Provenance): Promise<WrittenFollower> => {
+  follow = async (partial: string, provenance: Provenance, verify: (bytes: Buffer) => void): Promise<WrittenFollower> => {
     if (this.attempt) await this.failAttempt('its bytes did not verify; the download started again');
     const cl = this.conn.library;
     const call = { signal: this.signal };
@@ -199,24 +198,23 @@ export class StreamedImport {
     for (const file of plan.add) endpoints.set(file.name, await cl.uploadEndpoint(sessionId, plan, file, call));
     const onBytes = (bytesDone: number) =>
       this.onProgress({ file: 'streaming into the library', bytesDone, bytesTotal: this.ref.sizeBytes });
-    this.attempt = new SessionUpload(cl, sessionId, members, endpoints, partial, this.ref, onBytes, this.signal);
+    this.attempt = new SessionUpload(cl, sessionId, members, endpoints, partial, this.ref, verify, onBytes, this.signal);
     return this.attempt;
   };
 
   /**
-   * After the download verified: the last members sent, then the session completed and the item checked and
-   * recorded. Undefined when the bytes sent were not the verified ones: the session is failed, and the caller
-   * imports the verified copy from disk instead.
+   * After the download: the last members sent, then the session completed and the item checked and recorded.
+   * `fetched`: the download ended with a fetch that verified, whose follower (this last attempt) read and sent
+   * the very bytes verified. Otherwise (the copy was found on disk after an attempt at another source) the
+   * session is failed and undefined returned: the caller imports the verified copy from disk instead.
    */
-  async finish(): Promise<ImportResult | undefined> {
+  async finish(fetched: boolean): Promise<ImportResult | undefined> {
     const attempt = this.attempt!;
-    await attempt.done;
-    // What the session took must be the bytes the download verified, not only bytes read from the same file:
-    // a download that repaired blocks kept from an earlier version rewrote some after they were sent.
-    if (attempt.sha256 !== this.ref.sha256) {
-      await this.failAttempt(`the bytes sent hash to ${attempt.sha256}, not the verified ${this.ref.sha256}`);
+    if (!fetched) {
+      await this.failAttempt('the download ended without verifying the bytes sent');
       return undefined;
     }
+    await attempt.done;
     const { item, placement } = this.opened;
     await completeImport(this.conn, this.ref, { id: item.id, name: item.name }, attempt.sessionId, attempt.members, this.signal);
     const bytesSent = attempt.bytesRead;

@@ -7,14 +7,16 @@ import type { Provenance } from '../../src/provenance/statement';
 import { ContentLibrary } from '../../src/sddc/content-library';
 import type { VcenterConnection } from '../../src/sddc/library-import';
 import { StreamedImport } from '../../src/sddc/library-stream';
+import { isShared } from '../../src/storage/block-buffers';
 import type { RestCall } from '../../src/sddc/vsphere-rest';
 import type { ImageVersion } from '../../src/shared/image-version';
 import { itemDescription } from '../../src/shared/target-kinds/content-library';
 
 /**
- * A streamed content-library import against a stand-in vCenter: a failed upload ends the attempt while it
- * still waits for the download, the activity's cancel reaches an upload the end of the stream waits on,
- * and bytes sent that are not the verified ones fail the session and leave the import to the verified copy.
+ * A streamed content-library import against a stand-in vCenter: every byte sent is handed to the
+ * download's verifier first, from the same memory; a failed upload ends the attempt while it still waits
+ * for the download, the activity's cancel reaches an upload the end of the stream waits on, and a download
+ * that ended without a verified fetch fails the session and leaves the import to the verified copy.
  */
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const bytes = Buffer.alloc(64 * 1024, 7);
@@ -55,8 +57,9 @@ async function streamed(upload: Upload, activity: AbortSignal, verified = sha(by
   const conn = { target: { library: 'lib', vcenter: 'https://vc.test/' }, library } as unknown as VcenterConnection;
   const importer = (await StreamedImport.open(conn, ref, activity, () => undefined))!;
   const provenance = { sha256: verified, sizeBytes: bytes.length, members: [] } as unknown as Provenance;
-  const follower = await importer.follow(partial, provenance);
-  return { importer, follower, told };
+  const handed: Buffer[] = [];
+  const follower = await importer.follow(partial, provenance, (b) => handed.push(b));
+  return { importer, follower, told, handed };
 }
 
 /** Takes the body until the signal ends the upload, as an HTTP request bound to it does. */
@@ -83,7 +86,7 @@ it('the activity’s cancel reaches an upload that the end of the stream waits o
   const activity = new AbortController();
   const { importer, follower, told } = await streamed(untilAborted, activity.signal);
   follower.advanceTo(bytes.length);
-  const finished = importer.finish();
+  const finished = importer.finish(true);
   activity.abort(new Error('the activity was cancelled'));
   await expect(finished).rejects.toThrow('the activity was cancelled');
   expect(told.calls[0].signal!.aborted).toBe(true);
@@ -97,10 +100,23 @@ it('the activity’s cancel ends the wait for bytes the download has not written
   await expect(follower.done).rejects.toThrow('the activity was cancelled');
 });
 
-it('bytes sent that are not the verified ones fail the session: finish leaves the import to the verified copy', async () => {
+it('hands every byte it sends to the verifier first, in order, on shared memory the hashing thread reads in place', async () => {
+  const sent: Buffer[] = [];
+  const takeAll: Upload = (body) => new Promise((resolve) => body.on('data', (b: Buffer) => sent.push(b)).on('end', resolve));
+  const { follower, told, handed } = await streamed(takeAll, new AbortController().signal);
+  follower.advanceTo(bytes.length / 4);
+  follower.advanceTo(bytes.length);
+  await follower.done;
+  expect(Buffer.concat(handed).equals(bytes)).toBe(true);
+  expect(Buffer.concat(sent).equals(bytes)).toBe(true);
+  expect(handed.every((b) => isShared(b))).toBe(true);
+  expect(told.failed).toEqual([]);
+});
+
+it('a download that ended without a verified fetch (its copy found on disk) fails the session: the verified copy goes instead', async () => {
   const takeAll: Upload = (body) => new Promise((resolve) => body.resume().on('end', resolve));
   const { importer, follower, told } = await streamed(takeAll, new AbortController().signal, sha(Buffer.from('other')));
   follower.advanceTo(bytes.length);
-  await expect(importer.finish()).resolves.toBeUndefined();
-  expect(told.failed).toEqual([['session-1', expect.stringMatching(`^the bytes sent hash to ${sha(bytes)}, not the verified`)]]);
+  await expect(importer.finish(false)).resolves.toBeUndefined();
+  expect(told.failed).toEqual([['session-1', 'the download ended without verifying the bytes sent']]);
 });
