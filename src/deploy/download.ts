@@ -49,7 +49,7 @@ export interface DownloadContext {
    * It reads every byte from the start and hands each to `verify` in order: the file is verified from the
    * bytes it read, not read again, so what it sends on is what verified.
    */
-  follow?: (partial: string, provenance: Provenance, verify: (bytes: Buffer) => void) => Promise<WrittenFollower>;
+  follow?: (partial: string, provenance: Provenance, verify: (bytes: Buffer) => Promise<unknown>) => Promise<WrittenFollower>;
 }
 
 /** Follows the bytes written to the partial file from its start. */
@@ -229,10 +229,17 @@ async function fetchFrom(
       // The follower's failure, not the abort it caused, says why the attempt ended.
       throw followerFailed.signal.aborted && !signal.aborted ? followerFailed.signal.reason : err;
     });
-    // Every byte is handed over once the follower has sent it all.
-    await follower?.done;
+    // Every byte is handed over once the follower has sent it all. Should it fail, the rest is read from
+    // the file: bytes that do not verify are judged as such, whatever the follower made of them.
+    const followFailure = await follower?.done.then(
+      () => undefined,
+      (err: unknown) => ({ err }),
+    );
+    if (followFailure && signal.aborted) throw followFailure.err;
+    if (followFailure) verify.advanceTo(input.sizeBytes);
     // The hashing thread catches up with the last bytes written: the wait a slow disk shows.
     let hashed = await inSpan('vmhub.hash', { bytes: input.sizeBytes }, () => verify.finish(input.sizeBytes));
+    if (followFailure && hashed.sha256 === input.sha256) throw followFailure.err;
     // A repair would rewrite bytes a follower has sent already: with one, the file is downloaded again instead.
     if (hashed.sha256 !== input.sha256 && chunkSource.isCloned && !follower) {
       const repaired = await repairKeptBlocks(file, chunkSource.keptBlocks(), fetch, { ...input, inspect: ctx.ovf?.inspect });

@@ -50,11 +50,14 @@ export class WrittenBytesVerifier {
   /**
    * Takes in the file's next bytes as a reader of them holds them, instead of reading them again: what it
    * does with them (sends them on) is then of the very bytes verified. Shared bytes are read in place, and
-   * must stay as they are until `finish` resolves.
+   * must stay as they are until the returned promise settles, which the reader waits for before it holds
+   * many more: the hashing thread sets its pace, as it does a read of the file.
    */
-  take(bytes: Buffer): void {
-    this.chain(this.stream.push(bytes, { digest: false }));
+  take(bytes: Buffer): Promise<unknown> {
+    const pushed = this.stream.push(bytes, { digest: false });
+    this.chain(pushed);
     this.verifiedTo += bytes.length;
+    return pushed.catch(() => undefined); // a failure surfaces at `finish`
   }
 
   /** The whole file's SHA-256 and the inspector's verdict and metadata, once every byte is taken in. */

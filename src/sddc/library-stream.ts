@@ -28,6 +28,8 @@ import {
  * and the half item removed, so no unverified item becomes visible.
  */
 const READ_CHUNK = 4 * 1024 * 1024;
+/** Chunks handed to the verifier that it may not have taken in yet. */
+const VERIFY_AHEAD = 3;
 /** Bytes a member's upload may hold unsent before the follower waits for it. */
 const UPLOAD_BUFFER = 8 * 1024 * 1024;
 /**
@@ -59,8 +61,8 @@ class SessionUpload implements WrittenFollower {
     private readonly endpoints: Map<string, string>,
     private readonly partial: string,
     private readonly ref: ImageVersion,
-    /** Given every byte read, in order, before it is sent: the download's verifier. */
-    private readonly verify: (bytes: Buffer) => void,
+    /** Given every byte read, in order, before it is sent: the download's verifier, which sets the pace. */
+    private readonly verify: (bytes: Buffer) => Promise<unknown>,
     private readonly onBytes: (bytesRead: number) => void,
     activitySignal: AbortSignal,
   ) {
@@ -100,13 +102,16 @@ class SessionUpload implements WrittenFollower {
       if (whole) current = this.start(this.members[0].name, this.ref.sizeBytes);
       // An image that is the item's one file goes as it is; an OVA through the reader, member by member.
       const wholeSink = current ? this.sink(current) : DROP;
+      const verifying: Array<Promise<unknown>> = [];
       while (this.bytesRead < this.ref.sizeBytes) {
         await this.landed(this.bytesRead);
         // On shared memory, where the hashing thread reads it in place; never written again once read.
         const chunk = Buffer.from(new SharedArrayBuffer(Math.min(READ_CHUNK, this.available - this.bytesRead)));
         const { bytesRead } = await handle.read(chunk, 0, chunk.length, this.bytesRead);
         if (bytesRead !== chunk.length) throw new Error(`short read of the partial file at byte ${this.bytesRead}`);
-        this.verify(chunk);
+        verifying.push(this.verify(chunk));
+        // The chunks the hashing thread has yet to take in stay in memory: a few, however fast the rest goes.
+        if (verifying.length > VERIFY_AHEAD) await verifying.shift();
         if (whole) wholeSink.update(chunk);
         else await reader.write(chunk);
         this.bytesRead += chunk.length;
@@ -186,7 +191,11 @@ export class StreamedImport {
    * first; then the session of this one gets every member the item does not hold yet, each with its signed
    * SHA-256 for the vCenter to check too.
    */
-  follow = async (partial: string, provenance: Provenance, verify: (bytes: Buffer) => void): Promise<WrittenFollower> => {
+  follow = async (
+    partial: string,
+    provenance: Provenance,
+    verify: (bytes: Buffer) => Promise<unknown>,
+  ): Promise<WrittenFollower> => {
     if (this.attempt) await this.failAttempt('its bytes did not verify; the download started again');
     const cl = this.conn.library;
     const call = { signal: this.signal };

@@ -135,8 +135,11 @@ function handle(req: HashRequest): void {
   if (req.op === 'push') {
     inTurn(req.id, stream, async () => {
       const bytes = Buffer.from(req.bytes.buffer, req.bytes.byteOffset, req.bytes.byteLength);
-      stream.whole.update(bytes);
-      await inspect(stream, (inspector) => inspector.write(bytes));
+      // A stream closed (a cancel, a failure) takes in nothing more: a backlog of pushes ends at once.
+      if (!stream.closed) {
+        stream.whole.update(bytes);
+        await inspect(stream, (inspector) => inspector.write(bytes));
+      }
       const hex = req.digest ? sha256(bytes) : undefined;
       freeNow(req.bytes);
       return { id: req.id, hex, invalid: stream.invalid };

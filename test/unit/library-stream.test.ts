@@ -28,13 +28,18 @@ let partial: string;
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-library-stream-'));
   partial = path.join(dir, 'img-1.0.0.iso.partial');
-  fs.writeFileSync(partial, bytes);
 });
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** An import of an ISO whose item is new, each upload answered by `upload`; what the vCenter was told is recorded. */
-async function streamed(upload: Upload, activity: AbortSignal, verified = sha(bytes)) {
-  const ref: ImageVersion = { image: 'img', version: '1.0.0', format: 'iso', sha256: verified, sizeBytes: bytes.length };
+async function streamed(
+  upload: Upload,
+  activity: AbortSignal,
+  { image = bytes, verify }: { image?: Buffer; verify?: (b: Buffer) => Promise<unknown> } = {},
+) {
+  const verified = sha(image);
+  fs.writeFileSync(partial, image);
+  const ref: ImageVersion = { image: 'img', version: '1.0.0', format: 'iso', sha256: verified, sizeBytes: image.length };
   const told = { calls: [] as RestCall[], failed: [] as Array<[string, string]> };
   // The library's own methods (findOrCreateItem, uploadEndpoint) over these stand-in calls.
   const library = Object.assign(Object.create(ContentLibrary.prototype) as ContentLibrary, {
@@ -56,9 +61,9 @@ async function streamed(upload: Upload, activity: AbortSignal, verified = sha(by
   });
   const conn = { target: { library: 'lib', vcenter: 'https://vc.test/' }, library } as unknown as VcenterConnection;
   const importer = (await StreamedImport.open(conn, ref, activity, () => undefined))!;
-  const provenance = { sha256: verified, sizeBytes: bytes.length, members: [] } as unknown as Provenance;
+  const provenance = { sha256: verified, sizeBytes: image.length, members: [] } as unknown as Provenance;
   const handed: Buffer[] = [];
-  const follower = await importer.follow(partial, provenance, (b) => handed.push(b));
+  const follower = await importer.follow(partial, provenance, verify ?? ((b) => Promise.resolve(handed.push(b))));
   return { importer, follower, told, handed };
 }
 
@@ -113,10 +118,27 @@ it('hands every byte it sends to the verifier first, in order, on shared memory 
   expect(told.failed).toEqual([]);
 });
 
+it('holds no more than a few chunks the verifier has not taken in: the hashing thread sets the pace', async () => {
+  const image = Buffer.alloc(10 * 4 * 1024 * 1024, 3);
+  const takeAll: Upload = (body) => new Promise((resolve) => body.resume().on('end', resolve));
+  const waiting: Array<() => void> = [];
+  const verify = () => new Promise<void>((resolve) => waiting.push(resolve));
+  const { follower } = await streamed(takeAll, new AbortController().signal, { image, verify });
+  follower.advanceTo(image.length);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  // Three chunks ahead of the verifier, and the fourth read waits for the first to be taken in.
+  expect(waiting).toHaveLength(4);
+  while (waiting.length < 10) {
+    waiting.forEach((resolve) => resolve());
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  waiting.forEach((resolve) => resolve());
+  await follower.done;
+});
+
 it('a download that ended without a verified fetch (its copy found on disk) fails the session: the verified copy goes instead', async () => {
   const takeAll: Upload = (body) => new Promise((resolve) => body.resume().on('end', resolve));
-  const { importer, follower, told } = await streamed(takeAll, new AbortController().signal, sha(Buffer.from('other')));
-  follower.advanceTo(bytes.length);
+  const { importer, told } = await streamed(takeAll, new AbortController().signal);
   await expect(importer.finish(false)).resolves.toBeUndefined();
   expect(told.failed).toEqual([['session-1', 'the download ended without verifying the bytes sent']]);
 });
