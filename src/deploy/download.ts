@@ -25,7 +25,7 @@ import { bytesDone, resumePartial } from './partial-state';
 import { keepEnvelope, presentAsSigned, signedAt, type Signed } from './provenance-check';
 import type { SourceCandidate } from './placement';
 import { checkSource } from './source-check';
-import { verifyDownload, WrittenBytesVerifier } from './verify';
+import { verifyDownload, WrittenBytesVerifier, type Hashed } from './verify';
 import { metrics, noteVerificationFailure } from '../observability/metrics';
 
 /** What a download runs with; the caller holds the target's lock. */
@@ -136,6 +136,29 @@ async function signedAtSource(ctx: DownloadContext, source: SourceCandidate, inp
   }
 }
 
+/**
+ * The file's hash (and inspection) once every byte is taken in: with a follower, once it has handed over
+ * all it sent. Should the follower fail, the rest is read from the file, so that bytes which do not verify
+ * are judged as such, whatever the follower made of them; over bytes that verify, its failure stands.
+ */
+async function hashWritten(
+  verify: WrittenBytesVerifier,
+  follower: WrittenFollower | undefined,
+  sizeBytes: number,
+  signal: AbortSignal,
+): Promise<Hashed> {
+  const failed = await follower?.done.then(
+    () => false,
+    (err: unknown) => {
+      if (signal.aborted) throw err;
+      return true;
+    },
+  );
+  if (failed) verify.advanceTo(sizeBytes);
+  // The hashing thread catches up with the last bytes written: the wait a slow disk shows.
+  return inSpan('vmhub.hash', { bytes: sizeBytes }, () => verify.finish(sizeBytes));
+}
+
 /** `fetchFrom` in a span that names the version, the SDDC and the source, and the bytes fetched. */
 function tracedFetch(...args: Parameters<typeof fetchFrom>): Promise<Fetched> {
   const [, source, input] = args;
@@ -229,17 +252,8 @@ async function fetchFrom(
       // The follower's failure, not the abort it caused, says why the attempt ended.
       throw followerFailed.signal.aborted && !signal.aborted ? followerFailed.signal.reason : err;
     });
-    // Every byte is handed over once the follower has sent it all. Should it fail, the rest is read from
-    // the file: bytes that do not verify are judged as such, whatever the follower made of them.
-    const followFailure = await follower?.done.then(
-      () => undefined,
-      (err: unknown) => ({ err }),
-    );
-    if (followFailure && signal.aborted) throw followFailure.err;
-    if (followFailure) verify.advanceTo(input.sizeBytes);
-    // The hashing thread catches up with the last bytes written: the wait a slow disk shows.
-    let hashed = await inSpan('vmhub.hash', { bytes: input.sizeBytes }, () => verify.finish(input.sizeBytes));
-    if (followFailure && hashed.sha256 === input.sha256) throw followFailure.err;
+    let hashed = await hashWritten(verify, follower, input.sizeBytes, signal);
+    if (follower && hashed.sha256 === input.sha256) await follower.done;
     // A repair would rewrite bytes a follower has sent already: with one, the file is downloaded again instead.
     if (hashed.sha256 !== input.sha256 && chunkSource.isCloned && !follower) {
       const repaired = await repairKeptBlocks(file, chunkSource.keptBlocks(), fetch, { ...input, inspect: ctx.ovf?.inspect });
