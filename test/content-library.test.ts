@@ -198,58 +198,68 @@ describe('content library targets', () => {
     expect(await readBack('east-2', row.target!.itemId)).toEqual({ 'tools-2.0.0.iso': published.sha256 });
   });
 
-  it('a streamed deploy whose source bytes do not verify fails its update sessions and leaves no item; good bytes land the item', async () => {
-    const { file, members } = writeOva('1.4.0', 2 * MiB);
-    const published = await publish(file, 'edge', '1.4.0');
-    const good = fs.readFileSync(path.join(repositoryRoot(), file));
-    // One byte of the disk changed in every copy once replicated, the catalog's SHA-256 kept: only the bytes tell.
-    await until('the replica verified', async () =>
-      ((await world.deps.catalog.versions.get('edge', '1.4.0'))?.replicas ?? []).some((r) => r.status === 'verified'),
-    );
-    const bad = Buffer.from(good);
-    bad[Math.floor(bad.length / 2)] ^= 0xff;
-    const [primary, replica] = ['east-primary', 'west-replica'].map((l) => world.deps.storage.store(l));
-    for (const store of [primary, replica])
-      await store.upload(published.location.blob, bad, { metadata: { sha256: published.sha256 } });
-    const sessionIds = () =>
-      vcenter('east-1', (conn) => conn.library.rest.get<string[]>('/rest/com/vmware/content/library/item/update-session'));
-    const before = new Set(await sessionIds());
-
-    const failure = await workflowFailure((await deploy({ image: 'edge', version: '1.4.0', sddcs: ['east-1'] })).result());
-    const [row] = (failure.details![0] as DeployResult).results;
-    expect(row).toMatchObject({ sddc: 'east-1', status: 'failed', source: null });
-    expect(row.reason).toMatch(
-      /^NoSource: no source could deliver edge@1\.4\.0: east-primary yielded bytes with SHA-256 [0-9a-f]{64}, expected /,
-    );
-    await vcenter('east-1', async (conn) => {
-      const library = await conn.library.findLibrary(`vmhub-${run}`);
-      expect(await conn.library.findItem(library!.id, 'edge-1.4.0')).toBeUndefined();
-      // Each source's session that took its bytes was failed: none completed, none left open. Other test files
-      // use this vCenter meanwhile: their sessions are of items still held in their own libraries.
-      const fresh = (await sessionIds()).filter((id) => !before.has(id));
-      const sessions = await Promise.all(fresh.map((id) => conn.library.updateSession(id)));
-      const ours = await Promise.all(
-        sessions.map(async (x) => {
-          const item = x && (await conn.library.getItem(x.library_item_id));
-          return !item || item.library_id === library!.id;
-        }),
+  it.each([
+    ['a byte of its disk', '1.4.0', (ova: Buffer) => Math.floor(ova.length / 2)],
+    // The follower cannot split the archive there: the bytes' SHA-256 still decides, not its failure.
+    ["a byte of its disk's tar header", '1.4.1', (ova: Buffer) => ova.lastIndexOf(Buffer.from('edge-disk1.vmdk'))],
+  ])(
+    'a streamed deploy whose source bytes do not verify (%s) fails its update sessions and leaves no item; good bytes land the item',
+    async (_what, version, at) => {
+      const { file, members } = writeOva(version, 2 * MiB);
+      const published = await publish(file, 'edge', version);
+      const good = fs.readFileSync(path.join(repositoryRoot(), file));
+      // One byte changed in every copy once replicated, the catalog's SHA-256 kept: only the bytes tell.
+      await until('the replica verified', async () =>
+        ((await world.deps.catalog.versions.get('edge', version))?.replicas ?? []).some((r) => r.status === 'verified'),
       );
-      const states = sessions.filter((_, i) => ours[i]).map((x) => x?.state);
-      expect(states.length).toBeGreaterThan(0);
-      expect(new Set(states)).toEqual(new Set(['ERROR']));
-    });
-    expect(fs.existsSync(path.join(datastores, 'east-1', 'edge', '1.4.0', 'edge-1.4.0.ova'))).toBe(false);
+      const bad = Buffer.from(good);
+      expect(at(good)).toBeGreaterThan(0);
+      bad[at(good)] ^= 0xff;
+      const [primary, replica] = ['east-primary', 'west-replica'].map((l) => world.deps.storage.store(l));
+      for (const store of [primary, replica])
+        await store.upload(published.location.blob, bad, { metadata: { sha256: published.sha256 } });
+      const sessionIds = () =>
+        vcenter('east-1', (conn) => conn.library.rest.get<string[]>('/rest/com/vmware/content/library/item/update-session'));
+      const before = new Set(await sessionIds());
 
-    await primary.upload(published.location.blob, good, { metadata: { sha256: published.sha256 } });
-    const result = (await (await deploy({ image: 'edge', version: '1.4.0', sddcs: ['east-1'] })).result()) as DeployResult;
-    const [landed] = result.results;
-    expect(landed).toMatchObject({ status: 'deployed', source: 'east-primary', target: { itemName: 'edge-1.4.0' } });
-    expect(await readBack('east-1', landed.target!.itemId)).toEqual(
-      Object.fromEntries(members.map((m) => [m.name, sha(m.bytes)])),
-    );
-    const sessions = await vcenter('east-1', (conn) => conn.library.updateSessionsOf(landed.target!.itemId));
-    expect(sessions.map((x) => x.state)).toEqual(['DONE']);
-  });
+      const failure = await workflowFailure((await deploy({ image: 'edge', version, sddcs: ['east-1'] })).result());
+      const [row] = (failure.details![0] as DeployResult).results;
+      expect(row).toMatchObject({ sddc: 'east-1', status: 'failed', source: null });
+      expect(row.reason).toMatch(
+        new RegExp(
+          `^NoSource: no source could deliver edge@${version}: east-primary yielded bytes with SHA-256 [0-9a-f]{64}, expected `,
+        ),
+      );
+      await vcenter('east-1', async (conn) => {
+        const library = await conn.library.findLibrary(`vmhub-${run}`);
+        expect(await conn.library.findItem(library!.id, `edge-${version}`)).toBeUndefined();
+        // Each source's session that took its bytes was failed: none completed, none left open. Other test files
+        // use this vCenter meanwhile: their sessions are of items still held in their own libraries.
+        const fresh = (await sessionIds()).filter((id) => !before.has(id));
+        const sessions = await Promise.all(fresh.map((id) => conn.library.updateSession(id)));
+        const ours = await Promise.all(
+          sessions.map(async (x) => {
+            const item = x && (await conn.library.getItem(x.library_item_id));
+            return !item || item.library_id === library!.id;
+          }),
+        );
+        const states = sessions.filter((_, i) => ours[i]).map((x) => x?.state);
+        expect(states.length).toBeGreaterThan(0);
+        expect(new Set(states)).toEqual(new Set(['ERROR']));
+      });
+      expect(fs.existsSync(path.join(datastores, 'east-1', 'edge', version, `edge-${version}.ova`))).toBe(false);
+
+      await primary.upload(published.location.blob, good, { metadata: { sha256: published.sha256 } });
+      const result = (await (await deploy({ image: 'edge', version, sddcs: ['east-1'] })).result()) as DeployResult;
+      const [landed] = result.results;
+      expect(landed).toMatchObject({ status: 'deployed', source: 'east-primary', target: { itemName: `edge-${version}` } });
+      expect(await readBack('east-1', landed.target!.itemId)).toEqual(
+        Object.fromEntries(members.map((m) => [m.name, sha(m.bytes)])),
+      );
+      const sessions = await vcenter('east-1', (conn) => conn.library.updateSessionsOf(landed.target!.itemId));
+      expect(sessions.map((x) => x.state)).toEqual(['DONE']);
+    },
+  );
 
   it('never overwrites an item holding other bytes under the name: VersionConflict there, deployed elsewhere', async () => {
     const { file } = writeOva('1.1.0', MiB);
