@@ -200,7 +200,8 @@ describe('content library targets', () => {
 
   it.each([
     ['a byte of its disk', '1.4.0', (ova: Buffer) => Math.floor(ova.length / 2)],
-    // The follower cannot split the archive there: the bytes' SHA-256 still decides, not its failure.
+    // The follower cannot split the archive there, and fails once the fill has ended: the bytes' SHA-256 still
+    // decides, not the follower's failure.
     ["a byte of its disk's tar header", '1.4.1', (ova: Buffer) => ova.lastIndexOf(Buffer.from('edge-disk1.vmdk'))],
   ])(
     'a streamed deploy whose source bytes do not verify (%s) fails its update sessions and leaves no item; good bytes land the item',

@@ -109,7 +109,8 @@ class SessionUpload implements WrittenFollower {
         const chunk = Buffer.from(new SharedArrayBuffer(Math.min(READ_CHUNK, this.available - this.bytesRead)));
         const { bytesRead } = await handle.read(chunk, 0, chunk.length, this.bytesRead);
         if (bytesRead !== chunk.length) throw new Error(`short read of the partial file at byte ${this.bytesRead}`);
-        verifying.push(this.verify(chunk));
+        // A failure to take them in surfaces at the download's verdict, not here.
+        verifying.push(this.verify(chunk).catch(() => undefined));
         // The chunks the hashing thread has yet to take in stay in memory: a few, however fast the rest goes.
         if (verifying.length > VERIFY_AHEAD) await verifying.shift();
         if (whole) wholeSink.update(chunk);

@@ -124,16 +124,25 @@ it('holds no more than a few chunks the verifier has not taken in: the hashing t
   const waiting: Array<() => void> = [];
   const verify = () => new Promise<void>((resolve) => waiting.push(resolve));
   const { follower } = await streamed(takeAll, new AbortController().signal, { image, verify });
+  let settled = false;
+  follower.done.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  const turns = async (n: number) => {
+    for (let i = 0; i < n; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  };
   follower.advanceTo(image.length);
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  // Three chunks ahead of the verifier, and the fourth read waits for the first to be taken in.
+  for (let i = 0; i < 400 && waiting.length < 4 && !settled; i++) await turns(1);
+  await turns(20);
+  // Three chunks ahead of the verifier, and the fourth, read, waits for the first to be taken in.
   expect(waiting).toHaveLength(4);
-  while (waiting.length < 10) {
+  for (let i = 0; i < 400 && !settled; i++) {
     waiting.forEach((resolve) => resolve());
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await turns(1);
   }
-  waiting.forEach((resolve) => resolve());
   await follower.done;
+  expect(waiting).toHaveLength(10);
 });
 
 it('a download that ended without a verified fetch (its copy found on disk) fails the session: the verified copy goes instead', async () => {
