@@ -137,6 +137,16 @@ async function signedAtSource(ctx: DownloadContext, source: SourceCandidate, inp
 }
 
 /**
+ * Stops the attempt when the follower fails, unless over what it made of the bytes (an archive it cannot
+ * split): that waits for their SHA-256 verdict. Any other failure (an upload refused) ends it now.
+ */
+function stopOnFailure(follower: WrittenFollower | undefined, stop: AbortController): void {
+  follower?.done.catch((err: unknown) => {
+    if (!(err instanceof VmhubError)) stop.abort(err);
+  });
+}
+
+/**
  * The file's hash (and inspection) once every byte is taken in: with a follower, once it has handed over
  * all it sent. Should the follower fail, the rest is read from the file, so that bytes which do not verify
  * are judged as such, whatever the follower made of them; over bytes that verify, its failure stands.
@@ -230,7 +240,7 @@ async function fetchFrom(
     // The follower, where there is one, reads what is written and hands it to the verifier.
     const reader = follower ?? verify;
     reader.advanceTo(bytesResumed);
-    follower?.done.catch((err: unknown) => followerFailed.abort(err));
+    stopOnFailure(follower, followerFailed);
     const downloaded = { image: input.image, sddc: input.sddc };
     const fetch = async (start: number, length: number) => {
       await streamRange(store, input.blob, file, start, length, fetchSignal);
