@@ -64,7 +64,7 @@ export function createLibraryStreamActivities(deps: AgentDeps & { env?: NodeJS.P
             const sent = importer?.started === true ? await keepBeating(() => importer!.finish(fetched), beat) : undefined;
             // An attempt that streamed bytes, then a copy found on disk: the session was failed, the verified copy goes instead.
             if (importer?.started === true && !sent)
-              log.warn('the bytes streamed were not the verified ones; importing the verified copy');
+              log.warn('the download ended without verifying the bytes streamed; importing the verified copy');
             const streamed = sent !== undefined;
             const result =
               sent ??

@@ -49,7 +49,7 @@ export interface DownloadContext {
    * It reads every byte from the start and hands each to `verify` in order: the file is verified from the
    * bytes it read, not read again, so what it sends on is what verified.
    */
-  follow?: (partial: string, provenance: Provenance, verify: (bytes: Buffer) => Promise<unknown>) => Promise<WrittenFollower>;
+  follow?: (partial: string, provenance: Provenance, verify: (bytes: Buffer) => Promise<void>) => Promise<WrittenFollower>;
 }
 
 /** Follows the bytes written to the partial file from its start. */
@@ -154,19 +154,21 @@ function stopOnFailure(follower: WrittenFollower | undefined, stop: AbortControl
 async function hashWritten(
   verify: WrittenBytesVerifier,
   follower: WrittenFollower | undefined,
-  sizeBytes: number,
+  expected: Pick<DownloadInput, 'sha256' | 'sizeBytes'>,
   signal: AbortSignal,
 ): Promise<Hashed> {
-  const failed = await follower?.done.then(
-    () => false,
+  const failure = await follower?.done.then(
+    () => undefined,
     (err: unknown) => {
       if (signal.aborted) throw err;
-      return true;
+      return { err };
     },
   );
-  if (failed) verify.advanceTo(sizeBytes);
+  if (failure) verify.advanceTo(expected.sizeBytes);
   // The hashing thread catches up with the last bytes written: the wait a slow disk shows.
-  return inSpan('vmhub.hash', { bytes: sizeBytes }, () => verify.finish(sizeBytes));
+  const hashed = await inSpan('vmhub.hash', { bytes: expected.sizeBytes }, () => verify.finish(expected.sizeBytes));
+  if (failure && hashed.sha256 === expected.sha256) throw failure.err;
+  return hashed;
 }
 
 /** `fetchFrom` in a span that names the version, the SDDC and the source, and the bytes fetched. */
@@ -190,8 +192,7 @@ function tracedFetch(...args: Parameters<typeof fetchFrom>): Promise<Fetched> {
  * before a byte is fetched) gives the new version's SHA-256, size and, for an OVA, its members' SHA-256.
  * After the fill, one sequential read of the whole partial file on a hashing thread (or the follower's read,
  * whose bytes it hands over) computes its SHA-256 (and inspects it, hashing an OVA's members), and that must
- * equal the signed one: every byte, copied,
- * moved or fetched, is covered, so the SHA-256 recorded beside the file is that of its bytes. The read
+ * equal the signed one: every byte, copied, moved or fetched, is covered, so the SHA-256 recorded beside the file is that of its bytes. The read
  * cannot be spared: SHA-256 is a chained hash, not derivable from per-block digests, and the earlier
  * version's bytes on disk may have changed since they were verified (its `.sha256` proves nothing, see
  * presentAsSigned); the per-block digests are not signed either. What is spared is every other pass over
@@ -262,8 +263,7 @@ async function fetchFrom(
       // The follower's failure, not the abort it caused, says why the attempt ended.
       throw followerFailed.signal.aborted && !signal.aborted ? followerFailed.signal.reason : err;
     });
-    let hashed = await hashWritten(verify, follower, input.sizeBytes, signal);
-    if (follower && hashed.sha256 === input.sha256) await follower.done;
+    let hashed = await hashWritten(verify, follower, input, signal);
     // A repair would rewrite bytes a follower has sent already: with one, the file is downloaded again instead.
     if (hashed.sha256 !== input.sha256 && chunkSource.isCloned && !follower) {
       const repaired = await repairKeptBlocks(file, chunkSource.keptBlocks(), fetch, { ...input, inspect: ctx.ovf?.inspect });

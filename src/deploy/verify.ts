@@ -53,11 +53,15 @@ export class WrittenBytesVerifier {
    * must stay as they are until the returned promise settles, which the reader waits for before it holds
    * many more: the hashing thread sets its pace, as it does a read of the file.
    */
-  take(bytes: Buffer): Promise<unknown> {
+  take(bytes: Buffer): Promise<void> {
     const pushed = this.stream.push(bytes, { digest: false });
     this.chain(pushed);
     this.verifiedTo += bytes.length;
-    return pushed.catch(() => undefined); // a failure surfaces at `finish`
+    // Never rejects: a failure surfaces at `finish`.
+    return pushed.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   /** The whole file's SHA-256 and the inspector's verdict and metadata, once every byte is taken in. */

@@ -61,8 +61,8 @@ class SessionUpload implements WrittenFollower {
     private readonly endpoints: Map<string, string>,
     private readonly partial: string,
     private readonly ref: ImageVersion,
-    /** Given every byte read, in order, before it is sent: the download's verifier, which sets the pace. */
-    private readonly verify: (bytes: Buffer) => Promise<unknown>,
+    /** Given every byte read, in order, before it is sent: the download's verifier, which sets the pace and never rejects. */
+    private readonly verify: (bytes: Buffer) => Promise<void>,
     private readonly onBytes: (bytesRead: number) => void,
     activitySignal: AbortSignal,
   ) {
@@ -102,15 +102,14 @@ class SessionUpload implements WrittenFollower {
       if (whole) current = this.start(this.members[0].name, this.ref.sizeBytes);
       // An image that is the item's one file goes as it is; an OVA through the reader, member by member.
       const wholeSink = current ? this.sink(current) : DROP;
-      const verifying: Array<Promise<unknown>> = [];
+      const verifying: Array<Promise<void>> = [];
       while (this.bytesRead < this.ref.sizeBytes) {
         await this.landed(this.bytesRead);
         // On shared memory, where the hashing thread reads it in place; never written again once read.
         const chunk = Buffer.from(new SharedArrayBuffer(Math.min(READ_CHUNK, this.available - this.bytesRead)));
         const { bytesRead } = await handle.read(chunk, 0, chunk.length, this.bytesRead);
         if (bytesRead !== chunk.length) throw new Error(`short read of the partial file at byte ${this.bytesRead}`);
-        // A failure to take them in surfaces at the download's verdict, not here.
-        verifying.push(this.verify(chunk).catch(() => undefined));
+        verifying.push(this.verify(chunk));
         // The chunks the hashing thread has yet to take in stay in memory: a few, however fast the rest goes.
         if (verifying.length > VERIFY_AHEAD) await verifying.shift();
         if (whole) wholeSink.update(chunk);
@@ -195,7 +194,7 @@ export class StreamedImport {
   follow = async (
     partial: string,
     provenance: Provenance,
-    verify: (bytes: Buffer) => Promise<unknown>,
+    verify: (bytes: Buffer) => Promise<void>,
   ): Promise<WrittenFollower> => {
     if (this.attempt) await this.failAttempt('its bytes did not verify; the download started again');
     const cl = this.conn.library;

@@ -35,7 +35,7 @@ afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 async function streamed(
   upload: Upload,
   activity: AbortSignal,
-  { image = bytes, verify }: { image?: Buffer; verify?: (b: Buffer) => Promise<unknown> } = {},
+  { image = bytes, verify }: { image?: Buffer; verify?: (b: Buffer) => Promise<void> } = {},
 ) {
   const verified = sha(image);
   fs.writeFileSync(partial, image);
@@ -63,7 +63,7 @@ async function streamed(
   const importer = (await StreamedImport.open(conn, ref, activity, () => undefined))!;
   const provenance = { sha256: verified, sizeBytes: image.length, members: [] } as unknown as Provenance;
   const handed: Buffer[] = [];
-  const follower = await importer.follow(partial, provenance, verify ?? ((b) => Promise.resolve(handed.push(b))));
+  const follower = await importer.follow(partial, provenance, verify ?? ((b) => Promise.resolve(void handed.push(b))));
   return { importer, follower, told, handed };
 }
 
