@@ -166,6 +166,8 @@ export class PublishTap {
   /** Until an inspector attaches or the grace ends: staging waits for it, and the tap keeps blocks for it. */
   private awaiting: boolean;
   private graceTimer?: NodeJS.Timeout;
+  /** Whether the inspector, more than `lead` behind the staging, has been so for the grace: see `inspectorBound`. */
+  private behind?: { graceOver: boolean; timer: NodeJS.Timeout };
   private readonly room: TapRoom;
   readonly window: number;
   readonly lead: number;
@@ -277,11 +279,30 @@ export class PublishTap {
   /**
    * The first block staging may not take yet because of the inspector: `lead` past the one it is at. An
    * inspector further behind the staging (after a crash, re-reading what was staged before it; reading a
-   * range staged on another worker) is not waited for: the tap cannot give it those blocks.
+   * range staged on another worker) is not waited for once that has lasted the grace: the tap cannot give
+   * it those blocks. Until then it is, as the range between may be about to register here: a publish's
+   * ranges start in any order, and a later range running ahead would fill the tap with blocks the
+   * inspector needs last, leaving it to read the source again.
    */
   private inspectorBound(base: number): number {
     const at = this.inspector?.next ?? (this.awaiting ? 0 : undefined);
-    return at === undefined || at + this.lead < base ? Infinity : at + this.lead;
+    if (at === undefined) return Infinity;
+    if (at + this.lead >= base) {
+      clearTimeout(this.behind?.timer);
+      this.behind = undefined;
+      return at + this.lead;
+    }
+    if (!this.behind) {
+      const behind = {
+        graceOver: false,
+        timer: setTimeout(() => {
+          behind.graceOver = true;
+          this.pump();
+        }, INSPECT_GRACE_MS).unref(),
+      };
+      this.behind = behind;
+    }
+    return this.behind.graceOver ? Infinity : at + this.lead;
   }
 
   // ---- the tap ----

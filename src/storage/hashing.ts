@@ -100,24 +100,37 @@ let nextId = 1;
 export class HashPool {
   private readonly threads: HashThread[] = [];
 
-  // The event loop keeps a core to itself: it drives the transfers.
-  constructor(readonly size = Math.max(1, Math.min(4, os.availableParallelism() - 1))) {}
+  /**
+   * `size` threads serve every caller: the event loop keeps a core to itself, as it drives the transfers.
+   * Digests asked for with `everyCore` may also use the `widest - size` threads beyond them: a caller
+   * that sends few of the bytes it hashes leaves the event loop little to drive.
+   */
+  constructor(
+    readonly size = Math.max(1, Math.min(4, os.availableParallelism() - 1)),
+    readonly widest = Math.max(size, Math.min(4, os.availableParallelism())),
+  ) {}
 
   private thread(i: number): HashThread {
     if (!this.threads[i] || this.threads[i].dead) this.threads[i] = new HashThread();
     return this.threads[i];
   }
 
-  /** The thread with the least work queued, for a single digest. */
-  private leastBusy(): HashThread {
-    let best = this.thread(0);
-    for (let i = 1; i < this.size; i++) if (this.thread(i).pending.size < best.pending.size) best = this.thread(i);
+  /** The thread with the least work queued among threads `from` to `to` (excluded), for a single digest. */
+  private leastBusy(from = 0, to = this.size): HashThread {
+    let best = this.thread(from);
+    for (let i = from + 1; i < to; i++) if (this.thread(i).pending.size < best.pending.size) best = this.thread(i);
     return best;
   }
 
-  /** SHA-256 (hex) of bytes: read in place when shared, else of a copy. */
-  async sha256(bytes: Uint8Array): Promise<string> {
-    return (await this.leastBusy().send({ id: nextId++, op: 'sha256', bytes, giveBack: false })).hex!;
+  /**
+   * SHA-256 (hex) of bytes: read in place when shared, else of a copy. `everyCore`: the caller sends few
+   * of the bytes it hashes (a publish whose blob already holds an earlier version's blocks), so hashing
+   * may take the core the transfers would otherwise need.
+   */
+  async sha256(bytes: Uint8Array, options: { everyCore?: boolean } = {}): Promise<string> {
+    // Image streams stay on the first `size` threads, so the threads beyond them take these digests alone.
+    const thread = options.everyCore && this.widest > this.size ? this.leastBusy(this.size, this.widest) : this.leastBusy();
+    return (await thread.send({ id: nextId++, op: 'sha256', bytes, giveBack: false })).hex!;
   }
 
   /** SHA-256 (hex) of bytes moved to a thread and back: the caller uses the returned buffer, not its own. */

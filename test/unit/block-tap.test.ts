@@ -75,18 +75,49 @@ describe('PublishTap staging', () => {
     expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([5, 6, 7, 8, 9, 10, 11]);
   });
 
-  it('does not wait for an inspector re-reading blocks staged before it started', async () => {
-    const tap = new PublishTap(64, 8, 1000, { lead: 4 });
-    tap.attachInspector();
-    const r = tap.register({ first: 0, count: 64 }, 40);
-    expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([40, 41, 42, 43, 44, 45, 46, 47]);
-  });
+  describe('with an inspector more than `lead` behind the staging', () => {
+    beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick'] }));
+    afterEach(() => jest.useRealTimers());
 
-  it('does not wait for an inspector more than `lead` behind, as the tap cannot give it those blocks', async () => {
-    const tap = new PublishTap(64, 8, 1000, { lead: 4, window: 64 });
-    tap.attachInspector();
-    const r = tap.register({ first: 0, count: 64 }, 5);
-    expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
+    it('does not wait, once the grace is over, for one re-reading blocks staged before it started', async () => {
+      const tap = new PublishTap(64, 8, 1000, { lead: 4 });
+      tap.attachInspector();
+      const r = tap.register({ first: 0, count: 64 }, 40);
+      expect(await claimAll(tap, r)).toEqual([]);
+      jest.advanceTimersByTime(INSPECT_GRACE_MS);
+      expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([40, 41, 42, 43, 44, 45, 46, 47]);
+    });
+
+    it('does not wait, once the grace is over, as the tap cannot give it those blocks', async () => {
+      const tap = new PublishTap(64, 8, 1000, { lead: 4, window: 64 });
+      tap.attachInspector();
+      const r = tap.register({ first: 0, count: 64 }, 5);
+      jest.advanceTimersByTime(INSPECT_GRACE_MS - 1);
+      expect(await claimAll(tap, r)).toEqual([]);
+      jest.advanceTimersByTime(INSPECT_GRACE_MS);
+      expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
+    });
+
+    it('waits while the range between registers: a later range that started first does not run ahead', async () => {
+      const tap = new PublishTap(64, 8, 1000, { lead: 4, window: 64 });
+      const inspector = tap.attachInspector();
+      const later = tap.register({ first: 16, count: 16 }, 16);
+      expect(await claimAll(tap, later)).toEqual([]);
+      tap.register({ first: 0, count: 16 }, 0);
+      const claims = await claimAll(tap, later);
+      expect(claims.map((c) => c.index)).toEqual([0, 1, 2, 3]);
+      // Once caught up, the inspector holds the staging back the whole way, the grace long over.
+      jest.advanceTimersByTime(INSPECT_GRACE_MS);
+      for (const claim of claims) {
+        const b = block(claim.index);
+        tap.offer(claim, b);
+        b.held.release();
+        tap.complete(claim);
+      }
+      expect(await claimAll(tap, later)).toEqual([]);
+      (await inspector.take(0, never))!.held.release();
+      expect((await claimAll(tap, later)).map((c) => c.index)).toEqual([4]);
+    });
   });
 
   it('resumes a range after its checkpoint and finishes when every block is staged', async () => {

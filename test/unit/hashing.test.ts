@@ -73,6 +73,23 @@ describe('HashPool', () => {
     expect(metadata).toMatchObject({ kind: 'iso' });
   });
 
+  it('takes digests asked for with everyCore on the threads beyond its size, which carry no image stream', async () => {
+    const narrow = new HashPool(1, 2);
+    const small = bytes(64 * 1024, 7);
+    await narrow.sha256(small, { everyCore: true }); // the second thread is started
+    const stream = await narrow.openStream();
+    // A long push holds the first thread: a digest there answers after it, one beyond it before.
+    const long = Buffer.from(new SharedArrayBuffer(256 * MiB));
+    const order: string[] = [];
+    await Promise.all([
+      stream.push(long, { digest: false }).then(() => order.push('push')),
+      narrow.sha256(small).then(() => order.push('plain')),
+      narrow.sha256(small, { everyCore: true }).then(() => order.push('everyCore')),
+    ]);
+    expect(order).toEqual(['everyCore', 'push', 'plain']);
+    await stream.close();
+  });
+
   it('reports an inspector failure as the typed error, and still hashes the whole image', async () => {
     const stream = await pool.openStream('ova');
     const junk = Buffer.alloc(4096, 0xff);
