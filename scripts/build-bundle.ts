@@ -2,13 +2,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, type Logger } from '@temporalio/worker';
 import { WORKFLOW_INTERCEPTOR_MODULES } from '../src/temporal/interceptors';
+import { withoutSourcesText } from '../src/temporal/workflow-source-map';
 
 /**
  * Bundles the workflow code ahead of time into dist/workflow-bundle.js (or the path given as the first
  * argument), so a worker starts without webpack. The worker uses this file while it is newer than every
  * source file; the Docker image names it in VMHUB_WORKFLOW_BUNDLE. `vmhub replay-check --bundle` replays
  * the running workflows against such a file before it is deployed (docs/operations.md). It has the same
- * workflow interceptor modules as a bundle the worker makes.
+ * workflow interceptor modules and source map as a bundle the worker makes.
  */
 export const DEFAULT_BUNDLE_PATH = path.resolve(__dirname, '..', 'dist', 'workflow-bundle.js');
 
@@ -19,6 +20,7 @@ export async function buildBundle(
   const { code } = await bundleWorkflowCode({
     workflowsPath,
     workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
+    webpackConfigHook: withoutSourcesText,
     logger: bundlerLogger(),
   });
   fs.mkdirSync(path.dirname(out), { recursive: true });

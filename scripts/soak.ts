@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
-import { bundlerLogger } from './build-bundle';
+import { buildBundle } from './build-bundle';
 import {
   agentKill,
   azuriteOutageDuringDeploy,
@@ -107,10 +106,7 @@ async function main(): Promise<number> {
   try {
     sets.push(await startServiceSet('soak'), await startServiceSet('soak-outages'));
     const bundle = path.join(sets[0].config.dataDir, 'workflow-bundle.js');
-    fs.writeFileSync(
-      bundle,
-      (await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: bundlerLogger() })).code,
-    );
+    await buildBundle(bundle);
     for (const s of sets) s.env.VMHUB_WORKFLOW_BUNDLE = bundle;
     worlds.push(await openWorld(sets[0]), await openWorld(sets[1]));
 

@@ -53,7 +53,7 @@ export interface ReplayCheckResult {
 
 /** Replays histories against workflow code; the real one is the SDK's replay worker. */
 export type Replayer = (
-  code: Pick<ReplayWorkerOptions, 'workflowBundle' | 'workflowsPath' | 'interceptors' | 'sinks'>,
+  code: Pick<ReplayWorkerOptions, 'workflowBundle' | 'workflowsPath' | 'bundlerOptions' | 'interceptors' | 'sinks'>,
   histories: AsyncIterable<HistoryAndWorkflowId>,
 ) => AsyncIterable<ReplayResult>;
 

@@ -16,6 +16,7 @@ import { agentQuickTaskQueueOf, agentTaskQueueOf } from '../shared/task-queues';
 import { Catalog } from '../catalog/catalog';
 import { installLogging } from './logging';
 import { WORKFLOW_INTERCEPTOR_MODULES, workerInterceptors } from './interceptors';
+import { withoutSourcesText } from './workflow-source-map';
 import { flushLog, log, writeLogLine } from '../observability/log';
 import { loadConfig, PROJECT_ROOT, type Config } from '../config';
 import { ensureSchedulesAt } from './schedules';
@@ -44,12 +45,13 @@ const METRIC_SINKS: InjectedSinks<MetricSinks> = {
  * The workflow code comes from VMHUB_WORKFLOW_BUNDLE when it names a prebuilt bundle (the Docker image,
  * the tests); else from dist/workflow-bundle.js (`npm run build:bundle`) while that file is newer than
  * every .ts file under src/ and package-lock.json, so an edited checkout never runs a stale bundle;
- * else the sources are bundled at start. Every bundle has the same workflow interceptor modules; each
- * comes with the sinks its workflows call (tracing's exporter, vmhub's metrics).
+ * else the sources are bundled at start. Every bundle has the same workflow interceptor modules and
+ * source map (./workflow-source-map); each comes with the sinks its workflows call (tracing's exporter,
+ * vmhub's metrics).
  */
 export function workflowSource(
   env: NodeJS.ProcessEnv = process.env,
-): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'interceptors' | 'sinks'> {
+): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'bundlerOptions' | 'interceptors' | 'sinks'> {
   const sinks = { ...METRIC_SINKS, ...workflowSinks() };
   if (env.VMHUB_WORKFLOW_BUNDLE) return { workflowBundle: { codePath: env.VMHUB_WORKFLOW_BUNDLE }, sinks };
   const root = PROJECT_ROOT;
@@ -67,6 +69,7 @@ export function workflowSource(
   }
   return {
     workflowsPath: require.resolve('../workflows'),
+    bundlerOptions: { webpackConfigHook: withoutSourcesText },
     interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES },
     sinks,
   };
