@@ -166,8 +166,8 @@ export class PublishTap {
   /** Until an inspector attaches or the grace ends: staging waits for it, and the tap keeps blocks for it. */
   private awaiting: boolean;
   private graceTimer?: NodeJS.Timeout;
-  /** Whether the inspector, more than `lead` behind the staging, has been so for the grace: see `inspectorBound`. */
-  private behind?: { graceOver: boolean; timer: NodeJS.Timeout };
+  /** The inspector more than `lead` behind the staging, and whether that has lasted the grace: see `inspectorBound`. */
+  private lag?: { graceOver: boolean; timer: NodeJS.Timeout };
   private readonly room: TapRoom;
   readonly window: number;
   readonly lead: number;
@@ -200,6 +200,7 @@ export class PublishTap {
   register(range: BlockRange, from: number): StagingRange {
     const r = new StagingRange(range.first, range.first + range.count, from);
     this.ranges.add(r);
+    this.forgetLag();
     this.registrations++;
     this.highestEnd = Math.max(this.highestEnd, r.end);
     this.changed();
@@ -278,31 +279,37 @@ export class PublishTap {
 
   /**
    * The first block staging may not take yet because of the inspector: `lead` past the one it is at. An
-   * inspector further behind the staging (after a crash, re-reading what was staged before it; reading a
-   * range staged on another worker) is not waited for once that has lasted the grace: the tap cannot give
-   * it those blocks. Until then it is, as the range between may be about to register here: a publish's
-   * ranges start in any order, and a later range running ahead would fill the tap with blocks the
-   * inspector needs last, leaving it to read the source again.
+   * inspector further behind the staging, at blocks the tap cannot give it, is not waited for: at once when
+   * a range here staged them before it came (an attempt resumed after a crash), after the grace when no
+   * range here covers them (staged on another worker, or by an attempt before a crash). Until then it is, as
+   * the range between may be about to register here: a publish's ranges start in any order, and a later
+   * range running ahead would fill the tap with blocks the inspector needs last, leaving it to read the
+   * source again. Arms the grace's timer, which wakes the lanes waiting when it ends.
    */
   private inspectorBound(base: number): number {
     const at = this.inspector?.next ?? (this.awaiting ? 0 : undefined);
-    if (at === undefined) return Infinity;
-    if (at + this.lead >= base) {
-      clearTimeout(this.behind?.timer);
-      this.behind = undefined;
-      return at + this.lead;
+    if (at === undefined || at + this.lead >= base) {
+      this.forgetLag();
+      return at === undefined ? Infinity : at + this.lead;
     }
-    if (!this.behind) {
-      const behind = {
+    if (!this.held.has(at)) for (const r of this.ranges) if (r.covers(at)) return Infinity;
+    if (!this.lag) {
+      const lag = {
         graceOver: false,
         timer: setTimeout(() => {
-          behind.graceOver = true;
+          lag.graceOver = true;
           this.pump();
         }, INSPECT_GRACE_MS).unref(),
       };
-      this.behind = behind;
+      this.lag = lag;
     }
-    return this.behind.graceOver ? Infinity : at + this.lead;
+    return this.lag.graceOver ? Infinity : at + this.lead;
+  }
+
+  /** A lag of the inspector behind the staging is over, or changed (a range or an inspector came or went). */
+  private forgetLag(): void {
+    clearTimeout(this.lag?.timer);
+    this.lag = undefined;
   }
 
   // ---- the tap ----
@@ -345,6 +352,7 @@ export class PublishTap {
   attachInspector(): InspectorTap {
     const me = { next: 0, graceSpentAt: -1 };
     this.inspector = me;
+    this.forgetLag();
     this.graceOver();
     this.changed();
     const current = () => this.inspector === me;
@@ -357,6 +365,7 @@ export class PublishTap {
       detach: () => {
         if (!current()) return;
         this.inspector = undefined;
+        this.forgetLag();
         for (const index of [...this.held.keys()]) this.drop(index);
         this.changed();
       },

@@ -90,8 +90,9 @@ export async function stageRange(
     unlessNotFound(input.store.committedBlocks(input.blob, { abortSignal: signal })),
   ]);
   for (const b of [...(uncommitted ?? []), ...(committed ?? [])]) staged.add(b.name);
-  // A blob that starts as a copy of an earlier version takes few uploads: its digests may use every core.
-  const everyCore = (committed?.length ?? 0) > 0;
+  // A blob that starts as a copy of an earlier version takes few uploads: its digests may use every core,
+  // while the blocks it reuses outnumber those it uploads.
+  const seeded = (committed?.length ?? 0) > 0;
 
   const progress: StageCheckpoint = resumed ?? { next: input.range.first, uploaded: 0, reused: 0, bytesUploaded: 0 };
   if (resumed) log.info('resuming staging', { range: input.range, next: resumed.next, alreadyStaged: staged.size });
@@ -107,7 +108,7 @@ export async function stageRange(
     liveness.beat(progress);
   };
   const stage = (claim: Claim, laneSignal: AbortSignal) =>
-    stageBlock(work, input, { tap, staged, progress, everyCore }, claim, laneSignal);
+    stageBlock(work, input, { tap, staged, progress, seeded }, claim, laneSignal);
 
   // A slow block must not look like a dead worker: beat on a timer as well as after each block.
   try {
@@ -139,7 +140,7 @@ export async function stageRange(
 async function stageBlock(
   work: PublishWorkspace,
   input: StageRange,
-  state: { tap: PublishTap; staged: Set<string>; progress: StageCheckpoint; everyCore: boolean },
+  state: { tap: PublishTap; staged: Set<string>; progress: StageCheckpoint; seeded: boolean },
   claim: Claim,
   laneSignal: AbortSignal,
 ): Promise<void> {
@@ -150,7 +151,8 @@ async function stageBlock(
   );
   const { progress } = state;
   try {
-    const digest = blockDigestOf(await work.hashes.sha256(held.bytes, { everyCore: state.everyCore }));
+    const everyCore = state.seeded && progress.uploaded <= progress.reused;
+    const digest = blockDigestOf(await work.hashes.sha256(held.bytes, { everyCore }));
     state.tap.offer(claim, { index: i, digest, held });
     const id = blockId(i, digest);
     if (state.staged.has(id)) {

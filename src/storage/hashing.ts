@@ -102,8 +102,9 @@ export class HashPool {
 
   /**
    * `size` threads serve every caller: the event loop keeps a core to itself, as it drives the transfers.
-   * Digests asked for with `everyCore` may also use the `widest - size` threads beyond them: a caller
-   * that sends few of the bytes it hashes leaves the event loop little to drive.
+   * Digests asked for with `everyCore` may use `widest` threads, one a core: a caller that sends few of
+   * the bytes it hashes leaves the event loop little to drive. Image streams stay on the first `size`.
+   * A thread, once started, stays (about 10 MiB each).
    */
   constructor(
     readonly size = Math.max(1, Math.min(4, os.availableParallelism() - 1)),
@@ -115,10 +116,10 @@ export class HashPool {
     return this.threads[i];
   }
 
-  /** The thread with the least work queued among threads `from` to `to` (excluded), for a single digest. */
-  private leastBusy(from = 0, to = this.size): HashThread {
-    let best = this.thread(from);
-    for (let i = from + 1; i < to; i++) if (this.thread(i).pending.size < best.pending.size) best = this.thread(i);
+  /** The thread with the least work queued among the first `count`, for a single digest. */
+  private leastBusy(count = this.size): HashThread {
+    let best = this.thread(0);
+    for (let i = 1; i < count; i++) if (this.thread(i).pending.size < best.pending.size) best = this.thread(i);
     return best;
   }
 
@@ -128,9 +129,22 @@ export class HashPool {
    * may take the core the transfers would otherwise need.
    */
   async sha256(bytes: Uint8Array, options: { everyCore?: boolean } = {}): Promise<string> {
-    // Image streams stay on the first `size` threads, so the threads beyond them take these digests alone.
-    const thread = options.everyCore && this.widest > this.size ? this.leastBusy(this.size, this.widest) : this.leastBusy();
+    const thread = options.everyCore ? this.leastBusyWithoutStream() : this.leastBusy();
     return (await thread.send({ id: nextId++, op: 'sha256', bytes, giveBack: false })).hex!;
+  }
+
+  /**
+   * The least busy of all `widest` threads that carries no image stream (a digest queued among a stream's
+   * pushes holds them up, and the stream's bytes are the other half of the hashing), or of them all when
+   * each carries one.
+   */
+  private leastBusyWithoutStream(): HashThread {
+    let best: HashThread | undefined;
+    for (let i = 0; i < this.widest; i++) {
+      const t = this.thread(i);
+      if (t.streams === 0 && (!best || t.pending.size < best.pending.size)) best = t;
+    }
+    return best ?? this.leastBusy(this.widest);
   }
 
   /** SHA-256 (hex) of bytes moved to a thread and back: the caller uses the returned buffer, not its own. */

@@ -79,23 +79,24 @@ describe('PublishTap staging', () => {
     beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick'] }));
     afterEach(() => jest.useRealTimers());
 
-    it('does not wait, once the grace is over, for one re-reading blocks staged before it started', async () => {
+    it('does not wait for one re-reading blocks a range here staged before it started', async () => {
       const tap = new PublishTap(64, 8, 1000, { lead: 4 });
       tap.attachInspector();
       const r = tap.register({ first: 0, count: 64 }, 40);
-      expect(await claimAll(tap, r)).toEqual([]);
-      jest.advanceTimersByTime(INSPECT_GRACE_MS);
       expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([40, 41, 42, 43, 44, 45, 46, 47]);
     });
 
-    it('does not wait, once the grace is over, as the tap cannot give it those blocks', async () => {
+    it('waits the grace for blocks no range here covers, then goes on: the waiting lane is woken', async () => {
       const tap = new PublishTap(64, 8, 1000, { lead: 4, window: 64 });
       tap.attachInspector();
-      const r = tap.register({ first: 0, count: 64 }, 5);
+      const r = tap.register({ first: 16, count: 16 }, 16);
+      const waiting = tap.claim(r, never);
       jest.advanceTimersByTime(INSPECT_GRACE_MS - 1);
-      expect(await claimAll(tap, r)).toEqual([]);
-      jest.advanceTimersByTime(INSPECT_GRACE_MS);
-      expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
+      await expect(Promise.race([waiting, new Promise((resolve) => setImmediate(() => resolve('waiting')))])).resolves.toBe(
+        'waiting',
+      );
+      jest.advanceTimersByTime(1);
+      expect((await waiting)!.index).toBe(16);
     });
 
     it('waits while the range between registers: a later range that started first does not run ahead', async () => {
@@ -117,6 +118,19 @@ describe('PublishTap staging', () => {
       expect(await claimAll(tap, later)).toEqual([]);
       (await inspector.take(0, never))!.held.release();
       expect((await claimAll(tap, later)).map((c) => c.index)).toEqual([4]);
+    });
+
+    it('gives a range that registers after one lag ended a grace of its own', async () => {
+      const tap = new PublishTap(64, 8, 1000, { lead: 4, window: 64 });
+      tap.attachInspector();
+      const far = tap.register({ first: 48, count: 16 }, 48);
+      expect(await claimAll(tap, far)).toEqual([]);
+      jest.advanceTimersByTime(INSPECT_GRACE_MS);
+      const claims = await claimAll(tap, far);
+      expect(claims.map((c) => c.index)).toEqual([48, 49, 50, 51, 52, 53, 54, 55]);
+      for (const claim of claims) tap.complete(claim);
+      const later = tap.register({ first: 16, count: 16 }, 16);
+      expect(await claimAll(tap, later)).toEqual([]);
     });
   });
 

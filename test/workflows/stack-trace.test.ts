@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { withoutSourcesText } from '../../src/temporal/workflow-source-map';
 import { publishActivities, runWorker, startTestEnvironment } from '../harness/mock-activities';
 
 /** What a stuck run shows an operator (the Web UI's stack trace), from the bundle every worker runs. */
@@ -17,6 +18,13 @@ function inlineSourceMap(bundle: string): { sources: string[]; sourcesContent?: 
 }
 
 describe('a workflow stack trace', () => {
+  it('comes from bundles made with a source map that leaves out the sources text, at start as ahead of time', () => {
+    expect(withoutSourcesText({ mode: 'development', devtool: 'inline-source-map' })).toEqual({
+      mode: 'development',
+      devtool: 'inline-nosources-source-map',
+    });
+  });
+
   it('names the TypeScript file and line, from a bundle whose source map leaves out the sources text', async () => {
     const map = inlineSourceMap(fs.readFileSync(process.env.VMHUB_WORKFLOW_BUNDLE!, 'utf8'));
     expect(map.sources).toEqual(expect.arrayContaining([expect.stringMatching(/src\/workflows\/publish-image\.ts$/)]));
@@ -44,11 +52,13 @@ describe('a workflow stack trace', () => {
           taskQueue,
           workflowId: randomUUID(),
         });
-        await inProbe;
-        const stack = await handle.query<string>('__stack_trace');
-        release();
-        await handle.result();
-        return stack;
+        try {
+          await inProbe;
+          return await handle.query<string>('__stack_trace');
+        } finally {
+          release();
+          await handle.result();
+        }
       },
     );
     expect(trace).toMatch(/src\/workflows\/publish-image\.ts:\d+:\d+/);
