@@ -7,7 +7,8 @@ import { blockBounds, type BlockPlan } from '../shared/block-plan';
 import { BlockBuffers } from '../storage/block-buffers';
 import { ByteBudget } from '../storage/byte-budget';
 import { hashPool, type HashPool } from '../storage/hashing';
-import { HeldBytes, TapRegistry, type PublishTap } from './block-tap';
+import { HeldBytes, type PublishTap } from './block-tap';
+import { TapRegistry } from './tap-registry';
 
 /** Which publish a tap serves: its run, source and plan. */
 export interface TapKey {

@@ -1,4 +1,5 @@
-import { HeldBytes, INSPECT_GRACE_MS, PublishTap, TapRegistry, type Claim } from '../../src/publish/block-tap';
+import { HeldBytes, INSPECT_GRACE_MS, PublishTap, type Claim } from '../../src/publish/block-tap';
+import { TapRegistry } from '../../src/publish/tap-registry';
 import { BlockBuffers, isShared } from '../../src/storage/block-buffers';
 import type { Reservation } from '../../src/storage/byte-budget';
 
