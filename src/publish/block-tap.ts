@@ -199,8 +199,10 @@ export class PublishTap {
   /** Registers a range whose blocks below `from` are already staged. */
   register(range: BlockRange, from: number): StagingRange {
     const r = new StagingRange(range.first, range.first + range.count, from);
+    // A range across the gap the inspector lags over may be the one that gap waits for: a lag that goes on
+    // is another, with a grace of its own. One beyond the staging changes nothing of the lag.
+    if (this.lag && r.first < this.stagingBase() && r.end > (this.inspector?.next ?? 0)) this.forgetLag();
     this.ranges.add(r);
-    this.forgetLag();
     this.registrations++;
     this.highestEnd = Math.max(this.highestEnd, r.end);
     this.changed();
@@ -263,18 +265,22 @@ export class PublishTap {
     }
     while (this.claimWaiters.length > 0 && this.inFlight < this.slots) {
       let best: StagingRange | undefined;
-      let base = Infinity;
-      for (const r of this.ranges) {
-        if (!r.finished) base = Math.min(base, r.firstNotDone());
-        if (r.lowestPending() < (best?.lowestPending() ?? Infinity)) best = r;
-      }
+      for (const r of this.ranges) if (r.lowestPending() < (best?.lowestPending() ?? Infinity)) best = r;
       if (!best) return;
+      const base = this.stagingBase();
       const index = best.lowestPending();
       if (index >= base + this.window || index >= this.inspectorBound(base)) return;
       best.take(index);
       this.inFlight++;
       this.claimWaiters.shift()!.resolve({ index, range: best });
     }
+  }
+
+  /** The first block not yet staged among the ranges registered here (Infinity when all are staged). */
+  private stagingBase(): number {
+    let base = Infinity;
+    for (const r of this.ranges) if (!r.finished) base = Math.min(base, r.firstNotDone());
+    return base;
   }
 
   /**

@@ -121,6 +121,19 @@ describe('PublishTap staging', () => {
       expect((await claimAll(tap, later)).map((c) => c.index)).toEqual([4]);
     });
 
+    it('keeps a lag whose grace is over when a range beyond the staging registers', async () => {
+      const tap = new PublishTap(64, 8, 1000, { lead: 4, window: 64 });
+      tap.attachInspector();
+      const r = tap.register({ first: 16, count: 16 }, 16);
+      expect(await claimAll(tap, r)).toEqual([]);
+      jest.advanceTimersByTime(INSPECT_GRACE_MS);
+      const claims = await claimAll(tap, r);
+      expect(claims.map((c) => c.index)).toEqual([16, 17, 18, 19, 20, 21, 22, 23]);
+      for (const claim of claims) tap.complete(claim);
+      tap.register({ first: 48, count: 16 }, 48);
+      expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([24, 25, 26, 27, 28, 29, 30, 31]);
+    });
+
     it('gives a range that registers after one lag ended a grace of its own', async () => {
       const tap = new PublishTap(64, 8, 1000, { lead: 4, window: 64 });
       tap.attachInspector();

@@ -79,7 +79,7 @@ describe('HashPool', () => {
     await narrow.sha256(small, { everyCore: true }); // the second thread is started
     const stream = await narrow.openStream();
     // A long push holds the first thread: a digest there answers after it, one beyond it before.
-    const long = Buffer.from(new SharedArrayBuffer(64 * MiB));
+    const long = Buffer.from(new SharedArrayBuffer(128 * MiB));
     const order: string[] = [];
     await Promise.all([
       stream.push(long, { digest: false }).then(() => order.push('push')),
