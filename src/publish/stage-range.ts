@@ -91,8 +91,8 @@ export async function stageRange(
   ]);
   for (const b of [...(uncommitted ?? []), ...(committed ?? [])]) staged.add(b.name);
   // A blob that starts as a copy of an earlier version takes few uploads: its digests may use every core,
-  // while the blocks it reuses outnumber those it uploads.
-  const seeded = (committed?.length ?? 0) > 0;
+  // while the blocks it reuses are at least as many as those it uploads, in flight included.
+  const reuse = { seeded: (committed?.length ?? 0) > 0, uploading: 0 };
 
   const progress: StageCheckpoint = resumed ?? { next: input.range.first, uploaded: 0, reused: 0, bytesUploaded: 0 };
   if (resumed) log.info('resuming staging', { range: input.range, next: resumed.next, alreadyStaged: staged.size });
@@ -108,7 +108,7 @@ export async function stageRange(
     liveness.beat(progress);
   };
   const stage = (claim: Claim, laneSignal: AbortSignal) =>
-    stageBlock(work, input, { tap, staged, progress, seeded }, claim, laneSignal);
+    stageBlock(work, input, { tap, staged, progress, reuse }, claim, laneSignal);
 
   // A slow block must not look like a dead worker: beat on a timer as well as after each block.
   try {
@@ -140,7 +140,7 @@ export async function stageRange(
 async function stageBlock(
   work: PublishWorkspace,
   input: StageRange,
-  state: { tap: PublishTap; staged: Set<string>; progress: StageCheckpoint; seeded: boolean },
+  state: { tap: PublishTap; staged: Set<string>; progress: StageCheckpoint; reuse: { seeded: boolean; uploading: number } },
   claim: Claim,
   laneSignal: AbortSignal,
 ): Promise<void> {
@@ -151,7 +151,8 @@ async function stageBlock(
   );
   const { progress } = state;
   try {
-    const everyCore = state.seeded && progress.uploaded <= progress.reused;
+    const { reuse } = state;
+    const everyCore = reuse.seeded && progress.uploaded + reuse.uploading <= progress.reused;
     const digest = blockDigestOf(await work.hashes.sha256(held.bytes, { everyCore }));
     state.tap.offer(claim, { index: i, digest, held });
     const id = blockId(i, digest);
@@ -159,7 +160,12 @@ async function stageBlock(
       progress.reused++;
     } else {
       const { bytes } = held;
-      await letFinish(laneSignal, (abortSignal) => input.store.stageBlock(input.blob, id, bytes, { abortSignal }));
+      reuse.uploading++;
+      try {
+        await letFinish(laneSignal, (abortSignal) => input.store.stageBlock(input.blob, id, bytes, { abortSignal }));
+      } finally {
+        reuse.uploading--;
+      }
       progress.uploaded++;
       progress.bytesUploaded += bytes.length;
       metrics.stagedBytes.inc({ image: imageOfBlob(input.blob), location: input.location }, bytes.length);
