@@ -192,11 +192,11 @@ function tracedFetch(...args: Parameters<typeof fetchFrom>): Promise<Fetched> {
  * before a byte is fetched) gives the new version's SHA-256, size and, for an OVA, its members' SHA-256.
  * After the fill, one sequential read of the whole partial file on a hashing thread (or the follower's read,
  * whose bytes it hands over) computes its SHA-256 (and inspects it, hashing an OVA's members), and that must
- * equal the signed one: every byte, copied, moved or fetched, is covered, so the SHA-256 recorded beside the file is that of its bytes. The read
- * cannot be spared: SHA-256 is a chained hash, not derivable from per-block digests, and the earlier
- * version's bytes on disk may have changed since they were verified (its `.sha256` proves nothing, see
- * presentAsSigned); the per-block digests are not signed either. What is spared is every other pass over
- * the kept bytes: no read into this process, no per-block digest, no write.
+ * equal the signed one: every byte, copied, moved or fetched, is covered, so the SHA-256 recorded beside
+ * the file is that of its bytes. The read cannot be spared: SHA-256 is a chained hash, not derivable from
+ * per-block digests, and the earlier version's bytes on disk may have changed since they were verified (its
+ * `.sha256` proves nothing, see presentAsSigned); the per-block digests are not signed either. What is
+ * spared is every other pass over the kept bytes: no read into this process, no per-block digest, no write.
  */
 async function fetchFrom(
   ctx: DownloadContext,

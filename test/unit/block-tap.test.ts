@@ -16,6 +16,16 @@ function block(index: number, size = 8) {
 const never = new AbortController().signal;
 const plan = { blockCount: 64, blockSize: 8 };
 
+/** Each claimed block offered to the tap, as a lane does once it has read it, then its upload over and staged. */
+function stageAll(tap: PublishTap, claims: Claim[]): void {
+  for (const claim of claims) {
+    const b = block(claim.index);
+    tap.offer(claim, b);
+    b.held.release();
+    tap.complete(claim);
+  }
+}
+
 /** Claims until none is handed out at once. */
 async function claimAll(tap: PublishTap, owner: ReturnType<PublishTap['register']>): Promise<Claim[]> {
   const claims: Claim[] = [];
@@ -62,12 +72,7 @@ describe('PublishTap staging', () => {
     const r = tap.register({ first: 0, count: 32 }, 0);
     const claims = await claimAll(tap, r);
     expect(claims.map((c) => c.index)).toEqual([0, 1, 2, 3]);
-    for (const claim of claims) {
-      const b = block(claim.index);
-      tap.offer(claim, b);
-      b.held.release();
-      tap.complete(claim);
-    }
+    stageAll(tap, claims);
     // Staged, but the inspector has not taken them: staging waits rather than run on.
     expect(await claimAll(tap, r)).toEqual([]);
     (await inspector.take(0, never))!.held.release();
@@ -110,39 +115,33 @@ describe('PublishTap staging', () => {
       expect(claims.map((c) => c.index)).toEqual([0, 1, 2, 3]);
       // Once caught up, the inspector holds the staging back the whole way, the grace long over.
       jest.advanceTimersByTime(INSPECT_GRACE_MS);
-      for (const claim of claims) {
-        const b = block(claim.index);
-        tap.offer(claim, b);
-        b.held.release();
-        tap.complete(claim);
-      }
+      stageAll(tap, claims);
       expect(await claimAll(tap, later)).toEqual([]);
       (await inspector.take(0, never))!.held.release();
       expect((await claimAll(tap, later)).map((c) => c.index)).toEqual([4]);
     });
 
-    it('keeps a lag whose grace is over when a range beyond the staging registers', async () => {
+    /** A range from `first` alone, the inspector at block 0: the lag's grace waited out, the first claims staged. */
+    async function lagOver(first: number): Promise<{ tap: PublishTap; r: ReturnType<PublishTap['register']> }> {
       const tap = new PublishTap(64, 8, 1000, { lead: 4, window: 64 });
       tap.attachInspector();
-      const r = tap.register({ first: 16, count: 16 }, 16);
+      const r = tap.register({ first, count: 16 }, first);
       expect(await claimAll(tap, r)).toEqual([]);
       jest.advanceTimersByTime(INSPECT_GRACE_MS);
       const claims = await claimAll(tap, r);
-      expect(claims.map((c) => c.index)).toEqual([16, 17, 18, 19, 20, 21, 22, 23]);
+      expect(claims.map((c) => c.index)).toEqual(Array.from({ length: 8 }, (_, i) => first + i));
       for (const claim of claims) tap.complete(claim);
+      return { tap, r };
+    }
+
+    it('keeps a lag whose grace is over when a range beyond the staging registers', async () => {
+      const { tap, r } = await lagOver(16);
       tap.register({ first: 48, count: 16 }, 48);
       expect((await claimAll(tap, r)).map((c) => c.index)).toEqual([24, 25, 26, 27, 28, 29, 30, 31]);
     });
 
     it('gives a range that registers after one lag ended a grace of its own', async () => {
-      const tap = new PublishTap(64, 8, 1000, { lead: 4, window: 64 });
-      tap.attachInspector();
-      const far = tap.register({ first: 48, count: 16 }, 48);
-      expect(await claimAll(tap, far)).toEqual([]);
-      jest.advanceTimersByTime(INSPECT_GRACE_MS);
-      const claims = await claimAll(tap, far);
-      expect(claims.map((c) => c.index)).toEqual([48, 49, 50, 51, 52, 53, 54, 55]);
-      for (const claim of claims) tap.complete(claim);
+      const { tap } = await lagOver(48);
       const later = tap.register({ first: 16, count: 16 }, 16);
       expect(await claimAll(tap, later)).toEqual([]);
     });
