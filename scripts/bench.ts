@@ -44,6 +44,7 @@ import {
   plainUpload,
   proc,
   round,
+  settleDisk,
   stats,
   streamedCopy,
   timed,
@@ -593,6 +594,7 @@ async function deltaDeployFigure(ctx: {
   // Each run of the next version is removed after it, so the next run finds the SDDC as this one did: the
   // holder with the first version only, the other with neither.
   const runOnce = async (sddc: string) => {
+    settleDisk();
     const run = await deployOne(NEXT_VERSION, sddc);
     fs.rmSync(path.join(ctx.datastore(sddc), published.image, NEXT_VERSION), { recursive: true, force: true });
     return run;

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import type { BlockBlobClient, ContainerClient } from '@azure/storage-blob';
@@ -95,7 +96,16 @@ export function pairFigure(pairs: Pair[], bytes: number, withCpu = true): PairFi
   };
 }
 
-/** Runs each pair REPEATS times, alternating which of the two goes first. */
+/**
+ * Waits, outside the clock, until the kernel has written back every dirty page. A run that leaves its
+ * writes to the kernel (downloadToFile, Azurite, vcsim) would otherwise charge their write-back to the
+ * run after it, and most to vmhub, whose agents sync what they write.
+ */
+export function settleDisk(): void {
+  execFileSync('sync');
+}
+
+/** Runs each pair REPEATS times, alternating which of the two goes first, each from a settled disk. */
 export async function pairs(
   name: string,
   vmhub: () => Promise<{ seconds: number; cpu: number }>,
@@ -104,7 +114,9 @@ export async function pairs(
   const out: Pair[] = [];
   for (let r = 0; r < REPEATS; r++) {
     const [first, second] = r % 2 === 0 ? [baseline, vmhub] : [vmhub, baseline];
+    settleDisk();
     const a = await first();
+    settleDisk();
     const b = await second();
     const [v, p] = r % 2 === 0 ? [b, a] : [a, b];
     out.push({
