@@ -60,8 +60,8 @@ import { markdown, targets, type DeltaDeployFigure, type Figures, type Results }
  * downloadToFile is one streamed GET, it takes no concurrency, and is followed by an fsync of its file),
  * or, for a content library, downloadToFile then `govc library.import` (scripts/bench/content-library.ts);
  * incremental publish and replication are in scripts/bench/incremental.ts. Every pair runs
- * BENCH_REPEATS times (default 5, at least 3), alternating which of the two goes first, and the ratios
- * are reported as median, min and max. The workers are what production runs: the compiled sources with the prebuilt workflow bundle, built here.
+ * BENCH_REPEATS times (default 5, at least 3), alternating which of the two goes first, each run once
+ * the disk has settled (settleDisk, outside the clock), and the ratios are reported as median, min and max. The workers are what production runs: the compiled sources with the prebuilt workflow bundle, built here.
  *
  * BENCH_GIB sets the image size (default 1; 0.25 for a quick run); memory is also measured at 4×.
  * Results go to bench/results.json and the table to test-output/bench.md.

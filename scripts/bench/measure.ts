@@ -96,13 +96,20 @@ export function pairFigure(pairs: Pair[], bytes: number, withCpu = true): PairFi
   };
 }
 
+/** How long the write-back before a run may take: a disk that takes longer is stuck, and the bench stops. */
+const SETTLE_TIMEOUT_MS = 120_000;
+
 /**
- * Waits, outside the clock, until the kernel has written back every dirty page. A run that leaves its
- * writes to the kernel (downloadToFile, Azurite, vcsim) would otherwise charge their write-back to the
- * run after it, and most to vmhub, whose agents sync what they write.
+ * Returns once the kernel has written back every dirty page; called outside the clock, before each run.
+ * A run that leaves its writes to the kernel (an unsynced download, Azurite's blobs, vcsim's items) would
+ * otherwise charge their write-back to the run after it, and most to a run that fsyncs, as vmhub's agents do.
  */
 export function settleDisk(): void {
-  execFileSync('sync');
+  try {
+    execFileSync('sync', { timeout: SETTLE_TIMEOUT_MS, stdio: 'ignore' });
+  } catch (err) {
+    throw new Error(`bench: could not settle the disk before a run (sync): ${(err as Error).message}`);
+  }
 }
 
 /** Runs each pair REPEATS times, alternating which of the two goes first, each from a settled disk. */
