@@ -40,6 +40,11 @@ export class ChunkSource {
   readFromBase = 0;
   /** Whether the partial file began as a copy of the base, whose blocks kept in place are left as they are. */
   private cloned = false;
+  /**
+   * Buffers that copied blocks were read into, used again once written: a lane holds one at a time. A
+   * fresh one for every chunk has the heap collected every few chunks, on the thread that drives the lanes.
+   */
+  private readonly spare: Buffer[] = [];
   /** Whether each base block larger than a chunk matched its digest, by its start in the new file. */
   private readonly verdicts = new Map<number, Promise<boolean>>();
 
@@ -153,6 +158,7 @@ export class ChunkSource {
       const copied = s.kind === 'copy' ? await this.copy(s.start, length, s.block) : undefined;
       if (copied) {
         await write(copied, s.start);
+        this.spare.push(copied);
         fill.reused += length;
       } else {
         await fetch(s.start, length);
@@ -171,7 +177,7 @@ export class ChunkSource {
     const size = block.end - block.start;
     if (length === size) {
       // The common case, a chunk holding whole blocks: one read, checked and used as it is.
-      const bytes = Buffer.allocUnsafe(size);
+      const bytes = this.buffer(size);
       if ((await this.readBase(bytes, block.baseStart)) && (await blockDigest(bytes)) === block.digest) return bytes;
       this.mismatches++;
       return undefined;
@@ -183,7 +189,7 @@ export class ChunkSource {
       this.verdicts.set(block.start, verdict);
     }
     if (!(await verdict)) return undefined;
-    const bytes = Buffer.allocUnsafe(length);
+    const bytes = this.buffer(length);
     return (await this.readBase(bytes, block.baseStart + (start - block.start))) ? bytes : undefined;
   }
 
@@ -201,6 +207,14 @@ export class ChunkSource {
     }
     this.mismatches++;
     return false;
+  }
+
+  /** A buffer of `length` bytes: a spare one large enough, else a new one. */
+  private buffer(length: number): Buffer {
+    const i = this.spare.findIndex((b) => b.buffer.byteLength >= length);
+    if (i < 0) return Buffer.allocUnsafeSlow(length);
+    const [spare] = this.spare.splice(i, 1);
+    return Buffer.from(spare.buffer, 0, length);
   }
 
   /** Fills `bytes` from the base at `position`; false when it cannot (a short or failed read). */

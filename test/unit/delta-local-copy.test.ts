@@ -105,6 +105,20 @@ it('copies the shared blocks from the earlier version and fetches only the chang
   expect(source.mismatches).toBe(0);
 });
 
+it('reads the blocks it copies into one buffer, used again once each is written', async () => {
+  const allocated = jest.spyOn(Buffer, 'allocUnsafeSlow');
+  try {
+    const { out, reused } = await readAll(await open(), 4 * BLOCK);
+    expect(out.equals(v2)).toBe(true);
+    expect(reused).toBe(9 * BLOCK);
+    // A fresh buffer for each of the nine would have the agent's heap collected every few chunks (reading
+    // the base's index files allocates others).
+    expect(allocated.mock.calls.filter(([size]) => size === BLOCK)).toHaveLength(1);
+  } finally {
+    allocated.mockRestore();
+  }
+});
+
 it('copies parts of blocks when chunks do not fall on block boundaries, checking each whole block', async () => {
   const { out, fetched, reused } = await readAll(await open(), 1536);
   expect(out.equals(v2)).toBe(true);
