@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { checkFreeSpace } from '../datastore/layout';
 import { blockDigest, blockDigestOf } from '../storage/block-ids';
+import { BlockBuffers } from '../storage/block-buffers';
 import type { BlockStore } from '../storage/block-store';
 import { blockIndexFromBlockList, localBases, type BlockIndex, type LocalBase } from './block-index';
 import { chooseBase, inPlaceBlocks, reusableBytes, segmentsOf, type CopiedBlock, type DeltaPlan } from './delta-plan';
@@ -10,6 +11,11 @@ import type { StepLog } from './download-request';
 import type { PartialState } from './partial-state';
 
 const CHECK_PIECE = 1024 * 1024;
+/**
+ * Idle copy buffers kept for the next copies: eight lanes' chunks. A fresh buffer for every chunk had the
+ * heap collected every few chunks, on the thread that drives the lanes.
+ */
+const SPARE_BYTES = 64 * 1024 * 1024;
 
 /** Puts the image's `length` bytes at `start` into the file, from the source. */
 export type FetchRange = (start: number, length: number) => Promise<void>;
@@ -40,11 +46,8 @@ export class ChunkSource {
   readFromBase = 0;
   /** Whether the partial file began as a copy of the base, whose blocks kept in place are left as they are. */
   private cloned = false;
-  /**
-   * Buffers that copied blocks were read into, used again once written: a lane holds one at a time. A
-   * fresh one for every chunk has the heap collected every few chunks, on the thread that drives the lanes.
-   */
-  private readonly spare: Buffer[] = [];
+  /** What copies are read into, on shared memory that a hashing thread checks in place; used again once written. */
+  private readonly buffers = new BlockBuffers(() => SPARE_BYTES);
   /** Whether each base block larger than a chunk matched its digest, by its start in the new file. */
   private readonly verdicts = new Map<number, Promise<boolean>>();
 
@@ -158,7 +161,7 @@ export class ChunkSource {
       const copied = s.kind === 'copy' ? await this.copy(s.start, length, s.block) : undefined;
       if (copied) {
         await write(copied, s.start);
-        this.spare.push(copied);
+        this.buffers.give(copied);
         fill.reused += length;
       } else {
         await fetch(s.start, length);
@@ -177,8 +180,9 @@ export class ChunkSource {
     const size = block.end - block.start;
     if (length === size) {
       // The common case, a chunk holding whole blocks: one read, checked and used as it is.
-      const bytes = this.buffer(size);
+      const bytes = this.buffers.take(size);
       if ((await this.readBase(bytes, block.baseStart)) && (await blockDigest(bytes)) === block.digest) return bytes;
+      this.buffers.give(bytes);
       this.mismatches++;
       return undefined;
     }
@@ -189,8 +193,10 @@ export class ChunkSource {
       this.verdicts.set(block.start, verdict);
     }
     if (!(await verdict)) return undefined;
-    const bytes = this.buffer(length);
-    return (await this.readBase(bytes, block.baseStart + (start - block.start))) ? bytes : undefined;
+    const bytes = this.buffers.take(length);
+    if (await this.readBase(bytes, block.baseStart + (start - block.start))) return bytes;
+    this.buffers.give(bytes);
+    return undefined;
   }
 
   private async checkBlock(block: CopiedBlock): Promise<boolean> {
@@ -207,14 +213,6 @@ export class ChunkSource {
     }
     this.mismatches++;
     return false;
-  }
-
-  /** A buffer of `length` bytes: a spare one large enough, else a new one. */
-  private buffer(length: number): Buffer {
-    const i = this.spare.findIndex((b) => b.buffer.byteLength >= length);
-    if (i < 0) return Buffer.allocUnsafeSlow(length);
-    const [spare] = this.spare.splice(i, 1);
-    return Buffer.from(spare.buffer, 0, length);
   }
 
   /** Fills `bytes` from the base at `position`; false when it cannot (a short or failed read). */
