@@ -195,8 +195,9 @@ function tracedFetch(...args: Parameters<typeof fetchFrom>): Promise<Fetched> {
  * equal the signed one: every byte, copied, moved or fetched, is covered, so the SHA-256 recorded beside
  * the file is that of its bytes. The read cannot be spared: SHA-256 is a chained hash, not derivable from
  * per-block digests, and the earlier version's bytes on disk may have changed since they were verified (its
- * `.sha256` proves nothing, see presentAsSigned); the per-block digests are not signed either. What is
- * spared is every other pass over the kept bytes: no read into this process, no per-block digest, no write.
+ * `.sha256` proves nothing, see presentAsSigned); the per-block digests come from the store's block list,
+ * which is not checked here against the signed one, and each is 128 bits of a SHA-256. What is spared is
+ * every other pass over the kept bytes: no read into this process, no per-block digest, no write.
  */
 async function fetchFrom(
   ctx: DownloadContext,

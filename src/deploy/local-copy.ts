@@ -8,14 +8,14 @@ import type { BlockStore } from '../storage/block-store';
 import { blockIndexFromBlockList, localBases, type BlockIndex, type LocalBase } from './block-index';
 import { chooseBase, inPlaceBlocks, reusableBytes, segmentsOf, type CopiedBlock, type DeltaPlan } from './delta-plan';
 import type { StepLog } from './download-request';
-import type { PartialState } from './partial-state';
+import { CHUNK, type PartialState } from './partial-state';
 
 const CHECK_PIECE = 1024 * 1024;
 /**
  * Idle copy buffers kept for the next copies: eight lanes' chunks. A fresh buffer for every chunk had the
  * heap collected every few chunks, on the thread that drives the lanes.
  */
-const SPARE_BYTES = 64 * 1024 * 1024;
+const SPARE_BYTES = 8 * CHUNK;
 
 /** Puts the image's `length` bytes at `start` into the file, from the source. */
 export type FetchRange = (start: number, length: number) => Promise<void>;
@@ -35,9 +35,9 @@ export interface ChunkFill {
  * the file system (`startFrom`), and the blocks kept in place are neither read nor written by this
  * process again. A block that moved is read from the base and its digest checked as it is read; one that
  * does not match (or cannot be read) is downloaded instead. Blocks kept in place are not checked one by
- * one: their digests come from the block list in the store, which nothing signs, so they would prove
- * nothing the whole file's SHA-256 does not. That SHA-256, over every byte of the finished file and
- * checked against the signed statement, stays the final word (see ./download).
+ * one: their digests come from the block list in the store, which a download does not check against the
+ * signed one, so they would prove nothing the whole file's SHA-256 does not. That SHA-256, over every byte
+ * of the finished file and checked against the signed statement, stays the final word (see ./download).
  */
 export class ChunkSource {
   /** Copied blocks whose bytes did not match their digest, and were downloaded instead. */
