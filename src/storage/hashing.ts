@@ -116,11 +116,17 @@ export class HashPool {
     return this.threads[i];
   }
 
-  /** The thread with the least work queued among the first `count`, for a single digest. */
-  private leastBusy(count = this.size): HashThread {
-    let best = this.thread(0);
-    for (let i = 1; i < count; i++) if (this.thread(i).pending.size < best.pending.size) best = this.thread(i);
-    return best;
+  /**
+   * The thread with the least work queued among the first `count` that `eligible` allows, for a single
+   * digest; among all of them when it allows none.
+   */
+  private leastBusy(count = this.size, eligible: (t: HashThread) => boolean = () => true): HashThread {
+    let best: HashThread | undefined;
+    for (let i = 0; i < count; i++) {
+      const t = this.thread(i);
+      if (eligible(t) && (!best || t.pending.size < best.pending.size)) best = t;
+    }
+    return best ?? this.leastBusy(count);
   }
 
   /**
@@ -129,22 +135,10 @@ export class HashPool {
    * may take the core the transfers would otherwise need.
    */
   async sha256(bytes: Uint8Array, options: { everyCore?: boolean } = {}): Promise<string> {
-    const thread = options.everyCore ? this.leastBusyWithoutStream() : this.leastBusy();
+    // With `everyCore`, a thread that carries no image stream where there is one: a digest queued among a
+    // stream's pushes holds them up, and the stream's bytes are the other half of the hashing.
+    const thread = options.everyCore ? this.leastBusy(this.widest, (t) => t.streams === 0) : this.leastBusy();
     return (await thread.send({ id: nextId++, op: 'sha256', bytes, giveBack: false })).hex!;
-  }
-
-  /**
-   * The least busy of all `widest` threads that carries no image stream (a digest queued among a stream's
-   * pushes holds them up, and the stream's bytes are the other half of the hashing), or of them all when
-   * each carries one.
-   */
-  private leastBusyWithoutStream(): HashThread {
-    let best: HashThread | undefined;
-    for (let i = 0; i < this.widest; i++) {
-      const t = this.thread(i);
-      if (t.streams === 0 && (!best || t.pending.size < best.pending.size)) best = t;
-    }
-    return best ?? this.leastBusy(this.widest);
   }
 
   /** SHA-256 (hex) of bytes moved to a thread and back: the caller uses the returned buffer, not its own. */
