@@ -42,7 +42,11 @@ export class VcenterHttp {
   private readonly agent: http.Agent;
   private readonly transport: typeof http | typeof https;
 
-  constructor(base: string, trust: VcenterTrust) {
+  constructor(
+    base: string,
+    /** How the vCenter's certificate is trusted: also by the thread of an upload (./upload-on-thread). */
+    readonly trust: VcenterTrust,
+  ) {
     const url = new URL(base);
     this.origin = url.origin;
     this.transport = url.protocol === 'https:' ? https : http;

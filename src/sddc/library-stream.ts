@@ -1,6 +1,4 @@
-import { once } from 'node:events';
 import fs from 'node:fs';
-import { PassThrough } from 'node:stream';
 import type { WrittenFollower } from '../deploy/download';
 import { signedItemMembers } from '../deploy/expected-members';
 import { TarReader, type TarSink } from '../images/tar-reader';
@@ -8,6 +6,7 @@ import type { Provenance, SignedMember } from '../provenance/statement';
 import { formatOf } from '../shared/image-format';
 import type { ImageVersion } from '../shared/image-version';
 import { planUploads, type ContentLibrary } from './content-library';
+import type { StartedUpload } from './vsphere-rest';
 import {
   completeImport,
   discardImport,
@@ -37,11 +36,6 @@ const UPLOAD_BUFFER = 8 * 1024 * 1024;
  * client's usual allowance; a cancel or a failed upload ends the attempt sooner.
  */
 const STREAM_IDLE_MS = 30 * 60_000;
-
-interface Upload {
-  pass: PassThrough;
-  sent: Promise<void>;
-}
 
 /** One attempt's session: the members' endpoints, fed from the partial file as the download writes it. */
 class SessionUpload implements WrittenFollower {
@@ -94,7 +88,7 @@ class SessionUpload implements WrittenFollower {
     const handle = await fs.promises.open(this.partial, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     try {
       const whole = !formatOf(this.ref.format).libraryItem.members;
-      let current: Upload | undefined;
+      let current: StartedUpload | undefined;
       const reader = new TarReader(async (entry) => {
         current = this.start(entry.name, entry.size);
         return current ? this.sink(current) : DROP;
@@ -116,7 +110,7 @@ class SessionUpload implements WrittenFollower {
         else await reader.write(chunk);
         this.bytesRead += chunk.length;
         this.onBytes(this.bytesRead);
-        if (current && current.pass.writableLength > UPLOAD_BUFFER) await drained(current);
+        if (current) await Promise.race([current.upload.drained(UPLOAD_BUFFER), current.sent]);
       }
       if (whole) await wholeSink.end();
       else reader.finish();
@@ -128,35 +122,29 @@ class SessionUpload implements WrittenFollower {
   }
 
   /** The upload of a member the session waits for, or none for one it holds already or the item never holds. */
-  private start(name: string, size: number): Upload | undefined {
+  private start(name: string, size: number): StartedUpload | undefined {
     const endpoint = this.endpoints.get(name);
     if (!endpoint || this.used.has(name)) return undefined;
     this.used.add(name);
-    const pass = new PassThrough({ highWaterMark: UPLOAD_BUFFER });
-    const sent = this.cl.rest.upload(endpoint, size, () => pass, name, { signal: this.signal, idleTimeoutMs: STREAM_IDLE_MS });
+    const started = this.cl.rest.startUpload(endpoint, size, name, { signal: this.signal, idleTimeoutMs: STREAM_IDLE_MS });
     // A failed upload ends the attempt now, even while it waits for the download, which is then stopped.
-    sent.catch((err: unknown) => this.abort(err as Error));
-    return { pass, sent };
+    started.sent.catch((err: unknown) => this.abort(err as Error));
+    return started;
   }
 
-  private sink(upload: Upload): TarSink {
+  private sink({ upload, sent }: StartedUpload): TarSink {
     return {
-      update: (bytes) => void upload.pass.write(bytes),
+      update: (bytes) => upload.write(bytes),
       // One member at a time: the next is sent once the vCenter has taken this one, and checked its SHA-256.
       end: async () => {
-        upload.pass.end();
-        await upload.sent;
+        upload.end();
+        await sent;
       },
     };
   }
 }
 
 const DROP: TarSink = { update: () => undefined, end: () => undefined };
-
-/** Waits until the upload has taken what it holds, or failed. */
-async function drained(upload: Upload): Promise<void> {
-  await Promise.race([once(upload.pass, 'drain'), upload.sent]);
-}
 
 /** The streamed import of one version into one item, over the attempts of its download. */
 export class StreamedImport {

@@ -4,6 +4,7 @@ import type { VcenterTrust } from './agent-vcenter';
 import type { Credentials } from './vcenter-login';
 import { inSpan } from '../observability/spans';
 import { VcenterHttp } from './http';
+import { UploadOnThread } from './upload-on-thread';
 
 /**
  * The vSphere Automation REST API (`/rest/com/vmware/…`, as vCenter 6.5 to 8 and vcsim serve it) in one
@@ -63,6 +64,12 @@ export function withoutCredentials(err: unknown, credentials: Credentials): unkn
     err.stack = `${err.name}: ${message}`;
   }
   return err;
+}
+
+/** An upload started: the bytes go to `upload` as they come; `sent` settles with the vCenter's answer. */
+export interface StartedUpload {
+  upload: UploadOnThread;
+  sent: Promise<void>;
 }
 
 export interface RestCall {
@@ -148,6 +155,31 @@ export class VsphereRest {
       }),
     );
     if (res.status < 200 || res.status >= 300) throw apiError(res.status, res.body, `upload of ${what}`);
+  }
+
+  /**
+   * Starts sending `size` bytes, written as they come, to an upload endpoint the vCenter handed out, from
+   * a thread of its own (./upload-on-thread). `sent` settles with the vCenter's answer.
+   */
+  startUpload(endpoint: string, size: number, what: string, call: RestCall & { signal: AbortSignal }): StartedUpload {
+    const path = this.http.pathOf(endpoint);
+    const upload = new UploadOnThread(
+      {
+        origin: this.http.origin,
+        trust: this.http.trust,
+        path,
+        headers: { [SESSION_HEADER]: this.sessionId, 'content-type': 'application/octet-stream' },
+        contentLength: size,
+        idleTimeoutMs: call.idleTimeoutMs,
+      },
+      call.signal,
+    );
+    const sent = inSpan('vmhub.vcenter', { operation: `PUT ${redactPath(path)}`, bytes: size }, () => upload.answered).then(
+      (res) => {
+        if (res.status < 200 || res.status >= 300) throw apiError(res.status, res.body, `upload of ${what}`);
+      },
+    );
+    return { upload, sent };
   }
 
   /** A file's bytes from a download endpoint the vCenter handed out, as a stream. */

@@ -1,7 +1,6 @@
 import os from 'node:os';
-import path from 'node:path';
 import { types } from 'node:util';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { VmhubError, type ErrorType } from '../shared/errors';
 import type { ImageFormat } from '../shared/image-format';
 import type { ImageMetadata, InspectOptions } from '../images/inspect';
@@ -9,6 +8,7 @@ import type { OvfEnvelope } from '../images/ovf/envelope';
 import { isShared } from './block-buffers';
 import type { ErrorShape, HashReply, HashRequest } from './hashing-thread';
 import { metrics } from '../observability/metrics';
+import { moduleThread } from '../engine/module-thread';
 
 /**
  * SHA-256 on worker threads: hashing a block costs milliseconds of CPU, and on the event loop it would
@@ -29,15 +29,7 @@ class HashThread {
   dead?: Error;
 
   constructor() {
-    const file = path.join(__dirname, `hashing-thread${path.extname(__filename)}`);
-    // Under tsx or ts-jest the thread loads the TypeScript source through tsx; compiled code needs nothing.
-    const tsx = file.endsWith('.ts') ? require.resolve('tsx/cjs/api') : undefined;
-    this.worker = new Worker(
-      `const { workerData } = require('node:worker_threads');
-       if (workerData.tsx) require(workerData.tsx).register();
-       require(workerData.file);`,
-      { eval: true, workerData: { file, tsx }, execArgv: [] },
-    );
+    this.worker = moduleThread(__dirname, 'hashing-thread');
     this.worker.on('message', (reply: HashReply) => {
       const p = this.pending.get(reply.id);
       if (!p) return;
