@@ -3,23 +3,40 @@ import { moduleThread } from '../engine/module-thread';
 import { VcenterUnreachable } from './http';
 import type { UploadReply, UploadRequest, UploadTarget } from './upload-thread';
 
+/** Where a started upload's bytes go as they come. */
+export interface UploadWriter {
+  /** Bytes the caller never writes again: on shared memory they are sent from where they are. */
+  write(bytes: Uint8Array): void;
+  end(): void;
+  /** Settles once at most `limit` bytes written are held unsent, or the upload is over. */
+  drained(limit: number): Promise<void>;
+}
+
 /**
  * An upload to a vCenter sent from a thread of its own (./upload-thread), its bytes written as they come.
  * A streamed import sends every byte it downloads: on the event loop, the upload's encryption and socket
  * writes took as much of it as the download. Bytes on shared memory reach the thread without a copy, and
  * the caller never writes them again; other bytes are copied.
  */
-export class UploadOnThread {
+export class UploadOnThread implements UploadWriter {
   /** The vCenter's answer; rejects with the signal's reason on abort, VcenterUnreachable when it hung up. */
   readonly answered: Promise<{ status: number; body: Buffer }>;
-  /** Bytes written that the connection has not taken yet. */
+  /** Bytes written that the thread has not handed to its request's body stream yet. */
   private unsent = 0;
   private settled = false;
   private readonly waiters = new Set<() => void>();
-  private readonly worker: Worker;
+  private readonly worker?: Worker;
 
   constructor(target: UploadTarget, signal: AbortSignal) {
-    this.worker = moduleThread(__dirname, 'upload-thread');
+    // An upload given up before it began starts no thread.
+    if (signal.aborted) {
+      this.settled = true;
+      this.answered = Promise.reject(signal.reason);
+      this.answered.catch(() => undefined);
+      return;
+    }
+    const worker = moduleThread(__dirname, 'upload-thread');
+    this.worker = worker;
     this.answered = new Promise((resolve, reject) => {
       const end = (settle: () => void) => {
         if (this.settled) return;
@@ -27,12 +44,11 @@ export class UploadOnThread {
         signal.removeEventListener('abort', abort);
         settle();
         this.wakeAll();
-        void this.worker.terminate();
+        void worker.terminate();
       };
       const abort = () => end(() => reject(signal.reason));
-      if (signal.aborted) return abort();
       signal.addEventListener('abort', abort, { once: true });
-      this.worker.on('message', (reply: UploadReply) => {
+      worker.on('message', (reply: UploadReply) => {
         if (reply.op === 'taken') {
           this.unsent -= reply.bytes;
           this.wakeAll();
@@ -43,9 +59,13 @@ export class UploadOnThread {
           end(() => reject(err));
         }
       });
-      this.worker.on('error', (err) => end(() => reject(err)));
-      this.worker.on('exit', (code) => end(() => reject(new Error(`the upload's thread ended (code ${code})`))));
-      this.post({ op: 'start', ...target });
+      worker.on('error', (err) => end(() => reject(err)));
+      worker.on('exit', (code) => end(() => reject(new Error(`the upload's thread ended (code ${code})`))));
+      try {
+        this.post({ op: 'start', ...target });
+      } catch (err) {
+        end(() => reject(err));
+      }
     });
     // Observed by the caller's `answered`; a rejection nobody awaits yet must not end the process.
     this.answered.catch(() => undefined);
@@ -64,13 +84,12 @@ export class UploadOnThread {
     if (!this.settled) this.post({ op: 'end' });
   }
 
-  /** Settles once at most `limit` bytes written are unsent, or the upload is over. */
   async drained(limit: number): Promise<void> {
     while (this.unsent > limit && !this.settled) await new Promise<void>((resolve) => this.waiters.add(resolve));
   }
 
   private post(req: UploadRequest, transfer: ArrayBuffer[] = []): void {
-    this.worker.postMessage(req, transfer);
+    this.worker?.postMessage(req, transfer);
   }
 
   private wakeAll(): void {

@@ -4,7 +4,7 @@ import type { VcenterTrust } from './agent-vcenter';
 import type { Credentials } from './vcenter-login';
 import { inSpan } from '../observability/spans';
 import { VcenterHttp } from './http';
-import { UploadOnThread } from './upload-on-thread';
+import { UploadOnThread, type UploadWriter } from './upload-on-thread';
 
 /**
  * The vSphere Automation REST API (`/rest/com/vmware/…`, as vCenter 6.5 to 8 and vcsim serve it) in one
@@ -68,7 +68,7 @@ export function withoutCredentials(err: unknown, credentials: Credentials): unkn
 
 /** An upload started: the bytes go to `upload` as they come; `sent` settles with the vCenter's answer. */
 export interface StartedUpload {
-  upload: UploadOnThread;
+  upload: UploadWriter;
   sent: Promise<void>;
 }
 

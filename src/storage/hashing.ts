@@ -113,12 +113,13 @@ export class HashPool {
    * digest; among all of them when it allows none.
    */
   private leastBusy(count = this.size, eligible: (t: HashThread) => boolean = () => true): HashThread {
-    let best: HashThread | undefined;
+    let [best, any] = [undefined as HashThread | undefined, this.thread(0)];
     for (let i = 0; i < count; i++) {
       const t = this.thread(i);
+      if (t.pending.size < any.pending.size) any = t;
       if (eligible(t) && (!best || t.pending.size < best.pending.size)) best = t;
     }
-    return best ?? this.leastBusy(count);
+    return best ?? any;
   }
 
   /**

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { Provenance } from '../../src/provenance/statement';
 import { ContentLibrary } from '../../src/sddc/content-library';
 import type { VcenterConnection } from '../../src/sddc/library-import';
@@ -53,9 +53,11 @@ async function streamed(
     addFile: (_session: string, file: { name: string }) => Promise.resolve({ upload_endpoint: { uri: `/upload/${file.name}` } }),
     fail: (id: string, reason: string) => Promise.resolve(void told.failed.push([id, reason])),
     rest: {
-      upload: (_endpoint: string, _size: number, body: () => Readable, _what: string, call: RestCall) => {
+      startUpload: (_endpoint: string, _size: number, _what: string, call: RestCall) => {
         told.calls.push(call);
-        return upload(body(), call);
+        const body = new PassThrough();
+        const writer = { write: (b: Uint8Array) => void body.write(b), end: () => body.end(), drained: () => Promise.resolve() };
+        return { upload: writer, sent: upload(body, call) };
       },
     },
   });

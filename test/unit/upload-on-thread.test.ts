@@ -1,16 +1,25 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate, createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { VcenterTrust } from '../../src/sddc/agent-vcenter';
 import { VcenterUnreachable } from '../../src/sddc/http';
 import { UploadOnThread } from '../../src/sddc/upload-on-thread';
+import { VsphereApiError, VsphereRest } from '../../src/sddc/vsphere-rest';
 
 const MiB = 1024 * 1024;
 
-/** A server that hands each PUT to `handle`; its requests' bodies are counted, and hashed as they arrive. */
-async function server(handle: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
-  const srv = http.createServer(handle);
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+/** A server that hands each request to `handle`; over TLS with `tls`'s certificate. */
+async function server(handle: Handler, tls?: { key: string; cert: string }) {
+  const srv = tls ? https.createServer(tls, handle) : http.createServer(handle);
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const origin = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+  const origin = `${tls ? 'https' : 'http'}://127.0.0.1:${(srv.address() as AddressInfo).port}`;
   return {
     origin,
     close: () => {
@@ -20,9 +29,9 @@ async function server(handle: (req: http.IncomingMessage, res: http.ServerRespon
   };
 }
 
-const target = (origin: string, contentLength: number) => ({
+const target = (origin: string, contentLength: number, trust: VcenterTrust = { kind: 'system' }) => ({
   origin,
-  trust: { kind: 'system' as const },
+  trust,
   path: '/upload/item?x=1',
   headers: { 'content-type': 'application/octet-stream', 'x-session': 'secret' },
   contentLength,
@@ -115,8 +124,6 @@ describe('UploadOnThread', () => {
       setTimeout(() => stop.abort(reason), 200);
       await expect(upload.answered).rejects.toBe(reason);
       await serverSawAbort;
-      // Writes after the end are dropped, not thrown.
-      expect(() => upload.write(Buffer.alloc(10))).not.toThrow();
     } finally {
       await srv.close();
     }
@@ -132,6 +139,110 @@ describe('UploadOnThread', () => {
       await expect(upload.answered).rejects.toBeInstanceOf(VcenterUnreachable);
       await upload.drained(0);
     } finally {
+      await srv.close();
+    }
+  });
+
+  it('starts no thread and sends nothing when given up before it began', async () => {
+    let requests = 0;
+    const srv = await server(() => requests++);
+    try {
+      const stop = new AbortController();
+      const reason = new Error('cancelled first');
+      stop.abort(reason);
+      const upload = new UploadOnThread(target(srv.origin, 10), stop.signal);
+      upload.write(Buffer.alloc(10));
+      upload.end();
+      await expect(upload.answered).rejects.toBe(reason);
+      await upload.drained(0);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(requests).toBe(0);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('trusts the vCenter on its thread as the agent is told: a pinned certificate or a CA; another pin gets not a byte', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmhub-upload-tls-'));
+    const [keyFile, certFile] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'].concat([
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ]),
+      { stdio: 'ignore' },
+    );
+    const tls = { key: fs.readFileSync(keyFile, 'utf8'), cert: fs.readFileSync(certFile, 'utf8') };
+    const pin = new X509Certificate(tls.cert).fingerprint256.replace(/:/g, '').toLowerCase();
+    const received: string[] = [];
+    const srv = await server((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push(Buffer.concat(chunks).toString());
+        res.writeHead(201).end();
+      });
+    }, tls);
+    const send = async (trust: VcenterTrust, text: string) => {
+      const upload = new UploadOnThread(target(srv.origin, text.length, trust), new AbortController().signal);
+      upload.write(Buffer.from(text));
+      upload.end();
+      return (await upload.answered).status;
+    };
+    try {
+      await expect(send({ kind: 'thumbprint', sha256: pin }, 'pinned')).resolves.toBe(201);
+      await expect(send({ kind: 'ca', ca: tls.cert, file: certFile }, 'by its CA')).resolves.toBe(201);
+      await expect(send({ kind: 'thumbprint', sha256: 'ab'.repeat(32) }, 'elsewhere')).rejects.toBeInstanceOf(VcenterUnreachable);
+      await expect(send({ kind: 'system' }, 'unknown CA')).rejects.toBeInstanceOf(VcenterUnreachable);
+      expect(received).toEqual(['pinned', 'by its CA']);
+    } finally {
+      await srv.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('VsphereRest.startUpload', () => {
+  it("sends the session's header and turns a refusal into the vCenter's typed error", async () => {
+    const seen: Array<{ method?: string; url?: string; session?: string }> = [];
+    const srv = await server((req, res) => {
+      seen.push({ method: req.method, url: req.url, session: req.headers['vmware-api-session-id'] as string | undefined });
+      req.resume();
+      req.on('end', () => {
+        if (req.method === 'POST') return res.writeHead(200).end(JSON.stringify({ value: 'session-7' }));
+        const refusal = {
+          type: 'com.vmware.vapi.std.errors.invalid_argument',
+          value: { messages: [{ default_message: 'no such file' }] },
+        };
+        res.writeHead(400).end(JSON.stringify(refusal));
+      });
+    });
+    const rest = await VsphereRest.login(srv.origin, { username: 'u', password: 'p' }, { trust: { kind: 'system' } });
+    try {
+      const { upload, sent } = rest.startUpload(`${srv.origin}/cis/data/upload-1/disk.vmdk`, 4, 'disk.vmdk', {
+        signal: new AbortController().signal,
+      });
+      upload.write(Buffer.from('disk'));
+      upload.end();
+      const refused = await sent.then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(refused).toBeInstanceOf(VsphereApiError);
+      expect(refused).toMatchObject({ status: 400, type: 'com.vmware.vapi.std.errors.invalid_argument' });
+      expect((refused as Error).message).toBe('upload of disk.vmdk failed with HTTP 400 invalid_argument: no such file');
+      expect(seen[1]).toEqual({ method: 'PUT', url: '/cis/data/upload-1/disk.vmdk', session: 'session-7' });
+    } finally {
+      rest.http.close();
       await srv.close();
     }
   });
