@@ -36,9 +36,11 @@ export async function run(options: { image?: string }, deps: CliDeps): Promise<R
   const client = await deps.temporal();
   await requireWorker(client, deps.config);
   if (options.image) await requirePolicy(await deps.catalog(), options.image);
-  // One at a time with the schedule's runs, or two would retire the same versions and each report the other's as failed.
+  // One at a time with the schedule's runs, or two would retire the same versions and each report the other's as
+  // failed. Only the runs on this task queue: one on another queue of the namespace is another deployment's,
+  // which may have no worker at all, and would be waited for forever.
   for await (const running of client.workflow.list({
-    query: `WorkflowType = 'ApplyRetention' AND ExecutionStatus = 'Running'`,
+    query: `WorkflowType = 'ApplyRetention' AND ExecutionStatus = 'Running' AND TaskQueue = '${deps.config.taskQueue}'`,
   })) {
     await client.workflow
       .getHandle(running.workflowId, running.runId)

@@ -287,6 +287,13 @@ describe('previews and confirmations against the services', () => {
   it('retention apply --dry-run lists the versions it would retire and changes nothing; retention apply retires them', async () => {
     const image = images.kept;
     await world.deps.catalog.retention.set({ image, keep: 2 });
+    // A retention run on another task queue of the namespace (another deployment's, no worker polls it here)
+    // stays running: apply does not wait for it.
+    const elsewhere = await world.client.workflow.start('ApplyRetention', {
+      args: [{}],
+      taskQueue: `pv-elsewhere-${id}`,
+      workflowId: `retention:all:pv-elsewhere-${id}`,
+    });
 
     const oldest = published[`${image}@1.0.0`];
     const size = oldest.sizeBytes;
@@ -330,6 +337,7 @@ describe('previews and confirmations against the services', () => {
     expect(await statusOf(image, '1.0.0')).toBe('retired');
     expect(await statusOf(image, '1.1.0')).toBe('available');
     expect(await blobExists('east-primary', oldest)).toBe(false);
+    await elsewhere.terminate('the test is over');
   });
 
   /** Runs vmhub under a pseudo-terminal (`script`), typing `input`; returns what the terminal showed. */
