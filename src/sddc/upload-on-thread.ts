@@ -1,5 +1,6 @@
 import type { Worker } from 'node:worker_threads';
 import { moduleThread } from '../engine/module-thread';
+import { isShared } from '../storage/block-buffers';
 import { VcenterUnreachable } from './http';
 import type { UploadReply, UploadRequest, UploadTarget } from './upload-thread';
 
@@ -73,7 +74,7 @@ export class UploadOnThread implements UploadWriter {
 
   write(bytes: Uint8Array): void {
     if (this.settled) return;
-    const shared = bytes.buffer instanceof SharedArrayBuffer;
+    const shared = isShared(bytes);
     // A view of a larger buffer would be sent whole: a copy of just its bytes is moved instead.
     const own = shared ? bytes : new Uint8Array(bytes);
     this.unsent += own.byteLength;

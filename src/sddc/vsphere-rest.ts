@@ -141,20 +141,18 @@ export class VsphereRest {
   }
 
   /** Sends a file's bytes to an upload endpoint the vCenter handed out. */
-  async upload(endpoint: string, size: number, body: () => Readable, what: string, call?: RestCall): Promise<void> {
-    const operation = `PUT ${redactPath(this.http.pathOf(endpoint))}`;
-    const res = await inSpan('vmhub.vcenter', { operation, bytes: size }, () =>
+  upload(endpoint: string, size: number, body: () => Readable, what: string, call?: RestCall): Promise<void> {
+    const put = this.putTo(endpoint);
+    const answer = () =>
       this.http.request({
         method: 'PUT',
-        path: endpoint,
-        headers: { [SESSION_HEADER]: this.sessionId, 'content-type': 'application/octet-stream' },
+        ...put,
         body,
         contentLength: size,
         signal: call?.signal,
         idleTimeoutMs: call?.idleTimeoutMs,
-      }),
-    );
-    if (res.status < 200 || res.status >= 300) throw apiError(res.status, res.body, `upload of ${what}`);
+      });
+    return uploaded(put.path, size, what, answer);
   }
 
   /**
@@ -162,24 +160,24 @@ export class VsphereRest {
    * a thread of its own (./upload-on-thread). `sent` settles with the vCenter's answer.
    */
   startUpload(endpoint: string, size: number, what: string, call: RestCall & { signal: AbortSignal }): StartedUpload {
-    const path = this.http.pathOf(endpoint);
-    const upload = new UploadOnThread(
-      {
-        origin: this.http.origin,
-        trust: this.http.trust,
-        path,
-        headers: { [SESSION_HEADER]: this.sessionId, 'content-type': 'application/octet-stream' },
-        contentLength: size,
-        idleTimeoutMs: call.idleTimeoutMs,
-      },
-      call.signal,
-    );
-    const sent = inSpan('vmhub.vcenter', { operation: `PUT ${redactPath(path)}`, bytes: size }, () => upload.answered).then(
-      (res) => {
-        if (res.status < 200 || res.status >= 300) throw apiError(res.status, res.body, `upload of ${what}`);
-      },
-    );
-    return { upload, sent };
+    const put = this.putTo(endpoint);
+    const target = {
+      origin: this.http.origin,
+      trust: this.http.trust,
+      ...put,
+      contentLength: size,
+      idleTimeoutMs: call.idleTimeoutMs,
+    };
+    const upload = new UploadOnThread(target, call.signal);
+    return { upload, sent: uploaded(put.path, size, what, () => upload.answered) };
+  }
+
+  /** An upload endpoint's path on this vCenter, and the headers of a PUT to it in this session. */
+  private putTo(endpoint: string): { path: string; headers: Record<string, string> } {
+    return {
+      path: this.http.pathOf(endpoint),
+      headers: { [SESSION_HEADER]: this.sessionId, 'content-type': 'application/octet-stream' },
+    };
   }
 
   /** A file's bytes from a download endpoint the vCenter handed out, as a stream. */
@@ -248,6 +246,17 @@ function parseValue<T>(status: number, body: Buffer, what: string): T {
   } catch {
     throw new Error(`${what} answered with something other than JSON`);
   }
+}
+
+/** An upload's PUT, answered by `answer`, in its span; a refusal is the vCenter's typed error. */
+async function uploaded(
+  path: string,
+  size: number,
+  what: string,
+  answer: () => Promise<{ status: number; body: Buffer }>,
+): Promise<void> {
+  const res = await inSpan('vmhub.vcenter', { operation: `PUT ${redactPath(path)}`, bytes: size }, answer);
+  if (res.status < 200 || res.status >= 300) throw apiError(res.status, res.body, `upload of ${what}`);
 }
 
 function apiError(status: number, body: Buffer, what: string): VsphereApiError {
